@@ -1,0 +1,234 @@
+"""Built-in datasets and the deterministic train/validation split.
+
+A dataset factory returns raw arrays; splitting, scaling and tensors are ours:
+
+    factory(seed: int, **params) -> RawData
+
+Plugins registered under `tuner.datasets` follow the same signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from tuner.errors import DataError
+
+Kind = Literal["classification", "regression"]
+MAX_AUTO_CLASSES = 50
+
+
+@dataclass
+class RawData:
+    """What a dataset factory returns: features (n, ...) and targets (n,)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    kind: Kind
+    # Scale features to zero mean / unit variance on the training split (tabular data).
+    standardize: bool = True
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model factory needs to know about the data (also task features)."""
+
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    kind: Kind
+    n_classes: int | None
+    n_train: int
+    n_val: int
+
+
+@dataclass
+class DataSplit:
+    X_train: torch.Tensor
+    y_train: torch.Tensor
+    X_val: torch.Tensor
+    y_val: torch.Tensor
+    info: DataInfo
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size()
+                   for t in (self.X_train, self.y_train, self.X_val, self.y_val))
+
+    def to(self, device: torch.device) -> DataSplit:
+        return DataSplit(self.X_train.to(device), self.y_train.to(device),
+                         self.X_val.to(device), self.y_val.to(device), self.info)
+
+
+# built-ins ----------------------------------------------------------------------------------
+
+def _sk(loader: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn import datasets as skd
+
+    bunch = getattr(skd, loader)()
+    return np.asarray(bunch.data, dtype=np.float32), np.asarray(bunch.target)
+
+
+def digits(seed: int = 0) -> RawData:
+    X, y = _sk("load_digits")
+    return RawData((X / 16.0).reshape(-1, 1, 8, 8), y, "classification", standardize=False)
+
+
+def iris(seed: int = 0) -> RawData:
+    return RawData(*_sk("load_iris"), "classification")
+
+
+def wine(seed: int = 0) -> RawData:
+    return RawData(*_sk("load_wine"), "classification")
+
+
+def breast_cancer(seed: int = 0) -> RawData:
+    return RawData(*_sk("load_breast_cancer"), "classification")
+
+
+def diabetes(seed: int = 0) -> RawData:
+    return RawData(*_sk("load_diabetes"), "regression")
+
+
+def classification(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
+                   n_informative: int = 10, n_classes: int = 3) -> RawData:
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n_samples, n_features=n_features,
+                               n_informative=n_informative, n_classes=n_classes,
+                               random_state=seed)
+    return RawData(X.astype(np.float32), y, "classification")
+
+
+def regression(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
+               noise: float = 10.0) -> RawData:
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=n_samples, n_features=n_features, noise=noise,
+                           random_state=seed)
+    return RawData(X.astype(np.float32), y, "regression")
+
+
+def quadratic(seed: int = 0, n_samples: int = 512, n_features: int = 16,
+              condition: float = 100.0, noise: float = 0.01) -> RawData:
+    """Least squares whose Hessian (XᵀX/n) has the given condition number: with the `linear`
+    model the loss is a quadratic of known conditioning."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n_features, n_features)))
+    scales = np.sqrt(np.geomspace(1.0, condition, n_features))
+    X = rng.standard_normal((n_samples, n_features)) @ np.diag(scales) @ q.T
+    w = rng.standard_normal(n_features)
+    y = X @ w + noise * rng.standard_normal(n_samples)
+    return RawData(X.astype(np.float32), y, "regression", standardize=False)
+
+
+def from_file(seed: int = 0, path: str = "", target: str | None = None,
+              task: Literal["auto", "classification", "regression"] = "auto",
+              x_key: str = "X", y_key: str = "y") -> RawData:
+    """A .npz (arrays X and y) or .csv / .parquet (a target column, default the last) file
+    under the data root (`TUNER_DATA_ROOT`); paths outside the root are refused."""
+    from tuner.config import get_settings
+
+    if not path:
+        raise DataError("task.dataset.params.path: required for the file dataset")
+    root = get_settings().data_root.resolve()
+    full = (root / path).resolve()
+    if not full.is_relative_to(root):
+        raise DataError(f"task.dataset.params.path: {path!r} is outside the data root {root}")
+    if not full.is_file():
+        raise DataError(f"task.dataset.params.path: no such file {path!r} under {root}")
+    suffix = full.suffix.lower()
+    if suffix == ".npz":
+        with np.load(full, allow_pickle=False) as npz:
+            missing = [k for k in (x_key, y_key) if k not in npz]
+            if missing:
+                raise DataError(f"task.dataset.params: {path} has no array {missing[0]!r}; "
+                                f"it has {', '.join(npz.files)}")
+            X, y = np.asarray(npz[x_key], dtype=np.float32), np.asarray(npz[y_key])
+    elif suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        df = pd.read_csv(full) if suffix == ".csv" else pd.read_parquet(full)
+        col = target or str(df.columns[-1])
+        if col not in df.columns:
+            raise DataError(f"task.dataset.params.target: no column {col!r}; valid choices: "
+                            f"{', '.join(map(str, df.columns))}")
+        feats = df.drop(columns=[col]).select_dtypes("number")
+        X, y = feats.to_numpy(dtype=np.float32), df[col].to_numpy()
+    else:
+        raise DataError(f"task.dataset.params.path: unsupported file type {suffix!r}; "
+                        "valid choices: .csv, .npz, .parquet")
+    if len(X) != len(y):
+        raise DataError(f"task.dataset: {path} has {len(X)} rows of X but {len(y)} targets")
+    if task == "auto":
+        numeric = np.issubdtype(y.dtype, np.number)
+        integral = numeric and bool(np.all(np.mod(y.astype(np.float64), 1) == 0))
+        few = len(np.unique(y)) <= MAX_AUTO_CLASSES
+        task = "classification" if (not numeric or integral) and few else "regression"
+    return RawData(X, y, task)
+
+
+# split ---------------------------------------------------------------------------------------
+
+def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
+    """Deterministic (seeded, stratified for classification) split, scaling fitted on train."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < val_fraction < 1:
+        raise DataError(f"task.dataset.params.val_fraction: must be in (0, 1), got {val_fraction}")
+    X = np.asarray(raw.X, dtype=np.float32)
+    y = np.asarray(raw.y)
+    if X.ndim < 2 or len(X) < 4:
+        raise DataError(f"task.dataset: need at least 4 examples with features, got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise DataError("task.dataset: features contain NaN or inf")
+    n_classes: int | None = None
+    if raw.kind == "classification":
+        classes, y = np.unique(y, return_inverse=True)
+        n_classes = len(classes)
+        if n_classes < 2:
+            raise DataError("task.dataset: classification needs at least 2 classes")
+        counts = np.bincount(y)
+        stratify = y if counts.min() >= 2 else None
+    else:
+        y = y.astype(np.float32)
+        stratify = None
+    idx_train, idx_val = train_test_split(np.arange(len(X)), test_size=val_fraction,
+                                          random_state=seed, stratify=stratify)
+    Xtr, Xva = X[idx_train], X[idx_val]
+    ytr, yva = y[idx_train], y[idx_val]
+    if raw.standardize:
+        mean, std = Xtr.mean(axis=0), Xtr.std(axis=0)
+        std[std == 0] = 1.0
+        Xtr, Xva = (Xtr - mean) / std, (Xva - mean) / std
+    if raw.kind == "regression":
+        m, s = float(ytr.mean()), float(ytr.std()) or 1.0
+        ytr, yva = (ytr - m) / s, (yva - m) / s
+        y_dtype = torch.float32
+    else:
+        y_dtype = torch.long
+    info = DataInfo(tuple(int(d) for d in X.shape[1:]),
+                    n_classes if n_classes is not None else 1,
+                    raw.kind, n_classes, len(idx_train), len(idx_val))
+    return DataSplit(torch.as_tensor(Xtr, dtype=torch.float32), torch.as_tensor(ytr, dtype=y_dtype),
+                     torch.as_tensor(Xva, dtype=torch.float32), torch.as_tensor(yva, dtype=y_dtype),
+                     info)
+
+
+def load_dataset(name: str, params: dict[str, Any], seed: int) -> DataSplit:
+    """The registered dataset `name`, split deterministically from `seed`."""
+    from tuner.registry import DATASETS
+
+    params = dict(params)
+    val_fraction = float(params.pop("val_fraction", 0.2))
+    factory = DATASETS.get(name)
+    try:
+        raw = factory(seed=seed, **params)
+    except TypeError as exc:
+        raise DataError(f"task.dataset.params: {name} does not accept these params ({exc})") from exc
+    if not isinstance(raw, RawData):
+        raise DataError(f"task.dataset: factory for {name!r} returned {type(raw).__name__}, "
+                        "not tuner.datasets.RawData")
+    return prepare(raw, seed, val_fraction)

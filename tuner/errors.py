@@ -1,0 +1,39 @@
+"""Error types of the core library. The API and the CLI map them to HTTP / exit codes, once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TunerError(Exception):
+    """Base class: every error the library raises on purpose."""
+
+
+class SpecError(TunerError, ValueError):
+    """A job spec (or part of it) is invalid. `field` is a dotted path into the spec."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def choices(names: Iterable[str]) -> str:
+    """Format valid choices for an error message."""
+    return ", ".join(sorted(names))
+
+
+class UnknownName(SpecError):
+    """A name (optimizer, schedule, model, dataset, sampler...) that is not registered."""
+
+    def __init__(self, field: str, kind: str, name: str, valid: Iterable[str]) -> None:
+        self.valid = sorted(valid)
+        super().__init__(field, f"unknown {kind} {name!r}; valid choices: {choices(self.valid)}")
+
+
+class DataError(TunerError):
+    """A dataset could not be loaded (bad file, path outside the data root, bad shape...)."""
+
+
+class ModelError(TunerError):
+    """A model cannot be built for the given data (e.g. a CNN on non-image input)."""

@@ -1,0 +1,103 @@
+"""The Optuna objective: space → optimizer + schedule → training → report / prune, with the
+trial's full record kept in its user attributes."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any
+
+import optuna
+import torch
+
+from tuner.datasets import DataSplit, load_dataset
+from tuner.models import build_model
+from tuner.sampling import SearchSpace
+from tuner.space import TrialConfig
+from tuner.spec import METRICS, JobSpec
+from tuner.training import Trainer, TrainState, resolve_device
+
+# User-attribute keys the objective writes (read back by tuner.results).
+ATTR_CONFIG = "config"
+ATTR_RECORD = "record"
+ATTR_SEED = "seed"  # set on enqueued confirmation trials to override the training seed
+
+
+class Objective:
+    """Callable for `study.optimize`. Loads the data once per process and reuses it."""
+
+    def __init__(self, spec: JobSpec, *, data: DataSplit | None = None,
+                 device: torch.device | None = None) -> None:
+        self.spec = spec
+        self.space = SearchSpace(spec.space)
+        self._data = data
+        self.device = device
+
+    @property
+    def data(self) -> DataSplit:
+        if self._data is None:
+            ds = self.spec.task.dataset
+            self._data = load_dataset(ds.name, ds.params, self.spec.training.seed)
+        return self._data
+
+    @property
+    def metric(self) -> str:
+        return self.spec.task.resolved_metric(self.data.info.kind)
+
+    @property
+    def direction(self) -> str:
+        return METRICS[self.metric]
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = self.space.sample(trial)
+        trial.set_user_attr(ATTR_CONFIG, config.to_json())
+        seed = int(trial.user_attrs.get(ATTR_SEED, self.spec.training.seed))
+        training = self.spec.training.model_copy(update={"seed": seed})
+        state = TrainState()
+        error: str | None = None
+        started = time.time()
+        try:
+            torch.manual_seed(seed)
+            model = build_model(self.spec.task.model.name, self.spec.task.model.params,
+                                self.data.info)
+            trainer = Trainer(model, self.data, config, training, self.metric,
+                              self.device or resolve_device(training.device))
+            state = trainer.state
+            for rec in trainer.epochs():
+                trial.report(rec.best_value, rec.step)
+                if trial.should_prune():
+                    state.stop_reason = "pruned"
+                    break
+        except Exception as exc:  # recorded, then re-raised so Optuna marks the trial FAIL
+            state.stop_reason = "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            self._record(trial, config, state, started, error, traceback.format_exc(limit=5))
+            raise
+        self._record(trial, config, state, started, error, None)
+        if state.stop_reason == "diverged":
+            # NaN at the stop step: TPE ranks the trial worst; median/percentile pruners skip NaN.
+            trial.report(math.nan, state.stop_step)
+            raise optuna.TrialPruned(f"diverged at epoch {state.stop_step}: {state.detail}")
+        if state.stop_reason == "pruned":
+            raise optuna.TrialPruned(f"pruned at epoch {state.stop_step}")
+        return state.records[-1].best_value
+
+    def _record(self, trial: optuna.Trial, config: TrialConfig, state: TrainState,
+                started: float, error: str | None, tb: str | None) -> None:
+        record: dict[str, Any] = {
+            "stop_reason": state.stop_reason,
+            "stop_step": state.stop_step,
+            "epochs_run": len(state.records),
+            "steps": [r.to_json() for r in state.records],
+            "state_bytes_per_param": state.state_bytes_per_param,
+            "seconds_per_epoch": state.seconds_per_epoch,
+            "device": state.device,
+            "precision": state.precision,
+            "n_params": state.n_params,
+            "detail": state.detail or error or "",
+            "duration_s": time.time() - started,
+        }
+        if tb:
+            record["traceback"] = tb
+        trial.set_user_attr(ATTR_RECORD, record)

@@ -1,0 +1,100 @@
+"""Name → factory tables for models and datasets, extended by installed plugins.
+
+Built-ins are referenced as `module:attr` strings and imported on first use, so listing names
+stays cheap. Plugins come from the entry-point groups `tuner.models` and `tuner.datasets`:
+installed code only, never an import path taken from a request.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from tuner.errors import UnknownName
+
+
+@dataclass
+class Entry:
+    name: str
+    target: str  # "module:attr"
+    help: str = ""
+    source: str = "builtin"  # or the plugin distribution's name
+    _loaded: Callable[..., Any] | None = field(default=None, repr=False)
+
+    def load(self) -> Callable[..., Any]:
+        if self._loaded is None:
+            module, _, attr = self.target.partition(":")
+            obj: Any = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            self._loaded = obj
+        return self._loaded
+
+
+class Registry:
+    """A named table of factories: built-ins first, then the entry-point group's plugins."""
+
+    def __init__(self, kind: str, group: str, builtins: list[Entry]) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtins = {e.name: e for e in builtins}
+        self._plugins: dict[str, Entry] | None = None
+
+    def _discover(self) -> dict[str, Entry]:
+        if self._plugins is None:
+            found: dict[str, Entry] = {}
+            for ep in entry_points(group=self.group):
+                if ep.name in self._builtins:
+                    continue  # a plugin never shadows a built-in
+                dist = ep.dist.name if ep.dist is not None else "plugin"
+                found[ep.name] = Entry(ep.name, ep.value, f"plugin from {dist}", dist)
+            self._plugins = found
+        return self._plugins
+
+    def entries(self) -> dict[str, Entry]:
+        return {**self._builtins, **self._discover()}
+
+    def names(self) -> list[str]:
+        return sorted(self.entries())
+
+    def check(self, name: str) -> None:
+        if name not in self.entries():
+            raise UnknownName(f"task.{self.kind}.name", self.kind, name, self.names())
+
+    def get(self, name: str) -> Callable[..., Any]:
+        self.check(name)
+        return self.entries()[name].load()
+
+    def refresh(self) -> None:
+        self._plugins = None
+
+
+MODELS = Registry("model", "tuner.models", [
+    Entry("linear", "tuner.models:linear", "logistic / linear regression (one linear layer)"),
+    Entry("mlp", "tuner.models:mlp", "multi-layer perceptron; params: hidden=[128], dropout=0"),
+    Entry("cnn", "tuner.models:cnn", "small conv net for image-shaped input (C, H, W); "
+          "params: channels=[16, 32]"),
+    Entry("transformer", "tuner.models:transformer", "small encoder for sequence input (L, d); "
+          "params: d_model=32, heads=4, layers=2"),
+])
+
+DATASETS = Registry("dataset", "tuner.datasets", [
+    Entry("digits", "tuner.datasets:digits", "scikit-learn 8x8 digits, 10 classes, (1, 8, 8)"),
+    Entry("iris", "tuner.datasets:iris", "scikit-learn iris, 3 classes, 4 features"),
+    Entry("wine", "tuner.datasets:wine", "scikit-learn wine, 3 classes, 13 features"),
+    Entry("breast_cancer", "tuner.datasets:breast_cancer",
+          "scikit-learn breast cancer, 2 classes, 30 features"),
+    Entry("diabetes", "tuner.datasets:diabetes", "scikit-learn diabetes, regression, 10 features"),
+    Entry("classification", "tuner.datasets:classification",
+          "synthetic classification (make_classification); params: n_samples, n_features, "
+          "n_classes"),
+    Entry("regression", "tuner.datasets:regression",
+          "synthetic regression (make_regression); params: n_samples, n_features, noise"),
+    Entry("quadratic", "tuner.datasets:quadratic",
+          "synthetic least squares with a known condition number; params: condition, n_features"),
+    Entry("file", "tuner.datasets:from_file",
+          ".npz / .csv / .parquet under TUNER_DATA_ROOT; params: path, target, task"),
+])

@@ -1,0 +1,115 @@
+"""Read trials back from a study: one `TrialRecord` each, and the leaderboard of a search."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.objective import ATTR_CONFIG, ATTR_RECORD
+
+STATES = ("complete", "pruned", "diverged", "failed")
+
+
+@dataclass
+class TrialRecord:
+    """The service's record of one finished trial."""
+
+    number: int
+    state: str  # complete | pruned | diverged | failed | running
+    stop_reason: str | None
+    stop_step: int
+    optimizer: str | None
+    schedule: str | None
+    params: dict[str, Any]
+    value: float | None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    epochs_run: int = 0
+    seconds_per_epoch: float = 0.0
+    state_bytes_per_param: float = 0.0
+    device: str | None = None
+    detail: str = ""
+    system_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, with_steps: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("system_attrs")
+        if not with_steps:
+            d.pop("steps")
+        return d
+
+
+def trial_record(t: FrozenTrial) -> TrialRecord:
+    rec: dict[str, Any] = t.user_attrs.get(ATTR_RECORD, {})
+    cfg: dict[str, Any] = t.user_attrs.get(ATTR_CONFIG, {})
+    reason = rec.get("stop_reason")
+    if t.state == TrialState.COMPLETE:
+        state = "complete"
+    elif t.state == TrialState.PRUNED:
+        state = "diverged" if reason == "diverged" else "pruned"
+    elif t.state == TrialState.FAIL:
+        state, reason = "failed", reason or "failed"
+    else:
+        state = t.state.name.lower()
+    value = t.value if state in ("complete", "pruned") else None
+    return TrialRecord(
+        number=t.number, state=state, stop_reason=reason, stop_step=int(rec.get("stop_step", 0)),
+        optimizer=cfg.get("optimizer"), schedule=cfg.get("schedule"),
+        params=cfg.get("params", {}), value=value, steps=rec.get("steps", []),
+        epochs_run=int(rec.get("epochs_run", 0)),
+        seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
+        state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
+        device=rec.get("device"), detail=str(rec.get("detail", "")),
+        system_attrs=dict(t.system_attrs),
+    )
+
+
+def _is_better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
+    """Best overall (complete trials only), best per optimizer family, and state counts."""
+    counts = Counter(r.state for r in records)
+    best: TrialRecord | None = None
+    by_opt: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.optimizer is None:
+            continue
+        entry = by_opt.setdefault(r.optimizer, {
+            "optimizer": r.optimizer, "best": None, "trials": 0,
+            **{s: 0 for s in STATES},
+        })
+        entry["trials"] += 1
+        if r.state in STATES:
+            entry[r.state] += 1
+        if r.state != "complete" or r.value is None:
+            continue
+        cur = entry["best"]
+        if cur is None or _is_better(r.value, cur["value"], direction):
+            entry["best"] = _brief(r)
+        if best is None or best.value is None or _is_better(r.value, best.value, direction):
+            best = r
+    ranked = sorted(by_opt.values(), key=lambda e: (
+        e["best"] is None,
+        0.0 if e["best"] is None else (-e["best"]["value"] if direction == "maximize"
+                                        else e["best"]["value"])))
+    return {
+        "direction": direction,
+        "best": _brief(best) if best else None,
+        "by_optimizer": ranked,
+        "counts": {s: counts.get(s, 0) for s in STATES},
+    }
+
+
+def _brief(r: TrialRecord) -> dict[str, Any]:
+    return {"number": r.number, "optimizer": r.optimizer, "schedule": r.schedule,
+            "params": r.params, "value": r.value}
+
+
+def study_records(study: optuna.Study) -> list[TrialRecord]:
+    return [trial_record(t) for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished()]

@@ -1,0 +1,140 @@
+"""Samplers, pruners, study creation (with the defaults sweep) and the in-process search."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.samplers import BaseSampler
+
+from tuner.errors import UnknownName
+from tuner.objective import Objective
+from tuner.results import TrialRecord, leaderboard, study_records
+from tuner.sampling import SearchSpace
+from tuner.spec import PRUNERS, SAMPLERS, JobSpec
+
+SWEEP_ATTR = "defaults_sweep"
+
+
+def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSampler:
+    """An Optuna sampler by name; TPE uses constant_liar when trials run in parallel."""
+    s = optuna.samplers
+    if name == "tpe":
+        return s.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=parallel)
+    if name == "random":
+        return s.RandomSampler(seed=seed)
+    # CMA-ES, GP and QMC handle the conditional part of the space (the family's own parameters)
+    # with an independent random sampler.
+    indep = s.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return s.CmaEsSampler(seed=seed, independent_sampler=indep,
+                              warn_independent_sampling=False, consider_pruned_trials=True)
+    if name == "gp":
+        return s.GPSampler(seed=seed, independent_sampler=indep, warn_independent_sampling=False)
+    if name == "qmc":
+        return s.QMCSampler(seed=seed, independent_sampler=indep, scramble=True,
+                            warn_independent_sampling=False, warn_asynchronous_seeding=False)
+    raise UnknownName("search.sampler", "sampler", name, SAMPLERS)
+
+
+def make_pruner(name: str, epochs: int) -> BasePruner:
+    """An Optuna pruner by name, with the resource measured in epochs."""
+    p = optuna.pruners
+    if name == "hyperband":
+        return p.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
+    if name == "asha":
+        return p.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if name == "median":
+        return p.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "percentile":
+        return p.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=1)
+    if name == "wilcoxon":
+        return p.WilcoxonPruner(p_threshold=0.1)
+    if name == "none":
+        return p.NopPruner()
+    raise UnknownName("search.pruner", "pruner", name, PRUNERS)
+
+
+def default_study_name(spec: JobSpec) -> str:
+    """Deterministic for a spec, so Hyperband's brackets (hashed from the study name) and hence
+    a seeded run are reproducible."""
+    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:10]
+    return f"run-{digest}"
+
+
+def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.BaseStorage | None,
+                 study_name: str, *, load_if_exists: bool = False,
+                 seed_configs: Sequence[dict[str, Any]] = ()) -> optuna.Study:
+    """The job's study. A new study is seeded with `seed_configs` (warm start), then the
+    defaults sweep: every chosen family at its literature defaults."""
+    study = optuna.create_study(
+        storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
+        sampler=make_sampler(spec.search.sampler, spec.training.seed,
+                             spec.budget.parallelism > 1),
+        pruner=make_pruner(spec.search.pruner, spec.training.epochs),
+        load_if_exists=load_if_exists,
+    )
+    if not study.get_trials(deepcopy=False):
+        for params in seed_configs:
+            study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
+        if spec.search.defaults_sweep:
+            for params in SearchSpace(spec.space).defaults():
+                study.enqueue_trial(params, user_attrs={SWEEP_ATTR: True}, skip_if_exists=True)
+    return study
+
+
+def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,
+               study_name: str) -> optuna.Study:
+    """A worker's handle on an existing study, with the spec's sampler and pruner."""
+    return optuna.load_study(
+        study_name=study_name, storage=storage,
+        sampler=make_sampler(spec.search.sampler, None, spec.budget.parallelism > 1),
+        pruner=make_pruner(spec.search.pruner, spec.training.epochs),
+    )
+
+
+@dataclass
+class SearchResult:
+    study: optuna.Study
+    metric: str
+    direction: str
+    records: list[TrialRecord]
+
+    def summary(self) -> dict[str, Any]:
+        board = leaderboard(self.records, self.direction)
+        return {
+            "study": self.study.study_name,
+            "metric": self.metric,
+            **board,
+            "trials": [r.to_json() for r in self.records],
+        }
+
+
+def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | None = None,
+               on_trial: Callable[[TrialRecord], None] | None = None) -> SearchResult:
+    """Run the whole search in this process (threads for parallelism) and return its trials."""
+    objective = Objective(spec)
+    direction = objective.direction  # loads the dataset: fails early on bad data
+    name = study_name or default_study_name(spec)
+    if storage is not None and study_name is None:
+        existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        base, i = name, 1
+        while name in existing:
+            i += 1
+            name = f"{base}-{i}"
+    study = create_study(spec, direction, storage, name)
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if on_trial is not None:
+            from tuner.results import trial_record
+
+            on_trial(trial_record(trial))
+
+    study.optimize(objective, n_trials=spec.budget.n_trials, timeout=spec.budget.timeout_s,
+                   n_jobs=spec.budget.parallelism, callbacks=[callback], catch=(Exception,),
+                   gc_after_trial=False)
+    return SearchResult(study, objective.metric, direction, study_records(study))

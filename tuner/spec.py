@@ -1,0 +1,333 @@
+"""The job spec: one pydantic model shared by the core, the API and the CLI.
+
+Validation errors name the field (a dotted path) and the valid choices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tuner.errors import choices
+from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
+
+METRICS: dict[str, Literal["maximize", "minimize"]] = {
+    "val_accuracy": "maximize",
+    "val_loss": "minimize",
+    "val_r2": "maximize",
+}
+CLASSIFICATION_METRICS = ("val_accuracy", "val_loss")
+REGRESSION_METRICS = ("val_loss", "val_r2")
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
+PRUNERS = ("hyperband", "asha", "median", "percentile", "wilcoxon", "none")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentRef(_Strict):
+    """A registry name plus keyword arguments for its factory."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        return json.dumps({"name": self.name, "params": self.params}, sort_keys=True, default=str)
+
+
+class ModelRef(ComponentRef):
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from tuner.registry import MODELS
+
+        MODELS.check(v)
+        return v
+
+
+class DatasetRef(ComponentRef):
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from tuner.registry import DATASETS
+
+        DATASETS.check(v)
+        return v
+
+
+class TaskSpec(_Strict):
+    model: ModelRef
+    dataset: DatasetRef
+    metric: str | None = Field(
+        default=None,
+        description="val_accuracy | val_loss | val_r2; default: val_accuracy for "
+        "classification, val_loss for regression",
+    )
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        if v is not None and v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; valid choices: {choices(METRICS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _direction_matches(self) -> TaskSpec:
+        if self.metric and self.direction and self.direction != METRICS[self.metric]:
+            raise ValueError(
+                f"direction {self.direction!r} contradicts metric {self.metric!r} "
+                f"(which is {METRICS[self.metric]}d)"
+            )
+        return self
+
+    def resolved_metric(self, kind: str) -> str:
+        """The metric for a dataset of this kind (classification | regression)."""
+        valid = CLASSIFICATION_METRICS if kind == "classification" else REGRESSION_METRICS
+        metric = self.metric or valid[0]
+        if metric not in valid:
+            raise ValueError(
+                f"task.metric: {metric!r} does not apply to a {kind} dataset; "
+                f"valid choices: {choices(valid)}"
+            )
+        return metric
+
+    def fingerprint(self, kind: str) -> str:
+        """Identity of the task: model ref + dataset ref + metric."""
+        raw = f"{self.model.key()}|{self.dataset.key()}|{self.resolved_metric(kind)}"
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class RangeOverride(_Strict):
+    low: float
+    high: float
+    log: bool | None = None
+
+
+Override = RangeOverride | bool | int | float
+
+
+class SpaceSpec(_Strict):
+    optimizers: list[str] | None = Field(default=None, description="default: every family")
+    schedules: list[str] | None = Field(default=None, description="default: every schedule")
+    lookahead_bases: list[str] | None = Field(
+        default=None, description="families Lookahead may wrap; default: all but proximal"
+    )
+    overrides: dict[str, Override] = Field(
+        default_factory=dict,
+        description='per-parameter: {"adam.lr": {"low": 1e-4, "high": 1e-2}} or a pinned value',
+    )
+    warmup: bool = Field(default=False, description="sample an optional linear warmup (0-10%)")
+
+    @field_validator("optimizers", "lookahead_bases")
+    @classmethod
+    def _known_families(cls, v: list[str] | None) -> list[str] | None:
+        return _check_names(v, FAMILIES, "optimizer family")
+
+    @field_validator("schedules")
+    @classmethod
+    def _known_schedules(cls, v: list[str] | None) -> list[str] | None:
+        return _check_names(v, SCHEDULES, "schedule")
+
+    @field_validator("lookahead_bases")
+    @classmethod
+    def _valid_bases(cls, v: list[str] | None) -> list[str] | None:
+        for name in v or ():
+            if name not in LOOKAHEAD_BASES:
+                raise ValueError(
+                    f"{name!r} cannot be a Lookahead base; valid choices: "
+                    f"{choices(LOOKAHEAD_BASES)}"
+                )
+        return v
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.optimizers or FAMILIES)
+
+    @property
+    def schedule_names(self) -> list[str]:
+        return list(self.schedules or SCHEDULES)
+
+    @property
+    def bases(self) -> list[str]:
+        return list(self.lookahead_bases or LOOKAHEAD_BASES)
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> SpaceSpec:
+        for key, ov in self.overrides.items():
+            pdef = self.param_def(key)
+            _check_override(key, pdef, ov)
+        return self
+
+    def valid_param_names(self) -> list[str]:
+        names: list[str] = []
+        for fam in self.families:
+            names += [f"{fam}.{p.name}" for p in FAMILIES[fam].params]
+            if fam == "lookahead":
+                for base in self.bases:
+                    names += [f"lookahead.{base}.{p.name}" for p in FAMILIES[base].params]
+        for s in self.schedule_names:
+            names += [f"{s}.{p.name}" for p in SCHEDULES[s].params]
+            if SCHEDULES[s].warmup:
+                names.append(f"{s}.{WARMUP.name}")
+        return names
+
+    def param_def(self, key: str) -> ParamDef:
+        """The definition behind an override key such as `adam.lr` or `lookahead.adam.lr`."""
+        parts = key.split(".")
+        owner = parts[0]
+        if owner in FAMILIES and owner not in self.families:
+            raise ValueError(
+                f"overrides[{key!r}]: family {owner!r} is not in space.optimizers "
+                f"({choices(self.families)})"
+            )
+        if owner in SCHEDULES and owner not in self.schedule_names:
+            raise ValueError(
+                f"overrides[{key!r}]: schedule {owner!r} is not in space.schedules "
+                f"({choices(self.schedule_names)})"
+            )
+        try:
+            if owner == "lookahead" and len(parts) == 3:
+                if parts[1] not in self.bases:
+                    raise KeyError(key)
+                return FAMILIES[parts[1]].param(parts[2])
+            if len(parts) == 2 and owner in FAMILIES:
+                return FAMILIES[owner].param(parts[1])
+            if len(parts) == 2 and owner in SCHEDULES:
+                if parts[1] == WARMUP.name and SCHEDULES[owner].warmup:
+                    return WARMUP
+                return SCHEDULES[owner].param(parts[1])
+        except KeyError:
+            pass
+        raise ValueError(
+            f"overrides: unknown parameter {key!r}; valid choices: "
+            f"{choices(self.valid_param_names())}"
+        )
+
+
+def _check_names(v: list[str] | None, table: dict[str, Any], kind: str) -> list[str] | None:
+    if v is None:
+        return None
+    if not v:
+        raise ValueError(f"must name at least one {kind}; valid choices: {choices(table)}")
+    for name in v:
+        if name not in table:
+            raise ValueError(f"unknown {kind} {name!r}; valid choices: {choices(table)}")
+    return list(dict.fromkeys(v))
+
+
+def _check_override(key: str, pdef: ParamDef, ov: Override) -> None:
+    where = f"overrides[{key!r}]"
+    if isinstance(ov, RangeOverride):
+        if pdef.kind == "bool":
+            raise ValueError(f"{where}: {key} is a boolean; pin it to true or false")
+        if not (math.isfinite(ov.low) and math.isfinite(ov.high)):
+            raise ValueError(f"{where}: low and high must be finite")
+        if ov.low > ov.high:
+            raise ValueError(f"{where}: low ({ov.low}) > high ({ov.high})")
+        log = pdef.log if ov.log is None else ov.log
+        lo, hi = (1 - ov.high, 1 - ov.low) if pdef.one_minus else (ov.low, ov.high)
+        if log and lo <= 0:
+            what = "1 - high" if pdef.one_minus else "low"
+            raise ValueError(f"{where}: a log range needs a positive {what} (got {lo:g})")
+        if pdef.one_minus and ov.high >= 1:
+            raise ValueError(f"{where}: {key} must stay below 1 (got high={ov.high})")
+        return
+    if pdef.kind == "bool":
+        if not isinstance(ov, bool):
+            raise ValueError(f"{where}: {key} is a boolean; pin it to true or false")
+        return
+    if isinstance(ov, bool):
+        raise ValueError(f"{where}: {key} is a number; got a boolean")
+    if pdef.kind == "int" and float(ov) != int(ov):
+        raise ValueError(f"{where}: {key} is an integer; got {ov}")
+    if not pdef.contains(ov):
+        raise ValueError(
+            f"{where}: pinned value {ov} is outside its range [{pdef.low}, {pdef.high}]; "
+            f"override the range instead: {{\"low\": ..., \"high\": ...}}"
+        )
+
+
+class TrainingSpec(_Strict):
+    epochs: int = Field(default=10, ge=1, le=1000)
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    early_stopping_patience: int | None = Field(default=None, ge=1, le=1000)
+    precision: Literal["fp32", "bf16"] = Field(
+        default="fp32", description="bf16 autocast applies on GPU; CPU trials run fp32"
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    divergence_factor: float = Field(
+        default=20.0, gt=1, description="train loss above this × its first value = diverged"
+    )
+
+
+class BudgetSpec(_Strict):
+    n_trials: int = Field(default=30, ge=1, le=10000)
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    parallelism: int = Field(default=1, ge=1, le=256)
+
+
+class SearchSpec(_Strict):
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    warm_start: Literal["none", "task", "similar"] = "none"
+    defaults_sweep: bool = Field(default=True, description="begin with every family at defaults")
+    confirm_top_k: int = Field(default=0, ge=0, le=20)
+    confirm_seeds: int = Field(default=0, ge=0, le=20)
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, v: str) -> str:
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; valid choices: {choices(SAMPLERS)}")
+        return v
+
+    @field_validator("pruner")
+    @classmethod
+    def _known_pruner(cls, v: str) -> str:
+        if v not in PRUNERS:
+            raise ValueError(f"unknown pruner {v!r}; valid choices: {choices(PRUNERS)}")
+        return v
+
+
+class ResourcesSpec(_Strict):
+    cpus_per_trial: float = Field(default=1.0, gt=0, le=256)
+    gpus_per_trial: float = Field(default=0.0, ge=0, le=16)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpu_fraction(cls, v: float) -> float:
+        if v > 1 and v != int(v):
+            raise ValueError(f"more than one GPU must be a whole number (got {v})")
+        return v
+
+
+class JobSpec(_Strict):
+    """Everything a tuning job needs: task, space, training, budget, search and resources."""
+
+    task: TaskSpec
+    space: SpaceSpec = Field(default_factory=SpaceSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+
+def format_validation_error(exc: Exception) -> str:
+    """One readable line per problem: `field.path: message`."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "spec"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}")
+    return "\n".join(lines)

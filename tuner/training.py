@@ -1,0 +1,230 @@
+"""The training loop: mini-batches, device placement, optional bf16 autocast, divergence and
+early stopping. It yields one `EpochRecord` per epoch; the caller (the Optuna objective) decides
+about pruning between epochs."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from tuner.datasets import DataSplit
+from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
+from tuner.schedules import build_schedule, current_lr
+from tuner.space import TrialConfig
+from tuner.spec import METRICS, TrainingSpec
+
+StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "failed", "timeout"]
+
+
+def resolve_device(preference: str = "auto") -> torch.device:
+    """cuda when asked for or available (under Ray, CUDA_VISIBLE_DEVICES holds the GPU Ray
+    assigned, so cuda:0 is that GPU), else cpu."""
+    if preference == "cpu":
+        return torch.device("cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device: cuda requested but no GPU is visible to this worker")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclass
+class EpochRecord:
+    """One epoch of one trial: a row of the pruning history."""
+
+    step: int
+    train_loss: float
+    val_loss: float
+    value: float  # the task's metric this epoch
+    best_value: float  # best metric so far (what the pruner sees)
+    lr: float
+    elapsed_s: float
+    val_accuracy: float | None = None
+    val_r2: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v if v is None or math.isfinite(v) else None) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainState:
+    """What the loop knows when it stops."""
+
+    stop_reason: StopReason | None = None
+    stop_step: int = 0
+    records: list[EpochRecord] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+    state_bytes_per_param: float = 0.0
+    n_params: int = 0
+    device: str = "cpu"
+    precision: str = "fp32"
+    detail: str = ""
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else 0.0
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+class Trainer:
+    """Trains `model` on `data` with the optimizer and schedule of `config`."""
+
+    def __init__(self, model: nn.Module, data: DataSplit, config: TrialConfig,
+                 training: TrainingSpec, metric: str, device: torch.device | None = None) -> None:
+        self.training = training
+        self.metric = metric
+        self.direction = METRICS[metric]
+        self.device = device or resolve_device(training.device)
+        self.kind = data.info.kind
+        fits = data.nbytes() <= _device_limit()
+        # Move the data once when it fits; otherwise batches travel one at a time.
+        self.data = data.to(self.device) if fits or self.device.type == "cpu" else data
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(config, self.model.parameters())
+        n_train = data.X_train.shape[0]
+        self.steps_per_epoch = max(1, math.ceil(n_train / training.batch_size))
+        mode: Literal["min", "max"] = "max" if self.direction == "maximize" else "min"
+        self.schedule = build_schedule(config, lr_target(self.optimizer),
+                                       training.epochs * self.steps_per_epoch, mode)
+        self.autocast = self.device.type == "cuda" and training.precision == "bf16"
+        self.state = TrainState(
+            n_params=sum(p.numel() for p in self.model.parameters()),
+            device=str(self.device), precision="bf16" if self.autocast else "fp32",
+        )
+        self._gen = torch.Generator().manual_seed(training.seed)
+        # Each `.item()` syncs a GPU; check divergence every few batches there.
+        self._check_every = 1 if self.device.type == "cpu" else 8
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == "classification":
+            return F.cross_entropy(out.float(), y)
+        return F.mse_loss(out.float().squeeze(-1), y)
+
+    def _ctx(self) -> contextlib.AbstractContextManager[Any]:
+        if self.autocast:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _train_epoch(self, first_loss: list[float]) -> float | None:
+        """One pass over the training data; None when the loss diverged."""
+        d = self.data
+        n = d.X_train.shape[0]
+        order = torch.randperm(n, generator=self._gen)
+        self.model.train()
+        total = torch.zeros((), device=self.device)
+        window = torch.full((), -math.inf, device=self.device)
+        bs = self.training.batch_size
+        for i, start in enumerate(range(0, n, bs)):
+            idx = order[start:start + bs].to(d.X_train.device)
+            xb = d.X_train[idx].to(self.device, non_blocking=True)
+            yb = d.y_train[idx].to(self.device, non_blocking=True)
+            self.optimizer.zero_grad(set_to_none=True)
+            with self._ctx():
+                loss = self._loss(self.model(xb), yb)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.after_batch()
+            lv = loss.detach()
+            total += lv * len(idx)
+            window = torch.maximum(window, lv)
+            if (i + 1) % self._check_every == 0 or start + bs >= n:
+                worst = float(window.item())
+                if not first_loss:
+                    first_loss.append(worst)
+                if self._diverged(worst, first_loss[0]):
+                    return None
+                window.fill_(-math.inf)
+        return float(total.item()) / n
+
+    def _diverged(self, loss: float, first: float) -> bool:
+        if not math.isfinite(loss):
+            self.state.detail = f"loss became {loss}"
+            return True
+        limit = self.training.divergence_factor * max(first, 1e-8)
+        if loss > limit:
+            self.state.detail = (f"loss {loss:.4g} exceeded {self.training.divergence_factor:g}x "
+                                 f"its first value {first:.4g}")
+            return True
+        return False
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        d = self.data
+        self.model.eval()
+        n = d.X_val.shape[0]
+        loss_sum, correct, sse = 0.0, 0, 0.0
+        bs = max(self.training.batch_size, 1024)
+        for start in range(0, n, bs):
+            xb = d.X_val[start:start + bs].to(self.device)
+            yb = d.y_val[start:start + bs].to(self.device)
+            with self._ctx():
+                out = self.model(xb).float()
+            if self.kind == "classification":
+                loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
+                correct += int((out.argmax(dim=1) == yb).sum())
+            else:
+                sse += float(F.mse_loss(out.squeeze(-1), yb, reduction="sum"))
+        if self.kind == "classification":
+            return {"val_loss": loss_sum / n, "val_accuracy": correct / n}
+        sst = float(((d.y_val - d.y_val.mean()) ** 2).sum()) or 1.0
+        return {"val_loss": sse / n, "val_r2": 1.0 - sse / sst}
+
+    def epochs(self) -> Iterator[EpochRecord]:
+        """Train epoch by epoch, yielding a record after each; `state.stop_reason` says why it
+        ended (completed, early_stopped, diverged) unless the caller stops early."""
+        start = time.perf_counter()
+        first_loss: list[float] = []
+        best: float | None = None
+        since_best = 0
+        patience = self.training.early_stopping_patience
+        for epoch in range(1, self.training.epochs + 1):
+            self.state.stop_step = epoch
+            t0 = time.perf_counter()
+            train_loss = self._train_epoch(first_loss)
+            if train_loss is None:
+                self.state.stop_reason = "diverged"
+                self._finish()
+                return
+            metrics = self.evaluate()
+            value = metrics[self.metric]
+            if not math.isfinite(value) or not math.isfinite(metrics["val_loss"]):
+                self.state.stop_reason = "diverged"
+                self.state.detail = f"{self.metric} became {value}"
+                self._finish()
+                return
+            self.schedule.after_epoch(metrics["val_loss"] if self.metric == "val_loss" else value)
+            self.state.epoch_seconds.append(time.perf_counter() - t0)
+            if best is None or better(value, best, self.direction):
+                best, since_best = value, 0
+            else:
+                since_best += 1
+            rec = EpochRecord(epoch, train_loss, metrics["val_loss"], value, best,
+                              current_lr(lr_target(self.optimizer)),
+                              time.perf_counter() - start,
+                              metrics.get("val_accuracy"), metrics.get("val_r2"))
+            self.state.records.append(rec)
+            self._finish()
+            yield rec
+            if patience is not None and since_best >= patience:
+                self.state.stop_reason = "early_stopped"
+                return
+        self.state.stop_reason = "completed"
+
+    def _finish(self) -> None:
+        self.state.state_bytes_per_param = state_bytes_per_param(self.optimizer,
+                                                                 self.state.n_params)
+
+
+def _device_limit() -> int:
+    from tuner.config import get_settings
+
+    return get_settings().device_data_limit_bytes
