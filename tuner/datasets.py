@@ -10,7 +10,6 @@ Plugins registered under `tuner.datasets` follow the same signature.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np

@@ -66,7 +66,8 @@ class Objective:
             state = trainer.state
             for rec in trainer.epochs():
                 trial.report(rec.best_value, rec.step)
-                if trial.should_prune():
+                # A trial that has used its whole budget is complete, whatever the last rung says.
+                if rec.step < training.epochs and trial.should_prune():
                     state.stop_reason = "pruned"
                     break
         except Exception as exc:  # recorded, then re-raised so Optuna marks the trial FAIL

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from tuner.errors import UnknownName
 from tuner.space import FAMILIES, TrialConfig
@@ -27,7 +27,7 @@ class ProximalSGD(torch.optim.SGD):
             group["l1"] = l1
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         loss = super().step(closure)
         for group in self.param_groups:
             threshold = float(group["lr"]) * float(group["l1"])

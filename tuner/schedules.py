@@ -61,7 +61,7 @@ def build_schedule(config: TrialConfig, optimizer: torch.optim.Optimizer, total_
         warm_frac = float(config.schedule_params().get("warmup_fraction", 0.0))
     else:
         warm_frac = 0.0
-    warm = min(int(round(warm_frac * total)), total - 1)
+    warm = min(round(warm_frac * total), total - 1)
     main = total - warm
 
     sched: Any
@@ -69,7 +69,7 @@ def build_schedule(config: TrialConfig, optimizer: torch.optim.Optimizer, total_
         case "constant":
             sched = lrs.LambdaLR(optimizer, lambda _step: 1.0)
         case "step":
-            size = max(1, int(round(float(_param(config, "step_fraction")) * main)))
+            size = max(1, round(float(_param(config, "step_fraction")) * main))
             sched = lrs.StepLR(optimizer, step_size=size, gamma=float(_param(config, "gamma")))
         case "multistep":
             milestones = sorted({max(1, int(main * 0.5)), max(1, int(main * 0.75))})

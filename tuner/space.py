@@ -81,8 +81,19 @@ def _adam_like(lr: float = 1e-3) -> tuple[ParamDef, ...]:
     )
 
 
+class _HasParams:
+    params: tuple[ParamDef, ...]
+
+    def param(self, name: str) -> ParamDef:
+        """The parameter called `name` (short name, e.g. `lr`); KeyError if absent."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
 @dataclass(frozen=True)
-class FamilyDef:
+class FamilyDef(_HasParams):
     """An optimizer family: the torch class behind it and its parameters."""
 
     name: str
@@ -90,12 +101,6 @@ class FamilyDef:
     params: tuple[ParamDef, ...]
     help: str
     wrapper: bool = False  # lookahead: wraps a base family
-
-    def param(self, name: str) -> ParamDef:
-        for p in self.params:
-            if p.name == name:
-                return p
-        raise KeyError(name)
 
 
 _LR_SGD = _f("lr", 1e-4, 1.0, 1e-2, log=True)
@@ -155,7 +160,7 @@ DEFAULT_LOOKAHEAD_BASE = "adam"
 
 
 @dataclass(frozen=True)
-class ScheduleDef:
+class ScheduleDef(_HasParams):
     """An LR schedule: its parameters, and whether the optional linear warmup applies."""
 
     name: str

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tuner.errors import choices
+from tuner.errors import UnknownName, choices
 from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
 
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
@@ -46,7 +46,10 @@ class ModelRef(ComponentRef):
     def _known_model(cls, v: str) -> str:
         from tuner.registry import MODELS
 
-        MODELS.check(v)
+        try:
+            MODELS.check(v)
+        except UnknownName as exc:
+            raise ValueError(exc.message) from None
         return v
 
 
@@ -56,7 +59,10 @@ class DatasetRef(ComponentRef):
     def _known_dataset(cls, v: str) -> str:
         from tuner.registry import DATASETS
 
-        DATASETS.check(v)
+        try:
+            DATASETS.check(v)
+        except UnknownName as exc:
+            raise ValueError(exc.message) from None
         return v
 
 
@@ -230,13 +236,12 @@ def _check_override(key: str, pdef: ParamDef, ov: Override) -> None:
             raise ValueError(f"{where}: low and high must be finite")
         if ov.low > ov.high:
             raise ValueError(f"{where}: low ({ov.low}) > high ({ov.high})")
-        log = pdef.log if ov.log is None else ov.log
-        lo, hi = (1 - ov.high, 1 - ov.low) if pdef.one_minus else (ov.low, ov.high)
-        if log and lo <= 0:
-            what = "1 - high" if pdef.one_minus else "low"
-            raise ValueError(f"{where}: a log range needs a positive {what} (got {lo:g})")
         if pdef.one_minus and ov.high >= 1:
             raise ValueError(f"{where}: {key} must stay below 1 (got high={ov.high})")
+        log = pdef.log if ov.log is None else ov.log
+        lo = 1 - ov.high if pdef.one_minus else ov.low
+        if log and lo <= 0:
+            raise ValueError(f"{where}: a log range needs a positive low (got {lo:g})")
         return
     if pdef.kind == "bool":
         if not isinstance(ov, bool):

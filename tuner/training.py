@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 from tuner.datasets import DataSplit
 from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
@@ -130,7 +130,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             with self._ctx():
                 loss = self._loss(self.model(xb), yb)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             self.optimizer.step()
             self.schedule.after_batch()
             lv = loss.detach()

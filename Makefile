@@ -1,0 +1,34 @@
+# Set-up and entry points. Two commands do everything on a fresh machine:
+#   make demo   # install into .venv, run a local tuning job on a built-in task
+#   make test   # install into .venv (with dev tools), lint, type-check, run the tests
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines: the pinned CPU wheel. GPU nodes: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install install-dev demo test lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH_SPEC)
+	$(BIN)/pip install -q -e .
+
+install-dev: install
+	$(BIN)/pip install -q -e '.[dev]' ./tests/plugin_pkg
+
+demo: install
+	$(BIN)/tuner run --model mlp --dataset digits --trials 30 --epochs 10
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

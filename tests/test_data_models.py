@@ -1,0 +1,100 @@
+"""Datasets (built-in, file, plugin), deterministic splits and model building."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tuner.config import get_settings
+from tuner.datasets import DataInfo, load_dataset
+from tuner.errors import DataError, ModelError
+from tuner.models import build_model
+from tuner.registry import DATASETS, MODELS
+
+
+@pytest.mark.parametrize(("name", "kind", "shape"), [
+    ("digits", "classification", (1, 8, 8)), ("iris", "classification", (4,)),
+    ("wine", "classification", (13,)), ("breast_cancer", "classification", (30,)),
+    ("diabetes", "regression", (10,)), ("classification", "classification", (20,)),
+    ("regression", "regression", (20,)), ("quadratic", "regression", (16,)),
+])
+def test_builtin_datasets(name: str, kind: str, shape: tuple[int, ...]) -> None:
+    d = load_dataset(name, {}, seed=0)
+    assert d.info.kind == kind and d.info.input_shape == shape
+    assert d.info.n_train + d.info.n_val == d.X_train.shape[0] + d.X_val.shape[0]
+    assert torch.isfinite(d.X_train).all()
+
+
+def test_split_is_deterministic_from_seed() -> None:
+    a, b, c = (load_dataset("wine", {}, seed=s) for s in (3, 3, 4))
+    assert torch.equal(a.X_val, b.X_val) and torch.equal(a.y_train, b.y_train)
+    assert not torch.equal(a.X_val, c.X_val)
+    assert load_dataset("wine", {"val_fraction": 0.5}, seed=3).info.n_val == 89
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("TUNER_DATA_ROOT", str(root))
+    get_settings.cache_clear()
+    yield root
+    get_settings.cache_clear()
+
+
+def test_file_dataset_formats(data_root: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(data_root / "a.npz", X=X, y=y)
+    df = pd.DataFrame(X, columns=["f1", "f2", "f3"]).assign(label=y)
+    df.to_csv(data_root / "a.csv", index=False)
+    (data_root / "sub").mkdir()
+    df.assign(score=X[:, 1] * 1.5).drop(columns="label").to_parquet(data_root / "sub/a.parquet")
+    for path in ("a.npz", "a.csv"):
+        d = load_dataset("file", {"path": path}, seed=0)
+        assert d.info.kind == "classification" and d.info.n_classes == 2
+        assert d.info.input_shape == (3,)
+    reg = load_dataset("file", {"path": "sub/a.parquet", "target": "score"}, seed=0)
+    assert reg.info.kind == "regression"
+
+
+def test_file_dataset_refuses_paths_outside_root(data_root: Path, tmp_path: Path) -> None:
+    (tmp_path / "secret.csv").write_text("a,b\n1,2\n")
+    for bad in ("../secret.csv", str(tmp_path / "secret.csv")):
+        with pytest.raises(DataError, match="outside the data root"):
+            load_dataset("file", {"path": bad}, seed=0)
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset("file", {"path": "missing.csv"}, seed=0)
+    (data_root / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match=r"valid choices: \.csv, \.npz, \.parquet"):
+        load_dataset("file", {"path": "x.txt"}, seed=0)
+
+
+@pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])
+def test_models_run_forward_on_digits(name: str) -> None:
+    d = load_dataset("digits", {}, seed=0)
+    model = build_model(name, {}, d.info)
+    assert model(d.X_val[:5]).shape == (5, 10)
+
+
+def test_transformer_reads_tabular_as_tokens_and_cnn_refuses() -> None:
+    info = DataInfo((13,), 3, "classification", 3, 100, 20)
+    assert build_model("transformer", {}, info)(torch.randn(2, 13)).shape == (2, 3)
+    with pytest.raises(ModelError, match=r"cnn needs image-shaped input \(C, H, W\)"):
+        build_model("cnn", {}, info)
+    with pytest.raises(ModelError, match="does not accept these params"):
+        build_model("mlp", {"width": 3}, info)
+
+
+def test_plugin_entry_points_are_registered() -> None:
+    assert MODELS.entries()["tiny_mlp"].source == "tuner-example-plugin"
+    assert "moons" in DATASETS.names()
+    d = load_dataset("moons", {"n_samples": 200}, seed=1)
+    assert d.info.n_classes == 2 and d.info.input_shape == (2,)
+    model = build_model("tiny_mlp", {"width": 8}, d.info)
+    assert model(d.X_val).shape == (d.X_val.shape[0], 2)

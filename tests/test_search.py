@@ -1,0 +1,110 @@
+"""The objective and the in-process search with real torch training and real Optuna."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import optuna
+import pytest
+
+from tuner.search import run_search
+from tuner.spec import JobSpec
+
+
+def _spec(**kw: Any) -> JobSpec:
+    base: dict[str, Any] = {"task": {"model": {"name": "mlp", "params": {"hidden": [32]}},
+                                     "dataset": {"name": "digits"}},
+                            "training": {"epochs": 3}, "budget": {"n_trials": 6}}
+    for key, value in kw.items():
+        base[key] = {**base.get(key, {}), **value}
+    return JobSpec.model_validate(base)
+
+
+def test_seeded_run_is_reproducible() -> None:
+    spec = _spec(space={"optimizers": ["adam", "momentum"]}, budget={"n_trials": 6})
+    a, b = (run_search(spec).records for _ in range(2))
+    assert [(r.optimizer, r.params, r.state, r.value) for r in a] == \
+           [(r.optimizer, r.params, r.state, r.value) for r in b]
+    assert [r.optimizer for r in a[:2]] == ["adam", "momentum"]  # defaults sweep first
+
+
+def test_divergence_is_detected_and_recorded() -> None:
+    spec = JobSpec.model_validate({
+        "task": {"model": {"name": "linear"},
+                 "dataset": {"name": "quadratic", "params": {"condition": 1000.0}}},
+        "space": {"optimizers": ["sgd"], "schedules": ["constant"],
+                  "overrides": {"sgd.lr": 1.0}},
+        "training": {"epochs": 5}, "budget": {"n_trials": 1},
+    })
+    result = run_search(spec)
+    (rec,) = result.records
+    assert rec.state == "diverged" and rec.stop_reason == "diverged"
+    assert rec.stop_step == 1 and rec.value is None and rec.steps == []
+    assert "exceeded" in rec.detail or "became" in rec.detail
+    (trial,) = result.study.trials
+    assert trial.state == optuna.trial.TrialState.PRUNED  # data for the sampler, not a crash
+    assert result.summary()["counts"] == {"complete": 0, "pruned": 0, "diverged": 1, "failed": 0}
+
+
+def test_hyperband_prunes_and_records_history() -> None:
+    spec = _spec(training={"epochs": 9}, budget={"n_trials": 24},
+                 space={"optimizers": ["sgd", "adam", "adagrad", "adadelta"]})
+    records = run_search(spec).records
+    pruned = [r for r in records if r.state == "pruned"]
+    assert pruned, [r.state for r in records]
+    for r in pruned:
+        assert r.stop_reason == "pruned" and 1 <= r.stop_step < 9
+        assert [s["step"] for s in r.steps] == list(range(1, r.stop_step + 1))
+        assert r.value == r.steps[-1]["best_value"]
+    done = [r for r in records if r.state == "complete"]
+    assert all(len(r.steps) == 9 and r.seconds_per_epoch > 0 for r in done)
+    assert all(r.state_bytes_per_param >= 0 and r.device == "cpu" for r in records)
+
+
+def test_early_stopping_and_failed_trials_are_recorded() -> None:
+    spec = _spec(training={"epochs": 30, "early_stopping_patience": 1},
+                 space={"optimizers": ["sgd"], "schedules": ["constant"],
+                        "overrides": {"sgd.lr": 1e-4}},
+                 budget={"n_trials": 1}, search={"pruner": "none"})
+    (rec,) = run_search(spec).records
+    assert rec.state == "complete" and rec.stop_reason in ("early_stopped", "completed")
+    bad = JobSpec.model_validate({"task": {"model": {"name": "cnn"},
+                                           "dataset": {"name": "iris"}},
+                                  "budget": {"n_trials": 2}, "training": {"epochs": 1}})
+    recs = run_search(bad).records
+    assert [r.state for r in recs] == ["failed", "failed"]
+    assert "cnn needs image-shaped input" in recs[0].detail
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes", "gp", "qmc"])
+def test_other_samplers_run(sampler: str) -> None:
+    spec = _spec(search={"sampler": sampler, "pruner": "median", "defaults_sweep": False},
+                 space={"optimizers": ["adam", "rmsprop"]}, budget={"n_trials": 3},
+                 training={"epochs": 2})
+    assert len(run_search(spec).records) == 3
+
+
+def test_cli_run_json_finds_good_digits_config() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tuner.cli", "run", "--model", "mlp", "--dataset", "digits",
+         "--trials", "16", "--epochs", "8", "--seed", "0", "--json"],
+        capture_output=True, text=True, check=True, timeout=600)
+    data = json.loads(proc.stdout)
+    assert data["best"]["value"] >= 0.95, data["best"]
+    assert set(data["best"]) == {"number", "optimizer", "schedule", "params", "value"}
+    assert len(data["trials"]) == 16
+    t = data["trials"][0]
+    assert {"number", "state", "stop_reason", "optimizer", "schedule", "params", "value",
+            "steps"} <= set(t)
+    assert {e["optimizer"] for e in data["by_optimizer"]} >= {"adam", "sgd"}
+    assert "trials" in proc.stderr  # progress bar goes to stderr
+
+
+def test_cli_rejects_bad_input_with_choices() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "run", "--optimizers", "adamz",
+                           "--trials", "1"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert "unknown optimizer family 'adamz'" in proc.stderr and "nesterov" in proc.stderr
