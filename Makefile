@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # CPU machines: the pinned CPU wheel. GPU nodes: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install install-dev demo test lint clean
+.PHONY: install install-dev demo test lint clean pg-up
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,8 +27,14 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint pg-up
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The test suite needs a real PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); start the
+# local cluster when it is down. The tests create (and drop) their own fresh databases.
+pg-up:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1

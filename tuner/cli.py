@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+warnings.filterwarnings("ignore", module="optuna")  # experimental-feature notices
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the best optimizer, LR schedule and decay rates for a model.")
-out = Console()
+# Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 130)
 err = Console(stderr=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for machines).")]
@@ -81,20 +84,25 @@ def _params_brief(params: dict[str, Any]) -> str:
                     if not k.endswith("_on") or v)
 
 
-def print_leaderboard(summary: dict[str, Any]) -> None:
-    table = Table(title=f"Best per optimizer ({summary['metric']}, {summary['direction']})")
-    for col in ("optimizer", "best", "lr", "schedule", "trials", "done", "pruned", "div",
-                "fail"):
-        table.add_column(col, no_wrap=True,
+def _optimizer_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("optimizer", "best", "lr", "schedule", "trials", "done", "pruned", "div", "fail"):
+        table.add_column(col, no_wrap=True, min_width=4 if col != "optimizer" else 9,
                          justify="left" if col in ("optimizer", "schedule") else "right")
-    for e in summary["by_optimizer"]:
+    for e in rows:
         b = e["best"]
         lr = next((v for k, v in b["params"].items() if k.endswith(".lr")), None) if b else None
         table.add_row(e["optimizer"], _fmt(b["value"]) if b else "-",
                       _fmt(lr) if lr is not None else "-", b["schedule"] if b else "-",
                       str(e["trials"]), str(e["complete"]), str(e["pruned"]),
                       str(e["diverged"]), str(e["failed"]))
-    out.print(table)
+    return table
+
+
+def print_leaderboard(summary: dict[str, Any]) -> None:
+    out.print(_optimizer_table(
+        f"Best per optimizer ({summary['metric']}, {summary['direction']})",
+        summary["by_optimizer"]))
     c = summary["counts"]
     out.print(f"trials: {c['complete']} complete, {c['pruned']} pruned, "
               f"{c['diverged']} diverged, {c['failed']} failed")
@@ -232,6 +240,119 @@ def _registry_command(kind: str) -> Callable[[bool], None]:
 
     command.__doc__ = f"List the registered {kind} (built-ins and plugins)."
     return command
+
+
+# durable jobs -----------------------------------------------------------------------------------
+
+db_app = typer.Typer(no_args_is_help=True, help="Database: migrations.")
+job_app = typer.Typer(no_args_is_help=True, help="Jobs in the database (local/admin path).")
+app.add_typer(db_app, name="db")
+app.add_typer(job_app, name="job")
+
+DbUrl = Annotated[str | None, typer.Option(
+    "--database-url", help="Default: $TUNER_DATABASE_URL or sqlite:///tuner.db.")]
+
+
+def _db_url(url: str | None) -> str:
+    from tuner.config import get_settings
+
+    return url or get_settings().database_url
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbUrl = None) -> None:
+    """Create or migrate the service tables (run once per deployment)."""
+    from tuner.store.migrate import current, upgrade
+
+    url = _db_url(database_url)
+    upgrade(url)
+    out.print(f"database at revision {current(url)}")
+
+
+@job_app.command("create")
+def job_create(
+    spec_file: Annotated[Path, typer.Argument(help="Job spec (.yaml or .json).", exists=True)],
+    team: Annotated[str, typer.Option(help="Team that owns the job (created if new).")] = "local",
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same job.")] = None,
+    database_url: DbUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a spec against real data and queue it; prints the job id."""
+    from tuner.spec import JobSpec
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import create_job, get_or_create_team
+    from tuner.tasks import inspect_task
+
+    with _user_errors():
+        spec = JobSpec.model_validate(load_spec_file(spec_file))
+        features = inspect_task(spec)
+        with session_factory(_db_url(database_url))() as s:
+            t = get_or_create_team(s, team)
+            job, created = create_job(s, t.id, spec, features, idempotency_key)
+    if as_json:
+        _print_json({"id": job.id, "created": created, "status": job.status})
+    else:
+        sys.stdout.write(job.id + "\n")
+
+
+@job_app.command("show")
+def job_show(job_id: str, database_url: DbUrl = None, as_json: JsonOpt = False) -> None:
+    """Status, progress, best trial and best per optimizer of a job."""
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import get_job, job_summary
+
+    with _user_errors(), session_factory(_db_url(database_url))() as s:
+        summary = job_summary(s, get_job(s, job_id))
+    if as_json:
+        _print_json(summary)
+    else:
+        print_job(summary)
+
+
+def print_job(summary: dict[str, Any]) -> None:
+    p, t = summary["progress"], summary["task"]
+    out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
+              + (f"  ({summary['error']})" if summary["error"] else ""))
+    out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
+    out.print(f"progress: {p['done']}/{p['n_trials']} done ({p['complete']} complete, "
+              f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed, "
+              f"{p['running']} running")
+    out.print(_optimizer_table("Best per optimizer", summary["by_optimizer"]))
+    if summary["best"]:
+        b = summary["best"]
+        out.print(f"[bold]best:[/bold] trial {b['number']}: {b['optimizer']} + {b['schedule']} "
+                  f"→ {_fmt(b['value'])}  ({_params_brief(b['params'])})")
+
+
+@app.command()
+def dispatcher(
+    once: Annotated[bool, typer.Option("--once", help="Drain the queue, then exit.")] = False,
+    database_url: DbUrl = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Join this Ray cluster (default: $RAY_ADDRESS, else a local Ray).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray.")] = None,
+) -> None:
+    """Claim queued jobs and run their trials on Ray (until stopped, or --once)."""
+    import logging
+    import signal
+
+    from tuner.config import get_settings
+    from workers.dispatcher import Dispatcher, DispatcherConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    st = get_settings()
+    d = Dispatcher(DispatcherConfig(
+        _db_url(database_url), lease_s=st.lease_s, poll_s=st.poll_s,
+        heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
+        stop_grace_s=st.stop_grace_s, ray_address=ray_address,
+        num_cpus=num_cpus or st.ray_num_cpus))
+    signal.signal(signal.SIGTERM, lambda *_: d.stop_event.set())
+    try:
+        ran = d.run(once=once)
+    except KeyboardInterrupt:
+        d.stop_event.set()
+        ran = d.jobs_run
+    err.print(f"dispatcher {d.config.owner} ran {len(ran)} job(s)")
 
 
 app.command("models")(_registry_command("models"))

@@ -15,6 +15,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///tuner.db"
     # Move a dataset to the accelerator once when it is smaller than this.
     device_data_limit_bytes: int = 2 * 1024**3
+    # Dispatcher and workers.
+    lease_s: float = 60.0
+    poll_s: float = 1.0
+    heartbeat_interval: int = 5
+    grace_period: int = 20
+    stop_grace_s: float = 30.0
+    ray_num_cpus: int | None = None
 
 
 @lru_cache

@@ -1,0 +1,207 @@
+"""The SQL store on SQLite and PostgreSQL: migrations, jobs, claims, trial records, outages."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from typing import Any
+
+import optuna
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, select, text
+
+from tuner.search import run_search
+from tuner.spec import JobSpec
+from tuner.store.db import engine_for, session_factory
+from tuner.store.jobs import (
+    claim_job,
+    create_api_key,
+    create_job,
+    get_job,
+    get_or_create_team,
+    request_cancel,
+    revoke_key,
+    take_ticket,
+    team_for_key,
+)
+from tuner.store.migrate import VERSION_TABLE, include_object, upgrade
+from tuner.store.models import Job, TrialRow, TrialStep, metadata
+from tuner.store.recorder import TrialRecorder
+from tuner.tasks import inspect_task
+
+SPEC = {"task": {"model": {"name": "mlp", "params": {"hidden": [16]}},
+                 "dataset": {"name": "iris"}},
+        "training": {"epochs": 3}, "budget": {"n_trials": 4}}
+
+
+def _queue(url: str, n: int = 1, team: str = "a", **budget: Any) -> list[str]:
+    spec = JobSpec.model_validate({**SPEC, "budget": {**SPEC["budget"], **budget}})
+    feats = inspect_task(spec)
+    ids = []
+    with session_factory(url)() as s:
+        t = get_or_create_team(s, team)
+        for _ in range(n):
+            ids.append(create_job(s, t.id, spec, feats)[0].id)
+    return ids
+
+
+def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
+    # Optuna's tables (and its own alembic_version) exist first, in the same database.
+    optuna.create_study(storage=db_url, study_name="other")
+    upgrade(db_url)
+    upgrade(db_url)  # idempotent
+    with engine_for(db_url).connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={
+            "include_object": include_object, "version_table": VERSION_TABLE,
+            "compare_type": True})
+        diff = compare_metadata(ctx, metadata)
+        assert diff == [], diff
+        tables = set(inspect(conn).get_table_names())
+        assert {"tuner_jobs", "tuner_trials", "tuner_trial_steps", "tuner_tasks", "tuner_teams",
+                "tuner_api_keys", "tuner_alembic_version", "trials", "studies",
+                "alembic_version"} <= tables
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0001"
+    assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
+
+
+def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:
+    with session_factory(migrated_url)() as s:
+        team = get_or_create_team(s, "vision")
+        key = create_api_key(s, team, "ci")
+        s.commit()
+        stored = s.execute(text("select key_hash, prefix from tuner_api_keys")).one()
+        assert key not in stored and stored[0] != key and key.startswith(stored[1])
+        assert team_for_key(s, key).name == "vision"  # type: ignore[union-attr]
+        assert team_for_key(s, key + "x") is None
+        assert revoke_key(s, key[:10]) == 1
+        s.commit()
+        assert team_for_key(s, key) is None
+
+
+def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
+    spec = JobSpec.model_validate(SPEC)
+    feats = inspect_task(spec)
+    assert feats.kind == "classification" and feats.n_classes == 3 and feats.depth == 2
+    with session_factory(migrated_url)() as s:
+        t = get_or_create_team(s, "a")
+        j1, c1 = create_job(s, t.id, spec, feats, "key-1")
+        j2, c2 = create_job(s, t.id, spec, feats, "key-1")
+        j3, c3 = create_job(s, t.id, spec, feats, "key-2")
+        assert (c1, c2, c3) == (True, False, True) and j1.id == j2.id != j3.id
+        assert j1.task_id == j3.task_id  # same task fingerprint
+        assert j1.study_name == f"job-{j1.id}"
+
+
+def test_concurrent_claims_never_share_a_job(migrated_url: str) -> None:
+    ids = set(_queue(migrated_url, 6))
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(i: int) -> None:
+        sessions = session_factory(migrated_url)
+        while True:
+            for _ in range(20):  # SQLite may report "locked" under contention: try again
+                try:
+                    with sessions() as s:
+                        job = claim_job(s, f"d{i}", lease_s=60)
+                    break
+                except Exception:
+                    time.sleep(0.05)
+            else:
+                raise AssertionError("could not claim")
+            if job is None:
+                return
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=claimer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)  # every job once, none twice
+
+
+def test_expired_lease_is_reclaimed_and_tickets_bound_the_budget(migrated_url: str) -> None:
+    (job_id,) = _queue(migrated_url, n_trials=3)
+    sessions = session_factory(migrated_url)
+    with sessions() as s:
+        assert claim_job(s, "dead", lease_s=0.5) is not None
+        assert claim_job(s, "live", lease_s=60) is None  # lease still held
+    time.sleep(0.7)
+    with sessions() as s:
+        job = claim_job(s, "live", lease_s=60)
+        assert job is not None and job.claimed_by == "live"
+        assert [take_ticket(s, job_id) for _ in range(4)] == [True, True, True, False]
+        request_cancel(s, job_id)
+        assert get_job(s, job_id).cancel_requested
+
+
+def _real_trial() -> optuna.trial.FrozenTrial:
+    spec = JobSpec.model_validate({**SPEC, "budget": {"n_trials": 1},
+                                   "space": {"optimizers": ["adam"]}})
+    return run_search(spec).study.trials[0]
+
+
+def test_recorder_is_idempotent(migrated_url: str) -> None:
+    (job_id,) = _queue(migrated_url)
+    ft = _real_trial()
+    rec = TrialRecorder(migrated_url, job_id)
+    assert rec.write(ft) is True
+    assert rec.write(ft) is False
+    with session_factory(migrated_url)() as s:
+        assert s.scalar(select(TrialRow.state)) == "complete"
+        assert len(s.scalars(select(TrialStep)).all()) == 3
+        job = s.get(Job, job_id)
+        assert job is not None and job.n_done == 1 and job.n_complete == 1
+        assert job.best_value == pytest.approx(ft.value)
+
+
+def test_worker_write_survives_a_brief_database_outage(migrated_url: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """The database refuses the worker for a few seconds; its write is retried, lands once."""
+    (job_id,) = _queue(migrated_url)
+    ft = _real_trial()
+    rec = TrialRecorder(migrated_url, job_id)
+    rec.sync(optuna.create_study())  # warm the pool: the outage hits live connections
+    released = threading.Event()
+    if migrated_url.startswith("sqlite"):
+        path = migrated_url.removeprefix("sqlite:///")
+        holder = sqlite3.connect(path, timeout=1, check_same_thread=False)
+        holder.execute("BEGIN EXCLUSIVE")  # nobody else can write (or read, in WAL: write)
+
+        def release() -> None:
+            time.sleep(6.5)  # longer than the 5 s busy timeout: the first attempt fails
+            holder.rollback()
+            holder.close()
+            released.set()
+    else:
+        db = migrated_url.rsplit("/", 1)[1]
+        admin = create_engine(migrated_url.rsplit("/", 1)[0] + "/postgres",
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false'))
+            c.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": db})
+
+        def release() -> None:
+            time.sleep(2.0)
+            with admin.connect() as c:
+                c.execute(text(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true'))
+            admin.dispose()
+            released.set()
+
+    threading.Thread(target=release).start()
+    with caplog.at_level(logging.WARNING, logger="tuner.store.db"):
+        assert rec.write(ft) is True
+    assert released.wait(10)
+    assert any("retrying" in r.message for r in caplog.records), "no retry happened"
+    assert rec.write(ft) is False
+    with session_factory(migrated_url)() as s:
+        assert s.scalar(select(TrialRow.number).where(TrialRow.job_id == job_id)) == 0
+        assert len(s.scalars(select(TrialRow)).all()) == 1
+        assert len(s.scalars(select(TrialStep)).all()) == 3

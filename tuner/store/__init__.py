@@ -1,0 +1,1 @@
+"""Persistence: the only subpackage that speaks SQL."""

@@ -1,0 +1,191 @@
+"""Service tables (SQLAlchemy 2.0 typed). Optuna's own tables live in the same database; ours are
+prefixed `tuner_` so the two never collide (Optuna owns `trials`, `studies`, `alembic_version`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+PREFIX = "tuner_"
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Team(Base):
+    __tablename__ = "tuner_teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key, stored as its SHA-256 (keys are random 256-bit tokens, so a fast hash is
+    safe); `prefix` is shown to people to tell keys apart."""
+
+    __tablename__ = "tuner_api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("tuner_teams.id", ondelete="CASCADE"),
+                                         index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Task(Base):
+    """(model ref, dataset ref, metric) of a team, with the features used to find similar tasks."""
+
+    __tablename__ = "tuner_tasks"
+    __table_args__ = (UniqueConstraint("team_id", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("tuner_teams.id", ondelete="CASCADE"),
+                                         index=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    model_name: Mapped[str] = mapped_column(String(100))
+    model_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dataset_name: Mapped[str] = mapped_column(String(100))
+    dataset_params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metric: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))  # classification | regression
+    n_params: Mapped[int] = mapped_column(Integer)
+    depth: Mapped[int] = mapped_column(Integer)
+    input_shape: Mapped[list[Any]] = mapped_column(default=list)
+    n_train: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int | None] = mapped_column(Integer, default=None)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    epochs: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+class Job(Base):
+    __tablename__ = "tuner_jobs"
+    __table_args__ = (
+        UniqueConstraint("team_id", "idempotency_key"),
+        Index("ix_tuner_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("tuner_teams.id", ondelete="CASCADE"),
+                                         index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tuner_tasks.id"), index=True)
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    study_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Which dispatcher holds the job, until when (a dead dispatcher's lease runs out).
+    claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Trial budget tickets taken by workers (returned when a trial fails, so it is retried).
+    trials_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    # Progress counters, recomputed from tuner_trials in the transaction that writes a trial.
+    n_trials: Mapped[int] = mapped_column(Integer)
+    n_done: Mapped[int] = mapped_column(Integer, default=0)
+    n_running: Mapped[int] = mapped_column(Integer, default=0)
+    n_complete: Mapped[int] = mapped_column(Integer, default=0)
+    n_pruned: Mapped[int] = mapped_column(Integer, default=0)
+    n_diverged: Mapped[int] = mapped_column(Integer, default=0)
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    best_value: Mapped[float | None] = mapped_column(Float, default=None)
+    best_trial_number: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    task: Mapped[Task] = relationship(lazy="joined")
+
+
+TRIAL_STATES = ("complete", "pruned", "diverged", "failed")
+
+
+class TrialRow(Base):
+    __tablename__ = "tuner_trials"
+    __table_args__ = (
+        UniqueConstraint("job_id", "number"),
+        Index("ix_tuner_trials_job_state", "job_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("tuner_jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    optimizer: Mapped[str | None] = mapped_column(String(32), default=None)
+    schedule: Mapped[str | None] = mapped_column(String(32), default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    stop_step: Mapped[int] = mapped_column(Integer, default=0)
+    stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    epochs_run: Mapped[int] = mapped_column(Integer, default=0)
+    seconds_per_epoch: Mapped[float] = mapped_column(Float, default=0.0)
+    state_bytes_per_param: Mapped[float] = mapped_column(Float, default=0.0)
+    device: Mapped[str | None] = mapped_column(String(32), default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
+    warm_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    retry_of: Mapped[int | None] = mapped_column(Integer, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    steps: Mapped[list[TrialStep]] = relationship(
+        order_by="TrialStep.step", cascade="all, delete-orphan", lazy="selectin")
+
+
+class TrialStep(Base):
+    """One epoch of a trial: the pruning history."""
+
+    __tablename__ = "tuner_trial_steps"
+    __table_args__ = (UniqueConstraint("trial_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("tuner_trials.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float, default=None)
+    best_value: Mapped[float | None] = mapped_column(Float, default=None)
+    train_loss: Mapped[float | None] = mapped_column(Float, default=None)
+    val_loss: Mapped[float | None] = mapped_column(Float, default=None)
+    lr: Mapped[float | None] = mapped_column(Float, default=None)
+    elapsed_s: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,0 +1,95 @@
+"""Bridge from Optuna to the service tables: record each finished trial (worker callback), and
+reconcile a study with its records (dispatcher), so both always hold the same trials."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.results import TrialRecord, trial_record
+from tuner.search import SWEEP_ATTR
+from tuner.store.db import is_sqlite, normalize_url, session_factory, with_retries
+from tuner.store.jobs import record_trial, recorded_numbers
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_DEFAULT_S = 5
+GRACE_DEFAULT_S = 20
+
+
+def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
+                   grace_period: int = GRACE_DEFAULT_S,
+                   failed_trial_callback: Any = None) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on the service database, with heartbeats so a trial whose worker
+    died is detected (after `grace_period`) and failed."""
+    url = normalize_url(url)
+    kwargs: dict[str, Any] = ({"connect_args": {"timeout": 30}} if is_sqlite(url)
+                              else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4})
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period, failed_trial_callback=failed_trial_callback)
+
+
+def _flags(t: FrozenTrial) -> dict[str, Any]:
+    retry_of = t.system_attrs.get("failed_trial")
+    return {"defaults_sweep": bool(t.user_attrs.get(SWEEP_ATTR)),
+            "warm_start": bool(t.user_attrs.get("warm_start")),
+            "retry_of": int(retry_of) if retry_of is not None else None}
+
+
+class TrialRecorder:
+    """Writes finished trials of one job to the service tables, retrying through brief database
+    outages; every write is idempotent (keyed by job and trial number)."""
+
+    def __init__(self, url: str, job_id: str) -> None:
+        self.url = url
+        self.job_id = job_id
+        self.sessions = session_factory(url)
+
+    def write(self, t: FrozenTrial, *, reason: str | None = None) -> bool:
+        rec: TrialRecord = trial_record(t)
+        if reason and rec.state == "failed":
+            rec.stop_reason = reason
+            rec.detail = rec.detail or reason
+        flags = _flags(t)
+
+        def txn() -> bool:
+            with self.sessions() as s:
+                return record_trial(s, self.job_id, rec, **flags)
+
+        return with_retries(txn, what=f"record trial {t.number} of job {self.job_id}")
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna callback: runs in the worker after each of its trials."""
+        self.write(trial)
+
+    def sync(self, study: optuna.Study) -> int:
+        """Record every finished trial of the study that is not recorded yet; returns how many."""
+        def known() -> set[int]:
+            with self.sessions() as s:
+                return recorded_numbers(s, self.job_id)
+
+        have = with_retries(known, what="read recorded trials")
+        n = 0
+        for t in study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number not in have:
+                n += self.write(t)
+        return n
+
+
+class StaleTrialHandler:
+    """Storage callback for a trial whose worker died (heartbeat went stale): record it as failed
+    (`worker_lost`), then let Optuna's RetryFailedTrialCallback enqueue it again."""
+
+    def __init__(self, recorder: TrialRecorder, max_retry: int = 3) -> None:
+        self.recorder = recorder
+        self.retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        failed = study._storage.get_trial(trial._trial_id)
+        if failed.state == TrialState.FAIL:
+            self.recorder.write(failed, reason="worker_lost")
+        self.retry(study, trial)

@@ -1,0 +1,88 @@
+"""Check a job spec against real data before it is queued, and describe its task."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from tuner.datasets import load_dataset
+from tuner.errors import DataError, ModelError, SpecError
+from tuner.models import build_model, depth
+from tuner.spec import METRICS, JobSpec
+
+MAX_TOTAL_EPOCHS = 1_000_000
+
+
+@dataclass(frozen=True)
+class TaskFeatures:
+    """What identifies a task and what makes two tasks similar."""
+
+    fingerprint: str
+    metric: str
+    direction: str
+    kind: str
+    n_params: int
+    depth: int
+    input_shape: list[int]
+    n_train: int
+    n_classes: int | None
+    batch_size: int
+    epochs: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_budget(spec: JobSpec) -> None:
+    """Refuse budgets that cannot be what the user meant."""
+    b = spec.budget
+    if b.parallelism > b.n_trials:
+        raise SpecError("budget.parallelism",
+                        f"{b.parallelism} concurrent trials for only {b.n_trials} trials; "
+                        f"use at most {b.n_trials}")
+    total = b.n_trials * spec.training.epochs
+    if total > MAX_TOTAL_EPOCHS:
+        raise SpecError("budget.n_trials",
+                        f"{b.n_trials} trials x {spec.training.epochs} epochs = {total} epochs "
+                        f"exceeds the limit of {MAX_TOTAL_EPOCHS}")
+    s = spec.search
+    if (s.confirm_top_k > 0) != (s.confirm_seeds > 0):
+        raise SpecError("search.confirm_seeds",
+                        "confirm_top_k and confirm_seeds must both be set (or both 0)")
+
+
+def inspect_task(spec: JobSpec) -> TaskFeatures:
+    """Load the data and build the model once; a spec that cannot train fails here, before any
+    job is queued, with the field at fault."""
+    check_budget(spec)
+    ds, m = spec.task.dataset, spec.task.model
+    try:
+        data = load_dataset(ds.name, ds.params, spec.training.seed)
+    except DataError as exc:
+        raise SpecError("task.dataset", str(exc).removeprefix("task.dataset: ")) from exc
+    try:
+        metric = spec.task.resolved_metric(data.info.kind)
+    except ValueError as exc:
+        raise SpecError("task.metric", str(exc).removeprefix("task.metric: ")) from exc
+    try:
+        torch.manual_seed(0)
+        model = build_model(m.name, m.params, data.info)
+        with torch.no_grad():
+            model.eval()
+            model(data.X_val[:2])
+    except ModelError as exc:
+        raise SpecError("task.model", str(exc).removeprefix("task.model: ")) from exc
+    except Exception as exc:  # a model that cannot run a forward pass on this data
+        raise SpecError("task.model",
+                        f"{m.name} fails on {ds.name} input {tuple(data.info.input_shape)}: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    return TaskFeatures(
+        fingerprint=spec.task.fingerprint(data.info.kind), metric=metric,
+        direction=METRICS[metric], kind=data.info.kind,
+        n_params=sum(p.numel() for p in model.parameters()), depth=depth(model),
+        input_shape=list(data.info.input_shape), n_train=data.info.n_train,
+        n_classes=data.info.n_classes, batch_size=spec.training.batch_size,
+        epochs=spec.training.epochs,
+    )

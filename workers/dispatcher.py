@@ -1,0 +1,271 @@
+"""The dispatcher: claims queued jobs, creates their studies, runs trial workers on Ray, follows
+progress, handles cancel / timeout / failure, and always ends a job in a final state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.search import create_study
+from tuner.store.db import session_factory, with_retries
+from tuner.store.jobs import (
+    aware,
+    claim_job,
+    finish_job,
+    get_job,
+    job_spec,
+    refresh_counters,
+    renew_lease,
+    request_stop,
+)
+from tuner.store.models import FINAL_STATUSES, Job, TrialRow, utcnow
+from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
+from workers.trial_worker import WorkerConfig, remote_worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DispatcherConfig:
+    db_url: str
+    lease_s: float = 60.0
+    poll_s: float = 1.0
+    heartbeat_interval: int = 5
+    grace_period: int = 20
+    # After a timeout, running trials get this long to finish before their workers are killed.
+    stop_grace_s: float = 30.0
+    ray_address: str | None = None
+    num_cpus: int | None = None
+    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
+                                                f"{uuid.uuid4().hex[:6]}")
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join RAY_ADDRESS (a cluster) when set, else start a local Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+@cache
+def _trial_worker() -> Any:
+    return remote_worker()
+
+
+class Dispatcher:
+    def __init__(self, config: DispatcherConfig) -> None:
+        self.config = config
+        self.sessions = session_factory(config.db_url)
+        self.stop_event = threading.Event()
+        self.jobs_run: list[str] = []
+
+    # main loop ------------------------------------------------------------------------------
+    def run(self, *, once: bool = False) -> list[str]:
+        """Claim and run jobs until stopped; `once`: until no job is left to claim."""
+        ensure_ray(self.config.ray_address, self.config.num_cpus)
+        while not self.stop_event.is_set():
+            job = with_retries(self._claim, what="claim a job")
+            if job is None:
+                if once:
+                    break
+                self.stop_event.wait(self.config.poll_s)
+                continue
+            self.jobs_run.append(job.id)
+            try:
+                self.run_job(job)
+            except Exception as exc:  # never leave a job running without an owner
+                log.exception("job %s crashed the dispatcher loop", job.id)
+                with self.sessions() as s:
+                    finish_job(s, job.id, "failed", f"dispatcher error: {type(exc).__name__}: "
+                                                    f"{exc}")
+        return self.jobs_run
+
+    def _claim(self) -> Job | None:
+        with self.sessions() as s:
+            return claim_job(s, self.config.owner, self.config.lease_s)
+
+    # one job --------------------------------------------------------------------------------
+    def run_job(self, job: Job) -> None:
+        import ray
+
+        cfg = self.config
+        spec = job_spec(job)
+        recorder = TrialRecorder(cfg.db_url, job.id)
+        storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
+                                 grace_period=cfg.grace_period,
+                                 failed_trial_callback=StaleTrialHandler(recorder))
+        study = create_study(spec, job.task.direction, storage, job.study_name,
+                             load_if_exists=True)
+        recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
+        problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+        if problem:
+            self._finish(job.id, "failed", problem)
+            return
+
+        started = aware(job.started_at) or utcnow()
+        deadline = started + timedelta(seconds=spec.budget.timeout_s) if spec.budget.timeout_s \
+            else None
+        wcfg = WorkerConfig(cfg.db_url, job.id, cfg.heartbeat_interval, cfg.grace_period,
+                            spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+        remote = _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
+                                         num_gpus=spec.resources.gpus_per_trial)
+        workers: list[Any] = []
+        worker_errors: list[str] = []
+        stopping_since: float | None = None
+        reason: str | None = None
+
+        def launch() -> None:
+            with self.sessions() as s:
+                j = get_job(s, job.id)
+                left = j.n_trials - j.trials_claimed
+            for _ in range(max(0, min(spec.budget.parallelism - len(workers), left))):
+                workers.append(remote.remote(wcfg))
+
+        launch()
+        while True:
+            if not with_retries(lambda: self._renew(job.id), what="renew lease"):
+                log.warning("lost the lease on job %s; leaving it to its new dispatcher", job.id)
+                for ref in workers:
+                    ray.cancel(ref, force=True)
+                return
+            current = with_retries(lambda: self._job(job.id), what="read job")
+            if current.status in FINAL_STATUSES:
+                for ref in workers:
+                    ray.cancel(ref, force=True)
+                return
+            if current.cancel_requested and reason is None:
+                reason = "cancelled"
+                for ref in workers:  # promptly: kill the workers, their trials end failed
+                    ray.cancel(ref, force=True)
+            if deadline is not None and reason is None and utcnow() >= deadline:
+                reason = "timeout"
+                with self.sessions() as s:
+                    request_stop(s, job.id)
+                stopping_since = time.monotonic()
+            if reason == "timeout" and stopping_since is not None and \
+                    time.monotonic() - stopping_since > cfg.stop_grace_s:
+                for ref in workers:
+                    ray.cancel(ref, force=True)
+
+            optuna.storages.fail_stale_trials(study)
+            recorder.sync(study)
+            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+            self._update_running(job.id, running)
+
+            if workers:
+                done, _ = ray.wait(workers, num_returns=len(workers), timeout=0)
+                for ref in done:
+                    workers.remove(ref)
+                    try:
+                        ray.get(ref)
+                    except Exception as exc:  # worker crashed beyond Ray's retries, or cancelled
+                        if reason is None:
+                            worker_errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+            if reason == "cancelled" and not workers:
+                self._fail_running(study, recorder, "cancelled")
+                break
+            if not workers:
+                if running:
+                    pass  # a dead worker's trial: wait for its heartbeat to go stale
+                elif reason is None and self._budget_left(job.id) and len(worker_errors) < 3:
+                    launch()
+                else:
+                    break
+            self.stop_event.wait(cfg.poll_s)
+            if self.stop_event.is_set():
+                # Shutting down: leave the job resumable (lease runs out, another dispatcher or a
+                # restart picks it up; trials in flight fail and are retried).
+                for ref in workers:
+                    ray.cancel(ref, force=True)
+                return
+
+        recorder.sync(study)
+        self._conclude(job.id, reason, worker_errors)
+
+    # helpers --------------------------------------------------------------------------------
+    def _renew(self, job_id: str) -> bool:
+        with self.sessions() as s:
+            return renew_lease(s, job_id, self.config.owner, self.config.lease_s)
+
+    def _job(self, job_id: str) -> Job:
+        with self.sessions() as s:
+            return get_job(s, job_id)
+
+    def _budget_left(self, job_id: str) -> bool:
+        with self.sessions() as s:
+            j = get_job(s, job_id)
+            return j.trials_claimed < j.n_trials and not j.cancel_requested
+
+    def _update_running(self, job_id: str, running: int) -> None:
+        def txn() -> None:
+            with self.sessions() as s:
+                refresh_counters(s, job_id, n_running=running)
+                s.commit()
+
+        with_retries(txn, what="update progress")
+
+    def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
+        """Trials whose workers were killed on purpose end failed with `reason`."""
+        storage = study._storage
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            try:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except Exception:  # finished meanwhile
+                continue
+            recorder.write(storage.get_trial(t._trial_id), reason=reason)
+
+    def _finish(self, job_id: str, status: str, error: str | None) -> None:
+        def txn() -> None:
+            with self.sessions() as s:
+                finish_job(s, job_id, status, error)
+
+        with_retries(txn, what="finish job")
+
+    def _conclude(self, job_id: str, reason: str | None, worker_errors: list[str]) -> None:
+        with self.sessions() as s:
+            job = get_job(s, job_id)
+            done, failed = job.n_done, job.n_failed
+            first_failure = s.query(TrialRow.detail).filter(
+                TrialRow.job_id == job_id, TrialRow.state == "failed").order_by(
+                TrialRow.number).limit(1).scalar()
+        if reason == "cancelled":
+            self._finish(job_id, "cancelled", f"cancelled after {done} finished trials")
+        elif done == 0:
+            why = first_failure or (worker_errors[0] if worker_errors else "no trial ran")
+            prefix = "timeout before any trial finished" if reason == "timeout" else \
+                f"all {failed} trials failed" if failed else "no trial finished"
+            self._finish(job_id, "failed", f"{prefix}: {why}")
+        else:
+            note = f"timeout: {done} of {job.n_trials} trials finished" \
+                if reason == "timeout" else None
+            self._finish(job_id, "completed", note)
+
+    @staticmethod
+    def _infeasible(cpus: float, gpus: float) -> str | None:
+        import ray
+
+        total: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+        if cpus > total.get("CPU", 0):
+            return (f"resources.cpus_per_trial: {cpus} CPUs per trial but the Ray cluster has "
+                    f"{total.get('CPU', 0)}")
+        if gpus > total.get("GPU", 0):
+            return (f"resources.gpus_per_trial: {gpus} GPUs per trial but the Ray cluster has "
+                    f"{total.get('GPU', 0)}")
+        return None
