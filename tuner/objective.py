@@ -62,7 +62,7 @@ class Objective:
             model = build_model(self.spec.task.model.name, self.spec.task.model.params,
                                 self.data.info)
             trainer = Trainer(model, self.data, config, training, self.metric,
-                              self.device or resolve_device(training.device))
+                              resolve_device(training.device, self.device))
             state = trainer.state
             for rec in trainer.epochs():
                 trial.report(rec.best_value, rec.step)

@@ -24,14 +24,18 @@ from tuner.spec import METRICS, TrainingSpec
 StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "failed", "timeout"]
 
 
-def resolve_device(preference: str = "auto") -> torch.device:
-    """cuda when asked for or available (under Ray, CUDA_VISIBLE_DEVICES holds the GPU Ray
-    assigned, so cuda:0 is that GPU), else cpu."""
+def resolve_device(preference: str = "auto", assigned: torch.device | None = None) -> torch.device:
+    """The trial's device. `assigned` is what the scheduler gave this worker (under Ray: cuda
+    when it assigned a GPU, CUDA_VISIBLE_DEVICES then holding it, so cuda:0 is that GPU);
+    without one, cuda when available, else cpu. A spec demanding cuda never silently runs on
+    cpu."""
     if preference == "cpu":
         return torch.device("cpu")
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device: cuda requested but no GPU is visible to this worker")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = assigned or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and device.type != "cuda":
+        raise RuntimeError("training.device: cuda requested but no GPU is assigned to this worker "
+                           "(set resources.gpus_per_trial)")
+    return device
 
 
 @dataclass

@@ -79,6 +79,9 @@ class Dispatcher:
     # main loop ------------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> list[str]:
         """Claim and run jobs until stopped; `once`: until no job is left to claim."""
+        from tuner.store.migrate import require_migrated
+
+        require_migrated(self.config.db_url)
         ensure_ray(self.config.ray_address, self.config.num_cpus)
         while not self.stop_event.is_set():
             job = with_retries(self._claim, what="claim a job")
@@ -110,7 +113,7 @@ class Dispatcher:
         recorder = TrialRecorder(cfg.db_url, job.id)
         storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
                                  grace_period=cfg.grace_period,
-                                 failed_trial_callback=StaleTrialHandler(recorder))
+                                 stale_trial_callback=StaleTrialHandler(recorder))
         study = create_study(spec, job.task.direction, storage, job.study_name,
                              load_if_exists=True)
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching

@@ -48,7 +48,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     recorder = TrialRecorder(cfg.db_url, cfg.job_id)
     storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
                              grace_period=cfg.grace_period,
-                             failed_trial_callback=StaleTrialHandler(recorder))
+                             stale_trial_callback=StaleTrialHandler(recorder))
     study = load_study(spec, storage, study_name)
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device)

@@ -36,6 +36,21 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the service tables to `revision`. Run once per deployment (the migrate step),
     never from workers."""
     command.upgrade(alembic_config(url), revision)
+    # Optuna's tables too, here and only here: workers and dispatchers open the storage with
+    # skip_table_creation, so many processes never race to create them.
+    import optuna
+
+    optuna.storages.RDBStorage(normalize_url(url)).remove_session()
+
+
+class NotMigrated(RuntimeError):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"the database {url} has no service tables yet: run `tuner db upgrade`")
+
+
+def require_migrated(url: str) -> None:
+    if current(url) is None:
+        raise NotMigrated(url)
 
 
 def current(url: str) -> str | None:

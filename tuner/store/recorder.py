@@ -22,7 +22,7 @@ GRACE_DEFAULT_S = 20
 
 def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
                    grace_period: int = GRACE_DEFAULT_S,
-                   failed_trial_callback: Any = None) -> optuna.storages.RDBStorage:
+                   stale_trial_callback: Any = None) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage on the service database, with heartbeats so a trial whose worker
     died is detected (after `grace_period`) and failed."""
     url = normalize_url(url)
@@ -30,11 +30,12 @@ def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
                               else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4})
     return optuna.storages.RDBStorage(
         url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period, failed_trial_callback=failed_trial_callback)
+        grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback,
+        skip_table_creation=True)  # created once by `tuner db upgrade`
 
 
 def _flags(t: FrozenTrial) -> dict[str, Any]:
-    retry_of = t.system_attrs.get("failed_trial")
+    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
     return {"defaults_sweep": bool(t.user_attrs.get(SWEEP_ATTR)),
             "warm_start": bool(t.user_attrs.get("warm_start")),
             "retry_of": int(retry_of) if retry_of is not None else None}
@@ -82,11 +83,11 @@ class TrialRecorder:
 
 class StaleTrialHandler:
     """Storage callback for a trial whose worker died (heartbeat went stale): record it as failed
-    (`worker_lost`), then let Optuna's RetryFailedTrialCallback enqueue it again."""
+    (`worker_lost`), then let Optuna's RetryHeartbeatStaleTrialCallback enqueue it again."""
 
     def __init__(self, recorder: TrialRecorder, max_retry: int = 3) -> None:
         self.recorder = recorder
-        self.retry = optuna.storages.RetryFailedTrialCallback(max_retry=max_retry)
+        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         failed = study._storage.get_trial(trial._trial_id)

@@ -1,0 +1,292 @@
+"""Durable jobs end to end: real database (both backends), real local Ray, real training.
+Create → dispatch → completed; fault tolerance; cancellation; timeouts; failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from sqlalchemy import select
+
+from tuner.spec import JobSpec
+from tuner.store.db import session_factory
+from tuner.store.jobs import create_job, get_job, get_or_create_team, request_cancel
+from tuner.store.models import Job, TrialRow
+from tuner.tasks import inspect_task
+from workers.dispatcher import Dispatcher, DispatcherConfig
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+FAST = {"task": {"model": {"name": "mlp", "params": {"hidden": [16]}},
+                 "dataset": {"name": "iris"}},
+        "space": {"optimizers": ["adam", "sgd", "momentum", "rmsprop"]},
+        "training": {"epochs": 3}, "budget": {"n_trials": 6, "parallelism": 2}}
+# Trials long enough (a few seconds) to be interrupted in the middle.
+SLOW = {"task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
+                 "dataset": {"name": "digits"}},
+        "space": {"optimizers": ["adam", "sgd"], "schedules": ["constant"]},
+        "training": {"epochs": 12, "batch_size": 8},
+        "search": {"pruner": "none"},
+        "budget": {"n_trials": 3, "parallelism": 1}}
+
+
+def _merge(base: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(base))
+    for k, v in kw.items():
+        out[k] = {**out.get(k, {}), **v}
+    return out
+
+
+def queue(url: str, spec: dict[str, Any], team: str = "t") -> str:
+    js = JobSpec.model_validate(spec)
+    with session_factory(url)() as s:
+        t = get_or_create_team(s, team)
+        return create_job(s, t.id, js, inspect_task(js))[0].id
+
+
+def dispatcher(url: str, **kw: Any) -> Dispatcher:
+    cfg = dict(poll_s=0.3, heartbeat_interval=1, grace_period=3, lease_s=30, stop_grace_s=2)
+    cfg.update(kw)
+    return Dispatcher(DispatcherConfig(url, **cfg))
+
+
+def job_of(url: str, job_id: str) -> Job:
+    with session_factory(url)() as s:
+        return get_job(s, job_id)
+
+
+def rows(url: str, job_id: str) -> list[TrialRow]:
+    with session_factory(url)() as s:
+        return list(s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)
+                              .order_by(TrialRow.number)))
+
+
+def study_of(url: str, job: Job) -> optuna.Study:
+    return optuna.load_study(study_name=job.study_name, storage=url)
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 120, what: str = "condition") -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def assert_consistent_with_optuna(url: str, job_id: str) -> list[TrialRow]:
+    """Our records hold exactly Optuna's finished trials, with matching states and steps."""
+    job = job_of(url, job_id)
+    study = study_of(url, job)
+    recs = rows(url, job_id)
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert [r.number for r in recs] == [t.number for t in finished]
+    states = {TrialState.COMPLETE: {"complete"}, TrialState.PRUNED: {"pruned", "diverged"},
+              TrialState.FAIL: {"failed"}}
+    for r, t in zip(recs, finished, strict=True):
+        assert r.state in states[t.state], (r.number, r.state, t.state)
+        if r.state in ("complete", "pruned"):
+            assert [st.step for st in r.steps] == list(range(1, r.stop_step + 1))
+            assert r.value == pytest.approx(t.value)
+    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert job.n_done == sum(r.state in ("complete", "pruned", "diverged") for r in recs)
+    assert job.n_failed == sum(r.state == "failed" for r in recs)
+    return recs
+
+
+def test_create_dispatch_complete(migrated_url: str) -> None:
+    job_id = queue(migrated_url, FAST)
+    assert dispatcher(migrated_url).run(once=True) == [job_id]
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert job.n_done == 6 and job.n_failed == 0 and job.n_running == 0
+    assert [r.optimizer for r in recs[:4]] == ["adam", "sgd", "momentum", "rmsprop"]
+    assert all(r.defaults_sweep for r in recs[:4]) and not recs[4].defaults_sweep
+    best = max((r for r in recs if r.state == "complete"), key=lambda r: r.value or 0)
+    assert job.best_value == pytest.approx(best.value) and job.best_trial_number == best.number
+    assert all(r.device == "cpu" and r.seconds_per_epoch > 0 for r in recs
+               if r.state == "complete")
+
+
+def test_two_dispatchers_never_run_the_same_job(migrated_url: str) -> None:
+    ids = [queue(migrated_url, _merge(FAST, budget={"n_trials": 2, "parallelism": 1}))
+           for _ in range(4)]
+    ds = [dispatcher(migrated_url), dispatcher(migrated_url)]
+    threads = [threading.Thread(target=d.run, kwargs={"once": True}) for d in ds]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    ran = [j for d in ds for j in d.jobs_run]
+    assert sorted(ran) == sorted(ids)  # each job run once, by one dispatcher
+    for j in ids:
+        assert job_of(migrated_url, j).status == "completed"
+        assert len(assert_consistent_with_optuna(migrated_url, j)) == 2
+
+
+def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
+    job_id = queue(migrated_url, SLOW)
+    d = dispatcher(migrated_url)
+    th = threading.Thread(target=d.run, kwargs={"once": True})
+    th.start()
+    job = wait_for(lambda: job_of(migrated_url, job_id).status == "running" and
+                   job_of(migrated_url, job_id), what="job running")
+    study = study_of(migrated_url, job)
+
+    def running_trial() -> Any:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            w = t.user_attrs.get("worker")
+            if w and t.number == 1:  # mid-job: after one trial finished
+                return t, w
+        return None
+
+    trial, worker = wait_for(running_trial, what="a running trial with a worker pid")
+    time.sleep(0.5)
+    os.kill(worker["pid"], signal.SIGKILL)
+    th.join(300)
+    assert not th.is_alive()
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    lost = [r for r in recs if r.number == trial.number]
+    assert lost[0].state == "failed" and lost[0].stop_reason == "worker_lost"
+    retries = [r for r in recs if r.retry_of == trial.number]
+    assert len(retries) == 1 and retries[0].state == "complete"
+    assert retries[0].params == lost[0].params  # the same configuration, run again
+    assert job.n_done == 3  # the requested number of finished trials
+
+
+def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session: str,
+                                                 tmp_path: Path) -> None:
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 4}))
+    env = {**os.environ, "RAY_ADDRESS": ray_session, "TUNER_DATABASE_URL": migrated_url,
+           "TUNER_LEASE_S": "3", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
+           "TUNER_GRACE_PERIOD": "3"}
+    log = (tmp_path / "dispatcher.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "dispatcher"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(rows(migrated_url, job_id)) >= 1, timeout=180,
+                 what="a first finished trial")
+        job = job_of(migrated_url, job_id)
+        wait_for(lambda: study_of(migrated_url, job).get_trials(states=(TrialState.RUNNING,)),
+                 what="a trial in flight")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert job_of(migrated_url, job_id).status == "running"
+    d = dispatcher(migrated_url)
+    wait_for(lambda: d.run(once=True), timeout=60, what="the lease to run out")
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert job.n_done == 4
+    assert len({r.number for r in recs}) == len(recs)  # no duplicate records
+
+
+def test_cancel_stops_workers_promptly(migrated_url: str) -> None:
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 20, "parallelism": 2}))
+    d = dispatcher(migrated_url)
+    th = threading.Thread(target=d.run, kwargs={"once": True})
+    th.start()
+    wait_for(lambda: rows(migrated_url, job_id), timeout=180, what="a finished trial")
+    with session_factory(migrated_url)() as s:
+        request_cancel(s, job_id)
+    t0 = time.monotonic()
+    th.join(120)
+    assert time.monotonic() - t0 < 30
+    job = job_of(migrated_url, job_id)
+    assert job.status == "cancelled" and "cancelled after" in (job.error or "")
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert job.n_done < 20
+    assert all(r.stop_reason == "cancelled" for r in recs if r.state == "failed")
+
+
+def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
+    queued = queue(migrated_url, FAST)
+    with session_factory(migrated_url)() as s:
+        assert request_cancel(s, queued).status == "cancelled"
+    timed = queue(migrated_url, _merge(SLOW, budget={"n_trials": 50, "timeout_s": 4}))
+    assert dispatcher(migrated_url).run(once=True) == [timed]
+    job = job_of(migrated_url, timed)
+    assert job.status in ("completed", "failed")
+    assert "timeout" in (job.error or "")
+    assert_consistent_with_optuna(migrated_url, timed)
+
+
+def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:
+    job_id = queue(migrated_url, _merge(FAST, training={"device": "cuda"},
+                                        budget={"n_trials": 2, "parallelism": 1}))
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and job.error.startswith("all ")
+    assert "cuda requested but no GPU" in job.error
+    assert_consistent_with_optuna(migrated_url, job_id)
+
+
+def test_infeasible_resources_fail_the_job(migrated_url: str) -> None:
+    job_id = queue(migrated_url, _merge(FAST, resources={"gpus_per_trial": 1}))
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed" and "resources.gpus_per_trial" in (job.error or "")
+
+
+def _cli(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, text=True,
+                          capture_output=True, check=check, timeout=600)
+
+
+def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
+                                                 tmp_path: Path) -> None:
+    env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
+           "TUNER_POLL_S": "0.3"}
+    assert "revision 0001" in _cli(["db", "upgrade"], env).stdout
+    spec = tmp_path / "job.yaml"
+    spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
+                    "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"
+                    "space: {optimizers: [adam, nadam]}\n")
+    job_id = _cli(["job", "create", str(spec)], env).stdout.strip()
+    assert len(job_id) == 32
+    _cli(["dispatcher", "--once"], env)
+    shown = json.loads(_cli(["job", "show", job_id, "--json"], env).stdout)
+    assert shown["status"] == "completed"
+    assert shown["progress"]["done"] == 5
+    assert shown["best"]["value"] == shown["progress"]["best_value"]
+    assert {e["optimizer"] for e in shown["by_optimizer"]} == {"adam", "nadam"}
+    human = _cli(["job", "show", job_id], env).stdout
+    assert "completed" in human and "best:" in human
+    # Optuna's own tools read the same database.
+    assert optuna.load_study(study_name=f"job-{job_id}", storage=db_url).trials
+
+
+def test_bad_specs_are_refused_before_queueing(migrated_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "TUNER_DATABASE_URL": migrated_url}
+    cases = {
+        "task: {model: {name: resnet}, dataset: {name: digits}}\n": "unknown model 'resnet'",
+        "task: {model: {name: cnn}, dataset: {name: iris}}\n": "cnn needs image-shaped input",
+        "task: {model: {name: mlp}, dataset: {name: iris}}\n"
+        "budget: {n_trials: 2, parallelism: 8}\n": "budget.parallelism",
+        "task: {model: {name: mlp}, dataset: {name: diabetes}, metric: val_accuracy}\n":
+            "does not apply to a regression dataset",
+    }
+    for i, (text, msg) in enumerate(cases.items()):
+        spec = tmp_path / f"bad{i}.yaml"
+        spec.write_text(text)
+        proc = _cli(["job", "create", str(spec)], env, check=False)
+        assert proc.returncode == 2 and msg in proc.stderr, proc.stderr
+    with session_factory(migrated_url)() as s:
+        assert s.scalars(select(Job)).all() == []
