@@ -58,7 +58,7 @@ def queue(url: str, spec: dict[str, Any], team: str = "t") -> str:
 def dispatcher(url: str, **kw: Any) -> Dispatcher:
     cfg = dict(poll_s=0.3, heartbeat_interval=1, grace_period=3, lease_s=30, stop_grace_s=2)
     cfg.update(kw)
-    return Dispatcher(DispatcherConfig(url, **cfg))
+    return Dispatcher(DispatcherConfig.from_settings(url, **cfg))
 
 
 def job_of(url: str, job_id: str) -> Job:

@@ -336,16 +336,11 @@ def dispatcher(
     import logging
     import signal
 
-    from tuner.config import get_settings
     from workers.dispatcher import Dispatcher, DispatcherConfig
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    st = get_settings()
-    d = Dispatcher(DispatcherConfig(
-        _db_url(database_url), lease_s=st.lease_s, poll_s=st.poll_s,
-        heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
-        stop_grace_s=st.stop_grace_s, ray_address=ray_address,
-        num_cpus=num_cpus or st.ray_num_cpus))
+    d = Dispatcher(DispatcherConfig.from_settings(_db_url(database_url), ray_address=ray_address,
+                                                  num_cpus=num_cpus))
     signal.signal(signal.SIGTERM, lambda *_: d.stop_event.set())
     try:
         ran = d.run(once=once)

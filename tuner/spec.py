@@ -40,30 +40,28 @@ class ComponentRef(_Strict):
         return json.dumps({"name": self.name, "params": self.params}, sort_keys=True, default=str)
 
 
+def _registered(kind: str, name: str) -> str:
+    from tuner.registry import DATASETS, MODELS
+
+    try:
+        (MODELS if kind == "model" else DATASETS).check(name)
+    except UnknownName as exc:
+        raise ValueError(exc.message) from None
+    return name
+
+
 class ModelRef(ComponentRef):
     @field_validator("name")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from tuner.registry import MODELS
-
-        try:
-            MODELS.check(v)
-        except UnknownName as exc:
-            raise ValueError(exc.message) from None
-        return v
+        return _registered("model", v)
 
 
 class DatasetRef(ComponentRef):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
-        from tuner.registry import DATASETS
-
-        try:
-            DATASETS.check(v)
-        except UnknownName as exc:
-            raise ValueError(exc.message) from None
-        return v
+        return _registered("dataset", v)
 
 
 class TaskSpec(_Strict):

@@ -36,19 +36,36 @@ from workers.trial_worker import WorkerConfig, remote_worker
 log = logging.getLogger(__name__)
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 @dataclass
 class DispatcherConfig:
+    """Timings come from `tuner.config.Settings` (TUNER_LEASE_S, TUNER_POLL_S, ...)."""
+
     db_url: str
-    lease_s: float = 60.0
-    poll_s: float = 1.0
-    heartbeat_interval: int = 5
-    grace_period: int = 20
+    lease_s: float
+    poll_s: float
+    heartbeat_interval: int
+    grace_period: int
     # After a timeout, running trials get this long to finish before their workers are killed.
-    stop_grace_s: float = 30.0
+    stop_grace_s: float
     ray_address: str | None = None
     num_cpus: int | None = None
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:"
-                                                f"{uuid.uuid4().hex[:6]}")
+    owner: str = field(default_factory=_owner)
+
+    @classmethod
+    def from_settings(cls, db_url: str | None = None, **overrides: Any) -> DispatcherConfig:
+        from tuner.config import get_settings
+
+        st = get_settings()
+        values: dict[str, Any] = dict(
+            db_url=db_url or st.database_url, lease_s=st.lease_s, poll_s=st.poll_s,
+            heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
+            stop_grace_s=st.stop_grace_s, num_cpus=st.ray_num_cpus)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
