@@ -114,6 +114,30 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
         out.print("[yellow]no trial completed[/yellow]")
 
 
+def _spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
+               metric: str | None, optimizers: str | None, schedules: str | None,
+               epochs: int | None, seed: int | None, batch_size: int | None, trials: int | None,
+               parallelism: int | None, timeout: float | None, sampler: str | None,
+               pruner: str | None) -> dict[str, Any]:
+    """A spec from a file (optional) with command-line options on top; mlp on digits when
+    neither names a task."""
+    base = load_spec_file(spec) if spec else {}
+    base.setdefault("task", {})
+    if "model" not in base["task"] and model is None:
+        model = "mlp"
+    if "dataset" not in base["task"] and dataset is None:
+        dataset = "digits"
+    updates = {
+        "task": {"model": {"name": model} if model else None,
+                 "dataset": {"name": dataset} if dataset else None, "metric": metric},
+        "space": {"optimizers": _csv(optimizers), "schedules": _csv(schedules)},
+        "training": {"epochs": epochs, "seed": seed, "batch_size": batch_size},
+        "budget": {"n_trials": trials, "parallelism": parallelism, "timeout_s": timeout},
+        "search": {"sampler": sampler, "pruner": pruner},
+    }
+    return _merge(base, updates)
+
+
 @app.command()
 def run(
     model: Annotated[str | None, typer.Option(help="Model name (see `tuner models`).")] = None,
@@ -144,21 +168,10 @@ def run(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with _user_errors():
-        base = load_spec_file(spec) if spec else {}
-        base.setdefault("task", {})
-        if "model" not in base["task"] and model is None:
-            model = "mlp"
-        if "dataset" not in base["task"] and dataset is None:
-            dataset = "digits"
-        updates = {
-            "task": {"model": {"name": model} if model else None,
-                     "dataset": {"name": dataset} if dataset else None, "metric": metric},
-            "space": {"optimizers": _csv(optimizers), "schedules": _csv(schedules)},
-            "training": {"epochs": epochs, "seed": seed, "batch_size": batch_size},
-            "budget": {"n_trials": trials, "parallelism": parallelism, "timeout_s": timeout},
-            "search": {"sampler": sampler, "pruner": pruner},
-        }
-        job = JobSpec.model_validate(_merge(base, updates))
+        job = JobSpec.model_validate(_spec_dict(
+            spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
+            schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
+            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner))
         with _progress(job.budget.n_trials, quiet=False) as advance:
             result = run_search(job, storage=storage, on_trial=advance)
     summary = result.summary()
@@ -352,6 +365,297 @@ def dispatcher(
 
 app.command("models")(_registry_command("models"))
 app.command("datasets")(_registry_command("datasets"))
+
+
+
+# admin ------------------------------------------------------------------------------------------
+
+admin_app = typer.Typer(no_args_is_help=True, help="Teams and API keys (writes the database).")
+app.add_typer(admin_app, name="admin")
+
+
+@admin_app.command("create-team")
+def admin_create_team(name: str, database_url: DbUrl = None) -> None:
+    """Create a team (no-op when it exists)."""
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import get_or_create_team
+
+    with session_factory(_db_url(database_url))() as s:
+        team = get_or_create_team(s, name)
+        s.commit()
+    out.print(f"team {team.name} (id {team.id})")
+
+
+@admin_app.command("create-key")
+def admin_create_key(team: str, name: Annotated[str, typer.Option(help="A label.")] = "",
+                     database_url: DbUrl = None) -> None:
+    """Print a new API key for TEAM (shown once; only its hash is stored)."""
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import create_api_key, get_team
+
+    with _user_errors(), session_factory(_db_url(database_url))() as s:
+        key = create_api_key(s, get_team(s, team), name)
+        s.commit()
+    sys.stdout.write(key + "\n")
+
+
+@admin_app.command("revoke-key")
+def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its first 10+ "
+                                                                 "characters.")],
+                     database_url: DbUrl = None) -> None:
+    """Revoke an API key."""
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import revoke_key
+
+    with _user_errors(), session_factory(_db_url(database_url))() as s:
+        n = revoke_key(s, prefix)
+        s.commit()
+    if not n:
+        err.print("[red]error:[/red] no active key with that prefix")
+        raise typer.Exit(1)
+    out.print(f"revoked {n} key(s)")
+
+
+# servers ----------------------------------------------------------------------------------------
+
+@app.command("api")
+def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
+               port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None) -> None:
+    """Serve the HTTP API only (deployments run the dispatcher separately)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(_db_url(database_url)), host=host, port=port, log_level="info")
+
+
+LOCAL_TEAM = "local"
+
+
+def _local_key(db_url: str, server_url: str) -> tuple[str, Path, bool]:
+    """The saved key for this server if the database knows it; else a new one for team `local`."""
+    from tuner.client import credentials_path, save_credentials, saved_key
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import create_api_key, get_or_create_team, team_for_key
+
+    with session_factory(db_url)() as s:
+        key = saved_key(server_url)
+        if key and team_for_key(s, key) is not None:
+            return key, credentials_path(), False
+        key = create_api_key(s, get_or_create_team(s, LOCAL_TEAM), "tuner serve")
+        s.commit()
+    return key, save_credentials(server_url, key), True
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None,
+          num_cpus: Annotated[int | None, typer.Option(help="CPUs for the local Ray.")] = None,
+          ) -> None:
+    """Everything in one process: migrate, then API + dispatcher + local Ray on the database
+    (SQLite file by default). Ctrl-C stops cleanly; running jobs resume at the next start."""
+    import logging
+    import threading
+
+    import uvicorn
+
+    from api.app import create_app
+    from tuner.store.migrate import upgrade
+    from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = _db_url(database_url)
+    server_url = f"http://{host}:{port}"
+    upgrade(url)
+    _key, path, new = _local_key(url, server_url)
+    err.print(f"database: {url}")
+    err.print(f"API key for team '{LOCAL_TEAM}' {'created and ' if new else ''}saved in {path} "
+              f"(the tuner CLI reads it; or export TUNER_API_KEY)")
+    ensure_ray(None, num_cpus)
+    d = Dispatcher(DispatcherConfig.from_settings(url, num_cpus=num_cpus))
+    thread = threading.Thread(target=d.run, name="dispatcher", daemon=True)
+    thread.start()
+    err.print(f"serving {server_url} (docs at {server_url}/docs); Ctrl-C to stop")
+    try:
+        uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
+    finally:
+        d.stop_event.set()
+        thread.join(60)
+        import ray
+
+        ray.shutdown()
+        err.print("stopped; running jobs will resume at the next start")
+
+
+# HTTP client commands ----------------------------------------------------------------------------
+
+def _client() -> Any:
+    from tuner.client import Client
+
+    return Client()
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    from tuner.client import ApiError
+
+    try:
+        with _user_errors():
+            yield
+    except ApiError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+        for e in exc.body.get("errors") or []:
+            err.print(f"  {e.get('field')}: {e.get('message')}", highlight=False)
+        raise typer.Exit(1 if exc.status in (0, 401, 404) or exc.status >= 500 else 2) from None
+
+
+@app.command()
+def submit(
+    spec: Annotated[Path | None, typer.Argument(help="Job spec (.yaml/.json).", exists=True)] = None,
+    model: Annotated[str | None, typer.Option()] = None,
+    dataset: Annotated[str | None, typer.Option()] = None,
+    trials: Annotated[int | None, typer.Option()] = None,
+    epochs: Annotated[int | None, typer.Option()] = None,
+    optimizers: Annotated[str | None, typer.Option()] = None,
+    schedules: Annotated[str | None, typer.Option()] = None,
+    sampler: Annotated[str | None, typer.Option()] = None,
+    pruner: Annotated[str | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    metric: Annotated[str | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    parallelism: Annotated[int | None, typer.Option()] = None,
+    timeout: Annotated[float | None, typer.Option()] = None,
+    idempotency_key: Annotated[str | None, typer.Option()] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job over HTTP; prints its id (--wait: follows it to the end)."""
+    with _api_errors():
+        body = _spec_dict(spec, model=model, dataset=dataset, metric=metric,
+                          optimizers=optimizers, schedules=schedules, epochs=epochs, seed=seed,
+                          batch_size=batch_size, trials=trials, parallelism=parallelism,
+                          timeout=timeout, sampler=sampler, pruner=pruner)
+        c = _client()
+        job = c.submit(body, idempotency_key)
+        if not wait:
+            _print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
+            return
+        err.print(f"job {job['id']} submitted")
+        final = _follow(c, job)
+    if as_json:
+        _print_json(final)
+    else:
+        print_job(final)
+    if final["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.fields[status]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.description}"), console=err) as bar:
+        task = bar.add_task("", total=job["progress"]["n_trials"], status=job["status"])
+
+        def update(ev: dict[str, Any]) -> None:
+            p = ev["progress"]
+            best = f"best {p['best_value']:.4g}" if p["best_value"] is not None else ""
+            bar.update(task, completed=p["done"], status=ev["status"],
+                       description=f"{p['pruned']} pruned, {p['diverged']} diverged, "
+                                   f"{p['failed']} failed {best}")
+
+        final: dict[str, Any] = c.wait(job["id"], on_progress=update)
+        return final
+
+
+@app.command()
+def status(job_id: str, as_json: JsonOpt = False) -> None:
+    """A job's status, progress, best trial and best per optimizer (over HTTP)."""
+    with _api_errors():
+        job = _client().job(job_id)
+    _print_json(job) if as_json else print_job(job)
+
+
+@app.command()
+def cancel(job_id: str, as_json: JsonOpt = False) -> None:
+    """Cancel a job (over HTTP)."""
+    with _api_errors():
+        job = _client().cancel(job_id)
+    _print_json(job) if as_json else out.print(f"job {job_id}: {job['status']}"
+                                               + (f" ({job['error']})" if job["error"] else ""))
+
+
+@app.command()
+def trials(job_id: str, as_json: JsonOpt = False) -> None:
+    """Every trial of a job with its state, stop reason and step (over HTTP)."""
+    with _api_errors():
+        data = _client().trials(job_id)
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"Trials of {job_id} ({data['count']})")
+    for col in ("#", "optimizer", "schedule", "state", "stop", "step", "value", "lr"):
+        table.add_column(col, no_wrap=True)
+    for t in data["data"]:
+        lr = next((v for k, v in t["params"].items() if k.endswith(".lr")), None)
+        table.add_row(str(t["number"]), t["optimizer"] or "-", t["schedule"] or "-", t["state"],
+                      t["stop_reason"] or "-", str(t["stop_step"]),
+                      _fmt(t["value"]) if t["value"] is not None else "-",
+                      _fmt(lr) if lr is not None else "-")
+    out.print(table)
+
+
+@app.command()
+def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None,
+         model: Annotated[str | None, typer.Option()] = None,
+         dataset: Annotated[str | None, typer.Option()] = None,
+         limit: Annotated[int, typer.Option()] = 50, as_json: JsonOpt = False) -> None:
+    """The team's jobs, newest first (over HTTP)."""
+    with _api_errors():
+        data = _client().jobs(status=status_filter, model=model, dataset=dataset, limit=limit)
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"Jobs ({data['count']})")
+    for col in ("id", "status", "model", "dataset", "done", "best", "created"):
+        table.add_column(col, no_wrap=True)
+    for j in data["data"]:
+        p = j["progress"]
+        table.add_row(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
+                      f"{p['done']}/{p['n_trials']}",
+                      _fmt(p["best_value"]) if p["best_value"] is not None else "-",
+                      str(j["created_at"])[:19])
+    out.print(table)
+
+
+@app.command()
+def recommend(model: Annotated[str | None, typer.Option()] = None,
+              dataset: Annotated[str | None, typer.Option()] = None,
+              metric: Annotated[str | None, typer.Option()] = None,
+              task: Annotated[int | None, typer.Option(help="Task id.")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Which optimizer is best for this task, from the team's history (over HTTP)."""
+    with _api_errors():
+        rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task)
+    if as_json:
+        _print_json(rec)
+        return
+    print_recommendation(rec)
+
+
+def print_recommendation(rec: dict[str, Any]) -> None:
+    title = f"Recommendation ({rec['method']}"
+    title += f", {rec.get('metric')} {rec.get('direction')})" if rec["method"] != "prior" else ")"
+    table = Table(title=title)
+    for col in ("rank", "optimizer", "value", "schedule", "trials", "jobs", "params"):
+        table.add_column(col, overflow="fold")
+    for i, r in enumerate(rec["ranking"], 1):
+        table.add_row(str(i), r["optimizer"], _fmt(r["value"]) if r["value"] is not None else "-",
+                      r["schedule"] or "-", str(r["n_trials"]), str(r["n_jobs"]),
+                      _params_brief(r["params"]))
+    out.print(table)
+    if rec.get("note"):
+        out.print(f"[yellow]{rec['note']}[/yellow]")
 
 
 if __name__ == "__main__":  # pragma: no cover

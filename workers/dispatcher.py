@@ -25,7 +25,9 @@ from tuner.store.jobs import (
     finish_job,
     get_job,
     job_spec,
+    reconcile_tickets,
     refresh_counters,
+    release_leases,
     renew_lease,
     request_stop,
 )
@@ -115,6 +117,9 @@ class Dispatcher:
                 with self.sessions() as s:
                     finish_job(s, job.id, "failed", f"dispatcher error: {type(exc).__name__}: "
                                                     f"{exc}")
+        if self.stop_event.is_set():
+            with self.sessions() as s:
+                release_leases(s, self.config.owner)
         return self.jobs_run
 
     def _claim(self) -> Job | None:
@@ -197,6 +202,7 @@ class Dispatcher:
                         ray.get(ref)
                     except Exception as exc:  # worker crashed beyond Ray's retries, or cancelled
                         if reason is None:
+                            log.warning("job %s: a trial worker failed: %s", job.id, exc)
                             worker_errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
             if reason == "cancelled" and not workers:
                 self._fail_running(study, recorder, "cancelled")
@@ -229,9 +235,14 @@ class Dispatcher:
             return get_job(s, job_id)
 
     def _budget_left(self, job_id: str) -> bool:
-        with self.sessions() as s:
-            j = get_job(s, job_id)
-            return j.trials_claimed < j.n_trials and not j.cancel_requested
+        """Called when no worker is alive and no trial runs: reconcile tickets, then look."""
+        def txn() -> bool:
+            with self.sessions() as s:
+                reconcile_tickets(s, job_id)
+                j = get_job(s, job_id)
+                return j.trials_claimed < j.n_trials and not j.cancel_requested
+
+        return with_retries(txn, what="reconcile the trial budget")
 
     def _update_running(self, job_id: str, running: int) -> None:
         def txn() -> None:

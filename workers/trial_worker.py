@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from tuner.store.jobs import get_job, job_spec, take_ticket
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
 
 log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_ERRORS = 4
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,22 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
         with sessions() as s:
             return take_ticket(s, cfg.job_id)
 
-    done = 0
+    done, errors = 0, 0
     while with_retries(ticket, what="take a trial ticket"):
-        study.optimize(run, n_trials=1, callbacks=[recorder], catch=(Exception,),
-                       gc_after_trial=False)
+        try:
+            study.optimize(run, n_trials=1, callbacks=[recorder], catch=(Exception,),
+                           gc_after_trial=False)
+        except Exception as exc:
+            # Outside a trial (Optuna's storage, e.g. a locked SQLite file). The dispatcher
+            # reconciles the budget, so the ticket is not lost; back off and go on.
+            errors += 1
+            log.warning("worker %s: %s: %s (%d in a row)", where["pid"], type(exc).__name__,
+                        exc, errors)
+            if errors >= MAX_CONSECUTIVE_ERRORS:
+                raise
+            time.sleep(0.5 * 2**errors)
+            continue
+        errors = 0
         done += 1
     return {**where, "trials": done}
 

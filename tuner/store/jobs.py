@@ -197,6 +197,15 @@ def renew_lease(s: Session, job_id: str, owner: str, lease_s: float) -> bool:
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def release_leases(s: Session, owner: str) -> int:
+    """A dispatcher shutting down cleanly hands its running jobs back at once (a restart resumes
+    them without waiting for the lease to run out)."""
+    res = s.execute(update(Job).where(Job.claimed_by == owner, Job.status == "running")
+                    .values(lease_until=utcnow(), claimed_by=None))
+    s.commit()
+    return int(res.rowcount)  # type: ignore[attr-defined]
+
+
 def take_ticket(s: Session, job_id: str) -> bool:
     """Reserve one trial of the budget (atomic); False when the budget is spent or the job is
     stopping."""
@@ -206,6 +215,16 @@ def take_ticket(s: Session, job_id: str) -> bool:
     ).values(trials_claimed=Job.trials_claimed + 1))
     s.commit()
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def reconcile_tickets(s: Session, job_id: str) -> None:
+    """Set the budget's tickets from the records, when no worker holds one (nothing running):
+    every finished trial holds one, a failed one only beyond the n_trials retried failures.
+    A ticket lost by a worker that died outside a trial is thus never lost for good."""
+    job = get_job(s, job_id)
+    refresh_counters(s, job_id)
+    job.trials_claimed = min(job.n_trials, job.n_done + max(0, job.n_failed - job.n_trials))
+    s.commit()
 
 
 def request_stop(s: Session, job_id: str) -> None:

@@ -1,0 +1,85 @@
+"""The FastAPI application: thin routes over the store; it never trains."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+
+from api import errors, metrics
+from api.routes import jobs, meta, tasks
+from tuner import __version__
+from tuner.config import Settings, get_settings
+from tuner.store.db import session_factory
+
+MAX_BODY_BYTES = 256 * 1024
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+                   Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, before anything is parsed."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            size = headers.get(b"content-length")
+            if size is not None and size.isdigit() and int(size) > self.limit:
+                await _too_large(scope, send, self.limit)
+                return
+            seen = 0
+
+            async def limited() -> Any:
+                nonlocal seen
+                msg = await receive()
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+                return msg
+
+            try:
+                await self.app(scope, limited, send)
+            except _BodyTooLarge:
+                await _too_large(scope, send, self.limit)
+            return
+        await self.app(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(scope: Scope, send: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    import json
+
+    body = json.dumps({"type": "about:blank", "title": "Payload too large", "status": 413,
+                       "detail": f"request body over {limit} bytes",
+                       "instance": scope.get("path", "")}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
+    """The API over the database at `database_url` (default: TUNER_DATABASE_URL)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Optimizer tuning service", version=__version__,
+                  description="Submit tuning jobs, follow them, read every trial's pruning "
+                              "history, and ask which optimizer is best for a task.")
+    app.state.settings = settings
+    app.state.sessions = session_factory(database_url or settings.database_url)
+    errors.install(app)
+    metrics.install(app)
+    app.include_router(jobs.router)
+    app.include_router(tasks.router)
+    app.include_router(meta.router)
+    app.add_middleware(BodyLimit)
+    return app

@@ -1,0 +1,135 @@
+"""Jobs: submit, list, read, cancel, trials (the pruning history), events (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from api.deps import CurrentTeam, SessionDep, TeamJob
+from api.errors import ApiProblem
+from api.schemas import JobPublic, JobsPublic, TrialsPublic
+from tuner.spec import JobSpec
+from tuner.store.jobs import (
+    create_job,
+    get_job,
+    job_summary,
+    job_trials,
+    request_cancel,
+    trial_json,
+)
+from tuner.store.models import FINAL_STATUSES, JOB_STATUSES, Job
+from tuner.store.queries import count_trials, list_jobs
+from tuner.tasks import inspect_task
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+
+
+def links(job_id: str) -> dict[str, str]:
+    base = f"/v1/jobs/{job_id}"
+    return {"self": base, "trials": f"{base}/trials", "events": f"{base}/events",
+            "cancel": f"{base}/cancel"}
+
+
+def job_public(session: Any, job: Job) -> dict[str, Any]:
+    return {**job_summary(session, job), "links": links(job.id)}
+
+
+@router.post("/jobs", status_code=201, response_model=JobPublic)
+def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, response: Response,
+                     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+                     ) -> dict[str, Any]:
+    """Queue a tuning job; a retried submit with the same Idempotency-Key returns that job."""
+    payload = spec.model_dump(mode="json")
+    if idempotency_key:
+        existing = session.query(Job).filter_by(team_id=team.id,
+                                                idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.spec != payload:
+                raise ApiProblem(409, "Conflict", "Idempotency-Key was already used for a "
+                                                  "different job spec")
+            response.status_code = 200
+            return job_public(session, existing)
+    features = inspect_task(spec)  # a spec that cannot train is refused here: nothing is created
+    job, created = create_job(session, team.id, spec, features, idempotency_key)
+    if not created:
+        response.status_code = 200
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return job_public(session, job)
+
+
+@router.get("/jobs", response_model=JobsPublic)
+def read_jobs(team: CurrentTeam, session: SessionDep,
+              status: Annotated[str | None, Query(description=" | ".join(JOB_STATUSES))] = None,
+              task: Annotated[int | None, Query(description="task id")] = None,
+              model: str | None = None, dataset: str | None = None,
+              offset: Annotated[int, Query(ge=0)] = 0,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    """The team's jobs, newest first, with filters and pagination."""
+    if status is not None and status not in JOB_STATUSES:
+        raise ApiProblem(422, "Invalid request",
+                         f"status: unknown {status!r}; valid choices: {', '.join(JOB_STATUSES)}",
+                         [{"field": "status", "message": "unknown status"}])
+    jobs, total = list_jobs(session, team.id, status=status, task_id=task, model=model,
+                            dataset=dataset, offset=offset, limit=limit)
+    data = []
+    for j in jobs:
+        summary = job_summary(session, j)
+        data.append({k: summary[k] for k in ("id", "status", "error", "task", "progress",
+                                             "created_at", "started_at", "finished_at")}
+                    | {"links": links(j.id)})
+    return {"data": data, "count": total}
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def read_job(job: TeamJob, session: SessionDep) -> dict[str, Any]:
+    """Status, progress, best trial and best per optimizer family."""
+    return job_public(session, job)
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobPublic)
+def cancel_job(job: TeamJob, team: CurrentTeam, session: SessionDep) -> dict[str, Any]:
+    """Cancel: a queued job ends at once; a running one stops its workers promptly."""
+    return job_public(session, request_cancel(session, job.id, team.id))
+
+
+@router.get("/jobs/{job_id}/trials", response_model=TrialsPublic)
+def read_trials(job: TeamJob, session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                steps: bool = True) -> dict[str, Any]:
+    """Every finished trial: params, state, stop reason and step, and its steps."""
+    rows = job_trials(session, job.id, offset=offset, limit=limit)
+    return {"data": [trial_json(t, with_steps=steps) for t in rows],
+            "count": count_trials(session, job.id)}
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
+async def job_events(job: TeamJob, request: Request) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: `progress` as trials finish, then `end` with the final job."""
+    sessions = request.app.state.sessions
+    poll = request.app.state.settings.poll_s
+    job_id = job.id
+
+    def load() -> dict[str, Any]:
+        with sessions() as s:
+            return job_public(s, get_job(s, job_id))
+
+    last: Any = None
+    while True:
+        current = await run_in_threadpool(load)
+        snapshot = (current["status"], current["progress"])
+        if snapshot != last:
+            last = snapshot
+            yield ServerSentEvent(event="progress", data={
+                "id": job_id, "status": current["status"], "progress": current["progress"]})
+        if current["status"] in FINAL_STATUSES:
+            yield ServerSentEvent(event="end", data=json.loads(json.dumps(current, default=str)))
+            return
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(poll)

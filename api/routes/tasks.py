@@ -1,0 +1,41 @@
+"""Tasks and recommendations from the team's history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import CurrentTeam, SessionDep
+from api.errors import ApiProblem
+from api.schemas import RecommendationPublic, TasksPublic
+from tuner.spec import METRICS
+from tuner.store.queries import recommend, team_tasks
+
+router = APIRouter(prefix="/v1", tags=["tasks"])
+
+
+@router.get("/tasks", response_model=TasksPublic)
+def read_tasks(team: CurrentTeam, session: SessionDep) -> dict[str, Any]:
+    """The team's tasks with their job and trial counts."""
+    data = team_tasks(session, team.id)
+    return {"data": data, "count": len(data)}
+
+
+@router.get("/recommendations", response_model=RecommendationPublic)
+def read_recommendations(
+    team: CurrentTeam, session: SessionDep,
+    task: Annotated[int | None, Query(description="task id")] = None,
+    model: Annotated[str | None, Query(description="model name")] = None,
+    dataset: Annotated[str | None, Query(description="dataset name")] = None,
+    metric: Annotated[str | None, Query(description=" | ".join(METRICS))] = None,
+) -> dict[str, Any]:
+    """Optimizer families ranked for a task, from the team's own history only."""
+    if task is None and not (model and dataset):
+        raise ApiProblem(422, "Invalid request", "give task=<id>, or model and dataset",
+                         [{"field": "model", "message": "required without task"}])
+    if metric is not None and metric not in METRICS:
+        raise ApiProblem(422, "Invalid request",
+                         f"metric: unknown {metric!r}; valid choices: {', '.join(METRICS)}",
+                         [{"field": "metric", "message": "unknown metric"}])
+    return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric)

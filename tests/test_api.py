@@ -1,0 +1,294 @@
+"""The HTTP API end to end: the app served by uvicorn, a real dispatcher on a real local Ray,
+real training, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from tuner.client import Client
+from tuner.config import Settings
+from tuner.store.db import session_factory
+from tuner.store.jobs import create_api_key, get_or_create_team, revoke_key
+from workers.dispatcher import Dispatcher, DispatcherConfig
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+FAST: dict[str, Any] = {
+    "task": {"model": {"name": "mlp", "params": {"hidden": [16]}}, "dataset": {"name": "iris"}},
+    "space": {"optimizers": ["adam", "sgd", "momentum", "rmsprop"]},
+    "training": {"epochs": 4}, "budget": {"n_trials": 8, "parallelism": 2},
+}
+SLOW: dict[str, Any] = {
+    "task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
+             "dataset": {"name": "digits"}},
+    "training": {"epochs": 12, "batch_size": 8}, "search": {"pruner": "none"},
+    "budget": {"n_trials": 20, "parallelism": 1},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Service:
+    url: str
+    db_url: str
+    key_a: str
+    key_b: str
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+@pytest.fixture
+def service(migrated_url: str) -> Iterator[Service]:
+    with session_factory(migrated_url)() as s:
+        key_a = create_api_key(s, get_or_create_team(s, "team-a"))
+        key_b = create_api_key(s, get_or_create_team(s, "team-b"))
+        s.commit()
+    port = free_port()
+    app = create_app(migrated_url, Settings(database_url=migrated_url, poll_s=0.2))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    web = threading.Thread(target=server.run, daemon=True)
+    web.start()
+    d = Dispatcher(DispatcherConfig.from_settings(
+        migrated_url, poll_s=0.3, heartbeat_interval=1, grace_period=3, stop_grace_s=2))
+    worker = threading.Thread(target=d.run, daemon=True)
+    worker.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield Service(f"http://127.0.0.1:{port}", migrated_url, key_a, key_b)
+    d.stop_event.set()
+    server.should_exit = True
+    worker.join(60)
+    web.join(10)
+
+
+def events(svc: Service, key: str, job_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return list(Client(svc.url, key).events(job_id))
+
+
+def test_submit_events_trials_recommendation(service: Service) -> None:
+    with service.http(service.key_a) as h:
+        r = h.post("/v1/jobs", json=FAST)
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert r.headers["location"] == f"/v1/jobs/{job['id']}" == job["links"]["self"]
+        assert job["status"] == "queued" and job["progress"]["n_trials"] == 8
+        evs = events(service, service.key_a, job["id"])
+        kinds = [e for e, _ in evs]
+        assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"}
+        dones = [d["progress"]["done"] for e, d in evs if e == "progress"]
+        assert dones == sorted(dones) and len(dones) >= 2  # progress as trials finish
+        final = evs[-1][1]
+        assert final["status"] == "completed", final["error"]
+        assert final["progress"]["done"] == 8
+
+        got = h.get(f"/v1/jobs/{job['id']}").json()
+        assert got["best"]["value"] == got["progress"]["best_value"]
+        assert got["by_optimizer"][0]["best"]["value"] == got["best"]["value"]
+
+        trials = h.get(f"/v1/jobs/{job['id']}/trials").json()
+        assert trials["count"] == 8 == len(trials["data"])
+        for t in trials["data"]:
+            assert {"params", "state", "stop_reason", "stop_step", "steps"} <= set(t)
+            if t["state"] in ("complete", "pruned"):
+                assert [s["step"] for s in t["steps"]] == list(range(1, t["stop_step"] + 1))
+        page = h.get(f"/v1/jobs/{job['id']}/trials", params={"offset": 6, "limit": 5}).json()
+        assert [t["number"] for t in page["data"]] == [6, 7] and page["count"] == 8
+
+        rec = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
+        assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
+        assert rec["ranking"][0]["value"] == got["best"]["value"]
+        assert rec["ranking"][0]["optimizer"] == got["best"]["optimizer"]
+        tasks = h.get("/v1/tasks").json()
+        assert tasks["count"] == 1 and tasks["data"][0]["n_trials"] == 8
+        listed = h.get("/v1/jobs", params={"status": "completed", "model": "mlp"}).json()
+        assert listed["count"] == 1 and listed["data"][0]["id"] == job["id"]
+        assert h.get("/v1/jobs", params={"dataset": "digits"}).json()["count"] == 0
+
+
+def test_team_isolation(service: Service) -> None:
+    with service.http(service.key_a) as a, service.http(service.key_b) as b:
+        job = a.post("/v1/jobs", json={**FAST, "budget": {"n_trials": 2}}).json()
+        Client(service.url, service.key_a).wait(job["id"])
+        missing = b.get("/v1/jobs/" + "0" * 32)
+        for r in (b.get(f"/v1/jobs/{job['id']}"), b.get(f"/v1/jobs/{job['id']}/trials"),
+                  b.get(f"/v1/jobs/{job['id']}/events"), b.post(f"/v1/jobs/{job['id']}/cancel")):
+            assert r.status_code == 404 == missing.status_code
+            assert r.json()["title"] == missing.json()["title"] == "Not found"
+        assert b.get("/v1/jobs").json() == {"data": [], "count": 0}
+        assert b.get("/v1/tasks").json() == {"data": [], "count": 0}
+        rec_b = b.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
+        assert rec_b["method"] == "prior" and all(r["value"] is None for r in rec_b["ranking"])
+        assert a.get("/v1/recommendations",
+                     params={"model": "mlp", "dataset": "iris"}).json()["method"] == "direct"
+        assert a.get(f"/v1/jobs/{job['id']}").json()["status"] == "completed"
+
+
+def test_auth_failures_and_health(service: Service) -> None:
+    with service.http() as anon:
+        r = anon.get("/v1/jobs")
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert r.headers["content-type"] == "application/problem+json"
+        assert anon.get("/healthz").json() == {"status": "ok"}
+        assert anon.get("/readyz").json() == {"status": "ok"}
+        assert anon.get("/openapi.json").json()["paths"]["/v1/jobs"]
+        assert anon.get("/docs").status_code == 200
+    with service.http("tk_wrong") as bad:
+        assert bad.get("/v1/jobs").status_code == 401
+    with session_factory(service.db_url)() as s:
+        revoke_key(s, service.key_b[:12])
+        s.commit()
+    with service.http(service.key_b) as revoked:
+        assert revoked.get("/v1/models").status_code == 401
+    with service.http(service.key_a) as a:
+        assert {m["name"] for m in a.get("/v1/models").json()} >= {"mlp", "cnn", "tiny_mlp"}
+        assert "digits" in {d["name"] for d in a.get("/v1/datasets").json()}
+        assert "adam.lr" in a.get("/v1/space").json()["optimizers"]["adam"]["params"]
+        metrics = a.get("/metrics").text
+        assert 'tuner_http_requests_total{method="GET",route="/v1/jobs",status="401"}' in metrics
+        assert 'tuner_jobs{status="queued"}' in metrics
+
+
+def test_idempotent_submit(service: Service) -> None:
+    spec = {**FAST, "budget": {"n_trials": 2}}
+    with service.http(service.key_a) as h:
+        r1 = h.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "abc"})
+        r2 = h.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "abc"})
+        assert (r1.status_code, r2.status_code) == (201, 200)
+        assert r1.json()["id"] == r2.json()["id"]
+        r3 = h.post("/v1/jobs", json={**spec, "budget": {"n_trials": 3}},
+                    headers={"Idempotency-Key": "abc"})
+        assert r3.status_code == 409 and "different job spec" in r3.json()["detail"]
+        assert h.get("/v1/jobs").json()["count"] == 1
+    with service.http(service.key_b) as b:  # keys are per team
+        assert b.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "abc"}).status_code == 201
+
+
+BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
+    ({"task": {"model": {"name": "resnet"}, "dataset": {"name": "iris"}}}, "task.model.name",
+     "valid choices: cnn, linear, mlp"),
+    ({"task": {"model": {"name": "mlp"}, "dataset": {"name": "mnist"}}}, "task.dataset.name",
+     "valid choices: breast_cancer"),
+    ({"task": {**FAST["task"], "metric": "f1"}}, "task.metric", "val_accuracy, val_loss, val_r2"),
+    ({"task": {**FAST["task"], "direction": "up"}}, "task.direction", "maximize"),
+    ({"task": {**FAST["task"], "metric": "val_loss", "direction": "maximize"}}, "task",
+     "contradicts"),
+    ({"space": {"optimizers": ["adamm"]}}, "space.optimizers", "nesterov"),
+    ({"space": {"schedules": ["linear"]}}, "space.schedules", "polynomial"),
+    ({"space": {"overrides": {"adam.lr": {"low": 1, "high": 0.1}}}}, "space", "low (1.0) > high"),
+    ({"space": {"overrides": {"sgd.lr": 9.0}}}, "space", "outside its range"),
+    ({"space": {"lookahead_bases": ["proximal"]}}, "space.lookahead_bases", "Lookahead base"),
+    ({"training": {"epochs": 0}}, "training.epochs", "greater than or equal to 1"),
+    ({"training": {"epochs": 100000}}, "training.epochs", "less than or equal to 1000"),
+    ({"training": {"batch_size": -1}}, "training.batch_size", "greater than or equal to 1"),
+    ({"training": {"precision": "fp8"}}, "training.precision", "'fp32' or 'bf16'"),
+    ({"budget": {"n_trials": 10**6}}, "budget.n_trials", "less than or equal to 10000"),
+    ({"budget": {"timeout_s": -5}}, "budget.timeout_s", "greater than 0"),
+    ({"budget": {"parallelism": 0}}, "budget.parallelism", "greater than or equal to 1"),
+    ({"search": {"sampler": "bayes"}}, "search.sampler", "cmaes, gp, qmc, random, tpe"),
+    ({"search": {"pruner": "x"}}, "search.pruner", "asha, hyperband"),
+    ({"search": {"warm_start": "maybe"}}, "search.warm_start", "'none', 'task' or 'similar'"),
+    ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial", "greater than 0"),
+    ({"resources": {"gpus_per_trial": 2.5}}, "resources.gpus_per_trial", "whole number"),
+    ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
+    # Checked against the real data, before anything is created:
+    ({"task": {"model": {"name": "cnn"}, "dataset": {"name": "iris"}}}, "task.model",
+     "cnn needs image-shaped input"),
+    ({"budget": {"n_trials": 2, "parallelism": 8}}, "budget.parallelism",
+     "8 concurrent trials for only 2 trials"),
+]
+
+
+def test_validation_errors_name_the_field(service: Service) -> None:
+    with service.http(service.key_a) as h:
+        for patch, field, fragment in BAD_FIELDS:
+            body = {**FAST, **patch}
+            r = h.post("/v1/jobs", json=body)
+            assert r.status_code == 422, (patch, r.text)
+            p = r.json()
+            assert r.headers["content-type"] == "application/problem+json"
+            assert p["status"] == 422 and p["instance"] == "/v1/jobs"
+            assert field in [e["field"] for e in p["errors"]], (field, p)
+            assert fragment in p["detail"], (fragment, p["detail"])
+        big = h.post("/v1/jobs", content=b"{" + b" " * (300 * 1024) + b"}",
+                     headers={"content-type": "application/json"})
+        assert big.status_code == 413 and big.json()["title"] == "Payload too large"
+        assert h.post("/v1/jobs", content=b"not json",
+                      headers={"content-type": "application/json"}).status_code == 422
+        assert h.get("/v1/jobs", params={"status": "done"}).json()["errors"][0]["field"] == "status"
+        assert h.get("/v1/recommendations").status_code == 422
+        assert h.get("/v1/jobs").json()["count"] == 0  # nothing half-created
+
+
+def test_cancel_over_http(service: Service) -> None:
+    with service.http(service.key_a) as h:
+        job = h.post("/v1/jobs", json=SLOW).json()
+        deadline = time.monotonic() + 120
+        while h.get(f"/v1/jobs/{job['id']}").json()["progress"]["done"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        r = h.post(f"/v1/jobs/{job['id']}/cancel")
+        assert r.status_code == 202
+        final = Client(service.url, service.key_a).wait(job["id"])
+        assert final["status"] == "cancelled" and final["progress"]["done"] < 20
+        queued = h.post("/v1/jobs", json={**SLOW, "budget": {"n_trials": 1}}).json()
+        # a queued job can be cancelled before any dispatcher takes it (or just after)
+        assert h.post(f"/v1/jobs/{queued['id']}/cancel").json()["status"] in (
+            "cancelled", "running")
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, text=True,
+                          capture_output=True, timeout=600, check=False)
+
+
+def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
+    env = {**os.environ, "TUNER_URL": service.url, "TUNER_API_KEY": service.key_a,
+           "TUNER_HOME": str(tmp_path)}
+    done = _cli(["submit", "--model", "linear", "--dataset", "wine", "--trials", "4",
+                 "--epochs", "3", "--optimizers", "adam,sgd", "--wait", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "completed" and job["progress"]["done"] == 4
+    assert "completed" in done.stderr or "4/4" in done.stderr  # the progress bar
+    status = json.loads(_cli(["status", job["id"], "--json"], env).stdout)
+    assert status["id"] == job["id"]
+    trials = _cli(["trials", job["id"]], env).stdout
+    assert "Trials of" in trials and "adam" in trials
+    assert job["id"] in _cli(["jobs"], env).stdout
+    rec = json.loads(_cli(["recommend", "--model", "linear", "--dataset", "wine", "--json"],
+                          env).stdout)
+    assert rec["method"] == "direct" and {r["optimizer"] for r in rec["ranking"]} <= {"adam",
+                                                                                      "sgd"}
+    bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--optimizers", "adamz"], env)
+    assert bad.returncode == 2 and "unknown optimizer family 'adamz'" in bad.stderr
+    nokey = _cli(["jobs"], {**env, "TUNER_API_KEY": "tk_nope"})
+    assert nokey.returncode == 1 and "invalid or revoked API key" in nokey.stderr
+    with Client(service.url, service.key_a) as c:
+        second = c.submit({**FAST, "budget": {"n_trials": 2}}, idempotency_key="k1")
+        assert c.submit({**FAST, "budget": {"n_trials": 2}}, idempotency_key="k1")["id"] == \
+            second["id"]
+        assert c.cancel(second["id"])["status"] in ("cancelled", "running")
+        assert c.wait(second["id"])["status"] in ("cancelled", "completed")
+        assert c.jobs()["count"] == 2 and c.tasks()["count"] == 2

@@ -1,0 +1,166 @@
+"""Python client for the tuning service's HTTP API (httpx).
+
+    from tuner.client import Client
+    c = Client()                         # TUNER_URL / TUNER_API_KEY, or `tuner serve`'s key file
+    job = c.submit({"task": {"model": {"name": "mlp"}, "dataset": {"name": "digits"}}})
+    final = c.wait(job["id"])
+    print(c.recommend(model="mlp", dataset="digits")["ranking"][0])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ApiError(Exception):
+    """A problem document from the service (or a transport failure)."""
+
+    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status, self.detail, self.body = status, detail, body or {}
+
+
+def tuner_home() -> Path:
+    return Path(os.environ.get("TUNER_HOME", Path.home() / ".tuner"))
+
+
+def credentials_path() -> Path:
+    return tuner_home() / "credentials.json"
+
+
+def save_credentials(url: str, api_key: str) -> Path:
+    """Remember a key for `url` (mode 0600); the CLI and Client pick it up."""
+    path = credentials_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[url.rstrip("/")] = api_key
+    path.write_text(json.dumps(data, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def saved_key(url: str) -> str | None:
+    path = credentials_path()
+    if not path.exists():
+        return None
+    key = json.loads(path.read_text()).get(url.rstrip("/"))
+    return str(key) if key else None
+
+
+class Client:
+    def __init__(self, url: str | None = None, api_key: str | None = None,
+                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = (url or os.environ.get("TUNER_URL") or DEFAULT_URL).rstrip("/")
+        key = api_key or os.environ.get("TUNER_API_KEY") or saved_key(self.url)
+        if not key:
+            raise ApiError(401, f"no API key for {self.url}: set TUNER_API_KEY, or start "
+                                "`tuner serve`, which saves one")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
+                                 headers={"Authorization": f"Bearer {key}"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"cannot reach {self.url}: {exc}") from exc
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+                detail = str(body.get("detail", r.text))
+            except ValueError:
+                body, detail = {}, r.text
+            raise ApiError(r.status_code, detail, body)
+        return r.json()
+
+    # jobs -------------------------------------------------------------------------------------
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, headers=headers)
+        return out
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")
+        return out
+
+    def jobs(self, **filters: Any) -> dict[str, Any]:
+        params = {k: v for k, v in filters.items() if v is not None}
+        out: dict[str, Any] = self._call("GET", "/v1/jobs", params=params)
+        return out
+
+    def trials(self, job_id: str, offset: int = 0, limit: int = 1000,
+               steps: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials",
+                                         params={"offset": offset, "limit": limit,
+                                                 "steps": steps})
+        return out
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
+        return out
+
+    def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Server-sent events of a job: ("progress", {...})..., then ("end", job)."""
+        try:
+            with self.http.stream("GET", f"/v1/jobs/{job_id}/events",
+                                  timeout=httpx.Timeout(60.0, read=None)) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    raise ApiError(r.status_code, r.json().get("detail", r.text), r.json())
+                event, data = "message", []
+                for line in r.iter_lines():
+                    if line.startswith("event:"):
+                        event = line[6:].strip()
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line and data:
+                        yield event, json.loads("\n".join(data))
+                        event, data = "message", []
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"lost the event stream from {self.url}: {exc}") from exc
+
+    def wait(self, job_id: str,
+             on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Follow a job's events until it ends; returns the final job."""
+        for event, data in self.events(job_id):
+            if event == "progress" and on_progress is not None:
+                on_progress(data)
+            if event == "end":
+                return data
+        return self.job(job_id)
+
+    # history and registry ---------------------------------------------------------------------
+    def tasks(self) -> dict[str, Any]:
+        out: dict[str, Any] = self._call("GET", "/v1/tasks")
+        return out
+
+    def recommend(self, *, model: str | None = None, dataset: str | None = None,
+                  metric: str | None = None, task: int | None = None) -> dict[str, Any]:
+        params = {k: v for k, v in {"model": model, "dataset": dataset, "metric": metric,
+                                    "task": task}.items() if v is not None}
+        out: dict[str, Any] = self._call("GET", "/v1/recommendations", params=params)
+        return out
+
+    def models(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("GET", "/v1/models")
+        return out
+
+    def datasets(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = self._call("GET", "/v1/datasets")
+        return out
