@@ -1,5 +1,5 @@
 # Set-up and entry points. Two commands do everything on a fresh machine:
-#   make demo   # install into .venv, run a local tuning job on a built-in task
+#   make demo   # install into .venv, start the embedded service, tune over HTTP, recommend
 #   make test   # install into .venv (with dev tools), lint, type-check, run the tests
 PY ?= python3
 VENV ?= .venv
@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # CPU machines: the pinned CPU wheel. GPU nodes: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install install-dev demo test lint clean pg-up
+.PHONY: install install-dev demo local-run test lint clean pg-up
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,9 @@ install-dev: install
 	$(BIN)/pip install -q -e '.[dev]' ./tests/plugin_pkg
 
 demo: install
+	scripts/demo.sh
+
+local-run: install
 	$(BIN)/tuner run --model mlp --dataset digits --trials 30 --epochs 10
 
 lint: install-dev

@@ -205,3 +205,26 @@ def test_worker_write_survives_a_brief_database_outage(migrated_url: str,
         assert s.scalar(select(TrialRow.number).where(TrialRow.job_id == job_id)) == 0
         assert len(s.scalars(select(TrialRow)).all()) == 1
         assert len(s.scalars(select(TrialStep)).all()) == 3
+
+
+def test_relative_sqlite_urls_become_absolute(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuner.store.db import normalize_url
+
+    monkeypatch.chdir(tmp_path)
+    assert normalize_url("sqlite:///tuner.db") == f"sqlite:///{tmp_path}/tuner.db"
+    assert normalize_url("sqlite:////abs/x.db") == "sqlite:////abs/x.db"
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_reconcile_tickets_restores_a_lost_ticket(migrated_url: str) -> None:
+    from tuner.store.jobs import reconcile_tickets
+
+    (job_id,) = _queue(migrated_url, n_trials=3)
+    with session_factory(migrated_url)() as s:
+        claim_job(s, "me", 60)
+        assert [take_ticket(s, job_id) for _ in range(3)] == [True, True, True]
+    TrialRecorder(migrated_url, job_id).write(_real_trial())  # one trial ran; two tickets lost
+    with session_factory(migrated_url)() as s:
+        reconcile_tickets(s, job_id)
+        assert get_job(s, job_id).trials_claimed == 1
+        assert take_ticket(s, job_id)

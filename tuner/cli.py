@@ -477,7 +477,9 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     thread.start()
     err.print(f"serving {server_url} (docs at {server_url}/docs); Ctrl-C to stop")
     try:
-        uvicorn.run(create_app(url), host=host, port=port, log_level="warning")
+        # Open event streams get 5 s to end, so Ctrl-C never hangs on a watching client.
+        uvicorn.run(create_app(url), host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=5)
     finally:
         d.stop_event.set()
         thread.join(60)

@@ -90,6 +90,9 @@ def _trial_worker() -> Any:
 
 class Dispatcher:
     def __init__(self, config: DispatcherConfig) -> None:
+        from tuner.store.db import normalize_url
+
+        config.db_url = normalize_url(config.db_url)  # workers open the same database
         self.config = config
         self.sessions = session_factory(config.db_url)
         self.stop_event = threading.Event()

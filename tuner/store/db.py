@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from functools import cache
@@ -23,7 +24,12 @@ def is_sqlite(url: str) -> bool:
 
 
 def normalize_url(url: str) -> str:
-    """Use psycopg 3 for `postgresql://` URLs (what people type)."""
+    """Use psycopg 3 for `postgresql://` URLs (what people type), and make a relative SQLite
+    path absolute: workers run in other directories and must open the same file."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not path.startswith("file:"):
+            return "sqlite:///" + os.path.abspath(path)
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("postgres://"):

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: start `tuner serve` (API + dispatcher + local Ray on a
+# SQLite file), submit a tuning job over HTTP, follow it to the end, print the recommendation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+PORT=${TUNER_DEMO_PORT:-8000}
+export TUNER_URL="http://127.0.0.1:${PORT}"
+mkdir -p .demo
+"$BIN/tuner" serve --port "$PORT" > .demo/serve.log 2>&1 &
+SERVE=$!
+trap 'kill -INT $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  curl -sf "$TUNER_URL/healthz" > /dev/null && break
+  kill -0 $SERVE 2>/dev/null || { cat .demo/serve.log; exit 1; }
+  sleep 1
+done
+grep -h "API key" .demo/serve.log || true
+"$BIN/tuner" submit --model mlp --dataset digits --trials 30 --epochs 10 --parallelism 2 --wait
+"$BIN/tuner" recommend --model mlp --dataset digits

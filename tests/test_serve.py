@@ -1,0 +1,86 @@
+"""`tuner serve`, the embedded default, as a user runs it: one command, a key saved for the CLI,
+clean Ctrl-C, and a running job that resumes at the next start."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_api import free_port
+
+
+def _start(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "serve", "--port", str(port)],
+                            cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    end = time.monotonic() + 120
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.3)
+    raise AssertionError("tuner serve did not come up")
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    return out
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, cwd=cwd,
+                          text=True, capture_output=True, timeout=600, check=False)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    env.update(TUNER_HOME=str(tmp_path / "home"), TUNER_URL=f"http://127.0.0.1:{port}",
+               RAY_ADDRESS=ray_session, TUNER_POLL_S="0.3", TUNER_HEARTBEAT_INTERVAL="1",
+               TUNER_GRACE_PERIOD="3", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = _start(tmp_path, env, port)
+    assert (tmp_path / "tuner.db").exists()  # the SQLite default, in the working directory
+    creds = json.loads((tmp_path / "home" / "credentials.json").read_text())
+    assert list(creds) == [f"http://127.0.0.1:{port}"]
+    # The CLI finds the key on its own (no TUNER_API_KEY).
+    job_id = _cli(["submit", "--model", "mlp", "--dataset", "digits", "--trials", "3",
+                   "--epochs", "12", "--batch-size", "8", "--optimizers", "sgd,adam",
+                   "--schedules", "constant"], env, tmp_path).stdout.strip()
+    assert len(job_id) == 32
+    end = time.monotonic() + 120
+    while json.loads(_cli(["status", job_id, "--json"], env, tmp_path).stdout)["progress"][
+            "done"] < 1:
+        assert time.monotonic() < end
+        time.sleep(0.5)
+    out = _stop(proc)  # Ctrl-C while a trial runs
+    assert "running jobs will resume" in out
+    proc = _start(tmp_path, env, port)
+    try:
+        done = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
+                     "--epochs", "2", "--wait", "--json"], env, tmp_path)
+        assert done.returncode == 0, done.stderr
+        status = json.loads(_cli(["status", job_id, "--json"], env, tmp_path).stdout)
+        end = time.monotonic() + 120
+        while status["status"] == "running":
+            assert time.monotonic() < end
+            time.sleep(0.5)
+            status = json.loads(_cli(["status", job_id, "--json"], env, tmp_path).stdout)
+        assert status["status"] == "completed", status["error"]
+        assert status["progress"]["done"] == 3  # resumed, nothing lost
+    finally:
+        out = _stop(proc)
+    assert "created and saved" not in out  # the saved key was reused
