@@ -84,3 +84,28 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
     finally:
         out = _stop(proc)
     assert "created and saved" not in out  # the saved key was reused
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_readme_curl_examples_work_as_written(tmp_path: Path, ray_session: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- readme-curl-begin -->")[1].split("<!-- readme-curl-end -->")[0]
+    script = block.split("```bash")[1].split("```")[0]
+    port = free_port()
+    script = "set -euo pipefail\n" + script.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    env.update(TUNER_HOME=str(tmp_path / "home"), RAY_ADDRESS=ray_session, TUNER_POLL_S="0.3",
+               PYTHONPATH=str(root))
+    proc = _start(tmp_path, env, port)
+    try:
+        run = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, text=True,
+                             capture_output=True, timeout=600, check=False)
+    finally:
+        _stop(proc)
+    assert run.returncode == 0, run.stderr + run.stdout
+    out = run.stdout
+    assert "event: progress" in out and "event: end" in out
+    assert '"method":"direct"' in out.replace(" ", "")
+    assert '"status":401' in out.replace(" ", "")
