@@ -17,6 +17,7 @@ class JobLinks(BaseModel):
 
 class Progress(BaseModel):
     n_trials: int
+    n_confirm: int
     done: int
     running: int
     complete: int

@@ -67,3 +67,12 @@ def ray_session() -> Iterator[str]:
     address = ray.get_runtime_context().gcs_address
     yield address
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _close_pools() -> Iterator[None]:
+    """Each test's databases are new: close this process's pools after every test."""
+    yield
+    from tuner.store.db import dispose_engines
+
+    dispose_engines()

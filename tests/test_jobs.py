@@ -72,8 +72,21 @@ def rows(url: str, job_id: str) -> list[TrialRow]:
                               .order_by(TrialRow.number)))
 
 
+_storages: dict[str, optuna.storages.RDBStorage] = {}
+
+
+@pytest.fixture(autouse=True)
+def _dispose_storages() -> Any:
+    yield
+    for st in _storages.values():
+        st.engine.dispose()
+    _storages.clear()
+
+
 def study_of(url: str, job: Job) -> optuna.Study:
-    return optuna.load_study(study_name=job.study_name, storage=url)
+    if url not in _storages:
+        _storages[url] = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    return optuna.load_study(study_name=job.study_name, storage=_storages[url])
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = 120, what: str = "condition") -> Any:
@@ -254,7 +267,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
            "TUNER_POLL_S": "0.3"}
-    assert "revision 0001" in _cli(["db", "upgrade"], env).stdout
+    assert "revision 0002" in _cli(["db", "upgrade"], env).stdout
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"

@@ -646,19 +646,40 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
 
 
 def print_recommendation(rec: dict[str, Any]) -> None:
-    title = f"Recommendation ({rec['method']}"
-    title += f", {rec.get('metric')} {rec.get('direction')})" if rec["method"] != "prior" else ")"
+    method = rec["method"]
+    title = f"Best optimizer ({method}"
+    title += f", {rec.get('metric')} {rec.get('direction')})" if method != "prior" else ")"
     table = Table(title=title)
-    for col in ("rank", "optimizer", "value", "schedule", "trials", "jobs", "params"):
-        table.add_column(col, overflow="fold")
-    for i, r in enumerate(rec["ranking"], 1):
-        table.add_row(str(i), r["optimizer"], _fmt(r["value"]) if r["value"] is not None else "-",
-                      r["schedule"] or "-", str(r["n_trials"]), str(r["n_jobs"]),
-                      _params_brief(r["params"]))
+    cols = ["rank", "optimizer", "schedule"]
+    cols += {"direct": ["expected [95%]", "best", "lr decades", "B/param", "s/epoch", "trials",
+                        "jobs"],
+             "transfer": ["score", "from task", "lr decades", "B/param", "trials"],
+             "prior": []}[method]
+    cols.append("params")
+    for col in cols:
+        table.add_column(col, overflow="fold", no_wrap=col != "params")
+    for r in rec["ranking"]:
+        row = [str(r.get("rank") or "-"), r["optimizer"] + (" (tie)" if r.get("tied_with") else ""),
+               r["schedule"] or "-"]
+        if method == "direct":
+            x = r["expected"]
+            row += [f"{_fmt(x['value'])} [{_fmt(x['low'])}, {_fmt(x['high'])}]",
+                    _fmt(r["best_trial_value"]), f"{r['robustness']['lr_decades']:.2f}",
+                    _fmt(r["cost"]["state_bytes_per_param"]),
+                    _fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
+        elif method == "transfer":
+            src = r["source_task"]
+            row += [_fmt(r["score"]), f"{src['task_id']} ({src['similarity']:.2f})",
+                    f"{r['robustness']['lr_decades']:.2f}",
+                    _fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
+        row.append(_params_brief(r["params"]))
+        table.add_row(*row)
     out.print(table)
-    if rec.get("note"):
-        out.print(f"[yellow]{rec['note']}[/yellow]")
-
+    for key in ("summary", "explanation", "note"):
+        if rec.get(key):
+            out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
+    if method == "direct":
+        out.print(f"noise: {rec['noise']['source']}", highlight=False)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -13,6 +13,8 @@ class Settings(BaseSettings):
 
     data_root: Path = Path("data")
     database_url: str = "sqlite:///tuner.db"
+    # Connections per process (plus as many again in overflow); workers each hold a pool.
+    db_pool_size: int = 3
     # Move a dataset to the accelerator once when it is smaller than this.
     device_data_limit_bytes: int = 2 * 1024**3
     # Dispatcher and workers.

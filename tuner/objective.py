@@ -22,6 +22,7 @@ from tuner.training import Trainer, TrainState, resolve_device
 ATTR_CONFIG = "config"
 ATTR_RECORD = "record"
 ATTR_SEED = "seed"  # set on enqueued confirmation trials to override the training seed
+ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configuration it repeats
 
 
 class Objective:
@@ -53,6 +54,7 @@ class Objective:
         config = self.space.sample(trial)
         trial.set_user_attr(ATTR_CONFIG, config.to_json())
         seed = int(trial.user_attrs.get(ATTR_SEED, self.spec.training.seed))
+        confirming = ATTR_CONFIRM_OF in trial.user_attrs
         training = self.spec.training.model_copy(update={"seed": seed})
         state = TrainState()
         error: str | None = None
@@ -66,16 +68,18 @@ class Objective:
             state = trainer.state
             for rec in trainer.epochs():
                 trial.report(rec.best_value, rec.step)
-                # A trial that has used its whole budget is complete, whatever the last rung says.
-                if rec.step < training.epochs and trial.should_prune():
+                # A trial that has used its whole budget is complete, whatever the last rung says;
+                # confirmation runs are never pruned (they measure seed-to-seed noise).
+                if rec.step < training.epochs and not confirming and trial.should_prune():
                     state.stop_reason = "pruned"
                     break
         except Exception as exc:  # recorded, then re-raised so Optuna marks the trial FAIL
             state.stop_reason = "failed"
             error = f"{type(exc).__name__}: {exc}"
-            self._record(trial, config, state, started, error, traceback.format_exc(limit=5))
+            self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
+                         seed)
             raise
-        self._record(trial, config, state, started, error, None)
+        self._record(trial, config, state, started, error, None, seed)
         if state.stop_reason == "diverged":
             # NaN at the stop step: TPE ranks the trial worst; median/percentile pruners skip NaN.
             trial.report(math.nan, state.stop_step)
@@ -85,8 +89,9 @@ class Objective:
         return state.records[-1].best_value
 
     def _record(self, trial: optuna.Trial, config: TrialConfig, state: TrainState,
-                started: float, error: str | None, tb: str | None) -> None:
+                started: float, error: str | None, tb: str | None, seed: int) -> None:
         record: dict[str, Any] = {
+            "seed": seed,
             "stop_reason": state.stop_reason,
             "stop_step": state.stop_step,
             "epochs_run": len(state.records),

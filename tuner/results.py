@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.objective import ATTR_CONFIG, ATTR_RECORD
+from tuner.objective import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
 
 STATES = ("complete", "pruned", "diverged", "failed")
 
@@ -32,7 +32,12 @@ class TrialRecord:
     state_bytes_per_param: float = 0.0
     device: str | None = None
     detail: str = ""
+    seed: int | None = None
+    confirm_of: int | None = None
     system_attrs: dict[str, Any] = field(default_factory=dict)
+
+    def config_key(self) -> str | None:
+        return config_key(self.optimizer, self.schedule, self.params)
 
     def to_json(self, with_steps: bool = True) -> dict[str, Any]:
         d = asdict(self)
@@ -63,8 +68,27 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
         device=rec.get("device"), detail=str(rec.get("detail", "")),
+        seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
+        confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
         system_attrs=dict(t.system_attrs),
     )
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if v is not None else None
+
+
+def config_key(optimizer: str | None, schedule: str | None, params: dict[str, Any]) -> str | None:
+    """Identity of a configuration (values to 8 significant digits, so a confirmation run's
+    params, converted back from Optuna's 1 - x, match the original's)."""
+    import hashlib
+    import json
+
+    if optimizer is None:
+        return None
+    norm = {k: float(f"{v:.8g}") if isinstance(v, float) else v for k, v in params.items()}
+    raw = json.dumps({"o": optimizer, "s": schedule, "p": norm}, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 def _is_better(a: float, b: float, direction: str) -> bool:

@@ -132,6 +132,43 @@ class SearchSpace:
                     value = round(value)
             out[optuna_name(full, p)] = to_optuna_value(p, value)
 
+    def optuna_params(self, config: TrialConfig) -> dict[str, Any] | None:
+        """A known configuration as Optuna parameters of this space (to enqueue it), values
+        clamped into this space's ranges; None when its family or schedule is not searched."""
+        if config.optimizer not in self.families or config.schedule not in self.schedules:
+            return None
+        out: dict[str, Any] = {"optimizer": config.optimizer, "schedule": config.schedule}
+        groups = []
+        if config.optimizer == "lookahead":
+            base = config.base_family
+            if base not in self.bases:
+                return None
+            out["lookahead.base"] = base
+            groups += [self.family_ranges("lookahead"),
+                       self.family_ranges(base, f"lookahead.{base}")]
+        else:
+            groups.append(self.family_ranges(config.optimizer))
+        groups.append(self.schedule_ranges(config.schedule))
+        for group in groups:
+            for full, r in group:
+                p = r.param
+                if r.pinned is not None:
+                    continue
+                if p.requires:
+                    sibling = full.rsplit(".", 1)[0] + "." + p.requires
+                    if not config.params.get(sibling, r.pinned):
+                        continue
+                value = config.params.get(full, p.default)
+                if p.kind == "bool":
+                    out[optuna_name(full, p)] = bool(value)
+                    continue
+                assert r.low is not None and r.high is not None
+                value = min(max(float(value), r.low), r.high)
+                if p.kind == "int":
+                    value = round(value)
+                out[optuna_name(full, p)] = to_optuna_value(p, value)
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The effective space (families, schedules, ranges after overrides)."""
         fams: dict[str, Any] = {}

@@ -68,13 +68,14 @@ def default_study_name(spec: JobSpec) -> str:
 
 def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.BaseStorage | None,
                  study_name: str, *, load_if_exists: bool = False,
-                 seed_configs: Sequence[dict[str, Any]] = ()) -> optuna.Study:
+                 seed_configs: Sequence[dict[str, Any]] = (),
+                 sampler_seed: int | None = None) -> optuna.Study:
     """The job's study. A new study is seeded with `seed_configs` (warm start), then the
     defaults sweep: every chosen family at its literature defaults."""
+    seed = spec.training.seed if sampler_seed is None else sampler_seed
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
-        sampler=make_sampler(spec.search.sampler, spec.training.seed,
-                             spec.budget.parallelism > 1),
+        sampler=make_sampler(spec.search.sampler, seed, spec.budget.parallelism > 1),
         pruner=make_pruner(spec.search.pruner, spec.training.epochs),
         load_if_exists=load_if_exists,
     )
@@ -115,8 +116,11 @@ class SearchResult:
 
 
 def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | None = None,
-               on_trial: Callable[[TrialRecord], None] | None = None) -> SearchResult:
-    """Run the whole search in this process (threads for parallelism) and return its trials."""
+               on_trial: Callable[[TrialRecord], None] | None = None,
+               seed_configs: Sequence[dict[str, Any]] = (),
+               sampler_seed: int | None = None) -> SearchResult:
+    """Run the whole search in this process (threads for parallelism) and return its trials.
+    `seed_configs` (Optuna parameter dicts) are tried first: a warm start."""
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
     name = study_name or default_study_name(spec)
@@ -126,7 +130,8 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         while name in existing:
             i += 1
             name = f"{base}-{i}"
-    study = create_study(spec, direction, storage, name)
+    study = create_study(spec, direction, storage, name, seed_configs=seed_configs,
+                         sampler_seed=sampler_seed)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:

@@ -10,14 +10,17 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED
+from tuner.results import trial_record
 from tuner.search import create_study
+from tuner.spec import JobSpec
 from tuner.store.db import session_factory, with_retries
 from tuner.store.jobs import (
     aware,
@@ -114,7 +117,7 @@ class Dispatcher:
                 continue
             self.jobs_run.append(job.id)
             try:
-                self.run_job(job)
+                self.run_job(job)  # disposes the job's Optuna storage when it returns
             except Exception as exc:  # never leave a job running without an owner
                 log.exception("job %s crashed the dispatcher loop", job.id)
                 with self.sessions() as s:
@@ -131,16 +134,24 @@ class Dispatcher:
 
     # one job --------------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
+        recorder = TrialRecorder(self.config.db_url, job.id)
+        storage = optuna_storage(self.config.db_url,
+                                 heartbeat_interval=self.config.heartbeat_interval,
+                                 grace_period=self.config.grace_period,
+                                 stale_trial_callback=StaleTrialHandler(recorder))
+        try:
+            self._run_job(job, recorder, storage)
+        finally:
+            storage.engine.dispose()
+
+    def _run_job(self, job: Job, recorder: TrialRecorder,
+                 storage: optuna.storages.RDBStorage) -> None:
         import ray
 
         cfg = self.config
         spec = job_spec(job)
-        recorder = TrialRecorder(cfg.db_url, job.id)
-        storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
-                                 grace_period=cfg.grace_period,
-                                 stale_trial_callback=StaleTrialHandler(recorder))
         study = create_study(spec, job.task.direction, storage, job.study_name,
-                             load_if_exists=True)
+                             load_if_exists=True, seed_configs=self._warm_start(job, spec))
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
         if problem:
@@ -162,7 +173,7 @@ class Dispatcher:
         def launch() -> None:
             with self.sessions() as s:
                 j = get_job(s, job.id)
-                left = j.n_trials - j.trials_claimed
+                left = j.n_trials + j.n_confirm - j.trials_claimed
             for _ in range(max(0, min(spec.budget.parallelism - len(workers), left))):
                 workers.append(remote.remote(wcfg))
 
@@ -193,6 +204,7 @@ class Dispatcher:
                     ray.cancel(ref, force=True)
 
             optuna.storages.fail_stale_trials(study)
+            self._fail_unstarted(study)
             recorder.sync(study)
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             self._update_running(job.id, running)
@@ -213,8 +225,9 @@ class Dispatcher:
             if not workers:
                 if running:
                     pass  # a dead worker's trial: wait for its heartbeat to go stale
-                elif reason is None and self._budget_left(job.id) and len(worker_errors) < 3:
-                    launch()
+                elif reason is None and len(worker_errors) < 3 and (
+                        self._budget_left(job.id) or self._confirm(job.id, spec, study)):
+                    launch()  # budget left (or reconciled), or the confirmation runs
                 else:
                     break
             self.stop_event.wait(cfg.poll_s)
@@ -229,6 +242,63 @@ class Dispatcher:
         self._conclude(job.id, reason, worker_errors)
 
     # helpers --------------------------------------------------------------------------------
+    def _warm_start(self, job: Job, spec: JobSpec) -> list[dict[str, Any]]:
+        """Best known configurations of this task (or similar ones) for a new study."""
+        if spec.search.warm_start == "none":
+            return []
+        from tuner.sampling import SearchSpace
+        from tuner.store.queries import warm_start_configs
+
+        with self.sessions() as s:
+            space = SearchSpace(spec.space)
+            configs = warm_start_configs(s, job.team_id, job.task_id, spec.search.warm_start,
+                                         space.families)
+        seeds = [p for c in configs if (p := space.optuna_params(c)) is not None]
+        log.info("job %s: warm start (%s) with %d configurations", job.id,
+                 spec.search.warm_start, len(seeds))
+        return seeds
+
+    def _confirm(self, job_id: str, spec: JobSpec, study: optuna.Study) -> bool:
+        """After the search: re-run the best `confirm_top_k` configurations with `confirm_seeds`
+        new seeds each (once per job; idempotent across dispatcher restarts)."""
+        k, n_seeds = spec.search.confirm_top_k, spec.search.confirm_seeds
+        if not k or not n_seeds:
+            return False
+        with self.sessions() as s:
+            if get_job(s, job_id).n_confirm:
+                return False
+        trials = study.get_trials(deepcopy=False)
+        queued = [t for t in trials if ATTR_CONFIRM_OF in t.user_attrs]
+        if not queued:
+            done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+                    and ATTR_CONFIRM_OF not in t.user_attrs]
+            done.sort(key=lambda t: float(t.value or 0.0),
+                      reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
+            seen: set[str | None] = set()
+            for t in done:
+                key = trial_record(t).config_key()
+                if key in seen:
+                    continue
+                seen.add(key)
+                for i in range(n_seeds):
+                    study.enqueue_trial(t.params, user_attrs={
+                        ATTR_CONFIRM_OF: t.number, ATTR_SEED: spec.training.seed + 1000 + i})
+                    queued.append(t)
+                if len(seen) >= k:
+                    break
+        if not queued:
+            return False
+
+        def txn() -> None:
+            with self.sessions() as s:
+                job = get_job(s, job_id)
+                job.n_confirm = len(queued)
+                s.commit()
+
+        with_retries(txn, what="add confirmation runs")
+        log.info("job %s: %d confirmation runs queued", job_id, len(queued))
+        return True
+
     def _renew(self, job_id: str) -> bool:
         with self.sessions() as s:
             return renew_lease(s, job_id, self.config.owner, self.config.lease_s)
@@ -243,7 +313,7 @@ class Dispatcher:
             with self.sessions() as s:
                 reconcile_tickets(s, job_id)
                 j = get_job(s, job_id)
-                return j.trials_claimed < j.n_trials and not j.cancel_requested
+                return j.trials_claimed < j.n_trials + j.n_confirm and not j.cancel_requested
 
         return with_retries(txn, what="reconcile the trial budget")
 
@@ -254,6 +324,27 @@ class Dispatcher:
                 s.commit()
 
         with_retries(txn, what="update progress")
+
+    def _fail_unstarted(self, study: optuna.Study) -> None:
+        """A worker killed between Optuna creating its trial and the trial's first heartbeat
+        leaves a RUNNING trial that Optuna's stale check never sees (it has no heartbeat). Such
+        a trial never reached the objective (no `worker` attribute): after twice the grace
+        period, fail and retry it like any stale trial."""
+        storage = study._storage
+        handler = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+        limit = timedelta(seconds=2 * self.config.grace_period)
+        now = datetime.now()  # Optuna keeps naive local datetimes
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if "worker" in t.user_attrs or t.datetime_start is None or \
+                    now - t.datetime_start < limit:
+                continue
+            try:
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except Exception:  # finished or failed meanwhile
+                continue
+            log.warning("trial %d never started on its worker; failing and retrying it", t.number)
+            if handler is not None:
+                handler(study, storage.get_trial(t._trial_id))
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
         """Trials whose workers were killed on purpose end failed with `reason`."""
@@ -287,7 +378,7 @@ class Dispatcher:
                 f"all {failed} trials failed" if failed else "no trial finished"
             self._finish(job_id, "failed", f"{prefix}: {why}")
         else:
-            note = f"timeout: {done} of {job.n_trials} trials finished" \
+            note = f"timeout: {done} of {job.n_trials + job.n_confirm} trials finished" \
                 if reason == "timeout" else None
             self._finish(job_id, "completed", note)
 

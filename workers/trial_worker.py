@@ -14,7 +14,7 @@ import optuna
 
 from tuner.objective import Objective
 from tuner.search import load_study
-from tuner.store.db import session_factory, with_retries
+from tuner.store.db import dispose_engines, session_factory, with_retries
 from tuner.store.jobs import get_job, job_spec, take_ticket
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
 
@@ -64,6 +64,15 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
         with sessions() as s:
             return take_ticket(s, cfg.job_id)
 
+    try:
+        return _trials(cfg, study, run, ticket, recorder, where)
+    finally:
+        storage.engine.dispose()  # Ray reuses this process: leave no pool behind
+        dispose_engines()
+
+
+def _trials(cfg: WorkerConfig, study: optuna.Study, run: Any, ticket: Any,
+            recorder: TrialRecorder, where: dict[str, Any]) -> dict[str, Any]:
     done, errors = 0, 0
     while with_retries(ticket, what="take a trial ticket"):
         try:

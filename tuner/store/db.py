@@ -55,14 +55,30 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
+_engines: dict[str, Engine] = {}
+
+
 @cache
 def _cached_engine(url: str) -> Engine:
-    return make_engine(url)
+    from tuner.config import get_settings
+
+    engine = make_engine(url, pool_size=get_settings().db_pool_size)
+    _engines[url] = engine
+    return engine
 
 
 def engine_for(url: str) -> Engine:
     """One engine per URL per process."""
     return _cached_engine(normalize_url(url))
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection of this process (long-lived Ray workers call it after each
+    job, so pools never pile up on the database)."""
+    for engine in _engines.values():
+        engine.dispose()
+    _engines.clear()
+    _cached_engine.cache_clear()
 
 
 def session_factory(url: str) -> sessionmaker[Session]:

@@ -211,7 +211,7 @@ def take_ticket(s: Session, job_id: str) -> bool:
     stopping."""
     res = s.execute(update(Job).where(
         Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False),
-        Job.trials_claimed < Job.n_trials,
+        Job.trials_claimed < Job.n_trials + Job.n_confirm,
     ).values(trials_claimed=Job.trials_claimed + 1))
     s.commit()
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
@@ -223,7 +223,8 @@ def reconcile_tickets(s: Session, job_id: str) -> None:
     A ticket lost by a worker that died outside a trial is thus never lost for good."""
     job = get_job(s, job_id)
     refresh_counters(s, job_id)
-    job.trials_claimed = min(job.n_trials, job.n_done + max(0, job.n_failed - job.n_trials))
+    budget = job.n_trials + job.n_confirm
+    job.trials_claimed = min(budget, job.n_done + max(0, job.n_failed - job.n_trials))
     s.commit()
 
 
@@ -277,7 +278,8 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: b
         stop_reason=rec.stop_reason, epochs_run=rec.epochs_run,
         seconds_per_epoch=rec.seconds_per_epoch, state_bytes_per_param=rec.state_bytes_per_param,
         device=rec.device, detail=rec.detail[:4000], defaults_sweep=defaults_sweep,
-        warm_start=warm_start, retry_of=retry_of,
+        warm_start=warm_start, retry_of=retry_of, seed=rec.seed, confirm_of=rec.confirm_of,
+        config_key=rec.config_key(),
         steps=[TrialStep(step=int(st["step"]), value=_num(st.get("value")),
                          best_value=_num(st.get("best_value")),
                          train_loss=_num(st.get("train_loss")),
@@ -345,7 +347,7 @@ def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
         "seconds_per_epoch": t.seconds_per_epoch,
         "state_bytes_per_param": t.state_bytes_per_param, "device": t.device,
         "detail": t.detail, "defaults_sweep": t.defaults_sweep, "warm_start": t.warm_start,
-        "retry_of": t.retry_of,
+        "retry_of": t.retry_of, "seed": t.seed, "confirm_of": t.confirm_of,
     }
     if with_steps:
         d["steps"] = [{"step": st.step, "value": st.value, "best_value": st.best_value,
@@ -385,7 +387,8 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
         "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
                  "model": job.task.model_name, "dataset": job.task.dataset_name,
                  "metric": job.task.metric, "direction": direction},
-        "progress": {"n_trials": job.n_trials, "done": job.n_done, "running": job.n_running,
+        "progress": {"n_trials": job.n_trials + job.n_confirm, "n_confirm": job.n_confirm,
+                     "done": job.n_done, "running": job.n_running,
                      "complete": job.n_complete, "pruned": job.n_pruned,
                      "diverged": job.n_diverged, "failed": job.n_failed,
                      "best_value": job.best_value},

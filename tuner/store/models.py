@@ -126,6 +126,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Trial budget tickets taken by workers (returned when a trial fails, so it is retried).
     trials_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    # Confirmation runs added after the search (top-k configurations x seeds).
+    n_confirm: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Progress counters, recomputed from tuner_trials in the transaction that writes a trial.
     n_trials: Mapped[int] = mapped_column(Integer)
     n_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -168,6 +170,11 @@ class TrialRow(Base):
     defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
     warm_start: Mapped[bool] = mapped_column(Boolean, default=False)
     retry_of: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The training seed, and for a confirmation run the trial whose configuration it repeats.
+    seed: Mapped[int | None] = mapped_column(Integer, default=None)
+    confirm_of: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Same optimizer, schedule and params <=> same key (groups a configuration's seeds).
+    config_key: Mapped[str | None] = mapped_column(String(16), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     steps: Mapped[list[TrialStep]] = relationship(

@@ -8,7 +8,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from tuner.space import FAMILIES
+from tuner.recommend import (
+    HistoryTrial,
+    TaskProfile,
+    prior_ranking,
+    rank_families,
+    similar_tasks,
+    transfer_ranking,
+)
+from tuner.results import config_key
+from tuner.space import TrialConfig
 from tuner.store.jobs import aware
 from tuner.store.models import Job, Task, TrialRow
 
@@ -77,56 +86,111 @@ def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: s
     return list(s.scalars(q.order_by(Task.id)))
 
 
-def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
-              dataset: str | None = None, metric: str | None = None) -> dict[str, Any]:
-    """Optimizer families ranked by their best complete trial in the team's history for this
-    task (`method: direct`), or literature defaults when there is none (`method: prior`)."""
-    tasks = find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
-    directions = {t.direction for t in tasks}
-    if len(directions) > 1:  # e.g. val_loss and val_accuracy tasks: the caller must pick
-        metrics = sorted({t.metric for t in tasks})
-        from tuner.errors import SpecError
-
-        raise SpecError("metric", f"the matching tasks use different metrics; valid choices: "
-                                  f"{', '.join(metrics)}")
-    rows = _history(s, [t.id for t in tasks]) if tasks else []
-    if not rows:
-        return {"method": "prior", "tasks": [task_json(t) for t in tasks],
-                "note": "no finished trials for this task in your team's history: literature "
-                        "defaults of each family, not measured",
-                "ranking": [{"optimizer": name, "schedule": "constant",
-                             "params": {f"{name}.{p.name}": p.default for p in f.params
-                                        if not p.requires},
-                             "value": None, "n_trials": 0, "n_jobs": 0}
-                            for name, f in FAMILIES.items()]}
-    direction = directions.pop()
-    best: dict[str, dict[str, Any]] = {}
-    for row, job_id, created in rows:
-        e = best.setdefault(row.optimizer, {"optimizer": row.optimizer, "n_trials": 0,
-                                            "jobs": set(), "latest": None, "best": None})
-        e["n_trials"] += 1
-        e["jobs"].add(job_id)
-        e["latest"] = max(filter(None, (e["latest"], aware(created))), default=None)
-        cur = e["best"]
-        if cur is None or (row.value > cur.value if direction == "maximize"
-                           else row.value < cur.value):
-            e["best"] = row
-    sign = -1.0 if direction == "maximize" else 1.0
-    ranking = []
-    for e in sorted(best.values(), key=lambda e: sign * e["best"].value):
-        b: TrialRow = e["best"]
-        ranking.append({"optimizer": e["optimizer"], "schedule": b.schedule, "params": b.params,
-                        "value": b.value, "job_id": b.job_id, "trial_number": b.number,
-                        "n_trials": e["n_trials"], "n_jobs": len(e["jobs"]),
-                        "latest_trial_at": e["latest"],
-                        "state_bytes_per_param": b.state_bytes_per_param,
-                        "seconds_per_epoch": b.seconds_per_epoch})
-    return {"method": "direct", "direction": direction, "metric": tasks[0].metric,
-            "tasks": [task_json(t) for t in tasks], "ranking": ranking}
-
-
-def _history(s: Session, task_ids: Sequence[int]) -> list[Any]:
-    q = (select(TrialRow, Job.id, TrialRow.created_at).join(Job, TrialRow.job_id == Job.id)
+def history(s: Session, task_ids: Sequence[int]) -> list[HistoryTrial]:
+    """Every complete trial (search and confirmation runs) of these tasks."""
+    if not task_ids:
+        return []
+    q = (select(TrialRow).join(Job, TrialRow.job_id == Job.id)
          .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                 TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None)))
-    return list(s.execute(q).all())
+    out = []
+    for t in s.scalars(q):
+        key = t.config_key or config_key(t.optimizer, t.schedule, t.params) or str(t.id)
+        out.append(HistoryTrial(
+            job_id=t.job_id, number=t.number, optimizer=str(t.optimizer), schedule=t.schedule,
+            params=t.params, value=float(t.value or 0.0), config_key=key,
+            confirmation=t.confirm_of is not None, seed=t.seed, created_at=aware(t.created_at),
+            state_bytes_per_param=t.state_bytes_per_param,
+            seconds_per_epoch=t.seconds_per_epoch))
+    return out
+
+
+def profile(t: Task) -> TaskProfile:
+    return TaskProfile(task_id=t.id, model=t.model_name, kind=t.kind, n_params=t.n_params,
+                       depth=t.depth, input_shape=tuple(t.input_shape), n_train=t.n_train,
+                       n_classes=t.n_classes, batch_size=t.batch_size, epochs=t.epochs)
+
+
+def _query_profile(model: str, dataset: str, metric: str | None) -> TaskProfile:
+    """Features of a task nobody ran yet: build the model on the data once (default params)."""
+    from tuner.spec import JobSpec
+    from tuner.tasks import inspect_task
+
+    spec = JobSpec.model_validate({"task": {"model": {"name": model},
+                                            "dataset": {"name": dataset}, "metric": metric}})
+    f = inspect_task(spec)
+    return TaskProfile(task_id=None, model=model, kind=f.kind, n_params=f.n_params,
+                       depth=f.depth, input_shape=tuple(f.input_shape), n_train=f.n_train,
+                       n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs)
+
+
+def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
+              dataset: str | None = None, metric: str | None = None,
+              exclude_job: str | None = None) -> dict[str, Any]:
+    """Optimizer families ranked for a task from the team's history only: `direct` (this task's
+    trials), else `transfer` (the nearest tasks of the team), else `prior` (defaults)."""
+    tasks = find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
+    if task_id is not None and not tasks:
+        from tuner.errors import SpecError
+
+        raise SpecError("task", f"no task {task_id} in your team")
+    directions = {t.direction for t in tasks}
+    if len(directions) > 1:  # e.g. val_loss and val_accuracy tasks: the caller must pick
+        from tuner.errors import SpecError
+
+        metrics = sorted({t.metric for t in tasks})
+        raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
+                                  + ", ".join(metrics))
+    trials = [t for t in history(s, [t.id for t in tasks]) if t.job_id != exclude_job]
+    base: dict[str, Any] = {"tasks": [task_json(t) for t in tasks]}
+    if trials:
+        direction = directions.pop()
+        ranked = rank_families(trials, direction)
+        return {**base, "method": "direct", "metric": tasks[0].metric, "direction": direction,
+                **ranked, "explanation": (
+                    f"from {len(trials)} complete trials in "
+                    f"{len({t.job_id for t in trials})} job(s) of this task")}
+    query = profile(tasks[0]) if tasks else (
+        _query_profile(model, dataset, metric) if model and dataset else None)
+    if query is not None:
+        out = _transfer(s, team_id, query, metric or (tasks[0].metric if tasks else None))
+        if out is not None:
+            return {**base, **out}
+    return {**base, "method": "prior", "metric": metric, **prior_ranking()}
+
+
+def _transfer(s: Session, team_id: int, query: TaskProfile,
+              metric: str | None) -> dict[str, Any] | None:
+    with_history = select(Job.task_id).join(TrialRow, TrialRow.job_id == Job.id).where(
+        Job.team_id == team_id, TrialRow.state == "complete").distinct()
+    q = select(Task).where(Task.team_id == team_id, Task.kind == query.kind,
+                           Task.id.in_(with_history))
+    if metric:
+        q = q.where(Task.metric == metric)
+    candidates = {t.id: t for t in s.scalars(q)}
+    near = similar_tasks(query, [profile(t) for t in candidates.values()])
+    if not near:
+        return None
+    neighbours = []
+    for n in near:
+        t = candidates[n["task_id"]]
+        n.update(model=t.model_name, dataset=t.dataset_name, metric=t.metric)
+        neighbours.append((n, rank_families(history(s, [t.id]), t.direction)))
+    names = ", ".join(f"{n['model']}/{n['dataset']} ({n['similarity']:.2f})" for n in near)
+    return {"method": "transfer", "metric": candidates[near[0]["task_id"]].metric,
+            "direction": candidates[near[0]["task_id"]].direction, "similar_tasks": near,
+            **transfer_ranking(neighbours),
+            "explanation": f"no history for this task; ranked from the team's most similar "
+                           f"tasks by features (similarity in parentheses): {names}"}
+
+
+def warm_start_configs(s: Session, team_id: int, task_id: int, mode: str,
+                       families: Sequence[str], limit: int = 5) -> list[TrialConfig]:
+    """The best known configuration of the top `limit` of `families` for a task (`task`), or
+    for it or its nearest tasks (`similar`), to seed a new study."""
+    rec = recommend(s, team_id, task_id=task_id)
+    if rec["method"] == "prior" or (mode == "task" and rec["method"] != "direct"):
+        return []
+    wanted = [r for r in rec["ranking"] if r["optimizer"] in families]
+    return [TrialConfig(r["optimizer"], r["schedule"] or "constant", dict(r["params"]))
+            for r in wanted[:limit]]

@@ -1,0 +1,129 @@
+"""What does a warm start buy? Trials and epochs a search needs to come within 0.5% of the best
+value known on the task, warm (seeded with the best configurations of an earlier search on the
+same task) versus cold (defaults sweep + TPE + Hyperband), over several seeds, same process.
+
+    .venv/bin/python -m benchmarks.warm_start            # full: 2 tasks x 5 seeds x 30 trials
+    .venv/bin/python -m benchmarks.warm_start --smoke    # seconds: checks that it runs
+
+The earlier search ran with another training seed (other split, init and batch order) than the
+measured ones, so warm runs re-use knowledge, not replay results. Per seed, the best known value
+is the best of that seed's cold and warm runs; a run that never reaches the target counts its
+whole budget (censored, marked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.results import TrialRecord
+from tuner.sampling import SearchSpace
+from tuner.search import run_search
+from tuner.space import TrialConfig
+from tuner.spec import JobSpec
+
+TASKS = [("mlp", "digits", {"hidden": [64]}), ("linear", "breast_cancer", {})]
+TOLERANCE = 0.005
+OUT = Path(__file__).parent / "results" / "warm_start.json"
+
+
+def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, epochs: int,
+             seed: int) -> JobSpec:
+    return JobSpec.model_validate({
+        "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
+        "training": {"epochs": epochs, "seed": seed}, "budget": {"n_trials": trials}})
+
+
+def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list[TrialConfig]:
+    """The best complete configuration of each of the top k families (what warm_start seeds)."""
+    best: dict[str, TrialRecord] = {}
+    sign = 1 if direction == "maximize" else -1
+    for r in records:
+        if r.state == "complete" and r.value is not None and r.optimizer and (
+                r.optimizer not in best or sign * r.value > sign * (best[r.optimizer].value or 0)):
+            best[r.optimizer] = r
+    top = sorted(best.values(), key=lambda r: -sign * (r.value or 0))[:k]
+    return [TrialConfig(str(r.optimizer), str(r.schedule), dict(r.params)) for r in top]
+
+
+def reach(records: list[TrialRecord], target: float, direction: str) -> tuple[int, int, bool]:
+    """(trials, epochs) consumed until a complete trial reaches the target; censored flag."""
+    epochs = 0
+    for i, r in enumerate(sorted(records, key=lambda r: r.number), 1):
+        epochs += r.epochs_run
+        ok = r.value is not None and r.state == "complete" and (
+            r.value >= target if direction == "maximize" else r.value <= target)
+        if ok:
+            return i, epochs, False
+    return len(records), epochs, True
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--history-trials", type=int, default=40)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes, one task")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.trials, a.epochs, a.history_trials = 1, 4, 2, 6
+    tasks = TASKS[1:] if a.smoke else TASKS
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
+                               "epochs": a.epochs, "history_trials": a.history_trials,
+                               "tasks": {}}
+    rows = []
+    for model, dataset, params in tasks:
+        hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
+                                   epochs=a.epochs, seed=100))
+        direction = hist.direction
+        seeds_cfg = best_configs(hist.records, direction)
+        per_seed = []
+        for seed in range(1, a.seeds + 1):
+            spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs, seed=seed)
+            space = SearchSpace(spec.space)
+            warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
+            cold = run_search(spec, study_name=f"cold-{seed}").records
+            warm = run_search(spec, study_name=f"warm-{seed}", seed_configs=warm_params).records
+            values = [r.value for r in cold + warm if r.state == "complete" and r.value is not None]
+            best = max(values) if direction == "maximize" else min(values)
+            target = best * (1 - TOLERANCE) if direction == "maximize" else best * (1 + TOLERANCE)
+            c, w = reach(cold, target, direction), reach(warm, target, direction)
+            per_seed.append({"seed": seed, "best_known": best, "target": target,
+                             "cold": {"trials": c[0], "epochs": c[1], "censored": c[2]},
+                             "warm": {"trials": w[0], "epochs": w[1], "censored": w[2]}})
+        med = {k: {m: statistics.median(s[k][m] for s in per_seed) for m in ("trials", "epochs")}
+               for k in ("cold", "warm")}
+        ratio = {m: med["warm"][m] / med["cold"][m] for m in ("trials", "epochs")}
+        name = f"{model}/{dataset}"
+        results["tasks"][name] = {"direction": direction, "per_seed": per_seed, "median": med,
+                                  "ratio_warm_over_cold": ratio,
+                                  "warm_seeds": [c.optimizer for c in seeds_cfg]}
+        rows.append((name, med, ratio, per_seed))
+    results["seconds"] = time.perf_counter() - t0
+    print(f"{'task':<22} {'cold trials':>11} {'warm trials':>11} {'ratio':>6} "
+          f"{'cold epochs':>11} {'warm epochs':>11} {'ratio':>6}  censored c/w")
+    for name, med, ratio, per_seed in rows:
+        cens = (sum(s["cold"]["censored"] for s in per_seed),
+                sum(s["warm"]["censored"] for s in per_seed))
+        print(f"{name:<22} {med['cold']['trials']:>11.1f} {med['warm']['trials']:>11.1f} "
+              f"{ratio['trials']:>6.2f} {med['cold']['epochs']:>11.1f} "
+              f"{med['warm']['epochs']:>11.1f} {ratio['epochs']:>6.2f}  {cens[0]}/{cens[1]}")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    main()

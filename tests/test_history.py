@@ -1,0 +1,146 @@
+"""Recommendations from the stored history (both databases): direct, transfer, prior, team
+isolation; confirmation runs and warm-started searches through the real dispatcher."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from sqlalchemy import select
+
+from tuner.results import TrialRecord
+from tuner.spec import JobSpec
+from tuner.store.db import session_factory
+from tuner.store.jobs import create_job, get_job, get_or_create_team, record_trial
+from tuner.store.models import TrialRow
+from tuner.store.queries import recommend
+from tuner.tasks import inspect_task
+from workers.dispatcher import Dispatcher, DispatcherConfig
+
+
+def queue(url: str, team: str, spec: dict[str, Any]) -> tuple[str, int]:
+    js = JobSpec.model_validate(spec)
+    with session_factory(url)() as s:
+        t = get_or_create_team(s, team)
+        job = create_job(s, t.id, js, inspect_task(js))[0]
+        return job.id, t.id
+
+
+def write(url: str, job_id: str, rows: list[tuple[str, float, float]]) -> None:
+    """Constructed complete trials: (optimizer, lr, value)."""
+    with session_factory(url)() as s:
+        start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all())
+        for i, (opt, lr, value) in enumerate(rows):
+            rec = TrialRecord(number=start + i, state="complete", stop_reason="completed",
+                              stop_step=3, optimizer=opt, schedule="constant",
+                              params={f"{opt}.lr": lr}, value=value, epochs_run=3,
+                              state_bytes_per_param=8.0 if opt.startswith("adam") else 0.0,
+                              seconds_per_epoch=0.05, seed=0)
+            assert record_trial(s, job_id, rec)
+
+
+def task_spec(model: str, dataset: str, **kw: Any) -> dict[str, Any]:
+    return {"task": {"model": {"name": model}, "dataset": {"name": dataset}},
+            "training": {"epochs": 3}, "budget": {"n_trials": 4}, **kw}
+
+
+def test_direct_transfer_prior_and_isolation(migrated_url: str) -> None:
+    j1, team_a = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    j2, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, j1, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.80), ("adam", 1e-1, 0.4)])
+    write(migrated_url, j2, [("adam", 2e-3, 0.96), ("rmsprop", 1e-3, 0.90)])
+    _, team_b = queue(migrated_url, "b", task_spec("linear", "diabetes"))
+    with session_factory(migrated_url)() as s:
+        direct = recommend(s, team_a, model="mlp", dataset="iris")
+        assert direct["method"] == "direct" and "5 complete trials in 2 job(s)" in \
+            direct["explanation"]
+        adam = direct["ranking"][0]
+        assert adam["optimizer"] == "adam" and adam["evidence"]["n_jobs"] == 2
+        assert adam["evidence"]["latest"] is not None and adam["cost"]["state_bytes_per_param"] == 8
+        assert [e["optimizer"] for e in direct["ranking"]] == ["adam", "rmsprop", "sgd"]
+
+        # wine was never run by team a: the answer borrows from iris, the nearest task.
+        transfer = recommend(s, team_a, model="mlp", dataset="wine")
+        assert transfer["method"] == "transfer"
+        (near,) = transfer["similar_tasks"]
+        assert near["dataset"] == "iris" and 0.25 < near["similarity"] <= 1
+        assert "mlp/iris" in transfer["explanation"]
+        assert transfer["ranking"][0]["optimizer"] == "adam"
+        assert transfer["ranking"][0]["source_task"]["task_id"] == near["task_id"]
+
+        # team b sees none of team a's history: no direct, no transfer from a's tasks.
+        for rec in (recommend(s, team_b, model="mlp", dataset="iris"),
+                    recommend(s, team_b, model="linear", dataset="diabetes")):
+            assert rec["method"] == "prior" and "not measured" in rec["note"]
+            assert all(r["value"] is None for r in rec["ranking"])
+
+
+def _dispatcher(url: str) -> Dispatcher:
+    return Dispatcher(DispatcherConfig.from_settings(url, poll_s=0.3, heartbeat_interval=1,
+                                                     grace_period=3, stop_grace_s=2))
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_confirmation_runs_measure_noise(migrated_url: str) -> None:
+    spec = task_spec("mlp", "iris", budget={"n_trials": 5, "parallelism": 2},
+                     space={"optimizers": ["adam", "rmsprop", "sgd"]},
+                     search={"confirm_top_k": 2, "confirm_seeds": 2, "pruner": "none"})
+    job_id, team = queue(migrated_url, "a", spec)
+    _dispatcher(migrated_url).run(once=True)
+    with session_factory(migrated_url)() as s:
+        job = get_job(s, job_id)
+        assert job.status == "completed", job.error
+        assert job.n_confirm == 4 and job.n_done == 9
+        rows = s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all()
+        confirms = [r for r in rows if r.confirm_of is not None]
+        assert len(confirms) == 4 and len({r.confirm_of for r in confirms}) == 2
+        originals = {r.number: r for r in rows if r.confirm_of is None}
+        for r in confirms:
+            assert r.config_key == originals[r.confirm_of].config_key  # same configuration
+            assert r.seed in (1000, 1001) and r.state == "complete"
+        rec = recommend(s, team, model="mlp", dataset="iris")
+    assert rec["noise"]["sigma"] is not None and rec["noise"]["dof"] >= 2
+    assert sum(e["evidence"]["n_confirmation_runs"] for e in rec["ranking"]) == 4
+    confirmed = [e for e in rec["ranking"] if e["evidence"]["best_configuration_runs"] == 3]
+    for e in rec["ranking"]:  # every family: a t-interval when its best config has 3 runs
+        runs = e["evidence"]["best_configuration_runs"]
+        assert ("t-interval over 3 seeds" in e["expected"]["source"]) == (runs == 3)
+        assert runs == 3 or "seed-to-seed noise" in e["expected"]["source"]
+    assert confirmed or any(e["evidence"]["n_confirmation_runs"] for e in rec["ranking"])
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
+    first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93),
+                                ("sgd", 0.2, 0.90), ("adamw", 1e-3, 0.5)])
+    warm = task_spec("mlp", "iris", budget={"n_trials": 6},
+                     space={"optimizers": ["adam", "rmsprop", "momentum"]},
+                     search={"warm_start": "task"})
+    second, _ = queue(migrated_url, "a", warm)
+    near = task_spec("mlp", "wine", budget={"n_trials": 3},
+                     space={"optimizers": ["adam", "sgd"]}, search={"warm_start": "similar"})
+    third, _ = queue(migrated_url, "a", near)
+    with session_factory(migrated_url)() as s:  # only the constructed job counts as history
+        get_job(s, first).status = "completed"
+        s.commit()
+    _dispatcher(migrated_url).run(once=True)
+    with session_factory(migrated_url)() as s:
+        j2, j3 = get_job(s, second), get_job(s, third)
+        assert j2.status == j3.status == "completed"
+        rows2 = s.scalars(select(TrialRow).where(TrialRow.job_id == second)
+                          .order_by(TrialRow.number)).all()
+        rows3 = s.scalars(select(TrialRow).where(TrialRow.job_id == third)
+                          .order_by(TrialRow.number)).all()
+    # Seeds first (best per family, only families this job searches), then the defaults sweep.
+    assert [(r.optimizer, r.warm_start) for r in rows2[:2]] == [("adam", True), ("rmsprop", True)]
+    assert rows2[0].params["adam.lr"] == pytest.approx(3e-3)
+    assert [(r.optimizer, r.defaults_sweep) for r in rows2[2:5]] == [
+        ("adam", True), ("rmsprop", True), ("momentum", True)]
+    assert not any(r.warm_start for r in rows2[2:])
+    study = optuna.load_study(study_name=f"job-{second}", storage=migrated_url)
+    assert study.trials[0].user_attrs.get("warm_start") is True
+    # similar: wine borrows iris's best adam and sgd configurations.
+    assert [(r.optimizer, r.warm_start) for r in rows3[:2]] == [("adam", True), ("sgd", True)]
+    assert rows3[1].params["sgd.lr"] == pytest.approx(0.2)

@@ -1,0 +1,139 @@
+"""Recommendations on constructed histories with known answers: ranking, intervals, ties,
+robustness, transfer to the nearest task, and prior when nothing is known."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from tuner.recommend import (
+    HistoryTrial,
+    TaskProfile,
+    rank_families,
+    similar_tasks,
+    transfer_ranking,
+)
+
+_n = itertools.count()
+
+
+def trial(opt: str, value: float, lr: float = 1e-3, *, key: str | None = None,
+          confirm: bool = False, job: str = "j1", bytes_: float = 8.0) -> HistoryTrial:
+    return HistoryTrial(job_id=job, number=next(_n), optimizer=opt, schedule="constant",
+                        params={f"{opt}.lr": lr}, value=value,
+                        config_key=key or f"{opt}-{lr}", confirmation=confirm,
+                        state_bytes_per_param=bytes_, seconds_per_epoch=0.1)
+
+
+def confirmed(opt: str, values: list[float], lr: float = 1e-3, job: str = "j1") -> list[HistoryTrial]:
+    """A search trial and its confirmation runs (same configuration, other seeds)."""
+    first, *rest = values
+    return [trial(opt, first, lr, job=job)] + [trial(opt, v, lr, confirm=True, job=job)
+                                              for v in rest]
+
+
+def by_name(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["optimizer"]: e for e in result["ranking"]}
+
+
+def test_clear_winner_with_interval_and_evidence() -> None:
+    hist = (confirmed("adam", [0.95, 0.952, 0.948, 0.951, 0.949], job="j1")
+            + confirmed("sgd", [0.90, 0.905, 0.895], job="j2")
+            + [trial("sgd", 0.80, 1e-1, job="j2")])
+    r = rank_families(hist, "maximize")
+    assert [e["optimizer"] for e in r["ranking"]] == ["adam", "sgd"]
+    assert r["ties"] == [] and r["summary"].startswith("adam is best")
+    adam = by_name(r)["adam"]
+    assert adam["expected"]["value"] == pytest.approx(0.95)
+    assert adam["expected"]["low"] < 0.95 < adam["expected"]["high"]
+    assert adam["expected"]["high"] - adam["expected"]["low"] < 0.01
+    assert "t-interval over 5 seeds" in adam["expected"]["source"]
+    assert adam["evidence"]["n_trials"] == 5 and adam["evidence"]["n_confirmation_runs"] == 4
+    assert by_name(r)["sgd"]["evidence"]["n_configurations"] == 2
+    assert r["noise"]["sigma"] == pytest.approx(0.0028, abs=1e-3) and r["noise"]["dof"] == 6
+
+
+def test_minimize_direction() -> None:
+    r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
+                      "minimize")
+    assert r["ranking"][0]["optimizer"] == "adam" and r["ranking"][0]["rank"] == 1
+
+
+def test_confirmed_configuration_beats_a_lucky_single_trial() -> None:
+    # adam: config A seen once at 0.966; config B confirmed at 0.963 over 4 seeds.
+    # Seed noise (from sgd's repeats) is 0.01: A's one run is not better than B beyond noise.
+    hist = ([trial("adam", 0.966, 3e-3, key="A")]
+            + [trial("adam", v, 1e-3, key="B", confirm=i > 0)
+               for i, v in enumerate([0.963, 0.962, 0.964, 0.963])]
+            + confirmed("sgd", [0.90, 0.91, 0.92, 0.89, 0.88]))
+    adam = by_name(rank_families(hist, "maximize"))["adam"]
+    assert adam["params"] == {"adam.lr": 1e-3}  # B, not the lucky A
+    assert adam["evidence"]["best_configuration_runs"] == 4
+    assert adam["best_trial_value"] == 0.966  # still reported as the best seen
+
+
+def test_tie_within_noise_broken_by_robustness() -> None:
+    # adam is a hair better on average but works at one lr only; rmsprop is good over 2 decades.
+    hist = (confirmed("adam", [0.951, 0.955, 0.947], lr=1e-3)
+            + [trial("adam", 0.70, 1e-2), trial("adam", 0.60, 1e-4)]
+            + confirmed("rmsprop", [0.949, 0.953, 0.945], lr=1e-3)
+            + [trial("rmsprop", 0.945, 1e-2), trial("rmsprop", 0.944, 1e-4)])
+    r = rank_families(hist, "maximize")
+    assert r["ties"] == [["rmsprop", "adam"]]
+    assert [e["optimizer"] for e in r["ranking"]] == ["rmsprop", "adam"]
+    rms, adam = by_name(r)["rmsprop"], by_name(r)["adam"]
+    assert rms["robustness"]["lr_decades"] == pytest.approx(2.0)
+    assert adam["robustness"]["lr_decades"] == pytest.approx(0.0)
+    assert rms["tied_with"] == ["adam"]
+    assert "rmsprop and adam are tied" in r["summary"] and "2.00 decades" in r["summary"]
+    assert r["robustness_tolerance"]["relative"] == 0.02
+
+
+def test_gap_larger_than_noise_is_not_a_tie() -> None:
+    hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
+    r = rank_families(hist, "maximize")
+    assert r["ties"] == [] and r["ranking"][0]["tied_with"] == []
+
+
+def test_without_repeats_the_interval_is_the_spread_of_top_trials() -> None:
+    hist = [trial("adam", v, lr) for v, lr in [(0.9, 1e-3), (0.88, 2e-3), (0.7, 1e-1),
+                                                (0.85, 5e-4)]]
+    r = rank_families(hist, "maximize")
+    e = r["ranking"][0]
+    assert r["noise"]["sigma"] is None and "confirm_top_k" in r["noise"]["source"]
+    assert e["expected"]["low"] == 0.85 and e["expected"]["high"] == 0.9
+    assert "not a confidence interval" in e["expected"]["source"]
+    assert e["cost"] == {"state_bytes_per_param": 8.0, "seconds_per_epoch": 0.1}
+
+
+def _profile(tid: int | None, model: str = "mlp", kind: str = "classification",
+             n_params: int = 10_000, n_train: int = 1400, shape: tuple[int, ...] = (64,),
+             classes: int | None = 10, depth: int = 2) -> TaskProfile:
+    return TaskProfile(task_id=tid, model=model, kind=kind, n_params=n_params, depth=depth,
+                       input_shape=shape, n_train=n_train, n_classes=classes, batch_size=64,
+                       epochs=10)
+
+
+def test_transfer_picks_the_constructed_nearest_task() -> None:
+    query = _profile(None, n_params=9_000, n_train=1200)
+    near = _profile(1, n_params=10_000, n_train=1400)
+    bigger = _profile(2, n_params=2_000_000, n_train=60_000, shape=(1, 28, 28))
+    other_model = _profile(3, model="transformer", n_params=9_000, n_train=1200)
+    regression = _profile(4, kind="regression", classes=None, n_params=9_000, n_train=1200)
+    found = similar_tasks(query, [bigger, regression, other_model, near])
+    assert [f["task_id"] for f in found][:2] == [1, 3]
+    assert found[0]["similarity"] > found[1]["similarity"] > 0.25
+    assert all(f["task_id"] != 4 for f in found)  # another kind is too far
+    assert "model" in found[1]["explanation"]
+
+
+def test_transfer_ranking_weights_by_similarity() -> None:
+    a = rank_families(confirmed("adam", [0.9, 0.91]) + confirmed("sgd", [0.8, 0.81]), "maximize")
+    b = rank_families(confirmed("sgd", [0.7, 0.71]) + confirmed("adam", [0.6, 0.61]), "maximize")
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, a),
+                            ({"task_id": 2, "similarity": 0.3}, b)])
+    assert [r["optimizer"] for r in out["ranking"]] == ["adam", "sgd"]
+    assert out["ranking"][0]["source_task"]["task_id"] == 1
+    assert out["ranking"][0]["score"] == pytest.approx(0.75)

@@ -1,0 +1,350 @@
+"""Which optimizer is best for a task, from the trial history: ranking with expected values and
+intervals, robustness, cost and ties (`rank_families`); nearest tasks for an unseen one
+(`similar_tasks`, `transfer_ranking`). Pure: plain records in, JSON-ready dicts out."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from scipy import stats
+
+from tuner.space import FAMILIES
+
+# A trial is "good" for robustness when within this fraction of the family's best value.
+ROBUSTNESS_REL_TOL = 0.02
+ROBUSTNESS_ABS_TOL = 1e-3
+TOP_TRIALS_FOR_SPREAD = 3
+MIN_SIMILARITY = 0.25
+
+
+@dataclass(frozen=True)
+class HistoryTrial:
+    """One complete trial (search or confirmation run) of a task."""
+
+    job_id: str
+    number: int
+    optimizer: str
+    schedule: str | None
+    params: dict[str, Any]
+    value: float
+    config_key: str
+    confirmation: bool = False
+    seed: int | None = None
+    created_at: datetime | None = None
+    state_bytes_per_param: float = 0.0
+    seconds_per_epoch: float = 0.0
+
+    def lr(self) -> float | None:
+        for key, v in self.params.items():
+            if key.endswith(".lr") and isinstance(v, int | float):
+                return float(v)
+        return None
+
+
+@dataclass
+class _Config:
+    key: str
+    trials: list[HistoryTrial] = field(default_factory=list)
+
+    @property
+    def values(self) -> list[float]:
+        return [t.value for t in self.trials]
+
+    @property
+    def n(self) -> int:
+        return len(self.trials)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def n_confirmations(self) -> int:
+        return sum(t.confirmation for t in self.trials)
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+def pooled_noise(configs: Sequence[_Config]) -> tuple[float | None, int]:
+    """Seed-to-seed standard deviation pooled over configurations run more than once, and its
+    degrees of freedom; (None, 0) without repeats."""
+    num, dof = 0.0, 0
+    for c in configs:
+        if c.n >= 2:
+            num += (c.n - 1) * statistics.variance(c.values)
+            dof += c.n - 1
+    return (math.sqrt(num / dof), dof) if dof else (None, 0)
+
+
+def rank_families(trials: Sequence[HistoryTrial], direction: str) -> dict[str, Any]:
+    """Families ranked by expected value (the best configuration, judged on its mean over seeds
+    with a penalty for few runs), ties called where the gap is within the noise, and inside a
+    tie the family that works over the widest range of learning rates first."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    configs: dict[str, _Config] = {}
+    by_family: dict[str, list[_Config]] = defaultdict(list)
+    for t in trials:
+        c = configs.get(t.config_key)
+        if c is None:
+            c = configs[t.config_key] = _Config(t.config_key)
+            by_family[t.optimizer].append(c)
+        c.trials.append(t)
+    sigma, dof = pooled_noise(list(configs.values()))
+
+    def score(c: _Config) -> float:
+        # Lower confidence bound: a configuration seen once is not trusted like one confirmed
+        # over several seeds (confirmation runs weigh more than search trials).
+        penalty = (sigma / math.sqrt(c.n)) if sigma is not None else 0.0
+        return sign * c.mean - penalty
+
+    scored = []
+    for family, fam_configs in by_family.items():
+        best = max(fam_configs, key=score)
+        fam_trials = [t for c in fam_configs for t in c.trials]
+        scored.append((score(best), _family_entry(family, best, fam_configs, fam_trials,
+                                                  direction, sigma)))
+    scored.sort(key=lambda pair: -pair[0])
+    entries = [e for _, e in scored]
+    ties = _tie_groups(entries, direction)
+    return {"noise": {"sigma": sigma, "dof": dof,
+                      "source": "seed-to-seed spread of repeated configurations" if sigma is not None
+                      else "none: no configuration was run with several seeds (set "
+                           "search.confirm_top_k / confirm_seeds)"},
+            "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
+                                     "absolute_min": ROBUSTNESS_ABS_TOL},
+            "ranking": [e for group in ties for e in group],
+            "ties": [[e["optimizer"] for e in g] for g in ties if len(g) > 1],
+            "summary": _summary(ties)}
+
+
+def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
+              sigma: float | None) -> dict[str, Any]:
+    if best.n >= 2:
+        sd = statistics.stdev(best.values)
+        half = float(stats.t.ppf(0.975, best.n - 1)) * sd / math.sqrt(best.n)
+        return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
+                "n": best.n, "source": f"95% t-interval over {best.n} seeds of the best "
+                                       "configuration"}
+    if sigma is not None:
+        half = 1.96 * sigma
+        return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
+                "n": 1, "source": "one run ± 1.96 x the task's seed-to-seed noise"}
+    top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
+    top = top[:TOP_TRIALS_FOR_SPREAD]
+    return {"value": statistics.fmean(top), "low": min(top), "high": max(top), "n": len(top),
+            "source": f"mean and range of the family's best {len(top)} trials (no repeated "
+                      "seeds: not a confidence interval)"}
+
+
+def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
+                  fam_trials: list[HistoryTrial], direction: str,
+                  sigma: float | None) -> dict[str, Any]:
+    best_value = max(t.value for t in fam_trials) if direction == "maximize" else \
+        min(t.value for t in fam_trials)
+    tol = max(ROBUSTNESS_REL_TOL * abs(best_value), ROBUSTNESS_ABS_TOL)
+    good = [t for t in fam_trials if abs(t.value - best_value) <= tol]
+    lrs = [lr for t in good if (lr := t.lr()) is not None and lr > 0]
+    decades = math.log10(max(lrs) / min(lrs)) if lrs else 0.0
+    schedules: dict[str, float] = {}
+    for t in fam_trials:
+        s = t.schedule or "constant"
+        if s not in schedules or _better(t.value, schedules[s], direction):
+            schedules[s] = t.value
+    rep = best.trials[0]
+    dates = [t.created_at for t in fam_trials if t.created_at is not None]
+    return {
+        "optimizer": family,
+        "schedule": rep.schedule,
+        "params": rep.params,
+        "value": best.mean,
+        "best_trial_value": best_value,
+        "expected": _interval(best, fam_trials, direction, sigma),
+        "evidence": {"n_trials": len(fam_trials),
+                     "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
+                     "n_configurations": len(fam_configs),
+                     "n_jobs": len({t.job_id for t in fam_trials}),
+                     "latest": max(dates) if dates else None,
+                     "best_configuration_runs": best.n},
+        "robustness": {"lr_decades": round(decades, 3), "n_good_trials": len(good),
+                       "lr_range": [min(lrs), max(lrs)] if lrs else None,
+                       "tolerance": tol,
+                       "meaning": f"trials within {tol:.3g} of the family's best span "
+                                  f"{decades:.2f} decades of learning rate"},
+        "cost": {"state_bytes_per_param": statistics.median(t.state_bytes_per_param
+                                                            for t in fam_trials),
+                 "seconds_per_epoch": statistics.median(t.seconds_per_epoch
+                                                        for t in fam_trials)},
+        "schedules": [{"schedule": k, "best_value": v} for k, v in
+                      sorted(schedules.items(), key=lambda kv: -kv[1]
+                             if direction == "maximize" else kv[1])],
+        "job_id": rep.job_id, "trial_number": rep.number,
+        "n_trials": len(fam_trials), "n_jobs": len({t.job_id for t in fam_trials}),
+    }
+
+
+def _half(e: dict[str, Any]) -> float:
+    x = e["expected"]
+    return float(x["high"] - x["low"]) / 2
+
+
+def _tie_groups(entries: list[dict[str, Any]], direction: str) -> list[list[dict[str, Any]]]:
+    """Group families whose expected values are within the noise of the group's leader (their
+    intervals overlap); inside a group, the widest good-lr range first, then the cheapest."""
+    groups: list[list[dict[str, Any]]] = []
+    for e in entries:
+        if groups:
+            lead = groups[-1][0]
+            gap = abs(lead["expected"]["value"] - e["expected"]["value"])
+            noisy = "not a confidence" not in e["expected"]["source"] and \
+                "not a confidence" not in lead["expected"]["source"]
+            if noisy and gap <= _half(lead) + _half(e):
+                groups[-1].append(e)
+                continue
+        groups.append([e])
+    out = []
+    rank = 0
+    for g in groups:
+        g.sort(key=lambda e: (-e["robustness"]["lr_decades"],
+                              e["cost"]["state_bytes_per_param"]))
+        for i, e in enumerate(g):
+            rank += 1
+            e["rank"] = rank
+            e["tied_with"] = [x["optimizer"] for j, x in enumerate(g) if j != i]
+        out.append(g)
+    return out
+
+
+def _summary(groups: list[list[dict[str, Any]]]) -> str:
+    if not groups:
+        return "no history"
+    first = groups[0]
+    if len(first) == 1:
+        e = first[0]
+        nxt = groups[1][0] if len(groups) > 1 else None
+        tail = (f"; ahead of {nxt['optimizer']} by more than the noise" if nxt else "")
+        return f"{e['optimizer']} is best on this task{tail}"
+    names = [e["optimizer"] for e in first]
+    tied = ", ".join(names[:-1]) + f" and {names[-1]}"
+    lead = first[0]
+    return (f"{tied} are tied on this task (differences within the noise); "
+            f"{lead['optimizer']} is listed first: its good learning rates span "
+            f"{lead['robustness']['lr_decades']:.2f} decades")
+
+
+# transfer -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TaskProfile:
+    """Features that make two tasks alike (see tuner.tasks.TaskFeatures)."""
+
+    task_id: int | None
+    model: str
+    kind: str
+    n_params: int
+    depth: int
+    input_shape: tuple[int, ...]
+    n_train: int
+    n_classes: int | None
+    batch_size: int
+    epochs: int
+
+    def vector(self) -> dict[str, float]:
+        return {
+            "log10_params": math.log10(max(self.n_params, 1)),
+            "depth": float(self.depth),
+            "log10_n_train": math.log10(max(self.n_train, 1)),
+            "log10_input_size": math.log10(max(math.prod(self.input_shape), 1)),
+            "input_rank": float(len(self.input_shape)),
+            "log2_classes": math.log2(max(self.n_classes or 1, 1)),
+            "log2_batch_size": math.log2(max(self.batch_size, 1)),
+            "log2_epochs": math.log2(max(self.epochs, 1)),
+        }
+
+
+# How much one unit of each feature counts (one decade of parameters ~ one of data size).
+WEIGHTS = {"log10_params": 1.0, "depth": 0.3, "log10_n_train": 1.0, "log10_input_size": 0.7,
+           "input_rank": 0.5, "log2_classes": 0.3, "log2_batch_size": 0.25, "log2_epochs": 0.25}
+MODEL_MISMATCH = 1.0
+KIND_MISMATCH = 3.0
+
+
+def similarity(a: TaskProfile, b: TaskProfile) -> tuple[float, dict[str, float]]:
+    """exp(-distance) in (0, 1]: weighted L1 over the features, plus penalties for another
+    model family or another kind (classification vs regression). Returns the contributions."""
+    va, vb = a.vector(), b.vector()
+    parts = {k: WEIGHTS[k] * abs(va[k] - vb[k]) for k in WEIGHTS}
+    parts["model"] = 0.0 if a.model == b.model else MODEL_MISMATCH
+    parts["kind"] = 0.0 if a.kind == b.kind else KIND_MISMATCH
+    return math.exp(-sum(parts.values())), parts
+
+
+def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile],
+                  k: int = 3) -> list[dict[str, Any]]:
+    """The k nearest candidates (not the query itself) above MIN_SIMILARITY, nearest first, each
+    with its similarity and what made it differ."""
+    out: list[tuple[float, dict[str, Any]]] = []
+    for c in candidates:
+        if c.task_id is not None and c.task_id == query.task_id:
+            continue
+        sim, parts = similarity(query, c)
+        if sim < MIN_SIMILARITY:
+            continue
+        biggest = sorted(((v, n) for n, v in parts.items() if v > 0), reverse=True)[:2]
+        why = "same model and kind, close in size" if not biggest else \
+            "differs most in " + ", ".join(n for _, n in biggest)
+        out.append((sim, {"task_id": c.task_id, "similarity": round(sim, 4),
+                          "explanation": why, "model": c.model, "kind": c.kind}))
+    out.sort(key=lambda pair: -pair[0])
+    return [d for _, d in out[:k]]
+
+
+def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """Combine the rankings of similar tasks: values of different tasks are not comparable, so
+    each family scores its normalised rank (1 = first) on each task, weighted by similarity."""
+    score: dict[str, float] = defaultdict(float)
+    weight: dict[str, float] = defaultdict(float)
+    best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
+    total = sum(n["similarity"] for n, _ in neighbours)
+    for n, ranked in neighbours:
+        entries = ranked["ranking"]
+        m = len(entries)
+        for i, e in enumerate(entries):
+            norm = 1.0 - i / max(m - 1, 1) if m > 1 else 1.0
+            score[e["optimizer"]] += n["similarity"] * norm
+            weight[e["optimizer"]] += n["similarity"]
+            if e["optimizer"] not in best_from or n["similarity"] > best_from[e["optimizer"]][0]:
+                best_from[e["optimizer"]] = (n["similarity"], n, e)
+    ranking = []
+    for family in sorted(score, key=lambda f: -score[f] / max(total, 1e-12)):
+        sim, n, e = best_from[family]
+        ranking.append({
+            "optimizer": family, "score": round(score[family] / max(total, 1e-12), 4),
+            "coverage": round(weight[family] / max(total, 1e-12), 4),
+            "schedule": e["schedule"], "params": e["params"], "value": None,
+            "source_task": {"task_id": n["task_id"], "similarity": sim,
+                            "value_there": e["expected"]["value"]},
+            "robustness": e["robustness"], "cost": e["cost"],
+            "evidence": e["evidence"], "n_trials": e["n_trials"], "n_jobs": e["n_jobs"],
+        })
+    for i, r in enumerate(ranking, 1):
+        r["rank"] = i
+    return {"ranking": ranking}
+
+
+def prior_ranking() -> dict[str, Any]:
+    """No history: every family at its literature defaults, clearly not measured."""
+    return {"ranking": [{"optimizer": name, "rank": None, "schedule": "constant",
+                         "params": {f"{name}.{p.name}": p.default for p in f.params
+                                    if not p.requires},
+                         "value": None, "n_trials": 0, "n_jobs": 0}
+                        for name, f in FAMILIES.items()],
+            "note": "no finished trials for this task or a similar one in your team's history: "
+                    "literature defaults of each family, not measured"}
