@@ -303,3 +303,32 @@ def test_bad_specs_are_refused_before_queueing(migrated_url: str, tmp_path: Path
         assert proc.returncode == 2 and msg in proc.stderr, proc.stderr
     with session_factory(migrated_url)() as s:
         assert s.scalars(select(Job)).all() == []
+
+
+def test_trial_orphaned_before_its_first_heartbeat_is_retried(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed right after Optuna created its trial leaves it RUNNING without any
+    heartbeat, which Optuna's stale check skips; the dispatcher fails and retries it."""
+    import workers.dispatcher as wd
+    from tuner.search import create_study
+
+    monkeypatch.setattr(wd, "ORPHAN_MIN_AGE_S", 1.0)
+    job_id = queue(migrated_url, _merge(FAST, budget={"n_trials": 3, "parallelism": 1}))
+    job = job_of(migrated_url, job_id)
+    study = create_study(JobSpec.model_validate(job.spec), "maximize",
+                         optuna.storages.RDBStorage(migrated_url), job.study_name)
+    orphan = study.ask()  # RUNNING, and no heartbeat was ever recorded
+    with session_factory(migrated_url)() as s:  # the dead worker held one ticket
+        get_job(s, job_id).trials_claimed = 1
+        s.commit()
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    lost = next(r for r in recs if r.number == orphan.number)
+    assert lost.state == "failed" and lost.stop_reason == "worker_lost"
+    retry = [t for t in study_of(migrated_url, job).trials
+             if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+             == orphan.number]
+    assert len(retry) == 1  # enqueued again (it queues behind the rest of the defaults sweep)
+    assert job.n_done == 3

@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy import bindparam, text
 
 from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED
 from tuner.results import trial_record
@@ -39,6 +40,7 @@ from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storag
 from workers.trial_worker import WorkerConfig, remote_worker
 
 log = logging.getLogger(__name__)
+ORPHAN_MIN_AGE_S = 30.0
 
 
 def _owner() -> str:
@@ -204,7 +206,7 @@ class Dispatcher:
                     ray.cancel(ref, force=True)
 
             optuna.storages.fail_stale_trials(study)
-            self._fail_unstarted(study)
+            self._fail_unstarted(study, storage)
             recorder.sync(study)
             running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
             self._update_running(job.id, running)
@@ -325,19 +327,28 @@ class Dispatcher:
 
         with_retries(txn, what="update progress")
 
-    def _fail_unstarted(self, study: optuna.Study) -> None:
+    def _fail_unstarted(self, study: optuna.Study, rdb: optuna.storages.RDBStorage) -> None:
         """A worker killed between Optuna creating its trial and the trial's first heartbeat
-        leaves a RUNNING trial that Optuna's stale check never sees (it has no heartbeat). Such
-        a trial never reached the objective (no `worker` attribute): after twice the grace
-        period, fail and retry it like any stale trial."""
+        leaves a RUNNING trial that Optuna's stale check never sees (it skips trials without a
+        heartbeat). Such a trial has no heartbeat row and never reached the objective (no
+        `worker` attribute); after max(2 x grace period, 30 s), so that a worker merely slowed
+        by a locked database is left alone, fail and retry it like any stale trial."""
         storage = study._storage
-        handler = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
-        limit = timedelta(seconds=2 * self.config.grace_period)
+        handler = rdb.get_heartbeat_stale_trial_callback()
+        limit = timedelta(seconds=max(2 * self.config.grace_period, ORPHAN_MIN_AGE_S))
         now = datetime.now()  # Optuna keeps naive local datetimes
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if "worker" in t.user_attrs or t.datetime_start is None or \
-                    now - t.datetime_start < limit:
-                continue
+        candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                      if "worker" not in t.user_attrs and t.datetime_start is not None
+                      and now - t.datetime_start >= limit]
+        if not candidates:
+            return
+        with rdb.engine.connect() as conn:  # Optuna's own table: read only
+            beating = {int(r[0]) for r in conn.execute(text(
+                "SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+                bindparam("ids", expanding=True)), {"ids": [t._trial_id for t in candidates]})}
+        for t in candidates:
+            if t._trial_id in beating:
+                continue  # Optuna's heartbeat check owns it
             try:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except Exception:  # finished or failed meanwhile
