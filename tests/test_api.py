@@ -122,6 +122,10 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert rec["ranking"][0]["optimizer"] == got["best"]["optimizer"]
         tasks = h.get("/v1/tasks").json()
         assert tasks["count"] == 1 and tasks["data"][0]["n_trials"] == 8
+        by_id = h.get("/v1/recommendations", params={"task": tasks["data"][0]["id"]}).json()
+        assert by_id["method"] == "direct" and by_id["ranking"] == rec["ranking"]
+        assert {"expected", "evidence", "robustness", "cost"} <= set(rec["ranking"][0])
+        assert h.get("/v1/recommendations", params={"task": 99999}).status_code == 422
         listed = h.get("/v1/jobs", params={"status": "completed", "model": "mlp"}).json()
         assert listed["count"] == 1 and listed["data"][0]["id"] == job["id"]
         assert h.get("/v1/jobs", params={"dataset": "digits"}).json()["count"] == 0
