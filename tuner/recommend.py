@@ -84,10 +84,13 @@ def pooled_noise(configs: Sequence[_Config]) -> tuple[float | None, int]:
     return (math.sqrt(num / dof), dof) if dof else (None, 0)
 
 
-def rank_families(trials: Sequence[HistoryTrial], direction: str) -> dict[str, Any]:
+def rank_families(trials: Sequence[HistoryTrial], direction: str,
+                  counts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Families ranked by expected value (the best configuration, judged on its mean over seeds
     with a penalty for few runs), ties called where the gap is within the noise, and inside a
-    tie the family that works over the widest range of learning rates first."""
+    tie the family that works over the widest range of learning rates first. `counts` (per
+    family: n_trials, n_confirmation_runs, n_jobs, latest) gives the evidence when `trials` are
+    only each family's best (the store's case)."""
     sign = 1.0 if direction == "maximize" else -1.0
     configs: dict[str, _Config] = {}
     by_family: dict[str, list[_Config]] = defaultdict(list)
@@ -109,8 +112,12 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str) -> dict[str, A
     for family, fam_configs in by_family.items():
         best = max(fam_configs, key=score)
         fam_trials = [t for c in fam_configs for t in c.trials]
-        scored.append((score(best), _family_entry(family, best, fam_configs, fam_trials,
-                                                  direction, sigma)))
+        entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma)
+        if counts and family in counts:
+            entry["evidence"].update(counts[family])
+            entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
+                counts[family]["n_jobs"]
+        scored.append((score(best), entry))
     scored.sort(key=lambda pair: -pair[0])
     entries = [e for _, e in scored]
     ties = _tie_groups(entries, direction)

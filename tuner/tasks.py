@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -55,8 +57,27 @@ def check_budget(spec: JobSpec) -> None:
 
 def inspect_task(spec: JobSpec) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
-    job is queued, with the field at fault."""
+    job is queued, with the field at fault. Results for registry datasets are cached per
+    process (a service checks the same few tasks over and over); `file` datasets never are."""
     check_budget(spec)
+    t = spec.task
+    if t.dataset.name == "file":
+        features = _inspect(spec)
+    else:
+        features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric,
+                                   spec.training.seed)
+    return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
+
+
+@lru_cache(maxsize=256)
+def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int) -> TaskFeatures:
+    spec = JobSpec.model_validate({"task": {"model": json.loads(model),
+                                            "dataset": json.loads(dataset), "metric": metric},
+                                   "training": {"seed": seed}})
+    return _inspect(spec)
+
+
+def _inspect(spec: JobSpec) -> TaskFeatures:
     ds, m = spec.task.dataset, spec.task.model
     try:
         data = load_dataset(ds.name, ds.params, spec.training.seed)

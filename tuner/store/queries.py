@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, noload
 
 from tuner.recommend import (
     HistoryTrial,
@@ -86,15 +86,37 @@ def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: s
     return list(s.scalars(q.order_by(Task.id)))
 
 
-def history(s: Session, task_ids: Sequence[int]) -> list[HistoryTrial]:
-    """Every complete trial (search and confirmation runs) of these tasks."""
+# The ranking only looks at each family's best trials (best configuration, the interval from the
+# top three, robustness within 2% of the best) and at configurations run with several seeds.
+TOP_PER_FAMILY = 100
+
+
+def history(s: Session, task_ids: Sequence[int], exclude_job: str | None = None,
+            top_per_family: int | None = TOP_PER_FAMILY) -> list[HistoryTrial]:
+    """Complete trials of these tasks: each family's best `top_per_family` (all when None),
+    plus every run of a configuration that was confirmed with other seeds."""
     if not task_ids:
         return []
-    q = (select(TrialRow).join(Job, TrialRow.job_id == Job.id)
-         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
-                TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None)))
+    base = (select(TrialRow.id).join(Job, TrialRow.job_id == Job.id)
+            .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
+                   TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None)))
+    if exclude_job:
+        base = base.where(TrialRow.job_id != exclude_job)
+    if top_per_family is None:
+        ids = base
+    else:
+        direction = s.scalar(select(Task.direction).where(Task.id == task_ids[0]))
+        order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
+        ranked = base.add_columns(func.row_number().over(
+            partition_by=TrialRow.optimizer, order_by=order).label("rn"),
+            TrialRow.config_key).subquery()
+        confirmed = (select(TrialRow.config_key).join(Job, TrialRow.job_id == Job.id)
+                     .where(Job.task_id.in_(task_ids), TrialRow.confirm_of.is_not(None)))
+        ids = select(ranked.c.id).where((ranked.c.rn <= top_per_family)
+                                        | ranked.c.config_key.in_(confirmed))
     out = []
-    for t in s.scalars(q):
+    for t in s.scalars(select(TrialRow).where(TrialRow.id.in_(ids))
+                       .options(noload(TrialRow.steps))):
         key = t.config_key or config_key(t.optimizer, t.schedule, t.params) or str(t.id)
         out.append(HistoryTrial(
             job_id=t.job_id, number=t.number, optimizer=str(t.optimizer), schedule=t.schedule,
@@ -103,6 +125,22 @@ def history(s: Session, task_ids: Sequence[int]) -> list[HistoryTrial]:
             state_bytes_per_param=t.state_bytes_per_param,
             seconds_per_epoch=t.seconds_per_epoch))
     return out
+
+
+def evidence(s: Session, task_ids: Sequence[int],
+             exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per family, over all its complete trials: trials, confirmation runs, jobs, latest."""
+    q = (select(TrialRow.optimizer, func.count(), func.count(TrialRow.confirm_of),
+                func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at))
+         .join(Job, TrialRow.job_id == Job.id)
+         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
+                TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None))
+         .group_by(TrialRow.optimizer))
+    if exclude_job:
+        q = q.where(TrialRow.job_id != exclude_job)
+    return {str(opt): {"n_trials": n, "n_confirmation_runs": nc, "n_jobs": nj,
+                       "latest": aware(latest)}
+            for opt, n, nc, nj, latest in s.execute(q).all()}
 
 
 def profile(t: Task) -> TaskProfile:
@@ -141,15 +179,20 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
-    trials = [t for t in history(s, [t.id for t in tasks]) if t.job_id != exclude_job]
+    ids = [t.id for t in tasks]
+    trials = history(s, ids, exclude_job)
     base: dict[str, Any] = {"tasks": [task_json(t) for t in tasks]}
     if trials:
         direction = directions.pop()
-        ranked = rank_families(trials, direction)
+        counts = evidence(s, ids, exclude_job)
+        ranked = rank_families(trials, direction, counts)
+        n = sum(c["n_trials"] for c in counts.values())
+        jobs = s.scalar(select(func.count(func.distinct(TrialRow.job_id)))
+                        .join(Job, TrialRow.job_id == Job.id)
+                        .where(Job.task_id.in_(ids), TrialRow.state == "complete"))
         return {**base, "method": "direct", "metric": tasks[0].metric, "direction": direction,
-                **ranked, "explanation": (
-                    f"from {len(trials)} complete trials in "
-                    f"{len({t.job_id for t in trials})} job(s) of this task")}
+                **ranked, "explanation": f"from {n} complete trials in {jobs} job(s) of this "
+                                         f"task"}
     query = profile(tasks[0]) if tasks else (
         _query_profile(model, dataset, metric) if model and dataset else None)
     if query is not None:
@@ -175,7 +218,8 @@ def _transfer(s: Session, team_id: int, query: TaskProfile,
     for n in near:
         t = candidates[n["task_id"]]
         n.update(model=t.model_name, dataset=t.dataset_name, metric=t.metric)
-        neighbours.append((n, rank_families(history(s, [t.id]), t.direction)))
+        neighbours.append((n, rank_families(history(s, [t.id]), t.direction,
+                                            evidence(s, [t.id]))))
     names = ", ".join(f"{n['model']}/{n['dataset']} ({n['similarity']:.2f})" for n in near)
     return {"method": "transfer", "metric": candidates[near[0]["task_id"]].metric,
             "direction": candidates[near[0]["task_id"]].direction, "similar_tasks": near,

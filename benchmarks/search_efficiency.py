@@ -1,0 +1,243 @@
+"""Search efficiency: training epochs consumed until the best-so-far validation metric comes
+within 0.5% of the best value ever seen on the task, per method, median over seeds, as ratios
+against random search without pruning (the baseline), in one process.
+
+    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 4 methods
+    .venv/bin/python -m benchmarks.search_efficiency --smoke    # seconds
+
+Methods (same search space, same objective: the same model, data split and initialisation):
+  random      Optuna RandomSampler, no pruning (baseline)
+  tpe         Optuna TPE, no pruning
+  ray_asha    Ray Tune: random search + ASHA (grace 1, reduction 3, max_t = epochs), one trial at
+              a time (each takes every CPU); the peer a user would pick instead of this service
+  service     this service's default: defaults sweep + TPE + Hyperband
+Every reported epoch counts as one epoch consumed; best-so-far is over every epoch's metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from tuner.search import run_search
+from tuner.spec import JobSpec
+
+TASKS: list[tuple[str, str, dict[str, Any]]] = [
+    ("mlp", "digits", {"hidden": [64]}),
+    ("cnn", "digits", {"channels": [8, 16]}),
+    ("linear", "breast_cancer", {}),
+]
+METHODS = ("random", "tpe", "ray_asha", "service")
+TOLERANCE = 0.005
+OUT = Path(__file__).parent / "results" / "search_efficiency.json"
+PLOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
+
+
+def base_spec(model: str, dataset: str, params: dict[str, Any], trials: int,
+              epochs: int, **search: Any) -> JobSpec:
+    return JobSpec.model_validate({
+        "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
+        "training": {"epochs": epochs, "seed": 0}, "budget": {"n_trials": trials},
+        "search": search})
+
+
+def optuna_curve(spec: JobSpec, sampler_seed: int) -> list[float]:
+    """Metric of every epoch, in the order they were trained."""
+    result = run_search(spec, study_name=f"s{sampler_seed}", sampler_seed=sampler_seed)
+    values: list[float] = []
+    for r in sorted(result.records, key=lambda r: r.number):
+        values += [float(s["value"]) if s["value"] is not None else math.nan for s in r.steps]
+        if r.state == "diverged":
+            values.append(math.nan)  # the epoch that diverged was trained too
+    return values
+
+
+def _tune_trainable(config: dict[str, Any]) -> None:
+    import torch
+    from ray import tune
+
+    from tuner.datasets import load_dataset
+    from tuner.models import build_model
+    from tuner.sampling import SearchSpace
+    from tuner.training import Trainer
+
+    spec = JobSpec.model_validate(config["spec"])
+    sampler = optuna.samplers.RandomSampler(seed=int(config["sample_seed"]))
+    trial = optuna.create_study(sampler=sampler).ask()
+    cfg = SearchSpace(spec.space).sample(trial)
+    ds, m = spec.task.dataset, spec.task.model
+    data = load_dataset(ds.name, ds.params, spec.training.seed)
+    torch.set_num_threads(1)
+    torch.manual_seed(spec.training.seed)
+    model = build_model(m.name, m.params, data.info)
+    trainer = Trainer(model, data, cfg, spec.training,
+                      spec.task.resolved_metric(data.info.kind), torch.device("cpu"))
+    for rec in trainer.epochs():
+        tune.report({"value": rec.value})
+    if trainer.state.stop_reason == "diverged":
+        tune.report({"value": -1.0})  # an epoch was spent; it scores worst
+
+
+def ray_asha_curve(spec: JobSpec, seed: int, storage: str) -> list[float]:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    # One trial at a time, like the Optuna runs (max_concurrent_trials is ignored with
+    # BasicVariantGenerator): each trial takes every CPU of the local Ray.
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    tuner = tune.Tuner(
+        tune.with_resources(_tune_trainable, {"cpu": cpus}),
+        param_space={"spec": spec.model_dump(mode="json"),
+                     "sample_seed": tune.randint(0, 2**31 - 1)},
+        tune_config=tune.TuneConfig(
+            metric="value", mode="max", num_samples=spec.budget.n_trials,
+            search_alg=BasicVariantGenerator(random_state=seed),
+            scheduler=ASHAScheduler(max_t=spec.training.epochs, grace_period=1,
+                                    reduction_factor=3)),
+        run_config=tune.RunConfig(storage_path=storage, name=f"asha-{seed}-{time.time_ns()}",
+                                  verbose=0))
+    grid = tuner.fit()
+    values: list[float] = []
+    # One trial at a time: trial paths carry their zero-padded creation index.
+    for r in sorted((grid[i] for i in range(len(grid))), key=lambda r: str(r.path)):
+        df = r.metrics_dataframe
+        if df is not None and "value" in df:
+            values += [math.nan if v == -1.0 else float(v) for v in df["value"]]
+    return values
+
+
+def epochs_to(values: list[float], target: float) -> tuple[int, bool]:
+    best = -math.inf
+    for i, v in enumerate(values, 1):
+        if not math.isnan(v):
+            best = max(best, v)
+        if best >= target:
+            return i, False
+    return len(values), True
+
+
+def running_best(values: list[float]) -> list[float]:
+    out, best = [], -math.inf
+    for v in values:
+        if not math.isnan(v):
+            best = max(best, v)
+        out.append(best)
+    return out
+
+
+def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for method, runs in curves.items():
+        for i, run in enumerate(runs):
+            rb = running_best(run)
+            ax.plot(range(1, len(rb) + 1), rb, alpha=0.7, lw=1.2, label=method if i == 0 else None,
+                    color={"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
+                           "service": "tab:green"}[method])
+    ax.axhline(target, ls="--", color="black", lw=0.8, label="target (best - 0.5%)")
+    finite = [v for runs in curves.values() for run in runs for v in running_best(run)
+              if v > -math.inf]
+    ax.set_ylim(max(min(finite), target - 0.1), target + 0.02)
+    ax.set_xscale("log")
+    ax.set_xlabel("training epochs consumed")
+    ax.set_ylabel("best-so-far validation accuracy")
+    ax.set_title(f"{task}: best so far vs epochs (each line one seed)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=9)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--plots", type=Path, default=PLOTS)
+    a = ap.parse_args(argv)
+    methods = a.methods.split(",")
+    tasks = TASKS
+    if a.smoke:
+        a.seeds, a.trials, a.epochs, tasks = 1, 3, 2, TASKS[2:]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    t0 = time.perf_counter()
+    storage = tempfile.mkdtemp(prefix="tune-")
+    if "ray_asha" in methods:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
+                               "epochs": a.epochs, "tasks": {}}
+    for model, dataset, params in tasks:
+        name = f"{model}/{dataset}"
+        specs = {
+            "random": base_spec(model, dataset, params, a.trials, a.epochs, sampler="random",
+                                pruner="none", defaults_sweep=False),
+            "tpe": base_spec(model, dataset, params, a.trials, a.epochs, sampler="tpe",
+                             pruner="none", defaults_sweep=False),
+            "service": base_spec(model, dataset, params, a.trials, a.epochs),
+        }
+        curves: dict[str, list[list[float]]] = {m: [] for m in methods}
+        timing: dict[str, float] = {m: 0.0 for m in methods}
+        for seed in range(1, a.seeds + 1):
+            for method in methods:
+                t = time.perf_counter()
+                if method == "ray_asha":
+                    curves[method].append(ray_asha_curve(specs["random"], seed, storage))
+                else:
+                    curves[method].append(optuna_curve(specs[method], seed))
+                timing[method] += time.perf_counter() - t
+        best = max(v for runs in curves.values() for run in runs for v in run
+                   if not math.isnan(v))
+        target = best * (1 - TOLERANCE)
+        summary: dict[str, Any] = {}
+        for method, runs in curves.items():
+            reached = [epochs_to(run, target) for run in runs]
+            eps = [e for e, _ in reached]
+            summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
+                               "median": statistics.median(eps), "min": min(eps),
+                               "max": max(eps), "total_epochs": [len(r) for r in runs],
+                               "seconds": timing[method]}
+        base = summary.get("random", {}).get("median")
+        for s in summary.values():
+            s["ratio_vs_random"] = s["median"] / base if base else None
+        results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
+        if not a.smoke:
+            plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
+    results["seconds"] = time.perf_counter() - t0
+    print(f"{'task':<22} {'method':<9} {'median epochs':>13} {'[min, max]':>12} "
+          f"{'vs random':>9} {'censored':>8}")
+    for name, t in results["tasks"].items():
+        for method, s in t["methods"].items():
+            ratio = f"{s['ratio_vs_random']:.2f}" if s["ratio_vs_random"] else "-"
+            print(f"{name:<22} {method:<9} {s['median']:>13.0f} "
+                  f"{'[' + str(s['min']) + ', ' + str(s['max']) + ']':>12} {ratio:>9} "
+                  f"{sum(s['censored']):>8}")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    main()
