@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, noload
+from sqlalchemy.orm import Session
 
 from tuner.recommend import (
     HistoryTrial,
@@ -88,7 +88,7 @@ def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: s
 
 # The ranking only looks at each family's best trials (best configuration, the interval from the
 # top three, robustness within 2% of the best) and at configurations run with several seeds.
-TOP_PER_FAMILY = 100
+TOP_PER_FAMILY = 20
 
 
 def history(s: Session, task_ids: Sequence[int], exclude_job: str | None = None,
@@ -97,33 +97,35 @@ def history(s: Session, task_ids: Sequence[int], exclude_job: str | None = None,
     plus every run of a configuration that was confirmed with other seeds."""
     if not task_ids:
         return []
-    base = (select(TrialRow.id).join(Job, TrialRow.job_id == Job.id)
-            .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
-                   TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None)))
+    cols = (TrialRow.id, TrialRow.job_id, TrialRow.number, TrialRow.optimizer, TrialRow.schedule,
+            TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
+            TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
+            TrialRow.seconds_per_epoch)
+    where = [Job.task_id.in_(task_ids), TrialRow.state == "complete",
+             TrialRow.value.is_not(None), TrialRow.optimizer.is_not(None)]
     if exclude_job:
-        base = base.where(TrialRow.job_id != exclude_job)
+        where.append(TrialRow.job_id != exclude_job)
     if top_per_family is None:
-        ids = base
+        q: Select[Any] = select(*cols).join(Job, TrialRow.job_id == Job.id).where(*where)
     else:
         direction = s.scalar(select(Task.direction).where(Task.id == task_ids[0]))
         order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
-        ranked = base.add_columns(func.row_number().over(
-            partition_by=TrialRow.optimizer, order_by=order).label("rn"),
-            TrialRow.config_key).subquery()
+        ranked = (select(*cols, func.row_number().over(partition_by=TrialRow.optimizer,
+                                                       order_by=order).label("rn"))
+                  .join(Job, TrialRow.job_id == Job.id).where(*where).subquery())
         confirmed = (select(TrialRow.config_key).join(Job, TrialRow.job_id == Job.id)
                      .where(Job.task_id.in_(task_ids), TrialRow.confirm_of.is_not(None)))
-        ids = select(ranked.c.id).where((ranked.c.rn <= top_per_family)
-                                        | ranked.c.config_key.in_(confirmed))
+        q = select(*[ranked.c[c.key] for c in cols]).where(
+            (ranked.c.rn <= top_per_family) | ranked.c.config_key.in_(confirmed))
     out = []
-    for t in s.scalars(select(TrialRow).where(TrialRow.id.in_(ids))
-                       .options(noload(TrialRow.steps))):
-        key = t.config_key or config_key(t.optimizer, t.schedule, t.params) or str(t.id)
+    # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
+    for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
+         state_bytes, spe) in s.execute(q).all():
         out.append(HistoryTrial(
-            job_id=t.job_id, number=t.number, optimizer=str(t.optimizer), schedule=t.schedule,
-            params=t.params, value=float(t.value or 0.0), config_key=key,
-            confirmation=t.confirm_of is not None, seed=t.seed, created_at=aware(t.created_at),
-            state_bytes_per_param=t.state_bytes_per_param,
-            seconds_per_epoch=t.seconds_per_epoch))
+            job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
+            value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
+            confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
+            state_bytes_per_param=state_bytes, seconds_per_epoch=spe))
     return out
 
 
