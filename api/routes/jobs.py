@@ -18,6 +18,7 @@ from tuner.spec import JobSpec
 from tuner.store.jobs import (
     create_job,
     get_job,
+    job_brief,
     job_summary,
     job_trials,
     request_cancel,
@@ -77,13 +78,7 @@ def read_jobs(team: CurrentTeam, session: SessionDep,
                          [{"field": "status", "message": "unknown status"}])
     jobs, total = list_jobs(session, team.id, status=status, task_id=task, model=model,
                             dataset=dataset, offset=offset, limit=limit)
-    data = []
-    for j in jobs:
-        summary = job_summary(session, j)
-        data.append({k: summary[k] for k in ("id", "status", "error", "task", "progress",
-                                             "created_at", "started_at", "finished_at")}
-                    | {"links": links(j.id)})
-    return {"data": data, "count": total}
+    return {"data": [job_brief(j) | {"links": links(j.id)} for j in jobs], "count": total}
 
 
 @router.get("/jobs/{job_id}", response_model=JobPublic)
@@ -103,7 +98,7 @@ def read_trials(job: TeamJob, session: SessionDep, offset: Annotated[int, Query(
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 steps: bool = True) -> dict[str, Any]:
     """Every finished trial: params, state, stop reason and step, and its steps."""
-    rows = job_trials(session, job.id, offset=offset, limit=limit)
+    rows = job_trials(session, job.id, offset=offset, limit=limit, with_steps=steps)
     return {"data": [trial_json(t, with_steps=steps) for t in rows],
             "count": count_trials(session, job.id)}
 
@@ -115,20 +110,25 @@ async def job_events(job: TeamJob, request: Request) -> AsyncIterator[ServerSent
     poll = request.app.state.settings.poll_s
     job_id = job.id
 
-    def load() -> dict[str, Any]:
+    def brief() -> dict[str, Any]:  # the job row only: cheap enough to poll
+        with sessions() as s:
+            return job_brief(get_job(s, job_id))
+
+    def full() -> dict[str, Any]:
         with sessions() as s:
             return job_public(s, get_job(s, job_id))
 
     last: Any = None
     while True:
-        current = await run_in_threadpool(load)
+        current = await run_in_threadpool(brief)
         snapshot = (current["status"], current["progress"])
         if snapshot != last:
             last = snapshot
             yield ServerSentEvent(event="progress", data={
                 "id": job_id, "status": current["status"], "progress": current["progress"]})
         if current["status"] in FINAL_STATUSES:
-            yield ServerSentEvent(event="end", data=json.loads(json.dumps(current, default=str)))
+            final = await run_in_threadpool(full)
+            yield ServerSentEvent(event="end", data=json.loads(json.dumps(final, default=str)))
             return
         if await request.is_disconnected():
             return

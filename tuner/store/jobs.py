@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from tuner.errors import TunerError
 from tuner.results import TrialRecord
@@ -331,9 +331,11 @@ def refresh_counters(s: Session, job_id: str, n_running: int | None = None) -> N
     job.updated_at = utcnow()
 
 
-def job_trials(s: Session, job_id: str, *, offset: int = 0,
-               limit: int | None = None) -> list[TrialRow]:
+def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = None,
+               with_steps: bool = True) -> list[TrialRow]:
     q = select(TrialRow).where(TrialRow.job_id == job_id).order_by(TrialRow.number).offset(offset)
+    if not with_steps:  # steps load in one extra query per page only when asked for
+        q = q.options(lazyload(TrialRow.steps))
     if limit is not None:
         q = q.limit(limit)
     return list(s.scalars(q))
@@ -356,6 +358,23 @@ def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
     return d
 
 
+def job_brief(job: Job) -> dict[str, Any]:
+    """Status and progress from the job row alone (lists, progress events)."""
+    return {
+        "id": job.id, "status": job.status, "error": job.error,
+        "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
+                 "model": job.task.model_name, "dataset": job.task.dataset_name,
+                 "metric": job.task.metric, "direction": job.task.direction},
+        "progress": {"n_trials": job.n_trials + job.n_confirm, "n_confirm": job.n_confirm,
+                     "done": job.n_done, "running": job.n_running,
+                     "complete": job.n_complete, "pruned": job.n_pruned,
+                     "diverged": job.n_diverged, "failed": job.n_failed,
+                     "best_value": job.best_value},
+        "created_at": aware(job.created_at), "started_at": aware(job.started_at),
+        "finished_at": aware(job.finished_at),
+    }
+
+
 def job_summary(s: Session, job: Job) -> dict[str, Any]:
     """Status, progress, best trial and best per optimizer family."""
     from tuner.results import STATES
@@ -363,7 +382,7 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
     direction = job.task.direction
     by_opt: dict[str, dict[str, Any]] = {}
     best_row: TrialRow | None = None
-    for t in job_trials(s, job.id):
+    for t in job_trials(s, job.id, with_steps=False):
         if t.optimizer is None:
             continue
         e = by_opt.setdefault(t.optimizer, {"optimizer": t.optimizer, "best": None, "trials": 0,
@@ -383,18 +402,7 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
     ranked = sorted(by_opt.values(), key=lambda e: (e["best"] is None,
                                                     sign * e["best"]["value"] if e["best"] else 0))
     return {
-        "id": job.id, "status": job.status, "error": job.error, "study_name": job.study_name,
-        "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
-                 "model": job.task.model_name, "dataset": job.task.dataset_name,
-                 "metric": job.task.metric, "direction": direction},
-        "progress": {"n_trials": job.n_trials + job.n_confirm, "n_confirm": job.n_confirm,
-                     "done": job.n_done, "running": job.n_running,
-                     "complete": job.n_complete, "pruned": job.n_pruned,
-                     "diverged": job.n_diverged, "failed": job.n_failed,
-                     "best_value": job.best_value},
+        **job_brief(job), "study_name": job.study_name,
         "best": trial_json(best_row, with_steps=False) if best_row else None,
-        "by_optimizer": ranked,
-        "created_at": aware(job.created_at), "started_at": aware(job.started_at),
-        "finished_at": aware(job.finished_at),
-        "spec": job.spec,
+        "by_optimizer": ranked, "spec": job.spec,
     }
