@@ -38,6 +38,7 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 METHODS = ("random", "tpe", "ray_asha", "service")
 TOLERANCE = 0.005
+ANYTIME = (25, 50, 100)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
 PLOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -170,12 +171,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--tasks", default=",".join(f"{m}/{d}" for m, d, _ in TASKS))
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--plots", type=Path, default=PLOTS)
     a = ap.parse_args(argv)
     methods = a.methods.split(",")
-    tasks = TASKS
+    tasks = [t for t in TASKS if f"{t[0]}/{t[1]}" in a.tasks.split(",")]
     if a.smoke:
         a.seeds, a.trials, a.epochs, tasks = 1, 3, 2, TASKS[2:]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -213,28 +215,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         summary: dict[str, Any] = {}
         for method, runs in curves.items():
             reached = [epochs_to(run, target) for run in runs]
-            eps = [e for e, _ in reached]
+            # A run that never reaches the target has not reached it: infinite, not its total.
+            eps = [math.inf if c else float(e) for e, c in reached]
             summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
+                               "reached": sum(not c for _, c in reached),
                                "median": statistics.median(eps), "min": min(eps),
                                "max": max(eps), "total_epochs": [len(r) for r in runs],
-                               "seconds": timing[method]}
+                               "best_at": {str(b): statistics.median(
+                                   running_best(r)[min(b, len(r)) - 1] for r in runs)
+                                   for b in ANYTIME},
+                               "seconds": timing[method], "curves": runs}
         base = summary.get("random", {}).get("median")
         for s in summary.values():
-            s["ratio_vs_random"] = s["median"] / base if base else None
+            s["ratio_vs_random"] = (s["median"] / base if base and math.isfinite(base)
+                                    and math.isfinite(s["median"]) else None)
         results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
         if not a.smoke:
             plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
     results["seconds"] = time.perf_counter() - t0
-    print(f"{'task':<22} {'method':<9} {'median epochs':>13} {'[min, max]':>12} "
-          f"{'vs random':>9} {'censored':>8}")
+    print(f"{'task':<22} {'method':<9} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
+          + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))
     for name, t in results["tasks"].items():
         for method, s in t["methods"].items():
             ratio = f"{s['ratio_vs_random']:.2f}" if s["ratio_vs_random"] else "-"
-            print(f"{name:<22} {method:<9} {s['median']:>13.0f} "
-                  f"{'[' + str(s['min']) + ', ' + str(s['max']) + ']':>12} {ratio:>9} "
-                  f"{sum(s['censored']):>8}")
+            print(f"{name:<22} {method:<9} {s['reached']:>4}/{len(s['epochs']):<2} "
+                  f"{s['median']:>13} {ratio:>9} "
+                  + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(results, indent=2))
+    a.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
     return results
 

@@ -24,8 +24,9 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     res = search_efficiency.main(["--smoke", "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
     assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service"}
-    assert all(m["median"] >= 1 for m in task["methods"].values())
-    assert task["methods"]["random"]["ratio_vs_random"] == 1.0
+    for m in task["methods"].values():
+        assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
+    assert task["methods"]["random"]["ratio_vs_random"] in (1.0, None)
 
 
 def test_overhead_benchmark_smoke(tmp_path: Path) -> None:

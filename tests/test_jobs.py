@@ -157,7 +157,14 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
     th.start()
     job = wait_for(lambda: job_of(migrated_url, job_id).status == "running" and
                    job_of(migrated_url, job_id), what="job running")
-    study = study_of(migrated_url, job)
+
+    def created() -> optuna.Study | None:  # the dispatcher creates it just after claiming
+        try:
+            return study_of(migrated_url, job)
+        except KeyError:
+            return None
+
+    study = wait_for(created, what="the job's study")
 
     def running_trial() -> Any:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
