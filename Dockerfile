@@ -13,6 +13,7 @@ COPY pyproject.toml README.md ./
 COPY tuner ./tuner
 COPY workers ./workers
 COPY api ./api
+COPY cli ./cli
 COPY migrations ./migrations
 RUN pip install -e .
 

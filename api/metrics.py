@@ -10,9 +10,9 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 
-from tuner.store.models import JOB_STATUSES, Job
+from tuner.store.models import JOB_STATUSES
+from tuner.store.queries import job_status_counts
 
 
 class JobsCollector(Collector):
@@ -23,8 +23,7 @@ class JobsCollector(Collector):
         g = GaugeMetricFamily("tuner_jobs", "Jobs by status", labels=["status"])
         try:
             with self.app.state.sessions() as s:
-                counts = dict(s.execute(select(Job.status, func.count()).group_by(Job.status))
-                              .all())
+                counts = job_status_counts(s)
         except Exception:  # the database being down must not break /metrics
             counts = {}
         for status in JOB_STATUSES:

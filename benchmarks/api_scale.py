@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from benchmarks._common import save
 from benchmarks.overhead import _free_port, drop_db, new_db
 from tuner.space import FAMILIES, SCHEDULES
 
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{info['seed_s']:.0f} s", file=sys.stderr)
         port = _free_port()
         env = {**os.environ, "TUNER_DATABASE_URL": url, "TUNER_DB_POOL_SIZE": "10"}
-        proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "api", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "api", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -252,8 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"({qd['history_all_trials_rows']} rows) vs best per family "
           f"{qd['history_top_per_family_ms']:.1f} ms ({qd['history_top_per_family_rows']} rows); "
           f"recommend in-process {qd['recommend_ms']:.1f} ms")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
+    save(a.out, res)
     return res
 
 

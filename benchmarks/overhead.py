@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import multiprocessing as mp
 import os
 import socket
@@ -31,6 +30,7 @@ from typing import Any
 import optuna
 from sqlalchemy import create_engine, text
 
+from benchmarks._common import save
 from tuner.spec import JobSpec
 
 PG = os.environ.get("TUNER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -248,8 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"(c)/(a) = {res['ratios']['c_over_a']:.3f}   (c)/(b) = {res['ratios']['c_over_b']:.3f}"
           f"   fixed start-up: Ray {c_['ray_start_s']:.1f} s, submit -> first trial "
           f"{c_['submit_to_first_trial_s']:.1f} s")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
+    save(a.out, res)
     return res
 
 

@@ -12,7 +12,6 @@ the last trial's end (Ray and study start-up excluded).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+
+from benchmarks._common import save
 
 OUT = Path(__file__).parent / "results" / "packing.json"
 
@@ -90,8 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{r['k']:>6} {r['trials']:>6} {r['span_s']:>7.1f} {r['per_unit']:>14.0f} "
               f"{r['speedup_vs_1']:>6.2f}")
     res = {"device": device, "gpu": gpu, "unit": unit, "rows": rows, "epochs": a.epochs}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=2))
+    save(a.out, res)
     print(f"wrote {a.out}", file=sys.stderr)
     return res
 

@@ -17,7 +17,6 @@ Every reported epoch counts as one epoch consumed; best-so-far is over every epo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import optuna
 
+from benchmarks._common import save
 from tuner.search import run_search
 from tuner.spec import JobSpec
 
@@ -241,8 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{name:<22} {method:<9} {s['reached']:>4}/{len(s['epochs']):<2} "
                   f"{s['median']:>13} {ratio:>9} "
                   + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(results, indent=2, default=str))
+    save(a.out, results)
     print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
     return results
 

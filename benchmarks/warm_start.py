@@ -14,7 +14,6 @@ whole budget (censored, marked).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from benchmarks._common import save
 from tuner.results import TrialRecord
 from tuner.sampling import SearchSpace
 from tuner.search import run_search
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{name:<22} {med['cold']['trials']:>11.1f} {med['warm']['trials']:>11.1f} "
               f"{ratio['trials']:>6.2f} {med['cold']['epochs']:>11.1f} "
               f"{med['warm']['epochs']:>11.1f} {ratio['epochs']:>6.2f}  {cens[0]}/{cens[1]}")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(results, indent=2, default=str))
+    save(a.out, results)
     print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
     return results
 

@@ -263,7 +263,7 @@ def test_cancel_over_http(service: Service) -> None:
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, text=True,
                           capture_output=True, timeout=600, check=False)
 
 

@@ -48,7 +48,7 @@ def test_commands_exist() -> None:
         if cmd[0] == "tuner":
             words = [w for w in cmd[1:] if not w.startswith("-")]
             sub = words[:2] if words[:1] in (["db"], ["job"], ["admin"]) else words[:1]
-            proc = subprocess.run([sys.executable, "-m", "tuner.cli", *sub, "--help"],
+            proc = subprocess.run([sys.executable, "-m", "cli", *sub, "--help"],
                                   capture_output=True, text=True, check=False)
             assert proc.returncode == 0, (name, cmd, proc.stderr)
             for flag in (w.split("=")[0] for w in cmd if w.startswith("--")):

@@ -196,7 +196,7 @@ def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session:
            "TUNER_LEASE_S": "3", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
            "TUNER_GRACE_PERIOD": "3"}
     log = (tmp_path / "dispatcher.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "dispatcher"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "dispatcher"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: len(rows(migrated_url, job_id)) >= 1, timeout=180,
@@ -266,7 +266,7 @@ def test_infeasible_resources_fail_the_job(migrated_url: str) -> None:
 
 
 def _cli(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, text=True,
                           capture_output=True, check=check, timeout=600)
 
 

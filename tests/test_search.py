@@ -89,7 +89,7 @@ def test_other_samplers_run(sampler: str) -> None:
 
 def test_cli_run_json_finds_good_digits_config() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tuner.cli", "run", "--model", "mlp", "--dataset", "digits",
+        [sys.executable, "-m", "cli", "run", "--model", "mlp", "--dataset", "digits",
          "--trials", "16", "--epochs", "8", "--seed", "0", "--json"],
         capture_output=True, text=True, check=True, timeout=600)
     data = json.loads(proc.stdout)
@@ -104,7 +104,7 @@ def test_cli_run_json_finds_good_digits_config() -> None:
 
 
 def test_cli_rejects_bad_input_with_choices() -> None:
-    proc = subprocess.run([sys.executable, "-m", "tuner.cli", "run", "--optimizers", "adamz",
+    proc = subprocess.run([sys.executable, "-m", "cli", "run", "--optimizers", "adamz",
                            "--trials", "1"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "unknown optimizer family 'adamz'" in proc.stderr and "nesterov" in proc.stderr

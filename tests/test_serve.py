@@ -18,7 +18,7 @@ from tests.test_api import free_port
 
 
 def _start(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tuner.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port)],
                             cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     end = time.monotonic() + 120
@@ -41,7 +41,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tuner.cli", *args], env=env, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=cwd,
                           text=True, capture_output=True, timeout=600, check=False)
 
 

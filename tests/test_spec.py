@@ -107,7 +107,7 @@ def test_defaults_sweep_has_every_chosen_family_at_defaults() -> None:
 
 
 def test_space_json_cli_prints_defaults() -> None:
-    out = subprocess.run([sys.executable, "-m", "tuner.cli", "space", "--json"],
+    out = subprocess.run([sys.executable, "-m", "cli", "space", "--json"],
                          capture_output=True, text=True, check=True).stdout
     data = json.loads(out)
     assert set(data["optimizers"]) == set(FAMILIES)

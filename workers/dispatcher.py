@@ -16,7 +16,6 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import bindparam, text
 
 from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED
 from tuner.results import trial_record
@@ -27,6 +26,7 @@ from tuner.store.jobs import (
     aware,
     claim_job,
     finish_job,
+    first_failure,
     get_job,
     job_spec,
     reconcile_tickets,
@@ -35,8 +35,8 @@ from tuner.store.jobs import (
     renew_lease,
     request_stop,
 )
-from tuner.store.models import FINAL_STATUSES, Job, TrialRow, utcnow
-from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
+from tuner.store.models import FINAL_STATUSES, Job, utcnow
+from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
 from workers.trial_worker import WorkerConfig, remote_worker
 
 log = logging.getLogger(__name__)
@@ -340,12 +340,7 @@ class Dispatcher:
         candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                       if "worker" not in t.user_attrs and t.datetime_start is not None
                       and now - t.datetime_start >= limit]
-        if not candidates:
-            return
-        with rdb.engine.connect() as conn:  # Optuna's own table: read only
-            beating = {int(r[0]) for r in conn.execute(text(
-                "SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
-                bindparam("ids", expanding=True)), {"ids": [t._trial_id for t in candidates]})}
+        beating = with_heartbeat(rdb, [t._trial_id for t in candidates])
         for t in candidates:
             if t._trial_id in beating:
                 continue  # Optuna's heartbeat check owns it
@@ -378,13 +373,11 @@ class Dispatcher:
         with self.sessions() as s:
             job = get_job(s, job_id)
             done, failed = job.n_done, job.n_failed
-            first_failure = s.query(TrialRow.detail).filter(
-                TrialRow.job_id == job_id, TrialRow.state == "failed").order_by(
-                TrialRow.number).limit(1).scalar()
+            why_failed = first_failure(s, job_id)
         if reason == "cancelled":
             self._finish(job_id, "cancelled", f"cancelled after {done} finished trials")
         elif done == 0:
-            why = first_failure or (worker_errors[0] if worker_errors else "no trial ran")
+            why = why_failed or (worker_errors[0] if worker_errors else "no trial ran")
             prefix = "timeout before any trial finished" if reason == "timeout" else \
                 f"all {failed} trials failed" if failed else "no trial finished"
             self._finish(job_id, "failed", f"{prefix}: {why}")

@@ -19,6 +19,7 @@ from tuner.store.jobs import (
     create_job,
     get_job,
     job_brief,
+    job_for_key,
     job_summary,
     job_trials,
     request_cancel,
@@ -48,8 +49,7 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, resp
     """Queue a tuning job; a retried submit with the same Idempotency-Key returns that job."""
     payload = spec.model_dump(mode="json")
     if idempotency_key:
-        existing = session.query(Job).filter_by(team_id=team.id,
-                                                idempotency_key=idempotency_key).first()
+        existing = job_for_key(session, team.id, idempotency_key)
         if existing is not None:
             if existing.spec != payload:
                 raise ApiProblem(409, "Conflict", "Idempotency-Key was already used for a "

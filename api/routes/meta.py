@@ -6,12 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from api.deps import CurrentTeam
 from api.schemas import RegistryEntry
 from tuner.registry import DATASETS, MODELS, Registry
 from tuner.space import default_space_json
+from tuner.store.db import ping
 
 router = APIRouter(tags=["meta"])
 
@@ -48,7 +48,7 @@ def healthz() -> dict[str, str]:
 def readyz(request: Request) -> JSONResponse:
     try:
         with request.app.state.sessions() as s:
-            s.execute(text("SELECT 1"))
+            ping(s)
     except Exception as exc:
         return JSONResponse({"status": "unavailable", "detail": str(exc).splitlines()[0]},
                             status_code=503)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -83,6 +83,11 @@ def dispose_engines() -> None:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+def ping(s: Session) -> None:
+    """Raise unless the database answers."""
+    s.execute(text("SELECT 1"))
 
 
 def transient(exc: BaseException) -> bool:

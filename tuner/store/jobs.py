@@ -116,13 +116,18 @@ def upsert_task(s: Session, team_id: int, spec: JobSpec, f: TaskFeatures) -> Tas
     return task
 
 
+def job_for_key(s: Session, team_id: int, idempotency_key: str) -> Job | None:
+    """The team's job submitted with this idempotency key, if any."""
+    return s.scalar(select(Job).where(Job.team_id == team_id,
+                                      Job.idempotency_key == idempotency_key))
+
+
 def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
                idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Queue a job (committed). With an idempotency key already used by this team, return that
     job instead: `(job, created)`."""
     if idempotency_key:
-        existing = s.scalar(select(Job).where(Job.team_id == team_id,
-                                              Job.idempotency_key == idempotency_key))
+        existing = job_for_key(s, team_id, idempotency_key)
         if existing is not None:
             return existing, False
     task = upsert_task(s, team_id, spec, features)
@@ -136,8 +141,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
     except IntegrityError:
         s.rollback()  # a concurrent submit with the same key won
         if idempotency_key:
-            existing = s.scalar(select(Job).where(Job.team_id == team_id,
-                                                  Job.idempotency_key == idempotency_key))
+            existing = job_for_key(s, team_id, idempotency_key)
             if existing is not None:
                 return existing, False
         raise
@@ -301,6 +305,13 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: b
     refresh_counters(s, job_id)
     s.commit()
     return True
+
+
+def first_failure(s: Session, job_id: str) -> str | None:
+    """The detail of the job's first failed trial (why a job whose trials all failed failed)."""
+    return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
+                                                  TrialRow.state == "failed")
+                    .order_by(TrialRow.number).limit(1))
 
 
 def recorded_numbers(s: Session, job_id: str) -> set[int]:

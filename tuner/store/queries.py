@@ -40,6 +40,12 @@ def list_jobs(s: Session, team_id: int, *, status: str | None = None, task_id: i
     return list(page.unique()), int(total)
 
 
+def job_status_counts(s: Session) -> dict[str, int]:
+    """Jobs per status, all teams (for /metrics)."""
+    return {status: n for status, n in
+            s.execute(select(Job.status, func.count()).group_by(Job.status)).all()}
+
+
 def count_trials(s: Session, job_id: str) -> int:
     return int(s.scalar(select(func.count()).where(TrialRow.job_id == job_id)) or 0)
 

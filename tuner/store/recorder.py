@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import bindparam, text
 
 from tuner.results import TrialRecord, trial_record
 from tuner.search import SWEEP_ATTR
@@ -32,6 +33,17 @@ def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
         url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
         grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback,
         skip_table_creation=True)  # created once by `tuner db upgrade`
+
+
+def with_heartbeat(storage: optuna.storages.RDBStorage, trial_ids: list[int]) -> set[int]:
+    """Which of these trials ever recorded an Optuna heartbeat (read-only look at Optuna's
+    `trial_heartbeats` table; Optuna has no API for it)."""
+    if not trial_ids:
+        return set()
+    with storage.engine.connect() as conn:
+        q = text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+            bindparam("ids", expanding=True))
+        return {int(r[0]) for r in conn.execute(q, {"ids": trial_ids})}
 
 
 def _flags(t: FrozenTrial) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `tuner` command line: the composition root (it may import every layer, lazily)."""
+"""The `tuner` commands (typer): see `cli/__init__.py`."""
 
 from __future__ import annotations
 
@@ -680,6 +680,3 @@ def print_recommendation(rec: dict[str, Any]) -> None:
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
     if method == "direct":
         out.print(f"noise: {rec['noise']['source']}", highlight=False)
-
-if __name__ == "__main__":  # pragma: no cover
-    app()
