@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -31,6 +31,34 @@ class JobsCollector(Collector):
         yield g
 
 
+class Measure:
+    """Count and time every request by route template (a plain ASGI middleware: Starlette's
+    BaseHTTPMiddleware runs each request through an extra task and stream)."""
+
+    def __init__(self, app: Any, requests: Counter, latency: Histogram) -> None:
+        self.app, self.requests, self.latency = app, requests, latency
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.latency.labels(scope["method"], path).observe(time.perf_counter() - t0)
+            self.requests.labels(scope["method"], path, str(status)).inc()
+
+
 def install(app: FastAPI) -> None:
     registry = CollectorRegistry()
     requests = Counter("tuner_http_requests_total", "HTTP requests",
@@ -39,16 +67,7 @@ def install(app: FastAPI) -> None:
                         ["method", "route"], registry=registry)
     registry.register(JobsCollector(app))
 
-    @app.middleware("http")
-    async def _measure(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route: Any = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path).observe(time.perf_counter() - t0)
-        requests.labels(request.method, path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Measure, requests=requests, latency=latency)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -126,11 +126,11 @@ def seed(url: str, tasks_per_team: int, jobs_per_task: int, trials_per_job: int)
 
 
 async def load(base: str, key: str, make: Any, n: int, concurrency: int,
-               max_s: float) -> dict[str, Any]:
+               max_s: float, warmup: int = 20) -> dict[str, Any]:
     """`n` requests (at most `max_s` seconds), `concurrency` at a time; latencies in ms."""
     lat: list[float] = []
     errors = 0
-    deadline = time.perf_counter() + max_s
+    deadline = math.inf
     sem = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"},
                                  timeout=30, limits=httpx.Limits(max_connections=concurrency)) as c:
@@ -141,19 +141,47 @@ async def load(base: str, key: str, make: Any, n: int, concurrency: int,
                     return
                 method, path, body = make()
                 t = time.perf_counter()
-                r = await c.request(method, path, json=body)
+                try:
+                    r = await c.request(method, path, json=body)
+                except httpx.TransportError:  # e.g. a connection the server closed
+                    errors += 1
+                    return
                 lat.append((time.perf_counter() - t) * 1000)
                 errors += r.status_code >= 400
 
-        for _ in range(min(20, n)):  # warm-up, not counted
-            await one()
+        # Not counted; concurrent, so that every API process gets connections and warms up.
+        await asyncio.gather(*(one() for _ in range(warmup)))
         lat.clear()
+        errors = 0
         t0 = time.perf_counter()
+        deadline = t0 + max_s
         await asyncio.gather(*(one() for _ in range(n)))
         wall = time.perf_counter() - t0
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0]] * 99
     return {"n": len(lat), "errors": errors, "rps": len(lat) / wall, "p50_ms": q[49],
             "p95_ms": q[94], "p99_ms": q[98], "concurrency": concurrency}
+
+
+class _Api(subprocess.Popen[bytes]):
+    base: str
+
+
+def start_api(url: str, workers: int) -> _Api:
+    """`tuner api --workers N` on a free port, once it answers."""
+    port = _free_port()
+    env = {**os.environ, "TUNER_DATABASE_URL": url, "TUNER_DB_POOL_SIZE": "10"}
+    proc = _Api([sys.executable, "-m", "cli", "api", "--port", str(port), "--workers",
+                 str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc.base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(proc.base + "/healthz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("the API did not start")
 
 
 def plans(url: str, task_id: int) -> dict[str, Any]:
@@ -173,8 +201,14 @@ def plans(url: str, task_id: int) -> dict[str, Any]:
         t = time.perf_counter()
         for _ in range(5):
             recommend(s, s.scalar(text("select team_id from tuner_tasks where id = :t"),
-                                  {"t": task_id}), task_id=task_id)
+                                  {"t": task_id}), task_id=task_id, cache=False)
         out["recommend_ms"] = (time.perf_counter() - t) / 5 * 1000
+        team = s.scalar(text("select team_id from tuner_tasks where id = :t"), {"t": task_id})
+        recommend(s, team, task_id=task_id)
+        t = time.perf_counter()
+        for _ in range(20):
+            recommend(s, team, task_id=task_id)
+        out["recommend_cached_ms"] = (time.perf_counter() - t) / 20 * 1000
     eng = create_engine(url)
     with eng.connect() as c:
         q = ("EXPLAIN ANALYZE SELECT id FROM (SELECT t.id, t.config_key, row_number() OVER "
@@ -194,6 +228,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--requests", type=int, default=600)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--max-seconds", type=float, default=60)
+    ap.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")],
+                    default=[1, 2], help="API process counts to measure, e.g. 1,2")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the database")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -203,56 +239,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tuner.store.migrate import upgrade
 
     url = new_db()
-    proc = None
     try:
         upgrade(url)
         info = seed(url, a.tasks_per_team, a.jobs_per_task, a.trials_per_job)
         print(f"seeded {info['n_trials']} trials, {info['n_steps']} steps in "
               f"{info['seed_s']:.0f} s", file=sys.stderr)
-        port = _free_port()
-        env = {**os.environ, "TUNER_DATABASE_URL": url, "TUNER_DB_POOL_SIZE": "10"}
-        proc = subprocess.Popen([sys.executable, "-m", "cli", "api", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
         rng = random.Random(1)
         key = info["keys"]["a"]
         tasks, jobs = info["tasks"]["a"], info["jobs"]["a"]
-        endpoints = {
-            "GET /v1/recommendations": lambda: (
-                "GET", f"/v1/recommendations?task={rng.choice(tasks)}", None),
-            "GET /v1/jobs/{id}/trials": lambda: (
-                "GET", f"/v1/jobs/{rng.choice(jobs)}/trials?limit=50&offset="
-                       f"{rng.randrange(0, max(1, a.trials_per_job - 50))}", None),
-            "POST /v1/jobs": lambda: ("POST", "/v1/jobs", SUBMIT),
-        }
         res: dict[str, Any] = {"n_trials": info["n_trials"], "n_steps": info["n_steps"],
-                               "seed_s": info["seed_s"], "endpoints": {}}
-        for name, make in endpoints.items():
-            res["endpoints"][name] = asyncio.run(load(base, key, make, a.requests,
-                                                      a.concurrency, a.max_seconds))
+                               "seed_s": info["seed_s"], "by_workers": {}}
+        for workers in a.workers:
+            with create_engine(url).begin() as c:  # every configuration starts cold
+                c.execute(text("DELETE FROM tuner_recommendation_cache"))
+            cold = iter(rng.sample(tasks, len(tasks)))
+            endpoints = {
+                # each request a task not asked about since its last trial: computed afresh
+                "GET /v1/recommendations (cold)": lambda cold=cold: (  # type: ignore[misc]
+                    "GET", f"/v1/recommendations?task={next(cold)}", None),
+                # the same tasks again, history unchanged: answered from the cache
+                "GET /v1/recommendations (cached)": lambda: (
+                    "GET", f"/v1/recommendations?task={rng.choice(tasks)}", None),
+                "GET /v1/jobs/{id}/trials": lambda: (
+                    "GET", f"/v1/jobs/{rng.choice(jobs)}/trials?limit=50&offset="
+                           f"{rng.randrange(0, max(1, a.trials_per_job - 50))}", None),
+                "POST /v1/jobs": lambda: ("POST", "/v1/jobs", SUBMIT),
+            }
+            proc = start_api(url, workers)
+            try:
+                out = res["by_workers"][str(workers)] = {}
+                for name, make in endpoints.items():
+                    # cold: each task once (warm-up included), so every answer is computed
+                    warmup = min(20, len(tasks) // 4) if "cold" in name else 20
+                    n = min(a.requests, len(tasks) - warmup) if "cold" in name else a.requests
+                    out[name] = asyncio.run(load(proc.base, key, make, n, a.concurrency,
+                                                 a.max_seconds, warmup))
+            finally:
+                proc.terminate()
+                proc.wait(10)
         res["queries"] = plans(url, tasks[0])
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
         if not a.keep:
             drop_db(url)
-    print(f"{'endpoint':<26} {'n':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} "
-          f"{'errors':>6}")
-    for name, r in res["endpoints"].items():
-        print(f"{name:<26} {r['n']:>5} {r['rps']:>7.0f} {r['p50_ms']:>7.1f} {r['p95_ms']:>7.1f} "
-              f"{r['p99_ms']:>7.1f} {r['errors']:>6}")
+    print(f"{'API processes':<14} {'endpoint':<34} {'n':>5} {'req/s':>7} {'p50 ms':>7} "
+          f"{'p95 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for workers, eps in res["by_workers"].items():
+        for name, r in eps.items():
+            print(f"{workers:<14} {name:<34} {r['n']:>5} {r['rps']:>7.0f} {r['p50_ms']:>7.1f} "
+                  f"{r['p95_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}")
     qd = res["queries"]
     print(f"history query, one task: all trials {qd['history_all_trials_ms']:.1f} ms "
           f"({qd['history_all_trials_rows']} rows) vs best per family "
           f"{qd['history_top_per_family_ms']:.1f} ms ({qd['history_top_per_family_rows']} rows); "
-          f"recommend in-process {qd['recommend_ms']:.1f} ms")
+          f"recommend in-process {qd['recommend_ms']:.1f} ms, from the cache "
+          f"{qd['recommend_cached_ms']:.1f} ms")
     save(a.out, res)
     return res
 

@@ -2,22 +2,28 @@
 within 0.5% of the best value ever seen on the task, per method, median over seeds, as ratios
 against random search without pruning (the baseline), in one process.
 
-    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 4 methods
+    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 5 methods
     .venv/bin/python -m benchmarks.search_efficiency --smoke    # seconds
 
-Methods (same search space, same objective: the same model, data split and initialisation):
-  random      Optuna RandomSampler, no pruning (baseline)
-  tpe         Optuna TPE, no pruning
-  ray_asha    Ray Tune: random search + ASHA (grace 1, reduction 3, max_t = epochs), one trial at
-              a time (each takes every CPU); the peer a user would pick instead of this service
-  service     this service's default: defaults sweep + TPE + Hyperband
+Every run gets the same budget of training epochs (default 540 = 60 trials of 9 epochs), so a
+method that stops trials early runs more of them. Methods (same search space, same objective:
+the same model, data split and initialisation; only the search differs):
+  random             Optuna RandomSampler, no pruning (baseline)
+  tpe                Optuna TPE, no pruning
+  ray_asha           Ray Tune: random search + ASHA (grace 1, reduction 3, max_t = epochs), one
+                     trial at a time (each takes every CPU); the peer a user would pick instead
+  service_hyperband  the service: defaults sweep + TPE + Optuna's Hyperband
+  service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
+The JSON records which of the two service variants is the service's default pruner.
 Every reported epoch counts as one epoch consumed; best-so-far is over every epoch's metric.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -27,8 +33,14 @@ from typing import Any
 
 import optuna
 
+# Ray Tune's per-trial JSON/CSV/TensorBoard loggers are not needed (a callback collects the
+# metrics) and cost seconds per trial.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
 from benchmarks._common import save
-from tuner.search import run_search
+from tuner.objective import Objective
+from tuner.results import study_records
+from tuner.search import create_study
 from tuner.spec import JobSpec
 
 TASKS: list[tuple[str, str, dict[str, Any]]] = [
@@ -36,30 +48,43 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("cnn", "digits", {"channels": [8, 16]}),
     ("linear", "breast_cancer", {}),
 ]
-METHODS = ("random", "tpe", "ray_asha", "service")
+METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_asha")
 TOLERANCE = 0.005
-ANYTIME = (25, 50, 100)  # also report the median best-so-far after this many epochs
+ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
 PLOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
-def base_spec(model: str, dataset: str, params: dict[str, Any], trials: int,
-              epochs: int, **search: Any) -> JobSpec:
+def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
+              **search: Any) -> JobSpec:
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
-        "training": {"epochs": epochs, "seed": 0}, "budget": {"n_trials": trials},
+        "training": {"epochs": epochs, "seed": 0}, "budget": {"n_trials": 10_000},
         "search": search})
 
 
-def optuna_curve(spec: JobSpec, sampler_seed: int) -> list[float]:
-    """Metric of every epoch, in the order they were trained."""
-    result = run_search(spec, study_name=f"s{sampler_seed}", sampler_seed=sampler_seed)
+def optuna_curve(spec: JobSpec, sampler_seed: int, epoch_budget: int) -> list[float]:
+    """Metric of every epoch, in the order they were trained, until `epoch_budget` epochs are
+    consumed (the service's own study and objective: create_study + Objective)."""
+    objective = Objective(spec)
+    study = create_study(spec, objective.direction, None, f"s{sampler_seed}",
+                         sampler_seed=sampler_seed)
+    consumed = 0
+
+    def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        nonlocal consumed
+        consumed += max(len(trial.intermediate_values), 1)
+        if consumed >= epoch_budget:
+            study.stop()
+
+    study.optimize(objective, n_trials=epoch_budget, callbacks=[stop_at_budget],
+                   catch=(Exception,), gc_after_trial=False)
     values: list[float] = []
-    for r in sorted(result.records, key=lambda r: r.number):
+    for r in sorted(study_records(study), key=lambda r: r.number):
         values += [float(s["value"]) if s["value"] is not None else math.nan for s in r.steps]
         if r.state == "diverged":
             values.append(math.nan)  # the epoch that diverged was trained too
-    return values
+    return values[:epoch_budget]
 
 
 def _tune_trainable(config: dict[str, Any]) -> None:
@@ -88,34 +113,50 @@ def _tune_trainable(config: dict[str, Any]) -> None:
         tune.report({"value": -1.0})  # an epoch was spent; it scores worst
 
 
-def ray_asha_curve(spec: JobSpec, seed: int, storage: str) -> list[float]:
+def ray_asha_curve(spec: JobSpec, seed: int, storage: str, epoch_budget: int) -> list[float]:
     import ray
     from ray import tune
+    from ray.tune import Callback, Stopper
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator
 
+    values: list[float] = []
+
+    class Collect(Callback):  # type: ignore[misc]
+        """Every reported epoch, in the order trained (one trial runs at a time)."""
+
+        def on_trial_result(self, iteration: int, trials: Any, trial: Any,
+                            result: dict[str, Any], **info: Any) -> None:
+            v = float(result["value"])
+            values.append(math.nan if v == -1.0 else v)
+
+    class Budget(Stopper):  # type: ignore[misc]
+        """Stop the whole experiment once `epoch_budget` epochs were consumed."""
+
+        def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return len(values) >= epoch_budget
+
     # One trial at a time, like the Optuna runs (max_concurrent_trials is ignored with
-    # BasicVariantGenerator): each trial takes every CPU of the local Ray.
+    # BasicVariantGenerator): each trial takes every CPU of the local Ray. Actors are reused
+    # between trials (as a user tuning small models would), so the comparison is not slowed by
+    # Ray starting a process per trial; epochs are what is compared, not seconds.
     cpus = int(ray.cluster_resources().get("CPU", 1))
     tuner = tune.Tuner(
         tune.with_resources(_tune_trainable, {"cpu": cpus}),
         param_space={"spec": spec.model_dump(mode="json"),
                      "sample_seed": tune.randint(0, 2**31 - 1)},
         tune_config=tune.TuneConfig(
-            metric="value", mode="max", num_samples=spec.budget.n_trials,
+            metric="value", mode="max", num_samples=epoch_budget, reuse_actors=True,
             search_alg=BasicVariantGenerator(random_state=seed),
             scheduler=ASHAScheduler(max_t=spec.training.epochs, grace_period=1,
                                     reduction_factor=3)),
         run_config=tune.RunConfig(storage_path=storage, name=f"asha-{seed}-{time.time_ns()}",
-                                  verbose=0))
-    grid = tuner.fit()
-    values: list[float] = []
-    # One trial at a time: trial paths carry their zero-padded creation index.
-    for r in sorted((grid[i] for i in range(len(grid))), key=lambda r: str(r.path)):
-        df = r.metrics_dataframe
-        if df is not None and "value" in df:
-            values += [math.nan if v == -1.0 else float(v) for v in df["value"]]
-    return values
+                                  verbose=0, callbacks=[Collect()], stop=Budget()))
+    tuner.fit()
+    return values[:epoch_budget]
 
 
 def epochs_to(values: list[float], target: float) -> tuple[int, bool]:
@@ -149,7 +190,7 @@ def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: P
             rb = running_best(run)
             ax.plot(range(1, len(rb) + 1), rb, alpha=0.7, lw=1.2, label=method if i == 0 else None,
                     color={"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
-                           "service": "tab:green"}[method])
+                           "service_asha": "tab:green", "service_hyperband": "tab:purple"}[method])
     ax.axhline(target, ls="--", color="black", lw=0.8, label="target (best - 0.5%)")
     finite = [v for runs in curves.values() for run in runs for v in running_best(run)
               if v > -math.inf]
@@ -168,7 +209,8 @@ def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: P
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--epoch-budget", type=int, default=540,
+                    help="training epochs each run may consume (540 = 60 full trials)")
     ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--tasks", default=",".join(f"{m}/{d}" for m, d, _ in TASKS))
@@ -179,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     methods = a.methods.split(",")
     tasks = [t for t in TASKS if f"{t[0]}/{t[1]}" in a.tasks.split(",")]
     if a.smoke:
-        a.seeds, a.trials, a.epochs, tasks = 1, 3, 2, TASKS[2:]
+        a.seeds, a.epoch_budget, a.epochs, tasks = 1, 6, 2, TASKS[2:]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     storage = tempfile.mkdtemp(prefix="tune-")
@@ -188,16 +230,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         if not ray.is_initialized():
             ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
+        # Without the file loggers, Ray's ResultGrid warns once per trial that it found none.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds,
+                               "epoch_budget": a.epoch_budget,
+                               "default_pruner": JobSpec.model_validate(
+                                   {"task": {"model": {"name": "mlp"},
+                                             "dataset": {"name": "digits"}}}).search.pruner,
                                "epochs": a.epochs, "tasks": {}}
     for model, dataset, params in tasks:
         name = f"{model}/{dataset}"
         specs = {
-            "random": base_spec(model, dataset, params, a.trials, a.epochs, sampler="random",
+            "random": base_spec(model, dataset, params, a.epochs, sampler="random",
                                 pruner="none", defaults_sweep=False),
-            "tpe": base_spec(model, dataset, params, a.trials, a.epochs, sampler="tpe",
+            "tpe": base_spec(model, dataset, params, a.epochs, sampler="tpe",
                              pruner="none", defaults_sweep=False),
-            "service": base_spec(model, dataset, params, a.trials, a.epochs),
+            "service_hyperband": base_spec(model, dataset, params, a.epochs,
+                                           pruner="hyperband"),
+            "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
         }
         curves: dict[str, list[list[float]]] = {m: [] for m in methods}
         timing: dict[str, float] = {m: 0.0 for m in methods}
@@ -205,9 +255,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for method in methods:
                 t = time.perf_counter()
                 if method == "ray_asha":
-                    curves[method].append(ray_asha_curve(specs["random"], seed, storage))
+                    curves[method].append(ray_asha_curve(specs["random"], seed, storage,
+                                                          a.epoch_budget))
                 else:
-                    curves[method].append(optuna_curve(specs[method], seed))
+                    curves[method].append(optuna_curve(specs[method], seed, a.epoch_budget))
                 timing[method] += time.perf_counter() - t
         best = max(v for runs in curves.values() for run in runs for v in run
                    if not math.isnan(v))
@@ -232,13 +283,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
         if not a.smoke:
             plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
+        save(a.out, results)  # after every task: a long run stopped midway keeps what it has
     results["seconds"] = time.perf_counter() - t0
-    print(f"{'task':<22} {'method':<9} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
+    print(f"{'task':<22} {'method':<17} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
           + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))
     for name, t in results["tasks"].items():
         for method, s in t["methods"].items():
             ratio = f"{s['ratio_vs_random']:.2f}" if s["ratio_vs_random"] else "-"
-            print(f"{name:<22} {method:<9} {s['reached']:>4}/{len(s['epochs']):<2} "
+            print(f"{name:<22} {method:<17} {s['reached']:>4}/{len(s['epochs']):<2} "
                   f"{s['median']:>13} {ratio:>9} "
                   + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
     save(a.out, results)

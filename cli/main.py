@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -420,13 +421,24 @@ def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its
 
 @app.command("api")
 def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
-               port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None) -> None:
+               port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None,
+               workers: Annotated[int, typer.Option(
+                   min=1, help="API processes (about one per core the API may use)")] = 1,
+               ) -> None:
     """Serve the HTTP API only (deployments run the dispatcher separately)."""
     import uvicorn
 
     from api.app import create_app
 
-    uvicorn.run(create_app(_db_url(database_url)), host=host, port=port, log_level="info")
+    url = _db_url(database_url)
+    if workers == 1:
+        uvicorn.run(create_app(url), host=host, port=port, log_level="info")
+        return
+    # Several processes: uvicorn imports the app factory in each; they read the URL from the
+    # environment they inherit.
+    os.environ["TUNER_DATABASE_URL"] = url
+    uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
+                log_level="info")
 
 
 LOCAL_TEAM = "local"

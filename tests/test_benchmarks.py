@@ -23,9 +23,11 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
 
     res = search_efficiency.main(["--smoke", "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
-    assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service"}
+    assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service_hyperband",
+                                    "service_asha"}
     for m in task["methods"].values():
         assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
+        assert 0 < len(m["curves"][0]) <= res["epoch_budget"]  # the same budget for every run
     assert task["methods"]["random"]["ratio_vs_random"] in (1.0, None)
 
 
@@ -44,3 +46,16 @@ def test_packing_benchmark_smoke(tmp_path: Path) -> None:
     res = packing.main(["--smoke", "--out", str(tmp_path / "p.json")])
     assert [r["k"] for r in res["rows"]] == [1, 2] and res["unit"] in ("GPU", "core")
     assert all(r["trials"] == 2 and r["trials_per_hour"] > 0 for r in res["rows"])
+
+
+def test_api_scale_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import api_scale
+
+    res = api_scale.main(["--smoke", "--out", str(tmp_path / "api.json")])
+    assert res["n_trials"] == 4000 and set(res["by_workers"]) == {"1", "2"}
+    for endpoints in res["by_workers"].values():  # `tuner api --workers 2` serves as well
+        assert len(endpoints) == 4
+        for r in endpoints.values():
+            assert r["errors"] == 0 and r["n"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0
+    q = res["queries"]
+    assert q["recommend_cached_ms"] > 0 and q["history_top_per_family_rows"] > 0

@@ -7,13 +7,13 @@ from typing import Any
 
 import optuna
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tuner.results import TrialRecord
 from tuner.spec import JobSpec
 from tuner.store.db import session_factory
 from tuner.store.jobs import create_job, get_job, get_or_create_team, record_trial
-from tuner.store.models import TrialRow
+from tuner.store.models import RecommendationCache, TrialRow
 from tuner.store.queries import recommend
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig
@@ -74,6 +74,44 @@ def test_direct_transfer_prior_and_isolation(migrated_url: str) -> None:
                     recommend(s, team_b, model="linear", dataset="diabetes")):
             assert rec["method"] == "prior" and "not measured" in rec["note"]
             assert all(r["value"] is None for r in rec["ranking"])
+
+
+def test_cached_answers_are_served_until_the_history_changes(migrated_url: str) -> None:
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, job, [("adam", 1e-3, 0.90), ("sgd", 1e-2, 0.80)])
+    marker = {"method": "direct", "ranking": [], "marker": True}
+    with session_factory(migrated_url)() as s:
+        first = recommend(s, team, model="mlp", dataset="iris")
+        fresh = recommend(s, team, model="mlp", dataset="iris", cache=False)
+        assert first == fresh and first["ranking"][0]["optimizer"] == "adam"
+        (row,) = s.scalars(select(RecommendationCache)).all()
+        assert row.method == "direct" and row.body == first
+        # A read with the same history is answered from the cache: plant a marker to see it.
+        s.execute(update(RecommendationCache).values(body=marker))
+        s.commit()
+        assert recommend(s, team, model="mlp", dataset="iris") == marker
+        # A transfer answer (wine borrows from iris) is cached too, under the team's version.
+        transfer = recommend(s, team, model="mlp", dataset="wine")
+        assert transfer["method"] == "transfer" and transfer["ranking"][0]["optimizer"] == "adam"
+        s.execute(update(RecommendationCache).where(RecommendationCache.method == "transfer")
+                  .values(body=marker))
+        s.commit()
+        assert recommend(s, team, model="mlp", dataset="wine") == marker
+    # One recorded trial makes both answers out of date: they are computed again, with it.
+    write(migrated_url, job, [("rmsprop", 1e-3, 0.99)])
+    with session_factory(migrated_url)() as s:
+        direct = recommend(s, team, model="mlp", dataset="iris")
+        assert direct == recommend(s, team, model="mlp", dataset="iris", cache=False)
+        assert direct["ranking"][0]["optimizer"] == "rmsprop" and "marker" not in direct
+        transfer = recommend(s, team, model="mlp", dataset="wine")
+        assert transfer["ranking"][0]["optimizer"] == "rmsprop" and "marker" not in transfer
+        # A new task of the team changes the team's version too (a transfer may now use it).
+        s.execute(update(RecommendationCache).values(body=marker))
+        s.commit()
+    queue(migrated_url, "a", task_spec("linear", "iris"))
+    with session_factory(migrated_url)() as s:
+        assert "marker" not in recommend(s, team, model="mlp", dataset="wine")
+        assert recommend(s, team, model="mlp", dataset="iris") == marker  # its history is as it was
 
 
 def _dispatcher(url: str) -> Dispatcher:

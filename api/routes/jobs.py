@@ -21,9 +21,8 @@ from tuner.store.jobs import (
     job_brief,
     job_for_key,
     job_summary,
-    job_trials,
     request_cancel,
-    trial_json,
+    trial_page,
 )
 from tuner.store.models import FINAL_STATUSES, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
@@ -98,8 +97,7 @@ def read_trials(job: TeamJob, session: SessionDep, offset: Annotated[int, Query(
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 steps: bool = True) -> dict[str, Any]:
     """Every finished trial: params, state, stop reason and step, and its steps."""
-    rows = job_trials(session, job.id, offset=offset, limit=limit, with_steps=steps)
-    return {"data": [trial_json(t, with_steps=steps) for t in rows],
+    return {"data": trial_page(session, job.id, offset=offset, limit=limit, with_steps=steps),
             "count": count_trials(session, job.id)}
 
 

@@ -82,9 +82,8 @@ def create_api_key(s: Session, team: Team, name: str = "") -> str:
 
 
 def team_for_key(s: Session, key: str) -> Team | None:
-    row = s.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key),
-                                        ApiKey.revoked_at.is_(None)))
-    return s.get(Team, row.team_id) if row else None
+    return s.scalar(select(Team).join(ApiKey, ApiKey.team_id == Team.id)
+                    .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
 
 
 def revoke_key(s: Session, prefix: str) -> int:
@@ -132,7 +131,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
             return existing, False
     task = upsert_task(s, team_id, spec, features)
     job_id = uuid.uuid4().hex
-    job = Job(id=job_id, team_id=team_id, task_id=task.id, spec=spec.model_dump(mode="json"),
+    job = Job(id=job_id, team_id=team_id, task=task, spec=spec.model_dump(mode="json"),
               status="queued", idempotency_key=idempotency_key,
               study_name=study_name_for(job_id), n_trials=spec.budget.n_trials)
     s.add(job)
@@ -303,6 +302,10 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: b
                                     Job.n_trials >= failed)
                   .values(trials_claimed=Job.trials_claimed - 1))
     refresh_counters(s, job_id)
+    # Cached recommendations of this task are now out of date (see RecommendationCache).
+    s.execute(update(Task).where(Task.id == select(Job.task_id).where(Job.id == job_id)
+                                 .scalar_subquery())
+              .values(history_version=Task.history_version + 1))
     s.commit()
     return True
 
@@ -352,21 +355,36 @@ def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = 
     return list(s.scalars(q))
 
 
+TRIAL_FIELDS = ("number", "state", "stop_reason", "stop_step", "optimizer", "schedule",
+                "params", "value", "epochs_run", "seconds_per_epoch", "state_bytes_per_param",
+                "device", "detail", "defaults_sweep", "warm_start", "retry_of", "seed",
+                "confirm_of")
+STEP_FIELDS = ("step", "value", "best_value", "train_loss", "val_loss", "lr", "elapsed_s")
+
+
 def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "number": t.number, "state": t.state, "stop_reason": t.stop_reason,
-        "stop_step": t.stop_step, "optimizer": t.optimizer, "schedule": t.schedule,
-        "params": t.params, "value": t.value, "epochs_run": t.epochs_run,
-        "seconds_per_epoch": t.seconds_per_epoch,
-        "state_bytes_per_param": t.state_bytes_per_param, "device": t.device,
-        "detail": t.detail, "defaults_sweep": t.defaults_sweep, "warm_start": t.warm_start,
-        "retry_of": t.retry_of, "seed": t.seed, "confirm_of": t.confirm_of,
-    }
+    d: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS}
     if with_steps:
-        d["steps"] = [{"step": st.step, "value": st.value, "best_value": st.best_value,
-                       "train_loss": st.train_loss, "val_loss": st.val_loss, "lr": st.lr,
-                       "elapsed_s": st.elapsed_s} for st in t.steps]
+        d["steps"] = [{f: getattr(st, f) for f in STEP_FIELDS} for st in t.steps]
     return d
+
+
+def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
+               with_steps: bool = True) -> list[dict[str, Any]]:
+    """A page of the job's trials as trial_json dicts, read as plain rows (two queries; the
+    ORM path costs several times more per page)."""
+    rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
+                     .where(TrialRow.job_id == job_id).order_by(TrialRow.number)
+                     .offset(offset).limit(limit)).all()
+    page = {r[0]: dict(zip(TRIAL_FIELDS, r[1:], strict=True)) for r in rows}
+    if with_steps and page:
+        for d in page.values():
+            d["steps"] = []
+        for r in s.execute(select(TrialStep.trial_id, *(getattr(TrialStep, f) for f in STEP_FIELDS))
+                           .where(TrialStep.trial_id.in_(list(page)))
+                           .order_by(TrialStep.trial_id, TrialStep.step)):
+            page[r[0]]["steps"].append(dict(zip(STEP_FIELDS, r[1:], strict=True)))
+    return list(page.values())
 
 
 def job_brief(job: Job) -> dict[str, Any]:
@@ -393,7 +411,9 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
     direction = job.task.direction
     by_opt: dict[str, dict[str, Any]] = {}
     best_row: TrialRow | None = None
-    for t in job_trials(s, job.id, with_steps=False):
+    # Every trial row is counted in n_done or n_failed: a job without any skips the query.
+    rows = job_trials(s, job.id, with_steps=False) if job.n_done or job.n_failed else []
+    for t in rows:
         if t.optimizer is None:
             continue
         e = by_opt.setdefault(t.optimizer, {"optimizer": t.optimizer, "best": None, "trials": 0,

@@ -94,6 +94,25 @@ class Task(Base):
     batch_size: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped in the transaction that records a trial of the task: what a cached recommendation
+    # was computed from (see RecommendationCache).
+    history_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class RecommendationCache(Base):
+    """A computed recommendation, valid while `version` still describes the history it was
+    computed from (the matched tasks' history_version, and for answers from other tasks, the
+    team's). Written on the first read after a change, so many readers cost one computation."""
+
+    __tablename__ = "tuner_recommendation_cache"
+
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("tuner_teams.id", ondelete="CASCADE"),
+                                         index=True)
+    version: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(16))
+    body: Mapped[dict[str, Any]] = mapped_column()
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from tuner.errors import SpecError
 from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
@@ -19,7 +24,9 @@ from tuner.recommend import (
 from tuner.results import config_key
 from tuner.space import TrialConfig
 from tuner.store.jobs import aware
-from tuner.store.models import Job, Task, TrialRow
+from tuner.store.models import Job, RecommendationCache, Task, TrialRow
+
+log = logging.getLogger(__name__)
 
 
 def list_jobs(s: Session, team_id: int, *, status: str | None = None, task_id: int | None = None,
@@ -172,21 +179,76 @@ def _query_profile(model: str, dataset: str, metric: str | None) -> TaskProfile:
 
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
               dataset: str | None = None, metric: str | None = None,
-              exclude_job: str | None = None) -> dict[str, Any]:
+              exclude_job: str | None = None, cache: bool = True) -> dict[str, Any]:
     """Optimizer families ranked for a task from the team's history only: `direct` (this task's
-    trials), else `transfer` (the nearest tasks of the team), else `prior` (defaults)."""
+    trials), else `transfer` (the nearest tasks of the team), else `prior` (defaults). The
+    answer is JSON-ready (timestamps as ISO strings).
+
+    Answers are cached in `tuner_recommendation_cache` under a version of the history they were
+    computed from: the matched tasks' `history_version` (bumped by every recorded trial), and for
+    transfer and prior answers the team's task count and version sum. A read whose version still
+    matches costs three indexed lookups instead of ranking the history again; any recorded trial
+    or new task changes the version, so a cached answer is never stale."""
     tasks = find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
     if task_id is not None and not tasks:
-        from tuner.errors import SpecError
-
         raise SpecError("task", f"no task {task_id} in your team")
-    directions = {t.direction for t in tasks}
-    if len(directions) > 1:  # e.g. val_loss and val_accuracy tasks: the caller must pick
-        from tuner.errors import SpecError
-
+    if len({t.direction for t in tasks}) > 1:  # e.g. val_loss and val_accuracy: caller must pick
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
+    if exclude_job is not None or not cache:
+        return _json_ready(_recommend(s, team_id, tasks, task_id, model, dataset, metric,
+                                      exclude_job))
+    key = json.dumps([team_id, task_id, model, dataset, metric])
+    direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
+    row = s.get(RecommendationCache, key)
+    if row is not None and row.version == (
+            direct_version if row.method == "direct"
+            else f"{direct_version}|{_team_version(s, team_id)}"):
+        return dict(row.body)
+    team_version = _team_version(s, team_id)  # read before computing: never newer than the answer
+    answer = _json_ready(_recommend(s, team_id, tasks, task_id, model, dataset, metric, None))
+    version = (direct_version if answer["method"] == "direct"
+               else f"{direct_version}|{team_version}")
+    _store_answer(s, key, team_id, version, answer)
+    return answer
+
+
+def _team_version(s: Session, team_id: int) -> str:
+    n, total = s.execute(select(func.count(), func.coalesce(func.sum(Task.history_version), 0))
+                         .where(Task.team_id == team_id)).one()
+    return f"{n}:{total}"
+
+
+def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(
+        answer, default=lambda o: o.isoformat() if isinstance(o, datetime) else str(o)))
+    return out
+
+
+def _store_answer(s: Session, key: str, team_id: int, version: str,
+                  answer: dict[str, Any]) -> None:
+    """Upsert the cached answer; a failure to cache never fails the read."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {"key": key, "team_id": team_id, "version": version, "method": answer["method"],
+              "body": answer, "computed_at": datetime.now(UTC)}
+    stmt = insert(RecommendationCache).values(**values)
+    stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                      set_={k: stmt.excluded[k] for k in values if k != "key"})
+    try:
+        s.execute(stmt)
+        s.commit()
+    except (DBAPIError, ValueError) as e:  # e.g. a read-only replica, or NaN in the answer
+        s.rollback()
+        log.warning("recommendation not cached: %s", e)
+
+
+def _recommend(s: Session, team_id: int, tasks: list[Task], task_id: int | None,
+               model: str | None, dataset: str | None, metric: str | None,
+               exclude_job: str | None) -> dict[str, Any]:
+    directions = {t.direction for t in tasks}
     ids = [t.id for t in tasks]
     trials = history(s, ids, exclude_job)
     base: dict[str, Any] = {"tasks": [task_json(t) for t in tasks]}
