@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED
 from tuner.results import trial_record
@@ -171,6 +171,7 @@ class Dispatcher:
         worker_errors: list[str] = []
         stopping_since: float | None = None
         reason: str | None = None
+        last_running = -1
 
         def launch() -> None:
             with self.sessions() as s:
@@ -206,10 +207,16 @@ class Dispatcher:
                     ray.cancel(ref, force=True)
 
             optuna.storages.fail_stale_trials(study)
-            self._fail_unstarted(study, storage)
-            recorder.sync(study)
-            running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-            self._update_running(job.id, running)
+            # One read of the study per tick (Optuna's cached storage fetches the unfinished
+            # and new trials each time it is asked); what changes below shows up next tick.
+            trials = study.get_trials(deepcopy=False)
+            in_flight = [t for t in trials if t.state == TrialState.RUNNING]
+            self._fail_unstarted(study, storage, in_flight)
+            recorder.sync(study, trials)
+            if len(in_flight) != last_running:  # workers keep the other counters current
+                last_running = len(in_flight)
+                self._update_running(job.id, last_running)
+            running = len(in_flight)
 
             if workers:
                 done, _ = ray.wait(workers, num_returns=len(workers), timeout=0)
@@ -327,7 +334,8 @@ class Dispatcher:
 
         with_retries(txn, what="update progress")
 
-    def _fail_unstarted(self, study: optuna.Study, rdb: optuna.storages.RDBStorage) -> None:
+    def _fail_unstarted(self, study: optuna.Study, rdb: optuna.storages.RDBStorage,
+                        running: list[FrozenTrial]) -> None:
         """A worker killed between Optuna creating its trial and the trial's first heartbeat
         leaves a RUNNING trial that Optuna's stale check never sees (it skips trials without a
         heartbeat). Such a trial has no heartbeat row and never reached the objective (no
@@ -337,8 +345,7 @@ class Dispatcher:
         handler = rdb.get_heartbeat_stale_trial_callback()
         limit = timedelta(seconds=max(2 * self.config.grace_period, ORPHAN_MIN_AGE_S))
         now = datetime.now()  # Optuna keeps naive local datetimes
-        candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                      if "worker" not in t.user_attrs and t.datetime_start is not None
+        candidates = [t for t in running if "worker" not in t.user_attrs and t.datetime_start is not None
                       and now - t.datetime_start >= limit]
         beating = with_heartbeat(rdb, [t._trial_id for t in candidates])
         for t in candidates:

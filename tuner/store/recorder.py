@@ -4,6 +4,7 @@ reconcile a study with its records (dispatcher), so both always hold the same tr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -79,15 +80,16 @@ class TrialRecorder:
         """Optuna callback: runs in the worker after each of its trials."""
         self.write(trial)
 
-    def sync(self, study: optuna.Study) -> int:
-        """Record every finished trial of the study that is not recorded yet; returns how many."""
+    def sync(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
+        """Record every finished trial of the study (or of `trials`, already read from it) that
+        is not recorded yet; returns how many."""
         def known() -> set[int]:
             with self.sessions() as s:
                 return recorded_numbers(s, self.job_id)
 
         have = with_retries(known, what="read recorded trials")
         n = 0
-        for t in study.get_trials(deepcopy=False):
+        for t in study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished() and t.number not in have:
                 n += self.write(t)
         return n
