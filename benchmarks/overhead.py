@@ -62,6 +62,67 @@ def drop_db(url: str) -> None:
     eng.dispose()
 
 
+class CpuMeter:
+    """CPU seconds per group of processes on the machine while a method runs (psutil, sampled
+    every 0.5 s; a process is counted from the first sample that sees it): where the cores went.
+    """
+
+    GROUPS = ("trials", "this process", "ray daemons", "postgres", "other")
+
+    def __init__(self) -> None:
+        self.first: dict[int, tuple[str, float]] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _group(p: Any, me: int) -> str:
+        name, cmd = p.info["name"] or "", " ".join(p.info["cmdline"] or [])
+        if p.pid == me:
+            return "this process"
+        if "ray::" in cmd or "ray::" in name or "_pg_worker" in cmd or (
+                "multiprocessing" in cmd and p.info["ppid"] == me):
+            return "trials"
+        if name.startswith(("raylet", "gcs_server")) or "ray/" in cmd or "ray." in name:
+            return "ray daemons"
+        if name.startswith("postgres"):
+            return "postgres"
+        return "other"
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = os.getpid()
+        for p in psutil.process_iter(["name", "cmdline", "ppid", "cpu_times"]):
+            t = p.info["cpu_times"]
+            if t is None:
+                continue
+            cpu = t.user + t.system
+            if p.pid not in self.first:
+                self.first[p.pid] = (self._group(p, me), cpu)
+            self.last[p.pid] = cpu
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+    def __enter__(self) -> CpuMeter:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def by_group(self) -> dict[str, float]:
+        out = dict.fromkeys(self.GROUPS, 0.0)
+        for pid, (group, start) in self.first.items():
+            out[group] += max(0.0, self.last.get(pid, start) - start)
+        return out
+
+
 def trial_stats(trials: list[optuna.trial.FrozenTrial]) -> dict[str, float]:
     """Mean trial duration, and the mean gap between one trial's end and the next trial's start
     on the same worker (what orchestration costs per trial)."""
@@ -237,7 +298,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for _ in range(a.repeats):  # interleaved, so that drift in the machine's load hits all three
         for name, fn in (("a_inprocess", run_inprocess), ("b_optuna_pg", run_optuna_pg),
                          ("c_service", run_service)):
-            runs[name].append(fn(spec))
+            with CpuMeter() as meter:
+                runs[name].append(fn(spec))
+            runs[name][-1]["cpu_s"] = meter.by_group()
             print(f"{name}: {runs[name][-1]['wall_s']:.1f} s", file=sys.stderr)
     for name, rs in runs.items():  # the run with the median steady-state time per method
         res[name] = sorted(rs, key=lambda r: r["steady_s"])[len(rs) // 2]
@@ -254,6 +317,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         v = res[k]
         print(f"{k:<14} {v['wall_s']:>8.1f} {per[k]:>8.3f} {v['trial_s']:>8.3f} "
               f"{v['gap_s']:>7.3f}")
+    print("\nCPU seconds per group of processes during each method (2 cores = "
+          "2 CPU-s per second of wall time):")
+    print(f"{'method':<14} " + " ".join(f"{g:>13}" for g in CpuMeter.GROUPS))
+    for k in ("a_inprocess", "b_optuna_pg", "c_service"):
+        print(f"{k:<14} " + " ".join(f"{res[k]['cpu_s'][g]:>13.1f}" for g in CpuMeter.GROUPS))
     print(f"(c)/(a) = {res['ratios']['c_over_a']:.3f}   (c)/(b) = {res['ratios']['c_over_b']:.3f}"
           f"   fixed start-up: Ray {c_['ray_start_s']:.1f} s, submit -> first trial "
           f"{c_['submit_to_first_trial_s']:.1f} s")
