@@ -80,10 +80,10 @@ class CpuMeter:
         name, cmd = p.info["name"] or "", " ".join(p.info["cmdline"] or [])
         if p.pid == me:
             return "this process"
-        if "ray::" in cmd or "ray::" in name or "_pg_worker" in cmd or (
+        if "ray::trial_worker" in cmd or "ray::IDLE" in cmd or (
                 "multiprocessing" in cmd and p.info["ppid"] == me):
-            return "trials"
-        if name.startswith(("raylet", "gcs_server")) or "ray/" in cmd or "ray." in name:
+            return "trials"  # Ray's worker processes; (b)'s spawned workers
+        if name.startswith(("raylet", "gcs_server")) or "ray/" in cmd or "ray::" in cmd:
             return "ray daemons"
         if name.startswith("postgres"):
             return "postgres"
@@ -165,7 +165,7 @@ def run_inprocess(spec: JobSpec) -> dict[str, Any]:
     torch.set_num_threads(1)
     obj = Objective(spec)
     obj.data  # noqa: B018 - load once, outside the timing, as the other methods do
-    study = optuna.create_study(direction="maximize", sampler=make_sampler("tpe", 0, True))
+    study = optuna.create_study(direction="maximize", sampler=make_sampler(spec.search.sampler, 0, True))
     t0 = time.perf_counter()
     study.optimize(tagged(obj), n_trials=spec.budget.n_trials, n_jobs=spec.budget.parallelism)
     wall = time.perf_counter() - t0
@@ -187,7 +187,7 @@ def _pg_worker(url: str, name: str, spec_json: str, n: int, ready: Any) -> None:
     obj.data  # noqa: B018
     storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     study = optuna.load_study(study_name=name, storage=storage,
-                              sampler=make_sampler("tpe", None, True))
+                              sampler=make_sampler(spec.search.sampler, None, True))
     ready.wait()
     study.optimize(tagged(obj), n_trials=n)
 

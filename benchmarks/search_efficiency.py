@@ -178,32 +178,49 @@ def running_best(values: list[float]) -> list[float]:
     return out
 
 
+COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
+          "service_hyperband": "tab:purple", "service_asha": "tab:green"}
+
+
 def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: Path) -> None:
+    """Median best-so-far over the seeds per method (thick), each seed faint."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
     for method, runs in curves.items():
-        for i, run in enumerate(runs):
-            rb = running_best(run)
-            ax.plot(range(1, len(rb) + 1), rb, alpha=0.7, lw=1.2, label=method if i == 0 else None,
-                    color={"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
-                           "service_asha": "tab:green", "service_hyperband": "tab:purple"}[method])
-    ax.axhline(target, ls="--", color="black", lw=0.8, label="target (best - 0.5%)")
+        color = COLORS.get(method, "black")
+        bests = [running_best(run) for run in runs if run]
+        for rb in bests:
+            ax.plot(range(1, len(rb) + 1), rb, alpha=0.18, lw=0.8, color=color)
+        n = max(len(rb) for rb in bests)
+        median = [statistics.median(rb[min(i, len(rb) - 1)] for rb in bests) for i in range(n)]
+        ax.plot(range(1, n + 1), median, lw=2.2, color=color, label=f"{method} (median)")
+    ax.axhline(target, ls="--", color="black", lw=0.8, label="target (best seen - 0.5%)")
     finite = [v for runs in curves.values() for run in runs for v in running_best(run)
               if v > -math.inf]
-    ax.set_ylim(max(min(finite), target - 0.1), target + 0.02)
+    ax.set_ylim(max(min(finite), target - 0.1), target + 0.015)
     ax.set_xscale("log")
     ax.set_xlabel("training epochs consumed")
     ax.set_ylabel("best-so-far validation accuracy")
-    ax.set_title(f"{task}: best so far vs epochs (each line one seed)")
+    ax.set_title(f"{task}: best so far vs epochs ({len(next(iter(curves.values())))} seeds)")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def replot(results: Path, plots: Path) -> None:
+    """Redraw the plots from a saved result (its curves), without running anything."""
+    import json
+
+    saved = json.loads(results.read_text())
+    for name, t in saved["tasks"].items():
+        curves = {m: s["curves"] for m, s in t["methods"].items()}
+        plot(name, curves, t["target"], plots / f"search_{name.replace('/', '_')}.png")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -217,7 +234,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--plots", type=Path, default=PLOTS)
+    ap.add_argument("--replot", action="store_true", help="only redraw the plots from --out")
     a = ap.parse_args(argv)
+    if a.replot:
+        replot(a.out, a.plots)
+        return {}
     methods = a.methods.split(",")
     tasks = [t for t in TASKS if f"{t[0]}/{t[1]}" in a.tasks.split(",")]
     if a.smoke:

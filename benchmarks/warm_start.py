@@ -1,6 +1,7 @@
 """What does a warm start buy? Trials and epochs a search needs to come within 0.5% of the best
 value known on the task, warm (seeded with the best configurations of an earlier search on the
-same task) versus cold (defaults sweep + TPE + Hyperband), over several seeds, same process.
+same task) versus cold (the default: defaults sweep + TPE + Hyperband), over several seeds, same
+process. `--pruner asha` measures both with ASHA instead.
 
     .venv/bin/python -m benchmarks.warm_start            # full: 2 tasks x 5 seeds x 30 trials
     .venv/bin/python -m benchmarks.warm_start --smoke    # seconds: checks that it runs
@@ -35,10 +36,12 @@ OUT = Path(__file__).parent / "results" / "warm_start.json"
 
 
 def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, epochs: int,
-             seed: int) -> JobSpec:
+             seed: int, warm_start: str = "none", pruner: str | None = None) -> JobSpec:
+    """The service's default search; `warm_start` as a user would set it."""
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
-        "training": {"epochs": epochs, "seed": seed}, "budget": {"n_trials": trials}})
+        "training": {"epochs": epochs, "seed": seed}, "budget": {"n_trials": trials},
+        "search": {"warm_start": warm_start, **({"pruner": pruner} if pruner else {})}})
 
 
 def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list[TrialConfig]:
@@ -71,6 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--history-trials", type=int, default=40)
+    ap.add_argument("--pruner", default=None, help="default: the service's default pruner")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one task")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
@@ -81,20 +85,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
                                "epochs": a.epochs, "history_trials": a.history_trials,
+                               "pruner": spec_for("mlp", "digits", {}, trials=1, epochs=1,
+                                                  seed=0, pruner=a.pruner).search.pruner,
                                "tasks": {}}
     rows = []
     for model, dataset, params in tasks:
         hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
-                                   epochs=a.epochs, seed=100))
+                                   epochs=a.epochs, seed=100, pruner=a.pruner))
         direction = hist.direction
         seeds_cfg = best_configs(hist.records, direction)
         per_seed = []
         for seed in range(1, a.seeds + 1):
-            spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs, seed=seed)
+            spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs, seed=seed,
+                            pruner=a.pruner)
             space = SearchSpace(spec.space)
             warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
+            warm_spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
+                                 seed=seed, warm_start="task", pruner=a.pruner)
             cold = run_search(spec, study_name=f"cold-{seed}").records
-            warm = run_search(spec, study_name=f"warm-{seed}", seed_configs=warm_params).records
+            # The seeds are given directly (what `warm_start: task` would look up in the store).
+            warm = run_search(warm_spec, study_name=f"warm-{seed}",
+                              seed_configs=warm_params).records
             values = [r.value for r in cold + warm if r.state == "complete" and r.value is not None]
             best = max(values) if direction == "maximize" else min(values)
             target = best * (1 - TOLERANCE) if direction == "maximize" else best * (1 + TOLERANCE)

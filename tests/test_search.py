@@ -10,7 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
-from tuner.search import run_search
+from tuner.search import create_study, run_search
 from tuner.spec import JobSpec
 
 
@@ -49,9 +49,14 @@ def test_divergence_is_detected_and_recorded() -> None:
     assert result.summary()["counts"] == {"complete": 0, "pruned": 0, "diverged": 1, "failed": 0}
 
 
-def test_hyperband_prunes_and_records_history() -> None:
+@pytest.mark.parametrize("pruner", ["asha", "hyperband"])
+def test_pruners_prune_and_record_history(pruner: str) -> None:
     spec = _spec(training={"epochs": 9}, budget={"n_trials": 24},
-                 space={"optimizers": ["sgd", "adam", "adagrad", "adadelta"]})
+                 space={"optimizers": ["sgd", "adam", "adagrad", "adadelta"]},
+                 search={"pruner": pruner})
+    assert JobSpec.model_validate({"task": spec.task.model_dump()}).search.pruner == "hyperband"
+    assert type(create_study(spec, "maximize", None, "s").pruner).__name__ == (
+        "SuccessiveHalvingPruner" if pruner == "asha" else "HyperbandPruner")
     records = run_search(spec).records
     pruned = [r for r in records if r.state == "pruned"]
     assert pruned, [r.state for r in records]
