@@ -112,6 +112,11 @@ def test_cached_answers_are_served_until_the_history_changes(migrated_url: str) 
     with session_factory(migrated_url)() as s:
         assert "marker" not in recommend(s, team, model="mlp", dataset="wine")
         assert recommend(s, team, model="mlp", dataset="iris") == marker  # its history is as it was
+    # A job with other training settings re-describes the task: its cached answer goes too.
+    queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 5}))
+    with session_factory(migrated_url)() as s:
+        fresh = recommend(s, team, model="mlp", dataset="iris")
+        assert "marker" not in fresh and fresh["tasks"][0]["features"]["epochs"] == 5
 
 
 def _dispatcher(url: str) -> Dispatcher:

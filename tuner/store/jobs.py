@@ -110,8 +110,11 @@ def upsert_task(s: Session, team_id: int, spec: JobSpec, f: TaskFeatures) -> Tas
                     n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs)
         s.add(task)
         s.flush()
-    else:  # training settings of the latest job describe the task best
+    elif (task.batch_size, task.epochs) != (f.batch_size, f.epochs):
+        # Training settings of the latest job describe the task best. Answers that show or
+        # compare task features (recommendations, cached by history_version) change with them.
         task.batch_size, task.epochs = f.batch_size, f.epochs
+        task.history_version += 1
     return task
 
 
