@@ -100,22 +100,20 @@ def seed(url: str, tasks_per_team: int, jobs_per_task: int, trials_per_job: int)
                             now - timedelta(seconds=n)))
                         step_rows += [(trial_id, k, value, value, 0.5, 0.4, lr, 0.1 * k)
                                       for k in (1, 2, 3)]
-        with cur.copy("COPY tuner_jobs (id, team_id, task_id, spec, status, study_name, "
-                      "created_at, started_at, finished_at, updated_at, n_trials, n_done, "
-                      "n_complete, cancel_requested, trials_claimed, n_running, n_pruned, "
-                      "n_diverged, n_failed, n_confirm) FROM STDIN") as cp:
-            for row in job_rows:
-                cp.write_row(row)
-        with cur.copy("COPY tuner_trials (id, job_id, number, optimizer, schedule, params, "
-                      "state, value, stop_step, stop_reason, epochs_run, seconds_per_epoch, "
-                      "state_bytes_per_param, device, detail, defaults_sweep, warm_start, "
-                      "seed, config_key, created_at) FROM STDIN") as cp:
-            for row in trial_rows:
-                cp.write_row(row)
-        with cur.copy("COPY tuner_trial_steps (trial_id, step, value, best_value, train_loss, "
-                      "val_loss, lr, elapsed_s) FROM STDIN") as cp:
-            for row in step_rows:
-                cp.write_row(row)
+        for copy, rows in (
+                ("COPY tuner_jobs (id, team_id, task_id, spec, status, study_name, created_at, "
+                 "started_at, finished_at, updated_at, n_trials, n_done, n_complete, "
+                 "cancel_requested, trials_claimed, n_running, n_pruned, n_diverged, n_failed, "
+                 "n_confirm) FROM STDIN", job_rows),
+                ("COPY tuner_trials (id, job_id, number, optimizer, schedule, params, state, "
+                 "value, stop_step, stop_reason, epochs_run, seconds_per_epoch, "
+                 "state_bytes_per_param, device, detail, defaults_sweep, warm_start, seed, "
+                 "config_key, created_at) FROM STDIN", trial_rows),
+                ("COPY tuner_trial_steps (trial_id, step, value, best_value, train_loss, "
+                 "val_loss, lr, elapsed_s) FROM STDIN", step_rows)):
+            with cur.copy(copy) as cp:
+                for row in rows:
+                    cp.write_row(row)
         for table in ("tuner_tasks", "tuner_trials", "tuner_trial_steps"):
             cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                         f"(SELECT max(id) FROM {table}))")
@@ -198,12 +196,11 @@ def plans(url: str, task_id: int) -> dict[str, Any]:
                 rows = history(s, [task_id], top_per_family=top)
             out[f"history_{label}_ms"] = (time.perf_counter() - t) / 5 * 1000
             out[f"history_{label}_rows"] = len(rows)
+        team = s.scalar(text("select team_id from tuner_tasks where id = :t"), {"t": task_id})
         t = time.perf_counter()
         for _ in range(5):
-            recommend(s, s.scalar(text("select team_id from tuner_tasks where id = :t"),
-                                  {"t": task_id}), task_id=task_id, cache=False)
+            recommend(s, team, task_id=task_id, cache=False)
         out["recommend_ms"] = (time.perf_counter() - t) / 5 * 1000
-        team = s.scalar(text("select team_id from tuner_tasks where id = :t"), {"t": task_id})
         recommend(s, team, task_id=task_id)
         t = time.perf_counter()
         for _ in range(20):

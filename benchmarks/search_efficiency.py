@@ -41,7 +41,7 @@ from benchmarks._common import save
 from tuner.objective import Objective
 from tuner.results import study_records
 from tuner.search import create_study
-from tuner.spec import JobSpec
+from tuner.spec import JobSpec, SearchSpec
 
 TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("mlp", "digits", {"hidden": [64]}),
@@ -255,9 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds,
                                "epoch_budget": a.epoch_budget,
-                               "default_pruner": JobSpec.model_validate(
-                                   {"task": {"model": {"name": "mlp"},
-                                             "dataset": {"name": "digits"}}}).search.pruner,
+                               "default_pruner": SearchSpec().pruner,
                                "epochs": a.epochs, "tasks": {}}
     for model, dataset, params in tasks:
         name = f"{model}/{dataset}"

@@ -28,7 +28,7 @@ from tuner.results import TrialRecord
 from tuner.sampling import SearchSpace
 from tuner.search import run_search
 from tuner.space import TrialConfig
-from tuner.spec import JobSpec
+from tuner.spec import JobSpec, SearchSpec
 
 TASKS = [("mlp", "digits", {"hidden": [64]}), ("linear", "breast_cancer", {})]
 TOLERANCE = 0.005
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
                                "epochs": a.epochs, "history_trials": a.history_trials,
-                               "pruner": spec_for("mlp", "digits", {}, trials=1, epochs=1,
-                                                  seed=0, pruner=a.pruner).search.pruner,
+                               "pruner": a.pruner or SearchSpec().pruner,
                                "tasks": {}}
     rows = []
     for model, dataset, params in tasks:

@@ -202,11 +202,11 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     key = json.dumps([team_id, task_id, model, dataset, metric])
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = s.get(RecommendationCache, key)
-    if row is not None and row.version == (
-            direct_version if row.method == "direct"
-            else f"{direct_version}|{_team_version(s, team_id)}"):
+    if row is not None and row.method == "direct" and row.version == direct_version:
         return dict(row.body)
     team_version = _team_version(s, team_id)  # read before computing: never newer than the answer
+    if row is not None and row.version == f"{direct_version}|{team_version}":
+        return dict(row.body)
     answer = _json_ready(_recommend(s, team_id, tasks, task_id, model, dataset, metric, None))
     version = (direct_version if answer["method"] == "direct"
                else f"{direct_version}|{team_version}")
