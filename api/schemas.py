@@ -33,6 +33,8 @@ class JobBrief(BaseModel):
     error: str | None
     task: dict[str, Any]
     progress: Progress
+    confirmation: dict[str, Any]
+    budget: dict[str, Any]
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None

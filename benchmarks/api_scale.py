@@ -83,7 +83,7 @@ def seed(url: str, tasks_per_team: int, jobs_per_task: int, trials_per_job: int)
                     job_rows.append((jid, team_ids[team], tid, spec, "completed",
                                      f"job-{jid}", now, now, now, now, trials_per_job,
                                      trials_per_job, trials_per_job, False, trials_per_job,
-                                     0, 0, 0, 0, 0))
+                                     0, 0, 0, 0, 0, 10, 64))
                     for n in range(trials_per_job):
                         trial_id += 1
                         fam = rng.choice(families)
@@ -104,7 +104,7 @@ def seed(url: str, tasks_per_team: int, jobs_per_task: int, trials_per_job: int)
                 ("COPY tuner_jobs (id, team_id, task_id, spec, status, study_name, created_at, "
                  "started_at, finished_at, updated_at, n_trials, n_done, n_complete, "
                  "cancel_requested, trials_claimed, n_running, n_pruned, n_diverged, n_failed, "
-                 "n_confirm) FROM STDIN", job_rows),
+                 "n_confirm, epochs, batch_size) FROM STDIN", job_rows),
                 ("COPY tuner_trials (id, job_id, number, optimizer, schedule, params, state, "
                  "value, stop_step, stop_reason, epochs_run, seconds_per_epoch, "
                  "state_bytes_per_param, device, detail, defaults_sweep, warm_start, seed, "
@@ -186,7 +186,8 @@ def plans(url: str, task_id: int) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the history query, and in-process timing of the recommendation with
     the window query (each family's best) against reading every trial of the task."""
     from tuner.store.db import session_factory
-    from tuner.store.queries import TOP_PER_FAMILY, history, recommend
+    from tuner.recommendations import recommend
+    from tuner.store.history import TOP_PER_FAMILY, history
 
     out: dict[str, Any] = {}
     with session_factory(url)() as s:

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.corpus import corpus_app
+
 warnings.filterwarnings("ignore", module="optuna")  # experimental-feature notices
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the best optimizer, LR schedule and decay rates for a model.")
@@ -262,6 +264,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database: migrations.")
 job_app = typer.Typer(no_args_is_help=True, help="Jobs in the database (local/admin path).")
 app.add_typer(db_app, name="db")
 app.add_typer(job_app, name="job")
+app.add_typer(corpus_app, name="corpus")
 
 DbUrl = Annotated[str | None, typer.Option(
     "--database-url", help="Default: $TUNER_DATABASE_URL or sqlite:///tuner.db.")]
@@ -647,10 +650,14 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
               dataset: Annotated[str | None, typer.Option()] = None,
               metric: Annotated[str | None, typer.Option()] = None,
               task: Annotated[int | None, typer.Option(help="Task id.")] = None,
+              epochs: Annotated[int | None, typer.Option(help="Training budget asked about "
+                                                         "(default: the latest with trials).")] = None,
+              batch_size: Annotated[int | None, typer.Option()] = None,
               as_json: JsonOpt = False) -> None:
     """Which optimizer is best for this task, from the team's history (over HTTP)."""
     with _api_errors():
-        rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task)
+        rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task,
+                                  epochs=epochs, batch_size=batch_size)
     if as_json:
         _print_json(rec)
         return
@@ -659,7 +666,7 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
 
 def print_recommendation(rec: dict[str, Any]) -> None:
     method = rec["method"]
-    title = f"Best optimizer ({method}"
+    title = f"Best optimizer ({method}, {rec.get('source', '')}"
     title += f", {rec.get('metric')} {rec.get('direction')})" if method != "prior" else ")"
     table = Table(title=title)
     cols = ["rank", "optimizer", "schedule"]
@@ -687,8 +694,25 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         row.append(_params_brief(r["params"]))
         table.add_row(*row)
     out.print(table)
+    for r in rec.get("not_ranked") or []:
+        ev = r["evidence"]
+        best = ev.get("best_intermediate_value")
+        out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} trials, none complete "
+                  f"(stopped by epoch {ev['max_stop_epoch']}"
+                  + (f", best intermediate value {_fmt(best)})" if best is not None else ")"),
+                  highlight=False)
     for key in ("summary", "explanation", "note"):
         if rec.get(key):
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
     if method == "direct":
         out.print(f"noise: {rec['noise']['source']}", highlight=False)
+    if rec.get("budget"):
+        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']} "
+                           f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])
+        out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
+                  f"{rec['budget']['batch_size']}" + (f"; also in history: {others}" if others
+                                                      else ""), highlight=False)
+    start = rec.get("start_from")
+    if start and method != "direct":
+        out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
+                  f"{_params_brief(start['params'])}", highlight=False)

@@ -20,11 +20,12 @@ _n = itertools.count()
 
 
 def trial(opt: str, value: float, lr: float = 1e-3, *, key: str | None = None,
-          confirm: bool = False, job: str = "j1", bytes_: float = 8.0) -> HistoryTrial:
+          confirm: bool = False, job: str = "j1", bytes_: float = 8.0,
+          setting: tuple[Any, ...] | None = None) -> HistoryTrial:
     return HistoryTrial(job_id=job, number=next(_n), optimizer=opt, schedule="constant",
                         params={f"{opt}.lr": lr}, value=value,
                         config_key=key or f"{opt}-{lr}", confirmation=confirm,
-                        state_bytes_per_param=bytes_, seconds_per_epoch=0.1)
+                        state_bytes_per_param=bytes_, seconds_per_epoch=0.1, setting=setting)
 
 
 def confirmed(opt: str, values: list[float], lr: float = 1e-3, job: str = "j1") -> list[HistoryTrial]:
@@ -130,10 +131,90 @@ def test_transfer_picks_the_constructed_nearest_task() -> None:
 
 
 def test_transfer_ranking_weights_by_similarity() -> None:
-    a = rank_families(confirmed("adam", [0.9, 0.91]) + confirmed("sgd", [0.8, 0.81]), "maximize")
-    b = rank_families(confirmed("sgd", [0.7, 0.71]) + confirmed("adam", [0.6, 0.61]), "maximize")
+    a = rank_families(confirmed("adam", [0.9, 0.901]) + confirmed("sgd", [0.8, 0.801]), "maximize")
+    b = rank_families(confirmed("sgd", [0.7, 0.701]) + confirmed("adam", [0.6, 0.601]), "maximize")
     out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, a),
                             ({"task_id": 2, "similarity": 0.3}, b)])
     assert [r["optimizer"] for r in out["ranking"]] == ["adam", "sgd"]
     assert out["ranking"][0]["source_task"]["task_id"] == 1
     assert out["ranking"][0]["score"] == pytest.approx(0.75)
+
+
+def test_without_noise_estimate_no_winner_is_claimed() -> None:
+    # The reported case: nadam's one lucky trial, rmsprop's better top three, no repeats at all.
+    hist = ([trial("nadam", 0.9778, 2e-3), trial("nadam", 0.9667, 1e-3), trial("nadam", 0.9556, 5e-4)]
+            + [trial("rmsprop", v, lr) for v, lr in [(0.9722, 1e-3), (0.9722, 2e-3),
+                                                      (0.9667, 5e-4)]]
+            + [trial("sgd", 0.44, 1e-2)])
+    r = rank_families(hist, "maximize")
+    # Ranked by the value shown (top-three mean): rmsprop first, though nadam has the best trial.
+    assert [e["optimizer"] for e in r["ranking"]][:2] == ["rmsprop", "nadam"]
+    first = r["ranking"][0]
+    assert first["value"] == first["expected"]["value"] or first["expected"]["kind"] == "spread"
+    assert all(e["expected"]["kind"] == "spread" for e in r["ranking"])
+    assert r["verdict"] == "not_separated" and r["leaders"] == ["rmsprop", "nadam"]
+    assert "best" not in r["summary"] and "not separated" in r["summary"]
+    assert "no noise estimate" in r["summary"]
+    assert r["ranking"][-1]["optimizer"] == "sgd"
+
+
+def test_known_noise_never_yields_a_winner_inside_the_noise() -> None:
+    import random
+
+    for seed in range(25):
+        rng = random.Random(seed)
+        # Two families with the same true value and seed noise 0.01, four seeds each.
+        hist = (confirmed("adam", [0.9 + rng.gauss(0, 0.01) for _ in range(4)])
+                + confirmed("rmsprop", [0.9 + rng.gauss(0, 0.01) for _ in range(4)]))
+        r = rank_families(hist, "maximize")
+        assert r["verdict"] == "tied", (seed, r["summary"])
+        assert r["ties"] == [r["leaders"]] and "tied" in r["summary"]
+        assert "is best" not in r["summary"]
+        # The same noise with a true gap of 10 sigma: a winner, said plainly.
+        hist = (confirmed("adam", [0.95 + rng.gauss(0, 0.01) for _ in range(4)])
+                + confirmed("rmsprop", [0.85 + rng.gauss(0, 0.01) for _ in range(4)]))
+        r = rank_families(hist, "maximize")
+        assert r["verdict"] == "winner" and r["ties"] == [] and r["leaders"] == ["adam"]
+        assert r["summary"].startswith("adam is best")
+
+
+def test_ties_come_from_interval_kinds_and_bounds() -> None:
+    hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
+    r = rank_families(hist, "maximize")
+    adam = r["ranking"][0]
+    adam["expected"]["source"] = "not a confidence interval"  # prose is never read
+    assert adam["expected"]["kind"] == "t" and r["verdict"] == "winner"
+
+
+def test_other_budgets_are_not_repeats() -> None:
+    # The reported case: the same configurations at 5 and at 2 epochs, both seed 0.
+    hist = [trial("sgd", 0.44, setting=("t1", 5, 64)), trial("sgd", 0.23, setting=("t1", 2, 64)),
+            trial("rmsprop", 0.961, setting=("t1", 5, 64)),
+            trial("rmsprop", 0.90, setting=("t1", 2, 64))]
+    r = rank_families(hist, "maximize")
+    assert r["noise"]["sigma"] is None  # nothing was pooled as a repeat
+    assert all(e["expected"]["low"] >= 0 and e["expected"]["high"] <= 1 for e in r["ranking"])
+    assert r["ranking"][0]["optimizer"] == "rmsprop"
+
+
+def test_families_without_a_complete_trial_are_listed_after_the_ranked_ones() -> None:
+    r = rank_families(confirmed("adam", [0.95, 0.951]), "maximize",
+                      incomplete={"sgd": {"n_trials": 3, "n_pruned": 3, "n_diverged": 0,
+                                          "n_failed": 0, "max_stop_epoch": 1,
+                                          "best_intermediate_value": 0.58},
+                                  "adam": {"n_trials": 2, "max_stop_epoch": 1}})
+    assert [e["optimizer"] for e in r["ranking"]] == ["adam"]
+    (sgd,) = r["not_ranked"]
+    assert sgd["optimizer"] == "sgd" and sgd["rank"] is None
+    assert sgd["evidence"]["best_intermediate_value"] == 0.58
+    assert "sgd (3 trials, stopped by epoch 1)" in r["summary"]
+    assert r["verdict"] == "one_family"
+
+
+def test_transfer_ranking_does_not_separate_families_tied_at_the_source() -> None:
+    tied = rank_families(confirmed("adam", [0.9, 0.91, 0.905]) + confirmed("sgd", [0.9, 0.905, 0.91]),
+                         "maximize")
+    assert tied["verdict"] == "tied"
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, tied)])
+    scores = {r["optimizer"]: r["score"] for r in out["ranking"]}
+    assert scores["adam"] == scores["sgd"] == 0.5

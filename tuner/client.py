@@ -151,9 +151,11 @@ class Client:
         return out
 
     def recommend(self, *, model: str | None = None, dataset: str | None = None,
-                  metric: str | None = None, task: int | None = None) -> dict[str, Any]:
+                  metric: str | None = None, task: int | None = None,
+                  epochs: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
         params = {k: v for k, v in {"model": model, "dataset": dataset, "metric": metric,
-                                    "task": task}.items() if v is not None}
+                                    "task": task, "epochs": epochs,
+                                    "batch_size": batch_size}.items() if v is not None}
         out: dict[str, Any] = self._call("GET", "/v1/recommendations", params=params)
         return out
 

@@ -23,9 +23,25 @@ TOP_TRIALS_FOR_SPREAD = 3
 MIN_SIMILARITY = 0.25
 
 
+# How an expected value's interval was made (structured: ties are decided from these, never from
+# the prose in `source`). Only the first two are confidence intervals.
+INTERVAL_T = "t"          # 95% t-interval over the seeds of the best configuration
+INTERVAL_NOISE = "noise"  # one run +/- 1.96 x the task's pooled seed-to-seed noise
+INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estimate, not a CI
+CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
+
+# Verdicts on the leading families (the answer's `verdict`).
+VERDICT_WINNER = "winner"            # the leader's interval is clear of every other family's
+VERDICT_TIED = "tied"                # leaders' confidence intervals overlap: within the noise
+VERDICT_NOT_SEPARATED = "not_separated"  # no noise estimate: nobody can be called ahead
+VERDICT_ONE_FAMILY = "one_family"    # only one family completed a trial
+
+
 @dataclass(frozen=True)
 class HistoryTrial:
-    """One complete trial (search or confirmation run) of a task."""
+    """One complete trial (search or confirmation run) of a task. `setting` is what it ran
+    under, e.g. (task, epochs, batch size): the same configuration in another setting (another
+    training budget, another model size) is another configuration, never a repeat of it."""
 
     job_id: str
     number: int
@@ -39,6 +55,7 @@ class HistoryTrial:
     created_at: datetime | None = None
     state_bytes_per_param: float = 0.0
     seconds_per_epoch: float = 0.0
+    setting: tuple[Any, ...] | None = None
 
     def lr(self) -> float | None:
         for key, v in self.params.items():
@@ -49,7 +66,7 @@ class HistoryTrial:
 
 @dataclass
 class _Config:
-    key: str
+    key: tuple[str, tuple[Any, ...] | None]
     trials: list[HistoryTrial] = field(default_factory=list)
 
     @property
@@ -64,12 +81,9 @@ class _Config:
     def mean(self) -> float:
         return statistics.fmean(self.values)
 
-    @property
-    def n_confirmations(self) -> int:
-        return sum(t.confirmation for t in self.trials)
 
-
-def _better(a: float, b: float, direction: str) -> bool:
+def better(a: float, b: float, direction: str) -> bool:
+    """Is value `a` better than `b` for this direction (the one comparison helper)."""
     return a > b if direction == "maximize" else a < b
 
 
@@ -85,19 +99,23 @@ def pooled_noise(configs: Sequence[_Config]) -> tuple[float | None, int]:
 
 
 def rank_families(trials: Sequence[HistoryTrial], direction: str,
-                  counts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Families ranked by expected value (the best configuration, judged on its mean over seeds
-    with a penalty for few runs), ties called where the gap is within the noise, and inside a
-    tie the family that works over the widest range of learning rates first. `counts` (per
-    family: n_trials, n_confirmation_runs, n_jobs, latest) gives the evidence when `trials` are
-    only each family's best (the store's case)."""
+                  counts: dict[str, dict[str, Any]] | None = None,
+                  incomplete: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Families ranked by the expected value the answer shows (that of each family's best
+    configuration, chosen on a lower confidence bound so one lucky run does not beat a
+    configuration confirmed over several seeds), with `ties` and a `verdict` decided from the
+    intervals' kinds and bounds. `counts` (per family: n_trials, n_confirmation_runs, n_jobs,
+    latest) gives the evidence when `trials` are only each family's best (the store's case);
+    `incomplete` (per family tried without a complete trial: its evidence) is listed after the
+    ranked families as `not_ranked`."""
     sign = 1.0 if direction == "maximize" else -1.0
-    configs: dict[str, _Config] = {}
+    configs: dict[tuple[str, tuple[Any, ...] | None], _Config] = {}
     by_family: dict[str, list[_Config]] = defaultdict(list)
     for t in trials:
-        c = configs.get(t.config_key)
+        key = (t.config_key, t.setting)
+        c = configs.get(key)
         if c is None:
-            c = configs[t.config_key] = _Config(t.config_key)
+            c = configs[key] = _Config(key)
             by_family[t.optimizer].append(c)
         c.trials.append(t)
     sigma, dof = pooled_noise(list(configs.values()))
@@ -108,7 +126,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
         penalty = (sigma / math.sqrt(c.n)) if sigma is not None else 0.0
         return sign * c.mean - penalty
 
-    scored = []
+    entries = []
     for family, fam_configs in by_family.items():
         best = max(fam_configs, key=score)
         fam_trials = [t for c in fam_configs for t in c.trials]
@@ -117,19 +135,28 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
                 counts[family]["n_jobs"]
-        scored.append((score(best), entry))
-    scored.sort(key=lambda pair: -pair[0])
-    entries = [e for _, e in scored]
-    ties = _tie_groups(entries, direction)
+        entries.append(entry)
+    # Ranked by the value shown, best first; ties by the interval's lower end, then the name.
+    entries.sort(key=lambda e: (-sign * e["expected"]["value"],
+                                -sign * (e["expected"]["low"] if sign > 0
+                                         else e["expected"]["high"]), e["optimizer"]))
+    groups = _tie_groups(entries, direction)
+    ranking = [e for group in groups for e in group]
+    verdict, leaders = _verdict(ranking, groups, direction)
+    not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
+                  for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
     return {"noise": {"sigma": sigma, "dof": dof,
                       "source": "seed-to-seed spread of repeated configurations" if sigma is not None
-                      else "none: no configuration was run with several seeds (set "
-                           "search.confirm_top_k / confirm_seeds)"},
+                      else "none: no configuration was run with several seeds, so no family can "
+                           "be called better than another (confirmation runs are on by default: "
+                           "search.confirm_top_k)"},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
                                      "absolute_min": ROBUSTNESS_ABS_TOL},
-            "ranking": [e for group in ties for e in group],
-            "ties": [[e["optimizer"] for e in g] for g in ties if len(g) > 1],
-            "summary": _summary(ties)}
+            "ranking": ranking,
+            "not_ranked": not_ranked,
+            "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
+            "verdict": verdict, "leaders": leaders,
+            "summary": _summary(ranking, groups, verdict, leaders, not_ranked)}
 
 
 def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
@@ -138,15 +165,17 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
         sd = statistics.stdev(best.values)
         half = float(stats.t.ppf(0.975, best.n - 1)) * sd / math.sqrt(best.n)
         return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
-                "n": best.n, "source": f"95% t-interval over {best.n} seeds of the best "
-                                       "configuration"}
+                "n": best.n, "kind": INTERVAL_T,
+                "source": f"95% t-interval over {best.n} seeds of the best configuration"}
     if sigma is not None:
         half = 1.96 * sigma
         return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
-                "n": 1, "source": "one run ± 1.96 x the task's seed-to-seed noise"}
+                "n": 1, "kind": INTERVAL_NOISE,
+                "source": "one run ± 1.96 x the task's seed-to-seed noise"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
     return {"value": statistics.fmean(top), "low": min(top), "high": max(top), "n": len(top),
+            "kind": INTERVAL_SPREAD,
             "source": f"mean and range of the family's best {len(top)} trials (no repeated "
                       "seeds: not a confidence interval)"}
 
@@ -163,7 +192,7 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
     schedules: dict[str, float] = {}
     for t in fam_trials:
         s = t.schedule or "constant"
-        if s not in schedules or _better(t.value, schedules[s], direction):
+        if s not in schedules or better(t.value, schedules[s], direction):
             schedules[s] = t.value
     rep = best.trials[0]
     dates = [t.created_at for t in fam_trials if t.created_at is not None]
@@ -197,53 +226,93 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
     }
 
 
-def _half(e: dict[str, Any]) -> float:
-    x = e["expected"]
-    return float(x["high"] - x["low"]) / 2
+def confident(e: dict[str, Any]) -> bool:
+    """Is this family's interval a confidence interval (from repeated seeds)?"""
+    return e["expected"]["kind"] in CONFIDENCE_KINDS
+
+
+def overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Do the two families' intervals overlap (bounds only)?"""
+    x, y = a["expected"], b["expected"]
+    return bool(x["low"] <= y["high"] and y["low"] <= x["high"])
+
+
+def separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Is one family ahead of the other by more than the noise: both intervals are confidence
+    intervals and they do not overlap. Without a noise estimate, never."""
+    return confident(a) and confident(b) and not overlap(a, b)
 
 
 def _tie_groups(entries: list[dict[str, Any]], direction: str) -> list[list[dict[str, Any]]]:
-    """Group families whose expected values are within the noise of the group's leader (their
-    intervals overlap); inside a group, the widest good-lr range first, then the cheapest."""
+    """Consecutive families whose intervals overlap the group leader's form a group. Inside a
+    group of confidence intervals (a tie within the noise) the family that works over the widest
+    range of learning rates comes first, then the cheapest; groups without a noise estimate keep
+    the order of their values."""
     groups: list[list[dict[str, Any]]] = []
     for e in entries:
-        if groups:
-            lead = groups[-1][0]
-            gap = abs(lead["expected"]["value"] - e["expected"]["value"])
-            noisy = "not a confidence" not in e["expected"]["source"] and \
-                "not a confidence" not in lead["expected"]["source"]
-            if noisy and gap <= _half(lead) + _half(e):
-                groups[-1].append(e)
-                continue
-        groups.append([e])
-    out = []
+        if groups and overlap(groups[-1][0], e):
+            groups[-1].append(e)
+        else:
+            groups.append([e])
     rank = 0
     for g in groups:
-        g.sort(key=lambda e: (-e["robustness"]["lr_decades"],
-                              e["cost"]["state_bytes_per_param"]))
+        if all(confident(e) for e in g):
+            g.sort(key=lambda e: (-e["robustness"]["lr_decades"],
+                                  e["cost"]["state_bytes_per_param"]))
         for i, e in enumerate(g):
             rank += 1
             e["rank"] = rank
             e["tied_with"] = [x["optimizer"] for j, x in enumerate(g) if j != i]
-        out.append(g)
-    return out
+    return groups
 
 
-def _summary(groups: list[list[dict[str, Any]]]) -> str:
-    if not groups:
-        return "no history"
+def _verdict(ranking: list[dict[str, Any]], groups: list[list[dict[str, Any]]],
+             direction: str) -> tuple[str | None, list[str]]:
+    """What may be claimed about the leaders, and who they are."""
+    if not ranking:
+        return None, []
+    if len(ranking) == 1:
+        return VERDICT_ONE_FAMILY, [ranking[0]["optimizer"]]
     first = groups[0]
-    if len(first) == 1:
-        e = first[0]
-        nxt = groups[1][0] if len(groups) > 1 else None
-        tail = (f"; ahead of {nxt['optimizer']} by more than the noise" if nxt else "")
-        return f"{e['optimizer']} is best on this task{tail}"
-    names = [e["optimizer"] for e in first]
-    tied = ", ".join(names[:-1]) + f" and {names[-1]}"
-    lead = first[0]
-    return (f"{tied} are tied on this task (differences within the noise); "
-            f"{lead['optimizer']} is listed first: its good learning rates span "
-            f"{lead['robustness']['lr_decades']:.2f} decades")
+    if len(first) > 1:
+        kind = VERDICT_TIED if all(confident(e) for e in first) else VERDICT_NOT_SEPARATED
+        return kind, [e["optimizer"] for e in first]
+    lead, nxt = first[0], ranking[1]
+    if separated(lead, nxt):
+        return VERDICT_WINNER, [lead["optimizer"]]
+    return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def _summary(ranking: list[dict[str, Any]], groups: list[list[dict[str, Any]]],
+             verdict: str | None, leaders: list[str],
+             not_ranked: list[dict[str, Any]]) -> str:
+    tail = ""
+    if not_ranked:
+        tail = "; never completed a trial: " + ", ".join(
+            f"{n['optimizer']} ({n['evidence'].get('n_trials', 0)} trials, stopped by epoch "
+            f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
+    if verdict is None:
+        return "no complete trial in this history" + tail
+    lead = ranking[0]
+    if verdict == VERDICT_ONE_FAMILY:
+        return f"only {lead['optimizer']} completed a trial: nothing to compare it with" + tail
+    if verdict == VERDICT_WINNER:
+        nxt = ranking[1]
+        return (f"{lead['optimizer']} is best on this task: its interval is clear of "
+                f"{nxt['optimizer']}'s, the runner-up (ahead by more than the noise)" + tail)
+    if verdict == VERDICT_TIED:
+        return (f"{_names(leaders)} are tied on this task (differences within the noise); "
+                f"{lead['optimizer']} is listed first: its good learning rates span "
+                f"{lead['robustness']['lr_decades']:.2f} decades" + tail)
+    no_noise = not all(confident(e) for e in ranking if e["optimizer"] in leaders)
+    why = ("there is no noise estimate (no configuration was run with several seeds)"
+           if no_noise else "their intervals overlap")
+    return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
+            f"separated: {why}, so none can be called better" + tail)
 
 
 # transfer -----------------------------------------------------------------------------------
@@ -252,7 +321,7 @@ def _summary(groups: list[list[dict[str, Any]]]) -> str:
 class TaskProfile:
     """Features that make two tasks alike (see tuner.tasks.TaskFeatures)."""
 
-    task_id: int | None
+    task_id: int | str | None
     model: str
     kind: str
     n_params: int
@@ -315,7 +384,9 @@ def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile],
 
 def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     """Combine the rankings of similar tasks: values of different tasks are not comparable, so
-    each family scores its normalised rank (1 = first) on each task, weighted by similarity."""
+    each family scores its normalised rank on each task (1 = first, 0 = last), weighted by
+    similarity. Families tied (or not separated) there share the mean rank of their group, so a
+    difference within the noise of a source task moves nobody ahead."""
     score: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
     best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
@@ -323,27 +394,37 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     for n, ranked in neighbours:
         entries = ranked["ranking"]
         m = len(entries)
-        for i, e in enumerate(entries):
-            norm = 1.0 - i / max(m - 1, 1) if m > 1 else 1.0
+        for e in entries:
+            pos = _group_position(e, entries)
+            norm = 1.0 - pos / max(m - 1, 1) if m > 1 else 1.0
             score[e["optimizer"]] += n["similarity"] * norm
             weight[e["optimizer"]] += n["similarity"]
             if e["optimizer"] not in best_from or n["similarity"] > best_from[e["optimizer"]][0]:
                 best_from[e["optimizer"]] = (n["similarity"], n, e)
     ranking = []
-    for family in sorted(score, key=lambda f: -score[f] / max(total, 1e-12)):
+    for family in sorted(score, key=lambda f: (-score[f], f)):
         sim, n, e = best_from[family]
         ranking.append({
             "optimizer": family, "score": round(score[family] / max(total, 1e-12), 4),
             "coverage": round(weight[family] / max(total, 1e-12), 4),
             "schedule": e["schedule"], "params": e["params"], "value": None,
             "source_task": {"task_id": n["task_id"], "similarity": sim,
-                            "value_there": e["expected"]["value"]},
+                            "source": n.get("source"), "value_there": e["expected"]["value"],
+                            "interval_there": [e["expected"]["low"], e["expected"]["high"]],
+                            "tied_there_with": e.get("tied_with", [])},
             "robustness": e["robustness"], "cost": e["cost"],
             "evidence": e["evidence"], "n_trials": e["n_trials"], "n_jobs": e["n_jobs"],
         })
     for i, r in enumerate(ranking, 1):
         r["rank"] = i
     return {"ranking": ranking}
+
+
+def _group_position(e: dict[str, Any], entries: list[dict[str, Any]]) -> float:
+    """0-based position of a family in a ranking, its tie group's mean position when tied."""
+    names = [x["optimizer"] for x in entries]
+    group = [e["optimizer"], *e.get("tied_with", [])]
+    return statistics.fmean(names.index(g) for g in group if g in names)
 
 
 def prior_ranking() -> dict[str, Any]:

@@ -11,9 +11,10 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import UnknownName
-from tuner.objective import Objective
-from tuner.results import TrialRecord, leaderboard, study_records
+from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED, Objective
+from tuner.results import TrialRecord, config_key, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.spec import PRUNERS, SAMPLERS, JobSpec
 
@@ -98,6 +99,44 @@ def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,
     )
 
 
+def race_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> list[RaceTrial]:
+    out = []
+    for t in trials:
+        cfg = t.user_attrs.get("config", {})
+        confirm_of = t.user_attrs.get(ATTR_CONFIRM_OF)
+        # An enqueued trial not started yet has no configuration of its own (None).
+        key = config_key(cfg.get("optimizer"), cfg.get("schedule"), cfg.get("params", {})) \
+            if cfg else None
+        out.append(RaceTrial(
+            number=t.number, optimizer=cfg.get("optimizer"), config_key=key,
+            value=t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
+            complete=t.state == optuna.trial.TrialState.COMPLETE, finished=t.state.is_finished(),
+            confirm_of=int(confirm_of) if confirm_of is not None else None,
+            params=dict(t.params)))
+    return out
+
+
+def confirm_round(study: optuna.Study, spec: JobSpec, budget_left: int) -> tuple[int, str | None]:
+    """Enqueue the confirmation race's next round in the study (never pruned: the objective
+    sees `confirm_of`); returns (runs enqueued, why the race ended or None)."""
+    s = spec.search
+    if not s.confirm_top_k:
+        return 0, None
+    trials = study.get_trials(deepcopy=False)
+    runs, done = next_round(race_trials(trials), study.direction.name.lower(),
+                            top_k=s.confirm_top_k, max_seeds=s.confirm_seeds,
+                            budget_left=budget_left, base_seed=spec.training.seed)
+    for r in runs:
+        study.enqueue_trial(r.params, user_attrs={ATTR_CONFIRM_OF: r.confirm_of,
+                                                  ATTR_SEED: r.seed})
+    return len(runs), done
+
+
+def confirmation_count(study: optuna.Study) -> int:
+    """Confirmation runs in the study so far (enqueued or run)."""
+    return sum(ATTR_CONFIRM_OF in t.user_attrs for t in study.get_trials(deepcopy=False))
+
+
 @dataclass
 class SearchResult:
     study: optuna.Study
@@ -135,11 +174,21 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
-            from tuner.results import trial_record
-
             on_trial(trial_record(trial))
 
-    study.optimize(objective, n_trials=spec.budget.n_trials, timeout=spec.budget.timeout_s,
-                   n_jobs=spec.budget.parallelism, callbacks=[callback], catch=(Exception,),
-                   gc_after_trial=False)
+    reserve = job_confirm_reserve(spec)
+    kwargs: dict[str, Any] = dict(n_jobs=spec.budget.parallelism, callbacks=[callback],
+                                  catch=(Exception,), gc_after_trial=False)
+    study.optimize(objective, n_trials=spec.budget.n_trials - reserve,
+                   timeout=spec.budget.timeout_s, **kwargs)
+    used = 0
+    while used < reserve:  # the confirmation race, round by round
+        n, why = confirm_round(study, spec, reserve - used)
+        if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
+            study.optimize(objective, n_trials=reserve - used, **kwargs)
+            break
+        if not n:
+            break
+        study.optimize(objective, n_trials=n, **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
+        used += n
     return SearchResult(study, objective.metric, direction, study_records(study))

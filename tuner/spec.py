@@ -284,8 +284,15 @@ class SearchSpec(_Strict):
     pruner: str = "hyperband"
     warm_start: Literal["none", "task", "similar"] = "none"
     defaults_sweep: bool = Field(default=True, description="begin with every family at defaults")
-    confirm_top_k: int = Field(default=0, ge=0, le=20)
-    confirm_seeds: int = Field(default=0, ge=0, le=20)
+    # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
+    confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
+        "leading configurations (best of the top families) re-run with new seeds after the "
+        "search; 0 turns confirmation off"))
+    confirm_seeds: int = Field(default=3, ge=0, le=20, description=(
+        "at most this many extra seeds per configuration"))
+    confirm_share: float = Field(default=0.25, ge=0.0, le=0.9, description=(
+        "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
+        "the race stops early once the leader is separated"))
 
     @field_validator("sampler")
     @classmethod

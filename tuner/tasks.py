@@ -50,9 +50,10 @@ def check_budget(spec: JobSpec) -> None:
                         f"{b.n_trials} trials x {spec.training.epochs} epochs = {total} epochs "
                         f"exceeds the limit of {MAX_TOTAL_EPOCHS}")
     s = spec.search
-    if (s.confirm_top_k > 0) != (s.confirm_seeds > 0):
+    if s.confirm_top_k > 0 and s.confirm_seeds == 0:
         raise SpecError("search.confirm_seeds",
-                        "confirm_top_k and confirm_seeds must both be set (or both 0)")
+                        "must be at least 1 while confirm_top_k > 0 (confirm_top_k: 0 turns "
+                        "confirmation off)")
 
 
 def inspect_task(spec: JobSpec) -> TaskFeatures:

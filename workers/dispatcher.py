@@ -17,9 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED
-from tuner.results import trial_record
-from tuner.search import create_study
+from tuner.search import confirm_round, confirmation_count, create_study
 from tuner.spec import JobSpec
 from tuner.store.db import session_factory, with_retries
 from tuner.store.jobs import (
@@ -255,8 +253,8 @@ class Dispatcher:
         """Best known configurations of this task (or similar ones) for a new study."""
         if spec.search.warm_start == "none":
             return []
+        from tuner.recommendations import warm_start_configs
         from tuner.sampling import SearchSpace
-        from tuner.store.queries import warm_start_configs
 
         with self.sessions() as s:
             space = SearchSpace(spec.space)
@@ -268,45 +266,34 @@ class Dispatcher:
         return seeds
 
     def _confirm(self, job_id: str, spec: JobSpec, study: optuna.Study) -> bool:
-        """After the search: re-run the best `confirm_top_k` configurations with `confirm_seeds`
-        new seeds each (once per job; idempotent across dispatcher restarts)."""
-        k, n_seeds = spec.search.confirm_top_k, spec.search.confirm_seeds
-        if not k or not n_seeds:
+        """After the search (and after each round): the confirmation race's next round, within
+        the job's reserved runs (tuner.confirm). Idempotent across dispatcher restarts: the race
+        is read from the study's trials, and n_confirm counts the runs in the study."""
+        if not spec.search.confirm_top_k:
             return False
         with self.sessions() as s:
-            if get_job(s, job_id).n_confirm:
-                return False
-        trials = study.get_trials(deepcopy=False)
-        queued = [t for t in trials if ATTR_CONFIRM_OF in t.user_attrs]
-        if not queued:
-            done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
-                    and ATTR_CONFIRM_OF not in t.user_attrs]
-            done.sort(key=lambda t: float(t.value or 0.0),
-                      reverse=study.direction == optuna.study.StudyDirection.MAXIMIZE)
-            seen: set[str | None] = set()
-            for t in done:
-                key = trial_record(t).config_key()
-                if key in seen:
-                    continue
-                seen.add(key)
-                for i in range(n_seeds):
-                    study.enqueue_trial(t.params, user_attrs={
-                        ATTR_CONFIRM_OF: t.number, ATTR_SEED: spec.training.seed + 1000 + i})
-                    queued.append(t)
-                if len(seen) >= k:
-                    break
-        if not queued:
-            return False
+            job = get_job(s, job_id)
+            reserve, counted = job.confirm_budget, job.n_confirm
+        in_study = confirmation_count(study)
+        n, why = (0, None) if in_study > counted else \
+            confirm_round(study, spec, reserve - in_study)
+        total = in_study + n
 
         def txn() -> None:
             with self.sessions() as s:
                 job = get_job(s, job_id)
-                job.n_confirm = len(queued)
+                job.n_confirm = total
+                if why is not None and job.confirm_note is None:
+                    job.confirm_note = (f"confirmation: {total} runs "
+                                        f"({total / max(spec.budget.n_trials, 1):.0%} of the "
+                                        f"budget); stopped: {why}")
                 s.commit()
 
-        with_retries(txn, what="add confirmation runs")
-        log.info("job %s: %d confirmation runs queued", job_id, len(queued))
-        return True
+        if total != counted or why is not None:
+            with_retries(txn, what="add confirmation runs")
+        if n:
+            log.info("job %s: %d confirmation runs queued (%d in all)", job_id, n, total)
+        return total > counted
 
     def _renew(self, job_id: str) -> bool:
         with self.sessions() as s:

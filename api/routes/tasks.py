@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
 from api.schemas import RecommendationPublic, TasksPublic
+from tuner.recommendations import recommend
 from tuner.spec import METRICS
-from tuner.store.queries import recommend, team_tasks
+from tuner.store.queries import team_tasks
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
@@ -29,8 +30,12 @@ def read_recommendations(
     model: Annotated[str | None, Query(description="model name")] = None,
     dataset: Annotated[str | None, Query(description="dataset name")] = None,
     metric: Annotated[str | None, Query(description=" | ".join(METRICS))] = None,
+    epochs: Annotated[int | None, Query(ge=1, le=1000, description=(
+        "training budget asked about (default: the latest with trials)"))] = None,
+    batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
 ) -> dict[str, Any]:
-    """Optimizer families ranked for a task, from the team's own history only."""
+    """Optimizer families ranked for a task at one training budget: from the team's own
+    history, else the read-only reference corpus, else literature defaults (`prior`)."""
     if task is None and not (model and dataset):
         raise ApiProblem(422, "Invalid request", "give task=<id>, or model and dataset",
                          [{"field": "model", "message": "required without task"}])
@@ -38,4 +43,5 @@ def read_recommendations(
         raise ApiProblem(422, "Invalid request",
                          f"metric: unknown {metric!r}; valid choices: {', '.join(METRICS)}",
                          [{"field": "metric", "message": "unknown metric"}])
-    return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric)
+    return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
+                     epochs=epochs, batch_size=batch_size)

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
+from tuner.confirm import job_confirm_reserve
 from tuner.errors import TunerError
 from tuner.results import TrialRecord
 from tuner.spec import JobSpec
@@ -134,9 +135,12 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
             return existing, False
     task = upsert_task(s, team_id, spec, features)
     job_id = uuid.uuid4().hex
+    reserve = job_confirm_reserve(spec)
     job = Job(id=job_id, team_id=team_id, task=task, spec=spec.model_dump(mode="json"),
               status="queued", idempotency_key=idempotency_key,
-              study_name=study_name_for(job_id), n_trials=spec.budget.n_trials)
+              study_name=study_name_for(job_id), n_trials=spec.budget.n_trials - reserve,
+              confirm_budget=reserve, epochs=spec.training.epochs,
+              batch_size=spec.training.batch_size)
     s.add(job)
     try:
         s.commit()
@@ -402,6 +406,11 @@ def job_brief(job: Job) -> dict[str, Any]:
                      "complete": job.n_complete, "pruned": job.n_pruned,
                      "diverged": job.n_diverged, "failed": job.n_failed,
                      "best_value": job.best_value},
+        "confirmation": {"reserved": job.confirm_budget, "runs": job.n_confirm,
+                         "share_of_budget": round(job.n_confirm / max(
+                             job.n_trials + job.confirm_budget, 1), 4),
+                         "note": job.confirm_note},
+        "budget": {"epochs": job.epochs, "batch_size": job.batch_size},
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),
     }

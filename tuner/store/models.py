@@ -124,6 +124,7 @@ class Job(Base):
     __table_args__ = (
         UniqueConstraint("team_id", "idempotency_key"),
         Index("ix_tuner_jobs_status_created", "status", "created_at"),
+        Index("ix_tuner_jobs_task_budget", "task_id", "epochs", "batch_size"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -131,6 +132,10 @@ class Job(Base):
                                          index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tuner_tasks.id"), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
+    # The training budget its trials ran under: a configuration is only a repeat of another
+    # trained for the same epochs and batch size (recommendations are per budget).
+    epochs: Mapped[int | None] = mapped_column(Integer, default=None)
+    batch_size: Mapped[int | None] = mapped_column(Integer, default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
@@ -145,8 +150,11 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Trial budget tickets taken by workers (returned when a trial fails, so it is retried).
     trials_claimed: Mapped[int] = mapped_column(Integer, default=0)
-    # Confirmation runs added after the search (top-k configurations x seeds).
+    # The confirmation race after the search (tuner.confirm): runs reserved out of the spec's
+    # n_trials (n_trials above is the search's share), runs added so far, and how it ended.
+    confirm_budget: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_confirm: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    confirm_note: Mapped[str | None] = mapped_column(Text, default=None)
     # Progress counters, recomputed from tuner_trials in the transaction that writes a trial.
     n_trials: Mapped[int] = mapped_column(Integer)
     n_done: Mapped[int] = mapped_column(Integer, default=0)

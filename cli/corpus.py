@@ -1,0 +1,62 @@
+"""`tuner corpus`: build and inspect the reference corpus (tuner.corpus)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+corpus_app = typer.Typer(no_args_is_help=True,
+                         help="The reference corpus: every family tuned on a suite of built-in "
+                              "tasks, read by every team's recommendations.")
+
+
+@corpus_app.command("build")
+def corpus_build(
+    out: Annotated[Path | None, typer.Option(help="Where to write it (default: the shipped "
+                                                  "file, tuner/data/reference_corpus.json).")] = None,
+    tasks: Annotated[str | None, typer.Option(help="Comma-separated suite task ids "
+                                                   "(default: all).")] = None,
+    trials_per_family: Annotated[int, typer.Option(min=1, max=100)] = 8,
+    confirm_seeds: Annotated[int, typer.Option(min=1, max=20)] = 3,
+    processes: Annotated[int, typer.Option(min=1, max=64)] = 2,
+) -> None:
+    """Tune every family with an equal budget on each suite task, then confirm each family's
+    best configuration over new seeds; write the corpus file."""
+    from cli.main import _csv, _user_errors, err
+    from cli.main import out as console
+    from tuner.corpus import PATH, SUITE, build
+
+    names = _csv(tasks) or list(SUITE)
+    target = out or PATH
+    with _user_errors():
+        raw = build(target, tasks=names, trials_per_family=trials_per_family,
+                    confirm_seeds=confirm_seeds, processes=processes,
+                    progress=lambda n, s: err.print(f"{n} done ({s:.0f} s)", highlight=False))
+    console.print(f"wrote {target}: {len(raw['tasks'])} tasks, "
+                  f"{sum(len(t['trials']) for t in raw['tasks'])} complete trials, "
+                  f"{raw['built']['seconds']:.0f} s", highlight=False)
+
+
+@corpus_app.command("show")
+def corpus_show() -> None:
+    """The corpus's tasks with their leading families and verdicts."""
+    from cli.main import out as console
+    from tuner.corpus import load
+
+    corpus = load()
+    if corpus is None:
+        console.print("no reference corpus (run `tuner corpus build`)")
+        raise typer.Exit(1)
+    table = Table(title=f"Reference corpus ({len(corpus.tasks)} tasks, {corpus.digest})")
+    for col in ("task", "model/dataset", "epochs", "batch", "verdict", "leaders", "value"):
+        table.add_column(col)
+    for t in corpus.tasks:
+        r = t.ranking()
+        top = r["ranking"][0] if r["ranking"] else None
+        table.add_row(t.id, t.name, str(t.features["epochs"]), str(t.features["batch_size"]),
+                      str(r["verdict"]), ", ".join(r["leaders"]),
+                      f"{top['expected']['value']:.4g}" if top else "-")
+    console.print(table)

@@ -1,0 +1,83 @@
+"""The confirmation race on constructed trials: who is confirmed, when it stops (separated,
+budget, seeds), and that it waits for a round in flight."""
+
+from __future__ import annotations
+
+import itertools
+
+from tuner.confirm import (
+    STOP_BUDGET,
+    STOP_NOTHING,
+    STOP_SEEDS,
+    STOP_SEPARATED,
+    RaceTrial,
+    confirm_reserve,
+    next_round,
+)
+
+_n = itertools.count()
+
+
+def search(opt: str, value: float | None, key: str | None = None) -> RaceTrial:
+    n = next(_n)
+    return RaceTrial(number=n, optimizer=opt, config_key=key or f"{opt}-{n}", value=value,
+                     complete=value is not None, finished=True, params={"optimizer": opt})
+
+
+def rerun(of: RaceTrial, value: float | None, finished: bool = True) -> RaceTrial:
+    return RaceTrial(number=next(_n), optimizer=of.optimizer, config_key=of.config_key,
+                     value=value, complete=value is not None and finished, finished=finished,
+                     confirm_of=of.number, params=of.params)
+
+
+def test_reserve_is_a_share_of_the_budget() -> None:
+    assert confirm_reserve(30, 3, 0.25) == 7
+    assert confirm_reserve(4, 3, 0.25) == 1
+    assert confirm_reserve(3, 3, 0.25) == 0  # too small a budget to spare a run
+    assert confirm_reserve(30, 0, 0.25) == 0  # confirm_top_k: 0 turns it off
+    assert confirm_reserve(2, 3, 0.9) == 1  # the search keeps at least one trial
+
+
+def test_first_round_confirms_the_best_configuration_of_the_top_families() -> None:
+    a1, a2, r1, s1 = search("adam", 0.95), search("adam", 0.96), search("rmsprop", 0.94), \
+        search("sgd", 0.90)
+    runs, why = next_round([a1, a2, r1, s1, search("sgd", None)], "maximize", top_k=2,
+                           max_seeds=3, budget_left=10, base_seed=5)
+    assert why is None
+    assert [r.confirm_of for r in runs] == [a2.number, r1.number]  # one per family, best first
+    assert [r.seed for r in runs] == [1005, 1005]
+
+
+def test_race_stops_once_the_leader_is_separated() -> None:
+    a, r = search("adam", 0.95), search("rmsprop", 0.80)
+    trials = [a, r, rerun(a, 0.951), rerun(r, 0.801)]
+    runs, why = next_round(trials, "maximize", top_k=2, max_seeds=3, budget_left=10, base_seed=0)
+    assert runs == [] and why == STOP_SEPARATED
+
+
+def test_race_goes_on_while_the_leaders_overlap_then_stops_at_the_budget_or_seeds() -> None:
+    a, r = search("adam", 0.95), search("rmsprop", 0.945)
+    trials = [a, r, rerun(a, 0.93), rerun(r, 0.96)]
+    runs, why = next_round(trials, "maximize", top_k=2, max_seeds=3, budget_left=1, base_seed=0)
+    assert why is None and len(runs) == 1  # only one run left in the budget: the leader's
+    assert runs[0].seed == 1001  # its second extra seed
+    runs, why = next_round(trials, "maximize", top_k=2, max_seeds=3, budget_left=0, base_seed=0)
+    assert runs == [] and why == STOP_BUDGET
+    runs, why = next_round(trials, "maximize", top_k=2, max_seeds=1, budget_left=5, base_seed=0)
+    assert runs == [] and why == STOP_SEEDS
+
+
+def test_race_waits_for_a_round_in_flight_and_needs_a_complete_trial() -> None:
+    a, r = search("adam", 0.95), search("rmsprop", 0.945)
+    runs, why = next_round([a, r, rerun(a, None, finished=False)], "maximize", top_k=2,
+                           max_seeds=3, budget_left=5, base_seed=0)
+    assert runs == [] and why is None
+    runs, why = next_round([search("adam", None)], "maximize", top_k=2, max_seeds=3,
+                           budget_left=5, base_seed=0)
+    assert runs == [] and why == STOP_NOTHING
+
+
+def test_minimize_direction() -> None:
+    a, r = search("adam", 0.30), search("rmsprop", 0.10)
+    runs, _ = next_round([a, r], "minimize", top_k=1, max_seeds=3, budget_left=5, base_seed=0)
+    assert [x.confirm_of for x in runs] == [r.number]

@@ -1,0 +1,160 @@
+"""Confirmation runs as an adaptive race (pure): after the search, the leading configurations are
+re-run with new seeds, round by round, until the leader is separated from every other candidate,
+the reserved share of the budget is spent, or each has `confirm_seeds` extra runs. Every default
+job thus ends with a seed-to-seed noise estimate, so its intervals are confidence intervals.
+
+The dispatcher and the in-process search both call `next_round` after the search and after each
+round; it reads only the trials themselves, so a restarted dispatcher continues the same race."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scipy import stats
+
+from tuner.recommend import better
+
+if TYPE_CHECKING:
+    from tuner.spec import JobSpec
+
+CONFIRM_SEED_OFFSET = 1000  # confirmation seeds: training.seed + 1000, + 1001, ...
+
+STOP_SEPARATED = "the leader is separated from the other candidates"
+STOP_BUDGET = "the reserved share of the budget is spent"
+STOP_SEEDS = "every candidate has its confirm_seeds extra runs"
+STOP_NOTHING = "no complete trial to confirm"
+
+
+def confirm_reserve(n_trials: int, top_k: int, share: float) -> int:
+    """Runs reserved for the race out of a budget of `n_trials`: floor(share x n_trials), so
+    0 when turned off or for budgets under 1/share trials; the search keeps at least one."""
+    if top_k <= 0 or share <= 0 or n_trials < 2:
+        return 0
+    return min(n_trials - 1, math.floor(share * n_trials))
+
+
+def job_confirm_reserve(spec: JobSpec) -> int:
+    """Runs of the spec's `budget.n_trials` reserved for the race."""
+    s = spec.search
+    return confirm_reserve(spec.budget.n_trials, s.confirm_top_k, s.confirm_share)
+
+
+@dataclass(frozen=True)
+class RaceTrial:
+    """What the race needs of a trial: finished or not, its value, and what it repeats."""
+
+    number: int
+    optimizer: str | None
+    config_key: str | None
+    value: float | None
+    complete: bool
+    finished: bool
+    confirm_of: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)  # Optuna parameters, to enqueue
+
+
+@dataclass(frozen=True)
+class ConfirmRun:
+    params: dict[str, Any]
+    confirm_of: int
+    seed: int
+
+
+@dataclass
+class _Candidate:
+    trial: RaceTrial
+    values: list[float]
+    pending: int = 0
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+
+def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[_Candidate]:
+    """The best search configuration of each of the top `top_k` families (the comparison a
+    recommendation makes), topped up with the next-best configurations when fewer families ran;
+    each with its values over seeds so far."""
+    search = sorted((t for t in trials if t.confirm_of is None and t.complete
+                     and t.value is not None and t.config_key is not None),
+                    key=lambda t: (-(t.value or 0.0) if direction == "maximize" else t.value or 0.0,
+                                   t.number))
+    chosen: list[RaceTrial] = []
+    keys: set[str | None] = set()
+    families: set[str | None] = set()
+    for t in search:  # one per family first
+        if len(chosen) < top_k and t.optimizer not in families and t.config_key not in keys:
+            chosen.append(t)
+            families.add(t.optimizer)
+            keys.add(t.config_key)
+    for t in search:
+        if len(chosen) < top_k and t.config_key not in keys:
+            chosen.append(t)
+            keys.add(t.config_key)
+    out = []
+    for c in chosen:
+        reps = [t for t in trials if t.confirm_of == c.number]
+        out.append(_Candidate(c, [float(c.value or 0.0)] + [float(t.value) for t in reps
+                                                            if t.complete and t.value is not None],
+                              pending=sum(not t.finished for t in reps)))
+    return out
+
+
+def _pooled_sigma(cands: Sequence[_Candidate]) -> tuple[float | None, int]:
+    num, dof = 0.0, 0
+    for c in cands:
+        if len(c.values) >= 2:
+            num += (len(c.values) - 1) * statistics.variance(c.values)
+            dof += len(c.values) - 1
+    return (math.sqrt(num / dof), dof) if dof else (None, 0)
+
+
+def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate]:
+    """The candidates not separated from the leader: 95% intervals (pooled seed-to-seed noise,
+    t with the pooled degrees of freedom) that overlap the leader's. Without a noise estimate,
+    all of them."""
+    sigma, dof = _pooled_sigma(cands)
+    if sigma is None or not cands:
+        return list(cands)
+    tq = float(stats.t.ppf(0.975, dof))
+    lead = cands[0]
+    for c in cands[1:]:
+        if better(c.mean, lead.mean, direction):
+            lead = c
+
+    def bounds(c: _Candidate) -> tuple[float, float]:
+        half = tq * sigma / math.sqrt(len(c.values))
+        return c.mean - half, c.mean + half
+
+    lo, hi = bounds(lead)
+    return [c for c in cands if c is lead or (bounds(c)[0] <= hi and lo <= bounds(c)[1])]
+
+
+def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_seeds: int,
+               budget_left: int, base_seed: int) -> tuple[list[ConfirmRun], str | None]:
+    """The next round of confirmation runs, or ([], why the race is over). While a round's runs
+    are still pending, ([], None): wait for them."""
+    cands = candidates(trials, direction, top_k)
+    if not cands:
+        return [], STOP_NOTHING
+    if any(c.pending for c in cands):
+        return [], None
+    racing = still_racing(cands, direction)
+    if len(cands) > 1 and len(racing) <= 1:
+        return [], STOP_SEPARATED
+    racing = [c for c in racing if len(c.values) - 1 < max_seeds]
+    if not racing:
+        return [], STOP_SEEDS
+    if budget_left <= 0:
+        return [], STOP_BUDGET
+    racing.sort(key=lambda c: -c.mean if direction == "maximize" else c.mean)
+    runs = []
+    for c in racing[:budget_left]:
+        done = sum(1 for t in trials if t.confirm_of == c.trial.number)
+        runs.append(ConfirmRun(dict(c.trial.params), c.trial.number,
+                               base_seed + CONFIRM_SEED_OFFSET + done))
+    return runs, None

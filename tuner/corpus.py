@@ -1,0 +1,283 @@
+"""The reference corpus: every optimizer family tuned with an equal budget, plus confirmation
+runs, on a suite of built-in tasks. It ships with the package as a read-only history
+(`tuner/data/reference_corpus.json`) that every team's recommendations may read when the team's
+own history has no similar task, and that nothing in the service can write: it is a file loaded
+into immutable records, never a table.
+
+`build` (`tuner corpus build`) makes it again, reproducibly: for each task and each family, a
+search over that family alone (its literature defaults first, then TPE) of `trials_per_family`
+complete trials, no pruning (equal budgets), then the family's best configuration re-run over
+`confirm_seeds` new seeds (an unbiased estimate of what that configuration gives)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tuner.recommend import HistoryTrial, TaskProfile, rank_families
+
+PATH = Path(__file__).parent / "data" / "reference_corpus.json"
+SOURCE = "reference corpus"
+FORMAT = 1
+
+
+def _t(model: str, dataset: str, mp: dict[str, Any] | None = None,
+       dp: dict[str, Any] | None = None, epochs: int = 8, batch_size: int = 64) -> dict[str, Any]:
+    return {"task": {"model": {"name": model, "params": mp or {}},
+                     "dataset": {"name": dataset, "params": dp or {}}},
+            "training": {"epochs": epochs, "batch_size": batch_size}}
+
+
+# The suite: every built-in model on the datasets it fits, with size variants (width, depth,
+# n_samples, condition number, batch size). Sized so the whole build runs in well under an hour
+# on two CPU cores.
+SUITE: dict[str, dict[str, Any]] = {
+    "linear-iris": _t("linear", "iris", epochs=10, batch_size=16),
+    "linear-wine": _t("linear", "wine", epochs=10, batch_size=16),
+    "linear-breast_cancer": _t("linear", "breast_cancer"),
+    "linear-diabetes": _t("linear", "diabetes", epochs=10, batch_size=32),
+    "linear-quadratic-c10": _t("linear", "quadratic", dp={"condition": 10.0}),
+    "linear-quadratic-c1e4": _t("linear", "quadratic", dp={"condition": 1e4}),
+    "linear-classification": _t("linear", "classification"),
+    "mlp-iris": _t("mlp", "iris", {"hidden": [32]}, epochs=10, batch_size=16),
+    "mlp-wine": _t("mlp", "wine", {"hidden": [32]}, epochs=10, batch_size=16),
+    "mlp-breast_cancer": _t("mlp", "breast_cancer", {"hidden": [64]}),
+    "mlp-diabetes": _t("mlp", "diabetes", {"hidden": [64]}, epochs=10, batch_size=32),
+    "mlp-digits-w32": _t("mlp", "digits", {"hidden": [32]}),
+    "mlp-digits-w256": _t("mlp", "digits", {"hidden": [256]}),
+    "mlp-digits-deep": _t("mlp", "digits", {"hidden": [64, 64, 64]}),
+    "mlp-digits-b16": _t("mlp", "digits", {"hidden": [64]}, epochs=5, batch_size=16),
+    "mlp-digits-b256": _t("mlp", "digits", {"hidden": [64]}, epochs=12, batch_size=256),
+    "mlp-classification-n500": _t("mlp", "classification", {"hidden": [64]},
+                                  {"n_samples": 500}),
+    "mlp-classification-n4000": _t("mlp", "classification", {"hidden": [64]},
+                                   {"n_samples": 4000}, epochs=5, batch_size=128),
+    "mlp-classification-deep": _t("mlp", "classification", {"hidden": [128, 128, 128]},
+                                  {"n_samples": 2000}),
+    "mlp-regression": _t("mlp", "regression", {"hidden": [64]}),
+    "mlp-quadratic-c1e3": _t("mlp", "quadratic", {"hidden": [32]}, {"condition": 1e3}),
+    "cnn-digits": _t("cnn", "digits", {"channels": [8, 16]}, epochs=5),
+    "cnn-digits-wide": _t("cnn", "digits", {"channels": [16, 32]}, epochs=5, batch_size=128),
+    "transformer-digits": _t("transformer", "digits", {"d_model": 16, "heads": 2, "layers": 1},
+                             epochs=5),
+    "transformer-breast_cancer": _t("transformer", "breast_cancer",
+                                    {"d_model": 16, "heads": 2, "layers": 1}, epochs=5),
+    "transformer-wine": _t("transformer", "wine", {"d_model": 16, "heads": 2, "layers": 1},
+                           epochs=8, batch_size=16),
+}
+
+
+@dataclass(frozen=True)
+class CorpusTask:
+    """One task of the corpus: what it is, its features, and its trials (read-only)."""
+
+    id: str
+    spec: dict[str, Any]
+    metric: str
+    direction: str
+    features: dict[str, Any]
+    trials: tuple[HistoryTrial, ...]
+    unfinished: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        t = self.spec["task"]
+        return f"{t['model']['name']}/{t['dataset']['name']}"
+
+    def profile(self) -> TaskProfile:
+        f = self.features
+        return TaskProfile(task_id=f"ref:{self.id}", model=self.spec["task"]["model"]["name"],
+                           kind=f["kind"], n_params=f["n_params"], depth=f["depth"],
+                           input_shape=tuple(f["input_shape"]), n_train=f["n_train"],
+                           n_classes=f["n_classes"], batch_size=f["batch_size"],
+                           epochs=f["epochs"])
+
+    def ranking(self) -> dict[str, Any]:
+        return _ranking(self)
+
+    def oracle(self) -> dict[str, float]:
+        """Per family: the mean over the confirmation seeds of its best search configuration
+        (fresh seeds, so not inflated by the selection)."""
+        out: dict[str, list[float]] = {}
+        for t in self.trials:
+            if t.confirmation:
+                out.setdefault(t.optimizer, []).append(t.value)
+        return {f: sum(v) / len(v) for f, v in out.items()}
+
+
+@lru_cache(maxsize=256)
+def _ranking(task: CorpusTask) -> dict[str, Any]:
+    return rank_families(task.trials, task.direction, incomplete=task.unfinished)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    tasks: tuple[CorpusTask, ...]
+    digest: str
+    built: dict[str, Any]
+
+    def get(self, task_id: str) -> CorpusTask:
+        key = task_id.removeprefix("ref:")
+        for t in self.tasks:
+            if t.id == key:
+                return t
+        raise KeyError(task_id)
+
+    def without(self, task_id: str) -> Corpus:
+        """The corpus less one task (leave-one-out measurements)."""
+        return Corpus(tuple(t for t in self.tasks if t.id != task_id),
+                      f"{self.digest}-{task_id}", self.built)
+
+
+def _trial(d: dict[str, Any], task_id: str, epochs: int, batch: int) -> HistoryTrial:
+    return HistoryTrial(job_id=f"ref:{task_id}", number=int(d["n"]), optimizer=d["o"],
+                        schedule=d["s"], params=d["p"], value=float(d["v"]), config_key=d["k"],
+                        confirmation=bool(d["c"]), seed=d.get("seed"),
+                        state_bytes_per_param=float(d.get("b", 0.0)),
+                        seconds_per_epoch=float(d.get("t", 0.0)),
+                        setting=(f"ref:{task_id}", epochs, batch))
+
+
+def parse(raw: dict[str, Any], digest: str = "") -> Corpus:
+    if raw.get("format") != FORMAT:
+        raise ValueError(f"reference corpus: unknown format {raw.get('format')!r}")
+    tasks = []
+    for t in raw["tasks"]:
+        f = t["features"]
+        tasks.append(CorpusTask(
+            id=t["id"], spec=t["spec"], metric=t["metric"], direction=t["direction"],
+            features=f, unfinished=t.get("unfinished", {}),
+            trials=tuple(_trial(d, t["id"], f["epochs"], f["batch_size"]) for d in t["trials"])))
+    return Corpus(tuple(tasks), digest, raw.get("built", {}))
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> Corpus | None:
+    p = Path(path)
+    if not p.is_file():
+        return None
+    data = p.read_bytes()
+    return parse(json.loads(data), hashlib.sha256(data).hexdigest()[:12])
+
+
+def load() -> Corpus | None:
+    """The shipped corpus (`TUNER_REFERENCE_CORPUS` names another file; `none` turns it off)."""
+    path = os.environ.get("TUNER_REFERENCE_CORPUS", str(PATH))
+    if path.lower() == "none":
+        return None
+    return _load(path)
+
+
+# building -----------------------------------------------------------------------------------
+
+def family_spec(base: dict[str, Any], family: str, trials: int, seed: int) -> dict[str, Any]:
+    """One family's equal-budget search on a suite task: defaults first, then TPE, no pruning,
+    no confirmation (done afterwards on the family's best)."""
+    return {**base, "space": {"optimizers": [family]},
+            "training": {**base["training"], "seed": seed},
+            "budget": {"n_trials": trials},
+            "search": {"pruner": "none", "confirm_top_k": 0}}
+
+
+def run_task(task_id: str, base: dict[str, Any], families: Sequence[str], *,
+             trials_per_family: int, confirm_seeds: int, seed: int = 0) -> dict[str, Any]:
+    """Tune every family on one suite task, then re-run each family's best configuration over
+    `confirm_seeds` new seeds. Returns the task's corpus entry."""
+    import optuna
+    import torch
+
+    from tuner.confirm import CONFIRM_SEED_OFFSET
+    from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED, Objective
+    from tuner.results import study_records
+    from tuner.search import create_study
+    from tuner.spec import JobSpec
+    from tuner.tasks import inspect_task
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # one process per core: no oversubscription
+    features = inspect_task(JobSpec.model_validate(base))
+    rows: list[dict[str, Any]] = []
+    unfinished: dict[str, dict[str, Any]] = {}
+    data = None
+    for family in families:
+        spec = JobSpec.model_validate(family_spec(base, family, trials_per_family, seed))
+        objective = Objective(spec, data=data)
+        data = objective.data
+        study = create_study(spec, objective.direction, None, f"corpus-{task_id}-{family}")
+        study.optimize(objective, n_trials=trials_per_family, catch=(Exception,),
+                       gc_after_trial=False)
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE
+                and t.value is not None]
+        if not done:
+            states = [t for t in study.trials if t.state.is_finished()]
+            unfinished[family] = {"n_trials": len(states), "n_pruned": 0,
+                                  "n_diverged": sum(t.state == optuna.trial.TrialState.PRUNED
+                                                    for t in states),
+                                  "n_failed": sum(t.state == optuna.trial.TrialState.FAIL
+                                                  for t in states),
+                                  "max_stop_epoch": max((len(t.intermediate_values)
+                                                         for t in states), default=0),
+                                  "best_intermediate_value": None}
+            continue
+        sign = 1.0 if study.direction.name == "MAXIMIZE" else -1.0
+        best = max(done, key=lambda t: sign * float(t.value or 0.0))
+        for i in range(confirm_seeds):
+            study.enqueue_trial(best.params, user_attrs={
+                ATTR_CONFIRM_OF: best.number, ATTR_SEED: seed + CONFIRM_SEED_OFFSET + i})
+        study.optimize(objective, n_trials=confirm_seeds, catch=(Exception,),
+                       gc_after_trial=False)
+        for r in study_records(study):
+            if r.state != "complete" or r.value is None:
+                continue
+            rows.append({"n": len(rows), "o": r.optimizer, "s": r.schedule, "p": r.params,
+                         "v": r.value, "k": r.config_key(), "c": int(r.confirm_of is not None),
+                         "seed": r.seed, "b": round(r.state_bytes_per_param, 3),
+                         "t": round(r.seconds_per_epoch, 5)})
+    return {"id": task_id, "spec": base, "metric": features.metric,
+            "direction": features.direction,
+            "features": {k: v for k, v in features.to_json().items()
+                         if k not in ("fingerprint", "metric", "direction")},
+            "trials": rows, "unfinished": unfinished}
+
+
+def build(out: Path, *, tasks: Iterable[str] | None = None, trials_per_family: int = 6,
+          confirm_seeds: int = 3, processes: int = 1, families: Sequence[str] | None = None,
+          progress: Callable[[str, float], None] | None = None) -> dict[str, Any]:
+    """Run the suite (all tasks, or `tasks`) and write the corpus file."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tuner.space import FAMILIES
+
+    names = list(tasks or SUITE)
+    unknown = [n for n in names if n not in SUITE]
+    if unknown:
+        from tuner.errors import UnknownName
+
+        raise UnknownName("tasks", "corpus task", unknown[0], SUITE)
+    fams = list(families or FAMILIES)
+    t0 = time.perf_counter()
+    entries: dict[str, dict[str, Any]] = {}
+    with ProcessPoolExecutor(max_workers=max(1, processes)) as pool:
+        futures = {n: pool.submit(run_task, n, SUITE[n], fams,
+                                  trials_per_family=trials_per_family,
+                                  confirm_seeds=confirm_seeds) for n in names}
+        for n, fut in futures.items():
+            entries[n] = fut.result()
+            if progress is not None:
+                progress(n, time.perf_counter() - t0)
+    raw = {"format": FORMAT,
+           "built": {"command": "tuner corpus build", "trials_per_family": trials_per_family,
+                     "confirm_seeds": confirm_seeds, "families": fams,
+                     "seconds": round(time.perf_counter() - t0, 1)},
+           "tasks": [entries[n] for n in names]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(raw, separators=(",", ":")))
+    _load.cache_clear()
+    return raw

@@ -1,0 +1,241 @@
+"""The recommendation service: which answer to give for a task, and when a cached one may be
+served. Above the store (its reads are in `tuner.store.history`), below the API.
+
+Order of evidence, most specific first:
+1. `direct`: this task's own trials at the training budget asked about (epochs, batch size;
+   by default the most recent budget with complete trials). Trials at other budgets are never
+   pooled with them; they are listed in `other_budgets`.
+2. `transfer` from the team's nearest (task, budget) pairs, the same task at another budget
+   included. A team's own history always comes first.
+3. `transfer` from the read-only reference corpus (`source: reference corpus`), when the team
+   has no similar task.
+4. `prior`: literature defaults, labelled as not measured.
+Another team's history is never used."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from tuner import corpus as reference
+from tuner.errors import SpecError
+from tuner.recommend import (
+    TaskProfile,
+    prior_ranking,
+    rank_families,
+    similar_tasks,
+    transfer_ranking,
+)
+from tuner.space import TrialConfig
+from tuner.store import history as h
+from tuner.store.history import DbSession as Session
+from tuner.store.models import Task
+from tuner.store.queries import task_json
+
+SOURCE_TEAM = "team history"
+
+
+def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
+              dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
+              batch_size: int | None = None, exclude_job: str | None = None,
+              cache: bool = True) -> dict[str, Any]:
+    """Optimizer families ranked for a task (see the module's docstring), JSON-ready.
+
+    Answers are cached in `tuner_recommendation_cache` under a version of what they were
+    computed from: the matched tasks' `history_version` (bumped by every recorded trial, and by
+    a job that re-describes the task), and for transfer and prior answers also the team's task
+    count and version sum and the reference corpus's digest. A read whose version still matches
+    costs a few indexed lookups; any change makes the next read compute the answer again."""
+    tasks = h.find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
+    if task_id is not None and not tasks:
+        raise SpecError("task", f"no task {task_id} in your team")
+    if len({t.direction for t in tasks}) > 1:  # e.g. val_loss and val_accuracy: caller must pick
+        metrics = sorted({t.metric for t in tasks})
+        raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
+                                  + ", ".join(metrics))
+    args = (team_id, tasks, model, dataset, metric, epochs, batch_size)
+    if exclude_job is not None or not cache:
+        return _json_ready(_compute(s, *args, exclude_job=exclude_job))
+    key = json.dumps([team_id, task_id, model, dataset, metric, epochs, batch_size])
+    direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
+    row = h.cached_answer(s, key)
+    if row is not None and row.method == "direct" and row.version == direct_version:
+        return dict(row.body)
+    corpus = reference.load()
+    # Read before computing: the version is never newer than the answer.
+    wide_version = f"{direct_version}|{h.team_version(s, team_id)}|" \
+                   f"{corpus.digest if corpus else '-'}"
+    if row is not None and row.version == wide_version:
+        return dict(row.body)
+    answer = _json_ready(_compute(s, *args, exclude_job=None))
+    h.store_answer(s, key, team_id,
+                   direct_version if answer["method"] == "direct" else wide_version, answer)
+    return answer
+
+
+def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(json.dumps(
+        answer, default=lambda o: o.isoformat() if isinstance(o, datetime) else str(o)))
+    return out
+
+
+def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epochs: int | None,
+            batch_size: int | None) -> h.Budget | None:
+    """The budget asked about: as given (a missing half from the latest budget), else the most
+    recent budget with complete trials, else the task's own."""
+    latest = known[0][0] if known else (h.Budget(tasks[0].epochs, tasks[0].batch_size)
+                                        if tasks else None)
+    if epochs is None and batch_size is None:
+        return latest
+    if latest is None:
+        return h.Budget(epochs or 10, batch_size or 64)
+    return h.Budget(epochs or latest.epochs, batch_size or latest.batch_size)
+
+
+def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
+             dataset: str | None, metric: str | None, epochs: int | None,
+             batch_size: int | None, *, exclude_job: str | None) -> dict[str, Any]:
+    ids = [t.id for t in tasks]
+    counts = h.task_counts(s, ids)
+    known = h.budgets(s, ids)
+    budget = _budget(tasks, known, epochs, batch_size)
+    base: dict[str, Any] = {
+        "tasks": [task_json(t, *counts.get(t.id, (0, 0, None))) for t in tasks],
+        "budget": budget.to_json() if budget else None,
+        "other_budgets": [{**b.to_json(), "n_complete_trials": n} for b, n, _ in known
+                          if b != budget]}
+    trials = h.history(s, ids, budget, exclude_job) if budget else []
+    if trials:
+        direction = tasks[0].direction
+        ranked = rank_families(trials, direction, h.evidence(s, ids, budget, exclude_job),
+                               h.unfinished_families(s, ids, direction, budget, exclude_job))
+        n = sum(c["n_trials"] for c in h.evidence(s, ids, budget, exclude_job).values())
+        jobs = h.n_jobs_with_complete(s, ids, budget)
+        other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
+                 f"other budgets are not pooled with them" if base["other_budgets"] else "")
+        return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
+                "direction": direction, **ranked, "start_from": _start_from(ranked["ranking"]),
+                "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
+                               f"{budget.epochs if budget else '?'} epochs, batch size "
+                               f"{budget.batch_size if budget else '?'}{other}"}
+    query, metric = _query(tasks, model, dataset, metric, budget)
+    if query is not None:
+        out = _team_transfer(s, team_id, query, metric) or _corpus_transfer(query, metric)
+        if out is not None:
+            return {**base, **out}
+    return {**base, "method": "prior", "source": "literature defaults", "metric": metric,
+            "start_from": None, **prior_ranking()}
+
+
+def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: str | None,
+           budget: h.Budget | None) -> tuple[TaskProfile | None, str | None]:
+    """The features of the task asked about, and its metric. A task nobody ran yet is inspected
+    once (dataset loaded, model built with default params; cached per process)."""
+    if tasks:
+        p = h.profile(tasks[0], budget)
+        return TaskProfile(**{**p.__dict__, "task_id": _key(tasks[0].id, budget)}), \
+            metric or tasks[0].metric
+    if not (model and dataset):
+        return None, metric
+    from tuner.spec import JobSpec
+    from tuner.tasks import inspect_task
+
+    training = budget.to_json() if budget else {}
+    spec = JobSpec.model_validate({"task": {"model": {"name": model},
+                                            "dataset": {"name": dataset}, "metric": metric},
+                                   "training": training})
+    f = inspect_task(spec)
+    return TaskProfile(task_id=None, model=model, kind=f.kind, n_params=f.n_params,
+                       depth=f.depth, input_shape=tuple(f.input_shape), n_train=f.n_train,
+                       n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs), f.metric
+
+
+def _key(task_id: int, b: h.Budget | None) -> str:
+    return f"{task_id}@{b.epochs}x{b.batch_size}" if b else str(task_id)
+
+
+def _team_transfer(s: Session, team_id: int, query: TaskProfile,
+                   metric: str | None) -> dict[str, Any] | None:
+    pairs = {_key(t.id, b): (t, b) for t, b in h.transfer_candidates(s, team_id, query.kind,
+                                                                    metric)}
+    profiles = [TaskProfile(**{**h.profile(t, b).__dict__, "task_id": k})
+                for k, (t, b) in pairs.items()]
+    near = similar_tasks(query, profiles)
+    if not near:
+        return None
+    neighbours = []
+    for n in near:
+        t, b = pairs[n["task_id"]]
+        n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
+                 budget=b.to_json(), source=SOURCE_TEAM)
+        neighbours.append((n, rank_families(h.history(s, [t.id], b), t.direction,
+                                            h.evidence(s, [t.id], b))))
+    names = ", ".join(f"{n['model']}/{n['dataset']} at {n['budget']['epochs']} epochs "
+                      f"({n['similarity']:.2f})" for n in near)
+    first = pairs[_key(near[0]["task_id"], h.Budget(**near[0]["budget"]))][0]
+    return _transfer_answer(neighbours, SOURCE_TEAM, first.metric, first.direction,
+                            f"no history for this task at this budget; ranked from the team's "
+                            f"most similar tasks by features (similarity in parentheses): {names}")
+
+
+def _corpus_transfer(query: TaskProfile, metric: str | None,
+                     corpus: reference.Corpus | None = None) -> dict[str, Any] | None:
+    corpus = corpus or reference.load()
+    if corpus is None:
+        return None
+    usable = {f"ref:{t.id}": t for t in corpus.tasks if metric in (None, t.metric)}
+    near = similar_tasks(query, [t.profile() for t in usable.values()])
+    if not near:
+        return None
+    neighbours = []
+    for n in near:
+        t = usable[str(n["task_id"])]
+        n.update(model=t.spec["task"]["model"]["name"],
+                 dataset=t.spec["task"]["dataset"]["name"], metric=t.metric,
+                 budget={"epochs": t.features["epochs"], "batch_size": t.features["batch_size"]},
+                 source=reference.SOURCE, corpus_task=t.id)
+        neighbours.append((n, t.ranking()))
+    names = ", ".join(f"{n['corpus_task']} ({n['similarity']:.2f})" for n in near)
+    first = usable[str(near[0]["task_id"])]
+    return _transfer_answer(neighbours, reference.SOURCE, first.metric, first.direction,
+                            f"no similar task in the team's history; ranked from the reference "
+                            f"corpus's most similar tasks (similarity in parentheses): {names}")
+
+
+def corpus_answer(query: TaskProfile, metric: str | None,
+                  corpus: reference.Corpus) -> dict[str, Any] | None:
+    """What a new team would be told for this task from this corpus alone (the benchmark's
+    leave-one-out uses it with a corpus less the task)."""
+    return _corpus_transfer(query, metric, corpus)
+
+
+def _transfer_answer(neighbours: list[tuple[dict[str, Any], dict[str, Any]]], source: str,
+                     metric: str, direction: str, explanation: str) -> dict[str, Any]:
+    ranked = transfer_ranking(neighbours)
+    return {"method": "transfer", "source": source, "metric": metric, "direction": direction,
+            "similar_tasks": [n for n, _ in neighbours], **ranked,
+            "start_from": _start_from(ranked["ranking"]), "explanation": explanation}
+
+
+def _start_from(ranking: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A configuration to start from: the top family's best configuration (for a transfer
+    answer, from the most similar task where that family ran)."""
+    if not ranking:
+        return None
+    top = ranking[0]
+    return {"optimizer": top["optimizer"], "schedule": top["schedule"] or "constant",
+            "params": top["params"], "from": top.get("source_task")}
+
+
+def warm_start_configs(s: Session, team_id: int, task_id: int, mode: str,
+                       families: Sequence[str], limit: int = 5) -> list[TrialConfig]:
+    """The best known configuration of the top `limit` of `families` for a task (`task`), or
+    for it or its nearest tasks, the reference corpus included (`similar`), to seed a study."""
+    rec = recommend(s, team_id, task_id=task_id)
+    if rec["method"] == "prior" or (mode == "task" and rec["method"] != "direct"):
+        return []
+    wanted = [r for r in rec["ranking"] if r["optimizer"] in families]
+    return [TrialConfig(r["optimizer"], r["schedule"] or "constant", dict(r["params"]))
+            for r in wanted[:limit]]

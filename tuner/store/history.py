@@ -1,0 +1,227 @@
+"""Reads behind recommendations: a team's tasks, the trials of a task at one training budget,
+the evidence per family, families that never completed a trial, and the answer cache. SQL only;
+what to answer is decided in `tuner.recommendations`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from tuner.recommend import HistoryTrial, TaskProfile
+from tuner.results import config_key
+from tuner.store.jobs import aware
+from tuner.store.models import Job, RecommendationCache, Task, TrialRow
+
+log = logging.getLogger(__name__)
+DbSession = Session  # the session type, for the layers above the store (which import no SQL)
+
+# The ranking only looks at each family's best trials (best configuration, the interval from the
+# top three, robustness within 2% of the best) and at configurations run with several seeds.
+TOP_PER_FAMILY = 20
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A training budget: trials are only compared (and repeats only pooled) within one."""
+
+    epochs: int
+    batch_size: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"epochs": self.epochs, "batch_size": self.batch_size}
+
+
+def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
+               dataset: str | None = None, metric: str | None = None) -> list[Task]:
+    q = select(Task).where(Task.team_id == team_id)
+    if task_id is not None:
+        q = q.where(Task.id == task_id)
+    if model:
+        q = q.where(Task.model_name == model)
+    if dataset:
+        q = q.where(Task.dataset_name == dataset)
+    if metric:
+        q = q.where(Task.metric == metric)
+    return list(s.scalars(q.order_by(Task.id)))
+
+
+def task_counts(s: Session, task_ids: Sequence[int]) -> dict[int, tuple[int, int, Any]]:
+    """Per task: (jobs, trials, latest job's creation)."""
+    if not task_ids:
+        return {}
+    jobs = {tid: (n, latest) for tid, n, latest in s.execute(
+        select(Job.task_id, func.count(Job.id), func.max(Job.created_at))
+        .where(Job.task_id.in_(task_ids)).group_by(Job.task_id)).all()}
+    trials = dict(s.execute(select(Job.task_id, func.count(TrialRow.id))
+                            .join(TrialRow, TrialRow.job_id == Job.id)
+                            .where(Job.task_id.in_(task_ids)).group_by(Job.task_id)).all())
+    return {tid: (jobs.get(tid, (0, None))[0], int(trials.get(tid, 0)),
+                  aware(jobs.get(tid, (0, None))[1])) for tid in task_ids}
+
+
+def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, datetime | None]]:
+    """The training budgets these tasks' complete trials ran under: (budget, complete trials,
+    latest), the most recent first."""
+    if not task_ids:
+        return []
+    rows = s.execute(
+        select(Job.epochs, Job.batch_size, func.count(TrialRow.id), func.max(TrialRow.created_at))
+        .join(TrialRow, TrialRow.job_id == Job.id)
+        .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
+               TrialRow.value.is_not(None), Job.epochs.is_not(None))
+        .group_by(Job.epochs, Job.batch_size)).all()
+    out = [(Budget(int(e or 0), int(b or 0)), int(n), aware(latest)) for e, b, n, latest in rows]
+    out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
+    return out
+
+
+def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | None) -> list[Any]:
+    where: list[Any] = [Job.task_id.in_(task_ids), TrialRow.optimizer.is_not(None)]
+    if budget is not None:
+        where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size))
+    if exclude_job:
+        where.append(TrialRow.job_id != exclude_job)
+    return where
+
+
+def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
+            exclude_job: str | None = None,
+            top_per_family: int | None = TOP_PER_FAMILY) -> list[HistoryTrial]:
+    """Complete trials of these tasks at one budget: each family's best `top_per_family` (all
+    when None), plus every run of a configuration that was confirmed with other seeds. Each
+    trial's `setting` is its task and budget, so repeats are only pooled within one."""
+    if not task_ids:
+        return []
+    cols = (TrialRow.id, TrialRow.job_id, TrialRow.number, TrialRow.optimizer, TrialRow.schedule,
+            TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
+            TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
+            TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size)
+    where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
+             TrialRow.value.is_not(None)]
+    if top_per_family is None:
+        q: Select[Any] = select(*cols).join(Job, TrialRow.job_id == Job.id).where(*where)
+    else:
+        direction = s.scalar(select(Task.direction).where(Task.id == task_ids[0]))
+        order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
+        ranked = (select(*cols, func.row_number().over(partition_by=TrialRow.optimizer,
+                                                       order_by=order).label("rn"))
+                  .join(Job, TrialRow.job_id == Job.id).where(*where).subquery())
+        confirmed = (select(TrialRow.config_key).join(Job, TrialRow.job_id == Job.id)
+                     .where(*_where(task_ids, budget, exclude_job),
+                            TrialRow.confirm_of.is_not(None)))
+        q = select(*[ranked.c[c.key] for c in cols]).where(
+            (ranked.c.rn <= top_per_family) | ranked.c.config_key.in_(confirmed))
+    out = []
+    # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
+    for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
+         state_bytes, spe, task_id, epochs, batch_size) in s.execute(q).all():
+        out.append(HistoryTrial(
+            job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
+            value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
+            confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
+            state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
+            setting=(task_id, epochs, batch_size)))
+    return out
+
+
+def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
+             exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per family, over all its complete trials: trials, confirmation runs, jobs, latest."""
+    q = (select(TrialRow.optimizer, func.count(), func.count(TrialRow.confirm_of),
+                func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at))
+         .join(Job, TrialRow.job_id == Job.id)
+         .where(*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
+                TrialRow.value.is_not(None))
+         .group_by(TrialRow.optimizer))
+    return {str(opt): {"n_trials": n, "n_confirmation_runs": nc, "n_jobs": nj,
+                       "latest": aware(latest)}
+            for opt, n, nc, nj, latest in s.execute(q).all()}
+
+
+def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
+                        budget: Budget | None = None,
+                        exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per family, its trials that did not complete (pruned, diverged, failed): how many of
+    each, the last epoch any reached, and the best intermediate value (a pruned trial's value is
+    its best-so-far when it was stopped). The caller keeps the families with no complete trial."""
+    best = func.max(TrialRow.value) if direction == "maximize" else func.min(TrialRow.value)
+    q = (select(TrialRow.optimizer, TrialRow.state, func.count(), func.max(TrialRow.stop_step),
+                best)
+         .join(Job, TrialRow.job_id == Job.id)
+         .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete")
+         .group_by(TrialRow.optimizer, TrialRow.state))
+    out: dict[str, dict[str, Any]] = {}
+    for opt, state, n, stop, value in s.execute(q).all():
+        e = out.setdefault(str(opt), {"n_trials": 0, "n_pruned": 0, "n_diverged": 0,
+                                      "n_failed": 0, "max_stop_epoch": 0,
+                                      "best_intermediate_value": None})
+        e["n_trials"] += n
+        e[f"n_{state}"] = e.get(f"n_{state}", 0) + n
+        e["max_stop_epoch"] = max(e["max_stop_epoch"], int(stop or 0))
+        cur = e["best_intermediate_value"]
+        if value is not None and (cur is None or (value > cur if direction == "maximize"
+                                                  else value < cur)):
+            e["best_intermediate_value"] = float(value)
+    return out
+
+
+def n_jobs_with_complete(s: Session, task_ids: Sequence[int], budget: Budget | None) -> int:
+    return int(s.scalar(select(func.count(func.distinct(TrialRow.job_id)))
+                        .join(Job, TrialRow.job_id == Job.id)
+                        .where(*_where(task_ids, budget, None), TrialRow.state == "complete"))
+               or 0)
+
+
+def profile(t: Task, budget: Budget | None = None) -> TaskProfile:
+    b = budget or Budget(t.epochs, t.batch_size)
+    return TaskProfile(task_id=t.id, model=t.model_name, kind=t.kind, n_params=t.n_params,
+                       depth=t.depth, input_shape=tuple(t.input_shape), n_train=t.n_train,
+                       n_classes=t.n_classes, batch_size=b.batch_size, epochs=b.epochs)
+
+
+def transfer_candidates(s: Session, team_id: int, kind: str,
+                        metric: str | None) -> list[tuple[Task, Budget]]:
+    """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
+    q = (select(Task, Job.epochs, Job.batch_size).join(Job, Job.task_id == Task.id)
+         .join(TrialRow, TrialRow.job_id == Job.id)
+         .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
+                Job.epochs.is_not(None)).distinct())
+    if metric:
+        q = q.where(Task.metric == metric)
+    return [(t, Budget(int(e or 0), int(b or 0))) for t, e, b in s.execute(q).all()]
+
+
+def team_version(s: Session, team_id: int) -> str:
+    n, total = s.execute(select(func.count(), func.coalesce(func.sum(Task.history_version), 0))
+                         .where(Task.team_id == team_id)).one()
+    return f"{n}:{total}"
+
+
+def cached_answer(s: Session, key: str) -> RecommendationCache | None:
+    return s.get(RecommendationCache, key)
+
+
+def store_answer(s: Session, key: str, team_id: int, version: str,
+                 answer: dict[str, Any]) -> None:
+    """Upsert a cached answer (commits); a failure to cache never fails the read."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {"key": key, "team_id": team_id, "version": version, "method": answer["method"],
+              "body": answer, "computed_at": datetime.now(UTC)}
+    stmt = insert(RecommendationCache).values(**values)
+    stmt = stmt.on_conflict_do_update(index_elements=["key"],
+                                      set_={k: stmt.excluded[k] for k in values if k != "key"})
+    try:
+        s.execute(stmt)
+        s.commit()
+    except (DBAPIError, ValueError) as e:  # e.g. a read-only replica, or NaN in the answer
+        s.rollback()
+        log.warning("recommendation not cached: %s", e)
