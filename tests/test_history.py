@@ -3,18 +3,20 @@ isolation; confirmation runs and warm-started searches through the real dispatch
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
 from sqlalchemy import select, update
 
+from tuner.recommendations import recommend
 from tuner.results import TrialRecord
 from tuner.spec import JobSpec
 from tuner.store.db import session_factory
 from tuner.store.jobs import create_job, get_job, get_or_create_team, record_trial
 from tuner.store.models import RecommendationCache, TrialRow
-from tuner.store.queries import recommend
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig
 
@@ -27,13 +29,14 @@ def queue(url: str, team: str, spec: dict[str, Any]) -> tuple[str, int]:
         return job.id, t.id
 
 
-def write(url: str, job_id: str, rows: list[tuple[str, float, float]]) -> None:
-    """Constructed complete trials: (optimizer, lr, value)."""
+def write(url: str, job_id: str, rows: list[tuple[str, float, float]],
+          state: str = "complete", stop_step: int = 3) -> None:
+    """Constructed trials: (optimizer, lr, value), complete unless `state` says otherwise."""
     with session_factory(url)() as s:
         start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all())
         for i, (opt, lr, value) in enumerate(rows):
-            rec = TrialRecord(number=start + i, state="complete", stop_reason="completed",
-                              stop_step=3, optimizer=opt, schedule="constant",
+            rec = TrialRecord(number=start + i, state=state, stop_reason=state,
+                              stop_step=stop_step, optimizer=opt, schedule="constant",
                               params={f"{opt}.lr": lr}, value=value, epochs_run=3,
                               state_bytes_per_param=8.0 if opt.startswith("adam") else 0.0,
                               seconds_per_epoch=0.05, seed=0)
@@ -45,7 +48,9 @@ def task_spec(model: str, dataset: str, **kw: Any) -> dict[str, Any]:
             "training": {"epochs": 3}, "budget": {"n_trials": 4}, **kw}
 
 
-def test_direct_transfer_prior_and_isolation(migrated_url: str) -> None:
+def test_direct_transfer_prior_and_isolation(migrated_url: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")  # the team's own history alone
     j1, team_a = queue(migrated_url, "a", task_spec("mlp", "iris"))
     j2, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
     write(migrated_url, j1, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.80), ("adam", 1e-1, 0.4)])
@@ -125,32 +130,142 @@ def _dispatcher(url: str) -> Dispatcher:
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_confirmation_runs_measure_noise(migrated_url: str) -> None:
-    spec = task_spec("mlp", "iris", budget={"n_trials": 5, "parallelism": 2},
+def test_confirmation_race_measures_noise(migrated_url: str) -> None:
+    # 6 trials, half reserved for the race: 3 search trials, then the best configuration of
+    # each of the top 2 families re-run with new seeds until separated or the reserve is spent.
+    spec = task_spec("mlp", "iris", budget={"n_trials": 6, "parallelism": 2},
                      space={"optimizers": ["adam", "rmsprop", "sgd"]},
-                     search={"confirm_top_k": 2, "confirm_seeds": 2, "pruner": "none"})
+                     search={"confirm_top_k": 2, "confirm_seeds": 2, "confirm_share": 0.5,
+                             "pruner": "none"})
     job_id, team = queue(migrated_url, "a", spec)
+    with session_factory(migrated_url)() as s:
+        job = get_job(s, job_id)
+        assert (job.n_trials, job.confirm_budget) == (3, 3)
     _dispatcher(migrated_url).run(once=True)
     with session_factory(migrated_url)() as s:
         job = get_job(s, job_id)
         assert job.status == "completed", job.error
-        assert job.n_confirm == 4 and job.n_done == 9
+        assert job.n_confirm in (2, 3) and job.n_done == 3 + job.n_confirm
+        assert job.confirm_note and "stopped:" in job.confirm_note
         rows = s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all()
         confirms = [r for r in rows if r.confirm_of is not None]
-        assert len(confirms) == 4 and len({r.confirm_of for r in confirms}) == 2
+        assert len(confirms) == job.n_confirm and len({r.confirm_of for r in confirms}) == 2
         originals = {r.number: r for r in rows if r.confirm_of is None}
+        assert len({originals[r.confirm_of].optimizer for r in confirms}) == 2  # two families
         for r in confirms:
             assert r.config_key == originals[r.confirm_of].config_key  # same configuration
             assert r.seed in (1000, 1001) and r.state == "complete"
         rec = recommend(s, team, model="mlp", dataset="iris")
+        summary = get_job(s, job_id)
     assert rec["noise"]["sigma"] is not None and rec["noise"]["dof"] >= 2
-    assert sum(e["evidence"]["n_confirmation_runs"] for e in rec["ranking"]) == 4
-    confirmed = [e for e in rec["ranking"] if e["evidence"]["best_configuration_runs"] == 3]
-    for e in rec["ranking"]:  # every family: a t-interval when its best config has 3 runs
+    assert sum(e["evidence"]["n_confirmation_runs"] for e in rec["ranking"]) == job.n_confirm
+    assert rec["verdict"] in ("winner", "tied", "not_separated", "one_family")
+    for e in rec["ranking"]:  # with a noise estimate every interval is a confidence interval
         runs = e["evidence"]["best_configuration_runs"]
-        assert ("t-interval over 3 seeds" in e["expected"]["source"]) == (runs == 3)
-        assert runs == 3 or "seed-to-seed noise" in e["expected"]["source"]
-    assert confirmed or any(e["evidence"]["n_confirmation_runs"] for e in rec["ranking"])
+        assert e["expected"]["kind"] == ("t" if runs >= 2 else "noise")
+    assert summary.confirm_budget == 3
+
+
+def test_budgets_are_never_pooled(migrated_url: str) -> None:
+    # The reported case: the same configurations at 5 and at 2 epochs, both seed 0.
+    j5, team = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 5}))
+    j2, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 2}))
+    write(migrated_url, j5, [("sgd", 1e-2, 0.44), ("rmsprop", 1e-3, 0.961)])
+    write(migrated_url, j2, [("sgd", 1e-2, 0.23), ("rmsprop", 1e-3, 0.90)])
+    write(migrated_url, j2, [("adam", 1e-1, 0.58)], state="pruned", stop_step=1)
+    with session_factory(migrated_url)() as s:
+        latest = recommend(s, team, model="mlp", dataset="iris")
+        at5 = recommend(s, team, model="mlp", dataset="iris", epochs=5)
+        at7 = recommend(s, team, model="mlp", dataset="iris", epochs=7)
+    assert latest["method"] == "direct" and latest["budget"] == {"epochs": 2, "batch_size": 64}
+    assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64, "n_complete_trials": 2}]
+    assert latest["noise"]["sigma"] is None  # nothing pooled as a repeat across budgets
+    assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("rmsprop", 0.90),
+                                                                          ("sgd", 0.23)]
+    assert all(0 <= e["expected"]["low"] <= e["expected"]["high"] <= 1
+               for e in latest["ranking"])
+    assert latest["verdict"] == "not_separated" and "is best" not in latest["summary"]
+    (adam,) = latest["not_ranked"]  # tried, never completed: still answered
+    assert adam["optimizer"] == "adam" and adam["evidence"]["max_stop_epoch"] == 1
+    assert adam["evidence"]["best_intermediate_value"] == 0.58
+    (task,) = latest["tasks"]
+    assert (task["n_jobs"], task["n_trials"]) == (2, 5)
+    assert at5["budget"]["epochs"] == 5 and at5["ranking"][0]["value"] == 0.961
+    assert "adam" not in {n["optimizer"] for n in at5["not_ranked"]}
+    # A budget never run: transfer from the same task at its other budgets, said so.
+    assert at7["method"] == "transfer" and at7["source"] == "team history"
+    assert {n["task_id"] for n in at7["similar_tasks"]} == {task["id"]}
+    assert {n["budget"]["epochs"] for n in at7["similar_tasks"]} == {2, 5}
+
+
+def _corpus_file(path: Path) -> Path:
+    """A two-task reference corpus: adam clearly ahead of sgd on an mlp/iris-like task."""
+    from tuner.results import config_key
+
+    js = JobSpec.model_validate(task_spec("mlp", "iris"))
+    f = inspect_task(js).to_json()
+    features = {k: v for k, v in f.items() if k not in ("fingerprint", "metric", "direction")}
+    rows = []
+    for opt, lr, values in (("adam", 3e-3, [0.96, 0.955, 0.962, 0.958]),
+                            ("sgd", 0.1, [0.80, 0.81, 0.79, 0.805])):
+        params = {f"{opt}.lr": lr}
+        for i, v in enumerate(values):
+            rows.append({"n": len(rows), "o": opt, "s": "cosine", "p": params, "v": v,
+                         "k": config_key(opt, "cosine", params), "c": int(i > 0),
+                         "seed": 1000 + i, "b": 8.0, "t": 0.01})
+    raw = {"format": 1, "built": {"command": "test"},
+           "tasks": [{"id": "mlp-iris-ref", "spec": {**js.model_dump(mode="json")},
+                      "metric": "val_accuracy", "direction": "maximize", "features": features,
+                      "trials": rows, "unfinished": {}}]}
+    out = path / "corpus.json"
+    out.write_text(json.dumps(raw))
+    return out
+
+
+def test_reference_corpus_answers_a_new_team_and_cannot_be_written(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus = _corpus_file(tmp_path)
+    before = corpus.read_bytes()
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", str(corpus))
+    _, newcomer = queue(migrated_url, "new", task_spec("linear", "diabetes"))
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, newcomer, model="mlp", dataset="wine")
+        regression = recommend(s, newcomer, model="linear", dataset="diabetes")
+    assert rec["method"] == "transfer" and rec["source"] == "reference corpus"
+    assert rec["similar_tasks"][0]["corpus_task"] == "mlp-iris-ref"
+    assert rec["similar_tasks"][0]["source"] == "reference corpus"
+    assert [r["optimizer"] for r in rec["ranking"]] == ["adam", "sgd"]
+    assert rec["start_from"] == {"optimizer": "adam", "schedule": "cosine",
+                                 "params": {"adam.lr": 3e-3},
+                                 "from": rec["ranking"][0]["source_task"]}
+    assert "reference corpus" in rec["explanation"]
+    # The corpus cannot inform a regression task: a clearly labelled prior.
+    assert regression["method"] == "prior" and "not measured" in regression["note"]
+    # A team's own history comes first; its trials never reach the corpus or another team.
+    j, team_a = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, j, [("sgd", 0.1, 0.97), ("adam", 3e-3, 0.5)])
+    with session_factory(migrated_url)() as s:
+        own = recommend(s, team_a, model="mlp", dataset="wine")
+        again = recommend(s, newcomer, model="mlp", dataset="wine", cache=False)
+    assert own["source"] == "team history" and own["ranking"][0]["optimizer"] == "sgd"
+    assert again == rec
+    assert corpus.read_bytes() == before
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_warm_start_similar_seeds_from_the_reference_corpus(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", str(_corpus_file(tmp_path)))
+    job, _ = queue(migrated_url, "new", task_spec(
+        "mlp", "wine", budget={"n_trials": 2}, space={"optimizers": ["adam", "rmsprop"]},
+        search={"warm_start": "similar", "confirm_top_k": 0}))
+    _dispatcher(migrated_url).run(once=True)
+    with session_factory(migrated_url)() as s:
+        assert get_job(s, job).status == "completed"
+        first = s.scalars(select(TrialRow).where(TrialRow.job_id == job)
+                          .order_by(TrialRow.number)).first()
+    assert first is not None and first.warm_start and first.optimizer == "adam"
+    assert first.schedule == "cosine" and first.params["adam.lr"] == pytest.approx(3e-3)
 
 
 @pytest.mark.usefixtures("ray_session")

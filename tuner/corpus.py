@@ -74,7 +74,7 @@ SUITE: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: its ranking is cached
 class CorpusTask:
     """One task of the corpus: what it is, its features, and its trials (read-only)."""
 

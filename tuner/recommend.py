@@ -174,10 +174,10 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
                 "source": "one run ± 1.96 x the task's seed-to-seed noise"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
-    return {"value": statistics.fmean(top), "low": min(top), "high": max(top), "n": len(top),
+    return {"value": best.mean, "low": min(top), "high": max(top), "n": len(top),
             "kind": INTERVAL_SPREAD,
-            "source": f"mean and range of the family's best {len(top)} trials (no repeated "
-                      "seeds: not a confidence interval)"}
+            "source": f"the best configuration's one run, and the range of the family's best "
+                      f"{len(top)} trials (no repeated seeds: not a confidence interval)"}
 
 
 def _family_entry(family: str, best: _Config, fam_configs: list[_Config],

@@ -189,13 +189,15 @@ def profile(t: Task, budget: Budget | None = None) -> TaskProfile:
 def transfer_candidates(s: Session, team_id: int, kind: str,
                         metric: str | None) -> list[tuple[Task, Budget]]:
     """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
-    q = (select(Task, Job.epochs, Job.batch_size).join(Job, Job.task_id == Task.id)
+    q = (select(Task.id, Job.epochs, Job.batch_size).join(Job, Job.task_id == Task.id)
          .join(TrialRow, TrialRow.job_id == Job.id)
          .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
                 Job.epochs.is_not(None)).distinct())
     if metric:
         q = q.where(Task.metric == metric)
-    return [(t, Budget(int(e or 0), int(b or 0))) for t, e, b in s.execute(q).all()]
+    pairs = s.execute(q).all()
+    tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
+    return [(tasks[tid], Budget(int(e or 0), int(b or 0))) for tid, e, b in sorted(pairs)]
 
 
 def team_version(s: Session, team_id: int) -> str:
