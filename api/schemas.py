@@ -64,7 +64,7 @@ class TrialPublic(BaseModel):
     schedule: str | None
     params: dict[str, Any]
     value: float | None
-    steps: list[dict[str, Any]]
+    steps: list[dict[str, Any]] | None = None  # left out with steps=false
 
 
 class TrialsPublic(BaseModel):

@@ -185,8 +185,8 @@ def start_api(url: str, workers: int) -> _Api:
 def plans(url: str, task_id: int) -> dict[str, Any]:
     """EXPLAIN ANALYZE of the history query, and in-process timing of the recommendation with
     the window query (each family's best) against reading every trial of the task."""
-    from tuner.store.db import session_factory
     from tuner.recommendations import recommend
+    from tuner.store.db import session_factory
     from tuner.store.history import TOP_PER_FAMILY, history
 
     out: dict[str, Any] = {}

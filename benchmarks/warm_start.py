@@ -41,7 +41,10 @@ def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, e
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
         "training": {"epochs": epochs, "seed": seed}, "budget": {"n_trials": trials},
-        "search": {"warm_start": warm_start, **({"pruner": pruner} if pruner else {})}})
+        # Trials to the target are counted over the search; the confirmation race afterwards
+        # is left out (it re-runs known configurations).
+        "search": {"warm_start": warm_start, "confirm_top_k": 0,
+                   **({"pruner": pruner} if pruner else {})}})
 
 
 def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list[TrialConfig]:

@@ -35,7 +35,7 @@ FAST: dict[str, Any] = {
 SLOW: dict[str, Any] = {
     "task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
              "dataset": {"name": "digits"}},
-    "training": {"epochs": 12, "batch_size": 8}, "search": {"pruner": "none"},
+    "training": {"epochs": 12, "batch_size": 8}, "search": {"pruner": "none", "confirm_top_k": 0},
     "budget": {"n_trials": 20, "parallelism": 1},
 }
 
@@ -94,6 +94,9 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         job = r.json()
         assert r.headers["location"] == f"/v1/jobs/{job['id']}" == job["links"]["self"]
         assert job["status"] == "queued" and job["progress"]["n_trials"] == 8
+        # 25% of the budget is reserved for the confirmation race: 6 search trials, up to 2 runs.
+        assert job["confirmation"] == {"reserved": 2, "runs": 0, "share_of_budget": 0.0,
+                                       "note": None}
         evs = events(service, service.key_a, job["id"])
         kinds = [e for e, _ in evs]
         assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"}
@@ -101,27 +104,41 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert dones == sorted(dones) and len(dones) >= 2  # progress as trials finish
         final = evs[-1][1]
         assert final["status"] == "completed", final["error"]
-        assert final["progress"]["done"] == 8
+        n = final["progress"]["done"]
+        assert n == final["progress"]["n_trials"] == 6 + final["confirmation"]["runs"]
+        assert 1 <= final["confirmation"]["runs"] <= 2 and "stopped" in \
+            final["confirmation"]["note"]
 
         got = h.get(f"/v1/jobs/{job['id']}").json()
         assert got["best"]["value"] == got["progress"]["best_value"]
         assert got["by_optimizer"][0]["best"]["value"] == got["best"]["value"]
 
         trials = h.get(f"/v1/jobs/{job['id']}/trials").json()
-        assert trials["count"] == 8 == len(trials["data"])
+        assert trials["count"] == n == len(trials["data"])
         for t in trials["data"]:
             assert {"params", "state", "stop_reason", "stop_step", "steps"} <= set(t)
             if t["state"] in ("complete", "pruned"):
                 assert [s["step"] for s in t["steps"]] == list(range(1, t["stop_step"] + 1))
         page = h.get(f"/v1/jobs/{job['id']}/trials", params={"offset": 6, "limit": 5}).json()
-        assert [t["number"] for t in page["data"]] == [6, 7] and page["count"] == 8
+        assert [t["number"] for t in page["data"]] == list(range(6, n)) and page["count"] == n
+        bare = h.get(f"/v1/jobs/{job['id']}/trials", params={"steps": "false"})
+        assert bare.status_code == 200 and bare.json()["count"] == n
+        assert all("steps" not in t and "params" in t for t in bare.json()["data"])
+        assert sum(t["confirm_of"] is not None for t in trials["data"]) == \
+            final["confirmation"]["runs"]
 
         rec = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
         assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
-        assert rec["ranking"][0]["value"] == got["best"]["value"]
-        assert rec["ranking"][0]["optimizer"] == got["best"]["optimizer"]
+        assert rec["source"] == "team history" and rec["budget"] == {"epochs": 4, "batch_size": 64}
+        # The default job measured its noise: intervals are confidence intervals.
+        assert rec["noise"]["sigma"] is not None
+        assert all(e["expected"]["kind"] in ("t", "noise") for e in rec["ranking"])
+        assert rec["verdict"] in ("winner", "tied", "not_separated")
+        assert max(e["best_trial_value"] for e in rec["ranking"]) == got["best"]["value"]
+        assert rec["start_from"]["optimizer"] == rec["ranking"][0]["optimizer"]
         tasks = h.get("/v1/tasks").json()
-        assert tasks["count"] == 1 and tasks["data"][0]["n_trials"] == 8
+        assert tasks["count"] == 1 and tasks["data"][0]["n_trials"] == n
+        assert rec["tasks"][0]["n_trials"] == n and rec["tasks"][0]["n_jobs"] == 1
         by_id = h.get("/v1/recommendations", params={"task": tasks["data"][0]["id"]}).json()
         assert by_id["method"] == "direct" and by_id["ranking"] == rec["ranking"]
         assert {"expected", "evidence", "robustness", "cost"} <= set(rec["ranking"][0])
@@ -142,8 +159,15 @@ def test_team_isolation(service: Service) -> None:
             assert r.json()["title"] == missing.json()["title"] == "Not found"
         assert b.get("/v1/jobs").json() == {"data": [], "count": 0}
         assert b.get("/v1/tasks").json() == {"data": [], "count": 0}
+        # Team b has no history: its answer comes from the read-only reference corpus, never
+        # from team a's trials.
         rec_b = b.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
-        assert rec_b["method"] == "prior" and all(r["value"] is None for r in rec_b["ranking"])
+        assert rec_b["method"] == "transfer" and rec_b["source"] == "reference corpus"
+        assert rec_b["tasks"] == [] and all(
+            n["source"] == "reference corpus" for n in rec_b["similar_tasks"])
+        assert rec_b["ranking"][0]["rank"] == 1 and rec_b["start_from"] is not None
+        # The corpus is not a team's data: no route reaches it.
+        assert b.get(f"/v1/jobs/{rec_b['similar_tasks'][0]['task_id']}").status_code == 404
         assert a.get("/v1/recommendations",
                      params={"model": "mlp", "dataset": "iris"}).json()["method"] == "direct"
         assert a.get(f"/v1/jobs/{job['id']}").json()["status"] == "completed"

@@ -59,3 +59,18 @@ def test_api_scale_benchmark_smoke(tmp_path: Path) -> None:
             assert r["errors"] == 0 and r["n"] > 0 and r["p95_ms"] >= r["p50_ms"] > 0
     q = res["queries"]
     assert q["recommend_cached_ms"] > 0 and q["history_top_per_family_rows"] > 0
+
+
+def test_recommendation_quality_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import recommendation_quality as rq
+
+    res = rq.main(["--smoke", "--out", str(tmp_path / "rq.json")])
+    (task,) = res["tasks"]
+    assert task["advice"]["family"] is not None  # other corpus tasks inform it
+    assert task["advice"]["similar"] and all(name != task["task"]
+                                             for name, _ in task["advice"]["similar"])
+    assert set(task["normalised_regret"]) == set(rq.METHODS)
+    assert all(v >= 0 for v in task["normalised_regret"].values())
+    assert task["values"]["adamw_1e-3_cosine"] is not None
+    (warm,) = res["warm_start"]
+    assert warm["median"]["cold"] >= 1 and warm["median"]["warm"] >= 1

@@ -37,7 +37,7 @@ SLOW = {"task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
                  "dataset": {"name": "digits"}},
         "space": {"optimizers": ["adam", "sgd"], "schedules": ["constant"]},
         "training": {"epochs": 12, "batch_size": 8},
-        "search": {"pruner": "none"},
+        "search": {"pruner": "none", "confirm_top_k": 0},  # trial mechanics only
         "budget": {"n_trials": 3, "parallelism": 1}}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.confirm import STOP_NOTHING
 from tuner.search import confirm_round, confirmation_count, create_study
 from tuner.spec import JobSpec
 from tuner.store.db import session_factory, with_retries
@@ -279,10 +280,15 @@ class Dispatcher:
             confirm_round(study, spec, reserve - in_study)
         total = in_study + n
 
+        give_back = why == STOP_NOTHING and reserve > total  # nothing to confirm: search on
+
         def txn() -> None:
             with self.sessions() as s:
                 job = get_job(s, job_id)
                 job.n_confirm = total
+                if give_back:
+                    job.n_trials += job.confirm_budget - total
+                    job.confirm_budget = total
                 if why is not None and job.confirm_note is None:
                     job.confirm_note = (f"confirmation: {total} runs "
                                         f"({total / max(spec.budget.n_trials, 1):.0%} of the "
@@ -293,7 +299,7 @@ class Dispatcher:
             with_retries(txn, what="add confirmation runs")
         if n:
             log.info("job %s: %d confirmation runs queued (%d in all)", job_id, n, total)
-        return total > counted
+        return total > counted or give_back
 
     def _renew(self, job_id: str) -> bool:
         with self.sessions() as s:

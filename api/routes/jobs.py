@@ -92,7 +92,8 @@ def cancel_job(job: TeamJob, team: CurrentTeam, session: SessionDep) -> dict[str
     return job_public(session, request_cancel(session, job.id, team.id))
 
 
-@router.get("/jobs/{job_id}/trials", response_model=TrialsPublic)
+@router.get("/jobs/{job_id}/trials", response_model=TrialsPublic,
+            response_model_exclude_unset=True)  # steps=false: no `steps` key at all
 def read_trials(job: TeamJob, session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 steps: bool = True) -> dict[str, Any]:

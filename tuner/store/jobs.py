@@ -394,6 +394,13 @@ def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
     return list(page.values())
 
 
+def job_total(job: Job) -> int:
+    """The job's trials in all: its search trials plus the confirmation runs, counted as the
+    whole reserve until the race has ended (then as the runs it used)."""
+    race_over = job.confirm_note is not None or job.status in FINAL_STATUSES
+    return job.n_trials + (job.n_confirm if race_over else max(job.confirm_budget, job.n_confirm))
+
+
 def job_brief(job: Job) -> dict[str, Any]:
     """Status and progress from the job row alone (lists, progress events)."""
     return {
@@ -401,7 +408,7 @@ def job_brief(job: Job) -> dict[str, Any]:
         "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
                  "model": job.task.model_name, "dataset": job.task.dataset_name,
                  "metric": job.task.metric, "direction": job.task.direction},
-        "progress": {"n_trials": job.n_trials + job.n_confirm, "n_confirm": job.n_confirm,
+        "progress": {"n_trials": job_total(job), "n_confirm": job.n_confirm,
                      "done": job.n_done, "running": job.n_running,
                      "complete": job.n_complete, "pruned": job.n_pruned,
                      "diverged": job.n_diverged, "failed": job.n_failed,
