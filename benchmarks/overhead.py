@@ -42,7 +42,8 @@ def spec_dict(trials: int, parallelism: int, epochs: int) -> dict[str, Any]:
                      "dataset": {"name": "digits"}},
             "training": {"epochs": epochs, "batch_size": 16},
             "budget": {"n_trials": trials, "parallelism": parallelism},
-            "search": {"sampler": "tpe", "pruner": "none", "defaults_sweep": False},
+            "search": {"sampler": "tpe", "pruner": "none", "defaults_sweep": False,
+                       "confirm_top_k": 0},
             "resources": {"cpus_per_trial": 1}}
 
 

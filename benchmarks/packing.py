@@ -42,7 +42,8 @@ def run(k: int, trials: int, epochs: int, gpu: bool, cores: int) -> dict[str, An
                  "dataset": {"name": "digits"}},
         "training": {"epochs": epochs, "batch_size": 32, "device": "cuda" if gpu else "cpu"},
         "budget": {"n_trials": trials, "parallelism": k},
-        "search": {"pruner": "none", "defaults_sweep": False}, "resources": resources})
+        "search": {"pruner": "none", "defaults_sweep": False, "confirm_top_k": 0},
+        "resources": resources})
     with session_factory(url)() as s:
         job_id = create_job(s, get_or_create_team(s, "b").id, spec, inspect_task(spec))[0].id
     Dispatcher(DispatcherConfig.from_settings(url, poll_s=0.2)).run(once=True)
