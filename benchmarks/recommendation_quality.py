@@ -103,8 +103,9 @@ def evaluate(task: CorpusTask, corpus: Corpus, smoke: bool) -> dict[str, Any]:
     spread = abs(best - worst) or 1e-12
     rest = corpus.without(task.id)
     answer = corpus_answer(query(task), task.metric, rest)
-    values: dict[str, float | None] = {}
-    advice: dict[str, Any] = {"family": None, "config": None}
+    # No advice (a `prior` answer) counts as the worst family: the service told nothing.
+    values: dict[str, float | None] = {"advice_family": None, "advice_config": None}
+    advice: dict[str, Any] = {"family": None, "config": None, "similar": []}
     data = None
     if answer is not None:
         fam = answer["ranking"][0]["optimizer"]
@@ -228,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             summary[m]["median_normalised_regret"]
             / max(summary["adamw_1e-3_cosine"]["median_normalised_regret"], 1e-12))
     results["summary"] = summary
+    results["no_advice"] = [t["task"] for t in per_task if t["advice"]["family"] is None]
     results["advice_within_noise_share"] = statistics.fmean(
         float(t["advice_within_noise"]) for t in per_task)
     results["oracle_tied_share"] = statistics.fmean(

@@ -237,7 +237,8 @@ def test_reference_corpus_answers_a_new_team_and_cannot_be_written(
     assert [r["optimizer"] for r in rec["ranking"]] == ["adam", "sgd"]
     assert rec["start_from"] == {"optimizer": "adam", "schedule": "cosine",
                                  "params": {"adam.lr": 3e-3},
-                                 "from": rec["ranking"][0]["source_task"]}
+                                 "from": rec["ranking"][0]["source_task"],
+                                 "lr_scaling": None}  # same batch size there
     assert "reference corpus" in rec["explanation"]
     # The corpus cannot inform a regression task: a clearly labelled prior.
     assert regression["method"] == "prior" and "not measured" in regression["note"]

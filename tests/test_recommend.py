@@ -12,6 +12,7 @@ from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
     rank_families,
+    scale_lr_for_batch,
     similar_tasks,
     transfer_ranking,
 )
@@ -216,4 +217,17 @@ def test_transfer_ranking_does_not_separate_families_tied_at_the_source() -> Non
     assert tied["verdict"] == "tied"
     out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, tied)])
     scores = {r["optimizer"]: r["score"] for r in out["ranking"]}
-    assert scores["adam"] == scores["sgd"] == 0.5
+    assert scores["adam"] == scores["sgd"]
+    assert "tied with" in out["summary"]
+
+
+def test_learning_rate_moves_with_batch_size() -> None:
+    params, f = scale_lr_for_batch("momentum", {"momentum.lr": 0.1, "momentum.momentum": 0.9},
+                                   64, 16)
+    assert f == 0.25 and params == {"momentum.lr": 0.025, "momentum.momentum": 0.9}
+    params, f = scale_lr_for_batch("adam", {"adam.lr": 1e-3}, 64, 256)
+    assert f == 2.0 and params["adam.lr"] == pytest.approx(2e-3)
+    params, f = scale_lr_for_batch("lookahead", {"lookahead.base": "sgd", "lookahead.sgd.lr": 0.1},
+                                   32, 64)
+    assert f == 2.0 and params["lookahead.sgd.lr"] == pytest.approx(0.2)
+    assert scale_lr_for_batch("adam", {"adam.lr": 1e-3}, 64, 64) == ({"adam.lr": 1e-3}, 1.0)

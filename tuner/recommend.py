@@ -21,6 +21,10 @@ ROBUSTNESS_REL_TOL = 0.02
 ROBUSTNESS_ABS_TOL = 1e-3
 TOP_TRIALS_FOR_SPREAD = 3
 MIN_SIMILARITY = 0.25
+# The reference corpus is the fallback when a team has no task this close: its tasks may be
+# further away (another architecture, say) and still say more than literature defaults. Below
+# this, the answer is `prior`.
+CORPUS_MIN_SIMILARITY = 0.05
 
 
 # How an expected value's interval was made (structured: ties are decided from these, never from
@@ -152,7 +156,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
                            "search.confirm_top_k)"},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
                                      "absolute_min": ROBUSTNESS_ABS_TOL},
-            "ranking": ranking,
+            "direction": direction, "ranking": ranking,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders,
@@ -362,16 +366,16 @@ def similarity(a: TaskProfile, b: TaskProfile) -> tuple[float, dict[str, float]]
     return math.exp(-sum(parts.values())), parts
 
 
-def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile],
-                  k: int = 3) -> list[dict[str, Any]]:
-    """The k nearest candidates (not the query itself) above MIN_SIMILARITY, nearest first, each
-    with its similarity and what made it differ."""
+def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile], k: int = 3,
+                  min_similarity: float = MIN_SIMILARITY) -> list[dict[str, Any]]:
+    """The k nearest candidates (not the query itself) above `min_similarity`, nearest first,
+    each with its similarity and what made it differ."""
     out: list[tuple[float, dict[str, Any]]] = []
     for c in candidates:
         if c.task_id is not None and c.task_id == query.task_id:
             continue
         sim, parts = similarity(query, c)
-        if sim < MIN_SIMILARITY:
+        if sim < min_similarity:
             continue
         biggest = sorted(((v, n) for n, v in parts.items() if v > 0), reverse=True)[:2]
         why = "same model and kind, close in size" if not biggest else \
@@ -383,33 +387,40 @@ def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile],
 
 
 def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
-    """Combine the rankings of similar tasks: values of different tasks are not comparable, so
-    each family scores its normalised rank on each task (1 = first, 0 = last), weighted by
-    similarity. Families tied (or not separated) there share the mean rank of their group, so a
-    difference within the noise of a source task moves nobody ahead."""
+    """Combine the rankings of similar tasks. Values of different tasks are not comparable, so
+    on each task a family's expected value is normalised between the worst (0) and the best (1)
+    family there; families tied (or not separated) there share their group's mean, so nobody is
+    moved ahead by a difference within that task's noise. `score` is the similarity-weighted
+    mean over the tasks. Families with equal scores are ordered by `evidence_score`, the same
+    mean without pooling ties (the measured gaps, however small), then by name."""
     score: dict[str, float] = defaultdict(float)
+    raw: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
     best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
     total = sum(n["similarity"] for n, _ in neighbours)
     for n, ranked in neighbours:
         entries = ranked["ranking"]
-        m = len(entries)
+        normalised = _normalised_values(entries, ranked.get("direction", "maximize"))
         for e in entries:
-            pos = _group_position(e, entries)
-            norm = 1.0 - pos / max(m - 1, 1) if m > 1 else 1.0
-            score[e["optimizer"]] += n["similarity"] * norm
-            weight[e["optimizer"]] += n["similarity"]
-            if e["optimizer"] not in best_from or n["similarity"] > best_from[e["optimizer"]][0]:
-                best_from[e["optimizer"]] = (n["similarity"], n, e)
+            f = e["optimizer"]
+            group = [g for g in (f, *e.get("tied_with", [])) if g in normalised]
+            score[f] += n["similarity"] * statistics.fmean(normalised[g] for g in group)
+            raw[f] += n["similarity"] * normalised[f]
+            weight[f] += n["similarity"]
+            if f not in best_from or n["similarity"] > best_from[f][0]:
+                best_from[f] = (n["similarity"], n, e)
     ranking = []
-    for family in sorted(score, key=lambda f: (-score[f], f)):
+    norm = max(total, 1e-12)
+    for family in sorted(score, key=lambda f: (-round(score[f], 9), -raw[f], f)):
         sim, n, e = best_from[family]
         ranking.append({
-            "optimizer": family, "score": round(score[family] / max(total, 1e-12), 4),
-            "coverage": round(weight[family] / max(total, 1e-12), 4),
+            "optimizer": family, "score": round(score[family] / norm, 4),
+            "evidence_score": round(raw[family] / norm, 4),
+            "coverage": round(weight[family] / norm, 4),
             "schedule": e["schedule"], "params": e["params"], "value": None,
             "source_task": {"task_id": n["task_id"], "similarity": sim,
-                            "source": n.get("source"), "value_there": e["expected"]["value"],
+                            "source": n.get("source"), "budget": n.get("budget"),
+                            "value_there": e["expected"]["value"],
                             "interval_there": [e["expected"]["low"], e["expected"]["high"]],
                             "tied_there_with": e.get("tied_with", [])},
             "robustness": e["robustness"], "cost": e["cost"],
@@ -417,14 +428,44 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
         })
     for i, r in enumerate(ranking, 1):
         r["rank"] = i
-    return {"ranking": ranking}
+    summary = None
+    if ranking:
+        top = ranking[0]
+        tied = top["source_task"]["tied_there_with"]
+        summary = (f"{top['optimizer']} scores best over the {len(neighbours)} most similar "
+                   f"task(s)" + (f"; on the nearest where it ran it is tied with "
+                                 f"{_names(tied)} (within the noise)" if tied else ""))
+    return {"ranking": ranking, "summary": summary}
 
 
-def _group_position(e: dict[str, Any], entries: list[dict[str, Any]]) -> float:
-    """0-based position of a family in a ranking, its tie group's mean position when tied."""
-    names = [x["optimizer"] for x in entries]
-    group = [e["optimizer"], *e.get("tied_with", [])]
-    return statistics.fmean(names.index(g) for g in group if g in names)
+def _normalised_values(entries: list[dict[str, Any]], direction: str) -> dict[str, float]:
+    """Each family's expected value on one task, scaled so the worst family there is 0 and the
+    best 1 (all 1 when they are equal)."""
+    if not entries:
+        return {}
+    sign = 1.0 if direction == "maximize" else -1.0
+    v = {e["optimizer"]: sign * e["expected"]["value"] for e in entries}
+    hi, lo = max(v.values()), min(v.values())
+    return {f: (x - lo) / (hi - lo) if hi > lo else 1.0 for f, x in v.items()}
+
+
+# Learning rate against batch size: linear for SGD-like updates (Goyal et al., 2017), square
+# root for adaptive ones (Malladi et al., 2022).
+SGD_LIKE = ("sgd", "momentum", "nesterov", "proximal")
+
+
+def scale_lr_for_batch(optimizer: str, params: dict[str, Any], from_batch: int,
+                       to_batch: int) -> tuple[dict[str, Any], float]:
+    """A configuration's learning rates moved from one batch size to another; returns the new
+    params and the factor applied (1.0 when the batch sizes are equal)."""
+    if from_batch == to_batch or from_batch <= 0 or to_batch <= 0:
+        return dict(params), 1.0
+    base = params.get("lookahead.base") if optimizer == "lookahead" else optimizer
+    power = 1.0 if base in SGD_LIKE else 0.5
+    factor = (to_batch / from_batch) ** power
+    out = {k: (v * factor if k.endswith(".lr") and isinstance(v, int | float)
+               and not isinstance(v, bool) else v) for k, v in params.items()}
+    return out, factor
 
 
 def prior_ranking() -> dict[str, Any]:

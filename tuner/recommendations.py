@@ -22,9 +22,11 @@ from typing import Any
 from tuner import corpus as reference
 from tuner.errors import SpecError
 from tuner.recommend import (
+    CORPUS_MIN_SIMILARITY,
     TaskProfile,
     prior_ranking,
     rank_families,
+    scale_lr_for_batch,
     similar_tasks,
     transfer_ranking,
 )
@@ -177,7 +179,8 @@ def _team_transfer(s: Session, team_id: int, query: TaskProfile,
     first = pairs[_key(near[0]["task_id"], h.Budget(**near[0]["budget"]))][0]
     return _transfer_answer(neighbours, SOURCE_TEAM, first.metric, first.direction,
                             f"no history for this task at this budget; ranked from the team's "
-                            f"most similar tasks by features (similarity in parentheses): {names}")
+                            f"most similar tasks by features (similarity in parentheses): {names}",
+                            query.batch_size)
 
 
 def _corpus_transfer(query: TaskProfile, metric: str | None,
@@ -186,7 +189,8 @@ def _corpus_transfer(query: TaskProfile, metric: str | None,
     if corpus is None:
         return None
     usable = {f"ref:{t.id}": t for t in corpus.tasks if metric in (None, t.metric)}
-    near = similar_tasks(query, [t.profile() for t in usable.values()])
+    near = similar_tasks(query, [t.profile() for t in usable.values()],
+                         min_similarity=CORPUS_MIN_SIMILARITY)
     if not near:
         return None
     neighbours = []
@@ -201,7 +205,8 @@ def _corpus_transfer(query: TaskProfile, metric: str | None,
     first = usable[str(near[0]["task_id"])]
     return _transfer_answer(neighbours, reference.SOURCE, first.metric, first.direction,
                             f"no similar task in the team's history; ranked from the reference "
-                            f"corpus's most similar tasks (similarity in parentheses): {names}")
+                            f"corpus's most similar tasks (similarity in parentheses): {names}",
+                            query.batch_size)
 
 
 def corpus_answer(query: TaskProfile, metric: str | None,
@@ -212,21 +217,33 @@ def corpus_answer(query: TaskProfile, metric: str | None,
 
 
 def _transfer_answer(neighbours: list[tuple[dict[str, Any], dict[str, Any]]], source: str,
-                     metric: str, direction: str, explanation: str) -> dict[str, Any]:
+                     metric: str, direction: str, explanation: str,
+                     batch_size: int) -> dict[str, Any]:
     ranked = transfer_ranking(neighbours)
     return {"method": "transfer", "source": source, "metric": metric, "direction": direction,
             "similar_tasks": [n for n, _ in neighbours], **ranked,
-            "start_from": _start_from(ranked["ranking"]), "explanation": explanation}
+            "start_from": _start_from(ranked["ranking"], batch_size), "explanation": explanation}
 
 
-def _start_from(ranking: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _start_from(ranking: list[dict[str, Any]], batch_size: int | None = None
+                ) -> dict[str, Any] | None:
     """A configuration to start from: the top family's best configuration (for a transfer
-    answer, from the most similar task where that family ran)."""
+    answer, from the most similar task where that family ran, its learning rate moved to this
+    task's batch size)."""
     if not ranking:
         return None
     top = ranking[0]
+    params, note = top["params"], None
+    src = top.get("source_task") or {}
+    from_batch = (src.get("budget") or {}).get("batch_size")
+    if batch_size and from_batch:
+        params, factor = scale_lr_for_batch(top["optimizer"], params, from_batch, batch_size)
+        if factor != 1.0:
+            note = (f"learning rate x {factor:.3g}: tuned at batch size {from_batch}, moved to "
+                    f"{batch_size} ({'linear' if factor == batch_size / from_batch else 'square-root'}"
+                    f" scaling)")
     return {"optimizer": top["optimizer"], "schedule": top["schedule"] or "constant",
-            "params": top["params"], "from": top.get("source_task")}
+            "params": params, "from": top.get("source_task"), "lr_scaling": note}
 
 
 def warm_start_configs(s: Session, team_id: int, task_id: int, mode: str,

@@ -81,11 +81,14 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         load_if_exists=load_if_exists,
     )
     if not study.get_trials(deepcopy=False):
-        for params in seed_configs:
-            study.enqueue_trial(params, user_attrs={"warm_start": True}, skip_if_exists=True)
+        # Never more than the search's share of the budget: an enqueued trial left waiting would
+        # be run by the confirmation race's tickets instead of its runs.
+        room = spec.budget.n_trials - job_confirm_reserve(spec)
+        queued = [(p, {"warm_start": True}) for p in seed_configs]
         if spec.search.defaults_sweep:
-            for params in SearchSpace(spec.space).defaults():
-                study.enqueue_trial(params, user_attrs={SWEEP_ATTR: True}, skip_if_exists=True)
+            queued += [(p, {SWEEP_ATTR: True}) for p in SearchSpace(spec.space).defaults()]
+        for params, attrs in queued[:room]:
+            study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study
 
 
