@@ -334,6 +334,12 @@ def print_job(summary: dict[str, Any]) -> None:
     out.print(f"progress: {p['done']}/{p['n_trials']} done ({p['complete']} complete, "
               f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed, "
               f"{p['running']} running")
+    c = summary.get("confirmation") or {}
+    if c.get("note"):
+        out.print(c["note"], highlight=False)
+    elif c.get("reserved"):
+        out.print(f"confirmation: {c['runs']} of {c['reserved']} reserved runs so far",
+                  highlight=False)
     out.print(_optimizer_table("Best per optimizer", summary["by_optimizer"]))
     if summary["best"]:
         b = summary["best"]
