@@ -111,9 +111,10 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
     trials = h.history(s, ids, budget, exclude_job) if budget else []
     if trials:
         direction = tasks[0].direction
-        ranked = rank_families(trials, direction, h.evidence(s, ids, budget, exclude_job),
+        evidence = h.evidence(s, ids, budget, exclude_job)
+        ranked = rank_families(trials, direction, evidence,
                                h.unfinished_families(s, ids, direction, budget, exclude_job))
-        n = sum(c["n_trials"] for c in h.evidence(s, ids, budget, exclude_job).values())
+        n = sum(c["n_trials"] for c in evidence.values())
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
                  f"other budgets are not pooled with them" if base["other_budgets"] else "")
