@@ -9,8 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuner.errors import DataError, ModelError, SpecError, TunerError
-from tuner.store.jobs import JobNotFound
+from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
 
 PROBLEM = "application/problem+json"
 

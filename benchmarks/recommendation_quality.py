@@ -45,9 +45,10 @@ from typing import Any
 import optuna
 
 from benchmarks._common import save
+from tuner.attrs import ATTR_CONFIRM_OF, ATTR_SEED
 from tuner.confirm import CONFIRM_SEED_OFFSET
 from tuner.corpus import Corpus, CorpusTask, load
-from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED, Objective
+from tuner.objective import Objective
 from tuner.recommend import TaskProfile
 from tuner.recommendations import corpus_answer
 from tuner.results import study_records

@@ -193,8 +193,9 @@ def run_task(task_id: str, base: dict[str, Any], families: Sequence[str], *,
     import optuna
     import torch
 
+    from tuner.attrs import ATTR_CONFIRM_OF, ATTR_SEED
     from tuner.confirm import CONFIRM_SEED_OFFSET
-    from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED, Objective
+    from tuner.objective import Objective
     from tuner.results import study_records
     from tuner.search import create_study
     from tuner.spec import JobSpec

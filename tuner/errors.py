@@ -37,3 +37,18 @@ class DataError(TunerError):
 
 class ModelError(TunerError):
     """A model cannot be built for the given data (e.g. a CNN on non-image input)."""
+
+
+class NotFound(TunerError):
+    """Something a caller named does not exist (or belongs to another team: the same answer)."""
+
+
+class JobNotFound(NotFound):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class TeamNotFound(NotFound):
+    def __init__(self, team: str) -> None:
+        super().__init__(f"team {team!r} not found")

@@ -11,18 +11,13 @@ from typing import Any
 import optuna
 import torch
 
+from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
 from tuner.datasets import DataSplit, load_dataset
 from tuner.models import build_model
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, JobSpec
 from tuner.training import Trainer, TrainState, resolve_device
-
-# User-attribute keys the objective writes (read back by tuner.results).
-ATTR_CONFIG = "config"
-ATTR_RECORD = "record"
-ATTR_SEED = "seed"  # set on enqueued confirmation trials to override the training seed
-ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configuration it repeats
 
 
 class Objective:

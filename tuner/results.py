@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.objective import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
+from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
+from tuner.recommend import better
 
 STATES = ("complete", "pruned", "diverged", "failed")
 
@@ -91,45 +93,53 @@ def config_key(optimizer: str | None, schedule: str | None, params: dict[str, An
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def _is_better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "maximize" else a < b
+class _TrialLike(Protocol):
+    number: int
+    state: str
+    optimizer: str | None
+    schedule: str | None
+    params: dict[str, Any]
+    value: float | None
+
+
+def best_per_family(rows: Iterable[_TrialLike], direction: str) -> list[dict[str, Any]]:
+    """Per optimizer family: its best complete trial and its trial counts by state, best family
+    first (families without a complete trial last). Used for records and for stored rows."""
+    by_opt: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.optimizer is None:
+            continue
+        entry = by_opt.setdefault(r.optimizer, {
+            "optimizer": r.optimizer, "best": None, "trials": 0, **{s: 0 for s in STATES}})
+        entry["trials"] += 1
+        if r.state in STATES:
+            entry[r.state] += 1
+        if r.state != "complete" or r.value is None:
+            continue
+        if entry["best"] is None or better(r.value, entry["best"]["value"], direction):
+            entry["best"] = _brief(r)
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(by_opt.values(), key=lambda e: (e["best"] is None,
+                                                  sign * e["best"]["value"] if e["best"] else 0))
 
 
 def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
     """Best overall (complete trials only), best per optimizer family, and state counts."""
     counts = Counter(r.state for r in records)
     best: TrialRecord | None = None
-    by_opt: dict[str, dict[str, Any]] = {}
     for r in records:
-        if r.optimizer is None:
-            continue
-        entry = by_opt.setdefault(r.optimizer, {
-            "optimizer": r.optimizer, "best": None, "trials": 0,
-            **{s: 0 for s in STATES},
-        })
-        entry["trials"] += 1
-        if r.state in STATES:
-            entry[r.state] += 1
-        if r.state != "complete" or r.value is None:
-            continue
-        cur = entry["best"]
-        if cur is None or _is_better(r.value, cur["value"], direction):
-            entry["best"] = _brief(r)
-        if best is None or best.value is None or _is_better(r.value, best.value, direction):
+        if r.state == "complete" and r.value is not None and r.optimizer is not None and (
+                best is None or best.value is None or better(r.value, best.value, direction)):
             best = r
-    ranked = sorted(by_opt.values(), key=lambda e: (
-        e["best"] is None,
-        0.0 if e["best"] is None else (-e["best"]["value"] if direction == "maximize"
-                                        else e["best"]["value"])))
     return {
         "direction": direction,
         "best": _brief(best) if best else None,
-        "by_optimizer": ranked,
+        "by_optimizer": best_per_family(records, direction),
         "counts": {s: counts.get(s, 0) for s in STATES},
     }
 
 
-def _brief(r: TrialRecord) -> dict[str, Any]:
+def _brief(r: _TrialLike) -> dict[str, Any]:
     return {"number": r.number, "optimizer": r.optimizer, "schedule": r.schedule,
             "params": r.params, "value": r.value}
 

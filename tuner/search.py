@@ -11,14 +11,13 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_SEED, ATTR_SWEEP, ATTR_WARM_START
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import UnknownName
-from tuner.objective import ATTR_CONFIRM_OF, ATTR_SEED, Objective
+from tuner.objective import Objective
 from tuner.results import TrialRecord, config_key, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.spec import PRUNERS, SAMPLERS, JobSpec
-
-SWEEP_ATTR = "defaults_sweep"
 
 
 def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSampler:
@@ -84,9 +83,9 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         # Never more than the search's share of the budget: an enqueued trial left waiting would
         # be run by the confirmation race's tickets instead of its runs.
         room = spec.budget.n_trials - job_confirm_reserve(spec)
-        queued = [(p, {"warm_start": True}) for p in seed_configs]
+        queued = [(p, {ATTR_WARM_START: True}) for p in seed_configs]
         if spec.search.defaults_sweep:
-            queued += [(p, {SWEEP_ATTR: True}) for p in SearchSpace(spec.space).defaults()]
+            queued += [(p, {ATTR_SWEEP: True}) for p in SearchSpace(spec.space).defaults()]
         for params, attrs in queued[:room]:
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study
@@ -105,7 +104,7 @@ def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,
 def race_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> list[RaceTrial]:
     out = []
     for t in trials:
-        cfg = t.user_attrs.get("config", {})
+        cfg = t.user_attrs.get(ATTR_CONFIG, {})
         confirm_of = t.user_attrs.get(ATTR_CONFIRM_OF)
         # An enqueued trial not started yet has no configuration of its own (None).
         key = config_key(cfg.get("optimizer"), cfg.get("schedule"), cfg.get("params", {})) \

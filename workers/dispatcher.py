@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from tuner.attrs import ATTR_WORKER
 from tuner.confirm import STOP_NOTHING
 from tuner.search import confirm_round, confirmation_count, create_study
 from tuner.spec import JobSpec
@@ -338,7 +339,7 @@ class Dispatcher:
         handler = rdb.get_heartbeat_stale_trial_callback()
         limit = timedelta(seconds=max(2 * self.config.grace_period, ORPHAN_MIN_AGE_S))
         now = datetime.now()  # Optuna keeps naive local datetimes
-        candidates = [t for t in running if "worker" not in t.user_attrs and t.datetime_start is not None
+        candidates = [t for t in running if ATTR_WORKER not in t.user_attrs and t.datetime_start is not None
                       and now - t.datetime_start >= limit]
         beating = with_heartbeat(rdb, [t._trial_id for t in candidates])
         for t in candidates:

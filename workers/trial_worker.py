@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from tuner.attrs import ATTR_WORKER
 from tuner.objective import Objective
 from tuner.search import load_study
 from tuner.store.db import dispose_engines, session_factory, with_retries
@@ -57,7 +58,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", where)
+        trial.set_user_attr(ATTR_WORKER, where)
         return objective(trial)
 
     def ticket() -> bool:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from tuner.confirm import job_confirm_reserve
-from tuner.errors import TunerError
+from tuner.errors import JobNotFound, TeamNotFound, TunerError
 from tuner.results import TrialRecord
 from tuner.spec import JobSpec
 from tuner.store.models import (
@@ -29,17 +29,6 @@ from tuner.store.models import (
 from tuner.tasks import TaskFeatures
 
 KEY_PREFIX = "tk_"
-
-
-class JobNotFound(TunerError):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
-        self.job_id = job_id
-
-
-class TeamNotFound(TunerError):
-    def __init__(self, team: str) -> None:
-        super().__init__(f"team {team!r} not found")
 
 
 def aware(dt: datetime | None) -> datetime | None:
@@ -425,34 +414,13 @@ def job_brief(job: Job) -> dict[str, Any]:
 
 def job_summary(s: Session, job: Job) -> dict[str, Any]:
     """Status, progress, best trial and best per optimizer family."""
-    from tuner.results import STATES
+    from tuner.results import best_per_family
 
-    direction = job.task.direction
-    by_opt: dict[str, dict[str, Any]] = {}
-    best_row: TrialRow | None = None
     # Every trial row is counted in n_done or n_failed: a job without any skips the query.
     rows = job_trials(s, job.id, with_steps=False) if job.n_done or job.n_failed else []
-    for t in rows:
-        if t.optimizer is None:
-            continue
-        e = by_opt.setdefault(t.optimizer, {"optimizer": t.optimizer, "best": None, "trials": 0,
-                                            **{st: 0 for st in STATES}})
-        e["trials"] += 1
-        e[t.state] = e.get(t.state, 0) + 1
-        if t.state != "complete" or t.value is None:
-            continue
-        cur = e["best"]
-        if cur is None or (t.value > cur["value"] if direction == "maximize"
-                           else t.value < cur["value"]):
-            e["best"] = {"number": t.number, "schedule": t.schedule, "params": t.params,
-                         "value": t.value}
-        if t.number == job.best_trial_number:
-            best_row = t
-    sign = -1.0 if direction == "maximize" else 1.0
-    ranked = sorted(by_opt.values(), key=lambda e: (e["best"] is None,
-                                                    sign * e["best"]["value"] if e["best"] else 0))
+    best_row = next((t for t in rows if t.number == job.best_trial_number), None)
     return {
         **job_brief(job), "study_name": job.study_name,
         "best": trial_json(best_row, with_steps=False) if best_row else None,
-        "by_optimizer": ranked, "spec": job.spec,
+        "by_optimizer": best_per_family(rows, job.task.direction), "spec": job.spec,
     }

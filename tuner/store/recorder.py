@@ -11,8 +11,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
+from tuner.attrs import ATTR_SWEEP, ATTR_WARM_START
 from tuner.results import TrialRecord, trial_record
-from tuner.search import SWEEP_ATTR
 from tuner.store.db import is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.jobs import record_trial, recorded_numbers
 
@@ -49,8 +49,8 @@ def with_heartbeat(storage: optuna.storages.RDBStorage, trial_ids: list[int]) ->
 
 def _flags(t: FrozenTrial) -> dict[str, Any]:
     retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
-    return {"defaults_sweep": bool(t.user_attrs.get(SWEEP_ATTR)),
-            "warm_start": bool(t.user_attrs.get("warm_start")),
+    return {"defaults_sweep": bool(t.user_attrs.get(ATTR_SWEEP)),
+            "warm_start": bool(t.user_attrs.get(ATTR_WARM_START)),
             "retry_of": int(retry_of) if retry_of is not None else None}
 
 

@@ -1,0 +1,12 @@
+"""The keys of an Optuna trial's user attributes that the service reads and writes (a leaf
+module: everything that touches a study imports its keys from here, nothing else)."""
+
+from __future__ import annotations
+
+ATTR_CONFIG = "config"  # the sampled configuration (optimizer, schedule, params)
+ATTR_RECORD = "record"  # the trial's record: steps, stop reason, cost, device
+ATTR_SEED = "seed"  # set on enqueued runs to override the training seed
+ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configuration it repeats
+ATTR_SWEEP = "defaults_sweep"  # enqueued by the defaults sweep
+ATTR_WARM_START = "warm_start"  # enqueued as a warm-start seed
+ATTR_WORKER = "worker"  # host:pid of the worker that started the trial
