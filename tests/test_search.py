@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
+from tuner.errors import SpecError
 from tuner.search import create_study, run_search
 from tuner.spec import JobSpec
 
@@ -120,3 +121,16 @@ def test_cli_rejects_bad_input_with_choices() -> None:
                            "--trials", "1"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "unknown optimizer family 'adamz'" in proc.stderr and "nesterov" in proc.stderr
+
+
+def test_sampler_and_pruner_tables_match_the_spec_names() -> None:
+    from tuner.search import PRUNER_FACTORIES, SAMPLER_FACTORIES, make_pruner, make_sampler
+    from tuner.spec import PRUNERS, SAMPLERS
+
+    assert set(SAMPLER_FACTORIES) == set(SAMPLERS) and set(PRUNER_FACTORIES) == set(PRUNERS)
+    for name in SAMPLERS:
+        assert make_sampler(name, 0) is not None
+    for name in PRUNERS:
+        assert make_pruner(name, 5) is not None
+    with pytest.raises(SpecError, match="unknown pruner 'bohb'; valid choices: asha"):
+        make_pruner("bohb", 5)

@@ -23,12 +23,18 @@ def choices(names: Iterable[str]) -> str:
     return ", ".join(sorted(names))
 
 
+def unknown(kind: str, name: object, valid: Iterable[str]) -> str:
+    """The one wording of "that name is not one of ours": `unknown <kind> <name>; valid
+    choices: a, b, c`."""
+    return f"unknown {kind} {name!r}; valid choices: {choices(valid)}"
+
+
 class UnknownName(SpecError):
     """A name (optimizer, schedule, model, dataset, sampler...) that is not registered."""
 
     def __init__(self, field: str, kind: str, name: str, valid: Iterable[str]) -> None:
         self.valid = sorted(valid)
-        super().__init__(field, f"unknown {kind} {name!r}; valid choices: {choices(self.valid)}")
+        super().__init__(field, unknown(kind, name, self.valid))
 
 
 class DataError(TunerError):

@@ -20,43 +20,54 @@ from tuner.sampling import SearchSpace
 from tuner.spec import PRUNERS, SAMPLERS, JobSpec
 
 
-def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSampler:
-    """An Optuna sampler by name; TPE uses constant_liar when trials run in parallel."""
-    s = optuna.samplers
-    if name == "tpe":
-        return s.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=parallel)
-    if name == "random":
-        return s.RandomSampler(seed=seed)
+def _indep(seed: int | None) -> BaseSampler:
     # CMA-ES, GP and QMC handle the conditional part of the space (the family's own parameters)
     # with an independent random sampler.
-    indep = s.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return s.CmaEsSampler(seed=seed, independent_sampler=indep,
-                              warn_independent_sampling=False, consider_pruned_trials=True)
-    if name == "gp":
-        return s.GPSampler(seed=seed, independent_sampler=indep, warn_independent_sampling=False)
-    if name == "qmc":
-        return s.QMCSampler(seed=seed, independent_sampler=indep, scramble=True,
-                            warn_independent_sampling=False, warn_asynchronous_seeding=False)
-    raise UnknownName("search.sampler", "sampler", name, SAMPLERS)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+# name -> factory(seed, parallel); the names are tuner.spec.SamplerName.
+SAMPLER_FACTORIES: dict[str, Callable[[int | None, bool], BaseSampler]] = {
+    # TPE uses constant_liar when trials run in parallel.
+    "tpe": lambda seed, parallel: optuna.samplers.TPESampler(
+        seed=seed, multivariate=True, group=True, constant_liar=parallel),
+    "random": lambda seed, parallel: optuna.samplers.RandomSampler(seed=seed),
+    "cmaes": lambda seed, parallel: optuna.samplers.CmaEsSampler(
+        seed=seed, independent_sampler=_indep(seed), warn_independent_sampling=False,
+        consider_pruned_trials=True),
+    "gp": lambda seed, parallel: optuna.samplers.GPSampler(
+        seed=seed, independent_sampler=_indep(seed), warn_independent_sampling=False),
+    "qmc": lambda seed, parallel: optuna.samplers.QMCSampler(
+        seed=seed, independent_sampler=_indep(seed), scramble=True,
+        warn_independent_sampling=False, warn_asynchronous_seeding=False),
+}
+
+# name -> factory(epochs); the resource is measured in epochs. Names: tuner.spec.PrunerName.
+PRUNER_FACTORIES: dict[str, Callable[[int], BasePruner]] = {
+    "hyperband": lambda epochs: optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=max(epochs, 1), reduction_factor=3),
+    "asha": lambda epochs: optuna.pruners.SuccessiveHalvingPruner(min_resource=1,
+                                                                  reduction_factor=3),
+    "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    "percentile": lambda epochs: optuna.pruners.PercentilePruner(25.0, n_startup_trials=5,
+                                                                 n_warmup_steps=1),
+    "wilcoxon": lambda epochs: optuna.pruners.WilcoxonPruner(p_threshold=0.1),
+    "none": lambda epochs: optuna.pruners.NopPruner(),
+}
+
+
+def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSampler:
+    """An Optuna sampler by name."""
+    if name not in SAMPLER_FACTORIES:
+        raise UnknownName("search.sampler", "sampler", name, SAMPLERS)
+    return SAMPLER_FACTORIES[name](seed, parallel)
 
 
 def make_pruner(name: str, epochs: int) -> BasePruner:
     """An Optuna pruner by name, with the resource measured in epochs."""
-    p = optuna.pruners
-    if name == "hyperband":
-        return p.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1), reduction_factor=3)
-    if name == "asha":
-        return p.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if name == "median":
-        return p.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if name == "percentile":
-        return p.PercentilePruner(25.0, n_startup_trials=5, n_warmup_steps=1)
-    if name == "wilcoxon":
-        return p.WilcoxonPruner(p_threshold=0.1)
-    if name == "none":
-        return p.NopPruner()
-    raise UnknownName("search.pruner", "pruner", name, PRUNERS)
+    if name not in PRUNER_FACTORIES:
+        raise UnknownName("search.pruner", "pruner", name, PRUNERS)
+    return PRUNER_FACTORIES[name](epochs)
 
 
 def default_study_name(spec: JobSpec) -> str:

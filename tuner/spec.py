@@ -8,11 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from tuner.errors import UnknownName, choices
+from tuner.errors import UnknownName, choices, unknown
 from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
 
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
@@ -22,8 +29,11 @@ METRICS: dict[str, Literal["maximize", "minimize"]] = {
 }
 CLASSIFICATION_METRICS = ("val_accuracy", "val_loss")
 REGRESSION_METRICS = ("val_loss", "val_r2")
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-PRUNERS = ("hyperband", "asha", "median", "percentile", "wilcoxon", "none")
+# Names only: the factories are tables in tuner.search (a test checks they match).
+SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
+PrunerName = Literal["hyperband", "asha", "median", "percentile", "wilcoxon", "none"]
+SAMPLERS: tuple[str, ...] = get_args(SamplerName)
+PRUNERS: tuple[str, ...] = get_args(PrunerName)
 
 
 class _Strict(BaseModel):
@@ -78,7 +88,7 @@ class TaskSpec(_Strict):
     @classmethod
     def _known_metric(cls, v: str | None) -> str | None:
         if v is not None and v not in METRICS:
-            raise ValueError(f"unknown metric {v!r}; valid choices: {choices(METRICS)}")
+            raise ValueError(unknown("metric", v, METRICS))
         return v
 
     @model_validator(mode="after")
@@ -221,7 +231,7 @@ def _check_names(v: list[str] | None, table: dict[str, Any], kind: str) -> list[
         raise ValueError(f"must name at least one {kind}; valid choices: {choices(table)}")
     for name in v:
         if name not in table:
-            raise ValueError(f"unknown {kind} {name!r}; valid choices: {choices(table)}")
+            raise ValueError(unknown(kind, name, table))
     return list(dict.fromkeys(v))
 
 
@@ -277,11 +287,11 @@ class BudgetSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    sampler: str = "tpe"
+    sampler: SamplerName = "tpe"
     # Hyperband, measured against ASHA in docs/benchmarks.md: ASHA reached the target a little
     # more often in a search from scratch, but its history seeds warm starts worse and it prunes
     # nearly every trial after warm-start seeds; `asha` stays one setting away.
-    pruner: str = "hyperband"
+    pruner: PrunerName = "hyperband"
     warm_start: Literal["none", "task", "similar"] = "none"
     defaults_sweep: bool = Field(default=True, description="begin with every family at defaults")
     # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
@@ -294,18 +304,12 @@ class SearchSpec(_Strict):
         "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
         "the race stops early once the leader is separated"))
 
-    @field_validator("sampler")
+    @field_validator("sampler", "pruner", mode="before")
     @classmethod
-    def _known_sampler(cls, v: str) -> str:
-        if v not in SAMPLERS:
-            raise ValueError(f"unknown sampler {v!r}; valid choices: {choices(SAMPLERS)}")
-        return v
-
-    @field_validator("pruner")
-    @classmethod
-    def _known_pruner(cls, v: str) -> str:
-        if v not in PRUNERS:
-            raise ValueError(f"unknown pruner {v!r}; valid choices: {choices(PRUNERS)}")
+    def _known_name(cls, v: Any, info: ValidationInfo) -> Any:
+        valid = SAMPLERS if info.field_name == "sampler" else PRUNERS
+        if v not in valid:
+            raise ValueError(unknown(str(info.field_name), v, valid))
         return v
 
 
