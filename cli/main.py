@@ -141,22 +141,31 @@ def _spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
     return _merge(base, updates)
 
 
+# The spec options `run` and `submit` share (defined once; a spec file's values below them).
+ModelOpt = Annotated[str | None, typer.Option(help="Model name (see `tuner models`).")]
+DatasetOpt = Annotated[str | None, typer.Option(help="Dataset (see `tuner datasets`).")]
+TrialsOpt = Annotated[int | None, typer.Option(help="Number of trials (the last quarter "
+                                                    "confirms the leaders).")]
+EpochsOpt = Annotated[int | None, typer.Option(help="Epochs per trial.")]
+OptimizersOpt = Annotated[str | None, typer.Option(help="Comma-separated families.")]
+SchedulesOpt = Annotated[str | None, typer.Option(help="Comma-separated schedules.")]
+SamplerOpt = Annotated[str | None, typer.Option(help="tpe|random|cmaes|gp|qmc")]
+PrunerOpt = Annotated[str | None, typer.Option(
+    help="hyperband|asha|median|percentile|wilcoxon|none")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed (sampler, init, split).")]
+MetricOpt = Annotated[str | None, typer.Option(help="val_accuracy|val_loss|val_r2")]
+BatchOpt = Annotated[int | None, typer.Option(help="Mini-batch size.")]
+ParallelOpt = Annotated[int | None, typer.Option(help="Concurrent trials.")]
+TimeoutOpt = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
+
+
 @app.command()
 def run(
-    model: Annotated[str | None, typer.Option(help="Model name (see `tuner models`).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (see `tuner datasets`).")] = None,
-    trials: Annotated[int | None, typer.Option(help="Number of trials.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per trial.")] = None,
-    optimizers: Annotated[str | None, typer.Option(help="Comma-separated families.")] = None,
-    schedules: Annotated[str | None, typer.Option(help="Comma-separated schedules.")] = None,
-    sampler: Annotated[str | None, typer.Option(help="tpe|random|cmaes|gp|qmc")] = None,
-    pruner: Annotated[str | None, typer.Option(
-        help="hyperband|asha|median|percentile|wilcoxon|none")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed (sampler, init, split).")] = None,
-    metric: Annotated[str | None, typer.Option(help="val_accuracy|val_loss|val_r2")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Mini-batch size.")] = None,
-    parallelism: Annotated[int | None, typer.Option(help="Concurrent trials (threads).")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    model: ModelOpt = None, dataset: DatasetOpt = None, trials: TrialsOpt = None,
+    epochs: EpochsOpt = None, optimizers: OptimizersOpt = None, schedules: SchedulesOpt = None,
+    sampler: SamplerOpt = None, pruner: PrunerOpt = None, seed: SeedOpt = None,
+    metric: MetricOpt = None, batch_size: BatchOpt = None, parallelism: ParallelOpt = None,
+    timeout: TimeoutOpt = None,
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
     spec: Annotated[Path | None, typer.Option(
@@ -535,19 +544,11 @@ def _api_errors() -> Iterator[None]:
 @app.command()
 def submit(
     spec: Annotated[Path | None, typer.Argument(help="Job spec (.yaml/.json).", exists=True)] = None,
-    model: Annotated[str | None, typer.Option()] = None,
-    dataset: Annotated[str | None, typer.Option()] = None,
-    trials: Annotated[int | None, typer.Option()] = None,
-    epochs: Annotated[int | None, typer.Option()] = None,
-    optimizers: Annotated[str | None, typer.Option()] = None,
-    schedules: Annotated[str | None, typer.Option()] = None,
-    sampler: Annotated[str | None, typer.Option()] = None,
-    pruner: Annotated[str | None, typer.Option()] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
-    metric: Annotated[str | None, typer.Option()] = None,
-    batch_size: Annotated[int | None, typer.Option()] = None,
-    parallelism: Annotated[int | None, typer.Option()] = None,
-    timeout: Annotated[float | None, typer.Option()] = None,
+    model: ModelOpt = None, dataset: DatasetOpt = None, trials: TrialsOpt = None,
+    epochs: EpochsOpt = None, optimizers: OptimizersOpt = None, schedules: SchedulesOpt = None,
+    sampler: SamplerOpt = None, pruner: PrunerOpt = None, seed: SeedOpt = None,
+    metric: MetricOpt = None, batch_size: BatchOpt = None, parallelism: ParallelOpt = None,
+    timeout: TimeoutOpt = None,
     idempotency_key: Annotated[str | None, typer.Option()] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
     as_json: JsonOpt = False,
