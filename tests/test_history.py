@@ -192,6 +192,14 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
     assert (task["n_jobs"], task["n_trials"]) == (2, 5)
     assert at5["budget"]["epochs"] == 5 and at5["ranking"][0]["value"] == 0.961
     assert "adam" not in {n["optimizer"] for n in at5["not_ranked"]}
+    # Only pruned trials at a budget: the answer comes from elsewhere, and still reports them.
+    j9, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 9}))
+    write(migrated_url, j9, [("sgd", 1e-2, 0.31)], state="pruned", stop_step=2)
+    with session_factory(migrated_url)() as s:
+        at9 = recommend(s, team, model="mlp", dataset="iris", epochs=9)
+    assert at9["method"] == "transfer" and at9["budget"]["epochs"] == 9
+    assert [(n["optimizer"], n["evidence"]["max_stop_epoch"]) for n in at9["not_ranked"]] == \
+        [("sgd", 2)]
     # A budget never run: transfer from the same task at its other budgets, said so.
     assert at7["method"] == "transfer" and at7["source"] == "team history"
     assert {n["task_id"] for n in at7["similar_tasks"]} == {task["id"]}

@@ -123,13 +123,18 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                 "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
                                f"{budget.epochs if budget else '?'} epochs, batch size "
                                f"{budget.batch_size if budget else '?'}{other}"}
+    # This task's own trials that never completed (all pruned, say) still say something.
+    tried = [{"optimizer": f, "rank": None, "status": "no complete trial on this task",
+              "evidence": ev} for f, ev in sorted(h.unfinished_families(
+                  s, ids, tasks[0].direction, budget, exclude_job).items())] \
+        if tasks and budget else []
     query, metric = _query(tasks, model, dataset, metric, budget)
     if query is not None:
         out = _team_transfer(s, team_id, query, metric) or _corpus_transfer(query, metric)
         if out is not None:
-            return {**base, **out}
+            return {**base, **out, "not_ranked": tried}
     return {**base, "method": "prior", "source": "literature defaults", "metric": metric,
-            "start_from": None, **prior_ranking()}
+            "start_from": None, **prior_ranking(), "not_ranked": tried}
 
 
 def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: str | None,
