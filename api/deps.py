@@ -10,7 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.errors import ApiProblem
-from tuner.store.jobs import get_job, team_for_key
+from tuner.store.auth import team_for_key
+from tuner.store.jobs import get_job
 from tuner.store.models import Job, Team
 
 

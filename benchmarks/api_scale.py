@@ -42,8 +42,8 @@ def seed(url: str, tasks_per_team: int, jobs_per_task: int, trials_per_job: int)
     """Teams a and b, their tasks, jobs, trials and steps, written with COPY."""
     import psycopg
 
+    from tuner.store.auth import create_api_key, get_or_create_team
     from tuner.store.db import session_factory
-    from tuner.store.jobs import create_api_key, get_or_create_team
 
     with session_factory(url)() as s:
         keys = {n: create_api_key(s, get_or_create_team(s, n)) for n in ("a", "b")}

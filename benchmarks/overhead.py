@@ -234,8 +234,8 @@ def run_service(spec: JobSpec) -> dict[str, Any]:
     from api.app import create_app
     from tuner.client import Client
     from tuner.config import Settings
+    from tuner.store.auth import create_api_key, get_or_create_team
     from tuner.store.db import dispose_engines, session_factory
-    from tuner.store.jobs import create_api_key, get_or_create_team
     from tuner.store.migrate import upgrade
     from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
 

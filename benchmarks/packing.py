@@ -27,8 +27,9 @@ OUT = Path(__file__).parent / "results" / "packing.json"
 
 def run(k: int, trials: int, epochs: int, gpu: bool, cores: int) -> dict[str, Any]:
     from tuner.spec import JobSpec
+    from tuner.store.auth import get_or_create_team
     from tuner.store.db import dispose_engines, session_factory
-    from tuner.store.jobs import create_job, get_job, get_or_create_team
+    from tuner.store.jobs import create_job, get_job
     from tuner.store.migrate import upgrade
     from tuner.tasks import inspect_task
     from workers.dispatcher import Dispatcher, DispatcherConfig

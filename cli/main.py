@@ -305,8 +305,9 @@ def job_create(
 ) -> None:
     """Validate a spec against real data and queue it; prints the job id."""
     from tuner.spec import JobSpec
+    from tuner.store.auth import get_or_create_team
     from tuner.store.db import session_factory
-    from tuner.store.jobs import create_job, get_or_create_team
+    from tuner.store.jobs import create_job
     from tuner.tasks import inspect_task
 
     with _user_errors():
@@ -396,8 +397,8 @@ app.add_typer(admin_app, name="admin")
 @admin_app.command("create-team")
 def admin_create_team(name: str, database_url: DbUrl = None) -> None:
     """Create a team (no-op when it exists)."""
+    from tuner.store.auth import get_or_create_team
     from tuner.store.db import session_factory
-    from tuner.store.jobs import get_or_create_team
 
     with session_factory(_db_url(database_url))() as s:
         team = get_or_create_team(s, name)
@@ -409,8 +410,8 @@ def admin_create_team(name: str, database_url: DbUrl = None) -> None:
 def admin_create_key(team: str, name: Annotated[str, typer.Option(help="A label.")] = "",
                      database_url: DbUrl = None) -> None:
     """Print a new API key for TEAM (shown once; only its hash is stored)."""
+    from tuner.store.auth import create_api_key, get_team
     from tuner.store.db import session_factory
-    from tuner.store.jobs import create_api_key, get_team
 
     with _user_errors(), session_factory(_db_url(database_url))() as s:
         key = create_api_key(s, get_team(s, team), name)
@@ -423,8 +424,8 @@ def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its
                                                                  "characters.")],
                      database_url: DbUrl = None) -> None:
     """Revoke an API key."""
+    from tuner.store.auth import revoke_key
     from tuner.store.db import session_factory
-    from tuner.store.jobs import revoke_key
 
     with _user_errors(), session_factory(_db_url(database_url))() as s:
         n = revoke_key(s, prefix)
@@ -465,8 +466,8 @@ LOCAL_TEAM = "local"
 def _local_key(db_url: str, server_url: str) -> tuple[str, Path, bool]:
     """The saved key for this server if the database knows it; else a new one for team `local`."""
     from tuner.client import credentials_path, save_credentials, saved_key
+    from tuner.store.auth import create_api_key, get_or_create_team, team_for_key
     from tuner.store.db import session_factory
-    from tuner.store.jobs import create_api_key, get_or_create_team, team_for_key
 
     with session_factory(db_url)() as s:
         key = saved_key(server_url)

@@ -21,8 +21,8 @@ import uvicorn
 from api.app import create_app
 from tuner.client import Client
 from tuner.config import Settings
+from tuner.store.auth import create_api_key, get_or_create_team, revoke_key
 from tuner.store.db import session_factory
-from tuner.store.jobs import create_api_key, get_or_create_team, revoke_key
 from workers.dispatcher import Dispatcher, DispatcherConfig
 
 pytestmark = pytest.mark.usefixtures("ray_session")

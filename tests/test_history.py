@@ -14,9 +14,11 @@ from sqlalchemy import select, update
 from tuner.recommendations import recommend
 from tuner.results import TrialRecord
 from tuner.spec import JobSpec
+from tuner.store.auth import get_or_create_team
 from tuner.store.db import session_factory
-from tuner.store.jobs import create_job, get_job, get_or_create_team, record_trial
+from tuner.store.jobs import create_job, get_job
 from tuner.store.models import RecommendationCache, TrialRow
+from tuner.store.trials import record_trial
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig
 

@@ -20,8 +20,9 @@ from optuna.trial import TrialState
 from sqlalchemy import select
 
 from tuner.spec import JobSpec
+from tuner.store.auth import get_or_create_team
 from tuner.store.db import session_factory
-from tuner.store.jobs import create_job, get_job, get_or_create_team, request_cancel
+from tuner.store.jobs import create_job, get_job, request_cancel
 from tuner.store.models import Job, TrialRow
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig

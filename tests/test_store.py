@@ -16,18 +16,9 @@ from sqlalchemy import create_engine, inspect, select, text
 
 from tuner.search import run_search
 from tuner.spec import JobSpec
+from tuner.store.auth import create_api_key, get_or_create_team, revoke_key, team_for_key
 from tuner.store.db import engine_for, session_factory
-from tuner.store.jobs import (
-    claim_job,
-    create_api_key,
-    create_job,
-    get_job,
-    get_or_create_team,
-    request_cancel,
-    revoke_key,
-    take_ticket,
-    team_for_key,
-)
+from tuner.store.jobs import claim_job, create_job, get_job, request_cancel, take_ticket
 from tuner.store.migrate import VERSION_TABLE, include_object, upgrade
 from tuner.store.models import Job, TrialRow, TrialStep, metadata
 from tuner.store.recorder import TrialRecorder

@@ -259,6 +259,11 @@ def warm_start_configs(s: Session, team_id: int, task_id: int, mode: str,
     rec = recommend(s, team_id, task_id=task_id)
     if rec["method"] == "prior" or (mode == "task" and rec["method"] != "direct"):
         return []
-    wanted = [r for r in rec["ranking"] if r["optimizer"] in families]
-    return [TrialConfig(r["optimizer"], r["schedule"] or "constant", dict(r["params"]))
-            for r in wanted[:limit]]
+    # Configurations from other tasks get their learning rate moved to this batch size.
+    batch = (rec.get("budget") or {}).get("batch_size") if rec["method"] == "transfer" else None
+    out = []
+    for r in [r for r in rec["ranking"] if r["optimizer"] in families][:limit]:
+        start = _start_from([r], batch)
+        assert start is not None
+        out.append(TrialConfig(start["optimizer"], start["schedule"], dict(start["params"])))
+    return out

@@ -26,17 +26,16 @@ from tuner.store.jobs import (
     aware,
     claim_job,
     finish_job,
-    first_failure,
     get_job,
     job_spec,
     reconcile_tickets,
-    refresh_counters,
     release_leases,
     renew_lease,
     request_stop,
 )
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
+from tuner.store.trials import first_failure, refresh_counters
 from workers.trial_worker import WorkerConfig, remote_worker
 
 log = logging.getLogger(__name__)

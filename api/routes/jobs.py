@@ -15,17 +15,10 @@ from api.deps import CurrentTeam, SessionDep, TeamJob
 from api.errors import ApiProblem
 from api.schemas import JobPublic, JobsPublic, TrialsPublic
 from tuner.spec import JobSpec
-from tuner.store.jobs import (
-    create_job,
-    get_job,
-    job_brief,
-    job_for_key,
-    job_summary,
-    request_cancel,
-    trial_page,
-)
+from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
+from tuner.store.trials import trial_page
 from tuner.tasks import inspect_task
 
 router = APIRouter(prefix="/v1", tags=["jobs"])

@@ -1,34 +1,30 @@
-"""Teams, keys, tasks, jobs and trial records: every read and write the service makes."""
+"""Tasks and jobs: create, claim, lease, tickets, cancel, finish, and the job views. Teams and keys
+are in `auth`, trial records in `trials`, recommendation reads in `history`.
+
+Commit policy: functions that change a job commit their own transaction (callers pass a fresh
+session); `upsert_task` only flushes, inside `create_job`'s transaction."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from tuner.confirm import job_confirm_reserve
-from tuner.errors import JobNotFound, TeamNotFound, TunerError
-from tuner.results import TrialRecord
+from tuner.errors import JobNotFound
 from tuner.spec import JobSpec
 from tuner.store.models import (
     FINAL_STATUSES,
-    ApiKey,
     Job,
     Task,
-    Team,
-    TrialRow,
-    TrialStep,
     utcnow,
 )
+from tuner.store.trials import job_trials, refresh_counters, trial_json
 from tuner.tasks import TaskFeatures
-
-KEY_PREFIX = "tk_"
 
 
 def aware(dt: datetime | None) -> datetime | None:
@@ -39,51 +35,6 @@ def aware(dt: datetime | None) -> datetime | None:
 def study_name_for(job_id: str) -> str:
     """One study per job, named from the job id only (never a user-chosen name)."""
     return f"job-{job_id}"
-
-
-# teams and keys ------------------------------------------------------------------------------
-
-def get_team(s: Session, name: str) -> Team:
-    team = s.scalar(select(Team).where(Team.name == name))
-    if team is None:
-        raise TeamNotFound(name)
-    return team
-
-
-def get_or_create_team(s: Session, name: str) -> Team:
-    team = s.scalar(select(Team).where(Team.name == name))
-    if team is None:
-        team = Team(name=name)
-        s.add(team)
-        s.flush()
-    return team
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_api_key(s: Session, team: Team, name: str = "") -> str:
-    """A new key for `team`; the clear key is returned once and only its hash is stored."""
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    s.add(ApiKey(team_id=team.id, prefix=key[:10], key_hash=hash_key(key), name=name))
-    s.flush()
-    return key
-
-
-def team_for_key(s: Session, key: str) -> Team | None:
-    return s.scalar(select(Team).join(ApiKey, ApiKey.team_id == Team.id)
-                    .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None)))
-
-
-def revoke_key(s: Session, prefix: str) -> int:
-    """Revoke the keys starting with `prefix` (at least 6 characters); returns how many."""
-    if len(prefix) < 6:
-        raise TunerError("key prefix: give at least 6 characters of the key")
-    res = s.execute(update(ApiKey).where(ApiKey.prefix.startswith(prefix[:10]),
-                                         ApiKey.revoked_at.is_(None))
-                    .values(revoked_at=utcnow()))
-    return int(res.rowcount)  # type: ignore[attr-defined]
 
 
 # tasks and jobs ------------------------------------------------------------------------------
@@ -254,133 +205,6 @@ def finish_job(s: Session, job_id: str, status: str, error: str | None = None) -
         status=status, error=error, finished_at=now, updated_at=now, claimed_by=None,
         lease_until=None, n_running=0))
     s.commit()
-
-
-# trials --------------------------------------------------------------------------------------
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) else None
-
-
-def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: bool = False,
-                 warm_start: bool = False, retry_of: int | None = None) -> bool:
-    """Write a finished trial with its steps and refresh the job's counters, in one transaction.
-    Idempotent: a trial already written is left alone (returns False). A failed trial returns
-    its budget ticket so it is retried, up to n_trials failures."""
-    if s.scalar(select(TrialRow.id).where(TrialRow.job_id == job_id,
-                                          TrialRow.number == rec.number)) is not None:
-        s.rollback()
-        return False
-    row = TrialRow(
-        job_id=job_id, number=rec.number, optimizer=rec.optimizer, schedule=rec.schedule,
-        params=rec.params, state=rec.state, value=rec.value, stop_step=rec.stop_step,
-        stop_reason=rec.stop_reason, epochs_run=rec.epochs_run,
-        seconds_per_epoch=rec.seconds_per_epoch, state_bytes_per_param=rec.state_bytes_per_param,
-        device=rec.device, detail=rec.detail[:4000], defaults_sweep=defaults_sweep,
-        warm_start=warm_start, retry_of=retry_of, seed=rec.seed, confirm_of=rec.confirm_of,
-        config_key=rec.config_key(),
-        steps=[TrialStep(step=int(st["step"]), value=_num(st.get("value")),
-                         best_value=_num(st.get("best_value")),
-                         train_loss=_num(st.get("train_loss")),
-                         val_loss=_num(st.get("val_loss")), lr=_num(st.get("lr")),
-                         elapsed_s=_num(st.get("elapsed_s"))) for st in rec.steps],
-    )
-    s.add(row)
-    try:
-        s.flush()
-    except IntegrityError:
-        s.rollback()  # written concurrently (worker callback and dispatcher sync)
-        return False
-    if rec.state == "failed":
-        failed = s.scalar(select(func.count()).where(TrialRow.job_id == job_id,
-                                                     TrialRow.state == "failed")) or 0
-        s.execute(update(Job).where(Job.id == job_id, Job.trials_claimed > 0,
-                                    Job.n_trials >= failed)
-                  .values(trials_claimed=Job.trials_claimed - 1))
-    refresh_counters(s, job_id)
-    # Cached recommendations of this task are now out of date (see RecommendationCache).
-    s.execute(update(Task).where(Task.id == select(Job.task_id).where(Job.id == job_id)
-                                 .scalar_subquery())
-              .values(history_version=Task.history_version + 1))
-    s.commit()
-    return True
-
-
-def first_failure(s: Session, job_id: str) -> str | None:
-    """The detail of the job's first failed trial (why a job whose trials all failed failed)."""
-    return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
-                                                  TrialRow.state == "failed")
-                    .order_by(TrialRow.number).limit(1))
-
-
-def recorded_numbers(s: Session, job_id: str) -> set[int]:
-    return set(s.scalars(select(TrialRow.number).where(TrialRow.job_id == job_id)))
-
-
-def refresh_counters(s: Session, job_id: str, n_running: int | None = None) -> None:
-    """Recompute the job's progress from its trial rows (never incremented blindly, so a retried
-    write cannot count twice). Does not commit."""
-    job = s.get(Job, job_id)
-    if job is None:
-        return
-    counts: dict[str, int] = {state: n for state, n in s.execute(
-        select(TrialRow.state, func.count()).where(TrialRow.job_id == job_id)
-        .group_by(TrialRow.state)).all()}
-    order = TrialRow.value.desc() if job.task.direction == "maximize" else TrialRow.value.asc()
-    best = s.execute(select(TrialRow.number, TrialRow.value).where(
-        TrialRow.job_id == job_id, TrialRow.state == "complete", TrialRow.value.is_not(None))
-        .order_by(order, TrialRow.number).limit(1)).first()
-    job.n_complete = counts.get("complete", 0)
-    job.n_pruned = counts.get("pruned", 0)
-    job.n_diverged = counts.get("diverged", 0)
-    job.n_failed = counts.get("failed", 0)
-    job.n_done = job.n_complete + job.n_pruned + job.n_diverged
-    job.best_trial_number, job.best_value = (best[0], best[1]) if best else (None, None)
-    if n_running is not None:
-        job.n_running = n_running
-    job.updated_at = utcnow()
-
-
-def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = None,
-               with_steps: bool = True) -> list[TrialRow]:
-    q = select(TrialRow).where(TrialRow.job_id == job_id).order_by(TrialRow.number).offset(offset)
-    if not with_steps:  # steps load in one extra query per page only when asked for
-        q = q.options(lazyload(TrialRow.steps))
-    if limit is not None:
-        q = q.limit(limit)
-    return list(s.scalars(q))
-
-
-TRIAL_FIELDS = ("number", "state", "stop_reason", "stop_step", "optimizer", "schedule",
-                "params", "value", "epochs_run", "seconds_per_epoch", "state_bytes_per_param",
-                "device", "detail", "defaults_sweep", "warm_start", "retry_of", "seed",
-                "confirm_of")
-STEP_FIELDS = ("step", "value", "best_value", "train_loss", "val_loss", "lr", "elapsed_s")
-
-
-def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
-    d: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS}
-    if with_steps:
-        d["steps"] = [{f: getattr(st, f) for f in STEP_FIELDS} for st in t.steps]
-    return d
-
-
-def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
-               with_steps: bool = True) -> list[dict[str, Any]]:
-    """A page of the job's trials as trial_json dicts, read as plain rows (two queries; the
-    ORM path costs several times more per page)."""
-    rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
-                     .where(TrialRow.job_id == job_id).order_by(TrialRow.number)
-                     .offset(offset).limit(limit)).all()
-    page = {r[0]: dict(zip(TRIAL_FIELDS, r[1:], strict=True)) for r in rows}
-    if with_steps and page:
-        for d in page.values():
-            d["steps"] = []
-        for r in s.execute(select(TrialStep.trial_id, *(getattr(TrialStep, f) for f in STEP_FIELDS))
-                           .where(TrialStep.trial_id.in_(list(page)))
-                           .order_by(TrialStep.trial_id, TrialStep.step)):
-            page[r[0]]["steps"].append(dict(zip(STEP_FIELDS, r[1:], strict=True)))
-    return list(page.values())
 
 
 def job_total(job: Job) -> int:

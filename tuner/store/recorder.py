@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, text
 from tuner.attrs import ATTR_SWEEP, ATTR_WARM_START
 from tuner.results import TrialRecord, trial_record
 from tuner.store.db import is_sqlite, normalize_url, session_factory, with_retries
-from tuner.store.jobs import record_trial, recorded_numbers
+from tuner.store.trials import record_trial, recorded_numbers
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,141 @@
+"""Trial records: write a finished trial with its steps (the pruning history) and the job's
+counters in one transaction, and read them back as pages. `record_trial` commits; the readers
+do not write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, lazyload
+
+from tuner.results import TrialRecord
+from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) else None
+
+
+def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: bool = False,
+                 warm_start: bool = False, retry_of: int | None = None) -> bool:
+    """Write a finished trial with its steps and refresh the job's counters, in one transaction.
+    Idempotent: a trial already written is left alone (returns False). A failed trial returns
+    its budget ticket so it is retried, up to n_trials failures."""
+    if s.scalar(select(TrialRow.id).where(TrialRow.job_id == job_id,
+                                          TrialRow.number == rec.number)) is not None:
+        s.rollback()
+        return False
+    row = TrialRow(
+        job_id=job_id, number=rec.number, optimizer=rec.optimizer, schedule=rec.schedule,
+        params=rec.params, state=rec.state, value=rec.value, stop_step=rec.stop_step,
+        stop_reason=rec.stop_reason, epochs_run=rec.epochs_run,
+        seconds_per_epoch=rec.seconds_per_epoch, state_bytes_per_param=rec.state_bytes_per_param,
+        device=rec.device, detail=rec.detail[:4000], defaults_sweep=defaults_sweep,
+        warm_start=warm_start, retry_of=retry_of, seed=rec.seed, confirm_of=rec.confirm_of,
+        config_key=rec.config_key(),
+        steps=[TrialStep(step=int(st["step"]), value=_num(st.get("value")),
+                         best_value=_num(st.get("best_value")),
+                         train_loss=_num(st.get("train_loss")),
+                         val_loss=_num(st.get("val_loss")), lr=_num(st.get("lr")),
+                         elapsed_s=_num(st.get("elapsed_s"))) for st in rec.steps],
+    )
+    s.add(row)
+    try:
+        s.flush()
+    except IntegrityError:
+        s.rollback()  # written concurrently (worker callback and dispatcher sync)
+        return False
+    if rec.state == "failed":
+        failed = s.scalar(select(func.count()).where(TrialRow.job_id == job_id,
+                                                     TrialRow.state == "failed")) or 0
+        s.execute(update(Job).where(Job.id == job_id, Job.trials_claimed > 0,
+                                    Job.n_trials >= failed)
+                  .values(trials_claimed=Job.trials_claimed - 1))
+    refresh_counters(s, job_id)
+    # Cached recommendations of this task are now out of date (see RecommendationCache).
+    s.execute(update(Task).where(Task.id == select(Job.task_id).where(Job.id == job_id)
+                                 .scalar_subquery())
+              .values(history_version=Task.history_version + 1))
+    s.commit()
+    return True
+
+
+def first_failure(s: Session, job_id: str) -> str | None:
+    """The detail of the job's first failed trial (why a job whose trials all failed failed)."""
+    return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
+                                                  TrialRow.state == "failed")
+                    .order_by(TrialRow.number).limit(1))
+
+
+def recorded_numbers(s: Session, job_id: str) -> set[int]:
+    return set(s.scalars(select(TrialRow.number).where(TrialRow.job_id == job_id)))
+
+
+def refresh_counters(s: Session, job_id: str, n_running: int | None = None) -> None:
+    """Recompute the job's progress from its trial rows (never incremented blindly, so a retried
+    write cannot count twice). Does not commit."""
+    job = s.get(Job, job_id)
+    if job is None:
+        return
+    counts: dict[str, int] = {state: n for state, n in s.execute(
+        select(TrialRow.state, func.count()).where(TrialRow.job_id == job_id)
+        .group_by(TrialRow.state)).all()}
+    order = TrialRow.value.desc() if job.task.direction == "maximize" else TrialRow.value.asc()
+    best = s.execute(select(TrialRow.number, TrialRow.value).where(
+        TrialRow.job_id == job_id, TrialRow.state == "complete", TrialRow.value.is_not(None))
+        .order_by(order, TrialRow.number).limit(1)).first()
+    job.n_complete = counts.get("complete", 0)
+    job.n_pruned = counts.get("pruned", 0)
+    job.n_diverged = counts.get("diverged", 0)
+    job.n_failed = counts.get("failed", 0)
+    job.n_done = job.n_complete + job.n_pruned + job.n_diverged
+    job.best_trial_number, job.best_value = (best[0], best[1]) if best else (None, None)
+    if n_running is not None:
+        job.n_running = n_running
+    job.updated_at = utcnow()
+
+
+def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = None,
+               with_steps: bool = True) -> list[TrialRow]:
+    q = select(TrialRow).where(TrialRow.job_id == job_id).order_by(TrialRow.number).offset(offset)
+    if not with_steps:  # steps load in one extra query per page only when asked for
+        q = q.options(lazyload(TrialRow.steps))
+    if limit is not None:
+        q = q.limit(limit)
+    return list(s.scalars(q))
+
+
+TRIAL_FIELDS = ("number", "state", "stop_reason", "stop_step", "optimizer", "schedule",
+                "params", "value", "epochs_run", "seconds_per_epoch", "state_bytes_per_param",
+                "device", "detail", "defaults_sweep", "warm_start", "retry_of", "seed",
+                "confirm_of")
+
+
+STEP_FIELDS = ("step", "value", "best_value", "train_loss", "val_loss", "lr", "elapsed_s")
+
+
+def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
+    d: dict[str, Any] = {f: getattr(t, f) for f in TRIAL_FIELDS}
+    if with_steps:
+        d["steps"] = [{f: getattr(st, f) for f in STEP_FIELDS} for st in t.steps]
+    return d
+
+
+def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
+               with_steps: bool = True) -> list[dict[str, Any]]:
+    """A page of the job's trials as trial_json dicts, read as plain rows (two queries; the
+    ORM path costs several times more per page)."""
+    rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
+                     .where(TrialRow.job_id == job_id).order_by(TrialRow.number)
+                     .offset(offset).limit(limit)).all()
+    page = {r[0]: dict(zip(TRIAL_FIELDS, r[1:], strict=True)) for r in rows}
+    if with_steps and page:
+        for d in page.values():
+            d["steps"] = []
+        for r in s.execute(select(TrialStep.trial_id, *(getattr(TrialStep, f) for f in STEP_FIELDS))
+                           .where(TrialStep.trial_id.in_(list(page)))
+                           .order_by(TrialStep.trial_id, TrialStep.step)):
+            page[r[0]]["steps"].append(dict(zip(STEP_FIELDS, r[1:], strict=True)))
+    return list(page.values())
