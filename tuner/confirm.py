@@ -1,7 +1,8 @@
 """Confirmation runs as an adaptive race (pure): after the search, the leading configurations are
 re-run with new seeds, round by round, until the leader is separated from every other candidate,
-the reserved share of the budget is spent, or each has `confirm_seeds` extra runs. Every default
-job thus ends with a seed-to-seed noise estimate, so its intervals are confidence intervals.
+the reserved share of the budget is spent, or each has `confirm_seeds` extra runs. A default job
+of 4 or more trials thus ends with a seed-to-seed noise estimate (when at least one of its trials
+completed), so its intervals are confidence intervals.
 
 The dispatcher and the in-process search both call `next_round` after the search and after each
 round; it reads only the trials themselves, so a restarted dispatcher continues the same race."""
