@@ -39,6 +39,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,7 @@ def run_config(task: CorpusTask, config: TrialConfig, seeds: int = SEEDS,
 
 
 def query(task: CorpusTask) -> TaskProfile:
-    p = task.profile()
-    return TaskProfile(**{**p.__dict__, "task_id": None})
+    return replace(task.profile(), task_id=None)
 
 
 def evaluate(task: CorpusTask, corpus: Corpus, smoke: bool) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from tuner.recommend import (
     TaskProfile,
     rank_families,
     scale_lr_for_batch,
+    separated,
     similar_tasks,
     transfer_ranking,
 )
@@ -181,9 +182,13 @@ def test_known_noise_never_yields_a_winner_inside_the_noise() -> None:
 def test_ties_come_from_interval_kinds_and_bounds() -> None:
     hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
     r = rank_families(hist, "maximize")
-    adam = r["ranking"][0]
-    adam["expected"]["source"] = "not a confidence interval"  # prose is never read
+    adam, rmsprop = r["ranking"]
     assert adam["expected"]["kind"] == "t" and r["verdict"] == "winner"
+    # The decision reads the interval's kind and bounds, never its prose.
+    adam["expected"]["source"] = "not a confidence interval"
+    assert separated(adam, rmsprop)
+    adam["expected"]["kind"] = "spread"
+    assert not separated(adam, rmsprop)
 
 
 def test_other_budgets_are_not_repeats() -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from scipy import stats
 
-from tuner.recommend import better
+from tuner.recommend import better, pooled_noise
 
 if TYPE_CHECKING:
     from tuner.spec import JobSpec
@@ -68,7 +68,8 @@ class ConfirmRun:
 @dataclass
 class _Candidate:
     trial: RaceTrial
-    values: list[float]
+    values: list[float]  # the search run's, then its complete confirmation runs'
+    reruns: int = 0  # confirmation runs so far, finished or not (each took the next seed)
     pending: int = 0
 
     @property
@@ -101,24 +102,15 @@ def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[
         reps = [t for t in trials if t.confirm_of == c.number]
         out.append(_Candidate(c, [float(c.value or 0.0)] + [float(t.value) for t in reps
                                                             if t.complete and t.value is not None],
-                              pending=sum(not t.finished for t in reps)))
+                              reruns=len(reps), pending=sum(not t.finished for t in reps)))
     return out
-
-
-def _pooled_sigma(cands: Sequence[_Candidate]) -> tuple[float | None, int]:
-    num, dof = 0.0, 0
-    for c in cands:
-        if len(c.values) >= 2:
-            num += (len(c.values) - 1) * statistics.variance(c.values)
-            dof += len(c.values) - 1
-    return (math.sqrt(num / dof), dof) if dof else (None, 0)
 
 
 def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate]:
     """The candidates not separated from the leader: 95% intervals (pooled seed-to-seed noise,
     t with the pooled degrees of freedom) that overlap the leader's. Without a noise estimate,
     all of them."""
-    sigma, dof = _pooled_sigma(cands)
+    sigma, dof = pooled_noise(c.values for c in cands)
     if sigma is None or not cands:
         return list(cands)
     tq = float(stats.t.ppf(0.975, dof))
@@ -153,9 +145,6 @@ def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_s
     if budget_left <= 0:
         return [], STOP_BUDGET
     racing.sort(key=lambda c: -c.mean if direction == "maximize" else c.mean)
-    runs = []
-    for c in racing[:budget_left]:
-        done = sum(1 for t in trials if t.confirm_of == c.trial.number)
-        runs.append(ConfirmRun(dict(c.trial.params), c.trial.number,
-                               base_seed + CONFIRM_SEED_OFFSET + done))
-    return runs, None
+    return [ConfirmRun(dict(c.trial.params), c.trial.number,
+                       base_seed + CONFIRM_SEED_OFFSET + c.reruns)
+            for c in racing[:budget_left]], None

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,14 +91,14 @@ def better(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "maximize" else a < b
 
 
-def pooled_noise(configs: Sequence[_Config]) -> tuple[float | None, int]:
-    """Seed-to-seed standard deviation pooled over configurations run more than once, and its
-    degrees of freedom; (None, 0) without repeats."""
+def pooled_noise(runs: Iterable[Sequence[float]]) -> tuple[float | None, int]:
+    """Seed-to-seed standard deviation pooled over configurations run more than once (each
+    given as its values over seeds), and its degrees of freedom; (None, 0) without repeats."""
     num, dof = 0.0, 0
-    for c in configs:
-        if c.n >= 2:
-            num += (c.n - 1) * statistics.variance(c.values)
-            dof += c.n - 1
+    for values in runs:
+        if len(values) >= 2:
+            num += (len(values) - 1) * statistics.variance(values)
+            dof += len(values) - 1
     return (math.sqrt(num / dof), dof) if dof else (None, 0)
 
 
@@ -122,7 +122,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             c = configs[key] = _Config(key)
             by_family[t.optimizer].append(c)
         c.trials.append(t)
-    sigma, dof = pooled_noise(list(configs.values()))
+    sigma, dof = pooled_noise(c.values for c in configs.values())
 
     def score(c: _Config) -> float:
         # Lower confidence bound: a configuration seen once is not trusted like one confirmed
@@ -144,9 +144,9 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     entries.sort(key=lambda e: (-sign * e["expected"]["value"],
                                 -sign * (e["expected"]["low"] if sign > 0
                                          else e["expected"]["high"]), e["optimizer"]))
-    groups = _tie_groups(entries, direction)
+    groups = _tie_groups(entries)
     ranking = [e for group in groups for e in group]
-    verdict, leaders = _verdict(ranking, groups, direction)
+    verdict, leaders = _verdict(ranking, groups)
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
     return {"noise": {"sigma": sigma, "dof": dof,
@@ -160,7 +160,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders,
-            "summary": _summary(ranking, groups, verdict, leaders, not_ranked)}
+            "summary": _summary(ranking, verdict, leaders, not_ranked)}
 
 
 def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
@@ -247,7 +247,7 @@ def separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return confident(a) and confident(b) and not overlap(a, b)
 
 
-def _tie_groups(entries: list[dict[str, Any]], direction: str) -> list[list[dict[str, Any]]]:
+def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Consecutive families whose intervals overlap the group leader's form a group. Inside a
     group of confidence intervals (a tie within the noise) the family that works over the widest
     range of learning rates comes first, then the cheapest; groups without a noise estimate keep
@@ -270,8 +270,8 @@ def _tie_groups(entries: list[dict[str, Any]], direction: str) -> list[list[dict
     return groups
 
 
-def _verdict(ranking: list[dict[str, Any]], groups: list[list[dict[str, Any]]],
-             direction: str) -> tuple[str | None, list[str]]:
+def _verdict(ranking: list[dict[str, Any]],
+             groups: list[list[dict[str, Any]]]) -> tuple[str | None, list[str]]:
     """What may be claimed about the leaders, and who they are."""
     if not ranking:
         return None, []
@@ -291,8 +291,7 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
-def _summary(ranking: list[dict[str, Any]], groups: list[list[dict[str, Any]]],
-             verdict: str | None, leaders: list[str],
+def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]]) -> str:
     tail = ""
     if not_ranked:
@@ -312,11 +311,11 @@ def _summary(ranking: list[dict[str, Any]], groups: list[list[dict[str, Any]]],
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: its good learning rates span "
                 f"{lead['robustness']['lr_decades']:.2f} decades" + tail)
-    no_noise = not all(confident(e) for e in ranking if e["optimizer"] in leaders)
-    why = ("there is no noise estimate (no configuration was run with several seeds)"
-           if no_noise else "their intervals overlap")
+    # Not separated: with any repeated run every interval is a confidence interval (tied or
+    # winner above), so this is the case without a noise estimate.
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
-            f"separated: {why}, so none can be called better" + tail)
+            f"separated: there is no noise estimate (no configuration was run with several "
+            f"seeds), so none can be called better" + tail)
 
 
 # transfer -----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,7 +35,7 @@ from tuner.space import TrialConfig
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
 from tuner.store.models import Task
-from tuner.store.queries import task_json
+from tuner.store.queries import team_tasks
 
 SOURCE_TEAM = "team history"
 
@@ -100,11 +101,10 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, epochs: int | None,
              batch_size: int | None, *, exclude_job: str | None) -> dict[str, Any]:
     ids = [t.id for t in tasks]
-    counts = h.task_counts(s, ids)
     known = h.budgets(s, ids)
     budget = _budget(tasks, known, epochs, batch_size)
     base: dict[str, Any] = {
-        "tasks": [task_json(t, *counts.get(t.id, (0, 0, None))) for t in tasks],
+        "tasks": team_tasks(s, team_id, ids) if ids else [],
         "budget": budget.to_json() if budget else None,
         "other_budgets": [{**b.to_json(), "n_complete_trials": n} for b, n, _ in known
                           if b != budget]}
@@ -142,8 +142,7 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
     """The features of the task asked about, and its metric. A task nobody ran yet is inspected
     once (dataset loaded, model built with default params; cached per process)."""
     if tasks:
-        p = h.profile(tasks[0], budget)
-        return TaskProfile(**{**p.__dict__, "task_id": _key(tasks[0].id, budget)}), \
+        return replace(h.profile(tasks[0], budget), task_id=_key(tasks[0].id, budget)), \
             metric or tasks[0].metric
     if not (model and dataset):
         return None, metric
@@ -168,8 +167,7 @@ def _team_transfer(s: Session, team_id: int, query: TaskProfile,
                    metric: str | None) -> dict[str, Any] | None:
     pairs = {_key(t.id, b): (t, b) for t, b in h.transfer_candidates(s, team_id, query.kind,
                                                                     metric)}
-    profiles = [TaskProfile(**{**h.profile(t, b).__dict__, "task_id": k})
-                for k, (t, b) in pairs.items()]
+    profiles = [replace(h.profile(t, b), task_id=k) for k, (t, b) in pairs.items()]
     near = similar_tasks(query, profiles)
     if not near:
         return None

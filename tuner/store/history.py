@@ -52,20 +52,6 @@ def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: s
     return list(s.scalars(q.order_by(Task.id)))
 
 
-def task_counts(s: Session, task_ids: Sequence[int]) -> dict[int, tuple[int, int, Any]]:
-    """Per task: (jobs, trials, latest job's creation)."""
-    if not task_ids:
-        return {}
-    jobs = {tid: (n, latest) for tid, n, latest in s.execute(
-        select(Job.task_id, func.count(Job.id), func.max(Job.created_at))
-        .where(Job.task_id.in_(task_ids)).group_by(Job.task_id)).all()}
-    trials = dict(s.execute(select(Job.task_id, func.count(TrialRow.id))
-                            .join(TrialRow, TrialRow.job_id == Job.id)
-                            .where(Job.task_id.in_(task_ids)).group_by(Job.task_id)).all())
-    return {tid: (jobs.get(tid, (0, None))[0], int(trials.get(tid, 0)),
-                  aware(jobs.get(tid, (0, None))[1])) for tid in task_ids}
-
-
 def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, datetime | None]]:
     """The training budgets these tasks' complete trials ran under: (budget, complete trials,
     latest), the most recent first."""

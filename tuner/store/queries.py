@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -43,8 +44,9 @@ def count_trials(s: Session, job_id: str) -> int:
     return int(s.scalar(select(func.count()).where(TrialRow.job_id == job_id)) or 0)
 
 
-def team_tasks(s: Session, team_id: int) -> list[dict[str, Any]]:
-    """The team's tasks with their job and trial counts."""
+def team_tasks(s: Session, team_id: int,
+               task_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """The team's tasks (or these of them) with their job and trial counts."""
     jobs = (select(Job.task_id, func.count(Job.id).label("n_jobs"),
                    func.max(Job.created_at).label("latest"))
             .where(Job.team_id == team_id).group_by(Job.task_id).subquery())
@@ -54,6 +56,8 @@ def team_tasks(s: Session, team_id: int) -> list[dict[str, Any]]:
     q = (select(Task, jobs.c.n_jobs, jobs.c.latest, trials.c.n_trials)
          .outerjoin(jobs, jobs.c.task_id == Task.id).outerjoin(trials, trials.c.task_id == Task.id)
          .where(Task.team_id == team_id).order_by(Task.id))
+    if task_ids is not None:
+        q = q.where(Task.id.in_(task_ids))
     return [task_json(t, n_jobs or 0, n_trials or 0, aware(latest))
             for t, n_jobs, latest, n_trials in s.execute(q).all()]
 
