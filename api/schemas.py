@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tuner.trial import StepRecord, TrialRecord
+
 
 class JobLinks(BaseModel):
     self: str
@@ -53,18 +55,10 @@ class JobsPublic(BaseModel):
     count: int
 
 
-class TrialPublic(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class TrialPublic(TrialRecord):
+    """The trial contract (tuner.trial) as the API answers it."""
 
-    number: int
-    state: str
-    stop_reason: str | None
-    stop_step: int
-    optimizer: str | None
-    schedule: str | None
-    params: dict[str, Any]
-    value: float | None
-    steps: list[dict[str, Any]] | None = None  # left out with steps=false
+    steps: list[StepRecord] | None = None  # type: ignore[assignment]  # None with steps=false
 
 
 class TrialsPublic(BaseModel):

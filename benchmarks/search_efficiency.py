@@ -81,7 +81,7 @@ def optuna_curve(spec: JobSpec, sampler_seed: int, epoch_budget: int) -> list[fl
                    catch=(Exception,), gc_after_trial=False)
     values: list[float] = []
     for r in sorted(study_records(study), key=lambda r: r.number):
-        values += [float(s["value"]) if s["value"] is not None else math.nan for s in r.steps]
+        values += [float(s.value) if s.value is not None else math.nan for s in r.steps]
         if r.state == "diverged":
             values.append(math.nan)  # the epoch that diverged was trained too
     return values[:epoch_budget]

@@ -24,11 +24,11 @@ from typing import Any
 import optuna
 
 from benchmarks._common import save
-from tuner.results import TrialRecord
 from tuner.sampling import SearchSpace
 from tuner.search import run_search
 from tuner.space import TrialConfig
 from tuner.spec import JobSpec, SearchSpec
+from tuner.trial import TrialRecord
 
 TASKS = [("mlp", "digits", {"hidden": [64]}), ("linear", "breast_cancer", {})]
 TOLERANCE = 0.005

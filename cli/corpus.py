@@ -25,13 +25,13 @@ def corpus_build(
 ) -> None:
     """Tune every family with an equal budget on each suite task, then confirm each family's
     best configuration over new seeds; write the corpus file."""
-    from cli.main import _csv, _user_errors, err
-    from cli.main import out as console
+    from cli.common import csv_list, err, user_errors
+    from cli.common import out as console
     from tuner.corpus import PATH, SUITE, build
 
-    names = _csv(tasks) or list(SUITE)
+    names = csv_list(tasks) or list(SUITE)
     target = out or PATH
-    with _user_errors():
+    with user_errors():
         raw = build(target, tasks=names, trials_per_family=trials_per_family,
                     confirm_seeds=confirm_seeds, processes=processes,
                     progress=lambda n, s: err.print(f"{n} done ({s:.0f} s)", highlight=False))
@@ -43,7 +43,7 @@ def corpus_build(
 @corpus_app.command("show")
 def corpus_show() -> None:
     """The corpus's tasks with their leading families and verdicts."""
-    from cli.main import out as console
+    from cli.common import out as console
     from tuner.corpus import load
 
     corpus = load()

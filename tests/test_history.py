@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select, update
 
 from tuner.recommendations import recommend
-from tuner.results import TrialRecord
 from tuner.spec import JobSpec
 from tuner.store.auth import get_or_create_team
 from tuner.store.db import session_factory
@@ -20,6 +19,7 @@ from tuner.store.jobs import create_job, get_job
 from tuner.store.models import RecommendationCache, TrialRow
 from tuner.store.trials import record_trial
 from tuner.tasks import inspect_task
+from tuner.trial import TrialRecord
 from workers.dispatcher import Dispatcher, DispatcherConfig
 
 
@@ -210,7 +210,7 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
 
 def _corpus_file(path: Path) -> Path:
     """A two-task reference corpus: adam clearly ahead of sgd on an mlp/iris-like task."""
-    from tuner.results import config_key
+    from tuner.trial import config_key
 
     js = JobSpec.model_validate(task_spec("mlp", "iris"))
     f = inspect_task(js).to_json()

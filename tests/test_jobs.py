@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from tuner.spec import JobSpec
 from tuner.store.auth import get_or_create_team
 from tuner.store.db import session_factory
 from tuner.store.jobs import create_job, get_job, request_cancel
-from tuner.store.models import Job, TrialRow
+from tuner.store.models import Job, TrialRow, utcnow
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig
 
@@ -60,6 +61,16 @@ def dispatcher(url: str, **kw: Any) -> Dispatcher:
     cfg = dict(poll_s=0.3, heartbeat_interval=1, grace_period=3, lease_s=30, stop_grace_s=2)
     cfg.update(kw)
     return Dispatcher(DispatcherConfig.from_settings(url, **cfg))
+
+
+class Clock:
+    """The dispatcher's clock, moved by the test: real UTC time plus an offset."""
+
+    def __init__(self, offset: timedelta = timedelta()) -> None:
+        self.offset = offset
+
+    def __call__(self) -> datetime:
+        return utcnow() + self.offset
 
 
 def job_of(url: str, job_id: str) -> Job:
@@ -194,7 +205,7 @@ def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session:
                                                  tmp_path: Path) -> None:
     job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 4}))
     env = {**os.environ, "RAY_ADDRESS": ray_session, "TUNER_DATABASE_URL": migrated_url,
-           "TUNER_LEASE_S": "3", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
+           "TUNER_LEASE_S": "600", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
            "TUNER_GRACE_PERIOD": "3"}
     log = (tmp_path / "dispatcher.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "cli", "dispatcher"], env=env,
@@ -209,8 +220,10 @@ def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert job_of(migrated_url, job_id).status == "running"
-    d = dispatcher(migrated_url)
-    wait_for(lambda: d.run(once=True), timeout=60, what="the lease to run out")
+    # The dead dispatcher's lease runs 10 minutes: a dispatcher whose clock is past it takes
+    # the job over at once.
+    d = dispatcher(migrated_url, clock=Clock(timedelta(minutes=11)))
+    assert d.run(once=True) == [job_id]
     job = job_of(migrated_url, job_id)
     assert job.status == "completed", job.error
     recs = assert_consistent_with_optuna(migrated_url, job_id)
@@ -240,12 +253,20 @@ def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
     queued = queue(migrated_url, FAST)
     with session_factory(migrated_url)() as s:
         assert request_cancel(s, queued).status == "cancelled"
-    timed = queue(migrated_url, _merge(SLOW, budget={"n_trials": 50, "timeout_s": 4}))
-    assert dispatcher(migrated_url).run(once=True) == [timed]
+    timed = queue(migrated_url, _merge(SLOW, budget={"n_trials": 50, "timeout_s": 3600}))
+    clock = Clock()
+    d = dispatcher(migrated_url, clock=clock)
+    th = threading.Thread(target=d.run, kwargs={"once": True})
+    th.start()
+    wait_for(lambda: rows(migrated_url, timed), timeout=180, what="a finished trial")
+    clock.offset = timedelta(hours=1)  # the job's hour is up
+    th.join(120)
+    assert not th.is_alive() and d.jobs_run == [timed]
     job = job_of(migrated_url, timed)
-    assert job.status in ("completed", "failed")
-    assert "timeout" in (job.error or "")
-    assert_consistent_with_optuna(migrated_url, timed)
+    recs = assert_consistent_with_optuna(migrated_url, timed)
+    assert job.status == "completed"
+    assert job.error == f"timeout: {job.n_done} of 50 trials finished"
+    assert 1 <= job.n_done < 50 and len(recs) < 50
 
 
 def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:

@@ -63,8 +63,8 @@ def test_pruners_prune_and_record_history(pruner: str) -> None:
     assert pruned, [r.state for r in records]
     for r in pruned:
         assert r.stop_reason == "pruned" and 1 <= r.stop_step < 9
-        assert [s["step"] for s in r.steps] == list(range(1, r.stop_step + 1))
-        assert r.value == r.steps[-1]["best_value"]
+        assert [s.step for s in r.steps] == list(range(1, r.stop_step + 1))
+        assert r.value == r.steps[-1].best_value
     done = [r for r in records if r.state == "complete"]
     assert all(len(r.steps) == 9 and r.seconds_per_epoch > 0 for r in done)
     assert all(r.state_bytes_per_param >= 0 and r.device == "cpu" for r in records)

@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
 import optuna
@@ -20,7 +21,7 @@ from tuner.store.auth import create_api_key, get_or_create_team, revoke_key, tea
 from tuner.store.db import engine_for, session_factory
 from tuner.store.jobs import claim_job, create_job, get_job, request_cancel, take_ticket
 from tuner.store.migrate import VERSION_TABLE, include_object, upgrade
-from tuner.store.models import Job, TrialRow, TrialStep, metadata
+from tuner.store.models import Job, TrialRow, TrialStep, metadata, utcnow
 from tuner.store.recorder import TrialRecorder
 from tuner.tasks import inspect_task
 
@@ -69,9 +70,13 @@ def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:
         assert key not in stored and stored[0] != key and key.startswith(stored[1])
         assert team_for_key(s, key).name == "vision"  # type: ignore[union-attr]
         assert team_for_key(s, key + "x") is None
+        other = create_api_key(s, get_or_create_team(s, "audio"))
+        assert revoke_key(s, "______") == 0  # a prefix, never a LIKE pattern
+        assert revoke_key(s, "tk_%%%%%%") == 0
         assert revoke_key(s, key[:10]) == 1
         s.commit()
         assert team_for_key(s, key) is None
+        assert team_for_key(s, other) is not None
 
 
 def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
@@ -121,12 +126,12 @@ def test_concurrent_claims_never_share_a_job(migrated_url: str) -> None:
 def test_expired_lease_is_reclaimed_and_tickets_bound_the_budget(migrated_url: str) -> None:
     (job_id,) = _queue(migrated_url, n_trials=3)
     sessions = session_factory(migrated_url)
+    t0 = utcnow()
     with sessions() as s:
-        assert claim_job(s, "dead", lease_s=0.5) is not None
-        assert claim_job(s, "live", lease_s=60) is None  # lease still held
-    time.sleep(0.7)
-    with sessions() as s:
-        job = claim_job(s, "live", lease_s=60)
+        assert claim_job(s, "dead", lease_s=30, now=t0) is not None
+        # The lease is held until t0 + 30 s, on the claiming dispatcher's clock.
+        assert claim_job(s, "live", lease_s=60, now=t0 + timedelta(seconds=29)) is None
+        job = claim_job(s, "live", lease_s=60, now=t0 + timedelta(seconds=31))
         assert job is not None and job.claimed_by == "live"
         assert [take_ticket(s, job_id) for _ in range(4)] == [True, True, True, False]
         request_cancel(s, job_id)

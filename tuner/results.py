@@ -1,52 +1,27 @@
-"""Read trials back from a study: one `TrialRecord` each, and the leaderboard of a search."""
+"""Read trials back from a study: one `TrialRecord` (tuner.trial) each, and the leaderboard of a
+search."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
+from tuner.attrs import (
+    ATTR_CONFIG,
+    ATTR_CONFIRM_OF,
+    ATTR_RECORD,
+    ATTR_SEED,
+    ATTR_SWEEP,
+    ATTR_WARM_START,
+)
 from tuner.recommend import better
+from tuner.trial import TrialRecord
 
 STATES = ("complete", "pruned", "diverged", "failed")
-
-
-@dataclass
-class TrialRecord:
-    """The service's record of one finished trial."""
-
-    number: int
-    state: str  # complete | pruned | diverged | failed | running
-    stop_reason: str | None
-    stop_step: int
-    optimizer: str | None
-    schedule: str | None
-    params: dict[str, Any]
-    value: float | None
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    epochs_run: int = 0
-    seconds_per_epoch: float = 0.0
-    state_bytes_per_param: float = 0.0
-    device: str | None = None
-    detail: str = ""
-    seed: int | None = None
-    confirm_of: int | None = None
-    system_attrs: dict[str, Any] = field(default_factory=dict)
-
-    def config_key(self) -> str | None:
-        return config_key(self.optimizer, self.schedule, self.params)
-
-    def to_json(self, with_steps: bool = True) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("system_attrs")
-        if not with_steps:
-            d.pop("steps")
-        return d
 
 
 def trial_record(t: FrozenTrial) -> TrialRecord:
@@ -72,25 +47,14 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         device=rec.get("device"), detail=str(rec.get("detail", "")),
         seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
         confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
-        system_attrs=dict(t.system_attrs),
+        defaults_sweep=bool(t.user_attrs.get(ATTR_SWEEP)),
+        warm_start=bool(t.user_attrs.get(ATTR_WARM_START)),
+        retry_of=_int(optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)),
     )
 
 
 def _int(v: Any) -> int | None:
     return int(v) if v is not None else None
-
-
-def config_key(optimizer: str | None, schedule: str | None, params: dict[str, Any]) -> str | None:
-    """Identity of a configuration (values to 8 significant digits, so a confirmation run's
-    params, converted back from Optuna's 1 - x, match the original's)."""
-    import hashlib
-    import json
-
-    if optimizer is None:
-        return None
-    norm = {k: float(f"{v:.8g}") if isinstance(v, float) else v for k, v in params.items()}
-    raw = json.dumps({"o": optimizer, "s": schedule, "p": norm}, sort_keys=True)
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 class _TrialLike(Protocol):

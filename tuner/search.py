@@ -15,9 +15,10 @@ from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_SEED, ATTR_SWEEP, ATT
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import UnknownName
 from tuner.objective import Objective
-from tuner.results import TrialRecord, config_key, leaderboard, study_records, trial_record
+from tuner.results import leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.spec import PRUNERS, SAMPLERS, JobSpec
+from tuner.trial import TrialRecord, config_key
 
 
 def _indep(seed: int | None) -> BaseSampler:

@@ -7,8 +7,8 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,12 +16,13 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.orm import Session
 
 from tuner.attrs import ATTR_WORKER
 from tuner.confirm import STOP_NOTHING
 from tuner.search import confirm_round, confirmation_count, create_study
 from tuner.spec import JobSpec
-from tuner.store.db import session_factory, with_retries
+from tuner.store.db import in_transaction, session_factory
 from tuner.store.jobs import (
     aware,
     claim_job,
@@ -36,6 +37,7 @@ from tuner.store.jobs import (
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
 from tuner.store.trials import first_failure, refresh_counters
+from workers.decisions import CANCELLED, Stopping, conclusion, next_step, on_job_row
 from workers.trial_worker import WorkerConfig, remote_worker
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,9 @@ class DispatcherConfig:
     ray_address: str | None = None
     num_cpus: int | None = None
     owner: str = field(default_factory=_owner)
+    # The dispatcher's clock (aware UTC): leases, the job's deadline and the stop grace are read
+    # from it, so tests move time instead of sleeping.
+    clock: Callable[[], datetime] = utcnow
 
     @classmethod
     def from_settings(cls, db_url: str | None = None, **overrides: Any) -> DispatcherConfig:
@@ -110,7 +115,7 @@ class Dispatcher:
         require_migrated(self.config.db_url)
         ensure_ray(self.config.ray_address, self.config.num_cpus)
         while not self.stop_event.is_set():
-            job = with_retries(self._claim, what="claim a job")
+            job = self._claim()
             if job is None:
                 if once:
                     break
@@ -121,17 +126,17 @@ class Dispatcher:
                 self.run_job(job)  # disposes the job's Optuna storage when it returns
             except Exception as exc:  # never leave a job running without an owner
                 log.exception("job %s crashed the dispatcher loop", job.id)
-                with self.sessions() as s:
-                    finish_job(s, job.id, "failed", f"dispatcher error: {type(exc).__name__}: "
-                                                    f"{exc}")
+                self._finish(job.id, "failed", f"dispatcher error: {type(exc).__name__}: {exc}")
         if self.stop_event.is_set():
-            with self.sessions() as s:
-                release_leases(s, self.config.owner)
+            in_transaction(self.sessions, lambda s: release_leases(s, self.config.owner),
+                           what="hand the leases back")
         return self.jobs_run
 
     def _claim(self) -> Job | None:
-        with self.sessions() as s:
-            return claim_job(s, self.config.owner, self.config.lease_s)
+        cfg = self.config
+        return in_transaction(
+            self.sessions, lambda s: claim_job(s, cfg.owner, cfg.lease_s, now=cfg.clock()),
+            what="claim a job")
 
     # one job --------------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
@@ -147,6 +152,8 @@ class Dispatcher:
 
     def _run_job(self, job: Job, recorder: TrialRecorder,
                  storage: optuna.storages.RDBStorage) -> None:
+        """Watch one job until it ends or we stop: each tick reads the job row and the study,
+        asks `workers.decisions` what to do, and carries it out here."""
         import ray
 
         cfg = self.config
@@ -159,7 +166,7 @@ class Dispatcher:
             self._finish(job.id, "failed", problem)
             return
 
-        started = aware(job.started_at) or utcnow()
+        started = aware(job.started_at) or cfg.clock()
         deadline = started + timedelta(seconds=spec.budget.timeout_s) if spec.budget.timeout_s \
             else None
         wcfg = WorkerConfig(cfg.db_url, job.id, cfg.heartbeat_interval, cfg.grace_period,
@@ -168,42 +175,37 @@ class Dispatcher:
                                          num_gpus=spec.resources.gpus_per_trial)
         workers: list[Any] = []
         worker_errors: list[str] = []
-        stopping_since: float | None = None
-        reason: str | None = None
+        stopping = Stopping()
         last_running = -1
 
         def launch() -> None:
-            with self.sessions() as s:
-                j = get_job(s, job.id)
-                left = j.n_trials + j.n_confirm - j.trials_claimed
+            j = self._job(job.id)
+            left = j.n_trials + j.n_confirm - j.trials_claimed
             for _ in range(max(0, min(spec.budget.parallelism - len(workers), left))):
                 workers.append(remote.remote(wcfg))
 
+        def kill_workers() -> None:  # their trials end failed (or are retried when stale)
+            for ref in workers:
+                ray.cancel(ref, force=True)
+
         launch()
         while True:
-            if not with_retries(lambda: self._renew(job.id), what="renew lease"):
-                log.warning("lost the lease on job %s; leaving it to its new dispatcher", job.id)
-                for ref in workers:
-                    ray.cancel(ref, force=True)
+            lease_held = self._renew(job.id)
+            current = self._job(job.id) if lease_held else None
+            d = on_job_row(stopping, lease_held=lease_held,
+                           final=current is not None and current.status in FINAL_STATUSES,
+                           cancel_requested=current is not None and current.cancel_requested,
+                           now=cfg.clock(), deadline=deadline,
+                           stop_grace=timedelta(seconds=cfg.stop_grace_s))
+            stopping = d.stopping
+            if d.kill_workers:
+                kill_workers()
+            if d.leave:
+                log.warning("job %s: %s; leaving it", job.id, d.leave)
                 return
-            current = with_retries(lambda: self._job(job.id), what="read job")
-            if current.status in FINAL_STATUSES:
-                for ref in workers:
-                    ray.cancel(ref, force=True)
-                return
-            if current.cancel_requested and reason is None:
-                reason = "cancelled"
-                for ref in workers:  # promptly: kill the workers, their trials end failed
-                    ray.cancel(ref, force=True)
-            if deadline is not None and reason is None and utcnow() >= deadline:
-                reason = "timeout"
-                with self.sessions() as s:
-                    request_stop(s, job.id)
-                stopping_since = time.monotonic()
-            if reason == "timeout" and stopping_since is not None and \
-                    time.monotonic() - stopping_since > cfg.stop_grace_s:
-                for ref in workers:
-                    ray.cancel(ref, force=True)
+            if d.request_stop:
+                in_transaction(self.sessions, lambda s: request_stop(s, job.id),
+                               what="ask the workers to stop")
 
             optuna.storages.fail_stale_trials(study)
             # One read of the study per tick (Optuna's cached storage fetches the unfinished
@@ -215,7 +217,6 @@ class Dispatcher:
             if len(in_flight) != last_running:  # workers keep the other counters current
                 last_running = len(in_flight)
                 self._update_running(job.id, last_running)
-            running = len(in_flight)
 
             if workers:
                 done, _ = ray.wait(workers, num_returns=len(workers), timeout=0)
@@ -224,30 +225,30 @@ class Dispatcher:
                     try:
                         ray.get(ref)
                     except Exception as exc:  # worker crashed beyond Ray's retries, or cancelled
-                        if reason is None:
+                        if stopping.reason is None:
                             log.warning("job %s: a trial worker failed: %s", job.id, exc)
                             worker_errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
-            if reason == "cancelled" and not workers:
-                self._fail_running(study, recorder, "cancelled")
+            step = next_step(stopping, workers=len(workers), running=len(in_flight),
+                             worker_errors=len(worker_errors))
+            if step == "end_cancelled":
+                self._fail_running(study, recorder, CANCELLED)
                 break
-            if not workers:
-                if running:
-                    pass  # a dead worker's trial: wait for its heartbeat to go stale
-                elif reason is None and len(worker_errors) < 3 and (
-                        self._budget_left(job.id) or self._confirm(job.id, spec, study)):
+            if step == "refill":
+                if self._budget_left(job.id) or self._confirm(job.id, spec, study):
                     launch()  # budget left (or reconciled), or the confirmation runs
                 else:
                     break
+            elif step == "conclude":
+                break
             self.stop_event.wait(cfg.poll_s)
             if self.stop_event.is_set():
                 # Shutting down: leave the job resumable (lease runs out, another dispatcher or a
                 # restart picks it up; trials in flight fail and are retried).
-                for ref in workers:
-                    ray.cancel(ref, force=True)
+                kill_workers()
                 return
 
         recorder.sync(study)
-        self._conclude(job.id, reason, worker_errors)
+        self._conclude(job.id, stopping.reason, worker_errors)
 
     # helpers --------------------------------------------------------------------------------
     def _warm_start(self, job: Job, spec: JobSpec) -> list[dict[str, Any]]:
@@ -257,10 +258,11 @@ class Dispatcher:
         from tuner.recommendations import warm_start_configs
         from tuner.sampling import SearchSpace
 
-        with self.sessions() as s:
-            space = SearchSpace(spec.space)
-            configs = warm_start_configs(s, job.team_id, job.task_id, spec.search.warm_start,
-                                         space.families)
+        space = SearchSpace(spec.space)
+        configs = in_transaction(
+            self.sessions, lambda s: warm_start_configs(s, job.team_id, job.task_id,
+                                                        spec.search.warm_start, space.families),
+            what="read warm-start configurations")
         seeds = [p for c in configs if (p := space.optuna_params(c)) is not None]
         log.info("job %s: warm start (%s) with %d configurations", job.id,
                  spec.search.warm_start, len(seeds))
@@ -272,9 +274,8 @@ class Dispatcher:
         is read from the study's trials, and n_confirm counts the runs in the study."""
         if not spec.search.confirm_top_k:
             return False
-        with self.sessions() as s:
-            job = get_job(s, job_id)
-            reserve, counted = job.confirm_budget, job.n_confirm
+        job = self._job(job_id)
+        reserve, counted = job.confirm_budget, job.n_confirm
         in_study = confirmation_count(study)
         n, why = (0, None) if in_study > counted else \
             confirm_round(study, spec, reserve - in_study)
@@ -282,50 +283,44 @@ class Dispatcher:
 
         give_back = why == STOP_NOTHING and reserve > total  # nothing to confirm: search on
 
-        def txn() -> None:
-            with self.sessions() as s:
-                job = get_job(s, job_id)
-                job.n_confirm = total
-                if give_back:
-                    job.n_trials += job.confirm_budget - total
-                    job.confirm_budget = total
-                if why is not None and job.confirm_note is None:
-                    job.confirm_note = (f"confirmation: {total} runs "
-                                        f"({total / max(spec.budget.n_trials, 1):.0%} of the "
-                                        f"budget); stopped: {why}")
-                s.commit()
+        def txn(s: Session) -> None:
+            job = get_job(s, job_id)
+            job.n_confirm = total
+            if give_back:
+                job.n_trials += job.confirm_budget - total
+                job.confirm_budget = total
+            if why is not None and job.confirm_note is None:
+                job.confirm_note = (f"confirmation: {total} runs "
+                                    f"({total / max(spec.budget.n_trials, 1):.0%} of the "
+                                    f"budget); stopped: {why}")
 
         if total != counted or why is not None:
-            with_retries(txn, what="add confirmation runs")
+            in_transaction(self.sessions, txn, what="add confirmation runs")
         if n:
             log.info("job %s: %d confirmation runs queued (%d in all)", job_id, n, total)
         return total > counted or give_back
 
     def _renew(self, job_id: str) -> bool:
-        with self.sessions() as s:
-            return renew_lease(s, job_id, self.config.owner, self.config.lease_s)
+        cfg = self.config
+        return in_transaction(
+            self.sessions, lambda s: renew_lease(s, job_id, cfg.owner, cfg.lease_s,
+                                                 now=cfg.clock()), what="renew lease")
 
     def _job(self, job_id: str) -> Job:
-        with self.sessions() as s:
-            return get_job(s, job_id)
+        return in_transaction(self.sessions, lambda s: get_job(s, job_id), what="read job")
 
     def _budget_left(self, job_id: str) -> bool:
         """Called when no worker is alive and no trial runs: reconcile tickets, then look."""
-        def txn() -> bool:
-            with self.sessions() as s:
-                reconcile_tickets(s, job_id)
-                j = get_job(s, job_id)
-                return j.trials_claimed < j.n_trials + j.n_confirm and not j.cancel_requested
+        def txn(s: Session) -> bool:
+            reconcile_tickets(s, job_id)
+            j = get_job(s, job_id)
+            return j.trials_claimed < j.n_trials + j.n_confirm and not j.cancel_requested
 
-        return with_retries(txn, what="reconcile the trial budget")
+        return in_transaction(self.sessions, txn, what="reconcile the trial budget")
 
     def _update_running(self, job_id: str, running: int) -> None:
-        def txn() -> None:
-            with self.sessions() as s:
-                refresh_counters(s, job_id, n_running=running)
-                s.commit()
-
-        with_retries(txn, what="update progress")
+        in_transaction(self.sessions, lambda s: refresh_counters(s, job_id, n_running=running),
+                       what="update progress")
 
     def _fail_unstarted(self, study: optuna.Study, rdb: optuna.storages.RDBStorage,
                         running: list[FrozenTrial]) -> None:
@@ -337,7 +332,8 @@ class Dispatcher:
         storage = study._storage
         handler = rdb.get_heartbeat_stale_trial_callback()
         limit = timedelta(seconds=max(2 * self.config.grace_period, ORPHAN_MIN_AGE_S))
-        now = datetime.now()  # Optuna keeps naive local datetimes
+        # Optuna's own timestamps (naive local time, written by the workers): the real clock.
+        now = datetime.now()
         candidates = [t for t in running if ATTR_WORKER not in t.user_attrs and t.datetime_start is not None
                       and now - t.datetime_start >= limit]
         beating = with_heartbeat(rdb, [t._trial_id for t in candidates])
@@ -363,28 +359,17 @@ class Dispatcher:
             recorder.write(storage.get_trial(t._trial_id), reason=reason)
 
     def _finish(self, job_id: str, status: str, error: str | None) -> None:
-        def txn() -> None:
-            with self.sessions() as s:
-                finish_job(s, job_id, status, error)
-
-        with_retries(txn, what="finish job")
+        in_transaction(self.sessions, lambda s: finish_job(s, job_id, status, error),
+                       what="finish job")
 
     def _conclude(self, job_id: str, reason: str | None, worker_errors: list[str]) -> None:
-        with self.sessions() as s:
+        def txn(s: Session) -> tuple[str, str | None]:
             job = get_job(s, job_id)
-            done, failed = job.n_done, job.n_failed
-            why_failed = first_failure(s, job_id)
-        if reason == "cancelled":
-            self._finish(job_id, "cancelled", f"cancelled after {done} finished trials")
-        elif done == 0:
-            why = why_failed or (worker_errors[0] if worker_errors else "no trial ran")
-            prefix = "timeout before any trial finished" if reason == "timeout" else \
-                f"all {failed} trials failed" if failed else "no trial finished"
-            self._finish(job_id, "failed", f"{prefix}: {why}")
-        else:
-            note = f"timeout: {done} of {job.n_trials + job.n_confirm} trials finished" \
-                if reason == "timeout" else None
-            self._finish(job_id, "completed", note)
+            return conclusion(reason, done=job.n_done, failed=job.n_failed,
+                              total=job.n_trials + job.n_confirm,
+                              first_failure=first_failure(s, job_id), worker_errors=worker_errors)
+
+        self._finish(job_id, *in_transaction(self.sessions, txn, what="read the job's outcome"))
 
     @staticmethod
     def _infeasible(cpus: float, gpus: float) -> str | None:

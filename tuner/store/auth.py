@@ -1,5 +1,6 @@
 """Teams and API keys. Keys are random 256-bit tokens stored as their SHA-256 (a fast hash is
-safe for such keys); the clear key is shown once. Functions flush; the caller commits."""
+safe for such keys); the clear key is shown once. Functions are steps of the caller's unit of
+work: they flush, and the caller commits (`tuner.store.db.transaction`)."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ def revoke_key(s: Session, prefix: str) -> int:
     """Revoke the keys starting with `prefix` (at least 6 characters); returns how many."""
     if len(prefix) < 6:
         raise TunerError("key prefix: give at least 6 characters of the key")
-    res = s.execute(update(ApiKey).where(ApiKey.prefix.startswith(prefix[:10]),
+    res = s.execute(update(ApiKey).where(ApiKey.prefix.startswith(prefix[:10], autoescape=True),
                                          ApiKey.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
     return int(res.rowcount)  # type: ignore[attr-defined]

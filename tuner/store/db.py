@@ -1,11 +1,23 @@
-"""Engines and sessions for PostgreSQL and SQLite, and a retry for transient database errors."""
+"""Engines and sessions for PostgreSQL and SQLite, units of work, and a retry for transient
+database errors.
+
+Commit policy of `tuner.store`:
+- a store function that is a whole unit of work by itself (create, claim, renew, finish a job;
+  record a trial; cache an answer) commits before it returns, or rolls back and raises;
+- a function that is a step of a larger unit (`auth`'s functions, `upsert_task`,
+  `refresh_counters`) only flushes, and says so; the caller runs the unit in `transaction()`;
+- readers never write;
+- callers outside the store that change rows themselves use `transaction()` (or
+  `in_transaction()`, which also retries the whole unit on a transient error).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
@@ -83,6 +95,30 @@ def dispose_engines() -> None:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url), expire_on_commit=False)
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work (as Optuna's `_create_scoped_session`): a new session, committed when
+    the block ends, rolled back when it raises, always closed."""
+    with sessions() as s:
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+
+
+def in_transaction(sessions: sessionmaker[Session], fn: Callable[[Session], T], *,
+                   what: str) -> T:
+    """`fn(session)` as one unit of work, retried whole on transient errors (so `fn` must be
+    idempotent)."""
+    def once() -> T:
+        with transaction(sessions) as s:
+            return fn(s)
+
+    return with_retries(once, what=what)
 
 
 def ping(s: Session) -> None:

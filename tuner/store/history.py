@@ -15,9 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tuner.recommend import HistoryTrial, TaskProfile
-from tuner.results import config_key
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow
+from tuner.trial import config_key
 
 log = logging.getLogger(__name__)
 DbSession = Session  # the session type, for the layers above the store (which import no SQL)

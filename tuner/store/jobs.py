@@ -1,8 +1,8 @@
 """Tasks and jobs: create, claim, lease, tickets, cancel, finish, and the job views. Teams and keys
 are in `auth`, trial records in `trials`, recommendation reads in `history`.
 
-Commit policy: functions that change a job commit their own transaction (callers pass a fresh
-session); `upsert_task` only flushes, inside `create_job`'s transaction."""
+Commit policy (see `tuner.store.db`): functions that change a job are whole units of work and
+commit; `upsert_task` only flushes, inside `create_job`'s unit."""
 
 from __future__ import annotations
 
@@ -112,11 +112,12 @@ def _claimable(now: datetime) -> Any:
                                                  Job.lease_until < now)))
 
 
-def claim_job(s: Session, owner: str, lease_s: float) -> Job | None:
-    """Take the oldest queued job, or a running one whose dispatcher's lease ran out.
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so dispatchers never wait on or take the same job;
-    SQLite: the conditional UPDATE decides (one writer at a time)."""
-    now = utcnow()
+def claim_job(s: Session, owner: str, lease_s: float, *,
+              now: datetime | None = None) -> Job | None:
+    """Take the oldest queued job, or a running one whose dispatcher's lease ran out (`now`:
+    the dispatcher's clock). PostgreSQL: FOR UPDATE SKIP LOCKED, so dispatchers never wait on or
+    take the same job; SQLite: the conditional UPDATE decides (one writer at a time)."""
+    now = now or utcnow()
     q = select(Job.id).where(_claimable(now)).order_by(Job.created_at).limit(1)
     if s.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
@@ -137,9 +138,10 @@ def claim_job(s: Session, owner: str, lease_s: float) -> Job | None:
     return job
 
 
-def renew_lease(s: Session, job_id: str, owner: str, lease_s: float) -> bool:
+def renew_lease(s: Session, job_id: str, owner: str, lease_s: float, *,
+                now: datetime | None = None) -> bool:
     """Extend our lease; False when another dispatcher has taken the job over."""
-    now = utcnow()
+    now = now or utcnow()
     res = s.execute(update(Job).where(Job.id == job_id, Job.claimed_by == owner,
                                       Job.status == "running")
                     .values(lease_until=now + timedelta(seconds=lease_s), updated_at=now))

@@ -11,9 +11,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
-from tuner.attrs import ATTR_SWEEP, ATTR_WARM_START
-from tuner.results import TrialRecord, trial_record
-from tuner.store.db import is_sqlite, normalize_url, session_factory, with_retries
+from tuner.results import trial_record
+from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory
 from tuner.store.trials import record_trial, recorded_numbers
 
 log = logging.getLogger(__name__)
@@ -47,13 +46,6 @@ def with_heartbeat(storage: optuna.storages.RDBStorage, trial_ids: list[int]) ->
         return {int(r[0]) for r in conn.execute(q, {"ids": trial_ids})}
 
 
-def _flags(t: FrozenTrial) -> dict[str, Any]:
-    retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
-    return {"defaults_sweep": bool(t.user_attrs.get(ATTR_SWEEP)),
-            "warm_start": bool(t.user_attrs.get(ATTR_WARM_START)),
-            "retry_of": int(retry_of) if retry_of is not None else None}
-
-
 class TrialRecorder:
     """Writes finished trials of one job to the service tables, retrying through brief database
     outages; every write is idempotent (keyed by job and trial number)."""
@@ -64,17 +56,12 @@ class TrialRecorder:
         self.sessions = session_factory(url)
 
     def write(self, t: FrozenTrial, *, reason: str | None = None) -> bool:
-        rec: TrialRecord = trial_record(t)
+        rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             rec.detail = rec.detail or reason
-        flags = _flags(t)
-
-        def txn() -> bool:
-            with self.sessions() as s:
-                return record_trial(s, self.job_id, rec, **flags)
-
-        return with_retries(txn, what=f"record trial {t.number} of job {self.job_id}")
+        return in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
+                              what=f"record trial {t.number} of job {self.job_id}")
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Optuna callback: runs in the worker after each of its trials."""
@@ -83,11 +70,8 @@ class TrialRecorder:
     def sync(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
         """Record every finished trial of the study (or of `trials`, already read from it) that
         is not recorded yet; returns how many."""
-        def known() -> set[int]:
-            with self.sessions() as s:
-                return recorded_numbers(s, self.job_id)
-
-        have = with_retries(known, what="read recorded trials")
+        have = in_transaction(self.sessions, lambda s: recorded_numbers(s, self.job_id),
+                              what="read recorded trials")
         n = 0
         for t in study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished() and t.number not in have:

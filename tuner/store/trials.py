@@ -10,16 +10,15 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
-from tuner.results import TrialRecord
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
+from tuner.trial import STEP_FIELDS, TRIAL_FIELDS, TrialRecord
 
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) else None
 
 
-def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: bool = False,
-                 warm_start: bool = False, retry_of: int | None = None) -> bool:
+def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
     """Write a finished trial with its steps and refresh the job's counters, in one transaction.
     Idempotent: a trial already written is left alone (returns False). A failed trial returns
     its budget ticket so it is retried, up to n_trials failures."""
@@ -27,20 +26,11 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord, *, defaults_sweep: b
                                           TrialRow.number == rec.number)) is not None:
         s.rollback()
         return False
-    row = TrialRow(
-        job_id=job_id, number=rec.number, optimizer=rec.optimizer, schedule=rec.schedule,
-        params=rec.params, state=rec.state, value=rec.value, stop_step=rec.stop_step,
-        stop_reason=rec.stop_reason, epochs_run=rec.epochs_run,
-        seconds_per_epoch=rec.seconds_per_epoch, state_bytes_per_param=rec.state_bytes_per_param,
-        device=rec.device, detail=rec.detail[:4000], defaults_sweep=defaults_sweep,
-        warm_start=warm_start, retry_of=retry_of, seed=rec.seed, confirm_of=rec.confirm_of,
-        config_key=rec.config_key(),
-        steps=[TrialStep(step=int(st["step"]), value=_num(st.get("value")),
-                         best_value=_num(st.get("best_value")),
-                         train_loss=_num(st.get("train_loss")),
-                         val_loss=_num(st.get("val_loss")), lr=_num(st.get("lr")),
-                         elapsed_s=_num(st.get("elapsed_s"))) for st in rec.steps],
-    )
+    fields = {f: getattr(rec, f) for f in TRIAL_FIELDS}
+    fields["detail"] = rec.detail[:4000]
+    row = TrialRow(job_id=job_id, config_key=rec.config_key(), **fields, steps=[
+        TrialStep(**{f: _num(getattr(st, f)) for f in STEP_FIELDS if f != "step"},
+                  step=st.step) for st in rec.steps])
     s.add(row)
     try:
         s.flush()
@@ -105,15 +95,6 @@ def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = 
     if limit is not None:
         q = q.limit(limit)
     return list(s.scalars(q))
-
-
-TRIAL_FIELDS = ("number", "state", "stop_reason", "stop_step", "optimizer", "schedule",
-                "params", "value", "epochs_run", "seconds_per_epoch", "state_bytes_per_param",
-                "device", "detail", "defaults_sweep", "warm_start", "retry_of", "seed",
-                "confirm_of")
-
-
-STEP_FIELDS = ("step", "value", "best_value", "train_loss", "val_loss", "lr", "elapsed_s")
 
 
 def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:

@@ -1,0 +1,108 @@
+"""Commands on the database directly (the operator's path): `db`, `job`, `admin`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DbUrl, JsonOpt, err, load_spec_file, out, print_json, resolve_db_url, user_errors
+from cli.render import print_job
+
+db_app = typer.Typer(no_args_is_help=True, help="Database: migrations.")
+job_app = typer.Typer(no_args_is_help=True, help="Jobs in the database (local/admin path).")
+admin_app = typer.Typer(no_args_is_help=True, help="Teams and API keys (writes the database).")
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DbUrl = None) -> None:
+    """Create or migrate the service tables (run once per deployment)."""
+    from tuner.store.migrate import current, upgrade
+
+    url = resolve_db_url(database_url)
+    upgrade(url)
+    out.print(f"database at revision {current(url)}")
+
+
+@job_app.command("create")
+def job_create(
+    spec_file: Annotated[Path, typer.Argument(help="Job spec (.yaml or .json).", exists=True)],
+    team: Annotated[str, typer.Option(help="Team that owns the job (created if new).")] = "local",
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same job.")] = None,
+    database_url: DbUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate a spec against real data and queue it; prints the job id."""
+    from tuner.spec import JobSpec
+    from tuner.store.auth import get_or_create_team
+    from tuner.store.db import session_factory, transaction
+    from tuner.store.jobs import create_job
+    from tuner.tasks import inspect_task
+
+    with user_errors():
+        spec = JobSpec.model_validate(load_spec_file(spec_file))
+        features = inspect_task(spec)
+        with transaction(session_factory(resolve_db_url(database_url))) as s:
+            t = get_or_create_team(s, team)
+            job, created = create_job(s, t.id, spec, features, idempotency_key)
+    if as_json:
+        print_json({"id": job.id, "created": created, "status": job.status})
+    else:
+        sys.stdout.write(job.id + "\n")
+
+
+@job_app.command("show")
+def job_show(job_id: str, database_url: DbUrl = None, as_json: JsonOpt = False) -> None:
+    """Status, progress, best trial and best per optimizer of a job."""
+    from tuner.store.db import session_factory, transaction
+    from tuner.store.jobs import get_job, job_summary
+
+    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+        summary = job_summary(s, get_job(s, job_id))
+    if as_json:
+        print_json(summary)
+    else:
+        print_job(summary)
+
+
+@admin_app.command("create-team")
+def admin_create_team(name: str, database_url: DbUrl = None) -> None:
+    """Create a team (no-op when it exists)."""
+    from tuner.store.auth import get_or_create_team
+    from tuner.store.db import session_factory, transaction
+
+    with transaction(session_factory(resolve_db_url(database_url))) as s:
+        team = get_or_create_team(s, name)
+    out.print(f"team {team.name} (id {team.id})")
+
+
+@admin_app.command("create-key")
+def admin_create_key(team: str, name: Annotated[str, typer.Option(help="A label.")] = "",
+                     database_url: DbUrl = None) -> None:
+    """Print a new API key for TEAM (shown once; only its hash is stored)."""
+    from tuner.store.auth import create_api_key, get_team
+    from tuner.store.db import session_factory, transaction
+
+    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+        key = create_api_key(s, get_team(s, team), name)
+    sys.stdout.write(key + "\n")
+
+
+@admin_app.command("revoke-key")
+def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its first 10+ "
+                                                                 "characters.")],
+                     database_url: DbUrl = None) -> None:
+    """Revoke an API key."""
+    from tuner.store.auth import revoke_key
+    from tuner.store.db import session_factory, transaction
+
+    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+        n = revoke_key(s, prefix)
+    if not n:
+        err.print("[red]error:[/red] no active key with that prefix")
+        raise typer.Exit(1)
+    out.print(f"revoked {n} key(s)")
+
+

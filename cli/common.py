@@ -1,0 +1,65 @@
+"""What the command modules share: consoles, error handling, the database URL and the job
+spec options of `run` and `submit`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+# Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 130)
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for machines).")]
+DbUrl = Annotated[str | None, typer.Option(
+    "--database-url", help="Default: $TUNER_DATABASE_URL or sqlite:///tuner.db.")]
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str, allow_nan=False) + "\n")
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into a one-line message and exit code 2 (no traceback)."""
+    from pydantic import ValidationError
+
+    from tuner.errors import TunerError
+    from tuner.spec import format_validation_error
+
+    try:
+        yield
+    except ValidationError as exc:
+        err.print(f"[red]invalid spec[/red]\n{format_validation_error(exc)}", highlight=False)
+        raise typer.Exit(2) from None
+    except (TunerError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def csv_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    """A job spec from a .json or .yaml file."""
+    import yaml
+
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a job spec must be a mapping")
+    return data
+
+
+def resolve_db_url(url: str | None) -> str:
+    from tuner.config import get_settings
+
+    return url or get_settings().database_url

@@ -1,0 +1,112 @@
+"""Commands that work in this process, without a server: `run`, `space`, `models`, `datasets`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli import options as opt
+from cli.common import JsonOpt, err, out, print_json, user_errors
+from cli.render import describe_params, print_leaderboard
+
+
+def run(
+    model: opt.Model = None, dataset: opt.Dataset = None, trials: opt.Trials = None,
+    epochs: opt.Epochs = None, optimizers: opt.Optimizers = None, schedules: opt.Schedules = None,
+    sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
+    metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
+    timeout: opt.Timeout = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
+    spec: Annotated[Path | None, typer.Option(
+        help="Job spec file (.yaml/.json); options above override it.", exists=True)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a search in this process and print the leaderboard."""
+    import optuna
+
+    from tuner.search import run_search
+    from tuner.spec import JobSpec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with user_errors():
+        job = JobSpec.model_validate(opt.spec_dict(
+            spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
+            schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
+            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner))
+        with _progress(job.budget.n_trials, quiet=False) as advance:
+            result = run_search(job, storage=storage, on_trial=advance)
+    summary = result.summary()
+    if as_json:
+        print_json(summary)
+    else:
+        print_leaderboard(summary)
+
+
+@contextmanager
+def _progress(total: int, quiet: bool) -> Iterator[Callable[[Any], None]]:
+    """A progress bar on stderr (stdout stays clean for --json)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    counts: dict[str, int] = {}
+    with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.description}"), console=err,
+                  disable=quiet, transient=False) as progress:
+        task = progress.add_task("", total=total)
+
+        def advance(record: Any) -> None:
+            counts[record.state] = counts.get(record.state, 0) + 1
+            desc = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            progress.update(task, advance=1, description=desc)
+
+        yield advance
+
+
+def space(as_json: JsonOpt = False) -> None:
+    """Show the default search space: families and schedules with their parameters."""
+    from tuner.space import default_space_json
+
+    data = default_space_json()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title="Optimizer families")
+    table.add_column("family")
+    table.add_column("parameters (range, default)")
+    for name, f in data["optimizers"].items():
+        table.add_row(name, describe_params(f["params"]))
+    out.print(table)
+    table = Table(title="Schedules")
+    table.add_column("schedule")
+    table.add_column("parameters (range, default)")
+    for name, s in data["schedules"].items():
+        table.add_row(name, describe_params(s["params"]) or "-")
+    out.print(table)
+
+
+def registry_command(kind: str) -> Callable[[bool], None]:
+    def command(as_json: JsonOpt = False) -> None:
+        from tuner.registry import DATASETS, MODELS
+
+        reg = MODELS if kind == "models" else DATASETS
+        rows = [{"name": e.name, "source": e.source, "help": e.help}
+                for e in sorted(reg.entries().values(), key=lambda e: e.name)]
+        if as_json:
+            print_json(rows)
+            return
+        table = Table(title=kind.capitalize())
+        for col in ("name", "source", "help"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["source"], r["help"])
+        out.print(table)
+
+    command.__doc__ = f"List the registered {kind} (built-ins and plugins)."
+    return command
+
+

@@ -1,0 +1,163 @@
+"""Commands that talk to a server over HTTP (`tuner.client`): submit, follow, inspect, cancel,
+recommend."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli import options as opt
+from cli.common import JsonOpt, err, out, print_json, user_errors
+from cli.render import fmt, print_job, print_recommendation
+
+
+def _client() -> Any:
+    from tuner.client import Client
+
+    return Client()
+
+
+@contextmanager
+def _api_errors() -> Iterator[None]:
+    from tuner.client import ApiError
+
+    try:
+        with user_errors():
+            yield
+    except ApiError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+        for e in exc.body.get("errors") or []:
+            err.print(f"  {e.get('field')}: {e.get('message')}", highlight=False)
+        raise typer.Exit(1 if exc.status in (0, 401, 404) or exc.status >= 500 else 2) from None
+
+
+def submit(
+    spec: Annotated[Path | None, typer.Argument(help="Job spec (.yaml/.json).", exists=True)] = None,
+    model: opt.Model = None, dataset: opt.Dataset = None, trials: opt.Trials = None,
+    epochs: opt.Epochs = None, optimizers: opt.Optimizers = None, schedules: opt.Schedules = None,
+    sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
+    metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
+    timeout: opt.Timeout = None,
+    idempotency_key: Annotated[str | None, typer.Option()] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a job over HTTP; prints its id (--wait: follows it to the end)."""
+    with _api_errors():
+        body = opt.spec_dict(spec, model=model, dataset=dataset, metric=metric,
+                          optimizers=optimizers, schedules=schedules, epochs=epochs, seed=seed,
+                          batch_size=batch_size, trials=trials, parallelism=parallelism,
+                          timeout=timeout, sampler=sampler, pruner=pruner)
+        c = _client()
+        job = c.submit(body, idempotency_key)
+        if not wait:
+            print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
+            return
+        err.print(f"job {job['id']} submitted")
+        final = _follow(c, job)
+    if as_json:
+        print_json(final)
+    else:
+        print_job(final)
+    if final["status"] != "completed":
+        raise typer.Exit(1)
+
+
+def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.fields[status]}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.description}"), console=err) as bar:
+        task = bar.add_task("", total=job["progress"]["n_trials"], status=job["status"])
+
+        def update(ev: dict[str, Any]) -> None:
+            p = ev["progress"]
+            best = f"best {p['best_value']:.4g}" if p["best_value"] is not None else ""
+            bar.update(task, completed=p["done"], status=ev["status"],
+                       description=f"{p['pruned']} pruned, {p['diverged']} diverged, "
+                                   f"{p['failed']} failed {best}")
+
+        final: dict[str, Any] = c.wait(job["id"], on_progress=update)
+        return final
+
+
+def status(job_id: str, as_json: JsonOpt = False) -> None:
+    """A job's status, progress, best trial and best per optimizer (over HTTP)."""
+    with _api_errors():
+        job = _client().job(job_id)
+    print_json(job) if as_json else print_job(job)
+
+
+def cancel(job_id: str, as_json: JsonOpt = False) -> None:
+    """Cancel a job (over HTTP)."""
+    with _api_errors():
+        job = _client().cancel(job_id)
+    print_json(job) if as_json else out.print(f"job {job_id}: {job['status']}"
+                                               + (f" ({job['error']})" if job["error"] else ""))
+
+
+def trials(job_id: str, as_json: JsonOpt = False) -> None:
+    """Every trial of a job with its state, stop reason and step (over HTTP)."""
+    with _api_errors():
+        data = _client().trials(job_id)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"Trials of {job_id} ({data['count']})")
+    for col in ("#", "optimizer", "schedule", "state", "stop", "step", "value", "lr"):
+        table.add_column(col, no_wrap=True)
+    for t in data["data"]:
+        lr = next((v for k, v in t["params"].items() if k.endswith(".lr")), None)
+        table.add_row(str(t["number"]), t["optimizer"] or "-", t["schedule"] or "-", t["state"],
+                      t["stop_reason"] or "-", str(t["stop_step"]),
+                      fmt(t["value"]) if t["value"] is not None else "-",
+                      fmt(lr) if lr is not None else "-")
+    out.print(table)
+
+
+def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None,
+         model: Annotated[str | None, typer.Option()] = None,
+         dataset: Annotated[str | None, typer.Option()] = None,
+         limit: Annotated[int, typer.Option()] = 50, as_json: JsonOpt = False) -> None:
+    """The team's jobs, newest first (over HTTP)."""
+    with _api_errors():
+        data = _client().jobs(status=status_filter, model=model, dataset=dataset, limit=limit)
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"Jobs ({data['count']})")
+    for col in ("id", "status", "model", "dataset", "done", "best", "created"):
+        table.add_column(col, no_wrap=True)
+    for j in data["data"]:
+        p = j["progress"]
+        table.add_row(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
+                      f"{p['done']}/{p['n_trials']}",
+                      fmt(p["best_value"]) if p["best_value"] is not None else "-",
+                      str(j["created_at"])[:19])
+    out.print(table)
+
+
+def recommend(model: Annotated[str | None, typer.Option()] = None,
+              dataset: Annotated[str | None, typer.Option()] = None,
+              metric: Annotated[str | None, typer.Option()] = None,
+              task: Annotated[int | None, typer.Option(help="Task id.")] = None,
+              epochs: Annotated[int | None, typer.Option(help="Training budget asked about "
+                                                         "(default: the latest with trials).")] = None,
+              batch_size: Annotated[int | None, typer.Option()] = None,
+              as_json: JsonOpt = False) -> None:
+    """Which optimizer is best for this task, from the team's history (over HTTP)."""
+    with _api_errors():
+        rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task,
+                                  epochs=epochs, batch_size=batch_size)
+    if as_json:
+        print_json(rec)
+        return
+    print_recommendation(rec)
+
+

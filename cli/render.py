@@ -1,0 +1,138 @@
+"""How the commands print: tables and summaries of jobs, leaderboards and recommendations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from cli.common import out
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def params_brief(params: dict[str, Any]) -> str:
+    return " ".join(f"{k.split('.', 1)[-1]}={fmt(v)}" for k, v in params.items()
+                    if not k.endswith("_on") or v)
+
+
+def optimizer_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in ("optimizer", "best", "lr", "schedule", "trials", "done", "pruned", "div", "fail"):
+        table.add_column(col, no_wrap=True, min_width=4 if col != "optimizer" else 9,
+                         justify="left" if col in ("optimizer", "schedule") else "right")
+    for e in rows:
+        b = e["best"]
+        lr = next((v for k, v in b["params"].items() if k.endswith(".lr")), None) if b else None
+        table.add_row(e["optimizer"], fmt(b["value"]) if b else "-",
+                      fmt(lr) if lr is not None else "-", b["schedule"] if b else "-",
+                      str(e["trials"]), str(e["complete"]), str(e["pruned"]),
+                      str(e["diverged"]), str(e["failed"]))
+    return table
+
+
+def print_leaderboard(summary: dict[str, Any]) -> None:
+    out.print(optimizer_table(
+        f"Best per optimizer ({summary['metric']}, {summary['direction']})",
+        summary["by_optimizer"]))
+    c = summary["counts"]
+    out.print(f"trials: {c['complete']} complete, {c['pruned']} pruned, "
+              f"{c['diverged']} diverged, {c['failed']} failed")
+    if summary["best"]:
+        b = summary["best"]
+        out.print(f"[bold]best:[/bold] {b['optimizer']} + {b['schedule']} → "
+                  f"{summary['metric']} = {fmt(b['value'])}  ({params_brief(b['params'])})")
+    else:
+        out.print("[yellow]no trial completed[/yellow]")
+
+
+def print_job(summary: dict[str, Any]) -> None:
+    p, t = summary["progress"], summary["task"]
+    out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
+              + (f"  ({summary['error']})" if summary["error"] else ""))
+    out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
+    out.print(f"progress: {p['done']}/{p['n_trials']} done ({p['complete']} complete, "
+              f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed, "
+              f"{p['running']} running")
+    c = summary.get("confirmation") or {}
+    if c.get("note"):
+        out.print(c["note"], highlight=False)
+    elif c.get("reserved"):
+        out.print(f"confirmation: {c['runs']} of {c['reserved']} reserved runs so far",
+                  highlight=False)
+    out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
+    if summary["best"]:
+        b = summary["best"]
+        out.print(f"[bold]best:[/bold] trial {b['number']}: {b['optimizer']} + {b['schedule']} "
+                  f"→ {fmt(b['value'])}  ({params_brief(b['params'])})")
+
+
+def print_recommendation(rec: dict[str, Any]) -> None:
+    method = rec["method"]
+    title = f"Best optimizer ({method}, {rec.get('source', '')}"
+    title += f", {rec.get('metric')} {rec.get('direction')})" if method != "prior" else ")"
+    table = Table(title=title)
+    cols = ["rank", "optimizer", "schedule"]
+    cols += {"direct": ["expected [95%]", "best", "lr decades", "B/param", "s/epoch", "trials",
+                        "jobs"],
+             "transfer": ["score", "from task", "lr decades", "B/param", "trials"],
+             "prior": []}[method]
+    cols.append("params")
+    for col in cols:
+        table.add_column(col, overflow="fold", no_wrap=col != "params")
+    for r in rec["ranking"]:
+        row = [str(r.get("rank") or "-"), r["optimizer"] + (" (tie)" if r.get("tied_with") else ""),
+               r["schedule"] or "-"]
+        if method == "direct":
+            x = r["expected"]
+            row += [f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}]",
+                    fmt(r["best_trial_value"]), f"{r['robustness']['lr_decades']:.2f}",
+                    fmt(r["cost"]["state_bytes_per_param"]),
+                    fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
+        elif method == "transfer":
+            src = r["source_task"]
+            row += [fmt(r["score"]), f"{src['task_id']} ({src['similarity']:.2f})",
+                    f"{r['robustness']['lr_decades']:.2f}",
+                    fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
+        row.append(params_brief(r["params"]))
+        table.add_row(*row)
+    out.print(table)
+    for r in rec.get("not_ranked") or []:
+        ev = r["evidence"]
+        best = ev.get("best_intermediate_value")
+        out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} trials, none complete "
+                  f"(stopped by epoch {ev['max_stop_epoch']}"
+                  + (f", best intermediate value {fmt(best)})" if best is not None else ")"),
+                  highlight=False)
+    for key in ("summary", "explanation", "note"):
+        if rec.get(key):
+            out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
+    if method == "direct":
+        out.print(f"noise: {rec['noise']['source']}", highlight=False)
+    if rec.get("budget"):
+        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']} "
+                           f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])
+        out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
+                  f"{rec['budget']['batch_size']}" + (f"; also in history: {others}" if others
+                                                      else ""), highlight=False)
+    start = rec.get("start_from")
+    if start and method != "direct":
+        out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
+                  f"{params_brief(start['params'])}", highlight=False)
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    parts = []
+    for name, p in params.items():
+        if p["kind"] == "bool":
+            parts.append(f"{name} on/off ({p['default']})")
+        else:
+            scale = " log" if p.get("log") else ""
+            parts.append(f"{name} {fmt(p['low'])}–{fmt(p['high'])}{scale} ({fmt(p['default'])})")
+    return "\n".join(parts)
+
+

@@ -1,0 +1,117 @@
+"""Long-running processes: `dispatcher`, `api`, and `serve` (all in one)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DbUrl, err, resolve_db_url
+
+
+def dispatcher(
+    once: Annotated[bool, typer.Option("--once", help="Drain the queue, then exit.")] = False,
+    database_url: DbUrl = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Join this Ray cluster (default: $RAY_ADDRESS, else a local Ray).")] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray.")] = None,
+) -> None:
+    """Claim queued jobs and run their trials on Ray (until stopped, or --once)."""
+    import logging
+    import signal
+
+    from workers.dispatcher import Dispatcher, DispatcherConfig
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    d = Dispatcher(DispatcherConfig.from_settings(resolve_db_url(database_url), ray_address=ray_address,
+                                                  num_cpus=num_cpus))
+    signal.signal(signal.SIGTERM, lambda *_: d.stop_event.set())
+    try:
+        ran = d.run(once=once)
+    except KeyboardInterrupt:
+        d.stop_event.set()
+        ran = d.jobs_run
+    err.print(f"dispatcher {d.config.owner} ran {len(ran)} job(s)")
+
+
+def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
+               port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None,
+               workers: Annotated[int, typer.Option(
+                   min=1, help="API processes (about one per core the API may use)")] = 1,
+               ) -> None:
+    """Serve the HTTP API only (deployments run the dispatcher separately)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    url = resolve_db_url(database_url)
+    if workers == 1:
+        uvicorn.run(create_app(url), host=host, port=port, log_level="info")
+        return
+    # Several processes: uvicorn imports the app factory in each; they read the URL from the
+    # environment they inherit.
+    os.environ["TUNER_DATABASE_URL"] = url
+    uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
+                log_level="info")
+
+
+LOCAL_TEAM = "local"
+
+
+def _local_key(db_url: str, server_url: str) -> tuple[str, Path, bool]:
+    """The saved key for this server if the database knows it; else a new one for team `local`."""
+    from tuner.client import credentials_path, save_credentials, saved_key
+    from tuner.store.auth import create_api_key, get_or_create_team, team_for_key
+    from tuner.store.db import session_factory, transaction
+
+    with transaction(session_factory(db_url)) as s:
+        key = saved_key(server_url)
+        if key and team_for_key(s, key) is not None:
+            return key, credentials_path(), False
+        key = create_api_key(s, get_or_create_team(s, LOCAL_TEAM), "tuner serve")
+    return key, save_credentials(server_url, key), True
+
+
+def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None,
+          num_cpus: Annotated[int | None, typer.Option(help="CPUs for the local Ray.")] = None,
+          ) -> None:
+    """Everything in one process: migrate, then API + dispatcher + local Ray on the database
+    (SQLite file by default). Ctrl-C stops cleanly; running jobs resume at the next start."""
+    import logging
+    import threading
+
+    import uvicorn
+
+    from api.app import create_app
+    from tuner.store.migrate import upgrade
+    from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    url = resolve_db_url(database_url)
+    server_url = f"http://{host}:{port}"
+    upgrade(url)
+    _key, path, new = _local_key(url, server_url)
+    err.print(f"database: {url}")
+    err.print(f"API key for team '{LOCAL_TEAM}' {'created and ' if new else ''}saved in {path} "
+              f"(the tuner CLI reads it; or export TUNER_API_KEY)")
+    ensure_ray(None, num_cpus)
+    d = Dispatcher(DispatcherConfig.from_settings(url, num_cpus=num_cpus))
+    thread = threading.Thread(target=d.run, name="dispatcher", daemon=True)
+    thread.start()
+    err.print(f"serving {server_url} (docs at {server_url}/docs); Ctrl-C to stop")
+    try:
+        # Open event streams get 5 s to end, so Ctrl-C never hangs on a watching client.
+        uvicorn.run(create_app(url), host=host, port=port, log_level="warning",
+                    timeout_graceful_shutdown=5)
+    finally:
+        d.stop_event.set()
+        thread.join(60)
+        import ray
+
+        ray.shutdown()
+        err.print("stopped; running jobs will resume at the next start")
+
+

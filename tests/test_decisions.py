@@ -1,0 +1,96 @@
+"""The dispatcher's decisions, as pure functions of what one tick sees (no Ray, no database, no
+sleeping: the clock is a value)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from workers.decisions import (
+    MAX_WORKER_ERRORS,
+    Stopping,
+    conclusion,
+    next_step,
+    on_job_row,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+GRACE = timedelta(seconds=10)
+WATCHING = Stopping()
+
+
+def row(stopping: Stopping = WATCHING, **kw: Any) -> Any:
+    args: dict[str, Any] = dict(lease_held=True, final=False, cancel_requested=False, now=T0,
+                                deadline=None, stop_grace=GRACE)
+    args.update(kw)
+    return on_job_row(stopping, **args)
+
+
+def test_a_quiet_tick_changes_nothing() -> None:
+    d = row(deadline=T0 + timedelta(seconds=1))
+    assert d.stopping == Stopping() and not (d.leave or d.kill_workers or d.request_stop)
+
+
+@pytest.mark.parametrize(("kw", "why"), [({"lease_held": False}, "lost the lease"),
+                                         ({"final": True}, "job ended elsewhere")])
+def test_lost_lease_or_final_job_leaves_and_kills_our_workers(kw: dict[str, Any],
+                                                              why: str) -> None:
+    # Even while stopping, and before any cancel or deadline is looked at.
+    d = row(Stopping("timeout", T0), cancel_requested=True, **kw)
+    assert d.leave == why and d.kill_workers and not d.request_stop
+
+
+def test_cancel_kills_at_once_and_only_once() -> None:
+    d = row(cancel_requested=True, deadline=T0)
+    assert d.stopping == Stopping("cancelled", T0) and d.kill_workers
+    assert not d.request_stop  # a cancel outranks a deadline reached in the same tick
+    later = row(d.stopping, cancel_requested=True, now=T0 + timedelta(minutes=5), deadline=T0)
+    assert later.stopping == d.stopping and not later.kill_workers
+
+
+def test_timeout_asks_workers_to_stop_then_kills_after_the_grace() -> None:
+    deadline = T0 + timedelta(hours=1)
+    assert row(now=deadline - timedelta(microseconds=1), deadline=deadline).stopping == Stopping()
+    d = row(now=deadline, deadline=deadline)
+    assert d.stopping == Stopping("timeout", deadline) and d.request_stop and not d.kill_workers
+    within = row(d.stopping, now=deadline + GRACE, deadline=deadline)
+    assert not (within.request_stop or within.kill_workers)  # asked once, not killed yet
+    past = row(d.stopping, now=deadline + GRACE + timedelta(seconds=1), deadline=deadline)
+    assert past.kill_workers and past.stopping == d.stopping
+    # A cancel during the grace does not turn the timeout into a cancel.
+    assert row(d.stopping, cancel_requested=True, now=deadline,
+               deadline=deadline).stopping.reason == "timeout"
+
+
+def test_next_step() -> None:
+    idle = Stopping()
+    assert next_step(idle, workers=2, running=2, worker_errors=0) == "wait"
+    assert next_step(idle, workers=0, running=1, worker_errors=0) == "wait"  # a dead worker's
+    assert next_step(idle, workers=0, running=0, worker_errors=0) == "refill"
+    assert next_step(idle, workers=0, running=0,
+                     worker_errors=MAX_WORKER_ERRORS) == "conclude"
+    cancelled = Stopping("cancelled", T0)
+    assert next_step(cancelled, workers=1, running=1, worker_errors=0) == "wait"
+    assert next_step(cancelled, workers=0, running=1, worker_errors=0) == "end_cancelled"
+    timeout = Stopping("timeout", T0)
+    assert next_step(timeout, workers=1, running=0, worker_errors=0) == "wait"
+    assert next_step(timeout, workers=0, running=0, worker_errors=0) == "conclude"
+
+
+def test_conclusion() -> None:
+    kw: dict[str, Any] = dict(total=10, first_failure=None, worker_errors=[])
+    assert conclusion(None, done=10, failed=0, **kw) == ("completed", None)
+    assert conclusion("timeout", done=3, failed=1, **kw) == (
+        "completed", "timeout: 3 of 10 trials finished")
+    assert conclusion("cancelled", done=2, failed=0, **kw) == (
+        "cancelled", "cancelled after 2 finished trials")
+    assert conclusion(None, done=0, failed=4, total=10, first_failure="CUDA missing",
+                      worker_errors=["RayTaskError: x"]) == (
+        "failed", "all 4 trials failed: CUDA missing")
+    assert conclusion("timeout", done=0, failed=0, total=10, first_failure=None,
+                      worker_errors=["RayTaskError: x"]) == (
+        "failed", "timeout before any trial finished: RayTaskError: x")
+    assert conclusion(None, done=0, failed=0, **kw) == ("failed",
+                                                        "no trial finished: no trial ran")

@@ -1,0 +1,77 @@
+"""The trial contract: one trial as the service records it, with its learning curve.
+
+Everything else derives from these two models, so the fields are listed once:
+- `tuner.results.trial_record` builds a `TrialRecord` from an Optuna trial;
+- the store maps it to rows column by column (`TRIAL_FIELDS`, `STEP_FIELDS`) and reads pages back
+  as the same fields;
+- the API's `TrialPublic` is this model with `steps` optional (left out with `steps=false`);
+- `tuner run` prints `to_json()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StepRecord(BaseModel):
+    """One epoch of one trial: a row of the pruning history. Extra metrics the training loop
+    reports (val_accuracy, val_r2) are kept in memory and printed by `tuner run`; the store keeps
+    the fields listed here."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: int
+    value: float | None = None  # the task's metric this epoch
+    best_value: float | None = None  # best metric so far (what the pruner sees)
+    train_loss: float | None = None
+    val_loss: float | None = None
+    lr: float | None = None
+    elapsed_s: float | None = None
+
+
+class TrialRecord(BaseModel):
+    """The service's record of one finished trial."""
+
+    number: int
+    state: str  # complete | pruned | diverged | failed (running/waiting while in flight)
+    stop_reason: str | None = None
+    stop_step: int = 0
+    optimizer: str | None = None
+    schedule: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    value: float | None = None
+    epochs_run: int = 0
+    seconds_per_epoch: float = 0.0
+    state_bytes_per_param: float = 0.0
+    device: str | None = None
+    detail: str = ""
+    defaults_sweep: bool = False  # enqueued by the defaults sweep
+    warm_start: bool = False  # enqueued as a warm-start seed
+    retry_of: int | None = None  # the trial whose worker died, run again
+    seed: int | None = None
+    confirm_of: int | None = None  # a confirmation run: the trial whose configuration it repeats
+    steps: list[StepRecord] = Field(default_factory=list)
+
+    def config_key(self) -> str | None:
+        return config_key(self.optimizer, self.schedule, self.params)
+
+    def to_json(self, with_steps: bool = True) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude=None if with_steps else {"steps"})
+
+
+TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
+STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)
+
+
+def config_key(optimizer: str | None, schedule: str | None, params: dict[str, Any]) -> str | None:
+    """Identity of a configuration (values to 8 significant digits, so a confirmation run's
+    params, converted back from Optuna's 1 - x, match the original's)."""
+    if optimizer is None:
+        return None
+    norm = {k: float(f"{v:.8g}") if isinstance(v, float) else v for k, v in params.items()}
+    raw = json.dumps({"o": optimizer, "s": schedule, "p": norm}, sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
