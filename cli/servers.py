@@ -22,17 +22,23 @@ def dispatcher(
     import logging
     import signal
 
-    from workers.dispatcher import Dispatcher, DispatcherConfig
+    from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     d = Dispatcher(DispatcherConfig.from_settings(resolve_db_url(database_url), ray_address=ray_address,
                                                   num_cpus=num_cpus))
-    signal.signal(signal.SIGTERM, lambda *_: d.stop_event.set())
-    try:
-        ran = d.run(once=once)
-    except KeyboardInterrupt:
+    # Ray's driver installs its own SIGTERM handler (it logs and kills the process): start Ray
+    # first, then ours, so a stop hands the jobs back and lets trials in flight finish.
+    ensure_ray(d.config.ray_address, d.config.num_cpus)
+
+    def stop(signum: int, _frame: object) -> None:
+        err.print(f"{signal.Signals(signum).name}: handing jobs back, trials in flight get "
+                  f"{d.config.stop_grace_s:.0f} s")
         d.stop_event.set()
-        ran = d.jobs_run
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    ran = d.run(once=once)
     err.print(f"dispatcher {d.config.owner} ran {len(ran)} job(s)")
 
 
@@ -48,13 +54,15 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
     url = resolve_db_url(database_url)
     if workers == 1:
-        uvicorn.run(create_app(url), host=host, port=port, log_level="info")
+        # Open event streams get 5 s to end on SIGTERM, so a deploy never waits on a watcher.
+        uvicorn.run(create_app(url), host=host, port=port, log_level="info",
+                    timeout_graceful_shutdown=5)
         return
     # Several processes: uvicorn imports the app factory in each; they read the URL from the
     # environment they inherit.
     os.environ["TUNER_DATABASE_URL"] = url
     uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info")
+                log_level="info", timeout_graceful_shutdown=5)
 
 
 LOCAL_TEAM = "local"

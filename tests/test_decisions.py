@@ -94,3 +94,11 @@ def test_conclusion() -> None:
         "failed", "timeout before any trial finished: RayTaskError: x")
     assert conclusion(None, done=0, failed=0, **kw) == ("failed",
                                                         "no trial finished: no trial ran")
+    # Trials finished, but none completed: no result, and the job says why.
+    assert conclusion(None, done=3, failed=1, complete=0, diverged=3,
+                      first_divergence="loss became nan", **kw) == (
+        "failed", "no trial completed (3 diverged, 1 failed); first divergence: loss became nan")
+    assert conclusion(None, done=4, failed=0, complete=0, diverged=1, **kw) == (
+        "failed", "no trial completed (1 diverged, 3 pruned)")
+    assert conclusion(None, done=4, failed=0, complete=1, diverged=3, **kw) == ("completed",
+                                                                                 None)

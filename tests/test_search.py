@@ -43,7 +43,11 @@ def test_divergence_is_detected_and_recorded() -> None:
     result = run_search(spec)
     (rec,) = result.records
     assert rec.state == "diverged" and rec.stop_reason == "diverged"
-    assert rec.stop_step == 1 and rec.value is None and rec.steps == []
+    assert rec.stop_step == 1 and rec.value is None and rec.epochs_run == 0
+    # The epoch the divergence cut short is kept: its loss, no metric.
+    (step,) = rec.steps
+    assert step.step == 1 and step.value is None and (step.model_extra or {})["partial"] is True
+    assert step.train_loss is None or step.train_loss > 1.0
     assert "exceeded" in rec.detail or "became" in rec.detail
     (trial,) = result.study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED  # data for the sampler, not a crash

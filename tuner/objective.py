@@ -89,7 +89,7 @@ class Objective:
             "seed": seed,
             "stop_reason": state.stop_reason,
             "stop_step": state.stop_step,
-            "epochs_run": len(state.records),
+            "epochs_run": sum(not r.partial for r in state.records),
             "steps": [r.to_json() for r in state.records],
             "state_bytes_per_param": state.state_bytes_per_param,
             "seconds_per_epoch": state.seconds_per_epoch,

@@ -3,6 +3,7 @@ search."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -37,14 +38,26 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
     else:
         state = t.state.name.lower()
     value = t.value if state in ("complete", "pruned") else None
+    steps: list[dict[str, Any]] = rec.get("steps") or []
+    stop_step = int(rec.get("stop_step", 0))
+    if not steps and t.intermediate_values:
+        # The worker left no record (killed, lost, or the database was down when it wrote):
+        # Optuna still holds what the trial reported each epoch (its best value so far).
+        steps = [{"step": k, "best_value": v if math.isfinite(v) else None}
+                 for k, v in sorted(t.intermediate_values.items())]
+        stop_step = max(stop_step, steps[-1]["step"])
+    detail = str(rec.get("detail", ""))
+    if state == "failed" and not detail:
+        detail = str(t.system_attrs.get("fail_reason") or "") or \
+            "the trial's worker left no record (killed or lost before it could write one)"
     return TrialRecord(
-        number=t.number, state=state, stop_reason=reason, stop_step=int(rec.get("stop_step", 0)),
+        number=t.number, state=state, stop_reason=reason, stop_step=stop_step,
         optimizer=cfg.get("optimizer"), schedule=cfg.get("schedule"),
-        params=cfg.get("params", {}), value=value, steps=rec.get("steps", []),
+        params=cfg.get("params", {}), value=value, steps=steps,
         epochs_run=int(rec.get("epochs_run", 0)),
         seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
-        device=rec.get("device"), detail=str(rec.get("detail", "")),
+        device=rec.get("device"), detail=detail,
         seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
         confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
         defaults_sweep=bool(t.user_attrs.get(ATTR_SWEEP)),

@@ -51,6 +51,7 @@ class EpochRecord:
     elapsed_s: float
     val_accuracy: float | None = None
     val_r2: float | None = None
+    partial: bool = False  # the epoch a divergence cut short: losses as far as it got
 
     def to_json(self) -> dict[str, Any]:
         return {k: (v if v is None or math.isfinite(v) else None) for k, v in asdict(self).items()}
@@ -105,6 +106,7 @@ class Trainer:
             device=str(self.device), precision="bf16" if self.autocast else "fp32",
         )
         self._gen = torch.Generator().manual_seed(training.seed)
+        self._last_loss = math.nan  # the loss that diverged
         # Each `.item()` syncs a GPU; check divergence every few batches there.
         self._check_every = 1 if self.device.type == "cpu" else 8
 
@@ -145,6 +147,7 @@ class Trainer:
                 if not first_loss:
                     first_loss.append(worst)
                 if self._diverged(worst, first_loss[0]):
+                    self._last_loss = worst
                     return None
                 window.fill_(-math.inf)
         return float(total.item()) / n
@@ -196,6 +199,12 @@ class Trainer:
             train_loss = self._train_epoch(first_loss)
             if train_loss is None:
                 self.state.stop_reason = "diverged"
+                # Keep the step it reached (its loss as far as it went; no metric).
+                self.state.records.append(EpochRecord(
+                    epoch, self._last_loss, math.nan, math.nan,
+                    best if best is not None else math.nan,
+                    current_lr(lr_target(self.optimizer)), time.perf_counter() - start,
+                    partial=True))
                 self._finish()
                 return
             metrics = self.evaluate()
@@ -203,6 +212,11 @@ class Trainer:
             if not math.isfinite(value) or not math.isfinite(metrics["val_loss"]):
                 self.state.stop_reason = "diverged"
                 self.state.detail = f"{self.metric} became {value}"
+                self.state.records.append(EpochRecord(
+                    epoch, train_loss, metrics["val_loss"], value,
+                    best if best is not None else math.nan,
+                    current_lr(lr_target(self.optimizer)), time.perf_counter() - start,
+                    partial=True))
                 self._finish()
                 return
             self.schedule.after_epoch(metrics["val_loss"] if self.metric == "val_loss" else value)

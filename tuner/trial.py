@@ -63,6 +63,13 @@ class TrialRecord(BaseModel):
         return self.model_dump(mode="json", exclude=None if with_steps else {"steps"})
 
 
+# Stop reasons of a failed trial that the infrastructure caused, not the configuration: its
+# worker died (heartbeat stale) or the database failed under it. Such a trial is run again and
+# does not count against the job's allowance of failures.
+WORKER_LOST = "worker_lost"
+DB_ERROR = "db_error"
+INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
+
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
 STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)
 

@@ -84,8 +84,10 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
 
 
 def conclusion(reason: str | None, *, done: int, failed: int, total: int,
-               first_failure: str | None, worker_errors: list[str]) -> tuple[str, str | None]:
-    """The job's final status and message."""
+               first_failure: str | None, worker_errors: list[str], complete: int | None = None,
+               diverged: int = 0, first_divergence: str | None = None) -> tuple[str, str | None]:
+    """The job's final status and message. A job whose trials all diverged or were pruned has
+    no result: it fails, saying so (`complete`: its complete trials, when known)."""
     if reason == CANCELLED:
         return "cancelled", f"cancelled after {done} finished trials"
     if done == 0:
@@ -93,6 +95,13 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
         prefix = "timeout before any trial finished" if reason == TIMEOUT else \
             f"all {failed} trials failed" if failed else "no trial finished"
         return "failed", f"{prefix}: {why}"
+    if complete == 0:
+        pruned = done - diverged
+        counts = ", ".join(f"{n} {what}" for n, what in ((diverged, "diverged"),
+                                                        (pruned, "pruned"), (failed, "failed"))
+                           if n)
+        why = f"; first divergence: {first_divergence}" if first_divergence else ""
+        return "failed", f"no trial completed ({counts}){why}"
     if reason == TIMEOUT:
         return "completed", f"timeout: {done} of {total} trials finished"
     return "completed", None

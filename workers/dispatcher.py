@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import optuna
@@ -22,7 +22,7 @@ from tuner.attrs import ATTR_WORKER
 from tuner.confirm import STOP_NOTHING
 from tuner.search import confirm_round, confirmation_count, create_study
 from tuner.spec import JobSpec
-from tuner.store.db import in_transaction, session_factory
+from tuner.store.db import in_transaction, session_factory, transient, with_retries
 from tuner.store.jobs import (
     aware,
     claim_job,
@@ -42,6 +42,9 @@ from workers.trial_worker import WorkerConfig, remote_worker
 
 log = logging.getLogger(__name__)
 ORPHAN_MIN_AGE_S = 30.0
+# A job whose watch crashes the dispatcher this many times (not a database blip: those are
+# retried) ends failed; before that it is handed back and claimed again.
+MAX_JOB_CRASHES = 3
 
 
 def _owner() -> str:
@@ -97,6 +100,28 @@ def _trial_worker() -> Any:
     return remote_worker()
 
 
+@dataclass
+class _Watch:
+    """One job as its dispatcher watches it: the study, the recorder and the live workers."""
+
+    job: Job
+    spec: JobSpec
+    study: optuna.Study
+    storage: optuna.storages.RDBStorage
+    recorder: TrialRecorder
+    deadline: datetime | None
+    remote: Any  # the Ray remote function with the job's resources
+    wcfg: WorkerConfig
+    workers: list[Any] = field(default_factory=list)
+
+    def kill_workers(self) -> None:
+        """Their trials end failed (or are retried when their heartbeat goes stale)."""
+        import ray
+
+        for ref in self.workers:
+            ray.cancel(ref, force=True)
+
+
 class Dispatcher:
     def __init__(self, config: DispatcherConfig) -> None:
         from tuner.store.db import normalize_url
@@ -106,6 +131,7 @@ class Dispatcher:
         self.sessions = session_factory(config.db_url)
         self.stop_event = threading.Event()
         self.jobs_run: list[str] = []
+        self.crashes: dict[str, int] = {}
 
     # main loop ------------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> list[str]:
@@ -121,12 +147,19 @@ class Dispatcher:
                     break
                 self.stop_event.wait(self.config.poll_s)
                 continue
-            self.jobs_run.append(job.id)
+            if job.id not in self.jobs_run:
+                self.jobs_run.append(job.id)
             try:
                 self.run_job(job)  # disposes the job's Optuna storage when it returns
             except Exception as exc:  # never leave a job running without an owner
-                log.exception("job %s crashed the dispatcher loop", job.id)
-                self._finish(job.id, "failed", f"dispatcher error: {type(exc).__name__}: {exc}")
+                n = self.crashes[job.id] = self.crashes.get(job.id, 0) + 1
+                log.exception("job %s crashed the dispatcher loop (%d of %d)", job.id, n,
+                              MAX_JOB_CRASHES)
+                if n >= MAX_JOB_CRASHES:
+                    self._finish(job.id, "failed",
+                                 f"dispatcher error: {type(exc).__name__}: {exc}")
+                else:  # hand it back (its workers were killed): claimed again, resumed
+                    self._release(job.id)
         if self.stop_event.is_set():
             in_transaction(self.sessions, lambda s: release_leases(s, self.config.owner),
                            what="hand the leases back")
@@ -154,12 +187,12 @@ class Dispatcher:
                  storage: optuna.storages.RDBStorage) -> None:
         """Watch one job until it ends or we stop: each tick reads the job row and the study,
         asks `workers.decisions` what to do, and carries it out here."""
-        import ray
-
         cfg = self.config
         spec = job_spec(job)
-        study = create_study(spec, job.task.direction, storage, job.study_name,
-                             load_if_exists=True, seed_configs=self._warm_start(job, spec))
+        seeds = self._warm_start(job, spec)
+        study = with_retries(lambda: create_study(spec, job.task.direction, storage,
+                                                  job.study_name, load_if_exists=True,
+                                                  seed_configs=seeds), what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
         if problem:
@@ -170,36 +203,36 @@ class Dispatcher:
         deadline = started + timedelta(seconds=spec.budget.timeout_s) if spec.budget.timeout_s \
             else None
         wcfg = WorkerConfig(cfg.db_url, job.id, cfg.heartbeat_interval, cfg.grace_period,
-                            spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
-        remote = _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
-                                         num_gpus=spec.resources.gpus_per_trial)
-        workers: list[Any] = []
+                            spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
+                            owner=cfg.owner)
+        w = _Watch(job, spec, study, storage, recorder, deadline,
+                   _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
+                                           num_gpus=spec.resources.gpus_per_trial), wcfg)
+        try:
+            self._watch(w)
+        except BaseException:
+            w.kill_workers()  # never leave workers running for a job nobody watches
+            raise
+
+    def _watch(self, w: _Watch) -> None:
+        import ray
+
+        cfg, job, spec, study, workers = self.config, w.job, w.spec, w.study, w.workers
         worker_errors: list[str] = []
         stopping = Stopping()
         last_running = -1
-
-        def launch() -> None:
-            j = self._job(job.id)
-            left = j.n_trials + j.n_confirm - j.trials_claimed
-            for _ in range(max(0, min(spec.budget.parallelism - len(workers), left))):
-                workers.append(remote.remote(wcfg))
-
-        def kill_workers() -> None:  # their trials end failed (or are retried when stale)
-            for ref in workers:
-                ray.cancel(ref, force=True)
-
-        launch()
+        self._launch(w)
         while True:
             lease_held = self._renew(job.id)
             current = self._job(job.id) if lease_held else None
             d = on_job_row(stopping, lease_held=lease_held,
                            final=current is not None and current.status in FINAL_STATUSES,
                            cancel_requested=current is not None and current.cancel_requested,
-                           now=cfg.clock(), deadline=deadline,
+                           now=cfg.clock(), deadline=w.deadline,
                            stop_grace=timedelta(seconds=cfg.stop_grace_s))
             stopping = d.stopping
             if d.kill_workers:
-                kill_workers()
+                w.kill_workers()
             if d.leave:
                 log.warning("job %s: %s; leaving it", job.id, d.leave)
                 return
@@ -207,13 +240,15 @@ class Dispatcher:
                 in_transaction(self.sessions, lambda s: request_stop(s, job.id),
                                what="ask the workers to stop")
 
-            optuna.storages.fail_stale_trials(study)
+            with_retries(lambda: optuna.storages.fail_stale_trials(study),
+                         what="fail stale trials")
             # One read of the study per tick (Optuna's cached storage fetches the unfinished
             # and new trials each time it is asked); what changes below shows up next tick.
-            trials = study.get_trials(deepcopy=False)
+            trials = with_retries(lambda: study.get_trials(deepcopy=False), what="read the study")
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
-            self._fail_unstarted(study, storage, in_flight)
-            recorder.sync(study, trials)
+            with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
+                         what="fail orphaned trials")
+            w.recorder.sync(study, trials)
             if len(in_flight) != last_running:  # workers keep the other counters current
                 last_running = len(in_flight)
                 self._update_running(job.id, last_running)
@@ -231,24 +266,46 @@ class Dispatcher:
             step = next_step(stopping, workers=len(workers), running=len(in_flight),
                              worker_errors=len(worker_errors))
             if step == "end_cancelled":
-                self._fail_running(study, recorder, CANCELLED)
+                with_retries(lambda: self._fail_running(study, w.recorder, CANCELLED),
+                             what="fail the cancelled trials")
                 break
             if step == "refill":
-                if self._budget_left(job.id) or self._confirm(job.id, spec, study):
-                    launch()  # budget left (or reconciled), or the confirmation runs
+                if self._budget_left(job.id) or with_retries(
+                        lambda: self._confirm(job.id, spec, study), what="confirmation round"):
+                    self._launch(w)  # budget left (or reconciled), or the confirmation runs
                 else:
                     break
             elif step == "conclude":
                 break
             self.stop_event.wait(cfg.poll_s)
             if self.stop_event.is_set():
-                # Shutting down: leave the job resumable (lease runs out, another dispatcher or a
-                # restart picks it up; trials in flight fail and are retried).
-                kill_workers()
+                self._drain(w)
                 return
 
-        recorder.sync(study)
+        w.recorder.sync(study)
         self._conclude(job.id, stopping.reason, worker_errors)
+
+    def _drain(self, w: _Watch) -> None:
+        """Shutting down (SIGTERM): hand the job back at once, so another dispatcher (or our
+        restart) resumes it without waiting for the lease, and our workers take no new ticket;
+        give the trials in flight `stop_grace_s` to finish and be recorded; kill the rest (their
+        trials go stale and are retried by the next owner)."""
+        import ray
+
+        self._release(w.job.id)
+        if w.workers:
+            log.info("job %s: handed back; %d trial worker(s) get %.0f s to finish", w.job.id,
+                     len(w.workers), self.config.stop_grace_s)
+            ray.wait(w.workers, num_returns=len(w.workers), timeout=self.config.stop_grace_s)
+        w.kill_workers()
+        w.recorder.sync(w.study)
+
+    def _launch(self, w: _Watch) -> None:
+        """Start workers up to the job's parallelism and its tickets left."""
+        j = self._job(w.job.id)
+        left = j.n_trials + j.n_confirm - j.trials_claimed
+        for _ in range(max(0, min(w.spec.budget.parallelism - len(w.workers), left))):
+            w.workers.append(w.remote.remote(w.wcfg))
 
     # helpers --------------------------------------------------------------------------------
     def _warm_start(self, job: Job, spec: JobSpec) -> list[dict[str, Any]]:
@@ -300,6 +357,10 @@ class Dispatcher:
             log.info("job %s: %d confirmation runs queued (%d in all)", job_id, n, total)
         return total > counted or give_back
 
+    def _release(self, job_id: str) -> None:
+        in_transaction(self.sessions, lambda s: release_leases(s, self.config.owner, job_id),
+                       what="hand the job back")
+
     def _renew(self, job_id: str) -> bool:
         cfg = self.config
         return in_transaction(
@@ -342,19 +403,25 @@ class Dispatcher:
                 continue  # Optuna's heartbeat check owns it
             try:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            except Exception:  # finished or failed meanwhile
+            except Exception as exc:  # finished or failed meanwhile (a blip: retried whole)
+                if transient(exc):
+                    raise
                 continue
             log.warning("trial %d never started on its worker; failing and retrying it", t.number)
             if handler is not None:
                 handler(study, storage.get_trial(t._trial_id))
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
-        """Trials whose workers were killed on purpose end failed with `reason`."""
+        """Trials whose workers were killed on purpose end failed with `reason`, and so do the
+        enqueued trials that never started (a cancelled study keeps nothing WAITING)."""
         storage = study._storage
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        for t in study.get_trials(deepcopy=False,
+                                  states=(TrialState.RUNNING, TrialState.WAITING)):
             try:
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            except Exception:  # finished meanwhile
+            except Exception as exc:  # finished meanwhile (a database blip: retried whole)
+                if transient(exc):
+                    raise
                 continue
             recorder.write(storage.get_trial(t._trial_id), reason=reason)
 
@@ -367,7 +434,9 @@ class Dispatcher:
             job = get_job(s, job_id)
             return conclusion(reason, done=job.n_done, failed=job.n_failed,
                               total=job.n_trials + job.n_confirm,
-                              first_failure=first_failure(s, job_id), worker_errors=worker_errors)
+                              first_failure=first_failure(s, job_id), worker_errors=worker_errors,
+                              complete=job.n_complete, diverged=job.n_diverged,
+                              first_divergence=first_failure(s, job_id, state="diverged"))
 
         self._finish(job_id, *in_transaction(self.sessions, txn, what="read the job's outcome"))
 

@@ -11,16 +11,47 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from tuner.attrs import ATTR_WORKER
+from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.objective import Objective
 from tuner.search import load_study
-from tuner.store.db import dispose_engines, session_factory, with_retries
+from tuner.store.db import dispose_engines, session_factory, transient, with_retries
 from tuner.store.jobs import get_job, job_spec, take_ticket
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
+from tuner.trial import DB_ERROR
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_ERRORS = 4
+MAX_TRANSIENT_ERRORS = 12  # about a minute of database outage, backing off to 5 s
+
+
+def _mark_db_error(trial: optuna.Trial, exc: BaseException) -> None:
+    """Record that the trial failed because of the database (its record's stop reason), so it is
+    run again and not counted against the job's failures. Best effort: the database may still be
+    down, and then the trial is failed as lost by its stale heartbeat, which is retried too."""
+    def mark() -> None:
+        rec = dict(trial.user_attrs.get(ATTR_RECORD) or {})
+        rec.update(stop_reason=DB_ERROR,
+                   detail=f"database error: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                   if str(exc) else f"database error: {type(exc).__name__}")
+        trial.set_user_attr(ATTR_RECORD, rec)
+
+    try:
+        with_retries(mark, what="mark a trial failed by the database")
+    except Exception:
+        log.warning("could not mark trial %d as failed by the database", trial.number)
+
+
+def retry_db_errors(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna callback: a trial failed by the database is enqueued again with the same
+    configuration (as a lost worker's trial is), up to 3 times."""
+    rec = trial.user_attrs.get(ATTR_RECORD) or {}
+    if trial.state == TrialState.FAIL and rec.get("stop_reason") == DB_ERROR:
+        with_retries(lambda: _RETRY(study, trial), what="enqueue the trial again")
+
+
+_RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
 
 
 @dataclass(frozen=True)
@@ -31,6 +62,8 @@ class WorkerConfig:
     grace_period: int
     cpus: float
     gpus: float
+    owner: str | None = None  # the dispatcher that started this worker (tickets only while it
+    # holds the job)
 
 
 def assigned_device(gpu_ids: list[Any]) -> str:
@@ -58,12 +91,17 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:
-        trial.set_user_attr(ATTR_WORKER, where)
-        return objective(trial)
+        with_retries(lambda: trial.set_user_attr(ATTR_WORKER, where), what="mark the trial")
+        try:
+            return objective(trial)
+        except Exception as exc:
+            if transient(exc):  # the database failed under the trial, not its configuration
+                _mark_db_error(trial, exc)
+            raise
 
     def ticket() -> bool:
         with sessions() as s:
-            return take_ticket(s, cfg.job_id)
+            return take_ticket(s, cfg.job_id, cfg.owner)
 
     try:
         return _trials(cfg, study, run, ticket, recorder, where)
@@ -77,17 +115,19 @@ def _trials(cfg: WorkerConfig, study: optuna.Study, run: Any, ticket: Any,
     done, errors = 0, 0
     while with_retries(ticket, what="take a trial ticket"):
         try:
-            study.optimize(run, n_trials=1, callbacks=[recorder], catch=(Exception,),
-                           gc_after_trial=False)
+            study.optimize(run, n_trials=1, callbacks=[recorder, retry_db_errors],
+                           catch=(Exception,), gc_after_trial=False)
         except Exception as exc:
-            # Outside a trial (Optuna's storage, e.g. a locked SQLite file). The dispatcher
-            # reconciles the budget, so the ticket is not lost; back off and go on.
+            # Outside a trial (Optuna's storage: a dropped connection, a locked SQLite file).
+            # The dispatcher reconciles the budget, so the ticket is not lost; back off and go
+            # on. A database blip is waited out longer than any other error.
             errors += 1
+            limit = MAX_TRANSIENT_ERRORS if transient(exc) else MAX_CONSECUTIVE_ERRORS
             log.warning("worker %s: %s: %s (%d in a row)", where["pid"], type(exc).__name__,
-                        exc, errors)
-            if errors >= MAX_CONSECUTIVE_ERRORS:
+                        str(exc).splitlines()[0] if str(exc) else "", errors)
+            if errors >= limit:
                 raise
-            time.sleep(0.5 * 2**errors)
+            time.sleep(min(0.5 * 2**errors, 5.0))
             continue
         errors = 0
         done += 1

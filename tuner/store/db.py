@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, TypeVar
 
+import tenacity
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -127,25 +127,39 @@ def ping(s: Session) -> None:
 
 
 def transient(exc: BaseException) -> bool:
-    """A database error worth retrying: connection lost/refused, database locked."""
-    if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    """A database error worth retrying: connection lost, refused or reset by the server, database
+    locked, a serialization failure; also when wrapped (Optuna raises `StorageInternalError`
+    from the SQLAlchemy error)."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, bounded
+        if seen is None:
+            return False
+        if isinstance(seen, OperationalError):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if type(seen).__module__.startswith(("psycopg", "sqlite3")) and \
+                type(seen).__name__ in ("OperationalError", "AdminShutdown", "SerializationFailure",
+                                        "DeadlockDetected", "ConnectionTimeout"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def with_retries(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 0.2,
                  max_delay: float = 5.0, what: str = "database write") -> T:
-    """Call `fn` (one whole transaction) until it succeeds, backing off on transient errors.
-    `fn` must be idempotent: a commit whose reply was lost is retried."""
-    delay = base_delay
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if not transient(exc) or attempt == attempts:
-                raise
-            log.warning("%s failed (attempt %d/%d, retrying in %.1fs): %s", what, attempt,
-                        attempts, delay, str(exc).splitlines()[0])
-            time.sleep(delay)
-            delay = min(delay * 2, max_delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Call `fn` (one whole transaction) until it succeeds, backing off (exponential, with
+    jitter) on transient errors; other errors are raised at once. `fn` must be idempotent: a
+    commit whose reply was lost is retried."""
+    def warn(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (attempt %d/%d, retrying in %.1fs): %s", what,
+                    state.attempt_number, attempts, state.upcoming_sleep,
+                    str(exc).splitlines()[0] if exc else "")
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=base_delay, max=max_delay)
+        + tenacity.wait_random(0, base_delay),
+        retry=tenacity.retry_if_exception(transient), before_sleep=warn, reraise=True)
+    return retrying(fn)

@@ -23,7 +23,7 @@ from tuner.store.models import (
     Task,
     utcnow,
 )
-from tuner.store.trials import job_trials, refresh_counters, trial_json
+from tuner.store.trials import counted_failures, job_trials, refresh_counters, trial_json
 from tuner.tasks import TaskFeatures
 
 
@@ -149,22 +149,28 @@ def renew_lease(s: Session, job_id: str, owner: str, lease_s: float, *,
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def release_leases(s: Session, owner: str) -> int:
-    """A dispatcher shutting down cleanly hands its running jobs back at once (a restart resumes
-    them without waiting for the lease to run out)."""
-    res = s.execute(update(Job).where(Job.claimed_by == owner, Job.status == "running")
-                    .values(lease_until=utcnow(), claimed_by=None))
+def release_leases(s: Session, owner: str, job_id: str | None = None) -> int:
+    """A dispatcher shutting down (or whose loop crashed on a job) hands its running jobs (or
+    that one) back at once: another dispatcher, or a restart, resumes them without waiting for
+    the lease to run out. Its workers take no new ticket from then on (`take_ticket`)."""
+    q = update(Job).where(Job.claimed_by == owner, Job.status == "running")
+    if job_id is not None:
+        q = q.where(Job.id == job_id)
+    res = s.execute(q.values(lease_until=utcnow(), claimed_by=None))
     s.commit()
     return int(res.rowcount)  # type: ignore[attr-defined]
 
 
-def take_ticket(s: Session, job_id: str) -> bool:
-    """Reserve one trial of the budget (atomic); False when the budget is spent or the job is
-    stopping."""
-    res = s.execute(update(Job).where(
+def take_ticket(s: Session, job_id: str, owner: str | None = None) -> bool:
+    """Reserve one trial of the budget (atomic); False when the budget is spent, the job is
+    stopping, or (with `owner`) the worker's dispatcher no longer holds the job: a dispatcher
+    that hands a job back, or loses it, stops its workers' new trials at once."""
+    q = update(Job).where(
         Job.id == job_id, Job.status == "running", Job.cancel_requested.is_(False),
-        Job.trials_claimed < Job.n_trials + Job.n_confirm,
-    ).values(trials_claimed=Job.trials_claimed + 1))
+        Job.trials_claimed < Job.n_trials + Job.n_confirm)
+    if owner is not None:
+        q = q.where(Job.claimed_by == owner)
+    res = s.execute(q.values(trials_claimed=Job.trials_claimed + 1))
     s.commit()
     return bool(res.rowcount == 1)  # type: ignore[attr-defined]
 
@@ -176,7 +182,8 @@ def reconcile_tickets(s: Session, job_id: str) -> None:
     job = get_job(s, job_id)
     refresh_counters(s, job_id)
     budget = job.n_trials + job.n_confirm
-    job.trials_claimed = min(budget, job.n_done + max(0, job.n_failed - job.n_trials))
+    job.trials_claimed = min(budget, job.n_done + max(0, counted_failures(s, job_id)
+                                                      - job.n_trials))
     s.commit()
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, text
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory
 from tuner.store.trials import record_trial, recorded_numbers
+from tuner.trial import WORKER_LOST
 
 log = logging.getLogger(__name__)
 
@@ -90,5 +91,5 @@ class StaleTrialHandler:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         failed = study._storage.get_trial(trial._trial_id)
         if failed.state == TrialState.FAIL:
-            self.recorder.write(failed, reason="worker_lost")
+            self.recorder.write(failed, reason=WORKER_LOST)
         self.retry(study, trial)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
-from tuner.trial import STEP_FIELDS, TRIAL_FIELDS, TrialRecord
+from tuner.trial import INFRA_FAILURES, STEP_FIELDS, TRIAL_FIELDS, TrialRecord
 
 
 def _num(v: Any) -> float | None:
@@ -38,8 +38,9 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
         s.rollback()  # written concurrently (worker callback and dispatcher sync)
         return False
     if rec.state == "failed":
-        failed = s.scalar(select(func.count()).where(TrialRow.job_id == job_id,
-                                                     TrialRow.state == "failed")) or 0
+        # An infrastructure failure (worker lost, database blip) always gives its ticket back;
+        # the others up to the job's allowance of n_trials failures.
+        failed = counted_failures(s, job_id)
         s.execute(update(Job).where(Job.id == job_id, Job.trials_claimed > 0,
                                     Job.n_trials >= failed)
                   .values(trials_claimed=Job.trials_claimed - 1))
@@ -52,10 +53,19 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
     return True
 
 
-def first_failure(s: Session, job_id: str) -> str | None:
-    """The detail of the job's first failed trial (why a job whose trials all failed failed)."""
+def counted_failures(s: Session, job_id: str) -> int:
+    """Failed trials that count against the job's allowance: not those the infrastructure
+    failed (`INFRA_FAILURES`: they are run again)."""
+    return s.scalar(select(func.count()).where(
+        TrialRow.job_id == job_id, TrialRow.state == "failed",
+        func.coalesce(TrialRow.stop_reason, "failed").not_in(INFRA_FAILURES))) or 0
+
+
+def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:
+    """The detail of the job's first failed (or `state`) trial: why a job whose trials all
+    failed (or diverged) has no result."""
     return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
-                                                  TrialRow.state == "failed")
+                                                  TrialRow.state == state)
                     .order_by(TrialRow.number).limit(1))
 
 
