@@ -56,13 +56,41 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class RejectNul:
+    """NUL characters in a path or query string never reach a route (PostgreSQL cannot compare
+    them): a path with one names nothing (404), a query with one is invalid (422)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] == "http":
+            raw = (scope.get("raw_path") or b"").lower()
+            query = (scope.get("query_string") or b"").lower()
+            if "\x00" in scope.get("path", "") or b"%00" in raw:
+                await _problem(scope, send, 404, "Not found", "no such resource")
+                return
+            if b"%00" in query or b"\x00" in query:
+                await _problem(scope, send, 422, "Invalid request",
+                               "query: NUL characters are not allowed")
+                return
+        await self.app(scope, receive, send)
+
+
 async def _too_large(scope: Scope, send: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    await _problem(scope, send, 413, "Payload too large", f"request body over {limit} bytes")
+
+
+async def _problem(scope: Scope, send: Callable[[Any], Awaitable[None]], status: int, title: str,
+                   detail: str) -> None:
+    """A problem document sent from an ASGI middleware (before any route runs)."""
     import json
 
-    body = json.dumps({"type": "about:blank", "title": "Payload too large", "status": 413,
-                       "detail": f"request body over {limit} bytes",
-                       "instance": scope.get("path", "")}).encode()
-    await send({"type": "http.response.start", "status": 413,
+    body = json.dumps({"type": "about:blank", "title": title, "status": status,
+                       "detail": detail,
+                       "instance": scope.get("path", "").replace("\x00", "")}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/problem+json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -82,4 +110,5 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app.include_router(tasks.router)
     app.include_router(meta.router)
     app.add_middleware(BodyLimit)
+    app.add_middleware(RejectNul)
     return app

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
+from tuner.store.db import transient
 
 PROBLEM = "application/problem+json"
+RETRY_AFTER_S = 2
+log = logging.getLogger(__name__)
 
 
 class ApiProblem(Exception):
@@ -67,6 +72,24 @@ def install(app: FastAPI) -> None:
     async def _tuner(request: Request, exc: TunerError) -> JSONResponse:
         status = 422 if isinstance(exc, DataError | ModelError) else 400
         return problem(request, status, "Bad request", str(exc))
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError) -> JSONResponse:
+        # A spec built inside a route (e.g. a recommendation's task) that does not validate.
+        errors = [{"field": ".".join(str(p) for p in e["loc"]) or "query",
+                   "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem(request, 422, "Invalid request", detail, errors)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if transient(exc):  # the database is down or restarting: come back shortly
+            return problem(request, 503, "Service unavailable",
+                           "the database is unavailable; retry shortly",
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(request, 500, "Internal server error",
+                       "an unexpected error; it has been logged")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

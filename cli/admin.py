@@ -43,7 +43,7 @@ def job_create(
 
     with user_errors():
         spec = JobSpec.model_validate(load_spec_file(spec_file))
-        features = inspect_task(spec)
+        features = inspect_task(spec, scope=team)
         with transaction(session_factory(resolve_db_url(database_url))) as s:
             t = get_or_create_team(s, team)
             job, created = create_job(s, t.id, spec, features, idempotency_key)

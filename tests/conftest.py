@@ -4,6 +4,8 @@ SQLite twin of every storage test, and one local Ray for the whole session."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,9 @@ PG_ADMIN_URL = os.environ.get("TUNER_TEST_PG_ADMIN_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 RUN_ID = uuid.uuid4().hex[:8]
 _created: list[str] = []
+# One data root for the session, set before Ray starts so its workers read the same folder.
+DATA_ROOT = Path(tempfile.mkdtemp(prefix=f"tuner-data-{RUN_ID}-"))
+os.environ["TUNER_DATA_ROOT"] = str(DATA_ROOT)
 
 
 def _admin():  # type: ignore[no-untyped-def]
@@ -40,6 +45,7 @@ def _drop_pg_databases() -> Iterator[None]:
         for name in _created:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     eng.dispose()
+    shutil.rmtree(DATA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     grace_period: int = 20
     stop_grace_s: float = 30.0
     ray_num_cpus: int | None = None
+    # Limits checked before anything is built (a request never allocates beyond them).
+    max_dataset_values: int = 50_000_000  # samples x features of one dataset
+    max_model_params: int = 100_000_000
+    max_spec_depth: int = 16  # nesting of a spec's values (model and dataset params)
+    # A folder under the data root that every team may read (`shared/<file>`); none by default.
+    data_shared: str | None = None
 
 
 @lru_cache

@@ -9,7 +9,9 @@ Plugins registered under `tuner.datasets` follow the same signature.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -126,18 +128,58 @@ def quadratic(seed: int = 0, n_samples: int = 512, n_features: int = 16,
 def from_file(seed: int = 0, path: str = "", target: str | None = None,
               task: Literal["auto", "classification", "regression"] = "auto",
               x_key: str = "X", y_key: str = "y") -> RawData:
-    """A .npz (arrays X and y) or .csv / .parquet (a target column, default the last) file
-    under the data root (`TUNER_DATA_ROOT`); paths outside the root are refused."""
+    """A .npz (arrays X and y) or .csv / .parquet (a target column, default the last) file.
+    A team's job reads its own folder of the data root (`TUNER_DATA_ROOT/<team>/`), and the
+    shared one when configured (`TUNER_DATA_SHARED`, addressed as `<shared>/<file>`); `tuner run`
+    reads the whole data root. Paths outside are refused, and an error never shows a server
+    path or tells another team's file from a missing one."""
+    full = _data_file(path)
+    try:
+        return _read_file(full, path, target, task, x_key, y_key)
+    except DataError:
+        raise
+    except Exception as exc:  # a corrupt or unreadable file: say so, without server paths
+        raise DataError(f"task.dataset.params.path: cannot read {path!r}: "
+                        f"{type(exc).__name__}: {_scrub(str(exc), full)}") from None
+
+
+def _data_file(path: str) -> Path:
     from tuner.config import get_settings
 
     if not path:
         raise DataError("task.dataset.params.path: required for the file dataset")
-    root = get_settings().data_root.resolve()
-    full = (root / path).resolve()
-    if not full.is_relative_to(root):
-        raise DataError(f"task.dataset.params.path: {path!r} is outside the data root {root}")
+    settings = get_settings()
+    root, scope, shared = settings.data_root.resolve(), _SCOPE.get(), settings.data_shared
+    if shared and (path == shared or path.startswith(shared.rstrip("/") + "/")):
+        base, rel = (root / shared).resolve(), path[len(shared):].lstrip("/")
+    elif scope is not None:
+        base, rel = (root / scope).resolve(), path
+    else:
+        base, rel = root, path
+    full = (base / rel).resolve()
+    if scope is not None:  # one answer for outside, missing and another team's
+        if not (full.is_relative_to(base) and full.is_file()):
+            raise DataError(f"task.dataset.params.path: no file {path!r} in your team's data "
+                            "folder")
+        return full
+    if not full.is_relative_to(base):
+        raise DataError(f"task.dataset.params.path: {path!r} is outside the data root")
     if not full.is_file():
-        raise DataError(f"task.dataset.params.path: no such file {path!r} under {root}")
+        raise DataError(f"task.dataset.params.path: no such file {path!r} under the data root")
+    return full
+
+
+def _scrub(message: str, full: Path) -> str:
+    from tuner.config import get_settings
+
+    for p in (str(full), str(full.parent), str(get_settings().data_root.resolve())):
+        message = message.replace(p, "<data>")
+    return message[:300]
+
+
+def _read_file(full: Path, path: str, target: str | None,
+               task: Literal["auto", "classification", "regression"], x_key: str,
+               y_key: str) -> RawData:
     suffix = full.suffix.lower()
     if suffix == ".npz":
         with np.load(full, allow_pickle=False) as npz:
@@ -175,8 +217,6 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
     """Deterministic (seeded, stratified for classification) split, scaling fitted on train."""
     from sklearn.model_selection import train_test_split
 
-    if not 0 < val_fraction < 1:
-        raise DataError(f"task.dataset.params.val_fraction: must be in (0, 1), got {val_fraction}")
     X = np.asarray(raw.X, dtype=np.float32)
     y = np.asarray(raw.y)
     if X.ndim < 2 or len(X) < 4:
@@ -216,18 +256,66 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
                      info)
 
 
-def load_dataset(name: str, params: dict[str, Any], seed: int) -> DataSplit:
-    """The registered dataset `name`, split deterministically from `seed`."""
+# The team whose data a file dataset reads (None: the whole data root, for `tuner run`). A
+# context variable, not a parameter: a spec's params must never choose it.
+_SCOPE: ContextVar[str | None] = ContextVar("tuner_data_scope", default=None)
+
+
+def load_dataset(name: str, params: dict[str, Any], seed: int, *,
+                 scope: str | None = None) -> DataSplit:
+    """The registered dataset `name`, split deterministically from `seed`; `scope`: the team
+    whose data folder a file dataset reads. Every failure is a `DataError` naming the field."""
     from tuner.registry import DATASETS
 
     params = dict(params)
-    val_fraction = float(params.pop("val_fraction", 0.2))
+    try:
+        val_fraction = float(params.pop("val_fraction", 0.2))
+    except (TypeError, ValueError):
+        raise DataError("task.dataset.params.val_fraction: must be a number in (0, 1)") from None
+    if not 0 < val_fraction < 1:
+        raise DataError(f"task.dataset.params.val_fraction: must be in (0, 1), got {val_fraction}")
     factory = DATASETS.get(name)
+    _check_size(name, factory, params)
+    token = _SCOPE.set(scope)
     try:
         raw = factory(seed=seed, **params)
+    except DataError:
+        raise
     except TypeError as exc:
         raise DataError(f"task.dataset.params: {name} does not accept these params ({exc})") from exc
+    except (ValueError, ArithmeticError, MemoryError, IndexError, KeyError) as exc:
+        raise DataError(f"task.dataset.params: {name} cannot be made from these params: "
+                        f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    finally:
+        _SCOPE.reset(token)
     if not isinstance(raw, RawData):
         raise DataError(f"task.dataset: factory for {name!r} returned {type(raw).__name__}, "
                         "not tuner.datasets.RawData")
-    return prepare(raw, seed, val_fraction)
+    _check_size(name, None, {"n_samples": len(raw.X), "n_features": int(np.prod(
+        np.shape(raw.X)[1:]))})
+    try:
+        return prepare(raw, seed, val_fraction)
+    except DataError:
+        raise
+    except (ValueError, TypeError) as exc:  # e.g. a split that leaves no training example
+        raise DataError(f"task.dataset: cannot split {name} with val_fraction {val_fraction}: "
+                        f"{str(exc)[:300]}") from None
+
+
+def _check_size(name: str, factory: Any, params: dict[str, Any]) -> None:
+    """Refuse a dataset bigger than `TUNER_MAX_DATASET_VALUES` (samples x features) before it
+    is made, from its params and the factory's defaults (and again once it is loaded)."""
+    import inspect
+
+    from tuner.config import get_settings
+
+    defaults = {} if factory is None else {
+        k: p.default for k, p in inspect.signature(factory).parameters.items()
+        if p.default is not inspect.Parameter.empty}
+    n, f = (params.get(k, defaults.get(k)) for k in ("n_samples", "n_features"))
+    if not (isinstance(n, int) and isinstance(f, int)):
+        return
+    limit = get_settings().max_dataset_values
+    if n * f > limit:
+        raise DataError(f"task.dataset.params: {n} samples x {f} features = {n * f:,} values, "
+                        f"more than the limit of {limit:,} (TUNER_MAX_DATASET_VALUES)")

@@ -24,8 +24,9 @@ class Objective:
     """Callable for `study.optimize`. Loads the data once per process and reuses it."""
 
     def __init__(self, spec: JobSpec, *, data: DataSplit | None = None,
-                 device: torch.device | None = None) -> None:
+                 device: torch.device | None = None, data_scope: str | None = None) -> None:
         self.spec = spec
+        self.data_scope = data_scope  # the team whose data folder a file dataset reads
         self.space = SearchSpace(spec.space)
         self._data = data
         self.device = device
@@ -34,7 +35,8 @@ class Objective:
     def data(self) -> DataSplit:
         if self._data is None:
             ds = self.spec.task.dataset
-            self._data = load_dataset(ds.name, ds.params, self.spec.training.seed)
+            self._data = load_dataset(ds.name, ds.params, self.spec.training.seed,
+                                      scope=self.data_scope)
         return self._data
 
     @property

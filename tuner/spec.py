@@ -36,6 +36,39 @@ SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 PRUNERS: tuple[str, ...] = get_args(PrunerName)
 
 
+INT64_MAX = 2**63 - 1
+# Ray counts resources in steps of 1/10000.
+RESOURCE_STEP = 1e-4
+
+
+def check_values(v: Any, path: str, depth: int = 0) -> None:
+    """Refuse what no field may hold and the database cannot store: NUL characters, numbers that
+    are not finite or beyond 64 bits, and nesting deeper than `TUNER_MAX_SPEC_DEPTH`."""
+    from tuner.config import get_settings
+
+    limit = get_settings().max_spec_depth
+    if depth > limit:
+        raise ValueError(f"{path}: nested deeper than {limit} levels (TUNER_MAX_SPEC_DEPTH)")
+    if isinstance(v, str):
+        if "\x00" in v:
+            raise ValueError(f"{path}: NUL characters are not allowed")
+    elif isinstance(v, bool):
+        return
+    elif isinstance(v, int):
+        if abs(v) > INT64_MAX:
+            raise ValueError(f"{path}: {v} is beyond a 64-bit integer")
+    elif isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{path}: must be a finite number, got {v}")
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            check_values(k, f"{path} (a key)", depth + 1)
+            check_values(x, f"{path}.{k}" if path else str(k), depth + 1)
+    elif isinstance(v, list | tuple):
+        for i, x in enumerate(v):
+            check_values(x, f"{path}[{i}]", depth + 1)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -317,6 +350,14 @@ class ResourcesSpec(_Strict):
     cpus_per_trial: float = Field(default=1.0, gt=0, le=256)
     gpus_per_trial: float = Field(default=0.0, ge=0, le=16)
 
+    @field_validator("cpus_per_trial", "gpus_per_trial")
+    @classmethod
+    def _ray_precision(cls, v: float) -> float:
+        steps = v / RESOURCE_STEP
+        if v and (v < RESOURCE_STEP or abs(steps - round(steps)) > 1e-6):
+            raise ValueError(f"Ray counts resources in steps of {RESOURCE_STEP:g}; got {v:g}")
+        return v
+
     @field_validator("gpus_per_trial")
     @classmethod
     def _gpu_fraction(cls, v: float) -> float:
@@ -334,6 +375,12 @@ class JobSpec(_Strict):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        check_values(data, "")
+        return data
 
 
 def format_validation_error(exc: Exception) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import load_dataset
+from tuner.datasets import DataSplit, load_dataset
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.spec import METRICS, JobSpec
@@ -56,18 +56,47 @@ def check_budget(spec: JobSpec) -> None:
                         "confirmation off)")
 
 
-def inspect_task(spec: JobSpec) -> TaskFeatures:
+def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
     job is queued, with the field at fault. Results for registry datasets are cached per
-    process (a service checks the same few tasks over and over); `file` datasets never are."""
+    process (a service checks the same few tasks over and over); `file` datasets never are.
+    `scope`: the team whose data folder a file dataset reads (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
     if t.dataset.name == "file":
-        features = _inspect(spec)
+        features = _inspect(spec, scope)
     else:
         features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric,
                                    spec.training.seed)
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
+
+
+def _spec_error(field: str, exc: Exception) -> SpecError:
+    """A library error as a spec error on the most precise field its message names."""
+    message = str(exc)
+    named, sep, rest = message.partition(": ")
+    if sep and named.startswith(field) and " " not in named:
+        return SpecError(named, rest)
+    return SpecError(field, message)
+
+
+def _check_model_size(name: str, params: dict[str, Any], data: DataSplit) -> None:
+    """Count the model's parameters on the meta device (no memory, no init) and refuse one
+    above `TUNER_MAX_MODEL_PARAMS` before it is built. A model the meta device cannot build is
+    left to the real build's own checks."""
+    from tuner.config import get_settings
+
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in build_model(name, params, data.info).parameters())
+    except ModelError as exc:
+        raise _spec_error("task.model", exc) from exc
+    except Exception:
+        return
+    limit = get_settings().max_model_params
+    if n > limit:
+        raise SpecError("task.model", f"{name} with these params has {n:,} parameters, more "
+                                      f"than the limit of {limit:,} (TUNER_MAX_MODEL_PARAMS)")
 
 
 @lru_cache(maxsize=256)
@@ -78,16 +107,17 @@ def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int) -> 
     return _inspect(spec)
 
 
-def _inspect(spec: JobSpec) -> TaskFeatures:
+def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:
     ds, m = spec.task.dataset, spec.task.model
     try:
-        data = load_dataset(ds.name, ds.params, spec.training.seed)
+        data = load_dataset(ds.name, ds.params, spec.training.seed, scope=scope)
     except DataError as exc:
-        raise SpecError("task.dataset", str(exc).removeprefix("task.dataset: ")) from exc
+        raise _spec_error("task.dataset", exc) from exc
+    _check_model_size(m.name, m.params, data)
     try:
         metric = spec.task.resolved_metric(data.info.kind)
     except ValueError as exc:
-        raise SpecError("task.metric", str(exc).removeprefix("task.metric: ")) from exc
+        raise _spec_error("task.metric", exc) from exc
     try:
         torch.manual_seed(0)
         model = build_model(m.name, m.params, data.info)
@@ -95,7 +125,7 @@ def _inspect(spec: JobSpec) -> TaskFeatures:
             model.eval()
             model(data.X_val[:2])
     except ModelError as exc:
-        raise SpecError("task.model", str(exc).removeprefix("task.model: ")) from exc
+        raise _spec_error("task.model", exc) from exc
     except Exception as exc:  # a model that cannot run a forward pass on this data
         raise SpecError("task.model",
                         f"{m.name} fails on {ds.name} input {tuple(data.info.input_shape)}: "

@@ -16,6 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.objective import Objective
 from tuner.search import load_study
+from tuner.spec import JobSpec
+from tuner.store.auth import team_name
 from tuner.store.db import dispose_engines, session_factory, transient, with_retries
 from tuner.store.jobs import get_job, job_spec, take_ticket
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
@@ -78,16 +80,19 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
-    with sessions() as s:
-        job = get_job(s, cfg.job_id)
-        spec, study_name = job_spec(job), job.study_name
+    def read() -> tuple[JobSpec, str, str]:
+        with sessions() as s:
+            job = get_job(s, cfg.job_id)
+            return job_spec(job), job.study_name, team_name(s, job.team_id)
+
+    spec, study_name, team = with_retries(read, what="read the job")
     recorder = TrialRecorder(cfg.db_url, cfg.job_id)
     storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
                              grace_period=cfg.grace_period,
                              stale_trial_callback=StaleTrialHandler(recorder))
     study = load_study(spec, storage, study_name)
     device = torch.device(assigned_device(gpu_ids))
-    objective = Objective(spec, device=device)
+    objective = Objective(spec, device=device, data_scope=team)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:

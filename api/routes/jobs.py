@@ -14,7 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.deps import CurrentTeam, SessionDep, TeamJob
 from api.errors import ApiProblem
 from api.schemas import JobPublic, JobsPublic, TrialsPublic
-from tuner.spec import JobSpec
+from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
@@ -48,7 +48,8 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, resp
                                                   "different job spec")
             response.status_code = 200
             return job_public(session, existing)
-    features = inspect_task(spec)  # a spec that cannot train is refused here: nothing is created
+    # A spec that cannot train is refused here, with nothing created; files: the team's own.
+    features = inspect_task(spec, scope=team.name)
     job, created = create_job(session, team.id, spec, features, idempotency_key)
     if not created:
         response.status_code = 200
@@ -59,9 +60,9 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, resp
 @router.get("/jobs", response_model=JobsPublic)
 def read_jobs(team: CurrentTeam, session: SessionDep,
               status: Annotated[str | None, Query(description=" | ".join(JOB_STATUSES))] = None,
-              task: Annotated[int | None, Query(description="task id")] = None,
+              task: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="task id")] = None,
               model: str | None = None, dataset: str | None = None,
-              offset: Annotated[int, Query(ge=0)] = 0,
+              offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
     """The team's jobs, newest first, with filters and pagination."""
     if status is not None and status not in JOB_STATUSES:
@@ -87,7 +88,8 @@ def cancel_job(job: TeamJob, team: CurrentTeam, session: SessionDep) -> dict[str
 
 @router.get("/jobs/{job_id}/trials", response_model=TrialsPublic,
             response_model_exclude_unset=True)  # steps=false: no `steps` key at all
-def read_trials(job: TeamJob, session: SessionDep, offset: Annotated[int, Query(ge=0)] = 0,
+def read_trials(job: TeamJob, session: SessionDep,
+                offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 steps: bool = True) -> dict[str, Any]:
     """Every finished trial: params, state, stop reason and step, and its steps."""

@@ -23,6 +23,13 @@ def get_team(s: Session, name: str) -> Team:
     return team
 
 
+def team_name(s: Session, team_id: int) -> str:
+    team = s.get(Team, team_id)
+    if team is None:
+        raise TeamNotFound(str(team_id))
+    return team.name
+
+
 def get_or_create_team(s: Session, name: str) -> Team:
     team = s.scalar(select(Team).where(Team.name == name))
     if team is None:
