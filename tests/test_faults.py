@@ -135,3 +135,58 @@ def test_sigterm_hands_the_job_back_at_once(migrated_url: str, ray_session: str,
     assert job.status == "completed", job.error
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     assert job.n_done == 4 and len({r.number for r in recs}) == len(recs)
+
+
+def test_api_sigterm_closes_open_event_streams(migrated_url: str) -> None:
+    """An API process with a client watching a job (the stream would stay open until the job
+    ends) exits within seconds of SIGTERM."""
+    from tests.test_api import free_port
+    from tuner.store.auth import create_api_key, get_or_create_team
+    from tuner.store.db import session_factory
+
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 2}), team="watchers")
+    with session_factory(migrated_url)() as s:
+        key = create_api_key(s, get_or_create_team(s, "watchers"))
+        s.commit()
+    port = free_port()
+    env = {**os.environ, "TUNER_DATABASE_URL": migrated_url, "TUNER_POLL_S": "0.2"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "api", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    got: list[str] = []
+
+    def watch() -> None:
+        import httpx
+
+        try:
+            with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/jobs/{job_id}/events",
+                              headers={"Authorization": f"Bearer {key}"}, timeout=60) as r:
+                for line in r.iter_lines():
+                    got.append(line)
+        except httpx.HTTPError:
+            pass
+
+    try:
+        def up() -> bool:
+            import httpx
+
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).is_success
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=60, what="the API")
+        th = threading.Thread(target=watch, daemon=True)
+        th.start()
+        wait_for(lambda: any(line.startswith("event: progress") for line in got),
+                 timeout=30, what="a progress event")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then re-raises the signal it caught (exit -15).
+        assert proc.wait(20) in (0, -signal.SIGTERM)
+        assert time.monotonic() - t0 < 10
+        th.join(10)
+        assert not th.is_alive()  # the client saw its stream end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -126,6 +126,7 @@ def assert_consistent_with_optuna(url: str, job_id: str) -> list[TrialRow]:
             assert [st.step for st in r.steps] == list(range(1, r.stop_step + 1))
             assert r.value == pytest.approx(t.value)
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert all(r.detail for r in recs if r.state == "failed")  # every failure says why
     assert job.n_done == sum(r.state in ("complete", "pruned", "diverged") for r in recs)
     assert job.n_failed == sum(r.state == "failed" for r in recs)
     return recs
@@ -247,6 +248,14 @@ def test_cancel_stops_workers_promptly(migrated_url: str) -> None:
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     assert job.n_done < 20
     assert all(r.stop_reason == "cancelled" for r in recs if r.state == "failed")
+    study = study_of(migrated_url, job)
+    assert not study.get_trials(states=(TrialState.WAITING,))  # nothing left enqueued
+    # A trial killed mid-training keeps the epochs it reported (from Optuna's intermediate
+    # values), not an empty history.
+    killed = [t for t in study.trials if t.state == TrialState.FAIL and t.intermediate_values]
+    for t in killed:
+        r = next(r for r in recs if r.number == t.number)
+        assert [st.step for st in r.steps] == sorted(t.intermediate_values)
 
 
 def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
@@ -277,6 +286,45 @@ def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:
     assert job.status == "failed"
     assert job.error is not None and job.error.startswith("all ")
     assert "cuda requested but no GPU" in job.error
+    assert_consistent_with_optuna(migrated_url, job_id)
+
+
+def test_a_job_whose_every_trial_diverged_fails_saying_so(migrated_url: str) -> None:
+    job_id = queue(migrated_url, {
+        "task": {"model": {"name": "linear"},
+                 "dataset": {"name": "quadratic", "params": {"condition": 1000.0}}},
+        "space": {"optimizers": ["sgd"], "schedules": ["constant"],
+                  "overrides": {"sgd.lr": 1.0}},
+        "training": {"epochs": 3}, "budget": {"n_trials": 2, "parallelism": 1},
+        "search": {"confirm_top_k": 0}})
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed"
+    assert (job.error or "").startswith("no trial completed (2 diverged); first divergence: ")
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert all(r.state == "diverged" and r.steps and r.steps[0].step == 1 for r in recs)
+
+
+def test_a_crashed_watch_hands_the_job_back_and_it_resumes(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in the dispatcher's loop (not a database blip) no longer ends the job failed on the
+    first crash: the job is handed back, claimed again and finished."""
+    job_id = queue(migrated_url, _merge(FAST, budget={"n_trials": 3, "parallelism": 1}))
+    d = dispatcher(migrated_url)
+    real = d._update_running
+    calls = {"n": 0}
+
+    def flaky(job: str, running: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("a bug in the watch")
+        real(job, running)
+
+    monkeypatch.setattr(d, "_update_running", flaky)
+    assert d.run(once=True) == [job_id]
+    assert d.crashes == {job_id: 1}
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
     assert_consistent_with_optuna(migrated_url, job_id)
 
 
