@@ -143,6 +143,17 @@ def from_file(seed: int = 0, path: str = "", target: str | None = None,
                         f"{type(exc).__name__}: {_scrub(str(exc), full)}") from None
 
 
+def file_version(path: str, scope: str | None) -> tuple[int, int]:
+    """(size, modification time in ns) of a file dataset's file, as the team `scope` sees it:
+    what a cached inspection of it is keyed by."""
+    token = _SCOPE.set(scope)
+    try:
+        st = _data_file(path).stat()
+    finally:
+        _SCOPE.reset(token)
+    return st.st_size, st.st_mtime_ns
+
+
 def _data_file(path: str) -> Path:
     from tuner.config import get_settings
 

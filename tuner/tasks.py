@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import DataSplit, load_dataset
+from tuner.datasets import DataSplit, file_version, load_dataset
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.spec import METRICS, JobSpec
@@ -58,16 +58,21 @@ def check_budget(spec: JobSpec) -> None:
 
 def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
-    job is queued, with the field at fault. Results for registry datasets are cached per
-    process (a service checks the same few tasks over and over); `file` datasets never are.
-    `scope`: the team whose data folder a file dataset reads (`tuner.datasets.load_dataset`)."""
+    job is queued, with the field at fault. Results are cached per process (a service checks
+    the same few tasks over and over), for a `file` dataset per team and file version (its
+    size and modification time), so a resubmitted job never loads its data in the request
+    again. `scope`: the team whose data folder a file dataset reads
+    (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
+    version = None
     if t.dataset.name == "file":
-        features = _inspect(spec, scope)
-    else:
-        features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric,
-                                   spec.training.seed)
+        try:
+            version = file_version(str(t.dataset.params.get("path", "")), scope)
+        except DataError as exc:
+            raise _spec_error("task.dataset", exc) from exc
+    features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
+                               scope if version else None, version)
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
 
 
@@ -100,11 +105,13 @@ def _check_model_size(name: str, params: dict[str, Any], data: DataSplit) -> Non
 
 
 @lru_cache(maxsize=256)
-def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int) -> TaskFeatures:
+def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int,
+                    scope: str | None = None,
+                    version: tuple[int, int] | None = None) -> TaskFeatures:
     spec = JobSpec.model_validate({"task": {"model": json.loads(model),
                                             "dataset": json.loads(dataset), "metric": metric},
                                    "training": {"seed": seed}})
-    return _inspect(spec)
+    return _inspect(spec, scope)
 
 
 def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:

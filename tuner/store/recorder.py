@@ -11,10 +11,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
+from tuner.attrs import ATTR_RECORD
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory
 from tuner.store.trials import record_trial, recorded_numbers
 from tuner.trial import WORKER_LOST
+
+# What a failed trial's detail says when the dispatcher ended it and its worker left no word.
+REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
+                        "the database for the grace period)",
+           "cancelled": "cancelled: its worker was stopped"}
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,8 @@ class TrialRecorder:
         rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
-            rec.detail = rec.detail or reason
+            if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
+                rec.detail = REASONS.get(reason, reason)
         return in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
                               what=f"record trial {t.number} of job {self.job_id}")
 
