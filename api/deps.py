@@ -11,13 +11,23 @@ from sqlalchemy.orm import Session
 
 from api.errors import ApiProblem
 from tuner.store.auth import team_for_key
+from tuner.store.db import transient
 from tuner.store.jobs import get_job
 from tuner.store.models import Job, Team
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+    session = request.app.state.sessions()
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except Exception as exc:
+            # The database dropped the connection after the answer was sent (closing rolls
+            # back on it): nothing is lost, and the client keeps its answer and connection.
+            if not transient(exc):
+                raise
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from optuna.exceptions import StorageInternalError
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
@@ -38,6 +40,17 @@ def problem(request: Request, status: int, title: str, detail: str,
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _unexpected_answer(request: Request, exc: Exception) -> JSONResponse:
+    if transient(exc):  # the database is down or restarting: come back shortly
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem(request, 503, "Service unavailable",
+                       "the database is unavailable; retry shortly",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(request, 500, "Internal server error", "an unexpected error; it has been logged")
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -81,15 +94,17 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(request, 422, "Invalid request", detail, errors)
 
+    # Database errors are handled like the library's (the connection stays open); anything else
+    # reaches the catch-all below, whose answer Starlette sends before re-raising it to the
+    # server's log.
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(StorageInternalError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        return _unexpected_answer(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if transient(exc):  # the database is down or restarting: come back shortly
-            return problem(request, 503, "Service unavailable",
-                           "the database is unavailable; retry shortly",
-                           headers={"Retry-After": str(RETRY_AFTER_S)})
-        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return problem(request, 500, "Internal server error",
-                       "an unexpected error; it has been logged")
+        return _unexpected_answer(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -311,16 +311,16 @@ def test_a_crashed_watch_hands_the_job_back_and_it_resumes(
     first crash: the job is handed back, claimed again and finished."""
     job_id = queue(migrated_url, _merge(FAST, budget={"n_trials": 3, "parallelism": 1}))
     d = dispatcher(migrated_url)
-    real = d._update_running
+    real = d._renew
     calls = {"n": 0}
 
-    def flaky(job: str, running: int) -> None:
+    def flaky(job: str) -> bool:  # called every tick
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:
             raise RuntimeError("a bug in the watch")
-        real(job, running)
+        return real(job)
 
-    monkeypatch.setattr(d, "_update_running", flaky)
+    monkeypatch.setattr(d, "_renew", flaky)
     assert d.run(once=True) == [job_id]
     assert d.crashes == {job_id: 1}
     job = job_of(migrated_url, job_id)

@@ -115,10 +115,15 @@ class _Watch:
     workers: list[Any] = field(default_factory=list)
 
     def kill_workers(self) -> None:
-        """Their trials end failed (or are retried when their heartbeat goes stale)."""
+        """Their trials end failed (or are retried when their heartbeat goes stale). Only the
+        workers still running: force-cancelling a task that has just finished can trip Ray's
+        task manager (`Tried to complete task that was not pending`)."""
         import ray
 
-        for ref in self.workers:
+        if not self.workers:
+            return
+        _, pending = ray.wait(self.workers, num_returns=len(self.workers), timeout=0)
+        for ref in pending:
             ray.cancel(ref, force=True)
 
 
@@ -297,7 +302,7 @@ class Dispatcher:
             log.info("job %s: handed back; %d trial worker(s) get %.0f s to finish", w.job.id,
                      len(w.workers), self.config.stop_grace_s)
             ray.wait(w.workers, num_returns=len(w.workers), timeout=self.config.stop_grace_s)
-        w.kill_workers()
+        w.kill_workers()  # those still running after the grace
         w.recorder.sync(w.study)
 
     def _launch(self, w: _Watch) -> None:
