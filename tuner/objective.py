@@ -3,6 +3,7 @@ trial's full record kept in its user attributes."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import traceback
@@ -35,12 +36,21 @@ class Objective:
     def data(self) -> DataSplit:
         if self._data is None:
             ds = self.spec.task.dataset
+            assert ds is not None, "a trainable brings its own data"
             self._data = load_dataset(ds.name, ds.params, self.spec.training.seed,
                                       scope=self.data_scope)
         return self._data
 
     @property
     def metric(self) -> str:
+        trainable = self.spec.task.trainable
+        if trainable is not None:  # the kind the trainable declares
+            from tuner.registry import TRAINABLES
+            from tuner.trainable import declared_features
+
+            kind = declared_features(TRAINABLES.get(trainable.name), trainable.params).get(
+                "kind", "classification")
+            return self.spec.task.resolved_metric(str(kind))
         return self.spec.task.resolved_metric(self.data.info.kind)
 
     @property
@@ -56,20 +66,29 @@ class Objective:
         state = TrainState()
         error: str | None = None
         started = time.time()
+
+        def prune(best: float, step: int) -> bool:
+            trial.report(best, step)
+            # A trial that has used its whole budget is complete, whatever the last rung says;
+            # confirmation runs are never pruned (they measure seed-to-seed noise).
+            return step < training.epochs and not confirming and trial.should_prune()
+
         try:
             torch.manual_seed(seed)
-            model = build_model(self.spec.task.model.name, self.spec.task.model.params,
-                                self.data.info)
-            trainer = Trainer(model, self.data, config, training, self.metric,
-                              resolve_device(training.device, self.device))
-            state = trainer.state
-            for rec in trainer.epochs():
-                trial.report(rec.best_value, rec.step)
-                # A trial that has used its whole budget is complete, whatever the last rung says;
-                # confirmation runs are never pruned (they measure seed-to-seed noise).
-                if rec.step < training.epochs and not confirming and trial.should_prune():
-                    state.stop_reason = "pruned"
-                    break
+            device = resolve_device(training.device, self.device)
+            if self.spec.task.trainable is not None:
+                state = TrainState(device=str(device))
+                self._run_trainable(config, training, device, prune, state)
+            else:
+                model = build_model(self.spec.task.model.name,  # type: ignore[union-attr]
+                                    self.spec.task.model.params,  # type: ignore[union-attr]
+                                    self.data.info)
+                trainer = Trainer(model, self.data, config, training, self.metric, device)
+                state = trainer.state
+                for rec in trainer.epochs():
+                    if prune(rec.best_value, rec.step):
+                        state.stop_reason = "pruned"
+                        break
         except Exception as exc:  # recorded, then re-raised so Optuna marks the trial FAIL
             state.stop_reason = "failed"
             error = f"{type(exc).__name__}: {exc}"
@@ -84,6 +103,26 @@ class Objective:
         if state.stop_reason == "pruned":
             raise optuna.TrialPruned(f"pruned at epoch {state.stop_step}")
         return state.records[-1].best_value
+
+    def _run_trainable(self, config: TrialConfig, training: Any, device: torch.device,
+                       prune: Any, state: TrainState) -> None:
+        """The team's own loop (tuner.trainable) with the trial's optimizer and schedule; its
+        reports are recorded, pruned and checked for divergence as built-in epochs are."""
+        from tuner.registry import TRAINABLES
+        from tuner.trainable import StopTrial, TrialContext
+
+        ref = self.spec.task.trainable
+        assert ref is not None
+        ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
+                           on_epoch=prune, state=state)
+        state.precision = ctx.precision
+        with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
+            TRAINABLES.get(ref.name)(ctx)
+        if not state.records:
+            raise RuntimeError(f"trainable {ref.name!r} returned without reporting an epoch "
+                               "(call ctx.report(metric, train_loss=...) once per epoch)")
+        if state.stop_reason is None:  # it stopped on its own before the budget
+            state.stop_reason = "early_stopped"
 
     def _record(self, trial: optuna.Trial, config: TrialConfig, state: TrainState,
                 started: float, error: str | None, tb: str | None, seed: int) -> None:

@@ -81,6 +81,9 @@ MODELS = Registry("model", "tuner.models", [
           "params: d_model=32, heads=4, layers=2"),
 ])
 
+# A team's own training loop (tuner.trainable): installed entry points only, no built-ins.
+TRAINABLES = Registry("trainable", "tuner.trainables", [])
+
 DATASETS = Registry("dataset", "tuner.datasets", [
     Entry("digits", "tuner.datasets:digits", "scikit-learn 8x8 digits, 10 classes, (1, 8, 8)"),
     Entry("iris", "tuner.datasets:iris", "scikit-learn iris, 3 classes, 4 features"),

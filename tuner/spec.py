@@ -84,10 +84,10 @@ class ComponentRef(_Strict):
 
 
 def _registered(kind: str, name: str) -> str:
-    from tuner.registry import DATASETS, MODELS
+    from tuner.registry import DATASETS, MODELS, TRAINABLES
 
     try:
-        (MODELS if kind == "model" else DATASETS).check(name)
+        {"model": MODELS, "dataset": DATASETS, "trainable": TRAINABLES}[kind].check(name)
     except UnknownName as exc:
         raise ValueError(exc.message) from None
     return name
@@ -107,9 +107,21 @@ class DatasetRef(ComponentRef):
         return _registered("dataset", v)
 
 
+class TrainableRef(ComponentRef):
+    """A team's own training loop (an installed `tuner.trainables` entry point), with params."""
+
+    @field_validator("name")
+    @classmethod
+    def _known_trainable(cls, v: str) -> str:
+        return _registered("trainable", v)
+
+
 class TaskSpec(_Strict):
-    model: ModelRef
-    dataset: DatasetRef
+    """What is trained: a model on a dataset, or a trainable that brings both."""
+
+    model: ModelRef | None = None
+    dataset: DatasetRef | None = None
+    trainable: TrainableRef | None = None
     metric: str | None = Field(
         default=None,
         description="val_accuracy | val_loss | val_r2; default: val_accuracy for "
@@ -123,6 +135,17 @@ class TaskSpec(_Strict):
         if v is not None and v not in METRICS:
             raise ValueError(unknown("metric", v, METRICS))
         return v
+
+    @model_validator(mode="after")
+    def _one_workload(self) -> TaskSpec:
+        if self.trainable is not None:
+            if self.model is not None or self.dataset is not None:
+                raise ValueError("task.trainable brings its own model and data: leave out "
+                                 "task.model and task.dataset")
+        elif self.model is None or self.dataset is None:
+            missing = "task.model" if self.model is None else "task.dataset"
+            raise ValueError(f"{missing}: required (or name a task.trainable instead)")
+        return self
 
     @model_validator(mode="after")
     def _direction_matches(self) -> TaskSpec:
@@ -145,9 +168,25 @@ class TaskSpec(_Strict):
         return metric
 
     def fingerprint(self, kind: str) -> str:
-        """Identity of the task: model ref + dataset ref + metric."""
-        raw = f"{self.model.key()}|{self.dataset.key()}|{self.resolved_metric(kind)}"
+        """Identity of the task: model ref + dataset ref (or the trainable ref) + metric."""
+        raw = f"{self.workload_key()}|{self.resolved_metric(kind)}"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    def workload_key(self) -> str:
+        if self.trainable is not None:
+            return f"trainable:{self.trainable.key()}"
+        assert self.model is not None and self.dataset is not None
+        return f"{self.model.key()}|{self.dataset.key()}"
+
+    def names(self, dataset: str | None = None) -> tuple[ComponentRef, ComponentRef]:
+        """(model, dataset) as stored and listed: a trainable is `trainable:<name>` on the
+        dataset it declares (or `own data`)."""
+        if self.trainable is not None:
+            return (ComponentRef(name=f"trainable:{self.trainable.name}",
+                                 params=self.trainable.params),
+                    ComponentRef(name=dataset or "own data"))
+        assert self.model is not None and self.dataset is not None
+        return self.model, self.dataset
 
 
 class RangeOverride(_Strict):

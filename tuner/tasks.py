@@ -32,9 +32,10 @@ class TaskFeatures:
     n_classes: int | None
     batch_size: int
     epochs: int
+    dataset: str | None = None  # a trainable's declared dataset name
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "dataset"}
 
 
 def check_budget(spec: JobSpec) -> None:
@@ -65,6 +66,9 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
+    if t.trainable is not None:
+        return _declared(spec)
+    assert t.model is not None and t.dataset is not None
     version = None
     if t.dataset.name == "file":
         try:
@@ -74,6 +78,38 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
                                scope if version else None, version)
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
+
+
+def _declared(spec: JobSpec) -> TaskFeatures:
+    """A trainable's task, from what it declares (`features`): nothing is loaded or built, so
+    the check costs nothing in a request. Undeclared features are unknown (0 / empty)."""
+    from tuner.registry import TRAINABLES
+    from tuner.trainable import declared_features
+
+    t = spec.task
+    assert t.trainable is not None
+    try:
+        f = declared_features(TRAINABLES.get(t.trainable.name), t.trainable.params)
+    except Exception as exc:
+        raise SpecError("task.trainable.params",
+                        f"{t.trainable.name} cannot describe itself with these params: "
+                        f"{type(exc).__name__}: {exc}") from exc
+    kind = str(f.get("kind", "classification"))
+    if kind not in ("classification", "regression"):
+        raise SpecError("task.trainable", f"{t.trainable.name} declares kind {kind!r}; "
+                                          "valid choices: classification, regression")
+    try:
+        metric = t.resolved_metric(kind)
+    except ValueError as exc:
+        raise _spec_error("task.metric", exc) from exc
+    return TaskFeatures(
+        fingerprint=t.fingerprint(kind), metric=metric, direction=METRICS[metric], kind=kind,
+        n_params=int(f.get("n_params") or 0), depth=int(f.get("depth") or 0),
+        input_shape=[int(d) for d in f.get("input_shape") or []],
+        n_train=int(f.get("n_train") or 0),
+        n_classes=int(f["n_classes"]) if f.get("n_classes") else None,
+        batch_size=spec.training.batch_size, epochs=spec.training.epochs,
+        dataset=str(f["dataset"]) if f.get("dataset") else None)
 
 
 def _spec_error(field: str, exc: Exception) -> SpecError:
@@ -116,6 +152,7 @@ def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int,
 
 def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:
     ds, m = spec.task.dataset, spec.task.model
+    assert ds is not None and m is not None
     try:
         data = load_dataset(ds.name, ds.params, spec.training.seed, scope=scope)
     except DataError as exc:

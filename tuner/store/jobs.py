@@ -43,9 +43,10 @@ def upsert_task(s: Session, team_id: int, spec: JobSpec, f: TaskFeatures) -> Tas
     task = s.scalar(select(Task).where(Task.team_id == team_id,
                                        Task.fingerprint == f.fingerprint))
     if task is None:
+        model, dataset = spec.task.names(f.dataset)
         task = Task(team_id=team_id, fingerprint=f.fingerprint,
-                    model_name=spec.task.model.name, model_params=spec.task.model.params,
-                    dataset_name=spec.task.dataset.name, dataset_params=spec.task.dataset.params,
+                    model_name=model.name, model_params=model.params,
+                    dataset_name=dataset.name, dataset_params=dataset.params,
                     metric=f.metric, direction=f.direction, kind=f.kind, n_params=f.n_params,
                     depth=f.depth, input_shape=f.input_shape, n_train=f.n_train,
                     n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs)

@@ -1,0 +1,80 @@
+"""A team's own training loop, plugged in through `tuner.trainables`: a plain PyTorch loop with
+its own data pipeline (digits images, random-shift augmentation), its own loss (label-smoothed
+cross-entropy) and its own evaluation. The service supplies the optimizer, the schedule, the
+device and the seed, and decides about pruning and divergence through `ctx.report`."""
+
+from __future__ import annotations
+
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+from torch.nn import functional as F
+
+from tuner.trainable import TrialContext
+
+
+def _data(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    X, y = load_digits(return_X_y=True)
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(X), generator=g)
+    X = torch.as_tensor(X, dtype=torch.float32)[order].reshape(-1, 1, 8, 8) / 16.0
+    y = torch.as_tensor(y)[order]
+    n_val = len(X) // 5
+    return X[n_val:], y[n_val:], X[:n_val], y[:n_val]
+
+
+def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """A random shift of up to one pixel (the team's augmentation)."""
+    dx, dy = (int(v) for v in torch.randint(-1, 2, (2,), generator=g))
+    return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+
+
+def digits_loop(ctx: TrialContext) -> None:
+    """`params`: width (hidden units), smoothing (label smoothing of the loss)."""
+    width = int(ctx.params.get("width", 64))
+    smoothing = float(ctx.params.get("smoothing", 0.1))
+    torch.manual_seed(ctx.seed)
+    Xtr, ytr, Xva, yva = (t.to(ctx.device) for t in _data(ctx.seed))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
+                          nn.Linear(width, 10)).to(ctx.device)
+    opt = ctx.optimizer(model.parameters())
+    steps = (len(Xtr) + ctx.batch_size - 1) // ctx.batch_size
+    ctx.schedule(opt, steps_per_epoch=steps)
+    g = torch.Generator().manual_seed(ctx.seed)
+    for _epoch in ctx.epochs():
+        model.train()
+        total = 0.0
+        for idx in torch.randperm(len(Xtr), generator=g).split(ctx.batch_size):
+            xb = _augment(Xtr[idx], g)
+            opt.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                loss = F.cross_entropy(model(xb).float(), ytr[idx], label_smoothing=smoothing)
+            loss.backward()
+            opt.step()
+            ctx.step(loss)  # the trial's schedule, and divergence checked as the service does
+            total += float(loss) * len(idx)
+        model.eval()
+        with torch.no_grad():
+            out = model(Xva).float()
+            val_loss = float(F.cross_entropy(out, yva))
+            acc = float((out.argmax(1) == yva).float().mean())
+        ctx.report(acc, train_loss=total / len(Xtr), val_loss=val_loss)
+
+
+digits_loop.features = {  # type: ignore[attr-defined]
+    "kind": "classification", "n_classes": 10, "input_shape": [1, 8, 8], "n_train": 1438,
+    "n_params": 64 * 64 + 64 + 64 * 10 + 10, "dataset": "digits (own pipeline)"}
+
+
+def silent(ctx: TrialContext) -> None:
+    """A broken trainable: trains, never reports."""
+    for _ in ctx.epochs():
+        pass
+
+
+def crashes(ctx: TrialContext) -> None:
+    """A broken trainable: raises in its second epoch."""
+    for epoch in ctx.epochs():
+        if epoch == 2:
+            raise ValueError("the team's loader lost its shard")
+        ctx.report(0.5, train_loss=1.0)

@@ -1,0 +1,98 @@
+"""Trainables: a team's own training loop (tests/plugin_pkg, installed through entry points)
+through `tuner run` and through the service, with complete, pruned, diverged and failed trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tuner.errors import SpecError
+from tuner.search import run_search
+from tuner.spec import JobSpec
+from tuner.tasks import inspect_task
+
+OWN = {"task": {"trainable": {"name": "digits_loop", "params": {"width": 32}}},
+       "space": {"optimizers": ["adam", "sgd"], "schedules": ["constant"],
+                 # sgd at a tiny rate: it learns nothing, so the pruner has a loser to stop
+                 "overrides": {"sgd.lr": {"low": 1e-7, "high": 1e-6}}},
+       "training": {"epochs": 4, "batch_size": 64},
+       "search": {"pruner": "asha", "confirm_top_k": 0},
+       "budget": {"n_trials": 3}}
+
+
+def spec(**changes: Any) -> JobSpec:
+    raw: dict[str, Any] = {k: dict(v) for k, v in OWN.items()}
+    for k, v in changes.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    return JobSpec.model_validate(raw)
+
+
+def test_spec_names_a_trainable_or_a_model_and_dataset() -> None:
+    with pytest.raises(ValueError, match="brings its own model and data"):
+        JobSpec.model_validate({"task": {"trainable": {"name": "digits_loop"},
+                                         "model": {"name": "mlp"}}})
+    with pytest.raises(ValueError, match=r"task\.dataset: required \(or name a task.trainable"):
+        JobSpec.model_validate({"task": {"model": {"name": "mlp"}}})
+    with pytest.raises(ValueError, match=r"unknown trainable 'nope'.*valid choices: .*digits_loop"):
+        JobSpec.model_validate({"task": {"trainable": {"name": "nope"}}})
+    # The submit check reads what the trainable declares; nothing is loaded or built.
+    f = inspect_task(spec())
+    assert (f.kind, f.metric, f.n_classes, f.input_shape) == ("classification", "val_accuracy",
+                                                              10, [1, 8, 8])
+    with pytest.raises(SpecError, match=r"task\.metric"):
+        inspect_task(spec(task={"trainable": {"name": "digits_loop"}, "metric": "val_r2"}))
+
+
+def test_trainable_runs_with_the_trials_optimizer_pruning_and_record() -> None:
+    result = run_search(spec())
+    by_state = {r.state: r for r in result.records}
+    done = by_state["complete"]
+    assert done.optimizer == "adam" and done.stop_step == 4 and done.epochs_run == 4
+    assert [s.step for s in done.steps] == [1, 2, 3, 4]
+    assert done.value == max(s.value for s in done.steps if s.value is not None) > 0.2  # chance: 0.1
+    assert done.seconds_per_epoch > 0 and done.state_bytes_per_param == pytest.approx(8, rel=0.01)
+    assert all(s.train_loss is not None and s.val_loss is not None for s in done.steps)
+    pruned = by_state["pruned"]  # sgd at 1e-6, stopped at the first rung
+    assert pruned.optimizer == "sgd" and pruned.stop_step < 4
+    assert [s.step for s in pruned.steps] == list(range(1, pruned.stop_step + 1))
+
+
+def test_a_diverging_trainable_is_recorded_diverged() -> None:
+    result = run_search(spec(space={"optimizers": ["sgd"], "schedules": ["constant"],
+                                    "overrides": {"sgd.lr": {"low": 1e3, "high": 1e4}}},
+                             budget={"n_trials": 1}))
+    (rec,) = result.records
+    assert rec.state == "diverged" and rec.stop_step == 1
+    assert "loss" in rec.detail or "became" in rec.detail
+    assert len(rec.steps) == 1 and (rec.steps[0].model_extra or {})["partial"] is True
+
+
+@pytest.mark.parametrize(("name", "detail"), [
+    ("silent", "returned without reporting an epoch"),
+    ("crashes", "ValueError: the team's loader lost its shard")])
+def test_a_broken_trainable_fails_its_trial_and_the_search_goes_on(name: str,
+                                                                  detail: str) -> None:
+    result = run_search(spec(task={"trainable": {"name": name}}, budget={"n_trials": 2}))
+    assert [r.state for r in result.records] == ["failed", "failed"]
+    assert all(detail in r.detail for r in result.records)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_trainable_through_the_service(migrated_url: str) -> None:
+    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
+    from tuner.recommendations import recommend
+    from tuner.store.db import session_factory
+
+    job_id = queue(migrated_url, {**OWN, "budget": {"n_trials": 3, "parallelism": 2}})
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert {r.state for r in recs} >= {"complete", "pruned"}
+    assert job.task.model_name == "trainable:digits_loop"
+    assert job.task.dataset_name == "digits (own pipeline)"
+    assert job.task.n_classes == 10
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, job.team_id, task_id=job.task_id)
+    assert rec["method"] == "direct" and rec["ranking"][0]["optimizer"] == "adam"

@@ -1,0 +1,219 @@
+"""Trainables: the user's own training loop as a plugin, with the service keeping what it exists
+for: the optimizer, the schedule, the decay rates, pruning, divergence and the record.
+
+A trainable is an installed entry point in the group `tuner.trainables`:
+
+    def train(ctx: tuner.trainable.TrialContext) -> None:
+        model = MyNet().to(ctx.device)
+        opt = ctx.optimizer(model.parameters())          # the trial's optimizer (any family)
+        ctx.schedule(opt, steps_per_epoch=len(loader))
+        for epoch in ctx.epochs():                       # 1 .. training.epochs
+            for x, y in loader:
+                ...; loss.backward(); opt.step(); ctx.step(loss)   # schedule + divergence
+            ctx.report(val_metric, train_loss=..., val_loss=...)   # may stop the trial
+
+`ctx.report` records the epoch, tells Optuna, and raises `StopTrial` when the pruner says stop,
+when the loss diverged, or when the epoch budget is spent: the trainable's loop ends there (a
+trainable must let it propagate). The function may carry `features`: a dict (or a callable of
+the params returning one) with `kind` (classification | regression), `n_params`, `n_train`,
+`n_classes`, `input_shape`, `dataset`: what recommendations compare tasks by.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
+from tuner.schedules import build_schedule, current_lr
+from tuner.space import TrialConfig
+from tuner.spec import METRICS, TrainingSpec
+from tuner.training import EpochRecord, TrainState
+
+
+class StopTrial(Exception):
+    """Raised by `TrialContext.report` to end the trainable's loop: pruned, diverged, or the
+    epoch budget spent. A trainable lets it propagate."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class TrialContext:
+    """What a trainable gets for one trial. Built by the service; a trainable never makes one."""
+
+    config: TrialConfig
+    training: TrainingSpec
+    metric: str
+    device: torch.device
+    params: dict[str, Any] = field(default_factory=dict)  # task.trainable.params
+    # Called with (best value so far, epoch) after every epoch; True: the pruner says stop.
+    on_epoch: Any = None
+    state: TrainState = field(default_factory=TrainState)
+    _optimizer: torch.optim.Optimizer | None = None
+    _first_loss: float | None = None
+    _first_batch: float | None = None
+    _batches: int = 0
+    _best: float | None = None
+    _started: float = field(default_factory=time.perf_counter)
+    _epoch_started: float = field(default_factory=time.perf_counter)
+
+    # what the trial is ----------------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self.training.seed
+
+    @property
+    def epochs_budget(self) -> int:
+        return self.training.epochs
+
+    @property
+    def batch_size(self) -> int:
+        return self.training.batch_size
+
+    @property
+    def precision(self) -> str:
+        """`bf16` when the spec asks for it and the trial runs on a GPU, else `fp32`."""
+        return "bf16" if self.device.type == "cuda" and self.training.precision == "bf16" \
+            else "fp32"
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on GPU when asked for; a no-op otherwise."""
+        if self.precision == "bf16":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def direction(self) -> str:
+        return METRICS[self.metric]
+
+    # what the service owns ------------------------------------------------------------------
+    def optimizer(self, params: Iterable[Any]) -> torch.optim.Optimizer:
+        """The trial's optimizer over parameters or parameter groups."""
+        self._optimizer = build_optimizer(self.config, params)
+        return self._optimizer
+
+    def schedule(self, optimizer: torch.optim.Optimizer | None = None, *,
+                 steps_per_epoch: int = 1) -> Any:
+        """The trial's LR schedule: call `after_batch()` after each optimizer step and
+        `after_epoch(metric)` is called for you by `report`."""
+        opt = optimizer or self._optimizer
+        if opt is None:
+            raise RuntimeError("ctx.schedule: build the optimizer first (ctx.optimizer(...))")
+        mode: Literal["min", "max"] = "max" if self.direction == "maximize" else "min"
+        self._schedule = build_schedule(self.config, lr_target(opt),
+                                        self.training.epochs * max(1, steps_per_epoch), mode)
+        return self._schedule
+
+    def step(self, loss: Any) -> None:
+        """After each optimizer step: advances the schedule (`after_batch`) and checks the loss
+        for divergence against the first batch's, as the built-in loop does (on a GPU every 8th
+        step, to spare the sync). Raises `StopTrial` when it diverged."""
+        sched = getattr(self, "_schedule", None)
+        if sched is not None:
+            sched.after_batch()
+        self._batches += 1
+        if self.device.type == "cuda" and self._batches % 8:
+            return
+        value = float(loss)
+        if self._first_batch is None:
+            self._first_batch = value
+        limit = self.training.divergence_factor * max(self._first_batch, 1e-8)
+        if math.isfinite(value) and value <= limit:
+            return
+        self.state.detail = f"loss became {value}" if not math.isfinite(value) else (
+            f"loss {value:.4g} exceeded {self.training.divergence_factor:g}x its first value "
+            f"{self._first_batch:.4g}")
+        self.state.stop_step = len(self.state.records) + 1
+        best = self._best if self._best is not None else math.nan
+        lr = current_lr(lr_target(self._optimizer)) if self._optimizer is not None else math.nan
+        self.state.records.append(EpochRecord(
+            self.state.stop_step, value, math.nan, math.nan, best, lr,
+            time.perf_counter() - self._started, partial=True))
+        self.state.stop_reason = "diverged"
+        raise StopTrial("diverged")
+
+    def epochs(self) -> Iterator[int]:
+        """1 .. the epoch budget; each epoch's time is measured from here to its report."""
+        for epoch in range(len(self.state.records) + 1, self.training.epochs + 1):
+            self._epoch_started = time.perf_counter()
+            yield epoch
+
+    def report(self, value: float, *, train_loss: float | None = None,
+               val_loss: float | None = None, **extra: float) -> None:
+        """The epoch's metric (and losses): recorded, checked for divergence, told to the
+        pruner. Raises `StopTrial` when the trial must end."""
+        step = len(self.state.records) + 1
+        self.state.stop_step = step
+        value = float(value)
+        lr = current_lr(lr_target(self._optimizer)) if self._optimizer is not None else math.nan
+        elapsed = time.perf_counter() - self._started
+        diverged = self._diverged(value, train_loss)
+        if not diverged and (self._best is None or _better(value, self._best, self.direction)):
+            self._best = value
+        best = self._best if self._best is not None else math.nan
+        self.state.records.append(EpochRecord(
+            step, math.nan if train_loss is None else float(train_loss),
+            math.nan if val_loss is None else float(val_loss), value, best, lr, elapsed,
+            extra.get("val_accuracy"), extra.get("val_r2"), partial=diverged))
+        self.state.epoch_seconds.append(time.perf_counter() - self._epoch_started)
+        if self._optimizer is not None:
+            self.state.state_bytes_per_param = state_bytes_per_param(
+                self._optimizer, max(1, self.state.n_params or _n_params(self._optimizer)))
+        if diverged:
+            self.state.stop_reason = "diverged"
+            raise StopTrial("diverged")
+        sched = getattr(self, "_schedule", None)
+        if sched is not None:
+            sched.after_epoch(val_loss if self.metric == "val_loss" and val_loss is not None
+                              else value)
+        stop = bool(self.on_epoch(best, step)) if self.on_epoch is not None else False
+        if step >= self.training.epochs:
+            self.state.stop_reason = "completed"
+            raise StopTrial("completed")
+        if stop:
+            self.state.stop_reason = "pruned"
+            raise StopTrial("pruned")
+
+    def _diverged(self, value: float, train_loss: float | None) -> bool:
+        if not math.isfinite(value):
+            self.state.detail = f"{self.metric} became {value}"
+            return True
+        if train_loss is None:
+            return False
+        loss = float(train_loss)
+        if not math.isfinite(loss):
+            self.state.detail = f"loss became {loss}"
+            return True
+        if self._first_loss is None:
+            self._first_loss = loss
+        limit = self.training.divergence_factor * max(self._first_loss, 1e-8)
+        if loss > limit:
+            self.state.detail = (f"loss {loss:.4g} exceeded {self.training.divergence_factor:g}x "
+                                 f"its first value {self._first_loss:.4g}")
+            return True
+        return False
+
+
+def _better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+def _n_params(opt: torch.optim.Optimizer) -> int:
+    return sum(p.numel() for g in opt.param_groups for p in g["params"])
+
+
+def declared_features(fn: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What a trainable declares about its task (its `features` attribute), or {}."""
+    features = getattr(fn, "features", None)
+    if callable(features):
+        features = features(**params)
+    return dict(features) if isinstance(features, dict) else {}
