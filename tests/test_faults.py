@@ -52,25 +52,26 @@ def test_transient_errors_are_recognised_through_optuna_wrappers() -> None:
 
 def _kill_connections(url: str, stop: threading.Event, every_s: float, counter: list[int]) -> None:
     """What a failover or a restarted PostgreSQL does to every client: all their connections of
-    this database are terminated, again and again."""
+    this database are terminated, again and again (the first round at once)."""
     db = url.rsplit("/", 1)[1]
     admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        while not stop.wait(every_s):
+        while not stop.is_set():
             n = conn.execute(text("select count(pg_terminate_backend(pid)) from pg_stat_activity "
                                   "where datname = :db and pid <> pg_backend_pid()"),
                              {"db": db}).scalar()
             counter.append(int(n or 0))
+            stop.wait(every_s)
     admin.dispose()
 
 
 def test_connections_killed_during_a_job_lose_nothing(migrated_url: str) -> None:
     if not migrated_url.startswith("postgresql"):
         pytest.skip("connection kills are a PostgreSQL fault (SQLite has no server)")
-    job_id = queue(migrated_url, _merge(SLOW, training={"epochs": 4},
+    job_id = queue(migrated_url, _merge(SLOW, training={"epochs": 8},
                                         budget={"n_trials": 6, "parallelism": 2}))
     stop, kills = threading.Event(), []
-    killer = threading.Thread(target=_kill_connections, args=(migrated_url, stop, 1.5, kills))
+    killer = threading.Thread(target=_kill_connections, args=(migrated_url, stop, 0.5, kills))
     d = dispatcher(migrated_url)
     runner = threading.Thread(target=d.run, kwargs={"once": True})
     runner.start()

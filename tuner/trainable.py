@@ -123,7 +123,7 @@ class TrialContext:
         self._batches += 1
         if self.device.type == "cuda" and self._batches % 8:
             return
-        value = float(loss)
+        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         if self._first_batch is None:
             self._first_batch = value
         limit = self.training.divergence_factor * max(self._first_batch, 1e-8)
