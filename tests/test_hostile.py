@@ -43,6 +43,8 @@ MALFORMED: list[tuple[str, str, Any, int | str]] = [
     ("GET", "/v1/recommendations?model=%00&dataset=iris", None, 422),
     ("GET", "/v1/jobs?offset=100000000000000000000", None, 422),
     ("GET", "/v1/jobs?task=100000000000000000000", None, 422),
+    ("GET", "/v1/jobs?task=2648935157001&offset=21726", None, 422),  # found by schemathesis
+    ("GET", "/v1/recommendations?task=2147483648", None, 422),
     ("GET", "/v1/recommendations?task=100000000000000000000", None, 422),
     ("GET", "/v1/jobs/abc/trials?offset=-1", None, "4xx"),
     ("GET", "/v1/recommendations?model=os:system&dataset=iris", None, 422),

@@ -16,7 +16,7 @@ from api.errors import ApiProblem
 from api.schemas import JobPublic, JobsPublic, TrialsPublic
 from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
-from tuner.store.models import FINAL_STATUSES, JOB_STATUSES, Job
+from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
 from tuner.store.trials import trial_page
 from tuner.tasks import inspect_task
@@ -60,7 +60,7 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, resp
 @router.get("/jobs", response_model=JobsPublic)
 def read_jobs(team: CurrentTeam, session: SessionDep,
               status: Annotated[str | None, Query(description=" | ".join(JOB_STATUSES))] = None,
-              task: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="task id")] = None,
+              task: Annotated[int | None, Query(ge=1, le=ID_MAX, description="task id")] = None,
               model: str | None = None, dataset: str | None = None,
               offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:

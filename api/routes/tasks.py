@@ -10,7 +10,8 @@ from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
 from api.schemas import RecommendationPublic, TasksPublic
 from tuner.recommendations import recommend
-from tuner.spec import INT64_MAX, METRICS
+from tuner.spec import METRICS
+from tuner.store.models import ID_MAX
 from tuner.store.queries import team_tasks
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
@@ -26,7 +27,7 @@ def read_tasks(team: CurrentTeam, session: SessionDep) -> dict[str, Any]:
 @router.get("/recommendations", response_model=RecommendationPublic)
 def read_recommendations(
     team: CurrentTeam, session: SessionDep,
-    task: Annotated[int | None, Query(ge=1, le=INT64_MAX, description="task id")] = None,
+    task: Annotated[int | None, Query(ge=1, le=ID_MAX, description="task id")] = None,
     model: Annotated[str | None, Query(description="model name")] = None,
     dataset: Annotated[str | None, Query(description="dataset name")] = None,
     metric: Annotated[str | None, Query(description=" | ".join(METRICS))] = None,

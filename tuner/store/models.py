@@ -32,6 +32,10 @@ metadata = MetaData(naming_convention={
 })
 
 
+# Ids are 32-bit integer columns: the API refuses larger ones as invalid, never as a 500.
+ID_MAX = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
