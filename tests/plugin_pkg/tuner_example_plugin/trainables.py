@@ -52,7 +52,7 @@ def digits_loop(ctx: TrialContext) -> None:
             loss.backward()
             opt.step()
             ctx.step(loss)  # the trial's schedule, and divergence checked as the service does
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         model.eval()
         with torch.no_grad():
             out = model(Xva).float()
