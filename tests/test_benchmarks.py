@@ -74,3 +74,12 @@ def test_recommendation_quality_benchmark_smoke(tmp_path: Path) -> None:
     assert task["values"]["adamw_1e-3_cosine"] is not None
     (warm,) = res["warm_start"]
     assert warm["median"]["cold"] >= 1 and warm["median"]["warm"] >= 1
+
+
+def test_streaming_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import streaming
+
+    res = streaming.main(["--smoke", "--out", str(tmp_path / "st.json")])
+    assert [r["path"] for r in res["rows"]] == ["memory", "stream_0_workers", "stream_2_workers"]
+    assert all(r["samples_per_s"] > 0 for r in res["rows"])
+    assert res["rows"][0]["ratio_vs_memory"] == 1.0

@@ -138,3 +138,19 @@ def test_sampler_and_pruner_tables_match_the_spec_names() -> None:
         assert make_pruner(name, 5) is not None
     with pytest.raises(SpecError, match="unknown pruner 'bohb'; valid choices: asha"):
         make_pruner("bohb", 5)
+
+
+def test_stream_loader_trains_like_the_memory_path() -> None:
+    """`training.loader: stream` (a DataLoader, shuffled from the seed and the epoch) learns the
+    task as the in-memory path does, and runs the same on every call."""
+    base = {"task": {"model": {"name": "mlp"}, "dataset": {"name": "digits"}},
+            "space": {"optimizers": ["adam"], "schedules": ["constant"]},
+            "training": {"epochs": 3}, "budget": {"n_trials": 1},
+            "search": {"confirm_top_k": 0}}
+    values = {}
+    for loader in ("memory", "stream", "stream"):
+        spec = JobSpec.model_validate({**base, "training": {"epochs": 3, "loader": loader}})
+        (rec,) = run_search(spec).records
+        assert rec.state == "complete" and rec.value is not None and rec.value > 0.8
+        values.setdefault(loader, []).append(rec.value)
+    assert values["stream"][0] == values["stream"][1]  # seeded: the same order every run

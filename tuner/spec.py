@@ -350,6 +350,11 @@ class TrainingSpec(_Strict):
     divergence_factor: float = Field(
         default=20.0, gt=1, description="train loss above this × its first value = diverged"
     )
+    loader: Literal["auto", "memory", "stream"] = Field(
+        default="auto", description="memory: tensors indexed in place (moved to the GPU once "
+        "when they fit); stream: a torch DataLoader (workers, pinned memory, per-epoch shuffle "
+        "from the seed); auto: memory when the data fits the device, else stream")
+    num_workers: int = Field(default=0, ge=0, le=32, description="DataLoader workers (stream)")
 
 
 class BudgetSpec(_Strict):

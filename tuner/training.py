@@ -91,8 +91,13 @@ class Trainer:
         self.device = device or resolve_device(training.device)
         self.kind = data.info.kind
         fits = data.nbytes() <= _device_limit()
-        # Move the data once when it fits; otherwise batches travel one at a time.
-        self.data = data.to(self.device) if fits or self.device.type == "cpu" else data
+        # Move the data once when it fits (the fast path); otherwise stream it through a
+        # DataLoader, as when the spec asks for `loader: stream`.
+        self.stream = training.loader == "stream" or (
+            training.loader == "auto" and not fits and self.device.type != "cpu")
+        self.data = data.to(self.device) if not self.stream and (
+            fits or self.device.type == "cpu") else data
+        self._epoch = 0
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(config, self.model.parameters())
         n_train = data.X_train.shape[0]
@@ -120,19 +125,42 @@ class Trainer:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _train_epoch(self, first_loss: list[float]) -> float | None:
-        """One pass over the training data; None when the loss diverged."""
-        d = self.data
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One epoch's shuffled mini-batches, on the trial's device."""
+        d, bs = self.data, self.training.batch_size
+        self._epoch += 1
+        if self.stream:
+            from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+            # Shuffled from the trial's seed and the epoch: the same order on every run, in
+            # any number of workers. Whole batches are fetched at once (one indexing per
+            # batch, not one per sample).
+            g = torch.Generator().manual_seed(self.training.seed * 100_003 + self._epoch)
+            ds = TensorDataset(d.X_train, d.y_train)
+            loader = DataLoader(ds, batch_size=None,
+                                sampler=BatchSampler(RandomSampler(ds, generator=g), bs, False),
+                                num_workers=self.training.num_workers,
+                                pin_memory=self.device.type == "cuda")
+            for xb, yb in loader:
+                yield (xb.to(self.device, non_blocking=True),
+                       yb.to(self.device, non_blocking=True))
+            return
         n = d.X_train.shape[0]
         order = torch.randperm(n, generator=self._gen)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs].to(d.X_train.device)
+            yield (d.X_train[idx].to(self.device, non_blocking=True),
+                   d.y_train[idx].to(self.device, non_blocking=True))
+
+    def _train_epoch(self, first_loss: list[float]) -> float | None:
+        """One pass over the training data; None when the loss diverged."""
+        n = self.data.X_train.shape[0]
         self.model.train()
         total = torch.zeros((), device=self.device)
         window = torch.full((), -math.inf, device=self.device)
         bs = self.training.batch_size
-        for i, start in enumerate(range(0, n, bs)):
-            idx = order[start:start + bs].to(d.X_train.device)
-            xb = d.X_train[idx].to(self.device, non_blocking=True)
-            yb = d.y_train[idx].to(self.device, non_blocking=True)
+        n_batches = math.ceil(n / bs)
+        for i, (xb, yb) in enumerate(self._batches()):
             self.optimizer.zero_grad(set_to_none=True)
             with self._ctx():
                 loss = self._loss(self.model(xb), yb)
@@ -140,9 +168,9 @@ class Trainer:
             self.optimizer.step()
             self.schedule.after_batch()
             lv = loss.detach()
-            total += lv * len(idx)
+            total += lv * len(yb)
             window = torch.maximum(window, lv)
-            if (i + 1) % self._check_every == 0 or start + bs >= n:
+            if (i + 1) % self._check_every == 0 or i + 1 == n_batches:
                 worst = float(window.item())
                 if not first_loss:
                     first_loss.append(worst)
