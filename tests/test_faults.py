@@ -240,3 +240,25 @@ def test_api_answers_503_not_500_while_connections_drop(migrated_url: str) -> No
     assert sum(kills) >= 10, kills  # the connections really were dropped, many times
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
     assert statuses.count(200) > len(statuses) // 2  # and it still served most requests
+
+
+def test_a_trial_whose_result_could_not_be_stored_is_an_infrastructure_failure() -> None:
+    """The objective finished, then Optuna's tell failed on the database: the trial ends FAIL
+    with a normal record. It is a `db_error` (run again, not counted), never the
+    configuration's failure."""
+    import optuna
+
+    from tuner.attrs import ATTR_CONFIG, ATTR_RECORD
+    from tuner.results import trial_record
+
+    t = optuna.trial.create_trial(
+        state=TrialState.FAIL, params={}, distributions={},
+        user_attrs={ATTR_CONFIG: {"optimizer": "adam", "schedule": "constant", "params": {}},
+                    ATTR_RECORD: {"stop_reason": "completed", "stop_step": 3, "steps": []}})
+    rec = trial_record(t)
+    assert rec.state == "failed" and rec.stop_reason in INFRA_FAILURES
+    assert "could not be stored" in rec.detail
+    raised = optuna.trial.create_trial(state=TrialState.FAIL, params={}, distributions={},
+                                       user_attrs={ATTR_RECORD: {"stop_reason": "failed",
+                                                                 "detail": "ValueError: x"}})
+    assert trial_record(raised).stop_reason == "failed"  # the configuration's own failure

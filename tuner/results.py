@@ -20,7 +20,7 @@ from tuner.attrs import (
     ATTR_WARM_START,
 )
 from tuner.recommend import better
-from tuner.trial import TrialRecord
+from tuner.trial import DB_ERROR, TrialRecord
 
 STATES = ("complete", "pruned", "diverged", "failed")
 
@@ -34,6 +34,13 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
     elif t.state == TrialState.PRUNED:
         state = "diverged" if reason == "diverged" else "pruned"
     elif t.state == TrialState.FAIL:
+        if reason in ("completed", "early_stopped", "pruned", "diverged"):
+            # The objective ended normally: the failure came from storing its result (the
+            # database failed under Optuna's tell), not from the configuration.
+            rec = {**rec, "detail": rec.get("detail") or (
+                f"the trial finished ({reason}) but its result could not be stored: "
+                "database error")}
+            reason = DB_ERROR
         state, reason = "failed", reason or "failed"
     else:
         state = t.state.name.lower()

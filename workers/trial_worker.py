@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.objective import Objective
@@ -43,17 +42,6 @@ def _mark_db_error(trial: optuna.Trial, exc: BaseException) -> None:
         with_retries(mark, what="mark a trial failed by the database")
     except Exception:
         log.warning("could not mark trial %d as failed by the database", trial.number)
-
-
-def retry_db_errors(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna callback: a trial failed by the database is enqueued again with the same
-    configuration (as a lost worker's trial is), up to 3 times."""
-    rec = trial.user_attrs.get(ATTR_RECORD) or {}
-    if trial.state == TrialState.FAIL and rec.get("stop_reason") == DB_ERROR:
-        with_retries(lambda: _RETRY(study, trial), what="enqueue the trial again")
-
-
-_RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
 
 
 @dataclass(frozen=True)
@@ -120,7 +108,7 @@ def _trials(cfg: WorkerConfig, study: optuna.Study, run: Any, ticket: Any,
     done, errors = 0, 0
     while with_retries(ticket, what="take a trial ticket"):
         try:
-            study.optimize(run, n_trials=1, callbacks=[recorder, retry_db_errors],
+            study.optimize(run, n_trials=1, callbacks=[recorder],
                            catch=(Exception,), gc_after_trial=False)
         except Exception as exc:
             # Outside a trial (Optuna's storage: a dropped connection, a locked SQLite file).

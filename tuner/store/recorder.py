@@ -13,9 +13,11 @@ from sqlalchemy import bindparam, text
 
 from tuner.attrs import ATTR_RECORD
 from tuner.results import trial_record
-from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory
+from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.trials import record_trial, recorded_numbers
-from tuner.trial import WORKER_LOST
+from tuner.trial import DB_ERROR, WORKER_LOST
+
+_RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
 
 # What a failed trial's detail says when the dispatcher ended it and its worker left no word.
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
@@ -62,18 +64,25 @@ class TrialRecorder:
         self.job_id = job_id
         self.sessions = session_factory(url)
 
-    def write(self, t: FrozenTrial, *, reason: str | None = None) -> bool:
+    def write(self, t: FrozenTrial, *, reason: str | None = None,
+              study: optuna.Study | None = None) -> bool:
+        """Record `t` (once). With `study`: a trial the database failed (`db_error`) is enqueued
+        again with the same configuration when it is first recorded, so it runs exactly once
+        more whoever records it (the worker's callback or the dispatcher's sync)."""
         rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = REASONS.get(reason, reason)
-        return in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
-                              what=f"record trial {t.number} of job {self.job_id}")
+        new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
+                             what=f"record trial {t.number} of job {self.job_id}")
+        if new and study is not None and rec.stop_reason == DB_ERROR:
+            with_retries(lambda: _RETRY(study, t), what=f"enqueue trial {t.number} again")
+        return new
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Optuna callback: runs in the worker after each of its trials."""
-        self.write(trial)
+        self.write(trial, study=study)
 
     def sync(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
         """Record every finished trial of the study (or of `trials`, already read from it) that
@@ -83,7 +92,7 @@ class TrialRecorder:
         n = 0
         for t in study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state.is_finished() and t.number not in have:
-                n += self.write(t)
+                n += self.write(t, study=study)
         return n
 
 
