@@ -199,11 +199,8 @@ def test_api_answers_503_not_500_while_connections_drop(migrated_url: str) -> No
     if not migrated_url.startswith("postgresql"):
         pytest.skip("connection kills are a PostgreSQL fault (SQLite has no server)")
     import httpx
-    import uvicorn
 
-    from api.app import create_app
-    from tests.test_api import free_port
-    from tuner.config import Settings
+    from tests.test_hostile import serving
     from tuner.store.auth import create_api_key, get_or_create_team
     from tuner.store.db import session_factory
 
@@ -211,21 +208,14 @@ def test_api_answers_503_not_500_while_connections_drop(migrated_url: str) -> No
     with session_factory(migrated_url)() as s:
         key = create_api_key(s, get_or_create_team(s, "load"))
         s.commit()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(migrated_url, Settings(database_url=migrated_url)), host="127.0.0.1",
-        port=port, log_level="critical"))
-    web = threading.Thread(target=server.run, daemon=True)
-    web.start()
-    while not server.started:
-        time.sleep(0.05)
     stop, kills = threading.Event(), []
     killer = threading.Thread(target=_kill_connections, args=(migrated_url, stop, 0.05, kills))
     killer.start()
     statuses: list[int] = []
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                          headers={"Authorization": f"Bearer {key}"}) as c:
+        with serving(migrated_url, "critical") as url, httpx.Client(
+                base_url=url, timeout=30,
+                headers={"Authorization": f"Bearer {key}"}) as c:
             for i in range(150):
                 r = c.get(("/v1/jobs", "/v1/tasks", "/readyz")[i % 3])
                 statuses.append(r.status_code)
@@ -235,8 +225,6 @@ def test_api_answers_503_not_500_while_connections_drop(migrated_url: str) -> No
     finally:
         stop.set()
         killer.join()
-        server.should_exit = True
-        web.join(10)
     assert sum(kills) >= 10, kills  # the connections really were dropped, many times
     assert set(statuses) <= {200, 503}, sorted(set(statuses))
     assert statuses.count(200) > len(statuses) // 2  # and it still served most requests

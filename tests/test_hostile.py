@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,24 @@ MALFORMED.append(("POST", "/v1/jobs", spec(task={"model": {"name": "mlp", "param
                                                  "dataset": {"name": "iris"}}), 422))
 
 
+@contextmanager
+def serving(db_url: str, log_level: str = "warning") -> Iterator[str]:
+    """The real app on a free local port, in a thread, for the block; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(db_url, Settings(database_url=db_url)), host="127.0.0.1", port=port,
+        log_level=log_level))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        th.join(10)
+
+
 class Api:
     def __init__(self, url: str, db_url: str, keys: dict[str, str], root: Path) -> None:
         self.url, self.db_url, self.keys, self.root = url, db_url, keys, root
@@ -121,17 +140,8 @@ def api(migrated_url: str) -> Iterator[Api]:
     with session_factory(migrated_url)() as s:
         keys = {t: create_api_key(s, get_or_create_team(s, t)) for t in ("a", "b")}
         s.commit()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(migrated_url, Settings(database_url=migrated_url)), host="127.0.0.1",
-        port=port, log_level="warning"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield Api(f"http://127.0.0.1:{port}", migrated_url, keys, root)
-    server.should_exit = True
-    th.join(10)
+    with serving(migrated_url) as url:
+        yield Api(url, migrated_url, keys, root)
     get_settings.cache_clear()
 
 
