@@ -73,6 +73,14 @@ class Clock:
         return utcnow() + self.offset
 
 
+def dispatcher_env(url: str, ray_session: str, **extra: str) -> dict[str, str]:
+    """The environment of a `tuner dispatcher` subprocess joining the test's Ray: a 10-minute
+    lease (a restart never waits it out), fast polls and heartbeats."""
+    return {**os.environ, "RAY_ADDRESS": ray_session, "TUNER_DATABASE_URL": url,
+            "TUNER_LEASE_S": "600", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
+            "TUNER_GRACE_PERIOD": "3", **extra}
+
+
 def job_of(url: str, job_id: str) -> Job:
     with session_factory(url)() as s:
         return get_job(s, job_id)
@@ -205,9 +213,7 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
 def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 4}))
-    env = {**os.environ, "RAY_ADDRESS": ray_session, "TUNER_DATABASE_URL": migrated_url,
-           "TUNER_LEASE_S": "600", "TUNER_POLL_S": "0.3", "TUNER_HEARTBEAT_INTERVAL": "1",
-           "TUNER_GRACE_PERIOD": "3"}
+    env = dispatcher_env(migrated_url, ray_session)
     log = (tmp_path / "dispatcher.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "cli", "dispatcher"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)
