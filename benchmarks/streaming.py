@@ -10,13 +10,14 @@ the same process.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import save
+from benchmarks._common import interleaved, save
 
 OUT = Path(__file__).parent / "results" / "streaming.json"
 
@@ -63,10 +64,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                            "n_informative": 16}, seed=0)
     paths = {"memory": ("memory", 0), "stream_0_workers": ("stream", 0),
              "stream_2_workers": ("stream", 2)}
-    runs: dict[str, list[float]] = {k: [] for k in paths}
-    for _ in range(a.repeats):  # interleaved, so drifts of a shared machine hit every path
-        for name, (loader, workers) in paths.items():
-            runs[name].append(one_run(data, loader, workers, a.epochs, a.batch))
+    runs = interleaved({name: functools.partial(one_run, data, loader, workers, a.epochs, a.batch)
+                        for name, (loader, workers) in paths.items()}, a.repeats)
     base = statistics.median(runs["memory"])
     rows = [{"path": name, "samples_per_s": statistics.median(v),
              "ratio_vs_memory": statistics.median(v) / base, "runs": v}

@@ -5,6 +5,7 @@
 - `cli.servers`: dispatcher, api, serve (long-running processes);
 - `cli.admin`: db, job, admin (the database directly);
 - `cli.corpus`: corpus (the reference corpus);
+- `cli.data`: data fetch (datasets and weights for references);
 - `cli.render` prints results; `cli.common` holds what they share.
 """
 
@@ -16,6 +17,7 @@ import typer
 
 from cli import admin, local, remote, servers
 from cli.corpus import corpus_app
+from cli.data import data_app
 
 warnings.filterwarnings("ignore", module="optuna")  # experimental-feature notices
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,3 +37,4 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.job_app, name="job")
 app.add_typer(admin.admin_app, name="admin")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(data_app, name="data")

@@ -37,9 +37,10 @@ def spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
     neither names a task."""
     base = load_spec_file(spec) if spec else {}
     base.setdefault("task", {})
-    if "model" not in base["task"] and model is None:
+    own = "trainable" in base["task"]  # a trainable brings its own model and data
+    if "model" not in base["task"] and model is None and not own:
         model = "mlp"
-    if "dataset" not in base["task"] and dataset is None:
+    if "dataset" not in base["task"] and dataset is None and not own:
         dataset = "digits"
     updates = {
         "task": {"model": {"name": model} if model else None,

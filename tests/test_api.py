@@ -215,7 +215,7 @@ def test_idempotent_submit(service: Service) -> None:
 
 BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"task": {"model": {"name": "resnet"}, "dataset": {"name": "iris"}}}, "task.model.name",
-     "valid choices: cnn, linear, mlp"),
+     "valid choices: cnn, hf:<name>, linear, mlp, timm:<name>"),
     ({"task": {"model": {"name": "mlp"}, "dataset": {"name": "mnist"}}}, "task.dataset.name",
      "valid choices: breast_cancer"),
     ({"task": {**FAST["task"], "metric": "f1"}}, "task.metric", "val_accuracy, val_loss, val_r2"),

@@ -83,3 +83,12 @@ def test_streaming_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["path"] for r in res["rows"]] == ["memory", "stream_0_workers", "stream_2_workers"]
     assert all(r["samples_per_s"] > 0 for r in res["rows"])
     assert res["rows"][0]["ratio_vs_memory"] == 1.0
+
+
+def test_trainable_overhead_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import trainable_overhead
+
+    res = trainable_overhead.main(["--smoke", "--out", str(tmp_path / "to.json")])
+    assert [r["path"] for r in res["rows"]] == ["builtin_loop", "trainable"]
+    assert all(r["seconds"] > 0 for r in res["rows"])
+    assert res["rows"][0]["ratio_vs_builtin"] == 1.0

@@ -62,7 +62,7 @@ def test_unknown_model_and_dataset_list_registry() -> None:
                                          "dataset": {"name": "mnist"}}})
     msg = format_validation_error(exc.value)
     assert "task.model.name: unknown model 'resnet'" in msg
-    assert "cnn, linear, mlp" in msg and "transformer" in msg
+    assert "cnn, hf:<name>, linear, mlp, timm:<name>" in msg and "transformer" in msg
     assert "unknown dataset 'mnist'" in msg and "breast_cancer" in msg
 
 

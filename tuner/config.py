@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     max_spec_depth: int = 16  # nesting of a spec's values (model and dataset params)
     # A folder under the data root that every team may read (`shared/<file>`); none by default.
     data_shared: str | None = None
+    # Fetched public data (torchvision datasets, weights, Hugging Face hub files) that every team
+    # reads: `tuner data fetch` writes here; default `<data_root>/.tuner-cache`.
+    cache_root: Path | None = None
 
 
 @lru_cache

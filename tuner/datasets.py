@@ -9,6 +9,8 @@ Plugins registered under `tuner.datasets` follow the same signature.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,9 +60,45 @@ class DataSplit:
         return sum(t.numel() * t.element_size()
                    for t in (self.X_train, self.y_train, self.X_val, self.y_val))
 
+    def val_sample(self, n: int) -> torch.Tensor:
+        return self.X_val[:n]
+
     def to(self, device: torch.device) -> DataSplit:
         return DataSplit(self.X_train.to(device), self.y_train.to(device),
                          self.X_val.to(device), self.y_val.to(device), self.info)
+
+
+@dataclass
+class DiskSplit:
+    """Data read from disk example by example (image folders, torchvision and Hugging Face
+    datasets): `train` and `val` are torch datasets of (x, target) that decode (and augment)
+    each example when it is read, so it always trains through a DataLoader."""
+
+    train: torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]
+    val: torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]
+    info: DataInfo
+
+    def nbytes(self) -> int:
+        """What the examples take once decoded (fp32): too big to move, by design."""
+        per = 4 * int(np.prod(self.info.input_shape)) + 8
+        return per * (self.info.n_train + self.info.n_val)
+
+    def val_sample(self, n: int) -> torch.Tensor:
+        return torch.stack([self.val[i][0] for i in range(min(n, self.info.n_val))])
+
+
+def split_indices(y: np.ndarray, seed: int, val_fraction: float, *,
+                  stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Train / validation indices: seeded, stratified by class when every class has two."""
+    from sklearn.model_selection import train_test_split
+
+    strat = None
+    if stratify:
+        _, inv = np.unique(y, return_inverse=True)
+        strat = inv if np.bincount(inv).min() >= 2 else None
+    idx_train, idx_val = train_test_split(np.arange(len(y)), test_size=val_fraction,
+                                          random_state=seed, stratify=strat)
+    return np.asarray(idx_train), np.asarray(idx_val)
 
 
 # built-ins ----------------------------------------------------------------------------------
@@ -133,7 +171,9 @@ def from_file(seed: int = 0, path: str = "", target: str | None = None,
     shared one when configured (`TUNER_DATA_SHARED`, addressed as `<shared>/<file>`); `tuner run`
     reads the whole data root. Paths outside are refused, and an error never shows a server
     path or tells another team's file from a missing one."""
-    full = _data_file(path)
+    if not path:
+        raise DataError("task.dataset.params.path: required for the file dataset")
+    full = data_path(path)
     try:
         return _read_file(full, path, target, task, x_key, y_key)
     except DataError:
@@ -143,22 +183,60 @@ def from_file(seed: int = 0, path: str = "", target: str | None = None,
                         f"{type(exc).__name__}: {_scrub(str(exc), full)}") from None
 
 
+@contextmanager
+def team_scope(scope: str | None) -> Iterator[None]:
+    """Within: file and folder references (datasets, `hf:` model folders) resolve in the data
+    folder of team `scope` (None: the whole data root, for `tuner run`)."""
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[int, int] | None:
+    """What a cached inspection of a dataset read from the team's data folder is keyed by:
+    the file's (size, mtime) for `file`; for a folder (`imagefolder`, an `hf:` folder), the
+    number of its entries two levels deep and their latest mtime. None: not team data."""
+    if name == "file":
+        return file_version(str(params.get("path", "")), scope)
+    if name == "imagefolder" or name.startswith("hf:"):
+        path = str(params.get("path", "")) if name == "imagefolder" else name[3:]
+        with team_scope(scope):
+            try:
+                root = data_path(path, folder=True)
+            except DataError:
+                if name == "imagefolder":
+                    raise
+                return None  # a hub id
+        entries = [root, *root.iterdir()]
+        entries += [c for e in entries[1:] if e.is_dir() for c in e.iterdir()]
+        return len(entries), max(e.stat().st_mtime_ns for e in entries)
+    return None
+
+
 def file_version(path: str, scope: str | None) -> tuple[int, int]:
     """(size, modification time in ns) of a file dataset's file, as the team `scope` sees it:
     what a cached inspection of it is keyed by."""
     token = _SCOPE.set(scope)
     try:
-        st = _data_file(path).stat()
+        st = data_path(path).stat()
     finally:
         _SCOPE.reset(token)
     return st.st_size, st.st_mtime_ns
 
 
-def _data_file(path: str) -> Path:
+def data_path(path: str, *, field: str = "task.dataset.params.path",
+              folder: bool = False) -> Path:
+    """`path` resolved in the data folder the current team may read (its own, the shared one
+    with `<shared>/...`; `tuner run`: the whole data root): a file, or with `folder` a
+    directory. Paths outside are refused, and an error never shows a server path or tells
+    another team's file from a missing one."""
     from tuner.config import get_settings
 
+    what = "folder" if folder else "file"
     if not path:
-        raise DataError("task.dataset.params.path: required for the file dataset")
+        raise DataError(f"{field}: required")
     settings = get_settings()
     root, scope, shared = settings.data_root.resolve(), _SCOPE.get(), settings.data_shared
     if shared and (path == shared or path.startswith(shared.rstrip("/") + "/")):
@@ -168,15 +246,15 @@ def _data_file(path: str) -> Path:
     else:
         base, rel = root, path
     full = (base / rel).resolve()
+    exists = full.is_dir() if folder else full.is_file()
     if scope is not None:  # one answer for outside, missing and another team's
-        if not (full.is_relative_to(base) and full.is_file()):
-            raise DataError(f"task.dataset.params.path: no file {path!r} in your team's data "
-                            "folder")
+        if not (full.is_relative_to(base) and exists):
+            raise DataError(f"{field}: no {what} {path!r} in your team's data folder")
         return full
     if not full.is_relative_to(base):
-        raise DataError(f"task.dataset.params.path: {path!r} is outside the data root")
-    if not full.is_file():
-        raise DataError(f"task.dataset.params.path: no such file {path!r} under the data root")
+        raise DataError(f"{field}: {path!r} is outside the data root")
+    if not exists:
+        raise DataError(f"{field}: no such {what} {path!r} under the data root")
     return full
 
 
@@ -226,8 +304,6 @@ def _read_file(full: Path, path: str, target: str | None,
 
 def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
     """Deterministic (seeded, stratified for classification) split, scaling fitted on train."""
-    from sklearn.model_selection import train_test_split
-
     X = np.asarray(raw.X, dtype=np.float32)
     y = np.asarray(raw.y)
     if X.ndim < 2 or len(X) < 4:
@@ -240,13 +316,10 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
         n_classes = len(classes)
         if n_classes < 2:
             raise DataError("task.dataset: classification needs at least 2 classes")
-        counts = np.bincount(y)
-        stratify = y if counts.min() >= 2 else None
     else:
         y = y.astype(np.float32)
-        stratify = None
-    idx_train, idx_val = train_test_split(np.arange(len(X)), test_size=val_fraction,
-                                          random_state=seed, stratify=stratify)
+    idx_train, idx_val = split_indices(y, seed, val_fraction,
+                                       stratify=raw.kind == "classification")
     Xtr, Xva = X[idx_train], X[idx_val]
     ytr, yva = y[idx_train], y[idx_val]
     if raw.standardize:
@@ -272,10 +345,16 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
 _SCOPE: ContextVar[str | None] = ContextVar("tuner_data_scope", default=None)
 
 
+Split = DataSplit | DiskSplit
+
+
 def load_dataset(name: str, params: dict[str, Any], seed: int, *,
-                 scope: str | None = None) -> DataSplit:
+                 scope: str | None = None) -> Split:
     """The registered dataset `name`, split deterministically from `seed`; `scope`: the team
-    whose data folder a file dataset reads. Every failure is a `DataError` naming the field."""
+    whose data folder a file or folder dataset reads. Every failure is a `DataError` naming
+    the field. Datasets read from disk (`DiskSplit`) split themselves."""
+    import inspect
+
     from tuner.registry import DATASETS
 
     params = dict(params)
@@ -287,6 +366,8 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
         raise DataError(f"task.dataset.params.val_fraction: must be in (0, 1), got {val_fraction}")
     factory = DATASETS.get(name)
     _check_size(name, factory, params)
+    if "val_fraction" in inspect.signature(factory).parameters:
+        params["val_fraction"] = val_fraction
     token = _SCOPE.set(scope)
     try:
         raw = factory(seed=seed, **params)
@@ -299,6 +380,8 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
                         f"{type(exc).__name__}: {str(exc)[:300]}") from None
     finally:
         _SCOPE.reset(token)
+    if isinstance(raw, DiskSplit):
+        return raw
     if not isinstance(raw, RawData):
         raise DataError(f"task.dataset: factory for {name!r} returned {type(raw).__name__}, "
                         "not tuner.datasets.RawData")

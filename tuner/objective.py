@@ -13,7 +13,7 @@ import optuna
 import torch
 
 from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
-from tuner.datasets import DataSplit, load_dataset
+from tuner.datasets import Split, load_dataset, team_scope
 from tuner.models import build_model
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
@@ -24,7 +24,7 @@ from tuner.training import Trainer, TrainState, resolve_device
 class Objective:
     """Callable for `study.optimize`. Loads the data once per process and reuses it."""
 
-    def __init__(self, spec: JobSpec, *, data: DataSplit | None = None,
+    def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
@@ -33,7 +33,7 @@ class Objective:
         self.device = device
 
     @property
-    def data(self) -> DataSplit:
+    def data(self) -> Split:
         if self._data is None:
             ds = self.spec.task.dataset
             assert ds is not None, "a trainable brings its own data"
@@ -80,9 +80,10 @@ class Objective:
                 state = TrainState(device=str(device))
                 self._run_trainable(config, training, device, prune, state)
             else:
-                model = build_model(self.spec.task.model.name,  # type: ignore[union-attr]
-                                    self.spec.task.model.params,  # type: ignore[union-attr]
-                                    self.data.info)
+                with team_scope(self.data_scope):  # an hf: model may be a team folder
+                    model = build_model(self.spec.task.model.name,  # type: ignore[union-attr]
+                                        self.spec.task.model.params,  # type: ignore[union-attr]
+                                        self.data.info)
                 trainer = Trainer(model, self.data, config, training, self.metric, device)
                 state = trainer.state
                 for rec in trainer.epochs():
@@ -108,9 +109,11 @@ class Objective:
                        prune: Any, state: TrainState) -> None:
         """The team's own loop (tuner.trainable) with the trial's optimizer and schedule; its
         reports are recorded, pruned and checked for divergence as built-in epochs are."""
+        from tuner.references import import_torchvision_if_installed
         from tuner.registry import TRAINABLES
         from tuner.trainable import StopTrial, TrialContext
 
+        import_torchvision_if_installed()  # before the trainable imports transformers or timm
         ref = self.spec.task.trainable
         assert ref is not None
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),

@@ -2,13 +2,16 @@
 
 Built-ins are referenced as `module:attr` strings and imported on first use, so listing names
 stays cheap. Plugins come from the entry-point groups `tuner.models` and `tuner.datasets`:
-installed code only, never an import path taken from a request.
+installed code only, never an import path taken from a request. Standard references are a
+prefix and a name (`torchvision:resnet18`, `hf:<hub id>`: `tuner.references`): the factory of
+the prefix gets the name as its first argument.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -37,10 +40,13 @@ class Entry:
 class Registry:
     """A named table of factories: built-ins first, then the entry-point group's plugins."""
 
-    def __init__(self, kind: str, group: str, builtins: list[Entry]) -> None:
+    def __init__(self, kind: str, group: str, builtins: list[Entry],
+                 prefixes: Sequence[Entry] = ()) -> None:
         self.kind = kind
         self.group = group
         self._builtins = {e.name: e for e in builtins}
+        # "torchvision:<name>" -> the factory taking the name first
+        self._prefixes = {e.name.partition(":")[0]: e for e in prefixes}
         self._plugins: dict[str, Entry] | None = None
 
     def _discover(self) -> dict[str, Entry]:
@@ -55,24 +61,46 @@ class Registry:
         return self._plugins
 
     def entries(self) -> dict[str, Entry]:
-        return {**self._builtins, **self._discover()}
+        """Built-ins, plugins and the reference prefixes (listed as `prefix:<name>`)."""
+        return {**self._builtins, **self._discover(),
+                **{e.name: e for e in self._prefixes.values()}}
 
     def names(self) -> list[str]:
         return sorted(self.entries())
 
     def check(self, name: str) -> None:
-        if name not in self.entries():
-            raise UnknownName(f"task.{self.kind}.name", self.kind, name, self.names())
+        if name in self._builtins or name in self._discover():
+            return
+        prefix, sep, rest = name.partition(":")
+        if sep and prefix in self._prefixes and rest and "<" not in rest:
+            return
+        if sep and self._prefixes:  # an unknown prefix: name the valid ones
+            raise UnknownName(f"task.{self.kind}.name", f"{self.kind} reference prefix",
+                              prefix + ":", [f"{p}:" for p in self._prefixes])
+        raise UnknownName(f"task.{self.kind}.name", self.kind, name, self.names())
 
     def get(self, name: str) -> Callable[..., Any]:
         self.check(name)
+        prefix, sep, rest = name.partition(":")
+        if sep and prefix in self._prefixes:
+            return functools.partial(self._prefixes[prefix].load(), rest)
         return self.entries()[name].load()
 
     def refresh(self) -> None:
         self._plugins = None
 
 
-MODELS = Registry("model", "tuner.models", [
+MODELS = Registry("model", "tuner.models", prefixes=[
+    Entry("torchvision:<name>", "tuner.references:torchvision_model",
+          "torchvision.models by name, head sized to the data; params: pretrained (extra: vision)",
+          "reference"),
+    Entry("timm:<name>", "tuner.references:timm_model",
+          "timm models by name, head and input channels sized to the data; params: pretrained "
+          "(extra: vision)", "reference"),
+    Entry("hf:<name>", "tuner.references:hf_model",
+          "Hugging Face image classifier: hub id (cached) or folder in your data folder; params: "
+          "pretrained (extra: hf)", "reference"),
+], builtins=[
     Entry("linear", "tuner.models:linear", "logistic / linear regression (one linear layer)"),
     Entry("mlp", "tuner.models:mlp", "multi-layer perceptron; params: hidden=[128], dropout=0"),
     Entry("cnn", "tuner.models:cnn", "small conv net for image-shaped input (C, H, W); "
@@ -82,9 +110,16 @@ MODELS = Registry("model", "tuner.models", [
 ])
 
 # A team's own training loop (tuner.trainable): installed entry points only, no built-ins.
-TRAINABLES = Registry("trainable", "tuner.trainables", [])
+TRAINABLES = Registry("trainable", "tuner.trainables", builtins=[])
 
-DATASETS = Registry("dataset", "tuner.datasets", [
+DATASETS = Registry("dataset", "tuner.datasets", prefixes=[
+    Entry("torchvision:<name>", "tuner.references:torchvision_dataset",
+          "torchvision.datasets by name (MNIST, CIFAR10...), from the cache; params: image_size, "
+          "grayscale, augment (extra: vision)", "reference"),
+    Entry("hf:<name>", "tuner.references:hf_dataset",
+          "Hugging Face dataset: hub id (cached) or folder in your data folder; params: split, x, "
+          "y, image_size, augment (extra: hf)", "reference"),
+], builtins=[
     Entry("digits", "tuner.datasets:digits", "scikit-learn 8x8 digits, 10 classes, (1, 8, 8)"),
     Entry("iris", "tuner.datasets:iris", "scikit-learn iris, 3 classes, 4 features"),
     Entry("wine", "tuner.datasets:wine", "scikit-learn wine, 3 classes, 13 features"),
@@ -100,4 +135,7 @@ DATASETS = Registry("dataset", "tuner.datasets", [
           "synthetic least squares with a known condition number; params: condition, n_features"),
     Entry("file", "tuner.datasets:from_file",
           ".npz / .csv / .parquet under TUNER_DATA_ROOT; params: path, target, task"),
+    Entry("imagefolder", "tuner.references:imagefolder",
+          "<path>/<class>/<image> folders in your data folder, read from disk; params: path, "
+          "image_size=32, grayscale, augment (extra: vision)"),
 ])

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import DataSplit, file_version, load_dataset
+from tuner.datasets import Split, data_version, load_dataset, team_scope
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.spec import METRICS, JobSpec
@@ -69,14 +69,13 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     if t.trainable is not None:
         return _declared(spec)
     assert t.model is not None and t.dataset is not None
-    version = None
-    if t.dataset.name == "file":
-        try:
-            version = file_version(str(t.dataset.params.get("path", "")), scope)
-        except DataError as exc:
-            raise _spec_error("task.dataset", exc) from exc
+    try:
+        version = data_version(t.dataset.name, t.dataset.params, scope)
+    except DataError as exc:
+        raise _spec_error("task.dataset", exc) from exc
+    team_model = t.model.name.startswith("hf:")  # may be a folder in the team's data
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
-                               scope if version else None, version)
+                               scope if version or team_model else None, version)
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
 
 
@@ -121,23 +120,29 @@ def _spec_error(field: str, exc: Exception) -> SpecError:
     return SpecError(field, message)
 
 
-def _check_model_size(name: str, params: dict[str, Any], data: DataSplit) -> None:
-    """Count the model's parameters on the meta device (no memory, no init) and refuse one
-    above `TUNER_MAX_MODEL_PARAMS` before it is built. A model the meta device cannot build is
-    left to the real build's own checks."""
+def _check_model_size(name: str, params: dict[str, Any], data: Split) -> torch.nn.Module | None:
+    """Build the model on the meta device (no memory, no init: reference models without
+    their weights, which `check_available` looked for) and refuse one above
+    `TUNER_MAX_MODEL_PARAMS`. The meta model, or None when the meta device cannot build it
+    (left to the real build's own checks)."""
     from tuner.config import get_settings
+    from tuner.references import check_available
 
     try:
+        if ":" in name:
+            params = check_available("model", name, params)
         with torch.device("meta"):
-            n = sum(p.numel() for p in build_model(name, params, data.info).parameters())
+            model = build_model(name, params, data.info)
+            n = sum(p.numel() for p in model.parameters())
     except ModelError as exc:
         raise _spec_error("task.model", exc) from exc
     except Exception:
-        return
+        return None
     limit = get_settings().max_model_params
     if n > limit:
         raise SpecError("task.model", f"{name} with these params has {n:,} parameters, more "
                                       f"than the limit of {limit:,} (TUNER_MAX_MODEL_PARAMS)")
+    return model
 
 
 @lru_cache(maxsize=256)
@@ -157,17 +162,41 @@ def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:
         data = load_dataset(ds.name, ds.params, spec.training.seed, scope=scope)
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
-    _check_model_size(m.name, m.params, data)
+    with team_scope(scope):
+        return _inspect_model(spec, data)
+
+
+def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:
+    with torch.no_grad():
+        model.eval()
+        model(x)
+
+
+def _runs(model: torch.nn.Module, x: torch.Tensor) -> bool:
+    try:
+        _forward(model, x)
+    except Exception:
+        return False
+    return True
+
+
+def _inspect_model(spec: JobSpec, data: Split) -> TaskFeatures:
+    """One forward pass of two validation examples: on the meta device when the model builds
+    there (nothing allocated in a request), else for real."""
+    ds, m = spec.task.dataset, spec.task.model
+    assert ds is not None and m is not None
+    meta = _check_model_size(m.name, m.params, data)
     try:
         metric = spec.task.resolved_metric(data.info.kind)
     except ValueError as exc:
         raise _spec_error("task.metric", exc) from exc
     try:
-        torch.manual_seed(0)
-        model = build_model(m.name, m.params, data.info)
-        with torch.no_grad():
-            model.eval()
-            model(data.X_val[:2])
+        x = data.val_sample(2)
+        model = meta if meta is not None and _runs(meta, x.to("meta")) else None
+        if model is None:  # no meta model, or an op without a meta kernel: check it for real
+            torch.manual_seed(0)
+            model = build_model(m.name, m.params, data.info)
+            _forward(model, x)
     except ModelError as exc:
         raise _spec_error("task.model", exc) from exc
     except Exception as exc:  # a model that cannot run a forward pass on this data

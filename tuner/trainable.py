@@ -165,6 +165,7 @@ class TrialContext:
             math.nan if val_loss is None else float(val_loss), value, best, lr, elapsed,
             extra.get("val_accuracy"), extra.get("val_r2"), partial=diverged))
         self.state.epoch_seconds.append(time.perf_counter() - self._epoch_started)
+        self._epoch_started = time.perf_counter()  # a loop that does not use ctx.epochs()
         if self._optimizer is not None:
             self.state.state_bytes_per_param = state_bytes_per_param(
                 self._optimizer, max(1, self.state.n_params or _n_params(self._optimizer)))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tuner.datasets import DataSplit
+from tuner.datasets import DataSplit, DiskSplit, Split
 from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
 from tuner.schedules import build_schedule, current_lr
 from tuner.space import TrialConfig
@@ -83,7 +83,7 @@ def better(a: float, b: float, direction: str) -> bool:
 class Trainer:
     """Trains `model` on `data` with the optimizer and schedule of `config`."""
 
-    def __init__(self, model: nn.Module, data: DataSplit, config: TrialConfig,
+    def __init__(self, model: nn.Module, data: Split, config: TrialConfig,
                  training: TrainingSpec, metric: str, device: torch.device | None = None) -> None:
         self.training = training
         self.metric = metric
@@ -92,15 +92,17 @@ class Trainer:
         self.kind = data.info.kind
         fits = data.nbytes() <= _device_limit()
         # Move the data once when it fits (the fast path); otherwise stream it through a
-        # DataLoader, as when the spec asks for `loader: stream`.
-        self.stream = training.loader == "stream" or (
+        # DataLoader, as when the spec asks for `loader: stream`. Data read from disk always
+        # streams.
+        self.stream = isinstance(data, DiskSplit) or training.loader == "stream" or (
             training.loader == "auto" and not fits and self.device.type != "cpu")
-        self.data = data.to(self.device) if not self.stream and (
-            fits or self.device.type == "cpu") else data
+        self.data: Split = data.to(self.device) if isinstance(data, DataSplit) and (
+            not self.stream and (fits or self.device.type == "cpu")) else data
         self._epoch = 0
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(config, self.model.parameters())
-        n_train = data.X_train.shape[0]
+        n_train = data.info.n_train
+        self.n_train = n_train
         self.steps_per_epoch = max(1, math.ceil(n_train / training.batch_size))
         mode: Literal["min", "max"] = "max" if self.direction == "maximize" else "min"
         self.schedule = build_schedule(config, lr_target(self.optimizer),
@@ -130,21 +132,12 @@ class Trainer:
         d, bs = self.data, self.training.batch_size
         self._epoch += 1
         if self.stream:
-            from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
-
             # Shuffled from the trial's seed and the epoch: the same order on every run, in
-            # any number of workers. Whole batches are fetched at once (one indexing per
-            # batch, not one per sample).
+            # any number of workers.
             g = torch.Generator().manual_seed(self.training.seed * 100_003 + self._epoch)
-            ds = TensorDataset(d.X_train, d.y_train)
-            loader = DataLoader(ds, batch_size=None,
-                                sampler=BatchSampler(RandomSampler(ds, generator=g), bs, False),
-                                num_workers=self.training.num_workers,
-                                pin_memory=self.device.type == "cuda")
-            for xb, yb in loader:
-                yield (xb.to(self.device, non_blocking=True),
-                       yb.to(self.device, non_blocking=True))
+            yield from self._loader(d, train=True, generator=g)
             return
+        assert isinstance(d, DataSplit)
         n = d.X_train.shape[0]
         order = torch.randperm(n, generator=self._gen)
         for start in range(0, n, bs):
@@ -152,9 +145,39 @@ class Trainer:
             yield (d.X_train[idx].to(self.device, non_blocking=True),
                    d.y_train[idx].to(self.device, non_blocking=True))
 
+    def _loader(self, d: Split, *, train: bool, generator: torch.Generator | None = None,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches through a torch DataLoader (`training.num_workers` workers, pinned memory on
+        CUDA). Tensors in memory are fetched a whole batch at a time (one indexing per batch);
+        data on disk is read, decoded and augmented example by example in the workers."""
+        from torch.utils.data import (
+            BatchSampler,
+            DataLoader,
+            RandomSampler,
+            SequentialSampler,
+            TensorDataset,
+        )
+
+        bs = self.training.batch_size if train else max(self.training.batch_size, 256)
+        common: dict[str, Any] = {"num_workers": self.training.num_workers,
+                                  "pin_memory": self.device.type == "cuda"}
+        loader: DataLoader[Any]
+        ds: Any
+        if isinstance(d, DiskSplit):
+            ds = d.train if train else d.val
+            sampler = RandomSampler(ds, generator=generator) if train else SequentialSampler(ds)
+            loader = DataLoader(ds, batch_size=bs, sampler=sampler, **common)
+        else:
+            ds = TensorDataset(d.X_train, d.y_train) if train else TensorDataset(d.X_val, d.y_val)
+            sampler = RandomSampler(ds, generator=generator) if train else SequentialSampler(ds)
+            loader = DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, bs, False),
+                                **common)
+        for xb, yb in loader:
+            yield (xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+
     def _train_epoch(self, first_loss: list[float]) -> float | None:
         """One pass over the training data; None when the loss diverged."""
-        n = self.data.X_train.shape[0]
+        n = self.n_train
         self.model.train()
         total = torch.zeros((), device=self.device)
         window = torch.full((), -math.inf, device=self.device)
@@ -191,16 +214,24 @@ class Trainer:
             return True
         return False
 
+    def _val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        d = self.data
+        if self.stream:
+            yield from self._loader(d, train=False)
+            return
+        assert isinstance(d, DataSplit)
+        bs = max(self.training.batch_size, 1024)
+        for start in range(0, d.X_val.shape[0], bs):
+            yield d.X_val[start:start + bs].to(self.device), d.y_val[start:start + bs].to(
+                self.device)
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        d = self.data
         self.model.eval()
-        n = d.X_val.shape[0]
+        n = self.data.info.n_val
         loss_sum, correct, sse = 0.0, 0, 0.0
-        bs = max(self.training.batch_size, 1024)
-        for start in range(0, n, bs):
-            xb = d.X_val[start:start + bs].to(self.device)
-            yb = d.y_val[start:start + bs].to(self.device)
+        y_sum, y_sq = 0.0, 0.0
+        for xb, yb in self._val_batches():
             with self._ctx():
                 out = self.model(xb).float()
             if self.kind == "classification":
@@ -208,9 +239,11 @@ class Trainer:
                 correct += int((out.argmax(dim=1) == yb).sum())
             else:
                 sse += float(F.mse_loss(out.squeeze(-1), yb, reduction="sum"))
+                y_sum += float(yb.sum())
+                y_sq += float((yb.double() ** 2).sum())
         if self.kind == "classification":
             return {"val_loss": loss_sum / n, "val_accuracy": correct / n}
-        sst = float(((d.y_val - d.y_val.mean()) ** 2).sum()) or 1.0
+        sst = (y_sq - y_sum * y_sum / n) or 1.0
         return {"val_loss": sse / n, "val_r2": 1.0 - sse / sst}
 
     def epochs(self) -> Iterator[EpochRecord]:

@@ -1,0 +1,39 @@
+"""`tuner data`: fill the cache that trials read standard references from (they never
+download)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import typer
+
+from cli.common import err, out, user_errors
+
+data_app = typer.Typer(no_args_is_help=True, help="Fetch datasets and weights for references.")
+
+
+@data_app.command()
+def fetch(
+    kind: Annotated[Literal["model", "dataset"], typer.Argument(
+        help="model (its pretrained weights) or dataset")],
+    ref: Annotated[str, typer.Argument(
+        help="torchvision:<name>, timm:<name> or hf:<hub id> (models); torchvision:<Name> or "
+             "hf:<hub id> (datasets)")],
+) -> None:
+    """Download REF into the cache (TUNER_CACHE_ROOT, default <TUNER_DATA_ROOT>/.tuner-cache).
+    Run it on a machine with network access that shares the data root with the workers."""
+    from tuner.errors import TunerError
+    from tuner.references import cache_root
+    from tuner.references import fetch as fetch_ref
+
+    with user_errors():
+        err.print(f"fetching {kind} {ref} into {cache_root()} ...")
+        try:
+            where = fetch_ref(kind, ref)
+        except TunerError:
+            raise
+        except Exception as exc:  # no network, no space, a hub error: the library's reason
+            err.print(f"[red]could not fetch {ref}[/red]: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0][:300]}", highlight=False)
+            raise typer.Exit(1) from None
+    out.print(f"{kind} {ref}: in {where}")
