@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api import errors, metrics
+from api.deps import KeyCache
 from api.routes import jobs, meta, tasks
 from tuner import __version__
 from tuner.config import Settings, get_settings
@@ -103,6 +104,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
                   description="Submit tuning jobs, follow them, read every trial's pruning "
                               "history, and ask which optimizer is best for a task.")
     app.state.settings = settings
+    app.state.keys = KeyCache(settings.key_cache_s)
     app.state.sessions = session_factory(database_url or settings.database_url)
     errors.install(app)
     metrics.install(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,10 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.errors import ApiProblem
-from tuner.store.auth import team_for_key
+from tuner.store.auth import TeamRef, team_ref_for_key
 from tuner.store.db import transient
 from tuner.store.jobs import get_job
-from tuner.store.models import Job, Team
+from tuner.store.models import Job
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -34,20 +35,48 @@ SessionDep = Annotated[Session, Depends(get_session)]
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer tk_...`")
 
 
-def current_team(session: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None,
-                                                      Depends(_bearer)]) -> Team:
+class KeyCache:
+    """Teams of the API keys this process has seen, each kept `ttl` seconds: most requests skip
+    the key's database round trip. Unknown keys are never cached (a key created a moment ago
+    works at once); a revoked one is refused within `ttl`. Bounded: cleared when full."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._teams: dict[str, tuple[TeamRef, float]] = {}
+
+    def team(self, session: Session, key: str) -> TeamRef | None:
+        if self.ttl <= 0:
+            return team_ref_for_key(session, key)
+        now = time.monotonic()
+        hit = self._teams.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        team = team_ref_for_key(session, key)
+        if team is None:
+            self._teams.pop(key, None)
+            return None
+        if len(self._teams) >= self.size:
+            self._teams.clear()
+        self._teams[key] = (team, now + self.ttl)
+        return team
+
+
+def current_team(request: Request, session: SessionDep,
+                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+                 ) -> TeamRef:
     """The team of the API key; 401 when it is missing, unknown or revoked."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise ApiProblem(401, "Unauthorized", "missing API key: send Authorization: Bearer <key>",
                          headers=challenge)
-    team = team_for_key(session, creds.credentials)
+    keys: KeyCache = request.app.state.keys
+    team = keys.team(session, creds.credentials)
     if team is None:
         raise ApiProblem(401, "Unauthorized", "invalid or revoked API key", headers=challenge)
     return team
 
 
-CurrentTeam = Annotated[Team, Depends(current_team)]
+CurrentTeam = Annotated[TeamRef, Depends(current_team)]
 
 
 def team_job(job_id: str, team: CurrentTeam, session: SessionDep) -> Job:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tuner.trial import StepRecord, TrialRecord
 
@@ -37,6 +37,9 @@ class JobBrief(BaseModel):
     progress: Progress
     confirmation: dict[str, Any]
     budget: dict[str, Any]
+    notes: list[str] = Field(default_factory=list, description=(
+        "what the service decided that the spec does not say: the defaults sweep's families "
+        "and their order, and the families the budget leaves to the sampler"))
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None

@@ -160,16 +160,97 @@ async def load(base: str, key: str, make: Any, n: int, concurrency: int,
             "p95_ms": q[94], "p99_ms": q[98], "concurrency": concurrency}
 
 
+COLD, CACHED = "GET /v1/recommendations (cold)", "GET /v1/recommendations (cached)"
+TRIALS, SUBMITS = "GET /v1/jobs/{id}/trials", "POST /v1/jobs"
+ENDPOINTS = (COLD, CACHED, TRIALS, SUBMITS)
+
+
+def requests_of(name: str, tasks: list[int], jobs: list[str], trials_per_job: int,
+                seed: int) -> Any:
+    """The request maker of one endpoint: () -> (method, path, body)."""
+    rng = random.Random(seed)
+    if name == COLD:  # each request a task not asked about since its last trial: computed
+        cold = iter(rng.sample(tasks, len(tasks)))
+        return lambda: ("GET", f"/v1/recommendations?task={next(cold)}", None)
+    if name == CACHED:  # the same tasks again, history unchanged: answered from the cache
+        return lambda: ("GET", f"/v1/recommendations?task={rng.choice(tasks)}", None)
+    if name == TRIALS:
+        return lambda: ("GET", f"/v1/jobs/{rng.choice(jobs)}/trials?limit=50&offset="
+                               f"{rng.randrange(0, max(1, trials_per_job - 50))}", None)
+    return lambda: ("POST", "/v1/jobs", SUBMIT)
+
+
+def _load_process(conn: Any, core: int | None, base: str, key: str, name: str,
+                  tasks: list[int], jobs: list[str], trials_per_job: int, seed: int, n: int,
+                  concurrency: int, max_s: float, warmup: int) -> None:
+    """The load generator, in its own process pinned to `core` (what `taskset -c` does)."""
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+    make = requests_of(name, tasks, jobs, trials_per_job, seed)
+    t = time.process_time()
+    r = asyncio.run(load(base, key, make, n, concurrency, max_s, warmup))
+    r["loadgen_cpu_s"] = time.process_time() - t
+    conn.send(r)
+
+
+def _cpu(procs: list[Any]) -> float:
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except Exception:  # gone (a PostgreSQL backend that closed)
+            pass
+    return total
+
+
+def measure(proc: _Api, key: str, name: str, tasks: list[int], jobs: list[str],
+            trials_per_job: int, seed: int, n: int, concurrency: int, max_s: float,
+            warmup: int, core: int | None) -> dict[str, Any]:
+    """One endpoint's load from a pinned child process, with the CPU seconds of the API's
+    processes, PostgreSQL's and the load generator's over the run (psutil)."""
+    import multiprocessing as mp
+
+    import psutil
+
+    def groups() -> tuple[list[Any], list[Any]]:
+        api = psutil.Process(proc.pid)
+        pg = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "")
+              .startswith("postgres")]
+        return [api, *api.children(recursive=True)], pg
+
+    api_procs, pg_procs = groups()
+    api0, pg0 = _cpu(api_procs), {p.pid: _cpu([p]) for p in pg_procs}
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_load_process, args=(
+        send, core, proc.base, key, name, tasks, jobs, trials_per_job, seed, n, concurrency,
+        max_s, warmup))
+    child.start()
+    r: dict[str, Any] = recv.recv()
+    child.join()
+    api_after, pg_after = groups()
+    r["api_cpu_s"] = _cpu(api_after) - api0
+    # Backends opened during the run count from zero; those that closed are lost (few).
+    r["db_cpu_s"] = sum(_cpu([p]) - pg0.get(p.pid, 0.0) for p in pg_after)
+    served = max(r["n"], 1)
+    r["cpu_ms_per_request"] = {g: r[f"{g}_cpu_s"] / served * 1000
+                               for g in ("api", "db", "loadgen")}
+    r["db_share_of_server_cpu"] = r["db_cpu_s"] / max(r["db_cpu_s"] + r["api_cpu_s"], 1e-9)
+    return r
+
+
 class _Api(subprocess.Popen[bytes]):
     base: str
 
 
-def start_api(url: str, workers: int) -> _Api:
-    """`tuner api --workers N` on a free port, once it answers."""
+def start_api(url: str, workers: int, cores: set[int] | None = None) -> _Api:
+    """`tuner api --workers N` on a free port (on `cores`, when given), once it answers."""
     port = _free_port()
     env = {**os.environ, "TUNER_DATABASE_URL": url, "TUNER_DB_POOL_SIZE": "10"}
     proc = _Api([sys.executable, "-m", "cli", "api", "--port", str(port), "--workers",
-                 str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 str(workers)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None)
     proc.base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -228,6 +309,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--max-seconds", type=float, default=60)
     ap.add_argument("--workers", type=lambda v: [int(x) for x in v.split(",")],
                     default=[1, 2], help="API process counts to measure, e.g. 1,2")
+    ap.add_argument("--no-pin", dest="pin", action="store_false",
+                    help="leave the load generator and the API unpinned")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the database")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -242,36 +325,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         info = seed(url, a.tasks_per_team, a.jobs_per_task, a.trials_per_job)
         print(f"seeded {info['n_trials']} trials, {info['n_steps']} steps in "
               f"{info['seed_s']:.0f} s", file=sys.stderr)
-        rng = random.Random(1)
+        rng = random.Random(1)  # each endpoint's requests: a seed drawn from it
         key = info["keys"]["a"]
         tasks, jobs = info["tasks"]["a"], info["jobs"]["a"]
         res: dict[str, Any] = {"n_trials": info["n_trials"], "n_steps": info["n_steps"],
                                "seed_s": info["seed_s"], "by_workers": {}}
+        cores = sorted(os.sched_getaffinity(0))
+        # The load generator on the last core, the API on the others (PostgreSQL, a system
+        # service, is not pinned); one core: nothing pinned.
+        core = cores[-1] if a.pin and len(cores) > 1 else None
+        api_cores = set(cores[:-1]) if core is not None else None
+        res["pinning"] = {"loadgen_core": core, "api_cores": sorted(api_cores or cores),
+                          "machine_cores": len(cores)}
         for workers in a.workers:
             with create_engine(url).begin() as c:  # every configuration starts cold
                 c.execute(text("DELETE FROM tuner_recommendation_cache"))
-            cold = iter(rng.sample(tasks, len(tasks)))
-            endpoints = {
-                # each request a task not asked about since its last trial: computed afresh
-                "GET /v1/recommendations (cold)": lambda cold=cold: (  # type: ignore[misc]
-                    "GET", f"/v1/recommendations?task={next(cold)}", None),
-                # the same tasks again, history unchanged: answered from the cache
-                "GET /v1/recommendations (cached)": lambda: (
-                    "GET", f"/v1/recommendations?task={rng.choice(tasks)}", None),
-                "GET /v1/jobs/{id}/trials": lambda: (
-                    "GET", f"/v1/jobs/{rng.choice(jobs)}/trials?limit=50&offset="
-                           f"{rng.randrange(0, max(1, a.trials_per_job - 50))}", None),
-                "POST /v1/jobs": lambda: ("POST", "/v1/jobs", SUBMIT),
-            }
-            proc = start_api(url, workers)
+            proc = start_api(url, workers, api_cores)
             try:
                 out = res["by_workers"][str(workers)] = {}
-                for name, make in endpoints.items():
+                for name in ENDPOINTS:
                     # cold: each task once (warm-up included), so every answer is computed
-                    warmup = min(20, len(tasks) // 4) if "cold" in name else 20
-                    n = min(a.requests, len(tasks) - warmup) if "cold" in name else a.requests
-                    out[name] = asyncio.run(load(proc.base, key, make, n, a.concurrency,
-                                                 a.max_seconds, warmup))
+                    warmup = min(20, len(tasks) // 4) if name == COLD else 20
+                    n = min(a.requests, len(tasks) - warmup) if name == COLD else a.requests
+                    out[name] = measure(proc, key, name, tasks, jobs, a.trials_per_job,
+                                        rng.randrange(2**31), n, a.concurrency, a.max_seconds,
+                                        warmup, core)
             finally:
                 proc.terminate()
                 proc.wait(10)
@@ -279,12 +357,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         if not a.keep:
             drop_db(url)
+    print(f"load generator on core {res['pinning']['loadgen_core']}, API on cores "
+          f"{res['pinning']['api_cores']}")
     print(f"{'API processes':<14} {'endpoint':<34} {'n':>5} {'req/s':>7} {'p50 ms':>7} "
-          f"{'p95 ms':>7} {'p99 ms':>7} {'errors':>6}")
+          f"{'p95 ms':>7} {'p99 ms':>7} {'errors':>6}  CPU ms/request: {'API':>5} {'DB':>5} "
+          f"{'load':>5}  DB share")
     for workers, eps in res["by_workers"].items():
         for name, r in eps.items():
+            c = r["cpu_ms_per_request"]
             print(f"{workers:<14} {name:<34} {r['n']:>5} {r['rps']:>7.0f} {r['p50_ms']:>7.1f} "
-                  f"{r['p95_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}")
+                  f"{r['p95_ms']:>7.1f} {r['p99_ms']:>7.1f} {r['errors']:>6}  "
+                  f"{'':>15} {c['api']:>5.1f} {c['db']:>5.1f} {c['loadgen']:>5.1f}  "
+                  f"{r['db_share_of_server_cpu']:>7.0%}")
     qd = res["queries"]
     print(f"history query, one task: all trials {qd['history_all_trials_ms']:.1f} ms "
           f"({qd['history_all_trials_rows']} rows) vs best per family "

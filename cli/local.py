@@ -30,7 +30,7 @@ def run(
     """Run a search in this process and print the leaderboard."""
     import optuna
 
-    from tuner.search import run_search
+    from tuner.search import run_search, sweep_plan
     from tuner.spec import JobSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -39,6 +39,8 @@ def run(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner))
+        for note in sweep_plan(job).notes():
+            err.print(f"[dim]note: {note}[/dim]")
         with _progress(job.budget.n_trials, quiet=False) as advance:
             result = run_search(job, storage=storage, on_trial=advance)
     summary = result.summary()

@@ -56,6 +56,8 @@ def submit(
                           timeout=timeout, sampler=sampler, pruner=pruner)
         c = _client()
         job = c.submit(body, idempotency_key)
+        for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
+            err.print(f"[dim]note: {note}[/dim]", highlight=False)
         if not wait:
             print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
             return

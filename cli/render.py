@@ -64,6 +64,8 @@ def print_job(summary: dict[str, Any]) -> None:
     elif c.get("reserved"):
         out.print(f"confirmation: {c['runs']} of {c['reserved']} reserved runs so far",
                   highlight=False)
+    for note in summary.get("notes") or []:
+        out.print(f"note: {note}", highlight=False)
     out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
     if summary["best"]:
         b = summary["best"]

@@ -32,6 +32,7 @@ FAST: dict[str, Any] = {
     "space": {"optimizers": ["adam", "sgd", "momentum", "rmsprop"]},
     "training": {"epochs": 4}, "budget": {"n_trials": 8, "parallelism": 2},
 }
+KEY_CACHE_S = 1.0  # the API's key cache in these tests (the default is 5 s)
 SLOW: dict[str, Any] = {
     "task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
              "dataset": {"name": "digits"}},
@@ -65,7 +66,8 @@ def service(migrated_url: str) -> Iterator[Service]:
         key_b = create_api_key(s, get_or_create_team(s, "team-b"))
         s.commit()
     port = free_port()
-    app = create_app(migrated_url, Settings(database_url=migrated_url, poll_s=0.2))
+    app = create_app(migrated_url, Settings(database_url=migrated_url, poll_s=0.2,
+                                            key_cache_s=KEY_CACHE_S))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning"))
     web = threading.Thread(target=server.run, daemon=True)
@@ -97,6 +99,10 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         # 25% of the budget is reserved for the confirmation race: 6 search trials, up to 2 runs.
         assert job["confirmation"] == {"reserved": 2, "runs": 0, "share_of_budget": 0.0,
                                        "note": None}
+        # Said at submit: the budget covers the defaults sweep of 2 of the 4 families.
+        assert job["notes"][1] == ("the budget covers the defaults sweep of 2 of 4 families "
+                                   "(search.sweep_share x budget.n_trials = 2); left to the "
+                                   "sampler: adam, sgd")
         evs = events(service, service.key_a, job["id"])
         kinds = [e for e, _ in evs]
         assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"}
@@ -141,6 +147,9 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert rec["tasks"][0]["n_trials"] == n and rec["tasks"][0]["n_jobs"] == 1
         by_id = h.get("/v1/recommendations", params={"task": tasks["data"][0]["id"]}).json()
         assert by_id["method"] == "direct" and by_id["ranking"] == rec["ranking"]
+        # Asked again, the answer comes from the cache as stored JSON: the same document.
+        again = h.get("/v1/recommendations", params={"task": tasks["data"][0]["id"]})
+        assert again.headers["content-type"] == "application/json" and again.json() == by_id
         assert {"expected", "evidence", "robustness", "cost"} <= set(rec["ranking"][0])
         assert h.get("/v1/recommendations", params={"task": 99999}).status_code == 422
         listed = h.get("/v1/jobs", params={"status": "completed", "model": "mlp"}).json()
@@ -184,11 +193,18 @@ def test_auth_failures_and_health(service: Service) -> None:
         assert anon.get("/docs").status_code == 200
     with service.http("tk_wrong") as bad:
         assert bad.get("/v1/jobs").status_code == 401
-    with session_factory(service.db_url)() as s:
-        revoke_key(s, service.key_b[:12])
-        s.commit()
-    with service.http(service.key_b) as revoked:
-        assert revoked.get("/v1/models").status_code == 401
+    with service.http(service.key_b) as b:
+        assert b.get("/v1/models").status_code == 200  # its team is now cached
+        with session_factory(service.db_url)() as s:
+            revoke_key(s, service.key_b[:12])
+            s.commit()
+        # The API keeps a key's team for key_cache_s: a revoked key stops within that time.
+        t0 = time.monotonic()
+        assert b.get("/v1/models").status_code == 200  # served from the cache
+        while b.get("/v1/models").status_code == 200:
+            assert time.monotonic() - t0 < KEY_CACHE_S + 0.5, "the revoked key still works"
+            time.sleep(0.05)
+        assert b.get("/v1/models").status_code == 401
     with service.http(service.key_a) as a:
         assert {m["name"] for m in a.get("/v1/models").json()} >= {"mlp", "cnn", "tiny_mlp"}
         assert "digits" in {d["name"] for d in a.get("/v1/datasets").json()}

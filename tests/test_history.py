@@ -126,6 +126,29 @@ def test_cached_answers_are_served_until_the_history_changes(migrated_url: str) 
         assert "marker" not in fresh and fresh["tasks"][0]["features"]["epochs"] == 5
 
 
+def test_a_cached_direct_answer_is_served_as_its_stored_json(migrated_url: str) -> None:
+    """The API's one-query path: the stored text of a current direct answer, else None."""
+    from tuner.recommendations import cached_json
+
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    _, other = queue(migrated_url, "b", task_spec("mlp", "iris"))
+    write(migrated_url, job, [("adam", 1e-3, 0.90), ("sgd", 1e-2, 0.80)])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, job).task_id
+        assert cached_json(s, team, task_id) is None  # nothing cached yet
+        answer = recommend(s, team, task_id=task_id)
+        raw = cached_json(s, team, task_id)
+        assert raw is not None and json.loads(raw) == answer
+        assert cached_json(s, other, task_id) is None  # another team: never
+        assert cached_json(s, team, task_id, epochs=7) is None  # another question
+    write(migrated_url, job, [("rmsprop", 1e-3, 0.99)])  # the history moved on: stale
+    with session_factory(migrated_url)() as s:
+        assert cached_json(s, team, task_id) is None
+        assert recommend(s, team, task_id=task_id)["ranking"][0]["optimizer"] == "rmsprop"
+        assert json.loads(cached_json(s, team, task_id) or "{}")["ranking"][0][
+            "optimizer"] == "rmsprop"
+
+
 def _dispatcher(url: str) -> Dispatcher:
     return Dispatcher(DispatcherConfig.from_settings(url, poll_s=0.3, heartbeat_interval=1,
                                                      grace_period=3, stop_grace_s=2))
@@ -284,9 +307,10 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
     write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93),
                                 ("sgd", 0.2, 0.90), ("adamw", 1e-3, 0.5)])
+    # The spec lists momentum first; the sweep runs the families in the task's ranking.
     warm = task_spec("mlp", "iris", budget={"n_trials": 6},
-                     space={"optimizers": ["adam", "rmsprop", "momentum"]},
-                     search={"warm_start": "task"})
+                     space={"optimizers": ["momentum", "rmsprop", "adam"]},
+                     search={"warm_start": "task", "sweep_share": 0.5})
     second, _ = queue(migrated_url, "a", warm)
     near = task_spec("mlp", "wine", budget={"n_trials": 3},
                      space={"optimizers": ["adam", "sgd"]}, search={"warm_start": "similar"})
@@ -307,6 +331,9 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     assert rows2[0].params["adam.lr"] == pytest.approx(3e-3)
     assert [(r.optimizer, r.defaults_sweep) for r in rows2[2:5]] == [
         ("adam", True), ("rmsprop", True), ("momentum", True)]
+    assert j2.notes is not None and j2.notes[0] == (
+        "defaults sweep: adam, rmsprop, momentum at their literature defaults, in this order "
+        "(this task's ranking in your team's history)")
     assert not any(r.warm_start for r in rows2[2:])
     study = optuna.load_study(study_name=f"job-{second}", storage=migrated_url)
     assert study.trials[0].user_attrs.get("warm_start") is True

@@ -29,7 +29,41 @@ def test_seeded_run_is_reproducible() -> None:
     a, b = (run_search(spec).records for _ in range(2))
     assert [(r.optimizer, r.params, r.state, r.value) for r in a] == \
            [(r.optimizer, r.params, r.state, r.value) for r in b]
-    assert [r.optimizer for r in a[:2]] == ["adam", "momentum"]  # defaults sweep first
+    # The defaults sweep first, capped at a quarter of the 6 trials: one family, momentum, the
+    # better of the two at defaults on the reference corpus; then the sampler.
+    assert a[0].optimizer == "momentum" and a[0].defaults_sweep
+    assert not any(r.defaults_sweep for r in a[1:])
+
+
+def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() -> None:
+    from tuner import corpus
+    from tuner.search import sweep_plan
+    from tuner.space import FAMILIES
+
+    order = corpus.defaults_order(corpus.load())
+    assert sorted(order) == sorted(FAMILIES) and order != list(FAMILIES)
+    assert corpus.defaults_order(None) == list(FAMILIES)
+    # The default space and budget: 14 families, 30 trials; the sweep takes 7 (25%), the
+    # corpus's best defaults first, and names the 7 left to the sampler.
+    plan = sweep_plan(JobSpec.model_validate({"task": {"model": {"name": "mlp"},
+                                                       "dataset": {"name": "iris"}}}))
+    assert (plan.cap, plan.families, plan.left_out) == (7, order[:7], order[7:])
+    notes = plan.notes()
+    assert notes[0].startswith(f"defaults sweep: {', '.join(order[:7])} at their literature")
+    assert "covers the defaults sweep of 7 of 14 families" in notes[1]
+    assert notes[1].endswith("left to the sampler: " + ", ".join(order[7:]))
+    # An order from the team's history comes first; the corpus orders the rest.
+    mine = sweep_plan(_spec(space={"optimizers": ["sgd", "adam", "rmsprop"]},
+                            search={"sweep_share": 1.0}), ["adam"], "this task's ranking")
+    assert mine.families == ["adam", *[f for f in order if f in ("sgd", "rmsprop")]]
+    assert "(this task's ranking)" in mine.notes()[0] and len(mine.notes()) == 1
+    off = sweep_plan(_spec(search={"defaults_sweep": False}))
+    assert (off.families, off.notes()) == ([], [])
+    # A 4-trial job over the whole space: one family at defaults, three sampled.
+    small = run_search(_spec(training={"epochs": 1}, budget={"n_trials": 4}))
+    assert [r.defaults_sweep for r in small.records] == [True, False, False, False]
+    assert small.records[0].optimizer == order[0]
+    assert "left to the sampler" in small.summary()["notes"][1]
 
 
 def test_divergence_is_detected_and_recorded() -> None:

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     heartbeat_interval: int = 5
     grace_period: int = 20
     stop_grace_s: float = 30.0
+    # API processes keep a key's team this long after reading it (0: read it on every request);
+    # a revoked key is refused by every process within this time.
+    key_cache_s: float = 5.0
     ray_num_cpus: int | None = None
     # Limits checked before anything is built (a request never allocates beyond them).
     max_dataset_values: int = 50_000_000  # samples x features of one dataset

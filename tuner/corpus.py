@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.recommend import HistoryTrial, TaskProfile, rank_families
+from tuner.space import FAMILIES
 
 PATH = Path(__file__).parent / "data" / "reference_corpus.json"
 SOURCE = "reference corpus"
@@ -173,6 +175,41 @@ def load() -> Corpus | None:
     if path.lower() == "none":
         return None
     return _load(path)
+
+
+def defaults_order(corpus: Corpus | None) -> list[str]:
+    """Every family, best first at its literature defaults over the corpus's tasks: the order of
+    a defaults sweep when nothing is known of the task. Each family's search in the corpus
+    starts at its defaults (its first trial); a task scores each family's default run from 0
+    (the task's worst default) to 1 (its best), and families are ordered by their mean score.
+    Families the corpus lacks, or all of them without a corpus, follow in catalogue order."""
+    if corpus is None:
+        return list(FAMILIES)
+    if corpus.digest not in _ORDERS:
+        _ORDERS[corpus.digest] = _defaults_order(corpus)
+    return list(_ORDERS[corpus.digest])
+
+
+_ORDERS: dict[str, tuple[str, ...]] = {}
+
+
+def _defaults_order(corpus: Corpus) -> tuple[str, ...]:
+    scores: dict[str, list[float]] = {}
+    for task in corpus.tasks:
+        first: dict[str, HistoryTrial] = {}
+        for t in task.trials:
+            if not t.confirmation and (t.optimizer not in first
+                                       or t.number < first[t.optimizer].number):
+                first[t.optimizer] = t
+        values = {f: t.value for f, t in first.items() if math.isfinite(t.value)}
+        if len(values) < 2:
+            continue
+        lo, hi = min(values.values()), max(values.values())
+        for f, v in values.items():
+            score = (v - lo) / (hi - lo) if hi > lo else 1.0
+            scores.setdefault(f, []).append(score if task.direction == "maximize" else 1 - score)
+    ranked = sorted(scores, key=lambda f: (-sum(scores[f]) / len(scores[f]), f))
+    return tuple(ranked + [f for f in FAMILIES if f not in scores])
 
 
 # building -----------------------------------------------------------------------------------

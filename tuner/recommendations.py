@@ -61,7 +61,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     args = (team_id, tasks, model, dataset, metric, epochs, batch_size)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
-    key = json.dumps([team_id, task_id, model, dataset, metric, epochs, batch_size])
+    key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
     if row is not None and row.method == "direct" and row.version == direct_version:
@@ -76,6 +76,19 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     h.store_answer(s, key, team_id,
                    direct_version if answer["method"] == "direct" else wide_version, answer)
     return answer
+
+
+def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
+               metric: str | None, epochs: int | None, batch_size: int | None) -> str:
+    return json.dumps([team_id, task_id, model, dataset, metric, epochs, batch_size])
+
+
+def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,
+                epochs: int | None = None, batch_size: int | None = None) -> str | None:
+    """The answer `recommend(s, team_id, task_id=...)` would give, as stored JSON text, when it
+    is a current cached direct answer (one query); None means: call `recommend`."""
+    return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, epochs,
+                                              batch_size), team_id, task_id)
 
 
 def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:

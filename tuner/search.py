@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -71,6 +71,51 @@ def make_pruner(name: str, epochs: int) -> BasePruner:
     return PRUNER_FACTORIES[name](epochs)
 
 
+ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """The defaults sweep of a job: the families run at their literature defaults, in order,
+    and those its budget leaves to the sampler."""
+
+    families: list[str]
+    left_out: list[str]
+    order_source: str
+    cap: int
+
+    def notes(self) -> list[str]:
+        if not self.families:
+            return []
+        out = [f"defaults sweep: {', '.join(self.families)} at their literature defaults, in "
+               f"this order ({self.order_source})"]
+        if self.left_out:
+            out.append(f"the budget covers the defaults sweep of {len(self.families)} of "
+                       f"{len(self.families) + len(self.left_out)} families (search.sweep_share "
+                       f"x budget.n_trials = {self.cap}); left to the sampler: "
+                       f"{', '.join(self.left_out)}")
+        return out
+
+
+def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
+               order_source: str = ORDER_CORPUS) -> SweepPlan:
+    """Which chosen families the defaults sweep runs, and in what order: `order` (families best
+    first, e.g. from the team's history) then the reference corpus's order of defaults; at most
+    `search.sweep_share` of `budget.n_trials`, and never more than the search's share."""
+    from tuner import corpus
+
+    families = list(SearchSpace(spec.space).families)
+    if not spec.search.defaults_sweep:
+        return SweepPlan([], [], "off", 0)
+    ranked = [*(order or []), *corpus.defaults_order(corpus.load())]
+    position = {f: i for i, f in reversed(list(enumerate(ranked)))}
+    families.sort(key=lambda f: position.get(f, len(position)))
+    room = spec.budget.n_trials - job_confirm_reserve(spec)
+    cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
+    return SweepPlan(families[:cap], families[cap:], order_source if order else ORDER_CORPUS,
+                     cap)
+
+
 def default_study_name(spec: JobSpec) -> str:
     """Deterministic for a spec, so Hyperband's brackets (hashed from the study name) and hence
     a seeded run are reproducible."""
@@ -81,9 +126,11 @@ def default_study_name(spec: JobSpec) -> str:
 def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.BaseStorage | None,
                  study_name: str, *, load_if_exists: bool = False,
                  seed_configs: Sequence[dict[str, Any]] = (),
-                 sampler_seed: int | None = None) -> optuna.Study:
+                 sampler_seed: int | None = None,
+                 sweep: SweepPlan | None = None) -> optuna.Study:
     """The job's study. A new study is seeded with `seed_configs` (warm start), then the
-    defaults sweep: every chosen family at its literature defaults."""
+    defaults sweep (`sweep`, else `sweep_plan(spec)`): the plan's families at their literature
+    defaults."""
     seed = spec.training.seed if sampler_seed is None else sampler_seed
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
@@ -96,8 +143,9 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         # be run by the confirmation race's tickets instead of its runs.
         room = spec.budget.n_trials - job_confirm_reserve(spec)
         queued = [(p, {ATTR_WARM_START: True}) for p in seed_configs]
-        if spec.search.defaults_sweep:
-            queued += [(p, {ATTR_SWEEP: True}) for p in SearchSpace(spec.space).defaults()]
+        plan = sweep or sweep_plan(spec)
+        defaults = {p["optimizer"]: p for p in SearchSpace(spec.space).defaults()}
+        queued += [(defaults[f], {ATTR_SWEEP: True}) for f in plan.families]
         for params, attrs in queued[:room]:
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study
@@ -157,12 +205,14 @@ class SearchResult:
     metric: str
     direction: str
     records: list[TrialRecord]
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         board = leaderboard(self.records, self.direction)
         return {
             "study": self.study.study_name,
             "metric": self.metric,
+            "notes": self.notes,
             **board,
             "trials": [r.to_json() for r in self.records],
         }
@@ -183,8 +233,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         while name in existing:
             i += 1
             name = f"{base}-{i}"
+    plan = sweep_plan(spec)
     study = create_study(spec, direction, storage, name, seed_configs=seed_configs,
-                         sampler_seed=sampler_seed)
+                         sampler_seed=sampler_seed, sweep=plan)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
@@ -205,4 +256,4 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
             break
         study.optimize(objective, n_trials=n, **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
         used += n
-    return SearchResult(study, objective.metric, direction, study_records(study))
+    return SearchResult(study, objective.metric, direction, study_records(study), plan.notes())

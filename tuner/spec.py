@@ -370,7 +370,12 @@ class SearchSpec(_Strict):
     # nearly every trial after warm-start seeds; `asha` stays one setting away.
     pruner: PrunerName = "hyperband"
     warm_start: Literal["none", "task", "similar"] = "none"
-    defaults_sweep: bool = Field(default=True, description="begin with every family at defaults")
+    defaults_sweep: bool = Field(default=True, description=(
+        "begin with the chosen families at their literature defaults, the most promising "
+        "first (the team's history of the task or similar ones, else the reference corpus)"))
+    sweep_share: float = Field(default=0.25, ge=0.0, le=1.0, description=(
+        "the defaults sweep takes at most this share of budget.n_trials (at least one trial); "
+        "families beyond it are left to the sampler and named in the job's notes"))
     # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
     confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
         "leading configurations (best of the top families) re-run with new seeds after the "

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tuner.attrs import ATTR_WORKER
 from tuner.confirm import STOP_NOTHING
-from tuner.search import confirm_round, confirmation_count, create_study
+from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
 from tuner.store.db import in_transaction, session_factory, transient, with_retries
 from tuner.store.jobs import (
@@ -33,6 +33,7 @@ from tuner.store.jobs import (
     release_leases,
     renew_lease,
     request_stop,
+    set_notes,
 )
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
@@ -195,9 +196,11 @@ class Dispatcher:
         cfg = self.config
         spec = job_spec(job)
         seeds = self._warm_start(job, spec)
+        plan = self._sweep(job, spec)
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,
                                                   job.study_name, load_if_exists=True,
-                                                  seed_configs=seeds), what="open the study")
+                                                  seed_configs=seeds, sweep=plan),
+                             what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
         if problem:
@@ -329,6 +332,32 @@ class Dispatcher:
         log.info("job %s: warm start (%s) with %d configurations", job.id,
                  spec.search.warm_start, len(seeds))
         return seeds
+
+    def _sweep(self, job: Job, spec: JobSpec) -> SweepPlan | None:
+        """A new job's defaults sweep, the families the team's history ranks best (this task, or
+        similar tasks and the reference corpus) first; its notes replace those of the submit.
+        None (the submit's plan) for a job already started, or when the history cannot be read:
+        the order is an optimisation, never a reason to fail a job."""
+        if job.trials_claimed or job.n_done or not spec.search.defaults_sweep:
+            return None
+        from tuner.recommendations import recommend
+
+        try:
+            rec = in_transaction(self.sessions,
+                                 lambda s: recommend(s, job.team_id, task_id=job.task_id),
+                                 what="read the team's ranking for the sweep")
+        except Exception as exc:
+            log.warning("job %s: sweep in the corpus's order (%s: %s)", job.id,
+                        type(exc).__name__, exc)
+            return None
+        if rec["method"] == "prior" or not rec["ranking"]:
+            return None
+        source = ("this task's ranking in your team's history" if rec["method"] == "direct"
+                  else f"the ranking transferred from similar tasks ({rec['source']})")
+        plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source)
+        in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
+                       what="write the job's notes")
+        return plan
 
     def _confirm(self, job_id: str, spec: JobSpec, study: optuna.Study) -> bool:
         """After the search (and after each round): the confirmation race's next round, within

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
 from api.schemas import RecommendationPublic, TasksPublic
-from tuner.recommendations import recommend
+from tuner.recommendations import cached_json, recommend
 from tuner.spec import METRICS
 from tuner.store.models import ID_MAX
 from tuner.store.queries import team_tasks
@@ -34,7 +34,7 @@ def read_recommendations(
     epochs: Annotated[int | None, Query(ge=1, le=1000, description=(
         "training budget asked about (default: the latest with trials)"))] = None,
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Optimizer families ranked for a task at one training budget: from the team's own
     history, else the read-only reference corpus, else literature defaults (`prior`)."""
     if task is None and not (model and dataset):
@@ -44,5 +44,11 @@ def read_recommendations(
         raise ApiProblem(422, "Invalid request",
                          f"metric: unknown {metric!r}; valid choices: {', '.join(METRICS)}",
                          [{"field": "metric", "message": "unknown metric"}])
+    if task is not None and model is None and dataset is None:
+        # A current cached answer is served as stored: one query, no re-validation.
+        raw = cached_json(session, team.id, task, metric=metric, epochs=epochs,
+                          batch_size=batch_size)
+        if raw is not None:
+            return Response(raw, media_type="application/json")
     return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
                      epochs=epochs, batch_size=batch_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -49,6 +50,20 @@ def create_api_key(s: Session, team: Team, name: str = "") -> str:
     s.add(ApiKey(team_id=team.id, prefix=key[:10], key_hash=hash_key(key), name=name))
     s.flush()
     return key
+
+
+@dataclass(frozen=True)
+class TeamRef:
+    """A team as a request knows it (the API caches it per key, outside any session)."""
+
+    id: int
+    name: str
+
+
+def team_ref_for_key(s: Session, key: str) -> TeamRef | None:
+    row = s.execute(select(Team.id, Team.name).join(ApiKey, ApiKey.team_id == Team.id)
+                    .where(ApiKey.key_hash == hash_key(key), ApiKey.revoked_at.is_(None))).first()
+    return TeamRef(int(row[0]), str(row[1])) if row is not None else None
 
 
 def team_for_key(s: Session, key: str) -> Team | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, String, Text, and_, cast, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -190,6 +190,18 @@ def team_version(s: Session, team_id: int) -> str:
     n, total = s.execute(select(func.count(), func.coalesce(func.sum(Task.history_version), 0))
                          .where(Task.team_id == team_id)).one()
     return f"{n}:{total}"
+
+
+def cached_direct_json(s: Session, key: str, team_id: int, task_id: int) -> str | None:
+    """A cached direct answer for one task as its stored JSON text, in one query that also
+    checks it is current (its version is the task's history version) and the team's; None
+    otherwise. The caller serves the text as is."""
+    version = cast(Task.id, String) + ":" + cast(Task.history_version, String)
+    return s.scalar(
+        select(cast(RecommendationCache.body, Text))
+        .join(Task, and_(Task.id == task_id, Task.team_id == team_id))
+        .where(RecommendationCache.key == key, RecommendationCache.team_id == team_id,
+               RecommendationCache.method == "direct", RecommendationCache.version == version))
 
 
 def cached_answer(s: Session, key: str) -> RecommendationCache | None:

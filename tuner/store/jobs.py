@@ -74,6 +74,8 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
         existing = job_for_key(s, team_id, idempotency_key)
         if existing is not None:
             return existing, False
+    from tuner.search import sweep_plan
+
     task = upsert_task(s, team_id, spec, features)
     job_id = uuid.uuid4().hex
     reserve = job_confirm_reserve(spec)
@@ -81,7 +83,9 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               status="queued", idempotency_key=idempotency_key,
               study_name=study_name_for(job_id), n_trials=spec.budget.n_trials - reserve,
               confirm_budget=reserve, epochs=spec.training.epochs,
-              batch_size=spec.training.batch_size)
+              batch_size=spec.training.batch_size,
+              # The dispatcher may order the sweep from the team's history when it starts.
+              notes=sweep_plan(spec).notes())
     s.add(job)
     try:
         s.commit()
@@ -224,6 +228,11 @@ def job_total(job: Job) -> int:
     return job.n_trials + (job.n_confirm if race_over else max(job.confirm_budget, job.n_confirm))
 
 
+def set_notes(s: Session, job_id: str, notes: list[str]) -> None:
+    s.execute(update(Job).where(Job.id == job_id).values(notes=notes))
+    s.commit()
+
+
 def job_brief(job: Job) -> dict[str, Any]:
     """Status and progress from the job row alone (lists, progress events)."""
     return {
@@ -241,6 +250,7 @@ def job_brief(job: Job) -> dict[str, Any]:
                              job.n_trials + job.confirm_budget, 1), 4),
                          "note": job.confirm_note},
         "budget": {"epochs": job.epochs, "batch_size": job.batch_size},
+        "notes": list(job.notes or []),
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),
     }

@@ -159,6 +159,9 @@ class Job(Base):
     confirm_budget: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_confirm: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     confirm_note: Mapped[str | None] = mapped_column(Text, default=None)
+    # What the service decided that the spec does not say (tuner.search.SweepPlan.notes): set at
+    # submit, and again by the dispatcher when it orders the sweep from the team's history.
+    notes: Mapped[list[Any] | None] = mapped_column(default=None)
     # Progress counters, recomputed from tuner_trials in the transaction that writes a trial.
     n_trials: Mapped[int] = mapped_column(Integer)
     n_done: Mapped[int] = mapped_column(Integer, default=0)
