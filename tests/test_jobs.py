@@ -147,12 +147,15 @@ def test_create_dispatch_complete(migrated_url: str) -> None:
     assert job.status == "completed", job.error
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     assert job.n_done == 6 and job.n_failed == 0 and job.n_running == 0
-    # A quarter of 6 trials: one family at defaults (rmsprop, the best of the four at defaults
-    # on the reference corpus); the job's notes name the three left to the sampler.
-    assert recs[0].optimizer == "rmsprop" and recs[0].defaults_sweep
-    assert not any(r.defaults_sweep for r in recs[1:])
-    assert job.notes is not None and job.notes[1].endswith(
-        "left to the sampler: momentum, adam, sgd")
+    # A quarter of 6 trials: one family at defaults. mlp/iris is in the reference corpus, so
+    # the dispatcher orders the sweep by the corpus's ranking for it, and the job's notes say
+    # which family ran, from where the order came and which three were left to the sampler.
+    assert recs[0].defaults_sweep and not any(r.defaults_sweep for r in recs[1:])
+    assert job.notes is not None and job.notes[0] == (
+        f"defaults sweep: {recs[0].optimizer} at their literature defaults, in this order (the "
+        f"ranking transferred from similar tasks (reference corpus))")
+    left = job.notes[1].rsplit(": ", 1)[1].split(", ")
+    assert sorted([recs[0].optimizer, *left]) == ["adam", "momentum", "rmsprop", "sgd"]
     best = max((r for r in recs if r.state == "complete"), key=lambda r: r.value or 0)
     assert job.best_value == pytest.approx(best.value) and job.best_trial_number == best.number
     assert all(r.device == "cpu" and r.seconds_per_epoch > 0 for r in recs
@@ -354,7 +357,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
            "TUNER_POLL_S": "0.3"}
-    assert "revision 0004" in _cli(["db", "upgrade"], env).stdout  # the newest migration
+    assert "revision 0005" in _cli(["db", "upgrade"], env).stdout  # the newest migration
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"

@@ -21,7 +21,8 @@ OWN = {"task": {"trainable": {"name": "digits_loop", "params": {"width": 32}}},
                  # sgd at a tiny rate: it learns nothing, so the pruner has a loser to stop
                  "overrides": {"sgd.lr": {"low": 1e-7, "high": 1e-6}}},
        "training": {"epochs": 4, "batch_size": 64},
-       "search": {"pruner": "asha", "confirm_top_k": 0},
+       # every family at defaults first (sweep_share 1): the pruner meets sgd at once
+       "search": {"pruner": "asha", "confirm_top_k": 0, "sweep_share": 1.0},
        "budget": {"n_trials": 3}}
 
 
@@ -123,7 +124,7 @@ def mixed_spec(name: str) -> dict[str, Any]:
                       "overrides": {"sgd.lr": {"low": 1e-7, "high": 1e-6},
                                     "momentum.lr": {"low": 1e3, "high": 1e4}}},
             "training": {"epochs": 3, "batch_size": 32},
-            "search": {"pruner": "asha", "confirm_top_k": 0},
+            "search": {"pruner": "asha", "confirm_top_k": 0, "sweep_share": 1.0},
             "budget": {"n_trials": 3}}
 
 
