@@ -161,7 +161,7 @@ def test_confirmation_race_measures_noise(migrated_url: str) -> None:
     spec = task_spec("mlp", "iris", budget={"n_trials": 6, "parallelism": 2},
                      space={"optimizers": ["adam", "rmsprop", "sgd"]},
                      search={"confirm_top_k": 2, "confirm_seeds": 2, "confirm_share": 0.5,
-                             "pruner": "none"})
+                             "pruner": "none", "sweep_share": 0.5})  # every family at defaults
     job_id, team = queue(migrated_url, "a", spec)
     with session_factory(migrated_url)() as s:
         job = get_job(s, job_id)

@@ -361,7 +361,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"
-                    "space: {optimizers: [adam, nadam]}\n")
+                    "space: {optimizers: [adam, nadam]}\nsearch: {sweep_share: 1.0}\n")
     job_id = _cli(["job", "create", str(spec)], env).stdout.strip()
     assert len(job_id) == 32
     _cli(["dispatcher", "--once"], env)
