@@ -57,6 +57,11 @@ def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() 
                             search={"sweep_share": 1.0}), ["adam"], "this task's ranking")
     assert mine.families == ["adam", *[f for f in order if f in ("sgd", "rmsprop")]]
     assert "(this task's ranking)" in mine.notes()[0] and len(mine.notes()) == 1
+    # Warm-start seeds come first and take their room: 6 trials, 1 reserved for confirmation,
+    # 5 seeds: no sweep, and the notes say so.
+    full = sweep_plan(_spec(space={"optimizers": ["sgd", "adam"]}), seeded=5)
+    assert (full.families, full.left_out) == ([], [f for f in order if f in ("sgd", "adam")])
+    assert full.notes()[0].startswith("no defaults sweep: the warm-start seeds fill")
     off = sweep_plan(_spec(search={"defaults_sweep": False}))
     assert (off.families, off.notes()) == ([], [])
     # A 4-trial job over the whole space: one family at defaults, three sampled.

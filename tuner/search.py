@@ -86,7 +86,8 @@ class SweepPlan:
 
     def notes(self) -> list[str]:
         if not self.families:
-            return []
+            return [f"no defaults sweep: the warm-start seeds fill the search's trials; left to "
+                    f"the sampler: {', '.join(self.left_out)}"] if self.left_out else []
         out = [f"defaults sweep: {', '.join(self.families)} at their literature defaults, in "
                f"this order ({self.order_source})"]
         if self.left_out:
@@ -98,10 +99,11 @@ class SweepPlan:
 
 
 def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
-               order_source: str = ORDER_CORPUS) -> SweepPlan:
+               order_source: str = ORDER_CORPUS, seeded: int = 0) -> SweepPlan:
     """Which chosen families the defaults sweep runs, and in what order: `order` (families best
     first, e.g. from the team's history) then the reference corpus's order of defaults; at most
-    `search.sweep_share` of `budget.n_trials`, and never more than the search's share."""
+    `search.sweep_share` of `budget.n_trials`, and never more than the search's share left
+    after `seeded` warm-start seeds."""
     from tuner import corpus
 
     families = list(SearchSpace(spec.space).families)
@@ -110,7 +112,7 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     ranked = [*(order or []), *corpus.defaults_order(corpus.load())]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
     families.sort(key=lambda f: position.get(f, len(position)))
-    room = spec.budget.n_trials - job_confirm_reserve(spec)
+    room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded)
     cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
     return SweepPlan(families[:cap], families[cap:], order_source if order else ORDER_CORPUS,
                      cap)

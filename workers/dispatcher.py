@@ -196,7 +196,7 @@ class Dispatcher:
         cfg = self.config
         spec = job_spec(job)
         seeds = self._warm_start(job, spec)
-        plan = self._sweep(job, spec)
+        plan = self._sweep(job, spec, len(seeds))
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,
                                                   job.study_name, load_if_exists=True,
                                                   seed_configs=seeds, sweep=plan),
@@ -333,7 +333,7 @@ class Dispatcher:
                  spec.search.warm_start, len(seeds))
         return seeds
 
-    def _sweep(self, job: Job, spec: JobSpec) -> SweepPlan | None:
+    def _sweep(self, job: Job, spec: JobSpec, seeded: int) -> SweepPlan | None:
         """A new job's defaults sweep, the families the team's history ranks best (this task, or
         similar tasks and the reference corpus) first; its notes replace those of the submit.
         None (the submit's plan) for a job already started, or when the history cannot be read:
@@ -354,7 +354,7 @@ class Dispatcher:
             return None
         source = ("this task's ranking in your team's history" if rec["method"] == "direct"
                   else f"the ranking transferred from similar tasks ({rec['source']})")
-        plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source)
+        plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeded)
         in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
                        what="write the job's notes")
         return plan
