@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.errors import ApiProblem
-from tuner.store.auth import TeamRef, team_ref_for_key
+from tuner.store.auth import TeamRef, hash_key, team_ref_for_key
 from tuner.store.db import transient
 from tuner.store.jobs import get_job
 from tuner.store.models import Job
@@ -48,16 +48,17 @@ class KeyCache:
         if self.ttl <= 0:
             return team_ref_for_key(session, key)
         now = time.monotonic()
-        hit = self._teams.get(key)
+        digest = hash_key(key)  # no plaintext key kept in memory
+        hit = self._teams.get(digest)
         if hit is not None and hit[1] > now:
             return hit[0]
         team = team_ref_for_key(session, key)
         if team is None:
-            self._teams.pop(key, None)
+            self._teams.pop(digest, None)
             return None
         if len(self._teams) >= self.size:
             self._teams.clear()
-        self._teams[key] = (team, now + self.ttl)
+        self._teams[digest] = (team, now + self.ttl)
         return team
 
 
