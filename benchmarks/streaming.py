@@ -9,7 +9,6 @@ the same process.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import statistics
 import sys
@@ -17,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import interleaved, save
+from benchmarks._common import interleaved, save, synthetic_run
 
 OUT = Path(__file__).parent / "results" / "streaming.json"
 
@@ -44,24 +43,8 @@ def one_run(data: Any, loader: str, workers: int, epochs: int, batch: int) -> fl
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=40_000)
-    ap.add_argument("--features", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    a = ap.parse_args(argv)
-    if a.smoke:
-        a.samples, a.epochs, a.repeats = 2_000, 1, 1
-    import torch
-
-    from tuner.datasets import load_dataset
-
-    torch.set_num_threads(1)
-    data = load_dataset("classification", {"n_samples": a.samples, "n_features": a.features,
-                                           "n_informative": 16}, seed=0)
+    a, data = synthetic_run(__doc__.splitlines()[0], OUT, argv, samples=40_000, epochs=2,
+                            repeats=3, smoke=(2_000, 1, 1))
     paths = {"memory": ("memory", 0), "stream_0_workers": ("stream", 0),
              "stream_2_workers": ("stream", 2)}
     runs = interleaved({name: functools.partial(one_run, data, loader, workers, a.epochs, a.batch)

@@ -10,7 +10,6 @@ built-in loop of the same process. Goal: within 5%.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import statistics
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import interleaved, save
+from benchmarks._common import interleaved, save, synthetic_run
 
 OUT = Path(__file__).parent / "results" / "trainable_overhead.json"
 
@@ -86,24 +85,8 @@ def trainable(data: Any, epochs: int, batch: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--samples", type=int, default=100_000)
-    ap.add_argument("--features", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    a = ap.parse_args(argv)
-    if a.smoke:
-        a.samples, a.epochs, a.repeats = 1_000, 1, 1
-    import torch
-
-    from tuner.datasets import load_dataset
-
-    torch.set_num_threads(1)
-    data = load_dataset("classification", {"n_samples": a.samples, "n_features": a.features,
-                                           "n_informative": 16}, seed=0)
+    a, data = synthetic_run(__doc__.splitlines()[0], OUT, argv, samples=100_000, epochs=3,
+                            repeats=5, smoke=(1_000, 1, 1))
     runs = interleaved({name: functools.partial(fn, data, a.epochs, a.batch)
                         for name, fn in (("builtin_loop", builtin), ("trainable", trainable))},
                        a.repeats)

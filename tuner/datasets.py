@@ -218,11 +218,8 @@ def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[
 def file_version(path: str, scope: str | None) -> tuple[int, int]:
     """(size, modification time in ns) of a file dataset's file, as the team `scope` sees it:
     what a cached inspection of it is keyed by."""
-    token = _SCOPE.set(scope)
-    try:
+    with team_scope(scope):
         st = data_path(path).stat()
-    finally:
-        _SCOPE.reset(token)
     return st.st_size, st.st_mtime_ns
 
 
@@ -368,9 +365,9 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
     _check_size(name, factory, params)
     if "val_fraction" in inspect.signature(factory).parameters:
         params["val_fraction"] = val_fraction
-    token = _SCOPE.set(scope)
     try:
-        raw = factory(seed=seed, **params)
+        with team_scope(scope):
+            raw = factory(seed=seed, **params)
     except DataError:
         raise
     except TypeError as exc:
@@ -378,8 +375,6 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
     except (ValueError, ArithmeticError, MemoryError, IndexError, KeyError) as exc:
         raise DataError(f"task.dataset.params: {name} cannot be made from these params: "
                         f"{type(exc).__name__}: {str(exc)[:300]}") from None
-    finally:
-        _SCOPE.reset(token)
     if isinstance(raw, DiskSplit):
         return raw
     if not isinstance(raw, RawData):

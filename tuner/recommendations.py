@@ -263,11 +263,11 @@ def _start_from(ranking: list[dict[str, Any]], batch_size: int | None = None
             "params": params, "from": top.get("source_task"), "lr_scaling": note}
 
 
-def warm_start_configs(s: Session, team_id: int, task_id: int, mode: str,
-                       families: Sequence[str], limit: int = 5) -> list[TrialConfig]:
-    """The best known configuration of the top `limit` of `families` for a task (`task`), or
-    for it or its nearest tasks, the reference corpus included (`similar`), to seed a study."""
-    rec = recommend(s, team_id, task_id=task_id)
+def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
+                       limit: int = 5) -> list[TrialConfig]:
+    """From the task's recommendation `rec` (`recommend(s, team_id, task_id=...)`): the best
+    known configuration of the top `limit` of `families` for the task (`task`), or for it or
+    its nearest tasks, the reference corpus included (`similar`), to seed a study."""
     if rec["method"] == "prior" or (mode == "task" and rec["method"] != "direct"):
         return []
     # Configurations from other tasks get their learning rate moved to this batch size.

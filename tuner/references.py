@@ -58,6 +58,21 @@ def cache_root() -> Path:
     return (s.cache_root or s.data_root / ".tuner-cache").resolve()
 
 
+def hub_dir() -> Path:
+    """Hugging Face hub files (transformers, datasets, timm weights)."""
+    return cache_root() / "hf"
+
+
+def torchvision_dir() -> Path:
+    """torchvision datasets."""
+    return cache_root() / "torchvision"
+
+
+def checkpoints_dir() -> Path:
+    """torchvision weights (torch hub's checkpoints layout)."""
+    return cache_root() / "torch" / "hub" / "checkpoints"
+
+
 def fetch_hint(ref: str, kind: str) -> str:
     return f"run `tuner data fetch {kind} {ref}` on a machine with network access"
 
@@ -150,10 +165,10 @@ def torchvision_model(name: str, info: DataInfo, pretrained: bool = False,
         raise ModelError("task.model.name: " + unknown("torchvision model", name,
                                                         sorted(tv.models.list_models())))
     if pretrained:
-        weights = tv.models.get_model_weights(name).DEFAULT
-        model_dir = _torchvision_weights(name)
+        weights = _torchvision_weights(name)
         model = tv.models.get_model(name, weights=None, **kwargs)
-        model.load_state_dict(weights.get_state_dict(model_dir=str(model_dir), progress=False))
+        model.load_state_dict(weights.get_state_dict(model_dir=str(checkpoints_dir()),
+                                                     progress=False))
         model = _resize_head(model, info.n_outputs, ref)
     else:
         model = tv.models.get_model(name, weights=None, num_classes=info.n_outputs, **kwargs)
@@ -171,35 +186,36 @@ def timm_model(name: str, info: DataInfo, pretrained: bool = False, **kwargs: An
     if name not in timm.list_models():
         raise ModelError(f"task.model.name: unknown timm model {name!r}; `timm.list_models()` "
                          "lists the valid names")
-    hub = cache_root() / "hf"
     if pretrained:
         _timm_weights(name)
     model: nn.Module = timm.create_model(name, pretrained=pretrained,
                                          num_classes=info.n_outputs, in_chans=channels,
-                                         cache_dir=hub, **kwargs)
+                                         cache_dir=hub_dir(), **kwargs)
     return model
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
 
 
-def _torchvision_weights(name: str) -> Path:
-    """The folder holding the cached default weights of torchvision model `name`."""
+def _not_cached(ref: str) -> ModelError:
+    return ModelError(f"task.model.params.pretrained: the weights of {ref} are not in the "
+                      f"cache; {fetch_hint(ref, 'model')}")
+
+
+def _torchvision_weights(name: str) -> Any:
+    """The default weights of torchvision model `name`, present in `checkpoints_dir()`."""
     tv = import_torchvision()
     weights = tv.models.get_model_weights(name).DEFAULT
-    model_dir = cache_root() / "torch" / "hub" / "checkpoints"
-    if not (model_dir / Path(weights.url).name).is_file():
-        ref = f"torchvision:{name}"
-        raise ModelError(f"task.model.params.pretrained: the weights of {ref} are not in the "
-                         f"cache; {fetch_hint(ref, 'model')}")
-    return model_dir
+    if not (checkpoints_dir() / Path(weights.url).name).is_file():
+        raise _not_cached(f"torchvision:{name}")
+    return weights
 
 
 def _hub_cached(repo: str | None) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
     return repo is not None and any(
-        isinstance(try_to_load_from_cache(repo, f, cache_dir=cache_root() / "hf"), str)
+        isinstance(try_to_load_from_cache(repo, f, cache_dir=hub_dir()), str)
         for f in WEIGHT_FILES)
 
 
@@ -209,9 +225,7 @@ def _timm_weights(name: str) -> None:
 
     cfg = timm.models.get_pretrained_cfg(name)
     if not _hub_cached(getattr(cfg, "hf_hub_id", None) if cfg is not None else None):
-        ref = f"timm:{name}"
-        raise ModelError(f"task.model.params.pretrained: the weights of {ref} are not in the "
-                         f"cache; {fetch_hint(ref, 'model')}")
+        raise _not_cached(f"timm:{name}")
 
 
 def _hf_weights(name: str) -> None:
@@ -260,7 +274,7 @@ def hf_model(name: str, info: DataInfo, pretrained: bool = True, **kwargs: Any) 
     from transformers import AutoConfig, AutoModelForImageClassification
 
     source = _hf_source(name, "model")
-    common: dict[str, Any] = {"cache_dir": cache_root() / "hf", "local_files_only": True}
+    common: dict[str, Any] = {"cache_dir": hub_dir(), "local_files_only": True}
     try:
         with _hf_offline():
             config = AutoConfig.from_pretrained(source, num_labels=info.n_outputs, **common)
@@ -415,9 +429,8 @@ def torchvision_dataset(name: str, seed: int = 0, image_size: int | None = None,
         from tuner.errors import unknown
 
         raise DataError("task.dataset.name: " + unknown("torchvision dataset", name, valid))
-    root = cache_root() / "torchvision"
     try:
-        ds = _torchvision_train(cls, root, download=False)
+        ds = _torchvision_train(cls, torchvision_dir(), download=False)
     except RuntimeError as exc:  # "Dataset not found or corrupted"
         raise DataError(f"task.dataset.name: {ref} is not in the cache "
                         f"({str(exc)[:120]}); {fetch_hint(ref, 'dataset')}") from None
@@ -455,7 +468,7 @@ def hf_dataset(name: str, seed: int = 0, split: str = "train", x: str | None = N
             ds = loaded[split] if isinstance(loaded, hfd.DatasetDict) else loaded
         else:
             with _hf_offline():
-                ds = hfd.load_dataset(source, split=split, cache_dir=str(cache_root() / "hf"))
+                ds = hfd.load_dataset(source, split=split, cache_dir=str(hub_dir()))
     except KeyError:
         raise DataError(f"task.dataset.params.split: {ref} has no split {split!r}") from None
     except (FileNotFoundError, ConnectionError, ValueError) as exc:
@@ -526,31 +539,29 @@ def fetch(kind: str, ref: str) -> Path:
             f"{kind} reference {ref!r}: valid prefixes: "
             f"{', '.join(p + ':' for p in sorted(table))}")
     require(prefix, kind)
-    root = cache_root()
     if kind == "dataset" and prefix == "torchvision":
         tv = import_torchvision()
         cls = getattr(tv.datasets, name, None)
         if cls is None:
             raise DataError(f"unknown torchvision dataset {name!r}")
-        _torchvision_train(cls, root / "torchvision", download=True)
-        return root / "torchvision"
+        _torchvision_train(cls, torchvision_dir(), download=True)
+        return torchvision_dir()
     if kind == "dataset":
         import datasets as hfd
 
-        hfd.load_dataset(name, cache_dir=str(root / "hf"))
-        return root / "hf"
+        hfd.load_dataset(name, cache_dir=str(hub_dir()))
+        return hub_dir()
     if prefix == "torchvision":
         tv = import_torchvision()
         weights = tv.models.get_model_weights(name).DEFAULT
-        weights.get_state_dict(model_dir=str(root / "torch" / "hub" / "checkpoints"),
-                               progress=True)
-        return root / "torch"
+        weights.get_state_dict(model_dir=str(checkpoints_dir()), progress=True)
+        return cache_root() / "torch"
     if prefix == "timm":
         import_torchvision()
         import timm
 
-        timm.create_model(name, pretrained=True, cache_dir=root / "hf")
-        return root / "hf"
+        timm.create_model(name, pretrained=True, cache_dir=hub_dir())
+        return hub_dir()
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(name, cache_dir=root / "hf"))
+    return Path(snapshot_download(name, cache_dir=hub_dir()))

@@ -165,11 +165,12 @@ class Trainer:
         ds: Any
         if isinstance(d, DiskSplit):
             ds = d.train if train else d.val
-            sampler = RandomSampler(ds, generator=generator) if train else SequentialSampler(ds)
-            loader = DataLoader(ds, batch_size=bs, sampler=sampler, **common)
         else:
             ds = TensorDataset(d.X_train, d.y_train) if train else TensorDataset(d.X_val, d.y_val)
-            sampler = RandomSampler(ds, generator=generator) if train else SequentialSampler(ds)
+        sampler = RandomSampler(ds, generator=generator) if train else SequentialSampler(ds)
+        if isinstance(d, DiskSplit):
+            loader = DataLoader(ds, batch_size=bs, sampler=sampler, **common)
+        else:
             loader = DataLoader(ds, batch_size=None, sampler=BatchSampler(sampler, bs, False),
                                 **common)
         for xb, yb in loader:

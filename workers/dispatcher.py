@@ -195,8 +195,9 @@ class Dispatcher:
         asks `workers.decisions` what to do, and carries it out here."""
         cfg = self.config
         spec = job_spec(job)
-        seeds = self._warm_start(job, spec)
-        plan = self._sweep(job, spec, len(seeds))
+        rec = self._ranking(job, spec)
+        seeds = self._warm_start(job, spec, rec)
+        plan = self._sweep(job, spec, rec, len(seeds))
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,
                                                   job.study_name, load_if_exists=True,
                                                   seed_configs=seeds, sweep=plan),
@@ -316,41 +317,53 @@ class Dispatcher:
             w.workers.append(w.remote.remote(w.wcfg))
 
     # helpers --------------------------------------------------------------------------------
-    def _warm_start(self, job: Job, spec: JobSpec) -> list[dict[str, Any]]:
+    @staticmethod
+    def _new(job: Job) -> bool:
+        return not (job.trials_claimed or job.n_done)
+
+    def _ranking(self, job: Job, spec: JobSpec) -> dict[str, Any] | None:
+        """The team's recommendation for the task, read once for the warm start and the order
+        of a new job's sweep; None when neither needs it, or when only the sweep does and the
+        history cannot be read (the order is an optimisation, never a reason to fail a job)."""
+        warm = spec.search.warm_start != "none"
+        if not warm and not (self._new(job) and spec.search.defaults_sweep):
+            return None
+        from tuner.recommendations import recommend
+
+        try:
+            return in_transaction(self.sessions,
+                                  lambda s: recommend(s, job.team_id, task_id=job.task_id),
+                                  what="read the team's ranking for the task")
+        except Exception as exc:
+            if warm:
+                raise
+            log.warning("job %s: sweep in the corpus's order (%s: %s)", job.id,
+                        type(exc).__name__, exc)
+            return None
+
+    def _warm_start(self, job: Job, spec: JobSpec,
+                    rec: dict[str, Any] | None) -> list[dict[str, Any]]:
         """Best known configurations of this task (or similar ones) for a new study."""
-        if spec.search.warm_start == "none":
+        if spec.search.warm_start == "none" or rec is None:
             return []
         from tuner.recommendations import warm_start_configs
         from tuner.sampling import SearchSpace
 
         space = SearchSpace(spec.space)
-        configs = in_transaction(
-            self.sessions, lambda s: warm_start_configs(s, job.team_id, job.task_id,
-                                                        spec.search.warm_start, space.families),
-            what="read warm-start configurations")
+        configs = warm_start_configs(rec, spec.search.warm_start, space.families)
         seeds = [p for c in configs if (p := space.optuna_params(c)) is not None]
         log.info("job %s: warm start (%s) with %d configurations", job.id,
                  spec.search.warm_start, len(seeds))
         return seeds
 
-    def _sweep(self, job: Job, spec: JobSpec, seeded: int) -> SweepPlan | None:
+    def _sweep(self, job: Job, spec: JobSpec, rec: dict[str, Any] | None,
+               seeded: int) -> SweepPlan | None:
         """A new job's defaults sweep, the families the team's history ranks best (this task, or
-        similar tasks and the reference corpus) first; its notes replace those of the submit.
-        None (the submit's plan) for a job already started, or when the history cannot be read:
-        the order is an optimisation, never a reason to fail a job."""
-        if job.trials_claimed or job.n_done or not spec.search.defaults_sweep:
-            return None
-        from tuner.recommendations import recommend
-
-        try:
-            rec = in_transaction(self.sessions,
-                                 lambda s: recommend(s, job.team_id, task_id=job.task_id),
-                                 what="read the team's ranking for the sweep")
-        except Exception as exc:
-            log.warning("job %s: sweep in the corpus's order (%s: %s)", job.id,
-                        type(exc).__name__, exc)
-            return None
-        if rec["method"] == "prior" or not rec["ranking"]:
+        similar tasks and the reference corpus) first (`rec`: `_ranking`); its notes replace
+        those of the submit. None (the submit's plan) for a job already started, or without a
+        measured ranking."""
+        if not (self._new(job) and spec.search.defaults_sweep) or rec is None \
+                or rec["method"] == "prior" or not rec["ranking"]:
             return None
         source = ("this task's ranking in your team's history" if rec["method"] == "direct"
                   else f"the ranking transferred from similar tasks ({rec['source']})")
