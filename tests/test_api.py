@@ -139,7 +139,9 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         # The default job measured its noise: intervals are confidence intervals.
         assert rec["noise"]["sigma"] is not None
         assert all(e["expected"]["kind"] in ("t", "noise") for e in rec["ranking"])
-        assert rec["verdict"] in ("winner", "tied")  # never "not separated" with a noise estimate
+        # Never "not separated" with a noise estimate. ("one_family" when the sampled trials of
+        # the other families were all pruned: the sweep now runs 2 of the 4 families at defaults.)
+        assert rec["verdict"] in ("winner", "tied", "one_family")
         assert max(e["best_trial_value"] for e in rec["ranking"]) == got["best"]["value"]
         assert rec["start_from"]["optimizer"] == rec["ranking"][0]["optimizer"]
         tasks = h.get("/v1/tasks").json()
