@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # CPU machines: the pinned CPU wheel. GPU nodes: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install install-dev demo local-run test lint clean pg-up
+.PHONY: install install-dev demo local-run test lint clean pg-up browser
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -30,7 +30,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint pg-up
+test: lint pg-up browser
 	$(BIN)/python -m pytest -q
 
 clean:
@@ -41,3 +41,9 @@ clean:
 pg-up:
 	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1
+
+# The UI tests drive a real headless Chromium: Debian's chromium and chromedriver, installed when
+# missing (Playwright's own browser download needs internet; the package registry does not).
+browser:
+	@command -v chromium > /dev/null && command -v chromedriver > /dev/null || \
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; }

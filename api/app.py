@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import errors, metrics
 from api.deps import KeyCache
-from api.routes import jobs, meta, tasks
+from api.routes import jobs, meta, tasks, ui
 from tuner import __version__
 from tuner.config import Settings, get_settings
 from tuner.store.db import session_factory
@@ -102,7 +102,9 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     settings = settings or get_settings()
     app = FastAPI(title="Optimizer tuning service", version=__version__,
                   description="Submit tuning jobs, follow them, read every trial's pruning "
-                              "history, and ask which optimizer is best for a task.")
+                              "history, and ask which optimizer is best for a task. Pages "
+                              "for people: /ui.",
+                  docs_url=None, redoc_url=None)  # /docs: api.routes.ui, with bundled assets
     app.state.settings = settings
     app.state.keys = KeyCache(settings.key_cache_s)
     app.state.sessions = session_factory(database_url or settings.database_url)
@@ -111,6 +113,7 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     app.include_router(jobs.router)
     app.include_router(tasks.router)
     app.include_router(meta.router)
+    ui.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectNul)
     return app

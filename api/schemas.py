@@ -86,3 +86,46 @@ class RegistryEntry(BaseModel):
     name: str
     source: str
     help: str
+
+
+class TrialCurve(BaseModel):
+    number: int
+    optimizer: str | None
+    schedule: str | None
+    state: str
+    stop_reason: str | None
+    value: float | None
+    color: str = Field(description="the family's colour (the same on every figure)")
+    confirmation: bool
+    points: list[tuple[int, float]] = Field(description="[epoch, value] of every epoch")
+    stop: tuple[int, float | None] | None = Field(
+        description="[epoch, last value] where a pruned or diverged trial was stopped")
+
+
+class FamilyBest(BaseModel):
+    optimizer: str
+    color: str
+    n_trials: int
+    n_complete: int
+    best: dict[str, Any] | None = Field(
+        description="the family's best complete trial: number, value, schedule, params")
+
+
+class JobFigures(BaseModel):
+    job_id: str
+    metric: str
+    direction: str
+    epochs_consumed: int
+    best_so_far: list[tuple[int, float]] = Field(
+        description="[epochs consumed, best value so far], trials in number order")
+    curves: list[TrialCurve]
+    families: list[FamilyBest]
+
+
+class LearningRates(BaseModel):
+    task: int
+    metric: str
+    direction: str
+    budget: dict[str, int] | None
+    families: dict[str, list[tuple[float, float]]] = Field(
+        description="per family, [learning rate, value] of every complete trial")

@@ -14,6 +14,10 @@ the same model, data split and initialisation; only the search differs):
                      trial at a time (each takes every CPU); the peer a user would pick instead
   service_hyperband  the service: defaults sweep + TPE + Optuna's Hyperband
   service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
+  service_similar    the service's default with `warm_start: similar` for a team with no history:
+                     seeded with the best configurations of the reference corpus's most similar
+                     tasks, the sweep in their order; every corpus task on the same dataset is
+                     held out, so nothing measured on the task itself is used
 The JSON records which of the two service variants is the service's default pruner.
 Every reported epoch counts as one epoch consumed; best-so-far is over every epoch's metric.
 """
@@ -38,17 +42,21 @@ import optuna
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 from benchmarks._common import save
+from tuner import corpus
 from tuner.objective import Objective
+from tuner.recommendations import corpus_answer, warm_start_configs
 from tuner.results import study_records
-from tuner.search import create_study
+from tuner.sampling import SearchSpace
+from tuner.search import SweepPlan, create_study, sweep_plan
 from tuner.spec import JobSpec, SearchSpec
+from tuner.tasks import inspect_task
 
 TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("mlp", "digits", {"hidden": [64]}),
     ("cnn", "digits", {"channels": [8, 16]}),
     ("linear", "breast_cancer", {}),
 ]
-METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_asha")
+METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_asha", "service_similar")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -63,12 +71,36 @@ def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
         "search": search})
 
 
-def optuna_curve(spec: JobSpec, sampler_seed: int, epoch_budget: int) -> list[float]:
+def transfer_start(spec: JobSpec) -> tuple[list[dict[str, Any]], SweepPlan | None]:
+    """What `warm_start: similar` gives a team with no history: seeds and the sweep's order from
+    the reference corpus's most similar tasks, with every corpus task on this dataset held out."""
+    ref = corpus.load()
+    dataset = spec.task.dataset.name
+    if ref is None:
+        return [], None
+    held_out = corpus.Corpus(tuple(t for t in ref.tasks
+                                   if t.spec["task"]["dataset"]["name"] != dataset),
+                             f"{ref.digest}-without-{dataset}", ref.built)
+    features = inspect_task(spec)
+    answer = corpus_answer(features.profile(spec.task.model.name), features.metric, held_out)
+    if answer is None:
+        return [], None
+    space = SearchSpace(spec.space)
+    seeds = [p for c in warm_start_configs(answer, "similar", space.families)
+             if (p := space.optuna_params(c)) is not None]
+    plan = sweep_plan(spec, [r["optimizer"] for r in answer["ranking"]], "transfer", len(seeds))
+    return seeds, plan
+
+
+def optuna_curve(spec: JobSpec, sampler_seed: int, epoch_budget: int,
+                 start: tuple[list[dict[str, Any]], SweepPlan | None] = ([], None)
+                 ) -> list[float]:
     """Metric of every epoch, in the order they were trained, until `epoch_budget` epochs are
-    consumed (the service's own study and objective: create_study + Objective)."""
+    consumed (the service's own study and objective: create_study + Objective), the study
+    seeded with `start` (warm-start configurations, sweep plan)."""
     objective = Objective(spec)
     study = create_study(spec, objective.direction, None, f"s{sampler_seed}",
-                         sampler_seed=sampler_seed)
+                         sampler_seed=sampler_seed, seed_configs=start[0], sweep=start[1])
     consumed = 0
 
     def stop_at_budget(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -179,7 +211,8 @@ def running_best(values: list[float]) -> list[float]:
 
 
 COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
-          "service_hyperband": "tab:purple", "service_asha": "tab:green"}
+          "service_hyperband": "tab:purple", "service_asha": "tab:green",
+          "service_similar": "tab:red"}
 
 
 def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: Path) -> None:
@@ -267,7 +300,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "service_hyperband": base_spec(model, dataset, params, a.epochs,
                                            pruner="hyperband"),
             "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
+            "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
+                                         warm_start="similar"),
         }
+        start = transfer_start(specs["service_similar"]) if "service_similar" in methods \
+            else ([], None)
         curves: dict[str, list[list[float]]] = {m: [] for m in methods}
         timing: dict[str, float] = {m: 0.0 for m in methods}
         for seed in range(1, a.seeds + 1):
@@ -277,7 +314,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     curves[method].append(ray_asha_curve(specs["random"], seed, storage,
                                                           a.epoch_budget))
                 else:
-                    curves[method].append(optuna_curve(specs[method], seed, a.epoch_budget))
+                    curves[method].append(optuna_curve(
+                        specs[method], seed, a.epoch_budget,
+                        start if method == "service_similar" else ([], None)))
                 timing[method] += time.perf_counter() - t
         best = max(v for runs in curves.values() for run in runs for v in run
                    if not math.isnan(v))

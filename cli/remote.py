@@ -104,8 +104,21 @@ def cancel(job_id: str, as_json: JsonOpt = False) -> None:
                                                + (f" ({job['error']})" if job["error"] else ""))
 
 
-def trials(job_id: str, as_json: JsonOpt = False) -> None:
+def trials(job_id: str, as_json: JsonOpt = False,
+           csv: Annotated[bool, typer.Option("--csv", help=(
+               "every trial as CSV on stdout (one row per trial, parameters as "
+               "param.<name> columns)"))] = False,
+           parquet: Annotated[Path | None, typer.Option(
+               "--parquet", help="write every trial to this Parquet file")] = None) -> None:
     """Every trial of a job with its state, stop reason and step (over HTTP)."""
+    if csv or parquet:
+        with _api_errors():
+            if parquet:
+                parquet.write_bytes(_client().trials_table(job_id, "parquet"))
+                err.print(f"wrote {parquet}")
+            if csv:
+                sys.stdout.write(_client().trials_table(job_id, "csv").decode())
+        return
     with _api_errors():
         data = _client().trials(job_id)
     if as_json:
@@ -163,3 +176,23 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
     print_recommendation(rec)
 
 
+
+
+def plot(job_id: str,
+         output: Annotated[Path, typer.Option("--out", "-o", help=(
+             "where to write: .png or .svg (matplotlib), or .html (a standalone page with "
+             "the same interactive charts as /ui)"))] = Path("job.png")) -> None:
+    """Draw a job's figures: best so far against epochs consumed, and every trial's learning
+    curve coloured by family with where pruned and diverged trials stopped (over HTTP)."""
+    from cli.plots import SUFFIXES, write_figures
+
+    if output.suffix.lower() not in SUFFIXES:
+        err.print(f"[red]error:[/red] --out: unknown file type {output.suffix or '(none)'!r}; "
+                  f"valid choices: {', '.join(SUFFIXES)}", highlight=False)
+        raise typer.Exit(2)
+    with _api_errors():
+        client = _client()
+        job, figures = client.job(job_id), client.figures(job_id)
+    title = f"{job['task']['model']} / {job['task']['dataset']}: job {job_id[:8]} ({job['status']})"
+    write_figures(figures, output, title)
+    err.print(f"wrote {output} ({len(figures['curves'])} trials)")

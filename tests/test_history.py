@@ -335,8 +335,14 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
         "defaults sweep: adam, rmsprop, momentum at their literature defaults, in this order "
         "(this task's ranking in your team's history)")
     assert not any(r.warm_start for r in rows2[2:])
-    study = optuna.load_study(study_name=f"job-{second}", storage=migrated_url)
+    (name,) = [n for n in optuna.get_all_study_names(migrated_url) if n.endswith(f"job-{second}")]
+    study = optuna.load_study(study_name=name, storage=migrated_url)
     assert study.trials[0].user_attrs.get("warm_start") is True
+    # What the study is, for tools that read it directly (optuna-dashboard).
+    assert name.split("/")[1:3] == ["mlp", "iris"]
+    assert {k: study.user_attrs[k] for k in ("job_id", "model", "dataset", "metric")} == {
+        "job_id": second, "model": "mlp", "dataset": "iris", "metric": "val_accuracy"}
+    assert study.user_attrs["param_names"]["adam.one_minus_beta1"] == "adam.beta1 = 1 - value"
     # similar: wine borrows iris's best adam and sgd configurations.
     assert [(r.optimizer, r.warm_start) for r in rows3[:2]] == [("adam", True), ("sgd", True)]
     assert rows3[1].params["sgd.lr"] == pytest.approx(0.2)

@@ -373,7 +373,8 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     human = _cli(["job", "show", job_id], env).stdout
     assert "completed" in human and "best:" in human
     # Optuna's own tools read the same database.
-    assert optuna.load_study(study_name=f"job-{job_id}", storage=db_url).trials
+    (name,) = [n for n in optuna.get_all_study_names(db_url) if n.endswith(f"/job-{job_id}")]
+    assert optuna.load_study(study_name=name, storage=db_url).trials
 
 
 def test_bad_specs_are_refused_before_queueing(migrated_url: str, tmp_path: Path) -> None:

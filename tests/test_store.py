@@ -90,7 +90,7 @@ def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
         j3, c3 = create_job(s, t.id, spec, feats, "key-2")
         assert (c1, c2, c3) == (True, False, True) and j1.id == j2.id != j3.id
         assert j1.task_id == j3.task_id  # same task fingerprint
-        assert j1.study_name == f"job-{j1.id}"
+        assert j1.study_name == f"{t.name}/{j1.task.model_name}/{j1.task.dataset_name}/job-{j1.id}"
 
 
 def test_concurrent_claims_never_share_a_job(migrated_url: str) -> None:

@@ -75,7 +75,7 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             r = self.http.request(method, path, **kw)
         except httpx.HTTPError as exc:
@@ -87,7 +87,10 @@ class Client:
             except ValueError:
                 body, detail = {}, r.text
             raise ApiError(r.status_code, detail, body)
-        return r.json()
+        return r
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        return self._request(method, path, **kw).json()
 
     # jobs -------------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
@@ -109,6 +112,15 @@ class Client:
         out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials",
                                          params={"offset": offset, "limit": limit,
                                                  "steps": steps})
+        return out
+
+    def trials_table(self, job_id: str, fmt: str = "csv") -> bytes:
+        """Every trial of the job as CSV or Parquet bytes (one row per trial)."""
+        return self._request("GET", f"/v1/jobs/{job_id}/trials", params={"format": fmt}).content
+
+    def figures(self, job_id: str) -> dict[str, Any]:
+        """The job's figures as data (tuner.figures.job_figures)."""
+        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/figures")
         return out
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -157,6 +169,15 @@ class Client:
                                     "task": task, "epochs": epochs,
                                     "batch_size": batch_size}.items() if v is not None}
         out: dict[str, Any] = self._call("GET", "/v1/recommendations", params=params)
+        return out
+
+    def learning_rates(self, task_id: int, epochs: int | None = None,
+                       batch_size: int | None = None) -> dict[str, Any]:
+        """Per family, [learning rate, value] of every complete trial of the task."""
+        params = {k: v for k, v in {"epochs": epochs, "batch_size": batch_size}.items()
+                  if v is not None}
+        out: dict[str, Any] = self._call("GET", f"/v1/tasks/{task_id}/learning-rates",
+                                         params=params)
         return out
 
     def models(self) -> list[dict[str, Any]]:

@@ -167,9 +167,7 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
                                             "dataset": {"name": dataset}, "metric": metric},
                                    "training": training})
     f = inspect_task(spec)
-    return TaskProfile(task_id=None, model=model, kind=f.kind, n_params=f.n_params,
-                       depth=f.depth, input_shape=tuple(f.input_shape), n_train=f.n_train,
-                       n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs), f.metric
+    return f.profile(model), f.metric
 
 
 def _key(task_id: int, b: h.Budget | None) -> str:
@@ -278,3 +276,20 @@ def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
         assert start is not None
         out.append(TrialConfig(start["optimizer"], start["schedule"], dict(start["params"])))
     return out
+
+
+def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None = None,
+                   batch_size: int | None = None) -> dict[str, Any]:
+    """Every complete trial of the task at one budget (the recommendation's, by default) as
+    [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
+    family's robustness made visible."""
+    from tuner.figures import lr_points
+
+    tasks = h.find_tasks(s, team_id, task_id=task_id)
+    if not tasks:
+        raise SpecError("task", f"no task {task_id} in your team")
+    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size)
+    trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
+    return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
+            "budget": budget.to_json() if budget else None,
+            "families": lr_points((t.optimizer, t.lr(), t.value) for t in trials)}

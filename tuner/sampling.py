@@ -55,6 +55,19 @@ class SearchSpace:
         params = s.params + ((WARMUP,) if self.spec.warmup and s.warmup else ())
         return self._owner_params(schedule, params)
 
+    def optuna_names(self) -> dict[str, str]:
+        """Optuna's name of each parameter sampled under another name -> how the public value
+        follows from it (`adam.one_minus_beta1` -> `adam.beta1 = 1 - value`): the mapping
+        tools that read the study directly (optuna-dashboard) need. Every other parameter is
+        stored under its public name."""
+        groups = [self.family_ranges(f) for f in self.families if f != "lookahead"]
+        if "lookahead" in self.families:
+            groups += [self.family_ranges("lookahead")]
+            groups += [self.family_ranges(b, f"lookahead.{b}") for b in self.bases]
+        groups += [self.schedule_ranges(s) for s in self.schedules]
+        return {optuna_name(full, r.param): f"{full} = 1 - value"
+                for group in groups for full, r in group if r.param.one_minus}
+
     # sampling -------------------------------------------------------------------------------
     def sample(self, trial: optuna.Trial) -> TrialConfig:
         """Sample one configuration; parameters are conditional on family and schedule."""

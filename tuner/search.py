@@ -129,10 +129,12 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
                  study_name: str, *, load_if_exists: bool = False,
                  seed_configs: Sequence[dict[str, Any]] = (),
                  sampler_seed: int | None = None,
-                 sweep: SweepPlan | None = None) -> optuna.Study:
+                 sweep: SweepPlan | None = None,
+                 user_attrs: dict[str, Any] | None = None) -> optuna.Study:
     """The job's study. A new study is seeded with `seed_configs` (warm start), then the
     defaults sweep (`sweep`, else `sweep_plan(spec)`): the plan's families at their literature
-    defaults."""
+    defaults; it carries `user_attrs` (what it is: team, model, dataset, metric, job) and the
+    names of parameters Optuna holds under another name (`param_names`)."""
     seed = spec.training.seed if sampler_seed is None else sampler_seed
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
@@ -141,6 +143,9 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         load_if_exists=load_if_exists,
     )
     if not study.get_trials(deepcopy=False):
+        attrs = {**(user_attrs or {}), "param_names": SearchSpace(spec.space).optuna_names()}
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
         # Never more than the search's share of the budget: an enqueued trial left waiting would
         # be run by the confirmation race's tickets instead of its runs.
         room = spec.budget.n_trials - job_confirm_reserve(spec)

@@ -369,7 +369,12 @@ class SearchSpec(_Strict):
     # more often in a search from scratch, but its history seeds warm starts worse and it prunes
     # nearly every trial after warm-start seeds; `asha` stays one setting away.
     pruner: PrunerName = "hyperband"
-    warm_start: Literal["none", "task", "similar"] = "none"
+    # `similar` beats the default at 50 epochs where the corpus has a similar task
+    # (docs/benchmarks.md, search efficiency); it is not the default yet: see the README.
+    warm_start: Literal["none", "task", "similar"] = Field(default="none", description=(
+        "seed a new job with the best known configurations of the top families: `task` from "
+        "this task's history only, `similar` also from the nearest tasks and the reference "
+        "corpus, `none` for a search from scratch"))
     defaults_sweep: bool = Field(default=True, description=(
         "begin with the chosen families at their literature defaults, the most promising "
         "first (the team's history of the task or similar ones, else the reference corpus)"))

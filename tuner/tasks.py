@@ -12,6 +12,7 @@ import torch
 from tuner.datasets import Split, data_version, load_dataset, team_scope
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
+from tuner.recommend import TaskProfile
 from tuner.spec import METRICS, JobSpec
 
 MAX_TOTAL_EPOCHS = 1_000_000
@@ -36,6 +37,13 @@ class TaskFeatures:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "dataset"}
+
+    def profile(self, model: str) -> TaskProfile:
+        """The features the similarity of tasks compares, for a task not stored yet."""
+        return TaskProfile(task_id=None, model=model, kind=self.kind, n_params=self.n_params,
+                           depth=self.depth, input_shape=tuple(self.input_shape),
+                           n_train=self.n_train, n_classes=self.n_classes,
+                           batch_size=self.batch_size, epochs=self.epochs)
 
 
 def check_budget(spec: JobSpec) -> None:

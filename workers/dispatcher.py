@@ -198,9 +198,13 @@ class Dispatcher:
         rec = self._ranking(job, spec)
         seeds = self._warm_start(job, spec, rec)
         plan = self._sweep(job, spec, rec, len(seeds))
+        about = {"job_id": job.id, "team": job.team.name, "model": job.task.model_name,
+                 "dataset": job.task.dataset_name, "metric": job.task.metric,
+                 "direction": job.task.direction}
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,
                                                   job.study_name, load_if_exists=True,
-                                                  seed_configs=seeds, sweep=plan),
+                                                  seed_configs=seeds, sweep=plan,
+                                                  user_attrs=about),
                              what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)

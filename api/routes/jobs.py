@@ -13,7 +13,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import CurrentTeam, SessionDep, TeamJob
 from api.errors import ApiProblem
-from api.schemas import JobPublic, JobsPublic, TrialsPublic
+from api.schemas import JobFigures, JobPublic, JobsPublic, TrialsPublic
+from tuner.exports import TABLE_LIMIT, trials_table
+from tuner.figures import job_figures
 from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, Job
@@ -86,15 +88,57 @@ def cancel_job(job: TeamJob, team: CurrentTeam, session: SessionDep) -> dict[str
     return job_public(session, request_cancel(session, job.id, team.id))
 
 
+TABLE_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+def _table_format(fmt: str | None, accept: str | None) -> str | None:
+    """`?format=` first, else the Accept header; None: JSON."""
+    if fmt is not None:
+        if fmt not in (*TABLE_TYPES, "json"):
+            raise ApiProblem(422, "Invalid request",
+                             f"format: unknown {fmt!r}; valid choices: json, csv, parquet",
+                             [{"field": "format", "message": "unknown format"}])
+        return None if fmt == "json" else fmt
+    for name, media in TABLE_TYPES.items():
+        if accept and media in accept:
+            return name
+    return None
+
+
 @router.get("/jobs/{job_id}/trials", response_model=TrialsPublic,
-            response_model_exclude_unset=True)  # steps=false: no `steps` key at all
+            response_model_exclude_unset=True,  # steps=false: no `steps` key at all
+            responses={200: {"content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string",
+                                                              "format": "binary"}}}}})
 def read_trials(job: TeamJob, session: SessionDep,
                 offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                steps: bool = True) -> dict[str, Any]:
-    """Every finished trial: params, state, stop reason and step, and its steps."""
+                steps: bool = True,
+                format: Annotated[str | None, Query(
+                    description="json (default) | csv | parquet: one row per trial, the "
+                                "parameters as `param.<name>` columns, every trial (no "
+                                "paging)")] = None,
+                accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+                ) -> Any:
+    """Every finished trial: params, state, stop reason and step, and its steps. As a table
+    with `?format=csv|parquet` (or `Accept: text/csv`)."""
+    table = _table_format(format, accept)
+    if table is not None:
+        rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=False)
+        body = trials_table(rows, table)
+        return Response(body, media_type=TABLE_TYPES[table], headers={
+            "Content-Disposition": f'attachment; filename="{job.id}-trials.{table}"'})
     return {"data": trial_page(session, job.id, offset=offset, limit=limit, with_steps=steps),
             "count": count_trials(session, job.id)}
+
+
+@router.get("/jobs/{job_id}/figures", response_model=JobFigures)
+def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
+    """The job's figures as data (what /ui and `tuner plot` draw): best-so-far against epochs
+    consumed, every trial's curve with where it was stopped, the best trial per family."""
+    rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=True)
+    return {"job_id": job.id, **job_figures(rows, job.task.metric, job.task.direction)}
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
-from api.schemas import RecommendationPublic, TasksPublic
-from tuner.recommendations import cached_json, recommend
+from api.schemas import LearningRates, RecommendationPublic, TasksPublic
+from tuner.recommendations import cached_json, learning_rates, recommend
 from tuner.spec import METRICS
 from tuner.store.models import ID_MAX
 from tuner.store.queries import team_tasks
@@ -52,3 +52,14 @@ def read_recommendations(
             return Response(raw, media_type="application/json")
     return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
                      epochs=epochs, batch_size=batch_size)
+
+
+@router.get("/tasks/{task_id}/learning-rates", response_model=LearningRates)
+def read_learning_rates(
+    task_id: Annotated[int, Path(ge=1, le=ID_MAX)], team: CurrentTeam, session: SessionDep,
+    epochs: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
+) -> dict[str, Any]:
+    """Every complete trial of the task at one budget (the recommendation's by default) as
+    [learning rate, value] per family: how robust each family is to its learning rate."""
+    return learning_rates(session, team.id, task_id, epochs=epochs, batch_size=batch_size)

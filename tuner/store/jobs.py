@@ -21,6 +21,7 @@ from tuner.store.models import (
     FINAL_STATUSES,
     Job,
     Task,
+    Team,
     utcnow,
 )
 from tuner.store.trials import counted_failures, job_trials, refresh_counters, trial_json
@@ -32,9 +33,11 @@ def aware(dt: datetime | None) -> datetime | None:
     return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
 
 
-def study_name_for(job_id: str) -> str:
-    """One study per job, named from the job id only (never a user-chosen name)."""
-    return f"job-{job_id}"
+def study_name_for(job_id: str, team: str = "", model: str = "", dataset: str = "") -> str:
+    """One study per job, unique by its job id; readable in tools that list studies
+    (optuna-dashboard): `<team>/<model>/<dataset>/job-<id>`."""
+    head = "/".join(p for p in (team, model, dataset) if p)[:400]
+    return f"{head}/job-{job_id}" if head else f"job-{job_id}"
 
 
 # tasks and jobs ------------------------------------------------------------------------------
@@ -66,6 +69,10 @@ def job_for_key(s: Session, team_id: int, idempotency_key: str) -> Job | None:
                                       Job.idempotency_key == idempotency_key))
 
 
+def _team_name(s: Session, team_id: int) -> str:
+    return s.scalar(select(Team.name).where(Team.id == team_id)) or ""
+
+
 def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
                idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Queue a job (committed). With an idempotency key already used by this team, return that
@@ -81,7 +88,8 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
     reserve = job_confirm_reserve(spec)
     job = Job(id=job_id, team_id=team_id, task=task, spec=spec.model_dump(mode="json"),
               status="queued", idempotency_key=idempotency_key,
-              study_name=study_name_for(job_id), n_trials=spec.budget.n_trials - reserve,
+              study_name=study_name_for(job_id, _team_name(s, team_id), task.model_name,
+                                        task.dataset_name), n_trials=spec.budget.n_trials - reserve,
               confirm_budget=reserve, epochs=spec.training.epochs,
               batch_size=spec.training.batch_size,
               # The dispatcher may order the sweep from the team's history when it starts.

@@ -1,0 +1,301 @@
+// The service's web UI: plain pages that read the /v1 API with the team's key (kept in the
+// browser's session storage) and draw with Chart.js. A team sees exactly what its key sees.
+"use strict";
+
+const KEY = "tuner-api-key";
+const FINAL = ["completed", "failed", "cancelled"];
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("data-") || k === "href" || k === "id" || k === "title") e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
+  return e;
+}
+
+function fmt(v, digits = 4) {
+  if (v === null || v === undefined) return "-";
+  if (typeof v !== "number") return String(v);
+  return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(digits);
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function askKey(reason) {
+  const form = document.getElementById("key-form");
+  form.hidden = false;
+  document.getElementById("key-reason").textContent = reason || "";
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, document.getElementById("api-key").value.trim());
+    location.reload();
+  };
+}
+
+function key() {
+  return sessionStorage.getItem(KEY);
+}
+
+async function api(path, options = {}) {
+  const r = await fetch(path, { ...options, headers: { Authorization: `Bearer ${key()}`, ...(options.headers || {}) } });
+  if (r.status === 401) {
+    sessionStorage.removeItem(KEY);
+    askKey("The service refused that key; give another.");
+    throw new Error("unauthorised");
+  }
+  if (!r.ok) {
+    let detail = `${r.status} ${r.statusText}`;
+    try { detail = (await r.json()).detail || detail; } catch (e) { /* not JSON */ }
+    showError(detail);
+    throw new Error(detail);
+  }
+  return r;
+}
+
+async function getJson(path) {
+  return (await api(path)).json();
+}
+
+// Server-sent events over fetch (EventSource cannot send the Authorization header).
+async function follow(path, onEvent) {
+  const r = await api(path, { headers: { Accept: "text/event-stream" } });
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value.replace(/\r\n/g, "\n");
+    let i;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const chunk = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      let event = "message";
+      const data = [];
+      for (const line of chunk.split("\n")) {
+        if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+function mark(canvas, chart) {
+  // What the browser test reads: the chart exists and how many series it drew.
+  canvas.dataset.series = String(chart.data.datasets.length);
+  canvas.dataset.rendered = "true";
+}
+
+// jobs ---------------------------------------------------------------------------------------
+
+function jobRow(job) {
+  const p = job.progress;
+  const bar = el("progress", { max: Math.max(p.n_trials, 1), value: p.done });
+  return el("tr", { "data-job": job.id },
+    el("td", {}, el("a", { href: `/ui/jobs/${job.id}` }, job.id.slice(0, 8))),
+    el("td", {}, `${job.task.model} / ${job.task.dataset}`),
+    el("td", { class: `status ${job.status}` }, job.status),
+    el("td", {}, bar, ` ${p.done}/${p.n_trials}`),
+    el("td", {}, `${p.complete} complete, ${p.pruned} pruned, ${p.diverged} diverged, ${p.failed} failed`),
+    el("td", {}, fmt(p.best_value)),
+    el("td", {}, el("a", { href: `/ui/tasks/${job.task.id}` }, `task ${job.task.id}`)),
+    el("td", {}, (job.created_at || "").replace("T", " ").slice(0, 19)));
+}
+
+async function jobsPage() {
+  const body = document.getElementById("jobs");
+  const data = await getJson("/v1/jobs?limit=100");
+  document.getElementById("count").textContent = `${data.count} jobs`;
+  body.replaceChildren(...data.data.map(jobRow));
+  for (const job of data.data.filter((j) => !FINAL.includes(j.status))) {
+    follow(`/v1/jobs/${job.id}/events`, (event, d) => {
+      const row = body.querySelector(`tr[data-job="${job.id}"]`);
+      const fresh = event === "end" ? d : { ...job, status: d.status, progress: d.progress };
+      if (row) row.replaceWith(jobRow(fresh));
+    }).catch(() => {});
+  }
+}
+
+// one job ------------------------------------------------------------------------------------
+
+const STOP_STYLE = { pruned: "crossRot", diverged: "triangle" };
+
+function familyLabels(chart) {
+  // One legend entry per family (its first trial), not one per trial; then the stop markers.
+  const ds = chart.data.datasets;
+  return Chart.defaults.plugins.legend.labels.generateLabels(chart).filter((item) => {
+    const d = ds[item.datasetIndex];
+    return !d.family || ds.findIndex((x) => x.family === d.family) === item.datasetIndex;
+  }).map((item) => (ds[item.datasetIndex].family ? { ...item, text: ds[item.datasetIndex].family }
+    : { ...item, fillStyle: "#fff", pointStyle: ds[item.datasetIndex].pointStyle }));
+}
+
+function drawJobFigures(fig) {
+  const metric = fig.metric;
+  const best = document.getElementById("best-chart");
+  const bestChart = new Chart(best, {
+    type: "line",
+    data: { datasets: [{ label: `best ${metric} so far`, data: fig.best_so_far.map(([x, y]) => ({ x, y })),
+                         stepped: true, pointRadius: 0, borderColor: "#333" }] },
+    options: { animation: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "epochs consumed" } },
+                                                           y: { title: { display: true, text: metric } } } },
+  });
+  mark(best, bestChart);
+
+  const curves = document.getElementById("curves-chart");
+  const datasets = fig.curves.map((c) => ({
+    label: `#${c.number} ${c.optimizer} (${c.state})`, family: c.optimizer,
+    data: c.points.map(([x, y]) => ({ x, y })), borderColor: c.color, backgroundColor: c.color,
+    borderWidth: c.state === "complete" ? 1.5 : 1, borderDash: c.confirmation ? [4, 3] : [],
+    pointRadius: 0, showLine: true, type: "line",
+  }));
+  const stops = fig.curves.filter((c) => c.stop && c.stop[1] !== null);
+  for (const state of ["pruned", "diverged"]) {
+    const pts = stops.filter((c) => c.state === state);
+    if (!pts.length) continue;
+    datasets.push({ label: `${state} (stopped here)`, type: "scatter", stops: true,
+                    data: pts.map((c) => ({ x: c.stop[0], y: c.stop[1], trial: c.number })),
+                    pointStyle: STOP_STYLE[state], pointRadius: 6, borderColor: "#000",
+                    backgroundColor: pts.map((c) => c.color) });
+  }
+  const curvesChart = new Chart(curves, {
+    type: "line", data: { datasets },
+    options: { animation: false, parsing: false,
+               plugins: { legend: { labels: { generateLabels: familyLabels, usePointStyle: false } } },
+               scales: { x: { type: "linear", title: { display: true, text: "epoch" } },
+                         y: { title: { display: true, text: metric } } } },
+  });
+  curves.dataset.trials = String(fig.curves.length);
+  curves.dataset.stops = String(stops.length);
+  mark(curves, curvesChart);
+
+  const table = document.getElementById("families");
+  table.replaceChildren(...fig.families.map((f) => el("tr", { "data-family": f.optimizer },
+    el("td", {}, el("span", { class: "swatch", style: `background:${f.color}` }), ` ${f.optimizer}`),
+    el("td", {}, f.best ? fmt(f.best.value) : "no complete trial"),
+    el("td", {}, f.best ? `#${f.best.number}` : "-"),
+    el("td", {}, f.best ? f.best.schedule || "constant" : "-"),
+    el("td", { class: "params" }, f.best ? Object.entries(f.best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") : ""),
+    el("td", {}, `${f.n_complete}/${f.n_trials}`))));
+}
+
+async function jobPage() {
+  const id = location.pathname.split("/").pop();
+  const job = await getJson(`/v1/jobs/${id}`);
+  const head = document.getElementById("job-head");
+  const render = (j) => {
+    head.replaceChildren(
+      el("h1", {}, `${j.task.model} / ${j.task.dataset}`),
+      el("p", {}, `job ${j.id}: `, el("span", { class: `status ${j.status}` }, j.status),
+         ` · ${j.progress.done}/${j.progress.n_trials} trials · best ${j.task.metric} ${fmt(j.progress.best_value)} · `,
+         el("a", { href: `/ui/tasks/${j.task.id}` }, "which optimizer for this task?"), " · ",
+         el("a", { href: `/v1/jobs/${j.id}/trials?format=csv`, id: "csv-link" }, "trials as CSV")),
+      el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
+  };
+  render(job);
+  drawJobFigures(await getJson(`/v1/jobs/${id}/figures`));
+  if (!FINAL.includes(job.status)) {
+    follow(`/v1/jobs/${id}/events`, (event, d) => {
+      if (event === "end") location.reload();
+      else render({ ...job, status: d.status, progress: d.progress });
+    }).catch(() => {});
+  }
+  document.getElementById("csv-link")?.addEventListener("click", async (ev) => {
+    ev.preventDefault();  // the link needs the key: fetch it, then save
+    const blob = await (await api(`/v1/jobs/${id}/trials?format=csv`)).blob();
+    const a = el("a", { href: URL.createObjectURL(blob) });
+    a.download = `${id}-trials.csv`;
+    a.click();
+  });
+}
+
+// one task's recommendation ------------------------------------------------------------------
+
+async function taskPage() {
+  const id = location.pathname.split("/").pop();
+  const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
+                                        getJson(`/v1/tasks/${id}/learning-rates`)]);
+  const task = (rec.tasks || [])[0] || {};
+  document.getElementById("task-head").replaceChildren(
+    el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
+    el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || ""),
+    el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
+    el("p", {}, `noise: ${rec.noise && rec.noise.sigma !== null && rec.noise !== undefined ? fmt(rec.noise.sigma) : "unknown"}`,
+       rec.noise ? ` (${rec.noise.source})` : ""));
+  const ranked = (rec.ranking || []).filter((r) => r.expected);
+  const leaders = new Set(rec.leaders || []);
+  const bars = document.getElementById("ranking-chart");
+  const colors = ranked.map((r) => COLORS[r.optimizer] || "#555");
+  const rankingChart = new Chart(bars, {
+    type: "bar",
+    data: { labels: ranked.map((r) => (leaders.has(r.optimizer) && leaders.size > 1 ? `${r.optimizer} (tied)` : r.optimizer)),
+            datasets: [{ label: "interval", data: ranked.map((r) => [r.expected.low, r.expected.high]),
+                         backgroundColor: colors.map((c) => `${c}66`), borderColor: colors, borderWidth: 1, barPercentage: 0.5,
+                         minBarLength: 3 },
+                       { label: "expected value", type: "line", showLine: false, data: ranked.map((r) => r.expected.value),
+                         pointRadius: 5, backgroundColor: "#000", borderColor: "#000" }] },
+    options: { animation: false, plugins: { legend: { display: true } },
+               scales: { x: { type: "category" }, y: { beginAtZero: false, title: { display: true, text: rec.metric } } } },
+  });
+  mark(bars, rankingChart);
+  document.getElementById("ranking").replaceChildren(...ranked.map((r) => el("tr", { "data-family": r.optimizer },
+    el("td", {}, String(r.rank)),
+    el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
+    el("td", {}, `${fmt(r.expected.value)} [${fmt(r.expected.low)}, ${fmt(r.expected.high)}]`),
+    el("td", {}, r.expected.kind),
+    el("td", {}, (r.tied_with || []).join(", ") || "-"),
+    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs` : "-"),
+    el("td", {}, r.robustness ? `${r.robustness.lr_decades.toFixed(2)} decades` : "-"))));
+
+  const scatter = document.getElementById("lr-chart");
+  const fams = Object.entries(lrs.families);
+  const lrChart = new Chart(scatter, {
+    type: "scatter",
+    data: { datasets: fams.map(([f, pts]) => ({ label: f, data: pts.map(([x, y]) => ({ x, y })),
+                                               backgroundColor: COLORS[f] || "#555", pointRadius: 4 })) },
+    options: { animation: false, parsing: false,
+               scales: { x: { type: "logarithmic", title: { display: true, text: "learning rate" } },
+                         y: { title: { display: true, text: lrs.metric } } } },
+  });
+  mark(scatter, lrChart);
+
+  const sources = document.getElementById("sources");
+  const similar = rec.similar_tasks || [];
+  sources.hidden = !similar.length;
+  document.getElementById("similar").replaceChildren(...similar.map((n) => el("li", {},
+    `${n.corpus_task ? `reference corpus: ${n.corpus_task}` : `your task ${n.task_id}`} (${n.model} / ${n.dataset}), similarity ${fmt(n.similarity, 2)}`)));
+}
+
+let COLORS = {};
+
+async function main() {
+  if (window.TUNER_FIGURES) {  // a page written by `tuner plot --out x.html`: the data is inline
+    drawJobFigures(window.TUNER_FIGURES);
+    document.body.dataset.ready = "true";
+    return;
+  }
+  if (!key()) {
+    askKey("");
+    return;
+  }
+  document.getElementById("forget").onclick = () => { sessionStorage.removeItem(KEY); location.href = "/ui"; };
+  COLORS = (await getJson("/ui/colors.json"));
+  const page = document.body.dataset.page;
+  try {
+    if (page === "jobs") await jobsPage();
+    else if (page === "job") await jobPage();
+    else if (page === "task") await taskPage();
+  } catch (e) {
+    if (e.message !== "unauthorised") showError(e.message);
+  }
+  document.body.dataset.ready = "true";
+}
+
+main();

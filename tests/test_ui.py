@@ -1,0 +1,205 @@
+"""The web UI in a real headless Chromium (Debian's chromium + chromedriver, `make browser`):
+a job runs through the real service, then the pages are opened with the team's key; the charts
+must have rendered with the right number of series, and another team's key must see nothing.
+Also: /docs without internet, the figures and exports endpoints, and `tuner plot`."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.test_api import Service, service  # noqa: F401  # the real API + dispatcher + Ray
+from tuner.client import Client
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "docs" / "img"
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+JOB: dict[str, Any] = {
+    "task": {"model": {"name": "mlp", "params": {"hidden": [32]}}, "dataset": {"name": "digits"}},
+    "space": {"optimizers": ["adam", "sgd", "momentum", "rmsprop", "adamw"]},
+    "training": {"epochs": 5}, "budget": {"n_trials": 12, "parallelism": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not (CHROMIUM and DRIVER):
+        pytest.fail("chromium and chromedriver are missing: run `make browser` (the README's "
+                    "test command does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--window-size=1400,1000", "--disable-gpu"):
+        opts.add_argument(a)
+    opts.binary_location = CHROMIUM
+    driver = webdriver.Chrome(service=DriverService(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _open(driver: Any, url: str, timeout: float = 30.0) -> None:
+    driver.get(url)
+    deadline = time.monotonic() + timeout
+    while driver.execute_script("return document.body && document.body.dataset.ready") != "true":
+        assert time.monotonic() < deadline, f"{url} never finished loading"
+        time.sleep(0.1)
+
+
+def _charts(driver: Any) -> dict[str, int]:
+    """Chart id -> datasets Chart.js drew (read from the live chart, not from our markup)."""
+    return driver.execute_script(
+        "const out = {}; for (const c of document.querySelectorAll('canvas')) {"
+        " const ch = Chart.getChart(c); if (ch) out[c.id] = ch.data.datasets.length; }"
+        " return out;")
+
+
+def _set_key(driver: Any, base: str, key: str) -> None:
+    driver.get(base + "/ui")
+    driver.execute_script("sessionStorage.setItem('tuner-api-key', arguments[0])", key)
+
+
+def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # noqa: F811
+    client = Client(service.url, service.key_a)
+    job = client.submit(JOB)
+
+    # The key form first: nothing is fetched without a key.
+    browser.get(service.url + "/ui")
+    browser.execute_script("sessionStorage.clear()")
+    browser.get(service.url + "/ui")
+    assert browser.find_element("id", "key-form").is_displayed()
+    browser.find_element("id", "api-key").send_keys(service.key_a)
+    browser.find_element("css selector", "#key-form button").click()
+    _open(browser, service.url + "/ui")
+    rows = browser.find_elements("css selector", "#jobs tr")
+    assert [r.get_attribute("data-job") for r in rows] == [job["id"]]
+    assert "completed" not in rows[0].text  # opened while the job is queued or running
+    # The list follows the job's event stream: its row turns completed with no reload.
+    deadline = time.monotonic() + 300
+    row_text = "return document.querySelector('#jobs tr').textContent"
+    while "completed" not in browser.execute_script(row_text):
+        assert time.monotonic() < deadline, "the job list never showed the job completed"
+        time.sleep(0.5)
+    browser.save_screenshot(str(SHOTS / "ui_jobs.png"))
+    final = client.job(job["id"])
+    assert final["status"] == "completed", final["error"]
+    trials = client.trials(job["id"])["data"]
+    stopped = sum(t["state"] in ("pruned", "diverged") and any(
+        s["value"] is not None for s in t["steps"]) for t in trials)
+    task_id = final["task"]["id"]
+
+    _open(browser, f"{service.url}/ui/jobs/{job['id']}")
+    charts = _charts(browser)
+    # One best-so-far series; one curve per trial plus one marker series per kind of stop.
+    kinds = {t["state"] for t in trials if t["state"] in ("pruned", "diverged")
+             and any(s["value"] is not None for s in t["steps"])}
+    assert charts == {"best-chart": 1, "curves-chart": len(trials) + len(kinds)}
+    curves = browser.find_element("id", "curves-chart")
+    assert curves.get_attribute("data-stops") == str(stopped)
+    families = {r.get_attribute("data-family") for r in
+                browser.find_elements("css selector", "#families tr")}
+    assert families == {t["optimizer"] for t in trials}
+    assert browser.find_element("id", "error").get_attribute("hidden")
+    browser.save_screenshot(str(SHOTS / "ui_job.png"))
+
+    _open(browser, f"{service.url}/ui/tasks/{task_id}")
+    rec = client.recommend(task=task_id)
+    lrs = client.learning_rates(task_id)
+    charts = _charts(browser)
+    assert charts == {"ranking-chart": 2, "lr-chart": len(lrs["families"])}
+    ranked = [r.get_attribute("data-family") for r in
+              browser.find_elements("css selector", "#ranking tr")]
+    assert ranked == [e["optimizer"] for e in rec["ranking"]]
+    assert browser.find_element("id", "verdict").text == rec["summary"]
+    browser.save_screenshot(str(SHOTS / "ui_task.png"))
+
+    # Another team's key sees no data: an empty job list, and this job is "not found".
+    browser.execute_script("sessionStorage.setItem('tuner-api-key', arguments[0])",
+                           service.key_b)
+    _open(browser, service.url + "/ui")
+    assert browser.find_elements("css selector", "#jobs tr") == []
+    _open(browser, f"{service.url}/ui/jobs/{job['id']}")
+    assert not browser.find_element("id", "error").get_attribute("hidden")
+    assert "not found" in browser.find_element("id", "error").text.lower()
+    assert _charts(browser) == {}
+    _open(browser, f"{service.url}/ui/tasks/{task_id}")
+    assert _charts(browser) == {}
+
+    # A refused key brings the key form back.
+    browser.execute_script("sessionStorage.setItem('tuner-api-key', 'tk_wrong')")
+    browser.get(service.url + "/ui")
+    time.sleep(1)
+    assert browser.find_element("id", "key-form").is_displayed()
+
+    # /docs renders the API from the bundled Swagger UI (no CDN: this machine has no internet).
+    browser.get(service.url + "/docs")
+    deadline = time.monotonic() + 30
+    while not browser.find_elements("css selector", ".opblock"):
+        assert time.monotonic() < deadline, "Swagger UI did not render"
+        time.sleep(0.2)
+    html = browser.page_source
+    assert "cdn.jsdelivr" not in html and "/v1/jobs/{job_id}/figures" in html
+
+
+def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F811
+                                  browser: Any) -> None:
+    client = Client(service.url, service.key_a)
+    spec = {**JOB, "budget": {"n_trials": 6, "parallelism": 2}}
+    job = client.submit(spec)
+    assert client.wait(job["id"])["status"] == "completed"
+    trials = client.trials(job["id"])["data"]
+    fig = client.figures(job["id"])
+    assert [c["number"] for c in fig["curves"]] == [t["number"] for t in trials]
+    epochs = sum(sum(s["value"] is not None for s in t["steps"]) for t in trials)
+    assert fig["epochs_consumed"] == epochs == len(fig["best_so_far"])
+    bests = [v for _, v in fig["best_so_far"]]
+    assert bests == sorted(bests) and bests[-1] == max(t["value"] for t in trials
+                                                        if t["state"] == "complete")
+
+    # CSV and Parquet: one row per trial, parameters under their public names.
+    frame = pd.read_csv(io.BytesIO(client.trials_table(job["id"], "csv")))
+    assert list(frame["number"]) == [t["number"] for t in trials]
+    assert "param.adam.beta1" in frame.columns or "param.sgd.lr" in frame.columns
+    assert not any(".one_minus_" in c for c in frame.columns)
+    pq = pd.read_parquet(io.BytesIO(client.trials_table(job["id"], "parquet")))
+    assert list(pq["state"]) == [t["state"] for t in trials]
+    with service.http(service.key_a) as h:
+        r = h.get(f"/v1/jobs/{job['id']}/trials", headers={"Accept": "text/csv"})
+        assert r.headers["content-type"].startswith("text/csv") and r.text.startswith("number,")
+        bad = h.get(f"/v1/jobs/{job['id']}/trials", params={"format": "xlsx"})
+        assert bad.status_code == 422 and "json, csv, parquet" in bad.json()["detail"]
+    with service.http(service.key_b) as h:  # another team: not found, in every format
+        assert h.get(f"/v1/jobs/{job['id']}/figures").status_code == 404
+        assert h.get(f"/v1/jobs/{job['id']}/trials?format=csv").status_code == 404
+
+    env = {**os.environ, "TUNER_URL": service.url, "TUNER_API_KEY": service.key_a}
+    tuner = [sys.executable, "-m", "cli"]
+    for name in ("job.png", "job.svg", "job.html"):
+        out = subprocess.run([*tuner, "plot", job["id"], "--out", str(tmp_path / name)],
+                             env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr
+        assert (tmp_path / name).stat().st_size > 5000
+    svg = (tmp_path / "job.svg").read_text()
+    assert svg.count('id="series-trial-') == sum(bool(c["points"]) for c in fig["curves"])
+    bad = subprocess.run([*tuner, "plot", job["id"], "--out", str(tmp_path / "x.txt")], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and ".png, .svg, .html" in bad.stderr
+    # The HTML page draws the same charts offline, with no key.
+    _open(browser, (tmp_path / "job.html").as_uri())
+    assert _charts(browser)["curves-chart"] >= len(fig["curves"])
+    csv = subprocess.run([*tuner, "trials", job["id"], "--csv"], env=env, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == len(trials) + 1

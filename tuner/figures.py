@@ -1,0 +1,100 @@
+"""The figures of a job and of a task's recommendation, as data: the web UI draws them with
+Chart.js, `tuner plot` with matplotlib (PNG/SVG) or as a standalone HTML page. Computed here
+once, from the trials as the API answers them (`trial_json`), so every renderer draws the same
+series."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tuner.space import FAMILIES
+
+# One colour per family, fixed, so a family has the same colour on every page and figure
+# (matplotlib's tab20, which Chart.js has no palette for).
+_TAB20 = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+          "#c5b0d5", "#c49c94")
+COLORS: dict[str, str] = {f: _TAB20[i % len(_TAB20)] for i, f in enumerate(FAMILIES)}
+STOPPED = ("pruned", "diverged")
+
+
+def color(family: str | None) -> str:
+    return COLORS.get(family or "", "#555555")
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+
+def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str
+                ) -> dict[str, Any]:
+    """A job's figures from its trials (each with `steps`):
+    - `best_so_far`: [epochs consumed, best value] after every epoch, trials in number order
+      (with trials in parallel this is the order they started, not the clock's);
+    - `curves`: every trial's [epoch, value] points, coloured by family, with `stop` the point
+      where a pruned or diverged trial was stopped;
+    - `families`: each family's best trial (complete trials first), and its trial counts."""
+    sign = 1.0 if direction == "maximize" else -1.0
+    best: float | None = None
+    consumed = 0
+    best_so_far: list[list[float]] = []
+    curves: list[dict[str, Any]] = []
+    fams: dict[str, dict[str, Any]] = {}
+    for t in sorted(trials, key=lambda t: t["number"]):
+        points = [[int(s["step"]), v] for s in t.get("steps") or []
+                  if (v := _finite(s.get("value"))) is not None]
+        for _, v in points:
+            consumed += 1
+            if best is None or sign * v > sign * best:
+                best = v
+            best_so_far.append([consumed, best])
+        state, family = t["state"], t.get("optimizer")
+        stop = None
+        if state in STOPPED:
+            last = points[-1][1] if points else None
+            stop = [max(int(t.get("stop_step") or 0), points[-1][0] if points else 0), last]
+        curves.append({"number": t["number"], "optimizer": family, "schedule": t.get("schedule"),
+                       "state": state, "stop_reason": t.get("stop_reason"),
+                       "value": _finite(t.get("value")), "color": color(family),
+                       "confirmation": t.get("confirm_of") is not None,
+                       "points": points, "stop": stop})
+        if family is None:
+            continue
+        f = fams.setdefault(family, {"optimizer": family, "color": color(family),
+                                     "n_trials": 0, "n_complete": 0, "best": None})
+        f["n_trials"] += 1
+        value = _finite(t.get("value"))
+        if state != "complete" or value is None:
+            continue
+        f["n_complete"] += 1
+        if f["best"] is None or sign * value > sign * f["best"]["value"]:
+            f["best"] = {"number": t["number"], "value": value, "schedule": t.get("schedule"),
+                         "params": t.get("params") or {}}
+    families = sorted(fams.values(), key=lambda f: (
+        f["best"] is None, -sign * f["best"]["value"] if f["best"] else 0.0, f["optimizer"]))
+    return {"metric": metric, "direction": direction, "epochs_consumed": consumed,
+            "best_so_far": best_so_far, "curves": curves, "families": families}
+
+
+def lr_points(trials: Iterable[tuple[str, float | None, float]]) -> dict[str, list[list[float]]]:
+    """(family, learning rate, value) of complete trials -> per family [lr, value] points,
+    sorted by learning rate (trials without a learning rate are left out)."""
+    out: dict[str, list[list[float]]] = {}
+    for family, lr, value in trials:
+        if lr is not None and lr > 0 and math.isfinite(value):
+            out.setdefault(family, []).append([lr, value])
+    return {f: sorted(p) for f, p in sorted(out.items())}
+
+
+def series_count(fig: Mapping[str, Any]) -> dict[str, int]:
+    """How many series each chart of a job's figures draws (the UI's tests count them)."""
+    return {"best_so_far": 1, "curves": len(fig["curves"]),
+            "stops": sum(c["stop"] is not None for c in fig["curves"])}
+
+
+def families_in(curves: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The families of the curves, in catalogue order (the legend)."""
+    present = {c["optimizer"] for c in curves if c["optimizer"]}
+    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
