@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import errors, metrics
 from api.deps import KeyCache
 from api.routes import jobs, meta, tasks, ui
+from api.schemas import Problem
 from tuner import __version__
 from tuner.config import Settings, get_settings
 from tuner.store.db import session_factory
@@ -97,6 +98,49 @@ async def _problem(scope: Scope, send: Callable[[Any], Awaitable[None]], status:
     await send({"type": "http.response.body", "body": body})
 
 
+PROBLEM_STATUSES = {401: "missing or unknown API key", 404: "no such job or task in your team",
+                    409: "Idempotency-Key reused with another spec",
+                    413: "request body over 256 KiB",
+                    422: "invalid input: `errors` names each field and its valid choices",
+                    503: "database unavailable: retry after `Retry-After` seconds"}
+
+
+def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document with every error answer as what the service sends: a problem
+    document under `application/problem+json` (FastAPI documents only its own 422 shape, as
+    application/json)."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            problem = {"$ref": "#/components/schemas/Problem"}
+            for path, item in doc.get("paths", {}).items():
+                if not path.startswith("/v1/"):
+                    continue
+                for op in item.values():
+                    responses = op.setdefault("responses", {})
+                    for status, what in PROBLEM_STATUSES.items():
+                        if status == 409 and "Idempotency-Key" not in str(op.get("parameters")):
+                            continue
+                        if status == 413 and "requestBody" not in op:
+                            continue
+                        if status == 404 and "{" not in path:
+                            continue
+                        responses[str(status)] = {
+                            "description": what,
+                            "content": {"application/problem+json": {"schema": problem}}}
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(unused, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    return openapi
+
+
 def create_app(database_url: str | None = None, settings: Settings | None = None) -> FastAPI:
     """The API over the database at `database_url` (default: TUNER_DATABASE_URL)."""
     settings = settings or get_settings()
@@ -116,4 +160,5 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
     ui.install(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(RejectNul)
+    app.openapi = _problem_openapi(app)  # type: ignore[method-assign]
     return app

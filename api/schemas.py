@@ -46,10 +46,30 @@ class JobBrief(BaseModel):
     links: JobLinks
 
 
+class TrialBrief(BaseModel):
+    number: int
+    optimizer: str | None
+    schedule: str | None
+    params: dict[str, Any]
+    value: float | None
+
+
+class FamilyCounts(BaseModel):
+    """One optimizer family in a job: its best complete trial and its trials by state."""
+
+    optimizer: str
+    best: TrialBrief | None
+    trials: int
+    complete: int
+    pruned: int
+    diverged: int
+    failed: int
+
+
 class JobPublic(JobBrief):
     study_name: str
-    best: dict[str, Any] | None
-    by_optimizer: list[dict[str, Any]]
+    best: TrialRecord | None = Field(description="the best complete trial (without its steps)")
+    by_optimizer: list[FamilyCounts]
     spec: dict[str, Any]
 
 
@@ -74,11 +94,62 @@ class TasksPublic(BaseModel):
     count: int
 
 
+class Problem(BaseModel):
+    """An RFC 9457 problem document (`application/problem+json`): every error answer."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(default=None, description=(
+        "for bad input: [{field, message}], naming the field and its valid choices"))
+
+
+class Interval(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    value: float
+    low: float
+    high: float
+    n: int
+    kind: str = Field(description="t (over seeds), noise (one run ± the task's noise) or "
+                                  "spread (no noise estimate: not a confidence interval)")
+    source: str
+
+
+class RankedFamily(BaseModel):
+    """One family in a recommendation's ranking. `direct` answers measure it on the task
+    (`value`, `expected` with its interval); `transfer` answers rank it from similar tasks
+    (`score`, `source_task`; no value on this task); `prior` entries are literature defaults,
+    unranked and unmeasured."""
+
+    model_config = ConfigDict(extra="allow")
+
+    optimizer: str
+    rank: int | None
+    schedule: str | None
+    params: dict[str, Any]
+    value: float | None
+    expected: Interval | None = None
+    evidence: dict[str, Any] | None = None
+    robustness: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    tied_with: list[str] = Field(default_factory=list)
+    score: float | None = None
+    source_task: dict[str, Any] | None = None
+
+
 class RecommendationPublic(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    method: str
-    ranking: list[dict[str, Any]]
+    method: str = Field(description="direct | transfer | prior")
+    source: str
+    metric: str | None
+    ranking: list[RankedFamily]
+    verdict: str | None = None
+    leaders: list[str] = Field(default_factory=list)
+    summary: str | None = None
     tasks: list[dict[str, Any]]
 
 

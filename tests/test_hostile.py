@@ -202,11 +202,16 @@ def test_a_team_file_job_trains_from_its_own_folder(api: Api) -> None:
     assert job.n_complete == 2
 
 
+CHECKS = ("not_a_server_error", "response_schema_conformance", "content_type_conformance",
+          "status_code_conformance")
+
+
 def test_schemathesis_finds_no_server_error(api: Api) -> None:
-    """Schemathesis against the running app (a small example count): no 5xx on any route."""
+    """Schemathesis against the running app (a small example count): no 5xx on any route, and
+    every answer's status, content type and body as /openapi.json documents them."""
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", f"{api.url}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "15", "--workers", "1",
+         "--checks", ",".join(CHECKS), "--max-examples", "15", "--workers", "1",
          "--header", f"Authorization: Bearer {api.keys['a']}", "--exclude-path-regex", "events",
          "--seed", "1"],
         check=False, capture_output=True, text=True, timeout=600)

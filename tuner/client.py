@@ -127,25 +127,28 @@ class Client:
         out: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
         return out
 
-    def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Server-sent events of a job: ("progress", {...})..., then ("end", job)."""
-        try:
-            with self.http.stream("GET", f"/v1/jobs/{job_id}/events",
-                                  timeout=httpx.Timeout(60.0, read=None)) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    raise ApiError(r.status_code, r.json().get("detail", r.text), r.json())
-                event, data = "message", []
-                for line in r.iter_lines():
-                    if line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data.append(line[5:].strip())
-                    elif not line and data:
-                        yield event, json.loads("\n".join(data))
-                        event, data = "message", []
-        except httpx.HTTPError as exc:
-            raise ApiError(0, f"lost the event stream from {self.url}: {exc}") from exc
+    def events(self, job_id: str, reconnects: int = 3) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Server-sent events of a job: ("progress", {...})..., then ("end", job). A dropped
+        stream is resumed up to `reconnects` times from the last event's id (`Last-Event-ID`),
+        so no event is repeated."""
+        last_id: str | None = None
+        for attempt in range(reconnects + 1):
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
+                                      timeout=httpx.Timeout(60.0, read=None)) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        raise ApiError(r.status_code, r.json().get("detail", r.text), r.json())
+                    for event_id, event, data in _sse(r.iter_lines()):
+                        last_id = event_id or last_id
+                        yield event, data
+                        if event == "end":
+                            return
+            except httpx.HTTPError as exc:
+                if attempt == reconnects:
+                    raise ApiError(0, f"lost the event stream from {self.url}: {exc}") from exc
+        raise ApiError(0, f"the event stream from {self.url} ended before the job did")
 
     def wait(self, job_id: str,
              on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -187,3 +190,18 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = self._call("GET", "/v1/datasets")
         return out
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str | None, str, dict[str, Any]]]:
+    """(id, event, data) of each server-sent event."""
+    event_id, event, data = None, "message", []
+    for line in lines:
+        if line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line and data:
+            yield event_id, event, json.loads("\n".join(data))
+            event_id, event, data = None, "message", []

@@ -141,9 +141,19 @@ def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
     return {"job_id": job.id, **job_figures(rows, job.task.metric, job.task.direction)}
 
 
+def _event_id(status: str, progress: dict[str, Any]) -> str:
+    """What a progress event says, as its SSE id: a client that reconnects with this id as
+    `Last-Event-ID` is sent nothing until the job has moved on."""
+    return f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}"
+
+
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
-async def job_events(job: TeamJob, request: Request) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: `progress` as trials finish, then `end` with the final job."""
+async def job_events(job: TeamJob, request: Request,
+                     last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+                     ) -> AsyncIterator[ServerSentEvent]:
+    """Server-sent events: `progress` as trials finish, then `end` with the final job. Every
+    event has an `id`; reconnect with `Last-Event-ID` to resume without repeats (the `end`
+    event is always sent, so a client that missed it gets it)."""
     sessions = request.app.state.sessions
     poll = request.app.state.settings.poll_s
     job_id = job.id
@@ -156,17 +166,18 @@ async def job_events(job: TeamJob, request: Request) -> AsyncIterator[ServerSent
         with sessions() as s:
             return job_public(s, get_job(s, job_id))
 
-    last: Any = None
+    last: str | None = last_event_id
     while True:
         current = await run_in_threadpool(brief)
-        snapshot = (current["status"], current["progress"])
-        if snapshot != last:
-            last = snapshot
-            yield ServerSentEvent(event="progress", data={
+        event_id = _event_id(current["status"], current["progress"])
+        if event_id != last:
+            last = event_id
+            yield ServerSentEvent(event="progress", id=event_id, data={
                 "id": job_id, "status": current["status"], "progress": current["progress"]})
         if current["status"] in FINAL_STATUSES:
             final = await run_in_threadpool(full)
-            yield ServerSentEvent(event="end", data=json.loads(json.dumps(final, default=str)))
+            yield ServerSentEvent(event="end", id=f"end.{event_id}",
+                                  data=json.loads(json.dumps(final, default=str)))
             return
         if await request.is_disconnected():
             return
