@@ -1,4 +1,8 @@
-"""Prometheus metrics: request counts and latencies per route, jobs per status."""
+"""Prometheus metrics: request counts and latencies per route; jobs by status, the queue,
+trials by state (from the database, the same in every process); database retries and, in a
+process that also dispatches (`tuner serve`), the dispatcher's (tuner.metrics). With
+`PROMETHEUS_MULTIPROC_DIR` set (`tuner api --workers N` sets it), every process writes its
+counters there and `/metrics` sums them, so any process answers for all."""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Response
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tuner.store.models import JOB_STATUSES
-from tuner.store.queries import job_status_counts
+from tuner.store.queries import job_status_counts, trial_state_totals
 
 
 class JobsCollector(Collector):
@@ -21,14 +27,21 @@ class JobsCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily("tuner_jobs", "Jobs by status", labels=["status"])
+        trials = GaugeMetricFamily("tuner_trials", "Trials by state, all jobs (running: trials "
+                                                   "of running jobs)", labels=["state"])
         try:
             with self.app.state.sessions() as s:
-                counts = job_status_counts(s)
+                counts, states = job_status_counts(s), trial_state_totals(s)
         except Exception:  # the database being down must not break /metrics
-            counts = {}
+            counts, states = {}, {}
         for status in JOB_STATUSES:
             g.add_metric([status], float(counts.get(status, 0)))
         yield g
+        yield GaugeMetricFamily("tuner_queue_depth", "Jobs queued, waiting for a dispatcher",
+                                value=float(counts.get("queued", 0)))
+        for state, n in states.items():
+            trials.add_metric([state], float(n))
+        yield trials
 
 
 class Measure:
@@ -65,10 +78,19 @@ def install(app: FastAPI) -> None:
                        ["method", "route", "status"], registry=registry)
     latency = Histogram("tuner_http_request_duration_seconds", "HTTP request latency",
                         ["method", "route"], registry=registry)
-    registry.register(JobsCollector(app))
 
     app.add_middleware(Measure, requests=requests, latency=latency)
+    jobs = CollectorRegistry()
+    jobs.register(JobsCollector(app))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            every = CollectorRegistry()
+            multiprocess.MultiProcessCollector(every)  # all processes' counters, summed
+            body = generate_latest(every) + generate_latest(jobs)
+        else:
+            body = generate_latest(registry) + generate_latest(jobs) + generate_latest(REGISTRY)
+        return Response(body, media_type="text/plain; version=0.0.4")

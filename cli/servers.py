@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -17,12 +19,21 @@ def dispatcher(
     ray_address: Annotated[str | None, typer.Option(
         help="Join this Ray cluster (default: $RAY_ADDRESS, else a local Ray).")] = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs for a local Ray.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve this dispatcher's Prometheus metrics on this port (/metrics): jobs "
+             "claimed, trial workers started and running, database retries.")] = None,
 ) -> None:
     """Claim queued jobs and run their trials on Ray (until stopped, or --once)."""
     import logging
     import signal
 
+
     from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
+
+    if metrics_port is not None:  # after the import: it registers the metrics
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     d = Dispatcher(DispatcherConfig.from_settings(resolve_db_url(database_url), ray_address=ray_address,
@@ -59,10 +70,17 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
                     timeout_graceful_shutdown=5)
         return
     # Several processes: uvicorn imports the app factory in each; they read the URL from the
-    # environment they inherit.
+    # environment they inherit. Their metrics go to one folder, summed by any of them.
     os.environ["TUNER_DATABASE_URL"] = url
-    uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level="info", timeout_graceful_shutdown=5)
+    own = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tuner-metrics-")
+    try:
+        uvicorn.run("api.app:create_app", factory=True, workers=workers, host=host, port=port,
+                    log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        if own:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
 
 LOCAL_TEAM = "local"

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner.attrs import ATTR_WORKER
+from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.confirm import STOP_NOTHING
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
@@ -153,6 +154,7 @@ class Dispatcher:
                     break
                 self.stop_event.wait(self.config.poll_s)
                 continue
+            JOBS_CLAIMED.inc()
             if job.id not in self.jobs_run:
                 self.jobs_run.append(job.id)
             try:
@@ -187,6 +189,7 @@ class Dispatcher:
         try:
             self._run_job(job, recorder, storage)
         finally:
+            WORKERS_RUNNING.set(0)  # one job at a time: its workers are done or killed
             storage.engine.dispose()
 
     def _run_job(self, job: Job, recorder: TrialRecorder,
@@ -276,6 +279,7 @@ class Dispatcher:
                         if stopping.reason is None:
                             log.warning("job %s: a trial worker failed: %s", job.id, exc)
                             worker_errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                WORKERS_RUNNING.set(len(workers))
             step = next_step(stopping, workers=len(workers), running=len(in_flight),
                              worker_errors=len(worker_errors))
             if step == "end_cancelled":
@@ -319,6 +323,8 @@ class Dispatcher:
         left = j.n_trials + j.n_confirm - j.trials_claimed
         for _ in range(max(0, min(w.spec.budget.parallelism - len(w.workers), left))):
             w.workers.append(w.remote.remote(w.wcfg))
+            WORKERS_STARTED.inc()
+        WORKERS_RUNNING.set(len(w.workers))
 
     # helpers --------------------------------------------------------------------------------
     @staticmethod

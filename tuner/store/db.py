@@ -25,6 +25,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tuner.metrics import DB_RETRIES
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -152,6 +154,7 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 8, base_delay: float = 
     jitter) on transient errors; other errors are raised at once. `fn` must be idempotent: a
     commit whose reply was lost is retried."""
     def warn(state: tenacity.RetryCallState) -> None:
+        DB_RETRIES.inc()
         exc = state.outcome.exception() if state.outcome else None
         log.warning("%s failed (attempt %d/%d, retrying in %.1fs): %s", what,
                     state.attempt_number, attempts, state.upcoming_sleep,

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from tuner.store.jobs import aware
@@ -38,6 +38,18 @@ def job_status_counts(s: Session) -> dict[str, int]:
     """Jobs per status, all teams (for /metrics)."""
     return {status: n for status, n in
             s.execute(select(Job.status, func.count()).group_by(Job.status)).all()}
+
+
+def trial_state_totals(s: Session) -> dict[str, int]:
+    """Trials by state over all jobs and teams, from the jobs' counters (for /metrics: one row
+    per job read, not one per trial); `running` counts trials of running jobs only."""
+    row = s.execute(select(
+        func.coalesce(func.sum(Job.n_complete), 0), func.coalesce(func.sum(Job.n_pruned), 0),
+        func.coalesce(func.sum(Job.n_diverged), 0), func.coalesce(func.sum(Job.n_failed), 0),
+        func.coalesce(func.sum(case((Job.status == "running", Job.n_running), else_=0)), 0),
+    )).one()
+    return dict(zip(("complete", "pruned", "diverged", "failed", "running"),
+                    (int(v) for v in row), strict=True))
 
 
 def count_trials(s: Session, job_id: str) -> int:
