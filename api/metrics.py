@@ -6,13 +6,12 @@ counters there and `/metrics` sums them, so any process answers for all."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI, Response
-import os
-
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -89,7 +88,7 @@ def install(app: FastAPI) -> None:
             from prometheus_client import multiprocess
 
             every = CollectorRegistry()
-            multiprocess.MultiProcessCollector(every)  # all processes' counters, summed
+            multiprocess.MultiProcessCollector(every)  # type: ignore[no-untyped-call]  # all processes' counters, summed
             body = generate_latest(every) + generate_latest(jobs)
         else:
             body = generate_latest(registry) + generate_latest(jobs) + generate_latest(REGISTRY)

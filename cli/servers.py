@@ -27,7 +27,6 @@ def dispatcher(
     import logging
     import signal
 
-
     from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
 
     if metrics_port is not None:  # after the import: it registers the metrics

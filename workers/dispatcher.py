@@ -19,8 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner.attrs import ATTR_WORKER
-from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.confirm import STOP_NOTHING
+from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
 from tuner.store.db import in_transaction, session_factory, transient, with_retries
