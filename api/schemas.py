@@ -66,9 +66,15 @@ class FamilyCounts(BaseModel):
     failed: int
 
 
+class TrialSummary(TrialRecord):
+    """A trial without its steps."""
+
+    steps: list[StepRecord] = Field(default_factory=list, exclude=True)
+
+
 class JobPublic(JobBrief):
     study_name: str
-    best: TrialRecord | None = Field(description="the best complete trial (without its steps)")
+    best: TrialSummary | None = Field(description="the best complete trial (without its steps)")
     by_optimizer: list[FamilyCounts]
     spec: dict[str, Any]
 

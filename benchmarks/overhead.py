@@ -274,7 +274,7 @@ def run_service(spec: JobSpec) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         assert final["status"] == "completed", final
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
-        stats = trial_stats(optuna.load_study(study_name=f"job-{job['id']}",
+        stats = trial_stats(optuna.load_study(study_name=final["study_name"],
                                               storage=storage).trials)
         storage.engine.dispose()
         d.stop_event.set()

@@ -51,7 +51,8 @@ def run(k: int, trials: int, epochs: int, gpu: bool, cores: int) -> dict[str, An
     with session_factory(url)() as s:
         job = get_job(s, job_id)
         assert job.status == "completed", job.error
-    study = optuna.load_study(study_name=f"job-{job_id}", storage=url)
+        study_name = job.study_name
+    study = optuna.load_study(study_name=study_name, storage=url)
     done = [t for t in study.trials if t.datetime_complete and t.datetime_start]
     span = (max(t.datetime_complete for t in done)  # type: ignore[type-var]
             - min(t.datetime_start for t in done)).total_seconds()  # type: ignore[type-var]

@@ -24,7 +24,8 @@ def read_tasks(team: CurrentTeam, session: SessionDep) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
-@router.get("/recommendations", response_model=RecommendationPublic)
+@router.get("/recommendations", response_model=RecommendationPublic,
+            response_model_exclude_unset=True)  # the answer as computed, as the cache serves it
 def read_recommendations(
     team: CurrentTeam, session: SessionDep,
     task: Annotated[int | None, Query(ge=1, le=ID_MAX, description="task id")] = None,

@@ -143,7 +143,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
-    study_name: Mapped[str] = mapped_column(String(64))
+    study_name: Mapped[str] = mapped_column(String(512))  # Optuna's own limit
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
