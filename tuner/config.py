@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     # Fetched public data (torchvision datasets, weights, Hugging Face hub files) that every team
     # reads: `tuner data fetch` writes here; default `<data_root>/.tuner-cache`.
     cache_root: Path | None = None
+    # Log every trial to MLflow (an MLflow tracking URI; needs the `mlflow` extra). Off by default.
+    mlflow_tracking_uri: str | None = None
 
 
 @lru_cache

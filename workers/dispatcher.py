@@ -18,6 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
+from tuner import mlflow_log
 from tuner.attrs import ATTR_WORKER
 from tuner.confirm import STOP_NOTHING
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
@@ -67,6 +68,7 @@ class DispatcherConfig:
     ray_address: str | None = None
     num_cpus: int | None = None
     owner: str = field(default_factory=_owner)
+    mlflow_uri: str | None = None  # log each trial to MLflow (TUNER_MLFLOW_TRACKING_URI)
     # The dispatcher's clock (aware UTC): leases, the job's deadline and the stop grace are read
     # from it, so tests move time instead of sleeping.
     clock: Callable[[], datetime] = utcnow
@@ -79,7 +81,8 @@ class DispatcherConfig:
         values: dict[str, Any] = dict(
             db_url=db_url or st.database_url, lease_s=st.lease_s, poll_s=st.poll_s,
             heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
-            stop_grace_s=st.stop_grace_s, num_cpus=st.ray_num_cpus)
+            stop_grace_s=st.stop_grace_s, num_cpus=st.ray_num_cpus,
+            mlflow_uri=st.mlflow_tracking_uri)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -181,7 +184,10 @@ class Dispatcher:
 
     # one job --------------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
-        recorder = TrialRecorder(self.config.db_url, job.id)
+        mlflow_target = mlflow_log.target_for(self.config.mlflow_uri, job.id, job.study_name,
+                                              job.task.metric, job.team.name)
+        mlflow_log.prepare(mlflow_target)
+        recorder = TrialRecorder(self.config.db_url, job.id, mlflow_log.hook(mlflow_target))
         storage = optuna_storage(self.config.db_url,
                                  heartbeat_interval=self.config.heartbeat_interval,
                                  grace_period=self.config.grace_period,
@@ -220,7 +226,7 @@ class Dispatcher:
             else None
         wcfg = WorkerConfig(cfg.db_url, job.id, cfg.heartbeat_interval, cfg.grace_period,
                             spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
-                            owner=cfg.owner)
+                            owner=cfg.owner, mlflow_uri=cfg.mlflow_uri)
         w = _Watch(job, spec, study, storage, recorder, deadline,
                    _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
                                            num_gpus=spec.resources.gpus_per_trial), wcfg)

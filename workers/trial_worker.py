@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from tuner import mlflow_log
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.objective import Objective
 from tuner.search import load_study
@@ -54,6 +55,7 @@ class WorkerConfig:
     gpus: float
     owner: str | None = None  # the dispatcher that started this worker (tickets only while it
     # holds the job)
+    mlflow_uri: str | None = None  # log each trial to MLflow (tuner.mlflow_log)
 
 
 def assigned_device(gpu_ids: list[Any]) -> str:
@@ -68,13 +70,14 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
-    def read() -> tuple[JobSpec, str, str]:
+    def read() -> tuple[JobSpec, str, str, str]:
         with sessions() as s:
             job = get_job(s, cfg.job_id)
-            return job_spec(job), job.study_name, team_name(s, job.team_id)
+            return job_spec(job), job.study_name, team_name(s, job.team_id), job.task.metric
 
-    spec, study_name, team = with_retries(read, what="read the job")
-    recorder = TrialRecorder(cfg.db_url, cfg.job_id)
+    spec, study_name, team, metric = with_retries(read, what="read the job")
+    recorder = TrialRecorder(cfg.db_url, cfg.job_id, mlflow_log.hook(mlflow_log.target_for(
+        cfg.mlflow_uri, cfg.job_id, study_name, metric, team)))
     storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
                              grace_period=cfg.grace_period,
                              stale_trial_callback=StaleTrialHandler(recorder))

@@ -4,7 +4,7 @@ reconcile a study with its records (dispatcher), so both always hold the same tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -15,7 +15,7 @@ from tuner.attrs import ATTR_RECORD
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.trials import record_trial, recorded_numbers
-from tuner.trial import DB_ERROR, WORKER_LOST
+from tuner.trial import DB_ERROR, WORKER_LOST, TrialRecord
 
 _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
 
@@ -59,10 +59,12 @@ class TrialRecorder:
     """Writes finished trials of one job to the service tables, retrying through brief database
     outages; every write is idempotent (keyed by job and trial number)."""
 
-    def __init__(self, url: str, job_id: str) -> None:
+    def __init__(self, url: str, job_id: str,
+                 on_recorded: Callable[[TrialRecord], None] | None = None) -> None:
         self.url = url
         self.job_id = job_id
         self.sessions = session_factory(url)
+        self.on_recorded = on_recorded  # e.g. tuner.mlflow_log.hook: after a trial's first record
 
     def write(self, t: FrozenTrial, *, reason: str | None = None,
               study: optuna.Study | None = None) -> bool:
@@ -78,6 +80,8 @@ class TrialRecorder:
                              what=f"record trial {t.number} of job {self.job_id}")
         if new and study is not None and rec.stop_reason == DB_ERROR:
             with_retries(lambda: _RETRY(study, t), what=f"enqueue trial {t.number} again")
+        if new and self.on_recorded is not None:
+            self.on_recorded(rec)
         return new
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
