@@ -41,7 +41,6 @@ def target_for(tracking_uri: str | None, job_id: str, study_name: str, metric: s
 
 def log_trial(target: MlflowTarget, rec: TrialRecord) -> str:
     """One run for the trial; returns its run id."""
-    import mlflow
     from mlflow.entities import Metric, Param
 
     client, exp_id = _experiment(target)
