@@ -169,7 +169,7 @@ function drawJobFigures(fig) {
     type: "line", data: { datasets },
     options: { animation: false, parsing: false,
                plugins: { legend: { labels: { generateLabels: familyLabels, usePointStyle: false } } },
-               scales: { x: { type: "linear", title: { display: true, text: "epoch" } },
+               scales: { x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
                          y: { title: { display: true, text: metric } } } },
   });
   curves.dataset.trials = String(fig.curves.length);
