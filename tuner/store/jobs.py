@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 from tuner.confirm import job_confirm_reserve
 from tuner.errors import JobNotFound
 from tuner.spec import JobSpec
+from tuner.store.auth import team_name
 from tuner.store.models import (
     FINAL_STATUSES,
     Job,
     Task,
-    Team,
     utcnow,
 )
 from tuner.store.trials import counted_failures, job_trials, refresh_counters, trial_json
@@ -69,10 +69,6 @@ def job_for_key(s: Session, team_id: int, idempotency_key: str) -> Job | None:
                                       Job.idempotency_key == idempotency_key))
 
 
-def _team_name(s: Session, team_id: int) -> str:
-    return s.scalar(select(Team.name).where(Team.id == team_id)) or ""
-
-
 def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
                idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Queue a job (committed). With an idempotency key already used by this team, return that
@@ -88,7 +84,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
     reserve = job_confirm_reserve(spec)
     job = Job(id=job_id, team_id=team_id, task=task, spec=spec.model_dump(mode="json"),
               status="queued", idempotency_key=idempotency_key,
-              study_name=study_name_for(job_id, _team_name(s, team_id), task.model_name,
+              study_name=study_name_for(job_id, team_name(s, team_id), task.model_name,
                                         task.dataset_name), n_trials=spec.budget.n_trials - reserve,
               confirm_budget=reserve, epochs=spec.training.epochs,
               batch_size=spec.training.batch_size,

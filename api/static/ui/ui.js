@@ -227,7 +227,7 @@ async function taskPage() {
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
     el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || ""),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
-    el("p", {}, `noise: ${rec.noise && rec.noise.sigma !== null && rec.noise !== undefined ? fmt(rec.noise.sigma) : "unknown"}`,
+    el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
   const ranked = (rec.ranking || []).filter((r) => r.expected);
   const leaders = new Set(rec.leaders || []);
