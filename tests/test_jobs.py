@@ -197,7 +197,8 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
     def running_trial() -> Any:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             w = t.user_attrs.get("worker")
-            if w and t.number == 1:  # mid-job: after one trial finished
+            # mid-job (after one trial finished) and mid-trial: its configuration sampled
+            if w and t.number == 1 and t.user_attrs.get("config"):
                 return t, w
         return None
 

@@ -84,9 +84,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     browser.find_element("id", "api-key").send_keys(service.key_a)
     browser.find_element("css selector", "#key-form button").click()
     _open(browser, service.url + "/ui")
-    rows = browser.find_elements("css selector", "#jobs tr")
-    assert [r.get_attribute("data-job") for r in rows] == [job["id"]]
-    assert "completed" not in rows[0].text  # opened while the job is queued or running
+    # Read in one script: a progress event may replace the row between two WebDriver calls.
+    rows = browser.execute_script("return [...document.querySelectorAll('#jobs tr')]"
+                                  ".map(r => [r.dataset.job, r.textContent])")
+    assert [r[0] for r in rows] == [job["id"]]
+    assert "completed" not in rows[0][1]  # opened while the job is queued or running
     # The list follows the job's event stream: its row turns completed with no reload.
     deadline = time.monotonic() + 300
     row_text = "return document.querySelector('#jobs tr').textContent"
