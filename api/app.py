@@ -98,7 +98,8 @@ async def _problem(scope: Scope, send: Callable[[Any], Awaitable[None]], status:
     await send({"type": "http.response.body", "body": body})
 
 
-PROBLEM_STATUSES = {401: "missing or unknown API key", 404: "no such job or task in your team",
+PROBLEM_STATUSES = {400: "the body is not JSON", 401: "missing or unknown API key",
+                    404: "no such job or task in your team",
                     409: "Idempotency-Key reused with another spec",
                     413: "request body over 256 KiB",
                     422: "invalid input: `errors` names each field and its valid choices",
@@ -124,7 +125,7 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                     for status, what in PROBLEM_STATUSES.items():
                         if status == 409 and "Idempotency-Key" not in str(op.get("parameters")):
                             continue
-                        if status == 413 and "requestBody" not in op:
+                        if status in (400, 413) and "requestBody" not in op:
                             continue
                         if status == 404 and "{" not in path:
                             continue
