@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from tuner.store.models import JOB_STATUSES
-from tuner.store.queries import job_status_counts, trial_state_totals
+from tuner.store.queries import job_and_trial_counts
 
 
 class JobsCollector(Collector):
@@ -30,7 +30,7 @@ class JobsCollector(Collector):
                                                    "of running jobs)", labels=["state"])
         try:
             with self.app.state.sessions() as s:
-                counts, states = job_status_counts(s), trial_state_totals(s)
+                counts, states = job_and_trial_counts(s)
         except Exception:  # the database being down must not break /metrics
             counts, states = {}, {}
         for status in JOB_STATUSES:

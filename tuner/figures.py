@@ -88,12 +88,6 @@ def lr_points(trials: Iterable[tuple[str, float | None, float]]) -> dict[str, li
     return {f: sorted(p) for f, p in sorted(out.items())}
 
 
-def series_count(fig: Mapping[str, Any]) -> dict[str, int]:
-    """How many series each chart of a job's figures draws (the UI's tests count them)."""
-    return {"best_so_far": 1, "curves": len(fig["curves"]),
-            "stops": sum(c["stop"] is not None for c in fig["curves"])}
-
-
 def families_in(curves: Sequence[Mapping[str, Any]]) -> list[str]:
     """The families of the curves, in catalogue order (the legend)."""
     present = {c["optimizer"] for c in curves if c["optimizer"]}

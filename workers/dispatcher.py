@@ -24,6 +24,7 @@ from tuner.confirm import STOP_NOTHING
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
+from tuner.store.auth import team_name
 from tuner.store.db import in_transaction, session_factory, transient, with_retries
 from tuner.store.jobs import (
     aware,
@@ -184,8 +185,10 @@ class Dispatcher:
 
     # one job --------------------------------------------------------------------------------
     def run_job(self, job: Job) -> None:
+        team = in_transaction(self.sessions, lambda s: team_name(s, job.team_id),
+                              what="read the job's team")
         mlflow_target = mlflow_log.target_for(self.config.mlflow_uri, job.id, job.study_name,
-                                              job.task.metric, job.team.name)
+                                              job.task.metric, team)
         mlflow_log.prepare(mlflow_target)
         recorder = TrialRecorder(self.config.db_url, job.id, mlflow_log.hook(mlflow_target))
         storage = optuna_storage(self.config.db_url,
@@ -193,12 +196,12 @@ class Dispatcher:
                                  grace_period=self.config.grace_period,
                                  stale_trial_callback=StaleTrialHandler(recorder))
         try:
-            self._run_job(job, recorder, storage)
+            self._run_job(job, team, recorder, storage)
         finally:
             WORKERS_RUNNING.set(0)  # one job at a time: its workers are done or killed
             storage.engine.dispose()
 
-    def _run_job(self, job: Job, recorder: TrialRecorder,
+    def _run_job(self, job: Job, team: str, recorder: TrialRecorder,
                  storage: optuna.storages.RDBStorage) -> None:
         """Watch one job until it ends or we stop: each tick reads the job row and the study,
         asks `workers.decisions` what to do, and carries it out here."""
@@ -207,7 +210,7 @@ class Dispatcher:
         rec = self._ranking(job, spec)
         seeds = self._warm_start(job, spec, rec)
         plan = self._sweep(job, spec, rec, len(seeds))
-        about = {"job_id": job.id, "team": job.team.name, "model": job.task.model_name,
+        about = {"job_id": job.id, "team": team, "model": job.task.model_name,
                  "dataset": job.task.dataset_name, "metric": job.task.metric,
                  "direction": job.task.direction}
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,

@@ -174,7 +174,6 @@ class Job(Base):
     best_trial_number: Mapped[int | None] = mapped_column(Integer, default=None)
 
     task: Mapped[Task] = relationship(lazy="joined")
-    team: Mapped[Team] = relationship(lazy="joined")
 
 
 TRIAL_STATES = ("complete", "pruned", "diverged", "failed")

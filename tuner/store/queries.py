@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tuner.store.jobs import aware
@@ -34,22 +34,21 @@ def list_jobs(s: Session, team_id: int, *, status: str | None = None, task_id: i
     return list(page.unique()), int(total)
 
 
-def job_status_counts(s: Session) -> dict[str, int]:
-    """Jobs per status, all teams (for /metrics)."""
-    return {status: n for status, n in
-            s.execute(select(Job.status, func.count()).group_by(Job.status)).all()}
-
-
-def trial_state_totals(s: Session) -> dict[str, int]:
-    """Trials by state over all jobs and teams, from the jobs' counters (for /metrics: one row
-    per job read, not one per trial); `running` counts trials of running jobs only."""
-    row = s.execute(select(
-        func.coalesce(func.sum(Job.n_complete), 0), func.coalesce(func.sum(Job.n_pruned), 0),
-        func.coalesce(func.sum(Job.n_diverged), 0), func.coalesce(func.sum(Job.n_failed), 0),
-        func.coalesce(func.sum(case((Job.status == "running", Job.n_running), else_=0)), 0),
-    )).one()
-    return dict(zip(("complete", "pruned", "diverged", "failed", "running"),
-                    (int(v) for v in row), strict=True))
+def job_and_trial_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """For /metrics, all teams, in one query over the jobs (not the trials): jobs per status,
+    and trials by state from the jobs' counters (`running`: trials of running jobs only)."""
+    rows = s.execute(select(Job.status, func.count(), func.sum(Job.n_complete),
+                            func.sum(Job.n_pruned), func.sum(Job.n_diverged),
+                            func.sum(Job.n_failed), func.sum(Job.n_running))
+                     .group_by(Job.status)).all()
+    jobs = {status: int(n) for status, n, *_ in rows}
+    states = dict.fromkeys(("complete", "pruned", "diverged", "failed", "running"), 0)
+    for status, _, *sums in rows:
+        for state, v in zip(("complete", "pruned", "diverged", "failed"), sums, strict=False):
+            states[state] += int(v or 0)
+        if status == "running":
+            states["running"] += int(sums[4] or 0)
+    return jobs, states
 
 
 def count_trials(s: Session, job_id: str) -> int:
