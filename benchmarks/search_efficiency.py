@@ -12,12 +12,15 @@ the same model, data split and initialisation; only the search differs):
   tpe                Optuna TPE, no pruning
   ray_asha           Ray Tune: random search + ASHA (grace 1, reduction 3, max_t = epochs), one
                      trial at a time (each takes every CPU); the peer a user would pick instead
-  service_hyperband  the service: defaults sweep + TPE + Optuna's Hyperband
+  service_hyperband  the service's default: defaults sweep (each family at its start learned from
+                     the reference corpus) + TPE + Optuna's Hyperband
+  service_literature the same with `sweep_start: literature` (the sweep at literature defaults)
   service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
   service_similar    the service's default with `warm_start: similar` for a team with no history:
                      seeded with the best configurations of the reference corpus's most similar
-                     tasks, the sweep in their order; every corpus task on the same dataset is
-                     held out, so nothing measured on the task itself is used
+                     tasks, the sweep in their order
+Every corpus task on the task's dataset is held out from every service method (the sweep's
+order and starts, the similar tasks), so nothing measured on the task itself is used.
 The JSON records which of the two service variants is the service's default pruner.
 Every reported epoch counts as one epoch consumed; best-so-far is over every epoch's metric.
 """
@@ -56,7 +59,8 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("cnn", "digits", {"channels": [8, 16]}),
     ("linear", "breast_cancer", {}),
 ]
-METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_asha", "service_similar")
+METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature", "service_asha",
+           "service_similar")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -71,18 +75,26 @@ def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
         "search": search})
 
 
+def held_out_corpus(dataset: str, directory: Path) -> Path:
+    """The reference corpus less every task on `dataset`, as a file the service can load
+    (`TUNER_REFERENCE_CORPUS`): the service's methods learn nothing measured on the dataset."""
+    import json
+
+    raw = json.loads(corpus.PATH.read_text())
+    raw["tasks"] = [t for t in raw["tasks"] if t["spec"]["task"]["dataset"]["name"] != dataset]
+    path = directory / f"corpus-without-{dataset}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
 def transfer_start(spec: JobSpec) -> tuple[list[dict[str, Any]], SweepPlan | None]:
     """What `warm_start: similar` gives a team with no history: seeds and the sweep's order from
-    the reference corpus's most similar tasks, with every corpus task on this dataset held out."""
+    the reference corpus's most similar tasks (the loaded corpus: `held_out_corpus`)."""
     ref = corpus.load()
-    dataset = spec.task.dataset.name
     if ref is None:
         return [], None
-    held_out = corpus.Corpus(tuple(t for t in ref.tasks
-                                   if t.spec["task"]["dataset"]["name"] != dataset),
-                             f"{ref.digest}-without-{dataset}", ref.built)
     features = inspect_task(spec)
-    answer = corpus_answer(features.profile(spec.task.model.name), features.metric, held_out)
+    answer = corpus_answer(features.profile(spec.task.model.name), features.metric, ref)
     if answer is None:
         return [], None
     space = SearchSpace(spec.space)
@@ -211,7 +223,8 @@ def running_best(values: list[float]) -> list[float]:
 
 
 COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
-          "service_hyperband": "tab:purple", "service_asha": "tab:green",
+          "service_hyperband": "tab:purple", "service_literature": "tab:pink",
+          "service_asha": "tab:green",
           "service_similar": "tab:red"}
 
 
@@ -299,10 +312,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              pruner="none", defaults_sweep=False),
             "service_hyperband": base_spec(model, dataset, params, a.epochs,
                                            pruner="hyperband"),
+            "service_literature": base_spec(model, dataset, params, a.epochs,
+                                            pruner="hyperband", sweep_start="literature"),
             "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
             "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
                                          warm_start="similar"),
         }
+        os.environ["TUNER_REFERENCE_CORPUS"] = str(held_out_corpus(dataset, Path(storage)))
         start = transfer_start(specs["service_similar"]) if "service_similar" in methods \
             else ([], None)
         curves: dict[str, list[list[float]]] = {m: [] for m in methods}
@@ -342,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not a.smoke:
             plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
         save(a.out, results)  # after every task: a long run stopped midway keeps what it has
+    os.environ.pop("TUNER_REFERENCE_CORPUS", None)
     results["seconds"] = time.perf_counter() - t0
     print(f"{'task':<22} {'method':<17} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
           + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))

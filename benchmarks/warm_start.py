@@ -15,8 +15,10 @@ whole budget (censored, marked).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from typing import Any
 import optuna
 
 from benchmarks._common import save
+from benchmarks.search_efficiency import held_out_corpus
 from tuner.sampling import SearchSpace
 from tuner.search import run_search
 from tuner.space import TrialConfig
@@ -36,7 +39,8 @@ OUT = Path(__file__).parent / "results" / "warm_start.json"
 
 
 def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, epochs: int,
-             seed: int, warm_start: str = "none", pruner: str | None = None) -> JobSpec:
+             seed: int, warm_start: str = "none", pruner: str | None = None,
+             sweep_start: str | None = None) -> JobSpec:
     """The service's default search; `warm_start` as a user would set it."""
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
@@ -44,7 +48,8 @@ def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, e
         # Trials to the target are counted over the search; the confirmation race afterwards
         # is left out (it re-runs known configurations).
         "search": {"warm_start": warm_start, "confirm_top_k": 0,
-                   **({"pruner": pruner} if pruner else {})}})
+                   **({"pruner": pruner} if pruner else {}),
+                   **({"sweep_start": sweep_start} if sweep_start else {})}})
 
 
 def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list[TrialConfig]:
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--history-trials", type=int, default=40)
     ap.add_argument("--pruner", default=None, help="default: the service's default pruner")
+    ap.add_argument("--sweep-start", default=None,
+                    help="corpus or literature; default: the service's default")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one task")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
@@ -89,21 +96,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds, "trials": a.trials,
                                "epochs": a.epochs, "history_trials": a.history_trials,
                                "pruner": a.pruner or SearchSpec().pruner,
+                               "sweep_start": a.sweep_start or SearchSpec().sweep_start,
                                "tasks": {}}
     rows = []
+    opts = {"pruner": a.pruner, "sweep_start": a.sweep_start}
     for model, dataset, params in tasks:
+        # Nothing the service learns from the reference corpus was measured on this dataset.
+        os.environ["TUNER_REFERENCE_CORPUS"] = str(
+            held_out_corpus(dataset, Path(tempfile.mkdtemp(prefix="corpus-"))))
         hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
-                                   epochs=a.epochs, seed=100, pruner=a.pruner))
+                                   epochs=a.epochs, seed=100, **opts))
         direction = hist.direction
         seeds_cfg = best_configs(hist.records, direction)
         per_seed = []
         for seed in range(1, a.seeds + 1):
             spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs, seed=seed,
-                            pruner=a.pruner)
+                            **opts)
             space = SearchSpace(spec.space)
             warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
             warm_spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
-                                 seed=seed, warm_start="task", pruner=a.pruner)
+                                 seed=seed, warm_start="task", **opts)
             cold = run_search(spec, study_name=f"cold-{seed}").records
             # The seeds are given directly (what `warm_start: task` would look up in the store).
             warm = run_search(warm_spec, study_name=f"warm-{seed}",
@@ -123,6 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                   "ratio_warm_over_cold": ratio,
                                   "warm_seeds": [c.optimizer for c in seeds_cfg]}
         rows.append((name, med, ratio, per_seed))
+    os.environ.pop("TUNER_REFERENCE_CORPUS", None)
     results["seconds"] = time.perf_counter() - t0
     print(f"{'task':<22} {'cold trials':>11} {'warm trials':>11} {'ratio':>6} "
           f"{'cold epochs':>11} {'warm epochs':>11} {'ratio':>6}  censored c/w")

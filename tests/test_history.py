@@ -332,8 +332,9 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     assert [(r.optimizer, r.defaults_sweep) for r in rows2[2:5]] == [
         ("adam", True), ("rmsprop", True), ("momentum", True)]
     assert j2.notes is not None and j2.notes[0] == (
-        "defaults sweep: adam, rmsprop, momentum at their literature defaults, in this order "
-        "(this task's ranking in your team's history)")
+        "defaults sweep, in this order (this task's ranking in your team's history): adam, "
+        "rmsprop, momentum at the configuration that scored best over the reference corpus's "
+        "tasks")
     assert not any(r.warm_start for r in rows2[2:])
     (name,) = [n for n in optuna.get_all_study_names(migrated_url) if n.endswith(f"job-{second}")]
     study = optuna.load_study(study_name=name, storage=migrated_url)

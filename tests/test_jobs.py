@@ -152,8 +152,9 @@ def test_create_dispatch_complete(migrated_url: str) -> None:
     # which family ran, from where the order came and which three were left to the sampler.
     assert recs[0].defaults_sweep and not any(r.defaults_sweep for r in recs[1:])
     assert job.notes is not None and job.notes[0] == (
-        f"defaults sweep: {recs[0].optimizer} at their literature defaults, in this order (the "
-        f"ranking transferred from similar tasks (reference corpus))")
+        f"defaults sweep, in this order (the ranking transferred from similar tasks (reference "
+        f"corpus)): {recs[0].optimizer} at the configuration that scored best over the "
+        f"reference corpus's tasks")
     left = job.notes[1].rsplit(": ", 1)[1].split(", ")
     assert sorted([recs[0].optimizer, *left]) == ["adam", "momentum", "rmsprop", "sgd"]
     best = max((r for r in recs if r.state == "complete"), key=lambda r: r.value or 0)

@@ -29,29 +29,95 @@ def test_seeded_run_is_reproducible() -> None:
     a, b = (run_search(spec).records for _ in range(2))
     assert [(r.optimizer, r.params, r.state, r.value) for r in a] == \
            [(r.optimizer, r.params, r.state, r.value) for r in b]
-    # The defaults sweep first, capped at a quarter of the 6 trials: one family, momentum, the
-    # better of the two at defaults on the reference corpus; then the sampler.
-    assert a[0].optimizer == "momentum" and a[0].defaults_sweep
+    # The defaults sweep first, capped at a quarter of the 6 trials: one family, the better of
+    # the two on the reference corpus, at its start learned there; then the sampler.
+    from tuner import corpus
+
+    (first,) = [s for s in corpus.sweep_starts(corpus.load())
+                if s.optimizer in ("adam", "momentum")][:1]
+    assert a[0].optimizer == first.optimizer and a[0].defaults_sweep
+    assert a[0].schedule == first.schedule
+    lr = f"{first.optimizer}.lr"
+    assert a[0].params[lr] == pytest.approx(first.params[lr])
     assert not any(r.defaults_sweep for r in a[1:])
+
+
+def test_sweep_starts_are_each_familys_best_configuration_over_the_corpus() -> None:
+    """Each family's start is, of the configurations the corpus ran on all its tasks, the one
+    with the best mean normalised score; it beats the family's literature defaults there."""
+    from tuner import corpus
+    from tuner.space import FAMILIES
+
+    ref = corpus.load()
+    assert ref is not None and corpus.sweep_starts(None) == []
+    starts = corpus.sweep_starts(ref)
+    assert sorted(s.optimizer for s in starts) == sorted(FAMILIES)
+    assert [s.score for s in starts] == sorted((s.score for s in starts), reverse=True)
+    # Recompute adam's from the raw trials: per task, 0 = its worst trial, 1 = its best.
+    per_key: dict[str, float] = {}
+    first: dict[str, int] = {}
+    for task in ref.tasks:
+        done = [t for t in task.trials if not t.confirmation]
+        lo, hi = min(t.value for t in done), max(t.value for t in done)
+        for t in done:
+            if t.optimizer == "adam":
+                score = (t.value - lo) / (hi - lo)
+                per_key[t.config_key] = per_key.get(t.config_key, 0.0) + (
+                    score if task.direction == "maximize" else 1 - score) / len(ref.tasks)
+                first[t.config_key] = min(first.get(t.config_key, t.number), t.number)
+    adam = next(s for s in starts if s.optimizer == "adam")
+    assert adam.score == pytest.approx(max(per_key.values()))
+    literature = per_key[min(first, key=first.__getitem__)]  # each family's search began there
+    assert adam.score > literature + 0.1, (adam.score, literature)
+    assert adam.params["adam.lr"] > 1e-3  # the literature default is too low for short budgets
 
 
 def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() -> None:
     from tuner import corpus
+    from tuner.sampling import SearchSpace
     from tuner.search import sweep_plan
-    from tuner.space import FAMILIES
+    from tuner.space import FAMILIES, TrialConfig
 
     order = corpus.defaults_order(corpus.load())
     assert sorted(order) == sorted(FAMILIES) and order != list(FAMILIES)
     assert corpus.defaults_order(None) == list(FAMILIES)
-    # The default space and budget: 14 families, 30 trials; the sweep takes 7 (25%), the
-    # corpus's best defaults first, and names the 7 left to the sampler.
+    # `sweep_start: literature`, the default space and budget: 14 families, 30 trials; the sweep
+    # takes 7 (25%), the corpus's best defaults first, and names the 7 left to the sampler.
+    literature = sweep_plan(JobSpec.model_validate({
+        "task": {"model": {"name": "mlp"}, "dataset": {"name": "iris"}},
+        "search": {"sweep_start": "literature"}}))
+    assert (literature.cap, literature.families, literature.left_out, literature.starts) == (
+        7, order[:7], order[7:], {})
+    assert literature.notes()[0] == (
+        f"defaults sweep, in this order (defaults measured on the reference corpus's built-in "
+        f"tasks): {', '.join(order[:7])} at their literature defaults")
+    # The default, `sweep_start: corpus`: ordered by the starts learned on the corpus, each
+    # family at its start (Optuna's parameters of this space).
     plan = sweep_plan(JobSpec.model_validate({"task": {"model": {"name": "mlp"},
                                                        "dataset": {"name": "iris"}}}))
+    learned = corpus.sweep_starts(corpus.load())
+    order = [s.optimizer for s in learned]
     assert (plan.cap, plan.families, plan.left_out) == (7, order[:7], order[7:])
+    assert set(plan.starts) == set(order[:7])
+    space = SearchSpace(JobSpec.model_validate({"task": {"model": {"name": "mlp"},
+                                                         "dataset": {"name": "iris"}}}).space)
+    top = learned[0]
+    assert plan.starts[top.optimizer] == space.optuna_params(
+        TrialConfig(top.optimizer, top.schedule, top.params))
     notes = plan.notes()
-    assert notes[0].startswith(f"defaults sweep: {', '.join(order[:7])} at their literature")
+    assert notes[0] == (f"defaults sweep, in this order (the reference corpus's built-in tasks): "
+                        f"{', '.join(order[:7])} at the configuration that scored best over the "
+                        f"reference corpus's tasks")
     assert "covers the defaults sweep of 7 of 14 families" in notes[1]
     assert notes[1].endswith("left to the sampler: " + ", ".join(order[7:]))
+    # A start the space cannot hold (its schedule is not searched) falls back to the family's
+    # literature defaults, and the notes say which.
+    constant = _spec(space={"optimizers": [top.optimizer], "schedules": ["constant"]},
+                     search={"sweep_share": 1.0})
+    assert top.schedule != "constant"
+    fallback = sweep_plan(constant)
+    assert top.optimizer not in fallback.starts
+    assert fallback.notes()[0].endswith(f": {top.optimizer} at its literature defaults")
     # An order from the team's history comes first; the corpus orders the rest.
     mine = sweep_plan(_spec(space={"optimizers": ["sgd", "adam", "rmsprop"]},
                             search={"sweep_share": 1.0}), ["adam"], "this task's ranking")
@@ -156,10 +222,10 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     t = data["trials"][0]
     assert {"number", "state", "stop_reason", "optimizer", "schedule", "params", "value",
             "steps"} <= set(t)
-    # The defaults sweep: a quarter of 16 trials, the corpus's four best families at defaults.
+    # The defaults sweep: a quarter of 16 trials, the corpus's four best families at its starts.
     from tuner import corpus
 
-    sweep = corpus.defaults_order(corpus.load())[:4]
+    sweep = [s.optimizer for s in corpus.sweep_starts(corpus.load())][:4]
     assert [t["optimizer"] for t in data["trials"][:4]] == sweep
     assert all(t["defaults_sweep"] for t in data["trials"][:4])
     assert {e["optimizer"] for e in data["by_optimizer"]} >= set(sweep)

@@ -212,6 +212,57 @@ def _defaults_order(corpus: Corpus) -> tuple[str, ...]:
     return tuple(ranked + [f for f in FAMILIES if f not in scores])
 
 
+@dataclass(frozen=True)
+class Start:
+    """A family's starting configuration learned from the corpus: of the configurations the
+    corpus ran on every task (each family's search uses the same sampler seed on every task, so
+    its trials are the same configurations everywhere), the one with the best mean score."""
+
+    optimizer: str
+    schedule: str
+    params: dict[str, Any]
+    score: float  # mean over the corpus's tasks: 0 = the task's worst trial (or did not finish), 1 = its best
+    tasks: int  # tasks it finished on
+
+
+def sweep_starts(corpus: Corpus | None) -> list[Start]:
+    """One start per family the corpus ran, best first: what a defaults sweep runs when nothing
+    is known of the task (`search.sweep_start: corpus`). On the corpus's own tasks these score
+    0.72-0.97 against 0.27-0.89 for the literature defaults (docs/benchmarks.md)."""
+    if corpus is None:
+        return []
+    if corpus.digest not in _STARTS:
+        _STARTS[corpus.digest] = _sweep_starts(corpus)
+    return list(_STARTS[corpus.digest])
+
+
+_STARTS: dict[str, tuple[Start, ...]] = {}
+
+
+def _sweep_starts(corpus: Corpus) -> tuple[Start, ...]:
+    scores: dict[str, list[float]] = {}
+    trials: dict[str, HistoryTrial] = {}
+    for task in corpus.tasks:
+        done = [t for t in task.trials if not t.confirmation and math.isfinite(t.value)]
+        if not done:
+            continue
+        lo, hi = min(t.value for t in done), max(t.value for t in done)
+        for t in done:
+            score = (t.value - lo) / (hi - lo) if hi > lo else 1.0
+            scores.setdefault(t.config_key, []).append(
+                score if task.direction == "maximize" else 1 - score)
+            trials.setdefault(t.config_key, t)
+    n = len(corpus.tasks)
+    best: dict[str, Start] = {}
+    for key in sorted(scores):  # a trial that diverged or failed on a task scores 0 there
+        t = trials[key]
+        start = Start(t.optimizer, t.schedule or "constant", dict(t.params),
+                      sum(scores[key]) / n, len(scores[key]))
+        if t.optimizer not in best or start.score > best[t.optimizer].score:
+            best[t.optimizer] = start
+    return tuple(sorted(best.values(), key=lambda s: (-s.score, s.optimizer)))
+
+
 # building -----------------------------------------------------------------------------------
 
 def family_spec(base: dict[str, Any], family: str, trials: int, seed: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from tuner.errors import UnknownName
 from tuner.objective import Objective
 from tuner.results import leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
+from tuner.space import TrialConfig
 from tuner.spec import PRUNERS, SAMPLERS, JobSpec
 from tuner.trial import TrialRecord, config_key
 
@@ -72,24 +73,35 @@ def make_pruner(name: str, epochs: int) -> BasePruner:
 
 
 ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
+ORDER_STARTS = "the reference corpus's built-in tasks"
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """The defaults sweep of a job: the families run at their literature defaults, in order,
-    and those its budget leaves to the sampler."""
+    """The defaults sweep of a job: the families it runs, in order, each at its start (Optuna
+    parameters; its literature defaults where `starts` has none), and those its budget leaves to
+    the sampler."""
 
     families: list[str]
     left_out: list[str]
     order_source: str
     cap: int
+    starts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         if not self.families:
             return [f"no defaults sweep: the warm-start seeds fill the search's trials; left to "
                     f"the sampler: {', '.join(self.left_out)}"] if self.left_out else []
-        out = [f"defaults sweep: {', '.join(self.families)} at their literature defaults, in "
-               f"this order ({self.order_source})"]
+        learned = [f for f in self.families if f in self.starts]
+        at = [f for f in self.families if f not in self.starts]
+        where = []
+        if learned:
+            where.append(f"{', '.join(learned)} at the configuration that scored best over the "
+                         f"reference corpus's tasks")
+        if at:
+            where.append(f"{', '.join(at)} at {'their' if len(at) > 1 else 'its'} literature "
+                         f"defaults")
+        out = [f"defaults sweep, in this order ({self.order_source}): {'; '.join(where)}"]
         if self.left_out:
             out.append(f"the budget covers the defaults sweep of {len(self.families)} of "
                        f"{len(self.families) + len(self.left_out)} families (search.sweep_share "
@@ -99,23 +111,32 @@ class SweepPlan:
 
 
 def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
-               order_source: str = ORDER_CORPUS, seeded: int = 0) -> SweepPlan:
-    """Which chosen families the defaults sweep runs, and in what order: `order` (families best
-    first, e.g. from the team's history) then the reference corpus's order of defaults; at most
+               order_source: str | None = None, seeded: int = 0) -> SweepPlan:
+    """Which chosen families the defaults sweep runs, in what order and at which configuration:
+    `order` (families best first, e.g. from the team's history) then the reference corpus's
+    order (of its learned starts, or of literature defaults: `search.sweep_start`); at most
     `search.sweep_share` of `budget.n_trials`, and never more than the search's share left
     after `seeded` warm-start seeds."""
     from tuner import corpus
 
-    families = list(SearchSpace(spec.space).families)
+    space = SearchSpace(spec.space)
+    families = list(space.families)
     if not spec.search.defaults_sweep:
         return SweepPlan([], [], "off", 0)
-    ranked = [*(order or []), *corpus.defaults_order(corpus.load())]
+    ref = corpus.load()
+    learned = corpus.sweep_starts(ref) if spec.search.sweep_start == "corpus" else []
+    starts = {s.optimizer: p for s in learned
+              if (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
+    base = [s.optimizer for s in learned] if learned else corpus.defaults_order(ref)
+    ranked = [*(order or []), *base]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
     families.sort(key=lambda f: position.get(f, len(position)))
     room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded)
     cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
-    return SweepPlan(families[:cap], families[cap:], order_source if order else ORDER_CORPUS,
-                     cap)
+    source = order_source if order else ORDER_STARTS if learned else ORDER_CORPUS
+    chosen = families[:cap]
+    return SweepPlan(chosen, families[cap:], source or ORDER_CORPUS, cap,
+                     {f: starts[f] for f in chosen if f in starts})
 
 
 def default_study_name(spec: JobSpec) -> str:
@@ -152,7 +173,8 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         queued = [(p, {ATTR_WARM_START: True}) for p in seed_configs]
         plan = sweep or sweep_plan(spec)
         defaults = {p["optimizer"]: p for p in SearchSpace(spec.space).defaults()}
-        queued += [(defaults[f], {ATTR_SWEEP: True}) for f in plan.families]
+        queued += [(plan.starts.get(f) or defaults[f], {ATTR_SWEEP: True})
+                   for f in plan.families]
         for params, attrs in queued[:room]:
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study

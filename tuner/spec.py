@@ -376,8 +376,14 @@ class SearchSpec(_Strict):
         "this task's history only, `similar` also from the nearest tasks and the reference "
         "corpus, `none` for a search from scratch"))
     defaults_sweep: bool = Field(default=True, description=(
-        "begin with the chosen families at their literature defaults, the most promising "
-        "first (the team's history of the task or similar ones, else the reference corpus)"))
+        "begin with one trial per chosen family, the most promising first (the team's history "
+        "of the task or similar ones, else the reference corpus), at the configuration "
+        "`sweep_start` names"))
+    # `corpus` reached the best-so-far of Ray Tune's ASHA at 50 epochs (docs/benchmarks.md).
+    sweep_start: Literal["corpus", "literature"] = Field(default="corpus", description=(
+        "the configuration each family's sweep trial runs: `corpus`, the family's configuration "
+        "with the best mean score over the reference corpus's tasks (its literature defaults "
+        "where the corpus has none that fits the space); `literature`, its literature defaults"))
     sweep_share: float = Field(default=0.25, ge=0.0, le=1.0, description=(
         "the defaults sweep takes at most this share of budget.n_trials (at least one trial); "
         "families beyond it are left to the sampler and named in the job's notes"))
