@@ -267,3 +267,25 @@ def test_stream_loader_trains_like_the_memory_path() -> None:
         assert rec.state == "complete" and rec.value is not None and rec.value > 0.8
         values.setdefault(loader, []).append(rec.value)
     assert values["stream"][0] == values["stream"][1]  # seeded: the same order every run
+
+
+def test_a_trial_lost_before_storing_its_configuration_keeps_what_optuna_sampled() -> None:
+    """A worker killed between sampling and storing the configuration leaves only Optuna's
+    parameters (`adam.one_minus_beta1`, ...): the record maps them back to public names."""
+    from tuner.results import trial_record
+    from tuner.sampling import SearchSpace
+
+    space = SearchSpace(_spec().space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    configs = []
+    for _ in range(8):
+        trial = study.ask()
+        configs.append(space.sample(trial))
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    records = [trial_record(t) for t in study.get_trials(deepcopy=False)]
+    assert any(any(k.endswith(("beta1", "momentum", "rho", "alpha")) for k in c.params)
+               for c in configs)  # the mapping of 1 - x is exercised
+    for c, r in zip(configs, records, strict=True):
+        assert (r.state, r.optimizer, r.schedule) == ("failed", c.optimizer, c.schedule)
+        assert r.params == pytest.approx(c.params)
+        assert "left no record" in r.detail

@@ -20,6 +20,7 @@ from tuner.attrs import (
     ATTR_WARM_START,
 )
 from tuner.recommend import better
+from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, TrialRecord
 
 STATES = ("complete", "pruned", "diverged", "failed")
@@ -28,6 +29,9 @@ STATES = ("complete", "pruned", "diverged", "failed")
 def trial_record(t: FrozenTrial) -> TrialRecord:
     rec: dict[str, Any] = t.user_attrs.get(ATTR_RECORD, {})
     cfg: dict[str, Any] = t.user_attrs.get(ATTR_CONFIG, {})
+    if not cfg and (sampled := from_optuna_params(t.params)) is not None:
+        # Lost between sampling and storing its configuration: Optuna holds what it sampled.
+        cfg = sampled.to_json()
     reason = rec.get("stop_reason")
     if t.state == TrialState.COMPLETE:
         state = "complete"

@@ -219,6 +219,25 @@ def optuna_name(full_name: str, p: ParamDef) -> str:
     return f"{prefix}.one_minus_{last}"
 
 
+def from_optuna_params(params: dict[str, Any]) -> TrialConfig | None:
+    """The configuration a trial sampled, from Optuna's parameters (`optimizer`, `schedule`,
+    `adam.one_minus_beta1` -> `adam.beta1 = 1 - value`); None without an optimizer. For a trial
+    whose worker was lost before it stored its configuration (parameters pinned by the space
+    were never sampled, so they are absent)."""
+    if "optimizer" not in params:
+        return None
+    out: dict[str, Any] = {}
+    for name, value in params.items():
+        if name in ("optimizer", "schedule"):
+            continue
+        prefix, _, last = name.rpartition(".")
+        if last.startswith("one_minus_"):
+            out[f"{prefix}.{last.removeprefix('one_minus_')}"] = 1.0 - float(value)
+        else:
+            out[name] = value
+    return TrialConfig(str(params["optimizer"]), str(params.get("schedule", "constant")), out)
+
+
 def to_optuna_value(p: ParamDef, value: float | int | bool) -> float | int | bool:
     return 1.0 - float(value) if p.one_minus else value
 
