@@ -47,6 +47,16 @@ def test_corpus_build_writes_a_file_the_service_reads(tmp_path: Path,
     raw = json.loads(out.read_text())
     assert [t["id"] for t in raw["tasks"]] == ["linear-iris"]
     assert raw["built"]["trials_per_family"] == 1
+    # Each family's search begins at its literature defaults (never at the starts learned from
+    # the corpus itself), so the build repeats the shipped corpus's first trial of each family.
+    shipped = reference.load()
+    assert shipped is not None
+    firsts = {}
+    for t in sorted(shipped.get("linear-iris").trials, key=lambda t: t.number):
+        if not t.confirmation:
+            firsts.setdefault(t.optimizer, t.config_key)
+    built = {r["o"]: r["k"] for r in raw["tasks"][0]["trials"] if not r["c"]}
+    assert built and built == {f: firsts[f] for f in built}
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", str(out))
     c = reference.load()
     assert c is not None and c.tasks[0].name == "linear/iris"

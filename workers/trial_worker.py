@@ -78,10 +78,11 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     spec, study_name, team, metric = with_retries(read, what="read the job")
     recorder = TrialRecorder(cfg.db_url, cfg.job_id, mlflow_log.hook(mlflow_log.target_for(
         cfg.mlflow_uri, cfg.job_id, study_name, metric, team)))
-    storage = optuna_storage(cfg.db_url, heartbeat_interval=cfg.heartbeat_interval,
-                             grace_period=cfg.grace_period,
-                             stale_trial_callback=StaleTrialHandler(recorder))
-    study = load_study(spec, storage, study_name)
+    # Both read the database (Optuna's schema version, the study's id): a blip is waited out.
+    storage = with_retries(lambda: optuna_storage(
+        cfg.db_url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period,
+        stale_trial_callback=StaleTrialHandler(recorder)), what="open Optuna's storage")
+    study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device, data_scope=team)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
