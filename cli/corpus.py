@@ -60,3 +60,36 @@ def corpus_show() -> None:
                       str(r["verdict"]), ", ".join(r["leaders"]),
                       f"{top['expected']['value']:.4g}" if top else "-")
     console.print(table)
+
+
+@corpus_app.command("starts")
+def corpus_starts(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+    = False,
+) -> None:
+    """Where the defaults sweep starts each family (`search.sweep_start: corpus`): its
+    configuration with the best mean score over the corpus's tasks, in the sweep's order."""
+    import json
+
+    from cli.common import out as console
+    from tuner.corpus import load, sweep_starts
+
+    corpus = load()
+    starts = sweep_starts(corpus)
+    if json_out:
+        print(json.dumps([{"optimizer": s.optimizer, "schedule": s.schedule, "params": s.params,
+                           "score": s.score, "tasks": s.tasks} for s in starts], indent=2))
+        return
+    if corpus is None:
+        console.print("no reference corpus: the sweep starts at literature defaults")
+        raise typer.Exit(1)
+    table = Table(title=f"Defaults sweep starts (mean score over {len(corpus.tasks)} tasks: "
+                        f"0 = a task's worst trial, 1 = its best)")
+    for col in ("family", "schedule", "parameters", "score", "finished on"):
+        table.add_column(col)
+    for s in starts:
+        params = ", ".join(f"{k.split('.', 1)[1]}={v:.3g}" if isinstance(v, float)
+                           else f"{k.split('.', 1)[1]}={v}" for k, v in s.params.items())
+        table.add_row(s.optimizer, s.schedule, params, f"{s.score:.3f}",
+                      f"{s.tasks}/{len(corpus.tasks)}")
+    console.print(table)

@@ -68,3 +68,17 @@ def test_corpus_build_writes_a_file_the_service_reads(tmp_path: Path,
                           "--out", str(tmp_path / "x.json")], capture_output=True, text=True,
                          timeout=120, check=False)
     assert bad.returncode == 2 and "unknown corpus task 'nope'" in bad.stderr
+
+
+def test_corpus_starts_lists_where_the_sweep_starts_each_family() -> None:
+    proc = subprocess.run([sys.executable, "-m", "cli", "corpus", "starts", "--json"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    starts = reference.sweep_starts(reference.load())
+    assert [(s["optimizer"], s["schedule"], s["params"]) for s in shown] == [
+        (s.optimizer, s.schedule, s.params) for s in starts]
+    assert sorted(s["optimizer"] for s in shown) == sorted(FAMILIES)
+    table = subprocess.run([sys.executable, "-m", "cli", "corpus", "starts"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert table.returncode == 0 and starts[0].optimizer in table.stdout
