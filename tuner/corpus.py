@@ -221,7 +221,8 @@ class Start:
     optimizer: str
     schedule: str
     params: dict[str, Any]
-    score: float  # mean over the corpus's tasks: 0 = the task's worst trial (or did not finish), 1 = its best
+    # Mean over the corpus's tasks: 0 = the task's worst trial (or it did not finish), 1 = best.
+    score: float
     tasks: int  # tasks it finished on
 
 

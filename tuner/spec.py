@@ -379,7 +379,8 @@ class SearchSpec(_Strict):
         "begin with one trial per chosen family, the most promising first (the team's history "
         "of the task or similar ones, else the reference corpus), at the configuration "
         "`sweep_start` names"))
-    # `corpus` reached the best-so-far of Ray Tune's ASHA at 50 epochs (docs/benchmarks.md).
+    # `corpus` is ahead of literature defaults at 50 epochs on both digits tasks, but settles
+    # sooner afterwards (docs/benchmarks.md, search efficiency).
     sweep_start: Literal["corpus", "literature"] = Field(default="corpus", description=(
         "the configuration each family's sweep trial runs: `corpus`, the family's configuration "
         "with the best mean score over the reference corpus's tasks (its literature defaults "
