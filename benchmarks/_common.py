@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,36 @@ def save(out: Path, results: dict[str, Any]) -> None:
     """Write a script's JSON result (the file docs/benchmarks.md quotes)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
+
+
+@contextmanager
+def corpus_held_out() -> Iterator[Callable[[str], None]]:
+    """Inside, `hold_out(dataset)` points the service (`TUNER_REFERENCE_CORPUS`) at the reference
+    corpus it would load, less every task on `dataset`: nothing the service learns from the
+    corpus was then measured on that dataset. Afterwards the variable is as it was and the
+    files are gone (a corpus turned off with `none` stays off)."""
+    from tuner import corpus
+
+    before = os.environ.get("TUNER_REFERENCE_CORPUS")
+    source = corpus.PATH if before is None else None if before.lower() == "none" else Path(before)
+    with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
+        def hold_out(dataset: str) -> None:
+            if source is None:
+                return
+            raw = json.loads(source.read_text())
+            raw["tasks"] = [t for t in raw["tasks"]
+                            if t["spec"]["task"]["dataset"]["name"] != dataset]
+            path = Path(tmp) / f"corpus-without-{dataset}.json"
+            path.write_text(json.dumps(raw))
+            os.environ["TUNER_REFERENCE_CORPUS"] = str(path)
+
+        try:
+            yield hold_out
+        finally:
+            if before is None:
+                os.environ.pop("TUNER_REFERENCE_CORPUS", None)
+            else:
+                os.environ["TUNER_REFERENCE_CORPUS"] = before
 
 
 def interleaved(paths: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:

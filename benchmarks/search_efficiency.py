@@ -44,7 +44,7 @@ import optuna
 # metrics) and cost seconds per trial.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
-from benchmarks._common import save
+from benchmarks._common import corpus_held_out, save
 from tuner import corpus
 from tuner.objective import Objective
 from tuner.recommendations import corpus_answer, warm_start_configs
@@ -75,21 +75,9 @@ def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
         "search": search})
 
 
-def held_out_corpus(dataset: str, directory: Path) -> Path:
-    """The reference corpus less every task on `dataset`, as a file the service can load
-    (`TUNER_REFERENCE_CORPUS`): the service's methods learn nothing measured on the dataset."""
-    import json
-
-    raw = json.loads(corpus.PATH.read_text())
-    raw["tasks"] = [t for t in raw["tasks"] if t["spec"]["task"]["dataset"]["name"] != dataset]
-    path = directory / f"corpus-without-{dataset}.json"
-    path.write_text(json.dumps(raw))
-    return path
-
-
 def transfer_start(spec: JobSpec) -> tuple[list[dict[str, Any]], SweepPlan | None]:
     """What `warm_start: similar` gives a team with no history: seeds and the sweep's order from
-    the reference corpus's most similar tasks (the loaded corpus: `held_out_corpus`)."""
+    the reference corpus's most similar tasks (the loaded corpus: `corpus_held_out`)."""
     ref = corpus.load()
     if ref is None:
         return [], None
@@ -303,62 +291,62 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "epoch_budget": a.epoch_budget,
                                "default_pruner": SearchSpec().pruner,
                                "epochs": a.epochs, "tasks": {}}
-    for model, dataset, params in tasks:
-        name = f"{model}/{dataset}"
-        specs = {
-            "random": base_spec(model, dataset, params, a.epochs, sampler="random",
-                                pruner="none", defaults_sweep=False),
-            "tpe": base_spec(model, dataset, params, a.epochs, sampler="tpe",
-                             pruner="none", defaults_sweep=False),
-            "service_hyperband": base_spec(model, dataset, params, a.epochs,
-                                           pruner="hyperband"),
-            "service_literature": base_spec(model, dataset, params, a.epochs,
-                                            pruner="hyperband", sweep_start="literature"),
-            "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
-            "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
-                                         warm_start="similar"),
-        }
-        os.environ["TUNER_REFERENCE_CORPUS"] = str(held_out_corpus(dataset, Path(storage)))
-        start = transfer_start(specs["service_similar"]) if "service_similar" in methods \
-            else ([], None)
-        curves: dict[str, list[list[float]]] = {m: [] for m in methods}
-        timing: dict[str, float] = {m: 0.0 for m in methods}
-        for seed in range(1, a.seeds + 1):
-            for method in methods:
-                t = time.perf_counter()
-                if method == "ray_asha":
-                    curves[method].append(ray_asha_curve(specs["random"], seed, storage,
-                                                          a.epoch_budget))
-                else:
-                    curves[method].append(optuna_curve(
-                        specs[method], seed, a.epoch_budget,
-                        start if method == "service_similar" else ([], None)))
-                timing[method] += time.perf_counter() - t
-        best = max(v for runs in curves.values() for run in runs for v in run
-                   if not math.isnan(v))
-        target = best * (1 - TOLERANCE)
-        summary: dict[str, Any] = {}
-        for method, runs in curves.items():
-            reached = [epochs_to(run, target) for run in runs]
-            # A run that never reaches the target has not reached it: infinite, not its total.
-            eps = [math.inf if c else float(e) for e, c in reached]
-            summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
-                               "reached": sum(not c for _, c in reached),
-                               "median": statistics.median(eps), "min": min(eps),
-                               "max": max(eps), "total_epochs": [len(r) for r in runs],
-                               "best_at": {str(b): statistics.median(
-                                   running_best(r)[min(b, len(r)) - 1] for r in runs)
-                                   for b in ANYTIME},
-                               "seconds": timing[method], "curves": runs}
-        base = summary.get("random", {}).get("median")
-        for s in summary.values():
-            s["ratio_vs_random"] = (s["median"] / base if base and math.isfinite(base)
-                                    and math.isfinite(s["median"]) else None)
-        results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
-        if not a.smoke:
-            plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
-        save(a.out, results)  # after every task: a long run stopped midway keeps what it has
-    os.environ.pop("TUNER_REFERENCE_CORPUS", None)
+    with corpus_held_out() as hold_out:
+        for model, dataset, params in tasks:
+            name = f"{model}/{dataset}"
+            specs = {
+                "random": base_spec(model, dataset, params, a.epochs, sampler="random",
+                                    pruner="none", defaults_sweep=False),
+                "tpe": base_spec(model, dataset, params, a.epochs, sampler="tpe",
+                                 pruner="none", defaults_sweep=False),
+                "service_hyperband": base_spec(model, dataset, params, a.epochs,
+                                               pruner="hyperband"),
+                "service_literature": base_spec(model, dataset, params, a.epochs,
+                                                pruner="hyperband", sweep_start="literature"),
+                "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
+                "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
+                                             warm_start="similar"),
+            }
+            hold_out(dataset)  # nothing the service learns from the corpus was measured here
+            start = transfer_start(specs["service_similar"]) if "service_similar" in methods \
+                else ([], None)
+            curves: dict[str, list[list[float]]] = {m: [] for m in methods}
+            timing: dict[str, float] = {m: 0.0 for m in methods}
+            for seed in range(1, a.seeds + 1):
+                for method in methods:
+                    t = time.perf_counter()
+                    if method == "ray_asha":
+                        curves[method].append(ray_asha_curve(specs["random"], seed, storage,
+                                                              a.epoch_budget))
+                    else:
+                        curves[method].append(optuna_curve(
+                            specs[method], seed, a.epoch_budget,
+                            start if method == "service_similar" else ([], None)))
+                    timing[method] += time.perf_counter() - t
+            best = max(v for runs in curves.values() for run in runs for v in run
+                       if not math.isnan(v))
+            target = best * (1 - TOLERANCE)
+            summary: dict[str, Any] = {}
+            for method, runs in curves.items():
+                reached = [epochs_to(run, target) for run in runs]
+                # A run that never reaches the target has not reached it: infinite, not its total.
+                eps = [math.inf if c else float(e) for e, c in reached]
+                summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
+                                   "reached": sum(not c for _, c in reached),
+                                   "median": statistics.median(eps), "min": min(eps),
+                                   "max": max(eps), "total_epochs": [len(r) for r in runs],
+                                   "best_at": {str(b): statistics.median(
+                                       running_best(r)[min(b, len(r)) - 1] for r in runs)
+                                       for b in ANYTIME},
+                                   "seconds": timing[method], "curves": runs}
+            base = summary.get("random", {}).get("median")
+            for s in summary.values():
+                s["ratio_vs_random"] = (s["median"] / base if base and math.isfinite(base)
+                                        and math.isfinite(s["median"]) else None)
+            results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
+            if not a.smoke:
+                plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
+            save(a.out, results)  # after every task: a long run stopped midway keeps what it has
     results["seconds"] = time.perf_counter() - t0
     print(f"{'task':<22} {'method':<17} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
           + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))

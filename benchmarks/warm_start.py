@@ -15,18 +15,15 @@ whole budget (censored, marked).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from benchmarks._common import save
-from benchmarks.search_efficiency import held_out_corpus
+from benchmarks._common import corpus_held_out, save
 from tuner.sampling import SearchSpace
 from tuner.search import run_search
 from tuner.space import TrialConfig
@@ -100,42 +97,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "tasks": {}}
     rows = []
     opts = {"pruner": a.pruner, "sweep_start": a.sweep_start}
-    for model, dataset, params in tasks:
-        # Nothing the service learns from the reference corpus was measured on this dataset.
-        os.environ["TUNER_REFERENCE_CORPUS"] = str(
-            held_out_corpus(dataset, Path(tempfile.mkdtemp(prefix="corpus-"))))
-        hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
-                                   epochs=a.epochs, seed=100, **opts))
-        direction = hist.direction
-        seeds_cfg = best_configs(hist.records, direction)
-        per_seed = []
-        for seed in range(1, a.seeds + 1):
-            spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs, seed=seed,
-                            **opts)
-            space = SearchSpace(spec.space)
-            warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
-            warm_spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
-                                 seed=seed, warm_start="task", **opts)
-            cold = run_search(spec, study_name=f"cold-{seed}").records
-            # The seeds are given directly (what `warm_start: task` would look up in the store).
-            warm = run_search(warm_spec, study_name=f"warm-{seed}",
-                              seed_configs=warm_params).records
-            values = [r.value for r in cold + warm if r.state == "complete" and r.value is not None]
-            best = max(values) if direction == "maximize" else min(values)
-            target = best * (1 - TOLERANCE) if direction == "maximize" else best * (1 + TOLERANCE)
-            c, w = reach(cold, target, direction), reach(warm, target, direction)
-            per_seed.append({"seed": seed, "best_known": best, "target": target,
-                             "cold": {"trials": c[0], "epochs": c[1], "censored": c[2]},
-                             "warm": {"trials": w[0], "epochs": w[1], "censored": w[2]}})
-        med = {k: {m: statistics.median(s[k][m] for s in per_seed) for m in ("trials", "epochs")}
-               for k in ("cold", "warm")}
-        ratio = {m: med["warm"][m] / med["cold"][m] for m in ("trials", "epochs")}
-        name = f"{model}/{dataset}"
-        results["tasks"][name] = {"direction": direction, "per_seed": per_seed, "median": med,
-                                  "ratio_warm_over_cold": ratio,
-                                  "warm_seeds": [c.optimizer for c in seeds_cfg]}
-        rows.append((name, med, ratio, per_seed))
-    os.environ.pop("TUNER_REFERENCE_CORPUS", None)
+    with corpus_held_out() as hold_out:
+        for model, dataset, params in tasks:
+            hold_out(dataset)  # nothing the service learns from the corpus was measured here
+            hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
+                                       epochs=a.epochs, seed=100, **opts))
+            direction = hist.direction
+            seeds_cfg = best_configs(hist.records, direction)
+            per_seed = []
+            for seed in range(1, a.seeds + 1):
+                spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
+                                seed=seed, **opts)
+                space = SearchSpace(spec.space)
+                warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
+                warm_spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
+                                     seed=seed, warm_start="task", **opts)
+                cold = run_search(spec, study_name=f"cold-{seed}").records
+                # The seeds are given directly (what `warm_start: task` would look up in the
+                # store).
+                warm = run_search(warm_spec, study_name=f"warm-{seed}",
+                                  seed_configs=warm_params).records
+                values = [r.value for r in cold + warm
+                          if r.state == "complete" and r.value is not None]
+                best = max(values) if direction == "maximize" else min(values)
+                target = best * (1 - TOLERANCE) if direction == "maximize" \
+                    else best * (1 + TOLERANCE)
+                c, w = reach(cold, target, direction), reach(warm, target, direction)
+                per_seed.append({"seed": seed, "best_known": best, "target": target,
+                                 "cold": {"trials": c[0], "epochs": c[1], "censored": c[2]},
+                                 "warm": {"trials": w[0], "epochs": w[1], "censored": w[2]}})
+            med = {k: {m: statistics.median(s[k][m] for s in per_seed)
+                       for m in ("trials", "epochs")} for k in ("cold", "warm")}
+            ratio = {m: med["warm"][m] / med["cold"][m] for m in ("trials", "epochs")}
+            name = f"{model}/{dataset}"
+            results["tasks"][name] = {"direction": direction, "per_seed": per_seed, "median": med,
+                                      "ratio_warm_over_cold": ratio,
+                                      "warm_seeds": [c.optimizer for c in seeds_cfg]}
+            rows.append((name, med, ratio, per_seed))
     results["seconds"] = time.perf_counter() - t0
     print(f"{'task':<22} {'cold trials':>11} {'warm trials':>11} {'ratio':>6} "
           f"{'cold epochs':>11} {'warm epochs':>11} {'ratio':>6}  censored c/w")

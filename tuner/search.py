@@ -124,19 +124,18 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     if not spec.search.defaults_sweep:
         return SweepPlan([], [], "off", 0)
     ref = corpus.load()
-    learned = corpus.sweep_starts(ref) if spec.search.sweep_start == "corpus" else []
-    starts = {s.optimizer: p for s in learned
-              if (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
-    base = [s.optimizer for s in learned] if learned else corpus.defaults_order(ref)
+    learned = {s.optimizer: s for s in corpus.sweep_starts(ref)} \
+        if spec.search.sweep_start == "corpus" else {}
+    base = list(learned) if learned else corpus.defaults_order(ref)
     ranked = [*(order or []), *base]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
     families.sort(key=lambda f: position.get(f, len(position)))
     room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded)
     cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
     source = order_source if order else ORDER_STARTS if learned else ORDER_CORPUS
-    chosen = families[:cap]
-    return SweepPlan(chosen, families[cap:], source or ORDER_CORPUS, cap,
-                     {f: starts[f] for f in chosen if f in starts})
+    starts = {f: p for f in families[:cap] if (s := learned.get(f)) is not None
+              and (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
+    return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts)
 
 
 def default_study_name(spec: JobSpec) -> str:
