@@ -16,6 +16,7 @@ the same model, data split and initialisation; only the search differs):
                      the reference corpus) + TPE + Optuna's Hyperband
   service_literature the same with `sweep_start: literature` (the sweep at literature defaults)
   service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
+  service_wilcoxon   the service: defaults sweep + TPE + Optuna's WilcoxonPruner (p 0.1)
   service_similar    the service's default with `warm_start: similar` for a team with no history:
                      seeded with the best configurations of the reference corpus's most similar
                      tasks, the sweep in their order
@@ -60,7 +61,7 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("linear", "breast_cancer", {}),
 ]
 METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature", "service_asha",
-           "service_similar")
+           "service_wilcoxon", "service_similar")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -212,7 +213,7 @@ def running_best(values: list[float]) -> list[float]:
 
 COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
           "service_hyperband": "tab:purple", "service_literature": "tab:pink",
-          "service_asha": "tab:green",
+          "service_asha": "tab:green", "service_wilcoxon": "tab:olive",
           "service_similar": "tab:red"}
 
 
@@ -304,6 +305,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "service_literature": base_spec(model, dataset, params, a.epochs,
                                                 pruner="hyperband", sweep_start="literature"),
                 "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
+                "service_wilcoxon": base_spec(model, dataset, params, a.epochs,
+                                              pruner="wilcoxon"),
                 "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
                                              warm_start="similar"),
             }

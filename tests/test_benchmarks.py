@@ -24,7 +24,8 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     res = search_efficiency.main(["--smoke", "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
     assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service_hyperband",
-                                    "service_literature", "service_asha", "service_similar"}
+                                    "service_literature", "service_asha", "service_wilcoxon",
+                                    "service_similar"}
     for m in task["methods"].values():
         assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
         assert 0 < len(m["curves"][0]) <= res["epoch_budget"]  # the same budget for every run

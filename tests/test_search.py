@@ -165,9 +165,15 @@ def test_pruners_prune_and_record_history(pruner: str) -> None:
                  space={"optimizers": ["sgd", "adam", "adagrad", "adadelta"]},
                  search={"pruner": pruner})
     assert JobSpec.model_validate({"task": spec.task.model_dump()}).search.pruner == "hyperband"
-    assert type(create_study(spec, "maximize", None, "s").pruner).__name__ == (
+    made = create_study(spec, "maximize", None, "s").pruner
+    assert type(made).__name__ == "FairSweepPruner" and type(made.inner).__name__ == (
         "SuccessiveHalvingPruner" if pruner == "asha" else "HyperbandPruner")
     records = run_search(spec).records
+    # The defaults sweep (its first 4 trials) is judged apart: never stopped before a third
+    # of the epochs, whatever bracket Hyperband would have put it in.
+    sweep = [r for r in records if r.defaults_sweep]
+    assert len(sweep) == 4 and all(len(r.steps) >= 3 for r in sweep), \
+        [(r.optimizer, len(r.steps)) for r in sweep]
     pruned = [r for r in records if r.state == "pruned"]
     assert pruned, [r.state for r in records]
     for r in pruned:
@@ -289,3 +295,55 @@ def test_a_trial_lost_before_storing_its_configuration_keeps_what_optuna_sampled
         assert (r.state, r.optimizer, r.schedule) == ("failed", c.optimizer, c.schedule)
         assert r.params == pytest.approx(c.params)
         assert "left no record" in r.detail
+
+
+def _sweep_study(values: dict[int, list[float]], sweep: set[int]) -> optuna.Study:
+    """A real in-memory study whose trial `n` reported `values[n]` at epochs 1, 2, ...; the
+    trials in `sweep` carry the defaults sweep's mark."""
+    from tuner.attrs import ATTR_SWEEP
+
+    study = optuna.create_study(direction="maximize")
+    for n, curve in sorted(values.items()):
+        trial = study.ask()
+        if n in sweep:
+            trial.set_user_attr(ATTR_SWEEP, True)
+        for step, v in enumerate(curve, 1):
+            trial.report(v, step)
+        study.tell(trial, curve[-1])
+    return study
+
+
+def test_sweep_trials_are_judged_against_each_other_at_the_same_epoch_after_a_warmup() -> None:
+    from tuner.search import FairSweepPruner, sweep_should_prune
+
+    # Trials 0 and 1 are sweep trials; 2 is not (a strong sampled trial must not count).
+    study = _sweep_study({0: [0.5, 0.7, 0.9], 1: [0.3, 0.6, 0.8], 2: [0.99, 0.99, 0.99]},
+                         sweep={0, 1})
+    slow = study.ask()
+    slow.set_user_attr("defaults_sweep", True)
+
+    def judged(trial: optuna.Trial, step: int, value: float, warmup: int = 3) -> bool:
+        trial.report(value, step)
+        return sweep_should_prune(study, study.get_trials(deepcopy=False)[trial.number],
+                                  warmup=warmup)
+
+    # Far behind at epochs 1 and 2, but before the warm-up a sweep trial is never stopped;
+    # at epoch 3 it is compared with the median of the sweep's 0.9 and 0.8 only, not with 0.99.
+    assert [judged(slow, 1, 0.1), judged(slow, 2, 0.2), judged(slow, 3, 0.875)] == \
+        [False, False, False]
+    # Epoch 4: no two other sweep trials reached it, so there is nothing to compare with.
+    assert not judged(slow, 4, 0.875)
+    study.tell(slow, 0.875)
+    behind = study.ask()
+    behind.set_user_attr("defaults_sweep", True)
+    for step, v in enumerate([0.2, 0.5, 0.6], 1):
+        behind.report(v, step)
+    frozen = study.get_trials(deepcopy=False)[-1]
+    assert sweep_should_prune(study, frozen, warmup=3)  # 0.6 < median(0.9, 0.8, 0.85)
+    pruner = FairSweepPruner(optuna.pruners.ThresholdPruner(lower=0.95), epochs=9)
+    assert pruner.warmup == 3 and pruner.prune(study, frozen)
+    # A trial outside the sweep goes to the inner pruner: 0.6 is under its threshold.
+    sampled = study.ask()
+    sampled.report(0.6, 1)
+    assert pruner.prune(study, study.get_trials(deepcopy=False)[-1])
+    assert not pruner.prune(study, study.get_trials(deepcopy=False)[2])  # 0.99, sampled

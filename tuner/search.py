@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,11 +67,51 @@ def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSam
     return SAMPLER_FACTORIES[name](seed, parallel)
 
 
+def sweep_should_prune(study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                       warmup: int) -> bool:
+    """The defaults sweep's own rule: a sweep trial is compared only with the other sweep
+    trials, at the same epoch, from epoch `warmup` on, and stopped when it is worse than their
+    median (at least two of them must have reached that epoch)."""
+    step = trial.last_step
+    if step is None or step < warmup:
+        return False
+    value = trial.intermediate_values[step]
+    if math.isnan(value):
+        return True
+    others = [v for t in study.get_trials(deepcopy=False)
+              if t.number != trial.number and t.user_attrs.get(ATTR_SWEEP)
+              and (v := t.intermediate_values.get(step)) is not None and not math.isnan(v)]
+    if len(others) < 2:
+        return False
+    median = statistics.median(others)
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    return value < median if maximize else value > median
+
+
+class FairSweepPruner(BasePruner):
+    """`inner` for every trial but the defaults sweep's, which `sweep_should_prune` judges
+    (warm-up: a third of the epochs). Each sweep trial is its family's one trial at a good
+    start; under Hyperband alone a slow starter that lands in the aggressive bracket is stopped
+    after its first epoch, judged against whatever that bracket holds. Optuna's samplers see the
+    same trials either way: TPE reads the whole study even under Hyperband (Optuna 5.0's
+    bracket view filters only `get_trials`, not the `_get_trials` TPE calls)."""
+
+    def __init__(self, inner: BasePruner, epochs: int) -> None:
+        self.inner = inner
+        self.warmup = max(1, math.ceil(epochs / 3))
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.user_attrs.get(ATTR_SWEEP):
+            return sweep_should_prune(study, trial, self.warmup)
+        return self.inner.prune(study, trial)
+
+
 def make_pruner(name: str, epochs: int) -> BasePruner:
     """An Optuna pruner by name, with the resource measured in epochs."""
     if name not in PRUNER_FACTORIES:
         raise UnknownName("search.pruner", "pruner", name, PRUNERS)
-    return PRUNER_FACTORIES[name](epochs)
+    inner = PRUNER_FACTORIES[name](epochs)
+    return inner if name == "none" else FairSweepPruner(inner, epochs)
 
 
 ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
