@@ -174,7 +174,8 @@ def run_inprocess(spec: JobSpec) -> dict[str, Any]:
     # stopped ~3 in 4 of these trials after one epoch and made the baselines look 1.5x cheaper.
     study = optuna.create_study(direction="maximize",
                                 sampler=make_sampler(spec.search.sampler, 0, True),
-                                pruner=make_pruner(spec.search.pruner, spec.training.epochs))
+                                pruner=make_pruner(spec.search.pruner, spec.training.epochs,
+                                                  spec.search.sweep_pruning))
     t0 = time.perf_counter()
     study.optimize(tagged(obj), n_trials=spec.budget.n_trials, n_jobs=spec.budget.parallelism)
     wall = time.perf_counter() - t0
@@ -197,7 +198,8 @@ def _pg_worker(url: str, name: str, spec_json: str, n: int, ready: Any) -> None:
     storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     study = optuna.load_study(study_name=name, storage=storage,
                               sampler=make_sampler(spec.search.sampler, None, True),
-                              pruner=make_pruner(spec.search.pruner, spec.training.epochs))
+                              pruner=make_pruner(spec.search.pruner, spec.training.epochs,
+                                                  spec.search.sweep_pruning))
     ready.wait()
     study.optimize(tagged(obj), n_trials=n)
 

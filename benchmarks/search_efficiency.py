@@ -15,6 +15,8 @@ the same model, data split and initialisation; only the search differs):
   service_hyperband  the service's default: defaults sweep (each family at its start learned from
                      the reference corpus) + TPE + Optuna's Hyperband
   service_literature the same with `sweep_start: literature` (the sweep at literature defaults)
+  service_apart      the same with `sweep_pruning: apart` (the sweep's trials pruned only
+                     against each other)
   service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
   service_wilcoxon   the service: defaults sweep + TPE + Optuna's WilcoxonPruner (p 0.1)
   service_similar    the service's default with `warm_start: similar` for a team with no history:
@@ -60,8 +62,8 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("cnn", "digits", {"channels": [8, 16]}),
     ("linear", "breast_cancer", {}),
 ]
-METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature", "service_asha",
-           "service_wilcoxon", "service_similar")
+METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature", "service_apart",
+           "service_asha", "service_wilcoxon", "service_similar")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -213,6 +215,7 @@ def running_best(values: list[float]) -> list[float]:
 
 COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
           "service_hyperband": "tab:purple", "service_literature": "tab:pink",
+          "service_apart": "tab:cyan",
           "service_asha": "tab:green", "service_wilcoxon": "tab:olive",
           "service_similar": "tab:red"}
 
@@ -248,6 +251,68 @@ def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: P
     plt.close(fig)
 
 
+def summarise(curves: dict[str, list[list[float]]], seconds: dict[str, float],
+              target: float) -> dict[str, Any]:
+    """Per method: epochs to `target` per run, how many runs reached it, the median (a run that
+    never reaches it counts as infinite, not as its total), best-so-far at ANYTIME, and the
+    ratio of medians against the `random` method with the longest runs (None where either is
+    not reached)."""
+    summary: dict[str, Any] = {}
+    for method, runs in curves.items():
+        reached = [epochs_to(run, target) for run in runs]
+        eps = [math.inf if c else float(e) for e, c in reached]
+        summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
+                           "reached": sum(not c for _, c in reached),
+                           "median": statistics.median(eps), "min": min(eps), "max": max(eps),
+                           "total_epochs": [len(r) for r in runs],
+                           "best_at": {str(b): statistics.median(
+                               running_best(r)[min(b, len(r)) - 1] for r in runs)
+                               for b in ANYTIME},
+                           "seconds": seconds.get(method), "curves": runs}
+    randoms = [m for m in summary if m.split(" ")[0] == "random"]
+    base = summary[max(randoms, key=lambda m: max(summary[m]["total_epochs"]))]["median"] \
+        if randoms else None
+    for s in summary.values():
+        s["ratio_vs_random"] = (s["median"] / base if base and math.isfinite(base)
+                                and math.isfinite(s["median"]) else None)
+    return summary
+
+
+def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
+    """Score saved runs together: per task, every file's methods (named `method (file)`) against
+    one target, so runs of different rounds and budgets compare on the same footing: the task's
+    target in `target_from` if given, else the highest best seen in any of them less the
+    tolerance. Runs nothing."""
+    import json
+
+    saved = [(p.stem, json.loads(p.read_text())) for p in paths]
+    fixed = json.loads(target_from.read_text())["tasks"] if target_from else {}
+    results: dict[str, Any] = {"tolerance": TOLERANCE, "scored": [str(p) for p in paths],
+                               "tasks": {}}
+    for name in dict.fromkeys(n for _, d in saved for n in d["tasks"]):
+        runs = [(stem, d["tasks"][name]) for stem, d in saved if name in d["tasks"]]
+        best = fixed[name]["best_seen"] if name in fixed else \
+            max(t["best_seen"] for _, t in runs)
+        curves = {f"{m} ({stem})": s["curves"] for stem, t in runs for m, s in t["methods"].items()}
+        seconds = {f"{m} ({stem})": s["seconds"] for stem, t in runs
+                   for m, s in t["methods"].items()}
+        results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
+                                  "methods": summarise(curves, seconds, best * (1 - TOLERANCE))}
+    return results
+
+
+def table(results: dict[str, Any]) -> None:
+    width = max([17, *(len(m) for t in results["tasks"].values() for m in t["methods"])])
+    print(f"{'task':<22} {'method':<{width}} {'reached':>7} {'median epochs':>13} "
+          f"{'vs random':>9} " + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))
+    for name, t in results["tasks"].items():
+        for method, s in t["methods"].items():
+            ratio = f"{s['ratio_vs_random']:.2f}" if s["ratio_vs_random"] else "-"
+            print(f"{name:<22} {method:<{width}} {s['reached']:>4}/{len(s['epochs']):<2} "
+                  f"{s['median']:>13} {ratio:>9} "
+                  + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
+
+
 def replot(results: Path, plots: Path) -> None:
     """Redraw the plots from a saved result (its curves), without running anything."""
     import json
@@ -270,10 +335,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--plots", type=Path, default=PLOTS)
     ap.add_argument("--replot", action="store_true", help="only redraw the plots from --out")
+    ap.add_argument("--score", type=Path, nargs="+", metavar="RESULT",
+                    help="score saved results together against one target per task (the "
+                         "highest best seen in any), print the table, write it to --out; runs "
+                         "nothing")
+    ap.add_argument("--target-from", type=Path, metavar="RESULT",
+                    help="with --score: each task's target from this saved result")
     a = ap.parse_args(argv)
     if a.replot:
         replot(a.out, a.plots)
         return {}
+    if a.score:
+        scored = score(a.score, a.target_from)
+        table(scored)
+        save(a.out, scored)
+        return scored
     methods = a.methods.split(",")
     tasks = [t for t in TASKS if f"{t[0]}/{t[1]}" in a.tasks.split(",")]
     if a.smoke:
@@ -304,6 +380,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                pruner="hyperband"),
                 "service_literature": base_spec(model, dataset, params, a.epochs,
                                                 pruner="hyperband", sweep_start="literature"),
+                "service_apart": base_spec(model, dataset, params, a.epochs,
+                                           pruner="hyperband", sweep_pruning="apart"),
                 "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),
                 "service_wilcoxon": base_spec(model, dataset, params, a.epochs,
                                               pruner="wilcoxon"),
@@ -329,36 +407,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             best = max(v for runs in curves.values() for run in runs for v in run
                        if not math.isnan(v))
             target = best * (1 - TOLERANCE)
-            summary: dict[str, Any] = {}
-            for method, runs in curves.items():
-                reached = [epochs_to(run, target) for run in runs]
-                # A run that never reaches the target has not reached it: infinite, not its total.
-                eps = [math.inf if c else float(e) for e, c in reached]
-                summary[method] = {"epochs": eps, "censored": [c for _, c in reached],
-                                   "reached": sum(not c for _, c in reached),
-                                   "median": statistics.median(eps), "min": min(eps),
-                                   "max": max(eps), "total_epochs": [len(r) for r in runs],
-                                   "best_at": {str(b): statistics.median(
-                                       running_best(r)[min(b, len(r)) - 1] for r in runs)
-                                       for b in ANYTIME},
-                                   "seconds": timing[method], "curves": runs}
-            base = summary.get("random", {}).get("median")
-            for s in summary.values():
-                s["ratio_vs_random"] = (s["median"] / base if base and math.isfinite(base)
-                                        and math.isfinite(s["median"]) else None)
+            summary = summarise(curves, timing, target)
             results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
             if not a.smoke:
                 plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
             save(a.out, results)  # after every task: a long run stopped midway keeps what it has
     results["seconds"] = time.perf_counter() - t0
-    print(f"{'task':<22} {'method':<17} {'reached':>7} {'median epochs':>13} {'vs random':>9} "
-          + " ".join(f"{'best@' + str(b):>8}" for b in ANYTIME))
-    for name, t in results["tasks"].items():
-        for method, s in t["methods"].items():
-            ratio = f"{s['ratio_vs_random']:.2f}" if s["ratio_vs_random"] else "-"
-            print(f"{name:<22} {method:<17} {s['reached']:>4}/{len(s['epochs']):<2} "
-                  f"{s['median']:>13} {ratio:>9} "
-                  + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
+    table(results)
     save(a.out, results)
     print(f"wrote {a.out} ({results['seconds']:.0f} s)", file=sys.stderr)
     return results

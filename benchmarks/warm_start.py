@@ -37,7 +37,7 @@ OUT = Path(__file__).parent / "results" / "warm_start.json"
 
 def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, epochs: int,
              seed: int, warm_start: str = "none", pruner: str | None = None,
-             sweep_start: str | None = None) -> JobSpec:
+             sweep_start: str | None = None, sweep_pruning: str | None = None) -> JobSpec:
     """The service's default search; `warm_start` as a user would set it."""
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
@@ -46,7 +46,8 @@ def spec_for(model: str, dataset: str, params: dict[str, Any], *, trials: int, e
         # is left out (it re-runs known configurations).
         "search": {"warm_start": warm_start, "confirm_top_k": 0,
                    **({"pruner": pruner} if pruner else {}),
-                   **({"sweep_start": sweep_start} if sweep_start else {})}})
+                   **({"sweep_start": sweep_start} if sweep_start else {}),
+                   **({"sweep_pruning": sweep_pruning} if sweep_pruning else {})}})
 
 
 def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list[TrialConfig]:
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--pruner", default=None, help="default: the service's default pruner")
     ap.add_argument("--sweep-start", default=None,
                     help="corpus or literature; default: the service's default")
+    ap.add_argument("--sweep-pruning", default=None,
+                    help="apart or pruner; default: the service's default")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one task")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
@@ -94,9 +97,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "epochs": a.epochs, "history_trials": a.history_trials,
                                "pruner": a.pruner or SearchSpec().pruner,
                                "sweep_start": a.sweep_start or SearchSpec().sweep_start,
+                               "sweep_pruning": a.sweep_pruning or SearchSpec().sweep_pruning,
                                "tasks": {}}
     rows = []
-    opts = {"pruner": a.pruner, "sweep_start": a.sweep_start}
+    opts = {"pruner": a.pruner, "sweep_start": a.sweep_start, "sweep_pruning": a.sweep_pruning}
     with corpus_held_out() as hold_out:
         for model, dataset, params in tasks:
             hold_out(dataset)  # nothing the service learns from the corpus was measured here

@@ -24,12 +24,22 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     res = search_efficiency.main(["--smoke", "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
     assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service_hyperband",
-                                    "service_literature", "service_asha", "service_wilcoxon",
-                                    "service_similar"}
+                                    "service_literature", "service_apart", "service_asha",
+                                    "service_wilcoxon", "service_similar"}
     for m in task["methods"].values():
         assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
         assert 0 < len(m["curves"][0]) <= res["epoch_budget"]  # the same budget for every run
     assert task["methods"]["random"]["ratio_vs_random"] in (1.0, None)
+    # Scoring saved runs together: every file's methods against one target, running nothing.
+    other = tmp_path / "se2.json"
+    other.write_text((tmp_path / "se.json").read_text())
+    scored = search_efficiency.main(["--score", str(tmp_path / "se.json"), str(other),
+                                     "--out", str(tmp_path / "scored.json")])
+    (both,) = scored["tasks"].values()
+    assert both["target"] == task["target"]
+    assert set(both["methods"]) == {f"{m} ({f})" for m in task["methods"] for f in ("se", "se2")}
+    for m, s in task["methods"].items():
+        assert both["methods"][f"{m} (se2)"]["epochs"] == s["epochs"]
 
 
 def test_overhead_benchmark_smoke(tmp_path: Path) -> None:

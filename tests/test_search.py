@@ -163,14 +163,19 @@ def test_divergence_is_detected_and_recorded() -> None:
 def test_pruners_prune_and_record_history(pruner: str) -> None:
     spec = _spec(training={"epochs": 9}, budget={"n_trials": 24},
                  space={"optimizers": ["sgd", "adam", "adagrad", "adadelta"]},
-                 search={"pruner": pruner})
-    assert JobSpec.model_validate({"task": spec.task.model_dump()}).search.pruner == "hyperband"
+                 search={"pruner": pruner, "sweep_pruning": "apart"})
+    default = JobSpec.model_validate({"task": spec.task.model_dump()}).search
+    assert (default.pruner, default.sweep_pruning) == ("hyperband", "pruner")
+    inner = "SuccessiveHalvingPruner" if pruner == "asha" else "HyperbandPruner"
+    plain = spec.model_copy(update={"search": spec.search.model_copy(
+        update={"sweep_pruning": "pruner"})})
+    assert type(create_study(plain, "maximize", None, "p").pruner).__name__ == inner
     made = create_study(spec, "maximize", None, "s").pruner
-    assert type(made).__name__ == "FairSweepPruner" and type(made.inner).__name__ == (
-        "SuccessiveHalvingPruner" if pruner == "asha" else "HyperbandPruner")
+    assert type(made).__name__ == "FairSweepPruner" and type(made.inner).__name__ == inner
     records = run_search(spec).records
     # The defaults sweep (its first 4 trials) is judged apart: never stopped before a third
-    # of the epochs, whatever bracket Hyperband would have put it in.
+    # of the epochs, whatever bracket Hyperband would have put it in (with `pruner`, ASHA
+    # stops sgd's and adagrad's sweep trials after one epoch here, Hyperband adagrad's).
     sweep = [r for r in records if r.defaults_sweep]
     assert len(sweep) == 4 and all(len(r.steps) >= 3 for r in sweep), \
         [(r.optimizer, len(r.steps)) for r in sweep]

@@ -106,12 +106,14 @@ class FairSweepPruner(BasePruner):
         return self.inner.prune(study, trial)
 
 
-def make_pruner(name: str, epochs: int) -> BasePruner:
-    """An Optuna pruner by name, with the resource measured in epochs."""
+def make_pruner(name: str, epochs: int, sweep_pruning: str = "pruner") -> BasePruner:
+    """An Optuna pruner by name, with the resource measured in epochs; with `sweep_pruning`
+    `apart` (`search.sweep_pruning`), wrapped so that it judges the defaults sweep apart."""
     if name not in PRUNER_FACTORIES:
         raise UnknownName("search.pruner", "pruner", name, PRUNERS)
     inner = PRUNER_FACTORIES[name](epochs)
-    return inner if name == "none" else FairSweepPruner(inner, epochs)
+    return FairSweepPruner(inner, epochs) if name != "none" and sweep_pruning == "apart" \
+        else inner
 
 
 ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
@@ -201,7 +203,7 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
         sampler=make_sampler(spec.search.sampler, seed, spec.budget.parallelism > 1),
-        pruner=make_pruner(spec.search.pruner, spec.training.epochs),
+        pruner=make_pruner(spec.search.pruner, spec.training.epochs, spec.search.sweep_pruning),
         load_if_exists=load_if_exists,
     )
     if not study.get_trials(deepcopy=False):
@@ -227,7 +229,7 @@ def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,
     return optuna.load_study(
         study_name=study_name, storage=storage,
         sampler=make_sampler(spec.search.sampler, None, spec.budget.parallelism > 1),
-        pruner=make_pruner(spec.search.pruner, spec.training.epochs),
+        pruner=make_pruner(spec.search.pruner, spec.training.epochs, spec.search.sweep_pruning),
     )
 
 

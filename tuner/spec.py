@@ -385,6 +385,13 @@ class SearchSpec(_Strict):
         "the configuration each family's sweep trial runs: `corpus`, the family's configuration "
         "with the best mean score over the reference corpus's tasks (its literature defaults "
         "where the corpus has none that fits the space); `literature`, its literature defaults"))
+    # `apart` does a little better from scratch but worse for warm starts (docs/benchmarks.md,
+    # search efficiency), so it is not the default.
+    sweep_pruning: Literal["apart", "pruner"] = Field(default="pruner", description=(
+        "how the defaults sweep's trials are pruned: `apart`, only against each other, at the "
+        "same epoch, from a third of the epochs on (below their median stops); `pruner`, by "
+        "`pruner` like every other trial (Hyperband then judges each by the bracket its trial "
+        "number falls in)"))
     sweep_share: float = Field(default=0.25, ge=0.0, le=1.0, description=(
         "the defaults sweep takes at most this share of budget.n_trials (at least one trial); "
         "families beyond it are left to the sampler and named in the job's notes"))
