@@ -2,7 +2,7 @@
 within 0.5% of the best value ever seen on the task, per method, median over seeds, as ratios
 against random search without pruning (the baseline), in one process.
 
-    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 5 methods
+    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 9 methods
     .venv/bin/python -m benchmarks.search_efficiency --smoke    # seconds
 
 Every run gets the same budget of training epochs (default 540 = 60 trials of 9 epochs), so a
@@ -251,7 +251,7 @@ def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: P
     plt.close(fig)
 
 
-def summarise(curves: dict[str, list[list[float]]], seconds: dict[str, float],
+def summarise(curves: dict[str, list[list[float]]], seconds: dict[str, Any],
               target: float) -> dict[str, Any]:
     """Per method: epochs to `target` per run, how many runs reached it, the median (a run that
     never reaches it counts as infinite, not as its total), best-so-far at ANYTIME, and the
@@ -294,7 +294,7 @@ def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
         best = fixed[name]["best_seen"] if name in fixed else \
             max(t["best_seen"] for _, t in runs)
         curves = {f"{m} ({stem})": s["curves"] for stem, t in runs for m, s in t["methods"].items()}
-        seconds = {f"{m} ({stem})": s["seconds"] for stem, t in runs
+        seconds = {f"{m} ({stem})": s.get("seconds") for stem, t in runs
                    for m, s in t["methods"].items()}
         results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
                                   "methods": summarise(curves, seconds, best * (1 - TOLERANCE))}
