@@ -175,7 +175,7 @@ def run_inprocess(spec: JobSpec) -> dict[str, Any]:
     study = optuna.create_study(direction="maximize",
                                 sampler=make_sampler(spec.search.sampler, 0, True),
                                 pruner=make_pruner(spec.search.pruner, spec.training.epochs,
-                                                  spec.search.sweep_pruning))
+                                                 spec.search.sweep_pruning))
     t0 = time.perf_counter()
     study.optimize(tagged(obj), n_trials=spec.budget.n_trials, n_jobs=spec.budget.parallelism)
     wall = time.perf_counter() - t0
@@ -199,7 +199,7 @@ def _pg_worker(url: str, name: str, spec_json: str, n: int, ready: Any) -> None:
     study = optuna.load_study(study_name=name, storage=storage,
                               sampler=make_sampler(spec.search.sampler, None, True),
                               pruner=make_pruner(spec.search.pruner, spec.training.epochs,
-                                                  spec.search.sweep_pruning))
+                                                 spec.search.sweep_pruning))
     ready.wait()
     study.optimize(tagged(obj), n_trials=n)
 

@@ -10,6 +10,7 @@ from typing import Any
 import optuna
 import pytest
 
+from tuner.attrs import ATTR_SWEEP
 from tuner.errors import SpecError
 from tuner.search import create_study, run_search
 from tuner.spec import JobSpec
@@ -262,6 +263,8 @@ def test_sampler_and_pruner_tables_match_the_spec_names() -> None:
         assert make_pruner(name, 5) is not None
     with pytest.raises(SpecError, match="unknown pruner 'bohb'; valid choices: asha"):
         make_pruner("bohb", 5)
+    with pytest.raises(SpecError, match="unknown sweep pruning 'fair'; valid choices: apart"):
+        make_pruner("asha", 5, "fair")
 
 
 def test_stream_loader_trains_like_the_memory_path() -> None:
@@ -305,8 +308,6 @@ def test_a_trial_lost_before_storing_its_configuration_keeps_what_optuna_sampled
 def _sweep_study(values: dict[int, list[float]], sweep: set[int]) -> optuna.Study:
     """A real in-memory study whose trial `n` reported `values[n]` at epochs 1, 2, ...; the
     trials in `sweep` carry the defaults sweep's mark."""
-    from tuner.attrs import ATTR_SWEEP
-
     study = optuna.create_study(direction="maximize")
     for n, curve in sorted(values.items()):
         trial = study.ask()
@@ -325,7 +326,7 @@ def test_sweep_trials_are_judged_against_each_other_at_the_same_epoch_after_a_wa
     study = _sweep_study({0: [0.5, 0.7, 0.9], 1: [0.3, 0.6, 0.8], 2: [0.99, 0.99, 0.99]},
                          sweep={0, 1})
     slow = study.ask()
-    slow.set_user_attr("defaults_sweep", True)
+    slow.set_user_attr(ATTR_SWEEP, True)
 
     def judged(trial: optuna.Trial, step: int, value: float, warmup: int = 3) -> bool:
         trial.report(value, step)

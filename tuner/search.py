@@ -20,7 +20,7 @@ from tuner.objective import Objective
 from tuner.results import leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
-from tuner.spec import PRUNERS, SAMPLERS, JobSpec
+from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
 from tuner.trial import TrialRecord, config_key
 
 
@@ -111,6 +111,8 @@ def make_pruner(name: str, epochs: int, sweep_pruning: str = "pruner") -> BasePr
     `apart` (`search.sweep_pruning`), wrapped so that it judges the defaults sweep apart."""
     if name not in PRUNER_FACTORIES:
         raise UnknownName("search.pruner", "pruner", name, PRUNERS)
+    if sweep_pruning not in SWEEP_PRUNINGS:
+        raise UnknownName("search.sweep_pruning", "sweep pruning", sweep_pruning, SWEEP_PRUNINGS)
     inner = PRUNER_FACTORIES[name](epochs)
     return FairSweepPruner(inner, epochs) if name != "none" and sweep_pruning == "apart" \
         else inner

@@ -34,6 +34,8 @@ SamplerName = Literal["tpe", "random", "cmaes", "gp", "qmc"]
 PrunerName = Literal["hyperband", "asha", "median", "percentile", "wilcoxon", "none"]
 SAMPLERS: tuple[str, ...] = get_args(SamplerName)
 PRUNERS: tuple[str, ...] = get_args(PrunerName)
+SweepPruning = Literal["apart", "pruner"]
+SWEEP_PRUNINGS: tuple[str, ...] = get_args(SweepPruning)
 
 
 INT64_MAX = 2**63 - 1
@@ -387,7 +389,7 @@ class SearchSpec(_Strict):
         "where the corpus has none that fits the space); `literature`, its literature defaults"))
     # `apart` does a little better from scratch but worse for warm starts (docs/benchmarks.md,
     # search efficiency), so it is not the default.
-    sweep_pruning: Literal["apart", "pruner"] = Field(default="pruner", description=(
+    sweep_pruning: SweepPruning = Field(default="pruner", description=(
         "how the defaults sweep's trials are pruned: `apart`, only against each other, at the "
         "same epoch, from a third of the epochs on (below their median stops); `pruner`, by "
         "`pruner` like every other trial (Hyperband then judges each by the bracket its trial "
