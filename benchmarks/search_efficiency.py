@@ -2,7 +2,7 @@
 within 0.5% of the best value ever seen on the task, per method, median over seeds, as ratios
 against random search without pruning (the baseline), in one process.
 
-    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 9 methods
+    .venv/bin/python -m benchmarks.search_efficiency            # 3 tasks x 5 seeds x 10 methods
     .venv/bin/python -m benchmarks.search_efficiency --smoke    # seconds
 
 Every run gets the same budget of training epochs (default 540 = 60 trials of 9 epochs), so a
@@ -15,6 +15,8 @@ the same model, data split and initialisation; only the search differs):
   service_hyperband  the service's default: defaults sweep (each family at its start learned from
                      the reference corpus) + TPE + Optuna's Hyperband
   service_literature the same with `sweep_start: literature` (the sweep at literature defaults)
+  service_portfolio  the same with `sweep_start: portfolio` (starts chosen together to cover the
+                     corpus's tasks, benchmarks/sweep_starts.py)
   service_apart      the same with `sweep_pruning: apart` (the sweep's trials pruned only
                      against each other)
   service_asha       the service: defaults sweep + TPE + successive halving (ASHA)
@@ -62,8 +64,9 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
     ("cnn", "digits", {"channels": [8, 16]}),
     ("linear", "breast_cancer", {}),
 ]
-METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature", "service_apart",
-           "service_asha", "service_wilcoxon", "service_similar")
+METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature",
+           "service_portfolio", "service_apart", "service_asha", "service_wilcoxon",
+           "service_similar")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -380,6 +383,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                pruner="hyperband"),
                 "service_literature": base_spec(model, dataset, params, a.epochs,
                                                 pruner="hyperband", sweep_start="literature"),
+                "service_portfolio": base_spec(model, dataset, params, a.epochs,
+                                               pruner="hyperband", sweep_start="portfolio"),
                 "service_apart": base_spec(model, dataset, params, a.epochs,
                                            pruner="hyperband", sweep_pruning="apart"),
                 "service_asha": base_spec(model, dataset, params, a.epochs, pruner="asha"),

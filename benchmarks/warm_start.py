@@ -5,16 +5,20 @@ process. `--pruner asha` measures both with ASHA instead.
 
     .venv/bin/python -m benchmarks.warm_start            # full: 2 tasks x 5 seeds x 30 trials
     .venv/bin/python -m benchmarks.warm_start --smoke    # seconds: checks that it runs
+    .venv/bin/python -m benchmarks.warm_start --score A.json B.json   # saved runs, one target
 
 The earlier search ran with another training seed (other split, init and batch order) than the
 measured ones, so warm runs re-use knowledge, not replay results. Per seed, the best known value
 is the best of that seed's cold and warm runs; a run that never reaches the target counts its
-whole budget (censored, marked).
+whole budget (censored, marked). That per-seed target depends on the variant measured (one
+that finds better configurations sets itself a harder one): to compare variants, `--score`
+their saved runs against one target per seed, the best any of them found.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -62,16 +66,71 @@ def best_configs(records: list[TrialRecord], direction: str, k: int = 5) -> list
     return [TrialConfig(str(r.optimizer), str(r.schedule), dict(r.params)) for r in top]
 
 
-def reach(records: list[TrialRecord], target: float, direction: str) -> tuple[int, int, bool]:
+Curve = list[tuple[float | None, int]]  # per trial, in trial order: (value if complete, epochs)
+
+
+def curve_of(records: list[TrialRecord]) -> Curve:
+    return [(r.value if r.state == "complete" else None, r.epochs_run)
+            for r in sorted(records, key=lambda r: r.number)]
+
+
+def reach(curve: Curve, target: float, direction: str) -> tuple[int, int, bool]:
     """(trials, epochs) consumed until a complete trial reaches the target; censored flag."""
     epochs = 0
-    for i, r in enumerate(sorted(records, key=lambda r: r.number), 1):
-        epochs += r.epochs_run
-        ok = r.value is not None and r.state == "complete" and (
-            r.value >= target if direction == "maximize" else r.value <= target)
-        if ok:
+    for i, (value, run) in enumerate(curve, 1):
+        epochs += run
+        if value is not None and (value >= target if direction == "maximize"
+                                  else value <= target):
             return i, epochs, False
-    return len(records), epochs, True
+    return len(curve), epochs, True
+
+
+def target_of(best: float, direction: str) -> float:
+    return best * (1 - TOLERANCE) if direction == "maximize" else best * (1 + TOLERANCE)
+
+
+def score(paths: list[Path], out: Path) -> dict[str, Any]:
+    """Saved runs (with their curves) against one target per task and seed: within 0.5% of the
+    best value any of them found for that seed, cold or warm. Each run's own target is the best
+    of its own seed's two searches, so a variant that finds better configurations sets itself a
+    harder target; here every variant chases the same one. Runs nothing."""
+    runs = {p.stem: json.loads(p.read_text()) for p in paths}
+    results: dict[str, Any] = {"tolerance": TOLERANCE, "files": [str(p) for p in paths],
+                               "tasks": {}}
+    print(f"{'task':<22} {'run':<36} {'cold trials':>11} {'warm trials':>11}  censored c/w")
+    for task in sorted(set.intersection(*(set(r["tasks"]) for r in runs.values()))):
+        direction = next(iter(runs.values()))["tasks"][task]["direction"]
+        pick = max if direction == "maximize" else min
+        seeds = {name: {s["seed"]: s for s in r["tasks"][task]["per_seed"]}
+                 for name, r in runs.items()}
+        common = sorted(set.intersection(*(set(v) for v in seeds.values())))
+        if any("curve" not in s[k] for v in seeds.values() for s in v.values()
+               for k in ("cold", "warm")):
+            raise SystemExit(f"{task}: a run was saved without its curves; run it again")
+        best = {seed: pick(v for by in seeds.values() for k in ("cold", "warm")
+                           for v, _ in by[seed][k]["curve"] if v is not None) for seed in common}
+        results["tasks"][task] = {}
+        for name, by in seeds.items():
+            got = {k: [reach([(v, e) for v, e in by[seed][k]["curve"]],
+                             target_of(best[seed], direction), direction) for seed in common]
+                   for k in ("cold", "warm")}
+            row = {k: {"trials": statistics.median(t for t, _, _ in v),
+                       "epochs": statistics.median(e for _, e, _ in v),
+                       "censored": sum(c for _, _, c in v)} for k, v in got.items()}
+            results["tasks"][task][name] = {**row, "seeds": len(common)}
+            print(f"{task:<22} {name:<36} {row['cold']['trials']:>11.1f} "
+                  f"{row['warm']['trials']:>11.1f}  {row['cold']['censored']}/"
+                  f"{row['warm']['censored']} of {len(common)}")
+    save(out, results)
+    return results
+
+
+def history(task: tuple[str, str, dict[str, Any]], trials: int, epochs: int, seed: int,
+            opts: dict[str, Any]) -> tuple[str, list[TrialConfig]]:
+    """The earlier search on the task (training seed `seed`) and what it seeds a warm start with:
+    (direction, configurations)."""
+    hist = run_search(spec_for(*task, trials=trials, epochs=epochs, seed=seed, **opts))
+    return hist.direction, best_configs(hist.records, hist.direction)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -82,12 +141,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--history-trials", type=int, default=40)
     ap.add_argument("--pruner", default=None, help="default: the service's default pruner")
     ap.add_argument("--sweep-start", default=None,
-                    help="corpus or literature; default: the service's default")
+                    help="corpus, portfolio or literature; default: the service's default")
     ap.add_argument("--sweep-pruning", default=None,
                     help="apart or pruner; default: the service's default")
+    ap.add_argument("--history-per-seed", action="store_true",
+                    help="a new earlier search (training seed 100 + seed) for every seed, "
+                         "instead of one for all")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one task")
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--score", type=Path, nargs="+", metavar="RESULT",
+                    help="run nothing: score saved runs against one target per task and seed")
     a = ap.parse_args(argv)
+    if a.score:
+        return score(a.score, a.out)
     if a.smoke:
         a.seeds, a.trials, a.epochs, a.history_trials = 1, 4, 2, 6
     tasks = TASKS[1:] if a.smoke else TASKS
@@ -98,18 +164,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                "pruner": a.pruner or SearchSpec().pruner,
                                "sweep_start": a.sweep_start or SearchSpec().sweep_start,
                                "sweep_pruning": a.sweep_pruning or SearchSpec().sweep_pruning,
+                               "history_per_seed": a.history_per_seed,
                                "tasks": {}}
     rows = []
     opts = {"pruner": a.pruner, "sweep_start": a.sweep_start, "sweep_pruning": a.sweep_pruning}
     with corpus_held_out() as hold_out:
         for model, dataset, params in tasks:
             hold_out(dataset)  # nothing the service learns from the corpus was measured here
-            hist = run_search(spec_for(model, dataset, params, trials=a.history_trials,
-                                       epochs=a.epochs, seed=100, **opts))
-            direction = hist.direction
-            seeds_cfg = best_configs(hist.records, direction)
+            task = (model, dataset, params)
+            direction, seeds_cfg = history(task, a.history_trials, a.epochs, 100, opts)
             per_seed = []
             for seed in range(1, a.seeds + 1):
+                if a.history_per_seed:  # the warm result is not one history search's luck
+                    direction, seeds_cfg = history(task, a.history_trials, a.epochs, 100 + seed,
+                                                   opts)
                 spec = spec_for(model, dataset, params, trials=a.trials, epochs=a.epochs,
                                 seed=seed, **opts)
                 space = SearchSpace(spec.space)
@@ -124,12 +192,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 values = [r.value for r in cold + warm
                           if r.state == "complete" and r.value is not None]
                 best = max(values) if direction == "maximize" else min(values)
-                target = best * (1 - TOLERANCE) if direction == "maximize" \
-                    else best * (1 + TOLERANCE)
-                c, w = reach(cold, target, direction), reach(warm, target, direction)
+                target = target_of(best, direction)
+                curves = {"cold": curve_of(cold), "warm": curve_of(warm)}
+                got = {k: reach(v, target, direction) for k, v in curves.items()}
                 per_seed.append({"seed": seed, "best_known": best, "target": target,
-                                 "cold": {"trials": c[0], "epochs": c[1], "censored": c[2]},
-                                 "warm": {"trials": w[0], "epochs": w[1], "censored": w[2]}})
+                                 "warm_seeds": [c.optimizer for c in seeds_cfg], **{
+                    k: {"trials": t, "epochs": e, "censored": c, "curve": curves[k]}
+                    for k, (t, e, c) in got.items()}})
             med = {k: {m: statistics.median(s[k][m] for s in per_seed)
                        for m in ("trials", "epochs")} for k in ("cold", "warm")}
             ratio = {m: med["warm"][m] / med["cold"][m] for m in ("trials", "epochs")}

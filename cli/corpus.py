@@ -64,32 +64,44 @@ def corpus_show() -> None:
 
 @corpus_app.command("starts")
 def corpus_starts(
+    kind: Annotated[str, typer.Option(
+        "--kind", help="`corpus`: each family's best mean score, best first (the default "
+                       "sweep); `portfolio`: chosen together to cover the corpus's tasks.")]
+    = "corpus",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
     = False,
 ) -> None:
-    """Where the defaults sweep starts each family (`search.sweep_start: corpus`): its
-    configuration with the best mean score over the corpus's tasks, in the sweep's order."""
+    """Where the defaults sweep starts each family (`search.sweep_start`), in the sweep's
+    order."""
     import json
 
+    from cli.common import err
     from cli.common import out as console
-    from tuner.corpus import load, sweep_starts
+    from tuner.corpus import START_KINDS, load, sweep_starts
 
+    if kind not in START_KINDS:
+        err.print(f"[red]error:[/red] --kind: unknown start kind {kind!r}; valid choices: "
+                  f"{', '.join(START_KINDS)}", highlight=False)
+        raise typer.Exit(2)
     corpus = load()
-    starts = sweep_starts(corpus)
+    starts = sweep_starts(corpus, kind)
     if json_out:
         print(json.dumps([{"optimizer": s.optimizer, "schedule": s.schedule, "params": s.params,
-                           "score": s.score, "tasks": s.tasks} for s in starts], indent=2))
+                           "score": s.score, "tasks": s.tasks, "cover": s.cover}
+                          for s in starts], indent=2))
         return
     if corpus is None:
         console.print("no reference corpus: the sweep starts at literature defaults")
         raise typer.Exit(1)
-    table = Table(title=f"Defaults sweep starts (mean score over {len(corpus.tasks)} tasks: "
-                        f"0 = a task's worst trial, 1 = its best)")
-    for col in ("family", "schedule", "parameters", "score", "finished on"):
+    table = Table(title=f"Defaults sweep starts, {kind} (mean score over {len(corpus.tasks)} "
+                        f"tasks: 0 = a task's worst trial, 1 = its best)")
+    columns = ["family", "schedule", "parameters", "score", "finished on"]
+    for col in columns + (["best so far"] if kind == "portfolio" else []):
         table.add_column(col)
     for s in starts:
         params = ", ".join(f"{k.split('.', 1)[1]}={v:.3g}" if isinstance(v, float)
                            else f"{k.split('.', 1)[1]}={v}" for k, v in s.params.items())
-        table.add_row(s.optimizer, s.schedule, params, f"{s.score:.3f}",
-                      f"{s.tasks}/{len(corpus.tasks)}")
+        row = [s.optimizer, s.schedule, params, f"{s.score:.3f}",
+               f"{s.tasks}/{len(corpus.tasks)}"]
+        table.add_row(*row, *([f"{s.cover:.3f}"] if s.cover is not None else []))
     console.print(table)

@@ -16,6 +16,18 @@ def test_warm_start_benchmark_smoke(tmp_path: Path) -> None:
     assert set(task["ratio_warm_over_cold"]) == {"trials", "epochs"}
     assert task["per_seed"][0]["warm"]["trials"] >= 1
     assert result["tolerance"] == 0.005
+    seed = task["per_seed"][0]
+    assert len(seed["cold"]["curve"]) == 4 and len(seed["warm"]["curve"]) >= seed["warm"]["trials"]
+    # Scoring saved runs against one target: two copies of a run score as the run itself.
+    other = tmp_path / "warm2.json"
+    other.write_text(out.read_text())
+    scored = warm_start.main(["--score", str(out), str(other), "--out",
+                              str(tmp_path / "scored.json")])
+    (both,) = scored["tasks"].values()
+    for name in ("warm", "warm2"):
+        for k in ("cold", "warm"):
+            assert both[name][k]["trials"] == seed[k]["trials"]
+            assert both[name][k]["censored"] == int(seed[k]["censored"])
 
 
 def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
@@ -24,7 +36,8 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     res = search_efficiency.main(["--smoke", "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
     assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service_hyperband",
-                                    "service_literature", "service_apart", "service_asha",
+                                    "service_literature", "service_portfolio",
+                                    "service_apart", "service_asha",
                                     "service_wilcoxon", "service_similar"}
     for m in task["methods"].values():
         assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
@@ -103,3 +116,18 @@ def test_trainable_overhead_benchmark_smoke(tmp_path: Path) -> None:
     assert [r["path"] for r in res["rows"]] == ["builtin_loop", "trainable"]
     assert all(r["seconds"] > 0 for r in res["rows"])
     assert res["rows"][0]["ratio_vs_builtin"] == 1.0
+
+
+def test_sweep_starts_benchmark_runs_held_out(tmp_path: Path) -> None:
+    from benchmarks import sweep_starts
+
+    out = tmp_path / "starts.json"
+    sweep_starts.main(["--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["tasks"] == 26 and set(saved["kinds"]) == {"literature", "corpus", "portfolio"}
+    for kind in saved["kinds"].values():
+        means = [kind[str(k)]["mean_best"] for k in sweep_starts.KS]
+        assert means == sorted(means) and means[0] > 0 and means[-1] <= 1  # no worse with more
+    # Held out: the starts of a dataset's tasks come from the corpus without that dataset, so
+    # the first trial is not the best on every task.
+    assert saved["kinds"]["corpus"]["1"]["near_share"] < 1

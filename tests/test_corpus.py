@@ -82,3 +82,14 @@ def test_corpus_starts_lists_where_the_sweep_starts_each_family() -> None:
     table = subprocess.run([sys.executable, "-m", "cli", "corpus", "starts"],
                            capture_output=True, text=True, timeout=120, check=False)
     assert table.returncode == 0 and starts[0].optimizer in table.stdout
+    folio = subprocess.run([sys.executable, "-m", "cli", "corpus", "starts", "--kind",
+                            "portfolio", "--json"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert folio.returncode == 0, folio.stderr
+    chosen = reference.sweep_starts(reference.load(), "portfolio")
+    assert [(s["optimizer"], s["cover"]) for s in json.loads(folio.stdout)] == [
+        (s.optimizer, s.cover) for s in chosen]
+    bad = subprocess.run([sys.executable, "-m", "cli", "corpus", "starts", "--kind", "best"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2
+    assert "unknown start kind 'best'; valid choices: corpus, portfolio" in bad.stderr

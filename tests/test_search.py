@@ -73,6 +73,55 @@ def test_sweep_starts_are_each_familys_best_configuration_over_the_corpus() -> N
     assert adam.params["adam.lr"] > 1e-3  # the literature default is too low for short budgets
 
 
+def test_portfolio_starts_each_raise_the_best_found_so_far_over_the_corpus() -> None:
+    """`sweep_start: portfolio`: one start per family, chosen greedily: the first is the corpus
+    kind's first; each next is the configuration (of a family not yet used) that most raises the
+    mean over the corpus's tasks of the best score so far, recomputed here from the raw trials."""
+    from tuner import corpus
+    from tuner.space import FAMILIES
+
+    ref = corpus.load()
+    assert ref is not None and corpus.sweep_starts(None, "portfolio") == []
+    with pytest.raises(ValueError, match="unknown sweep start kind 'best'"):
+        corpus.sweep_starts(ref, "best")
+    folio = corpus.sweep_starts(ref, "portfolio")
+    best = corpus.sweep_starts(ref, "corpus")
+    assert sorted(s.optimizer for s in folio) == sorted(FAMILIES)
+    assert folio[0] == corpus.Start(**{**best[0].__dict__, "cover": best[0].score})
+    covers = [s.cover for s in folio]
+    assert all(c is not None for c in covers) and covers == sorted(covers)  # type: ignore[type-var]
+    # Per task, 0 = its worst trial, 1 = its best; a configuration missing on a task scores 0.
+    scores: dict[str, dict[str, float]] = {}
+    trials: dict[str, Any] = {}
+    for task in ref.tasks:
+        done = [t for t in task.trials if not t.confirmation]
+        lo, hi = min(t.value for t in done), max(t.value for t in done)
+        for t in done:
+            x = (t.value - lo) / (hi - lo)
+            scores.setdefault(t.config_key, {})[task.id] = \
+                x if task.direction == "maximize" else 1 - x
+            trials.setdefault(t.config_key, t)
+    ids = [t.id for t in ref.tasks]
+
+    def cover(keys: list[str]) -> float:
+        return sum(max(scores[k].get(i, 0.0) for k in keys) for i in ids) / len(ids)
+
+    def key_of(s: corpus.Start) -> str:
+        return next(k for k, t in trials.items() if (t.optimizer, dict(t.params)) ==
+                    (s.optimizer, s.params))
+
+    chosen = [key_of(folio[0])]
+    for start in folio[1:3]:  # while the gain is large: the greedy rule itself
+        rivals = [k for k, t in trials.items() if t.optimizer not in
+                  {trials[c].optimizer for c in chosen}]
+        assert cover([*chosen, key_of(start)]) == pytest.approx(
+            max(cover([*chosen, k]) for k in rivals))
+        chosen.append(key_of(start))
+        assert start.cover == pytest.approx(cover(chosen))
+    # The second start is not the corpus kind's second: it covers what the first misses.
+    assert folio[1].optimizer != best[1].optimizer and folio[1].cover > best[0].score + 0.01
+
+
 def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() -> None:
     from tuner import corpus
     from tuner.sampling import SearchSpace
@@ -111,6 +160,17 @@ def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() 
                         f"reference corpus's tasks")
     assert "covers the defaults sweep of 7 of 14 families" in notes[1]
     assert notes[1].endswith("left to the sampler: " + ", ".join(order[7:]))
+    # `sweep_start: portfolio`: the portfolio's order and starts, and the notes say so.
+    folio = sweep_plan(JobSpec.model_validate({
+        "task": {"model": {"name": "mlp"}, "dataset": {"name": "iris"}},
+        "search": {"sweep_start": "portfolio"}}))
+    chosen = corpus.sweep_starts(corpus.load(), "portfolio")
+    assert folio.families == [s.optimizer for s in chosen][:7] != order[:7]
+    second = chosen[1]
+    assert folio.starts[second.optimizer] == space.optuna_params(
+        TrialConfig(second.optimizer, second.schedule, second.params))
+    assert folio.notes()[0].endswith("at configurations chosen together to cover the reference "
+                                     "corpus's tasks")
     # A start the space cannot hold (its schedule is not searched) falls back to the family's
     # literature defaults, and the notes say which.
     constant = _spec(space={"optimizers": [top.optimizer], "schedules": ["constant"]},

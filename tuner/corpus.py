@@ -214,9 +214,9 @@ def _defaults_order(corpus: Corpus) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Start:
-    """A family's starting configuration learned from the corpus: of the configurations the
+    """A family's starting configuration learned from the corpus, one of the configurations the
     corpus ran on every task (each family's search uses the same sampler seed on every task, so
-    its trials are the same configurations everywhere), the one with the best mean score."""
+    its trials are the same configurations everywhere)."""
 
     optimizer: str
     schedule: str
@@ -224,25 +224,42 @@ class Start:
     # Mean over the corpus's tasks: 0 = the task's worst trial (or it did not finish), 1 = best.
     score: float
     tasks: int  # tasks it finished on
+    # `portfolio` only: the mean over the tasks of the best score among this start and those
+    # before it (what a sweep stopped here would have found).
+    cover: float | None = None
 
 
-def sweep_starts(corpus: Corpus | None) -> list[Start]:
-    """One start per family the corpus ran, best first: what a defaults sweep runs when nothing
-    is known of the task (`search.sweep_start: corpus`). On the corpus's own tasks they score
-    0.71-0.97 (in sample: they were chosen by that score) against 0.32-0.89 for the literature
-    defaults; held out by dataset, see docs/benchmarks.md."""
+START_KINDS = ("corpus", "portfolio")
+
+
+def sweep_starts(corpus: Corpus | None, kind: str = "corpus") -> list[Start]:
+    """One start per family the corpus ran, in the sweep's order: what a defaults sweep runs
+    when nothing is known of the task (`search.sweep_start`).
+    - `corpus`: each family's configuration with the best mean score, best first. On the
+      corpus's own tasks they score 0.71-0.97 (in sample: they were chosen by that score)
+      against 0.32-0.89 for the literature defaults.
+    - `portfolio`: chosen greedily together (as Auto-sklearn 2.0 builds its portfolio): each
+      next start, one per family, is the configuration that most raises the mean over the tasks
+      of the best score found so far. The first is the same; the next ones cover the tasks the
+      first ones do badly on rather than repeat them.
+    Held out by dataset, see docs/benchmarks.md (`benchmarks/sweep_starts.py`)."""
+    if kind not in START_KINDS:
+        raise ValueError(f"unknown sweep start kind {kind!r}; valid: {', '.join(START_KINDS)}")
     if corpus is None:
         return []
-    if corpus.digest not in _STARTS:
-        _STARTS[corpus.digest] = _sweep_starts(corpus)
-    return list(_STARTS[corpus.digest])
+    key = (corpus.digest, kind)
+    if key not in _STARTS:
+        _STARTS[key] = _portfolio(corpus) if kind == "portfolio" else _best_per_family(corpus)
+    return list(_STARTS[key])
 
 
-_STARTS: dict[str, tuple[Start, ...]] = {}
+_STARTS: dict[tuple[str, str], tuple[Start, ...]] = {}
 
 
-def _sweep_starts(corpus: Corpus) -> tuple[Start, ...]:
-    scores: dict[str, list[float]] = {}
+def config_scores(corpus: Corpus) -> tuple[dict[str, dict[str, float]], dict[str, HistoryTrial]]:
+    """Per configuration (config key), its score on each task where it finished: 0 = the task's
+    worst trial, 1 = its best; and one trial of it (its optimizer, schedule and parameters)."""
+    scores: dict[str, dict[str, float]] = {}
     trials: dict[str, HistoryTrial] = {}
     for task in corpus.tasks:
         done = [t for t in task.trials if not t.confirmation and math.isfinite(t.value)]
@@ -251,18 +268,53 @@ def _sweep_starts(corpus: Corpus) -> tuple[Start, ...]:
         lo, hi = min(t.value for t in done), max(t.value for t in done)
         for t in done:
             score = (t.value - lo) / (hi - lo) if hi > lo else 1.0
-            scores.setdefault(t.config_key, []).append(
-                score if task.direction == "maximize" else 1 - score)
+            scores.setdefault(t.config_key, {})[task.id] = \
+                score if task.direction == "maximize" else 1 - score
             trials.setdefault(t.config_key, t)
-    n = len(corpus.tasks)
+    return scores, trials
+
+
+def _start(t: HistoryTrial, scores: dict[str, float], n: int,
+           cover: float | None = None) -> Start:
+    # A configuration that diverged or failed on a task scores 0 there.
+    return Start(t.optimizer, t.schedule or "constant", dict(t.params),
+                 sum(scores.values()) / n, len(scores), cover)
+
+
+def _best_per_family(corpus: Corpus) -> tuple[Start, ...]:
+    scores, trials = config_scores(corpus)
     best: dict[str, Start] = {}
-    for key in sorted(scores):  # a trial that diverged or failed on a task scores 0 there
-        t = trials[key]
-        start = Start(t.optimizer, t.schedule or "constant", dict(t.params),
-                      sum(scores[key]) / n, len(scores[key]))
-        if t.optimizer not in best or start.score > best[t.optimizer].score:
-            best[t.optimizer] = start
+    for key in sorted(scores):
+        start = _start(trials[key], scores[key], len(corpus.tasks))
+        if start.optimizer not in best or start.score > best[start.optimizer].score:
+            best[start.optimizer] = start
     return tuple(sorted(best.values(), key=lambda s: (-s.score, s.optimizer)))
+
+
+MIN_GAIN = 1e-3  # a portfolio start must raise the mean best-so-far by this much
+
+
+def _portfolio(corpus: Corpus) -> tuple[Start, ...]:
+    scores, trials = config_scores(corpus)
+    ids = [t.id for t in corpus.tasks]
+    found = dict.fromkeys(ids, 0.0)  # per task, the best score of the starts chosen so far
+    chosen: list[Start] = []
+    left = sorted(scores)
+    while left:
+        def gain(key: str) -> tuple[float, float, str]:
+            s = scores[key]  # ties: the better mean, then the key (deterministic)
+            return (sum(max(found[i], s.get(i, 0.0)) for i in ids), sum(s.values()), key)
+
+        key = max(left, key=gain)
+        if gain(key)[0] - sum(found.values()) < MIN_GAIN * len(ids):
+            # Nothing left raises the best so far by much: the rest by their own mean score
+            # (sgd at lr 1e-4 may add 1e-5 on one task; it is not what to run next).
+            key = max(left, key=lambda k: (sum(scores[k].values()), k))
+        for i in ids:
+            found[i] = max(found[i], scores[key].get(i, 0.0))
+        chosen.append(_start(trials[key], scores[key], len(ids), sum(found.values()) / len(ids)))
+        left = [k for k in left if trials[k].optimizer != trials[key].optimizer]
+    return tuple(chosen)
 
 
 # building -----------------------------------------------------------------------------------

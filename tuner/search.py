@@ -120,6 +120,11 @@ def make_pruner(name: str, epochs: int, sweep_pruning: str = "pruner") -> BasePr
 
 ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
 ORDER_STARTS = "the reference corpus's built-in tasks"
+# How the job's notes say where a learned start comes from, by `search.sweep_start`.
+LEARNED_FROM = {
+    "corpus": "the configuration that scored best over the reference corpus's tasks",
+    "portfolio": "configurations chosen together to cover the reference corpus's tasks",
+}
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,7 @@ class SweepPlan:
     order_source: str
     cap: int
     starts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    learned_from: str = LEARNED_FROM["corpus"]
 
     def notes(self) -> list[str]:
         if not self.families:
@@ -142,8 +148,7 @@ class SweepPlan:
         at = [f for f in self.families if f not in self.starts]
         where = []
         if learned:
-            where.append(f"{', '.join(learned)} at the configuration that scored best over the "
-                         f"reference corpus's tasks")
+            where.append(f"{', '.join(learned)} at {self.learned_from}")
         if at:
             where.append(f"{', '.join(at)} at {'their' if len(at) > 1 else 'its'} literature "
                          f"defaults")
@@ -170,8 +175,9 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     if not spec.search.defaults_sweep:
         return SweepPlan([], [], "off", 0)
     ref = corpus.load()
-    learned = {s.optimizer: s for s in corpus.sweep_starts(ref)} \
-        if spec.search.sweep_start == "corpus" else {}
+    kind = spec.search.sweep_start
+    learned = {s.optimizer: s for s in corpus.sweep_starts(ref, kind)} \
+        if kind in corpus.START_KINDS else {}
     base = list(learned) if learned else corpus.defaults_order(ref)
     ranked = [*(order or []), *base]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
@@ -181,7 +187,8 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     source = order_source if order else ORDER_STARTS if learned else ORDER_CORPUS
     starts = {f: p for f in families[:cap] if (s := learned.get(f)) is not None
               and (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
-    return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts)
+    return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts,
+                     LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]))
 
 
 def default_study_name(spec: JobSpec) -> str:

@@ -383,10 +383,14 @@ class SearchSpec(_Strict):
         "`sweep_start` names"))
     # `corpus` is ahead of literature defaults at 50 epochs on both digits tasks, but settles
     # sooner afterwards (docs/benchmarks.md, search efficiency).
-    sweep_start: Literal["corpus", "literature"] = Field(default="corpus", description=(
-        "the configuration each family's sweep trial runs: `corpus`, the family's configuration "
-        "with the best mean score over the reference corpus's tasks (its literature defaults "
-        "where the corpus has none that fits the space); `literature`, its literature defaults"))
+    sweep_start: Literal["corpus", "portfolio", "literature"] = Field(
+        default="corpus", description=(
+            "the configuration each family's sweep trial runs, and the sweep's order: `corpus`, "
+            "the family's configuration with the best mean score over the reference corpus's "
+            "tasks, best first; `portfolio`, configurations chosen together, each the one that "
+            "most raises the best score found so far over the corpus's tasks; `literature`, the "
+            "family's literature defaults (`corpus` and `portfolio` also fall back to them "
+            "where the corpus has no start that fits the space)"))
     # `apart` does a little better from scratch but worse for warm starts (docs/benchmarks.md,
     # search efficiency), so it is not the default.
     sweep_pruning: SweepPruning = Field(default="pruner", description=(
