@@ -367,7 +367,13 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     job_id = _cli(["job", "create", str(spec)], env).stdout.strip()
     assert len(job_id) == 32
     _cli(["dispatcher", "--once"], env)
-    shown = json.loads(_cli(["job", "show", job_id, "--json"], env).stdout)
+    # Reading a job needs neither torch nor SciPy: their imports cost seconds per command.
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli", "job", "show", job_id,
+                           "--json"], env=env, text=True, capture_output=True, check=True,
+                          timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "tuner.store.jobs" in imported and not imported & {"torch", "scipy", "sklearn"}
+    shown = json.loads(proc.stdout)
     assert shown["status"] == "completed"
     assert shown["progress"]["done"] == 5
     assert shown["best"]["value"] == shown["progress"]["best_value"]

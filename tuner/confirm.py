@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scipy import stats
-
-from tuner.recommend import better, pooled_noise
+from tuner.recommend import better, pooled_noise, t975
 
 if TYPE_CHECKING:
     from tuner.spec import JobSpec
@@ -113,7 +111,7 @@ def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate
     sigma, dof = pooled_noise(c.values for c in cands)
     if sigma is None or not cands:
         return list(cands)
-    tq = float(stats.t.ppf(0.975, dof))
+    tq = t975(dof)
     lead = cands[0]
     for c in cands[1:]:
         if better(c.mean, lead.mean, direction):

@@ -10,9 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
-
-from scipy import stats
 
 from tuner.space import FAMILIES
 
@@ -163,11 +162,21 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "summary": _summary(ranking, verdict, leaders, not_ranked)}
 
 
+@lru_cache(maxsize=256)
+def t975(dof: float) -> float:
+    """The 97.5% quantile of Student's t with `dof` degrees of freedom (a two-sided 95%
+    interval). SciPy is imported here, not at module level: its import costs most of a second,
+    and the store and the CLI read jobs without ever needing it."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, dof))
+
+
 def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
               sigma: float | None) -> dict[str, Any]:
     if best.n >= 2:
         sd = statistics.stdev(best.values)
-        half = float(stats.t.ppf(0.975, best.n - 1)) * sd / math.sqrt(best.n)
+        half = t975(best.n - 1) * sd / math.sqrt(best.n)
         return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
                 "n": best.n, "kind": INTERVAL_T,
                 "source": f"95% t-interval over {best.n} seeds of the best configuration"}

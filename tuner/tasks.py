@@ -131,8 +131,9 @@ def _spec_error(field: str, exc: Exception) -> SpecError:
 def _check_model_size(name: str, params: dict[str, Any], data: Split) -> torch.nn.Module | None:
     """Build the model on the meta device (no memory, no init: reference models without
     their weights, which `check_available` looked for) and refuse one above
-    `TUNER_MAX_MODEL_PARAMS`. The meta model, or None when the meta device cannot build it
-    (left to the real build's own checks)."""
+    `TUNER_MAX_MODEL_PARAMS`. The meta model when its forward pass should run there, None when
+    the meta device cannot build it or the model is small enough to check for real (left to the
+    real build's own checks)."""
     from tuner.config import get_settings
     from tuner.references import check_available
 
@@ -150,7 +151,13 @@ def _check_model_size(name: str, params: dict[str, Any], data: Split) -> torch.n
     if n > limit:
         raise SpecError("task.model", f"{name} with these params has {n:,} parameters, more "
                                       f"than the limit of {limit:,} (TUNER_MAX_MODEL_PARAMS)")
-    return model
+    return model if n > REAL_CHECK_MAX_PARAMS or ":" in name else None
+
+
+# A model up to this size is checked with a real forward pass: building it costs milliseconds,
+# while a process's first forward pass on the meta device costs about a second (torch loads its
+# meta kernels), which every `tuner job create` paid.
+REAL_CHECK_MAX_PARAMS = 2_000_000
 
 
 @lru_cache(maxsize=256)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +25,9 @@ from tuner.store.models import (
     utcnow,
 )
 from tuner.store.trials import counted_failures, job_trials, refresh_counters, trial_json
-from tuner.tasks import TaskFeatures
+
+if TYPE_CHECKING:
+    from tuner.tasks import TaskFeatures  # torch: only the job's creator needs it
 
 
 def aware(dt: datetime | None) -> datetime | None:
