@@ -81,6 +81,15 @@ def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
         "search": search})
 
 
+def capped_sweep(spec: JobSpec, k: int) -> JobSpec:
+    """The spec with its defaults sweep capped at `k` trials, as a job whose
+    `sweep_share` x `n_trials` is `k` (the benchmark's studies run until the epoch budget, so
+    `n_trials` itself stops nothing)."""
+    share = k / spec.budget.n_trials
+    return spec.model_copy(update={"search": spec.search.model_copy(
+        update={"sweep_share": share})})
+
+
 def transfer_start(spec: JobSpec) -> tuple[list[dict[str, Any]], SweepPlan | None]:
     """What `warm_start: similar` gives a team with no history: seeds and the sweep's order from
     the reference corpus's most similar tasks (the loaded corpus: `corpus_held_out`)."""
@@ -254,6 +263,35 @@ def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: P
     plt.close(fig)
 
 
+def best_at(run: list[float], epochs: int) -> float:
+    """A run's best-so-far after `epochs` epochs (its last value when it ran fewer)."""
+    return running_best(run)[min(epochs, len(run)) - 1]
+
+
+def versus(summary: dict[str, Any], ours: str = "service_hyperband",
+           peer: str = "ray_asha") -> list[dict[str, Any]]:
+    """Is the service's default ahead of or behind the peer at each ANYTIME budget, outside the
+    noise? Per pair of methods named `ours...` and `peer...`: the medians of the runs' best-so-far
+    and a two-sided Mann-Whitney U test over the runs (the runs of two methods are not paired:
+    their searches differ). A p above 0.05 means the seeds cannot tell the two apart."""
+    from scipy.stats import mannwhitneyu
+
+    out = []
+    for a in (m for m in summary if m.split(" ")[0] == ours):
+        for b in (m for m in summary if m.split(" ")[0] == peer):
+            at = {}
+            for e in ANYTIME:
+                xa = [best_at(r, e) for r in summary[a]["curves"]]
+                xb = [best_at(r, e) for r in summary[b]["curves"]]
+                p = 1.0 if xa == xb or len(set(xa + xb)) == 1 else \
+                    float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+                at[str(e)] = {"median": [statistics.median(xa), statistics.median(xb)],
+                              "mean": [statistics.fmean(xa), statistics.fmean(xb)], "p": p}
+            out.append({"ours": a, "peer": b, "n": [len(summary[a]["curves"]),
+                                                     len(summary[b]["curves"])], "at": at})
+    return out
+
+
 def summarise(curves: dict[str, list[list[float]]], seconds: dict[str, Any],
               target: float) -> dict[str, Any]:
     """Per method: epochs to `target` per run, how many runs reached it, the median (a run that
@@ -268,9 +306,8 @@ def summarise(curves: dict[str, list[list[float]]], seconds: dict[str, Any],
                            "reached": sum(not c for _, c in reached),
                            "median": statistics.median(eps), "min": min(eps), "max": max(eps),
                            "total_epochs": [len(r) for r in runs],
-                           "best_at": {str(b): statistics.median(
-                               running_best(r)[min(b, len(r)) - 1] for r in runs)
-                               for b in ANYTIME},
+                           "best_at": {str(b): statistics.median(best_at(r, b) for r in runs)
+                                       for b in ANYTIME},
                            "seconds": seconds.get(method), "curves": runs}
     randoms = [m for m in summary if m.split(" ")[0] == "random"]
     base = summary[max(randoms, key=lambda m: max(summary[m]["total_epochs"]))]["median"] \
@@ -299,8 +336,9 @@ def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
         curves = {f"{m} ({stem})": s["curves"] for stem, t in runs for m, s in t["methods"].items()}
         seconds = {f"{m} ({stem})": s.get("seconds") for stem, t in runs
                    for m, s in t["methods"].items()}
+        summary = summarise(curves, seconds, best * (1 - TOLERANCE))
         results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
-                                  "methods": summarise(curves, seconds, best * (1 - TOLERANCE))}
+                                  "methods": summary, "versus": versus(summary)}
     return results
 
 
@@ -314,6 +352,10 @@ def table(results: dict[str, Any]) -> None:
             print(f"{name:<22} {method:<{width}} {s['reached']:>4}/{len(s['epochs']):<2} "
                   f"{s['median']:>13} {ratio:>9} "
                   + " ".join(f"{s['best_at'][str(b)]:>8.4f}" for b in ANYTIME))
+        for v in t.get("versus", []):
+            print(f"{name:<22} {v['ours']} vs {v['peer']}, best-so-far mean and Mann-Whitney p: "
+                  + "; ".join(f"@{e} {a['mean'][0]:.4f} vs {a['mean'][1]:.4f} p={a['p']:.2f}"
+                              for e, a in v["at"].items()))
 
 
 def replot(results: Path, plots: Path) -> None:
@@ -334,6 +376,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=9)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--tasks", default=",".join(f"{m}/{d}" for m, d, _ in TASKS))
+    ap.add_argument("--sweep-cap", type=int, metavar="K",
+                    help="the service methods' defaults sweep runs at most K families (a job "
+                         "whose sweep_share x n_trials is K); default: every family")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--plots", type=Path, default=PLOTS)
@@ -370,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds,
                                "epoch_budget": a.epoch_budget,
                                "default_pruner": SearchSpec().pruner,
-                               "epochs": a.epochs, "tasks": {}}
+                               "epochs": a.epochs, "sweep_cap": a.sweep_cap, "tasks": {}}
     with corpus_held_out() as hold_out:
         for model, dataset, params in tasks:
             name = f"{model}/{dataset}"
@@ -393,6 +438,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
                                              warm_start="similar"),
             }
+            if a.sweep_cap is not None:
+                specs = {m: capped_sweep(spec, a.sweep_cap) if m.startswith("service_") else spec
+                         for m, spec in specs.items()}
             hold_out(dataset)  # nothing the service learns from the corpus was measured here
             start = transfer_start(specs["service_similar"]) if "service_similar" in methods \
                 else ([], None)
@@ -413,7 +461,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        if not math.isnan(v))
             target = best * (1 - TOLERANCE)
             summary = summarise(curves, timing, target)
-            results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary}
+            results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary,
+                                      "versus": versus(summary)}
             if not a.smoke:
                 plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
             save(a.out, results)  # after every task: a long run stopped midway keeps what it has

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from benchmarks import warm_start
 
@@ -53,6 +56,24 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     assert set(both["methods"]) == {f"{m} ({f})" for m in task["methods"] for f in ("se", "se2")}
     for m, s in task["methods"].items():
         assert both["methods"][f"{m} (se2)"]["epochs"] == s["epochs"]
+    # The default against Ray Tune ASHA at each budget: 2 x 2 pairs of files; a file against its
+    # own copy cannot be told apart.
+    assert len(both["versus"]) == 4 and len(task["versus"]) == 1
+    for v in both["versus"]:
+        assert set(v["at"]) == {str(e) for e in search_efficiency.ANYTIME}
+        assert all(0 <= a["p"] <= 1 and len(a["median"]) == 2 for a in v["at"].values())
+
+
+def test_versus_tells_a_gap_from_the_noise() -> None:
+    from benchmarks.search_efficiency import versus
+
+    def runs(level: float, n: int = 8) -> dict[str, Any]:
+        return {"curves": [[level + 0.001 * (i % 3)] * 60 for i in range(n)]}
+
+    apart = versus({"service_hyperband": runs(0.95), "ray_asha": runs(0.97)})[0]["at"]["50"]
+    assert apart["p"] < 0.01 and apart["median"] == pytest.approx([0.951, 0.971])
+    same = versus({"service_hyperband": runs(0.95), "ray_asha": runs(0.95)})[0]["at"]["50"]
+    assert same["p"] == 1.0
 
 
 def test_overhead_benchmark_smoke(tmp_path: Path) -> None:
@@ -131,3 +152,14 @@ def test_sweep_starts_benchmark_runs_held_out(tmp_path: Path) -> None:
     # Held out: the starts of a dataset's tasks come from the corpus without that dataset, so
     # the first trial is not the best on every task.
     assert saved["kinds"]["corpus"]["1"]["near_share"] < 1
+
+
+def test_sweep_cap_runs_that_many_families() -> None:
+    from benchmarks.search_efficiency import base_spec, capped_sweep
+    from tuner.search import sweep_plan
+
+    spec = base_spec("mlp", "digits", {"hidden": [64]}, 9, pruner="hyperband")
+    assert len(sweep_plan(spec).families) == 14
+    for k in (1, 4, 7):
+        plan = sweep_plan(capped_sweep(spec, k))
+        assert len(plan.families) == k and len(plan.left_out) == 14 - k
