@@ -94,6 +94,21 @@ def test_tie_within_noise_broken_by_robustness() -> None:
     assert r["robustness_tolerance"]["relative"] == 0.02
 
 
+def test_tie_without_a_wider_lr_range_lists_the_better_value_first() -> None:
+    # Every family was run near one learning rate only: robustness says nothing, so the cheap but
+    # worse momentum must not come first (as it did, on optimizer state alone).
+    hist = ([trial("momentum", v, 1e-2, key="m", confirm=i > 0, bytes_=4.0)
+             for i, v in enumerate([0.806, 0.78])]
+            + confirmed("adamw", [0.955, 0.96], lr=0.08)
+            + [trial("adamw", 0.957, 0.09, key="a2")]  # 0.05 decades: not a wider range
+            + confirmed("rmsprop", [0.944, 0.946], lr=1e-2))
+    r = rank_families(hist, "maximize")
+    assert r["verdict"] == "tied" and set(r["ties"][0]) == {"adamw", "rmsprop", "momentum"}
+    assert [e["optimizer"] for e in r["ranking"]] == ["adamw", "rmsprop", "momentum"]
+    assert "adamw is listed first: the best expected value" in r["summary"]
+    assert "decades" not in r["summary"].split(";")[1]
+
+
 def test_gap_larger_than_noise_is_not_a_tie() -> None:
     hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
     r = rank_families(hist, "maximize")

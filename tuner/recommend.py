@@ -18,6 +18,9 @@ from tuner.space import FAMILIES
 # A trial is "good" for robustness when within this fraction of the family's best value.
 ROBUSTNESS_REL_TOL = 0.02
 ROBUSTNESS_ABS_TOL = 1e-3
+# Inside a tie, a family comes first for its learning-rate range only when that range is wider by
+# at least this many decades (a factor of ~3.2).
+ROBUSTNESS_STEP_DECADES = 0.5
 TOP_TRIALS_FOR_SPREAD = 3
 MIN_SIMILARITY = 0.25
 # The reference corpus is the fallback when a team has no task this close: its tasks may be
@@ -256,11 +259,20 @@ def separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return confident(a) and confident(b) and not overlap(a, b)
 
 
+def robustness_steps(e: dict[str, Any]) -> int:
+    """A family's learning-rate range counted in whole steps of ROBUSTNESS_STEP_DECADES: what
+    orders a tie. A finer difference says nothing (one good trial more at a nearby learning rate
+    moves it), and a family with one good trial spans 0 decades because nothing else was tried
+    near its best, not because it is fragile."""
+    return int(e["robustness"]["lr_decades"] / ROBUSTNESS_STEP_DECADES + 1e-9)
+
+
 def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Consecutive families whose intervals overlap the group leader's form a group. Inside a
-    group of confidence intervals (a tie within the noise) the family that works over the widest
-    range of learning rates comes first, then the cheapest; groups without a noise estimate keep
-    the order of their values."""
+    group of confidence intervals (a tie within the noise) the family that works over a wider
+    range of learning rates (by at least half a decade) comes first, then the one with the better
+    expected value, then the cheapest; groups without a noise estimate keep the order of their
+    values. (Entries arrive best value first, and the sort is stable.)"""
     groups: list[list[dict[str, Any]]] = []
     for e in entries:
         if groups and overlap(groups[-1][0], e):
@@ -270,7 +282,8 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     rank = 0
     for g in groups:
         if all(confident(e) for e in g):
-            g.sort(key=lambda e: (-e["robustness"]["lr_decades"],
+            order = {id(e): i for i, e in enumerate(g)}
+            g.sort(key=lambda e: (-robustness_steps(e), order[id(e)],
                                   e["cost"]["state_bytes_per_param"]))
         for i, e in enumerate(g):
             rank += 1
@@ -300,6 +313,20 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+def _why_first(ranking: list[dict[str, Any]]) -> str:
+    """Why the first of a tie is listed first: the key of `_tie_groups` that decided it."""
+    lead, nxt = ranking[0], ranking[1]
+    span = lead["robustness"]["lr_decades"]
+    if robustness_steps(lead) > robustness_steps(nxt):
+        return (f"its good learning rates span {span:.2f} decades against "
+                f"{nxt['robustness']['lr_decades']:.2f} for {nxt['optimizer']}")
+    if lead["expected"]["value"] != nxt["expected"]["value"]:
+        return ("the best expected value of the tied families (none works over a range of "
+                "learning rates wider by half a decade)")
+    return (f"the same expected value, and the least optimizer state "
+            f"({lead['cost']['state_bytes_per_param']:g} bytes per parameter)")
+
+
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]]) -> str:
     tail = ""
@@ -318,8 +345,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                 f"{nxt['optimizer']}'s, the runner-up (ahead by more than the noise)" + tail)
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
-                f"{lead['optimizer']} is listed first: its good learning rates span "
-                f"{lead['robustness']['lr_decades']:.2f} decades" + tail)
+                f"{lead['optimizer']} is listed first: {_why_first(ranking)}" + tail)
     # Not separated: with any repeated run every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
