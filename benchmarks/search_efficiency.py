@@ -90,6 +90,11 @@ def capped_sweep(spec: JobSpec, k: int) -> JobSpec:
         update={"sweep_share": share})})
 
 
+def with_training_seed(spec: JobSpec, seed: int) -> JobSpec:
+    """The spec trained with `training.seed` = `seed`: its own data split and initialisation."""
+    return spec.model_copy(update={"training": spec.training.model_copy(update={"seed": seed})})
+
+
 def transfer_start(spec: JobSpec) -> tuple[list[dict[str, Any]], SweepPlan | None]:
     """What `warm_start: similar` gives a team with no history: seeds and the sweep's order from
     the reference corpus's most similar tasks (the loaded corpus: `corpus_held_out`)."""
@@ -269,12 +274,14 @@ def best_at(run: list[float], epochs: int) -> float:
 
 
 def versus(summary: dict[str, Any], ours: str = "service_hyperband",
-           peer: str = "ray_asha") -> list[dict[str, Any]]:
+           peer: str = "ray_asha", paired: bool = False) -> list[dict[str, Any]]:
     """Is the service's default ahead of or behind the peer at each ANYTIME budget, outside the
-    noise? Per pair of methods named `ours...` and `peer...`: the medians of the runs' best-so-far
-    and a two-sided Mann-Whitney U test over the runs (the runs of two methods are not paired:
-    their searches differ). A p above 0.05 means the seeds cannot tell the two apart."""
-    from scipy.stats import mannwhitneyu
+    noise? Per pair of methods named `ours...` and `peer...`: the medians and means of the runs'
+    best-so-far and a two-sided Mann-Whitney U test over the runs. A p above 0.05 means the runs
+    cannot tell the two apart. `paired` (run k of every method trained on the same split and
+    initialisation: --vary-training-seed) adds run k against run k: wins, ties and losses, and a
+    Wilcoxon signed-rank test over the runs that differ."""
+    from scipy.stats import mannwhitneyu, wilcoxon
 
     out = []
     for a in (m for m in summary if m.split(" ")[0] == ours):
@@ -287,6 +294,13 @@ def versus(summary: dict[str, Any], ours: str = "service_hyperband",
                     float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
                 at[str(e)] = {"median": [statistics.median(xa), statistics.median(xb)],
                               "mean": [statistics.fmean(xa), statistics.fmean(xb)], "p": p}
+                if paired and len(xa) == len(xb):
+                    diff = [x - y for x, y in zip(xa, xb, strict=True)]
+                    differ = [d for d in diff if abs(d) > 1e-12]
+                    at[str(e)].update(
+                        wins=sum(d > 0 for d in differ), losses=sum(d < 0 for d in differ),
+                        ties=len(diff) - len(differ),
+                        p_paired=float(wilcoxon(differ).pvalue) if differ else 1.0)
             out.append({"ours": a, "peer": b, "n": [len(summary[a]["curves"]),
                                                      len(summary[b]["curves"])], "at": at})
     return out
@@ -337,8 +351,10 @@ def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
         seconds = {f"{m} ({stem})": s.get("seconds") for stem, t in runs
                    for m, s in t["methods"].items()}
         summary = summarise(curves, seconds, best * (1 - TOLERANCE))
+        paired = all(d.get("vary_training_seed") for _, d in saved) and \
+            len({d.get("seeds") for _, d in saved}) == 1
         results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
-                                  "methods": summary, "versus": versus(summary)}
+                                  "methods": summary, "versus": versus(summary, paired=paired)}
     return results
 
 
@@ -355,6 +371,8 @@ def table(results: dict[str, Any]) -> None:
         for v in t.get("versus", []):
             print(f"{name:<22} {v['ours']} vs {v['peer']}, best-so-far mean and Mann-Whitney p: "
                   + "; ".join(f"@{e} {a['mean'][0]:.4f} vs {a['mean'][1]:.4f} p={a['p']:.2f}"
+                              + (f" (run by run {a['wins']}/{a['ties']}/{a['losses']} "
+                                 f"p={a['p_paired']:.2f})" if "wins" in a else "")
                               for e, a in v["at"].items()))
 
 
@@ -379,6 +397,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--sweep-cap", type=int, metavar="K",
                     help="the service methods' defaults sweep runs at most K families (a job "
                          "whose sweep_share x n_trials is K); default: every family")
+    ap.add_argument("--vary-training-seed", action="store_true",
+                    help="run k of every method trains with training.seed k (its own data split "
+                         "and initialisation) instead of seed 0 for all; the searches' first "
+                         "trials are then not the same every run")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--plots", type=Path, default=PLOTS)
@@ -415,7 +437,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"tolerance": TOLERANCE, "seeds": a.seeds,
                                "epoch_budget": a.epoch_budget,
                                "default_pruner": SearchSpec().pruner,
-                               "epochs": a.epochs, "sweep_cap": a.sweep_cap, "tasks": {}}
+                               "epochs": a.epochs, "sweep_cap": a.sweep_cap,
+                               "vary_training_seed": a.vary_training_seed, "tasks": {}}
     with corpus_held_out() as hold_out:
         for model, dataset, params in tasks:
             name = f"{model}/{dataset}"
@@ -447,14 +470,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             curves: dict[str, list[list[float]]] = {m: [] for m in methods}
             timing: dict[str, float] = {m: 0.0 for m in methods}
             for seed in range(1, a.seeds + 1):
+                run_specs = {m: with_training_seed(spec, seed) for m, spec in specs.items()} \
+                    if a.vary_training_seed else specs
                 for method in methods:
                     t = time.perf_counter()
                     if method == "ray_asha":
-                        curves[method].append(ray_asha_curve(specs["random"], seed, storage,
+                        curves[method].append(ray_asha_curve(run_specs["random"], seed, storage,
                                                               a.epoch_budget))
                     else:
                         curves[method].append(optuna_curve(
-                            specs[method], seed, a.epoch_budget,
+                            run_specs[method], seed, a.epoch_budget,
                             start if method == "service_similar" else ([], None)))
                     timing[method] += time.perf_counter() - t
             best = max(v for runs in curves.values() for run in runs for v in run
@@ -462,7 +487,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             target = best * (1 - TOLERANCE)
             summary = summarise(curves, timing, target)
             results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary,
-                                      "versus": versus(summary)}
+                                      "versus": versus(summary, paired=a.vary_training_seed)}
             if not a.smoke:
                 plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
             save(a.out, results)  # after every task: a long run stopped midway keeps what it has

@@ -73,7 +73,15 @@ def test_versus_tells_a_gap_from_the_noise() -> None:
     apart = versus({"service_hyperband": runs(0.95), "ray_asha": runs(0.97)})[0]["at"]["50"]
     assert apart["p"] < 0.01 and apart["median"] == pytest.approx([0.951, 0.971])
     same = versus({"service_hyperband": runs(0.95), "ray_asha": runs(0.95)})[0]["at"]["50"]
-    assert same["p"] == 1.0
+    assert same["p"] == 1.0 and "wins" not in same
+    # Paired (run k of both on the same split): run by run, 8 wins of 8, and 0/8/0 against itself.
+    apart = versus({"service_hyperband": runs(0.97), "ray_asha": runs(0.95)},
+                   paired=True)[0]["at"]["50"]
+    assert (apart["wins"], apart["ties"], apart["losses"]) == (8, 0, 0)
+    assert apart["p_paired"] < 0.01
+    same = versus({"service_hyperband": runs(0.95), "ray_asha": runs(0.95)},
+                  paired=True)[0]["at"]["50"]
+    assert (same["wins"], same["ties"], same["losses"], same["p_paired"]) == (0, 8, 0, 1.0)
 
 
 def test_overhead_benchmark_smoke(tmp_path: Path) -> None:
@@ -163,3 +171,14 @@ def test_sweep_cap_runs_that_many_families() -> None:
     for k in (1, 4, 7):
         plan = sweep_plan(capped_sweep(spec, k))
         assert len(plan.families) == k and len(plan.left_out) == 14 - k
+
+
+def test_vary_training_seed_trains_each_run_on_its_own_split(tmp_path: Path) -> None:
+    from benchmarks import search_efficiency as se
+
+    spec = se.base_spec("linear", "breast_cancer", {}, 2)
+    assert se.with_training_seed(spec, 3).training.seed == 3 and spec.training.seed == 0
+    res = se.main(["--smoke", "--methods", "random", "--vary-training-seed",
+                   "--out", str(tmp_path / "se.json")])
+    (task,) = res["tasks"].values()
+    assert res["vary_training_seed"] and len(task["methods"]["random"]["curves"][0]) > 0
