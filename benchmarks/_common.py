@@ -19,23 +19,24 @@ def save(out: Path, results: dict[str, Any]) -> None:
 
 
 @contextmanager
-def corpus_held_out() -> Iterator[Callable[[str], None]]:
+def corpus_held_out() -> Iterator[Callable[..., None]]:
     """Inside, `hold_out(dataset)` points the service (`TUNER_REFERENCE_CORPUS`) at the reference
     corpus it would load, less every task on `dataset`: nothing the service learns from the
-    corpus was then measured on that dataset. Afterwards the variable is as it was and the
-    files are gone (a corpus turned off with `none` stays off)."""
+    corpus was then measured on that dataset; `hold_out(task=id)` leaves out that one corpus
+    task (leave-one-task-out). Afterwards the variable is as it was and the files are gone (a
+    corpus turned off with `none` stays off)."""
     from tuner import corpus
 
     before = os.environ.get("TUNER_REFERENCE_CORPUS")
     source = corpus.PATH if before is None else None if before.lower() == "none" else Path(before)
     with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
-        def hold_out(dataset: str) -> None:
+        def hold_out(dataset: str | None = None, *, task: str | None = None) -> None:
             if source is None:
                 return
             raw = json.loads(source.read_text())
-            raw["tasks"] = [t for t in raw["tasks"]
-                            if t["spec"]["task"]["dataset"]["name"] != dataset]
-            path = Path(tmp) / f"corpus-without-{dataset}.json"
+            raw["tasks"] = [t for t in raw["tasks"] if t["id"] != task
+                            and t["spec"]["task"]["dataset"]["name"] != dataset]
+            path = Path(tmp) / f"corpus-without-{dataset or task}.json"
             path.write_text(json.dumps(raw))
             os.environ["TUNER_REFERENCE_CORPUS"] = str(path)
 

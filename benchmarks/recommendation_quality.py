@@ -45,7 +45,7 @@ from typing import Any
 
 import optuna
 
-from benchmarks._common import save
+from benchmarks._common import corpus_held_out, save
 from tuner.attrs import ATTR_CONFIRM_OF, ATTR_SEED
 from tuner.confirm import CONFIRM_SEED_OFFSET
 from tuner.corpus import Corpus, CorpusTask, load
@@ -142,7 +142,10 @@ def evaluate(task: CorpusTask, corpus: Corpus, smoke: bool) -> dict[str, Any]:
 
 def cross_task_warm_start(task: CorpusTask, corpus: Corpus, seeds: int, trials: int,
                           smoke: bool) -> dict[str, Any]:
-    """Trials to the target, cold vs warm (seeded from the corpus less this task)."""
+    """Trials to the target, cold vs warm (seeded from the corpus less this task). Both searches
+    run with the service pointed at the corpus less this task, so that the cold search's defaults
+    sweep, whose starts and order are learned from the corpus (`sweep_start: corpus`), learns
+    nothing from the task it is measured on."""
     oracle = task.oracle()
     sign = signed(task.direction)
     best = max(sign * v for v in oracle.values()) * sign
@@ -157,20 +160,27 @@ def cross_task_warm_start(task: CorpusTask, corpus: Corpus, seeds: int, trials: 
         for r in answer["ranking"][:5]]
     warm_params = [p for c in seeds_cfg if (p := space.optuna_params(c)) is not None]
     per_seed = []
-    for seed in range(seeds):
-        out = {}
-        for label, seeded in (("cold", []), ("warm", warm_params)):
-            recs = run_search(spec, study_name=f"{label}-{seed}", seed_configs=seeded,
-                              sampler_seed=seed).records
-            reached = next((i for i, r in enumerate(sorted(recs, key=lambda r: r.number), 1)
-                            if r.state == "complete" and r.value is not None
-                            and sign * r.value >= sign * target), None)
-            out[label] = {"trials": reached or len(recs), "censored": reached is None}
-        per_seed.append(out)
+    with corpus_held_out() as hold_out:
+        hold_out(task=task.id)
+        for seed in range(seeds):
+            per_seed.append(_cold_and_warm(spec, seed, warm_params, sign, target))
     med = {k: statistics.median(s[k]["trials"] for s in per_seed) for k in ("cold", "warm")}
     return {"task": task.id, "target": target, "per_seed": per_seed, "median": med,
             "ratio_warm_over_cold": med["warm"] / med["cold"],
             "warm_seeds": [c.optimizer for c in seeds_cfg]}
+
+
+def _cold_and_warm(spec: JobSpec, seed: int, warm_params: list[dict[str, Any]], sign: float,
+                   target: float) -> dict[str, Any]:
+    out = {}
+    for label, seeded in (("cold", []), ("warm", warm_params)):
+        recs = run_search(spec, study_name=f"{label}-{seed}", seed_configs=seeded,
+                          sampler_seed=seed).records
+        reached = next((i for i, r in enumerate(sorted(recs, key=lambda r: r.number), 1)
+                        if r.state == "complete" and r.value is not None
+                        and sign * r.value >= sign * target), None)
+        out[label] = {"trials": reached or len(recs), "censored": reached is None}
+    return out
 
 
 def plot(results: dict[str, Any], path: Path) -> None:

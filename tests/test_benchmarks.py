@@ -182,3 +182,26 @@ def test_vary_training_seed_trains_each_run_on_its_own_split(tmp_path: Path) -> 
                    "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
     assert res["vary_training_seed"] and len(task["methods"]["random"]["curves"][0]) > 0
+
+
+def test_corpus_held_out_leaves_out_a_dataset_or_one_task() -> None:
+    """What the service learns from the corpus in a benchmark (sweep starts, transfer) must not
+    have been measured on the task the benchmark scores: by dataset, or leave-one-task-out."""
+    from benchmarks._common import corpus_held_out
+    from tuner import corpus
+
+    full = corpus.load()
+    assert full is not None
+    ids = {t.id for t in full.tasks}
+    assert {"mlp-digits-w32", "mlp-digits-w256", "linear-iris"} <= ids
+    with corpus_held_out() as hold_out:
+        hold_out(task="mlp-digits-w32")
+        without_task = corpus.load()
+        assert without_task is not None
+        assert {t.id for t in without_task.tasks} == ids - {"mlp-digits-w32"}
+        hold_out("digits")
+        without_digits = corpus.load()
+        assert without_digits is not None
+        left = {t.id for t in without_digits.tasks}
+        assert "linear-iris" in left and not any("digits" in i for i in left)
+    assert corpus.load() is full  # the environment is as it was
