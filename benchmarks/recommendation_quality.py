@@ -73,8 +73,9 @@ def signed(direction: str) -> float:
 
 
 def run_config(task: CorpusTask, config: TrialConfig, seeds: int = SEEDS,
-               data: Any = None) -> tuple[list[float], Any]:
-    """One configuration on the task, over the corpus's confirmation seeds (same data split)."""
+               data: Any = None, seed_offset: int = CONFIRM_SEED_OFFSET) -> tuple[list[float], Any]:
+    """One configuration on the task, over the corpus's confirmation seeds (same data split;
+    `seed_offset` other than the confirmation seeds' for seeds the corpus never ran)."""
     spec = JobSpec.model_validate({**task.spec, "space": {"optimizers": [config.optimizer],
                                                           "schedules": [config.schedule]},
                                    "budget": {"n_trials": seeds},
@@ -86,7 +87,7 @@ def run_config(task: CorpusTask, config: TrialConfig, seeds: int = SEEDS,
     study = create_study(spec, objective.direction, None, "config")
     for i in range(seeds):
         study.enqueue_trial(params, user_attrs={ATTR_CONFIRM_OF: -1,
-                                                ATTR_SEED: CONFIRM_SEED_OFFSET + i})
+                                                ATTR_SEED: seed_offset + i})
     study.optimize(objective, n_trials=seeds, catch=(Exception,))
     values = [r.value for r in study_records(study) if r.state == "complete" and r.value is not None]
     return values, objective.data
@@ -203,6 +204,16 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def corpus_and_tasks(tasks: str | None) -> tuple[Corpus, list[str]]:
+    """The reference corpus (or exit saying how to build it) and the task ids to measure: the
+    comma-separated `tasks`, or every corpus task."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    corpus = load()
+    if corpus is None:
+        sys.exit("no reference corpus: run `tuner corpus build` first")
+    return corpus, tasks.split(",") if tasks else [t.id for t in corpus.tasks]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=None, help="comma-separated corpus task ids")
@@ -214,11 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    corpus = load()
-    if corpus is None:
-        sys.exit("no reference corpus: run `tuner corpus build` first")
-    names = a.tasks.split(",") if a.tasks else [t.id for t in corpus.tasks]
+    corpus, names = corpus_and_tasks(a.tasks)
     warm = [] if a.smoke else [n for n in a.warm_tasks.split(",") if n in names]
     if a.smoke:
         names, a.seeds, a.trials = names[:1], 1, 3

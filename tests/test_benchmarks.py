@@ -129,6 +129,33 @@ def test_recommendation_quality_benchmark_smoke(tmp_path: Path) -> None:
     assert warm["median"]["cold"] >= 1 and warm["median"]["warm"] >= 1
 
 
+def test_verdict_rules_call_a_gap_outside_the_noise_only() -> None:
+    from benchmarks.verdict_calibration import RULES, judge
+
+    apart, close = ([0.90, 0.91, 0.92], [0.80, 0.81, 0.82]), ([0.90, 0.92, 0.94], [0.89, 0.91, 0.93])
+    for name, rule in RULES.items():
+        assert rule(*apart, 0.01, 20), name
+        assert not rule(*close, 0.01, 20), name
+    # Set A calls adam ahead of sgd, and fresh seeds reverse it: counted, and the winner fails.
+    a = {"adam": [0.90, 0.91, 0.92], "sgd": [0.80, 0.81, 0.82]}
+    fresh = {"adam": [0.80, 0.80], "sgd": [0.85, 0.86]}
+    j = judge(RULES["welch"], a, 0.01, 20, fresh, "maximize")
+    assert (j["calls"], j["reversed"], j["winner"], j["winner_held"], j["covered"]) == \
+        (1, 1, "adam", False, False)
+
+
+def test_verdict_calibration_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import verdict_calibration as vc
+
+    res = vc.main(["--smoke", "--out", str(tmp_path / "vc.json")])
+    (task,) = res["tasks"]
+    assert set(task["fresh"]) == set(task["set_a"]) and len(task["set_a"]) == 14
+    assert all(len(v) == 2 for v in task["fresh"].values())  # the fresh seeds ran
+    # The service's own rule, re-applied here, names the service's leaders.
+    assert task["rules"]["t_intervals"]["leaders"][0] == task["service_leaders"][0]
+    assert set(res["summary"]) == set(vc.RULES)
+
+
 def test_streaming_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import streaming
 

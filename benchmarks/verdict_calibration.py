@@ -1,0 +1,223 @@
+"""Does the recommendation's verdict hold on seeds it never saw? Calibration of "winner", "tied"
+and "separated" over the reference corpus (tuner/data/reference_corpus.json).
+
+    .venv/bin/python -m benchmarks.verdict_calibration           # every corpus task, ~2 min
+    .venv/bin/python -m benchmarks.verdict_calibration --smoke   # seconds: checks it runs
+    .venv/bin/python -m benchmarks.verdict_calibration --seeds 6 --extend 3   # 3 more seeds in A
+
+For each corpus task, set A is what the service ranks: every family's search trials and its best
+configuration's confirmation runs (3 seeds). Set B is new: each family's best configuration (the
+one the answer shows) re-run over `--seeds` seeds that neither the search nor the confirmation
+used (same data split). A rule decides from A alone which families it calls separated (one ahead
+of the other by more than the noise); B then says whether what it called held:
+
+- reversed: of the pairs the rule called separated (f ahead of g), the share where g's mean on B
+  is ahead of f's. Under no true difference a fresh mean goes either way half the time, so this
+  is about half the rule's share of false calls (plus B's own noise on true gaps).
+- winner held: of the tasks where the rule called a winner, the share where it is B's best.
+- leaders cover B's best: the share of tasks whose best family on B is among the rule's leaders
+  (down the order of A's means, the families before the first one separated from the first
+  family, as the service groups a tie), and the leaders' mean count: an answer that names
+  every family is always right and says nothing.
+
+Rules (each on the best configuration's runs in A; `n` runs, mean m, sd s):
+  t_intervals   the service's rule: 95% t-intervals (n - 1 degrees of freedom) that do not
+                overlap
+  pooled        95% intervals with the task's pooled seed-to-seed sd (every repeated
+                configuration of the task) that do not overlap
+  welch         a two-sided Welch t-test of the two families' runs at 5%
+  pooled_diff   the difference of the means against the pooled sd: |m1 - m2| >
+                t975(pooled dof) x sigma x sqrt(1/n1 + 1/n2)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import save
+from benchmarks.recommendation_quality import corpus_and_tasks, run_config, signed
+from tuner.corpus import CorpusTask
+from tuner.recommend import pooled_noise, t975
+from tuner.space import TrialConfig
+
+OUT = Path(__file__).parent / "results" / "verdict_calibration.json"
+FRESH_SEED_OFFSET = 2000  # neither the search's (training.seed) nor the confirmations' (1000+)
+
+Runs = dict[str, list[float]]
+Rule = Callable[[list[float], list[float], float | None, int], bool]
+
+
+def _t_half(v: list[float]) -> float:
+    return t975(len(v) - 1) * statistics.stdev(v) / math.sqrt(len(v)) if len(v) >= 2 else math.inf
+
+
+def t_intervals(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    return abs(ma - mb) > _t_half(a) + _t_half(b)
+
+
+def pooled(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    if sigma is None:
+        return False
+    q = t975(dof)
+    gap = abs(statistics.fmean(a) - statistics.fmean(b))
+    return gap > q * sigma * (1 / math.sqrt(len(a)) + 1 / math.sqrt(len(b)))
+
+
+def welch(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    if len(a) < 2 or len(b) < 2:
+        return False
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    gap = abs(statistics.fmean(a) - statistics.fmean(b))
+    if va + vb == 0:
+        return gap > 0
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if va and vb else \
+        (len(a) - 1 if va else len(b) - 1)
+    return gap > t975(df) * math.sqrt(va + vb)
+
+
+def pooled_diff(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    if sigma is None:
+        return False
+    gap = abs(statistics.fmean(a) - statistics.fmean(b))
+    return gap > t975(dof) * sigma * math.sqrt(1 / len(a) + 1 / len(b))
+
+
+RULES: dict[str, Rule] = {"t_intervals": t_intervals, "pooled": pooled, "welch": welch,
+                          "pooled_diff": pooled_diff}
+
+
+def best_config_runs(task: CorpusTask) -> tuple[Runs, dict[str, TrialConfig]]:
+    """Per family, set A's runs of the configuration the answer shows, and that configuration."""
+    ranking = task.ranking()["ranking"]
+    runs: Runs = {}
+    configs: dict[str, TrialConfig] = {}
+    for e in ranking:
+        rep = next(t for t in task.trials
+                   if t.optimizer == e["optimizer"] and t.number == e["trial_number"])
+        runs[e["optimizer"]] = [t.value for t in task.trials
+                                if t.config_key == rep.config_key and t.setting == rep.setting]
+        configs[e["optimizer"]] = TrialConfig(e["optimizer"], e["schedule"] or "constant",
+                                              dict(e["params"]))
+    return runs, configs
+
+
+def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
+          direction: str) -> dict[str, Any]:
+    """What the rule says from A, and whether B bears it out."""
+    sign = signed(direction)
+    fams = [f for f in a if fresh.get(f)]
+    order = sorted(fams, key=lambda f: -sign * statistics.fmean(a[f]))
+    calls = [(f, g) for i, f in enumerate(order) for g in order[i + 1:]
+             if rule(a[f], a[g], sigma, dof)]
+    mean_b = {f: statistics.fmean(fresh[f]) for f in fams}
+    reversed_ = sum(sign * (mean_b[g] - mean_b[f]) > 0 for f, g in calls)
+    lead, leaders = order[0], order[:1]
+    for g in order[1:]:  # as the service groups: down the order until the first separated
+        if rule(a[lead], a[g], sigma, dof):
+            break
+        leaders.append(g)
+    winner = lead if len(leaders) == 1 else None
+    best_b = max(fams, key=lambda f: sign * mean_b[f])
+    return {"calls": len(calls), "reversed": reversed_, "leaders": leaders, "winner": winner,
+            "winner_held": None if winner is None else winner == best_b,
+            "best_on_fresh": best_b, "covered": best_b in leaders}
+
+
+def calibrate(task: CorpusTask, seeds: int, extend: int = 0) -> dict[str, Any]:
+    """`extend`: the first `extend` fresh runs of each family join set A (as more confirmation
+    seeds would), and only the rest judge."""
+    a, configs = best_config_runs(task)
+    repeated = _repeated(task)
+    fresh: Runs = {}
+    data = None
+    for fam, cfg in configs.items():
+        vals, data = run_config(task, cfg, seeds, data, seed_offset=FRESH_SEED_OFFSET)
+        a[fam], fresh[fam] = a[fam] + vals[:extend], vals[extend:]
+        repeated.append(vals[:extend])
+    sigma, dof = pooled_noise(repeated)
+    out = {"task": task.id, "direction": task.direction, "sigma": sigma, "dof": dof,
+           "set_a": a, "fresh": fresh, "service_verdict": task.ranking()["verdict"],
+           "service_leaders": task.ranking()["leaders"],
+           "rules": {name: judge(rule, a, sigma, dof, fresh, task.direction)
+                     for name, rule in RULES.items()}}
+    return out
+
+
+def _repeated(task: CorpusTask) -> list[list[float]]:
+    """Every configuration's values over its seeds (the store's pooled-noise input)."""
+    by: dict[Any, list[float]] = {}
+    for t in task.trials:
+        by.setdefault((t.config_key, t.setting), []).append(t.value)
+    return list(by.values())
+
+
+def summarise(per_task: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for name in RULES:
+        js = [t["rules"][name] for t in per_task]
+        calls = sum(j["calls"] for j in js)
+        winners = [j for j in js if j["winner"] is not None]
+        out[name] = {
+            "separated_calls": calls,
+            "reversed_on_fresh": sum(j["reversed"] for j in js),
+            "reversed_share": (sum(j["reversed"] for j in js) / calls) if calls else None,
+            "winners": len(winners),
+            "winners_held": sum(bool(j["winner_held"]) for j in winners),
+            "leaders_cover_fresh_best": statistics.fmean(float(j["covered"]) for j in js),
+            "mean_leaders": statistics.fmean(len(j["leaders"]) for j in js)}
+    return out
+
+
+def table(summary: dict[str, Any], n_tasks: int) -> None:
+    print(f"{'rule':<12} {'separated':>9} {'reversed':>9} {'winners':>8} {'held':>5} "
+          f"{'covers':>7} {'leaders':>8}   ({n_tasks} tasks)")
+    for name, s in summary.items():
+        share = "-" if s["reversed_share"] is None else f"{s['reversed_share']:.1%}"
+        print(f"{name:<12} {s['separated_calls']:>9} {share:>9} {s['winners']:>8} "
+              f"{s['winners_held']:>5} {s['leaders_cover_fresh_best']:>7.0%} "
+              f"{s['mean_leaders']:>8.1f}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", default=None, help="comma-separated corpus task ids")
+    ap.add_argument("--seeds", type=int, default=3, help="fresh seeds per family")
+    ap.add_argument("--extend", type=int, default=0, metavar="K",
+                    help="the first K fresh seeds join set A (more confirmation seeds); the "
+                         "other seeds - K judge")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    corpus, names = corpus_and_tasks(a.tasks)
+    if a.smoke:
+        names, a.seeds = names[:1], 2
+    t0 = time.perf_counter()
+    per_task: list[dict[str, Any]] = []
+    if not 0 <= a.extend < a.seeds:
+        sys.exit(f"--extend must be from 0 to --seeds - 1 ({a.seeds - 1}), got {a.extend}")
+    results: dict[str, Any] = {"corpus": corpus.digest, "fresh_seeds": a.seeds,
+                               "extend": a.extend,
+                               "fresh_seed_offset": FRESH_SEED_OFFSET, "tasks": per_task}
+    for i, n in enumerate(names, 1):
+        per_task.append(calibrate(corpus.get(n), a.seeds, a.extend))
+        j = per_task[-1]["rules"]
+        print(f"[{i}/{len(names)}] {n}: service {per_task[-1]['service_verdict']}; leaders "
+              + ", ".join(f"{r} {len(j[r]['leaders'])}" for r in RULES), file=sys.stderr)
+        results["summary"] = summarise(per_task)
+        results["seconds"] = time.perf_counter() - t0
+        save(a.out, results)  # after every task: a long run stopped midway keeps what it has
+    table(results["summary"], len(per_task))
+    print(f"wrote {a.out} ({results['seconds']:.0f} s)")
+    return results
+
+
+if __name__ == "__main__":
+    main()
