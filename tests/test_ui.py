@@ -117,6 +117,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert browser.find_element("id", "error").get_attribute("hidden")
     browser.save_screenshot(str(SHOTS / "ui_job.png"))
 
+    # A second job on the task, unpruned, its sweep over every family: the task page then
+    # ranks all five from the team's history (the small first job leaves most of them pruned).
+    second = client.submit({**JOB, "search": {"pruner": "none", "sweep_share": 1.0},
+                            "budget": {"n_trials": 8, "parallelism": 2}})
+    assert client.wait(second["id"])["status"] == "completed"
     _open(browser, f"{service.url}/ui/tasks/{task_id}")
     rec = client.recommend(task=task_id)
     lrs = client.learning_rates(task_id)
@@ -125,6 +130,7 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     ranked = [r.get_attribute("data-family") for r in
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]
+    assert set(ranked) == set(JOB["space"]["optimizers"])
     assert browser.find_element("id", "verdict").text == rec["summary"]
     browser.save_screenshot(str(SHOTS / "ui_task.png"))
 
