@@ -12,6 +12,7 @@ from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
     rank_families,
+    runs_to_separate,
     scale_lr_for_batch,
     separated,
     similar_tasks,
@@ -107,6 +108,35 @@ def test_tie_without_a_wider_lr_range_lists_the_better_value_first() -> None:
     assert [e["optimizer"] for e in r["ranking"]] == ["adamw", "rmsprop", "momentum"]
     assert "adamw is listed first: the best expected value" in r["summary"]
     assert "decades" not in r["summary"].split(";")[1]
+
+
+def test_runs_to_separate_follows_the_interval_rule() -> None:
+    # 2 x t975(n - 1) x sd / sqrt(n) < gap: with gap 0.01 and sd 0.004, n = 4 gives 0.0127 and
+    # n = 5 gives 0.0099.
+    assert runs_to_separate(0.01, 0.004) == 5
+    assert runs_to_separate(0.0, 0.004) is None  # no gap seen: nothing more runs could show
+    assert runs_to_separate(0.0001, 0.004) is None  # beyond MAX_PROJECTED_RUNS
+
+
+def test_a_tie_says_how_many_runs_would_tell_its_two_best_apart() -> None:
+    def runs(mean: float, n: int) -> list[float]:
+        return [mean + (0.004 if i % 2 else -0.004) for i in range(n)]
+
+    hist = confirmed("adam", runs(0.950, 4)) + confirmed("rmsprop", runs(0.942, 4))
+    r = rank_families(hist, "maximize")
+    assert r["verdict"] == "tied"
+    sep = r["to_separate"]
+    assert sep["families"] == ["adam", "rmsprop"] and sep["gap"] == pytest.approx(0.008)
+    n = sep["runs_each"]
+    assert 4 < n <= 20 and sep["confirm_seeds"] == n - 1
+    assert f"at least {n} runs of each (search.confirm_seeds: {n - 1})" in r["summary"]
+    # The projection holds when the gap is real: with that many runs the tie is a winner.
+    more = confirmed("adam", runs(0.950, n)) + confirmed("rmsprop", runs(0.942, n))
+    assert rank_families(more, "maximize")["verdict"] == "winner"
+    # A winner, or no noise estimate, projects nothing.
+    assert rank_families(more, "maximize")["to_separate"] is None
+    unrepeated = rank_families([trial("adam", 0.95), trial("sgd", 0.94)], "maximize")
+    assert unrepeated["verdict"] == "not_separated" and unrepeated["to_separate"] is None
 
 
 def test_gap_larger_than_noise_is_not_a_tie() -> None:

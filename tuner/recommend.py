@@ -37,6 +37,9 @@ INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estima
 CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
 
 # Verdicts on the leading families (the answer's `verdict`).
+# A tie's projection (`to_separate`): how many runs of each of the two best families would put
+# their intervals apart if the gap seen were the true one; beyond this many, "not in reach".
+MAX_PROJECTED_RUNS = 50
 VERDICT_WINNER = "winner"            # the leader's interval is clear of every other family's
 VERDICT_TIED = "tied"                # leaders' confidence intervals overlap: within the noise
 VERDICT_NOT_SEPARATED = "not_separated"  # no noise estimate: nobody can be called ahead
@@ -149,6 +152,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     groups = _tie_groups(entries)
     ranking = [e for group in groups for e in group]
     verdict, leaders = _verdict(ranking, groups)
+    sep = to_separate(groups[0], sigma, direction) if verdict == VERDICT_TIED else None
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
     return {"noise": {"sigma": sigma, "dof": dof,
@@ -161,8 +165,61 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "direction": direction, "ranking": ranking,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
-            "verdict": verdict, "leaders": leaders,
-            "summary": _summary(ranking, verdict, leaders, not_ranked)}
+            "verdict": verdict, "leaders": leaders, "to_separate": sep,
+            "summary": _summary(ranking, verdict, leaders, not_ranked, sep)}
+
+
+def _sd(e: dict[str, Any], sigma: float | None) -> float | None:
+    """The seed-to-seed sd behind a family's confidence interval (read back from its width)."""
+    x = e["expected"]
+    if x["kind"] == INTERVAL_T:
+        return float(x["high"] - x["low"]) / 2 * math.sqrt(x["n"]) / t975(x["n"] - 1)
+    return sigma if x["kind"] == INTERVAL_NOISE else None
+
+
+def runs_to_separate(gap: float, sd: float, limit: int = MAX_PROJECTED_RUNS) -> int | None:
+    """The fewest runs n of each of two configurations whose means differ by `gap`, with
+    seed-to-seed sd `sd`, at which their 95% t-intervals no longer overlap (the rule that calls
+    a winner): 2 x t975(n - 1) x sd / sqrt(n) < gap. None when no gap was seen or more than
+    `limit` runs would be needed."""
+    if gap <= 0:
+        return None
+    for n in range(2, limit + 1):
+        if 2 * t975(n - 1) * sd / math.sqrt(n) < gap:
+            return n
+    return None
+
+
+def to_separate(tie: list[dict[str, Any]], sigma: float | None,
+                direction: str) -> dict[str, Any] | None:
+    """For a tie: what more evidence could tell its two best values apart. A projection, not a
+    claim: if the gap seen between them is the true one, and their seed-to-seed sd stays what
+    their runs show (the task's pooled sd where theirs is 0), this many runs of each would put
+    their intervals apart. A lower bound: the gap between the two best of a tie is partly luck
+    (they are the best of several), so it tends to shrink with more runs (on the corpus, a tie
+    projected to part at 7 runs was still a tie at 7), and a gap that is noise stays a tie
+    however many runs are made."""
+    best = sorted(tie, key=lambda e: e["expected"]["value"], reverse=direction == "maximize")
+    a, b = best[0], best[1]
+    own = [x for x in (_sd(a, sigma), _sd(b, sigma)) if x is not None]
+    sd = (statistics.fmean(own) if own else 0.0) or (sigma or 0.0)
+    if sd <= 0:
+        return None
+    gap = abs(a["expected"]["value"] - b["expected"]["value"])
+    n = runs_to_separate(gap, sd)
+    fams = f"{a['optimizer']} and {b['optimizer']}"
+    if n is None:
+        meaning = (f"no gap is seen between {fams} (the same expected value)" if gap <= 0 else
+                   f"the gap seen between {fams} ({gap:.3g}) is small against their "
+                   f"seed-to-seed sd ({sd:.3g}): more than {MAX_PROJECTED_RUNS} runs of each would be needed "
+                   f"to tell it apart, if it is real")
+    else:
+        meaning = (f"if the gap seen between {fams} ({gap:.3g}) is real, at least {n} runs "
+                   f"of each (search.confirm_seeds: {n - 1}) would be needed to tell it from "
+                   f"the noise (seed-to-seed sd {sd:.3g})")
+    return {"families": [a["optimizer"], b["optimizer"]], "gap": gap, "sd": sd,
+            "runs_each": n, "confirm_seeds": None if n is None else n - 1,
+            "meaning": meaning}
 
 
 @lru_cache(maxsize=256)
@@ -328,7 +385,7 @@ def _why_first(ranking: list[dict[str, Any]]) -> str:
 
 
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
-             not_ranked: list[dict[str, Any]]) -> str:
+             not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None) -> str:
     tail = ""
     if not_ranked:
         tail = "; never completed a trial: " + ", ".join(
@@ -345,7 +402,8 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                 f"{nxt['optimizer']}'s, the runner-up (ahead by more than the noise)" + tail)
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
-                f"{lead['optimizer']} is listed first: {_why_first(ranking)}" + tail)
+                f"{lead['optimizer']} is listed first: {_why_first(ranking)}"
+                + (f"; {sep['meaning']}" if sep else "") + tail)
     # Not separated: with any repeated run every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
