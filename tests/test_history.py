@@ -126,6 +126,28 @@ def test_cached_answers_are_served_until_the_history_changes(migrated_url: str) 
         assert "marker" not in fresh and fresh["tasks"][0]["features"]["epochs"] == 5
 
 
+def test_an_answer_cached_by_an_earlier_format_is_computed_again(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After an upgrade that changes how answers are computed, the unchanged history must not
+    keep serving the old answer (as the tie-order fix would otherwise have been)."""
+    from tuner import recommendations
+    from tuner.recommendations import cached_json
+
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, job, [("adam", 1e-3, 0.90), ("sgd", 1e-2, 0.80)])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, job).task_id
+        recommend(s, team, task_id=task_id)
+        s.execute(update(RecommendationCache).values(body={"method": "direct", "marker": True}))
+        s.commit()
+        assert recommend(s, team, task_id=task_id)["marker"]  # same format: served from cache
+        monkeypatch.setattr(recommendations, "ANSWER_FORMAT", recommendations.ANSWER_FORMAT + 1)
+        assert cached_json(s, team, task_id) is None
+        fresh = recommend(s, team, task_id=task_id)
+        assert "marker" not in fresh and fresh["ranking"][0]["optimizer"] == "adam"
+        assert json.loads(cached_json(s, team, task_id) or "{}") == fresh
+
+
 def test_a_cached_direct_answer_is_served_as_its_stored_json(migrated_url: str) -> None:
     """The API's one-query path: the stored text of a current direct answer, else None."""
     from tuner.recommendations import cached_json

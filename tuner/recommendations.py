@@ -37,6 +37,11 @@ from tuner.store.history import DbSession as Session
 from tuner.store.models import Task
 from tuner.store.queries import team_tasks
 
+# The format of an answer: part of every cache key, so an answer cached by an earlier release
+# is never served after the way answers are computed or shaped has changed. Bump it with any
+# change to tuner.recommend's ranking, verdicts, fields or wording. (2: ties ordered by value
+# before optimizer state, and `to_separate`.)
+ANSWER_FORMAT = 2
 SOURCE_TEAM = "team history"
 
 
@@ -49,8 +54,9 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     Answers are cached in `tuner_recommendation_cache` under a version of what they were
     computed from: the matched tasks' `history_version` (bumped by every recorded trial, and by
     a job that re-describes the task), and for transfer and prior answers also the team's task
-    count and version sum and the reference corpus's digest. A read whose version still matches
-    costs a few indexed lookups; any change makes the next read compute the answer again."""
+    count and version sum and the reference corpus's digest; the key holds the question and
+    `ANSWER_FORMAT`. A read whose version still matches costs a few indexed lookups; any change
+    makes the next read compute the answer again."""
     tasks = h.find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
     if task_id is not None and not tasks:
         raise SpecError("task", f"no task {task_id} in your team")
@@ -80,7 +86,8 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
 
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
                metric: str | None, epochs: int | None, batch_size: int | None) -> str:
-    return json.dumps([team_id, task_id, model, dataset, metric, epochs, batch_size])
+    return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
+                       batch_size])
 
 
 def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,
