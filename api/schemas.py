@@ -158,7 +158,8 @@ class RecommendationPublic(BaseModel):
     to_separate: dict[str, Any] | None = Field(default=None, description=(
         "direct answers with a `tied` verdict: the tie's two best families, the gap between "
         "them, their seed-to-seed sd, and `runs_each` (at least that many runs of each would "
-        "part their intervals if the gap were real; null: no gap, or more than 50) with the "
+        "part their intervals if the gap were real; null: no gap, or more than one job can "
+        "confirm) with the "
         "matching `confirm_seeds`"))
     summary: str | None = None
     tasks: list[dict[str, Any]]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tuner.recommend import (
+    MAX_PROJECTED_RUNS,
     HistoryTrial,
     TaskProfile,
     rank_families,
@@ -16,8 +17,10 @@ from tuner.recommend import (
     scale_lr_for_batch,
     separated,
     similar_tasks,
+    t975,
     transfer_ranking,
 )
+from tuner.spec import SearchSpec
 
 _n = itertools.count()
 
@@ -116,6 +119,12 @@ def test_runs_to_separate_follows_the_interval_rule() -> None:
     assert runs_to_separate(0.01, 0.004) == 5
     assert runs_to_separate(0.0, 0.004) is None  # no gap seen: nothing more runs could show
     assert runs_to_separate(0.0001, 0.004) is None  # beyond MAX_PROJECTED_RUNS
+    # The projection stops where one job's confirmation stops: a suggested confirm_seeds is one
+    # the spec accepts.
+    assert SearchSpec.model_fields["confirm_seeds"].metadata[-1].le == MAX_PROJECTED_RUNS - 1
+    gap = 2 * t975(MAX_PROJECTED_RUNS - 1) * 0.004 / MAX_PROJECTED_RUNS ** 0.5
+    assert runs_to_separate(gap * 1.001, 0.004) == MAX_PROJECTED_RUNS
+    assert runs_to_separate(gap * 0.999, 0.004) is None
 
 
 def test_a_tie_says_how_many_runs_would_tell_its_two_best_apart() -> None:

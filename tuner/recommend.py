@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from tuner.space import FAMILIES
+from tuner.spec import MAX_CONFIRM_SEEDS
 
 # A trial is "good" for robustness when within this fraction of the family's best value.
 ROBUSTNESS_REL_TOL = 0.02
@@ -38,8 +39,9 @@ CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
 
 # Verdicts on the leading families (the answer's `verdict`).
 # A tie's projection (`to_separate`): how many runs of each of the two best families would put
-# their intervals apart if the gap seen were the true one; beyond this many, "not in reach".
-MAX_PROJECTED_RUNS = 50
+# their intervals apart if the gap seen were the true one; beyond what one job can confirm (its
+# search run and at most MAX_CONFIRM_SEEDS more), "not in reach".
+MAX_PROJECTED_RUNS = MAX_CONFIRM_SEEDS + 1
 VERDICT_WINNER = "winner"            # the leader's interval is clear of every other family's
 VERDICT_TIED = "tied"                # leaders' confidence intervals overlap: within the noise
 VERDICT_NOT_SEPARATED = "not_separated"  # no noise estimate: nobody can be called ahead
@@ -211,8 +213,9 @@ def to_separate(tie: list[dict[str, Any]], sigma: float | None,
     if n is None:
         meaning = (f"no gap is seen between {fams} (the same expected value)" if gap <= 0 else
                    f"the gap seen between {fams} ({gap:.3g}) is small against their "
-                   f"seed-to-seed sd ({sd:.3g}): more than {MAX_PROJECTED_RUNS} runs of each would be needed "
-                   f"to tell it apart, if it is real")
+                   f"seed-to-seed sd ({sd:.3g}): even if it is real, more runs of each than a "
+                   f"job can confirm ({MAX_PROJECTED_RUNS}, search.confirm_seeds at most "
+                   f"{MAX_CONFIRM_SEEDS}) would be needed to tell it apart")
     else:
         meaning = (f"if the gap seen between {fams} ({gap:.3g}) is real, at least {n} runs "
                    f"of each (search.confirm_seeds: {n - 1}) would be needed to tell it from "

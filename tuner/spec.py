@@ -22,6 +22,8 @@ from pydantic import (
 from tuner.errors import UnknownName, choices, unknown
 from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
 
+MAX_CONFIRM_SEEDS = 20  # search.confirm_seeds: a job re-runs a configuration at most this often
+
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_accuracy": "maximize",
     "val_loss": "minimize",
@@ -405,7 +407,7 @@ class SearchSpec(_Strict):
     confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
         "leading configurations (best of the top families) re-run with new seeds after the "
         "search; 0 turns confirmation off"))
-    confirm_seeds: int = Field(default=3, ge=0, le=20, description=(
+    confirm_seeds: int = Field(default=3, ge=0, le=MAX_CONFIRM_SEEDS, description=(
         "at most this many extra seeds per configuration"))
     confirm_share: float = Field(default=0.25, ge=0.0, le=0.9, description=(
         "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
