@@ -126,6 +126,22 @@ def test_cached_answers_are_served_until_the_history_changes(migrated_url: str) 
         assert "marker" not in fresh and fresh["tasks"][0]["features"]["epochs"] == 5
 
 
+def test_jobs_repeating_a_configuration_with_the_same_seed_give_one_run(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three jobs whose sweeps ran the same two configurations with seed 0: one run each, so
+    no noise estimate and no winner (counted as three seeds, 0.95 x 3 against 0.94 x 3 had
+    zero-width intervals: a "winner")."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    for _ in range(3):
+        job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+        write(migrated_url, job, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.94)])
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, team, model="mlp", dataset="iris")
+    assert rec["method"] == "direct" and rec["verdict"] == "not_separated"
+    assert rec["noise"]["sigma"] is None
+    assert {e["evidence"]["best_configuration_runs"] for e in rec["ranking"]} == {1}
+
+
 def test_an_answer_cached_by_an_earlier_format_is_computed_again(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """After an upgrade that changes how answers are computed, the unchanged history must not

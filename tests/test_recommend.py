@@ -27,11 +27,12 @@ _n = itertools.count()
 
 def trial(opt: str, value: float, lr: float = 1e-3, *, key: str | None = None,
           confirm: bool = False, job: str = "j1", bytes_: float = 8.0,
-          setting: tuple[Any, ...] | None = None) -> HistoryTrial:
+          setting: tuple[Any, ...] | None = None, seed: int | None = None) -> HistoryTrial:
     return HistoryTrial(job_id=job, number=next(_n), optimizer=opt, schedule="constant",
                         params={f"{opt}.lr": lr}, value=value,
                         config_key=key or f"{opt}-{lr}", confirmation=confirm,
-                        state_bytes_per_param=bytes_, seconds_per_epoch=0.1, setting=setting)
+                        state_bytes_per_param=bytes_, seconds_per_epoch=0.1, setting=setting,
+                        seed=seed)
 
 
 def confirmed(opt: str, values: list[float], lr: float = 1e-3, job: str = "j1") -> list[HistoryTrial]:
@@ -146,6 +147,27 @@ def test_a_tie_says_how_many_runs_would_tell_its_two_best_apart() -> None:
     assert rank_families(more, "maximize")["to_separate"] is None
     unrepeated = rank_families([trial("adam", 0.95), trial("sgd", 0.94)], "maximize")
     assert unrepeated["verdict"] == "not_separated" and unrepeated["to_separate"] is None
+
+
+def test_the_same_seed_run_again_by_another_job_is_one_run_not_two() -> None:
+    # Three jobs on a task each start their defaults sweep at the same configurations with
+    # training.seed 0: each family's start is repeated, not measured three times. Counted as
+    # three seeds, the identical values made zero-width intervals and a "winner" by 0.01.
+    hist = [trial(opt, v, key=opt, seed=0, job=j)
+            for j in ("j1", "j2", "j3") for opt, v in (("adam", 0.95), ("sgd", 0.94))]
+    r = rank_families(hist, "maximize")
+    assert r["verdict"] == "not_separated" and r["noise"]["sigma"] is None
+    adam = by_name(r)["adam"]
+    assert adam["expected"]["kind"] == "spread" and adam["evidence"]["n_trials"] == 3
+    assert adam["evidence"]["best_configuration_runs"] == 1
+    # With real other seeds it is a repeat: the seeds' spread makes the interval, and a seed
+    # recorded twice still counts once.
+    hist += [trial("adam", v, key="adam", seed=k, confirm=True) for k, v in
+             ((1000, 0.946), (1001, 0.954))] + [trial("adam", 0.946, key="adam", seed=1000,
+                                                      confirm=True, job="j2")]
+    adam = by_name(rank_families(hist, "maximize"))["adam"]
+    assert adam["expected"]["kind"] == "t" and adam["expected"]["n"] == 3
+    assert adam["expected"]["high"] - adam["expected"]["low"] > 0.01
 
 
 def test_gap_larger_than_noise_is_not_a_tie() -> None:

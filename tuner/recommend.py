@@ -82,11 +82,24 @@ class _Config:
 
     @property
     def values(self) -> list[float]:
-        return [t.value for t in self.trials]
+        """One value per seed. Runs of this configuration with the same seed are not evidence of
+        the seed-to-seed noise: training is deterministic given the seed, so two jobs whose
+        defaults sweeps both start a family at the same configuration with `training.seed` 0
+        repeat one run, not measure two. Counted twice they gave zero-width intervals (a false
+        certainty that could call a winner) and pulled the pooled noise towards 0. A seed's
+        repeats count once, at their mean; runs with no recorded seed each count."""
+        by_seed: dict[int, list[float]] = defaultdict(list)
+        out = []
+        for t in self.trials:
+            if t.seed is None:
+                out.append(t.value)
+            else:
+                by_seed[t.seed].append(t.value)
+        return [statistics.fmean(v) for v in by_seed.values()] + out
 
     @property
     def n(self) -> int:
-        return len(self.trials)
+        return len(self.values)
 
     @property
     def mean(self) -> float:
