@@ -345,3 +345,27 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
         assert c.cancel(second["id"])["status"] in ("cancelled", "running")
         assert c.wait(second["id"])["status"] in ("cancelled", "completed")
         assert c.jobs()["count"] == 2 and c.tasks()["count"] == 2
+
+
+def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:
+    """The same spec twice: the second job's sweep starts and its sampler's first draws are the
+    first job's configurations. Each must run with a seed the first job did not use (the same
+    configuration and seed would only give the same value again), so the second job's runs of
+    a shared configuration are repeats that measure the noise."""
+    from tuner.trial import config_key
+
+    spec = {**FAST, "task": {**FAST["task"], "dataset": {"name": "wine"}},
+            "search": {"sweep_share": 1.0}, "budget": {"n_trials": 6, "parallelism": 1}}
+    c = Client(service.url, service.key_a)
+    runs = []
+    for _ in range(2):
+        job = c.submit(spec)
+        assert c.wait(job["id"])["status"] == "completed"
+        runs.append({(config_key(t["optimizer"], t["schedule"], t["params"]), t["seed"])
+                     for t in c.trials(job["id"])["data"] if t["optimizer"]})
+    first, second = runs
+    assert not first & second, "the second job repeated a run of the first"
+    # Both sweeps start every family at the configuration learned from the reference corpus:
+    # the same configurations, run again with new seeds.
+    shared = {k for k, _ in first} & {k for k, _ in second}
+    assert len(shared) >= len(FAST["space"]["optimizers"])

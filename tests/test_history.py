@@ -385,3 +385,24 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     # similar: wine borrows iris's best adam and sgd configurations.
     assert [(r.optimizer, r.warm_start) for r in rows3[:2]] == [("adam", True), ("sgd", True)]
     assert rows3[1].params["sgd.lr"] == pytest.approx(0.2)
+
+
+def test_seeds_used_per_configuration_at_one_budget(migrated_url: str) -> None:
+    """What a new job must not run again: each configuration's seeds on the task at its budget,
+    other jobs only (the dispatcher passes them to the new study)."""
+    from tuner.store.history import Budget, seeds_used
+    from tuner.trial import config_key
+
+    j1, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    j2, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    j3, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 5}))
+    write(migrated_url, j1, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.94)])
+    write(migrated_url, j2, [("adam", 1e-3, 0.95)], state="pruned")  # any state ran
+    write(migrated_url, j3, [("rmsprop", 1e-3, 0.9)])  # another budget: another question
+    adam = config_key("adam", "constant", {"adam.lr": 1e-3})
+    sgd = config_key("sgd", "constant", {"sgd.lr": 1e-2})
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, j1).task_id
+        assert seeds_used(s, task_id, Budget(3, 64)) == {adam: [0], sgd: [0]}
+        assert seeds_used(s, task_id, Budget(3, 64), exclude_job=j1) == {adam: [0]}
+        assert seeds_used(s, task_id, Budget(9, 64)) == {}

@@ -413,3 +413,28 @@ def test_sweep_trials_are_judged_against_each_other_at_the_same_epoch_after_a_wa
     sampled.report(0.6, 1)
     assert pruner.prune(study, study.get_trials(deepcopy=False)[-1])
     assert not pruner.prune(study, study.get_trials(deepcopy=False)[2])  # 0.99, sampled
+
+
+def test_a_configuration_another_job_ran_with_this_seed_runs_with_another() -> None:
+    """A second job on a task starts its sweep at the same configurations, and its sampler from
+    the same seed: without STUDY_SEEDS_USED it would repeat the first job's runs exactly."""
+    from tuner.attrs import STUDY_SEEDS_USED
+    from tuner.objective import REPEAT_SEED_STRIDE, Objective, fresh_seed
+    from tuner.results import study_records
+
+    assert fresh_seed(0, [0, REPEAT_SEED_STRIDE]) == 2 * REPEAT_SEED_STRIDE
+    assert fresh_seed(1000, [0]) == 1000
+    spec = _spec(space={"optimizers": ["adam", "momentum"]}, budget={"n_trials": 3},
+                 search={"pruner": "none", "confirm_top_k": 0})
+    earlier = sorted(run_search(spec).records, key=lambda r: r.number)
+    assert {r.seed for r in earlier} == {0}
+    key = earlier[0].config_key()
+    assert key is not None
+    objective = Objective(spec)
+    study = create_study(spec, objective.direction, None, "again",
+                         user_attrs={STUDY_SEEDS_USED: {key: [0]}})
+    study.optimize(objective, n_trials=3)
+    now = sorted(study_records(study), key=lambda r: r.number)
+    assert [r.config_key() for r in now] == [r.config_key() for r in earlier]  # the same path
+    assert now[0].seed == REPEAT_SEED_STRIDE  # ... but that run is a new seed, not a repeat
+    assert [r.seed for r in now[1:]] == [0, 0]  # configurations not run before keep theirs

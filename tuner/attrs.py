@@ -10,3 +10,8 @@ ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configurat
 ATTR_SWEEP = "defaults_sweep"  # enqueued by the defaults sweep
 ATTR_WARM_START = "warm_start"  # enqueued as a warm-start seed
 ATTR_WORKER = "worker"  # host:pid of the worker that started the trial
+
+# A study's user attribute, set by the dispatcher on a new job's study: per configuration key,
+# the training seeds the task's history already ran it with at this budget (tuner.objective
+# runs such a configuration with another seed: the same seed would only repeat a run).
+STUDY_SEEDS_USED = "seeds_used"

@@ -7,18 +7,35 @@ import contextlib
 import math
 import time
 import traceback
+from collections.abc import Collection
 from typing import Any
 
 import optuna
 import torch
 
-from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED
+from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED, STUDY_SEEDS_USED
 from tuner.datasets import Split, load_dataset, team_scope
 from tuner.models import build_model
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, JobSpec
 from tuner.training import Trainer, TrainState, resolve_device
+from tuner.trial import config_key
+
+REPEAT_SEED_STRIDE = 100_000
+
+
+def fresh_seed(seed: int, used: Collection[int]) -> int:
+    """`seed` moved past the seeds this configuration already ran with on the task: the first
+    of seed + k x REPEAT_SEED_STRIDE (k >= 1) not among them. The same configuration and seed
+    train to the same value, so a second job on a task (its defaults sweep starts a family at
+    the same configuration, its sampler starts from the same seed) would only repeat runs;
+    moved, they measure the seed-to-seed noise instead. The seeds of one job (training.seed,
+    confirmation seeds + 1000 + i) differ by less than the stride, so two never land on one."""
+    taken = set(used)
+    while seed in taken:
+        seed += REPEAT_SEED_STRIDE
+    return seed
 
 
 class Objective:
@@ -31,6 +48,7 @@ class Objective:
         self.space = SearchSpace(spec.space)
         self._data = data
         self.device = device
+        self._used: tuple[str, dict[str, list[int]]] | None = None
 
     @property
     def data(self) -> Split:
@@ -57,10 +75,22 @@ class Objective:
     def direction(self) -> str:
         return METRICS[self.metric]
 
+    def _seeds_used(self, trial: optuna.Trial) -> dict[str, list[int]]:
+        """The study's STUDY_SEEDS_USED, read once per study (a user attribute of the study)."""
+        name = trial.study.study_name
+        if self._used is None or self._used[0] != name:
+            self._used = (name, dict(trial.study.user_attrs.get(STUDY_SEEDS_USED) or {}))
+        return self._used[1]
+
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.space.sample(trial)
         trial.set_user_attr(ATTR_CONFIG, config.to_json())
         seed = int(trial.user_attrs.get(ATTR_SEED, self.spec.training.seed))
+        used = self._seeds_used(trial).get(
+            config_key(config.optimizer, config.schedule, config.to_json()["params"]) or "")
+        if used and seed in used:  # another job ran this configuration with this seed
+            seed = fresh_seed(seed, used)
+            trial.set_user_attr(ATTR_SEED, seed)
         confirming = ATTR_CONFIRM_OF in trial.user_attrs
         training = self.spec.training.model_copy(update={"seed": seed})
         state = TrainState()

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner import mlflow_log
-from tuner.attrs import ATTR_WORKER
+from tuner.attrs import ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
@@ -212,7 +212,7 @@ class Dispatcher:
         plan = self._sweep(job, spec, rec, len(seeds))
         about = {"job_id": job.id, "team": team, "model": job.task.model_name,
                  "dataset": job.task.dataset_name, "metric": job.task.metric,
-                 "direction": job.task.direction}
+                 "direction": job.task.direction, STUDY_SEEDS_USED: self._seeds_used(job)}
         study = with_retries(lambda: create_study(spec, job.task.direction, storage,
                                                   job.study_name, load_if_exists=True,
                                                   seed_configs=seeds, sweep=plan,
@@ -339,6 +339,25 @@ class Dispatcher:
     @staticmethod
     def _new(job: Job) -> bool:
         return not (job.trials_claimed or job.n_done)
+
+    def _seeds_used(self, job: Job) -> dict[str, list[int]]:
+        """Per configuration, the seeds the task's other jobs ran it with at this job's budget:
+        the trials of a new study move past them (tuner.objective.fresh_seed). Read for a new
+        study only; {} when the history cannot be read (repeating a run wastes it, it does not
+        make it wrong)."""
+        if not self._new(job) or job.epochs is None:
+            return {}
+        from tuner.store.history import Budget, seeds_used
+
+        budget = Budget(int(job.epochs), int(job.batch_size or 0))
+        try:
+            return in_transaction(self.sessions,
+                                  lambda s: seeds_used(s, job.task_id, budget, exclude_job=job.id),
+                                  what="read the seeds the task's history used")
+        except Exception as exc:
+            log.warning("job %s: seeds of earlier jobs not read (%s: %s)", job.id,
+                        type(exc).__name__, exc)
+            return {}
 
     def _ranking(self, job: Job, spec: JobSpec) -> dict[str, Any] | None:
         """The team's recommendation for the task, read once for the warm start and the order

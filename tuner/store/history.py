@@ -117,6 +117,21 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     return out
 
 
+def seeds_used(s: Session, task_id: int, budget: Budget,
+               exclude_job: str | None = None) -> dict[str, list[int]]:
+    """Per configuration key, the training seeds its recorded trials on this task at this
+    budget ran with (any state): what a new job must not run again, since the same
+    configuration with the same seed repeats a run instead of measuring anything."""
+    rows = s.execute(select(TrialRow.config_key, TrialRow.seed).distinct()
+                     .join(Job, TrialRow.job_id == Job.id)
+                     .where(*_where([task_id], budget, exclude_job),
+                            TrialRow.config_key.is_not(None), TrialRow.seed.is_not(None)))
+    out: dict[str, list[int]] = {}
+    for key, seed in rows.all():
+        out.setdefault(str(key), []).append(int(seed or 0))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
              exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per family, over all its complete trials: trials, confirmation runs, jobs, latest."""
