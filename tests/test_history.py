@@ -406,3 +406,5 @@ def test_seeds_used_per_configuration_at_one_budget(migrated_url: str) -> None:
         assert seeds_used(s, task_id, Budget(3, 64)) == {adam: [0], sgd: [0]}
         assert seeds_used(s, task_id, Budget(3, 64), exclude_job=j1) == {adam: [0]}
         assert seeds_used(s, task_id, Budget(9, 64)) == {}
+        # A long history: only the most recent pairs (j2's adam came after j1's sgd).
+        assert seeds_used(s, task_id, Budget(3, 64), limit=1) == {adam: [0]}

@@ -117,15 +117,23 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     return out
 
 
-def seeds_used(s: Session, task_id: int, budget: Budget,
-               exclude_job: str | None = None) -> dict[str, list[int]]:
+SEEDS_USED_LIMIT = 5000  # (configuration, seed) pairs a new study carries
+
+
+def seeds_used(s: Session, task_id: int, budget: Budget, exclude_job: str | None = None,
+               limit: int = SEEDS_USED_LIMIT) -> dict[str, list[int]]:
     """Per configuration key, the training seeds its recorded trials on this task at this
     budget ran with (any state): what a new job must not run again, since the same
-    configuration with the same seed repeats a run instead of measuring anything."""
-    rows = s.execute(select(TrialRow.config_key, TrialRow.seed).distinct()
+    configuration with the same seed repeats a run instead of measuring anything. The `limit`
+    most recent (configuration, seed) pairs: a new study carries them, so a task with a long
+    history does not hand every worker all of it (the repeats a new job would make are of the
+    recent jobs' sweep starts, confirmations and first draws)."""
+    rows = s.execute(select(TrialRow.config_key, TrialRow.seed)
                      .join(Job, TrialRow.job_id == Job.id)
                      .where(*_where([task_id], budget, exclude_job),
-                            TrialRow.config_key.is_not(None), TrialRow.seed.is_not(None)))
+                            TrialRow.config_key.is_not(None), TrialRow.seed.is_not(None))
+                     .group_by(TrialRow.config_key, TrialRow.seed)
+                     .order_by(func.max(TrialRow.id).desc()).limit(limit))
     out: dict[str, list[int]] = {}
     for key, seed in rows.all():
         out.setdefault(str(key), []).append(int(seed or 0))
