@@ -31,7 +31,8 @@ def fresh_seed(seed: int, used: Collection[int]) -> int:
     train to the same value, so a second job on a task (its defaults sweep starts a family at
     the same configuration, its sampler starts from the same seed) would only repeat runs;
     moved, they measure the seed-to-seed noise instead. The seeds of one job (training.seed,
-    confirmation seeds + 1000 + i) differ by less than the stride, so two never land on one."""
+    its confirmation seeds training.seed + 1000 + i) differ by less than the stride, so two
+    never land on one."""
     taken = set(used)
     while seed in taken:
         seed += REPEAT_SEED_STRIDE

@@ -37,11 +37,12 @@ INTERVAL_NOISE = "noise"  # one run +/- 1.96 x the task's pooled seed-to-seed no
 INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estimate, not a CI
 CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
 
-# Verdicts on the leading families (the answer's `verdict`).
 # A tie's projection (`to_separate`): how many runs of each of the two best families would put
 # their intervals apart if the gap seen were the true one; beyond what one job can confirm (its
 # search run and at most MAX_CONFIRM_SEEDS more), "not in reach".
 MAX_PROJECTED_RUNS = MAX_CONFIRM_SEEDS + 1
+
+# Verdicts on the leading families (the answer's `verdict`).
 VERDICT_WINNER = "winner"            # the leader's interval is clear of every other family's
 VERDICT_TIED = "tied"                # leaders' confidence intervals overlap: within the noise
 VERDICT_NOT_SEPARATED = "not_separated"  # no noise estimate: nobody can be called ahead
