@@ -32,8 +32,9 @@ def queue(url: str, team: str, spec: dict[str, Any]) -> tuple[str, int]:
 
 
 def write(url: str, job_id: str, rows: list[tuple[str, float, float]],
-          state: str = "complete", stop_step: int = 3) -> None:
-    """Constructed trials: (optimizer, lr, value), complete unless `state` says otherwise."""
+          state: str = "complete", stop_step: int = 3, seeds: list[int] | None = None) -> None:
+    """Constructed trials: (optimizer, lr, value), complete unless `state` says otherwise, with
+    training seed 0 unless `seeds` gives one per row."""
     with session_factory(url)() as s:
         start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all())
         for i, (opt, lr, value) in enumerate(rows):
@@ -41,7 +42,7 @@ def write(url: str, job_id: str, rows: list[tuple[str, float, float]],
                               stop_step=stop_step, optimizer=opt, schedule="constant",
                               params={f"{opt}.lr": lr}, value=value, epochs_run=3,
                               state_bytes_per_param=8.0 if opt.startswith("adam") else 0.0,
-                              seconds_per_epoch=0.05, seed=0)
+                              seconds_per_epoch=0.05, seed=seeds[i] if seeds else 0)
             assert record_trial(s, job_id, rec)
 
 
@@ -140,6 +141,31 @@ def test_jobs_repeating_a_configuration_with_the_same_seed_give_one_run(
     assert rec["method"] == "direct" and rec["verdict"] == "not_separated"
     assert rec["noise"]["sigma"] is None
     assert {e["evidence"]["best_configuration_runs"] for e in rec["ranking"]} == {1}
+
+
+def test_a_configuration_is_read_with_all_its_runs(migrated_url: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configuration run again by later jobs with new seeds (no confirmation run) is read
+    with every run, not only those among its family's best 20: cut by value, adam's lr 1e-3
+    kept its lucky 0.95 and lost its 0.70 and 0.69, and was called the winner over sgd."""
+    from tuner.store.history import TOP_PER_FAMILY, Budget, history
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    others = [("adam", 1e-5 * (i + 2), 0.80 + 0.004 * i) for i in range(TOP_PER_FAMILY + 2)]
+    write(migrated_url, job, [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.70), ("adam", 1e-3, 0.69),
+                              ("sgd", 1e-2, 0.90), ("sgd", 1e-2, 0.89), ("sgd", 1e-2, 0.91),
+                              *others], seeds=[0, 1, 2, 0, 1, 2] + [0] * len(others))
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, job).task_id
+        read = history(s, [task_id], Budget(3, 64))
+        rec = recommend(s, team, task_id=task_id)
+    lucky = [t.value for t in read if t.optimizer == "adam" and t.params["adam.lr"] == 1e-3]
+    assert sorted(lucky) == [0.69, 0.70, 0.95]
+    assert len([t for t in read if t.optimizer == "adam"]) == TOP_PER_FAMILY + 2
+    assert rec["verdict"] != "winner", rec["summary"]
+    adam = next(e for e in rec["ranking"] if e["optimizer"] == "adam")
+    assert adam["params"] != {"adam.lr": 1e-3}  # its mean over 3 seeds is 0.78
 
 
 def test_an_answer_cached_by_an_earlier_format_is_computed_again(

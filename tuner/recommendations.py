@@ -40,8 +40,9 @@ from tuner.store.queries import team_tasks
 # The format of an answer: part of every cache key, so an answer cached by an earlier release
 # is never served after the way answers are computed or shaped has changed. Bump it with any
 # change to tuner.recommend's ranking, verdicts, fields or wording. (2: ties ordered by value
-# before optimizer state, and `to_separate`; 3: a seed run again counts once.)
-ANSWER_FORMAT = 3
+# before optimizer state, and `to_separate`; 3: a seed run again counts once; 4: a
+# configuration is read with all its runs.)
+ANSWER_FORMAT = 4
 SOURCE_TEAM = "team history"
 
 

@@ -81,8 +81,13 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             exclude_job: str | None = None,
             top_per_family: int | None = TOP_PER_FAMILY) -> list[HistoryTrial]:
     """Complete trials of these tasks at one budget: each family's best `top_per_family` (all
-    when None), plus every run of a configuration that was confirmed with other seeds. Each
-    trial's `setting` is its task and budget, so repeats are only pooled within one."""
+    when None), every other run of a configuration among them, and every run of a
+    configuration that was confirmed with other seeds. Each trial's `setting` is its task and
+    budget, so repeats are only pooled within one.
+
+    A configuration is read with all its runs or not at all: cut by value, a configuration run
+    again by a later job (a new seed for its sweep start, a warm start) would keep its lucky
+    runs and lose its poor ones, an interval from its best seeds alone."""
     if not task_ids:
         return []
     cols = (TrialRow.id, TrialRow.job_id, TrialRow.number, TrialRow.optimizer, TrialRow.schedule,
@@ -98,12 +103,14 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
         order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
         ranked = (select(*cols, func.row_number().over(partition_by=TrialRow.optimizer,
                                                        order_by=order).label("rn"))
-                  .join(Job, TrialRow.job_id == Job.id).where(*where).subquery())
+                  .join(Job, TrialRow.job_id == Job.id).where(*where).cte("ranked"))
+        top = select(ranked.c.config_key).where(ranked.c.rn <= top_per_family)
         confirmed = (select(TrialRow.config_key).join(Job, TrialRow.job_id == Job.id)
                      .where(*_where(task_ids, budget, exclude_job),
                             TrialRow.confirm_of.is_not(None)))
         q = select(*[ranked.c[c.key] for c in cols]).where(
-            (ranked.c.rn <= top_per_family) | ranked.c.config_key.in_(confirmed))
+            (ranked.c.rn <= top_per_family) | ranked.c.config_key.in_(top)
+            | ranked.c.config_key.in_(confirmed))
     out = []
     # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
     for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
