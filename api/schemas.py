@@ -209,6 +209,6 @@ class LearningRates(BaseModel):
     task: int
     metric: str
     direction: str
-    budget: dict[str, int] | None
+    budget: dict[str, int | None] | None
     families: dict[str, list[tuple[float, float]]] = Field(
         description="per family, [learning rate, value] of every complete trial")

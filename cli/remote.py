@@ -165,11 +165,15 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
               epochs: Annotated[int | None, typer.Option(help="Training budget asked about "
                                                          "(default: the latest with trials).")] = None,
               batch_size: Annotated[int | None, typer.Option()] = None,
+              early_stopping_patience: Annotated[int | None, typer.Option(
+                  min=0, help="Part of the budget asked about; 0: without early stopping.")
+              ] = None,
               as_json: JsonOpt = False) -> None:
     """Which optimizer is best for this task, from the team's history (over HTTP)."""
     with _api_errors():
         rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task,
-                                  epochs=epochs, batch_size=batch_size)
+                                  epochs=epochs, batch_size=batch_size,
+                                  early_stopping_patience=early_stopping_patience)
     if as_json:
         print_json(rec)
         return

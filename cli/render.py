@@ -116,15 +116,20 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if method == "direct":
         out.print(f"noise: {rec['noise']['source']}", highlight=False)
     if rec.get("budget"):
-        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']} "
+        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}{_patience(b, '/')} "
                            f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])
         out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
-                  f"{rec['budget']['batch_size']}" + (f"; also in history: {others}" if others
-                                                      else ""), highlight=False)
+                  f"{rec['budget']['batch_size']}{_patience(rec['budget'], ', ')}"
+                  + (f"; also in history: {others}" if others else ""), highlight=False)
     start = rec.get("start_from")
     if start and method != "direct":
         out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
                   f"{params_brief(start['params'])}", highlight=False)
+
+
+def _patience(budget: dict[str, Any], sep: str) -> str:
+    p = budget.get("early_stopping_patience")
+    return f"{sep}early stopping patience {p}" if p is not None else ""
 
 
 def describe_params(params: dict[str, Any]) -> str:

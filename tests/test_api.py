@@ -140,7 +140,8 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
 
         rec = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
         assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
-        assert rec["source"] == "team history" and rec["budget"] == {"epochs": 4, "batch_size": 64}
+        assert rec["source"] == "team history" and rec["budget"] == {"epochs": 4, "batch_size": 64,
+                                                                  "early_stopping_patience": None}
         # The default job measured its noise: intervals are confidence intervals.
         assert rec["noise"]["sigma"] is not None
         assert all(e["expected"]["kind"] in ("t", "noise") for e in rec["ranking"])
@@ -159,6 +160,17 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert again.headers["content-type"] == "application/json" and again.json() == by_id
         assert {"expected", "evidence", "robustness", "cost"} <= set(rec["ranking"][0])
         assert h.get("/v1/recommendations", params={"task": 99999}).status_code == 422
+        # Early stopping is part of the budget: this job ran without, and 0 asks for that.
+        task_id = tasks["data"][0]["id"]
+        none = h.get("/v1/recommendations", params={"task": task_id,
+                                                    "early_stopping_patience": 0}).json()
+        assert none["method"] == "direct" and none["ranking"] == rec["ranking"]
+        other = h.get("/v1/recommendations", params={"task": task_id,
+                                                     "early_stopping_patience": 2}).json()
+        assert other["method"] == "transfer" and other["budget"]["early_stopping_patience"] == 2
+        bad = h.get("/v1/recommendations", params={"task": task_id,
+                                                   "early_stopping_patience": -1})
+        assert bad.status_code == 422 and "early_stopping_patience" in bad.text
         listed = h.get("/v1/jobs", params={"status": "completed", "model": "mlp"}).json()
         assert listed["count"] == 1 and listed["data"][0]["id"] == job["id"]
         assert h.get("/v1/jobs", params={"dataset": "digits"}).json()["count"] == 0
@@ -334,6 +346,13 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
                           env).stdout)
     assert rec["method"] == "direct" and {r["optimizer"] for r in rec["ranking"]} <= {"adam",
                                                                                       "sgd"}
+    # A budget never run (early stopping after 3 epochs): said so, the job without it listed apart.
+    shown = _cli(["recommend", "--model", "linear", "--dataset", "wine",
+                  "--early-stopping-patience", "3"], {**env, "COLUMNS": "300"})
+    assert shown.returncode == 0, shown.stderr
+    assert "budget: 3 epochs, batch size 64, early stopping patience 3; also in history: 3 " \
+           f"epochs/batch 64 ({sum(e['evidence']['n_trials'] for e in rec['ranking'])} trials)" \
+        in shown.stdout
     bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--optimizers", "adamz"], env)
     assert bad.returncode == 2 and "unknown optimizer family 'adamz'" in bad.stderr
     nokey = _cli(["jobs"], {**env, "TUNER_API_KEY": "tk_nope"})

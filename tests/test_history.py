@@ -266,8 +266,10 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
         latest = recommend(s, team, model="mlp", dataset="iris")
         at5 = recommend(s, team, model="mlp", dataset="iris", epochs=5)
         at7 = recommend(s, team, model="mlp", dataset="iris", epochs=7)
-    assert latest["method"] == "direct" and latest["budget"] == {"epochs": 2, "batch_size": 64}
-    assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64, "n_complete_trials": 2}]
+    assert latest["method"] == "direct" and latest["budget"] == {
+        "epochs": 2, "batch_size": 64, "early_stopping_patience": None}
+    assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64,
+                                        "early_stopping_patience": None, "n_complete_trials": 2}]
     assert latest["noise"]["sigma"] is None  # nothing pooled as a repeat across budgets
     assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("rmsprop", 0.90),
                                                                           ("sgd", 0.23)]
@@ -293,6 +295,39 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
     assert at7["method"] == "transfer" and at7["source"] == "team history"
     assert {n["task_id"] for n in at7["similar_tasks"]} == {task["id"]}
     assert {n["budget"]["epochs"] for n in at7["similar_tasks"]} == {2, 5}
+
+
+def test_early_stopping_is_part_of_the_budget(migrated_url: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run stopped early is cut short: never a repeat of, nor ranked with, one trained for all
+    its epochs. Pooled, adam's seed-0 run without early stopping (0.95) and with patience 1
+    (0.80) counted as one run at 0.875, and its patience-1 run at seed 1 as its second seed."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    full, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    early, _ = queue(migrated_url, "a", task_spec(
+        "mlp", "iris", training={"epochs": 3, "early_stopping_patience": 1}))
+    write(migrated_url, full, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.90)])
+    write(migrated_url, early, [("adam", 1e-3, 0.80), ("adam", 1e-3, 0.82)], seeds=[0, 1])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, full).task_id
+        latest = recommend(s, team, task_id=task_id)
+        without = recommend(s, team, task_id=task_id, early_stopping_patience=0)
+        by_epochs = recommend(s, team, task_id=task_id, epochs=3)
+        again = recommend(s, team, task_id=task_id, early_stopping_patience=1)
+        job = get_job(s, early)
+        assert job is not None and job.early_stopping_patience == 1
+    assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": 1}
+    assert "early stopping after 1 epochs" in latest["explanation"]
+    assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
+                                        "early_stopping_patience": None, "n_complete_trials": 2}]
+    (adam,) = latest["ranking"]
+    assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
+    assert without["budget"]["early_stopping_patience"] is None
+    assert [(e["optimizer"], e["value"]) for e in without["ranking"]] == [("adam", 0.95),
+                                                                           ("sgd", 0.90)]
+    assert without["noise"]["sigma"] is None  # nothing pooled across the two budgets
+    assert by_epochs["budget"] == latest["budget"]  # the parts not given: the latest budget's
+    assert again == latest
 
 
 def _corpus_file(path: Path) -> Path:

@@ -2,9 +2,9 @@
 served. Above the store (its reads are in `tuner.store.history`), below the API.
 
 Order of evidence, most specific first:
-1. `direct`: this task's own trials at the training budget asked about (epochs, batch size;
-   by default the most recent budget with complete trials). Trials at other budgets are never
-   pooled with them; they are listed in `other_budgets`.
+1. `direct`: this task's own trials at the training budget asked about (epochs, batch size,
+   early stopping patience; by default the most recent budget with complete trials). Trials
+   at other budgets are never pooled with them; they are listed in `other_budgets`.
 2. `transfer` from the team's nearest (task, budget) pairs, the same task at another budget
    included. A team's own history always comes first.
 3. `transfer` from the read-only reference corpus (`source: reference corpus`), when the team
@@ -41,15 +41,15 @@ from tuner.store.queries import team_tasks
 # is never served after the way answers are computed or shaped has changed. Bump it with any
 # change to tuner.recommend's ranking, verdicts, fields or wording. (2: ties ordered by value
 # before optimizer state, and `to_separate`; 3: a seed run again counts once; 4: a
-# configuration is read with all its runs.)
-ANSWER_FORMAT = 4
+# configuration is read with all its runs; 5: early stopping patience is part of the budget.)
+ANSWER_FORMAT = 5
 SOURCE_TEAM = "team history"
 
 
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
               dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
-              batch_size: int | None = None, exclude_job: str | None = None,
-              cache: bool = True) -> dict[str, Any]:
+              batch_size: int | None = None, early_stopping_patience: int | None = None,
+              exclude_job: str | None = None, cache: bool = True) -> dict[str, Any]:
     """Optimizer families ranked for a task (see the module's docstring), JSON-ready.
 
     Answers are cached in `tuner_recommendation_cache` under a version of what they were
@@ -65,10 +65,11 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
-    args = (team_id, tasks, model, dataset, metric, epochs, batch_size)
+    args = (team_id, tasks, model, dataset, metric, epochs, batch_size, early_stopping_patience)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
-    key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size)
+    key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size,
+                     early_stopping_patience)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
     if row is not None and row.method == "direct" and row.version == direct_version:
@@ -86,17 +87,20 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
 
 
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
-               metric: str | None, epochs: int | None, batch_size: int | None) -> str:
+               metric: str | None, epochs: int | None, batch_size: int | None,
+               patience: int | None) -> str:
     return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
-                       batch_size])
+                       batch_size, patience])
 
 
 def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,
-                epochs: int | None = None, batch_size: int | None = None) -> str | None:
+                epochs: int | None = None, batch_size: int | None = None,
+                early_stopping_patience: int | None = None) -> str | None:
     """The answer `recommend(s, team_id, task_id=...)` would give, as stored JSON text, when it
     is a current cached direct answer (one query); None means: call `recommend`."""
     return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, epochs,
-                                              batch_size), team_id, task_id)
+                                              batch_size, early_stopping_patience),
+                                team_id, task_id)
 
 
 def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
@@ -106,24 +110,32 @@ def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epochs: int | None,
-            batch_size: int | None) -> h.Budget | None:
-    """The budget asked about: as given (a missing half from the latest budget), else the most
-    recent budget with complete trials, else the task's own."""
+            batch_size: int | None, patience: int | None = None) -> h.Budget | None:
+    """The budget asked about: as given, a part not given taken from the most recent budget
+    with complete trials that has the parts given (else from the latest), and `patience` 0
+    asking about training without early stopping; nothing given: the most recent budget with
+    complete trials, else the task's own."""
     latest = known[0][0] if known else (h.Budget(tasks[0].epochs, tasks[0].batch_size)
                                         if tasks else None)
-    if epochs is None and batch_size is None:
+    if epochs is None and batch_size is None and patience is None:
         return latest
+    asked = None if patience is None else (patience or None)
     if latest is None:
-        return h.Budget(epochs or 10, batch_size or 64)
-    return h.Budget(epochs or latest.epochs, batch_size or latest.batch_size)
+        return h.Budget(epochs or 10, batch_size or 64, asked)
+    base = next((b for b, _, _ in known if epochs in (None, b.epochs)
+                 and batch_size in (None, b.batch_size)
+                 and (patience is None or asked == b.early_stopping_patience)), latest)
+    return h.Budget(epochs or base.epochs, batch_size or base.batch_size,
+                    base.early_stopping_patience if patience is None else asked)
 
 
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, epochs: int | None,
-             batch_size: int | None, *, exclude_job: str | None) -> dict[str, Any]:
+             batch_size: int | None, patience: int | None, *,
+             exclude_job: str | None) -> dict[str, Any]:
     ids = [t.id for t in tasks]
     known = h.budgets(s, ids)
-    budget = _budget(tasks, known, epochs, batch_size)
+    budget = _budget(tasks, known, epochs, batch_size, patience)
     base: dict[str, Any] = {
         "tasks": team_tasks(s, team_id, ids) if ids else [],
         "budget": budget.to_json() if budget else None,
@@ -142,8 +154,7 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "start_from": _start_from(ranked["ranking"]),
                 "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
-                               f"{budget.epochs if budget else '?'} epochs, batch size "
-                               f"{budget.batch_size if budget else '?'}{other}"}
+                               f"{budget.label() if budget else '?'}{other}"}
     # This task's own trials that never completed (all pruned, say) still say something.
     tried = [{"optimizer": f, "rank": None, "status": "no complete trial on this task",
               "evidence": ev} for f, ev in sorted(h.unfinished_families(
@@ -179,7 +190,10 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
 
 
 def _key(task_id: int, b: h.Budget | None) -> str:
-    return f"{task_id}@{b.epochs}x{b.batch_size}" if b else str(task_id)
+    if b is None:
+        return str(task_id)
+    p = b.early_stopping_patience
+    return f"{task_id}@{b.epochs}x{b.batch_size}" + (f"p{p}" if p is not None else "")
 
 
 def _team_transfer(s: Session, team_id: int, query: TaskProfile,
@@ -287,7 +301,8 @@ def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
 
 
 def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None = None,
-                   batch_size: int | None = None) -> dict[str, Any]:
+                   batch_size: int | None = None,
+                   early_stopping_patience: int | None = None) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's, by default) as
     [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
     family's robustness made visible."""
@@ -296,7 +311,7 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
     tasks = h.find_tasks(s, team_id, task_id=task_id)
     if not tasks:
         raise SpecError("task", f"no task {task_id} in your team")
-    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size)
+    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size, early_stopping_patience)
     trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,

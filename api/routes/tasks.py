@@ -35,6 +35,8 @@ def read_recommendations(
     epochs: Annotated[int | None, Query(ge=1, le=1000, description=(
         "training budget asked about (default: the latest with trials)"))] = None,
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
+    early_stopping_patience: Annotated[int | None, Query(ge=0, le=1000, description=(
+        "part of the training budget: 0 asks about training without early stopping"))] = None,
 ) -> dict[str, Any] | Response:
     """Optimizer families ranked for a task at one training budget: from the team's own
     history, else the read-only reference corpus, else literature defaults (`prior`)."""
@@ -48,11 +50,12 @@ def read_recommendations(
     if task is not None and model is None and dataset is None:
         # A current cached answer is served as stored: one query, no re-validation.
         raw = cached_json(session, team.id, task, metric=metric, epochs=epochs,
-                          batch_size=batch_size)
+                          batch_size=batch_size, early_stopping_patience=early_stopping_patience)
         if raw is not None:
             return Response(raw, media_type="application/json")
     return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
-                     epochs=epochs, batch_size=batch_size)
+                     epochs=epochs, batch_size=batch_size,
+                     early_stopping_patience=early_stopping_patience)
 
 
 @router.get("/tasks/{task_id}/learning-rates", response_model=LearningRates)
@@ -60,7 +63,9 @@ def read_learning_rates(
     task_id: Annotated[int, Path(ge=1, le=ID_MAX)], team: CurrentTeam, session: SessionDep,
     epochs: Annotated[int | None, Query(ge=1, le=1000)] = None,
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
+    early_stopping_patience: Annotated[int | None, Query(ge=0, le=1000)] = None,
 ) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's by default) as
     [learning rate, value] per family: how robust each family is to its learning rate."""
-    return learning_rates(session, team.id, task_id, epochs=epochs, batch_size=batch_size)
+    return learning_rates(session, team.id, task_id, epochs=epochs, batch_size=batch_size,
+                          early_stopping_patience=early_stopping_patience)

@@ -29,13 +29,29 @@ TOP_PER_FAMILY = 20
 
 @dataclass(frozen=True)
 class Budget:
-    """A training budget: trials are only compared (and repeats only pooled) within one."""
+    """A training budget: trials are only compared (and repeats only pooled) within one. Early
+    stopping is part of it: a run stopped after `early_stopping_patience` epochs without
+    improvement is cut short of one trained for all its epochs (its value is never better for
+    the same seed), so the two are neither repeats nor comparable."""
 
     epochs: int
     batch_size: int
+    early_stopping_patience: int | None = None
 
-    def to_json(self) -> dict[str, int]:
-        return {"epochs": self.epochs, "batch_size": self.batch_size}
+    def to_json(self) -> dict[str, int | None]:
+        return {"epochs": self.epochs, "batch_size": self.batch_size,
+                "early_stopping_patience": self.early_stopping_patience}
+
+    def label(self) -> str:
+        """In words, as an answer's explanation says it."""
+        return (f"{self.epochs} epochs, batch size {self.batch_size}"
+                + (f", early stopping after {self.early_stopping_patience} epochs without "
+                   f"improvement" if self.early_stopping_patience is not None else ""))
+
+
+def _budget(epochs: Any, batch_size: Any, patience: Any) -> Budget:
+    return Budget(int(epochs or 0), int(batch_size or 0),
+                  None if patience is None else int(patience))
 
 
 def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -58,12 +74,13 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
     if not task_ids:
         return []
     rows = s.execute(
-        select(Job.epochs, Job.batch_size, func.count(TrialRow.id), func.max(TrialRow.created_at))
+        select(Job.epochs, Job.batch_size, Job.early_stopping_patience, func.count(TrialRow.id),
+               func.max(TrialRow.created_at))
         .join(TrialRow, TrialRow.job_id == Job.id)
         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                TrialRow.value.is_not(None), Job.epochs.is_not(None))
-        .group_by(Job.epochs, Job.batch_size)).all()
-    out = [(Budget(int(e or 0), int(b or 0)), int(n), aware(latest)) for e, b, n, latest in rows]
+        .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience)).all()
+    out = [(_budget(e, b, p), int(n), aware(latest)) for e, b, p, n, latest in rows]
     out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
 
@@ -71,7 +88,10 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
 def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | None) -> list[Any]:
     where: list[Any] = [Job.task_id.in_(task_ids), TrialRow.optimizer.is_not(None)]
     if budget is not None:
-        where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size))
+        p = budget.early_stopping_patience
+        where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size,
+                          Job.early_stopping_patience.is_(None) if p is None
+                          else Job.early_stopping_patience == p))
     if exclude_job:
         where.append(TrialRow.job_id != exclude_job)
     return where
@@ -93,7 +113,8 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     cols = (TrialRow.id, TrialRow.job_id, TrialRow.number, TrialRow.optimizer, TrialRow.schedule,
             TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
             TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
-            TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size)
+            TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size,
+            Job.early_stopping_patience)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
     if top_per_family is None:
@@ -114,13 +135,13 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     out = []
     # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
     for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
-         state_bytes, spe, task_id, epochs, batch_size) in s.execute(q).all():
+         state_bytes, spe, task_id, epochs, batch_size, patience) in s.execute(q).all():
         out.append(HistoryTrial(
             job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
             value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
             confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
             state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
-            setting=(task_id, epochs, batch_size)))
+            setting=(task_id, epochs, batch_size, patience)))
     return out
 
 
@@ -205,7 +226,8 @@ def profile(t: Task, budget: Budget | None = None) -> TaskProfile:
 def transfer_candidates(s: Session, team_id: int, kind: str,
                         metric: str | None) -> list[tuple[Task, Budget]]:
     """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
-    q = (select(Task.id, Job.epochs, Job.batch_size).join(Job, Job.task_id == Task.id)
+    q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience)
+         .join(Job, Job.task_id == Task.id)
          .join(TrialRow, TrialRow.job_id == Job.id)
          .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
                 Job.epochs.is_not(None)).distinct())
@@ -213,7 +235,8 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
         q = q.where(Task.metric == metric)
     pairs = s.execute(q).all()
     tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
-    return [(tasks[tid], Budget(int(e or 0), int(b or 0))) for tid, e, b in sorted(pairs)]
+    return [(tasks[tid], _budget(e, b, p))
+            for tid, e, b, p in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0))]
 
 
 def team_version(s: Session, team_id: int) -> str:

@@ -90,6 +90,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
                                         task.dataset_name), n_trials=spec.budget.n_trials - reserve,
               confirm_budget=reserve, epochs=spec.training.epochs,
               batch_size=spec.training.batch_size,
+              early_stopping_patience=spec.training.early_stopping_patience,
               # The dispatcher may order the sweep from the team's history when it starts.
               notes=sweep_plan(spec).notes())
     s.add(job)
@@ -255,7 +256,8 @@ def job_brief(job: Job) -> dict[str, Any]:
                          "share_of_budget": round(job.n_confirm / max(
                              job.n_trials + job.confirm_budget, 1), 4),
                          "note": job.confirm_note},
-        "budget": {"epochs": job.epochs, "batch_size": job.batch_size},
+        "budget": {"epochs": job.epochs, "batch_size": job.batch_size,
+                   "early_stopping_patience": job.early_stopping_patience},
         "notes": list(job.notes or []),
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),

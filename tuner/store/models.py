@@ -137,9 +137,11 @@ class Job(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tuner_tasks.id"), index=True)
     spec: Mapped[dict[str, Any]] = mapped_column()
     # The training budget its trials ran under: a configuration is only a repeat of another
-    # trained for the same epochs and batch size (recommendations are per budget).
+    # trained for the same epochs and batch size, with the same early stopping patience (a run
+    # stopped early is cut short; recommendations are per budget).
     epochs: Mapped[int | None] = mapped_column(Integer, default=None)
     batch_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    early_stopping_patience: Mapped[int | None] = mapped_column(Integer, default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
