@@ -162,7 +162,11 @@ class RecommendationPublic(BaseModel):
         "confirm) with the "
         "matching `confirm_seeds`"))
     summary: str | None = None
-    tasks: list[dict[str, Any]]
+    tasks: list[dict[str, Any]] = Field(description=(
+        "the task the answer is about (empty for a model and dataset never run)"))
+    other_tasks: list[dict[str, Any]] = Field(default_factory=list, description=(
+        "the team's other tasks with this model and dataset name but other parameters: never "
+        "pooled with the answer's task; ask about one with task=<id>"))
 
 
 class RegistryEntry(BaseModel):

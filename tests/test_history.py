@@ -168,6 +168,30 @@ def test_a_configuration_is_read_with_all_its_runs(migrated_url: str,
     assert adam["params"] != {"adam.lr": 1e-3}  # its mean over 3 seeds is 0.78
 
 
+def test_tasks_with_other_parameters_are_never_ranked_together(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlp with hidden [4] and with [128] on iris are two tasks: a question by model and dataset
+    name is answered about the task of the latest job, the other listed. Ranked together, adam
+    on the wide network was called the winner over sgd on the narrow one."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    small, big = task_spec("mlp", "iris"), task_spec("mlp", "iris")
+    small["task"]["model"]["params"] = {"hidden": [4]}
+    big["task"]["model"]["params"] = {"hidden": [128]}
+    j_small, team = queue(migrated_url, "a", small)
+    j_big, _ = queue(migrated_url, "a", big)
+    write(migrated_url, j_small, [("sgd", 1e-2, 0.60), ("sgd", 1e-2, 0.61)], seeds=[0, 1])
+    write(migrated_url, j_big, [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.96)], seeds=[0, 1])
+    with session_factory(migrated_url)() as s:
+        small_id, big_id = get_job(s, j_small).task_id, get_job(s, j_big).task_id
+        by_name = recommend(s, team, model="mlp", dataset="iris")
+        narrow = recommend(s, team, task_id=small_id)
+    assert [t["id"] for t in by_name["tasks"]] == [big_id]
+    assert [t["id"] for t in by_name["other_tasks"]] == [small_id]
+    assert by_name["verdict"] == "one_family" and by_name["leaders"] == ["adam"]
+    assert f"(task {small_id}): their trials are not pooled" in by_name["explanation"]
+    assert narrow["other_tasks"] == [] and [e["optimizer"] for e in narrow["ranking"]] == ["sgd"]
+
+
 def test_an_answer_cached_by_an_earlier_format_is_computed_again(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """After an upgrade that changes how answers are computed, the unchanged history must not

@@ -1,6 +1,10 @@
 """The recommendation service: which answer to give for a task, and when a cached one may be
 served. Above the store (its reads are in `tuner.store.history`), below the API.
 
+An answer is about one task: a question by model and dataset name that matches several of the
+team's tasks (other model or dataset parameters) is answered about the task of the team's most
+recent job among them, the others listed in `other_tasks`.
+
 Order of evidence, most specific first:
 1. `direct`: this task's own trials at the training budget asked about (epochs, batch size,
    early stopping patience; by default the most recent budget with complete trials). Trials
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tuner import corpus as reference
@@ -41,8 +45,9 @@ from tuner.store.queries import team_tasks
 # is never served after the way answers are computed or shaped has changed. Bump it with any
 # change to tuner.recommend's ranking, verdicts, fields or wording. (2: ties ordered by value
 # before optimizer state, and `to_separate`; 3: a seed run again counts once; 4: a
-# configuration is read with all its runs; 5: early stopping patience is part of the budget.)
-ANSWER_FORMAT = 5
+# configuration is read with all its runs; 5: early stopping patience is part of the budget;
+# 6: one task per answer, `other_tasks`.)
+ANSWER_FORMAT = 6
 SOURCE_TEAM = "team history"
 
 
@@ -129,15 +134,31 @@ def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epoch
                     base.early_stopping_patience if patience is None else asked)
 
 
+def _one_task(s: Session, team_id: int, tasks: list[Task]
+              ) -> tuple[list[Task], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task an answer is about, and the others the question matched. A model and a dataset
+    name a task only up to their parameters (mlp with hidden [16] and with [128] on iris are two
+    tasks), and trials of different tasks are never ranked together: the answer is about the
+    task of the team's most recent job among them; the others are listed (`other_tasks`)."""
+    listed = team_tasks(s, team_id, [t.id for t in tasks]) if tasks else []
+    if len(listed) <= 1:
+        return tasks, listed, []
+    oldest = datetime.min.replace(tzinfo=UTC)
+    chosen = max(listed, key=lambda t: (t["latest_job_at"] or oldest, t["id"]))
+    return ([t for t in tasks if t.id == chosen["id"]], [chosen],
+            [t for t in listed if t is not chosen])
+
+
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, epochs: int | None,
              batch_size: int | None, patience: int | None, *,
              exclude_job: str | None) -> dict[str, Any]:
+    tasks, listed, others = _one_task(s, team_id, tasks)
     ids = [t.id for t in tasks]
     known = h.budgets(s, ids)
     budget = _budget(tasks, known, epochs, batch_size, patience)
     base: dict[str, Any] = {
-        "tasks": team_tasks(s, team_id, ids) if ids else [],
+        "tasks": listed, "other_tasks": others,
         "budget": budget.to_json() if budget else None,
         "other_budgets": [{**b.to_json(), "n_complete_trials": n} for b, n, _ in known
                           if b != budget]}
@@ -151,6 +172,10 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
                  f"other budgets are not pooled with them" if base["other_budgets"] else "")
+        if others:
+            other += (f"; {len(others)} other task(s) of the team match this model and dataset "
+                      f"with other parameters (task " + ", ".join(str(o["id"]) for o in others)
+                      + "): their trials are not pooled with this task's; ask with task=<id>")
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "start_from": _start_from(ranked["ranking"]),
                 "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
