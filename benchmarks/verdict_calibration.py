@@ -4,6 +4,8 @@ and "separated" over the reference corpus (tuner/data/reference_corpus.json).
     .venv/bin/python -m benchmarks.verdict_calibration           # every corpus task, ~2 min
     .venv/bin/python -m benchmarks.verdict_calibration --smoke   # seconds: checks it runs
     .venv/bin/python -m benchmarks.verdict_calibration --seeds 6 --extend 3   # 3 more seeds in A
+    .venv/bin/python -m benchmarks.verdict_calibration --rescore FILE --out FILE  # no training:
+        # the rules judged again on a result file's runs
 
 For each corpus task, set A is what the service ranks: every family's search trials and its best
 configuration's confirmation runs (3 seeds). Set B is new: each family's best configuration (the
@@ -16,13 +18,16 @@ of the other by more than the noise); B then says whether what it called held:
   is about half the rule's share of false calls (plus B's own noise on true gaps).
 - winner held: of the tasks where the rule called a winner, the share where it is B's best.
 - leaders cover B's best: the share of tasks whose best family on B is among the rule's leaders
-  (down the order of A's means, the families before the first one separated from the first
-  family, as the service groups a tie), and the leaders' mean count: an answer that names
-  every family is always right and says nothing.
+  (the first family on A's means and every family the rule does not separate from it, as the
+  service groups a tie), and the leaders' mean count: an answer that names every family is
+  always right and says nothing.
 
 Rules (each on the best configuration's runs in A; `n` runs, mean m, sd s):
   t_intervals   the service's rule: 95% t-intervals (n - 1 degrees of freedom) that do not
-                overlap
+                overlap, on the logarithm of a loss (a minimised metric whose values are all
+                positive), as the service ranks a loss
+  t_linear      the same in the metric's units for a loss too (the service's rule until
+                2026-11-24)
   pooled        95% intervals with the task's pooled seed-to-seed sd (every repeated
                 configuration of the task) that do not overlap
   welch         a two-sided Welch t-test of the two families' runs at 5%
@@ -33,6 +38,7 @@ Rules (each on the best configuration's runs in A; `n` runs, mean m, sd s):
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -90,8 +96,16 @@ def pooled_diff(a: list[float], b: list[float], sigma: float | None, dof: int) -
     return gap > t975(dof) * sigma * math.sqrt(1 / len(a) + 1 / len(b))
 
 
-RULES: dict[str, Rule] = {"t_intervals": t_intervals, "pooled": pooled, "welch": welch,
-                          "pooled_diff": pooled_diff}
+def t_linear(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    """t_intervals in the metric's units for a loss too (the service's rule until 2026-11-24)."""
+    return t_intervals(a, b, sigma, dof)
+
+
+RULES: dict[str, Rule] = {"t_intervals": t_intervals, "t_linear": t_linear, "pooled": pooled,
+                          "welch": welch, "pooled_diff": pooled_diff}
+# Judged on log values where the metric is a loss (minimised, every value positive), as the
+# service ranks a loss (tuner.recommend.metric_scale).
+LOG_RULES = ("t_intervals",)
 
 
 def best_config_runs(task: CorpusTask) -> tuple[Runs, dict[str, TrialConfig]]:
@@ -113,17 +127,18 @@ def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
           direction: str) -> dict[str, Any]:
     """What the rule says from A, and whether B bears it out."""
     sign = signed(direction)
+    if rule in (RULES[n] for n in LOG_RULES) and direction == "minimize" and all(
+            v > 0 for vs in a.values() for v in vs):
+        a = {f: [math.log(v) for v in vs] for f, vs in a.items()}
     fams = [f for f in a if fresh.get(f)]
     order = sorted(fams, key=lambda f: -sign * statistics.fmean(a[f]))
     calls = [(f, g) for i, f in enumerate(order) for g in order[i + 1:]
              if rule(a[f], a[g], sigma, dof)]
     mean_b = {f: statistics.fmean(fresh[f]) for f in fams}
     reversed_ = sum(sign * (mean_b[g] - mean_b[f]) > 0 for f, g in calls)
-    lead, leaders = order[0], order[:1]
-    for g in order[1:]:  # as the service groups: down the order until the first separated
-        if rule(a[lead], a[g], sigma, dof):
-            break
-        leaders.append(g)
+    lead = order[0]
+    # As the service groups a tie: the first family and every family not separated from it.
+    leaders = [lead] + [g for g in order[1:] if not rule(a[lead], a[g], sigma, dof)]
     winner = lead if len(leaders) == 1 else None
     best_b = max(fams, key=lambda f: sign * mean_b[f])
     return {"calls": len(calls), "reversed": reversed_, "leaders": leaders, "winner": winner,
@@ -157,6 +172,20 @@ def _repeated(task: CorpusTask) -> list[list[float]]:
     for t in task.trials:
         by.setdefault((t.config_key, t.setting), []).append(t.value)
     return list(by.values())
+
+
+def rescore(results: dict[str, Any]) -> dict[str, Any]:
+    """The rules judged again on a result file's runs (set A, set B, the pooled sd), and the
+    service's verdict from today's ranking of each corpus task: a change of a rule is measured
+    without training anything."""
+    corpus, _ = corpus_and_tasks(None)
+    for t in results["tasks"]:
+        ranked = corpus.get(t["task"]).ranking()
+        t["service_verdict"], t["service_leaders"] = ranked["verdict"], ranked["leaders"]
+        t["rules"] = {name: judge(rule, t["set_a"], t["sigma"], t["dof"], t["fresh"],
+                                  t["direction"]) for name, rule in RULES.items()}
+    results["summary"] = summarise(results["tasks"])
+    return results
 
 
 def summarise(per_task: list[dict[str, Any]]) -> dict[str, Any]:
@@ -194,8 +223,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the first K fresh seeds join set A (more confirmation seeds); the "
                          "other seeds - K judge")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--rescore", type=Path, default=None, metavar="FILE",
+                    help="judge the runs of a result file again (no training)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args(argv)
+    if a.rescore is not None:
+        results = rescore(json.loads(a.rescore.read_text()))
+        save(a.out, results)
+        table(results["summary"], len(results["tasks"]))
+        print(f"wrote {a.out}")
+        return results
     corpus, names = corpus_and_tasks(a.tasks)
     if a.smoke:
         names, a.seeds = names[:1], 2

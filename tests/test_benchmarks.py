@@ -154,6 +154,21 @@ def test_verdict_calibration_benchmark_smoke(tmp_path: Path) -> None:
     # The service's own rule, re-applied here, names the service's leaders.
     assert task["rules"]["t_intervals"]["leaders"][0] == task["service_leaders"][0]
     assert set(res["summary"]) == set(vc.RULES)
+    # Judged again from the file, nothing trained: the same calls.
+    again = vc.main(["--rescore", str(tmp_path / "vc.json"), "--out", str(tmp_path / "re.json")])
+    assert again["summary"] == res["summary"] and again["tasks"][0]["rules"] == task["rules"]
+
+
+def test_the_calibrations_leaders_are_every_family_not_separated_from_the_first() -> None:
+    """As the service groups a tie: sgd, separated from adam, is out; rmsprop, ranked below
+    sgd but with an interval wide enough to reach adam's, is in."""
+    from benchmarks.verdict_calibration import RULES, judge
+
+    a = {"adam": [0.950, 0.951, 0.949, 0.950], "sgd": [0.930, 0.931, 0.929, 0.930],
+         "rmsprop": [0.90, 0.94]}
+    fresh = {"adam": [0.95], "sgd": [0.93], "rmsprop": [0.92]}
+    j = judge(RULES["t_intervals"], a, 0.01, 20, fresh, "maximize")
+    assert j["leaders"] == ["adam", "rmsprop"] and j["winner"] is None
 
 
 def test_streaming_benchmark_smoke(tmp_path: Path) -> None:

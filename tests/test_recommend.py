@@ -255,6 +255,58 @@ def test_known_noise_never_yields_a_winner_inside_the_noise() -> None:
         assert r["summary"].startswith("adam is best")
 
 
+def test_a_family_ranked_lower_whose_interval_reaches_the_leader_is_tied_with_it() -> None:
+    """sgd is clearly below adam, but rmsprop's two runs (0.90, 0.94) leave its interval wide
+    enough to reach adam's: rmsprop may be as good as adam, so adam is no winner. (Grouping
+    only neighbours in value order, rmsprop ranked third and adam was called the winner.)"""
+    hist = (confirmed("adam", [0.950, 0.951, 0.949, 0.950])
+            + confirmed("sgd", [0.930, 0.931, 0.929, 0.930])
+            + confirmed("rmsprop", [0.90, 0.94]))
+    r = rank_families(hist, "maximize")
+    assert r["verdict"] == "tied" and r["leaders"] == ["adam", "rmsprop"]
+    assert r["ties"] == [["adam", "rmsprop"]]
+    assert [(e["optimizer"], e["rank"]) for e in r["ranking"]] == [("adam", 1), ("rmsprop", 2),
+                                                                    ("sgd", 3)]
+    assert by_name(r)["sgd"]["tied_with"] == [] and "is best" not in r["summary"]
+    # With rmsprop's runs as tight as the others', adam is clear of every family: a winner.
+    hist = hist[:-2] + confirmed("rmsprop", [0.919, 0.921, 0.920, 0.920])
+    r = rank_families(hist, "maximize")
+    assert r["verdict"] == "winner" and r["leaders"] == ["adam"]
+    assert "clear of every other family's (ahead of sgd, the runner-up" in r["summary"]
+
+
+def test_a_loss_is_ranked_on_its_logarithm() -> None:
+    """The reference corpus's linear-quadratic-c10 runs: rmsprop's losses are all ~6e-7,
+    adamax's 0.04-0.18. In the loss's units adamax's t-interval reached below 0 (an impossible
+    loss) and so rmsprop's, and the two were tied; on the log scale rmsprop is clear of both."""
+    rmsprop = [5.908e-07, 6.109e-07, 6.125e-07, 6.102e-07]
+    adamax = [0.0356, 0.0526, 0.1832, 0.1037]
+    adam = [0.0509, 0.0680, 0.0799, 0.2578]
+    hist = confirmed("rmsprop", rmsprop) + confirmed("adamax", adamax) + confirmed("adam", adam)
+    r = rank_families(hist, "minimize")
+    assert r["noise"]["scale"] == "log" and "log scale" in r["noise"]["source"]
+    assert r["verdict"] == "winner" and r["leaders"] == ["rmsprop"]
+    x = by_name(r)["adamax"]["expected"]
+    assert 0 < x["low"] < min(adamax) and x["high"] > max(adamax) * 0.9
+    assert "logarithm" in x["source"]
+    # The value shown is the geometric mean of the runs, in the loss's units.
+    geo = (0.0356 * 0.0526 * 0.1832 * 0.1037) ** 0.25
+    assert x["value"] == pytest.approx(geo) and by_name(r)["adamax"]["value"] == pytest.approx(geo)
+    # The same runs as accuracies (maximised) stay on the metric's own scale.
+    assert rank_families(hist, "maximize")["noise"]["scale"] == "linear"
+    # A loss with a value that is not positive (a custom loss can be negative): linear.
+    neg = hist + confirmed("sgd", [-0.01, 0.02], lr=0.1)
+    assert rank_families(neg, "minimize")["noise"]["scale"] == "linear"
+
+
+def test_a_tie_of_losses_is_projected_in_factors() -> None:
+    hist = confirmed("adam", [0.10, 0.12, 0.11]) + confirmed("nadam", [0.105, 0.125, 0.118])
+    r = rank_families(hist, "minimize")
+    sep = r["to_separate"]
+    assert r["verdict"] == "tied" and sep["scale"] == "log"
+    assert "(a factor of 1.0" in sep["meaning"] and sep["families"] == ["adam", "nadam"]
+
+
 def test_ties_come_from_interval_kinds_and_bounds() -> None:
     hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
     r = rank_families(hist, "maximize")

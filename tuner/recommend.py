@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -36,6 +36,31 @@ INTERVAL_T = "t"          # 95% t-interval over the seeds of the best configurat
 INTERVAL_NOISE = "noise"  # one run +/- 1.96 x the task's pooled seed-to-seed noise
 INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estimate, not a CI
 CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
+
+# The scale a ranking's statistics are computed on (means, the pooled noise, intervals, the
+# projection of a tie). A loss (a minimised metric, every value positive) is ranked on its
+# logarithm: its seed-to-seed spread grows with its size, and on one task it spans orders of
+# magnitude (6e-7 for one family, 0.04-0.18 for another), where one noise pooled in the
+# metric's units and symmetric intervals reaching below 0 are meaningless. Values shown are
+# in the metric's units (on the log scale, a family's value is the geometric mean of its runs).
+SCALE_LINEAR = "linear"
+SCALE_LOG = "log"
+
+
+def _identity(x: float) -> float:
+    return x
+
+
+def metric_scale(values: Iterable[float], direction: str) -> str:
+    """`log` for a loss whose every value is positive, else `linear`."""
+    vals = list(values)
+    return SCALE_LOG if direction == "minimize" and vals and all(v > 0 for v in vals) \
+        else SCALE_LINEAR
+
+
+def _scale_fns(scale: str) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """(to the scale, back to the metric's units)."""
+    return (math.log, math.exp) if scale == SCALE_LOG else (_identity, _identity)
 
 # A tie's projection (`to_separate`): how many runs of each of the two best families would put
 # their intervals apart if the gap seen were the true one; beyond what one job can confirm (its
@@ -80,6 +105,7 @@ class HistoryTrial:
 class _Config:
     key: tuple[str, tuple[Any, ...] | None]
     trials: list[HistoryTrial] = field(default_factory=list)
+    to_scale: Callable[[float], float] = _identity
 
     @property
     def values(self) -> list[float]:
@@ -93,9 +119,9 @@ class _Config:
         out = []
         for t in self.trials:
             if t.seed is None:
-                out.append(t.value)
+                out.append(self.to_scale(t.value))
             else:
-                by_seed[t.seed].append(t.value)
+                by_seed[t.seed].append(self.to_scale(t.value))
         return [statistics.fmean(v) for v in by_seed.values()] + out
 
     @property
@@ -134,13 +160,15 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     `incomplete` (per family tried without a complete trial: its evidence) is listed after the
     ranked families as `not_ranked`."""
     sign = 1.0 if direction == "maximize" else -1.0
+    scale = metric_scale((t.value for t in trials), direction)
+    to_scale, _ = _scale_fns(scale)
     configs: dict[tuple[str, tuple[Any, ...] | None], _Config] = {}
     by_family: dict[str, list[_Config]] = defaultdict(list)
     for t in trials:
         key = (t.config_key, t.setting)
         c = configs.get(key)
         if c is None:
-            c = configs[key] = _Config(key)
+            c = configs[key] = _Config(key, to_scale=to_scale)
             by_family[t.optimizer].append(c)
         c.trials.append(t)
     sigma, dof = pooled_noise(c.values for c in configs.values())
@@ -155,7 +183,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     for family, fam_configs in by_family.items():
         best = max(fam_configs, key=score)
         fam_trials = [t for c in fam_configs for t in c.trials]
-        entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma)
+        entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma, scale)
         if counts and family in counts:
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
@@ -168,14 +196,11 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     groups = _tie_groups(entries)
     ranking = [e for group in groups for e in group]
     verdict, leaders = _verdict(ranking, groups)
-    sep = to_separate(groups[0], sigma, direction) if verdict == VERDICT_TIED else None
+    sep = to_separate(groups[0], sigma, direction, scale) if verdict == VERDICT_TIED else None
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
-    return {"noise": {"sigma": sigma, "dof": dof,
-                      "source": "seed-to-seed spread of repeated configurations" if sigma is not None
-                      else "none: no configuration was run with several seeds, so no family can "
-                           "be called better than another (confirmation runs are on by default: "
-                           "search.confirm_top_k)"},
+    return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
+                      "source": _noise_source(sigma, scale)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
                                      "absolute_min": ROBUSTNESS_ABS_TOL},
             "direction": direction, "ranking": ranking,
@@ -185,11 +210,25 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep)}
 
 
-def _sd(e: dict[str, Any], sigma: float | None) -> float | None:
-    """The seed-to-seed sd behind a family's confidence interval (read back from its width)."""
+def _noise_source(sigma: float | None, scale: str) -> str:
+    if sigma is None:
+        return ("none: no configuration was run with several seeds, so no family can be called "
+                "better than another (confirmation runs are on by default: "
+                "search.confirm_top_k)")
+    if scale == SCALE_LOG:
+        return (f"seed-to-seed spread of repeated configurations, on the log scale of the loss "
+                f"(sigma is in log units: runs vary by a factor of about {math.exp(sigma):.3g})")
+    return "seed-to-seed spread of repeated configurations"
+
+
+def _sd(e: dict[str, Any], sigma: float | None, scale: str = SCALE_LINEAR) -> float | None:
+    """The seed-to-seed sd behind a family's confidence interval, on the ranking's scale (read
+    back from its width)."""
     x = e["expected"]
+    to_scale, _ = _scale_fns(scale)
     if x["kind"] == INTERVAL_T:
-        return float(x["high"] - x["low"]) / 2 * math.sqrt(x["n"]) / t975(x["n"] - 1)
+        width = to_scale(x["high"]) - to_scale(x["low"])
+        return float(width) / 2 * math.sqrt(x["n"]) / t975(x["n"] - 1)
     return sigma if x["kind"] == INTERVAL_NOISE else None
 
 
@@ -206,36 +245,42 @@ def runs_to_separate(gap: float, sd: float, limit: int = MAX_PROJECTED_RUNS) -> 
     return None
 
 
-def to_separate(tie: list[dict[str, Any]], sigma: float | None,
-                direction: str) -> dict[str, Any] | None:
+def to_separate(tie: list[dict[str, Any]], sigma: float | None, direction: str,
+                scale: str = SCALE_LINEAR) -> dict[str, Any] | None:
     """For a tie: what more evidence could tell its two best values apart. A projection, not a
     claim: if the gap seen between them is the true one, and their seed-to-seed sd stays what
     their runs show (the task's pooled sd where theirs is 0), this many runs of each would put
     their intervals apart. A lower bound: the gap between the two best of a tie is partly luck
     (they are the best of several), so it tends to shrink with more runs (on the corpus, a tie
     projected to part at 7 runs was still a tie at 7), and a gap that is noise stays a tie
-    however many runs are made."""
+    however many runs are made. On the log scale (a loss), `gap` and `sd` are in log units and
+    the words give them as factors."""
     best = sorted(tie, key=lambda e: e["expected"]["value"], reverse=direction == "maximize")
     a, b = best[0], best[1]
-    own = [x for x in (_sd(a, sigma), _sd(b, sigma)) if x is not None]
+    own = [x for x in (_sd(a, sigma, scale), _sd(b, sigma, scale)) if x is not None]
     sd = (statistics.fmean(own) if own else 0.0) or (sigma or 0.0)
     if sd <= 0:
         return None
-    gap = abs(a["expected"]["value"] - b["expected"]["value"])
+    to_scale, _ = _scale_fns(scale)
+    gap = abs(to_scale(a["expected"]["value"]) - to_scale(b["expected"]["value"]))
     n = runs_to_separate(gap, sd)
     fams = f"{a['optimizer']} and {b['optimizer']}"
+
+    def words(x: float) -> str:
+        return f"a factor of {math.exp(x):.3g}" if scale == SCALE_LOG else f"{x:.3g}"
+
     if n is None:
         meaning = (f"no gap is seen between {fams} (the same expected value)" if gap <= 0 else
-                   f"the gap seen between {fams} ({gap:.3g}) is small against their "
-                   f"seed-to-seed sd ({sd:.3g}): even if it is real, more runs of each than a "
+                   f"the gap seen between {fams} ({words(gap)}) is small against their "
+                   f"seed-to-seed sd ({words(sd)}): even if it is real, more runs of each than a "
                    f"job can confirm ({MAX_PROJECTED_RUNS}, search.confirm_seeds at most "
                    f"{MAX_CONFIRM_SEEDS}) would be needed to tell it apart")
     else:
-        meaning = (f"if the gap seen between {fams} ({gap:.3g}) is real, at least {n} runs "
+        meaning = (f"if the gap seen between {fams} ({words(gap)}) is real, at least {n} runs "
                    f"of each (search.confirm_seeds: {n - 1}) would be needed to tell it from "
-                   f"the noise (seed-to-seed sd {sd:.3g})")
+                   f"the noise (seed-to-seed sd {words(sd)})")
     return {"families": [a["optimizer"], b["optimizer"]], "gap": gap, "sd": sd,
-            "runs_each": n, "confirm_seeds": None if n is None else n - 1,
+            "scale": scale, "runs_each": n, "confirm_seeds": None if n is None else n - 1,
             "meaning": meaning}
 
 
@@ -250,21 +295,27 @@ def t975(dof: float) -> float:
 
 
 def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
-              sigma: float | None) -> dict[str, Any]:
+              sigma: float | None, scale: str = SCALE_LINEAR) -> dict[str, Any]:
+    """The family's expected value and its interval, computed on the ranking's scale and
+    given in the metric's units."""
+    _, back = _scale_fns(scale)
+    on_log = " of the loss's logarithm" if scale == SCALE_LOG else ""
+    value = back(best.mean)
     if best.n >= 2:
         sd = statistics.stdev(best.values)
         half = t975(best.n - 1) * sd / math.sqrt(best.n)
-        return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
+        return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
                 "n": best.n, "kind": INTERVAL_T,
-                "source": f"95% t-interval over {best.n} seeds of the best configuration"}
+                "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
+                          f"configuration"}
     if sigma is not None:
         half = 1.96 * sigma
-        return {"value": best.mean, "low": best.mean - half, "high": best.mean + half,
+        return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
                 "n": 1, "kind": INTERVAL_NOISE,
-                "source": "one run ± 1.96 x the task's seed-to-seed noise"}
+                "source": f"one run ± 1.96 x the task's seed-to-seed noise{on_log}"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
-    return {"value": best.mean, "low": min(top), "high": max(top), "n": len(top),
+    return {"value": value, "low": min(top), "high": max(top), "n": len(top),
             "kind": INTERVAL_SPREAD,
             "source": f"the best configuration's one run, and the range of the family's best "
                       f"{len(top)} trials (no repeated seeds: not a confidence interval)"}
@@ -272,7 +323,7 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
 
 def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                   fam_trials: list[HistoryTrial], direction: str,
-                  sigma: float | None) -> dict[str, Any]:
+                  sigma: float | None, scale: str = SCALE_LINEAR) -> dict[str, Any]:
     best_value = max(t.value for t in fam_trials) if direction == "maximize" else \
         min(t.value for t in fam_trials)
     tol = max(ROBUSTNESS_REL_TOL * abs(best_value), ROBUSTNESS_ABS_TOL)
@@ -290,9 +341,9 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
         "optimizer": family,
         "schedule": rep.schedule,
         "params": rep.params,
-        "value": best.mean,
+        "value": _scale_fns(scale)[1](best.mean),
         "best_trial_value": best_value,
-        "expected": _interval(best, fam_trials, direction, sigma),
+        "expected": _interval(best, fam_trials, direction, sigma, scale),
         "evidence": {"n_trials": len(fam_trials),
                      "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
                      "n_configurations": len(fam_configs),
@@ -342,17 +393,23 @@ def robustness_steps(e: dict[str, Any]) -> int:
 
 
 def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Consecutive families whose intervals overlap the group leader's form a group. Inside a
-    group of confidence intervals (a tie within the noise) the family that works over a wider
-    range of learning rates (by at least half a decade) comes first, then the one with the better
-    expected value, then the cheapest; groups without a noise estimate keep the order of their
-    values. (Entries arrive best value first, and the sort is stable.)"""
+    """The best family not yet grouped and every other family not yet grouped whose interval
+    overlaps its own form a group: the families that may be as good as its leader. A family
+    with a wide interval (two runs, say) joins the leader's group wherever its value ranks it,
+    so the first group holds every family that may be the best. (Grouping only neighbours in
+    value order, a family ranked third with an interval spanning the leader's was left out of
+    the tie, and the leader called the winner.) Inside a group of confidence intervals (a tie
+    within the noise) the family that works over a wider range of learning rates (by at least
+    half a decade) comes first, then the one with the better expected value, then the
+    cheapest; groups without a noise estimate keep the order of their values. (Entries arrive
+    best value first, and the sort is stable.)"""
     groups: list[list[dict[str, Any]]] = []
-    for e in entries:
-        if groups and overlap(groups[-1][0], e):
-            groups[-1].append(e)
-        else:
-            groups.append([e])
+    rest = list(entries)
+    while rest:
+        lead = rest[0]
+        group = [e for e in rest if e is lead or overlap(lead, e)]
+        rest = [e for e in rest if all(e is not g for g in group)]
+        groups.append(group)
     rank = 0
     for g in groups:
         if all(confident(e) for e in g):
@@ -378,7 +435,7 @@ def _verdict(ranking: list[dict[str, Any]],
         kind = VERDICT_TIED if all(confident(e) for e in first) else VERDICT_NOT_SEPARATED
         return kind, [e["optimizer"] for e in first]
     lead, nxt = first[0], ranking[1]
-    if separated(lead, nxt):
+    if all(separated(lead, e) for e in ranking[1:]):
         return VERDICT_WINNER, [lead["optimizer"]]
     return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
 
@@ -415,8 +472,9 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         return f"only {lead['optimizer']} completed a trial: nothing to compare it with" + tail
     if verdict == VERDICT_WINNER:
         nxt = ranking[1]
-        return (f"{lead['optimizer']} is best on this task: its interval is clear of "
-                f"{nxt['optimizer']}'s, the runner-up (ahead by more than the noise)" + tail)
+        return (f"{lead['optimizer']} is best on this task: its interval is clear of every "
+                f"other family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
+                f"noise)" + tail)
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: {_why_first(ranking)}"
@@ -509,7 +567,8 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     total = sum(n["similarity"] for n, _ in neighbours)
     for n, ranked in neighbours:
         entries = ranked["ranking"]
-        normalised = _normalised_values(entries, ranked.get("direction", "maximize"))
+        normalised = _normalised_values(entries, ranked.get("direction", "maximize"),
+                                        (ranked.get("noise") or {}).get("scale", SCALE_LINEAR))
         for e in entries:
             f = e["optimizer"]
             group = [g for g in (f, *e.get("tied_with", [])) if g in normalised]
@@ -547,13 +606,15 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     return {"ranking": ranking, "summary": summary}
 
 
-def _normalised_values(entries: list[dict[str, Any]], direction: str) -> dict[str, float]:
-    """Each family's expected value on one task, scaled so the worst family there is 0 and the
-    best 1 (all 1 when they are equal)."""
+def _normalised_values(entries: list[dict[str, Any]], direction: str,
+                       scale: str = SCALE_LINEAR) -> dict[str, float]:
+    """Each family's expected value on one task, on the ranking's scale (a loss's logarithm),
+    scaled so the worst family there is 0 and the best 1 (all 1 when they are equal)."""
     if not entries:
         return {}
     sign = 1.0 if direction == "maximize" else -1.0
-    v = {e["optimizer"]: sign * e["expected"]["value"] for e in entries}
+    to_scale, _ = _scale_fns(scale)
+    v = {e["optimizer"]: sign * to_scale(e["expected"]["value"]) for e in entries}
     hi, lo = max(v.values()), min(v.values())
     return {f: (x - lo) / (hi - lo) if hi > lo else 1.0 for f, x in v.items()}
 

@@ -46,8 +46,9 @@ from tuner.store.queries import team_tasks
 # change to tuner.recommend's ranking, verdicts, fields or wording. (2: ties ordered by value
 # before optimizer state, and `to_separate`; 3: a seed run again counts once; 4: a
 # configuration is read with all its runs; 5: early stopping patience is part of the budget;
-# 6: one task per answer, `other_tasks`.)
-ANSWER_FORMAT = 6
+# 6: one task per answer, `other_tasks`; 7: a tie holds every family overlapping the leader,
+# and a loss is ranked on its logarithm.)
+ANSWER_FORMAT = 7
 SOURCE_TEAM = "team history"
 
 
