@@ -212,6 +212,9 @@ def test_an_answer_cached_by_an_earlier_format_is_computed_again(
         fresh = recommend(s, team, task_id=task_id)
         assert "marker" not in fresh and fresh["ranking"][0]["optimizer"] == "adam"
         assert json.loads(cached_json(s, team, task_id) or "{}") == fresh
+        # The earlier format's row is gone: nothing would ever read it again.
+        keys = s.scalars(select(RecommendationCache.key)).all()
+        assert [json.loads(k)[0] for k in keys] == [recommendations.ANSWER_FORMAT]
 
 
 def test_a_cached_direct_answer_is_served_as_its_stored_json(migrated_url: str) -> None:

@@ -88,7 +88,8 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         return dict(row.body)
     answer = _json_ready(_compute(s, *args, exclude_job=None))
     h.store_answer(s, key, team_id,
-                   direct_version if answer["method"] == "direct" else wide_version, answer)
+                   direct_version if answer["method"] == "direct" else wide_version, answer,
+                   keep_prefix=_cache_key_prefix())
     return answer
 
 
@@ -97,6 +98,12 @@ def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: st
                patience: int | None) -> str:
     return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
                        batch_size, patience])
+
+
+def _cache_key_prefix() -> str:
+    """What every cache key of this answer format starts with (`[7, `): the team's rows of
+    other formats are deleted when an answer is stored, since nothing reads them again."""
+    return json.dumps([ANSWER_FORMAT, 0])[:-2]
 
 
 def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,

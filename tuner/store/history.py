@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Text, and_, cast, func, select
+from sqlalchemy import Select, String, Text, and_, cast, delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -262,8 +262,10 @@ def cached_answer(s: Session, key: str) -> RecommendationCache | None:
 
 
 def store_answer(s: Session, key: str, team_id: int, version: str,
-                 answer: dict[str, Any]) -> None:
-    """Upsert a cached answer (commits); a failure to cache never fails the read."""
+                 answer: dict[str, Any], keep_prefix: str | None = None) -> None:
+    """Upsert a cached answer (commits); a failure to cache never fails the read. With
+    `keep_prefix`, the team's cached answers whose keys do not start with it (an earlier answer
+    format's) are deleted in the same transaction."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     insert: Any = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -274,6 +276,10 @@ def store_answer(s: Session, key: str, team_id: int, version: str,
                                       set_={k: stmt.excluded[k] for k in values if k != "key"})
     try:
         s.execute(stmt)
+        if keep_prefix is not None:
+            s.execute(delete(RecommendationCache).where(
+                RecommendationCache.team_id == team_id,
+                ~RecommendationCache.key.startswith(keep_prefix, autoescape=True)))
         s.commit()
     except (DBAPIError, ValueError) as e:  # e.g. a read-only replica, or NaN in the answer
         s.rollback()
