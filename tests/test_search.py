@@ -415,6 +415,26 @@ def test_sweep_trials_are_judged_against_each_other_at_the_same_epoch_after_a_wa
     assert not pruner.prune(study, study.get_trials(deepcopy=False)[2])  # 0.99, sampled
 
 
+def test_a_configuration_the_same_job_ran_with_this_seed_runs_with_another() -> None:
+    """Within one job as well: a configuration drawn (or enqueued) again, a warm-start seed that
+    is also a sweep start, say, would repeat a run; it runs with a new seed instead."""
+    from tuner.objective import REPEAT_SEED_STRIDE, Objective
+    from tuner.results import study_records
+
+    spec = _spec(space={"optimizers": ["adam"]}, budget={"n_trials": 3},
+                 search={"pruner": "none", "confirm_top_k": 0, "defaults_sweep": False})
+    objective = Objective(spec)
+    study = create_study(spec, objective.direction, None, "twice")
+    study.optimize(objective, n_trials=1)
+    study.enqueue_trial(study.trials[0].params)
+    study.enqueue_trial(study.trials[0].params)
+    study.optimize(objective, n_trials=2)
+    runs = sorted(study_records(study), key=lambda r: r.number)
+    assert len({r.config_key() for r in runs}) == 1  # one configuration, three times
+    assert [r.seed for r in runs] == [0, REPEAT_SEED_STRIDE, 2 * REPEAT_SEED_STRIDE]
+    assert len({r.value for r in runs}) == 3  # three measurements, not one run three times
+
+
 def test_a_configuration_another_job_ran_with_this_seed_runs_with_another() -> None:
     """A second job on a task starts its sweep at the same configurations, and its sampler from
     the same seed: without STUDY_SEEDS_USED it would repeat the first job's runs exactly."""

@@ -83,13 +83,31 @@ class Objective:
             self._used = (name, dict(trial.study.user_attrs.get(STUDY_SEEDS_USED) or {}))
         return self._used[1]
 
+    def _study_seeds(self, trial: optuna.Trial, key: str) -> set[int]:
+        """The seeds this study's other trials ran (or are running) this configuration with:
+        within one job too, a warm-start seed and a sweep start can be the same configuration,
+        and a sampler over categorical choices alone draws a configuration again. (Failed
+        trials are left out: a retry of a lost trial runs as it was meant to.)"""
+        out: set[int] = set()
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                  optuna.trial.TrialState.RUNNING)
+        for t in trial.study.get_trials(deepcopy=False, states=states):
+            cfg = t.user_attrs.get(ATTR_CONFIG)
+            if t.number == trial.number or not cfg:
+                continue
+            if config_key(cfg["optimizer"], cfg.get("schedule"), cfg.get("params") or {}) == key:
+                out.add(int(t.user_attrs.get(ATTR_SEED, self.spec.training.seed)))
+        return out
+
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.space.sample(trial)
         trial.set_user_attr(ATTR_CONFIG, config.to_json())
         seed = int(trial.user_attrs.get(ATTR_SEED, self.spec.training.seed))
-        used = self._seeds_used(trial).get(
-            config_key(config.optimizer, config.schedule, config.to_json()["params"]) or "")
-        if used and seed in used:  # another job ran this configuration with this seed
+        key = config_key(config.optimizer, config.schedule, config.to_json()["params"]) or ""
+        # Another job, or another trial of this one, ran this configuration with this seed:
+        # the same configuration and seed train to the same value, so it runs with a new seed.
+        used = set(self._seeds_used(trial).get(key) or ()) | self._study_seeds(trial, key)
+        if seed in used:
             seed = fresh_seed(seed, used)
             trial.set_user_attr(ATTR_SEED, seed)
         confirming = ATTR_CONFIRM_OF in trial.user_attrs
