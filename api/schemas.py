@@ -161,6 +161,9 @@ class RecommendationPublic(BaseModel):
         "part their intervals if the gap were real; null: no gap, or more than one job can "
         "confirm) with the "
         "matching `confirm_seeds`"))
+    not_tried: list[str] = Field(default_factory=list, description=(
+        "direct answers: families this task's history never ran at this budget (nothing is "
+        "known of them; a winner is the best of the families tried)"))
     summary: str | None = None
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))

@@ -63,6 +63,25 @@ def test_clear_winner_with_interval_and_evidence() -> None:
     assert r["noise"]["sigma"] == pytest.approx(0.0028, abs=1e-3) and r["noise"]["dof"] == 6
 
 
+def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -> None:
+    """Two families ranked of the fourteen: adam is the best of those two, not "the best
+    optimizer"; the twelve never run are named as unknown."""
+    from tuner.space import FAMILIES
+
+    hist = confirmed("adam", [0.95, 0.952, 0.948]) + confirmed("sgd", [0.90, 0.905, 0.895])
+    r = rank_families(hist, "maximize", incomplete={"nadam": {"n_trials": 1}})
+    assert r["verdict"] == "winner"
+    assert r["not_tried"] == [f for f in FAMILIES if f not in ("adam", "sgd", "nadam")]
+    assert r["summary"].startswith("adam is best of the 2 families ranked on this task")
+    assert "not tried on this task at this budget, so nothing is known of them: momentum" \
+        in r["summary"]
+    every = [t for i, f in enumerate(FAMILIES)
+             for t in confirmed(f, [0.5 - 0.01 * i, 0.501 - 0.01 * i, 0.499 - 0.01 * i])]
+    r = rank_families(every, "maximize")
+    assert r["not_tried"] == [] and "not tried" not in r["summary"]
+    assert r["verdict"] == "winner" and " is best on this task" in r["summary"]
+
+
 def test_minimize_direction() -> None:
     r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
                       "minimize")

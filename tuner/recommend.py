@@ -199,6 +199,10 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     sep = to_separate(groups[0], sigma, direction, scale) if verdict == VERDICT_TIED else None
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
+    # Families this history never ran: nothing is known of them, so a winner is the best of the
+    # families tried, never "the best optimizer" (a job's space or budget may leave some out).
+    tried = set(by_family) | set(incomplete or {})
+    not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -206,8 +210,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "direction": direction, "ranking": ranking,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
-            "verdict": verdict, "leaders": leaders, "to_separate": sep,
-            "summary": _summary(ranking, verdict, leaders, not_ranked, sep)}
+            "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
+            "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried)}
 
 
 def _noise_source(sigma: float | None, scale: str) -> str:
@@ -459,12 +463,16 @@ def _why_first(ranking: list[dict[str, Any]]) -> str:
 
 
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
-             not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None) -> str:
+             not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
+             not_tried: Sequence[str] = ()) -> str:
     tail = ""
     if not_ranked:
         tail = "; never completed a trial: " + ", ".join(
             f"{n['optimizer']} ({n['evidence'].get('n_trials', 0)} trials, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
+    if not_tried:
+        tail += (f"; not tried on this task at this budget, so nothing is known of them: "
+                 f"{', '.join(not_tried)}")
     if verdict is None:
         return "no complete trial in this history" + tail
     lead = ranking[0]
@@ -472,8 +480,10 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         return f"only {lead['optimizer']} completed a trial: nothing to compare it with" + tail
     if verdict == VERDICT_WINNER:
         nxt = ranking[1]
-        return (f"{lead['optimizer']} is best on this task: its interval is clear of every "
-                f"other family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
+        scope = "on this task" if not not_tried else \
+            f"of the {len(ranking)} families ranked on this task"
+        return (f"{lead['optimizer']} is best {scope}: its interval is clear of every other "
+                f"family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
                 f"noise)" + tail)
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
