@@ -82,6 +82,19 @@ def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -
     assert r["verdict"] == "winner" and " is best on this task" in r["summary"]
 
 
+def test_one_run_gets_the_t_quantile_of_the_noise_estimates_degrees_of_freedom() -> None:
+    """The noise is estimated from adam's three runs (2 degrees of freedom): sgd's one run is
+    known to within 4.30 sigma, not 1.96 (with 1.96, sgd's interval [0.870, 0.910] cleared
+    adam's [0.925, 0.975] and adam was called the winner)."""
+    hist = confirmed("adam", [0.950, 0.960, 0.940]) + [trial("sgd", 0.89, 1e-2)]
+    r = rank_families(hist, "maximize")
+    sgd = by_name(r)["sgd"]["expected"]
+    assert r["noise"]["dof"] == 2 and sgd["kind"] == "noise"
+    assert sgd["high"] - sgd["low"] == pytest.approx(2 * t975(2) * 0.01)
+    assert "4.3 x the task's seed-to-seed noise" in sgd["source"]
+    assert r["verdict"] == "tied" and r["leaders"] == ["adam", "sgd"]
+
+
 def test_minimize_direction() -> None:
     r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
                       "minimize")

@@ -33,7 +33,7 @@ CORPUS_MIN_SIMILARITY = 0.05
 # How an expected value's interval was made (structured: ties are decided from these, never from
 # the prose in `source`). Only the first two are confidence intervals.
 INTERVAL_T = "t"          # 95% t-interval over the seeds of the best configuration
-INTERVAL_NOISE = "noise"  # one run +/- 1.96 x the task's pooled seed-to-seed noise
+INTERVAL_NOISE = "noise"  # one run +/- t975(dof) x the task's pooled seed-to-seed noise
 INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estimate, not a CI
 CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
 
@@ -183,7 +183,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     for family, fam_configs in by_family.items():
         best = max(fam_configs, key=score)
         fam_trials = [t for c in fam_configs for t in c.trials]
-        entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma, scale)
+        entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma, scale,
+                              dof)
         if counts and family in counts:
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
@@ -299,9 +300,11 @@ def t975(dof: float) -> float:
 
 
 def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
-              sigma: float | None, scale: str = SCALE_LINEAR) -> dict[str, Any]:
+              sigma: float | None, scale: str = SCALE_LINEAR, dof: int = 0) -> dict[str, Any]:
     """The family's expected value and its interval, computed on the ranking's scale and
-    given in the metric's units."""
+    given in the metric's units. One run with the task's pooled noise: run ± t975(dof) x sigma,
+    the t quantile of the noise estimate's degrees of freedom (a default job measures its noise
+    over a handful of runs: at 4 degrees of freedom the interval is 2.78 sigma, not 1.96)."""
     _, back = _scale_fns(scale)
     on_log = " of the loss's logarithm" if scale == SCALE_LOG else ""
     value = back(best.mean)
@@ -313,10 +316,12 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
                 "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
                           f"configuration"}
     if sigma is not None:
-        half = 1.96 * sigma
+        q = t975(max(dof, 1))
+        half = q * sigma
         return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
                 "n": 1, "kind": INTERVAL_NOISE,
-                "source": f"one run ± 1.96 x the task's seed-to-seed noise{on_log}"}
+                "source": f"one run ± {q:.3g} x the task's seed-to-seed noise{on_log} (the "
+                          f"95% t quantile of its {dof} degrees of freedom)"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
     return {"value": value, "low": min(top), "high": max(top), "n": len(top),
@@ -327,7 +332,7 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
 
 def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                   fam_trials: list[HistoryTrial], direction: str,
-                  sigma: float | None, scale: str = SCALE_LINEAR) -> dict[str, Any]:
+                  sigma: float | None, scale: str = SCALE_LINEAR, dof: int = 0) -> dict[str, Any]:
     best_value = max(t.value for t in fam_trials) if direction == "maximize" else \
         min(t.value for t in fam_trials)
     tol = max(ROBUSTNESS_REL_TOL * abs(best_value), ROBUSTNESS_ABS_TOL)
@@ -347,7 +352,7 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
         "params": rep.params,
         "value": _scale_fns(scale)[1](best.mean),
         "best_trial_value": best_value,
-        "expected": _interval(best, fam_trials, direction, sigma, scale),
+        "expected": _interval(best, fam_trials, direction, sigma, scale, dof),
         "evidence": {"n_trials": len(fam_trials),
                      "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
                      "n_configurations": len(fam_configs),

@@ -47,8 +47,9 @@ from tuner.store.queries import team_tasks
 # before optimizer state, and `to_separate`; 3: a seed run again counts once; 4: a
 # configuration is read with all its runs; 5: early stopping patience is part of the budget;
 # 6: one task per answer, `other_tasks`; 7: a tie holds every family overlapping the leader,
-# and a loss is ranked on its logarithm; 8: `not_tried`.)
-ANSWER_FORMAT = 8
+# and a loss is ranked on its logarithm; 8: `not_tried`; 9: one run's interval from the t
+# quantile of the noise's degrees of freedom.)
+ANSWER_FORMAT = 9
 SOURCE_TEAM = "team history"
 
 
