@@ -216,10 +216,17 @@ def test_sweep_cap_runs_that_many_families() -> None:
 
 
 def test_vary_training_seed_trains_each_run_on_its_own_split(tmp_path: Path) -> None:
+    import torch
+
     from benchmarks import search_efficiency as se
+    from tuner.objective import Objective
 
     spec = se.base_spec("linear", "breast_cancer", {}, 2)
     assert se.with_training_seed(spec, 3).training.seed == 3 and spec.training.seed == 0
+    # Run 3 validates on other examples than run 0: its own split of the data.
+    split0, split3 = Objective(spec).data, Objective(se.with_training_seed(spec, 3)).data
+    assert split0.X_val.shape == split3.X_val.shape
+    assert not torch.equal(split0.X_val, split3.X_val)
     res = se.main(["--smoke", "--methods", "random", "--vary-training-seed",
                    "--out", str(tmp_path / "se.json")])
     (task,) = res["tasks"].values()
