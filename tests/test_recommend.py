@@ -95,6 +95,22 @@ def test_one_run_gets_the_t_quantile_of_the_noise_estimates_degrees_of_freedom()
     assert r["verdict"] == "tied" and r["leaders"] == ["adam", "sgd"]
 
 
+def test_an_interval_is_never_shown_past_what_the_metric_can_be() -> None:
+    """Three runs at 1.0, 1.0, 0.97: the t-interval reaches 1.04, an accuracy nobody can reach;
+    shown cut at 1.0, with the verdict and the sd behind it unchanged."""
+    hist = confirmed("adam", [1.0, 1.0, 0.97]) + confirmed("sgd", [0.96, 0.95, 0.97])
+    raw, cut = rank_families(hist, "maximize"), rank_families(hist, "maximize",
+                                                               metric="val_accuracy")
+    assert by_name(raw)["adam"]["expected"]["high"] > 1.0
+    assert by_name(cut)["adam"]["expected"]["high"] == 1.0
+    assert by_name(cut)["adam"]["expected"]["sd"] == by_name(raw)["adam"]["expected"]["sd"]
+    assert (cut["verdict"], cut["leaders"]) == (raw["verdict"], raw["leaders"])
+    # An R^2 is bounded above only, a loss below (on the log scale it is positive anyway).
+    low = rank_families(confirmed("adam", [0.5, -0.4, 0.2]) + confirmed("sgd", [0.1, 0.2, 0.15]),
+                        "maximize", metric="val_r2")
+    assert by_name(low)["adam"]["expected"]["low"] < -1
+
+
 def test_minimize_direction() -> None:
     r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
                       "minimize")

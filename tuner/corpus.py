@@ -116,7 +116,8 @@ class CorpusTask:
 
 @lru_cache(maxsize=256)
 def _ranking(task: CorpusTask) -> dict[str, Any]:
-    return rank_families(task.trials, task.direction, incomplete=task.unfinished)
+    return rank_families(task.trials, task.direction, incomplete=task.unfinished,
+                         metric=task.metric)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from tuner.space import FAMILIES
-from tuner.spec import MAX_CONFIRM_SEEDS
+from tuner.spec import MAX_CONFIRM_SEEDS, METRIC_BOUNDS
 
 # A trial is "good" for robustness when within this fraction of the family's best value.
 ROBUSTNESS_REL_TOL = 0.02
@@ -151,15 +151,19 @@ def pooled_noise(runs: Iterable[Sequence[float]]) -> tuple[float | None, int]:
 
 def rank_families(trials: Sequence[HistoryTrial], direction: str,
                   counts: dict[str, dict[str, Any]] | None = None,
-                  incomplete: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                  incomplete: dict[str, dict[str, Any]] | None = None,
+                  metric: str | None = None) -> dict[str, Any]:
     """Families ranked by the expected value the answer shows (that of each family's best
     configuration, chosen on a lower confidence bound so one lucky run does not beat a
     configuration confirmed over several seeds), with `ties` and a `verdict` decided from the
     intervals' kinds and bounds. `counts` (per family: n_trials, n_confirmation_runs, n_jobs,
     latest) gives the evidence when `trials` are only each family's best (the store's case);
     `incomplete` (per family tried without a complete trial: its evidence) is listed after the
-    ranked families as `not_ranked`."""
+    ranked families as `not_ranked`. `metric` bounds the intervals shown (an accuracy's
+    interval never past 1; the verdict is the same either way, since cutting two intervals at
+    a bound their means lie within never parts them)."""
     sign = 1.0 if direction == "maximize" else -1.0
+    bounds = METRIC_BOUNDS.get(metric or "", (None, None))
     scale = metric_scale((t.value for t in trials), direction)
     to_scale, _ = _scale_fns(scale)
     configs: dict[tuple[str, tuple[Any, ...] | None], _Config] = {}
@@ -185,6 +189,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
         fam_trials = [t for c in fam_configs for t in c.trials]
         entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma, scale,
                               dof)
+        _clip(entry["expected"], bounds)
         if counts and family in counts:
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
@@ -215,6 +220,16 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried)}
 
 
+def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
+    """A confidence interval cut at what the metric can be (its `sd` is kept as computed)."""
+    lo, hi = bounds
+    if x["kind"] in CONFIDENCE_KINDS:
+        if lo is not None:
+            x["low"] = max(x["low"], lo)
+        if hi is not None:
+            x["high"] = min(x["high"], hi)
+
+
 def _noise_source(sigma: float | None, scale: str) -> str:
     if sigma is None:
         return ("none: no configuration was run with several seeds, so no family can be called "
@@ -226,14 +241,11 @@ def _noise_source(sigma: float | None, scale: str) -> str:
     return "seed-to-seed spread of repeated configurations"
 
 
-def _sd(e: dict[str, Any], sigma: float | None, scale: str = SCALE_LINEAR) -> float | None:
-    """The seed-to-seed sd behind a family's confidence interval, on the ranking's scale (read
-    back from its width)."""
+def _sd(e: dict[str, Any], sigma: float | None) -> float | None:
+    """The seed-to-seed sd behind a family's confidence interval, on the ranking's scale."""
     x = e["expected"]
-    to_scale, _ = _scale_fns(scale)
     if x["kind"] == INTERVAL_T:
-        width = to_scale(x["high"]) - to_scale(x["low"])
-        return float(width) / 2 * math.sqrt(x["n"]) / t975(x["n"] - 1)
+        return float(x["sd"])
     return sigma if x["kind"] == INTERVAL_NOISE else None
 
 
@@ -262,7 +274,7 @@ def to_separate(tie: list[dict[str, Any]], sigma: float | None, direction: str,
     the words give them as factors."""
     best = sorted(tie, key=lambda e: e["expected"]["value"], reverse=direction == "maximize")
     a, b = best[0], best[1]
-    own = [x for x in (_sd(a, sigma, scale), _sd(b, sigma, scale)) if x is not None]
+    own = [x for x in (_sd(a, sigma), _sd(b, sigma)) if x is not None]
     sd = (statistics.fmean(own) if own else 0.0) or (sigma or 0.0)
     if sd <= 0:
         return None
@@ -312,14 +324,14 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
         sd = statistics.stdev(best.values)
         half = t975(best.n - 1) * sd / math.sqrt(best.n)
         return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
-                "n": best.n, "kind": INTERVAL_T,
+                "n": best.n, "kind": INTERVAL_T, "sd": sd,
                 "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
                           f"configuration"}
     if sigma is not None:
         q = t975(max(dof, 1))
         half = q * sigma
         return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
-                "n": 1, "kind": INTERVAL_NOISE,
+                "n": 1, "kind": INTERVAL_NOISE, "sd": sigma,
                 "source": f"one run ± {q:.3g} x the task's seed-to-seed noise{on_log} (the "
                           f"95% t quantile of its {dof} degrees of freedom)"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")

@@ -48,8 +48,9 @@ from tuner.store.queries import team_tasks
 # configuration is read with all its runs; 5: early stopping patience is part of the budget;
 # 6: one task per answer, `other_tasks`; 7: a tie holds every family overlapping the leader,
 # and a loss is ranked on its logarithm; 8: `not_tried`; 9: one run's interval from the t
-# quantile of the noise's degrees of freedom.)
-ANSWER_FORMAT = 9
+# quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
+# `expected.sd`.)
+ANSWER_FORMAT = 10
 SOURCE_TEAM = "team history"
 
 
@@ -176,7 +177,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         direction = tasks[0].direction
         evidence = h.evidence(s, ids, budget, exclude_job)
         ranked = rank_families(trials, direction, evidence,
-                               h.unfinished_families(s, ids, direction, budget, exclude_job))
+                               h.unfinished_families(s, ids, direction, budget, exclude_job),
+                               metric=tasks[0].metric)
         n = sum(c["n_trials"] for c in evidence.values())
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
@@ -244,7 +246,7 @@ def _team_transfer(s: Session, team_id: int, query: TaskProfile,
         n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
                  budget=b.to_json(), source=SOURCE_TEAM)
         neighbours.append((n, rank_families(h.history(s, [t.id], b), t.direction,
-                                            h.evidence(s, [t.id], b))))
+                                            h.evidence(s, [t.id], b), metric=t.metric)))
     names = ", ".join(f"{n['model']}/{n['dataset']} at {n['budget']['epochs']} epochs "
                       f"({n['similarity']:.2f})" for n in near)
     first = pairs[_key(near[0]["task_id"], h.Budget(**near[0]["budget"]))][0]

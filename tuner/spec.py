@@ -29,6 +29,12 @@ METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_loss": "minimize",
     "val_r2": "maximize",
 }
+# What a metric can be: an interval of expected values is never shown past these.
+METRIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "val_accuracy": (0.0, 1.0),
+    "val_loss": (0.0, None),
+    "val_r2": (None, 1.0),
+}
 CLASSIFICATION_METRICS = ("val_accuracy", "val_loss")
 REGRESSION_METRICS = ("val_loss", "val_r2")
 # Names only: the factories are tables in tuner.search (a test checks they match).
