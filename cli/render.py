@@ -108,8 +108,9 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         best = ev.get("best_intermediate_value")
         out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} trials, none complete "
                   f"(stopped by epoch {ev['max_stop_epoch']}"
-                  + (f", best intermediate value {fmt(best)})" if best is not None else ")"),
-                  highlight=False)
+                  + (f", best intermediate value {fmt(best)})" if best is not None else ")")
+                  + (": already as good as a leader, may be as good as the leaders"
+                     if r.get("may_lead") else ""), highlight=False)
     for key in ("summary", "explanation", "note"):
         if rec.get(key):
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)

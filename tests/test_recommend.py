@@ -111,6 +111,27 @@ def test_an_interval_is_never_shown_past_what_the_metric_can_be() -> None:
     assert by_name(low)["adam"]["expected"]["low"] < -1
 
 
+def test_a_family_stopped_early_but_already_as_good_as_a_leader_is_said_to_be_possibly_so() -> None:
+    """rmsprop was pruned at epoch 9 of 10 at 0.952: a trial's value is its best so far, so
+    it would have ended at least there, above adam's expected 0.95. The answer keeps adam's
+    verdict among the families ranked but must not read as if rmsprop were behind it."""
+    hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("sgd", [0.90, 0.905, 0.895])
+    stopped = {"rmsprop": {"n_trials": 2, "max_stop_epoch": 9, "best_intermediate_value": 0.952},
+               "nadam": {"n_trials": 1, "max_stop_epoch": 3, "best_intermediate_value": 0.80},
+               "adamw": {"n_trials": 1, "max_stop_epoch": 1, "best_intermediate_value": None}}
+    r = rank_families(hist, "maximize", incomplete=stopped)
+    assert {n["optimizer"]: n["may_lead"] for n in r["not_ranked"]} == \
+        {"adamw": False, "nadam": False, "rmsprop": True}
+    assert r["verdict"] == "winner"
+    assert "possibly as good as the leaders (a complete run would tell): rmsprop (0.952 by " \
+        "epoch 9)" in r["summary"] and "nadam (0.8" not in r["summary"]
+    # A loss: stopped at 0.20, at most what it would have ended at, below adam's 0.30.
+    losses = confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48])
+    r = rank_families(losses, "minimize", incomplete={
+        "rmsprop": {"n_trials": 1, "max_stop_epoch": 2, "best_intermediate_value": 0.20}})
+    assert r["not_ranked"][0]["may_lead"]
+
+
 def test_minimize_direction() -> None:
     r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
                       "minimize")

@@ -203,7 +203,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     ranking = [e for group in groups for e in group]
     verdict, leaders = _verdict(ranking, groups)
     sep = to_separate(groups[0], sigma, direction, scale) if verdict == VERDICT_TIED else None
-    not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev}
+    not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev,
+                   "may_lead": _may_lead(ev, ranking, leaders, direction)}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
     # Families this history never ran: nothing is known of them, so a winner is the best of the
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
@@ -218,6 +219,20 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried)}
+
+
+def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
+              direction: str) -> bool:
+    """Has a family with no complete trial already shown a value at least as good as a
+    leader's expected value? A trial's value is its best so far, so one stopped early (pruned
+    at epoch 9 of 10, say) would have ended at least that good: such a family may be as good
+    as the leaders, and the answer must not read as if it were behind them."""
+    v = ev.get("best_intermediate_value")
+    values = [e["expected"]["value"] for e in ranking if e["optimizer"] in leaders]
+    if v is None or not values or not math.isfinite(v):
+        return False
+    worst = min(values) if direction == "maximize" else max(values)
+    return not better(worst, v, direction)
 
 
 def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
@@ -487,6 +502,12 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         tail = "; never completed a trial: " + ", ".join(
             f"{n['optimizer']} ({n['evidence'].get('n_trials', 0)} trials, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
+    close = [n for n in not_ranked if n.get("may_lead")]
+    if close:
+        tail += ("; stopped before completing, yet already as good as a leader's expected value, "
+                 "so possibly as good as the leaders (a complete run would tell): " + ", ".join(
+                     f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
+                     f"{n['evidence'].get('max_stop_epoch', 0)})" for n in close))
     if not_tried:
         tail += (f"; not tried on this task at this budget, so nothing is known of them: "
                  f"{', '.join(not_tried)}")
