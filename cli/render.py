@@ -83,9 +83,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                         "jobs"],
              "transfer": ["score", "from task", "lr decades", "B/param", "trials"],
              "prior": []}[method]
-    cols.append("params")
     for col in cols:
-        table.add_column(col, overflow="fold", no_wrap=col != "params")
+        table.add_column(col, overflow="fold", no_wrap=True)
     for r in rec["ranking"]:
         row = [str(r.get("rank") or "-"), r["optimizer"] + (" (tie)" if r.get("tied_with") else ""),
                r["schedule"] or "-"]
@@ -100,13 +99,19 @@ def print_recommendation(rec: dict[str, Any]) -> None:
             row += [fmt(r["score"]), f"{src['task_id']} ({src['similarity']:.2f})",
                     f"{r['robustness']['lr_decades']:.2f}",
                     fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
-        row.append(params_brief(r["params"]))
         table.add_row(*row)
     out.print(table)
+    # Each family's configuration on a line of its own: a column of them was squeezed to a few
+    # characters in a terminal of ordinary width.
+    for r in rec["ranking"]:
+        if r.get("params"):
+            out.print(f"  {r.get('rank') or '-'}. {r['optimizer']}: {params_brief(r['params'])}",
+                      highlight=False)
     for r in rec.get("not_ranked") or []:
         ev = r["evidence"]
         best = ev.get("best_intermediate_value")
-        out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} trials, none complete "
+        out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} "
+                  f"{'trial' if ev['n_trials'] == 1 else 'trials'}, none complete "
                   f"(stopped by epoch {ev['max_stop_epoch']}"
                   + (f", best intermediate value {fmt(best)})" if best is not None else ")")
                   + (": already as good as a leader, may be as good as the leaders"

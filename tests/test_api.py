@@ -350,6 +350,7 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     shown = _cli(["recommend", "--model", "linear", "--dataset", "wine",
                   "--early-stopping-patience", "3"], {**env, "COLUMNS": "300"})
     assert shown.returncode == 0, shown.stderr
+    assert "  1. " in shown.stdout and "lr=" in shown.stdout  # each configuration on a line
     assert "budget: 3 epochs, batch size 64, early stopping patience 3; also in history: 3 " \
            f"epochs/batch 64 ({sum(e['evidence']['n_trials'] for e in rec['ranking'])} trials)" \
         in shown.stdout

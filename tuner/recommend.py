@@ -476,6 +476,10 @@ def _verdict(ranking: list[dict[str, Any]],
     return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
 
 
+def _trials(n: int) -> str:
+    return f"{n} trial" if n == 1 else f"{n} trials"
+
+
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
@@ -500,7 +504,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     tail = ""
     if not_ranked:
         tail = "; never completed a trial: " + ", ".join(
-            f"{n['optimizer']} ({n['evidence'].get('n_trials', 0)} trials, stopped by epoch "
+            f"{n['optimizer']} ({_trials(n['evidence'].get('n_trials', 0))}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
     if close:
