@@ -80,6 +80,10 @@ def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -
     r = rank_families(every, "maximize")
     assert r["not_tried"] == [] and "not tried" not in r["summary"]
     assert r["verdict"] == "winner" and " is best on this task" in r["summary"]
+    # Every family tried, one never to the end: the winner is still only the best of those ranked.
+    r = rank_families([t for t in every if t.optimizer != "radam"], "maximize",
+                      incomplete={"radam": {"n_trials": 1, "max_stop_epoch": 1}})
+    assert r["not_tried"] == [] and " is best of the 13 families ranked" in r["summary"]
 
 
 def test_one_run_gets_the_t_quantile_of_the_noise_estimates_degrees_of_freedom() -> None:

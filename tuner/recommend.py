@@ -522,7 +522,8 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         return f"only {lead['optimizer']} completed a trial: nothing to compare it with" + tail
     if verdict == VERDICT_WINNER:
         nxt = ranking[1]
-        scope = "on this task" if not not_tried else \
+        # Families never run, or never run to the end, may be better: say what was compared.
+        scope = "on this task" if not (not_tried or not_ranked) else \
             f"of the {len(ranking)} families ranked on this task"
         return (f"{lead['optimizer']} is best {scope}: its interval is clear of every other "
                 f"family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
