@@ -365,6 +365,10 @@ def test_a_loss_is_ranked_on_its_logarithm() -> None:
     # The value shown is the geometric mean of the runs, in the loss's units.
     geo = (0.0356 * 0.0526 * 0.1832 * 0.1037) ** 0.25
     assert x["value"] == pytest.approx(geo) and by_name(r)["adamax"]["value"] == pytest.approx(geo)
+    # Robustness on the log scale is relative alone: 1e-5 is not "within 2%" of 6e-7.
+    near = hist + [trial("rmsprop", 1e-5, lr=1e-2), trial("rmsprop", 5.95e-7, lr=3e-3)]
+    rob = by_name(rank_families(near, "minimize"))["rmsprop"]["robustness"]
+    assert rob["lr_range"] == [1e-3, 3e-3] and rob["tolerance"] < 2e-8
     # The same runs as accuracies (maximised) stay on the metric's own scale.
     assert rank_families(hist, "maximize")["noise"]["scale"] == "linear"
     # A loss with a value that is not positive (a custom loss can be negative): linear.

@@ -213,7 +213,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
-                                     "absolute_min": ROBUSTNESS_ABS_TOL},
+                                     "absolute_min": None if scale == SCALE_LOG
+                                     else ROBUSTNESS_ABS_TOL},
             "direction": direction, "ranking": ranking,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
@@ -362,7 +363,10 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                   sigma: float | None, scale: str = SCALE_LINEAR, dof: int = 0) -> dict[str, Any]:
     best_value = max(t.value for t in fam_trials) if direction == "maximize" else \
         min(t.value for t in fam_trials)
-    tol = max(ROBUSTNESS_REL_TOL * abs(best_value), ROBUSTNESS_ABS_TOL)
+    # A loss on the log scale is judged relative to its size alone: with the absolute floor, a
+    # best loss of 6e-7 counted every trial under 1e-3 (a thousand times worse) as good.
+    tol = ROBUSTNESS_REL_TOL * abs(best_value) if scale == SCALE_LOG else \
+        max(ROBUSTNESS_REL_TOL * abs(best_value), ROBUSTNESS_ABS_TOL)
     good = [t for t in fam_trials if abs(t.value - best_value) <= tol]
     lrs = [lr for t in good if (lr := t.lr()) is not None and lr > 0]
     decades = math.log10(max(lrs) / min(lrs)) if lrs else 0.0

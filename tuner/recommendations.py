@@ -49,8 +49,8 @@ from tuner.store.queries import team_tasks
 # 6: one task per answer, `other_tasks`; 7: a tie holds every family overlapping the leader,
 # and a loss is ranked on its logarithm; 8: `not_tried`; 9: one run's interval from the t
 # quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
-# `expected.sd`; 11: `may_lead`.)
-ANSWER_FORMAT = 11
+# `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone.)
+ANSWER_FORMAT = 12
 SOURCE_TEAM = "team history"
 
 
@@ -103,8 +103,9 @@ def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: st
 
 
 def _cache_key_prefix() -> str:
-    """What every cache key of this answer format starts with (`[7, `): the team's rows of
-    other formats are deleted when an answer is stored, since nothing reads them again."""
+    """What every cache key of this answer format starts with (`[<format>, `): the team's
+    rows of other formats are deleted when an answer is stored, since nothing reads them
+    again."""
     return json.dumps([ANSWER_FORMAT, 0])[:-2]
 
 
