@@ -23,6 +23,7 @@ ROBUSTNESS_ABS_TOL = 1e-3
 # at least this many decades (a factor of ~3.2).
 ROBUSTNESS_STEP_DECADES = 0.5
 TOP_TRIALS_FOR_SPREAD = 3
+SUMMARY_NAMES = 4  # families the summary names one by one; beyond, it counts them
 MIN_SIMILARITY = 0.25
 # The reference corpus is the fallback when a team has no task this close: its tasks may be
 # further away (another architecture, say) and still say more than literature defaults. Below
@@ -506,7 +507,12 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = ()) -> str:
     tail = ""
-    if not_ranked:
+    # A few families are named with their evidence; more are counted (`not_ranked` and
+    # `not_tried` list them), so the sentence stays readable after a default job of 14 families.
+    if len(not_ranked) > SUMMARY_NAMES:
+        tail = (f"; {len(not_ranked)} families never completed a trial (not_ranked lists "
+                f"them)")
+    elif not_ranked:
         tail = "; never completed a trial: " + ", ".join(
             f"{n['optimizer']} ({_trials(n['evidence'].get('n_trials', 0))}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
@@ -516,7 +522,10 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                  "so possibly as good as the leaders (a complete run would tell): " + ", ".join(
                      f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
                      f"{n['evidence'].get('max_stop_epoch', 0)})" for n in close))
-    if not_tried:
+    if len(not_tried) > SUMMARY_NAMES:
+        tail += (f"; {len(not_tried)} families not tried on this task at this budget, so nothing "
+                 f"is known of them (not_tried lists them)")
+    elif not_tried:
         tail += (f"; not tried on this task at this budget, so nothing is known of them: "
                  f"{', '.join(not_tried)}")
     if verdict is None:

@@ -49,8 +49,9 @@ from tuner.store.queries import team_tasks
 # 6: one task per answer, `other_tasks`; 7: a tie holds every family overlapping the leader,
 # and a loss is ranked on its logarithm; 8: `not_tried`; 9: one run's interval from the t
 # quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
-# `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone.)
-ANSWER_FORMAT = 12
+# `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
+# counts long lists of families.)
+ANSWER_FORMAT = 13
 SOURCE_TEAM = "team history"
 
 
