@@ -132,6 +132,13 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert ranked == [e["optimizer"] for e in rec["ranking"]]
     assert set(ranked) == set(JOB["space"]["optimizers"])
     assert browser.find_element("id", "verdict").text == rec["summary"]
+    # What the ranking does not cover is on the page too: families never completed, and those
+    # this space never tried (nine of the fourteen here).
+    unranked = [r.get_attribute("data-family") for r in
+                browser.find_elements("css selector", "#not-ranked tr")]
+    assert unranked == [n["optimizer"] for n in rec["not_ranked"]]
+    assert len(rec["not_tried"]) == 9
+    assert browser.find_element("id", "not-tried").text.endswith(", ".join(rec["not_tried"]))
     browser.save_screenshot(str(SHOTS / "ui_task.png"))
 
     # Another team's key sees no data: an empty job list, and this job is "not found".

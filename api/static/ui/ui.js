@@ -242,7 +242,7 @@ async function taskPage() {
                        { label: "expected value", type: "line", showLine: false, data: ranked.map((r) => r.expected.value),
                          pointRadius: 5, backgroundColor: "#000", borderColor: "#000" }] },
     options: { animation: false, plugins: { legend: { display: true } },
-               scales: { x: { type: "category" }, y: { beginAtZero: false, title: { display: true, text: rec.metric } } } },
+               scales: { x: { type: "category" }, y: { beginAtZero: false, grace: "5%", title: { display: true, text: rec.metric } } } },
   });
   mark(bars, rankingChart);
   document.getElementById("ranking").replaceChildren(...ranked.map((r) => el("tr", { "data-family": r.optimizer },
@@ -253,6 +253,18 @@ async function taskPage() {
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs` : "-"),
     el("td", {}, r.robustness ? `${r.robustness.lr_decades.toFixed(2)} decades` : "-"))));
+
+  const unranked = rec.not_ranked || [];
+  document.getElementById("unranked").hidden = !unranked.length;
+  document.getElementById("not-ranked").replaceChildren(...unranked.map((n) => el("tr", { "data-family": n.optimizer },
+    el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[n.optimizer] || "#555"}` }), ` ${n.optimizer}`),
+    el("td", {}, String(n.evidence.n_trials)),
+    el("td", {}, String(n.evidence.max_stop_epoch)),
+    el("td", {}, n.evidence.best_intermediate_value != null ? fmt(n.evidence.best_intermediate_value) : "-"),
+    el("td", {}, n.may_lead ? "already as good as a leader: may be as good as the leaders" : ""))));
+  const notTried = document.getElementById("not-tried");
+  notTried.hidden = !(rec.not_tried || []).length;
+  notTried.textContent = `Not tried on this task at this budget (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
 
   const scatter = document.getElementById("lr-chart");
   const fams = Object.entries(lrs.families);
