@@ -322,6 +322,7 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
     assert at7["method"] == "transfer" and at7["source"] == "team history"
     assert {n["task_id"] for n in at7["similar_tasks"]} == {task["id"]}
     assert {n["budget"]["epochs"] for n in at7["similar_tasks"]} == {2, 5}
+    assert "mlp/iris at 5 epochs, batch size 64 (" in at7["explanation"]
 
 
 def test_early_stopping_is_part_of_the_budget(migrated_url: str,

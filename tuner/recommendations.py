@@ -249,7 +249,7 @@ def _team_transfer(s: Session, team_id: int, query: TaskProfile,
                  budget=b.to_json(), source=SOURCE_TEAM)
         neighbours.append((n, rank_families(h.history(s, [t.id], b), t.direction,
                                             h.evidence(s, [t.id], b), metric=t.metric)))
-    names = ", ".join(f"{n['model']}/{n['dataset']} at {n['budget']['epochs']} epochs "
+    names = ", ".join(f"{n['model']}/{n['dataset']} at {h.Budget(**n['budget']).label()} "
                       f"({n['similarity']:.2f})" for n in near)
     first = pairs[_key(near[0]["task_id"], h.Budget(**near[0]["budget"]))][0]
     return _transfer_answer(neighbours, SOURCE_TEAM, first.metric, first.direction,
