@@ -430,6 +430,30 @@ def test_warm_start_similar_seeds_from_the_reference_corpus(
 
 
 @pytest.mark.usefixtures("ray_session")
+def test_warm_start_at_a_new_batch_size_moves_the_learning_rate(migrated_url: str) -> None:
+    """The task ran at batch size 64; a job at 256 with `warm_start: task` is seeded from the
+    ranking at its own budget: this task's configurations from the other budget, adam's
+    learning rate moved by sqrt(256 / 64) = 2 (seeded as tuned at 64 before)."""
+    first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93)])
+    second, _ = queue(migrated_url, "a", task_spec(
+        "mlp", "iris", training={"epochs": 3, "batch_size": 256}, budget={"n_trials": 2},
+        space={"optimizers": ["adam", "rmsprop"]},
+        search={"warm_start": "task", "confirm_top_k": 0, "defaults_sweep": False}))
+    with session_factory(migrated_url)() as s:
+        get_job(s, first).status = "completed"
+        s.commit()
+    _dispatcher(migrated_url).run(once=True)
+    with session_factory(migrated_url)() as s:
+        assert get_job(s, second).status == "completed"
+        rows = s.scalars(select(TrialRow).where(TrialRow.job_id == second)
+                         .order_by(TrialRow.number)).all()
+    assert [(r.optimizer, r.warm_start) for r in rows] == [("adam", True), ("rmsprop", True)]
+    assert rows[0].params["adam.lr"] == pytest.approx(6e-3, rel=1e-6)
+    assert rows[1].params["rmsprop.lr"] == pytest.approx(4e-3, rel=1e-6)
+
+
+@pytest.mark.usefixtures("ray_session")
 def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
     write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93),

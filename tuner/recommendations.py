@@ -323,15 +323,23 @@ def _start_from(ranking: list[dict[str, Any]], batch_size: int | None = None
 
 def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
                        limit: int = 5) -> list[TrialConfig]:
-    """From the task's recommendation `rec` (`recommend(s, team_id, task_id=...)`): the best
-    known configuration of the top `limit` of `families` for the task (`task`), or for it or
-    its nearest tasks, the reference corpus included (`similar`), to seed a study."""
-    if rec["method"] == "prior" or (mode == "task" and rec["method"] != "direct"):
+    """From the task's recommendation at the job's budget `rec` (`recommend(s, team_id,
+    task_id=..., epochs=..., ...)`): the best known configuration of the top `limit` of
+    `families` for the task (`task`), or for it or its nearest tasks, the reference corpus
+    included (`similar`), to seed a study. At a budget the task never ran, `task` takes the
+    transfer answer's configurations that come from this same task at its other budgets."""
+    if rec["method"] == "prior":
         return []
-    # Configurations from other tasks get their learning rate moved to this batch size.
+    ranking = rec["ranking"]
+    if mode == "task" and rec["method"] != "direct":
+        own = {t["id"] for t in rec.get("tasks") or []}
+        ranking = [r for r in ranking if (r.get("source_task") or {}).get("source") == SOURCE_TEAM
+                   and r["source_task"].get("task_id") in own]
+    # Configurations from other tasks or budgets get their learning rate moved to this batch
+    # size.
     batch = (rec.get("budget") or {}).get("batch_size") if rec["method"] == "transfer" else None
     out = []
-    for r in [r for r in rec["ranking"] if r["optimizer"] in families][:limit]:
+    for r in [r for r in ranking if r["optimizer"] in families][:limit]:
         start = _start_from([r], batch)
         assert start is not None
         out.append(TrialConfig(start["optimizer"], start["schedule"], dict(start["params"])))

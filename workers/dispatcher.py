@@ -369,9 +369,13 @@ class Dispatcher:
         from tuner.recommendations import recommend
 
         try:
-            return in_transaction(self.sessions,
-                                  lambda s: recommend(s, job.team_id, task_id=job.task_id),
-                                  what="read the team's ranking for the task")
+            # At the job's own budget: configurations tuned for other epochs, batch size or
+            # early stopping come as a transfer, their learning rate moved to this batch size.
+            return in_transaction(self.sessions, lambda s: recommend(
+                s, job.team_id, task_id=job.task_id, epochs=job.epochs, batch_size=job.batch_size,
+                early_stopping_patience=(job.early_stopping_patience or 0)
+                if job.epochs is not None else None),
+                what="read the team's ranking for the task")
         except Exception as exc:
             if warm:
                 raise
