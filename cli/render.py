@@ -127,6 +127,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
                   f"{rec['budget']['batch_size']}{_patience(rec['budget'], ', ')}"
                   + (f"; also in history: {others}" if others else ""), highlight=False)
+    for t in rec.get("other_tasks") or []:
+        out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
+                  f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "
+                  f"dataset {params_brief(t['dataset']['params']) or '-'}", highlight=False)
     start = rec.get("start_from")
     if start and method != "direct":
         out.print(f"start from: {start['optimizer']} with {start['schedule']}, "

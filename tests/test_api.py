@@ -367,6 +367,21 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
         assert c.jobs()["count"] == 2 and c.tasks()["count"] == 2
 
 
+def test_the_cli_names_the_other_tasks_an_answer_left_apart(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.render import print_recommendation
+    from tuner.recommend import prior_ranking
+
+    monkeypatch.setenv("COLUMNS", "200")
+    other = {"id": 7, "model": {"name": "mlp", "params": {"hidden": [128]}},
+             "dataset": {"name": "iris", "params": {}}}
+    print_recommendation({"method": "prior", "source": "literature defaults", "tasks": [],
+                          "other_tasks": [other], "start_from": None, **prior_ranking()})
+    shown = capsys.readouterr().out
+    assert "other task 7 with this model and dataset, not pooled (ask with --task 7): model " \
+        "hidden=[128], dataset -" in shown
+
+
 def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:
     """The same spec twice: the second job's sweep starts and its sampler's first draws are the
     first job's configurations. Each must run with a seed the first job did not use (the same
