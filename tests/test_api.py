@@ -168,6 +168,10 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         other = h.get("/v1/recommendations", params={"task": task_id,
                                                      "early_stopping_patience": 2}).json()
         assert other["method"] == "transfer" and other["budget"]["early_stopping_patience"] == 2
+        lrs = h.get(f"/v1/tasks/{task_id}/learning-rates",
+                    params={"early_stopping_patience": 2}).json()
+        assert lrs["budget"]["early_stopping_patience"] == 2 and lrs["families"] == {}
+        assert h.get(f"/v1/tasks/{task_id}/learning-rates").json()["families"]  # this job's
         bad = h.get("/v1/recommendations", params={"task": task_id,
                                                    "early_stopping_patience": -1})
         assert bad.status_code == 422 and "early_stopping_patience" in bad.text
