@@ -50,6 +50,9 @@ class Objective:
         self._data = data
         self.device = device
         self._used: tuple[str, dict[str, list[int]]] | None = None
+        # (study, trial number) -> (configuration key, seed) of the study's other trials: a
+        # trial's configuration and seed never change once set, so each is hashed once.
+        self._pairs: dict[tuple[str, int], tuple[str | None, int]] = {}
 
     @property
     def data(self) -> Split:
@@ -91,12 +94,22 @@ class Objective:
         out: set[int] = set()
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                   optuna.trial.TrialState.RUNNING)
+        name = trial.study.study_name
         for t in trial.study.get_trials(deepcopy=False, states=states):
-            cfg = t.user_attrs.get(ATTR_CONFIG)
-            if t.number == trial.number or not cfg:
+            if t.number == trial.number:
                 continue
-            if config_key(cfg["optimizer"], cfg.get("schedule"), cfg.get("params") or {}) == key:
-                out.add(int(t.user_attrs.get(ATTR_SEED, self.spec.training.seed)))
+            pair = self._pairs.get((name, t.number))
+            if pair is None:
+                cfg = t.user_attrs.get(ATTR_CONFIG)
+                if not cfg:
+                    continue  # a running trial that has not drawn its configuration yet
+                pair = (config_key(cfg["optimizer"], cfg.get("schedule"),
+                                   cfg.get("params") or {}),
+                        int(t.user_attrs.get(ATTR_SEED, self.spec.training.seed)))
+                if t.state != optuna.trial.TrialState.RUNNING:  # its seed may still move
+                    self._pairs[(name, t.number)] = pair
+            if pair[0] == key:
+                out.add(pair[1])
         return out
 
     def __call__(self, trial: optuna.Trial) -> float:
