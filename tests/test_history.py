@@ -437,18 +437,22 @@ def test_warm_start_at_a_new_batch_size_moves_the_learning_rate(migrated_url: st
     first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
     write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93)])
     second, _ = queue(migrated_url, "a", task_spec(
-        "mlp", "iris", training={"epochs": 3, "batch_size": 256}, budget={"n_trials": 2},
+        "mlp", "iris", training={"epochs": 3, "batch_size": 256}, budget={"n_trials": 4},
         space={"optimizers": ["adam", "rmsprop"]},
-        search={"warm_start": "task", "confirm_top_k": 0, "defaults_sweep": False}))
+        search={"warm_start": "task", "confirm_top_k": 0, "sweep_share": 0.5}))
     with session_factory(migrated_url)() as s:
         get_job(s, first).status = "completed"
         s.commit()
     _dispatcher(migrated_url).run(once=True)
     with session_factory(migrated_url)() as s:
-        assert get_job(s, second).status == "completed"
+        job = get_job(s, second)
+        assert job.status == "completed" and job.notes
+        notes = list(job.notes)
         rows = s.scalars(select(TrialRow).where(TrialRow.job_id == second)
                          .order_by(TrialRow.number)).all()
-    assert [(r.optimizer, r.warm_start) for r in rows] == [("adam", True), ("rmsprop", True)]
+    assert [(r.optimizer, r.warm_start) for r in rows[:2]] == [("adam", True), ("rmsprop", True)]
+    assert notes[0].startswith("defaults sweep, in this order (this task's ranking at its other "
+                               "training budgets in your team's history): adam, rmsprop")
     assert rows[0].params["adam.lr"] == pytest.approx(6e-3, rel=1e-6)
     assert rows[1].params["rmsprop.lr"] == pytest.approx(4e-3, rel=1e-6)
 

@@ -407,8 +407,14 @@ class Dispatcher:
         if not (self._new(job) and spec.search.defaults_sweep) or rec is None \
                 or rec["method"] == "prior" or not rec["ranking"]:
             return None
-        source = ("this task's ranking in your team's history" if rec["method"] == "direct"
-                  else f"the ranking transferred from similar tasks ({rec['source']})")
+        own = {t["id"] for t in rec.get("tasks") or []}
+        near = {n.get("task_id") for n in rec.get("similar_tasks") or []}
+        if rec["method"] == "direct":
+            source = "this task's ranking in your team's history"
+        elif near and near <= own:
+            source = "this task's ranking at its other training budgets in your team's history"
+        else:
+            source = f"the ranking transferred from similar tasks ({rec['source']})"
         plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeded)
         in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
                        what="write the job's notes")
