@@ -55,6 +55,30 @@ def test_race_stops_once_the_leader_is_separated() -> None:
     assert runs == [] and why == STOP_SEPARATED
 
 
+def test_race_stops_only_when_the_answer_would_call_the_leader_separated() -> None:
+    """Two runs each: the pooled noise (0.0058) parted adam from rmsprop, but the answer's
+    t-interval over adam's two runs (0.95, 0.96) reaches rmsprop's: the race used to stop
+    ("separated") with the answer calling them tied; it races on."""
+    from tuner.recommend import HistoryTrial, rank_families
+
+    a, r, s = search("adam", 0.95), search("rmsprop", 0.90), search("sgd", 0.80)
+    trials = [a, r, s, rerun(a, 0.96), rerun(r, 0.91), rerun(s, 0.80)]
+    runs, why = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=10,
+                           base_seed=0)
+    assert why is None and [x.confirm_of for x in runs] == [a.number, r.number]
+    answer = rank_families([HistoryTrial(job_id="j", number=t.number, optimizer=t.optimizer or "",
+                                         schedule=None, params={}, value=float(t.value or 0),
+                                         config_key=t.config_key or "", seed=t.number)
+                            for t in trials], "maximize")
+    assert answer["verdict"] == "tied" and answer["leaders"][:2] == ["adam", "rmsprop"]
+    # A loss, on its logarithm: 1e-6 against 0.05-0.2 is apart after one round.
+    a, r = search("adam", 1e-6), search("rmsprop", 0.05)
+    trials = [a, r, rerun(a, 1.1e-6), rerun(a, 0.9e-6), rerun(r, 0.1), rerun(r, 0.2)]
+    runs, why = next_round(trials, "minimize", top_k=2, max_seeds=3, budget_left=10,
+                           base_seed=0)
+    assert runs == [] and why == STOP_SEPARATED
+
+
 def test_race_goes_on_while_the_leaders_overlap_then_stops_at_the_budget_or_seeds() -> None:
     a, r = search("adam", 0.95), search("rmsprop", 0.945)
     trials = [a, r, rerun(a, 0.93), rerun(r, 0.96)]

@@ -1,6 +1,7 @@
 """Confirmation runs as an adaptive race (pure): after the search, the leading configurations are
-re-run with new seeds, round by round, until the leader is separated from every other candidate,
-the reserved share of the budget is spent, or each has `confirm_seeds` extra runs. A default job
+re-run with new seeds, round by round, until the leader is separated from every other candidate
+(by the answer's own interval rule: `still_racing`), the reserved share of the budget is spent,
+or each has `confirm_seeds` extra runs. A default job
 of 4 or more trials thus ends with a seed-to-seed noise estimate (when at least one of its trials
 completed), so its intervals are confidence intervals.
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuner.recommend import better, pooled_noise, t975
+from tuner.recommend import SCALE_LOG, better, metric_scale, pooled_noise, t975
 
 if TYPE_CHECKING:
     from tuner.spec import JobSpec
@@ -105,24 +106,34 @@ def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[
 
 
 def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate]:
-    """The candidates not separated from the leader: 95% intervals (pooled seed-to-seed noise,
-    t with the pooled degrees of freedom) that overlap the leader's. Without a noise estimate,
-    all of them."""
-    sigma, dof = pooled_noise(c.values for c in cands)
-    if sigma is None or not cands:
+    """The candidates not separated from the leader, by the recommendation's own rule
+    (tuner.recommend): a 95% t-interval over each candidate's runs (its search run and its
+    confirmation runs), one run ± t975(dof) x the pooled seed-to-seed noise, a loss on its
+    logarithm; the candidates whose interval overlaps the leader's race on. Without a noise
+    estimate, all of them. (Until 2026-11-24 the race used the pooled noise for every
+    candidate, a looser test than the answer's: a job could note "the leader is separated"
+    while its answer called the same families tied, with reserved runs left unspent.)"""
+    if not cands:
+        return []
+    log = metric_scale((v for c in cands for v in c.values), direction) == SCALE_LOG
+    runs = [[math.log(v) if log else v for v in c.values] for c in cands]
+    sigma, dof = pooled_noise(runs)
+    if sigma is None:
         return list(cands)
-    tq = t975(dof)
-    lead = cands[0]
-    for c in cands[1:]:
-        if better(c.mean, lead.mean, direction):
-            lead = c
 
-    def bounds(c: _Candidate) -> tuple[float, float]:
-        half = tq * sigma / math.sqrt(len(c.values))
-        return c.mean - half, c.mean + half
+    def bounds(v: list[float]) -> tuple[float, float]:
+        mean = statistics.fmean(v)
+        half = t975(len(v) - 1) * statistics.stdev(v) / math.sqrt(len(v)) if len(v) >= 2 \
+            else t975(dof) * sigma
+        return mean - half, mean + half
 
-    lo, hi = bounds(lead)
-    return [c for c in cands if c is lead or (bounds(c)[0] <= hi and lo <= bounds(c)[1])]
+    lead = 0
+    for i in range(1, len(cands)):
+        if better(statistics.fmean(runs[i]), statistics.fmean(runs[lead]), direction):
+            lead = i
+    lo, hi = bounds(runs[lead])
+    return [c for i, (c, v) in enumerate(zip(cands, runs, strict=True))
+            if i == lead or (bounds(v)[0] <= hi and lo <= bounds(v)[1])]
 
 
 def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_seeds: int,
