@@ -50,7 +50,7 @@ from typing import Any
 from benchmarks._common import save
 from benchmarks.recommendation_quality import corpus_and_tasks, run_config, signed
 from tuner.corpus import CorpusTask
-from tuner.recommend import pooled_noise, t975
+from tuner.recommend import metric_scale, pooled_noise, scale_fns, t975
 from tuner.space import TrialConfig
 
 OUT = Path(__file__).parent / "results" / "verdict_calibration.json"
@@ -127,9 +127,9 @@ def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
           direction: str) -> dict[str, Any]:
     """What the rule says from A, and whether B bears it out."""
     sign = signed(direction)
-    if rule in (RULES[n] for n in LOG_RULES) and direction == "minimize" and all(
-            v > 0 for vs in a.values() for v in vs):
-        a = {f: [math.log(v) for v in vs] for f, vs in a.items()}
+    if rule in (RULES[n] for n in LOG_RULES):
+        to_scale, _ = scale_fns(metric_scale((v for vs in a.values() for v in vs), direction))
+        a = {f: [to_scale(v) for v in vs] for f, vs in a.items()}
     fams = [f for f in a if fresh.get(f)]
     order = sorted(fams, key=lambda f: -sign * statistics.fmean(a[f]))
     calls = [(f, g) for i, f in enumerate(order) for g in order[i + 1:]

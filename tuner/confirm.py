@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tuner.recommend import SCALE_LOG, better, metric_scale, pooled_noise, t975
+from tuner.recommend import better, interval_half, metric_scale, pooled_noise, scale_fns
 
 if TYPE_CHECKING:
     from tuner.spec import JobSpec
@@ -115,16 +115,14 @@ def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate
     while its answer called the same families tied, with reserved runs left unspent.)"""
     if not cands:
         return []
-    log = metric_scale((v for c in cands for v in c.values), direction) == SCALE_LOG
-    runs = [[math.log(v) if log else v for v in c.values] for c in cands]
+    to_scale, _ = scale_fns(metric_scale((v for c in cands for v in c.values), direction))
+    runs = [[to_scale(v) for v in c.values] for c in cands]
     sigma, dof = pooled_noise(runs)
     if sigma is None:
         return list(cands)
 
     def bounds(v: list[float]) -> tuple[float, float]:
-        mean = statistics.fmean(v)
-        half = t975(len(v) - 1) * statistics.stdev(v) / math.sqrt(len(v)) if len(v) >= 2 \
-            else t975(dof) * sigma
+        mean, half = statistics.fmean(v), interval_half(v, sigma, dof)
         return mean - half, mean + half
 
     lead = 0

@@ -59,9 +59,19 @@ def metric_scale(values: Iterable[float], direction: str) -> str:
         else SCALE_LINEAR
 
 
-def _scale_fns(scale: str) -> tuple[Callable[[float], float], Callable[[float], float]]:
+def scale_fns(scale: str) -> tuple[Callable[[float], float], Callable[[float], float]]:
     """(to the scale, back to the metric's units)."""
     return (math.log, math.exp) if scale == SCALE_LOG else (_identity, _identity)
+
+
+def interval_half(values: Sequence[float], sigma: float, dof: int) -> float:
+    """Half the width of a 95% confidence interval for a configuration's mean, on the ranking's
+    scale: a t-interval over its own runs (n - 1 degrees of freedom), or for one run the task's
+    pooled noise with the t quantile of its degrees of freedom. The one rule that decides what
+    is "separated", for the answer and for the confirmation race alike."""
+    if len(values) >= 2:
+        return t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return t975(max(dof, 1)) * sigma
 
 # A tie's projection (`to_separate`): how many runs of each of the two best families would put
 # their intervals apart if the gap seen were the true one; beyond what one job can confirm (its
@@ -166,7 +176,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     sign = 1.0 if direction == "maximize" else -1.0
     bounds = METRIC_BOUNDS.get(metric or "", (None, None))
     scale = metric_scale((t.value for t in trials), direction)
-    to_scale, _ = _scale_fns(scale)
+    to_scale, _ = scale_fns(scale)
     configs: dict[tuple[str, tuple[Any, ...] | None], _Config] = {}
     by_family: dict[str, list[_Config]] = defaultdict(list)
     for t in trials:
@@ -258,12 +268,10 @@ def _noise_source(sigma: float | None, scale: str) -> str:
     return "seed-to-seed spread of repeated configurations"
 
 
-def _sd(e: dict[str, Any], sigma: float | None) -> float | None:
+def _sd(e: dict[str, Any]) -> float | None:
     """The seed-to-seed sd behind a family's confidence interval, on the ranking's scale."""
     x = e["expected"]
-    if x["kind"] == INTERVAL_T:
-        return float(x["sd"])
-    return sigma if x["kind"] == INTERVAL_NOISE else None
+    return float(x["sd"]) if x["kind"] in CONFIDENCE_KINDS else None
 
 
 def runs_to_separate(gap: float, sd: float, limit: int = MAX_PROJECTED_RUNS) -> int | None:
@@ -291,11 +299,11 @@ def to_separate(tie: list[dict[str, Any]], sigma: float | None, direction: str,
     the words give them as factors."""
     best = sorted(tie, key=lambda e: e["expected"]["value"], reverse=direction == "maximize")
     a, b = best[0], best[1]
-    own = [x for x in (_sd(a, sigma), _sd(b, sigma)) if x is not None]
+    own = [x for x in (_sd(a), _sd(b)) if x is not None]
     sd = (statistics.fmean(own) if own else 0.0) or (sigma or 0.0)
     if sd <= 0:
         return None
-    to_scale, _ = _scale_fns(scale)
+    to_scale, _ = scale_fns(scale)
     gap = abs(to_scale(a["expected"]["value"]) - to_scale(b["expected"]["value"]))
     n = runs_to_separate(gap, sd)
     fams = f"{a['optimizer']} and {b['optimizer']}"
@@ -334,23 +342,21 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
     given in the metric's units. One run with the task's pooled noise: run ± t975(dof) x sigma,
     the t quantile of the noise estimate's degrees of freedom (a default job measures its noise
     over a handful of runs: at 4 degrees of freedom the interval is 2.78 sigma, not 1.96)."""
-    _, back = _scale_fns(scale)
+    _, back = scale_fns(scale)
     on_log = " of the loss's logarithm" if scale == SCALE_LOG else ""
     value = back(best.mean)
-    if best.n >= 2:
-        sd = statistics.stdev(best.values)
-        half = t975(best.n - 1) * sd / math.sqrt(best.n)
-        return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
-                "n": best.n, "kind": INTERVAL_T, "sd": sd,
-                "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
-                          f"configuration"}
-    if sigma is not None:
-        q = t975(max(dof, 1))
-        half = q * sigma
-        return {"value": value, "low": back(best.mean - half), "high": back(best.mean + half),
-                "n": 1, "kind": INTERVAL_NOISE, "sd": sigma,
-                "source": f"one run ± {q:.3g} x the task's seed-to-seed noise{on_log} (the "
-                          f"95% t quantile of its {dof} degrees of freedom)"}
+    if sigma is not None:  # some configuration was run with several seeds (the best, maybe)
+        half = interval_half(best.values, sigma, dof)
+        low, high = back(best.mean - half), back(best.mean + half)
+        if best.n >= 2:
+            return {"value": value, "low": low, "high": high, "n": best.n, "kind": INTERVAL_T,
+                    "sd": statistics.stdev(best.values),
+                    "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
+                              f"configuration"}
+        return {"value": value, "low": low, "high": high, "n": 1, "kind": INTERVAL_NOISE,
+                "sd": sigma,
+                "source": f"one run ± {t975(max(dof, 1)):.3g} x the task's seed-to-seed "
+                          f"noise{on_log} (the 95% t quantile of its {dof} degrees of freedom)"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
     return {"value": value, "low": min(top), "high": max(top), "n": len(top),
@@ -378,13 +384,14 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
             schedules[s] = t.value
     rep = best.trials[0]
     dates = [t.created_at for t in fam_trials if t.created_at is not None]
+    expected = _interval(best, fam_trials, direction, sigma, scale, dof)
     return {
         "optimizer": family,
         "schedule": rep.schedule,
         "params": rep.params,
-        "value": _scale_fns(scale)[1](best.mean),
+        "value": expected["value"],
         "best_trial_value": best_value,
-        "expected": _interval(best, fam_trials, direction, sigma, scale, dof),
+        "expected": expected,
         "evidence": {"n_trials": len(fam_trials),
                      "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
                      "n_configurations": len(fam_configs),
@@ -679,7 +686,7 @@ def _normalised_values(entries: list[dict[str, Any]], direction: str,
     if not entries:
         return {}
     sign = 1.0 if direction == "maximize" else -1.0
-    to_scale, _ = _scale_fns(scale)
+    to_scale, _ = scale_fns(scale)
     v = {e["optimizer"]: sign * to_scale(e["expected"]["value"]) for e in entries}
     hi, lo = max(v.values()), min(v.values())
     return {f: (x - lo) / (hi - lo) if hi > lo else 1.0 for f, x in v.items()}

@@ -349,7 +349,7 @@ class Dispatcher:
             return {}
         from tuner.store.history import Budget, seeds_used
 
-        budget = Budget(int(job.epochs), int(job.batch_size or 0), job.early_stopping_patience)
+        budget = Budget.of(job.epochs, job.batch_size, job.early_stopping_patience)
         try:
             return in_transaction(self.sessions,
                                   lambda s: seeds_used(s, job.task_id, budget, exclude_job=job.id),

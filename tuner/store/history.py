@@ -42,16 +42,17 @@ class Budget:
         return {"epochs": self.epochs, "batch_size": self.batch_size,
                 "early_stopping_patience": self.early_stopping_patience}
 
+    @classmethod
+    def of(cls, epochs: Any, batch_size: Any, patience: Any) -> Budget:
+        """From a job's columns (or a row of them)."""
+        return cls(int(epochs or 0), int(batch_size or 0),
+                   None if patience is None else int(patience))
+
     def label(self) -> str:
         """In words, as an answer's explanation says it."""
         return (f"{self.epochs} epochs, batch size {self.batch_size}"
                 + (f", early stopping after {self.early_stopping_patience} epochs without "
                    f"improvement" if self.early_stopping_patience is not None else ""))
-
-
-def _budget(epochs: Any, batch_size: Any, patience: Any) -> Budget:
-    return Budget(int(epochs or 0), int(batch_size or 0),
-                  None if patience is None else int(patience))
 
 
 def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -80,7 +81,7 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                TrialRow.value.is_not(None), Job.epochs.is_not(None))
         .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience)).all()
-    out = [(_budget(e, b, p), int(n), aware(latest)) for e, b, p, n, latest in rows]
+    out = [(Budget.of(e, b, p), int(n), aware(latest)) for e, b, p, n, latest in rows]
     out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
 
@@ -235,7 +236,7 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
         q = q.where(Task.metric == metric)
     pairs = s.execute(q).all()
     tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
-    return [(tasks[tid], _budget(e, b, p))
+    return [(tasks[tid], Budget.of(e, b, p))
             for tid, e, b, p in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0))]
 
 
