@@ -119,8 +119,9 @@ class Interval(BaseModel):
     low: float
     high: float
     n: int
-    kind: str = Field(description="t (over seeds), noise (one run ± the task's noise) or "
-                                  "spread (no noise estimate: not a confidence interval)")
+    kind: str = Field(description="t (over seeds), noise (one run, or n runs that all gave "
+                                  "the same value, ± the task's noise) or spread (no noise "
+                                  "estimate: not a confidence interval)")
     source: str
 
 

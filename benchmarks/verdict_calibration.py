@@ -23,11 +23,17 @@ of the other by more than the noise); B then says whether what it called held:
   always right and says nothing.
 
 Rules (each on the best configuration's runs in A; `n` runs, mean m, sd s):
-  t_intervals   the service's rule: 95% t-intervals (n - 1 degrees of freedom) that do not
-                overlap, on the logarithm of a loss (a minimised metric whose values are all
-                positive), as the service ranks a loss
-  t_linear      the same in the metric's units for a loss too (the service's rule until
-                2026-11-24)
+  t_intervals   the service's rule (tuner.recommend.interval_half): 95% t-intervals (n - 1
+                degrees of freedom) that do not overlap; runs that all gave the same value
+                get the pooled sd of set A over sqrt(n) with its degrees of freedom, and a task
+                whose repeats were all identical has no noise estimate and no separations; on
+                the logarithm of a loss (a minimised metric whose values are all positive), as
+                the service ranks a loss
+  t_own_sd      t-intervals from each configuration's own sd, identical runs giving a
+                zero-width interval, one run ± t975 x the pooled sd (the service's rule until
+                2026-12-05)
+  t_linear      t_own_sd in the metric's units for a loss too, with the pooled sd of every
+                repeated configuration (about the service's rule until 2026-11-24)
   pooled        95% intervals with the task's pooled seed-to-seed sd (every repeated
                 configuration of the task) that do not overlap
   welch         a two-sided Welch t-test of the two families' runs at 5%
@@ -50,7 +56,7 @@ from typing import Any
 from benchmarks._common import save
 from benchmarks.recommendation_quality import corpus_and_tasks, run_config, signed
 from tuner.corpus import CorpusTask
-from tuner.recommend import metric_scale, pooled_noise, scale_fns, t975
+from tuner.recommend import interval_half, metric_scale, pooled_noise, scale_fns, t975
 from tuner.space import TrialConfig
 
 OUT = Path(__file__).parent / "results" / "verdict_calibration.json"
@@ -60,13 +66,25 @@ Runs = dict[str, list[float]]
 Rule = Callable[[list[float], list[float], float | None, int], bool]
 
 
-def _t_half(v: list[float]) -> float:
-    return t975(len(v) - 1) * statistics.stdev(v) / math.sqrt(len(v)) if len(v) >= 2 else math.inf
+def _t_half(v: list[float], sigma: float | None, dof: int) -> float:
+    """The service's interval until 2026-12-05: a t-interval over the runs' own sd (zero wide
+    when they are identical), one run ± t975(dof) x the pooled sd (no interval without it)."""
+    if len(v) >= 2:
+        return t975(len(v) - 1) * statistics.stdev(v) / math.sqrt(len(v))
+    return math.inf if sigma is None else t975(max(dof, 1)) * sigma
+
+
+def t_own_sd(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+    ma, mb = statistics.fmean(a), statistics.fmean(b)
+    return abs(ma - mb) > _t_half(a, sigma, dof) + _t_half(b, sigma, dof)
 
 
 def t_intervals(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
-    ma, mb = statistics.fmean(a), statistics.fmean(b)
-    return abs(ma - mb) > _t_half(a) + _t_half(b)
+    """The service's rule; `sigma` and `dof` are set A's pooled noise on the judged scale."""
+    if sigma is None:
+        return False
+    gap = abs(statistics.fmean(a) - statistics.fmean(b))
+    return gap > interval_half(a, sigma, dof) + interval_half(b, sigma, dof)
 
 
 def pooled(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
@@ -97,15 +115,16 @@ def pooled_diff(a: list[float], b: list[float], sigma: float | None, dof: int) -
 
 
 def t_linear(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
-    """t_intervals in the metric's units for a loss too (the service's rule until 2026-11-24)."""
-    return t_intervals(a, b, sigma, dof)
+    """t_own_sd in the metric's units for a loss too (the service's rule until 2026-11-24)."""
+    return t_own_sd(a, b, sigma, dof)
 
 
-RULES: dict[str, Rule] = {"t_intervals": t_intervals, "t_linear": t_linear, "pooled": pooled,
-                          "welch": welch, "pooled_diff": pooled_diff}
+RULES: dict[str, Rule] = {"t_intervals": t_intervals, "t_own_sd": t_own_sd,
+                          "t_linear": t_linear, "pooled": pooled, "welch": welch,
+                          "pooled_diff": pooled_diff}
 # Judged on log values where the metric is a loss (minimised, every value positive), as the
 # service ranks a loss (tuner.recommend.metric_scale).
-LOG_RULES = ("t_intervals",)
+LOG_RULES = ("t_intervals", "t_own_sd")
 
 
 def best_config_runs(task: CorpusTask) -> tuple[Runs, dict[str, TrialConfig]]:
@@ -124,12 +143,18 @@ def best_config_runs(task: CorpusTask) -> tuple[Runs, dict[str, TrialConfig]]:
 
 
 def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
-          direction: str) -> dict[str, Any]:
-    """What the rule says from A, and whether B bears it out."""
+          direction: str, pool: list[list[float]] | None = None) -> dict[str, Any]:
+    """What the rule says from A, and whether B bears it out. `pool`: every repeated
+    configuration's runs (the service's pooled-noise input; set A's runs when not given), from
+    which the service's rule pools its noise on the scale it ranks on."""
+    repeats = list(a.values()) if pool is None else pool
     sign = signed(direction)
     if rule in (RULES[n] for n in LOG_RULES):
         to_scale, _ = scale_fns(metric_scale((v for vs in a.values() for v in vs), direction))
         a = {f: [to_scale(v) for v in vs] for f, vs in a.items()}
+        repeats = [[to_scale(v) for v in vs] for vs in repeats]
+    if rule in (t_intervals, t_own_sd):  # the service pools the noise on its ranking's scale
+        sigma, dof = pooled_noise(repeats)
     fams = [f for f in a if fresh.get(f)]
     order = sorted(fams, key=lambda f: -sign * statistics.fmean(a[f]))
     calls = [(f, g) for i, f in enumerate(order) for g in order[i + 1:]
@@ -161,7 +186,7 @@ def calibrate(task: CorpusTask, seeds: int, extend: int = 0) -> dict[str, Any]:
     out = {"task": task.id, "direction": task.direction, "sigma": sigma, "dof": dof,
            "set_a": a, "fresh": fresh, "service_verdict": task.ranking()["verdict"],
            "service_leaders": task.ranking()["leaders"],
-           "rules": {name: judge(rule, a, sigma, dof, fresh, task.direction)
+           "rules": {name: judge(rule, a, sigma, dof, fresh, task.direction, repeated)
                      for name, rule in RULES.items()}}
     return out
 
@@ -179,11 +204,15 @@ def rescore(results: dict[str, Any]) -> dict[str, Any]:
     service's verdict from today's ranking of each corpus task: a change of a rule is measured
     without training anything."""
     corpus, _ = corpus_and_tasks(None)
+    extend = int(results.get("extend", 0))
     for t in results["tasks"]:
-        ranked = corpus.get(t["task"]).ranking()
+        task = corpus.get(t["task"])
+        ranked = task.ranking()
         t["service_verdict"], t["service_leaders"] = ranked["verdict"], ranked["leaders"]
+        # The repeats as calibrate() pooled them: the corpus's, and the fresh runs set A took.
+        pool = _repeated(task) + ([vs[-extend:] for vs in t["set_a"].values()] if extend else [])
         t["rules"] = {name: judge(rule, t["set_a"], t["sigma"], t["dof"], t["fresh"],
-                                  t["direction"]) for name, rule in RULES.items()}
+                                  t["direction"], pool) for name, rule in RULES.items()}
     results["summary"] = summarise(results["tasks"])
     return results
 

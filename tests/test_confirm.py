@@ -101,6 +101,20 @@ def test_race_waits_for_a_round_in_flight_and_needs_a_complete_trial() -> None:
     assert runs == [] and why == STOP_NOTHING
 
 
+def test_identical_runs_race_on_with_the_tasks_noise() -> None:
+    """The race parts candidates by the answer's rule: the leader's two identical runs are no
+    zero-width certainty (until 2026-12-05 the race stopped here, 'separated')."""
+    a, s = search("adam", 0.975), search("sgd", 0.96)
+    trials = [a, s, rerun(a, 0.975), rerun(s, 0.965), rerun(s, 0.955)]
+    runs, why = next_round(trials, "maximize", top_k=2, max_seeds=3, budget_left=10, base_seed=0)
+    assert why is None and [r.confirm_of for r in runs] == [a.number, s.number]
+    # Every run of every candidate identical: no noise measured, so nobody is separated.
+    a, s = search("adam", 0.975), search("sgd", 0.9667)
+    runs, why = next_round([a, s, rerun(a, 0.975), rerun(s, 0.9667)], "maximize", top_k=2,
+                           max_seeds=3, budget_left=10, base_seed=0)
+    assert why is None and len(runs) == 2
+
+
 def test_minimize_direction() -> None:
     a, r = search("adam", 0.30), search("rmsprop", 0.10)
     runs, _ = next_round([a, r], "minimize", top_k=1, max_seeds=3, budget_left=5, base_seed=0)

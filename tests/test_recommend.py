@@ -247,6 +247,40 @@ def test_the_same_seed_run_again_by_another_job_is_one_run_not_two() -> None:
     assert adam["expected"]["high"] - adam["expected"]["low"] > 0.01
 
 
+def test_identical_runs_are_no_certainty_they_get_the_tasks_noise() -> None:
+    """Two seeds of adam both at 0.975 (an accuracy on a small validation set moves in steps):
+    their sd of 0 made a zero-width interval, and adam was called the winner over sgd, whose
+    three runs spread 0.955-0.965. The identical runs measure the metric's resolution, not the
+    noise: they get the task's pooled noise over sqrt(2), and the two are tied."""
+    hist = confirmed("adam", [0.975, 0.975]) + confirmed("sgd", [0.96, 0.965, 0.955])
+    r = rank_families(hist, "maximize")
+    adam = by_name(r)["adam"]["expected"]
+    sigma, dof = r["noise"]["sigma"], r["noise"]["dof"]
+    assert dof == 3 and sigma == pytest.approx((2 * 0.005 ** 2 / 3) ** 0.5)
+    assert adam["kind"] == "noise" and adam["n"] == 2 and adam["sd"] == pytest.approx(sigma)
+    assert adam["high"] - adam["low"] == pytest.approx(2 * t975(3) * sigma / 2 ** 0.5)
+    assert "the mean of 2 runs that all gave the same value" in adam["source"]
+    assert r["verdict"] == "tied" and r["leaders"] == ["adam", "sgd"]
+    # A configuration with a spread of its own keeps its own t-interval.
+    assert by_name(r)["sgd"]["expected"]["kind"] == "t"
+    # Far enough apart, identical runs still part from the others: caution, not blindness.
+    far = confirmed("adam", [0.995, 0.995]) + confirmed("sgd", [0.90, 0.905, 0.895])
+    assert rank_families(far, "maximize")["verdict"] == "winner"
+
+
+def test_when_every_repeat_gave_the_same_value_no_noise_is_claimed() -> None:
+    """Every repeated configuration gave one value on every seed (1.0 and 0.967: one validation
+    example of 30): a pooled noise of 0 made every difference certain and called a winner by
+    one example. No spread was measured, so nothing is separated, and the answer says why."""
+    hist = confirmed("adam", [1.0, 1.0, 1.0]) + confirmed("sgd", [0.9667] * 3)
+    r = rank_families(hist, "maximize")
+    assert r["noise"]["sigma"] is None and r["noise"]["dof"] == 4
+    assert r["noise"]["source"].startswith("none measured: every configuration run with several "
+                                           "seeds gave the same value on each (4 repeats)")
+    assert r["verdict"] == "not_separated" and "is best" not in r["summary"]
+    assert all(e["expected"]["kind"] == "spread" for e in r["ranking"])
+
+
 def test_gap_larger_than_noise_is_not_a_tie() -> None:
     hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
     r = rank_families(hist, "maximize")

@@ -34,7 +34,7 @@ CORPUS_MIN_SIMILARITY = 0.05
 # How an expected value's interval was made (structured: ties are decided from these, never from
 # the prose in `source`). Only the first two are confidence intervals.
 INTERVAL_T = "t"          # 95% t-interval over the seeds of the best configuration
-INTERVAL_NOISE = "noise"  # one run +/- t975(dof) x the task's pooled seed-to-seed noise
+INTERVAL_NOISE = "noise"  # one run (or n identical runs) +/- t975(dof) x pooled noise / sqrt(n)
 INTERVAL_SPREAD = "spread"  # range of the family's best trials: no noise estimate, not a CI
 CONFIDENCE_KINDS = (INTERVAL_T, INTERVAL_NOISE)
 
@@ -64,14 +64,25 @@ def scale_fns(scale: str) -> tuple[Callable[[float], float], Callable[[float], f
     return (math.log, math.exp) if scale == SCALE_LOG else (_identity, _identity)
 
 
+def own_spread(values: Sequence[float]) -> bool:
+    """Do a configuration's runs measure its own seed-to-seed noise? Two or more runs that are
+    not all the same value. Identical runs measure the metric's resolution, not its noise: an
+    accuracy on 30 validation examples moves in steps of 0.033, so four seeds that all land on
+    1.0 happen often, and their sd of 0 is no evidence that a fifth seed could not land lower."""
+    return len(values) >= 2 and statistics.stdev(values) > 0
+
+
 def interval_half(values: Sequence[float], sigma: float, dof: int) -> float:
     """Half the width of a 95% confidence interval for a configuration's mean, on the ranking's
-    scale: a t-interval over its own runs (n - 1 degrees of freedom), or for one run the task's
-    pooled noise with the t quantile of its degrees of freedom. The one rule that decides what
-    is "separated", for the answer and for the confirmation race alike."""
-    if len(values) >= 2:
+    scale: a t-interval over its own runs (n - 1 degrees of freedom); for one run, or runs that
+    all gave the same value, the task's pooled noise over the square root of the runs with the
+    t quantile of the noise estimate's degrees of freedom. The one rule that decides what is
+    "separated", for the answer and for the confirmation race alike. (Until 2026-12-05 identical
+    runs got a zero-width interval: on a corpus task, four seeds of momentum at 1.0 and four of
+    AdamW at 0.967, one validation example of 30 apart, were called separated.)"""
+    if own_spread(values):
         return t975(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return t975(max(dof, 1)) * sigma
+    return t975(max(dof, 1)) * sigma / math.sqrt(max(len(values), 1))
 
 # A tie's projection (`to_separate`): how many runs of each of the two best families would put
 # their intervals apart if the gap seen were the true one; beyond what one job can confirm (its
@@ -151,13 +162,16 @@ def better(a: float, b: float, direction: str) -> bool:
 
 def pooled_noise(runs: Iterable[Sequence[float]]) -> tuple[float | None, int]:
     """Seed-to-seed standard deviation pooled over configurations run more than once (each
-    given as its values over seeds), and its degrees of freedom; (None, 0) without repeats."""
+    given as its values over seeds), and its degrees of freedom; (None, 0) without repeats, and
+    (None, dof) when every repeat gave the same value as its configuration's other runs: then
+    no spread was measured (only the metric's resolution), and a noise of 0 would make every
+    difference look certain."""
     num, dof = 0.0, 0
     for values in runs:
         if len(values) >= 2:
             num += (len(values) - 1) * statistics.variance(values)
             dof += len(values) - 1
-    return (math.sqrt(num / dof), dof) if dof else (None, 0)
+    return (math.sqrt(num / dof), dof) if num > 0 else (None, dof)
 
 
 def rank_families(trials: Sequence[HistoryTrial], direction: str,
@@ -222,7 +236,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
-                      "source": _noise_source(sigma, scale)},
+                      "source": _noise_source(sigma, scale, dof)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
                                      "absolute_min": None if scale == SCALE_LOG
                                      else ROBUSTNESS_ABS_TOL},
@@ -257,7 +271,12 @@ def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
             x["high"] = min(x["high"], hi)
 
 
-def _noise_source(sigma: float | None, scale: str) -> str:
+def _noise_source(sigma: float | None, scale: str, dof: int = 0) -> str:
+    if sigma is None and dof:
+        return (f"none measured: every configuration run with several seeds gave the same value "
+                f"on each ({dof} repeats), which shows the metric's resolution (a few validation "
+                f"examples), not how far a new seed could land; so no family can be called "
+                f"better than another")
     if sigma is None:
         return ("none: no configuration was run with several seeds, so no family can be called "
                 "better than another (confirmation runs are on by default: "
@@ -348,15 +367,20 @@ def _interval(best: _Config, fam_trials: list[HistoryTrial], direction: str,
     if sigma is not None:  # some configuration was run with several seeds (the best, maybe)
         half = interval_half(best.values, sigma, dof)
         low, high = back(best.mean - half), back(best.mean + half)
-        if best.n >= 2:
+        if own_spread(best.values):
             return {"value": value, "low": low, "high": high, "n": best.n, "kind": INTERVAL_T,
                     "sd": statistics.stdev(best.values),
                     "source": f"95% t-interval{on_log} over {best.n} seeds of the best "
                               f"configuration"}
-        return {"value": value, "low": low, "high": high, "n": 1, "kind": INTERVAL_NOISE,
+        runs = ("one run" if best.n == 1 else
+                f"the mean of {best.n} runs that all gave the same value (which shows the "
+                f"metric's resolution, not its noise)")
+        per = "" if best.n == 1 else f" / √{best.n}"
+        return {"value": value, "low": low, "high": high, "n": best.n, "kind": INTERVAL_NOISE,
                 "sd": sigma,
-                "source": f"one run ± {t975(max(dof, 1)):.3g} x the task's seed-to-seed "
-                          f"noise{on_log} (the 95% t quantile of its {dof} degrees of freedom)"}
+                "source": f"{runs} ± {t975(max(dof, 1)):.3g} x the task's seed-to-seed "
+                          f"noise{on_log}{per} (the 95% t quantile of its {dof} degrees of "
+                          f"freedom)"}
     top = sorted((t.value for t in fam_trials), reverse=direction == "maximize")
     top = top[:TOP_TRIALS_FOR_SPREAD]
     return {"value": value, "low": min(top), "high": max(top), "n": len(top),

@@ -50,8 +50,9 @@ from tuner.store.queries import team_tasks
 # and a loss is ranked on its logarithm; 8: `not_tried`; 9: one run's interval from the t
 # quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
 # `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
-# counts long lists of families.)
-ANSWER_FORMAT = 13
+# counts long lists of families; 14: identical runs get the pooled noise, and no noise is
+# claimed when every repeat was identical.)
+ANSWER_FORMAT = 14
 SOURCE_TEAM = "team history"
 
 
