@@ -73,9 +73,20 @@ def signed(direction: str) -> float:
 
 
 def run_config(task: CorpusTask, config: TrialConfig, seeds: int = SEEDS,
-               data: Any = None, seed_offset: int = CONFIRM_SEED_OFFSET) -> tuple[list[float], Any]:
+               data: Any = None, seed_offset: int = CONFIRM_SEED_OFFSET,
+               vary_split: bool = False) -> tuple[list[float], Any]:
     """One configuration on the task, over the corpus's confirmation seeds (same data split;
-    `seed_offset` other than the confirmation seeds' for seeds the corpus never ran)."""
+    `seed_offset` other than the confirmation seeds' for seeds the corpus never ran).
+    `vary_split`: each run also draws its own train/validation split from its seed (a new
+    validation set per run, never the corpus's)."""
+    if vary_split:
+        values: list[float] = []
+        for i in range(seeds):
+            split = {**task.spec, "training": {**task.spec.get("training", {}),
+                                               "seed": seed_offset + i}}
+            vals, _ = run_config(replace(task, spec=split), config, 1, None, seed_offset + i)
+            values += vals
+        return values, data
     spec = JobSpec.model_validate({**task.spec, "space": {"optimizers": [config.optimizer],
                                                           "schedules": [config.schedule]},
                                    "budget": {"n_trials": seeds},

@@ -4,6 +4,7 @@ and "separated" over the reference corpus (tuner/data/reference_corpus.json).
     .venv/bin/python -m benchmarks.verdict_calibration           # every corpus task, ~2 min
     .venv/bin/python -m benchmarks.verdict_calibration --smoke   # seconds: checks it runs
     .venv/bin/python -m benchmarks.verdict_calibration --seeds 6 --extend 3   # 3 more seeds in A
+    .venv/bin/python -m benchmarks.verdict_calibration --vary-split   # fresh runs on new splits
     .venv/bin/python -m benchmarks.verdict_calibration --rescore FILE --out FILE  # no training:
         # the rules judged again on a result file's runs
 
@@ -171,15 +172,19 @@ def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
             "best_on_fresh": best_b, "covered": best_b in leaders}
 
 
-def calibrate(task: CorpusTask, seeds: int, extend: int = 0) -> dict[str, Any]:
+def calibrate(task: CorpusTask, seeds: int, extend: int = 0,
+              vary_split: bool = False) -> dict[str, Any]:
     """`extend`: the first `extend` fresh runs of each family join set A (as more confirmation
-    seeds would), and only the rest judge."""
+    seeds would), and only the rest judge. `vary_split`: each fresh run also trains and
+    validates on a new split of the data (does the verdict hold beyond the task's validation
+    set?)."""
     a, configs = best_config_runs(task)
     repeated = _repeated(task)
     fresh: Runs = {}
     data = None
     for fam, cfg in configs.items():
-        vals, data = run_config(task, cfg, seeds, data, seed_offset=FRESH_SEED_OFFSET)
+        vals, data = run_config(task, cfg, seeds, data, seed_offset=FRESH_SEED_OFFSET,
+                                vary_split=vary_split)
         a[fam], fresh[fam] = a[fam] + vals[:extend], vals[extend:]
         repeated.append(vals[:extend])
     sigma, dof = pooled_noise(repeated)
@@ -251,6 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--extend", type=int, default=0, metavar="K",
                     help="the first K fresh seeds join set A (more confirmation seeds); the "
                          "other seeds - K judge")
+    ap.add_argument("--vary-split", action="store_true",
+                    help="each fresh run on a new train/validation split of the data")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--rescore", type=Path, default=None, metavar="FILE",
                     help="judge the runs of a result file again (no training)")
@@ -270,10 +277,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not 0 <= a.extend < a.seeds:
         sys.exit(f"--extend must be from 0 to --seeds - 1 ({a.seeds - 1}), got {a.extend}")
     results: dict[str, Any] = {"corpus": corpus.digest, "fresh_seeds": a.seeds,
-                               "extend": a.extend,
+                               "extend": a.extend, "vary_split": a.vary_split,
                                "fresh_seed_offset": FRESH_SEED_OFFSET, "tasks": per_task}
     for i, n in enumerate(names, 1):
-        per_task.append(calibrate(corpus.get(n), a.seeds, a.extend))
+        per_task.append(calibrate(corpus.get(n), a.seeds, a.extend, a.vary_split))
         j = per_task[-1]["rules"]
         print(f"[{i}/{len(names)}] {n}: service {per_task[-1]['service_verdict']}; leaders "
               + ", ".join(f"{r} {len(j[r]['leaders'])}" for r in RULES), file=sys.stderr)

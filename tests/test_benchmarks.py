@@ -159,6 +159,28 @@ def test_verdict_calibration_benchmark_smoke(tmp_path: Path) -> None:
     assert again["summary"] == res["summary"] and again["tasks"][0]["rules"] == task["rules"]
 
 
+def test_verdict_calibration_on_new_splits_trains_each_fresh_run_on_its_own_split(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import verdict_calibration as vc
+    from tuner import objective
+
+    splits: list[int] = []
+    real = objective.load_dataset
+
+    def spy(name: str, params: dict[str, Any], seed: int, **kw: Any) -> Any:
+        splits.append(seed)
+        return real(name, params, seed, **kw)
+
+    monkeypatch.setattr(objective, "load_dataset", spy)
+    res = vc.main(["--smoke", "--vary-split", "--out", str(tmp_path / "vs.json")])
+    assert res["vary_split"] is True
+    (task,) = res["tasks"]
+    assert all(len(v) == 2 for v in task["fresh"].values())
+    # Every family's two fresh runs on the same two new splits (paired), never the corpus's.
+    fresh = vc.FRESH_SEED_OFFSET
+    assert sorted(set(splits)) == [fresh, fresh + 1] and len(splits) == 2 * 14
+
+
 def test_the_calibrations_leaders_are_every_family_not_separated_from_the_first() -> None:
     """As the service groups a tie: sgd, separated from adam, is out; rmsprop, ranked below
     sgd but with an interval wide enough to reach adam's, is in."""
