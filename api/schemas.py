@@ -217,6 +217,6 @@ class LearningRates(BaseModel):
     task: int
     metric: str
     direction: str
-    budget: dict[str, int | None] | None
+    budget: dict[str, int | str | None] | None
     families: dict[str, list[tuple[float, float]]] = Field(
         description="per family, [learning rate, value] of every complete trial")

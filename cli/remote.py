@@ -168,12 +168,15 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
               early_stopping_patience: Annotated[int | None, typer.Option(
                   min=0, help="Part of the budget asked about; 0: without early stopping.")
               ] = None,
+              precision: Annotated[str | None, typer.Option(
+                  help="Part of the budget asked about: fp32 or bf16.")] = None,
               as_json: JsonOpt = False) -> None:
     """Which optimizer is best for this task, from the team's history (over HTTP)."""
     with _api_errors():
         rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task,
                                   epochs=epochs, batch_size=batch_size,
-                                  early_stopping_patience=early_stopping_patience)
+                                  early_stopping_patience=early_stopping_patience,
+                                  precision=precision)
     if as_json:
         print_json(rec)
         return

@@ -138,8 +138,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
 
 
 def _patience(budget: dict[str, Any], sep: str) -> str:
-    p = budget.get("early_stopping_patience")
-    return f"{sep}early stopping patience {p}" if p is not None else ""
+    """The budget's parts past epochs and batch size: early stopping, a precision not fp32."""
+    p, precision = budget.get("early_stopping_patience"), budget.get("precision")
+    return ((f"{sep}early stopping patience {p}" if p is not None else "")
+            + (f"{sep}{precision}" if precision not in (None, "fp32") else ""))
 
 
 def describe_params(params: dict[str, Any]) -> str:

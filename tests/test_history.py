@@ -11,6 +11,7 @@ import optuna
 import pytest
 from sqlalchemy import select, update
 
+from tuner.errors import SpecError
 from tuner.recommendations import recommend
 from tuner.spec import JobSpec
 from tuner.store.auth import get_or_create_team
@@ -294,9 +295,10 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
         at5 = recommend(s, team, model="mlp", dataset="iris", epochs=5)
         at7 = recommend(s, team, model="mlp", dataset="iris", epochs=7)
     assert latest["method"] == "direct" and latest["budget"] == {
-        "epochs": 2, "batch_size": 64, "early_stopping_patience": None}
+        "epochs": 2, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32"}
     assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64,
-                                        "early_stopping_patience": None, "n_complete_trials": 2}]
+                                        "early_stopping_patience": None, "precision": "fp32",
+                                        "n_complete_trials": 2}]
     assert latest["noise"]["sigma"] is None  # nothing pooled as a repeat across budgets
     assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("rmsprop", 0.90),
                                                                           ("sgd", 0.23)]
@@ -344,10 +346,12 @@ def test_early_stopping_is_part_of_the_budget(migrated_url: str,
         again = recommend(s, team, task_id=task_id, early_stopping_patience=1)
         job = get_job(s, early)
         assert job is not None and job.early_stopping_patience == 1
-    assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": 1}
+    assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": 1,
+                                "precision": "fp32"}
     assert "early stopping after 1 epochs" in latest["explanation"]
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
-                                        "early_stopping_patience": None, "n_complete_trials": 2}]
+                                        "early_stopping_patience": None, "precision": "fp32",
+                                        "n_complete_trials": 2}]
     (adam,) = latest["ranking"]
     assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
     assert without["budget"]["early_stopping_patience"] is None
@@ -356,6 +360,43 @@ def test_early_stopping_is_part_of_the_budget(migrated_url: str,
     assert without["noise"]["sigma"] is None  # nothing pooled across the two budgets
     assert by_epochs["budget"] == latest["budget"]  # the parts not given: the latest budget's
     assert again == latest
+
+
+def test_precision_is_part_of_the_budget(migrated_url: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run under bf16 autocast is another run than one in fp32: never a repeat of it, nor
+    ranked with it. Pooled, adam's fp32 run (0.95) and its bf16 runs (0.80, 0.82) made one
+    configuration of three seeds, and sgd (0.90, fp32) was ranked against their mix."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    fp32, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    bf16, _ = queue(migrated_url, "a", task_spec("mlp", "iris",
+                                                 training={"epochs": 3, "precision": "bf16"}))
+    write(migrated_url, fp32, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.90)])
+    write(migrated_url, bf16, [("adam", 1e-3, 0.80), ("adam", 1e-3, 0.82)], seeds=[1, 2])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, fp32).task_id
+        latest = recommend(s, team, task_id=task_id)
+        full = recommend(s, team, task_id=task_id, precision="fp32")
+        again = recommend(s, team, task_id=task_id, precision="bf16")
+        by_epochs = recommend(s, team, task_id=task_id, epochs=3)
+        job = get_job(s, bf16)
+        assert job is not None and job.precision == "bf16"
+        assert get_job(s, fp32).precision == "fp32"  # type: ignore[union-attr]
+        with pytest.raises(SpecError, match="precision: unknown 'fp8'; valid choices: fp32, bf16"):
+            recommend(s, team, task_id=task_id, precision="fp8")
+    assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": None,
+                                "precision": "bf16"}
+    assert latest["explanation"].startswith("from 2 complete trials in 1 job(s) of this task at "
+                                            "3 epochs, batch size 64, bf16")
+    assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
+                                        "early_stopping_patience": None, "precision": "fp32",
+                                        "n_complete_trials": 2}]
+    (adam,) = latest["ranking"]
+    assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
+    assert [(e["optimizer"], e["value"]) for e in full["ranking"]] == [("adam", 0.95),
+                                                                        ("sgd", 0.90)]
+    assert full["noise"]["sigma"] is None  # nothing pooled across the two precisions
+    assert by_epochs["budget"] == latest["budget"] and again == latest
 
 
 def _corpus_file(path: Path) -> Path:

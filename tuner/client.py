@@ -168,12 +168,15 @@ class Client:
     def recommend(self, *, model: str | None = None, dataset: str | None = None,
                   metric: str | None = None, task: int | None = None,
                   epochs: int | None = None, batch_size: int | None = None,
-                  early_stopping_patience: int | None = None) -> dict[str, Any]:
+                  early_stopping_patience: int | None = None,
+                  precision: str | None = None) -> dict[str, Any]:
         """The ranking for a task at one training budget (`early_stopping_patience` 0: without
-        early stopping; parts not given: the most recent budget in the history)."""
+        early stopping; `precision` fp32 or bf16; parts not given: the most recent budget in
+        the history)."""
         params = {k: v for k, v in {"model": model, "dataset": dataset, "metric": metric,
                                     "task": task, "epochs": epochs, "batch_size": batch_size,
-                                    "early_stopping_patience": early_stopping_patience}.items()
+                                    "early_stopping_patience": early_stopping_patience,
+                                    "precision": precision}.items()
                   if v is not None}
         out: dict[str, Any] = self._call("GET", "/v1/recommendations", params=params)
         return out

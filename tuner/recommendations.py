@@ -36,6 +36,7 @@ from tuner.recommend import (
     transfer_ranking,
 )
 from tuner.space import TrialConfig
+from tuner.spec import PRECISIONS
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
 from tuner.store.models import Task
@@ -51,15 +52,16 @@ from tuner.store.queries import team_tasks
 # quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
 # `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
-# claimed when every repeat was identical.)
-ANSWER_FORMAT = 14
+# claimed when every repeat was identical; 15: precision is part of the budget.)
+ANSWER_FORMAT = 15
 SOURCE_TEAM = "team history"
 
 
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
               dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
               batch_size: int | None = None, early_stopping_patience: int | None = None,
-              exclude_job: str | None = None, cache: bool = True) -> dict[str, Any]:
+              precision: str | None = None, exclude_job: str | None = None,
+              cache: bool = True) -> dict[str, Any]:
     """Optimizer families ranked for a task (see the module's docstring), JSON-ready.
 
     Answers are cached in `tuner_recommendation_cache` under a version of what they were
@@ -75,11 +77,13 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
-    args = (team_id, tasks, model, dataset, metric, epochs, batch_size, early_stopping_patience)
+    _check_precision(precision)
+    args = (team_id, tasks, model, dataset, metric, epochs, batch_size, early_stopping_patience,
+            precision)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
     key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size,
-                     early_stopping_patience)
+                     early_stopping_patience, precision)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
     if row is not None and row.method == "direct" and row.version == direct_version:
@@ -99,9 +103,15 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
 
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
                metric: str | None, epochs: int | None, batch_size: int | None,
-               patience: int | None) -> str:
+               patience: int | None, precision: str | None) -> str:
     return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
-                       batch_size, patience])
+                       batch_size, patience, precision])
+
+
+def _check_precision(precision: str | None) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        raise SpecError("precision", f"unknown {precision!r}; valid choices: "
+                                     + ", ".join(PRECISIONS))
 
 
 def _cache_key_prefix() -> str:
@@ -113,11 +123,12 @@ def _cache_key_prefix() -> str:
 
 def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,
                 epochs: int | None = None, batch_size: int | None = None,
-                early_stopping_patience: int | None = None) -> str | None:
+                early_stopping_patience: int | None = None,
+                precision: str | None = None) -> str | None:
     """The answer `recommend(s, team_id, task_id=...)` would give, as stored JSON text, when it
     is a current cached direct answer (one query); None means: call `recommend`."""
     return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, epochs,
-                                              batch_size, early_stopping_patience),
+                                              batch_size, early_stopping_patience, precision),
                                 team_id, task_id)
 
 
@@ -128,23 +139,27 @@ def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epochs: int | None,
-            batch_size: int | None, patience: int | None = None) -> h.Budget | None:
+            batch_size: int | None, patience: int | None = None,
+            precision: str | None = None) -> h.Budget | None:
     """The budget asked about: as given, a part not given taken from the most recent budget
     with complete trials that has the parts given (else from the latest), and `patience` 0
     asking about training without early stopping; nothing given: the most recent budget with
     complete trials, else the task's own."""
     latest = known[0][0] if known else (h.Budget(tasks[0].epochs, tasks[0].batch_size)
                                         if tasks else None)
-    if epochs is None and batch_size is None and patience is None:
+    if epochs is None and batch_size is None and patience is None and precision is None:
         return latest
     asked = None if patience is None else (patience or None)
     if latest is None:
-        return h.Budget(epochs or 10, batch_size or 64, asked)
+        return h.Budget(epochs or 10, batch_size or 64, asked,
+                        precision or h.PRECISION_DEFAULT)
     base = next((b for b, _, _ in known if epochs in (None, b.epochs)
                  and batch_size in (None, b.batch_size)
-                 and (patience is None or asked == b.early_stopping_patience)), latest)
+                 and (patience is None or asked == b.early_stopping_patience)
+                 and precision in (None, b.precision)), latest)
     return h.Budget(epochs or base.epochs, batch_size or base.batch_size,
-                    base.early_stopping_patience if patience is None else asked)
+                    base.early_stopping_patience if patience is None else asked,
+                    precision or base.precision)
 
 
 def _one_task(s: Session, team_id: int, tasks: list[Task]
@@ -164,12 +179,12 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
 
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, epochs: int | None,
-             batch_size: int | None, patience: int | None, *,
+             batch_size: int | None, patience: int | None, precision: str | None, *,
              exclude_job: str | None) -> dict[str, Any]:
     tasks, listed, others = _one_task(s, team_id, tasks)
     ids = [t.id for t in tasks]
     known = h.budgets(s, ids)
-    budget = _budget(tasks, known, epochs, batch_size, patience)
+    budget = _budget(tasks, known, epochs, batch_size, patience, precision)
     base: dict[str, Any] = {
         "tasks": listed, "other_tasks": others,
         "budget": budget.to_json() if budget else None,
@@ -232,7 +247,8 @@ def _key(task_id: int, b: h.Budget | None) -> str:
     if b is None:
         return str(task_id)
     p = b.early_stopping_patience
-    return f"{task_id}@{b.epochs}x{b.batch_size}" + (f"p{p}" if p is not None else "")
+    return (f"{task_id}@{b.epochs}x{b.batch_size}" + (f"p{p}" if p is not None else "")
+            + (f"-{b.precision}" if b.precision != h.PRECISION_DEFAULT else ""))
 
 
 def _team_transfer(s: Session, team_id: int, query: TaskProfile,
@@ -349,7 +365,8 @@ def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
 
 def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None = None,
                    batch_size: int | None = None,
-                   early_stopping_patience: int | None = None) -> dict[str, Any]:
+                   early_stopping_patience: int | None = None,
+                   precision: str | None = None) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's, by default) as
     [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
     family's robustness made visible."""
@@ -358,7 +375,9 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
     tasks = h.find_tasks(s, team_id, task_id=task_id)
     if not tasks:
         raise SpecError("task", f"no task {task_id} in your team")
-    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size, early_stopping_patience)
+    _check_precision(precision)
+    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size, early_stopping_patience,
+                     precision)
     trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,

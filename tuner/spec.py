@@ -348,12 +348,16 @@ def _check_override(key: str, pdef: ParamDef, ov: Override) -> None:
         )
 
 
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+
 class TrainingSpec(_Strict):
     epochs: int = Field(default=10, ge=1, le=1000)
     batch_size: int = Field(default=64, ge=1, le=65536)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     early_stopping_patience: int | None = Field(default=None, ge=1, le=1000)
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         default="fp32", description="bf16 autocast applies on GPU; CPU trials run fp32"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"

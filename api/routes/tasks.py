@@ -10,7 +10,7 @@ from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
 from api.schemas import LearningRates, RecommendationPublic, TasksPublic
 from tuner.recommendations import cached_json, learning_rates, recommend
-from tuner.spec import METRICS
+from tuner.spec import METRICS, Precision
 from tuner.store.models import ID_MAX
 from tuner.store.queries import team_tasks
 
@@ -37,6 +37,8 @@ def read_recommendations(
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
     early_stopping_patience: Annotated[int | None, Query(ge=0, le=1000, description=(
         "part of the training budget: 0 asks about training without early stopping"))] = None,
+    precision: Annotated[Precision | None, Query(description=(
+        "part of the training budget: the precision the jobs asked for"))] = None,
 ) -> dict[str, Any] | Response:
     """Optimizer families ranked for a task at one training budget: from the team's own
     history, else the read-only reference corpus, else literature defaults (`prior`)."""
@@ -50,12 +52,13 @@ def read_recommendations(
     if task is not None and model is None and dataset is None:
         # A current cached answer is served as stored: one query, no re-validation.
         raw = cached_json(session, team.id, task, metric=metric, epochs=epochs,
-                          batch_size=batch_size, early_stopping_patience=early_stopping_patience)
+                          batch_size=batch_size, early_stopping_patience=early_stopping_patience,
+                          precision=precision)
         if raw is not None:
             return Response(raw, media_type="application/json")
     return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
                      epochs=epochs, batch_size=batch_size,
-                     early_stopping_patience=early_stopping_patience)
+                     early_stopping_patience=early_stopping_patience, precision=precision)
 
 
 @router.get("/tasks/{task_id}/learning-rates", response_model=LearningRates)
@@ -64,8 +67,9 @@ def read_learning_rates(
     epochs: Annotated[int | None, Query(ge=1, le=1000)] = None,
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
     early_stopping_patience: Annotated[int | None, Query(ge=0, le=1000)] = None,
+    precision: Annotated[Precision | None, Query()] = None,
 ) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's by default) as
     [learning rate, value] per family: how robust each family is to its learning rate."""
     return learning_rates(session, team.id, task_id, epochs=epochs, batch_size=batch_size,
-                          early_stopping_patience=early_stopping_patience)
+                          early_stopping_patience=early_stopping_patience, precision=precision)

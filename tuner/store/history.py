@@ -25,6 +25,7 @@ DbSession = Session  # the session type, for the layers above the store (which i
 # The ranking only looks at each family's best trials (best configuration, the interval from the
 # top three, robustness within 2% of the best) and at configurations run with several seeds.
 TOP_PER_FAMILY = 20
+PRECISION_DEFAULT = "fp32"  # a job's training.precision unless it asks for bf16
 
 
 @dataclass(frozen=True)
@@ -32,27 +33,35 @@ class Budget:
     """A training budget: trials are only compared (and repeats only pooled) within one. Early
     stopping is part of it: a run stopped after `early_stopping_patience` epochs without
     improvement is cut short of one trained for all its epochs (its value is never better for
-    the same seed), so the two are neither repeats nor comparable."""
+    the same seed), so the two are neither repeats nor comparable. So is the precision asked
+    for: a run under bf16 autocast rounds every matmul to 8 bits of mantissa, another run than
+    one in fp32 (a job's `training.precision`; bf16 applies on a GPU, so a bf16 job's trials on
+    a CPU ran fp32 and are kept apart anyway, never pooled with a run they might not be)."""
 
     epochs: int
     batch_size: int
     early_stopping_patience: int | None = None
+    precision: str = PRECISION_DEFAULT
 
-    def to_json(self) -> dict[str, int | None]:
+    def to_json(self) -> dict[str, int | str | None]:
         return {"epochs": self.epochs, "batch_size": self.batch_size,
-                "early_stopping_patience": self.early_stopping_patience}
+                "early_stopping_patience": self.early_stopping_patience,
+                "precision": self.precision}
 
     @classmethod
-    def of(cls, epochs: Any, batch_size: Any, patience: Any) -> Budget:
+    def of(cls, epochs: Any, batch_size: Any, patience: Any,
+           precision: Any = PRECISION_DEFAULT) -> Budget:
         """From a job's columns (or a row of them)."""
         return cls(int(epochs or 0), int(batch_size or 0),
-                   None if patience is None else int(patience))
+                   None if patience is None else int(patience),
+                   str(precision or PRECISION_DEFAULT))
 
     def label(self) -> str:
         """In words, as an answer's explanation says it."""
         return (f"{self.epochs} epochs, batch size {self.batch_size}"
                 + (f", early stopping after {self.early_stopping_patience} epochs without "
-                   f"improvement" if self.early_stopping_patience is not None else ""))
+                   f"improvement" if self.early_stopping_patience is not None else "")
+                + (f", {self.precision}" if self.precision != PRECISION_DEFAULT else ""))
 
 
 def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -75,13 +84,13 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
     if not task_ids:
         return []
     rows = s.execute(
-        select(Job.epochs, Job.batch_size, Job.early_stopping_patience, func.count(TrialRow.id),
-               func.max(TrialRow.created_at))
+        select(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
+               func.count(TrialRow.id), func.max(TrialRow.created_at))
         .join(TrialRow, TrialRow.job_id == Job.id)
         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                TrialRow.value.is_not(None), Job.epochs.is_not(None))
-        .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience)).all()
-    out = [(Budget.of(e, b, p), int(n), aware(latest)) for e, b, p, n, latest in rows]
+        .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision)).all()
+    out = [(Budget.of(e, b, p, pr), int(n), aware(latest)) for e, b, p, pr, n, latest in rows]
     out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
 
@@ -92,7 +101,8 @@ def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | No
         p = budget.early_stopping_patience
         where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size,
                           Job.early_stopping_patience.is_(None) if p is None
-                          else Job.early_stopping_patience == p))
+                          else Job.early_stopping_patience == p,
+                          Job.precision == budget.precision))
     if exclude_job:
         where.append(TrialRow.job_id != exclude_job)
     return where
@@ -115,7 +125,7 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
             TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
             TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size,
-            Job.early_stopping_patience)
+            Job.early_stopping_patience, Job.precision)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
     if top_per_family is None:
@@ -136,13 +146,13 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     out = []
     # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
     for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
-         state_bytes, spe, task_id, epochs, batch_size, patience) in s.execute(q).all():
+         state_bytes, spe, task_id, epochs, batch_size, patience, precision) in s.execute(q).all():
         out.append(HistoryTrial(
             job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
             value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
             confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
             state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
-            setting=(task_id, epochs, batch_size, patience)))
+            setting=(task_id, epochs, batch_size, patience, precision)))
     return out
 
 
@@ -227,7 +237,7 @@ def profile(t: Task, budget: Budget | None = None) -> TaskProfile:
 def transfer_candidates(s: Session, team_id: int, kind: str,
                         metric: str | None) -> list[tuple[Task, Budget]]:
     """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
-    q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience)
+    q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision)
          .join(Job, Job.task_id == Task.id)
          .join(TrialRow, TrialRow.job_id == Job.id)
          .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
@@ -236,8 +246,9 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
         q = q.where(Task.metric == metric)
     pairs = s.execute(q).all()
     tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
-    return [(tasks[tid], Budget.of(e, b, p))
-            for tid, e, b, p in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0))]
+    return [(tasks[tid], Budget.of(e, b, p, pr))
+            for tid, e, b, p, pr in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0,
+                                                                 r[4] or ""))]
 
 
 def team_version(s: Session, team_id: int) -> str:

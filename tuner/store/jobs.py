@@ -91,6 +91,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               confirm_budget=reserve, epochs=spec.training.epochs,
               batch_size=spec.training.batch_size,
               early_stopping_patience=spec.training.early_stopping_patience,
+              precision=spec.training.precision,
               # The dispatcher may order the sweep from the team's history when it starts.
               notes=sweep_plan(spec).notes())
     s.add(job)
@@ -257,7 +258,8 @@ def job_brief(job: Job) -> dict[str, Any]:
                              job.n_trials + job.confirm_budget, 1), 4),
                          "note": job.confirm_note},
         "budget": {"epochs": job.epochs, "batch_size": job.batch_size,
-                   "early_stopping_patience": job.early_stopping_patience},
+                   "early_stopping_patience": job.early_stopping_patience,
+                   "precision": job.precision},
         "notes": list(job.notes or []),
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),

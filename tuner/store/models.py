@@ -138,10 +138,12 @@ class Job(Base):
     spec: Mapped[dict[str, Any]] = mapped_column()
     # The training budget its trials ran under: a configuration is only a repeat of another
     # trained for the same epochs and batch size, with the same early stopping patience (a run
-    # stopped early is cut short; recommendations are per budget).
+    # stopped early is cut short; recommendations are per budget) and precision.
     epochs: Mapped[int | None] = mapped_column(Integer, default=None)
     batch_size: Mapped[int | None] = mapped_column(Integer, default=None)
     early_stopping_patience: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The precision its spec asked for (fp32, bf16): a bf16 run is not a repeat of an fp32 one.
+    precision: Mapped[str] = mapped_column(String(8), default="fp32", server_default="fp32")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
