@@ -66,7 +66,7 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature",
            "service_portfolio", "service_apart", "service_asha", "service_wilcoxon",
-           "service_similar")
+           "service_similar", "adamw_only")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -74,11 +74,11 @@ PLOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 
 def base_spec(model: str, dataset: str, params: dict[str, Any], epochs: int,
-              **search: Any) -> JobSpec:
+              space: dict[str, Any] | None = None, **search: Any) -> JobSpec:
     return JobSpec.model_validate({
         "task": {"model": {"name": model, "params": params}, "dataset": {"name": dataset}},
         "training": {"epochs": epochs, "seed": 0}, "budget": {"n_trials": 10_000},
-        "search": search})
+        "search": search, **({"space": space} if space else {})})
 
 
 def capped_sweep(spec: JobSpec, k: int) -> JobSpec:
@@ -234,7 +234,7 @@ COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
           "service_hyperband": "tab:purple", "service_literature": "tab:pink",
           "service_apart": "tab:cyan",
           "service_asha": "tab:green", "service_wilcoxon": "tab:olive",
-          "service_similar": "tab:red"}
+          "service_similar": "tab:red", "adamw_only": "tab:brown"}
 
 
 def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: Path) -> None:
@@ -354,7 +354,9 @@ def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
         paired = all(d.get("vary_training_seed") for _, d in saved) and \
             len({d.get("seeds") for _, d in saved}) == 1
         results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
-                                  "methods": summary, "versus": versus(summary, paired=paired)}
+                                  "methods": summary,
+                                  "versus": versus(summary, paired=paired)
+                                  + versus(summary, peer="adamw_only", paired=paired)}
     return results
 
 
@@ -460,6 +462,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                               pruner="wilcoxon"),
                 "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
                                              warm_start="similar"),
+                # The practitioner's alternative to choosing an optimizer: the same search
+                # (sweep start, TPE, Hyperband) over AdamW alone, every schedule.
+                "adamw_only": base_spec(model, dataset, params, a.epochs,
+                                        {"optimizers": ["adamw"]}, pruner="hyperband"),
             }
             if a.sweep_cap is not None:
                 specs = {m: capped_sweep(spec, a.sweep_cap) if m.startswith("service_") else spec
@@ -486,8 +492,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        if not math.isnan(v))
             target = best * (1 - TOLERANCE)
             summary = summarise(curves, timing, target)
-            results["tasks"][name] = {"best_seen": best, "target": target, "methods": summary,
-                                      "versus": versus(summary, paired=a.vary_training_seed)}
+            results["tasks"][name] = {
+                "best_seen": best, "target": target, "methods": summary,
+                "versus": versus(summary, paired=a.vary_training_seed)
+                + versus(summary, peer="adamw_only", paired=a.vary_training_seed)}
             if not a.smoke:
                 plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
             save(a.out, results)  # after every task: a long run stopped midway keeps what it has

@@ -41,7 +41,7 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     assert set(task["methods"]) == {"random", "tpe", "ray_asha", "service_hyperband",
                                     "service_literature", "service_portfolio",
                                     "service_apart", "service_asha",
-                                    "service_wilcoxon", "service_similar"}
+                                    "service_wilcoxon", "service_similar", "adamw_only"}
     for m in task["methods"].values():
         assert m["median"] >= 1 and 0 <= m["reached"] <= 1 and len(m["curves"]) == 1
         assert 0 < len(m["curves"][0]) <= res["epoch_budget"]  # the same budget for every run
@@ -56,9 +56,10 @@ def test_search_efficiency_benchmark_smoke(tmp_path: Path) -> None:
     assert set(both["methods"]) == {f"{m} ({f})" for m in task["methods"] for f in ("se", "se2")}
     for m, s in task["methods"].items():
         assert both["methods"][f"{m} (se2)"]["epochs"] == s["epochs"]
-    # The default against Ray Tune ASHA at each budget: 2 x 2 pairs of files; a file against its
-    # own copy cannot be told apart.
-    assert len(both["versus"]) == 4 and len(task["versus"]) == 1
+    # The default against Ray Tune ASHA and against AdamW alone at each budget: 2 x 2 pairs of
+    # files each; a file against its own copy cannot be told apart.
+    assert len(both["versus"]) == 8 and len(task["versus"]) == 2
+    assert [v["peer"] for v in task["versus"]] == ["ray_asha", "adamw_only"]
     for v in both["versus"]:
         assert set(v["at"]) == {str(e) for e in search_efficiency.ANYTIME}
         assert all(0 <= a["p"] <= 1 and len(a["median"]) == 2 for a in v["at"].values())

@@ -327,6 +327,10 @@ def test_transfer_ranking_weights_by_similarity() -> None:
     assert [r["optimizer"] for r in out["ranking"]] == ["adam", "sgd"]
     assert out["ranking"][0]["source_task"]["task_id"] == 1
     assert out["ranking"][0]["score"] == pytest.approx(0.75)
+    # It says what it is: a prediction, never a measurement of the task asked about.
+    assert out["summary"].startswith("adam scores best over the 2 most similar task(s)")
+    assert out["summary"].endswith("a prediction from similar tasks, not a measurement of this "
+                                   "task at this budget: a job on it measures the families")
 
 
 def test_without_noise_estimate_no_winner_is_claimed() -> None:

@@ -699,7 +699,9 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
         tied = top["source_task"]["tied_there_with"]
         summary = (f"{top['optimizer']} scores best over the {len(neighbours)} most similar "
                    f"task(s)" + (f"; on the nearest where it ran it is tied with "
-                                 f"{_names(tied)} (within the noise)" if tied else ""))
+                                 f"{_names(tied)} (within the noise)" if tied else "")
+                   + "; a prediction from similar tasks, not a measurement of this task at this "
+                     "budget: a job on it measures the families")
     return {"ranking": ranking, "summary": summary}
 
 

@@ -52,8 +52,9 @@ from tuner.store.queries import team_tasks
 # quantile of the noise's degrees of freedom; 10: intervals cut at the metric's bounds,
 # `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
-# claimed when every repeat was identical; 15: precision is part of the budget.)
-ANSWER_FORMAT = 15
+# claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
+# summary says it is a prediction.)
+ANSWER_FORMAT = 16
 SOURCE_TEAM = "team history"
 
 
