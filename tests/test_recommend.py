@@ -278,6 +278,8 @@ def test_when_every_repeat_gave_the_same_value_no_noise_is_claimed() -> None:
     assert r["noise"]["source"].startswith("none measured: every configuration run with several "
                                            "seeds gave the same value on each (4 repeats)")
     assert r["verdict"] == "not_separated" and "is best" not in r["summary"]
+    assert "there is no noise estimate (every configuration run with several seeds gave the " \
+        "same value on each, which measures the metric's resolution, not the noise)" in r["summary"]
     assert all(e["expected"]["kind"] == "spread" for e in r["ranking"])
 
 

@@ -244,7 +244,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
-            "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried)}
+            "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
+                                repeated=sigma is None and dof > 0)}
 
 
 def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
@@ -536,7 +537,7 @@ def _why_first(ranking: list[dict[str, Any]]) -> str:
 
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
-             not_tried: Sequence[str] = ()) -> str:
+             not_tried: Sequence[str] = (), repeated: bool = False) -> str:
     tail = ""
     # A few families are named with their evidence; more are counted (`not_ranked` and
     # `not_tried` list them), so the sentence stays readable after a default job of 14 families.
@@ -576,11 +577,14 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: {_why_first(ranking)}"
                 + (f"; {sep['meaning']}" if sep else "") + tail)
-    # Not separated: with any repeated run every interval is a confidence interval (tied or
+    # Not separated: with a measured spread every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.
+    why = ("every configuration run with several seeds gave the same value on each, which "
+           "measures the metric's resolution, not the noise" if repeated else
+           "no configuration was run with several seeds")
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
-            f"separated: there is no noise estimate (no configuration was run with several "
-            f"seeds), so none can be called better" + tail)
+            f"separated: there is no noise estimate ({why}), so none can be called better"
+            + tail)
 
 
 # transfer -----------------------------------------------------------------------------------
