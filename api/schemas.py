@@ -165,6 +165,10 @@ class RecommendationPublic(BaseModel):
     not_tried: list[str] = Field(default_factory=list, description=(
         "direct answers: families this task's history never ran at this budget (nothing is "
         "known of them; a winner is the best of the families tried)"))
+    under_tuned: list[str] = Field(default_factory=list, description=(
+        "direct answers: families ranked below the leaders with fewer than 3 configurations "
+        "tried (complete or stopped early; evidence.configurations_tried), fewer than the "
+        "leader: their place is their few configurations', and tuned they may do better"))
     summary: str | None = None
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))

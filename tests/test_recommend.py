@@ -283,6 +283,27 @@ def test_when_every_repeat_gave_the_same_value_no_noise_is_claimed() -> None:
     assert all(e["expected"]["kind"] == "spread" for e in r["ranking"])
 
 
+def test_a_family_below_the_leaders_tried_with_one_configuration_is_said_to_be_barely_tuned() -> None:
+    """adam was tuned over four configurations, sgd ran one (its sweep start, confirmed): adam is
+    the winner over sgd's one configuration, and the answer says sgd was barely tuned, not that
+    sgd is worse tuned. rmsprop completed one configuration but five more were stopped early:
+    tried six times, it is not."""
+    hist = (confirmed("adam", [0.95, 0.951, 0.949]) + [trial("adam", v, lr) for v, lr in
+                                                       ((0.94, 2e-3), (0.93, 5e-4), (0.90, 1e-2))]
+            + confirmed("sgd", [0.80, 0.801, 0.799]) + confirmed("rmsprop", [0.85, 0.851, 0.849]))
+    r = rank_families(hist, "maximize", incomplete={"rmsprop": {"n_trials": 5}})
+    assert r["verdict"] == "winner" and r["leaders"] == ["adam"]
+    assert r["under_tuned"] == ["sgd"]
+    assert [by_name(r)[f]["evidence"]["configurations_tried"] for f in ("adam", "rmsprop", "sgd")] \
+        == [4, 6, 1]
+    assert "below the leaders but barely tuned (configurations tried, against 4 for adam, so " \
+        "they may do better tuned): sgd (1)" in r["summary"]
+    # Nobody was tuned more than the others: nothing to qualify.
+    flat = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("sgd", [0.80, 0.801, 0.799])
+    r = rank_families(flat, "maximize")
+    assert r["under_tuned"] == [] and "barely tuned" not in r["summary"]
+
+
 def test_gap_larger_than_noise_is_not_a_tie() -> None:
     hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.93, 0.931, 0.929])
     r = rank_families(hist, "maximize")

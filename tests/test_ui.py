@@ -131,6 +131,9 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]
     assert set(ranked) == set(JOB["space"]["optimizers"])
+    for row in browser.find_elements("css selector", "#ranking tr"):  # barely tuned, said so
+        assert ("barely tuned" in row.text) == \
+            (row.get_attribute("data-family") in rec["under_tuned"])
     assert browser.find_element("id", "verdict").text == rec["summary"]
     # What the ranking does not cover is on the page too: families never completed, and those
     # this space never tried (nine of the fourteen here).

@@ -24,6 +24,11 @@ ROBUSTNESS_ABS_TOL = 1e-3
 ROBUSTNESS_STEP_DECADES = 0.5
 TOP_TRIALS_FOR_SPREAD = 3
 SUMMARY_NAMES = 4  # families the summary names one by one; beyond, it counts them
+# A family below the leaders that was tried with fewer configurations than this (complete ones
+# and ones stopped early together), fewer than the leader, is `under_tuned`: its place says
+# how its few configurations did, not how it does tuned. A 30-trial job over 14 families gives
+# most of them one or two.
+UNDER_TUNED_BELOW = 3
 MIN_SIMILARITY = 0.25
 # The reference corpus is the fallback when a team has no task this close: its tasks may be
 # further away (another architecture, say) and still say more than literature defaults. Below
@@ -235,6 +240,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
+    under_tuned = _under_tuned(ranking, leaders, incomplete or {})
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -244,8 +250,27 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
+            "under_tuned": under_tuned,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
-                                repeated=sigma is None and dof > 0)}
+                                repeated=sigma is None and dof > 0, under_tuned=under_tuned)}
+
+
+def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str],
+                 incomplete: dict[str, dict[str, Any]]) -> list[str]:
+    """The families ranked below the leaders that were barely tuned: fewer than
+    UNDER_TUNED_BELOW configurations tried (complete, or stopped early: pruned, diverged,
+    failed), and fewer than the first leader. The ranking compares the best configurations
+    found, so such a family's place is its few configurations', and tuned like the leader it
+    may do better. Each entry's `evidence.configurations_tried` is the count."""
+    for e in ranking:
+        e["evidence"]["configurations_tried"] = (
+            e["evidence"]["n_configurations"]
+            + int((incomplete.get(e["optimizer"]) or {}).get("n_trials", 0)))
+    if not ranking:
+        return []
+    lead = ranking[0]["evidence"]["configurations_tried"]
+    return [e["optimizer"] for e in ranking if e["optimizer"] not in leaders
+            and e["evidence"]["configurations_tried"] < min(UNDER_TUNED_BELOW, lead)]
 
 
 def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
@@ -537,8 +562,19 @@ def _why_first(ranking: list[dict[str, Any]]) -> str:
 
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
-             not_tried: Sequence[str] = (), repeated: bool = False) -> str:
+             not_tried: Sequence[str] = (), repeated: bool = False,
+             under_tuned: Sequence[str] = ()) -> str:
     tail = ""
+    if under_tuned:
+        by = {e["optimizer"]: e["evidence"]["configurations_tried"] for e in ranking}
+        lead = ranking[0]
+        against = (f"against {by[lead['optimizer']]} for {lead['optimizer']}, so they may do "
+                   f"better tuned")
+        tail += (f"; {len(under_tuned)} families below the leaders were barely tuned (fewer "
+                 f"than {UNDER_TUNED_BELOW} configurations each, {against}; under_tuned lists "
+                 f"them)" if len(under_tuned) > SUMMARY_NAMES else
+                 "; below the leaders but barely tuned (configurations tried, " + against
+                 + "): " + ", ".join(f"{f} ({by[f]})" for f in under_tuned))
     # A few families are named with their evidence; more are counted (`not_ranked` and
     # `not_tried` list them), so the sentence stays readable after a default job of 14 families.
     if len(not_ranked) > SUMMARY_NAMES:

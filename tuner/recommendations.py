@@ -53,8 +53,8 @@ from tuner.store.queries import team_tasks
 # `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
 # claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
-# summary says it is a prediction.)
-ANSWER_FORMAT = 16
+# summary says it is a prediction; 17: `under_tuned`.)
+ANSWER_FORMAT = 17
 SOURCE_TEAM = "team history"
 
 

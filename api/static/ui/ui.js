@@ -245,13 +245,15 @@ async function taskPage() {
                scales: { x: { type: "category" }, y: { beginAtZero: false, grace: "5%", title: { display: true, text: rec.metric } } } },
   });
   mark(bars, rankingChart);
+  const underTuned = new Set(rec.under_tuned || []);
   document.getElementById("ranking").replaceChildren(...ranked.map((r) => el("tr", { "data-family": r.optimizer },
     el("td", {}, String(r.rank)),
     el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
     el("td", {}, `${fmt(r.expected.value)} [${fmt(r.expected.low)}, ${fmt(r.expected.high)}]`),
     el("td", {}, r.expected.kind),
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
-    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs` : "-"),
+    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
+      + (underTuned.has(r.optimizer) ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "") : "-"),
     el("td", {}, r.robustness ? `${r.robustness.lr_decades.toFixed(2)} decades` : "-"))));
 
   const unranked = rec.not_ranked || [];
