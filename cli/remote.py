@@ -170,13 +170,16 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
               ] = None,
               precision: Annotated[str | None, typer.Option(
                   help="Part of the budget asked about: fp32 or bf16.")] = None,
+              training_seed: Annotated[int | None, typer.Option(
+                  min=0, help="Part of the budget asked about: the jobs' training.seed (it "
+                              "draws the data split).")] = None,
               as_json: JsonOpt = False) -> None:
     """Which optimizer is best for this task, from the team's history (over HTTP)."""
     with _api_errors():
         rec = _client().recommend(model=model, dataset=dataset, metric=metric, task=task,
                                   epochs=epochs, batch_size=batch_size,
                                   early_stopping_patience=early_stopping_patience,
-                                  precision=precision)
+                                  precision=precision, training_seed=training_seed)
     if as_json:
         print_json(rec)
         return

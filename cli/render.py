@@ -138,10 +138,13 @@ def print_recommendation(rec: dict[str, Any]) -> None:
 
 
 def _patience(budget: dict[str, Any], sep: str) -> str:
-    """The budget's parts past epochs and batch size: early stopping, a precision not fp32."""
+    """The budget's parts past epochs and batch size: early stopping, a precision not fp32, a
+    training seed (data split) not 0."""
     p, precision = budget.get("early_stopping_patience"), budget.get("precision")
+    seed = budget.get("training_seed")
     return ((f"{sep}early stopping patience {p}" if p is not None else "")
-            + (f"{sep}{precision}" if precision not in (None, "fp32") else ""))
+            + (f"{sep}{precision}" if precision not in (None, "fp32") else "")
+            + (f"{sep}training.seed {seed}" if seed else ""))
 
 
 def describe_params(params: dict[str, Any]) -> str:

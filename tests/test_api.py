@@ -141,7 +141,8 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         rec = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
         assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
         assert rec["source"] == "team history" and rec["budget"] == {
-            "epochs": 4, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32"}
+            "epochs": 4, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
+            "training_seed": 0}
         # The default job repeated configurations (its confirmation runs). On iris's 30
         # validation examples the repeats may all land on the same value: then no spread was
         # measured, and nothing is separated; else the intervals are confidence intervals.
@@ -189,6 +190,11 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert bf16["method"] == "transfer" and bf16["budget"]["precision"] == "bf16"
         bad = h.get("/v1/recommendations", params={"task": task_id, "precision": "fp8"})
         assert bad.status_code == 422 and "precision" in bad.text and "bf16" in bad.text
+        # And the training seed, which draws the split: seed 3 is another validation set.
+        split3 = h.get("/v1/recommendations", params={"task": task_id, "training_seed": 3})
+        assert split3.json()["method"] == "transfer" and split3.json()["budget"]["training_seed"] == 3
+        bad = h.get("/v1/recommendations", params={"task": task_id, "training_seed": -1})
+        assert bad.status_code == 422 and "training_seed" in bad.text
         listed = h.get("/v1/jobs", params={"status": "completed", "model": "mlp"}).json()
         assert listed["count"] == 1 and listed["data"][0]["id"] == job["id"]
         assert h.get("/v1/jobs", params={"dataset": "digits"}).json()["count"] == 0

@@ -295,10 +295,11 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
         at5 = recommend(s, team, model="mlp", dataset="iris", epochs=5)
         at7 = recommend(s, team, model="mlp", dataset="iris", epochs=7)
     assert latest["method"] == "direct" and latest["budget"] == {
-        "epochs": 2, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32"}
+        "epochs": 2, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
+        "training_seed": 0}
     assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "n_complete_trials": 2}]
+                                        "training_seed": 0, "n_complete_trials": 2}]
     assert latest["noise"]["sigma"] is None  # nothing pooled as a repeat across budgets
     assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("rmsprop", 0.90),
                                                                           ("sgd", 0.23)]
@@ -347,11 +348,11 @@ def test_early_stopping_is_part_of_the_budget(migrated_url: str,
         job = get_job(s, early)
         assert job is not None and job.early_stopping_patience == 1
     assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": 1,
-                                "precision": "fp32"}
+                                "precision": "fp32", "training_seed": 0}
     assert "early stopping after 1 epochs" in latest["explanation"]
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "n_complete_trials": 2}]
+                                        "training_seed": 0, "n_complete_trials": 2}]
     (adam,) = latest["ranking"]
     assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
     assert without["budget"]["early_stopping_patience"] is None
@@ -385,18 +386,44 @@ def test_precision_is_part_of_the_budget(migrated_url: str,
         with pytest.raises(SpecError, match="precision: unknown 'fp8'; valid choices: fp32, bf16"):
             recommend(s, team, task_id=task_id, precision="fp8")
     assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": None,
-                                "precision": "bf16"}
+                                "precision": "bf16", "training_seed": 0}
     assert latest["explanation"].startswith("from 2 complete trials in 1 job(s) of this task at "
                                             "3 epochs, batch size 64, bf16")
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "n_complete_trials": 2}]
+                                        "training_seed": 0, "n_complete_trials": 2}]
     (adam,) = latest["ranking"]
     assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
     assert [(e["optimizer"], e["value"]) for e in full["ranking"]] == [("adam", 0.95),
                                                                         ("sgd", 0.90)]
     assert full["noise"]["sigma"] is None  # nothing pooled across the two precisions
     assert by_epochs["budget"] == latest["budget"] and again == latest
+
+
+def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's training.seed draws the train/validation split: two seeds are two validation
+    sets. Pooled, rmsprop, run only under seed 1 (an easier split: 0.97), was the `winner` over
+    adam and sgd measured under seed 0, for its split alone."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    first, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    other, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 3,
+                                                                           "seed": 1}))
+    write(migrated_url, first, [("adam", 1e-3, 0.90), ("adam", 1e-3, 0.901),
+                                ("sgd", 1e-2, 0.85), ("sgd", 1e-2, 0.851)], seeds=[0, 1, 0, 1])
+    write(migrated_url, other, [("rmsprop", 1e-3, 0.97), ("rmsprop", 1e-3, 0.971)],
+          seeds=[0, 1])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, first).task_id
+        latest = recommend(s, team, task_id=task_id)
+        split0 = recommend(s, team, task_id=task_id, training_seed=0)
+        assert get_job(s, other).training_seed == 1  # type: ignore[union-attr]
+    assert latest["budget"]["training_seed"] == 1
+    assert "training.seed 1 (its own data split)" in latest["explanation"]
+    assert [e["optimizer"] for e in latest["ranking"]] == ["rmsprop"]
+    assert [e["optimizer"] for e in split0["ranking"]] == ["adam", "sgd"]
+    assert split0["verdict"] == "winner" and split0["budget"]["training_seed"] == 0
+    assert [b["training_seed"] for b in split0["other_budgets"]] == [1]
 
 
 def _corpus_file(path: Path) -> Path:

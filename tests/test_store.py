@@ -57,7 +57,7 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0008"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0009"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 
@@ -100,6 +100,25 @@ def test_upgrade_reads_each_jobs_precision_from_its_spec(db_url: str) -> None:
     with session_factory(db_url)() as s:
         got = {j.id: j.precision for j in s.scalars(select(Job))}
     assert got == {bf16: "bf16", plain: "fp32"}
+
+
+def test_upgrade_reads_each_jobs_training_seed_from_its_spec(db_url: str) -> None:
+    """Migration 0009: a job's training.seed (it draws the data split) comes from its spec."""
+    from alembic import command
+
+    from tuner.store.migrate import alembic_config
+
+    upgrade(db_url)
+    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, "seed": 7}})
+    with session_factory(db_url)() as s:
+        t = get_or_create_team(s, "a")
+        seven = create_job(s, t.id, spec, inspect_task(spec))[0].id
+    plain = _queue(db_url)[0]
+    command.downgrade(alembic_config(db_url), "0008")
+    upgrade(db_url)
+    with session_factory(db_url)() as s:
+        got = {j.id: j.training_seed for j in s.scalars(select(Job))}
+    assert got == {seven: 7, plain: 0}
 
 
 def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:

@@ -169,14 +169,16 @@ class Client:
                   metric: str | None = None, task: int | None = None,
                   epochs: int | None = None, batch_size: int | None = None,
                   early_stopping_patience: int | None = None,
-                  precision: str | None = None) -> dict[str, Any]:
+                  precision: str | None = None,
+                  training_seed: int | None = None) -> dict[str, Any]:
         """The ranking for a task at one training budget (`early_stopping_patience` 0: without
-        early stopping; `precision` fp32 or bf16; parts not given: the most recent budget in
-        the history)."""
+        early stopping; `precision` fp32 or bf16; `training_seed` the jobs' training.seed, which
+        draws the data split; parts not given: the most recent budget in the history)."""
         params = {k: v for k, v in {"model": model, "dataset": dataset, "metric": metric,
                                     "task": task, "epochs": epochs, "batch_size": batch_size,
                                     "early_stopping_patience": early_stopping_patience,
-                                    "precision": precision}.items()
+                                    "precision": precision,
+                                    "training_seed": training_seed}.items()
                   if v is not None}
         out: dict[str, Any] = self._call("GET", "/v1/recommendations", params=params)
         return out

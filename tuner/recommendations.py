@@ -53,16 +53,17 @@ from tuner.store.queries import team_tasks
 # `expected.sd`; 11: `may_lead`; 12: a loss's robustness relative alone; 13: the summary
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
 # claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
-# summary says it is a prediction; 17: `under_tuned`.)
-ANSWER_FORMAT = 17
+# summary says it is a prediction; 17: `under_tuned`; 18: the training seed (the data split)
+# is part of the budget.)
+ANSWER_FORMAT = 18
 SOURCE_TEAM = "team history"
 
 
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
               dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
               batch_size: int | None = None, early_stopping_patience: int | None = None,
-              precision: str | None = None, exclude_job: str | None = None,
-              cache: bool = True) -> dict[str, Any]:
+              precision: str | None = None, training_seed: int | None = None,
+              exclude_job: str | None = None, cache: bool = True) -> dict[str, Any]:
     """Optimizer families ranked for a task (see the module's docstring), JSON-ready.
 
     Answers are cached in `tuner_recommendation_cache` under a version of what they were
@@ -80,11 +81,11 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
                                   + ", ".join(metrics))
     _check_precision(precision)
     args = (team_id, tasks, model, dataset, metric, epochs, batch_size, early_stopping_patience,
-            precision)
+            precision, training_seed)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
     key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size,
-                     early_stopping_patience, precision)
+                     early_stopping_patience, precision, training_seed)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
     if row is not None and row.method == "direct" and row.version == direct_version:
@@ -104,9 +105,10 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
 
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
                metric: str | None, epochs: int | None, batch_size: int | None,
-               patience: int | None, precision: str | None) -> str:
+               patience: int | None, precision: str | None,
+               training_seed: int | None = None) -> str:
     return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
-                       batch_size, patience, precision])
+                       batch_size, patience, precision, training_seed])
 
 
 def _check_precision(precision: str | None) -> None:
@@ -125,11 +127,12 @@ def _cache_key_prefix() -> str:
 def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = None,
                 epochs: int | None = None, batch_size: int | None = None,
                 early_stopping_patience: int | None = None,
-                precision: str | None = None) -> str | None:
+                precision: str | None = None, training_seed: int | None = None) -> str | None:
     """The answer `recommend(s, team_id, task_id=...)` would give, as stored JSON text, when it
     is a current cached direct answer (one query); None means: call `recommend`."""
     return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, epochs,
-                                              batch_size, early_stopping_patience, precision),
+                                              batch_size, early_stopping_patience, precision,
+                                              training_seed),
                                 team_id, task_id)
 
 
@@ -141,26 +144,27 @@ def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
 
 def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epochs: int | None,
             batch_size: int | None, patience: int | None = None,
-            precision: str | None = None) -> h.Budget | None:
+            precision: str | None = None, seed: int | None = None) -> h.Budget | None:
     """The budget asked about: as given, a part not given taken from the most recent budget
     with complete trials that has the parts given (else from the latest), and `patience` 0
     asking about training without early stopping; nothing given: the most recent budget with
     complete trials, else the task's own."""
     latest = known[0][0] if known else (h.Budget(tasks[0].epochs, tasks[0].batch_size)
                                         if tasks else None)
-    if epochs is None and batch_size is None and patience is None and precision is None:
+    if (epochs, batch_size, patience, precision, seed) == (None,) * 5:
         return latest
     asked = None if patience is None else (patience or None)
     if latest is None:
         return h.Budget(epochs or 10, batch_size or 64, asked,
-                        precision or h.PRECISION_DEFAULT)
+                        precision or h.PRECISION_DEFAULT, seed or 0)
     base = next((b for b, _, _ in known if epochs in (None, b.epochs)
                  and batch_size in (None, b.batch_size)
                  and (patience is None or asked == b.early_stopping_patience)
-                 and precision in (None, b.precision)), latest)
+                 and precision in (None, b.precision) and seed in (None, b.training_seed)),
+                latest)
     return h.Budget(epochs or base.epochs, batch_size or base.batch_size,
                     base.early_stopping_patience if patience is None else asked,
-                    precision or base.precision)
+                    precision or base.precision, base.training_seed if seed is None else seed)
 
 
 def _one_task(s: Session, team_id: int, tasks: list[Task]
@@ -180,12 +184,12 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
 
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, epochs: int | None,
-             batch_size: int | None, patience: int | None, precision: str | None, *,
-             exclude_job: str | None) -> dict[str, Any]:
+             batch_size: int | None, patience: int | None, precision: str | None,
+             training_seed: int | None, *, exclude_job: str | None) -> dict[str, Any]:
     tasks, listed, others = _one_task(s, team_id, tasks)
     ids = [t.id for t in tasks]
     known = h.budgets(s, ids)
-    budget = _budget(tasks, known, epochs, batch_size, patience, precision)
+    budget = _budget(tasks, known, epochs, batch_size, patience, precision, training_seed)
     base: dict[str, Any] = {
         "tasks": listed, "other_tasks": others,
         "budget": budget.to_json() if budget else None,
@@ -236,7 +240,10 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
     from tuner.spec import JobSpec
     from tuner.tasks import inspect_task
 
-    training = budget.to_json() if budget else {}
+    training: dict[str, Any] = {}
+    if budget:  # the budget's parts as a spec's training section names them
+        training = {k: v for k, v in budget.to_json().items() if k != "training_seed"}
+        training["seed"] = budget.training_seed
     spec = JobSpec.model_validate({"task": {"model": {"name": model},
                                             "dataset": {"name": dataset}, "metric": metric},
                                    "training": training})
@@ -249,7 +256,8 @@ def _key(task_id: int, b: h.Budget | None) -> str:
         return str(task_id)
     p = b.early_stopping_patience
     return (f"{task_id}@{b.epochs}x{b.batch_size}" + (f"p{p}" if p is not None else "")
-            + (f"-{b.precision}" if b.precision != h.PRECISION_DEFAULT else ""))
+            + (f"-{b.precision}" if b.precision != h.PRECISION_DEFAULT else "")
+            + (f"s{b.training_seed}" if b.training_seed else ""))
 
 
 def _team_transfer(s: Session, team_id: int, query: TaskProfile,
@@ -367,7 +375,8 @@ def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
 def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None = None,
                    batch_size: int | None = None,
                    early_stopping_patience: int | None = None,
-                   precision: str | None = None) -> dict[str, Any]:
+                   precision: str | None = None,
+                   training_seed: int | None = None) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's, by default) as
     [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
     family's robustness made visible."""
@@ -378,7 +387,7 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
         raise SpecError("task", f"no task {task_id} in your team")
     _check_precision(precision)
     budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size, early_stopping_patience,
-                     precision)
+                     precision, training_seed)
     trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,

@@ -349,7 +349,8 @@ class Dispatcher:
             return {}
         from tuner.store.history import Budget, seeds_used
 
-        budget = Budget.of(job.epochs, job.batch_size, job.early_stopping_patience, job.precision)
+        budget = Budget.of(job.epochs, job.batch_size, job.early_stopping_patience, job.precision,
+                           job.training_seed)
         try:
             return in_transaction(self.sessions,
                                   lambda s: seeds_used(s, job.task_id, budget, exclude_job=job.id),
@@ -375,7 +376,8 @@ class Dispatcher:
                 s, job.team_id, task_id=job.task_id, epochs=job.epochs, batch_size=job.batch_size,
                 early_stopping_patience=(job.early_stopping_patience or 0)
                 if job.epochs is not None else None,
-                precision=job.precision if job.epochs is not None else None),
+                precision=job.precision if job.epochs is not None else None,
+                training_seed=job.training_seed if job.epochs is not None else None),
                 what="read the team's ranking for the task")
         except Exception as exc:
             if warm:

@@ -39,6 +39,9 @@ def read_recommendations(
         "part of the training budget: 0 asks about training without early stopping"))] = None,
     precision: Annotated[Precision | None, Query(description=(
         "part of the training budget: the precision the jobs asked for"))] = None,
+    training_seed: Annotated[int | None, Query(ge=0, le=2**31 - 1, description=(
+        "part of the training budget: the jobs' training.seed, which draws the data split"))
+    ] = None,
 ) -> dict[str, Any] | Response:
     """Optimizer families ranked for a task at one training budget: from the team's own
     history, else the read-only reference corpus, else literature defaults (`prior`)."""
@@ -53,12 +56,13 @@ def read_recommendations(
         # A current cached answer is served as stored: one query, no re-validation.
         raw = cached_json(session, team.id, task, metric=metric, epochs=epochs,
                           batch_size=batch_size, early_stopping_patience=early_stopping_patience,
-                          precision=precision)
+                          precision=precision, training_seed=training_seed)
         if raw is not None:
             return Response(raw, media_type="application/json")
     return recommend(session, team.id, task_id=task, model=model, dataset=dataset, metric=metric,
                      epochs=epochs, batch_size=batch_size,
-                     early_stopping_patience=early_stopping_patience, precision=precision)
+                     early_stopping_patience=early_stopping_patience, precision=precision,
+                     training_seed=training_seed)
 
 
 @router.get("/tasks/{task_id}/learning-rates", response_model=LearningRates)
@@ -68,8 +72,10 @@ def read_learning_rates(
     batch_size: Annotated[int | None, Query(ge=1, le=65536)] = None,
     early_stopping_patience: Annotated[int | None, Query(ge=0, le=1000)] = None,
     precision: Annotated[Precision | None, Query()] = None,
+    training_seed: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> dict[str, Any]:
     """Every complete trial of the task at one budget (the recommendation's by default) as
     [learning rate, value] per family: how robust each family is to its learning rate."""
     return learning_rates(session, team.id, task_id, epochs=epochs, batch_size=batch_size,
-                          early_stopping_patience=early_stopping_patience, precision=precision)
+                          early_stopping_patience=early_stopping_patience, precision=precision,
+                          training_seed=training_seed)

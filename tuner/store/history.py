@@ -36,32 +36,39 @@ class Budget:
     the same seed), so the two are neither repeats nor comparable. So is the precision asked
     for: a run under bf16 autocast rounds every matmul to 8 bits of mantissa, another run than
     one in fp32 (a job's `training.precision`; bf16 applies on a GPU, so a bf16 job's trials on
-    a CPU ran fp32 and are kept apart anyway, never pooled with a run they might not be)."""
+    a CPU ran fp32 and are kept apart anyway, never pooled with a run they might not be). So is
+    the job's `training.seed`: it draws the train/validation split (and a synthetic dataset
+    itself), so runs under two seeds are measured on two validation sets, and a family run only
+    under one could look better for its split alone. (The seed a trial trains with, moved for
+    repeats, changes initialisation and order, never the split.)"""
 
     epochs: int
     batch_size: int
     early_stopping_patience: int | None = None
     precision: str = PRECISION_DEFAULT
+    training_seed: int = 0
 
     def to_json(self) -> dict[str, int | str | None]:
         return {"epochs": self.epochs, "batch_size": self.batch_size,
                 "early_stopping_patience": self.early_stopping_patience,
-                "precision": self.precision}
+                "precision": self.precision, "training_seed": self.training_seed}
 
     @classmethod
     def of(cls, epochs: Any, batch_size: Any, patience: Any,
-           precision: Any = PRECISION_DEFAULT) -> Budget:
+           precision: Any = PRECISION_DEFAULT, training_seed: Any = 0) -> Budget:
         """From a job's columns (or a row of them)."""
         return cls(int(epochs or 0), int(batch_size or 0),
                    None if patience is None else int(patience),
-                   str(precision or PRECISION_DEFAULT))
+                   str(precision or PRECISION_DEFAULT), int(training_seed or 0))
 
     def label(self) -> str:
         """In words, as an answer's explanation says it."""
         return (f"{self.epochs} epochs, batch size {self.batch_size}"
                 + (f", early stopping after {self.early_stopping_patience} epochs without "
                    f"improvement" if self.early_stopping_patience is not None else "")
-                + (f", {self.precision}" if self.precision != PRECISION_DEFAULT else ""))
+                + (f", {self.precision}" if self.precision != PRECISION_DEFAULT else "")
+                + (f", training.seed {self.training_seed} (its own data split)"
+                   if self.training_seed else ""))
 
 
 def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -85,12 +92,14 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
         return []
     rows = s.execute(
         select(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
-               func.count(TrialRow.id), func.max(TrialRow.created_at))
+               Job.training_seed, func.count(TrialRow.id), func.max(TrialRow.created_at))
         .join(TrialRow, TrialRow.job_id == Job.id)
         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                TrialRow.value.is_not(None), Job.epochs.is_not(None))
-        .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision)).all()
-    out = [(Budget.of(e, b, p, pr), int(n), aware(latest)) for e, b, p, pr, n, latest in rows]
+        .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
+                  Job.training_seed)).all()
+    out = [(Budget.of(e, b, p, pr, sd), int(n), aware(latest))
+           for e, b, p, pr, sd, n, latest in rows]
     out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
 
@@ -102,7 +111,8 @@ def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | No
         where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size,
                           Job.early_stopping_patience.is_(None) if p is None
                           else Job.early_stopping_patience == p,
-                          Job.precision == budget.precision))
+                          Job.precision == budget.precision,
+                          Job.training_seed == budget.training_seed))
     if exclude_job:
         where.append(TrialRow.job_id != exclude_job)
     return where
@@ -125,7 +135,7 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
             TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
             TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size,
-            Job.early_stopping_patience, Job.precision)
+            Job.early_stopping_patience, Job.precision, Job.training_seed)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
     if top_per_family is None:
@@ -146,13 +156,14 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     out = []
     # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
     for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
-         state_bytes, spe, task_id, epochs, batch_size, patience, precision) in s.execute(q).all():
+         state_bytes, spe, task_id, epochs, batch_size, patience, precision,
+         training_seed) in s.execute(q).all():
         out.append(HistoryTrial(
             job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
             value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
             confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
             state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
-            setting=(task_id, epochs, batch_size, patience, precision)))
+            setting=(task_id, epochs, batch_size, patience, precision, training_seed)))
     return out
 
 
@@ -237,7 +248,8 @@ def profile(t: Task, budget: Budget | None = None) -> TaskProfile:
 def transfer_candidates(s: Session, team_id: int, kind: str,
                         metric: str | None) -> list[tuple[Task, Budget]]:
     """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
-    q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision)
+    q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
+                Job.training_seed)
          .join(Job, Job.task_id == Task.id)
          .join(TrialRow, TrialRow.job_id == Job.id)
          .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
@@ -246,9 +258,9 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
         q = q.where(Task.metric == metric)
     pairs = s.execute(q).all()
     tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
-    return [(tasks[tid], Budget.of(e, b, p, pr))
-            for tid, e, b, p, pr in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0,
-                                                                 r[4] or ""))]
+    return [(tasks[tid], Budget.of(e, b, p, pr, sd))
+            for tid, e, b, p, pr, sd in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0,
+                                                                     r[4] or "", r[5] or 0))]
 
 
 def team_version(s: Session, team_id: int) -> str:

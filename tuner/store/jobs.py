@@ -91,7 +91,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               confirm_budget=reserve, epochs=spec.training.epochs,
               batch_size=spec.training.batch_size,
               early_stopping_patience=spec.training.early_stopping_patience,
-              precision=spec.training.precision,
+              precision=spec.training.precision, training_seed=spec.training.seed,
               # The dispatcher may order the sweep from the team's history when it starts.
               notes=sweep_plan(spec).notes())
     s.add(job)
@@ -259,7 +259,7 @@ def job_brief(job: Job) -> dict[str, Any]:
                          "note": job.confirm_note},
         "budget": {"epochs": job.epochs, "batch_size": job.batch_size,
                    "early_stopping_patience": job.early_stopping_patience,
-                   "precision": job.precision},
+                   "precision": job.precision, "training_seed": job.training_seed},
         "notes": list(job.notes or []),
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),

@@ -144,6 +144,9 @@ class Job(Base):
     early_stopping_patience: Mapped[int | None] = mapped_column(Integer, default=None)
     # The precision its spec asked for (fp32, bf16): a bf16 run is not a repeat of an fp32 one.
     precision: Mapped[str] = mapped_column(String(8), default="fp32", server_default="fp32")
+    # Its spec's training.seed, which draws the data split: runs under another seed are
+    # measured on another validation set, so they are neither repeats nor comparable.
+    training_seed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
