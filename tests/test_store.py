@@ -61,64 +61,33 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 
-def test_upgrade_reads_each_jobs_early_stopping_patience_from_its_spec(db_url: str) -> None:
-    """Migration 0007 on a database with jobs: their patience, part of the budget the history
-    is read by, comes from the spec they were submitted with."""
+@pytest.mark.parametrize(("revision", "training", "column", "plain_value"), [
+    ("0007", {"early_stopping_patience": 2}, "early_stopping_patience", None),
+    ("0008", {"precision": "bf16"}, "precision", "fp32"),
+    ("0009", {"seed": 7}, "training_seed", 0),
+])
+def test_upgrade_reads_each_jobs_budget_part_from_its_spec(
+        db_url: str, revision: str, training: dict[str, Any], column: str,
+        plain_value: Any) -> None:
+    """The migration that adds a part of the training budget to the jobs table (the history is
+    read by it) fills it for existing jobs from the spec they were submitted with, and with the
+    spec's default for a job that said nothing: early stopping patience (0007), precision
+    (0008), the training seed that draws the data split (0009)."""
     from alembic import command
 
     from tuner.store.migrate import alembic_config
 
     upgrade(db_url)
-    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3,
-                                                        "early_stopping_patience": 2}})
+    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, **training}})
     with session_factory(db_url)() as s:
         t = get_or_create_team(s, "a")
-        early = create_job(s, t.id, spec, inspect_task(spec))[0].id
+        asked = create_job(s, t.id, spec, inspect_task(spec))[0].id
     plain = _queue(db_url)[0]
-    command.downgrade(alembic_config(db_url), "0006")
+    command.downgrade(alembic_config(db_url), f"{int(revision) - 1:04d}")
     upgrade(db_url)
     with session_factory(db_url)() as s:
-        got = {j.id: j.early_stopping_patience for j in s.scalars(select(Job))}
-    assert got == {early: 2, plain: None}
-
-
-def test_upgrade_reads_each_jobs_precision_from_its_spec(db_url: str) -> None:
-    """Migration 0008 on a database with jobs: their precision, part of the budget the history
-    is read by, comes from the spec they were submitted with (fp32 when it says nothing)."""
-    from alembic import command
-
-    from tuner.store.migrate import alembic_config
-
-    upgrade(db_url)
-    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, "precision": "bf16"}})
-    with session_factory(db_url)() as s:
-        t = get_or_create_team(s, "a")
-        bf16 = create_job(s, t.id, spec, inspect_task(spec))[0].id
-    plain = _queue(db_url)[0]
-    command.downgrade(alembic_config(db_url), "0007")
-    upgrade(db_url)
-    with session_factory(db_url)() as s:
-        got = {j.id: j.precision for j in s.scalars(select(Job))}
-    assert got == {bf16: "bf16", plain: "fp32"}
-
-
-def test_upgrade_reads_each_jobs_training_seed_from_its_spec(db_url: str) -> None:
-    """Migration 0009: a job's training.seed (it draws the data split) comes from its spec."""
-    from alembic import command
-
-    from tuner.store.migrate import alembic_config
-
-    upgrade(db_url)
-    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, "seed": 7}})
-    with session_factory(db_url)() as s:
-        t = get_or_create_team(s, "a")
-        seven = create_job(s, t.id, spec, inspect_task(spec))[0].id
-    plain = _queue(db_url)[0]
-    command.downgrade(alembic_config(db_url), "0008")
-    upgrade(db_url)
-    with session_factory(db_url)() as s:
-        got = {j.id: j.training_seed for j in s.scalars(select(Job))}
-    assert got == {seven: 7, plain: 0}
+        got = {j.id: getattr(j, column) for j in s.scalars(select(Job))}
+    assert got == {asked: next(iter(training.values())), plain: plain_value}
 
 
 def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:
