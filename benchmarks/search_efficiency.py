@@ -67,6 +67,9 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
 METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature",
            "service_portfolio", "service_apart", "service_asha", "service_wilcoxon",
            "service_similar", "adamw_only")
+# What the default is compared with at each budget: Ray Tune ASHA, and the same search over
+# AdamW alone (is choosing the optimizer worth it?).
+PEERS = ("ray_asha", "adamw_only")
 TOLERANCE = 0.005
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
@@ -274,9 +277,9 @@ def best_at(run: list[float], epochs: int) -> float:
 
 
 def versus(summary: dict[str, Any], ours: str = "service_hyperband",
-           peer: str = "ray_asha", paired: bool = False) -> list[dict[str, Any]]:
-    """Is the service's default ahead of or behind the peer at each ANYTIME budget, outside the
-    noise? Per pair of methods named `ours...` and `peer...`: the medians and means of the runs'
+           peers: tuple[str, ...] = PEERS, paired: bool = False) -> list[dict[str, Any]]:
+    """Is the service's default ahead of or behind each peer at each ANYTIME budget, outside the
+    noise? Per pair of methods named `ours...` and `<peer>...`: the medians and means of the runs'
     best-so-far and a two-sided Mann-Whitney U test over the runs. A p above 0.05 means the runs
     cannot tell the two apart. `paired` (run k of every method trained on the same split and
     initialisation: --vary-training-seed) adds run k against run k: wins, ties and losses, and a
@@ -284,25 +287,26 @@ def versus(summary: dict[str, Any], ours: str = "service_hyperband",
     from scipy.stats import mannwhitneyu, wilcoxon
 
     out = []
-    for a in (m for m in summary if m.split(" ")[0] == ours):
-        for b in (m for m in summary if m.split(" ")[0] == peer):
-            at = {}
-            for e in ANYTIME:
-                xa = [best_at(r, e) for r in summary[a]["curves"]]
-                xb = [best_at(r, e) for r in summary[b]["curves"]]
-                p = 1.0 if xa == xb or len(set(xa + xb)) == 1 else \
-                    float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
-                at[str(e)] = {"median": [statistics.median(xa), statistics.median(xb)],
-                              "mean": [statistics.fmean(xa), statistics.fmean(xb)], "p": p}
-                if paired and len(xa) == len(xb):
-                    diff = [x - y for x, y in zip(xa, xb, strict=True)]
-                    differ = [d for d in diff if abs(d) > 1e-12]
-                    at[str(e)].update(
-                        wins=sum(d > 0 for d in differ), losses=sum(d < 0 for d in differ),
-                        ties=len(diff) - len(differ),
-                        p_paired=float(wilcoxon(differ).pvalue) if differ else 1.0)
-            out.append({"ours": a, "peer": b, "n": [len(summary[a]["curves"]),
-                                                     len(summary[b]["curves"])], "at": at})
+    pairs = [(a, b) for peer in peers for a in summary if a.split(" ")[0] == ours
+             for b in summary if b.split(" ")[0] == peer]
+    for a, b in pairs:
+        at = {}
+        for e in ANYTIME:
+            xa = [best_at(r, e) for r in summary[a]["curves"]]
+            xb = [best_at(r, e) for r in summary[b]["curves"]]
+            p = 1.0 if xa == xb or len(set(xa + xb)) == 1 else \
+                float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+            at[str(e)] = {"median": [statistics.median(xa), statistics.median(xb)],
+                          "mean": [statistics.fmean(xa), statistics.fmean(xb)], "p": p}
+            if paired and len(xa) == len(xb):
+                diff = [x - y for x, y in zip(xa, xb, strict=True)]
+                differ = [d for d in diff if abs(d) > 1e-12]
+                at[str(e)].update(
+                    wins=sum(d > 0 for d in differ), losses=sum(d < 0 for d in differ),
+                    ties=len(diff) - len(differ),
+                    p_paired=float(wilcoxon(differ).pvalue) if differ else 1.0)
+        out.append({"ours": a, "peer": b, "n": [len(summary[a]["curves"]),
+                                                 len(summary[b]["curves"])], "at": at})
     return out
 
 
@@ -355,8 +359,7 @@ def score(paths: list[Path], target_from: Path | None = None) -> dict[str, Any]:
             len({d.get("seeds") for _, d in saved}) == 1
         results["tasks"][name] = {"best_seen": best, "target": best * (1 - TOLERANCE),
                                   "methods": summary,
-                                  "versus": versus(summary, paired=paired)
-                                  + versus(summary, peer="adamw_only", paired=paired)}
+                                  "versus": versus(summary, paired=paired)}
     return results
 
 
@@ -494,8 +497,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             summary = summarise(curves, timing, target)
             results["tasks"][name] = {
                 "best_seen": best, "target": target, "methods": summary,
-                "versus": versus(summary, paired=a.vary_training_seed)
-                + versus(summary, peer="adamw_only", paired=a.vary_training_seed)}
+                "versus": versus(summary, paired=a.vary_training_seed)}
             if not a.smoke:
                 plot(name, curves, target, a.plots / f"search_{model}_{dataset}.png")
             save(a.out, results)  # after every task: a long run stopped midway keeps what it has

@@ -122,10 +122,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if method == "direct":
         out.print(f"noise: {rec['noise']['source']}", highlight=False)
     if rec.get("budget"):
-        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}{_patience(b, '/')} "
+        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}{_budget_parts(b, '/')} "
                            f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])
         out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
-                  f"{rec['budget']['batch_size']}{_patience(rec['budget'], ', ')}"
+                  f"{rec['budget']['batch_size']}{_budget_parts(rec['budget'], ', ')}"
                   + (f"; also in history: {others}" if others else ""), highlight=False)
     for t in rec.get("other_tasks") or []:
         out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
@@ -137,7 +137,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   f"{params_brief(start['params'])}", highlight=False)
 
 
-def _patience(budget: dict[str, Any], sep: str) -> str:
+def _budget_parts(budget: dict[str, Any], sep: str) -> str:
     """The budget's parts past epochs and batch size: early stopping, a precision not fp32, a
     training seed (data split) not 0."""
     p, precision = budget.get("early_stopping_patience"), budget.get("precision")

@@ -224,6 +224,10 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
                 counts[family]["n_jobs"]
+        # Configurations run to the end, and the family's trials stopped early (pruned,
+        # diverged, failed): how much the family was tuned (`under_tuned`).
+        entry["evidence"]["configurations_tried"] = len(fam_configs) + int(
+            ((incomplete or {}).get(family) or {}).get("n_trials", 0))
         entries.append(entry)
     # Ranked by the value shown, best first; ties by the interval's lower end, then the name.
     entries.sort(key=lambda e: (-sign * e["expected"]["value"],
@@ -240,7 +244,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
-    under_tuned = _under_tuned(ranking, leaders, incomplete or {})
+    under_tuned = _under_tuned(ranking, leaders)
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -255,17 +259,12 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned)}
 
 
-def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str],
-                 incomplete: dict[str, dict[str, Any]]) -> list[str]:
+def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
     """The families ranked below the leaders that were barely tuned: fewer than
-    UNDER_TUNED_BELOW configurations tried (complete, or stopped early: pruned, diverged,
-    failed), and fewer than the first leader. The ranking compares the best configurations
-    found, so such a family's place is its few configurations', and tuned like the leader it
-    may do better. Each entry's `evidence.configurations_tried` is the count."""
-    for e in ranking:
-        e["evidence"]["configurations_tried"] = (
-            e["evidence"]["n_configurations"]
-            + int((incomplete.get(e["optimizer"]) or {}).get("n_trials", 0)))
+    UNDER_TUNED_BELOW configurations tried (`evidence.configurations_tried`: complete, or
+    stopped early), and fewer than the first leader. The ranking compares the best
+    configurations found, so such a family's place is its few configurations', and tuned like
+    the leader it may do better."""
     if not ranking:
         return []
     lead = ranking[0]["evidence"]["configurations_tried"]

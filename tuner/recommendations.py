@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,13 +79,11 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
-    _check_precision(precision)
-    args = (team_id, tasks, model, dataset, metric, epochs, batch_size, early_stopping_patience,
-            precision, training_seed)
+    asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed)
+    args = (team_id, tasks, model, dataset, metric, asked)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
-    key = _cache_key(team_id, task_id, model, dataset, metric, epochs, batch_size,
-                     early_stopping_patience, precision, training_seed)
+    key = _cache_key(team_id, task_id, model, dataset, metric, asked)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
     if row is not None and row.method == "direct" and row.version == direct_version:
@@ -103,18 +101,31 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     return answer
 
 
+@dataclass(frozen=True)
+class BudgetAsked:
+    """The parts of a training budget a question names; a part left None is taken from the
+    task's history (`_budget`), and `early_stopping_patience` 0 asks about training without
+    early stopping."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    early_stopping_patience: int | None = None
+    precision: str | None = None
+    training_seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise SpecError("precision", f"unknown {self.precision!r}; valid choices: "
+                                         + ", ".join(PRECISIONS))
+
+    def parts(self) -> list[int | str | None]:
+        return [self.epochs, self.batch_size, self.early_stopping_patience, self.precision,
+                self.training_seed]
+
+
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
-               metric: str | None, epochs: int | None, batch_size: int | None,
-               patience: int | None, precision: str | None,
-               training_seed: int | None = None) -> str:
-    return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, epochs,
-                       batch_size, patience, precision, training_seed])
-
-
-def _check_precision(precision: str | None) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        raise SpecError("precision", f"unknown {precision!r}; valid choices: "
-                                     + ", ".join(PRECISIONS))
+               metric: str | None, asked: BudgetAsked) -> str:
+    return json.dumps([ANSWER_FORMAT, team_id, task_id, model, dataset, metric, *asked.parts()])
 
 
 def _cache_key_prefix() -> str:
@@ -130,9 +141,8 @@ def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = 
                 precision: str | None = None, training_seed: int | None = None) -> str | None:
     """The answer `recommend(s, team_id, task_id=...)` would give, as stored JSON text, when it
     is a current cached direct answer (one query); None means: call `recommend`."""
-    return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, epochs,
-                                              batch_size, early_stopping_patience, precision,
-                                              training_seed),
+    asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed)
+    return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, asked),
                                 team_id, task_id)
 
 
@@ -142,29 +152,30 @@ def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]], epochs: int | None,
-            batch_size: int | None, patience: int | None = None,
-            precision: str | None = None, seed: int | None = None) -> h.Budget | None:
+def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]],
+            asked: BudgetAsked) -> h.Budget | None:
     """The budget asked about: as given, a part not given taken from the most recent budget
     with complete trials that has the parts given (else from the latest), and `patience` 0
     asking about training without early stopping; nothing given: the most recent budget with
     complete trials, else the task's own."""
     latest = known[0][0] if known else (h.Budget(tasks[0].epochs, tasks[0].batch_size)
                                         if tasks else None)
-    if (epochs, batch_size, patience, precision, seed) == (None,) * 5:
+    if asked == BudgetAsked():
         return latest
-    asked = None if patience is None else (patience or None)
+    a, patience = asked, asked.early_stopping_patience
+    stop = None if patience is None else (patience or None)
     if latest is None:
-        return h.Budget(epochs or 10, batch_size or 64, asked,
-                        precision or h.PRECISION_DEFAULT, seed or 0)
-    base = next((b for b, _, _ in known if epochs in (None, b.epochs)
-                 and batch_size in (None, b.batch_size)
-                 and (patience is None or asked == b.early_stopping_patience)
-                 and precision in (None, b.precision) and seed in (None, b.training_seed)),
-                latest)
-    return h.Budget(epochs or base.epochs, batch_size or base.batch_size,
-                    base.early_stopping_patience if patience is None else asked,
-                    precision or base.precision, base.training_seed if seed is None else seed)
+        return h.Budget(a.epochs or 10, a.batch_size or 64, stop,
+                        a.precision or h.PRECISION_DEFAULT, a.training_seed or 0)
+    base = next((b for b, _, _ in known if a.epochs in (None, b.epochs)
+                 and a.batch_size in (None, b.batch_size)
+                 and (patience is None or stop == b.early_stopping_patience)
+                 and a.precision in (None, b.precision)
+                 and a.training_seed in (None, b.training_seed)), latest)
+    return h.Budget(a.epochs or base.epochs, a.batch_size or base.batch_size,
+                    base.early_stopping_patience if patience is None else stop,
+                    a.precision or base.precision,
+                    base.training_seed if a.training_seed is None else a.training_seed)
 
 
 def _one_task(s: Session, team_id: int, tasks: list[Task]
@@ -183,13 +194,12 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
 
 
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
-             dataset: str | None, metric: str | None, epochs: int | None,
-             batch_size: int | None, patience: int | None, precision: str | None,
-             training_seed: int | None, *, exclude_job: str | None) -> dict[str, Any]:
+             dataset: str | None, metric: str | None, asked: BudgetAsked, *,
+             exclude_job: str | None) -> dict[str, Any]:
     tasks, listed, others = _one_task(s, team_id, tasks)
     ids = [t.id for t in tasks]
     known = h.budgets(s, ids)
-    budget = _budget(tasks, known, epochs, batch_size, patience, precision, training_seed)
+    budget = _budget(tasks, known, asked)
     base: dict[str, Any] = {
         "tasks": listed, "other_tasks": others,
         "budget": budget.to_json() if budget else None,
@@ -385,9 +395,8 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
     tasks = h.find_tasks(s, team_id, task_id=task_id)
     if not tasks:
         raise SpecError("task", f"no task {task_id} in your team")
-    _check_precision(precision)
-    budget = _budget(tasks, h.budgets(s, [task_id]), epochs, batch_size, early_stopping_patience,
-                     precision, training_seed)
+    budget = _budget(tasks, h.budgets(s, [task_id]), BudgetAsked(
+        epochs, batch_size, early_stopping_patience, precision, training_seed))
     trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,
