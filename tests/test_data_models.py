@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tuner.config import get_settings
-from tuner.datasets import DataInfo, load_dataset
+from tuner.datasets import DataInfo, data_digest, load_dataset
 from tuner.errors import DataError, ModelError
 from tuner.models import build_model
 from tuner.registry import DATASETS, MODELS
@@ -73,6 +73,31 @@ def test_file_dataset_refuses_paths_outside_root(data_root: Path, tmp_path: Path
     (data_root / "x.txt").write_text("hi")
     with pytest.raises(DataError, match=r"valid choices: \.csv, \.npz, \.parquet"):
         load_dataset("file", {"path": "x.txt"}, seed=0)
+
+
+def test_data_digest_is_the_bytes_not_the_name_or_the_time(data_root: Path) -> None:
+    """What makes team data a task: a file's or a folder's bytes (a folder's file names too),
+    never where it lies or when it was written; built-in data has none."""
+    import os
+
+    (data_root / "a.csv").write_text("f,label\n1,0\n2,1\n")
+    (data_root / "b.csv").write_text("f,label\n1,0\n2,1\n")
+    first = data_digest("file", {"path": "a.csv"}, None)
+    assert first is not None and first == data_digest("file", {"path": "b.csv"}, None)
+    os.utime(data_root / "a.csv", ns=(1, 1))
+    assert data_digest("file", {"path": "a.csv"}, None) == first
+    (data_root / "a.csv").write_text("f,label\n1,1\n2,1\n")  # one label, same size
+    assert data_digest("file", {"path": "a.csv"}, None) != first
+    assert data_digest("iris", {}, None) is None
+    img = data_root / "imgs"
+    (img / "cat").mkdir(parents=True)
+    (img / "cat" / "1.png").write_bytes(b"\x89PNG one")
+    folder = data_digest("imagefolder", {"path": "imgs"}, None)
+    (img / "cat" / "1.png").write_bytes(b"\x89PNG two")
+    changed = data_digest("imagefolder", {"path": "imgs"}, None)
+    (img / "cat" / "1.png").rename(img / "cat" / "2.png")
+    renamed = data_digest("imagefolder", {"path": "imgs"}, None)
+    assert len({folder, changed, renamed}) == 3 and None not in {folder, changed, renamed}
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])

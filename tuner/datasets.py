@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,33 +195,82 @@ def team_scope(scope: str | None) -> Iterator[None]:
         _SCOPE.reset(token)
 
 
-def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[int, int] | None:
-    """What a cached inspection of a dataset read from the team's data folder is keyed by:
-    the file's (size, mtime) for `file`; for a folder (`imagefolder`, an `hf:` folder), the
-    number of its entries two levels deep and their latest mtime. None: not team data."""
+def team_data(name: str, params: dict[str, Any], scope: str | None) -> Path | None:
+    """The file (`file`) or folder (`imagefolder`, an `hf:` folder) a dataset reads from the
+    team's data folder; None: not team data (a built-in dataset, a hub id)."""
     if name == "file":
-        return file_version(str(params.get("path", "")), scope)
+        with team_scope(scope):
+            return data_path(str(params.get("path", "")))
     if name == "imagefolder" or name.startswith("hf:"):
         path = str(params.get("path", "")) if name == "imagefolder" else name[3:]
         with team_scope(scope):
             try:
-                root = data_path(path, folder=True)
+                return data_path(path, folder=True)
             except DataError:
                 if name == "imagefolder":
                     raise
                 return None  # a hub id
-        entries = [root, *root.iterdir()]
-        entries += [c for e in entries[1:] if e.is_dir() for c in e.iterdir()]
-        return len(entries), max(e.stat().st_mtime_ns for e in entries)
     return None
 
 
-def file_version(path: str, scope: str | None) -> tuple[int, int]:
-    """(size, modification time in ns) of a file dataset's file, as the team `scope` sees it:
-    what a cached inspection of it is keyed by."""
-    with team_scope(scope):
-        st = data_path(path).stat()
-    return st.st_size, st.st_mtime_ns
+def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[int, int] | None:
+    """What a cached inspection of a dataset read from the team's data folder is keyed by:
+    the file's (size, mtime) for `file`; for a folder (`imagefolder`, an `hf:` folder), the
+    number of its entries two levels deep and their latest mtime. None: not team data."""
+    root = team_data(name, params, scope)
+    if root is None:
+        return None
+    if root.is_file():
+        st = root.stat()
+        return st.st_size, st.st_mtime_ns
+    entries = [root, *root.iterdir()]
+    entries += [c for e in entries[1:] if e.is_dir() for c in e.iterdir()]
+    return len(entries), max(e.stat().st_mtime_ns for e in entries)
+
+
+def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
+    """What the team's data *is*: the SHA-256 (first 16 hex digits) of a `file` dataset's bytes,
+    or of a folder's files (their paths below it and their bytes, in path order). Part of a
+    task's identity: runs on the file before and after it was rewritten are measured on other
+    data, and are never pooled as repeats. The same bytes give the same digest wherever the
+    file lies and whenever it was written. None: not team data (built-in and synthetic
+    datasets are the service's code, and a trainable brings its own data). Cached per path and
+    (size, modification time): a resubmission hashes nothing."""
+    root = team_data(name, params, scope)
+    if root is None:
+        return None
+    st = root.stat()
+    version = data_version(name, params, scope) if root.is_dir() else (st.st_size, st.st_mtime_ns)
+    return _digest(str(root), version)
+
+
+def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
+                    expected: str | None) -> None:
+    """Refuse to train on team data whose bytes are no longer those its task was made from
+    (`expected`, the task's digest; None: nothing to check). A job's trials on a rewritten file
+    would be stored as runs of a task they were not measured on."""
+    if expected is None:
+        return
+    now = data_digest(name, params, scope)
+    if now != expected:
+        raise DataError(f"task.dataset: the data changed since the job was submitted (digest "
+                        f"{expected}, now {now}): its trials would be measured on other data "
+                        f"than its task's. Submit the job again: the new data is a new task")
+
+
+@lru_cache(maxsize=256)
+def _digest(path: str, version: tuple[int, int] | None) -> str:
+    import hashlib
+
+    root = Path(path)
+    h = hashlib.sha256()
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for f in files:
+        if f is not root:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        with f.open("rb") as fh:
+            h.update(hashlib.file_digest(fh, "sha256").digest())
+    return h.hexdigest()[:16]
 
 
 def data_path(path: str, *, field: str = "task.dataset.params.path",

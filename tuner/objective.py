@@ -14,7 +14,7 @@ import optuna
 import torch
 
 from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED, STUDY_SEEDS_USED
-from tuner.datasets import Split, load_dataset, team_scope
+from tuner.datasets import Split, check_unchanged, load_dataset, team_scope
 from tuner.models import build_model
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
@@ -43,9 +43,11 @@ class Objective:
     """Callable for `study.optimize`. Loads the data once per process and reuses it."""
 
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
-                 device: torch.device | None = None, data_scope: str | None = None) -> None:
+                 device: torch.device | None = None, data_scope: str | None = None,
+                 data_digest: str | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
+        self.data_digest = data_digest  # the task's: the data must still be those bytes
         self.space = SearchSpace(spec.space)
         self._data = data
         self.device = device
@@ -59,8 +61,12 @@ class Objective:
         if self._data is None:
             ds = self.spec.task.dataset
             assert ds is not None, "a trainable brings its own data"
-            self._data = load_dataset(ds.name, ds.params, self.spec.training.seed,
-                                      scope=self.data_scope)
+            # Checked before and after the read: the bytes trained on are the task's.
+            check_unchanged(ds.name, ds.params, self.data_scope, self.data_digest)
+            data = load_dataset(ds.name, ds.params, self.spec.training.seed,
+                                scope=self.data_scope)
+            check_unchanged(ds.name, ds.params, self.data_scope, self.data_digest)
+            self._data = data
         return self._data
 
     @property

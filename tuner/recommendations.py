@@ -54,8 +54,9 @@ from tuner.store.queries import team_tasks
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
 # claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
 # summary says it is a prediction; 17: `under_tuned`; 18: the training seed (the data split)
-# is part of the budget.)
-ANSWER_FORMAT = 18
+# is part of the budget; 19: a task on the team's own data holds its digest, a rewritten file
+# being a new task.)
+ANSWER_FORMAT = 19
 SOURCE_TEAM = "team history"
 
 
@@ -182,8 +183,10 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
               ) -> tuple[list[Task], list[dict[str, Any]], list[dict[str, Any]]]:
     """The task an answer is about, and the others the question matched. A model and a dataset
     name a task only up to their parameters (mlp with hidden [16] and with [128] on iris are two
-    tasks), and trials of different tasks are never ranked together: the answer is about the
-    task of the team's most recent job among them; the others are listed (`other_tasks`)."""
+    tasks) and, for the team's own file or folder, its contents (rewritten, it is a new task:
+    `data_digest`), and trials of different tasks are never ranked together: the answer is
+    about the task of the team's most recent job among them; the others are listed
+    (`other_tasks`)."""
     listed = team_tasks(s, team_id, [t.id for t in tasks]) if tasks else []
     if len(listed) <= 1:
         return tasks, listed, []
@@ -218,7 +221,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                  f"other budgets are not pooled with them" if base["other_budgets"] else "")
         if others:
             other += (f"; {len(others)} other task(s) of the team match this model and dataset "
-                      f"with other parameters (task " + ", ".join(str(o["id"]) for o in others)
+                      f"with other parameters or other data (task "
+                      + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "start_from": _start_from(ranked["ranking"]),

@@ -177,9 +177,12 @@ class TaskSpec(_Strict):
             )
         return metric
 
-    def fingerprint(self, kind: str) -> str:
-        """Identity of the task: model ref + dataset ref (or the trainable ref) + metric."""
-        raw = f"{self.workload_key()}|{self.resolved_metric(kind)}"
+    def fingerprint(self, kind: str, data_digest: str | None = None) -> str:
+        """Identity of the task: model ref + dataset ref (or the trainable ref) + metric, and
+        for the team's own data the digest of its bytes (`tuner.datasets.data_digest`): the
+        same file name with other contents is another task."""
+        raw = f"{self.workload_key()}|{self.resolved_metric(kind)}" + (
+            f"|data:{data_digest}" if data_digest else "")
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def workload_key(self) -> str:

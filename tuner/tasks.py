@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import Split, data_version, load_dataset, team_scope
+from tuner.datasets import Split, data_digest, data_version, load_dataset, team_scope
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.recommend import TaskProfile
@@ -34,9 +34,11 @@ class TaskFeatures:
     batch_size: int
     epochs: int
     dataset: str | None = None  # a trainable's declared dataset name
+    data_digest: str | None = None  # the team's data: the digest of its bytes (part of the
+    # fingerprint)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "dataset"}
+        return {k: v for k, v in asdict(self).items() if k not in ("dataset", "data_digest")}
 
     def profile(self, model: str) -> TaskProfile:
         """The features the similarity of tasks compares, for a task not stored yet."""
@@ -79,12 +81,14 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     assert t.model is not None and t.dataset is not None
     try:
         version = data_version(t.dataset.name, t.dataset.params, scope)
+        digest = data_digest(t.dataset.name, t.dataset.params, scope)
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
     team_model = t.model.name.startswith("hf:")  # may be a folder in the team's data
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
                                scope if version or team_model else None, version)
-    return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs)
+    return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
+                   data_digest=digest, fingerprint=t.fingerprint(features.kind, digest))
 
 
 def _declared(spec: JobSpec) -> TaskFeatures:

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from tuner import mlflow_log
 from tuner.attrs import ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
+from tuner.datasets import check_unchanged
+from tuner.errors import DataError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
@@ -99,6 +101,19 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def _data_changed(job: Job, spec: JobSpec, team: str) -> str | None:
+    """Why the job cannot run on its task's data, when the team's file or folder was rewritten
+    since the job was submitted (each trial checks again as it loads the data)."""
+    ds = spec.task.dataset
+    if ds is None:
+        return None
+    try:
+        check_unchanged(ds.name, ds.params, team, job.task.data_digest)
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 @cache
@@ -219,7 +234,8 @@ class Dispatcher:
                                                   user_attrs=about),
                              what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
-        problem = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+        problem = self._infeasible(spec.resources.cpus_per_trial,
+                                   spec.resources.gpus_per_trial) or _data_changed(job, spec, team)
         if problem:
             self._finish(job.id, "failed", problem)
             return

@@ -78,7 +78,7 @@ def task_json(t: Task, n_jobs: int = 0, n_trials: int = 0, latest: Any = None) -
         "id": t.id, "fingerprint": t.fingerprint,
         "model": {"name": t.model_name, "params": t.model_params},
         "dataset": {"name": t.dataset_name, "params": t.dataset_params},
-        "metric": t.metric, "direction": t.direction,
+        "data_digest": t.data_digest, "metric": t.metric, "direction": t.direction,
         "features": {"kind": t.kind, "n_params": t.n_params, "depth": t.depth,
                      "input_shape": t.input_shape, "n_train": t.n_train,
                      "n_classes": t.n_classes, "batch_size": t.batch_size, "epochs": t.epochs},
