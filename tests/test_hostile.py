@@ -196,57 +196,13 @@ SECRET_JOB = spec(task={"model": {"name": "linear"}, "dataset": {
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_team_file_job_trains_from_its_own_folder(api: Api) -> None:
-    """The workers read the file from the job's team folder, as the submit check did."""
-    from tests.test_jobs import dispatcher, job_of
-
-    _write_team_files(api.root)
-    r = api.call("POST", "/v1/jobs", SECRET_JOB, team="b")
-    assert r.status_code == 201, r.text
-    dispatcher(api.db_url).run(once=True)
-    job = job_of(api.db_url, r.json()["id"])
-    assert job.status == "completed", job.error
-    assert job.n_complete == 2
-
-
-def test_a_rewritten_file_is_a_new_task(api: Api) -> None:
-    """A task on the team's own file is identified by the file's bytes too: trials on the file
-    before and after it was rewritten are never pooled as repeats. The same bytes written again
-    are the same task; other bytes under the same name are a new one, and a question by model
-    and dataset name is answered about the newest, the older listed beside it."""
-    _write_team_files(api.root)
-    path = api.root / "b" / "secret.npz"
-
-    def submit() -> dict[str, Any]:
-        r = api.call("POST", "/v1/jobs", SECRET_JOB, team="b")
-        assert r.status_code == 201, r.text
-        return dict(r.json()["task"])
-
-    first = submit()
-    path.write_bytes(path.read_bytes())  # the same bytes, a new modification time
-    again = submit()
-    _write_npz(path, seed=1)  # other data under the same name
-    rewritten = submit()
-    assert first["data_digest"] and len(first["data_digest"]) == 16
-    assert (again["id"], again["data_digest"]) == (first["id"], first["data_digest"])
-    assert rewritten["id"] != first["id"]
-    assert rewritten["data_digest"] not in (None, first["data_digest"])
-    tasks = api.call("GET", "/v1/tasks", team="b").json()["data"]
-    assert sorted((t["id"], t["data_digest"]) for t in tasks) == sorted(
-        [(first["id"], first["data_digest"]), (rewritten["id"], rewritten["data_digest"])])
-    rec = api.call("GET", "/v1/recommendations?model=linear&dataset=file", team="b").json()
-    assert [t["id"] for t in rec["tasks"]] == [rewritten["id"]]
-    assert [t["id"] for t in rec["other_tasks"]] == [first["id"]]
-    # Built-in data has no digest: its task is the service's code, not a team's bytes.
-    iris = api.call("POST", "/v1/jobs", spec(), team="b").json()["task"]
-    assert iris["data_digest"] is None
-
-
-@pytest.mark.usefixtures("ray_session")
-def test_a_job_whose_file_changed_after_submission_fails_and_trains_nothing(api: Api) -> None:
-    """The job's task is the data as submitted: rewritten before the job runs, the job fails
-    saying so, with no trial recorded against a task it was not measured on; a worker that
-    loads the data checks the same (its objective, here directly)."""
+def test_a_team_file_job_trains_on_the_data_it_was_submitted_with(api: Api) -> None:
+    """The workers read the file from the job's team folder, as the submit check did. Its
+    task is the file's contents: rewritten, the next job is a new task, told about from the
+    old one's trials as a prediction (`transfer`), never pooled with them; rewritten again
+    before that job runs, the job fails saying so, with no trial recorded against a task it was
+    not measured on, and a worker that loads the data checks the same (its objective, here
+    directly)."""
     from tests.test_jobs import dispatcher, job_of
     from tuner.datasets import data_digest
     from tuner.errors import DataError
@@ -256,19 +212,32 @@ def test_a_job_whose_file_changed_after_submission_fails_and_trains_nothing(api:
     _write_team_files(api.root)
     r = api.call("POST", "/v1/jobs", SECRET_JOB, team="b")
     assert r.status_code == 201, r.text
-    submitted = r.json()["task"]["data_digest"]
+    dispatcher(api.db_url).run(once=True)
+    job = job_of(api.db_url, r.json()["id"])
+    assert job.status == "completed", job.error
+    assert job.n_complete == 2
+    old_task = r.json()["task"]["id"]
+
+    _write_npz(api.root / "b" / "secret.npz", seed=1)
+    r = api.call("POST", "/v1/jobs", SECRET_JOB, team="b")
+    assert r.status_code == 201, r.text
+    new_task, submitted = r.json()["task"]["id"], r.json()["task"]["data_digest"]
+    assert new_task != old_task
+    rec = api.call("GET", f"/v1/recommendations?task={new_task}", team="b").json()
+    assert (rec["method"], rec["source"]) == ("transfer", "team history"), rec["explanation"]
+    assert rec["similar_tasks"][0]["task_id"] == old_task
+
     _write_npz(api.root / "b" / "secret.npz", seed=2)
     dispatcher(api.db_url).run(once=True)
     job = job_of(api.db_url, r.json()["id"])
     assert job.status == "failed"
     assert "changed since the job was submitted" in (job.error or ""), job.error
     assert job.n_complete == 0 and job.n_done == 0
-    objective = Objective(JobSpec.model_validate(SECRET_JOB), data_scope="b", data_digest=submitted)
+    spec_ = JobSpec.model_validate(SECRET_JOB)
     with pytest.raises(DataError, match="changed since the job was submitted"):
-        objective.data  # noqa: B018
+        Objective(spec_, data_scope="b", data_digest=submitted).data  # noqa: B018
     now = data_digest("file", {"path": "secret.npz"}, "b")
-    assert Objective(JobSpec.model_validate(SECRET_JOB), data_scope="b",
-                     data_digest=now).data.info.n_train > 0
+    assert Objective(spec_, data_scope="b", data_digest=now).data.info.n_train > 0
 
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "content_type_conformance",
