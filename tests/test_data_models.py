@@ -78,12 +78,14 @@ def test_file_dataset_refuses_paths_outside_root(data_root: Path, tmp_path: Path
 def test_data_digest_is_the_bytes_not_the_name_or_the_time(data_root: Path) -> None:
     """What makes team data a task: a file's or a folder's bytes (a folder's file names too),
     never where it lies or when it was written; built-in data has none."""
+    import hashlib
     import os
 
     (data_root / "a.csv").write_text("f,label\n1,0\n2,1\n")
     (data_root / "b.csv").write_text("f,label\n1,0\n2,1\n")
     first = data_digest("file", {"path": "a.csv"}, None)
     assert first is not None and first == data_digest("file", {"path": "b.csv"}, None)
+    assert first == hashlib.sha256((data_root / "a.csv").read_bytes()).hexdigest()[:16]
     os.utime(data_root / "a.csv", ns=(1, 1))
     assert data_digest("file", {"path": "a.csv"}, None) == first
     (data_root / "a.csv").write_text("f,label\n1,1\n2,1\n")  # one label, same size

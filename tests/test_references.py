@@ -6,6 +6,7 @@ the service."""
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 from tests.conftest import DATA_ROOT
-from tuner.datasets import DiskSplit, load_dataset
+from tuner.datasets import DiskSplit, check_unchanged, load_dataset
 from tuner.errors import DataError, SpecError
 from tuner.search import run_search
 from tuner.spec import JobSpec
@@ -166,6 +167,25 @@ def test_hugging_face_model_and_datasets_from_the_team_folder() -> None:
     raw["task"]["dataset"] = {"name": "hf:hf-images", "params": {"image_size": 16}}
     f = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
     assert (f.input_shape, f.n_classes, f.n_train) == ([3, 16, 16], 3, 72)
+    # The team's model folder and dataset folder are part of the task: other weights under the
+    # same name are another task, and a job cannot train on them once submitted.
+    assert f.model_digest and f.data_digest and f.model_digest != f.data_digest
+    copy = DATA_ROOT / TEAM / "tiny-resnet-retrained"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(DATA_ROOT / TEAM / "tiny-resnet", copy)
+    raw["task"]["model"]["name"] = "hf:tiny-resnet-retrained"
+    same = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
+    assert same.model_digest == f.model_digest  # the same bytes under another name
+    weights = next(p for p in copy.iterdir() if p.suffix == ".safetensors")
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\1")
+    retrained = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
+    assert retrained.model_digest != f.model_digest
+    assert retrained.fingerprint != same.fingerprint
+    with pytest.raises(DataError, match=r"task\.model: the model folder .* changed since"):
+        check_unchanged("hf:tiny-resnet-retrained", {}, TEAM, same.model_digest,
+                        field="task.model")
+    shutil.rmtree(copy)
+    raw["task"]["model"]["name"] = "hf:tiny-resnet"
     # `tuner run` reads the whole data root
     raw["task"]["model"]["name"] = f"hf:{TEAM}/tiny-resnet"
     raw["task"]["dataset"]["name"] = f"hf:{TEAM}/hf-images"

@@ -229,13 +229,14 @@ def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[
 
 
 def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
-    """What the team's data *is*: the SHA-256 (first 16 hex digits) of a `file` dataset's bytes,
-    or of a folder's files (their paths below it and their bytes, in path order). Part of a
-    task's identity: runs on the file before and after it was rewritten are measured on other
-    data, and are never pooled as repeats. The same bytes give the same digest wherever the
-    file lies and whenever it was written. None: not team data (built-in and synthetic
-    datasets are the service's code, and a trainable brings its own data). Cached per path and
-    (size, modification time): a resubmission hashes nothing."""
+    """What the team's data *is*: the SHA-256 (first 16 hex digits) of a `file` dataset's bytes
+    (what `sha256sum` prints), or of a folder's files (`imagefolder`, an `hf:` dataset or model
+    folder: their paths below it and their bytes, in path order). Part of a task's identity:
+    runs on the file before and after it was rewritten are measured on other data, and are
+    never pooled as repeats. The same bytes give the same digest wherever the file lies and
+    whenever it was written. None: not team data (built-in and synthetic datasets are the
+    service's code, a hub id is a fixed release, and a trainable brings its own data). Cached
+    per path and (size, modification time): a resubmission hashes nothing."""
     root = team_data(name, params, scope)
     if root is None:
         return None
@@ -245,17 +246,20 @@ def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | N
 
 
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
-                    expected: str | None) -> None:
+                    expected: str | None, *, field: str = "task.dataset") -> None:
     """Refuse to train on team data whose bytes are no longer those its task was made from
     (`expected`, the task's digest; None: nothing to check). A job's trials on a rewritten file
-    would be stored as runs of a task they were not measured on."""
+    would be stored as runs of a task they were not measured on. `field`: `task.model` for an
+    `hf:` model folder."""
     if expected is None:
         return
     now = data_digest(name, params, scope)
     if now != expected:
-        raise DataError(f"task.dataset: the data changed since the job was submitted (digest "
-                        f"{expected}, now {now}): its trials would be measured on other data "
-                        f"than its task's. Submit the job again: the new data is a new task")
+        what = "the data" if field == "task.dataset" else f"the model folder {name}"
+        raise DataError(f"{field}: {what} changed since the job was submitted (digest "
+                        f"{expected}, now {now}): its trials would be measured on other "
+                        f"{'data' if field == 'task.dataset' else 'weights'} than its task's. "
+                        f"Submit the job again: it is a new task")
 
 
 @lru_cache(maxsize=256)
@@ -263,11 +267,12 @@ def _digest(path: str, version: tuple[int, int] | None) -> str:
     import hashlib
 
     root = Path(path)
+    if root.is_file():
+        with root.open("rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()[:16]
     h = hashlib.sha256()
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    for f in files:
-        if f is not root:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
         with f.open("rb") as fh:
             h.update(hashlib.file_digest(fh, "sha256").digest())
     return h.hexdigest()[:16]

@@ -44,10 +44,11 @@ class Objective:
 
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None,
-                 data_digest: str | None = None) -> None:
+                 data_digest: str | None = None, model_digest: str | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
-        self.data_digest = data_digest  # the task's: the data must still be those bytes
+        # The task's digests: its data and hf: model folder must still be those bytes.
+        self.data_digest, self.model_digest = data_digest, model_digest
         self.space = SearchSpace(spec.space)
         self._data = data
         self.device = device
@@ -148,10 +149,14 @@ class Objective:
                 state = TrainState(device=str(device))
                 self._run_trainable(config, training, device, prune, state)
             else:
+                m = self.spec.task.model
+                assert m is not None
+                check_unchanged(m.name, {}, self.data_scope, self.model_digest,
+                                field="task.model")
                 with team_scope(self.data_scope):  # an hf: model may be a team folder
-                    model = build_model(self.spec.task.model.name,  # type: ignore[union-attr]
-                                        self.spec.task.model.params,  # type: ignore[union-attr]
-                                        self.data.info)
+                    model = build_model(m.name, m.params, self.data.info)
+                check_unchanged(m.name, {}, self.data_scope, self.model_digest,
+                                field="task.model")
                 trainer = Trainer(model, self.data, config, training, self.metric, device)
                 state = trainer.state
                 for rec in trainer.epochs():

@@ -177,12 +177,15 @@ class TaskSpec(_Strict):
             )
         return metric
 
-    def fingerprint(self, kind: str, data_digest: str | None = None) -> str:
+    def fingerprint(self, kind: str, data_digest: str | None = None,
+                    model_digest: str | None = None) -> str:
         """Identity of the task: model ref + dataset ref (or the trainable ref) + metric, and
-        for the team's own data the digest of its bytes (`tuner.datasets.data_digest`): the
-        same file name with other contents is another task."""
+        for the team's own data and `hf:` model folder the digests of their bytes
+        (`tuner.datasets.data_digest`): the same file name with other contents is another
+        task."""
         raw = f"{self.workload_key()}|{self.resolved_metric(kind)}" + (
-            f"|data:{data_digest}" if data_digest else "")
+            f"|data:{data_digest}" if data_digest else "") + (
+            f"|model:{model_digest}" if model_digest else "")
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def workload_key(self) -> str:

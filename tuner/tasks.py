@@ -34,11 +34,13 @@ class TaskFeatures:
     batch_size: int
     epochs: int
     dataset: str | None = None  # a trainable's declared dataset name
-    data_digest: str | None = None  # the team's data: the digest of its bytes (part of the
-    # fingerprint)
+    # The team's own data and hf: model folder: the digests of their bytes (in the fingerprint).
+    data_digest: str | None = None
+    model_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("dataset", "data_digest")}
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("dataset", "data_digest", "model_digest")}
 
     def profile(self, model: str) -> TaskProfile:
         """The features the similarity of tasks compares, for a task not stored yet."""
@@ -71,8 +73,8 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
     job is queued, with the field at fault. Results are cached per process (a service checks
     the same few tasks over and over), for a `file` dataset per team and file version (its
-    size and modification time), so a resubmitted job never loads its data in the request
-    again. `scope`: the team whose data folder a file dataset reads
+    size and modification time; an `hf:` model folder per its digest), so a resubmitted job
+    never loads its data in the request again. `scope`: the team whose data folder a file dataset reads
     (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
@@ -85,10 +87,18 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
     team_model = t.model.name.startswith("hf:")  # may be a folder in the team's data
+    weights = model_digest(t.model.name, scope)
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
-                               scope if version or team_model else None, version)
+                               scope if version or team_model else None, version, weights)
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
-                   data_digest=digest, fingerprint=t.fingerprint(features.kind, digest))
+                   data_digest=digest, model_digest=weights,
+                   fingerprint=t.fingerprint(features.kind, digest, weights))
+
+
+def model_digest(name: str, scope: str | None) -> str | None:
+    """The digest of an `hf:` model's folder in the team's data (its weights and config);
+    None for every other model (built-in code, a hub id or a library's fixed weights)."""
+    return data_digest(name, {}, scope) if name.startswith("hf:") else None
 
 
 def _declared(spec: JobSpec) -> TaskFeatures:
@@ -166,8 +176,8 @@ REAL_CHECK_MAX_PARAMS = 2_000_000
 
 @lru_cache(maxsize=256)
 def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int,
-                    scope: str | None = None,
-                    version: tuple[int, int] | None = None) -> TaskFeatures:
+                    scope: str | None = None, version: tuple[int, int] | None = None,
+                    weights: str | None = None) -> TaskFeatures:
     spec = JobSpec.model_validate({"task": {"model": json.loads(model),
                                             "dataset": json.loads(dataset), "metric": metric},
                                    "training": {"seed": seed}})

@@ -104,13 +104,15 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def _data_changed(job: Job, spec: JobSpec, team: str) -> str | None:
-    """Why the job cannot run on its task's data, when the team's file or folder was rewritten
-    since the job was submitted (each trial checks again as it loads the data)."""
-    ds = spec.task.dataset
-    if ds is None:
+    """Why the job cannot run on its task's data, when the team's file or folder (or `hf:`
+    model folder) was rewritten since the job was submitted (each trial checks again as it
+    loads them)."""
+    ds, m = spec.task.dataset, spec.task.model
+    if ds is None or m is None:
         return None
     try:
         check_unchanged(ds.name, ds.params, team, job.task.data_digest)
+        check_unchanged(m.name, {}, team, job.task.model_digest, field="task.model")
     except DataError as exc:
         return str(exc)
     return None
