@@ -180,7 +180,9 @@ def test_two_dispatchers_never_run_the_same_job(migrated_url: str) -> None:
 
 
 def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
-    job_id = queue(migrated_url, SLOW)
+    # Trials of a few seconds on this machine (SLOW's 12 epochs take well under one): the kill
+    # must land while trial 1 trains.
+    job_id = queue(migrated_url, _merge(SLOW, training={"epochs": 48}))
     d = dispatcher(migrated_url)
     th = threading.Thread(target=d.run, kwargs={"once": True})
     th.start()
