@@ -24,8 +24,6 @@ the same model, data split and initialisation; only the search differs):
   service_similar    the service's default with `warm_start: similar` for a team with no history:
                      seeded with the best configurations of the reference corpus's most similar
                      tasks, the sweep in their order
-  service_focus      the service's default with `search.focus: 0.5`: half the sampled trials
-                     draw their family among the 3 with the best complete trials so far
 Every corpus task on the task's dataset is held out from every service method (the sweep's
 order and starts, the similar tasks), so nothing measured on the task itself is used.
 The JSON records which of the two service variants is the service's default pruner.
@@ -68,12 +66,11 @@ TASKS: list[tuple[str, str, dict[str, Any]]] = [
 ]
 METHODS = ("random", "tpe", "ray_asha", "service_hyperband", "service_literature",
            "service_portfolio", "service_apart", "service_asha", "service_wilcoxon",
-           "service_similar", "service_focus", "adamw_only")
+           "service_similar", "adamw_only")
 # What the default is compared with at each budget: Ray Tune ASHA, and the same search over
 # AdamW alone (is choosing the optimizer worth it?).
 PEERS = ("ray_asha", "adamw_only")
 TOLERANCE = 0.005
-FOCUS = 0.5  # service_focus's search.focus
 ANYTIME = (25, 50, 100, 200, 400)  # also report the median best-so-far after this many epochs
 OUT = Path(__file__).parent / "results" / "search_efficiency.json"
 PLOTS = Path(__file__).resolve().parents[1] / "docs" / "img"
@@ -240,7 +237,7 @@ COLORS = {"random": "grey", "tpe": "tab:blue", "ray_asha": "tab:orange",
           "service_hyperband": "tab:purple", "service_literature": "tab:pink",
           "service_apart": "tab:cyan",
           "service_asha": "tab:green", "service_wilcoxon": "tab:olive",
-          "service_similar": "tab:red", "service_focus": "gold", "adamw_only": "tab:brown"}
+          "service_similar": "tab:red", "adamw_only": "tab:brown"}
 
 
 def plot(task: str, curves: dict[str, list[list[float]]], target: float, path: Path) -> None:
@@ -468,8 +465,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                               pruner="wilcoxon"),
                 "service_similar": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
                                              warm_start="similar"),
-                "service_focus": base_spec(model, dataset, params, a.epochs, pruner="hyperband",
-                                           focus=FOCUS),
                 # The practitioner's alternative to choosing an optimizer: the same search
                 # (sweep start, TPE, Hyperband) over AdamW alone, every schedule.
                 "adamw_only": base_spec(model, dataset, params, a.epochs,

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
@@ -67,82 +65,6 @@ def make_sampler(name: str, seed: int | None, parallel: bool = False) -> BaseSam
     if name not in SAMPLER_FACTORIES:
         raise UnknownName("search.sampler", "sampler", name, SAMPLERS)
     return SAMPLER_FACTORIES[name](seed, parallel)
-
-
-def study_sampler(spec: JobSpec, seed: int | None) -> BaseSampler:
-    """The job's sampler: `search.sampler` (seeded with `seed`; a worker's is None, so that
-    parallel workers do not draw alike), focused by `search.focus` when it is set (whose draws
-    are seeded by the job's seed in every worker)."""
-    base = make_sampler(spec.search.sampler, seed, spec.budget.parallelism > 1)
-    if spec.search.focus <= 0:
-        return base
-    return FocusSampler(base, spec.search.focus,
-                        seed=spec.training.seed if seed is None else seed)
-
-
-FOCUS_TOP = 3  # the families a focused draw chooses among
-
-
-class FocusSampler(BaseSampler):
-    """`search.focus`: that share of the sampled trials draws its family among the `top`
-    families with the best complete trials so far (uniformly), the rest as `base` draws it;
-    every other parameter is `base`'s (TPE's model of that family's parameters). A search over
-    14 families spreads its budget thin: the same search over AdamW alone found better
-    configurations on cnn/digits from ~100 epochs (docs/benchmarks.md); focusing spends more
-    of it where the best configurations are. Nothing is focused until more than `top` families
-    have a complete trial. Enqueued trials (the sweep, warm starts, confirmation runs) keep
-    their fixed parameters. Whether a trial is focused, and on which family, is drawn from the
-    seed and the trial's number, so parallel workers draw as one process would."""
-
-    def __init__(self, base: BaseSampler, share: float, top: int = FOCUS_TOP,
-                 seed: int | None = None) -> None:
-        self.base, self.share, self.top, self.seed = base, share, top, seed or 0
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
-                                    ) -> dict[str, BaseDistribution]:
-        return self.base.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        out = self.base.sample_relative(study, trial, search_space)
-        if "optimizer" in out:
-            family = self.focused(study, trial.number)
-            if family is not None:
-                out = {**out, "optimizer": family}
-        return out
-
-    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                           param_name: str, param_distribution: BaseDistribution) -> Any:
-        if param_name == "optimizer":
-            family = self.focused(study, trial.number)
-            if family is not None:
-                return family
-        return self.base.sample_independent(study, trial, param_name, param_distribution)
-
-    def focused(self, study: optuna.Study, number: int) -> str | None:
-        """The family trial `number` is focused on, or None (drawn by `base`)."""
-        draw = random.Random(f"{self.seed}:{number}")
-        if draw.random() >= self.share:
-            return None
-        sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
-        best: dict[str, float] = {}
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            family = t.params.get("optimizer")
-            if family is not None and t.value is not None and not math.isnan(t.value):
-                best[family] = max(best.get(family, -math.inf), sign * t.value)
-        if len(best) <= self.top:
-            return None
-        return draw.choice(sorted(best, key=lambda f: (-best[f], f))[:self.top])
-
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                    state: optuna.trial.TrialState, values: Sequence[float] | None) -> None:
-        self.base.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.base.reseed_rng()
 
 
 def sweep_should_prune(study: optuna.Study, trial: optuna.trial.FrozenTrial,
@@ -289,7 +211,7 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
     seed = spec.training.seed if sampler_seed is None else sampler_seed
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction,  # type: ignore[arg-type]
-        sampler=study_sampler(spec, seed),
+        sampler=make_sampler(spec.search.sampler, seed, spec.budget.parallelism > 1),
         pruner=make_pruner(spec.search.pruner, spec.training.epochs, spec.search.sweep_pruning),
         load_if_exists=load_if_exists,
     )
@@ -315,7 +237,7 @@ def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,
     """A worker's handle on an existing study, with the spec's sampler and pruner."""
     return optuna.load_study(
         study_name=study_name, storage=storage,
-        sampler=study_sampler(spec, None),
+        sampler=make_sampler(spec.search.sampler, None, spec.budget.parallelism > 1),
         pruner=make_pruner(spec.search.pruner, spec.training.epochs, spec.search.sweep_pruning),
     )
 

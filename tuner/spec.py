@@ -416,10 +416,6 @@ class SearchSpec(_Strict):
         "same epoch, from a third of the epochs on (below their median stops); `pruner`, by "
         "`pruner` like every other trial (Hyperband then judges each by the bracket its trial "
         "number falls in)"))
-    focus: float = Field(default=0.0, ge=0.0, le=1.0, description=(
-        "share of the sampled trials that draw their family among the 3 families with the "
-        "best complete trials so far (the rest as the sampler draws it): more of the budget "
-        "where the best configurations are, less for the other families; 0 turns it off"))
     sweep_share: float = Field(default=0.25, ge=0.0, le=1.0, description=(
         "the defaults sweep takes at most this share of budget.n_trials (at least one trial); "
         "families beyond it are left to the sampler and named in the job's notes"))
