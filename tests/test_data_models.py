@@ -109,6 +109,45 @@ def test_models_run_forward_on_digits(name: str) -> None:
     assert model(d.X_val[:5]).shape == (5, 10)
 
 
+def test_a_plugins_code_is_part_of_its_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    """A task on a team's plugin holds the digest of its code (its distribution's release and
+    the source file of its factory's module): an edited file or a new release is another
+    task, and a machine with other code refuses to run the job's trials. The service's own
+    models and datasets have none."""
+    from tuner.errors import ModelError
+    from tuner.registry import Entry, check_code
+    from tuner.spec import JobSpec, TaskSpec
+    from tuner.tasks import inspect_task
+
+    plugin = JobSpec.model_validate({"task": {"model": {"name": "tiny_mlp"},
+                                              "dataset": {"name": "moons"}}})
+    f = inspect_task(plugin)
+    assert f.code_digest is not None and f.code_digest == plugin.task.code_digest()
+    assert f.fingerprint == plugin.task.fingerprint(f.kind, code_digest=f.code_digest)
+    assert f.fingerprint != plugin.task.fingerprint(f.kind)
+    builtin = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
+                                               "dataset": {"name": "iris"}}})
+    assert inspect_task(builtin).code_digest is None
+    assert MODELS.code_digest("torchvision:resnet18") is None
+    # An edit to the factory's module, and a new release, are other code.
+    (tmp_path / "team_models.py").write_text("def net(info):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entry = Entry("net", "team_models:net", source="team-models", version="1.0")
+    first = entry.code_digest()
+    (tmp_path / "team_models.py").write_text("def net(info):\n    return 1\n")
+    edited = entry.code_digest()
+    released = Entry("net", "team_models:net", source="team-models", version="1.1").code_digest()
+    assert len({first, edited, released}) == 3
+    monkeypatch.setitem(MODELS._discover(), "net", entry)
+    task = TaskSpec.model_validate({"model": {"name": "net"}, "dataset": {"name": "iris"}})
+    assert task.code_digest() is not None
+    check_code(task, task.code_digest())
+    with pytest.raises(ModelError, match=r"plugin code on this machine .* is not the code the "
+                                         r"job was submitted with"):
+        check_code(task, first)
+
+
 def test_transformer_reads_tabular_as_tokens_and_cnn_refuses() -> None:
     info = DataInfo((13,), 3, "classification", 3, 100, 20)
     assert build_model("transformer", {}, info)(torch.randn(2, 13)).shape == (2, 3)

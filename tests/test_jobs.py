@@ -322,6 +322,39 @@ def test_a_job_whose_every_trial_diverged_fails_saying_so(migrated_url: str) -> 
     assert all(r.state == "diverged" and r.steps and r.steps[0].step == 1 for r in recs)
 
 
+def test_a_job_on_other_plugin_code_than_its_task_fails_and_trains_nothing(
+        migrated_url: str) -> None:
+    """A task on a team's plugin is that plugin's code: where the job runs with other code (the
+    service that checked the job had another release of the team's package than the
+    dispatcher, here simulated in the task's row), the job fails saying so and trains nothing;
+    a worker's objective checks the same before its first trial."""
+    from sqlalchemy import update
+
+    from tuner.attrs import ATTR_RECORD
+    from tuner.objective import Objective
+    from tuner.store.models import Task
+
+    spec = _merge(FAST, task={"model": {"name": "tiny_mlp"}, "dataset": {"name": "moons"}},
+                  budget={"n_trials": 2, "parallelism": 1})
+    job_id = queue(migrated_url, spec)
+    with session_factory(migrated_url)() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.task.code_digest == JobSpec.model_validate(
+            spec).task.code_digest() is not None
+        s.execute(update(Task).where(Task.id == job.task_id).values(code_digest="0" * 16))
+        s.commit()
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed" and job.n_done == 0
+    assert "plugin code on this machine" in (job.error or ""), job.error
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(JobSpec.model_validate(spec), code_digest="0" * 16), n_trials=1,
+                   catch=(Exception,))
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert "not the code the job was submitted with" in trial.user_attrs[ATTR_RECORD]["detail"]
+
+
 def test_a_crashed_watch_hands_the_job_back_and_it_resumes(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in the dispatcher's loop (not a database blip) no longer ends the job failed on the

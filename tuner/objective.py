@@ -16,6 +16,7 @@ import torch
 from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED, STUDY_SEEDS_USED
 from tuner.datasets import Split, check_unchanged, load_dataset, team_scope
 from tuner.models import build_model
+from tuner.registry import check_code
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, JobSpec
@@ -44,11 +45,15 @@ class Objective:
 
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None,
-                 data_digest: str | None = None, model_digest: str | None = None) -> None:
+                 data_digest: str | None = None, model_digest: str | None = None,
+                 code_digest: str | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
-        # The task's digests: its data and hf: model folder must still be those bytes.
+        # The task's digests: its data and hf: model folder must still be those bytes, and its
+        # plugins that code (checked once per process: `tuner.registry.check_code`).
         self.data_digest, self.model_digest = data_digest, model_digest
+        self.code_digest: str | None = code_digest
+        self._code_checked = False
         self.space = SearchSpace(spec.space)
         self._data = data
         self.device = device
@@ -143,6 +148,9 @@ class Objective:
             return step < training.epochs and not confirming and trial.should_prune()
 
         try:
+            if not self._code_checked:
+                check_code(self.spec.task, self.code_digest)
+                self._code_checked = True
             torch.manual_seed(seed)
             device = resolve_device(training.device, self.device)
             if self.spec.task.trainable is not None:

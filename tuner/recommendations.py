@@ -54,8 +54,8 @@ from tuner.store.queries import team_tasks
 # counts long lists of families; 14: identical runs get the pooled noise, and no noise is
 # claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
 # summary says it is a prediction; 17: `under_tuned`; 18: the training seed (the data split)
-# is part of the budget; 19: a task on the team's own data holds its digest, a rewritten file
-# being a new task.)
+# is part of the budget; 19: a task on the team's own data, hf: model folder or plugin code
+# holds their digests, rewritten contents being a new task.)
 ANSWER_FORMAT = 19
 SOURCE_TEAM = "team history"
 

@@ -10,13 +10,18 @@ the prefix gets the name as its first argument.
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tuner.errors import UnknownName
+from tuner.errors import ModelError, UnknownName
+
+if TYPE_CHECKING:
+    from tuner.spec import TaskSpec
 
 
 @dataclass
@@ -25,7 +30,20 @@ class Entry:
     target: str  # "module:attr"
     help: str = ""
     source: str = "builtin"  # or the plugin distribution's name
+    version: str = ""  # a plugin distribution's version
     _loaded: Callable[..., Any] | None = field(default=None, repr=False)
+
+    def code_digest(self) -> str:
+        """What a plugin's code is: the SHA-256 (first 16 hex digits) of its distribution's
+        name and version and of the source file of the module its factory lives in. An edit
+        to that file, or a new release, is other code; an edit to a module it imports is not
+        seen (name a version in the params, or release, when such an edit changes training)."""
+        module = importlib.import_module(self.target.partition(":")[0])
+        h = hashlib.sha256(f"{self.source}=={self.version}\0".encode())
+        path = getattr(module, "__file__", None)
+        if path:
+            h.update(Path(path).read_bytes())
+        return h.hexdigest()[:16]
 
     def load(self) -> Callable[..., Any]:
         if self._loaded is None:
@@ -56,7 +74,8 @@ class Registry:
                 if ep.name in self._builtins:
                     continue  # a plugin never shadows a built-in
                 dist = ep.dist.name if ep.dist is not None else "plugin"
-                found[ep.name] = Entry(ep.name, ep.value, f"plugin from {dist}", dist)
+                version = ep.dist.version if ep.dist is not None else ""
+                found[ep.name] = Entry(ep.name, ep.value, f"plugin from {dist}", dist, version)
             self._plugins = found
         return self._plugins
 
@@ -88,6 +107,39 @@ class Registry:
 
     def refresh(self) -> None:
         self._plugins = None
+
+    def code_digest(self, name: str) -> str | None:
+        """A plugin's `Entry.code_digest`; None for a built-in or a reference (`prefix:name`):
+        the service's own code, or a library's named model or dataset."""
+        entry = self._discover().get(name)
+        return entry.code_digest() if entry is not None else None
+
+
+def check_code(task: TaskSpec, expected: str | None) -> None:
+    """Refuse to run a job's trials with other plugin code than its task was made with
+    (`expected`, the task's `code_digest`; None: nothing to check): a worker with another
+    release of the team's package installed would store its runs as repeats of runs they are
+    not."""
+    if expected is None:
+        return
+    now = task.code_digest()
+    if now != expected:
+        raise ModelError(f"task: the team's plugin code on this machine (digest {now}) is not "
+                         f"the code the job was submitted with ({expected}): install the same "
+                         f"release of the plugin where the service checks jobs and on every "
+                         f"worker, then submit the job again (other code is a new task)")
+
+
+def plugins_digest(model: str | None, dataset: str | None, trainable: str | None) -> str | None:
+    """The code of the team's plugins a task runs (its model, dataset or trainable), as one
+    digest; None when it runs none."""
+    parts = [f"{kind}:{d}" for kind, reg, name in (("model", MODELS, model),
+                                                   ("dataset", DATASETS, dataset),
+                                                   ("trainable", TRAINABLES, trainable))
+             if name and (d := reg.code_digest(name))]
+    if not parts:
+        return None
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 MODELS = Registry("model", "tuner.models", prefixes=[

@@ -178,15 +178,26 @@ class TaskSpec(_Strict):
         return metric
 
     def fingerprint(self, kind: str, data_digest: str | None = None,
-                    model_digest: str | None = None) -> str:
+                    model_digest: str | None = None, code_digest: str | None = None) -> str:
         """Identity of the task: model ref + dataset ref (or the trainable ref) + metric, and
         for the team's own data and `hf:` model folder the digests of their bytes
-        (`tuner.datasets.data_digest`): the same file name with other contents is another
-        task."""
+        (`tuner.datasets.data_digest`), for its plugins the digest of their code
+        (`code_digest`): the same file name with other contents, or the same plugin name with
+        other code, is another task."""
         raw = f"{self.workload_key()}|{self.resolved_metric(kind)}" + (
             f"|data:{data_digest}" if data_digest else "") + (
-            f"|model:{model_digest}" if model_digest else "")
+            f"|model:{model_digest}" if model_digest else "") + (
+            f"|code:{code_digest}" if code_digest else "")
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+    def code_digest(self) -> str | None:
+        """The digest of the team's plugin code this task runs (`tuner.registry`); None when
+        it runs only the service's own models and datasets."""
+        from tuner.registry import plugins_digest
+
+        return plugins_digest(self.model.name if self.model else None,
+                              self.dataset.name if self.dataset else None,
+                              self.trainable.name if self.trainable else None)
 
     def workload_key(self) -> str:
         if self.trainable is not None:

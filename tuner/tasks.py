@@ -34,13 +34,15 @@ class TaskFeatures:
     batch_size: int
     epochs: int
     dataset: str | None = None  # a trainable's declared dataset name
-    # The team's own data and hf: model folder: the digests of their bytes (in the fingerprint).
+    # The team's own data and hf: model folder: the digests of their bytes; its plugins: the
+    # digest of their code (all in the fingerprint).
     data_digest: str | None = None
     model_digest: str | None = None
+    code_digest: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()
-                if k not in ("dataset", "data_digest", "model_digest")}
+                if k not in ("dataset", "data_digest", "model_digest", "code_digest")}
 
     def profile(self, model: str) -> TaskProfile:
         """The features the similarity of tasks compares, for a task not stored yet."""
@@ -90,9 +92,10 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     weights = model_digest(t.model.name, scope)
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
                                scope if version or team_model else None, version, weights)
+    code = t.code_digest()
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
-                   data_digest=digest, model_digest=weights,
-                   fingerprint=t.fingerprint(features.kind, digest, weights))
+                   data_digest=digest, model_digest=weights, code_digest=code,
+                   fingerprint=t.fingerprint(features.kind, digest, weights, code))
 
 
 def model_digest(name: str, scope: str | None) -> str | None:
@@ -123,8 +126,10 @@ def _declared(spec: JobSpec) -> TaskFeatures:
         metric = t.resolved_metric(kind)
     except ValueError as exc:
         raise _spec_error("task.metric", exc) from exc
+    code = t.code_digest()
     return TaskFeatures(
-        fingerprint=t.fingerprint(kind), metric=metric, direction=METRICS[metric], kind=kind,
+        fingerprint=t.fingerprint(kind, code_digest=code), code_digest=code, metric=metric,
+        direction=METRICS[metric], kind=kind,
         n_params=int(f.get("n_params") or 0), depth=int(f.get("depth") or 0),
         input_shape=[int(d) for d in f.get("input_shape") or []],
         n_train=int(f.get("n_train") or 0),

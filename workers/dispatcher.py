@@ -22,8 +22,9 @@ from tuner import mlflow_log
 from tuner.attrs import ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.datasets import check_unchanged
-from tuner.errors import DataError
+from tuner.errors import DataError, ModelError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
+from tuner.registry import check_code
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import JobSpec
 from tuner.store.auth import team_name
@@ -104,16 +105,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def _data_changed(job: Job, spec: JobSpec, team: str) -> str | None:
-    """Why the job cannot run on its task's data, when the team's file or folder (or `hf:`
-    model folder) was rewritten since the job was submitted (each trial checks again as it
-    loads them)."""
+    """Why the job cannot run as its task was made: the team's file or folder (or `hf:` model
+    folder) was rewritten since the job was submitted, or its plugins' code here is not the
+    code it was submitted with (each worker checks again as it loads them)."""
     ds, m = spec.task.dataset, spec.task.model
-    if ds is None or m is None:
-        return None
     try:
-        check_unchanged(ds.name, ds.params, team, job.task.data_digest)
-        check_unchanged(m.name, {}, team, job.task.model_digest, field="task.model")
-    except DataError as exc:
+        check_code(spec.task, job.task.code_digest)
+        if ds is not None and m is not None:
+            check_unchanged(ds.name, ds.params, team, job.task.data_digest)
+            check_unchanged(m.name, {}, team, job.task.model_digest, field="task.model")
+    except (DataError, ModelError) as exc:
         return str(exc)
     return None
 

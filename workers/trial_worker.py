@@ -70,11 +70,11 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
-    def read() -> tuple[JobSpec, str, str, str, tuple[str | None, str | None]]:
+    def read() -> tuple[JobSpec, str, str, str, tuple[str | None, str | None, str | None]]:
         with sessions() as s:
             job = get_job(s, cfg.job_id)
             return (job_spec(job), job.study_name, team_name(s, job.team_id), job.task.metric,
-                    (job.task.data_digest, job.task.model_digest))
+                    (job.task.data_digest, job.task.model_digest, job.task.code_digest))
 
     spec, study_name, team, metric, digests = with_retries(read, what="read the job")
     recorder = TrialRecorder(cfg.db_url, cfg.job_id, mlflow_log.hook(mlflow_log.target_for(
@@ -86,7 +86,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device, data_scope=team, data_digest=digests[0],
-                          model_digest=digests[1])
+                          model_digest=digests[1], code_digest=digests[2])
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:

@@ -55,7 +55,8 @@ def upsert_task(s: Session, team_id: int, spec: JobSpec, f: TaskFeatures) -> Tas
                     metric=f.metric, direction=f.direction, kind=f.kind, n_params=f.n_params,
                     depth=f.depth, input_shape=f.input_shape, n_train=f.n_train,
                     n_classes=f.n_classes, batch_size=f.batch_size, epochs=f.epochs,
-                    data_digest=f.data_digest, model_digest=f.model_digest)
+                    data_digest=f.data_digest, model_digest=f.model_digest,
+                    code_digest=f.code_digest)
         s.add(task)
         s.flush()
     elif (task.batch_size, task.epochs) != (f.batch_size, f.epochs):
@@ -249,6 +250,7 @@ def job_brief(job: Job) -> dict[str, Any]:
         "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
                  "model": job.task.model_name, "dataset": job.task.dataset_name,
                  "data_digest": job.task.data_digest, "model_digest": job.task.model_digest,
+                 "code_digest": job.task.code_digest,
                  "metric": job.task.metric, "direction": job.task.direction},
         "progress": {"n_trials": job_total(job), "n_confirm": job.n_confirm,
                      "done": job.n_done, "running": job.n_running,

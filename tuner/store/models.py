@@ -97,11 +97,13 @@ class Task(Base):
     n_classes: Mapped[int | None] = mapped_column(Integer, default=None)
     batch_size: Mapped[int] = mapped_column(Integer)
     epochs: Mapped[int] = mapped_column(Integer)
-    # The team's own data (a file or folder) and `hf:` model folder: the digests of their bytes,
-    # part of the fingerprint (`tuner.datasets.data_digest`). None: built-in data or models, a
-    # trainable's own, or a task stored before digests were kept (migration 0010).
+    # The team's own data (a file or folder) and `hf:` model folder: the digests of their bytes
+    # (`tuner.datasets.data_digest`); the team's plugins (model, dataset, trainable): the digest
+    # of their code (`tuner.registry`). All part of the fingerprint. None: built-in data or
+    # models, a trainable's own data, or a task stored before digests were kept (migration 0010).
     data_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     model_digest: Mapped[str | None] = mapped_column(String(64), default=None)  # an hf: folder's
+    code_digest: Mapped[str | None] = mapped_column(String(64), default=None)  # its plugins'
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped in the transaction that records a trial of the task: what a cached recommendation
     # was computed from (see RecommendationCache).

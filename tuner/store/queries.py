@@ -79,6 +79,7 @@ def task_json(t: Task, n_jobs: int = 0, n_trials: int = 0, latest: Any = None) -
         "model": {"name": t.model_name, "params": t.model_params},
         "dataset": {"name": t.dataset_name, "params": t.dataset_params},
         "data_digest": t.data_digest, "model_digest": t.model_digest,
+        "code_digest": t.code_digest,
         "metric": t.metric, "direction": t.direction,
         "features": {"kind": t.kind, "n_params": t.n_params, "depth": t.depth,
                      "input_shape": t.input_shape, "n_train": t.n_train,
