@@ -183,8 +183,9 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
               ) -> tuple[list[Task], list[dict[str, Any]], list[dict[str, Any]]]:
     """The task an answer is about, and the others the question matched. A model and a dataset
     name a task only up to their parameters (mlp with hidden [16] and with [128] on iris are two
-    tasks) and, for the team's own file or folder, its contents (rewritten, it is a new task:
-    `data_digest`), and trials of different tasks are never ranked together: the answer is
+    tasks) and, for the team's own file, folder or plugin, its contents (rewritten, it is a new
+    task: `data_digest`, `model_digest`, `code_digest`), and trials of different tasks are never
+    ranked together: the answer is
     about the task of the team's most recent job among them; the others are listed
     (`other_tasks`)."""
     listed = team_tasks(s, team_id, [t.id for t in tasks]) if tasks else []
@@ -221,7 +222,7 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                  f"other budgets are not pooled with them" if base["other_budgets"] else "")
         if others:
             other += (f"; {len(others)} other task(s) of the team match this model and dataset "
-                      f"with other parameters or other data (task "
+                      f"with other parameters, data or code (task "
                       + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
