@@ -100,6 +100,14 @@ def test_data_digest_is_the_bytes_not_the_name_or_the_time(data_root: Path) -> N
     (img / "cat" / "1.png").rename(img / "cat" / "2.png")
     renamed = data_digest("imagefolder", {"path": "imgs"}, None)
     assert len({folder, changed, renamed}) == 3 and None not in {folder, changed, renamed}
+    # A file three levels down (an hf: folder of shards), rewritten while this process holds
+    # the folder's digest in its cache: the cache key sees it.
+    deep = data_root / "deep" / "a" / "b"
+    deep.mkdir(parents=True)
+    (deep / "shard.bin").write_bytes(b"one")
+    before = data_digest("hf:deep", {}, None)
+    (deep / "shard.bin").write_bytes(b"two")
+    assert data_digest("hf:deep", {}, None) != before
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])

@@ -213,19 +213,17 @@ def team_data(name: str, params: dict[str, Any], scope: str | None) -> Path | No
     return None
 
 
-def data_version(name: str, params: dict[str, Any], scope: str | None) -> tuple[int, int] | None:
-    """What a cached inspection of a dataset read from the team's data folder is keyed by:
-    the file's (size, mtime) for `file`; for a folder (`imagefolder`, an `hf:` folder), the
-    number of its entries two levels deep and their latest mtime. None: not team data."""
+def data_version(name: str, params: dict[str, Any], scope: str | None
+                 ) -> tuple[int, int, int] | None:
+    """What a cached inspection or digest of a dataset read from the team's data folder is
+    keyed by: (files, bytes, latest modification time in ns) of the file, or of every file and
+    folder under a folder (`imagefolder`, an `hf:` folder; a stat per entry, nothing read).
+    None: not team data."""
     root = team_data(name, params, scope)
     if root is None:
         return None
-    if root.is_file():
-        st = root.stat()
-        return st.st_size, st.st_mtime_ns
-    entries = [root, *root.iterdir()]
-    entries += [c for e in entries[1:] if e.is_dir() for c in e.iterdir()]
-    return len(entries), max(e.stat().st_mtime_ns for e in entries)
+    stats = [root.stat()] if root.is_file() else [root.stat(), *(p.stat() for p in root.rglob("*"))]
+    return len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
 
 
 def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
@@ -240,9 +238,7 @@ def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | N
     root = team_data(name, params, scope)
     if root is None:
         return None
-    st = root.stat()
-    version = data_version(name, params, scope) if root.is_dir() else (st.st_size, st.st_mtime_ns)
-    return _digest(str(root), version)
+    return _digest(str(root), data_version(name, params, scope))
 
 
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
@@ -263,7 +259,7 @@ def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
 
 
 @lru_cache(maxsize=256)
-def _digest(path: str, version: tuple[int, int] | None) -> str:
+def _digest(path: str, version: tuple[int, int, int] | None) -> str:
     import hashlib
 
     root = Path(path)

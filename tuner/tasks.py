@@ -74,10 +74,10 @@ def check_budget(spec: JobSpec) -> None:
 def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
     job is queued, with the field at fault. Results are cached per process (a service checks
-    the same few tasks over and over), for a `file` dataset per team and file version (its
-    size and modification time; an `hf:` model folder per its digest), so a resubmitted job
-    never loads its data in the request again. `scope`: the team whose data folder a file dataset reads
-    (`tuner.datasets.load_dataset`)."""
+    the same few tasks over and over), for the team's data per team and version (its files'
+    count, size and latest modification time; an `hf:` model folder per its digest), so a
+    resubmitted job never loads its data in the request again. `scope`: the team whose data
+    folder a file dataset reads (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
     if t.trainable is not None:
@@ -181,7 +181,7 @@ REAL_CHECK_MAX_PARAMS = 2_000_000
 
 @lru_cache(maxsize=256)
 def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int,
-                    scope: str | None = None, version: tuple[int, int] | None = None,
+                    scope: str | None = None, version: tuple[int, int, int] | None = None,
                     weights: str | None = None) -> TaskFeatures:
     spec = JobSpec.model_validate({"task": {"model": json.loads(model),
                                             "dataset": json.loads(dataset), "metric": metric},
