@@ -135,6 +135,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         assert ("barely tuned" in row.text) == \
             (row.get_attribute("data-family") in rec["under_tuned"])
     assert browser.find_element("id", "verdict").text == rec["summary"]
+    # Which task this is: its parameters and metric; digits is built in, so no data digest.
+    identity = browser.find_element("id", "task-identity").text
+    assert identity == (f'task {task_id}: model mlp {{"hidden":[32]}} · dataset digits · '
+                        f'metric val_accuracy'), identity
     # What the ranking does not cover is on the page too: families never completed, and those
     # this space never tried (nine of the fourteen here).
     unranked = [r.get_attribute("data-family") for r in

@@ -218,6 +218,17 @@ async function jobPage() {
 
 // one task's recommendation ------------------------------------------------------------------
 
+// What makes this task this task (and not another with the same names): the parameters, the
+// metric, and for the team's own data, model folder and plugin code the digests of their bytes.
+function taskIdentity(task) {
+  const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
+  const parts = [`task ${task.id}: model ${ref(task.model)}`, `dataset ${ref(task.dataset)}`, `metric ${task.metric}`];
+  if (task.data_digest) parts.push(`data sha256 ${task.data_digest}`);
+  if (task.model_digest) parts.push(`model folder sha256 ${task.model_digest}`);
+  if (task.code_digest) parts.push(`plugin code ${task.code_digest}`);
+  return parts.join(" · ");
+}
+
 async function taskPage() {
   const id = location.pathname.split("/").pop();
   const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
@@ -225,6 +236,7 @@ async function taskPage() {
   const task = (rec.tasks || [])[0] || {};
   document.getElementById("task-head").replaceChildren(
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
+    el("p", { id: "task-identity", class: "identity" }, taskIdentity(task)),
     el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || ""),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
