@@ -139,12 +139,16 @@ def print_recommendation(rec: dict[str, Any]) -> None:
 
 def _budget_parts(budget: dict[str, Any], sep: str) -> str:
     """The budget's parts past epochs and batch size: early stopping, a precision not fp32, a
-    training seed (data split) not 0."""
+    training seed (data split) not 0, another release's training code."""
+    from tuner.spec import TRAINING_FORMAT
+
     p, precision = budget.get("early_stopping_patience"), budget.get("precision")
-    seed = budget.get("training_seed")
+    seed, fmt = budget.get("training_seed"), budget.get("training_format")
     return ((f"{sep}early stopping patience {p}" if p is not None else "")
             + (f"{sep}{precision}" if precision not in (None, "fp32") else "")
-            + (f"{sep}training.seed {seed}" if seed else ""))
+            + (f"{sep}training.seed {seed}" if seed else "")
+            + (f"{sep}training format {fmt} (another release's)"
+               if fmt not in (None, TRAINING_FORMAT) else ""))
 
 
 def describe_params(params: dict[str, Any]) -> str:

@@ -142,7 +142,7 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
         assert rec["source"] == "team history" and rec["budget"] == {
             "epochs": 4, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
-            "training_seed": 0}
+            "training_seed": 0, "training_format": 1}
         # The default job repeated configurations (its confirmation runs). On iris's 30
         # validation examples the repeats may all land on the same value: then no spread was
         # measured, and nothing is separated; else the intervals are confidence intervals.

@@ -296,10 +296,10 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
         at7 = recommend(s, team, model="mlp", dataset="iris", epochs=7)
     assert latest["method"] == "direct" and latest["budget"] == {
         "epochs": 2, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
-        "training_seed": 0}
+        "training_seed": 0, "training_format": 1}
     assert latest["other_budgets"] == [{"epochs": 5, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "training_seed": 0, "n_complete_trials": 2}]
+                                        "training_seed": 0, "training_format": 1, "n_complete_trials": 2}]
     assert latest["noise"]["sigma"] is None  # nothing pooled as a repeat across budgets
     assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("rmsprop", 0.90),
                                                                           ("sgd", 0.23)]
@@ -348,11 +348,11 @@ def test_early_stopping_is_part_of_the_budget(migrated_url: str,
         job = get_job(s, early)
         assert job is not None and job.early_stopping_patience == 1
     assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": 1,
-                                "precision": "fp32", "training_seed": 0}
+                                "precision": "fp32", "training_seed": 0, "training_format": 1}
     assert "early stopping after 1 epochs" in latest["explanation"]
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "training_seed": 0, "n_complete_trials": 2}]
+                                        "training_seed": 0, "training_format": 1, "n_complete_trials": 2}]
     (adam,) = latest["ranking"]
     assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
     assert without["budget"]["early_stopping_patience"] is None
@@ -386,12 +386,12 @@ def test_precision_is_part_of_the_budget(migrated_url: str,
         with pytest.raises(SpecError, match="precision: unknown 'fp8'; valid choices: fp32, bf16"):
             recommend(s, team, task_id=task_id, precision="fp8")
     assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": None,
-                                "precision": "bf16", "training_seed": 0}
+                                "precision": "bf16", "training_seed": 0, "training_format": 1}
     assert latest["explanation"].startswith("from 2 complete trials in 1 job(s) of this task at "
                                             "3 epochs, batch size 64, bf16")
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",
-                                        "training_seed": 0, "n_complete_trials": 2}]
+                                        "training_seed": 0, "training_format": 1, "n_complete_trials": 2}]
     (adam,) = latest["ranking"]
     assert adam["evidence"]["best_configuration_runs"] == 2 and adam["value"] == pytest.approx(0.81)
     assert [(e["optimizer"], e["value"]) for e in full["ranking"]] == [("adam", 0.95),
@@ -424,6 +424,40 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     assert [e["optimizer"] for e in split0["ranking"]] == ["adam", "sgd"]
     assert split0["verdict"] == "winner" and split0["budget"]["training_seed"] == 0
     assert [b["training_seed"] for b in split0["other_budgets"]] == [1]
+
+
+def test_another_releases_training_code_is_another_budget(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of an earlier release's training code (a job recorded at another
+    `TRAINING_FORMAT`) are not repeats of this release's: adam's 0.80 under the old code and
+    its 0.95 now are not one configuration of two seeds. The old runs are another budget of
+    the task, said so; the current ones are what the answer is about."""
+    from sqlalchemy import update
+
+    from tuner.spec import TRAINING_FORMAT
+    from tuner.store.models import Job
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    old, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    now, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    with session_factory(migrated_url)() as s:
+        assert get_job(s, now).training_format == TRAINING_FORMAT  # type: ignore[union-attr]
+        s.execute(update(Job).where(Job.id == old).values(training_format=TRAINING_FORMAT - 1))
+        s.commit()
+    write(migrated_url, old, [("adam", 1e-3, 0.80), ("sgd", 1e-2, 0.70)], seeds=[1, 1])
+    write(migrated_url, now, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.90)])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, now).task_id
+        latest = recommend(s, team, task_id=task_id)
+        earlier = recommend(s, team, task_id=task_id, training_format=TRAINING_FORMAT - 1)
+    assert latest["budget"]["training_format"] == TRAINING_FORMAT
+    assert [(e["optimizer"], e["value"]) for e in latest["ranking"]] == [("adam", 0.95),
+                                                                          ("sgd", 0.90)]
+    assert latest["noise"]["sigma"] is None  # nothing pooled across the two releases
+    assert [(b["training_format"], b["n_complete_trials"]) for b in latest["other_budgets"]] \
+        == [(TRAINING_FORMAT - 1, 2)]
+    assert [e["value"] for e in earlier["ranking"]] == [0.80, 0.70]
+    assert "another release's training code" in earlier["explanation"]
 
 
 def _corpus_file(path: Path) -> Path:

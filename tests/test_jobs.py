@@ -355,6 +355,43 @@ def test_a_job_on_other_plugin_code_than_its_task_fails_and_trains_nothing(
     assert "not the code the job was submitted with" in trial.user_attrs[ATTR_RECORD]["detail"]
 
 
+def test_a_job_queued_under_another_release_runs_this_ones_code_and_says_so(
+        migrated_url: str) -> None:
+    """A job queued under another release's training code (`TRAINING_FORMAT`) that has run
+    nothing yet runs this release's, and its row says so (its runs are this budget's); one
+    whose trials began under the other code fails instead of mixing the two in one job; a
+    worker of another release refuses to train for it."""
+    from sqlalchemy import update
+
+    from tuner.spec import TRAINING_FORMAT
+
+    fresh = queue(migrated_url, _merge(FAST, budget={"n_trials": 2, "parallelism": 1},
+                                       search={"confirm_top_k": 0}))
+    begun = queue(migrated_url, _merge(FAST, budget={"n_trials": 2, "parallelism": 1},
+                                       search={"confirm_top_k": 0}))
+    with session_factory(migrated_url)() as s:
+        s.execute(update(Job).where(Job.id.in_([fresh, begun]))
+                  .values(training_format=TRAINING_FORMAT + 1))
+        s.execute(update(Job).where(Job.id == begun).values(trials_claimed=1))
+        s.commit()
+    dispatcher(migrated_url).run(once=True)
+    dispatcher(migrated_url).run(once=True)
+    ran, refused = job_of(migrated_url, fresh), job_of(migrated_url, begun)
+    assert ran.status == "completed" and ran.training_format == TRAINING_FORMAT, ran.error
+    assert refused.status == "failed" and refused.n_complete == 0
+    assert "training code of another release" in (refused.error or ""), refused.error
+    # A worker of another release refuses the job's trials (its objective, here directly).
+    from tuner.attrs import ATTR_RECORD
+    from tuner.objective import Objective
+
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(JobSpec.model_validate(FAST), training_format=TRAINING_FORMAT + 1),
+                   n_trials=1, catch=(Exception,))
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert "training code of another release" in trial.user_attrs[ATTR_RECORD]["detail"]
+
+
 def test_a_crashed_watch_hands_the_job_back_and_it_resumes(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bug in the dispatcher's loop (not a database blip) no longer ends the job failed on the
@@ -394,7 +431,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
            "TUNER_POLL_S": "0.3"}
-    assert "revision 0010" in _cli(["db", "upgrade"], env).stdout  # the newest migration
+    assert "revision 0011" in _cli(["db", "upgrade"], env).stdout  # the newest migration
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"

@@ -57,7 +57,7 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0010"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0011"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 
@@ -88,6 +88,24 @@ def test_upgrade_reads_each_jobs_budget_part_from_its_spec(
     with session_factory(db_url)() as s:
         got = {j.id: getattr(j, column) for j in s.scalars(select(Job))}
     assert got == {asked: next(iter(training.values())), plain: plain_value}
+
+
+def test_upgrade_records_every_earlier_job_at_the_first_training_format(db_url: str) -> None:
+    """Migration 0011: the jobs of a database from before training formats were recorded all
+    ran the first (1), the budget their trials are read at."""
+    from alembic import command
+
+    from tuner.store.migrate import alembic_config
+
+    upgrade(db_url)
+    job_id = _queue(db_url)[0]
+    command.downgrade(alembic_config(db_url), "0010")
+    with engine_for(db_url).connect() as conn:
+        assert "training_format" not in {c["name"] for c in inspect(conn).get_columns(
+            "tuner_jobs")}
+    upgrade(db_url)
+    with session_factory(db_url)() as s:
+        assert s.get(Job, job_id).training_format == 1  # type: ignore[union-attr]
 
 
 def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:

@@ -19,7 +19,7 @@ from tuner.models import build_model
 from tuner.registry import check_code
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
-from tuner.spec import METRICS, JobSpec
+from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec
 from tuner.training import Trainer, TrainState, resolve_device
 from tuner.trial import config_key
 
@@ -46,13 +46,15 @@ class Objective:
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None,
                  data_digest: str | None = None, model_digest: str | None = None,
-                 code_digest: str | None = None) -> None:
+                 code_digest: str | None = None, training_format: int | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
         # The task's digests: its data and hf: model folder must still be those bytes, and its
         # plugins that code (checked once per process: `tuner.registry.check_code`).
         self.data_digest, self.model_digest = data_digest, model_digest
         self.code_digest: str | None = code_digest
+        # The service's training code the job records (None: this process's, unchecked).
+        self.training_format = training_format
         self._code_checked = False
         self.space = SearchSpace(spec.space)
         self._data = data
@@ -150,6 +152,11 @@ class Objective:
         try:
             if not self._code_checked:
                 check_code(self.spec.task, self.code_digest)
+                if self.training_format not in (None, TRAINING_FORMAT):
+                    raise RuntimeError(
+                        f"this worker runs the training code of another release of the service "
+                        f"(training format {TRAINING_FORMAT}, the job's is "
+                        f"{self.training_format}): run one release on every worker")
                 self._code_checked = True
             torch.manual_seed(seed)
             device = resolve_device(training.device, self.device)

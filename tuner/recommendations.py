@@ -36,7 +36,7 @@ from tuner.recommend import (
     transfer_ranking,
 )
 from tuner.space import TrialConfig
-from tuner.spec import PRECISIONS
+from tuner.spec import PRECISIONS, TRAINING_FORMAT
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
 from tuner.store.models import Task
@@ -55,7 +55,8 @@ from tuner.store.queries import team_tasks
 # claimed when every repeat was identical; 15: precision is part of the budget; 16: a transfer
 # summary says it is a prediction; 17: `under_tuned`; 18: the training seed (the data split)
 # is part of the budget; 19: a task on the team's own data, hf: model folder or plugin code
-# holds their digests, rewritten contents being a new task.)
+# holds their digests, rewritten contents being a new task, and the service's training format
+# is part of the budget.)
 ANSWER_FORMAT = 19
 SOURCE_TEAM = "team history"
 
@@ -64,6 +65,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
               dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
               batch_size: int | None = None, early_stopping_patience: int | None = None,
               precision: str | None = None, training_seed: int | None = None,
+              training_format: int | None = None,
               exclude_job: str | None = None, cache: bool = True) -> dict[str, Any]:
     """Optimizer families ranked for a task (see the module's docstring), JSON-ready.
 
@@ -80,7 +82,8 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
                                   + ", ".join(metrics))
-    asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed)
+    asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed,
+                        training_format)
     args = (team_id, tasks, model, dataset, metric, asked)
     if exclude_job is not None or not cache:
         return _json_ready(_compute(s, *args, exclude_job=exclude_job))
@@ -106,13 +109,14 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
 class BudgetAsked:
     """The parts of a training budget a question names; a part left None is taken from the
     task's history (`_budget`), and `early_stopping_patience` 0 asks about training without
-    early stopping."""
+    early stopping. (`training_format` is asked by the dispatcher, about its job's own runs.)"""
 
     epochs: int | None = None
     batch_size: int | None = None
     early_stopping_patience: int | None = None
     precision: str | None = None
     training_seed: int | None = None
+    training_format: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision is not None and self.precision not in PRECISIONS:
@@ -121,7 +125,7 @@ class BudgetAsked:
 
     def parts(self) -> list[int | str | None]:
         return [self.epochs, self.batch_size, self.early_stopping_patience, self.precision,
-                self.training_seed]
+                self.training_seed, self.training_format]
 
 
 def _cache_key(team_id: int, task_id: int | None, model: str | None, dataset: str | None,
@@ -167,16 +171,19 @@ def _budget(tasks: Sequence[Task], known: list[tuple[h.Budget, int, Any]],
     stop = None if patience is None else (patience or None)
     if latest is None:
         return h.Budget(a.epochs or 10, a.batch_size or 64, stop,
-                        a.precision or h.PRECISION_DEFAULT, a.training_seed or 0)
+                        a.precision or h.PRECISION_DEFAULT, a.training_seed or 0,
+                        TRAINING_FORMAT if a.training_format is None else a.training_format)
     base = next((b for b, _, _ in known if a.epochs in (None, b.epochs)
                  and a.batch_size in (None, b.batch_size)
                  and (patience is None or stop == b.early_stopping_patience)
                  and a.precision in (None, b.precision)
-                 and a.training_seed in (None, b.training_seed)), latest)
+                 and a.training_seed in (None, b.training_seed)
+                 and a.training_format in (None, b.training_format)), latest)
     return h.Budget(a.epochs or base.epochs, a.batch_size or base.batch_size,
                     base.early_stopping_patience if patience is None else stop,
                     a.precision or base.precision,
-                    base.training_seed if a.training_seed is None else a.training_seed)
+                    base.training_seed if a.training_seed is None else a.training_seed,
+                    base.training_format if a.training_format is None else a.training_format)
 
 
 def _one_task(s: Session, team_id: int, tasks: list[Task]
@@ -257,7 +264,8 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
 
     training: dict[str, Any] = {}
     if budget:  # the budget's parts as a spec's training section names them
-        training = {k: v for k, v in budget.to_json().items() if k != "training_seed"}
+        training = {k: v for k, v in budget.to_json().items()
+                    if k not in ("training_seed", "training_format")}
         training["seed"] = budget.training_seed
     spec = JobSpec.model_validate({"task": {"model": {"name": model},
                                             "dataset": {"name": dataset}, "metric": metric},
@@ -272,7 +280,8 @@ def _key(task_id: int, b: h.Budget | None) -> str:
     p = b.early_stopping_patience
     return (f"{task_id}@{b.epochs}x{b.batch_size}" + (f"p{p}" if p is not None else "")
             + (f"-{b.precision}" if b.precision != h.PRECISION_DEFAULT else "")
-            + (f"s{b.training_seed}" if b.training_seed else ""))
+            + (f"s{b.training_seed}" if b.training_seed else "")
+            + (f"t{b.training_format}" if b.training_format != TRAINING_FORMAT else ""))
 
 
 def _team_transfer(s: Session, team_id: int, query: TaskProfile,

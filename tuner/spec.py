@@ -367,6 +367,12 @@ def _check_override(key: str, pdef: ParamDef, ov: Override) -> None:
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+# The format of the service's own training code: bump it with any change to the built-in loop,
+# models, data preparation, optimizers or schedules that changes a trial's value for the same
+# configuration, data and seed. Every job records the format it trained under, and it is part
+# of the training budget: runs of an earlier release's code are never pooled with this one's
+# as repeats (they inform an answer as another budget of the task, by transfer).
+TRAINING_FORMAT = 1
 
 
 class TrainingSpec(_Strict):

@@ -26,7 +26,7 @@ from tuner.errors import DataError, ModelError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.registry import check_code
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
-from tuner.spec import JobSpec
+from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
 from tuner.store.db import in_transaction, session_factory, transient, with_retries
 from tuner.store.jobs import (
@@ -40,6 +40,7 @@ from tuner.store.jobs import (
     renew_lease,
     request_stop,
     set_notes,
+    set_training_format,
 )
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
@@ -102,6 +103,16 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+def _format_changed(job: Job) -> str | None:
+    """Why a job whose trials began under another release's training code cannot go on here:
+    its runs so far and this release's would be pooled as one budget's."""
+    if job.training_format == TRAINING_FORMAT:
+        return None
+    return (f"the job's trials so far ran the training code of another release of the service "
+            f"(training format {job.training_format}; this release's is {TRAINING_FORMAT}): "
+            f"its finished trials are kept; submit the job again to continue under this release")
 
 
 def _data_changed(job: Job, spec: JobSpec, team: str) -> str | None:
@@ -225,6 +236,12 @@ class Dispatcher:
         asks `workers.decisions` what to do, and carries it out here."""
         cfg = self.config
         spec = job_spec(job)
+        if job.training_format != TRAINING_FORMAT and self._new(job):
+            # Queued under another release: it runs this release's training code, and says so.
+            in_transaction(self.sessions, lambda s: set_training_format(s, job.id,
+                                                                        TRAINING_FORMAT),
+                           what="record the job's training format")
+            job.training_format = TRAINING_FORMAT
         rec = self._ranking(job, spec)
         seeds = self._warm_start(job, spec, rec)
         plan = self._sweep(job, spec, rec, len(seeds))
@@ -238,7 +255,8 @@ class Dispatcher:
                              what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial,
-                                   spec.resources.gpus_per_trial) or _data_changed(job, spec, team)
+                                   spec.resources.gpus_per_trial) or _data_changed(job, spec, team) \
+            or _format_changed(job)
         if problem:
             self._finish(job.id, "failed", problem)
             return
@@ -369,7 +387,7 @@ class Dispatcher:
         from tuner.store.history import Budget, seeds_used
 
         budget = Budget.of(job.epochs, job.batch_size, job.early_stopping_patience, job.precision,
-                           job.training_seed)
+                           job.training_seed, job.training_format)
         try:
             return in_transaction(self.sessions,
                                   lambda s: seeds_used(s, job.task_id, budget, exclude_job=job.id),
@@ -396,7 +414,8 @@ class Dispatcher:
                 early_stopping_patience=(job.early_stopping_patience or 0)
                 if job.epochs is not None else None,
                 precision=job.precision if job.epochs is not None else None,
-                training_seed=job.training_seed if job.epochs is not None else None),
+                training_seed=job.training_seed if job.epochs is not None else None,
+                training_format=job.training_format if job.epochs is not None else None),
                 what="read the team's ranking for the task")
         except Exception as exc:
             if warm:

@@ -70,13 +70,15 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
-    def read() -> tuple[JobSpec, str, str, str, tuple[str | None, str | None, str | None]]:
+    def read() -> tuple[JobSpec, str, str, str, tuple[str | None, str | None, str | None], int]:
         with sessions() as s:
             job = get_job(s, cfg.job_id)
             return (job_spec(job), job.study_name, team_name(s, job.team_id), job.task.metric,
-                    (job.task.data_digest, job.task.model_digest, job.task.code_digest))
+                    (job.task.data_digest, job.task.model_digest, job.task.code_digest),
+                    job.training_format)
 
-    spec, study_name, team, metric, digests = with_retries(read, what="read the job")
+    spec, study_name, team, metric, digests, training_format = with_retries(
+        read, what="read the job")
     recorder = TrialRecorder(cfg.db_url, cfg.job_id, mlflow_log.hook(mlflow_log.target_for(
         cfg.mlflow_uri, cfg.job_id, study_name, metric, team)))
     # Both read the database (Optuna's schema version, the study's id): a blip is waited out.
@@ -86,7 +88,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device, data_scope=team, data_digest=digests[0],
-                          model_digest=digests[1], code_digest=digests[2])
+                          model_digest=digests[1], code_digest=digests[2],
+                          training_format=training_format)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tuner.recommend import HistoryTrial, TaskProfile
+from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow
 from tuner.trial import config_key
@@ -40,26 +41,31 @@ class Budget:
     the job's `training.seed`: it draws the train/validation split (and a synthetic dataset
     itself), so runs under two seeds are measured on two validation sets, and a family run only
     under one could look better for its split alone. (The seed a trial trains with, moved for
-    repeats, changes initialisation and order, never the split.)"""
+    repeats, changes initialisation and order, never the split.) So is the service's training
+    code (`tuner.spec.TRAINING_FORMAT`): runs of an earlier release's loop are other runs."""
 
     epochs: int
     batch_size: int
     early_stopping_patience: int | None = None
     precision: str = PRECISION_DEFAULT
     training_seed: int = 0
+    training_format: int = TRAINING_FORMAT
 
     def to_json(self) -> dict[str, int | str | None]:
         return {"epochs": self.epochs, "batch_size": self.batch_size,
                 "early_stopping_patience": self.early_stopping_patience,
-                "precision": self.precision, "training_seed": self.training_seed}
+                "precision": self.precision, "training_seed": self.training_seed,
+                "training_format": self.training_format}
 
     @classmethod
     def of(cls, epochs: Any, batch_size: Any, patience: Any,
-           precision: Any = PRECISION_DEFAULT, training_seed: Any = 0) -> Budget:
+           precision: Any = PRECISION_DEFAULT, training_seed: Any = 0,
+           training_format: Any = TRAINING_FORMAT) -> Budget:
         """From a job's columns (or a row of them)."""
         return cls(int(epochs or 0), int(batch_size or 0),
                    None if patience is None else int(patience),
-                   str(precision or PRECISION_DEFAULT), int(training_seed or 0))
+                   str(precision or PRECISION_DEFAULT), int(training_seed or 0),
+                   TRAINING_FORMAT if training_format is None else int(training_format))
 
     def label(self) -> str:
         """In words, as an answer's explanation says it."""
@@ -68,7 +74,10 @@ class Budget:
                    f"improvement" if self.early_stopping_patience is not None else "")
                 + (f", {self.precision}" if self.precision != PRECISION_DEFAULT else "")
                 + (f", training.seed {self.training_seed} (its own data split)"
-                   if self.training_seed else ""))
+                   if self.training_seed else "")
+                + (f", trained by another release's training code (format "
+                   f"{self.training_format}; this release's is {TRAINING_FORMAT})"
+                   if self.training_format != TRAINING_FORMAT else ""))
 
 
 def find_tasks(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -92,14 +101,15 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
         return []
     rows = s.execute(
         select(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
-               Job.training_seed, func.count(TrialRow.id), func.max(TrialRow.created_at))
+               Job.training_seed, Job.training_format, func.count(TrialRow.id),
+               func.max(TrialRow.created_at))
         .join(TrialRow, TrialRow.job_id == Job.id)
         .where(Job.task_id.in_(task_ids), TrialRow.state == "complete",
                TrialRow.value.is_not(None), Job.epochs.is_not(None))
         .group_by(Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
-                  Job.training_seed)).all()
-    out = [(Budget.of(e, b, p, pr, sd), int(n), aware(latest))
-           for e, b, p, pr, sd, n, latest in rows]
+                  Job.training_seed, Job.training_format)).all()
+    out = [(Budget.of(e, b, p, pr, sd, tf), int(n), aware(latest))
+           for e, b, p, pr, sd, tf, n, latest in rows]
     out.sort(key=lambda r: r[2] or datetime.min.replace(tzinfo=UTC), reverse=True)
     return out
 
@@ -112,7 +122,8 @@ def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | No
                           Job.early_stopping_patience.is_(None) if p is None
                           else Job.early_stopping_patience == p,
                           Job.precision == budget.precision,
-                          Job.training_seed == budget.training_seed))
+                          Job.training_seed == budget.training_seed,
+                          Job.training_format == budget.training_format))
     if exclude_job:
         where.append(TrialRow.job_id != exclude_job)
     return where
@@ -135,7 +146,7 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             TrialRow.params, TrialRow.value, TrialRow.config_key, TrialRow.confirm_of,
             TrialRow.seed, TrialRow.created_at, TrialRow.state_bytes_per_param,
             TrialRow.seconds_per_epoch, Job.task_id, Job.epochs, Job.batch_size,
-            Job.early_stopping_patience, Job.precision, Job.training_seed)
+            Job.early_stopping_patience, Job.precision, Job.training_seed, Job.training_format)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
     if top_per_family is None:
@@ -157,13 +168,14 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     # Plain rows, not ORM objects: a recommendation reads hundreds of them per request.
     for (tid, job_id, number, opt, sched, params, value, key, confirm_of, seed, created,
          state_bytes, spe, task_id, epochs, batch_size, patience, precision,
-         training_seed) in s.execute(q).all():
+         training_seed, training_format) in s.execute(q).all():
         out.append(HistoryTrial(
             job_id=job_id, number=number, optimizer=str(opt), schedule=sched, params=params,
             value=float(value), config_key=key or config_key(opt, sched, params) or str(tid),
             confirmation=confirm_of is not None, seed=seed, created_at=aware(created),
             state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
-            setting=(task_id, epochs, batch_size, patience, precision, training_seed)))
+            setting=(task_id, epochs, batch_size, patience, precision, training_seed,
+                     training_format)))
     return out
 
 
@@ -249,7 +261,7 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
                         metric: str | None) -> list[tuple[Task, Budget]]:
     """The team's (task, budget) pairs with complete trials, of this kind (and metric)."""
     q = (select(Task.id, Job.epochs, Job.batch_size, Job.early_stopping_patience, Job.precision,
-                Job.training_seed)
+                Job.training_seed, Job.training_format)
          .join(Job, Job.task_id == Task.id)
          .join(TrialRow, TrialRow.job_id == Job.id)
          .where(Task.team_id == team_id, Task.kind == kind, TrialRow.state == "complete",
@@ -258,9 +270,9 @@ def transfer_candidates(s: Session, team_id: int, kind: str,
         q = q.where(Task.metric == metric)
     pairs = s.execute(q).all()
     tasks = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_({p[0] for p in pairs})))}
-    return [(tasks[tid], Budget.of(e, b, p, pr, sd))
-            for tid, e, b, p, pr, sd in sorted(pairs, key=lambda r: (r[0], r[1], r[2], r[3] or 0,
-                                                                     r[4] or "", r[5] or 0))]
+    return [(tasks[tid], Budget.of(e, b, p, pr, sd, tf))
+            for tid, e, b, p, pr, sd, tf in sorted(pairs, key=lambda r: (
+                r[0], r[1], r[2], r[3] or 0, r[4] or "", r[5] or 0, r[6] or 0))]
 
 
 def team_version(s: Session, team_id: int) -> str:

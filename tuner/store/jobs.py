@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tuner.confirm import job_confirm_reserve
 from tuner.errors import JobNotFound
-from tuner.spec import JobSpec
+from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
 from tuner.store.models import (
     FINAL_STATUSES,
@@ -94,6 +94,7 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               batch_size=spec.training.batch_size,
               early_stopping_patience=spec.training.early_stopping_patience,
               precision=spec.training.precision, training_seed=spec.training.seed,
+              training_format=TRAINING_FORMAT,
               # The dispatcher may order the sweep from the team's history when it starts.
               notes=sweep_plan(spec).notes())
     s.add(job)
@@ -238,6 +239,12 @@ def job_total(job: Job) -> int:
     return job.n_trials + (job.n_confirm if race_over else max(job.confirm_budget, job.n_confirm))
 
 
+def set_training_format(s: Session, job_id: str, training_format: int) -> None:
+    """The training code a job will run (a queued job is run by whichever release claims it)."""
+    s.execute(update(Job).where(Job.id == job_id).values(training_format=training_format))
+    s.commit()
+
+
 def set_notes(s: Session, job_id: str, notes: list[str]) -> None:
     s.execute(update(Job).where(Job.id == job_id).values(notes=notes))
     s.commit()
@@ -263,7 +270,8 @@ def job_brief(job: Job) -> dict[str, Any]:
                          "note": job.confirm_note},
         "budget": {"epochs": job.epochs, "batch_size": job.batch_size,
                    "early_stopping_patience": job.early_stopping_patience,
-                   "precision": job.precision, "training_seed": job.training_seed},
+                   "precision": job.precision, "training_seed": job.training_seed,
+                   "training_format": job.training_format},
         "notes": list(job.notes or []),
         "created_at": aware(job.created_at), "started_at": aware(job.started_at),
         "finished_at": aware(job.finished_at),

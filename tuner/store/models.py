@@ -154,6 +154,9 @@ class Job(Base):
     # Its spec's training.seed, which draws the data split: runs under another seed are
     # measured on another validation set, so they are neither repeats nor comparable.
     training_seed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The service's training code it ran (tuner.spec.TRAINING_FORMAT): runs of another release's
+    # loop, models or data preparation are not repeats of this one's.
+    training_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
