@@ -428,3 +428,17 @@ def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) 
     # the same configurations, run again with new seeds.
     shared = {k for k, _ in first} & {k for k, _ in second}
     assert len(shared) >= len(FAST["space"]["optimizers"])
+
+
+def test_the_cli_names_a_budget_of_another_releases_training_code() -> None:
+    """`tuner recommend` shows the budget's parts past epochs and batch size: this release's
+    training code goes unsaid, another release's is named."""
+    from cli.render import _budget_parts
+    from tuner.spec import TRAINING_FORMAT
+
+    budget = {"epochs": 3, "batch_size": 64, "early_stopping_patience": None,
+              "precision": "fp32", "training_seed": 0, "training_format": TRAINING_FORMAT}
+    assert _budget_parts(budget, ", ") == ""
+    assert _budget_parts({**budget, "training_format": TRAINING_FORMAT + 1, "training_seed": 2},
+                         "/") == f"/training.seed 2/training format {TRAINING_FORMAT + 1} " \
+                                 "(another release's)"
