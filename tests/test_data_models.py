@@ -121,8 +121,8 @@ def test_a_plugins_code_is_part_of_its_task(tmp_path: Path, monkeypatch: pytest.
                                             ) -> None:
     """A task on a team's plugin holds the digest of its code (its distribution's release and
     the source file of its factory's module): an edited file or a new release is another
-    task, and a machine with other code refuses to run the job's trials. The service's own
-    models and datasets have none."""
+    task, and a machine with other code refuses to run the job's trials. A standard reference
+    holds its library's release; the service's own models and datasets have none."""
     from tuner.errors import ModelError
     from tuner.registry import Entry, check_code
     from tuner.spec import JobSpec, TaskSpec
@@ -137,7 +137,13 @@ def test_a_plugins_code_is_part_of_its_task(tmp_path: Path, monkeypatch: pytest.
     builtin = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
                                                "dataset": {"name": "iris"}}})
     assert inspect_task(builtin).code_digest is None
-    assert MODELS.code_digest("torchvision:resnet18") is None
+    # A standard reference is its library's release: torchvision for torchvision models.
+    vision = MODELS.code_digest("torchvision:resnet18")
+    assert vision is not None and vision == MODELS.code_digest("torchvision:vit_b_16")
+    assert vision != DATASETS.code_digest("hf:some/dataset") != MODELS.code_digest("hf:org/m")
+    with monkeypatch.context() as m:
+        m.setattr("tuner.registry.version", lambda dist: "0.0.1")  # another release
+        assert MODELS.code_digest("torchvision:resnet18") != vision
     # An edit to the factory's module, and a new release, are other code.
     (tmp_path / "team_models.py").write_text("def net(info):\n    return None\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -14,7 +14,7 @@ import hashlib
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,8 +74,8 @@ class Registry:
                 if ep.name in self._builtins:
                     continue  # a plugin never shadows a built-in
                 dist = ep.dist.name if ep.dist is not None else "plugin"
-                version = ep.dist.version if ep.dist is not None else ""
-                found[ep.name] = Entry(ep.name, ep.value, f"plugin from {dist}", dist, version)
+                release = ep.dist.version if ep.dist is not None else ""
+                found[ep.name] = Entry(ep.name, ep.value, f"plugin from {dist}", dist, release)
             self._plugins = found
         return self._plugins
 
@@ -109,30 +109,54 @@ class Registry:
         self._plugins = None
 
     def code_digest(self, name: str) -> str | None:
-        """A plugin's `Entry.code_digest`; None for a built-in or a reference (`prefix:name`):
-        the service's own code, or a library's named model or dataset."""
+        """A plugin's `Entry.code_digest`; for a reference (`prefix:name`) the digest of the
+        release of the library that builds it (a torchvision or timm upgrade may change a
+        model's default weights, a transformers upgrade its code); None for a built-in (the
+        service's own code: `tuner.spec.TRAINING_FORMAT`)."""
+        prefix, sep, _ = name.partition(":")
+        if sep and prefix in self._prefixes:
+            libraries = REFERENCE_LIBRARIES[(self.kind, prefix)]
+            return hashlib.sha256(" ".join(f"{lib}=={_version(lib)}" for lib in libraries)
+                                  .encode()).hexdigest()[:16]
         entry = self._discover().get(name)
         return entry.code_digest() if entry is not None else None
+
+
+# The libraries whose release decides what a standard reference is.
+REFERENCE_LIBRARIES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("model", "torchvision"): ("torchvision",), ("model", "timm"): ("timm",),
+    ("model", "hf"): ("transformers",), ("dataset", "torchvision"): ("torchvision",),
+    ("dataset", "hf"): ("datasets",),
+}
+
+
+def _version(distribution: str) -> str:
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "absent"
 
 
 def check_code(task: TaskSpec, expected: str | None) -> None:
     """Refuse to run a job's trials with other plugin code than its task was made with
     (`expected`, the task's `code_digest`; None: nothing to check): a worker with another
-    release of the team's package installed would store its runs as repeats of runs they are
-    not."""
+    release of the team's package (or of torchvision, timm, transformers, datasets behind a
+    reference) would store its runs as repeats of runs they are not."""
     if expected is None:
         return
     now = task.code_digest()
     if now != expected:
-        raise ModelError(f"task: the team's plugin code on this machine (digest {now}) is not "
-                         f"the code the job was submitted with ({expected}): install the same "
-                         f"release of the plugin where the service checks jobs and on every "
-                         f"worker, then submit the job again (other code is a new task)")
+        raise ModelError(f"task: the plugin code on this machine (the team's plugins and the "
+                         f"libraries of standard references; digest {now}) is not the code the "
+                         f"job was submitted with ({expected}): install the same releases where "
+                         f"the service checks jobs and on every worker, then submit the job "
+                         f"again (other code is a new task)")
 
 
 def plugins_digest(model: str | None, dataset: str | None, trainable: str | None) -> str | None:
-    """The code of the team's plugins a task runs (its model, dataset or trainable), as one
-    digest; None when it runs none."""
+    """The code a task runs beyond the service's own, as one digest: the team's plugins (its
+    model, dataset or trainable) and the libraries behind standard references; None when it
+    runs none."""
     parts = [f"{kind}:{d}" for kind, reg, name in (("model", MODELS, model),
                                                    ("dataset", DATASETS, dataset),
                                                    ("trainable", TRAINABLES, trainable))

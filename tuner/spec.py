@@ -191,7 +191,8 @@ class TaskSpec(_Strict):
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def code_digest(self) -> str | None:
-        """The digest of the team's plugin code this task runs (`tuner.registry`); None when
+        """The digest of the code this task runs beyond the service's own: the team's plugins
+        and the libraries of standard references (`tuner.registry.plugins_digest`); None when
         it runs only the service's own models and datasets."""
         from tuner.registry import plugins_digest
 
