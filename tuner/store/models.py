@@ -103,7 +103,7 @@ class Task(Base):
     # models, a trainable's own data, or a task stored before digests were kept (migration 0010).
     data_digest: Mapped[str | None] = mapped_column(String(64), default=None)
     model_digest: Mapped[str | None] = mapped_column(String(64), default=None)  # an hf: folder's
-    code_digest: Mapped[str | None] = mapped_column(String(64), default=None)  # its plugins'
+    code_digest: Mapped[str | None] = mapped_column(String(64), default=None)  # plugins, libraries
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Bumped in the transaction that records a trial of the task: what a cached recommendation
     # was computed from (see RecommendationCache).
