@@ -142,7 +142,7 @@ def test_a_plugins_code_is_part_of_its_task(tmp_path: Path, monkeypatch: pytest.
     assert vision is not None and vision == MODELS.code_digest("torchvision:vit_b_16")
     assert vision != DATASETS.code_digest("hf:some/dataset") != MODELS.code_digest("hf:org/m")
     with monkeypatch.context() as m:
-        m.setattr("tuner.registry.version", lambda dist: "0.0.1")  # another release
+        m.setattr("tuner.registry._version", lambda dist: "0.0.1")  # another release
         assert MODELS.code_digest("torchvision:resnet18") != vision
     # An edit to the factory's module, and a new release, are other code.
     (tmp_path / "team_models.py").write_text("def net(info):\n    return None\n")

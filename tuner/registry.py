@@ -130,7 +130,10 @@ REFERENCE_LIBRARIES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+@functools.cache
 def _version(distribution: str) -> str:
+    """A distribution's release, read once per process: the library a process imported does not
+    change under it."""
     try:
         return version(distribution)
     except PackageNotFoundError:
