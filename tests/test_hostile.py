@@ -206,7 +206,7 @@ def test_a_team_file_job_trains_on_the_data_it_was_submitted_with(api: Api) -> N
     from tests.test_jobs import dispatcher, job_of
     from tuner.datasets import data_digest
     from tuner.errors import DataError
-    from tuner.objective import Objective
+    from tuner.objective import Objective, Provenance
     from tuner.spec import JobSpec
 
     _write_team_files(api.root)
@@ -235,9 +235,9 @@ def test_a_team_file_job_trains_on_the_data_it_was_submitted_with(api: Api) -> N
     assert job.n_complete == 0 and job.n_done == 0
     spec_ = JobSpec.model_validate(SECRET_JOB)
     with pytest.raises(DataError, match="changed since the job was submitted"):
-        Objective(spec_, data_scope="b", data_digest=submitted).data  # noqa: B018
+        Objective(spec_, data_scope="b", made_from=Provenance(data_digest=submitted)).data  # noqa: B018
     now = data_digest("file", {"path": "secret.npz"}, "b")
-    assert Objective(spec_, data_scope="b", data_digest=now).data.info.n_train > 0
+    assert Objective(spec_, data_scope="b", made_from=Provenance(data_digest=now)).data.info.n_train > 0
 
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "content_type_conformance",

@@ -331,7 +331,7 @@ def test_a_job_on_other_plugin_code_than_its_task_fails_and_trains_nothing(
     from sqlalchemy import update
 
     from tuner.attrs import ATTR_RECORD
-    from tuner.objective import Objective
+    from tuner.objective import Objective, Provenance
     from tuner.store.models import Task
 
     spec = _merge(FAST, task={"model": {"name": "tiny_mlp"}, "dataset": {"name": "moons"}},
@@ -348,8 +348,9 @@ def test_a_job_on_other_plugin_code_than_its_task_fails_and_trains_nothing(
     assert job.status == "failed" and job.n_done == 0
     assert "plugin code on this machine" in (job.error or ""), job.error
     study = optuna.create_study(direction="maximize")
-    study.optimize(Objective(JobSpec.model_validate(spec), code_digest="0" * 16), n_trials=1,
-                   catch=(Exception,))
+    study.optimize(Objective(JobSpec.model_validate(spec),
+                             made_from=Provenance(code_digest="0" * 16)),
+                   n_trials=1, catch=(Exception,))
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL
     assert "not the code the job was submitted with" in trial.user_attrs[ATTR_RECORD]["detail"]
@@ -382,10 +383,11 @@ def test_a_job_queued_under_another_release_runs_this_ones_code_and_says_so(
     assert "training code of another release" in (refused.error or ""), refused.error
     # A worker of another release refuses the job's trials (its objective, here directly).
     from tuner.attrs import ATTR_RECORD
-    from tuner.objective import Objective
+    from tuner.objective import Objective, Provenance
 
     study = optuna.create_study(direction="maximize")
-    study.optimize(Objective(JobSpec.model_validate(FAST), training_format=TRAINING_FORMAT + 1),
+    study.optimize(Objective(JobSpec.model_validate(FAST),
+                             made_from=Provenance(training_format=TRAINING_FORMAT + 1)),
                    n_trials=1, catch=(Exception,))
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL

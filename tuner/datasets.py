@@ -213,19 +213,6 @@ def team_data(name: str, params: dict[str, Any], scope: str | None) -> Path | No
     return None
 
 
-def data_version(name: str, params: dict[str, Any], scope: str | None
-                 ) -> tuple[int, int, int] | None:
-    """What a cached inspection or digest of a dataset read from the team's data folder is
-    keyed by: (files, bytes, latest modification time in ns) of the file, or of every file and
-    folder under a folder (`imagefolder`, an `hf:` folder; a stat per entry, nothing read).
-    None: not team data."""
-    root = team_data(name, params, scope)
-    if root is None:
-        return None
-    stats = [root.stat()] if root.is_file() else [root.stat(), *(p.stat() for p in root.rglob("*"))]
-    return len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
-
-
 def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
     """What the team's data *is*: the SHA-256 (first 16 hex digits) of a `file` dataset's bytes
     (what `sha256sum` prints), or of a folder's files (`imagefolder`, an `hf:` dataset or model
@@ -234,11 +221,16 @@ def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | N
     never pooled as repeats. The same bytes give the same digest wherever the file lies and
     whenever it was written. None: not team data (built-in and synthetic datasets are the
     service's code, a hub id is a fixed release, and a trainable brings its own data). Cached
-    per path and (size, modification time): a resubmission hashes nothing."""
+    per path and version (`_version`): a resubmission hashes nothing."""
     root = team_data(name, params, scope)
-    if root is None:
-        return None
-    return _digest(str(root), data_version(name, params, scope))
+    return None if root is None else _digest(str(root), _version(root))
+
+
+def _version(root: Path) -> tuple[int, int, int]:
+    """What a cached digest is keyed by: (files, bytes, latest modification time in ns) of the
+    file, or of every file and folder under the folder (a stat per entry, nothing read)."""
+    stats = [root.stat()] if root.is_file() else [root.stat(), *(p.stat() for p in root.rglob("*"))]
+    return len(stats), sum(s.st_size for s in stats), max(s.st_mtime_ns for s in stats)
 
 
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
@@ -251,15 +243,15 @@ def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
         return
     now = data_digest(name, params, scope)
     if now != expected:
-        what = "the data" if field == "task.dataset" else f"the model folder {name}"
+        what, other = ("the data", "data") if field == "task.dataset" else \
+            (f"the model folder {name}", "weights")
         raise DataError(f"{field}: {what} changed since the job was submitted (digest "
                         f"{expected}, now {now}): its trials would be measured on other "
-                        f"{'data' if field == 'task.dataset' else 'weights'} than its task's. "
-                        f"Submit the job again: it is a new task")
+                        f"{other} than its task's. Submit the job again: it is a new task")
 
 
 @lru_cache(maxsize=256)
-def _digest(path: str, version: tuple[int, int, int] | None) -> str:
+def _digest(path: str, version: tuple[int, int, int]) -> str:
     import hashlib
 
     root = Path(path)

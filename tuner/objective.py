@@ -8,6 +8,7 @@ import math
 import time
 import traceback
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
@@ -15,11 +16,12 @@ import torch
 
 from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED, STUDY_SEEDS_USED
 from tuner.datasets import Split, check_unchanged, load_dataset, team_scope
+from tuner.errors import TunerError
 from tuner.models import build_model
 from tuner.registry import check_code
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
-from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec
+from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
 from tuner.training import Trainer, TrainState, resolve_device
 from tuner.trial import config_key
 
@@ -40,21 +42,53 @@ def fresh_seed(seed: int, used: Collection[int]) -> int:
     return seed
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What a job's task was made from, which every machine that trains for it must still
+    see: the digests of the team's data, `hf:` model folder and plugin code (the task's
+    `data_digest`, `model_digest`, `code_digest`), and the service's training code the job
+    runs (its `training_format`). A part left None is not checked."""
+
+    data_digest: str | None = None
+    model_digest: str | None = None
+    code_digest: str | None = None
+    training_format: int | None = None
+
+    def check_code(self, task: TaskSpec) -> None:
+        """The plugin code and the service's training code here are the job's."""
+        check_code(task, self.code_digest)
+        if self.training_format not in (None, TRAINING_FORMAT):
+            raise TunerError(
+                f"the job was made for the training code of another release of the service "
+                f"(training format {self.training_format}; this one's is {TRAINING_FORMAT}): "
+                f"its finished trials are kept; run one release on every dispatcher and "
+                f"worker, or submit the job again to run it under this release")
+
+    def check_data(self, task: TaskSpec, scope: str | None) -> None:
+        if task.dataset is not None:
+            check_unchanged(task.dataset.name, task.dataset.params, scope, self.data_digest)
+
+    def check_model(self, task: TaskSpec, scope: str | None) -> None:
+        if task.model is not None:
+            check_unchanged(task.model.name, {}, scope, self.model_digest, field="task.model")
+
+    def check(self, task: TaskSpec, scope: str | None) -> None:
+        """All of it: what a dispatcher checks before it starts a job's workers."""
+        self.check_code(task)
+        self.check_data(task, scope)
+        self.check_model(task, scope)
+
+
 class Objective:
     """Callable for `study.optimize`. Loads the data once per process and reuses it."""
 
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None,
-                 data_digest: str | None = None, model_digest: str | None = None,
-                 code_digest: str | None = None, training_format: int | None = None) -> None:
+                 made_from: Provenance | None = None) -> None:
         self.spec = spec
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
-        # The task's digests: its data and hf: model folder must still be those bytes, and its
-        # plugins that code (checked once per process: `tuner.registry.check_code`).
-        self.data_digest, self.model_digest = data_digest, model_digest
-        self.code_digest: str | None = code_digest
-        # The service's training code the job records (None: this process's, unchecked).
-        self.training_format = training_format
+        # Checked: the code once per process, the data and model as they load.
+        self.made_from = made_from or Provenance()
         self._code_checked = False
         self.space = SearchSpace(spec.space)
         self._data = data
@@ -70,10 +104,10 @@ class Objective:
             ds = self.spec.task.dataset
             assert ds is not None, "a trainable brings its own data"
             # Checked before and after the read: the bytes trained on are the task's.
-            check_unchanged(ds.name, ds.params, self.data_scope, self.data_digest)
+            self.made_from.check_data(self.spec.task, self.data_scope)
             data = load_dataset(ds.name, ds.params, self.spec.training.seed,
                                 scope=self.data_scope)
-            check_unchanged(ds.name, ds.params, self.data_scope, self.data_digest)
+            self.made_from.check_data(self.spec.task, self.data_scope)
             self._data = data
         return self._data
 
@@ -151,12 +185,7 @@ class Objective:
 
         try:
             if not self._code_checked:
-                check_code(self.spec.task, self.code_digest)
-                if self.training_format not in (None, TRAINING_FORMAT):
-                    raise RuntimeError(
-                        f"this worker runs the training code of another release of the service "
-                        f"(training format {TRAINING_FORMAT}, the job's is "
-                        f"{self.training_format}): run one release on every worker")
+                self.made_from.check_code(self.spec.task)
                 self._code_checked = True
             torch.manual_seed(seed)
             device = resolve_device(training.device, self.device)
@@ -166,12 +195,10 @@ class Objective:
             else:
                 m = self.spec.task.model
                 assert m is not None
-                check_unchanged(m.name, {}, self.data_scope, self.model_digest,
-                                field="task.model")
+                self.made_from.check_model(self.spec.task, self.data_scope)
                 with team_scope(self.data_scope):  # an hf: model may be a team folder
                     model = build_model(m.name, m.params, self.data.info)
-                check_unchanged(m.name, {}, self.data_scope, self.model_digest,
-                                field="task.model")
+                self.made_from.check_model(self.spec.task, self.data_scope)
                 trainer = Trainer(model, self.data, config, training, self.metric, device)
                 state = trainer.state
                 for rec in trainer.epochs():

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import Split, data_digest, data_version, load_dataset, team_scope
+from tuner.datasets import Split, data_digest, load_dataset, team_scope
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.recommend import TaskProfile
@@ -74,24 +74,22 @@ def check_budget(spec: JobSpec) -> None:
 def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     """Load the data and build the model once; a spec that cannot train fails here, before any
     job is queued, with the field at fault. Results are cached per process (a service checks
-    the same few tasks over and over), for the team's data per team and version (its files'
-    count, size and latest modification time; an `hf:` model folder per its digest), so a
-    resubmitted job never loads its data in the request again. `scope`: the team whose data
-    folder a file dataset reads (`tuner.datasets.load_dataset`)."""
+    the same few tasks over and over), for the team's data and `hf:` model folder per team and
+    digest of their bytes, so a resubmitted job never loads its data in the request again.
+    `scope`: the team whose data folder a file dataset reads (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
     t = spec.task
     if t.trainable is not None:
         return _declared(spec)
     assert t.model is not None and t.dataset is not None
     try:
-        version = data_version(t.dataset.name, t.dataset.params, scope)
         digest = data_digest(t.dataset.name, t.dataset.params, scope)
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
     team_model = t.model.name.startswith("hf:")  # may be a folder in the team's data
     weights = model_digest(t.model.name, scope)
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
-                               scope if version or team_model else None, version, weights)
+                               scope if digest or team_model else None, digest, weights)
     code = t.code_digest()
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
                    data_digest=digest, model_digest=weights, code_digest=code,
@@ -181,7 +179,7 @@ REAL_CHECK_MAX_PARAMS = 2_000_000
 
 @lru_cache(maxsize=256)
 def _inspect_cached(model: str, dataset: str, metric: str | None, seed: int,
-                    scope: str | None = None, version: tuple[int, int, int] | None = None,
+                    scope: str | None = None, digest: str | None = None,
                     weights: str | None = None) -> TaskFeatures:
     spec = JobSpec.model_validate({"task": {"model": json.loads(model),
                                             "dataset": json.loads(dataset), "metric": metric},

@@ -21,10 +21,8 @@ from sqlalchemy.orm import Session
 from tuner import mlflow_log
 from tuner.attrs import ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
-from tuner.datasets import check_unchanged
-from tuner.errors import DataError, ModelError
+from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
-from tuner.registry import check_code
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
@@ -46,7 +44,7 @@ from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
 from tuner.store.trials import first_failure, refresh_counters
 from workers.decisions import CANCELLED, Stopping, conclusion, next_step, on_job_row
-from workers.trial_worker import WorkerConfig, remote_worker
+from workers.trial_worker import WorkerConfig, provenance, remote_worker
 
 log = logging.getLogger(__name__)
 ORPHAN_MIN_AGE_S = 30.0
@@ -105,27 +103,14 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
-def _format_changed(job: Job) -> str | None:
-    """Why a job whose trials began under another release's training code cannot go on here:
-    its runs so far and this release's would be pooled as one budget's."""
-    if job.training_format == TRAINING_FORMAT:
-        return None
-    return (f"the job's trials so far ran the training code of another release of the service "
-            f"(training format {job.training_format}; this release's is {TRAINING_FORMAT}): "
-            f"its finished trials are kept; submit the job again to continue under this release")
-
-
-def _data_changed(job: Job, spec: JobSpec, team: str) -> str | None:
+def _not_as_made(job: Job, spec: JobSpec, team: str) -> str | None:
     """Why the job cannot run as its task was made: the team's file or folder (or `hf:` model
-    folder) was rewritten since the job was submitted, or its plugins' code here is not the
-    code it was submitted with (each worker checks again as it loads them)."""
-    ds, m = spec.task.dataset, spec.task.model
+    folder) was rewritten since the job was submitted, its plugins' code here is not the code
+    it was submitted with, or its trials began under another release's training code (each
+    worker checks again as it loads them)."""
     try:
-        check_code(spec.task, job.task.code_digest)
-        if ds is not None and m is not None:
-            check_unchanged(ds.name, ds.params, team, job.task.data_digest)
-            check_unchanged(m.name, {}, team, job.task.model_digest, field="task.model")
-    except (DataError, ModelError) as exc:
+        provenance(job).check(spec.task, team)
+    except TunerError as exc:
         return str(exc)
     return None
 
@@ -255,8 +240,7 @@ class Dispatcher:
                              what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
         problem = self._infeasible(spec.resources.cpus_per_trial,
-                                   spec.resources.gpus_per_trial) or _data_changed(job, spec, team) \
-            or _format_changed(job)
+                                   spec.resources.gpus_per_trial) or _not_as_made(job, spec, team)
         if problem:
             self._finish(job.id, "failed", problem)
             return

@@ -14,12 +14,13 @@ import optuna
 
 from tuner import mlflow_log
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
-from tuner.objective import Objective
+from tuner.objective import Objective, Provenance
 from tuner.search import load_study
 from tuner.spec import JobSpec
 from tuner.store.auth import team_name
 from tuner.store.db import dispose_engines, session_factory, transient, with_retries
 from tuner.store.jobs import get_job, job_spec, take_ticket
+from tuner.store.models import Job
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage
 from tuner.trial import DB_ERROR
 
@@ -58,6 +59,12 @@ class WorkerConfig:
     mlflow_uri: str | None = None  # log each trial to MLflow (tuner.mlflow_log)
 
 
+def provenance(job: Job) -> Provenance:
+    """What the job's task was made from and the training code it runs, as its rows say."""
+    return Provenance(job.task.data_digest, job.task.model_digest, job.task.code_digest,
+                      job.training_format)
+
+
 def assigned_device(gpu_ids: list[Any]) -> str:
     """cuda when Ray assigned this worker a GPU (CUDA_VISIBLE_DEVICES then holds it), else cpu."""
     return "cuda" if gpu_ids else "cpu"
@@ -70,15 +77,13 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
-    def read() -> tuple[JobSpec, str, str, str, tuple[str | None, str | None, str | None], int]:
+    def read() -> tuple[JobSpec, str, str, str, Provenance]:
         with sessions() as s:
             job = get_job(s, cfg.job_id)
             return (job_spec(job), job.study_name, team_name(s, job.team_id), job.task.metric,
-                    (job.task.data_digest, job.task.model_digest, job.task.code_digest),
-                    job.training_format)
+                    provenance(job))
 
-    spec, study_name, team, metric, digests, training_format = with_retries(
-        read, what="read the job")
+    spec, study_name, team, metric, made_from = with_retries(read, what="read the job")
     recorder = TrialRecorder(cfg.db_url, cfg.job_id, mlflow_log.hook(mlflow_log.target_for(
         cfg.mlflow_uri, cfg.job_id, study_name, metric, team)))
     # Both read the database (Optuna's schema version, the study's id): a blip is waited out.
@@ -87,9 +92,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
         stale_trial_callback=StaleTrialHandler(recorder)), what="open Optuna's storage")
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
-    objective = Objective(spec, device=device, data_scope=team, data_digest=digests[0],
-                          model_digest=digests[1], code_digest=digests[2],
-                          training_format=training_format)
+    objective = Objective(spec, device=device, data_scope=team, made_from=made_from)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
 
     def run(trial: optuna.Trial) -> float:
