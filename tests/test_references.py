@@ -324,3 +324,118 @@ def test_a_hub_id_is_never_read_from_the_workers_directory(images: str, tmp_path
         with pytest.raises(SpecError, match=rf"task\.{kind}(\.name)?: hf:secrets is not in your "
                                             r"data folder or the cache"):
             inspect_task(JobSpec.model_validate({"task": ref}), scope=TEAM)
+
+
+def _hub_model(hub: Path, repo: str, commit: str, seed: int) -> None:
+    """What `tuner data fetch model hf:<repo>` leaves in the hub cache: a snapshot folder
+    named by its commit, and `refs/main` naming that commit."""
+    from tuner.references import import_torchvision
+
+    import_torchvision()
+    from transformers import ResNetConfig, ResNetForImageClassification
+
+    folder = hub / f"models--{repo.replace('/', '--')}"
+    torch.manual_seed(seed)
+    ResNetForImageClassification(ResNetConfig(
+        num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+        num_labels=7)).save_pretrained(folder / "snapshots" / commit)
+    (folder / "refs").mkdir(exist_ok=True)
+    (folder / "refs" / "main").write_text(commit)
+
+
+def _hub_dataset(hub: Path, built: Path, name: str, version: str) -> None:
+    """What `tuner data fetch dataset hf:<name>` leaves in the cache for `datasets` to load
+    offline: `<org>___<name>/<config>/<version>/<hash>/` with the prepared arrow file (built
+    here by datasets' own parquet builder from `built`'s parquet file, then named as a hub
+    dataset's would be)."""
+    import json
+
+    import datasets as hfd
+
+    if not any(built.glob("parquet/*/*/*")):
+        hfd.load_dataset("parquet", data_files={"train": str(built / "train.parquet")},
+                         cache_dir=str(built))
+    prepared = next(p for p in built.glob("parquet/*/*/*") if p.is_dir())
+    org, base = name.split("/")
+    target = hub / f"{org}___{base}" / "default" / "0.0.0" / version
+    target.mkdir(parents=True)
+    info = json.loads((prepared / "dataset_info.json").read_text())
+    (target / "dataset_info.json").write_text(json.dumps(
+        {**info, "config_name": "default", "dataset_name": base}))
+    shutil.copy(prepared / "parquet-train.arrow", target / f"{base}-train.arrow")
+
+
+def test_a_hub_reference_fetched_again_is_another_task(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub model and a hub dataset are read from the cache by name; `tuner data fetch`
+    again after the repository changed upstream puts other weights (data) under that name.
+    Which copy a task trained on is part of the task: another one is a new task, and a job
+    whose copy changed under it refuses to train."""
+    import datasets as hfd
+    from PIL import Image
+
+    from tuner.config import get_settings
+    from tuner.objective import Provenance
+
+    monkeypatch.setenv("TUNER_CACHE_ROOT", str(tmp_path / "cache"))
+    get_settings.cache_clear()
+    hub = tmp_path / "cache" / "hf"
+    rng = np.random.default_rng(0)
+    images = []
+    for i in range(60):
+        a = (rng.random((12, 12, 3)) * 110).astype(np.uint8)
+        a[..., i % 3] += 120
+        images.append(Image.fromarray(a))
+    (tmp_path / "built").mkdir()
+    hfd.Dataset.from_dict({"image": images, "label": [i % 3 for i in range(60)]},
+                          features=hfd.Features({"image": hfd.Image(), "label": hfd.ClassLabel(
+                              names=["r", "g", "b"])})
+                          ).to_parquet(str(tmp_path / "built" / "train.parquet"))
+    first, second = "1" * 40, "2" * 40
+    _hub_model(hub, "someorg/tiny-resnet", first, seed=0)
+    _hub_dataset(hub, tmp_path / "built", "someorg/cats", "a" * 40)
+    raw = image_spec("hf:someorg/tiny-resnet", budget={"n_trials": 1},
+                     space={"optimizers": ["adam"], "schedules": ["constant"], "overrides": {}},
+                     training={"epochs": 2, "batch_size": 16})
+    raw["task"]["dataset"] = {"name": "hf:someorg/cats", "params": {"image_size": 16}}
+    try:
+        f = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
+        assert f.model_digest == first[:16]  # the snapshot's commit, as the hub shows it
+        assert f.data_digest and (f.input_shape, f.n_classes) == ([3, 16, 16], 3)
+        assert inspect_task(JobSpec.model_validate(raw), scope=TEAM).fingerprint == f.fingerprint
+        made = Provenance(f.data_digest, f.model_digest)
+        task = JobSpec.model_validate(raw).task
+        made.check(task, TEAM)
+        # trains from the cache, offline
+        (rec,) = run_search(JobSpec.model_validate(raw)).records
+        assert rec.state == "complete" and len(rec.steps) == 2, rec.detail
+
+        _hub_model(hub, "someorg/tiny-resnet", second, seed=1)  # fetched again: new weights
+        refetched = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
+        assert refetched.model_digest == second[:16] and refetched.fingerprint != f.fingerprint
+        with pytest.raises(DataError, match=r"task\.model: the cached copy of "
+                                            r"hf:someorg/tiny-resnet \(another hub revision was "
+                                            r"fetched\) changed since the job was submitted"):
+            made.check_model(task, TEAM)
+
+        _hub_dataset(hub, tmp_path / "built", "someorg/cats", "b" * 40)  # the newest loads
+        os.utime(hub / "someorg___cats" / "default" / "0.0.0" / ("b" * 40), (2e9, 2e9))
+        again = inspect_task(JobSpec.model_validate(raw), scope=TEAM)
+        assert again.data_digest != f.data_digest and again.fingerprint != refetched.fingerprint
+        with pytest.raises(DataError, match=r"task\.dataset: the cached copy of hf:someorg/cats "
+                                            r"\(another hub revision was fetched\) changed"):
+            made.check_data(task, TEAM)
+
+        # a pretrained timm model is identified by the snapshot of its weights on the hub
+        from tuner.references import hub_revision
+
+        assert hub_revision("model", "timm:resnet18", {"pretrained": True}) is None
+        (hub / "models--timm--resnet18.a1_in1k" / "refs").mkdir(parents=True)
+        (hub / "models--timm--resnet18.a1_in1k" / "refs" / "main").write_text("3" * 40)
+        (hub / "models--timm--resnet18.a1_in1k" / "snapshots" / ("3" * 40)).mkdir(parents=True)
+        (hub / "models--timm--resnet18.a1_in1k" / "snapshots" / ("3" * 40) / "config.json"
+         ).write_text("{}")
+        assert hub_revision("model", "timm:resnet18", {"pretrained": True}) == "3" * 16
+        assert hub_revision("model", "timm:resnet18", {}) is None  # random weights: code only
+    finally:
+        get_settings.cache_clear()

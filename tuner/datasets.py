@@ -216,14 +216,36 @@ def team_data(name: str, params: dict[str, Any], scope: str | None) -> Path | No
 def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
     """What the team's data *is*: the SHA-256 (first 16 hex digits) of a `file` dataset's bytes
     (what `sha256sum` prints), or of a folder's files (`imagefolder`, an `hf:` dataset or model
-    folder: their paths below it and their bytes, in path order). Part of a task's identity:
+    folder: their paths below it and their bytes, in path order); for an `hf:` hub dataset,
+    the cached version it loads (`tuner.references.hub_revision`). Part of a task's identity:
     runs on the file before and after it was rewritten are measured on other data, and are
     never pooled as repeats. The same bytes give the same digest wherever the file lies and
-    whenever it was written. None: not team data (built-in and synthetic datasets are the
-    service's code, a hub id is a fixed release, and a trainable brings its own data). Cached
-    per path and version (`_version`): a resubmission hashes nothing."""
-    root = team_data(name, params, scope)
-    return None if root is None else _digest(str(root), _version(root))
+    whenever it was written. None: nothing to identify beyond the name (built-in and synthetic
+    datasets are the service's code, a torchvision dataset is fixed by its release, and a
+    trainable brings its own data). Cached per path and version (`_version`): a resubmission
+    hashes nothing."""
+    return _digest_of("dataset", name, params, scope)
+
+
+def model_digest(name: str, params: dict[str, Any], scope: str | None) -> str | None:
+    """What a model's weights are, where they are data rather than the service's code: the
+    digest of an `hf:` model folder in the team's data (its weights and config, as
+    `data_digest`), or the hub snapshot an `hf:` hub id (or a pretrained `timm:` model's
+    weights) is read from in the cache. None for every other model (built-in code, or a
+    torchvision model whose weights its release fixes)."""
+    return _digest_of("model", name, params, scope)
+
+
+def _digest_of(kind: str, name: str, params: dict[str, Any], scope: str | None) -> str | None:
+    if kind == "model" and not name.startswith("hf:"):
+        root = None
+    else:
+        root = team_data(name, params if kind == "dataset" else {}, scope)
+    if root is not None:
+        return _digest(str(root), _version(root))
+    from tuner.references import hub_revision
+
+    return hub_revision(kind, name, params) if name.startswith(("hf:", "timm:")) else None
 
 
 def _version(root: Path) -> tuple[int, int, int]:
@@ -236,15 +258,19 @@ def _version(root: Path) -> tuple[int, int, int]:
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
                     expected: str | None, *, field: str = "task.dataset") -> None:
     """Refuse to train on team data whose bytes are no longer those its task was made from
-    (`expected`, the task's digest; None: nothing to check). A job's trials on a rewritten file
-    would be stored as runs of a task they were not measured on. `field`: `task.model` for an
-    `hf:` model folder."""
+    (`expected`, the task's digest; None: nothing to check), or on another fetched copy of a
+    hub reference. A job's trials on a rewritten file would be stored as runs of a task they
+    were not measured on. `field`: `task.model` for a model's weights (`model_digest`)."""
     if expected is None:
         return
-    now = data_digest(name, params, scope)
+    dataset = field == "task.dataset"
+    now = (data_digest if dataset else model_digest)(name, params, scope)
     if now != expected:
-        what, other = ("the data", "data") if field == "task.dataset" else \
-            (f"the model folder {name}", "weights")
+        other = "data" if dataset else "weights"
+        if team_data(name, params if dataset else {}, scope) is None:
+            what = f"the cached copy of {name} (another hub revision was fetched)"
+        else:
+            what = "the data" if dataset else f"the model folder {name}"
         raise DataError(f"{field}: {what} changed since the job was submitted (digest "
                         f"{expected}, now {now}): its trials would be measured on other "
                         f"{other} than its task's. Submit the job again: it is a new task")

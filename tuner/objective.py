@@ -70,7 +70,8 @@ class Provenance:
 
     def check_model(self, task: TaskSpec, scope: str | None) -> None:
         if task.model is not None:
-            check_unchanged(task.model.name, {}, scope, self.model_digest, field="task.model")
+            check_unchanged(task.model.name, task.model.params, scope, self.model_digest,
+                            field="task.model")
 
     def check(self, task: TaskSpec, scope: str | None) -> None:
         """All of it: what a dispatcher checks before it starts a job's workers."""

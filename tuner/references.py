@@ -239,6 +239,63 @@ def _hf_weights(name: str) -> None:
                          f"{fetch_hint(ref, 'model')}")
 
 
+def _snapshot(repo: str) -> str | None:
+    """The commit of the hub snapshot the cache resolves `repo` to (its `refs/main`), as every
+    library reading the cache offline does; None when nothing of it is cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for f in ("config.json", *WEIGHT_FILES):
+        found = try_to_load_from_cache(repo, f, cache_dir=hub_dir())
+        if isinstance(found, str):
+            return Path(found).parent.name
+    return None
+
+
+def _cached_dataset(name: str) -> str | None:
+    """The cached version a hub dataset loads from offline: `<config>/<version>/<hash>` of
+    the newest folder under the dataset's name in the cache, the one `datasets` picks (its
+    hash names the hub revision it was fetched at); None when none is cached."""
+    from datasets.naming import camelcase_to_snakecase
+
+    *org, base = name.split("/")
+    root = hub_dir() / "___".join([*org, camelcase_to_snakecase(base)])
+    found = [p for p in root.glob("*/*/*") if p.is_dir()]
+    if not found:
+        return None
+    return max(found, key=lambda p: p.stat().st_mtime).relative_to(root).as_posix()
+
+
+def hub_revision(kind: str, name: str, params: dict[str, Any]) -> str | None:
+    """Which fetched copy of a hub reference a run reads from the cache: the snapshot commit
+    of an `hf:` model (or of a `timm:` model's pretrained weights), the cached version of an
+    `hf:` dataset (first 16 hex digits; a dataset's folder name hashed). Part of its task's
+    identity: `tuner data fetch` again after the repository changed upstream gives other
+    weights or data under the same name, which are never pooled with the old ones. None: not
+    a hub reference, not cached (the submission fails elsewhere), or its library missing.
+    Call it for a name that is not a folder in the team's data."""
+    import hashlib
+
+    prefix, _, rest = name.partition(":")
+    try:
+        if prefix == "hf" and kind == "model":
+            found = _snapshot(rest)
+        elif prefix == "timm" and kind == "model" and params.get("pretrained"):
+            import_torchvision()
+            import timm
+
+            cfg = timm.models.get_pretrained_cfg(rest)
+            repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+            found = _snapshot(repo) if repo else None
+        elif prefix == "hf" and kind == "dataset":
+            version = _cached_dataset(rest)
+            found = None if version is None else hashlib.sha256(version.encode()).hexdigest()
+        else:
+            return None
+    except (ImportError, ValueError):  # its library missing, or not a valid hub id
+        return None
+    return None if found is None else found[:16]
+
+
 def check_available(kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """The submit-time check of a reference, without loading it: its libraries are installed
     and, for `pretrained`, its weights are on disk. Returns the params to build it with on the

@@ -180,10 +180,11 @@ class TaskSpec(_Strict):
     def fingerprint(self, kind: str, data_digest: str | None = None,
                     model_digest: str | None = None, code_digest: str | None = None) -> str:
         """Identity of the task: model ref + dataset ref (or the trainable ref) + metric, and
-        for the team's own data and `hf:` model folder the digests of their bytes
-        (`tuner.datasets.data_digest`), for its plugins the digest of their code
-        (`code_digest`): the same file name with other contents, or the same plugin name with
-        other code, is another task."""
+        for the team's own data and `hf:` model folder the digests of their bytes, for a hub
+        reference the fetched copy it reads (`tuner.datasets.data_digest`, `model_digest`),
+        for its plugins the digest of their code (`code_digest`): the same file name with
+        other contents, the same hub id fetched again, or the same plugin name with other
+        code, is another task."""
         raw = f"{self.workload_key()}|{self.resolved_metric(kind)}" + (
             f"|data:{data_digest}" if data_digest else "") + (
             f"|model:{model_digest}" if model_digest else "") + (

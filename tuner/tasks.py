@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import Split, data_digest, load_dataset, team_scope
+from tuner.datasets import Split, data_digest, load_dataset, model_digest, team_scope
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.recommend import TaskProfile
@@ -87,19 +87,16 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
     team_model = t.model.name.startswith("hf:")  # may be a folder in the team's data
-    weights = model_digest(t.model.name, scope)
+    try:
+        weights = model_digest(t.model.name, t.model.params, scope)
+    except DataError as exc:
+        raise _spec_error("task.model", exc) from exc
     features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
                                scope if digest or team_model else None, digest, weights)
     code = t.code_digest()
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
                    data_digest=digest, model_digest=weights, code_digest=code,
                    fingerprint=t.fingerprint(features.kind, digest, weights, code))
-
-
-def model_digest(name: str, scope: str | None) -> str | None:
-    """The digest of an `hf:` model's folder in the team's data (its weights and config);
-    None for every other model (built-in code, a hub id or a library's fixed weights)."""
-    return data_digest(name, {}, scope) if name.startswith("hf:") else None
 
 
 def _declared(spec: JobSpec) -> TaskFeatures:

@@ -219,13 +219,14 @@ async function jobPage() {
 // one task's recommendation ------------------------------------------------------------------
 
 // What makes this task this task (and not another with the same names): the parameters, the
-// metric, and for the team's own data, model folder and plugin code the digests of their bytes.
+// metric, and the digests of the team's own data, model folder and plugin code (of their bytes)
+// or of the fetched hub copy a reference reads (its snapshot).
 function taskIdentity(task) {
   const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
   const parts = [`task ${task.id}: model ${ref(task.model)}`, `dataset ${ref(task.dataset)}`, `metric ${task.metric}`];
-  if (task.data_digest) parts.push(`data sha256 ${task.data_digest}`);
-  if (task.model_digest) parts.push(`model folder sha256 ${task.model_digest}`);
-  if (task.code_digest) parts.push(`plugin code ${task.code_digest}`);
+  if (task.data_digest) parts.push(`data ${task.data_digest}`);
+  if (task.model_digest) parts.push(`weights ${task.model_digest}`);
+  if (task.code_digest) parts.push(`code ${task.code_digest}`);
   return parts.join(" · ");
 }
 
