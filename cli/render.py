@@ -44,10 +44,19 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
               f"{c['diverged']} diverged, {c['failed']} failed")
     if summary["best"]:
         b = summary["best"]
-        out.print(f"[bold]best:[/bold] {b['optimizer']} + {b['schedule']} → "
+        out.print(f"[bold]best trial:[/bold] {b['optimizer']} + {b['schedule']} → "
                   f"{summary['metric']} = {fmt(b['value'])}  ({params_brief(b['params'])})")
     else:
         out.print("[yellow]no trial completed[/yellow]")
+    a = summary.get("answer")
+    if a and a["ranking"]:
+        # The best trial is the luckiest run; the answer is what the runs support.
+        out.print(f"[bold]expected {summary['metric']}[/bold] (each family's best configuration; "
+                  "95% interval, runs): " + " · ".join(
+                      f"{e['optimizer']} {fmt(e['expected']['value'])} "
+                      f"[{fmt(e['expected']['low'])}, {fmt(e['expected']['high'])}] ×{e['runs']}"
+                      for e in a["ranking"]), highlight=False)
+        out.print(f"[bold]answer:[/bold] {a['summary']}", highlight=False)
 
 
 def print_job(summary: dict[str, Any]) -> None:

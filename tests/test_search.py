@@ -303,6 +303,16 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     assert {e["optimizer"] for e in data["by_optimizer"]} >= set(sweep)
     assert "left to the sampler" in data["notes"][1]
     assert "trials" in proc.stderr  # progress bar goes to stderr
+    # The answer judges the runs, not the luckiest trial: the confirmed families' best
+    # configurations count their confirmation runs, and a winner is named only outside the noise.
+    answer = data["answer"]
+    assert answer["verdict"] in ("winner", "tied", "not_separated", "one_family")
+    assert answer["ranking"][0]["optimizer"] == answer["leaders"][0]
+    assert (answer["verdict"] == "winner") == (len(answer["leaders"]) == 1)
+    confirmed = {t["optimizer"] for t in confirms if t["state"] == "complete"}
+    runs = {e["optimizer"]: e["runs"] for e in answer["ranking"]}
+    assert confirmed and all(runs[f] >= 2 for f in confirmed), (confirmed, runs)
+    assert answer["summary"].startswith(tuple(answer["leaders"]))
 
 
 def test_cli_rejects_bad_input_with_choices() -> None:

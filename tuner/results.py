@@ -19,7 +19,7 @@ from tuner.attrs import (
     ATTR_SWEEP,
     ATTR_WARM_START,
 )
-from tuner.recommend import better
+from tuner.recommend import HistoryTrial, better, rank_families
 from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, TrialRecord
 
@@ -125,6 +125,46 @@ def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
         "by_optimizer": best_per_family(records, direction),
         "counts": {s: counts.get(s, 0) for s in STATES},
     }
+
+
+def answer(records: list[TrialRecord], direction: str, metric: str | None = None,
+           job_id: str = "local") -> dict[str, Any]:
+    """Which optimizer, judged on this search's trials alone by the rule the service's
+    recommendations use (`tuner.recommend.rank_families`): each family's best configuration
+    with its expected value and interval, a winner only outside the noise (the confirmation
+    runs measure it), and what was left unknown (families without a complete trial, or not
+    in the space). The leaderboard's best trial is the luckiest run, not this."""
+    trials: list[HistoryTrial] = []
+    incomplete: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.optimizer is None:
+            continue
+        if r.state == "complete" and r.value is not None:
+            trials.append(HistoryTrial(
+                job_id=job_id, number=r.number, optimizer=r.optimizer, schedule=r.schedule,
+                params=r.params, value=r.value, config_key=r.config_key() or str(r.number),
+                confirmation=r.confirm_of is not None, seed=r.seed,
+                state_bytes_per_param=r.state_bytes_per_param,
+                seconds_per_epoch=r.seconds_per_epoch))
+            continue
+        e = incomplete.setdefault(r.optimizer, {
+            "n_trials": 0, "n_pruned": 0, "n_diverged": 0, "n_failed": 0, "max_stop_epoch": 0,
+            "best_intermediate_value": None})
+        e["n_trials"] += 1
+        e[f"n_{r.state}"] = e.get(f"n_{r.state}", 0) + 1
+        e["max_stop_epoch"] = max(e["max_stop_epoch"], r.stop_step)
+        cur = e["best_intermediate_value"]
+        if r.value is not None and math.isfinite(r.value) and (
+                cur is None or better(r.value, cur, direction)):
+            e["best_intermediate_value"] = float(r.value)
+    ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric)
+    return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
+                                   "not_tried", "under_tuned", "noise")} | {
+        "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
+                     "params": e["params"], "expected": e["expected"],
+                     "best_trial_value": e["best_trial_value"],
+                     "runs": e["evidence"]["best_configuration_runs"]}
+                    for e in ranked["ranking"]]}
 
 
 def _brief(r: _TrialLike) -> dict[str, Any]:

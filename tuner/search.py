@@ -17,7 +17,7 @@ from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_SEED, ATTR_SWEEP, ATT
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import UnknownName
 from tuner.objective import Objective
-from tuner.results import leaderboard, study_records, trial_record
+from tuner.results import answer, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
@@ -295,6 +295,7 @@ class SearchResult:
             "metric": self.metric,
             "notes": self.notes,
             **board,
+            "answer": answer(self.records, self.direction, self.metric),
             "trials": [r.to_json() for r in self.records],
         }
 
