@@ -219,6 +219,7 @@ def rescore(results: dict[str, Any]) -> dict[str, Any]:
         t["rules"] = {name: judge(rule, t["set_a"], t["sigma"], t["dof"], t["fresh"],
                                   t["direction"], pool) for name, rule in RULES.items()}
     results["summary"] = summarise(results["tasks"])
+    results["first_listed"] = first_listed(results["tasks"])
     return results
 
 
@@ -239,6 +240,29 @@ def summarise(per_task: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def first_listed(per_task: list[dict[str, Any]]) -> dict[str, Any]:
+    """How good the family the service lists first is on the fresh runs: its fresh mean's
+    regret against the best family's, normalised by the spread of the fresh means (0 = the
+    best family, 1 = the worst). Within a tie the first place says little by design; this
+    shows what following it costs."""
+    regrets = {}
+    for t in per_task:
+        sign = 1.0 if t["direction"] == "maximize" else -1.0
+        means = {f: statistics.fmean(v) for f, v in t["fresh"].items() if v}
+        lead = t["service_leaders"][0] if t["service_leaders"] else None
+        if lead not in means:
+            continue
+        best, worst = max(means.values(), key=lambda v: sign * v), \
+            min(means.values(), key=lambda v: sign * v)
+        regrets[t["task"]] = sign * (best - means[lead]) / (abs(best - worst) or 1.0)
+    vals = list(regrets.values())
+    return {"family": {t["task"]: t["service_leaders"][0] for t in per_task
+                       if t["service_leaders"]},
+            "regret": regrets,
+            "median_regret": statistics.median(vals) if vals else None,
+            "mean_regret": statistics.fmean(vals) if vals else None}
+
+
 def table(summary: dict[str, Any], n_tasks: int) -> None:
     print(f"{'rule':<12} {'separated':>9} {'reversed':>9} {'winners':>8} {'held':>5} "
           f"{'covers':>7} {'leaders':>8}   ({n_tasks} tasks)")
@@ -247,6 +271,12 @@ def table(summary: dict[str, Any], n_tasks: int) -> None:
         print(f"{name:<12} {s['separated_calls']:>9} {share:>9} {s['winners']:>8} "
               f"{s['winners_held']:>5} {s['leaders_cover_fresh_best']:>7.0%} "
               f"{s['mean_leaders']:>8.1f}")
+
+
+def _print_first(f: dict[str, Any]) -> None:
+    if f["median_regret"] is not None:
+        print(f"the family listed first, on fresh runs: normalised regret median "
+              f"{f['median_regret']:.3f}, mean {f['mean_regret']:.3f} ({len(f['regret'])} tasks)")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -267,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = rescore(json.loads(a.rescore.read_text()))
         save(a.out, results)
         table(results["summary"], len(results["tasks"]))
+        _print_first(results["first_listed"])
         print(f"wrote {a.out}")
         return results
     corpus, names = corpus_and_tasks(a.tasks)
@@ -285,9 +316,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"[{i}/{len(names)}] {n}: service {per_task[-1]['service_verdict']}; leaders "
               + ", ".join(f"{r} {len(j[r]['leaders'])}" for r in RULES), file=sys.stderr)
         results["summary"] = summarise(per_task)
+        results["first_listed"] = first_listed(per_task)
         results["seconds"] = time.perf_counter() - t0
         save(a.out, results)  # after every task: a long run stopped midway keeps what it has
     table(results["summary"], len(per_task))
+    _print_first(results["first_listed"])
     print(f"wrote {a.out} ({results['seconds']:.0f} s)")
     return results
 

@@ -158,6 +158,10 @@ def test_verdict_calibration_benchmark_smoke(tmp_path: Path) -> None:
     # Judged again from the file, nothing trained: the same calls.
     again = vc.main(["--rescore", str(tmp_path / "vc.json"), "--out", str(tmp_path / "re.json")])
     assert again["summary"] == res["summary"] and again["tasks"][0]["rules"] == task["rules"]
+    # the family listed first, judged on the fresh runs: 0 (the best) to 1 (the worst)
+    first = again["first_listed"]
+    assert first["family"][task["task"]] == task["service_leaders"][0]
+    assert 0.0 <= first["regret"][task["task"]] <= 1.0 and first == res["first_listed"]
 
 
 def test_verdict_calibration_on_new_splits_trains_each_fresh_run_on_its_own_split(

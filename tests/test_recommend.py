@@ -191,6 +191,38 @@ def test_tie_without_a_wider_lr_range_lists_the_better_value_first() -> None:
     assert "decades" not in r["summary"].split(";")[1]
 
 
+def _spanning(opt: str, values: list[float], decades: float) -> list[HistoryTrial]:
+    """A confirmed configuration at lr 1e-3, and one more good trial `decades` above it."""
+    return confirmed(opt, values) + [trial(opt, values[-1], 1e-3 * 10 ** decades)]
+
+
+def test_a_tie_lists_a_worse_value_first_only_for_half_a_decade_more() -> None:
+    # nadam's good learning rates span 0.52 decades, adamw's 0.39: 0.13 decades apart, which
+    # says nothing, so the better expected value (adamw) comes first. Binned at whole
+    # half-decades, 0.52 crossed a bin that 0.39 did not, and nadam was listed first.
+    r = rank_families(_spanning("adamw", [0.976, 0.975, 0.977], 0.39)
+                      + _spanning("nadam", [0.973, 0.972, 0.974], 0.52), "maximize")
+    assert r["verdict"] == "tied"
+    assert [round(by_name(r)[f]["robustness"]["lr_decades"], 2) for f in ("adamw", "nadam")] \
+        == [0.39, 0.52]
+    assert [e["optimizer"] for e in r["ranking"]] == ["adamw", "nadam"]
+    assert "adamw is listed first: the best expected value" in r["summary"]
+
+
+def test_a_tie_puts_a_wider_range_first_only_against_what_it_is_wider_than() -> None:
+    # radam has the best value (range 0.3 decades), rmsprop the widest (0.85: half a
+    # decade wider than radam's), momentum in between (0.6: not half a decade wider than
+    # radam's). rmsprop comes first, then radam (nothing left is half a decade wider), then
+    # momentum. Binned, momentum (one whole half-decade) had gone above radam (none).
+    r = rank_families(_spanning("radam", [0.9760, 0.9750, 0.9770], 0.3)
+                      + _spanning("momentum", [0.9745, 0.9735, 0.9755], 0.6)
+                      + _spanning("rmsprop", [0.9730, 0.9720, 0.9740], 0.85), "maximize")
+    assert r["verdict"] == "tied" and len(r["leaders"]) == 3
+    assert [e["optimizer"] for e in r["ranking"]] == ["rmsprop", "radam", "momentum"]
+    assert ("rmsprop is listed first: its good learning rates span 0.85 decades, wider by half "
+            "a decade or more than 0.30 for radam, whose expected value is better") in r["summary"]
+
+
 def test_runs_to_separate_follows_the_interval_rule() -> None:
     # 2 x t975(n - 1) x sd / sqrt(n) < gap: with gap 0.01 and sd 0.004, n = 4 gives 0.0127 and
     # n = 5 gives 0.0099.

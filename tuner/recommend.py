@@ -256,7 +256,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
             "under_tuned": under_tuned,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
-                                repeated=sigma is None and dof > 0, under_tuned=under_tuned)}
+                                repeated=sigma is None and dof > 0, under_tuned=under_tuned,
+                                direction=direction)}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -481,12 +482,38 @@ def separated(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return confident(a) and confident(b) and not overlap(a, b)
 
 
-def robustness_steps(e: dict[str, Any]) -> int:
-    """A family's learning-rate range counted in whole steps of ROBUSTNESS_STEP_DECADES: what
-    orders a tie. A finer difference says nothing (one good trial more at a nearby learning rate
-    moves it), and a family with one good trial spans 0 decades because nothing else was tried
-    near its best, not because it is fragile."""
-    return int(e["robustness"]["lr_decades"] / ROBUSTNESS_STEP_DECADES + 1e-9)
+def wider(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Does family `a` work over a range of learning rates wider than `b`'s by at least
+    ROBUSTNESS_STEP_DECADES? What may put it ahead of `b` in a tie. A finer difference says
+    nothing (one good trial more at a nearby learning rate moves it), and a family with one
+    good trial spans 0 decades because nothing else was tried near its best, not because it is
+    fragile."""
+    return bool(a["robustness"]["lr_decades"]
+                >= b["robustness"]["lr_decades"] + ROBUSTNESS_STEP_DECADES - 1e-9)
+
+
+def _shown(e: dict[str, Any]) -> tuple[float, float, float]:
+    x = e["expected"]
+    return x["value"], x["low"], x["high"]
+
+
+def _tie_order(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A tie within the noise, in the order it is listed: `group` arrives best expected value
+    first (equal values: the better end of the interval, then the cheaper optimizer state).
+    Each place goes to the best remaining value, unless a remaining family's learning-rate
+    range is wider than it by half a decade (`wider`): then to the best value among those,
+    checked again the same way. So a
+    family is listed above a better value only for a range wider than that value's by half a
+    decade (binned at whole half-decades, 0.52 decades against 0.39 had crossed a bin and
+    listed a worse value first)."""
+    rest, out = list(group), []
+    while rest:
+        pick = rest[0]
+        while more := [e for e in rest if wider(e, pick)]:
+            pick = more[0]
+        out.append(pick)
+        rest.remove(pick)
+    return out
 
 
 def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -498,8 +525,8 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     the tie, and the leader called the winner.) Inside a group of confidence intervals (a tie
     within the noise) the family that works over a wider range of learning rates (by at least
     half a decade) comes first, then the one with the better expected value, then the
-    cheapest; groups without a noise estimate keep the order of their values. (Entries arrive
-    best value first, and the sort is stable.)"""
+    cheapest (`_tie_order`); groups without a noise estimate keep the order of their values.
+    (Entries arrive best value first.)"""
     groups: list[list[dict[str, Any]]] = []
     rest = list(entries)
     while rest:
@@ -510,9 +537,12 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     rank = 0
     for g in groups:
         if all(confident(e) for e in g):
-            order = {id(e): i for i, e in enumerate(g)}
-            g.sort(key=lambda e: (-robustness_steps(e), order[id(e)],
-                                  e["cost"]["state_bytes_per_param"]))
+            # equal expected values and intervals: the cheaper state first, not the name
+            first: dict[tuple[float, float, float], int] = {}
+            for i, e in enumerate(g):
+                first.setdefault(_shown(e), i)
+            g.sort(key=lambda e: (first[_shown(e)], e["cost"]["state_bytes_per_param"]))
+            g[:] = _tie_order(g)
         for i, e in enumerate(g):
             rank += 1
             e["rank"] = rank
@@ -545,24 +575,34 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
-def _why_first(ranking: list[dict[str, Any]]) -> str:
-    """Why the first of a tie is listed first: the key of `_tie_groups` that decided it."""
+def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:
+    """Why the first of a tie is listed first: the key of `_tie_order` that decided it."""
     lead, nxt = ranking[0], ranking[1]
     span = lead["robustness"]["lr_decades"]
-    if robustness_steps(lead) > robustness_steps(nxt):
-        return (f"its good learning rates span {span:.2f} decades against "
-                f"{nxt['robustness']['lr_decades']:.2f} for {nxt['optimizer']}")
+    sign = 1.0 if direction == "maximize" else -1.0
+    best = max((e for e in ranking if e is lead or e["optimizer"] in lead["tied_with"]),
+               key=lambda e: sign * e["expected"]["value"])
+    if best["expected"]["value"] != lead["expected"]["value"]:
+        return (f"its good learning rates span {span:.2f} decades, wider by half a decade or "
+                f"more than {best['robustness']['lr_decades']:.2f} for {best['optimizer']}, "
+                f"whose expected value is better")
     if lead["expected"]["value"] != nxt["expected"]["value"]:
         return ("the best expected value of the tied families (none works over a range of "
                 "learning rates wider by half a decade)")
-    return (f"the same expected value, and the least optimizer state "
-            f"({lead['cost']['state_bytes_per_param']:g} bytes per parameter)")
+    if _shown(lead) != _shown(nxt):
+        x, y = lead["expected"], nxt["expected"]
+        return (f"the same expected value as {nxt['optimizer']}, with a narrower interval "
+                f"({x['n']} runs of its best configuration against {y['n']})")
+    if lead["cost"]["state_bytes_per_param"] != nxt["cost"]["state_bytes_per_param"]:
+        return (f"the same expected value and interval, and the least optimizer state "
+                f"({lead['cost']['state_bytes_per_param']:g} bytes per parameter)")
+    return "the same expected value, interval and optimizer state: listed by name"
 
 
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = (), repeated: bool = False,
-             under_tuned: Sequence[str] = ()) -> str:
+             under_tuned: Sequence[str] = (), direction: str = "maximize") -> str:
     tail = ""
     if under_tuned:
         by = {e["optimizer"]: e["evidence"]["configurations_tried"] for e in ranking}
@@ -610,7 +650,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                 f"noise)" + tail)
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
-                f"{lead['optimizer']} is listed first: {_why_first(ranking)}"
+                f"{lead['optimizer']} is listed first: {_why_first(ranking, direction)}"
                 + (f"; {sep['meaning']}" if sep else "") + tail)
     # Not separated: with a measured spread every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.

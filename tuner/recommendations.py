@@ -56,8 +56,10 @@ from tuner.store.queries import team_tasks
 # summary says it is a prediction; 17: `under_tuned`; 18: the training seed (the data split)
 # is part of the budget; 19: a task on the team's own data, hf: model folder or plugin code
 # holds their digests, rewritten contents being a new task, and the service's training format
-# is part of the budget.)
-ANSWER_FORMAT = 19
+# is part of the budget; 20: a tie lists a family above a better value only for a learning-rate
+# range wider than that value's by half a decade, equal values by the interval then the state,
+# and a hub reference's fetched copy is part of its task.)
+ANSWER_FORMAT = 20
 SOURCE_TEAM = "team history"
 
 
