@@ -82,6 +82,17 @@ def print_job(summary: dict[str, Any]) -> None:
                   f"→ {fmt(b['value'])}  ({params_brief(b['params'])})")
 
 
+def _tie_mark(r: dict[str, Any], leaders: set[str]) -> str:
+    """`(tie)` for the leading group; a family tied only with others below the leaders names
+    them, so it is not read as tied with the leaders."""
+    tied = r.get("tied_with") or []
+    if not tied:
+        return ""
+    if r["optimizer"] in leaders:
+        return " (tie)"
+    return f" (tied with {', '.join(tied[:2])}{f' +{len(tied) - 2}' if len(tied) > 2 else ''})"
+
+
 def print_recommendation(rec: dict[str, Any]) -> None:
     method = rec["method"]
     title = f"Best optimizer ({method}, {rec.get('source', '')}"
@@ -94,8 +105,9 @@ def print_recommendation(rec: dict[str, Any]) -> None:
              "prior": []}[method]
     for col in cols:
         table.add_column(col, overflow="fold", no_wrap=True)
+    leaders = set(rec.get("leaders") or [])
     for r in rec["ranking"]:
-        row = [str(r.get("rank") or "-"), r["optimizer"] + (" (tie)" if r.get("tied_with") else ""),
+        row = [str(r.get("rank") or "-"), r["optimizer"] + _tie_mark(r, leaders),
                r["schedule"] or "-"]
         if method == "direct":
             x = r["expected"]

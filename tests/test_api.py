@@ -406,6 +406,28 @@ def test_the_cli_names_the_other_tasks_an_answer_left_apart(
         "hidden=[128], dataset -" in shown
 
 
+def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Families tied with each other but separated from the leaders are not marked `(tie)`
+    like the leaders: they name whom they are tied with."""
+    from cli.render import print_recommendation
+    from tests.test_recommend import confirmed
+    from tuner.recommend import rank_families
+
+    monkeypatch.setenv("COLUMNS", "200")
+    rec = rank_families(confirmed("adam", [0.950, 0.952, 0.948]) + confirmed(
+        "adamw", [0.951, 0.953, 0.949]) + confirmed("sgd", [0.900, 0.902, 0.898])
+        + confirmed("momentum", [0.899, 0.901, 0.897]), "maximize")
+    assert rec["ties"] == [["adamw", "adam"], ["sgd", "momentum"]]
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **rec})
+    rows = {line.split()[3]: line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│")}
+    assert "adamw (tie)" in rows["adamw"] and "adam (tie)" in rows["adam"]
+    assert "sgd (tied with momentum)" in rows["sgd"]
+    assert "momentum (tied with sgd)" in rows["momentum"] and "(tie)" not in rows["momentum"]
+
+
 def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:
     """The same spec twice: the second job's sweep starts and its sampler's first draws are the
     first job's configurations. Each must run with a seed the first job did not use (the same
