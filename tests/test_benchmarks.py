@@ -215,6 +215,19 @@ def test_the_calibrations_service_rule_gives_identical_runs_the_pooled_noise() -
     assert judge(RULES["t_intervals"], flat, None, 0, fresh, "maximize")["calls"] == 0
 
 
+def test_data_digest_benchmark_smoke(tmp_path: Path) -> None:
+    import os
+
+    from benchmarks import data_digest
+
+    before = os.environ.get("TUNER_DATA_ROOT")
+    res = data_digest.main(["--smoke", "--out", str(tmp_path / "dd.json")])
+    assert set(res["cases"]) == {"full read", "other process", "one file added"}
+    assert res["cases"]["full read"]["ratio_to_full_read"] == 1.0
+    assert all(len(c["runs_s"]) == 2 for c in res["cases"].values())
+    assert os.environ.get("TUNER_DATA_ROOT") == before  # the service's settings left as found
+
+
 def test_streaming_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import streaming
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -108,6 +109,67 @@ def test_data_digest_is_the_bytes_not_the_name_or_the_time(data_root: Path) -> N
     before = data_digest("hf:deep", {}, None)
     (deep / "shard.bin").write_bytes(b"two")
     assert data_digest("hf:deep", {}, None) != before
+
+
+def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
+        data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each file's SHA-256 is kept in the service's cache by its size and modification time:
+    another process (a dispatcher, each worker) digests the folder without reading it, and a
+    file added or rewritten is the only one read again. The digest is the one the earlier
+    releases computed (tasks already stored keep theirs)."""
+    import hashlib
+    import os
+
+    from tuner import datasets
+
+    folder = data_root / "shards"
+    for name in ("a/b", "a-c", "a b", "z"):  # names whose string and part orders differ
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(name.encode() * 100)
+
+    def old() -> str:  # the earlier releases' folder digest, as they computed it
+        h = hashlib.sha256()
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            h.update(f.relative_to(folder).as_posix().encode() + b"\0"
+                     + hashlib.sha256(f.read_bytes()).digest())
+        return h.hexdigest()[:16]
+
+    reads: list[str] = []
+    real = hashlib.file_digest
+
+    def counting(fh: Any, algo: str) -> Any:
+        reads.append(Path(fh.name).name)
+        return real(fh, algo)
+
+    monkeypatch.setattr(hashlib, "file_digest", counting)
+    first = data_digest("hf:shards", {}, None)
+    assert first == old() and len(reads) == 4
+    assert data_digest("hf:shards", {}, None) == first and len(reads) == 4  # this process
+    datasets._DIGESTS.clear()  # another process: the store answers, nothing is read
+    assert data_digest("hf:shards", {}, None) == first and len(reads) == 4
+    (folder / "new").write_bytes(b"added")
+    datasets._DIGESTS.clear()
+    added = data_digest("hf:shards", {}, None)
+    assert added != first and reads[4:] == ["new"]
+    (folder / "z").write_bytes(b"Z" * 100)  # the same size, rewritten: read again
+    datasets._DIGESTS.clear()
+    rewritten = data_digest("hf:shards", {}, None)
+    assert rewritten not in (first, added) and reads[5:] == ["z"]
+    (folder / "new").unlink()
+    os.utime(folder / "z", ns=(5, 5))  # another time, the same bytes: read again, same digest
+    datasets._DIGESTS.clear()
+    back = data_digest("hf:shards", {}, None)
+    assert reads[6:] == ["z"] and back == old()
+    # a store cut short or unreadable only costs a read
+    for store in (data_root / ".tuner-cache" / "digests").glob("*.json"):
+        store.write_text("{not json")
+    datasets._DIGESTS.clear()
+    assert data_digest("hf:shards", {}, None) == back and len(reads) == 7 + 4
+    # the store itself is never part of what it digests (`tuner run` reads the whole root)
+    datasets._DIGESTS.clear()
+    whole = data_digest("imagefolder", {"path": "."}, None)
+    datasets._DIGESTS.clear()
+    assert data_digest("imagefolder", {"path": "."}, None) == whole
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])
