@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from tuner.client import Client
+from tuner.client import ApiError, Client
 from tuner.config import Settings
 from tuner.store.auth import create_api_key, get_or_create_team, revoke_key
 from tuner.store.db import session_factory
@@ -270,6 +270,42 @@ def test_idempotent_submit(service: Service) -> None:
         assert h.get("/v1/jobs").json()["count"] == 1
     with service.http(service.key_b) as b:  # keys are per team
         assert b.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "abc"}).status_code == 201
+
+
+def test_a_submission_whose_answer_is_lost_is_sent_again_as_the_same_job(
+        service: Service) -> None:
+    """The answer to a submission does not come back in time (a large data folder read for the
+    first time, a dropped connection) after the server created the job: the client sends it
+    again under the same Idempotency-Key and gets that job, not a second one."""
+    spec = {**FAST, "budget": {"n_trials": 2}}
+    once, sent = _losing(1)
+    with Client(service.url, service.key_b, transport=once) as c:
+        before = c.jobs()["count"]
+        job = c.submit(spec)
+        assert len(sent) == 2 and sent[0] == sent[1]  # once more, under its key
+        assert c.jobs()["count"] == before + 1 and c.job(job["id"])["id"] == job["id"]
+        always, sent = _losing(10)
+        with pytest.raises(ApiError, match="did not answer in time"):
+            Client(service.url, service.key_b, transport=always).submit(spec, retries=1)
+        assert len(sent) == 2 and c.jobs()["count"] == before + 2  # one job, made by its first send
+
+
+def _losing(n: int) -> tuple[httpx.HTTPTransport, list[str]]:
+    """A transport whose first `n` job submissions reach the server but whose answers are lost
+    (a read timeout); and the Idempotency-Keys they were sent with."""
+    sent: list[str] = []
+
+    class Lost(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response = super().handle_request(request)  # the server did the work
+            if request.method == "POST":
+                sent.append(request.headers["Idempotency-Key"])
+                if len(sent) <= n:
+                    response.close()
+                    raise httpx.ReadTimeout("no answer in time", request=request)
+            return response
+
+    return Lost(), sent
 
 
 BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [

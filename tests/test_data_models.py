@@ -172,6 +172,40 @@ def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
     assert data_digest("imagefolder", {"path": "."}, None) == whole
 
 
+def test_a_first_read_cut_short_keeps_what_it_hashed(data_root: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first digest of a large folder (in a submission the client gives up on, a worker
+    stopped) keeps what it hashed as it goes: the next try reads only the rest."""
+    import hashlib
+
+    from tuner import datasets
+
+    folder = data_root / "big"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i}.bin").write_bytes(bytes([i]) * 1000)
+    reads: list[str] = []
+    real = hashlib.file_digest
+
+    def stops_at_the_fourth(fh: Any, algo: str) -> Any:
+        reads.append(Path(fh.name).name)
+        if len(reads) == 4:
+            raise OSError("cut short")
+        return real(fh, algo)
+
+    monkeypatch.setattr(hashlib, "file_digest", stops_at_the_fourth)
+    monkeypatch.setattr(datasets, "DIGEST_SAVE_EVERY_S", 0.0)
+    with pytest.raises(DataError, match=r"task\.dataset: cannot read '3\.bin' in your data "
+                                        r"folder \(OSError\)"):
+        data_digest("hf:big", {}, None)
+    digest = data_digest("hf:big", {}, None)
+    assert reads == ["0.bin", "1.bin", "2.bin", "3.bin", "3.bin", "4.bin", "5.bin"]
+    datasets._DIGESTS.clear()
+    monkeypatch.setattr(hashlib, "file_digest", real)
+    (datasets._store_file(folder)).unlink()
+    assert data_digest("hf:big", {}, None) == digest  # the same as read in one go
+
+
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])
 def test_models_run_forward_on_digits(name: str) -> None:
     d = load_dataset("digits", {}, seed=0)

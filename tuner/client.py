@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,9 @@ class Client:
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
         try:
             r = self.http.request(method, path, **kw)
+        except httpx.TimeoutException as exc:
+            raise ApiError(0, f"{self.url} did not answer in time ({type(exc).__name__}: "
+                              f"{exc})") from exc
         except httpx.HTTPError as exc:
             raise ApiError(0, f"cannot reach {self.url}: {exc}") from exc
         if r.status_code >= 400:
@@ -93,10 +97,21 @@ class Client:
         return self._request(method, path, **kw).json()
 
     # jobs -------------------------------------------------------------------------------------
-    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, headers=headers)
-        return out
+    def submit(self, spec: dict[str, Any], idempotency_key: str | None = None,
+               retries: int = 2) -> dict[str, Any]:
+        """Queue a job. It is sent with an Idempotency-Key (a new one unless given), so a
+        submission whose answer did not come back in time (the server reading a large data
+        folder for the first time, a lost response) is sent again, up to `retries` times, under
+        that key: it gives the job the first one created, never a second job."""
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        for attempt in range(retries + 1):
+            try:
+                out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, headers=headers)
+                return out
+            except ApiError as exc:
+                if attempt == retries or not isinstance(exc.__cause__, httpx.TimeoutException):
+                    raise
+        raise AssertionError("unreachable")
 
     def job(self, job_id: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")

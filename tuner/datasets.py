@@ -243,7 +243,7 @@ def _digest_of(kind: str, name: str, params: dict[str, Any], scope: str | None) 
     else:
         root = team_data(name, params if kind == "dataset" else {}, scope)
     if root is not None:
-        return _digest(root)
+        return _digest(root, f"task.{kind}")
     from tuner.references import hub_revision
 
     return hub_revision(kind, name, params) if name.startswith(("hf:", "timm:")) else None
@@ -319,10 +319,11 @@ def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
 
 _DIGESTS: dict[tuple[str, str], str] = {}  # (path, version) -> digest, this process's
 _DIGESTS_MAX = 256
+DIGEST_SAVE_EVERY_S = 5.0  # a long first read keeps what it hashed so far this often
 _DIGESTS_LOCK = threading.Lock()
 
 
-def _digest(root: Path) -> str:
+def _digest(root: Path, field: str = "task.dataset") -> str:
     """The digest of a file's bytes, or of a folder's files (their paths below it and the
     SHA-256 of each one's bytes, in path order). Computed once per version (`_version`) in a
     process, and each file's SHA-256 kept in the service's digest store (`_store_dir`) by its
@@ -334,7 +335,7 @@ def _digest(root: Path) -> str:
         found = _DIGESTS.get(key)
     if found is not None:
         return found
-    found, settled = _compute(root, listing)
+    found, settled = _compute(root, listing, field)
     if settled:  # nothing was being written while it was read: this version's digest
         with _DIGESTS_LOCK:
             _DIGESTS[key] = found
@@ -343,25 +344,37 @@ def _digest(root: Path) -> str:
     return found
 
 
-def _compute(root: Path, listing: Listing) -> tuple[str, bool]:
+def _compute(root: Path, listing: Listing, field: str) -> tuple[str, bool]:
     """(digest, whether every file read was still as listed afterwards). A file written while
     it was read is not stored: its size and time are another version's, its hash maybe
     neither's (the next check lists it again and reads it again)."""
     import hashlib
+    import time
 
     known = _load_known(root)
     now: dict[str, list[Any]] = {}
     settled = True
     h = hashlib.sha256()
+    saved = time.monotonic()
     for rel, p, size, mtime in listing:
+        if time.monotonic() - saved >= DIGEST_SAVE_EVERY_S:
+            # What is hashed so far, kept: a request that times out and is sent again (or a
+            # worker started meanwhile) reads only the rest.
+            _save_known(root, {**known, **now})
+            saved = time.monotonic()
         k = known.get(rel)
         if k is not None and k[0] == size and k[1] == mtime:
             sha = str(k[2])
             now[rel] = k
         else:
-            with p.open("rb") as fh:
-                sha = hashlib.file_digest(fh, "sha256").hexdigest()
-            st = p.stat()
+            try:
+                with p.open("rb") as fh:
+                    sha = hashlib.file_digest(fh, "sha256").hexdigest()
+                st = p.stat()
+            except OSError as exc:  # unreadable, or gone since the listing: say which file
+                _save_known(root, {**known, **now})
+                raise DataError(f"{field}: cannot read {rel or p.name!r} in your data folder "
+                                f"({exc.strerror or type(exc).__name__})") from None
             if (st.st_size, st.st_mtime_ns) == (size, mtime):
                 now[rel] = [size, mtime, sha]
             else:
