@@ -160,11 +160,13 @@ def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
     datasets._DIGESTS.clear()
     back = data_digest("hf:shards", {}, None)
     assert reads[6:] == ["z"] and back == old()
-    # a store cut short or unreadable only costs a read
-    for store in (data_root / ".tuner-cache" / "digests").glob("*.json"):
-        store.write_text("{not json")
-    datasets._DIGESTS.clear()
-    assert data_digest("hf:shards", {}, None) == back and len(reads) == 7 + 4
+    # a store cut short, unreadable or not as written only costs a read
+    for bad in ("{not json", '{"z": [1, 2]}', '{"z": "x", "a-c": [100, 1, "zz"]}', "[]"):
+        for store in (data_root / ".tuner-cache" / "digests").glob("*.json"):
+            store.write_text(bad)
+        datasets._DIGESTS.clear()
+        before = len(reads)
+        assert data_digest("hf:shards", {}, None) == back and len(reads) > before
     # the store itself is never part of what it digests (`tuner run` reads the whole root)
     datasets._DIGESTS.clear()
     whole = data_digest("imagefolder", {"path": "."}, None)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 import torch
@@ -223,8 +223,8 @@ def data_digest(name: str, params: dict[str, Any], scope: str | None) -> str | N
     never pooled as repeats. The same bytes give the same digest wherever the file lies and
     whenever it was written. None: nothing to identify beyond the name (built-in and synthetic
     datasets are the service's code, a torchvision dataset is fixed by its release, and a
-    trainable brings its own data). Cached per path and version (`_version`): a resubmission
-    hashes nothing."""
+    trainable brings its own data). Each file's hash is kept by its size and modification time
+    (`_digest`): after the first read, a process only lists the folder."""
     return _digest_of("dataset", name, params, scope)
 
 
@@ -363,7 +363,7 @@ def _compute(root: Path, listing: Listing, field: str) -> tuple[str, bool]:
             _save_known(root, {**known, **now})
             saved = time.monotonic()
         k = known.get(rel)
-        if k is not None and k[0] == size and k[1] == mtime:
+        if _entry_ok(k) and k[0] == size and k[1] == mtime:
             sha = str(k[2])
             now[rel] = k
         else:
@@ -385,6 +385,14 @@ def _compute(root: Path, listing: Listing, field: str) -> tuple[str, bool]:
     if root.is_file():  # what sha256sum prints, its first 16 hex digits
         return (now[""][2] if now else sha)[:16], settled
     return h.hexdigest()[:16], settled
+
+
+def _entry_ok(k: Any) -> TypeGuard[list[Any]]:
+    """A stored entry as `_compute` writes it: [size, mtime in ns, SHA-256 in hex]. Anything
+    else (a store from elsewhere, edited by hand) is read again, never trusted."""
+    return (isinstance(k, list) and len(k) == 3 and all(isinstance(v, int) for v in k[:2])
+            and isinstance(k[2], str) and len(k[2]) == 64
+            and all(c in "0123456789abcdef" for c in k[2]))
 
 
 def _store_dir() -> Path:

@@ -502,10 +502,9 @@ def _tie_order(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first (equal values: the better end of the interval, then the cheaper optimizer state).
     Each place goes to the best remaining value, unless a remaining family's learning-rate
     range is wider than it by half a decade (`wider`): then to the best value among those,
-    checked again the same way. So a
-    family is listed above a better value only for a range wider than that value's by half a
-    decade (binned at whole half-decades, 0.52 decades against 0.39 had crossed a bin and
-    listed a worse value first)."""
+    checked again the same way. So a family is listed above a better value only for a range
+    wider than that value's by half a decade (binned at whole half-decades, 0.52 decades
+    against 0.39 had crossed a bin and listed a worse value first)."""
     rest, out = list(group), []
     while rest:
         pick = rest[0]

@@ -291,8 +291,8 @@ def hub_revision(kind: str, name: str, params: dict[str, Any]) -> str | None:
             found = None if version is None else hashlib.sha256(version.encode()).hexdigest()
         else:
             return None
-    except (ImportError, ValueError):  # its library missing, or not a valid hub id
-        return None
+    except (ImportError, ValueError, RuntimeError, OSError):
+        return None  # its library missing, not a valid hub id, or its cache changing under us
     return None if found is None else found[:16]
 
 
