@@ -3,6 +3,7 @@ download)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -37,3 +38,23 @@ def fetch(
                       f"{str(exc).splitlines()[0][:300]}", highlight=False)
             raise typer.Exit(1) from None
     out.print(f"{kind} {ref}: in {where}")
+    from tuner.references import hub_revision
+
+    fetched = hub_revision(kind, ref, {"pretrained": True})
+    if fetched:  # what the next task on it holds: another fetch of a changed repo is new
+        out.print(f"{kind} {ref}: its tasks will hold {'model' if kind == 'model' else 'data'}"
+                  f"_digest {fetched} (the copy fetched now)", highlight=False)
+
+
+@data_app.command()
+def digest(
+    path: Annotated[Path, typer.Argument(exists=True, help="a data file or folder")],
+) -> None:
+    """Print the digest a task on PATH holds (`data_digest`, or `model_digest` for an hf:
+    model folder, in the task and job views): the same digest means the same bytes, so you
+    can tell whether your copy is the data a task was measured on. A file's is the first 16
+    hex digits of what `sha256sum` prints."""
+    from tuner.datasets import path_digest
+
+    with user_errors():
+        out.print(path_digest(path), highlight=False)

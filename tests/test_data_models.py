@@ -174,6 +174,29 @@ def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
     assert data_digest("imagefolder", {"path": "."}, None) == whole
 
 
+def test_tuner_data_digest_prints_what_a_task_holds(data_root: Path) -> None:
+    """`tuner data digest PATH`: the digest a task on that file or folder holds, so a team can
+    tell whether its copy is the data a task was measured on."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    (data_root / "imgs" / "cat").mkdir(parents=True)
+    (data_root / "imgs" / "cat" / "1.png").write_bytes(b"\x89PNG one")
+    (data_root / "t.csv").write_text("f,label\n1,0\n")
+    tuner = str(Path(sys.executable).parent / "tuner")
+    env = {**os.environ, "TUNER_DATA_ROOT": str(data_root)}
+
+    def cli(path: Path) -> str:
+        return subprocess.run([tuner, "data", "digest", str(path)], env=env, text=True,
+                              capture_output=True, check=True, timeout=120).stdout.strip()
+
+    assert cli(data_root / "imgs") == data_digest("imagefolder", {"path": "imgs"}, None)
+    assert cli(data_root / "t.csv") == data_digest("file", {"path": "t.csv"}, None) \
+        == hashlib.sha256((data_root / "t.csv").read_bytes()).hexdigest()[:16]
+
+
 def test_a_first_read_cut_short_keeps_what_it_hashed(data_root: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A first digest of a large folder (in a submission the client gives up on, a worker

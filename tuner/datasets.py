@@ -296,6 +296,12 @@ def _version(listing: Listing) -> str:
     return h.hexdigest()
 
 
+def path_digest(path: Path) -> str:
+    """The digest a task on this file or folder holds (`data_digest`, `model_digest` of an
+    `hf:` folder), for any path: `tuner data digest`."""
+    return _digest(path.resolve())
+
+
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
                     expected: str | None, *, field: str = "task.dataset") -> None:
     """Refuse to train on team data whose bytes are no longer those its task was made from
