@@ -425,6 +425,14 @@ def test_a_hub_reference_fetched_again_is_another_task(tmp_path: Path,
         with pytest.raises(DataError, match=r"task\.dataset: the cached copy of hf:someorg/cats "
                                             r"\(another hub revision was fetched\) changed"):
             made.check_data(task, TEAM)
+        # a newer folder `datasets` would not load without a config asked for (its info names
+        # another config than its folder) is not the copy a run reads
+        other = hub / "someorg___cats" / "default-0a1b" / "0.0.0" / ("c" * 40)
+        other.mkdir(parents=True)
+        (other / "dataset_info.json").write_text('{"config_name": "default"}')
+        os.utime(other, (3e9, 3e9))
+        assert inspect_task(JobSpec.model_validate(raw), scope=TEAM).data_digest \
+            == again.data_digest
 
         # a pretrained timm model is identified by the snapshot of its weights on the hub
         from tuner.references import hub_revision

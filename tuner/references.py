@@ -253,13 +253,24 @@ def _snapshot(repo: str) -> str | None:
 
 def _cached_dataset(name: str) -> str | None:
     """The cached version a hub dataset loads from offline: `<config>/<version>/<hash>` of
-    the newest folder under the dataset's name in the cache, the one `datasets` picks (its
-    hash names the hub revision it was fetched at); None when none is cached."""
+    the newest folder under the dataset's name in the cache whose `dataset_info.json` names
+    its config folder, the one `datasets` picks when no config is asked for (its hash names
+    the hub revision it was fetched at); None when none is cached."""
+    import json
+
     from datasets.naming import camelcase_to_snakecase
 
     *org, base = name.split("/")
     root = hub_dir() / "___".join([*org, camelcase_to_snakecase(base)])
-    found = [p for p in root.glob("*/*/*") if p.is_dir()]
+
+    def loadable(p: Path) -> bool:
+        try:
+            info = json.loads((p / "dataset_info.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(info, dict) and info.get("config_name") == p.parts[-3]
+
+    found = [p for p in root.glob("*/*/*") if p.is_dir() and loadable(p)]
     if not found:
         return None
     return max(found, key=lambda p: p.stat().st_mtime).relative_to(root).as_posix()
