@@ -109,8 +109,13 @@ class Client:
                 out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, headers=headers)
                 return out
             except ApiError as exc:
-                if attempt == retries or not isinstance(exc.__cause__, httpx.TimeoutException):
+                if not isinstance(exc.__cause__, httpx.TimeoutException):
                     raise
+                if attempt == retries:
+                    raise ApiError(0, f"{exc.detail}; the server may still create the job: "
+                                      f"submit again with idempotency key "
+                                      f"{headers['Idempotency-Key']} to get it, not a second "
+                                      f"one") from exc
         raise AssertionError("unreachable")
 
     def job(self, job_id: str) -> dict[str, Any]:
