@@ -103,20 +103,19 @@ class Client:
         submission whose answer did not come back in time (the server reading a large data
         folder for the first time, a lost response) is sent again, up to `retries` times, under
         that key: it gives the job the first one created, never a second job."""
-        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-        for attempt in range(retries + 1):
+        key = idempotency_key or uuid.uuid4().hex
+        for _ in range(retries + 1):
             try:
-                out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, headers=headers)
+                out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec,
+                                                 headers={"Idempotency-Key": key})
                 return out
             except ApiError as exc:
                 if not isinstance(exc.__cause__, httpx.TimeoutException):
                     raise
-                if attempt == retries:
-                    raise ApiError(0, f"{exc.detail}; the server may still create the job: "
-                                      f"submit again with idempotency key "
-                                      f"{headers['Idempotency-Key']} to get it, not a second "
-                                      f"one") from exc
-        raise AssertionError("unreachable")
+                timed_out = exc
+        raise ApiError(0, f"{timed_out.detail}; the server may still create the job: submit "
+                          f"again with idempotency key {key} to get it, not a second one"
+                       ) from timed_out
 
     def job(self, job_id: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")

@@ -211,12 +211,20 @@ def _torchvision_weights(name: str) -> Any:
     return weights
 
 
-def _hub_cached(repo: str | None) -> bool:
+def _in_hub_cache(repo: str, files: Sequence[str]) -> Path | None:
+    """The first of `files` the hub cache holds for `repo` (in the snapshot its `refs/main`
+    names, as every library reading the cache offline resolves it), or None."""
     from huggingface_hub import try_to_load_from_cache
 
-    return repo is not None and any(
-        isinstance(try_to_load_from_cache(repo, f, cache_dir=hub_dir()), str)
-        for f in WEIGHT_FILES)
+    for f in files:
+        found = try_to_load_from_cache(repo, f, cache_dir=hub_dir())
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _hub_cached(repo: str | None) -> bool:
+    return repo is not None and _in_hub_cache(repo, WEIGHT_FILES) is not None
 
 
 def _timm_weights(name: str) -> None:
@@ -240,15 +248,10 @@ def _hf_weights(name: str) -> None:
 
 
 def _snapshot(repo: str) -> str | None:
-    """The commit of the hub snapshot the cache resolves `repo` to (its `refs/main`), as every
-    library reading the cache offline does; None when nothing of it is cached."""
-    from huggingface_hub import try_to_load_from_cache
-
-    for f in ("config.json", *WEIGHT_FILES):
-        found = try_to_load_from_cache(repo, f, cache_dir=hub_dir())
-        if isinstance(found, str):
-            return Path(found).parent.name
-    return None
+    """The commit of the hub snapshot the cache resolves `repo` to; None when nothing of it
+    is cached."""
+    found = _in_hub_cache(repo, ("config.json", *WEIGHT_FILES))
+    return None if found is None else found.parent.name
 
 
 def _cached_dataset(name: str) -> str | None:
