@@ -104,6 +104,9 @@ PROBLEM_STATUSES = {400: "the body is not JSON", 401: "missing or unknown API ke
                     413: "request body over 256 KiB",
                     422: "invalid input: `errors` names each field and its valid choices",
                     503: "database unavailable: retry after `Retry-After` seconds"}
+SUBMIT_503 = ("database unavailable, or the team's data still being read for the first time "
+              "(`progress`): send it again, with the same Idempotency-Key, after `Retry-After` "
+              "seconds")
 
 
 def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -129,8 +132,9 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                             continue
                         if status == 404 and "{" not in path:
                             continue
+                        submit = status == 503 and path == "/v1/jobs" and "requestBody" in op
                         responses[str(status)] = {
-                            "description": what,
+                            "description": SUBMIT_503 if submit else what,
                             "content": {"application/problem+json": {"schema": problem}}}
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")

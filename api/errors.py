@@ -13,11 +13,13 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tuner.digests import DigestPending
 from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
 from tuner.store.db import transient
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 2
+DIGEST_RETRY_AFTER_S = 1  # the request itself has waited `digest_wait_s`
 log = logging.getLogger(__name__)
 
 
@@ -34,9 +36,9 @@ class ApiProblem(Exception):
 
 def problem(request: Request, status: int, title: str, detail: str,
             errors: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail, "instance": request.url.path}
+                            "detail": detail, "instance": request.url.path, **extra}
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
@@ -76,6 +78,14 @@ def install(app: FastAPI) -> None:
     async def _spec(request: Request, exc: SpecError) -> JSONResponse:
         return problem(request, 422, "Invalid job spec", str(exc),
                        [{"field": exc.field, "message": exc.message}])
+
+    @app.exception_handler(DigestPending)
+    async def _reading(request: Request, exc: DigestPending) -> JSONResponse:
+        # The team's data is being read for the first time (`tuner.digests`): nothing was
+        # created; the same submission sent again finds the read further on, or done.
+        return problem(request, 503, "Still reading your data", str(exc),
+                       headers={"Retry-After": str(DIGEST_RETRY_AFTER_S)},
+                       progress=exc.progress())
 
     @app.exception_handler(JobNotFound)
     async def _not_found(request: Request, exc: JobNotFound) -> JSONResponse:

@@ -110,6 +110,9 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[dict[str, Any]] | None = Field(default=None, description=(
         "for bad input: [{field, message}], naming the field and its valid choices"))
+    progress: dict[str, Any] | None = Field(default=None, description=(
+        "a submission on team data still being read (503): {field, read_bytes, total_bytes, "
+        "elsewhere (another API process is reading it)}"))
 
 
 class Interval(BaseModel):

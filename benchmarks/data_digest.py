@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
     if a.smoke:
         a.files, a.kib, a.repeats = 50, 4, 2
-    from tuner import datasets
+    from tuner import datasets, digests
     from tuner.config import get_settings
 
     before = os.environ.get("TUNER_DATA_ROOT")
@@ -74,13 +74,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             return time.perf_counter() - t0
 
         def other_process() -> float:
-            datasets._DIGESTS.clear()
+            digests._DIGESTS.clear()
             return timed(lambda: datasets.data_digest("hf:shards", {}, None))
 
         def one_added() -> float:
             added[0] += 1
             (folder / f"added-{added[0]}.bin").write_bytes(os.urandom(a.kib * 1024))
-            datasets._DIGESTS.clear()
+            digests._DIGESTS.clear()
             return timed(lambda: datasets.data_digest("hf:shards", {}, None))
 
         runs = interleaved({"full read": lambda: timed(lambda: full_read(folder)),

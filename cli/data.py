@@ -54,7 +54,7 @@ def digest(
     model folder, in the task and job views): the same digest means the same bytes, so you
     can tell whether your copy is the data a task was measured on. A file's is the first 16
     hex digits of what `sha256sum` prints."""
-    from tuner.datasets import path_digest
+    from tuner.digests import path_digest
 
     with user_errors():
         out.print(path_digest(path), highlight=False)

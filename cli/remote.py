@@ -55,7 +55,7 @@ def submit(
                           batch_size=batch_size, trials=trials, parallelism=parallelism,
                           timeout=timeout, sampler=sampler, pruner=pruner)
         c = _client()
-        job = c.submit(body, idempotency_key)
+        job = c.submit(body, idempotency_key, on_reading=_reading)
         for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
             err.print(f"[dim]note: {note}[/dim]", highlight=False)
         if not wait:
@@ -69,6 +69,18 @@ def submit(
         print_job(final)
     if final["status"] != "completed":
         raise typer.Exit(1)
+
+
+def _reading(progress: dict[str, Any]) -> None:
+    """A submission on data the server reads for the first time: how far it got."""
+    from tuner.digests import human_bytes
+
+    where = ("another API process is reading it" if progress.get("elsewhere") else
+             f"{human_bytes(int(progress.get('read_bytes', 0)))} of "
+             f"{human_bytes(int(progress.get('total_bytes', 0)))} read")
+    err.print(f"[dim]the server is reading {progress.get('field', 'the data')} for the first "
+              f"time, to identify it: {where}; the job is created when it is done[/dim]",
+              highlight=False)
 
 
 def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,13 +63,20 @@ class Service:
 
 @pytest.fixture
 def service(migrated_url: str) -> Iterator[Service]:
+    with serving(migrated_url) as svc:
+        yield svc
+
+
+@contextmanager
+def serving(migrated_url: str, **settings: Any) -> Iterator[Service]:
+    """The app under uvicorn and a dispatcher, in this process; `settings`: the API's."""
     with session_factory(migrated_url)() as s:
         key_a = create_api_key(s, get_or_create_team(s, "team-a"))
         key_b = create_api_key(s, get_or_create_team(s, "team-b"))
         s.commit()
     port = free_port()
     app = create_app(migrated_url, Settings(database_url=migrated_url, poll_s=0.2,
-                                            key_cache_s=KEY_CACHE_S))
+                                            key_cache_s=KEY_CACHE_S, **settings))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning"))
     web = threading.Thread(target=server.run, daemon=True)
@@ -78,11 +87,13 @@ def service(migrated_url: str) -> Iterator[Service]:
     worker.start()
     while not server.started:
         time.sleep(0.05)
-    yield Service(f"http://127.0.0.1:{port}", migrated_url, key_a, key_b)
-    d.stop_event.set()
-    server.should_exit = True
-    worker.join(60)
-    web.join(10)
+    try:
+        yield Service(f"http://127.0.0.1:{port}", migrated_url, key_a, key_b)
+    finally:
+        d.stop_event.set()
+        server.should_exit = True
+        worker.join(60)
+        web.join(10)
 
 
 def events(svc: Service, key: str, job_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -289,6 +300,76 @@ def test_a_submission_whose_answer_is_lost_is_sent_again_as_the_same_job(
                                            r"idempotency key [0-9a-f]{32} to get it"):
             Client(service.url, service.key_b, transport=always).submit(spec, retries=1)
         assert len(sent) == 2 and c.jobs()["count"] == before + 2  # one job, made by its first send
+
+
+def test_a_submission_on_data_read_for_the_first_time_is_answered_while_it_is_read(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The first submission on a large data folder: the server reads it (its digest is part of
+    the task) for at most TUNER_DIGEST_WAIT_S, then answers 503 with how far it got, creating
+    nothing, while the read goes on; the client sends it again under its Idempotency-Key until
+    the job is created: one job, on the digest of the whole data."""
+    import hashlib
+
+    from tests.conftest import DATA_ROOT
+    from tests.test_data_models import _gated
+
+    folder = DATA_ROOT / "team-a"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = "\n".join(f"{i % 7},{i % 3},{i % 2}" for i in range(120))
+    (folder / "first-read.csv").write_text(f"a,b,label\n{rows}\n")
+    size = (folder / "first-read.csv").stat().st_size
+    spec = {"task": {"model": {"name": "mlp", "params": {"hidden": [4]}},
+                     "dataset": {"name": "file", "params": {"path": "first-read.csv"}}},
+            "training": {"epochs": 1}, "budget": {"n_trials": 1}}
+    gate, reads = _gated(monkeypatch)
+    with serving(migrated_url, digest_wait_s=0.2) as svc, svc.http(svc.key_a) as h:
+        r = h.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "first-read"})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+        assert r.json()["progress"] == {"field": "task.dataset", "read_bytes": 0,
+                                        "total_bytes": size, "elsewhere": False}
+        assert "still reading your data to identify it" in r.json()["detail"]
+        assert h.get("/v1/jobs").json()["count"] == 0  # nothing created meanwhile
+        seen: list[dict[str, Any]] = []
+        submitted: list[dict[str, Any]] = []
+        sender = threading.Thread(target=lambda: submitted.append(Client(
+            svc.url, svc.key_a).submit(spec, "first-read", on_reading=seen.append)))
+        sender.start()
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen and seen[0]["total_bytes"] == size  # the client was told, and waits
+        gate.set()
+        sender.join(60)
+        (job,) = submitted
+        assert reads == ["first-read.csv"]  # one read, whatever the number of sends
+        assert h.get("/v1/jobs").json()["count"] == 1
+        digest = hashlib.sha256((folder / "first-read.csv").read_bytes()).hexdigest()[:16]
+        assert job["task"]["data_digest"] == digest
+        # known now: a new submission on the same data is answered at once
+        again = h.post("/v1/jobs", json=spec)
+        assert again.status_code == 201 and again.json()["task"]["id"] == job["task"]["id"]
+        # `tuner submit` shows the read's progress while it waits
+        gate.clear()
+        (folder / "second-read.csv").write_text(f"a,b,label\n{rows}\n9,9,1\n")
+        spec["task"]["dataset"]["params"]["path"] = "second-read.csv"
+        (tmp_path / "job.json").write_text(json.dumps(spec))
+        cli = subprocess.Popen(
+            [str(Path(sys.executable).parent / "tuner"), "submit", str(tmp_path / "job.json")],
+            env={**os.environ, "TUNER_URL": svc.url, "TUNER_API_KEY": svc.key_a},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while "second-read.csv" not in reads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the server's answer after its 0.2 s wait, and the CLI's line
+        gate.set()
+        out, errs = cli.communicate(timeout=120)
+        assert cli.returncode == 0, errs
+        assert "the server is reading task.dataset for the first time, to identify it: " \
+               f"0 B of {size + 6} B read; the job is created when it is done" in " ".join(
+                   errs.split()), errs
+        assert h.get(f"/v1/jobs/{out.strip()}").status_code == 200
+        for j in (job["id"], again.json()["id"], out.strip()):
+            h.post(f"/v1/jobs/{j}/cancel")
 
 
 def _losing(n: int) -> tuple[httpx.HTTPTransport, list[str]]:

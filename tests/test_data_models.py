@@ -120,7 +120,7 @@ def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
     import hashlib
     import os
 
-    from tuner import datasets
+    from tuner import digests
 
     folder = data_root / "shards"
     for name in ("a/b", "a-c", "a b", "z"):  # names whose string and part orders differ
@@ -145,32 +145,32 @@ def test_team_data_is_read_once_for_every_process_and_then_only_what_changed(
     first = data_digest("hf:shards", {}, None)
     assert first == old() and len(reads) == 4
     assert data_digest("hf:shards", {}, None) == first and len(reads) == 4  # this process
-    datasets._DIGESTS.clear()  # another process: the store answers, nothing is read
+    digests._DIGESTS.clear()  # another process: the store answers, nothing is read
     assert data_digest("hf:shards", {}, None) == first and len(reads) == 4
     (folder / "new").write_bytes(b"added")
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     added = data_digest("hf:shards", {}, None)
     assert added != first and reads[4:] == ["new"]
     (folder / "z").write_bytes(b"Z" * 100)  # the same size, rewritten: read again
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     rewritten = data_digest("hf:shards", {}, None)
     assert rewritten not in (first, added) and reads[5:] == ["z"]
     (folder / "new").unlink()
     os.utime(folder / "z", ns=(5, 5))  # another time, the same bytes: read again, same digest
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     back = data_digest("hf:shards", {}, None)
     assert reads[6:] == ["z"] and back == old()
     # a store cut short, unreadable or not as written only costs a read
     for bad in ("{not json", '{"z": [1, 2]}', '{"z": "x", "a-c": [100, 1, "zz"]}', "[]"):
         for store in (data_root / ".tuner-cache" / "digests").glob("*.json"):
             store.write_text(bad)
-        datasets._DIGESTS.clear()
+        digests._DIGESTS.clear()
         before = len(reads)
         assert data_digest("hf:shards", {}, None) == back and len(reads) > before
     # the store itself is never part of what it digests (`tuner run` reads the whole root)
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     whole = data_digest("imagefolder", {"path": "."}, None)
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     assert data_digest("imagefolder", {"path": "."}, None) == whole
 
 
@@ -203,7 +203,7 @@ def test_a_first_read_cut_short_keeps_what_it_hashed(data_root: Path,
     stopped) keeps what it hashed as it goes: the next try reads only the rest."""
     import hashlib
 
-    from tuner import datasets
+    from tuner import digests
 
     folder = data_root / "big"
     folder.mkdir()
@@ -219,16 +219,104 @@ def test_a_first_read_cut_short_keeps_what_it_hashed(data_root: Path,
         return real(fh, algo)
 
     monkeypatch.setattr(hashlib, "file_digest", stops_at_the_fourth)
-    monkeypatch.setattr(datasets, "DIGEST_SAVE_EVERY_S", 0.0)
+    monkeypatch.setattr(digests, "DIGEST_SAVE_EVERY_S", 0.0)
     with pytest.raises(DataError, match=r"task\.dataset: cannot read '3\.bin' in your data "
                                         r"folder \(OSError\)"):
         data_digest("hf:big", {}, None)
     digest = data_digest("hf:big", {}, None)
     assert reads == ["0.bin", "1.bin", "2.bin", "3.bin", "3.bin", "4.bin", "5.bin"]
-    datasets._DIGESTS.clear()
+    digests._DIGESTS.clear()
     monkeypatch.setattr(hashlib, "file_digest", real)
-    (datasets._store_file(folder)).unlink()
+    (digests._store_file(folder)).unlink()
     assert data_digest("hf:big", {}, None) == digest  # the same as read in one go
+
+
+def _gated(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """SHA-256 reads that wait for the test's go (a slow disk under a large folder), and the
+    names of the files read."""
+    import hashlib
+    import threading
+
+    gate, reads, real = threading.Event(), [], hashlib.file_digest
+
+    def slow(fh: Any, algo: str) -> Any:
+        reads.append(Path(fh.name).name)
+        assert gate.wait(30), "the test never let the read go on"
+        return real(fh, algo)
+
+    monkeypatch.setattr(hashlib, "file_digest", slow)
+    return gate, reads
+
+
+def test_a_first_read_longer_than_the_wait_goes_on_in_the_background(
+        data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission waits for a new folder's digest at most `waiting_at_most`: then it says how
+    far the read got, and the read goes on; the same submission again finds it further on or
+    done, never starts a second read, and gets the digest a read in one go gives."""
+    import time
+
+    from tuner import digests
+    from tuner.digests import DigestPending, waiting_at_most
+
+    folder = data_root / "big"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"{i}.bin").write_bytes(bytes([i]) * 1500)
+    gate, reads = _gated(monkeypatch)
+    with waiting_at_most(0.05):
+        with pytest.raises(DigestPending) as first:
+            data_digest("hf:big", {}, None)
+        assert first.value.progress() == {"field": "task.dataset", "read_bytes": 0,
+                                          "total_bytes": 6000, "elsewhere": False}
+        assert str(first.value).startswith(
+            "task.dataset: still reading your data to identify it (0 B of 6.0 KB read (0%)); "
+            "nothing is created until it is read: send the same submission again")
+        with pytest.raises(DigestPending):
+            data_digest("hf:big", {}, None)  # the same read, not a second one
+        deadline = time.monotonic() + 30
+        while not reads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert reads == ["0.bin"]
+        gate.set()
+        while True:
+            try:
+                found = data_digest("hf:big", {}, None)
+                break
+            except DigestPending as pending:
+                assert time.monotonic() < deadline and pending.done_bytes <= 6000
+    assert reads == ["0.bin", "1.bin", "2.bin", "3.bin"]  # each file once
+    assert not digests._RUNS
+    digests._DIGESTS.clear()
+    digests._store_file(folder).unlink()
+    assert data_digest("hf:big", {}, None) == found  # as read in one go, without waiting
+
+
+def test_one_process_reads_a_folder_at_a_time(data_root: Path) -> None:
+    """While another process reads a folder (it holds the folder's lock file), a submission
+    says so, and waits for it rather than read the same bytes at the same time."""
+    import fcntl
+    import os
+
+    from tuner import digests
+    from tuner.digests import DigestPending, waiting_at_most
+
+    folder = data_root / "shared-read"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"a" * 100)
+    lock = digests._store_file(folder).with_suffix(".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the other process's read
+    try:
+        with waiting_at_most(0.2), pytest.raises(DigestPending,
+                                                 match="another process of the service is "
+                                                       "reading it") as pending:
+            data_digest("hf:shared-read", {}, None)
+        assert pending.value.elsewhere
+    finally:
+        os.close(fd)
+    with waiting_at_most(30):
+        assert data_digest("hf:shared-read", {}, None) == digests.path_digest(folder)
 
 
 @pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "transformer"])

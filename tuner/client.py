@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +25,11 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 class ApiError(Exception):
     """A problem document from the service (or a transport failure)."""
 
-    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status, self.detail, self.body = status, detail, body or {}
+        self.retry_after = retry_after  # seconds, where the server said when to come back
 
 
 def tuner_home() -> Path:
@@ -90,7 +93,11 @@ class Client:
                 detail = str(body.get("detail", r.text))
             except ValueError:
                 body, detail = {}, r.text
-            raise ApiError(r.status_code, detail, body)
+            try:
+                after = float(r.headers.get("Retry-After", ""))
+            except ValueError:
+                after = None
+            raise ApiError(r.status_code, detail, body, after)
         return r
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
@@ -98,24 +105,35 @@ class Client:
 
     # jobs -------------------------------------------------------------------------------------
     def submit(self, spec: dict[str, Any], idempotency_key: str | None = None,
-               retries: int = 2) -> dict[str, Any]:
+               retries: int = 2,
+               on_reading: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Queue a job. It is sent with an Idempotency-Key (a new one unless given), so a
-        submission whose answer did not come back in time (the server reading a large data
-        folder for the first time, a lost response) is sent again, up to `retries` times, under
-        that key: it gives the job the first one created, never a second job."""
+        submission whose answer did not come back in time (a lost response) is sent again, up
+        to `retries` times, under that key: it gives the job the first one created, never a
+        second job. While the server is still reading the job's data for the first time (a
+        large folder: it answers 503 with `progress`), the submission is sent again after the
+        server's `Retry-After`, for as long as that lasts; `on_reading(progress)` is told each
+        time (read_bytes, total_bytes, elsewhere)."""
         key = idempotency_key or uuid.uuid4().hex
-        for _ in range(retries + 1):
+        timeouts = 0
+        while True:
             try:
                 out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec,
                                                  headers={"Idempotency-Key": key})
                 return out
             except ApiError as exc:
+                if exc.status == 503 and isinstance(exc.body.get("progress"), dict):
+                    if on_reading is not None:
+                        on_reading(exc.body["progress"])
+                    time.sleep(exc.retry_after if exc.retry_after is not None else 1.0)
+                    continue
                 if not isinstance(exc.__cause__, httpx.TimeoutException):
                     raise
-                timed_out = exc
-        raise ApiError(0, f"{timed_out.detail}; the server may still create the job: submit "
-                          f"again with idempotency key {key} to get it, not a second one"
-                       ) from timed_out
+                timeouts += 1
+                if timeouts > retries:
+                    raise ApiError(0, f"{exc.detail}; the server may still create the job: "
+                                      f"submit again with idempotency key {key} to get it, "
+                                      "not a second one") from exc
 
     def job(self, job_id: str) -> dict[str, Any]:
         out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}")

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # API processes keep a key's team this long after reading it (0: read it on every request);
     # a revoked key is refused by every process within this time.
     key_cache_s: float = 5.0
+    # A submission on data read for the first time (a large folder: minutes) waits this long
+    # for its digest, then answers 503 with the progress while the read goes on (the client
+    # sends it again); later submissions on the same data only list it.
+    digest_wait_s: float = 20.0
     ray_num_cpus: int | None = None
     # Limits checked before anything is built (a request never allocates beyond them).
     max_dataset_values: int = 50_000_000  # samples x features of one dataset

@@ -9,18 +9,17 @@ Plugins registered under `tuner.datasets` follow the same signature.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from tuner.digests import digest
 from tuner.errors import DataError
 
 Kind = Literal["classification", "regression"]
@@ -243,63 +242,10 @@ def _digest_of(kind: str, name: str, params: dict[str, Any], scope: str | None) 
     else:
         root = team_data(name, params if kind == "dataset" else {}, scope)
     if root is not None:
-        return _digest(root, f"task.{kind}")
+        return digest(root, f"task.{kind}")
     from tuner.references import hub_revision
 
     return hub_revision(kind, name, params) if name.startswith(("hf:", "timm:")) else None
-
-
-Listing = list[tuple[str, Path, int, int]]  # (path below the root, path, size, mtime in ns)
-
-
-def _listing(root: Path) -> Listing:
-    """Every file of a file or folder, in path order, with its size and modification time: a
-    stat per entry, nothing read. The service's digest store is left out where it lies inside
-    (`tuner run` over the whole data root)."""
-    if root.is_file():
-        st = root.stat()
-        return [("", root, st.st_size, st.st_mtime_ns)]
-    out: Listing = []
-    store = str(_store_dir())
-    _walk(str(root), "", store, out)
-    out.sort(key=lambda e: e[0].split("/"))  # as Paths sort: part by part
-    return out
-
-
-def _walk(folder: str, rel: str, store: str, out: Listing) -> None:
-    """`Path.rglob("*")`'s files (symlinked files followed, symlinked folders not entered),
-    with one stat per file: the entries' types come with the listing."""
-    import os
-
-    with os.scandir(folder) as entries:
-        for e in entries:
-            name = f"{rel}{e.name}"
-            if e.path == store or e.path.startswith(store + os.sep):
-                continue
-            if e.is_dir(follow_symlinks=False):
-                _walk(e.path, name + "/", store, out)
-            elif e.is_file():
-                st = e.stat()
-                out.append((name, Path(e.path), st.st_size, st.st_mtime_ns))
-
-
-def _version(listing: Listing) -> str:
-    """What a computed digest is keyed by: every file's path, size and modification time. Any
-    file added, removed, resized or written again (a new mtime, whatever its bytes) is another
-    version; only a rewrite to the same size that also restores the old mtime to the
-    nanosecond is not (the trust git's index places in a stat)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for rel, _, size, mtime in listing:
-        h.update(f"{rel}\0{size}\0{mtime}\n".encode())
-    return h.hexdigest()
-
-
-def path_digest(path: Path) -> str:
-    """The digest a task on this file or folder holds (`data_digest`, `model_digest` of an
-    `hf:` folder), for any path: `tuner data digest`."""
-    return _digest(path.resolve())
 
 
 def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
@@ -322,131 +268,6 @@ def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
                         f"{expected}, now {now}): its trials would be measured on other "
                         f"{other} than its task's. Submit the job again: it is a new task")
 
-
-_DIGESTS: dict[tuple[str, str], str] = {}  # (path, version) -> digest, this process's
-_DIGESTS_MAX = 256
-DIGEST_SAVE_EVERY_S = 5.0  # a long first read keeps what it hashed so far this often
-_DIGESTS_LOCK = threading.Lock()
-
-
-def _digest(root: Path, field: str = "task.dataset") -> str:
-    """The digest of a file's bytes, or of a folder's files (their paths below it and the
-    SHA-256 of each one's bytes, in path order). Computed once per version (`_version`) in a
-    process, and each file's SHA-256 kept in the service's digest store (`_store_dir`) by its
-    size and modification time, so other processes (the dispatcher, every worker) and later
-    versions of the folder read only the files that changed since."""
-    listing = _listing(root)
-    key = (str(root), _version(listing))
-    with _DIGESTS_LOCK:
-        found = _DIGESTS.get(key)
-    if found is not None:
-        return found
-    found, settled = _compute(root, listing, field)
-    if settled:  # nothing was being written while it was read: this version's digest
-        with _DIGESTS_LOCK:
-            _DIGESTS[key] = found
-            if len(_DIGESTS) > _DIGESTS_MAX:
-                del _DIGESTS[next(iter(_DIGESTS))]
-    return found
-
-
-def _compute(root: Path, listing: Listing, field: str) -> tuple[str, bool]:
-    """(digest, whether every file read was still as listed afterwards). A file written while
-    it was read is not stored: its size and time are another version's, its hash maybe
-    neither's (the next check lists it again and reads it again)."""
-    import hashlib
-    import time
-
-    known = _load_known(root)
-    now: dict[str, list[Any]] = {}
-    settled = True
-    h = hashlib.sha256()
-    saved = time.monotonic()
-    for rel, p, size, mtime in listing:
-        if time.monotonic() - saved >= DIGEST_SAVE_EVERY_S:
-            # What is hashed so far, kept: a request that times out and is sent again (or a
-            # worker started meanwhile) reads only the rest.
-            _save_known(root, {**known, **now})
-            saved = time.monotonic()
-        k = known.get(rel)
-        if _entry_ok(k) and k[0] == size and k[1] == mtime:
-            sha = str(k[2])
-            now[rel] = k
-        else:
-            try:
-                with p.open("rb") as fh:
-                    sha = hashlib.file_digest(fh, "sha256").hexdigest()
-                st = p.stat()
-            except OSError as exc:  # unreadable, or gone since the listing: say which file
-                _save_known(root, {**known, **now})
-                raise DataError(f"{field}: cannot read {rel or p.name!r} in your data folder "
-                                f"({exc.strerror or type(exc).__name__})") from None
-            if (st.st_size, st.st_mtime_ns) == (size, mtime):
-                now[rel] = [size, mtime, sha]
-            else:
-                settled = False
-        h.update(rel.encode() + b"\0" + bytes.fromhex(sha))
-    if now != known:
-        _save_known(root, now)
-    if root.is_file():  # what sha256sum prints, its first 16 hex digits
-        return (now[""][2] if now else sha)[:16], settled
-    return h.hexdigest()[:16], settled
-
-
-def _entry_ok(k: Any) -> TypeGuard[list[Any]]:
-    """A stored entry as `_compute` writes it: [size, mtime in ns, SHA-256 in hex]. Anything
-    else (a store from elsewhere, edited by hand) is read again, never trusted."""
-    return (isinstance(k, list) and len(k) == 3 and all(isinstance(v, int) for v in k[:2])
-            and isinstance(k[2], str) and len(k[2]) == 64
-            and all(c in "0123456789abcdef" for c in k[2]))
-
-
-def _store_dir() -> Path:
-    """Where each file's SHA-256 is kept between processes: `digests/` in the service's cache
-    (`TUNER_CACHE_ROOT`, default `<TUNER_DATA_ROOT>/.tuner-cache`)."""
-    from tuner.config import get_settings
-
-    s = get_settings()
-    return ((s.cache_root or s.data_root / ".tuner-cache") / "digests").resolve()
-
-
-def _store_file(root: Path) -> Path:
-    """One file per data file or folder, named by a hash of its absolute path."""
-    import hashlib
-
-    return _store_dir() / (hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
-                           + ".json")
-
-
-def _load_known(root: Path) -> dict[str, list[Any]]:
-    import json
-
-    try:
-        data = json.loads(_store_file(root).read_text())
-    except (OSError, ValueError):  # none yet, unreadable or cut short: hash again
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _save_known(root: Path, known: dict[str, list[Any]]) -> None:
-    """Written whole to a temporary file and renamed over the old one: a reader never sees
-    half a file, and of two processes writing at once the last one's (equally valid) wins. A
-    store that cannot be written (a read-only cache) only costs the next process a read."""
-    import json
-    import os
-    import tempfile
-
-    path, tmp = _store_file(root), None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".digests-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(known, fh, separators=(",", ":"))
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def data_path(path: str, *, field: str = "task.dataset.params.path",

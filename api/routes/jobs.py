@@ -14,6 +14,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from api.deps import CurrentTeam, SessionDep, TeamJob
 from api.errors import ApiProblem
 from api.schemas import JobFigures, JobPublic, JobsPublic, TrialsPublic
+from tuner.digests import waiting_at_most
 from tuner.exports import TABLE_LIMIT, trials_table
 from tuner.figures import job_figures
 from tuner.spec import INT64_MAX, JobSpec
@@ -37,10 +38,14 @@ def job_public(session: Any, job: Job) -> dict[str, Any]:
 
 
 @router.post("/jobs", status_code=201, response_model=JobPublic)
-def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, response: Response,
+def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, request: Request,
+                     response: Response,
                      idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                      ) -> dict[str, Any]:
-    """Queue a tuning job; a retried submit with the same Idempotency-Key returns that job."""
+    """Queue a tuning job; a retried submit with the same Idempotency-Key returns that job.
+    A job on team data read for the first time waits for its digest up to
+    `TUNER_DIGEST_WAIT_S`, then answers 503 with `progress` while the read goes on: send it
+    again (with the same Idempotency-Key) after `Retry-After` seconds."""
     payload = spec.model_dump(mode="json")
     if idempotency_key:
         existing = job_for_key(session, team.id, idempotency_key)
@@ -51,7 +56,8 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, resp
             response.status_code = 200
             return job_public(session, existing)
     # A spec that cannot train is refused here, with nothing created; files: the team's own.
-    features = inspect_task(spec, scope=team.name)
+    with waiting_at_most(request.app.state.settings.digest_wait_s):
+        features = inspect_task(spec, scope=team.name)
     job, created = create_job(session, team.id, spec, features, idempotency_key)
     if not created:
         response.status_code = 200
