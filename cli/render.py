@@ -78,7 +78,7 @@ def print_job(summary: dict[str, Any]) -> None:
     out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
     if summary["best"]:
         b = summary["best"]
-        out.print(f"[bold]best:[/bold] trial {b['number']}: {b['optimizer']} + {b['schedule']} "
+        out.print(f"[bold]best trial:[/bold] {b['number']}: {b['optimizer']} + {b['schedule']} "
                   f"→ {fmt(b['value'])}  ({params_brief(b['params'])})")
 
 
@@ -93,13 +93,29 @@ def _tie_mark(r: dict[str, Any], leaders: set[str]) -> str:
     return f" (tied with {', '.join(tied[:2])}{f' +{len(tied) - 2}' if len(tied) > 2 else ''})"
 
 
+def _expected(x: dict[str, Any]) -> str:
+    """A family's expected value, its interval and the runs behind it; a `spread` (no repeats
+    anywhere) is the range of its best trials, not a confidence interval, and says so."""
+    if x.get("kind") == "spread":
+        return f"{fmt(x['value'])} (range {fmt(x['low'])}-{fmt(x['high'])}, no repeats)"
+    return f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}] ×{x.get('n', 1)}"
+
+
+def _noise(n: dict[str, Any]) -> str:
+    """The pooled seed-to-seed sd the intervals rest on, with its degrees of freedom."""
+    if n.get("sigma") is None:
+        return str(n["source"])
+    log = " (log units)" if n.get("scale") == "log" else ""
+    return f"sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom: {n['source']}"
+
+
 def print_recommendation(rec: dict[str, Any]) -> None:
     method = rec["method"]
     title = f"Best optimizer ({method}, {rec.get('source', '')}"
     title += f", {rec.get('metric')} {rec.get('direction')})" if method != "prior" else ")"
     table = Table(title=title)
     cols = ["rank", "optimizer", "schedule"]
-    cols += {"direct": ["expected [95%]", "best", "lr decades", "B/param", "s/epoch", "trials",
+    cols += {"direct": ["expected [95%] ×runs", "best", "lr decades", "B/param", "s/epoch", "trials",
                         "jobs"],
              "transfer": ["score", "from task", "lr decades", "B/param", "trials"],
              "prior": []}[method]
@@ -111,7 +127,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                r["schedule"] or "-"]
         if method == "direct":
             x = r["expected"]
-            row += [f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}]",
+            row += [_expected(x),
                     fmt(r["best_trial_value"]), f"{r['robustness']['lr_decades']:.2f}",
                     fmt(r["cost"]["state_bytes_per_param"]),
                     fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
@@ -141,7 +157,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         if rec.get(key):
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
     if method == "direct":
-        out.print(f"noise: {rec['noise']['source']}", highlight=False)
+        out.print(f"noise: {_noise(rec['noise'])}", highlight=False)
     if rec.get("budget"):
         others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}{_budget_parts(b, '/')} "
                            f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])

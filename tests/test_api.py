@@ -539,11 +539,19 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
     assert rec["ties"] == [["adamw", "adam"], ["sgd", "momentum"]]
     print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
                           **rec})
-    rows = {line.split()[3]: line for line in capsys.readouterr().out.splitlines()
-            if line.startswith("│")}
+    shown = capsys.readouterr().out
+    rows = {line.split()[3]: line for line in shown.splitlines() if line.startswith("│")}
     assert "adamw (tie)" in rows["adamw"] and "adam (tie)" in rows["adam"]
     assert "sgd (tied with momentum)" in rows["sgd"]
     assert "momentum (tied with sgd)" in rows["momentum"] and "(tie)" not in rows["momentum"]
+    # each value with its interval and the runs behind it; the noise with its size
+    assert "0.951 [0.946, 0.956] ×3" in rows["adamw"]
+    assert "noise: sd 0.002 over 8 degrees of freedom: seed-to-seed spread" in shown
+    single = rank_families(confirmed("adam", [0.95]) + confirmed("sgd", [0.90]), "maximize")
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **single})
+    shown = capsys.readouterr().out  # no repeats: a range, not a confidence interval
+    assert "0.95 (range 0.95-0.95, no repeats)" in shown and "noise: none: no configuration" in shown
 
 
 def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:

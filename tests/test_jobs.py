@@ -453,7 +453,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     assert shown["best"]["value"] == shown["progress"]["best_value"]
     assert {e["optimizer"] for e in shown["by_optimizer"]} == {"adam", "nadam"}
     human = _cli(["job", "show", job_id], env).stdout
-    assert "completed" in human and "best:" in human
+    assert "completed" in human and "best trial:" in human
     # Optuna's own tools read the same database.
     (name,) = [n for n in optuna.get_all_study_names(db_url) if n.endswith(f"/job-{job_id}")]
     assert optuna.load_study(study_name=name, storage=db_url).trials
