@@ -230,6 +230,66 @@ def test_api_answers_503_not_500_while_connections_drop(migrated_url: str) -> No
     assert statuses.count(200) > len(statuses) // 2  # and it still served most requests
 
 
+def test_the_client_rides_out_a_database_restart(migrated_url: str) -> None:
+    """Every connection of the service's database dropped again and again for a few seconds (a
+    restart, a failover) while a client reads and follows a job: the API answers 503s, and the
+    client sends its reads again after each Retry-After; the event stream stays open through it
+    (the server polls again; a follower allowed no reconnect gets every event), and one opened
+    meanwhile waits out the 503s. None of the calls fails; no event is repeated."""
+    if not migrated_url.startswith("postgresql"):
+        pytest.skip("connection kills are a PostgreSQL fault (SQLite has no server)")
+    from tests.test_hostile import serving
+    from tuner.client import Client
+    from tuner.store.auth import create_api_key, get_or_create_team
+    from tuner.store.db import session_factory
+
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 2}), team="follow")
+    with session_factory(migrated_url)() as s:
+        key = create_api_key(s, get_or_create_team(s, "follow"))
+        s.commit()
+    statuses: list[int] = []
+    streams: list[list[tuple[str, dict[str, object]]]] = [[], []]
+    errors: list[Exception] = []
+    stop, kills = threading.Event(), []
+    # the event stream polls the job 10 times a second: dozens of polls meet a dropped connection
+    with serving(migrated_url, "critical", poll_s=0.1) as url, Client(url, key) as reader, \
+            Client(url, key) as follower:
+        reader.http.event_hooks["response"].append(lambda r: statuses.append(r.status_code))
+
+        def follow(into: list[tuple[str, dict[str, object]]], reconnects: int) -> None:
+            try:
+                into.extend(follower.events(job_id, reconnects=reconnects))
+            except Exception as exc:  # the test says which
+                errors.append(exc)
+
+        followers = [threading.Thread(target=follow, args=(streams[0], 0))]
+        followers[0].start()
+        wait_for(lambda: streams[0], 30)  # the stream is open: the job's first (queued) event
+        killer = threading.Thread(target=_kill_connections, args=(migrated_url, stop, 0.05, kills))
+        killer.start()
+        try:
+            followers.append(threading.Thread(target=follow, args=(streams[1], 3)))
+            followers[1].start()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                assert reader.job(job_id)["id"] == job_id
+                assert reader.jobs()["count"] == 1
+        finally:
+            stop.set()
+            killer.join()
+        assert reader.cancel(job_id)["status"] == "cancelled"  # a queued job ends at once
+        for f in followers:
+            f.join(60)
+    assert sum(kills) >= 10, kills  # the connections really were dropped, many times
+    assert 503 in statuses and set(statuses) <= {200, 202, 503}, statuses
+    assert not errors, errors
+    for events in streams:
+        kinds = [e for e, _ in events]
+        assert kinds[-1] == "end" and events[-1][1]["status"] == "cancelled", events
+        seen = [repr(d) for e, d in events if e == "progress"]
+        assert kinds.count("end") == 1 and len(set(seen)) == len(seen), events  # no repeats
+
+
 def test_a_trial_whose_result_could_not_be_stored_is_an_infrastructure_failure() -> None:
     """The objective finished, then Optuna's tell failed on the database: the trial ends FAIL
     with a normal record. It is a `db_error` (run again, not counted), never the

@@ -101,11 +101,11 @@ MALFORMED.append(("POST", "/v1/jobs", spec(task={"model": {"name": "mlp", "param
 
 
 @contextmanager
-def serving(db_url: str, log_level: str = "warning") -> Iterator[str]:
+def serving(db_url: str, log_level: str = "warning", **settings: Any) -> Iterator[str]:
     """The real app on a free local port, in a thread, for the block; yields its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
-        create_app(db_url, Settings(database_url=db_url)), host="127.0.0.1", port=port,
+        create_app(db_url, Settings(database_url=db_url, **settings)), host="127.0.0.1", port=port,
         log_level=log_level))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()

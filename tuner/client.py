@@ -60,9 +60,15 @@ def saved_key(url: str) -> str | None:
 
 
 class Client:
+    """`unavailable_s`: how long a request that is safe to send again (a read, a cancel, a
+    submission under its Idempotency-Key, the event stream) keeps being sent again while the
+    service answers 503 (its database restarting or failing over), after each `Retry-After`."""
+
     def __init__(self, url: str | None = None, api_key: str | None = None,
-                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
+                 unavailable_s: float = 120.0) -> None:
         self.url = (url or os.environ.get("TUNER_URL") or DEFAULT_URL).rstrip("/")
+        self.unavailable_s = unavailable_s
         key = api_key or os.environ.get("TUNER_API_KEY") or saved_key(self.url)
         if not key:
             raise ApiError(401, f"no API key for {self.url}: set TUNER_API_KEY, or start "
@@ -79,26 +85,25 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            r = self.http.request(method, path, **kw)
-        except httpx.TimeoutException as exc:
-            raise ApiError(0, f"{self.url} did not answer in time ({type(exc).__name__}: "
-                              f"{exc})") from exc
-        except httpx.HTTPError as exc:
-            raise ApiError(0, f"cannot reach {self.url}: {exc}") from exc
-        if r.status_code >= 400:
+    def _request(self, method: str, path: str, *, again: bool | None = None,
+                 **kw: Any) -> httpx.Response:
+        """One call; `again` (default: for GET): safe to send again while the service is
+        unavailable (`unavailable_s`)."""
+        waited = _Unavailable(self.unavailable_s if (method == "GET" if again is None else again)
+                              else 0.0)
+        while True:
             try:
-                body = r.json()
-                detail = str(body.get("detail", r.text))
-            except ValueError:
-                body, detail = {}, r.text
-            try:
-                after = float(r.headers.get("Retry-After", ""))
-            except ValueError:
-                after = None
-            raise ApiError(r.status_code, detail, body, after)
-        return r
+                r = self.http.request(method, path, **kw)
+            except httpx.TimeoutException as exc:
+                raise ApiError(0, f"{self.url} did not answer in time ({type(exc).__name__}: "
+                                  f"{exc})") from exc
+            except httpx.HTTPError as exc:
+                raise ApiError(0, f"cannot reach {self.url}: {exc}") from exc
+            if r.status_code < 400:
+                return r
+            error = _error(r)
+            if not waited.then_again(error):
+                raise error
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         return self._request(method, path, **kw).json()
@@ -118,7 +123,7 @@ class Client:
         timeouts = 0
         while True:
             try:
-                out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec,
+                out: dict[str, Any] = self._call("POST", "/v1/jobs", json=spec, again=True,
                                                  headers={"Idempotency-Key": key})
                 return out
             except ApiError as exc:
@@ -161,31 +166,41 @@ class Client:
         return out
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel")
+        out: dict[str, Any] = self._call("POST", f"/v1/jobs/{job_id}/cancel", again=True)
         return out
 
     def events(self, job_id: str, reconnects: int = 3) -> Iterator[tuple[str, dict[str, Any]]]:
         """Server-sent events of a job: ("progress", {...})..., then ("end", job). A dropped
-        stream is resumed up to `reconnects` times from the last event's id (`Last-Event-ID`),
-        so no event is repeated."""
+        stream is resumed from the last event's id (`Last-Event-ID`), so no event is repeated:
+        up to `reconnects` times in a row without an event between, and for as long as
+        `unavailable_s` while the service answers 503."""
         last_id: str | None = None
-        for attempt in range(reconnects + 1):
+        drops, waited = 0, _Unavailable(self.unavailable_s)
+        while True:
             headers = {"Last-Event-ID": last_id} if last_id else {}
             try:
                 with self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
                                       timeout=httpx.Timeout(60.0, read=None)) as r:
                     if r.status_code >= 400:
                         r.read()
-                        raise ApiError(r.status_code, r.json().get("detail", r.text), r.json())
+                        error = _error(r)
+                        if waited.then_again(error):
+                            continue
+                        raise error
+                    waited = _Unavailable(self.unavailable_s)
                     for event_id, event, data in _sse(r.iter_lines()):
-                        last_id = event_id or last_id
+                        last_id, drops = event_id or last_id, 0
                         yield event, data
                         if event == "end":
                             return
+                lost: Exception | None = None
             except httpx.HTTPError as exc:
-                if attempt == reconnects:
-                    raise ApiError(0, f"lost the event stream from {self.url}: {exc}") from exc
-        raise ApiError(0, f"the event stream from {self.url} ended before the job did")
+                lost = exc
+            drops += 1
+            if drops > reconnects:
+                raise ApiError(0, f"lost the event stream from {self.url}: {lost}" if lost else
+                                  f"the event stream from {self.url} ended before the job did"
+                               ) from lost
 
     def wait(self, job_id: str,
              on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -236,6 +251,42 @@ class Client:
     def datasets(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = self._call("GET", "/v1/datasets")
         return out
+
+
+def _error(r: httpx.Response) -> ApiError:
+    """An error answer (its body read) as an ApiError: the problem's detail, the body, and
+    the server's Retry-After."""
+    try:
+        body = r.json()
+        detail = str(body.get("detail", r.text))
+    except ValueError:
+        body, detail = {}, r.text
+    try:
+        after = float(r.headers.get("Retry-After", ""))
+    except ValueError:
+        after = None
+    return ApiError(r.status_code, detail, body, after)
+
+
+class _Unavailable:
+    """How long a call has met 503s (the service's database unavailable) and whether to send
+    it again: after the server's Retry-After (2 s if none), until `budget_s` has passed since
+    the first. A 503 about a submission's data still being read (`progress`) is not this."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self.since: float | None = None
+
+    def then_again(self, error: ApiError) -> bool:
+        if error.status != 503 or "progress" in error.body or self.budget_s <= 0:
+            return False
+        now = time.monotonic()
+        self.since = now if self.since is None else self.since
+        after = error.retry_after if error.retry_after is not None else 2.0
+        if now + after - self.since > self.budget_s:
+            return False
+        time.sleep(after)
+        return True
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str | None, str, dict[str, Any]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from tuner.digests import waiting_at_most
 from tuner.exports import TABLE_LIMIT, trials_table
 from tuner.figures import job_figures
 from tuner.spec import INT64_MAX, JobSpec
+from tuner.store.db import transient
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
@@ -25,6 +27,7 @@ from tuner.store.trials import trial_page
 from tuner.tasks import inspect_task
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
+log = logging.getLogger(__name__)
 
 
 def links(job_id: str) -> dict[str, str]:
@@ -174,7 +177,19 @@ async def job_events(job: TeamJob, request: Request,
 
     last: str | None = last_event_id
     while True:
-        current = await run_in_threadpool(brief)
+        try:
+            current = await run_in_threadpool(brief)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            # The database restarting or failing over: the stream stays open and the next
+            # poll tries again, so a follower sees a pause, not a broken stream.
+            log.warning("job %s events: database unavailable, polling again: %s", job_id,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(poll)
+            continue
         event_id = _event_id(current["status"], current["progress"])
         if event_id != last:
             last = event_id
