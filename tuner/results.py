@@ -128,7 +128,7 @@ def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
 
 
 def answer(records: list[TrialRecord], direction: str, metric: str | None = None,
-           job_id: str = "local") -> dict[str, Any]:
+           job_id: str = "local", budget: dict[str, Any] | None = None) -> dict[str, Any]:
     """Which optimizer, judged on this search's trials alone by the rule the service's
     recommendations use (`tuner.recommend.rank_families`): each family's best configuration
     with its expected value and interval, a winner only outside the noise (the confirmation
@@ -160,6 +160,7 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric)
     return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "noise")} | {
+        "direction": direction, "budget": budget or {},
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
                      "params": e["params"], "expected": e["expected"],
                      "best_trial_value": e["best_trial_value"],

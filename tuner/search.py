@@ -287,6 +287,7 @@ class SearchResult:
     direction: str
     records: list[TrialRecord]
     notes: list[str] = field(default_factory=list)
+    budget: dict[str, Any] = field(default_factory=dict)  # epochs, batch_size
 
     def summary(self) -> dict[str, Any]:
         board = leaderboard(self.records, self.direction)
@@ -295,7 +296,7 @@ class SearchResult:
             "metric": self.metric,
             "notes": self.notes,
             **board,
-            "answer": answer(self.records, self.direction, self.metric),
+            "answer": answer(self.records, self.direction, self.metric, budget=self.budget),
             "trials": [r.to_json() for r in self.records],
         }
 
@@ -338,4 +339,5 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
             break
         study.optimize(objective, n_trials=n, **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
         used += n
-    return SearchResult(study, objective.metric, direction, study_records(study), plan.notes())
+    return SearchResult(study, objective.metric, direction, study_records(study), plan.notes(),
+                        {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})

@@ -1,0 +1,94 @@
+"""The answer in your own training code (`tuner.recipe`): the optimizer and schedule it builds
+are those the trials ran with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from tuner.optimizers import lr_target
+from tuner.recipe import recipe
+from tuner.schedules import current_lr
+from tuner.search import run_search
+from tuner.space import FAMILIES, SCHEDULES
+from tuner.spec import JobSpec
+from tuner.tasks import inspect_task
+
+
+def _search(optimizers: list[str], schedules: list[str], n_trials: int = 2) -> Any:
+    spec = JobSpec.model_validate({
+        "task": {"model": {"name": "mlp", "params": {"hidden": [8]}}, "dataset": {"name": "iris"}},
+        "space": {"optimizers": optimizers, "schedules": schedules},
+        "training": {"epochs": 4, "batch_size": 16},
+        "search": {"pruner": "none", "confirm_top_k": 0}, "budget": {"n_trials": n_trials}})
+    return spec, run_search(spec)
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+def test_a_recipe_replays_the_learning_rate_its_trial_trained_with(schedule: str) -> None:
+    """Built from `tuner run --json`'s answer and stepped as a training loop steps it, the
+    recipe's schedule gives the learning rate the answer's trial recorded at every epoch's end
+    (warmup, per-batch stepping, the metric reduce-on-plateau reads, the answer's budget)."""
+    spec, result = _search(["adamw"], [schedule])
+    answer = result.summary()["answer"]
+    r = recipe(answer)
+    assert (r.family, r.schedule_name, r.epochs, r.batch_size, r.direction) == (
+        "adamw", schedule, 4, 16, "maximize")
+    (trial,) = [t for t in result.records if t.params == r.params and t.state == "complete"]
+    steps_per_epoch = -(-inspect_task(spec).n_train // 16)
+    weight = torch.nn.Parameter(torch.zeros(3))
+    opt = r.optimizer([weight])
+    sched = r.schedule(opt, steps_per_epoch=steps_per_epoch)
+    lrs = []
+    for step in trial.steps:
+        for _ in range(steps_per_epoch):
+            weight.grad = torch.ones(3)
+            opt.step()
+            sched.after_batch()
+        sched.after_epoch(step.value)
+        lrs.append(current_lr(lr_target(opt)))
+    assert lrs == pytest.approx([s.lr for s in trial.steps], rel=1e-9)
+    assert len(set(lrs)) > 1 or schedule in ("constant", "plateau")
+
+
+def test_a_recipe_builds_each_family_with_its_parameters() -> None:
+    """Every family the ranking names builds as its trial did: the class, and the learning rate
+    and decay rates it was given (Lookahead: its base optimizer's)."""
+    families = sorted(FAMILIES)
+    _, result = _search(families, ["constant"], n_trials=len(families))
+    answer = result.summary()["answer"]
+    ranked = [e["optimizer"] for e in answer["ranking"]]
+    assert ranked, answer["summary"]
+    for family in ranked:
+        r = recipe(answer, family)
+        assert r.family == family
+        opt = r.optimizer([torch.nn.Parameter(torch.zeros(2))])
+        group = lr_target(opt).param_groups[0]
+        lr_key = next(k for k in r.params if k.endswith(".lr"))
+        assert group["lr"] == pytest.approx(r.params[lr_key]), (family, r.params)
+        if family == "lookahead":
+            assert type(opt).__name__ == "Lookahead"
+        if family == "proximal":
+            assert type(opt).__name__ == "ProximalSGD"
+    with pytest.raises(ValueError, match=r"family: 'lion' is not ranked in this answer; valid "
+                                         r"choices: "):
+        recipe(answer, "lion")
+
+
+def test_a_transfer_answers_start_keeps_its_batch_size_note() -> None:
+    """A service answer's `start_from` comes first: for a transfer answer, its learning rate
+    moved to the task's batch size, and the recipe says so."""
+    start = {"optimizer": "sgd", "schedule": "cosine", "params": {"sgd.lr": 0.2},
+             "lr_scaling": "learning rate x 2: tuned at batch size 32, moved to 64"}
+    answer = {"method": "transfer", "direction": "minimize", "start_from": start,
+              "ranking": [{"optimizer": "sgd", "schedule": "cosine", "params": {"sgd.lr": 0.1}}],
+              "budget": {"epochs": 5, "batch_size": 64}}
+    r = recipe(answer)
+    assert (r.params, r.note, r.direction, r.epochs) == ({"sgd.lr": 0.2}, start["lr_scaling"],
+                                                         "minimize", 5)
+    assert recipe(answer, "sgd").params == {"sgd.lr": 0.1}  # the ranking's, as measured
+    with pytest.raises(ValueError, match="epochs: the answer names no training budget"):
+        recipe({**answer, "budget": None}).schedule(
+            torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), steps_per_epoch=3)
