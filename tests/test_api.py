@@ -169,6 +169,16 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
             assert rec["verdict"] in ("winner", "tied", "one_family")
         assert max(e["best_trial_value"] for e in rec["ranking"]) == got["best"]["value"]
         assert rec["start_from"]["optimizer"] == rec["ranking"][0]["optimizer"]
+        # The answer in a team's own loop: the recipe is a configuration the job trained, and
+        # its schedule gives the learning rates that trial recorded (iris: 120 / 64 -> 2 steps).
+        from tests.test_recipe import replayed_lrs
+        from tuner.recipe import recipe
+
+        r = recipe(rec)
+        assert (r.family, r.epochs, r.batch_size) == (rec["ranking"][0]["optimizer"], 4, 64)
+        ran = [t for t in trials["data"] if t["params"] == r.params and t["state"] == "complete"]
+        assert ran and replayed_lrs(r, 2, [s["value"] for s in ran[0]["steps"]]) == \
+            pytest.approx([s["lr"] for s in ran[0]["steps"]], rel=1e-9)
         tasks = h.get("/v1/tasks").json()
         assert tasks["count"] == 1 and tasks["data"][0]["n_trials"] == n
         assert rec["tasks"][0]["n_trials"] == n and rec["tasks"][0]["n_jobs"] == 1

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tuner.optimizers import lr_target
-from tuner.recipe import recipe
+from tuner.recipe import Recipe, recipe
 from tuner.schedules import current_lr
 from tuner.search import run_search
 from tuner.space import FAMILIES, SCHEDULES
@@ -38,19 +38,26 @@ def test_a_recipe_replays_the_learning_rate_its_trial_trained_with(schedule: str
         "adamw", schedule, 4, 16, "maximize")
     (trial,) = [t for t in result.records if t.params == r.params and t.state == "complete"]
     steps_per_epoch = -(-inspect_task(spec).n_train // 16)
+    lrs = replayed_lrs(r, steps_per_epoch, [s.value for s in trial.steps])
+    assert lrs == pytest.approx([s.lr for s in trial.steps], rel=1e-9)
+    assert len(set(lrs)) > 1 or schedule in ("constant", "plateau")
+
+
+def replayed_lrs(r: Recipe, steps_per_epoch: int, values: list[float]) -> list[float]:
+    """The learning rate at each epoch's end, the recipe stepped as a training loop steps it
+    (`values`: the metric each epoch reported)."""
     weight = torch.nn.Parameter(torch.zeros(3))
     opt = r.optimizer([weight])
     sched = r.schedule(opt, steps_per_epoch=steps_per_epoch)
     lrs = []
-    for step in trial.steps:
+    for value in values:
         for _ in range(steps_per_epoch):
             weight.grad = torch.ones(3)
             opt.step()
             sched.after_batch()
-        sched.after_epoch(step.value)
+        sched.after_epoch(value)
         lrs.append(current_lr(lr_target(opt)))
-    assert lrs == pytest.approx([s.lr for s in trial.steps], rel=1e-9)
-    assert len(set(lrs)) > 1 or schedule in ("constant", "plateau")
+    return lrs
 
 
 def test_a_recipe_builds_each_family_with_its_parameters() -> None:
