@@ -269,7 +269,7 @@ def test_a_first_read_longer_than_the_wait_goes_on_in_the_background(
         assert first.value.progress() == {"field": "task.dataset", "read_bytes": 0,
                                           "total_bytes": 6000, "elsewhere": False}
         assert str(first.value).startswith(
-            "task.dataset: still reading your data to identify it (0 B of 6.0 KB read (0%)); "
+            "task.dataset: still reading your data to identify it (0 B of 6.0 KB read, 0%); "
             "nothing is created until it is read: send the same submission again")
         with pytest.raises(DigestPending):
             data_digest("hf:big", {}, None)  # the same read, not a second one

@@ -37,8 +37,8 @@ class DigestPending(Exception):
         self.field, self.done_bytes, self.total_bytes = field, done_bytes, total_bytes
         self.elsewhere = elsewhere
         where = ("another process of the service is reading it" if elsewhere else
-                 f"{human_bytes(done_bytes)} of {human_bytes(total_bytes)} read"
-                 f" ({100 * done_bytes // max(total_bytes, 1)}%)")
+                 f"{human_bytes(done_bytes)} of {human_bytes(total_bytes)} read, "
+                 f"{100 * done_bytes // max(total_bytes, 1)}%")
         super().__init__(f"{field}: still reading your data to identify it ({where}); nothing "
                          "is created until it is read: send the same submission again with "
                          "the same Idempotency-Key (the tuner client does so itself)")
@@ -49,6 +49,7 @@ class DigestPending(Exception):
 
 
 def human_bytes(n: int) -> str:
+    """Decimal units, as disks are sold: 41.2 GB."""
     if n < 1000:
         return f"{n} B"
     value, units = n / 1000, ["KB", "MB", "GB", "TB"]
