@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tuner.digests import DigestPending
+from tuner.digests import DataPending
 from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
 from tuner.store.db import transient
 
@@ -79,8 +79,8 @@ def install(app: FastAPI) -> None:
         return problem(request, 422, "Invalid job spec", str(exc),
                        [{"field": exc.field, "message": exc.message}])
 
-    @app.exception_handler(DigestPending)
-    async def _reading(request: Request, exc: DigestPending) -> JSONResponse:
+    @app.exception_handler(DataPending)
+    async def _reading(request: Request, exc: DataPending) -> JSONResponse:
         # The team's data is being read for the first time (`tuner.digests`): nothing was
         # created; the same submission sent again finds the read further on, or done.
         return problem(request, 503, "Still reading your data", str(exc),

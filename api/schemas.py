@@ -111,8 +111,9 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(default=None, description=(
         "for bad input: [{field, message}], naming the field and its valid choices"))
     progress: dict[str, Any] | None = Field(default=None, description=(
-        "a submission on team data still being read (503): {field, read_bytes, total_bytes, "
-        "elsewhere (another API process is reading it)}"))
+        "a submission on team data still being prepared (503): {field, stage (reading: for "
+        "its digest; loading: to check the job), read_bytes, total_bytes, elsewhere (another "
+        "API process is reading it), seconds}"))
 
 
 class Interval(BaseModel):

@@ -75,11 +75,16 @@ def _reading(progress: dict[str, Any]) -> None:
     """A submission on data the server reads for the first time: how far it got."""
     from tuner.digests import human_bytes
 
-    where = ("another API process is reading it" if progress.get("elsewhere") else
-             f"{human_bytes(int(progress.get('read_bytes', 0)))} of "
-             f"{human_bytes(int(progress.get('total_bytes', 0)))} read")
-    err.print(f"[dim]the server is reading {progress.get('field', 'the data')} for the first "
-              f"time, to identify it: {where}; the job is created when it is done[/dim]",
+    field = progress.get("field", "the data")
+    if progress.get("stage") == "loading":
+        doing = (f"loading {field} to check the job against it: "
+                 f"{float(progress.get('seconds') or 0):.0f} s so far")
+    else:
+        doing = f"reading {field} for the first time, to identify it: " + (
+            "another API process is reading it" if progress.get("elsewhere") else
+            f"{human_bytes(int(progress.get('read_bytes', 0)))} of "
+            f"{human_bytes(int(progress.get('total_bytes', 0)))} read")
+    err.print(f"[dim]the server is {doing}; the job is created when it is done[/dim]",
               highlight=False)
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -323,20 +324,22 @@ def test_a_submission_on_data_read_for_the_first_time_is_answered_while_it_is_re
     from tests.conftest import DATA_ROOT
     from tests.test_data_models import _gated
 
+    run = uuid.uuid4().hex[:8]  # new files on each backend: nothing read or loaded before
     folder = DATA_ROOT / "team-a"
     folder.mkdir(parents=True, exist_ok=True)
     rows = "\n".join(f"{i % 7},{i % 3},{i % 2}" for i in range(120))
-    (folder / "first-read.csv").write_text(f"a,b,label\n{rows}\n")
-    size = (folder / "first-read.csv").stat().st_size
+    (folder / f"first-read-{run}.csv").write_text(f"a,b,label\n{rows}\n")
+    size = (folder / f"first-read-{run}.csv").stat().st_size
     spec = {"task": {"model": {"name": "mlp", "params": {"hidden": [4]}},
-                     "dataset": {"name": "file", "params": {"path": "first-read.csv"}}},
+                     "dataset": {"name": "file", "params": {"path": f"first-read-{run}.csv"}}},
             "training": {"epochs": 1}, "budget": {"n_trials": 1}}
     gate, reads = _gated(monkeypatch)
     with serving(migrated_url, digest_wait_s=0.2) as svc, svc.http(svc.key_a) as h:
         r = h.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "first-read"})
         assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
-        assert r.json()["progress"] == {"field": "task.dataset", "read_bytes": 0,
-                                        "total_bytes": size, "elsewhere": False}
+        assert r.json()["progress"] == {"field": "task.dataset", "stage": "reading",
+                                        "read_bytes": 0, "total_bytes": size,
+                                        "elsewhere": False, "seconds": 0.0}
         assert "still reading your data to identify it" in r.json()["detail"]
         assert h.get("/v1/jobs").json()["count"] == 0  # nothing created meanwhile
         seen: list[dict[str, Any]] = []
@@ -351,24 +354,24 @@ def test_a_submission_on_data_read_for_the_first_time_is_answered_while_it_is_re
         gate.set()
         sender.join(60)
         (job,) = submitted
-        assert reads == ["first-read.csv"]  # one read, whatever the number of sends
+        assert reads == [f"first-read-{run}.csv"]  # one read, whatever the number of sends
         assert h.get("/v1/jobs").json()["count"] == 1
-        digest = hashlib.sha256((folder / "first-read.csv").read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256((folder / f"first-read-{run}.csv").read_bytes()).hexdigest()[:16]
         assert job["task"]["data_digest"] == digest
         # known now: a new submission on the same data is answered at once
         again = h.post("/v1/jobs", json=spec)
         assert again.status_code == 201 and again.json()["task"]["id"] == job["task"]["id"]
         # `tuner submit` shows the read's progress while it waits
         gate.clear()
-        (folder / "second-read.csv").write_text(f"a,b,label\n{rows}\n9,9,1\n")
-        spec["task"]["dataset"]["params"]["path"] = "second-read.csv"
+        (folder / f"second-read-{run}.csv").write_text(f"a,b,label\n{rows}\n9,9,1\n")
+        spec["task"]["dataset"]["params"]["path"] = f"second-read-{run}.csv"
         (tmp_path / "job.json").write_text(json.dumps(spec))
         cli = subprocess.Popen(
             [str(Path(sys.executable).parent / "tuner"), "submit", str(tmp_path / "job.json")],
             env={**os.environ, "TUNER_URL": svc.url, "TUNER_API_KEY": svc.key_a},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
-        while "second-read.csv" not in reads and time.monotonic() < deadline:
+        while f"second-read-{run}.csv" not in reads and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(1.0)  # the server's answer after its 0.2 s wait, and the CLI's line
         gate.set()
@@ -378,7 +381,23 @@ def test_a_submission_on_data_read_for_the_first_time_is_answered_while_it_is_re
                f"0 B of {size + 6} B read; the job is created when it is done" in " ".join(
                    errs.split()), errs
         assert h.get(f"/v1/jobs/{out.strip()}").status_code == 200
-        for j in (job["id"], again.json()["id"], out.strip()):
+        # Read, the data may still take long to load and check (a large hf: folder builds its
+        # Arrow cache): that too goes on in the background, answered the same way.
+        from tuner import tasks
+
+        loaded, real = threading.Event(), tasks._inspect
+        monkeypatch.setattr(tasks, "_inspect", lambda *a: (loaded.wait(30), real(*a))[1])
+        (folder / f"third-read-{run}.csv").write_text(f"a,b,label\n{rows}\n8,8,0\n")
+        spec["task"]["dataset"]["params"]["path"] = f"third-read-{run}.csv"
+        r = h.post("/v1/jobs", json=spec, headers={"Idempotency-Key": "third-read"})
+        assert r.status_code == 503 and r.json()["progress"]["stage"] == "loading", r.text
+        assert "still loading your data to check the job against it" in r.json()["detail"]
+        assert h.get("/v1/jobs").json()["count"] == 3  # nothing created meanwhile
+        loaded.set()
+        third = Client(svc.url, svc.key_a).submit(spec, "third-read")
+        assert h.get("/v1/jobs").json()["count"] == 4 and third["task"]["id"] not in (
+            job["task"]["id"], again.json()["task"]["id"])
+        for j in (job["id"], again.json()["id"], out.strip(), third["id"]):
             h.post(f"/v1/jobs/{j}/cancel")
 
 

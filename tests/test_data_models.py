@@ -256,7 +256,7 @@ def test_a_first_read_longer_than_the_wait_goes_on_in_the_background(
     import time
 
     from tuner import digests
-    from tuner.digests import DigestPending, waiting_at_most
+    from tuner.digests import DataPending, waiting_at_most
 
     folder = data_root / "big"
     folder.mkdir()
@@ -264,14 +264,15 @@ def test_a_first_read_longer_than_the_wait_goes_on_in_the_background(
         (folder / f"{i}.bin").write_bytes(bytes([i]) * 1500)
     gate, reads = _gated(monkeypatch)
     with waiting_at_most(0.05):
-        with pytest.raises(DigestPending) as first:
+        with pytest.raises(DataPending) as first:
             data_digest("hf:big", {}, None)
-        assert first.value.progress() == {"field": "task.dataset", "read_bytes": 0,
-                                          "total_bytes": 6000, "elsewhere": False}
+        assert first.value.progress() == {"field": "task.dataset", "stage": "reading",
+                                          "read_bytes": 0, "total_bytes": 6000,
+                                          "elsewhere": False, "seconds": 0.0}
         assert str(first.value).startswith(
             "task.dataset: still reading your data to identify it (0 B of 6.0 KB read, 0%); "
-            "nothing is created until it is read: send the same submission again")
-        with pytest.raises(DigestPending):
+            "nothing is created until it is done: send the same submission again")
+        with pytest.raises(DataPending):
             data_digest("hf:big", {}, None)  # the same read, not a second one
         deadline = time.monotonic() + 30
         while not reads and time.monotonic() < deadline:
@@ -282,7 +283,7 @@ def test_a_first_read_longer_than_the_wait_goes_on_in_the_background(
             try:
                 found = data_digest("hf:big", {}, None)
                 break
-            except DigestPending as pending:
+            except DataPending as pending:
                 assert time.monotonic() < deadline and pending.done_bytes <= 6000
     assert reads == ["0.bin", "1.bin", "2.bin", "3.bin"]  # each file once
     assert not digests._RUNS
@@ -298,7 +299,7 @@ def test_one_process_reads_a_folder_at_a_time(data_root: Path) -> None:
     import os
 
     from tuner import digests
-    from tuner.digests import DigestPending, waiting_at_most
+    from tuner.digests import DataPending, waiting_at_most
 
     folder = data_root / "shared-read"
     folder.mkdir()
@@ -308,7 +309,7 @@ def test_one_process_reads_a_folder_at_a_time(data_root: Path) -> None:
     fd = os.open(lock, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # the other process's read
     try:
-        with waiting_at_most(0.2), pytest.raises(DigestPending,
+        with waiting_at_most(0.2), pytest.raises(DataPending,
                                                  match="another process of the service is "
                                                        "reading it") as pending:
             data_digest("hf:shared-read", {}, None)

@@ -118,7 +118,7 @@ class Client:
         second job. While the server is still reading the job's data for the first time (a
         large folder: it answers 503 with `progress`), the submission is sent again after the
         server's `Retry-After`, for as long as that lasts; `on_reading(progress)` is told each
-        time (read_bytes, total_bytes, elsewhere)."""
+        time (stage, read_bytes, total_bytes, elsewhere, seconds)."""
         key = idempotency_key or uuid.uuid4().hex
         timeouts = 0
         while True:

@@ -9,7 +9,7 @@ again.
 
 The first read of a large folder (an image dataset of hundreds of GB) takes minutes, longer
 than an HTTP request should. Under `waiting_at_most(seconds)` (the API's submission route) the
-read goes on in a background thread and `DigestPending` says how far it got; the same request
+read goes on in a background thread and `DataPending` says how far it got; the same request
 sent again finds it finished or further on, and one process's read is never repeated by
 another (a lock file per folder beside its store entry).
 """
@@ -19,33 +19,43 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar, cast
 
 from tuner.errors import DataError
 
+T = TypeVar("T")
 
-class DigestPending(Exception):
-    """The digest is still being computed in the background (`waiting_at_most`): `done_bytes`
-    of `total_bytes` read so far, or, with `elsewhere`, another process is reading it."""
 
-    def __init__(self, field: str, done_bytes: int, total_bytes: int, elsewhere: bool) -> None:
+class DataPending(Exception):
+    """The team's data is still being prepared in the background (`waiting_at_most`): read
+    for its digest (`stage` reading: `done_bytes` of `total_bytes` so far, or, with
+    `elsewhere`, another process is reading it), or loaded to check the job against it
+    (`stage` loading, for `seconds` so far: `awaited`)."""
+
+    def __init__(self, field: str, done_bytes: int, total_bytes: int, elsewhere: bool,
+                 stage: str = "reading", seconds: float = 0.0) -> None:
         self.field, self.done_bytes, self.total_bytes = field, done_bytes, total_bytes
-        self.elsewhere = elsewhere
-        where = ("another process of the service is reading it" if elsewhere else
-                 f"{human_bytes(done_bytes)} of {human_bytes(total_bytes)} read, "
-                 f"{100 * done_bytes // max(total_bytes, 1)}%")
-        super().__init__(f"{field}: still reading your data to identify it ({where}); nothing "
-                         "is created until it is read: send the same submission again with "
-                         "the same Idempotency-Key (the tuner client does so itself)")
+        self.elsewhere, self.stage, self.seconds = elsewhere, stage, seconds
+        if stage == "loading":
+            what = f"loading your data to check the job against it ({seconds:.0f} s so far)"
+        else:
+            what = "reading your data to identify it (" + (
+                "another process of the service is reading it" if elsewhere else
+                f"{human_bytes(done_bytes)} of {human_bytes(total_bytes)} read, "
+                f"{100 * done_bytes // max(total_bytes, 1)}%") + ")"
+        super().__init__(f"{field}: still {what}; nothing is created until it is done: send "
+                         "the same submission again with the same Idempotency-Key (the tuner "
+                         "client does so itself)")
 
     def progress(self) -> dict[str, Any]:
-        return {"field": self.field, "read_bytes": self.done_bytes,
-                "total_bytes": self.total_bytes, "elsewhere": self.elsewhere}
+        return {"field": self.field, "stage": self.stage, "read_bytes": self.done_bytes,
+                "total_bytes": self.total_bytes, "elsewhere": self.elsewhere,
+                "seconds": round(self.seconds, 1)}
 
 
 def human_bytes(n: int) -> str:
@@ -64,7 +74,7 @@ _WAIT: ContextVar[float | None] = ContextVar("tuner_digest_wait", default=None)
 @contextmanager
 def waiting_at_most(seconds: float | None) -> Iterator[None]:
     """Within this block, a digest that is not known yet is read in a background thread, and
-    waited for at most `seconds`; then `DigestPending` is raised, the read going on. None: read
+    waited for at most `seconds`; then `DataPending` is raised, the read going on. None: read
     in the calling thread, however long it takes (the dispatcher, a worker, `tuner run`)."""
     token = _WAIT.set(seconds)
     try:
@@ -134,7 +144,7 @@ _DIGESTS_LOCK = threading.Lock()
 
 @dataclass
 class _Progress:
-    """How far a read has got, for `DigestPending`."""
+    """How far a read has got, for `DataPending`."""
 
     total: int
     done: int = 0
@@ -160,7 +170,7 @@ def digest(root: Path, field: str = "task.dataset") -> str:
     process, and each file's SHA-256 kept in the service's digest store (`_store_dir`) by its
     size and modification time, so other processes (the dispatcher, every worker) and later
     versions of the folder read only the files that changed since. Under `waiting_at_most`,
-    a read that takes longer raises `DigestPending` and goes on in the background."""
+    a read that takes longer raises `DataPending` and goes on in the background."""
     listing = _listing(root)
     key = (str(root), _version(listing))
     with _DIGESTS_LOCK:
@@ -178,7 +188,7 @@ def digest(root: Path, field: str = "task.dataset") -> str:
                              daemon=True, name=f"digest {root.name}").start()
     if not run.done.wait(max(wait, 0.0)):
         p = run.progress
-        raise DigestPending(field, p.done, p.total, p.elsewhere)
+        raise DataPending(field, p.done, p.total, p.elsewhere)
     with _DIGESTS_LOCK:
         if _RUNS.get(key) is run:
             del _RUNS[key]
@@ -205,6 +215,55 @@ def _background(run: _Run, key: tuple[str, str], root: Path, listing: Listing,
         run.error = DataError(f"{field}: cannot read your data ({type(exc).__name__}: {exc})")
     finally:
         run.done.set()
+
+
+@dataclass
+class _Call:
+    """A call going on in a background thread (`awaited`)."""
+
+    started: float
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    result: Any = None
+    error: Exception | None = None
+
+
+_CALLS: dict[Hashable, _Call] = {}
+
+
+def awaited(key: Hashable, fn: Callable[[], T], field: str) -> T:
+    """`fn()`; under `waiting_at_most`, in a background thread (one per `key` at a time),
+    waited for at most the wait, past which `DataPending` (stage `loading`) is raised and the
+    call goes on: the same request sent again gets its result, or its error. For what a
+    submission does with the team's data after its digest (loading a large `hf:` folder
+    builds its Arrow cache: minutes)."""
+    wait = _WAIT.get()
+    if wait is None:
+        return fn()
+    import time
+
+    with _DIGESTS_LOCK:
+        call = _CALLS.get(key)
+        if call is None:
+            call = _CALLS[key] = _Call(time.monotonic())
+            threading.Thread(target=_call_in_background, args=(call, fn), daemon=True,
+                             name=f"prepare {field}").start()
+    if not call.done.wait(max(wait, 0.0)):
+        raise DataPending(field, 0, 0, False, "loading", time.monotonic() - call.started)
+    with _DIGESTS_LOCK:
+        if _CALLS.get(key) is call:
+            del _CALLS[key]
+    if call.error is not None:
+        raise call.error
+    return cast(T, call.result)
+
+
+def _call_in_background(call: _Call, fn: Callable[[], Any]) -> None:
+    try:
+        call.result = fn()
+    except Exception as exc:  # a thread's error must reach the request waiting for it
+        call.error = exc
+    finally:
+        call.done.set()
 
 
 def _total(listing: Listing) -> int:

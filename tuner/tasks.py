@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from tuner.datasets import Split, data_digest, load_dataset, model_digest, team_scope
+from tuner.digests import awaited
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
 from tuner.recommend import TaskProfile
@@ -91,8 +92,12 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
         weights = model_digest(t.model.name, t.model.params, scope)
     except DataError as exc:
         raise _spec_error("task.model", exc) from exc
-    features = _inspect_cached(t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
-                               scope if digest or team_model else None, digest, weights)
+    args = (t.model.key(), t.dataset.key(), t.metric, spec.training.seed,
+            scope if digest or team_model else None, digest, weights)
+    # The team's own data may take minutes to load the first time (a large `hf:` folder
+    # builds its Arrow cache): under the API's `waiting_at_most`, in the background.
+    features = awaited(("inspect", *args), lambda: _inspect_cached(*args), "task.dataset") \
+        if digest or weights else _inspect_cached(*args)
     code = t.code_digest()
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
                    data_digest=digest, model_digest=weights, code_digest=code,
