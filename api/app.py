@@ -104,7 +104,7 @@ PROBLEM_STATUSES = {400: "the body is not JSON", 401: "missing or unknown API ke
                     413: "request body over 256 KiB",
                     422: "invalid input: `errors` names each field and its valid choices",
                     503: "database unavailable: retry after `Retry-After` seconds"}
-SUBMIT_503 = ("database unavailable, or the team's data still being read for the first time "
+SUBMIT_503 = ("database unavailable, or the team's data still being prepared for the first time "
               "(`progress`): send it again, with the same Idempotency-Key, after `Retry-After` "
               "seconds")
 

@@ -81,9 +81,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DataPending)
     async def _reading(request: Request, exc: DataPending) -> JSONResponse:
-        # The team's data is being read for the first time (`tuner.digests`): nothing was
-        # created; the same submission sent again finds the read further on, or done.
-        return problem(request, 503, "Still reading your data", str(exc),
+        # The team's data is being read or loaded for the first time (`tuner.digests`):
+        # nothing was created; the same submission sent again finds it further on, or done.
+        return problem(request, 503, "Still preparing your data", str(exc),
                        headers={"Retry-After": str(DIGEST_RETRY_AFTER_S)},
                        progress=exc.progress())
 

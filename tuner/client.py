@@ -115,8 +115,8 @@ class Client:
         """Queue a job. It is sent with an Idempotency-Key (a new one unless given), so a
         submission whose answer did not come back in time (a lost response) is sent again, up
         to `retries` times, under that key: it gives the job the first one created, never a
-        second job. While the server is still reading the job's data for the first time (a
-        large folder: it answers 503 with `progress`), the submission is sent again after the
+        second job. While the server is still preparing the job's data for the first time (reading
+        or loading a large folder: it answers 503 with `progress`), the submission is sent again after the
         server's `Retry-After`, for as long as that lasts; `on_reading(progress)` is told each
         time (stage, read_bytes, total_bytes, elsewhere, seconds)."""
         key = idempotency_key or uuid.uuid4().hex

@@ -46,9 +46,9 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, requ
                      idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                      ) -> dict[str, Any]:
     """Queue a tuning job; a retried submit with the same Idempotency-Key returns that job.
-    A job on team data read for the first time waits for its digest up to
-    `TUNER_DIGEST_WAIT_S`, then answers 503 with `progress` while the read goes on: send it
-    again (with the same Idempotency-Key) after `Retry-After` seconds."""
+    A job on team data prepared for the first time (read for its digest, then loaded) waits
+    for each up to `TUNER_DIGEST_WAIT_S`, then answers 503 with `progress` while the work goes
+    on: send it again (with the same Idempotency-Key) after `Retry-After` seconds."""
     payload = spec.model_dump(mode="json")
     if idempotency_key:
         existing = job_for_key(session, team.id, idempotency_key)
@@ -59,6 +59,9 @@ def create_job_route(spec: JobSpec, team: CurrentTeam, session: SessionDep, requ
             response.status_code = 200
             return job_public(session, existing)
     # A spec that cannot train is refused here, with nothing created; files: the team's own.
+    # Preparing the team's data may wait up to twice the digest wait: the read above gives
+    # its pooled connection back first, so waiting submissions never starve the pool.
+    session.rollback()
     with waiting_at_most(request.app.state.settings.digest_wait_s):
         features = inspect_task(spec, scope=team.name)
     job, created = create_job(session, team.id, spec, features, idempotency_key)
