@@ -102,11 +102,13 @@ def _expected(x: dict[str, Any]) -> str:
 
 
 def _noise(n: dict[str, Any]) -> str:
-    """The pooled seed-to-seed sd the intervals rest on, with its degrees of freedom."""
+    """The pooled seed-to-seed sd the intervals rest on, with its degrees of freedom (the
+    summary's `to_separate` sd is the two families' own, which may differ)."""
     if n.get("sigma") is None:
         return str(n["source"])
     log = " (log units)" if n.get("scale") == "log" else ""
-    return f"sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom: {n['source']}"
+    return (f"pooled sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom (every "
+            f"repeated configuration): {n['source']}")
 
 
 def print_recommendation(rec: dict[str, Any]) -> None:
