@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import re
 import threading
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -83,7 +85,7 @@ def waiting_at_most(seconds: float | None) -> Iterator[None]:
         _WAIT.reset(token)
 
 
-Listing = list[tuple[str, Path, int, int]]  # (path below the root, path, size, mtime in ns)
+Listing = list[tuple[str, str, int, int]]  # (path below the root, path, size, mtime in ns)
 
 
 def _listing(root: Path) -> Listing:
@@ -92,7 +94,7 @@ def _listing(root: Path) -> Listing:
     (`tuner run` over the whole data root)."""
     if root.is_file():
         st = root.stat()
-        return [("", root, st.st_size, st.st_mtime_ns)]
+        return [("", str(root), st.st_size, st.st_mtime_ns)]
     out: Listing = []
     store = str(_store_dir())
     _walk(str(root), "", store, out)
@@ -114,7 +116,8 @@ def _walk(folder: str, rel: str, store: str, out: Listing) -> None:
                 _walk(e.path, name + "/", store, out)
             elif e.is_file():
                 st = e.stat()
-                out.append((name, Path(e.path), st.st_size, st.st_mtime_ns))
+                out.append((name, e.path, st.st_size, st.st_mtime_ns))  # a str: a Path
+                # per file cost more than the stat
 
 
 def _version(listing: Listing) -> str:
@@ -339,12 +342,12 @@ def _hash(root: Path, listing: Listing, field: str, progress: _Progress) -> tupl
             now[rel] = k
         else:
             try:
-                with p.open("rb") as fh:
+                with open(p, "rb") as fh:
                     sha = hashlib.file_digest(fh, "sha256").hexdigest()
-                st = p.stat()
+                st = os.stat(p)
             except OSError as exc:  # unreadable, or gone since the listing: say which file
                 _save_known(root, {**known, **now})
-                raise DataError(f"{field}: cannot read {rel or p.name!r} in your data folder "
+                raise DataError(f"{field}: cannot read {rel or Path(p).name!r} in your data folder "
                                 f"({exc.strerror or type(exc).__name__})") from None
             if (st.st_size, st.st_mtime_ns) == (size, mtime):
                 now[rel] = [size, mtime, sha]
@@ -359,12 +362,15 @@ def _hash(root: Path, listing: Listing, field: str, progress: _Progress) -> tupl
     return h.hexdigest()[:16], settled
 
 
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
+
+
 def _entry_ok(k: Any) -> TypeGuard[list[Any]]:
     """A stored entry as `_compute` writes it: [size, mtime in ns, SHA-256 in hex]. Anything
     else (a store from elsewhere, edited by hand) is read again, never trusted."""
     return (isinstance(k, list) and len(k) == 3 and all(isinstance(v, int) for v in k[:2])
             and isinstance(k[2], str) and len(k[2]) == 64
-            and all(c in "0123456789abcdef" for c in k[2]))
+            and _SHA256_HEX.fullmatch(k[2]) is not None)
 
 
 def _store_dir() -> Path:
