@@ -21,6 +21,7 @@ import dataclasses
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -105,8 +106,6 @@ def _listing(root: Path) -> Listing:
 def _walk(folder: str, rel: str, store: str, out: Listing) -> None:
     """`Path.rglob("*")`'s files (symlinked files followed, symlinked folders not entered),
     with one stat per file: the entries' types come with the listing."""
-    import os
-
     with os.scandir(folder) as entries:
         for e in entries:
             name = f"{rel}{e.name}"
@@ -156,15 +155,17 @@ class _Progress:
 
 @dataclass
 class _Run:
-    """A read going on in a background thread (`waiting_at_most`)."""
+    """Work going on in a background thread (`awaited`): a read for a digest (with its
+    `progress`), or a load."""
 
-    progress: _Progress
+    started: float
+    progress: _Progress | None = None
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: tuple[str, bool] | None = None
-    error: DataError | None = None
+    result: Any = None
+    error: Exception | None = None
 
 
-_RUNS: dict[tuple[str, str], _Run] = {}  # (path, version) -> its background read
+_RUNS: dict[Hashable, _Run] = {}  # key -> its background work, until collected
 
 
 def digest(root: Path, field: str = "task.dataset") -> str:
@@ -180,93 +181,66 @@ def digest(root: Path, field: str = "task.dataset") -> str:
         found = _DIGESTS.get(key)
     if found is not None:
         return found
+    progress = _Progress(_total(listing))
+    if _WAIT.get() is None:
+        return _settle(key, *_compute(root, listing, field, progress))
+    return awaited(("digest", *key), lambda: _settle(key, *_read(root, listing, field, progress)),
+                   field, progress)
+
+
+def awaited(key: Hashable, fn: Callable[[], T], field: str,
+            progress: _Progress | None = None) -> T:
+    """`fn()`; under `waiting_at_most`, in a background thread (one per `key` at a time),
+    waited for at most the wait, past which `DataPending` is raised (stage `reading` with
+    `progress`, else `loading`) and the work goes on: the same request sent again gets its
+    result, or its error. `fn` must keep its own result (`_DIGESTS`, an lru_cache): a success
+    nobody came back for is forgotten here. For what a submission does with the team's data
+    (its digest; then loading it: a large `hf:` folder builds its Arrow cache, minutes)."""
     wait = _WAIT.get()
     if wait is None:
-        return _settle(key, *_compute(root, listing, field, _Progress(_total(listing))))
+        return fn()
     with _DIGESTS_LOCK:
         run = _RUNS.get(key)
         if run is None:
-            run = _RUNS[key] = _Run(_Progress(_total(listing)))
-            threading.Thread(target=_background, args=(run, key, root, listing, field),
-                             daemon=True, name=f"digest {root.name}").start()
+            run = _RUNS[key] = _Run(time.monotonic(), progress)
+            threading.Thread(target=_in_background, args=(run, key, fn), daemon=True,
+                             name=f"prepare {field}").start()
     if not run.done.wait(max(wait, 0.0)):
         p = run.progress
-        raise DataPending(field, p.done, p.total, p.elsewhere)
+        if p is not None:
+            raise DataPending(field, p.done, p.total, p.elsewhere)
+        raise DataPending(field, 0, 0, False, "loading", time.monotonic() - run.started)
     with _DIGESTS_LOCK:
         if _RUNS.get(key) is run:
             del _RUNS[key]
     if run.error is not None:
-        raise DataError(str(run.error))
-    assert run.result is not None
-    return _settle(key, *run.result)
+        raise run.error
+    return cast(T, run.result)
 
 
-def _background(run: _Run, key: tuple[str, str], root: Path, listing: Listing,
-                field: str) -> None:
-    """A read under `waiting_at_most`. Its digest lands in this process's cache as soon as
-    it is done, whether or not the request comes back for it; an error waits in `_RUNS` for
-    the next request to say it (and that request's resend starts a new read)."""
+def _in_background(run: _Run, key: Hashable, fn: Callable[[], Any]) -> None:
+    """An error waits in `_RUNS` for the next request to say it (and that request's resend
+    starts the work again)."""
     try:
-        run.result = _compute(root, listing, field, run.progress)
-        _settle(key, *run.result)
+        run.result = fn()
         with _DIGESTS_LOCK:
             if _RUNS.get(key) is run:
                 del _RUNS[key]
-    except DataError as exc:
-        run.error = exc
     except Exception as exc:  # a thread's error must reach the request waiting for it
-        run.error = DataError(f"{field}: cannot read your data ({type(exc).__name__}: {exc})")
+        run.error = exc
     finally:
         run.done.set()
 
 
-@dataclass
-class _Call:
-    """A call going on in a background thread (`awaited`)."""
-
-    started: float
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: Any = None
-    error: Exception | None = None
-
-
-_CALLS: dict[Hashable, _Call] = {}
-
-
-def awaited(key: Hashable, fn: Callable[[], T], field: str) -> T:
-    """`fn()`; under `waiting_at_most`, in a background thread (one per `key` at a time),
-    waited for at most the wait, past which `DataPending` (stage `loading`) is raised and the
-    call goes on: the same request sent again gets its result, or its error. For what a
-    submission does with the team's data after its digest (loading a large `hf:` folder
-    builds its Arrow cache: minutes)."""
-    wait = _WAIT.get()
-    if wait is None:
-        return fn()
-    import time
-
-    with _DIGESTS_LOCK:
-        call = _CALLS.get(key)
-        if call is None:
-            call = _CALLS[key] = _Call(time.monotonic())
-            threading.Thread(target=_call_in_background, args=(call, fn), daemon=True,
-                             name=f"prepare {field}").start()
-    if not call.done.wait(max(wait, 0.0)):
-        raise DataPending(field, 0, 0, False, "loading", time.monotonic() - call.started)
-    with _DIGESTS_LOCK:
-        if _CALLS.get(key) is call:
-            del _CALLS[key]
-    if call.error is not None:
-        raise call.error
-    return cast(T, call.result)
-
-
-def _call_in_background(call: _Call, fn: Callable[[], Any]) -> None:
+def _read(root: Path, listing: Listing, field: str, progress: _Progress) -> tuple[str, bool]:
+    """`_compute` in the background: any error said as the field's, for the request that
+    comes back for it (a DataError is a 422)."""
     try:
-        call.result = fn()
-    except Exception as exc:  # a thread's error must reach the request waiting for it
-        call.error = exc
-    finally:
-        call.done.set()
+        return _compute(root, listing, field, progress)
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{field}: cannot read your data ({type(exc).__name__}: {exc})") from exc
 
 
 def _total(listing: Listing) -> int:
@@ -288,7 +262,6 @@ def _reading(root: Path, progress: _Progress) -> Iterator[None]:
     second one waits, then finds the first one's hashes in the store and reads nothing. Where
     the store cannot be written (a read-only cache), each reads on its own."""
     import fcntl
-    import os
 
     lock = _store_file(root).with_suffix(".lock")
     try:
@@ -320,7 +293,6 @@ def _compute(root: Path, listing: Listing, field: str,
 
 def _hash(root: Path, listing: Listing, field: str, progress: _Progress) -> tuple[str, bool]:
     import hashlib
-    import time
 
     known = _load_known(root)
     now: dict[str, list[Any]] = {}
@@ -405,7 +377,6 @@ def _save_known(root: Path, known: dict[str, list[Any]]) -> None:
     half a file, and of two processes writing at once the last one's (equally valid) wins. A
     store that cannot be written (a read-only cache) only costs the next process a read."""
     import json
-    import os
     import tempfile
 
     path, tmp = _store_file(root), None
