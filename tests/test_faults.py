@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -288,6 +289,63 @@ def test_the_client_rides_out_a_database_restart(migrated_url: str) -> None:
         assert kinds[-1] == "end" and events[-1][1]["status"] == "cancelled", events
         seen = [repr(d) for e, d in events if e == "progress"]
         assert kinds.count("end") == 1 and len(set(seen)) == len(seen), events  # no repeats
+
+
+def test_the_client_rides_out_an_api_restart(migrated_url: str) -> None:
+    """The API stopped and started again at the same address (a deploy, `tuner serve`
+    restarted) while a client follows a job: the stream is cut, reconnects are refused for a
+    few seconds, and a read sent meanwhile finds the service down. The client, which the
+    service has answered before, tries again until it is back: the follower gets every event
+    once, the read its answer. A client the service never answered fails at once (a wrong
+    URL is not waited for)."""
+    from tests.test_api import free_port
+    from tests.test_hostile import serving
+    from tuner.client import ApiError, Client
+    from tuner.store.auth import create_api_key, get_or_create_team
+    from tuner.store.db import session_factory
+
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 2}), team="restart")
+    with session_factory(migrated_url)() as s:
+        key = create_api_key(s, get_or_create_team(s, "restart"))
+        s.commit()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    events: list[tuple[str, dict[str, object]]] = []
+    read: list[dict[str, object]] = []
+    errors: list[Exception] = []
+
+    def run(fn: Callable[[], None]) -> threading.Thread:
+        def guarded() -> None:
+            try:
+                fn()
+            except Exception as exc:  # the test says which
+                errors.append(exc)
+        th = threading.Thread(target=guarded, daemon=True)
+        th.start()
+        return th
+
+    with Client(url, key, unavailable_s=60) as reader, \
+            Client(url, key, unavailable_s=60) as follower:
+        with serving(migrated_url, "critical", port=port, poll_s=0.1):
+            following = run(lambda: events.extend(follower.events(job_id)))
+            wait_for(lambda: events, 30)  # the stream is open: the job's first (queued) event
+            assert reader.job(job_id)["status"] == "queued"
+        # The service is down: its port refuses connections, the follower's stream was cut.
+        with pytest.raises(ApiError, match="cannot reach"):
+            Client(url, key, unavailable_s=60).job(job_id)
+        reading = run(lambda: read.append(reader.job(job_id)))
+        time.sleep(2)
+        assert reading.is_alive() and following.is_alive() and not errors, errors
+        with serving(migrated_url, "critical", port=port, poll_s=0.1):
+            reading.join(30)
+            assert read and read[0]["id"] == job_id, errors
+            assert reader.cancel(job_id)["status"] == "cancelled"  # a queued job ends at once
+            following.join(30)
+    assert not errors, errors
+    kinds = [e for e, _ in events]
+    assert kinds[-1] == "end" and events[-1][1]["status"] == "cancelled", events
+    seen = [repr(d) for e, d in events if e == "progress"]
+    assert kinds.count("end") == 1 and len(set(seen)) == len(seen), events  # no repeats
 
 
 def test_a_trial_whose_result_could_not_be_stored_is_an_infrastructure_failure() -> None:

@@ -101,12 +101,15 @@ MALFORMED.append(("POST", "/v1/jobs", spec(task={"model": {"name": "mlp", "param
 
 
 @contextmanager
-def serving(db_url: str, log_level: str = "warning", **settings: Any) -> Iterator[str]:
-    """The real app on a free local port, in a thread, for the block; yields its URL."""
-    port = free_port()
+def serving(db_url: str, log_level: str = "warning", port: int | None = None,
+            **settings: Any) -> Iterator[str]:
+    """The real app on a local port (a free one unless given), in a thread, for the block;
+    yields its URL. Leaving the block stops it as `tuner api` stops: open event streams are
+    cut after a grace period."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(
         create_app(db_url, Settings(database_url=db_url, **settings)), host="127.0.0.1", port=port,
-        log_level=log_level))
+        log_level=log_level, timeout_graceful_shutdown=1))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     while not server.started:

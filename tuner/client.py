@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -20,6 +21,8 @@ from typing import Any
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+UNREACHABLE_RETRY_S = 1.0  # between attempts while a service that answered before is unreachable
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -62,7 +65,10 @@ def saved_key(url: str) -> str | None:
 class Client:
     """`unavailable_s`: how long a request that is safe to send again (a read, a cancel, a
     submission under its Idempotency-Key, the event stream) keeps being sent again while the
-    service answers 503 (its database restarting or failing over), after each `Retry-After`."""
+    service answers 503 (its database restarting or failing over), after each `Retry-After`,
+    and while a service that has answered this client before refuses or drops the connection
+    (the API restarting: a deploy, `tuner serve` stopped and started again). A service that
+    never answered is not waited for: a wrong URL fails at once."""
 
     def __init__(self, url: str | None = None, api_key: str | None = None,
                  timeout: float = 60.0, transport: httpx.BaseTransport | None = None,
@@ -75,6 +81,7 @@ class Client:
                                 "`tuner serve`, which saves one")
         self.http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport,
                                  headers={"Authorization": f"Bearer {key}"})
+        self.answered = False  # has the service answered this client yet (any status)?
 
     def close(self) -> None:
         self.http.close()
@@ -90,7 +97,7 @@ class Client:
         """One call; `again` (default: for GET): safe to send again while the service is
         unavailable (`unavailable_s`)."""
         waited = _Unavailable(self.unavailable_s if (method == "GET" if again is None else again)
-                              else 0.0)
+                              else 0.0, self.url)
         while True:
             try:
                 r = self.http.request(method, path, **kw)
@@ -98,7 +105,11 @@ class Client:
                 raise ApiError(0, f"{self.url} did not answer in time ({type(exc).__name__}: "
                                   f"{exc})") from exc
             except httpx.HTTPError as exc:
-                raise ApiError(0, f"cannot reach {self.url}: {exc}") from exc
+                if self.answered and waited.then_reconnect(exc):
+                    continue
+                raise ApiError(0, f"cannot reach {self.url}: {exc}{waited.for_how_long()}"
+                               ) from exc
+            self.answered = True
             if r.status_code < 400:
                 return r
             error = _error(r)
@@ -173,32 +184,40 @@ class Client:
         """Server-sent events of a job: ("progress", {...})..., then ("end", job). A dropped
         stream is resumed from the last event's id (`Last-Event-ID`), so no event is repeated:
         up to `reconnects` times in a row without an event between, and for as long as
-        `unavailable_s` while the service answers 503."""
+        `unavailable_s` while the service answers 503 or, having answered before, cannot be
+        reached (restarting)."""
         last_id: str | None = None
-        drops, waited = 0, _Unavailable(self.unavailable_s)
+        drops, waited = 0, _Unavailable(self.unavailable_s, self.url)
         while True:
             headers = {"Last-Event-ID": last_id} if last_id else {}
             try:
                 with self.http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers,
                                       timeout=httpx.Timeout(60.0, read=None)) as r:
+                    self.answered = True
                     if r.status_code >= 400:
                         r.read()
                         error = _error(r)
                         if waited.then_again(error):
                             continue
                         raise error
-                    waited = _Unavailable(self.unavailable_s)
+                    waited = _Unavailable(self.unavailable_s, self.url)
                     for event_id, event, data in _sse(r.iter_lines()):
                         last_id, drops = event_id or last_id, 0
                         yield event, data
                         if event == "end":
                             return
                 lost: Exception | None = None
+            except httpx.ConnectError as exc:
+                # Not connected at all: the service is down or restarting, not a stream dropped.
+                if self.answered and waited.then_reconnect(exc):
+                    continue
+                lost = exc
             except httpx.HTTPError as exc:
                 lost = exc
             drops += 1
             if drops > reconnects:
-                raise ApiError(0, f"lost the event stream from {self.url}: {lost}" if lost else
+                raise ApiError(0, f"lost the event stream from {self.url}: {lost}"
+                                  f"{waited.for_how_long()}" if lost else
                                   f"the event stream from {self.url} ended before the job did"
                                ) from lost
 
@@ -269,20 +288,44 @@ def _error(r: httpx.Response) -> ApiError:
 
 
 class _Unavailable:
-    """How long a call has met 503s (the service's database unavailable) and whether to send
-    it again: after the server's Retry-After (2 s if none), until `budget_s` has passed since
-    the first. A 503 about a submission's data still being read (`progress`) is not this."""
+    """How long a call has found the service unavailable, and whether to send it again: after
+    a 503 (its database unavailable), after the server's Retry-After (2 s if none); when the
+    service could not be reached (restarting), after UNREACHABLE_RETRY_S; until `budget_s` has
+    passed since the first. A 503 about a submission's data still being read (`progress`) is
+    not this. The first wait of an outage is logged (a warning), so a command that pauses says
+    why."""
 
-    def __init__(self, budget_s: float) -> None:
-        self.budget_s = budget_s
+    def __init__(self, budget_s: float, url: str = "") -> None:
+        self.budget_s, self.url = budget_s, url
         self.since: float | None = None
 
     def then_again(self, error: ApiError) -> bool:
-        if error.status != 503 or "progress" in error.body or self.budget_s <= 0:
+        if error.status != 503 or "progress" in error.body:
+            return False
+        return self._wait(error.retry_after if error.retry_after is not None else 2.0,
+                          f"answers 503 ({error.detail})")
+
+    def then_reconnect(self, error: httpx.HTTPError) -> bool:
+        """The service answered before and now cannot be reached, or dropped the connection
+        before answering (ConnectError, RemoteProtocolError, ReadError...; not a timeout)."""
+        if isinstance(error, httpx.TimeoutException):
+            return False
+        return self._wait(UNREACHABLE_RETRY_S,
+                          f"cannot be reached ({type(error).__name__}: {error})")
+
+    def for_how_long(self) -> str:
+        """' (tried again for N s)' once the call has waited, else ''."""
+        return "" if self.since is None else \
+            f" (tried again for {time.monotonic() - self.since:.0f} s)"
+
+    def _wait(self, after: float, why: str) -> bool:
+        if self.budget_s <= 0:
             return False
         now = time.monotonic()
-        self.since = now if self.since is None else self.since
-        after = error.retry_after if error.retry_after is not None else 2.0
+        if self.since is None:
+            self.since = now
+            log.warning("the service at %s %s; trying again for up to %.0f s", self.url, why,
+                        self.budget_s)
         if now + after - self.since > self.budget_s:
             return False
         time.sleep(after)
