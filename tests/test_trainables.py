@@ -159,3 +159,47 @@ def test_the_hugging_face_trainer_through_the_service(migrated_url: str) -> None
     # sgd learns nothing; pruned unless it finished its first rung before adamw reported
     assert recs["sgd"].state in ("pruned", "complete")
     assert job.task.model_name == "trainable:hf_text_trainer"
+
+
+def _hungry(marker: Path | None, n_trials: int) -> dict[str, Any]:
+    params = {"marker": str(marker)} if marker else {}
+    return {"task": {"trainable": {"name": "memory_hungry", "params": params}},
+            "space": {"optimizers": ["adam"], "schedules": ["constant"]},
+            "training": {"epochs": 2, "batch_size": 64},
+            "search": {"confirm_top_k": 0},
+            "budget": {"n_trials": n_trials}}
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path) -> None:
+    """Trials packed on one GPU share its memory, so a trial may find it held by another: its
+    device refusing an allocation (a real one, on the CPU here) fails the trial as
+    `out_of_memory`, not against the job's failures, and its configuration runs again once. A
+    configuration out of memory on its second run too is a plain failure that says what to do,
+    and a job whose every configuration needs too much ends instead of retrying forever."""
+    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
+
+    job_id = queue(migrated_url, _hungry(tmp_path / "ran", 2))
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "completed", job.error
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    first = recs[0]
+    assert (first.state, first.stop_reason) == ("failed", "out_of_memory"), first
+    assert "out of memory on cpu" in first.detail and "can't allocate memory" in first.detail
+    again = [r for r in recs if r.retry_of == first.number]
+    assert len(again) == 1 and again[0].state == "complete", recs
+    assert again[0].config_key == first.config_key
+    assert sum(r.state == "complete" for r in recs) == 2  # the budget: two trials that ran
+
+    job_id = queue(migrated_url, _hungry(None, 1))
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert job.status == "failed" and "out of memory" in (job.error or ""), (job.status, job.error)
+    assert all(r.state == "failed" for r in recs), recs
+    firsts = [r for r in recs if r.retry_of is None]
+    seconds = [r for r in recs if r.retry_of is not None]
+    assert {r.stop_reason for r in firsts} == {"out_of_memory"}
+    assert len(seconds) == len(firsts) and {r.stop_reason for r in seconds} == {"failed"}
+    assert all("out of memory again on its second run" in r.detail for r in seconds)

@@ -23,7 +23,7 @@ from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
 from tuner.training import Trainer, TrainState, resolve_device
-from tuner.trial import config_key
+from tuner.trial import OUT_OF_MEMORY, config_key
 
 REPEAT_SEED_STRIDE = 100_000
 
@@ -209,6 +209,9 @@ class Objective:
         except Exception as exc:  # recorded, then re-raised so Optuna marks the trial FAIL
             state.stop_reason = "failed"
             error = f"{type(exc).__name__}: {exc}"
+            if out_of_memory(exc):
+                state.stop_reason = OUT_OF_MEMORY
+                error = memory_error(exc, state.device or str(self.device))
             self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
                          seed)
             raise
@@ -262,3 +265,30 @@ class Objective:
         if tb:
             record["traceback"] = tb
         trial.set_user_attr(ATTR_RECORD, record)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Did the trial's device run out of memory? CUDA's `torch.OutOfMemoryError`, or an
+    allocator's RuntimeError (the CPU's "can't allocate memory", MPS's "out of memory")."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
+
+
+def memory_error(exc: BaseException, device: str) -> str:
+    """A trial's out-of-memory error in one line, with what its device had (on a GPU: this
+    process's peak and the device's free memory, which other packed trials share)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    where = f"out of memory on {device}: {type(exc).__name__}: {first}"
+    if device.startswith("cuda") and torch.cuda.is_available():
+        try:
+            free, total = torch.cuda.mem_get_info(torch.device(device))
+            peak = torch.cuda.max_memory_allocated(torch.device(device))
+        except Exception:  # the device's state after an error: best effort
+            return where
+        gib = 2.0 ** 30
+        where += (f" (this trial's process held at most {peak / gib:.2f} GiB; the device has "
+                  f"{free / gib:.2f} GiB free of {total / gib:.2f})")
+    return where

@@ -21,7 +21,8 @@ from tuner.schedules import build_schedule, current_lr
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, TrainingSpec
 
-StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "failed", "timeout"]
+StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "failed", "timeout",
+                     "out_of_memory"]
 
 
 def resolve_device(preference: str = "auto", assigned: torch.device | None = None) -> torch.device:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,11 +64,14 @@ class TrialRecord(BaseModel):
 
 
 # Stop reasons of a failed trial that the infrastructure caused, not the configuration: its
-# worker died (heartbeat stale) or the database failed under it. Such a trial is run again and
-# does not count against the job's allowance of failures.
+# worker died (heartbeat stale), the database failed under it, or its device ran out of memory
+# the first time it ran (trials packed on one GPU share its memory: another trial may have held
+# it). Such a trial is run again and does not count against the job's allowance of failures; a
+# configuration out of memory again on its second run is a plain failure (it needs more).
 WORKER_LOST = "worker_lost"
 DB_ERROR = "db_error"
-INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
+OUT_OF_MEMORY: Final = "out_of_memory"
+INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR, OUT_OF_MEMORY)
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
 STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)

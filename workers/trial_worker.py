@@ -3,10 +3,12 @@ the job's budget is spent or the job is stopping."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,19 +111,34 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
             return take_ticket(s, cfg.job_id, cfg.owner)
 
     try:
-        return _trials(cfg, study, run, ticket, recorder, where)
+        return _trials(cfg, study, run, ticket, recorder, where,
+                       after_trial=release_memory if device.type == "cuda" else None)
     finally:
         storage.engine.dispose()  # Ray reuses this process: leave no pool behind
         dispose_engines()
 
 
+def release_memory() -> None:
+    """After a trial on a GPU: free what the trial left (its model, optimizer state, and an
+    error's frames) and give the allocator's cache back to the device, so that the trials
+    packed beside this worker (fractional gpus_per_trial) can use it; Ray keeps this process
+    for the next trial, and PyTorch would otherwise keep the memory reserved in it."""
+    import torch
+
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
 def _trials(cfg: WorkerConfig, study: optuna.Study, run: Any, ticket: Any,
-            recorder: TrialRecorder, where: dict[str, Any]) -> dict[str, Any]:
+            recorder: TrialRecorder, where: dict[str, Any],
+            after_trial: Callable[[], None] | None = None) -> dict[str, Any]:
     done, errors = 0, 0
     while with_retries(ticket, what="take a trial ticket"):
         try:
             study.optimize(run, n_trials=1, callbacks=[recorder],
                            catch=(Exception,), gc_after_trial=False)
+            if after_trial is not None:
+                after_trial()
         except Exception as exc:
             # Outside a trial (Optuna's storage: a dropped connection, a locked SQLite file).
             # The dispatcher reconciles the budget, so the ticket is not lost; back off and go

@@ -15,9 +15,13 @@ from tuner.attrs import ATTR_RECORD
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.trials import record_trial, recorded_numbers
-from tuner.trial import DB_ERROR, WORKER_LOST, TrialRecord
+from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
 _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+RUN_AGAIN = (DB_ERROR, OUT_OF_MEMORY)  # failures the recorder enqueues again, once
+OUT_OF_MEMORY_AGAIN = ("out of memory again on its second run: this configuration needs more "
+                       "memory than the device leaves it (lower training.batch_size, or give "
+                       "each trial more of a GPU: resources.gpus_per_trial)")
 
 # What a failed trial's detail says when the dispatcher ended it and its worker left no word.
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
@@ -68,17 +72,21 @@ class TrialRecorder:
 
     def write(self, t: FrozenTrial, *, reason: str | None = None,
               study: optuna.Study | None = None) -> bool:
-        """Record `t` (once). With `study`: a trial the database failed (`db_error`) is enqueued
-        again with the same configuration when it is first recorded, so it runs exactly once
-        more whoever records it (the worker's callback or the dispatcher's sync)."""
+        """Record `t` (once). With `study`: a trial the database failed (`db_error`), or that
+        ran out of memory (`out_of_memory`), is enqueued again with the same configuration when
+        it is first recorded, so it runs exactly once more whoever records it (the worker's
+        callback or the dispatcher's sync). A trial that was itself such a second run and runs
+        out of memory is a plain failure: its configuration needs more than the device has."""
         rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = REASONS.get(reason, reason)
+        if rec.stop_reason == OUT_OF_MEMORY and rec.retry_of is not None:
+            rec.stop_reason, rec.detail = "failed", f"{rec.detail}; {OUT_OF_MEMORY_AGAIN}"
         new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
                              what=f"record trial {t.number} of job {self.job_id}")
-        if new and study is not None and rec.stop_reason == DB_ERROR:
+        if new and study is not None and rec.stop_reason in RUN_AGAIN:
             with_retries(lambda: _RETRY(study, t), what=f"enqueue trial {t.number} again")
         if new and self.on_recorded is not None:
             self.on_recorded(rec)

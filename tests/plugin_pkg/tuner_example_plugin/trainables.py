@@ -5,6 +5,8 @@ device and the seed, and decides about pruning and divergence through `ctx.repor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
@@ -78,3 +80,19 @@ def crashes(ctx: TrialContext) -> None:
         if epoch == 2:
             raise ValueError("the team's loader lost its shard")
         ctx.report(0.5, train_loss=1.0)
+
+
+def memory_hungry(ctx: TrialContext) -> None:
+    """A loop whose device runs out of memory: it asks for 256 TiB, which the allocator
+    refuses (a real allocation failure, on any device). `marker` (a path): only while that
+    file does not exist, so the first run creates it and fails and every later run trains as
+    `digits_loop` does (memory another packed trial held, then gave back); without it, always."""
+    marker = ctx.params.get("marker")
+    if not marker or not Path(marker).exists():
+        if marker:
+            Path(marker).touch()
+        torch.empty(2**48, dtype=torch.uint8, device=ctx.device)
+    digits_loop(ctx)
+
+
+memory_hungry.features = digits_loop.features  # type: ignore[attr-defined]
