@@ -149,8 +149,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     for r in rec.get("not_ranked") or []:
         ev = r["evidence"]
         best = ev.get("best_intermediate_value")
+        oom = ev.get("n_out_of_memory") or 0
         out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} "
-                  f"{'trial' if ev['n_trials'] == 1 else 'trials'}, none complete "
+                  f"{'trial' if ev['n_trials'] == 1 else 'trials'}, none complete"
+                  + (f", {oom} out of memory" if oom else "") + " "
                   f"(stopped by epoch {ev['max_stop_epoch']}"
                   + (f", best intermediate value {fmt(best)})" if best is not None else ")")
                   + (": already as good as a leader, may be as good as the leaders"

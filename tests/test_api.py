@@ -582,6 +582,14 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
                           **single})
     shown = capsys.readouterr().out  # no repeats: a range, not a confidence interval
     assert "0.95 (range 0.95-0.95, no repeats)" in shown and "noise: none: no configuration" in shown
+    # a family tried but never complete says how many of its trials ran out of memory
+    oom = rank_families(confirmed("adam", [0.95]), "maximize", incomplete={"adamw": {
+        "n_trials": 2, "n_failed": 2, "n_out_of_memory": 2, "max_stop_epoch": 0}})
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **oom})
+    shown = capsys.readouterr().out
+    assert "not ranked: adamw: 2 trials, none complete, 2 out of memory (stopped by epoch 0)" \
+        in shown
 
 
 def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:

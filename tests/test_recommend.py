@@ -90,6 +90,24 @@ def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -
         in r["summary"]
 
 
+def test_a_family_whose_every_trial_ran_out_of_memory_is_said_unmeasured() -> None:
+    """adamw's trials all ran out of memory on their device (its state beside the model, say):
+    the answer names it as never measured, and what may let it run; a family with one trial out
+    of memory among others is not named so."""
+    hist = confirmed("adam", [0.95, 0.952, 0.948]) + confirmed("sgd", [0.90, 0.905, 0.895])
+    r = rank_families(hist, "maximize", incomplete={
+        "adamw": {"n_trials": 2, "n_failed": 2, "n_out_of_memory": 2, "max_stop_epoch": 0},
+        "nadam": {"n_trials": 3, "n_pruned": 2, "n_failed": 1, "n_out_of_memory": 1,
+                  "max_stop_epoch": 2}})
+    assert r["verdict"] == "winner"
+    assert "every trial ran out of memory on its device, so nothing is known of their value " \
+           "on this task: adamw (a smaller training.batch_size, or more of a GPU per trial, " \
+           "resources.gpus_per_trial, may let them run)" in r["summary"], r["summary"]
+    r = rank_families(hist, "maximize", incomplete={
+        "nadam": {"n_trials": 3, "n_pruned": 2, "n_failed": 1, "n_out_of_memory": 1}})
+    assert "out of memory" not in r["summary"]
+
+
 def test_one_run_gets_the_t_quantile_of_the_noise_estimates_degrees_of_freedom() -> None:
     """The noise is estimated from adam's three runs (2 degrees of freedom): sgd's one run is
     known to within 4.30 sigma, not 1.96 (with 1.96, sgd's interval [0.870, 0.910] cleared

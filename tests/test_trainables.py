@@ -175,9 +175,12 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     """Trials packed on one GPU share its memory, so a trial may find it held by another: its
     device refusing an allocation (a real one, on the CPU here) fails the trial as
     `out_of_memory`, not against the job's failures, and its configuration runs again once. A
-    configuration out of memory on its second run too is a plain failure that says what to do,
-    and a job whose every configuration needs too much ends instead of retrying forever."""
+    configuration out of memory on its second run too counts as a failure and says what to do,
+    a job whose every configuration needs too much ends instead of retrying forever, and the
+    answer says that the family was never measured, and why."""
     from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
+    from tuner.recommendations import recommend
+    from tuner.store.db import session_factory
 
     job_id = queue(migrated_url, _hungry(tmp_path / "ran", 2))
     dispatcher(migrated_url).run(once=True)
@@ -199,9 +202,18 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     job = job_of(migrated_url, job_id)
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     assert job.status == "failed" and "out of memory" in (job.error or ""), (job.status, job.error)
-    assert all(r.state == "failed" for r in recs), recs
+    assert {(r.state, r.stop_reason) for r in recs} == {("failed", "out_of_memory")}, recs
     firsts = [r for r in recs if r.retry_of is None]
     seconds = [r for r in recs if r.retry_of is not None]
-    assert {r.stop_reason for r in firsts} == {"out_of_memory"}
-    assert len(seconds) == len(firsts) and {r.stop_reason for r in seconds} == {"failed"}
+    # each configuration ran twice; the job's one allowed failure, then one more, ended it
+    assert len(seconds) == len(firsts) == 2, recs
     assert all("out of memory again on its second run" in r.detail for r in seconds)
+    assert not any("again" in r.detail for r in firsts)
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, job.team_id, task_id=job.task_id)
+    # nothing completed on this task: the answer is a prediction from the team's similar task
+    # (the first job's), and it says that adam ran out of memory on this one
+    assert rec["method"] == "transfer" and rec["not_ranked"][0]["optimizer"] == "adam"
+    assert rec["not_ranked"][0]["evidence"]["n_out_of_memory"] == 4
+    assert "every trial ran out of memory on its device, so nothing is known of their value " \
+           "on this task: adam" in rec["summary"], rec["summary"]

@@ -598,6 +598,18 @@ def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:
     return "the same expected value, interval and optimizer state: listed by name"
 
 
+def out_of_memory_note(not_ranked: Sequence[dict[str, Any]]) -> str:
+    """'; every trial ran out of memory ...: adam, ...' for the families tried on the task
+    whose every trial ran out of memory on its device (never measured), else ''."""
+    no_room = [n["optimizer"] for n in not_ranked
+               if 0 < n["evidence"].get("n_trials", 0) <= n["evidence"].get("n_out_of_memory", 0)]
+    if not no_room:
+        return ""
+    return (f"; every trial ran out of memory on its device, so nothing is known of their value "
+            f"on this task: {', '.join(no_room)} (a smaller training.batch_size, or more of a "
+            f"GPU per trial, resources.gpus_per_trial, may let them run)")
+
+
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = (), repeated: bool = False,
@@ -622,6 +634,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         tail = "; never completed a trial: " + ", ".join(
             f"{n['optimizer']} ({_trials(n['evidence'].get('n_trials', 0))}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
+    tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
     if close:
         tail += ("; stopped before completing, yet already as good as a leader's expected value, "

@@ -29,6 +29,7 @@ from tuner.errors import SpecError
 from tuner.recommend import (
     CORPUS_MIN_SIMILARITY,
     TaskProfile,
+    out_of_memory_note,
     prior_ranking,
     rank_families,
     scale_lr_for_batch,
@@ -247,9 +248,12 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
     if query is not None:
         out = _team_transfer(s, team_id, query, metric) or _corpus_transfer(query, metric)
         if out is not None:
-            return {**base, **out, "not_ranked": tried}
+            return {**base, **out, "not_ranked": tried,
+                    "summary": str(out.get("summary") or "") + out_of_memory_note(tried)}
+    prior = prior_ranking()
     return {**base, "method": "prior", "source": "literature defaults", "metric": metric,
-            "start_from": None, **prior_ranking(), "not_ranked": tried}
+            "start_from": None, **prior, "not_ranked": tried,
+            "note": prior["note"] + out_of_memory_note(tried)}
 
 
 def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: str | None,

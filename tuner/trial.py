@@ -64,14 +64,15 @@ class TrialRecord(BaseModel):
 
 
 # Stop reasons of a failed trial that the infrastructure caused, not the configuration: its
-# worker died (heartbeat stale), the database failed under it, or its device ran out of memory
-# the first time it ran (trials packed on one GPU share its memory: another trial may have held
-# it). Such a trial is run again and does not count against the job's allowance of failures; a
-# configuration out of memory again on its second run is a plain failure (it needs more).
+# worker died (heartbeat stale) or the database failed under it. Such a trial is run again and
+# does not count against the job's allowance of failures. So is a trial whose device ran out of
+# memory (`out_of_memory`) on its configuration's first run (trials packed on one GPU share its
+# memory: another trial may have held it); out of memory again on the run that retried it
+# (`retry_of` set), it counts: its configuration needs more than the device has.
 WORKER_LOST = "worker_lost"
 DB_ERROR = "db_error"
 OUT_OF_MEMORY: Final = "out_of_memory"
-INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR, OUT_OF_MEMORY)
+INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
 STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)

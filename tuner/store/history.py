@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Text, and_, cast, delete, func, select
+from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from tuner.recommend import HistoryTrial, TaskProfile
 from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow
-from tuner.trial import config_key
+from tuner.trial import OUT_OF_MEMORY, config_key
 
 log = logging.getLogger(__name__)
 DbSession = Session  # the session type, for the layers above the store (which import no SQL)
@@ -220,20 +220,23 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                         budget: Budget | None = None,
                         exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per family, its trials that did not complete (pruned, diverged, failed): how many of
-    each, the last epoch any reached, and the best intermediate value (a pruned trial's value is
-    its best-so-far when it was stopped). The caller keeps the families with no complete trial."""
+    each (and of the failed, how many ran out of memory on their device), the last epoch any
+    reached, and the best intermediate value (a pruned trial's value is its best-so-far when it
+    was stopped). The caller keeps the families with no complete trial."""
     best = func.max(TrialRow.value) if direction == "maximize" else func.min(TrialRow.value)
+    oom = func.sum(case((TrialRow.stop_reason == OUT_OF_MEMORY, 1), else_=0))
     q = (select(TrialRow.optimizer, TrialRow.state, func.count(), func.max(TrialRow.stop_step),
-                best)
+                best, oom)
          .join(Job, TrialRow.job_id == Job.id)
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete")
          .group_by(TrialRow.optimizer, TrialRow.state))
     out: dict[str, dict[str, Any]] = {}
-    for opt, state, n, stop, value in s.execute(q).all():
+    for opt, state, n, stop, value, n_oom in s.execute(q).all():
         e = out.setdefault(str(opt), {"n_trials": 0, "n_pruned": 0, "n_diverged": 0,
-                                      "n_failed": 0, "max_stop_epoch": 0,
+                                      "n_failed": 0, "n_out_of_memory": 0, "max_stop_epoch": 0,
                                       "best_intermediate_value": None})
         e["n_trials"] += n
+        e["n_out_of_memory"] += int(n_oom or 0)
         e[f"n_{state}"] = e.get(f"n_{state}", 0) + n
         e["max_stop_epoch"] = max(e["max_stop_epoch"], int(stop or 0))
         cur = e["best_intermediate_value"]

@@ -18,7 +18,6 @@ from tuner.store.trials import record_trial, recorded_numbers
 from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
 _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-RUN_AGAIN = (DB_ERROR, OUT_OF_MEMORY)  # failures the recorder enqueues again, once
 OUT_OF_MEMORY_AGAIN = ("out of memory again on its second run: this configuration needs more "
                        "memory than the device leaves it (lower training.batch_size, or give "
                        "each trial more of a GPU: resources.gpus_per_trial)")
@@ -75,18 +74,21 @@ class TrialRecorder:
         """Record `t` (once). With `study`: a trial the database failed (`db_error`), or that
         ran out of memory (`out_of_memory`), is enqueued again with the same configuration when
         it is first recorded, so it runs exactly once more whoever records it (the worker's
-        callback or the dispatcher's sync). A trial that was itself such a second run and runs
-        out of memory is a plain failure: its configuration needs more than the device has."""
+        callback or the dispatcher's sync). Out of memory on a run that retried another trial,
+        it is not run again, and counts against the job's failures (`counted_failures`): its
+        configuration needs more than the device has."""
         rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = REASONS.get(reason, reason)
+        again = rec.stop_reason == DB_ERROR or (rec.stop_reason == OUT_OF_MEMORY
+                                                 and rec.retry_of is None)
         if rec.stop_reason == OUT_OF_MEMORY and rec.retry_of is not None:
-            rec.stop_reason, rec.detail = "failed", f"{rec.detail}; {OUT_OF_MEMORY_AGAIN}"
+            rec.detail = f"{rec.detail}; {OUT_OF_MEMORY_AGAIN}"
         new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
                              what=f"record trial {t.number} of job {self.job_id}")
-        if new and study is not None and rec.stop_reason in RUN_AGAIN:
+        if new and study is not None and again:
             with_retries(lambda: _RETRY(study, t), what=f"enqueue trial {t.number} again")
         if new and self.on_recorded is not None:
             self.on_recorded(rec)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
-from tuner.trial import INFRA_FAILURES, STEP_FIELDS, TRIAL_FIELDS, TrialRecord
+from tuner.trial import INFRA_FAILURES, OUT_OF_MEMORY, STEP_FIELDS, TRIAL_FIELDS, TrialRecord
 
 
 def _num(v: Any) -> float | None:
@@ -55,10 +55,13 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
 
 def counted_failures(s: Session, job_id: str) -> int:
     """Failed trials that count against the job's allowance: not those the infrastructure
-    failed (`INFRA_FAILURES`: they are run again)."""
+    failed (`INFRA_FAILURES`, and a configuration's first run out of memory: they are run
+    again)."""
+    reason = func.coalesce(TrialRow.stop_reason, "failed")
     return s.scalar(select(func.count()).where(
         TrialRow.job_id == job_id, TrialRow.state == "failed",
-        func.coalesce(TrialRow.stop_reason, "failed").not_in(INFRA_FAILURES))) or 0
+        not_(or_(reason.in_(INFRA_FAILURES),
+                 and_(reason == OUT_OF_MEMORY, TrialRow.retry_of.is_(None)))))) or 0
 
 
 def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:

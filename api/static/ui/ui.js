@@ -276,7 +276,9 @@ async function taskPage() {
     el("td", {}, String(n.evidence.n_trials)),
     el("td", {}, String(n.evidence.max_stop_epoch)),
     el("td", {}, n.evidence.best_intermediate_value != null ? fmt(n.evidence.best_intermediate_value) : "-"),
-    el("td", {}, n.may_lead ? "already as good as a leader: may be as good as the leaders" : ""))));
+    el("td", {}, [n.may_lead ? "already as good as a leader: may be as good as the leaders" : "",
+      n.evidence.n_out_of_memory ? `${n.evidence.n_out_of_memory} out of memory on the device` : ""]
+      .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
   notTried.hidden = !(rec.not_tried || []).length;
   notTried.textContent = `Not tried on this task at this budget (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
