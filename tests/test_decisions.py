@@ -10,6 +10,8 @@ import pytest
 
 from workers.decisions import (
     MAX_WORKER_ERRORS,
+    STALL_MIN,
+    Progress,
     Stopping,
     conclusion,
     next_step,
@@ -102,3 +104,25 @@ def test_conclusion() -> None:
         "failed", "no trial completed (1 diverged, 3 pruned)")
     assert conclusion(None, done=4, failed=0, complete=1, diverged=3, **kw) == ("completed",
                                                                                  None)
+
+
+def test_a_trial_is_stalled_after_five_times_the_longest_epoch_wait_and_never_too_soon() -> None:
+    s = timedelta(seconds=1)
+    p = Progress()
+    p.observe({0: 0, 1: 0}, T0)
+    # no epoch seen yet in the job: no limit (a first epoch may take an hour), unless given
+    assert p.stalled(T0 + 10 * STALL_MIN, None) == {}
+    assert p.stalled(T0 + 4 * s, 3.0) == {0: 4 * s, 1: 4 * s}
+    p.observe({0: 1, 1: 0}, T0 + 100 * s)  # trial 0's first epoch took 100 s
+    p.observe({0: 2, 1: 0}, T0 + 160 * s)
+    assert p.longest == 100 * s and p.limit(None) == STALL_MIN  # 5 x 100 s < 10 minutes
+    p.observe({0: 2, 1: 1}, T0 + 400 * s)  # trial 1's first epoch: 400 s, the longest
+    assert p.limit(None) == 2000 * s
+    assert p.stalled(T0 + 2160 * s, None) == {}  # trial 0 at exactly the limit
+    assert p.stalled(T0 + 2161 * s, None) == {0: 2001 * s}
+    assert p.stalled(T0 + 2401 * s, None) == {0: 2241 * s, 1: 2001 * s}
+    # a trial that ended is forgotten; one seen first mid-way (a dispatcher taking the job
+    # over) is timed from then, and a retried trial number starts again
+    p.observe({1: 1, 2: 5}, T0 + 2300 * s)
+    assert set(p.seen) == {1, 2} and p.seen[2] == (5, T0 + 2300 * s)
+    assert p.stalled(T0 + 2401 * s, None) == {1: 2001 * s}

@@ -161,6 +161,15 @@ def test_the_hugging_face_trainer_through_the_service(migrated_url: str) -> None
     assert job.task.model_name == "trainable:hf_text_trainer"
 
 
+def _ran(url: str, spec: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """Queue a job, run it through a dispatcher on the test's Ray; the job and its records."""
+    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
+
+    job_id = queue(url, spec)
+    dispatcher(url).run(once=True)
+    return job_of(url, job_id), assert_consistent_with_optuna(url, job_id)
+
+
 def _hungry(marker: Path | None, n_trials: int) -> dict[str, Any]:
     params = {"marker": str(marker)} if marker else {}
     return {"task": {"trainable": {"name": "memory_hungry", "params": params}},
@@ -178,15 +187,11 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     configuration out of memory on its second run too counts as a failure and says what to do,
     a job whose every configuration needs too much ends instead of retrying forever, and the
     answer says that the family was never measured, and why."""
-    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
     from tuner.recommendations import recommend
     from tuner.store.db import session_factory
 
-    job_id = queue(migrated_url, _hungry(tmp_path / "ran", 2))
-    dispatcher(migrated_url).run(once=True)
-    job = job_of(migrated_url, job_id)
+    job, recs = _ran(migrated_url, _hungry(tmp_path / "ran", 2))
     assert job.status == "completed", job.error
-    recs = assert_consistent_with_optuna(migrated_url, job_id)
     first = recs[0]
     assert (first.state, first.stop_reason) == ("failed", "out_of_memory"), first
     assert "out of memory on cpu" in first.detail and "can't allocate memory" in first.detail
@@ -197,10 +202,7 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     # retry's result); the out-of-memory one took none of it
     assert [r.state == "failed" for r in recs] == [True, False, False], recs
 
-    job_id = queue(migrated_url, _hungry(None, 1))
-    dispatcher(migrated_url).run(once=True)
-    job = job_of(migrated_url, job_id)
-    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    job, recs = _ran(migrated_url, _hungry(None, 1))
     assert job.status == "failed" and "out of memory" in (job.error or ""), (job.status, job.error)
     assert {(r.state, r.stop_reason) for r in recs} == {("failed", "out_of_memory")}, recs
     firsts = [r for r in recs if r.retry_of is None]
@@ -217,3 +219,24 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     assert rec["not_ranked"][0]["evidence"]["n_out_of_memory"] == 4
     assert "every trial ran out of memory on its device, so nothing is known of their value " \
            "on this task: adam" in rec["summary"], rec["summary"]
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_stalled_trial_is_stopped_and_its_job_goes_on(migrated_url: str, tmp_path: Path) -> None:
+    """A trial that hangs after its first epoch, its process alive (its heartbeat goes on, so
+    Optuna never calls it stale): without a stall check its job would never end. The
+    dispatcher stops its worker after `budget.stall_s` without an epoch, records it `stalled`
+    with the epoch it reported, starts another worker, and the job completes its budget."""
+    spec = {**_hungry(None, 2), "task": {"trainable": {
+        "name": "hangs", "params": {"marker": str(tmp_path / "hung")}}}}
+    spec["budget"] = {**spec["budget"], "stall_s": 3}
+    spec["search"] = {**spec["search"], "pruner": "none"}  # both trials after it complete
+    job, recs = _ran(migrated_url, spec)
+    assert job.status == "completed", job.error
+    hung = recs[0]
+    assert (hung.state, hung.stop_reason) == ("failed", "stalled"), hung
+    assert hung.detail.startswith("stalled: no epoch reported for ") and \
+        "(limit 3 s: budget.stall_s); its worker was stopped" in hung.detail, hung.detail
+    assert [st.step for st in hung.steps] == [1]  # the epoch it reported is kept
+    assert [r.state for r in recs] == ["failed", "complete", "complete"], recs  # then its budget
+    assert all(r.retry_of is None for r in recs)  # a hang is not run again

@@ -12,11 +12,16 @@ A job's life on one dispatcher:
     watching --deadline passed---> timeout --grace over--> (workers killed) --> conclude
     watching --no worker, no running trial--> refill (launch, or conclude when nothing is left)
     any --lease lost or job final elsewhere--> leave (kill our workers, touch nothing else)
+
+Beside that, each running trial's epochs are watched (`Progress`): a trial that goes too long
+without reporting one is stalled (a hung data loader, a deadlocked collective, a team loop
+waiting on a lock); the dispatcher stops its worker, fails it `stalled` and starts another, so
+a hung trial never holds its job forever.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
@@ -24,6 +29,11 @@ CANCELLED: Final = "cancelled"
 TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
+# Without budget.stall_s, a trial is stalled after this many times the longest wait for an
+# epoch the job has seen (any trial's, its first epoch included), and never before STALL_MIN.
+STALL_FACTOR = 5
+STALL_MIN = timedelta(minutes=10)
+STALLED: Final = "stalled"
 
 
 @dataclass(frozen=True)
@@ -105,3 +115,43 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
     if reason == TIMEOUT:
         return "completed", f"timeout: {done} of {total} trials finished"
     return "completed", None
+
+
+@dataclass
+class Progress:
+    """The epochs of a job's running trials as one dispatcher saw them, tick by tick: each
+    trial's count of reported epochs and when that count was first seen, and the longest wait
+    for an epoch seen in the job. A trial first seen mid-way (a dispatcher taking a job over)
+    is timed from then: it is never stalled sooner than it should be."""
+
+    seen: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    longest: timedelta | None = None
+
+    def observe(self, running: dict[int, int], now: datetime) -> None:
+        """`running`: each running trial's number and the epochs it has reported."""
+        for number, epochs in running.items():
+            prev = self.seen.get(number)
+            if prev is None or epochs < prev[0]:
+                self.seen[number] = (epochs, now)
+            elif epochs > prev[0]:
+                wait = now - prev[1]
+                self.longest = wait if self.longest is None else max(self.longest, wait)
+                self.seen[number] = (epochs, now)
+        for number in set(self.seen) - set(running):
+            del self.seen[number]
+
+    def limit(self, stall_s: float | None) -> timedelta | None:
+        """How long a trial may go without an epoch: `stall_s` when given, else STALL_FACTOR x
+        the longest wait seen, at least STALL_MIN; None (no limit yet) until an epoch is seen."""
+        if stall_s is not None:
+            return timedelta(seconds=stall_s)
+        if self.longest is None:
+            return None
+        return max(STALL_MIN, STALL_FACTOR * self.longest)
+
+    def stalled(self, now: datetime, stall_s: float | None) -> dict[int, timedelta]:
+        """The running trials past the limit, with how long each has gone without an epoch."""
+        limit = self.limit(stall_s)
+        if limit is None:
+            return {}
+        return {n: now - since for n, (_, since) in self.seen.items() if now - since > limit}

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner import mlflow_log
-from tuner.attrs import ATTR_WORKER, STUDY_SEEDS_USED
+from tuner.attrs import ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
@@ -43,7 +43,17 @@ from tuner.store.jobs import (
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
 from tuner.store.trials import first_failure, refresh_counters
-from workers.decisions import CANCELLED, Stopping, conclusion, next_step, on_job_row
+from workers.decisions import (
+    CANCELLED,
+    STALL_FACTOR,
+    STALL_MIN,
+    STALLED,
+    Progress,
+    Stopping,
+    conclusion,
+    next_step,
+    on_job_row,
+)
 from workers.trial_worker import WorkerConfig, provenance, remote_worker
 
 log = logging.getLogger(__name__)
@@ -266,6 +276,7 @@ class Dispatcher:
         cfg, job, spec, study, workers = self.config, w.job, w.spec, w.study, w.workers
         worker_errors: list[str] = []
         stopping = Stopping()
+        progress = Progress()
         last_running = -1
         self._launch(w)
         while True:
@@ -294,6 +305,15 @@ class Dispatcher:
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
+            progress.observe({t.number: len(t.intermediate_values) for t in in_flight},
+                             cfg.clock())
+            stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
+                if stopping.reason is None else {}
+            if stalled:
+                stopped: int = with_retries(partial(self._stop_stalled, w, in_flight, stalled,
+                                                    progress), what="stop stalled trials")
+                if stopped:
+                    self._launch(w)  # in their place (their tickets came back)
             w.recorder.sync(study, trials)
             if len(in_flight) != last_running:  # workers keep the other counters current
                 last_running = len(in_flight)
@@ -530,6 +550,47 @@ class Dispatcher:
             log.warning("trial %d never started on its worker; failing and retrying it", t.number)
             if handler is not None:
                 handler(study, storage.get_trial(t._trial_id))
+
+    def _stop_stalled(self, w: _Watch, in_flight: list[FrozenTrial],
+                      stalled: dict[int, timedelta], progress: Progress) -> int:
+        """Stop the workers of the trials that went too long without an epoch, and fail those
+        trials `stalled` (recorded with the epochs they reported; not run again: a
+        configuration that hangs would hang again). Returns how many were stopped."""
+        import ray
+
+        storage = w.study._storage
+        stall_s = w.spec.budget.stall_s
+        limit = progress.limit(stall_s)
+        assert limit is not None
+        rule = "budget.stall_s" if stall_s is not None else (
+            f"{STALL_FACTOR} x the longest wait for an epoch seen in this job "
+            f"({(progress.longest or timedelta()).total_seconds():.1f} s), at least "
+            f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
+        by_task = {ref.task_id().hex(): ref for ref in w.workers}
+        n = 0
+        for t in in_flight:
+            if t.number not in stalled:
+                continue
+            ref = by_task.get(str((t.user_attrs.get(ATTR_WORKER) or {}).get("task")))
+            if ref is None:
+                continue  # its worker is not ours, or not known yet: the heartbeat check owns it
+            ray.cancel(ref, force=True)
+            w.workers.remove(ref)
+            detail = (f"stalled: no epoch reported for {stalled[t.number].total_seconds():.0f} s "
+                      f"(limit {limit.total_seconds():.0f} s: {rule}); its worker was stopped "
+                      f"and another started in its place")
+            try:
+                storage.set_trial_user_attr(t._trial_id, ATTR_RECORD,
+                                            {"stop_reason": STALLED, "detail": detail})
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            except Exception as exc:  # it finished as its worker was stopped (or a blip)
+                if transient(exc):
+                    raise
+                continue
+            log.warning("job %s: trial %d %s", w.job.id, t.number, detail)
+            w.recorder.write(storage.get_trial(t._trial_id))
+            n += 1
+        return n
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
         """Trials whose workers were killed on purpose end failed with `reason`, and so do the

@@ -72,8 +72,11 @@ def assigned_device(gpu_ids: list[Any]) -> str:
     return "cuda" if gpu_ids else "cpu"
 
 
-def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
-    """Take a budget ticket, run one trial, repeat. Returns what this worker did."""
+def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
+               ) -> dict[str, Any]:
+    """Take a budget ticket, run one trial, repeat. Returns what this worker did. `task_id`:
+    this Ray task's, recorded on each trial (`worker.task`), so that the dispatcher can stop
+    the worker of a stalled trial."""
     import torch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -95,7 +98,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any]) -> dict[str, Any]:
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device, data_scope=team, made_from=made_from)
-    where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device)}
+    where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device),
+             "task": task_id}
 
     def run(trial: optuna.Trial) -> float:
         with_retries(lambda: trial.set_user_attr(ATTR_WORKER, where), what="mark the trial")
@@ -163,6 +167,6 @@ def remote_worker() -> Any:
     @ray.remote(max_retries=3, retry_exceptions=False)
     def trial_worker(cfg: WorkerConfig) -> dict[str, Any]:
         logging.basicConfig(level=logging.WARNING)
-        return run_worker(cfg, list(ray.get_gpu_ids()))
+        return run_worker(cfg, list(ray.get_gpu_ids()), ray.get_runtime_context().get_task_id())
 
     return trial_worker

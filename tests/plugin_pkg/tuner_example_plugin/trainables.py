@@ -5,6 +5,7 @@ device and the seed, and decides about pruning and divergence through `ctx.repor
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import torch
@@ -96,3 +97,21 @@ def memory_hungry(ctx: TrialContext) -> None:
 
 
 memory_hungry.features = digits_loop.features  # type: ignore[attr-defined]
+
+
+def hangs(ctx: TrialContext) -> None:
+    """A loop that hangs after its first epoch (a data loader deadlocked, a collective waiting
+    on a peer that died): it waits forever, its process alive and idle. `marker` (a path): only
+    while that file does not exist, so the first run creates it and hangs and every later run
+    trains as `digits_loop` does."""
+    marker = ctx.params.get("marker")
+    if not marker or not Path(marker).exists():
+        if marker:
+            Path(marker).touch()
+        for _ in ctx.epochs():
+            ctx.report(0.5, train_loss=1.0)
+            threading.Event().wait()
+    digits_loop(ctx)
+
+
+hangs.features = digits_loop.features  # type: ignore[attr-defined]
