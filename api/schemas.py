@@ -77,6 +77,9 @@ class JobPublic(JobBrief):
     best: TrialSummary | None = Field(description="the best complete trial (without its steps)")
     by_optimizer: list[FamilyCounts]
     spec: dict[str, Any]
+    failed_reasons: dict[str, int] = Field(default_factory=dict, description=(
+        "the failed trials by stop reason, most first: failed (the trial raised), "
+        "out_of_memory, stalled, worker_lost, db_error, cancelled"))
 
 
 class JobsPublic(BaseModel):

@@ -64,9 +64,10 @@ def print_job(summary: dict[str, Any]) -> None:
     out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
               + (f"  ({summary['error']})" if summary["error"] else ""))
     out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
+    why = ", ".join(f"{n} {reason}" for reason, n in (summary.get("failed_reasons") or {}).items())
     out.print(f"progress: {p['done']}/{p['n_trials']} done ({p['complete']} complete, "
-              f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed, "
-              f"{p['running']} running")
+              f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed"
+              + (f" ({why})" if why else "") + f", {p['running']} running", highlight=False)
     c = summary.get("confirmation") or {}
     if c.get("note"):
         out.print(c["note"], highlight=False)

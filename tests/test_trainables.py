@@ -189,6 +189,7 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     answer says that the family was never measured, and why."""
     from tuner.recommendations import recommend
     from tuner.store.db import session_factory
+    from tuner.store.jobs import job_summary
 
     job, recs = _ran(migrated_url, _hungry(tmp_path / "ran", 2))
     assert job.status == "completed", job.error
@@ -212,6 +213,8 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     assert all("out of memory again on its second run" in r.detail for r in seconds)
     assert not any("again" in r.detail for r in firsts)
     with session_factory(migrated_url)() as s:
+        assert job_summary(s, job)["failed_reasons"] == {"out_of_memory": 4}
+    with session_factory(migrated_url)() as s:
         rec = recommend(s, job.team_id, task_id=job.task_id)
     # nothing completed on this task: the answer is a prediction from the team's similar task
     # (the first job's), and it says that adam ran out of memory on this one
@@ -222,7 +225,9 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
 
 
 @pytest.mark.usefixtures("ray_session")
-def test_a_stalled_trial_is_stopped_and_its_job_goes_on(migrated_url: str, tmp_path: Path) -> None:
+def test_a_stalled_trial_is_stopped_and_its_job_goes_on(
+        migrated_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A trial that hangs after its first epoch, its process alive (its heartbeat goes on, so
     Optuna never calls it stale): without a stall check its job would never end. The
     dispatcher stops its worker after `budget.stall_s` without an epoch, records it `stalled`
@@ -240,3 +245,15 @@ def test_a_stalled_trial_is_stopped_and_its_job_goes_on(migrated_url: str, tmp_p
     assert [st.step for st in hung.steps] == [1]  # the epoch it reported is kept
     assert [r.state for r in recs] == ["failed", "complete", "complete"], recs  # then its budget
     assert all(r.retry_of is None for r in recs)  # a hang is not run again
+    # the job says why its trial failed (the API's job, tuner status)
+    from cli.render import print_job
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import job_summary
+
+    with session_factory(migrated_url)() as s:
+        summary = job_summary(s, job)
+    assert summary["failed_reasons"] == {"stalled": 1}
+    monkeypatch.setenv("COLUMNS", "200")
+    print_job(summary)
+    assert "progress: 2/2 done (2 complete, 0 pruned, 0 diverged), 1 failed (1 stalled), " \
+        "0 running" in capsys.readouterr().out

@@ -7,6 +7,7 @@ commit; `upsert_task` only flushes, inside `create_job`'s unit."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -279,14 +280,17 @@ def job_brief(job: Job) -> dict[str, Any]:
 
 
 def job_summary(s: Session, job: Job) -> dict[str, Any]:
-    """Status, progress, best trial and best per optimizer family."""
+    """Status, progress, best trial, best per optimizer family, and the failed trials by
+    their stop reason."""
     from tuner.results import best_per_family
 
     # Every trial row is counted in n_done or n_failed: a job without any skips the query.
     rows = job_trials(s, job.id, with_steps=False) if job.n_done or job.n_failed else []
     best_row = next((t for t in rows if t.number == job.best_trial_number), None)
+    reasons = Counter(t.stop_reason or "failed" for t in rows if t.state == "failed")
     return {
         **job_brief(job), "study_name": job.study_name,
         "best": trial_json(best_row, with_steps=False) if best_row else None,
         "by_optimizer": best_per_family(rows, job.task.direction), "spec": job.spec,
+        "failed_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
     }

@@ -195,6 +195,8 @@ async function jobPage() {
       el("h1", {}, `${j.task.model} / ${j.task.dataset}`),
       el("p", {}, `job ${j.id}: `, el("span", { class: `status ${j.status}` }, j.status),
          ` · ${j.progress.done}/${j.progress.n_trials} trials · best ${j.task.metric} ${fmt(j.progress.best_value)} · `,
+         ...(Object.keys(j.failed_reasons || {}).length ? [el("span", { id: "failed-reasons" },
+           `${j.progress.failed} failed: ${Object.entries(j.failed_reasons).map(([r, n]) => `${n} ${r.replaceAll("_", " ")}`).join(", ")}`), " · "] : []),
          el("a", { href: `/ui/tasks/${j.task.id}` }, "which optimizer for this task?"), " · ",
          el("a", { href: `/v1/jobs/${j.id}/trials?format=csv`, id: "csv-link" }, "trials as CSV")),
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
