@@ -148,6 +148,17 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert browser.find_element("id", "not-tried").text.endswith(", ".join(rec["not_tried"]))
     browser.save_screenshot(str(SHOTS / "ui_task.png"))
 
+    # A job whose trials failed says why on its page (the team's loop asks for more memory
+    # than there is: each configuration runs twice, then the job's allowance is spent).
+    hungry = client.submit({"task": {"trainable": {"name": "memory_hungry"}},
+                            "space": {"optimizers": ["adam"]}, "training": {"epochs": 1},
+                            "search": {"confirm_top_k": 0}, "budget": {"n_trials": 1}})
+    assert client.wait(hungry["id"])["status"] == "failed"
+    _open(browser, f"{service.url}/ui/jobs/{hungry['id']}")
+    assert browser.find_element("id", "failed-reasons").text == "4 failed: 4 out of memory"
+    assert browser.find_element("id", "job-error").text.startswith(
+        "all 4 trials failed: out of memory on cpu: RuntimeError: ")
+
     # Another team's key sees no data: an empty job list, and this job is "not found".
     browser.execute_script("sessionStorage.setItem('tuner-api-key', arguments[0])",
                            service.key_b)

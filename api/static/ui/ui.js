@@ -199,6 +199,7 @@ async function jobPage() {
            `${j.progress.failed} failed: ${Object.entries(j.failed_reasons).map(([r, n]) => `${n} ${r.replaceAll("_", " ")}`).join(", ")}`), " · "] : []),
          el("a", { href: `/ui/tasks/${j.task.id}` }, "which optimizer for this task?"), " · ",
          el("a", { href: `/v1/jobs/${j.id}/trials?format=csv`, id: "csv-link" }, "trials as CSV")),
+      ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
   };
   render(job);
