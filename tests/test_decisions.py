@@ -106,23 +106,27 @@ def test_conclusion() -> None:
                                                                                  None)
 
 
-def test_a_trial_is_stalled_after_five_times_the_longest_epoch_wait_and_never_too_soon() -> None:
+def test_a_worker_is_stalled_after_five_times_the_longest_epoch_wait_and_never_too_soon() -> None:
     s = timedelta(seconds=1)
     p = Progress()
-    p.observe({0: 0, 1: 0}, T0)
+    live = {"a", "b", "c"}
+    p.observe({"a": (0, 0), "b": (1, 0)}, live, T0)  # c: queued for resources, no trial yet
     # no epoch seen yet in the job: no limit (a first epoch may take an hour), unless given
     assert p.stalled(T0 + 10 * STALL_MIN, None) == {}
-    assert p.stalled(T0 + 4 * s, 3.0) == {0: 4 * s, 1: 4 * s}
-    p.observe({0: 1, 1: 0}, T0 + 100 * s)  # trial 0's first epoch took 100 s
-    p.observe({0: 2, 1: 0}, T0 + 160 * s)
+    assert p.stalled(T0 + 4 * s, 3.0) == {"a": (0, 4 * s), "b": (1, 4 * s)}
+    p.observe({"a": (0, 1), "b": (1, 0)}, live, T0 + 100 * s)  # trial 0's first epoch: 100 s
+    p.observe({"a": (0, 2), "b": (1, 0)}, live, T0 + 160 * s)
     assert p.longest == 100 * s and p.limit(None) == STALL_MIN  # 5 x 100 s < 10 minutes
-    p.observe({0: 2, 1: 1}, T0 + 400 * s)  # trial 1's first epoch: 400 s, the longest
+    p.observe({"a": (0, 2), "b": (1, 1)}, live, T0 + 400 * s)  # trial 1's: 400 s, the longest
     assert p.limit(None) == 2000 * s
-    assert p.stalled(T0 + 2160 * s, None) == {}  # trial 0 at exactly the limit
-    assert p.stalled(T0 + 2161 * s, None) == {0: 2001 * s}
-    assert p.stalled(T0 + 2401 * s, None) == {0: 2241 * s, 1: 2001 * s}
-    # a trial that ended is forgotten; one seen first mid-way (a dispatcher taking the job
-    # over) is timed from then, and a retried trial number starts again
-    p.observe({1: 1, 2: 5}, T0 + 2300 * s)
-    assert set(p.seen) == {1, 2} and p.seen[2] == (5, T0 + 2300 * s)
-    assert p.stalled(T0 + 2401 * s, None) == {1: 2001 * s}
+    assert p.stalled(T0 + 2160 * s, None) == {}  # worker a at exactly the limit
+    assert p.stalled(T0 + 2161 * s, None) == {"a": (0, 2001 * s)}
+    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s), "b": (1, 2001 * s)}
+    # a's trial was failed without it (its heartbeat went stale) and a never moved on: a is
+    # still timed from its last epoch; b's next trial is progress; c (never seen with a trial)
+    # is never stalled; a worker that ended is forgotten
+    p.observe({"b": (7, 0)}, live, T0 + 2300 * s)
+    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s)}
+    p.observe({"b": (7, 0)}, {"b", "c"}, T0 + 2400 * s)
+    assert set(p.seen) == {"b"} and p.stalled(T0 + 4000 * s, None) == {}
+    assert p.stalled(T0 + 4401 * s, None) == {"b": (7, 2101 * s)}

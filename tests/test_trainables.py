@@ -257,3 +257,26 @@ def test_a_stalled_trial_is_stopped_and_its_job_goes_on(
     print_job(summary)
     assert "progress: 2/2 done (2 complete, 0 pruned, 0 diverged), 1 failed (1 stalled), " \
         "0 running" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_worker_hung_holding_the_interpreter_is_stopped(migrated_url: str,
+                                                          tmp_path: Path) -> None:
+    """A trial that hangs in a computation that never lets go of the interpreter: its heartbeat
+    thread cannot run, so Optuna fails it as lost (`worker_lost`) and enqueues it again, but
+    its worker is still there, busy forever, and the job would wait for it forever. The
+    dispatcher stops that worker after `budget.stall_s` without progress and starts another,
+    which runs the retry and the rest of the budget."""
+    spec = {**_hungry(None, 2), "task": {"trainable": {
+        "name": "hangs", "params": {"marker": str(tmp_path / "hung"), "hold": True}}}}
+    # longer than the test dispatcher's heartbeat grace (3 s): the trial is failed as lost
+    # first, and only its worker is left to stop
+    spec["budget"] = {**spec["budget"], "stall_s": 8}
+    spec["search"] = {**spec["search"], "pruner": "none"}
+    job, recs = _ran(migrated_url, spec)
+    assert job.status == "completed", job.error
+    lost = recs[0]
+    assert (lost.state, lost.stop_reason) == ("failed", "worker_lost"), lost
+    again = [r for r in recs if r.retry_of == lost.number]
+    assert len(again) == 1 and again[0].state == "complete", recs
+    assert [r.state for r in recs] == ["failed", "complete", "complete"], recs

@@ -13,14 +13,16 @@ A job's life on one dispatcher:
     watching --no worker, no running trial--> refill (launch, or conclude when nothing is left)
     any --lease lost or job final elsewhere--> leave (kill our workers, touch nothing else)
 
-Beside that, each running trial's epochs are watched (`Progress`): a trial that goes too long
-without reporting one is stalled (a hung data loader, a deadlocked collective, a team loop
-waiting on a lock); the dispatcher stops its worker, fails it `stalled` and starts another, so
-a hung trial never holds its job forever.
+Beside that, each trial worker's progress is watched (`Progress`): a worker that goes too long
+without an epoch or a new trial is stalled (a hung data loader, a deadlocked collective, a team
+loop waiting on a lock); the dispatcher stops it, fails its trial `stalled` (unless the trial
+was already failed as lost) and starts another worker, so a hung trial never holds its job
+forever.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -119,39 +121,49 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
 
 @dataclass
 class Progress:
-    """The epochs of a job's running trials as one dispatcher saw them, tick by tick: each
-    trial's count of reported epochs and when that count was first seen, and the longest wait
-    for an epoch seen in the job. A trial first seen mid-way (a dispatcher taking a job over)
-    is timed from then: it is never stalled sooner than it should be."""
+    """The progress of a job's trial workers as one dispatcher saw it, tick by tick. Each
+    worker (its Ray task id) is known by its running trial, that trial's count of reported
+    epochs, and when the dispatcher first saw that count; and the job's longest wait for an
+    epoch. A worker stops counting as making progress when it reports no epoch and starts no
+    trial: its trial hangs (the process alive and idle: its heartbeat goes on), or its trial
+    was failed without it (its heartbeat went stale: a hang that holds the interpreter) and it
+    never moved on. A worker not seen with a trial yet (queued for resources) is never stalled;
+    one first seen mid-trial (a dispatcher taking the job over) is timed from then."""
 
-    seen: dict[int, tuple[int, datetime]] = field(default_factory=dict)
+    seen: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
     longest: timedelta | None = None
 
-    def observe(self, running: dict[int, int], now: datetime) -> None:
-        """`running`: each running trial's number and the epochs it has reported."""
-        for number, epochs in running.items():
-            prev = self.seen.get(number)
-            if prev is None or epochs < prev[0]:
-                self.seen[number] = (epochs, now)
-            elif epochs > prev[0]:
-                wait = now - prev[1]
+    def observe(self, running: dict[str, tuple[int, int]], live: Collection[str],
+                now: datetime) -> None:
+        """`running`: each worker's running trial (its number, the epochs it reported), by the
+        worker's task id; `live`: the task ids of the workers still running (one seen before
+        that has no running trial now is between trials, or stuck)."""
+        for task, (number, epochs) in running.items():
+            prev = self.seen.get(task)
+            if prev is None or prev[0] != number or epochs < prev[1]:
+                self.seen[task] = (number, epochs, now)
+            elif epochs > prev[1]:
+                wait = now - prev[2]
                 self.longest = wait if self.longest is None else max(self.longest, wait)
-                self.seen[number] = (epochs, now)
-        for number in set(self.seen) - set(running):
-            del self.seen[number]
+                self.seen[task] = (number, epochs, now)
+        for task in set(self.seen) - set(live):
+            del self.seen[task]
 
     def limit(self, stall_s: float | None) -> timedelta | None:
-        """How long a trial may go without an epoch: `stall_s` when given, else STALL_FACTOR x
-        the longest wait seen, at least STALL_MIN; None (no limit yet) until an epoch is seen."""
+        """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
+        x the longest wait for an epoch seen, at least STALL_MIN; None (no limit yet) until an
+        epoch is seen."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
         if self.longest is None:
             return None
         return max(STALL_MIN, STALL_FACTOR * self.longest)
 
-    def stalled(self, now: datetime, stall_s: float | None) -> dict[int, timedelta]:
-        """The running trials past the limit, with how long each has gone without an epoch."""
+    def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:
+        """The workers past the limit: by task id, the trial each was last seen running and how
+        long it has gone without progress."""
         limit = self.limit(stall_s)
         if limit is None:
             return {}
-        return {n: now - since for n, (_, since) in self.seen.items() if now - since > limit}
+        return {task: (number, now - since) for task, (number, _, since) in self.seen.items()
+                if now - since > limit}

@@ -130,6 +130,12 @@ def _trial_worker() -> Any:
     return remote_worker()
 
 
+def _task_of(t: FrozenTrial) -> str | None:
+    """The Ray task id of the worker running trial `t` (None until the worker marks it)."""
+    task = (t.user_attrs.get(ATTR_WORKER) or {}).get("task")
+    return str(task) if task else None
+
+
 @dataclass
 class _Watch:
     """One job as its dispatcher watches it: the study, the recorder and the live workers."""
@@ -305,8 +311,9 @@ class Dispatcher:
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
-            progress.observe({t.number: len(t.intermediate_values) for t in in_flight},
-                             cfg.clock())
+            progress.observe({task: (t.number, len(t.intermediate_values))
+                              for t in in_flight if (task := _task_of(t))},
+                             {ref.task_id().hex() for ref in workers}, cfg.clock())
             stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
                 if stopping.reason is None else {}
             if stalled:
@@ -552,10 +559,11 @@ class Dispatcher:
                 handler(study, storage.get_trial(t._trial_id))
 
     def _stop_stalled(self, w: _Watch, in_flight: list[FrozenTrial],
-                      stalled: dict[int, timedelta], progress: Progress) -> int:
-        """Stop the workers of the trials that went too long without an epoch, and fail those
+                      stalled: dict[str, tuple[int, timedelta]], progress: Progress) -> int:
+        """Stop the workers that went too long without an epoch or a new trial, and fail their
         trials `stalled` (recorded with the epochs they reported; not run again: a
-        configuration that hangs would hang again). Returns how many were stopped."""
+        configuration that hangs would hang again), unless a trial was already failed without
+        its worker (lost: it is retried). Returns how many workers were stopped."""
         import ray
 
         storage = w.study._storage
@@ -567,16 +575,22 @@ class Dispatcher:
             f"({(progress.longest or timedelta()).total_seconds():.1f} s), at least "
             f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
         by_task = {ref.task_id().hex(): ref for ref in w.workers}
+        running = {t.number: t for t in in_flight}
         n = 0
-        for t in in_flight:
-            if t.number not in stalled:
-                continue
-            ref = by_task.get(str((t.user_attrs.get(ATTR_WORKER) or {}).get("task")))
+        for task, (number, waited) in stalled.items():
+            ref = by_task.get(task)
             if ref is None:
-                continue  # its worker is not ours, or not known yet: the heartbeat check owns it
+                continue
             ray.cancel(ref, force=True)
             w.workers.remove(ref)
-            detail = (f"stalled: no epoch reported for {stalled[t.number].total_seconds():.0f} s "
+            n += 1
+            t = running.get(number)
+            if t is None:  # failed as lost meanwhile (and retried): only its worker was left
+                log.warning("job %s: the worker of trial %d made no progress for %.0f s after "
+                            "the trial was failed without it; stopped", w.job.id, number,
+                            waited.total_seconds())
+                continue
+            detail = (f"stalled: no epoch reported for {waited.total_seconds():.0f} s "
                       f"(limit {limit.total_seconds():.0f} s: {rule}); its worker was stopped "
                       f"and another started in its place")
             try:
@@ -587,9 +601,8 @@ class Dispatcher:
                 if transient(exc):
                     raise
                 continue
-            log.warning("job %s: trial %d %s", w.job.id, t.number, detail)
+            log.warning("job %s: trial %d %s", w.job.id, number, detail)
             w.recorder.write(storage.get_trial(t._trial_id))
-            n += 1
         return n
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:

@@ -5,6 +5,7 @@ device and the seed, and decides about pruning and divergence through `ctx.repor
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -101,15 +102,19 @@ memory_hungry.features = digits_loop.features  # type: ignore[attr-defined]
 
 def hangs(ctx: TrialContext) -> None:
     """A loop that hangs after its first epoch (a data loader deadlocked, a collective waiting
-    on a peer that died): it waits forever, its process alive and idle. `marker` (a path): only
-    while that file does not exist, so the first run creates it and hangs and every later run
-    trains as `digits_loop` does."""
+    on a peer that died): it waits forever, its process alive and idle. `hold`: it hangs in a
+    computation that never lets go of the interpreter (a regular expression's catastrophic
+    backtracking), so no other thread of the process runs, Optuna's heartbeat included.
+    `marker` (a path): only while that file does not exist, so the first run creates it and
+    hangs and every later run trains as `digits_loop` does."""
     marker = ctx.params.get("marker")
     if not marker or not Path(marker).exists():
         if marker:
             Path(marker).touch()
         for _ in ctx.epochs():
             ctx.report(0.5, train_loss=1.0)
+            if ctx.params.get("hold"):
+                re.match(r"(a+)+$", "a" * 64 + "b")  # about 2**64 steps
             threading.Event().wait()
     digits_loop(ctx)
 
