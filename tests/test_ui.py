@@ -240,3 +240,40 @@ def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F81
     csv = subprocess.run([*tuner, "trials", job["id"], "--csv"], env=env, capture_output=True,
                          text=True, timeout=120, check=False)
     assert csv.returncode == 0 and len(csv.stdout.strip().splitlines()) == len(trials) + 1
+
+
+def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
+        migrated_url: str, browser: Any) -> None:
+    """The job page follows its job's event stream. The service stopped and started again at
+    the same address (a deploy) cuts it: the page says it is reconnecting, opens the stream
+    again when the service is back, and shows the job's end (here a cancel) with no reload by
+    hand."""
+    from tests.test_api import free_port
+    from tests.test_hostile import serving
+    from tests.test_jobs import queue
+    from tuner.store.auth import create_api_key, get_or_create_team
+    from tuner.store.db import session_factory
+
+    job_id = queue(migrated_url, {**JOB, "budget": {"n_trials": 2}}, team="watch")
+    with session_factory(migrated_url)() as s:
+        key = create_api_key(s, get_or_create_team(s, "watch"))
+        s.commit()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    status = "return document.querySelector('#job-head .status').textContent"
+    with serving(migrated_url, "critical", port=port, poll_s=0.1):
+        _set_key(browser, url, key)
+        _open(browser, f"{url}/ui/jobs/{job_id}")
+        assert browser.execute_script(status) == "queued"  # no dispatcher: it stays queued
+    deadline = time.monotonic() + 30
+    while "reconnecting" not in browser.find_element("id", "error").text:
+        assert time.monotonic() < deadline, "the page never said it lost the service"
+        time.sleep(0.2)
+    with serving(migrated_url, "critical", port=port, poll_s=0.1):
+        assert Client(url, key).cancel(job_id)["status"] == "cancelled"
+        deadline = time.monotonic() + 30
+        while browser.execute_script(status) != "cancelled":
+            assert time.monotonic() < deadline, "the page never showed the job's end"
+            time.sleep(0.2)
+        _open(browser, f"{url}/ui/jobs/{job_id}")  # the reload the end event made
+        assert browser.find_element("id", "error").get_attribute("hidden")

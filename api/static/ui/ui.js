@@ -63,26 +63,70 @@ async function getJson(path) {
   return (await api(path)).json();
 }
 
-// Server-sent events over fetch (EventSource cannot send the Authorization header).
+// Server-sent events over fetch (EventSource cannot send the Authorization header). A stream
+// that drops before the job's "end" (the service restarting, its database unavailable: 503) is
+// opened again from the last event's id (Last-Event-ID: no event repeated), every second, for up
+// to FOLLOW_GIVE_UP_MS without an answer; the page says so meanwhile.
+const FOLLOW_RETRY_MS = 1000;
+const FOLLOW_GIVE_UP_MS = 120000;
+
 async function follow(path, onEvent) {
-  const r = await api(path, { headers: { Accept: "text/event-stream" } });
+  let lastId = null;
+  let lostSince = null;
+  for (;;) {
+    let r = null;
+    try {
+      r = await fetch(path, { headers: { Authorization: `Bearer ${key()}`, Accept: "text/event-stream",
+                                         ...(lastId ? { "Last-Event-ID": lastId } : {}) } });
+    } catch (e) { /* refused or dropped: the service is restarting */ }
+    if (r && !r.ok && r.status !== 503) {
+      // says what is wrong (a refused key, a job not found) and throws; else it was passing
+      (await api(path)).body?.cancel();
+    }
+    if (r && r.ok) {
+      if (lostSince !== null) showError("");
+      lostSince = null;
+      try {
+        if (await readEvents(r, (id, event, data) => {
+          if (id) lastId = id;
+          onEvent(event, data);
+        })) return;
+      } catch (e) { /* the stream dropped mid-way */ }
+    }
+    lostSince = lostSince ?? Date.now();
+    if (Date.now() - lostSince > FOLLOW_GIVE_UP_MS) {
+      showError("Lost the connection to the service; reload the page to try again.");
+      throw new Error("lost the event stream");
+    }
+    showError("Lost the connection to the service; reconnecting…");
+    await new Promise((done) => setTimeout(done, FOLLOW_RETRY_MS));
+  }
+}
+
+async function readEvents(r, onEvent) {
+  // Calls onEvent(id, event, data) for each event; true once the "end" event came.
   const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) return;
+    if (done) return false;
     buf += value.replace(/\r\n/g, "\n");
     let i;
     while ((i = buf.indexOf("\n\n")) >= 0) {
       const chunk = buf.slice(0, i);
       buf = buf.slice(i + 2);
       let event = "message";
+      let id = null;
       const data = [];
       for (const line of chunk.split("\n")) {
         if (line.startsWith("event:")) event = line.slice(6).trim();
+        else if (line.startsWith("id:")) id = line.slice(3).trim();
         else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
       }
-      if (data.length) onEvent(event, JSON.parse(data.join("\n")));
+      if (data.length) {
+        onEvent(id, event, JSON.parse(data.join("\n")));
+        if (event === "end") return true;
+      }
     }
   }
 }
