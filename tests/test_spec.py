@@ -44,6 +44,7 @@ def _error(spec: dict[str, Any]) -> str:
      ["unknown sampler 'bayes'", "cmaes", "tpe"]),
     ({"search": {"pruner": "asha2"}}, "search.pruner", ["hyperband", "wilcoxon"]),
     ({"budget": {"n_trials": 0}}, "budget.n_trials", ["greater than or equal to 1"]),
+    ({"budget": {"stall_s": 0.5}}, "budget.stall_s", ["greater than or equal to 1"]),
     ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial", ["whole number"]),
     ({"space": {"lookahead_bases": ["proximal"]}}, "space.lookahead_bases",
      ["cannot be a Lookahead base"]),

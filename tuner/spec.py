@@ -400,7 +400,8 @@ class BudgetSpec(_Strict):
     n_trials: int = Field(default=30, ge=1, le=10000)
     timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     parallelism: int = Field(default=1, ge=1, le=256)
-    stall_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description=(
+    # at least a second: the dispatcher looks once per TUNER_POLL_S (1 s)
+    stall_s: float | None = Field(default=None, ge=1, le=7 * 24 * 3600, description=(
         "a running trial that reports no epoch for this long is stalled: its worker is "
         "stopped, the trial fails `stalled` and another worker takes its place; default: 5 x "
         "the longest wait for an epoch seen in the job, at least 10 minutes"))
