@@ -179,6 +179,20 @@ def _hungry(marker: Path | None, n_trials: int) -> dict[str, Any]:
             "budget": {"n_trials": n_trials}}
 
 
+def test_what_counts_as_out_of_memory() -> None:
+    import torch
+
+    from tuner.objective import memory_error, out_of_memory
+
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nmore")
+    assert out_of_memory(cuda) and out_of_memory(MemoryError())
+    assert out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 8 GB)"))
+    assert not out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+    assert not out_of_memory(ValueError("out of memory"))  # not an allocator's error
+    assert memory_error(cuda, "cpu") == \
+        "out of memory on cpu: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB."
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path) -> None:
     """Trials packed on one GPU share its memory, so a trial may find it held by another: its

@@ -307,8 +307,10 @@ class _Unavailable:
 
     def then_reconnect(self, error: httpx.HTTPError) -> bool:
         """The service answered before and now cannot be reached, or dropped the connection
-        before answering (ConnectError, RemoteProtocolError, ReadError...; not a timeout)."""
-        if isinstance(error, httpx.TimeoutException):
+        before answering (ConnectError, RemoteProtocolError, ReadError...; not a timeout, and
+        not an error of the request itself)."""
+        if isinstance(error, httpx.TimeoutException) or \
+                not isinstance(error, httpx.TransportError):
             return False
         return self._wait(UNREACHABLE_RETRY_S,
                           f"cannot be reached ({type(error).__name__}: {error})")

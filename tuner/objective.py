@@ -268,9 +268,10 @@ class Objective:
 
 
 def out_of_memory(exc: BaseException) -> bool:
-    """Did the trial's device run out of memory? CUDA's `torch.OutOfMemoryError`, or an
-    allocator's RuntimeError (the CPU's "can't allocate memory", MPS's "out of memory")."""
-    if isinstance(exc, torch.OutOfMemoryError):
+    """Did the trial's device run out of memory? CUDA's `torch.OutOfMemoryError`, Python's
+    MemoryError, or an allocator's RuntimeError (the CPU's "can't allocate memory", MPS's "out
+    of memory")."""
+    if isinstance(exc, torch.OutOfMemoryError | MemoryError):
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in text

@@ -317,10 +317,9 @@ class Dispatcher:
             stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
                 if stopping.reason is None else {}
             if stalled:
-                stopped: int = with_retries(partial(self._stop_stalled, w, in_flight, stalled,
-                                                    progress), what="stop stalled trials")
-                if stopped:
-                    self._launch(w)  # in their place (their tickets came back)
+                with_retries(partial(self._stop_stalled, w, in_flight, stalled, progress),
+                             what="stop stalled trials")
+                self._launch(w)  # in their place (their tickets came back)
             w.recorder.sync(study, trials)
             if len(in_flight) != last_running:  # workers keep the other counters current
                 last_running = len(in_flight)
@@ -559,11 +558,11 @@ class Dispatcher:
                 handler(study, storage.get_trial(t._trial_id))
 
     def _stop_stalled(self, w: _Watch, in_flight: list[FrozenTrial],
-                      stalled: dict[str, tuple[int, timedelta]], progress: Progress) -> int:
+                      stalled: dict[str, tuple[int, timedelta]], progress: Progress) -> None:
         """Stop the workers that went too long without an epoch or a new trial, and fail their
         trials `stalled` (recorded with the epochs they reported; not run again: a
         configuration that hangs would hang again), unless a trial was already failed without
-        its worker (lost: it is retried). Returns how many workers were stopped."""
+        its worker (lost: it is retried)."""
         import ray
 
         storage = w.study._storage
@@ -576,14 +575,12 @@ class Dispatcher:
             f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
         by_task = {ref.task_id().hex(): ref for ref in w.workers}
         running = {t.number: t for t in in_flight}
-        n = 0
         for task, (number, waited) in stalled.items():
             ref = by_task.get(task)
             if ref is None:
                 continue
             ray.cancel(ref, force=True)
             w.workers.remove(ref)
-            n += 1
             t = running.get(number)
             if t is None:  # failed as lost meanwhile (and retried): only its worker was left
                 log.warning("job %s: the worker of trial %d made no progress for %.0f s after "
@@ -603,7 +600,6 @@ class Dispatcher:
                 continue
             log.warning("job %s: trial %d %s", w.job.id, number, detail)
             w.recorder.write(storage.get_trial(t._trial_id))
-        return n
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
         """Trials whose workers were killed on purpose end failed with `reason`, and so do the
