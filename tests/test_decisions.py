@@ -111,8 +111,10 @@ def test_a_worker_is_stalled_after_five_times_the_longest_epoch_wait_and_never_t
     p = Progress()
     live = {"a", "b", "c"}
     p.observe({"a": (0, 0), "b": (1, 0)}, live, T0)  # c: queued for resources, no trial yet
-    # no epoch seen yet in the job: no limit (a first epoch may take an hour), unless given
+    # no epoch seen yet in the job: a day (a first epoch may take hours), unless given
     assert p.stalled(T0 + 10 * STALL_MIN, None) == {}
+    assert p.stalled(T0 + timedelta(days=1, seconds=1), None) == {
+        "a": (0, timedelta(days=1, seconds=1)), "b": (1, timedelta(days=1, seconds=1))}
     assert p.stalled(T0 + 4 * s, 3.0) == {"a": (0, 4 * s), "b": (1, 4 * s)}
     p.observe({"a": (0, 1), "b": (1, 0)}, live, T0 + 100 * s)  # trial 0's first epoch: 100 s
     p.observe({"a": (0, 2), "b": (1, 0)}, live, T0 + 160 * s)

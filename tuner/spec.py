@@ -404,7 +404,8 @@ class BudgetSpec(_Strict):
     stall_s: float | None = Field(default=None, ge=1, le=7 * 24 * 3600, description=(
         "a running trial that reports no epoch for this long is stalled: its worker is "
         "stopped, the trial fails `stalled` and another worker takes its place; default: 5 x "
-        "the longest wait for an epoch seen in the job, at least 10 minutes"))
+        "the longest wait for an epoch seen in the job, at least 10 minutes; a day until "
+        "the job's first epoch"))
 
 
 class SearchSpec(_Strict):

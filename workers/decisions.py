@@ -35,6 +35,9 @@ MAX_WORKER_ERRORS = 3
 # epoch the job has seen (any trial's, its first epoch included), and never before STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
+# Until the job's first epoch is seen there is nothing to scale from: a day (a first epoch of a
+# large model on a large dataset may take hours; budget.stall_s sets a tighter limit).
+STALL_BEFORE_FIRST_EPOCH = timedelta(days=1)
 STALLED: Final = "stalled"
 
 
@@ -149,21 +152,19 @@ class Progress:
         for task in set(self.seen) - set(live):
             del self.seen[task]
 
-    def limit(self, stall_s: float | None) -> timedelta | None:
+    def limit(self, stall_s: float | None) -> timedelta:
         """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
-        x the longest wait for an epoch seen, at least STALL_MIN; None (no limit yet) until an
-        epoch is seen."""
+        x the longest wait for an epoch seen, at least STALL_MIN; STALL_BEFORE_FIRST_EPOCH
+        until the job's first epoch is seen."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
         if self.longest is None:
-            return None
+            return STALL_BEFORE_FIRST_EPOCH
         return max(STALL_MIN, STALL_FACTOR * self.longest)
 
     def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:
         """The workers past the limit: by task id, the trial each was last seen running and how
         long it has gone without progress."""
         limit = self.limit(stall_s)
-        if limit is None:
-            return {}
         return {task: (number, now - since) for task, (number, _, since) in self.seen.items()
                 if now - since > limit}

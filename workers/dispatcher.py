@@ -568,11 +568,12 @@ class Dispatcher:
         storage = w.study._storage
         stall_s = w.spec.budget.stall_s
         limit = progress.limit(stall_s)
-        assert limit is not None
         rule = "budget.stall_s" if stall_s is not None else (
             f"{STALL_FACTOR} x the longest wait for an epoch seen in this job "
-            f"({(progress.longest or timedelta()).total_seconds():.1f} s), at least "
-            f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
+            f"({progress.longest.total_seconds():.1f} s), at least "
+            f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it"
+            if progress.longest is not None else
+            "no epoch of this job seen yet, so a day; budget.stall_s sets it")
         by_task = {ref.task_id().hex(): ref for ref in w.workers}
         running = {t.number: t for t in in_flight}
         for task, (number, waited) in stalled.items():
