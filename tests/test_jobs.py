@@ -214,7 +214,8 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
     assert job.status == "completed", job.error
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     lost = [r for r in recs if r.number == trial.number]
-    assert lost[0].state == "failed" and lost[0].stop_reason == "worker_lost"
+    assert (lost[0].state, lost[0].stop_reason) == ("failed", "worker_lost"), \
+        (lost[0].stop_step, lost[0].detail)
     retries = [r for r in recs if r.retry_of == trial.number]
     assert len(retries) == 1 and retries[0].state == "complete"
     assert retries[0].params == lost[0].params  # the same configuration, run again
