@@ -205,7 +205,14 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
                 return t, w
         return None
 
-    trial, worker = wait_for(running_trial, what="a running trial with a worker pid")
+    try:
+        trial, worker = wait_for(running_trial, what="a running trial with a worker pid")
+    except AssertionError:  # say what the job did instead (it happened once, not reproduced)
+        now = job_of(migrated_url, job_id)
+        raise AssertionError(
+            f"no trial 1 seen running: job {now.status} ({now.error}), trials "
+            f"{[(t.number, t.state.name, len(t.intermediate_values)) for t in study.get_trials()]}"
+        ) from None
     time.sleep(0.5)
     os.kill(worker["pid"], signal.SIGKILL)
     th.join(300)
