@@ -223,6 +223,7 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
     lost = [r for r in recs if r.number == trial.number]
     assert (lost[0].state, lost[0].stop_reason) == ("failed", "worker_lost"), \
         (lost[0].stop_step, lost[0].detail)
+    assert lost[0].epochs_run == len(lost[0].steps)  # what it reported before it was killed
     retries = [r for r in recs if r.retry_of == trial.number]
     assert len(retries) == 1 and retries[0].state == "complete"
     assert retries[0].params == lost[0].params  # the same configuration, run again

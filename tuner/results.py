@@ -51,12 +51,14 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
     value = t.value if state in ("complete", "pruned") else None
     steps: list[dict[str, Any]] = rec.get("steps") or []
     stop_step = int(rec.get("stop_step", 0))
+    epochs_run = int(rec.get("epochs_run", 0))
     if not steps and t.intermediate_values:
-        # The worker left no record (killed, lost, or the database was down when it wrote):
-        # Optuna still holds what the trial reported each epoch (its best value so far).
+        # The worker left no record (killed, lost, stalled, or the database was down when it
+        # wrote): Optuna still holds what the trial reported each epoch (its best value so far).
         steps = [{"step": k, "best_value": v if math.isfinite(v) else None}
                  for k, v in sorted(t.intermediate_values.items())]
         stop_step = max(stop_step, steps[-1]["step"])
+        epochs_run = max(epochs_run, len(steps))
     detail = str(rec.get("detail", ""))
     if state == "failed" and not detail:
         detail = str(t.system_attrs.get("fail_reason") or "") or \
@@ -65,7 +67,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         number=t.number, state=state, stop_reason=reason, stop_step=stop_step,
         optimizer=cfg.get("optimizer"), schedule=cfg.get("schedule"),
         params=cfg.get("params", {}), value=value, steps=steps,
-        epochs_run=int(rec.get("epochs_run", 0)),
+        epochs_run=epochs_run,
         seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
         device=rec.get("device"), detail=detail,
