@@ -225,7 +225,10 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
         (lost[0].stop_step, lost[0].detail)
     assert lost[0].epochs_run == len(lost[0].steps)  # what it reported before it was killed
     retries = [r for r in recs if r.retry_of == trial.number]
-    assert len(retries) == 1 and retries[0].state == "complete"
+    # it ran to a result of its own (whether its configuration completes or diverges is the
+    # configuration's business: one suite run saw the retry diverge)
+    assert len(retries) == 1 and retries[0].state in ("complete", "diverged"), \
+        [(r.number, r.state, r.optimizer, r.seed, r.detail) for r in recs]
     assert retries[0].params == lost[0].params  # the same configuration, run again
     assert job.n_done == 3  # the requested number of finished trials
 
