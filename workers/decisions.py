@@ -143,7 +143,7 @@ class Progress:
         that has no running trial now is between trials, or stuck)."""
         for task, (number, epochs) in running.items():
             prev = self.seen.get(task)
-            if prev is None or prev[0] != number or epochs < prev[1]:
+            if prev is None or prev[0] != number:
                 self.seen[task] = (number, epochs, now)
             elif epochs > prev[1]:
                 wait = now - prev[2]

@@ -84,15 +84,23 @@ def crashes(ctx: TrialContext) -> None:
         ctx.report(0.5, train_loss=1.0)
 
 
+def _first_run(ctx: TrialContext) -> bool:
+    """True while the file `ctx.params["marker"]` does not exist (it is created: later runs
+    see it), and always without a marker."""
+    marker = ctx.params.get("marker")
+    if marker and Path(marker).exists():
+        return False
+    if marker:
+        Path(marker).touch()
+    return True
+
+
 def memory_hungry(ctx: TrialContext) -> None:
     """A loop whose device runs out of memory: it asks for 256 TiB, which the allocator
     refuses (a real allocation failure, on any device). `marker` (a path): only while that
     file does not exist, so the first run creates it and fails and every later run trains as
     `digits_loop` does (memory another packed trial held, then gave back); without it, always."""
-    marker = ctx.params.get("marker")
-    if not marker or not Path(marker).exists():
-        if marker:
-            Path(marker).touch()
+    if _first_run(ctx):
         torch.empty(2**48, dtype=torch.uint8, device=ctx.device)
     digits_loop(ctx)
 
@@ -107,10 +115,7 @@ def hangs(ctx: TrialContext) -> None:
     backtracking), so no other thread of the process runs, Optuna's heartbeat included.
     `marker` (a path): only while that file does not exist, so the first run creates it and
     hangs and every later run trains as `digits_loop` does."""
-    marker = ctx.params.get("marker")
-    if not marker or not Path(marker).exists():
-        if marker:
-            Path(marker).touch()
+    if _first_run(ctx):
         for _ in ctx.epochs():
             ctx.report(0.5, train_loss=1.0)
             if ctx.params.get("hold"):
