@@ -57,7 +57,7 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0011"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0012"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 
@@ -272,3 +272,48 @@ def test_reconcile_tickets_restores_a_lost_ticket(migrated_url: str) -> None:
         reconcile_tickets(s, job_id)
         assert get_job(s, job_id).trials_claimed == 1
         assert take_ticket(s, job_id)
+
+
+def test_the_longest_epoch_wait_is_read_at_the_jobs_pace_and_team(migrated_url: str) -> None:
+    """The wait the stall check scales from before a job's first epoch: the longest any trial
+    of the task recorded at the job's pace (batch size, resources, ...), the job's own recorded
+    trials included; never another pace's, another task's or another team's."""
+    from tuner.store.trials import longest_epoch_wait, record_trial
+    from tuner.trial import TrialRecord
+
+    def job(team: str = "a", **parts: dict[str, Any]) -> Job:
+        spec = JobSpec.model_validate({**SPEC, **{k: {**SPEC.get(k, {}), **v}
+                                                  for k, v in parts.items()}})
+        with session_factory(migrated_url)() as s:
+            t = get_or_create_team(s, team)
+            made = create_job(s, t.id, spec, inspect_task(spec))[0]
+            s.expunge(made)
+            return made
+
+    def trials(j: Job, *waits: float | None) -> None:
+        with session_factory(migrated_url)() as s:
+            for n, w in enumerate(waits):
+                assert record_trial(s, j.id, TrialRecord(number=n, state="complete",
+                                                         optimizer="adam", longest_wait_s=w))
+
+    def wait(j: Job) -> tuple[float, int] | None:
+        with session_factory(migrated_url)() as s:
+            return longest_epoch_wait(s, s.get(Job, j.id))  # type: ignore[arg-type]
+
+    first = job()
+    trials(first, 2.0, 5.0, None)  # None: recorded before waits were measured
+    smaller_batches = job(training={"batch_size": 8})
+    trials(smaller_batches, 50.0)
+    more_cpus = job(resources={"cpus_per_trial": 2})
+    trials(more_cpus, 40.0)
+    other_team = job(team="b")
+    trials(other_team, 99.0)
+    assert {first.task_id, smaller_batches.task_id, more_cpus.task_id} == {first.task_id}
+    assert other_team.task_id != first.task_id
+
+    new = job()
+    assert wait(new) == (5.0, 1)  # the first job's, at the same pace
+    trials(new, 7.0)  # a dispatcher taking the new job over also reads its own trials
+    assert wait(new) == (7.0, 2)
+    assert wait(smaller_batches) == (50.0, 1) and wait(other_team) == (99.0, 1)
+    assert wait(job(resources={"cpus_per_trial": 4})) is None  # a pace never run on this task

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +272,33 @@ def test_a_stalled_trial_is_stopped_and_its_job_goes_on(
     print_job(summary)
     assert "progress: 2/2 done (2 complete, 0 pruned, 0 diverged), 1 failed (1 stalled), " \
         "0 running" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_hang_before_the_first_epoch_is_timed_from_the_tasks_earlier_jobs(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial that hangs before its job's first epoch (a loader deadlocked on its first
+    batch), no `budget.stall_s`: with no epoch seen the job had nothing to scale from and gave
+    it a day. An earlier job of the task at the same pace recorded its trials' waits for an
+    epoch, so the limit is 5 x the longest of them (the ten-minute floor lowered here to keep
+    the test short), the trial is stopped `stalled` and the job completes."""
+    import workers.decisions
+
+    marker = tmp_path / "hung"
+    spec = {**_hungry(None, 2), "task": {"trainable": {
+        "name": "hangs", "params": {"marker": str(marker), "before_first_epoch": True}}}}
+    spec["search"] = {**spec["search"], "pruner": "none"}
+    marker.touch()  # the first job never hangs: it records how long its epochs took
+    earlier, recs = _ran(migrated_url, spec)
+    assert earlier.status == "completed" and all(r.longest_wait_s for r in recs), recs
+    marker.unlink()  # the next job's first trial hangs before any epoch
+    monkeypatch.setattr(workers.decisions, "STALL_MIN", timedelta(seconds=5))
+    job, recs = _ran(migrated_url, spec)
+    assert job.status == "completed" and job.task_id == earlier.task_id, job.error
+    hung = recs[0]
+    assert (hung.state, hung.stop_reason, hung.epochs_run) == ("failed", "stalled", 0), hung
+    assert "recorded by 1 job of this task at this job's batch size" in hung.detail, hung.detail
+    assert [r.state for r in recs] == ["failed", "complete", "complete"], recs
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -177,8 +177,15 @@ class Objective:
         state = TrainState()
         error: str | None = None
         started = time.time()
+        # The longest wait for an epoch, the first counted from here (data and model set-up
+        # included): what the dispatcher's stall check measures, kept for the task's later jobs.
+        last_epoch, longest_wait = started, None
 
         def prune(best: float, step: int) -> bool:
+            nonlocal last_epoch, longest_wait
+            now = time.time()
+            longest_wait = max(longest_wait or 0.0, now - last_epoch)
+            last_epoch = now
             trial.report(best, step)
             # A trial that has used its whole budget is complete, whatever the last rung says;
             # confirmation runs are never pruned (they measure seed-to-seed noise).
@@ -213,9 +220,9 @@ class Objective:
                 state.stop_reason = OUT_OF_MEMORY
                 error = memory_error(exc, state.device or str(self.device))
             self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
-                         seed)
+                         seed, longest_wait)
             raise
-        self._record(trial, config, state, started, error, None, seed)
+        self._record(trial, config, state, started, error, None, seed, longest_wait)
         if state.stop_reason == "diverged":
             # NaN at the stop step: TPE ranks the trial worst; median/percentile pruners skip NaN.
             trial.report(math.nan, state.stop_step)
@@ -247,7 +254,8 @@ class Objective:
             state.stop_reason = "early_stopped"
 
     def _record(self, trial: optuna.Trial, config: TrialConfig, state: TrainState,
-                started: float, error: str | None, tb: str | None, seed: int) -> None:
+                started: float, error: str | None, tb: str | None, seed: int,
+                longest_wait: float | None) -> None:
         record: dict[str, Any] = {
             "seed": seed,
             "stop_reason": state.stop_reason,
@@ -261,6 +269,7 @@ class Objective:
             "n_params": state.n_params,
             "detail": state.detail or error or "",
             "duration_s": time.time() - started,
+            "longest_wait_s": longest_wait,
         }
         if tb:
             record["traceback"] = tb

@@ -69,6 +69,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         params=cfg.get("params", {}), value=value, steps=steps,
         epochs_run=epochs_run,
         seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
+        longest_wait_s=_float(rec.get("longest_wait_s")),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
         device=rec.get("device"), detail=detail,
         seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
@@ -81,6 +82,10 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
 
 def _int(v: Any) -> int | None:
     return int(v) if v is not None else None
+
+
+def _float(v: Any) -> float | None:
+    return float(v) if v is not None else None
 
 
 class _TrialLike(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -404,8 +404,9 @@ class BudgetSpec(_Strict):
     stall_s: float | None = Field(default=None, ge=1, le=7 * 24 * 3600, description=(
         "a running trial that reports no epoch for this long is stalled: its worker is "
         "stopped, the trial fails `stalled` and another worker takes its place; default: 5 x "
-        "the longest wait for an epoch seen in the job, at least 10 minutes; a day until "
-        "the job's first epoch"))
+        "the longest wait for an epoch (the job's, or its task's earlier jobs' at the same "
+        "batch size, precision, device, loader and resources), at least 10 minutes; a day "
+        "while there is none"))
 
 
 class SearchSpec(_Strict):
@@ -498,6 +499,19 @@ class JobSpec(_Strict):
     def _storable(cls, data: Any) -> Any:
         check_values(data, "")
         return data
+
+
+# The settings beyond the task that set how long an epoch takes (the batch, the arithmetic, the
+# device, how data is fed, the share of a machine): two jobs of one task with the same ones train
+# at about the same pace, so one's waits for an epoch tell the other when a trial has stalled.
+PACE_FIELDS: Final = (("training", "batch_size"), ("training", "precision"),
+                      ("training", "device"), ("training", "loader"), ("training", "num_workers"),
+                      ("resources", "cpus_per_trial"), ("resources", "gpus_per_trial"))
+
+
+def epoch_pace(spec: dict[str, Any]) -> tuple[Any, ...]:
+    """A job's PACE_FIELDS, from its spec as stored (`JobSpec.model_dump(mode="json")`)."""
+    return tuple((spec.get(part) or {}).get(name) for part, name in PACE_FIELDS)
 
 
 def format_validation_error(exc: Exception) -> str:

@@ -32,11 +32,13 @@ TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
 # Without budget.stall_s, a trial is stalled after this many times the longest wait for an
-# epoch the job has seen (any trial's, its first epoch included), and never before STALL_MIN.
+# epoch the job has seen (any trial's, its first epoch included) or its task's trials recorded
+# at the job's pace (tuner.store.trials.longest_epoch_wait), and never before STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
-# Until the job's first epoch is seen there is nothing to scale from: a day (a first epoch of a
-# large model on a large dataset may take hours; budget.stall_s sets a tighter limit).
+# With neither (a new task, or a new pace) until the job's first epoch is seen, there is
+# nothing to scale from: a day (a first epoch of a large model on a large dataset may take
+# hours; budget.stall_s sets a tighter limit).
 STALL_BEFORE_FIRST_EPOCH = timedelta(days=1)
 STALLED: Final = "stalled"
 
@@ -131,10 +133,15 @@ class Progress:
     trial: its trial hangs (the process alive and idle: its heartbeat goes on), or its trial
     was failed without it (its heartbeat went stale: a hang that holds the interpreter) and it
     never moved on. A worker not seen with a trial yet (queued for resources) is never stalled;
-    one first seen mid-trial (a dispatcher taking the job over) is timed from then."""
+    one first seen mid-trial (a dispatcher taking the job over) is timed from then.
+    `history`: the longest wait for an epoch that the task's trials recorded at the job's pace
+    (the job's own recorded trials and its task's earlier jobs', `history_jobs` of them), so a
+    trial that hangs before the job's first epoch is not given a day."""
 
     seen: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
     longest: timedelta | None = None
+    history: timedelta | None = None
+    history_jobs: int = 0
 
     def observe(self, running: dict[str, tuple[int, int]], live: Collection[str],
                 now: datetime) -> None:
@@ -154,13 +161,29 @@ class Progress:
 
     def limit(self, stall_s: float | None) -> timedelta:
         """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
-        x the longest wait for an epoch seen, at least STALL_MIN; STALL_BEFORE_FIRST_EPOCH
-        until the job's first epoch is seen."""
+        x the longest wait for an epoch seen or recorded (`history`), at least STALL_MIN;
+        STALL_BEFORE_FIRST_EPOCH while there is neither."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
-        if self.longest is None:
+        waits = [w for w in (self.longest, self.history) if w is not None]
+        if not waits:
             return STALL_BEFORE_FIRST_EPOCH
-        return max(STALL_MIN, STALL_FACTOR * self.longest)
+        return max(STALL_MIN, STALL_FACTOR * max(waits))
+
+    def rule(self, stall_s: float | None) -> str:
+        """Where `limit` came from, in words (a stalled trial's detail says it)."""
+        if stall_s is not None:
+            return "budget.stall_s"
+        seen = [f"{self.longest.total_seconds():.1f} s in this job"] if self.longest else []
+        if self.history is not None:
+            seen.append(f"{self.history.total_seconds():.1f} s recorded by "
+                        f"{self.history_jobs} job{'s' * (self.history_jobs != 1)} of this task "
+                        f"at this job's batch size, precision, device, loader and resources")
+        if not seen:
+            return "no epoch of this task seen yet at this job's pace, so a day; " \
+                "budget.stall_s sets it"
+        return (f"{STALL_FACTOR} x the longest wait for an epoch ({'; '.join(seen)}), at least "
+                f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
 
     def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:
         """The workers past the limit: by task id, the trial each was last seen running and how

@@ -42,11 +42,9 @@ from tuner.store.jobs import (
 )
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
-from tuner.store.trials import first_failure, refresh_counters
+from tuner.store.trials import first_failure, longest_epoch_wait, refresh_counters
 from workers.decisions import (
     CANCELLED,
-    STALL_FACTOR,
-    STALL_MIN,
     STALLED,
     Progress,
     Stopping,
@@ -282,7 +280,7 @@ class Dispatcher:
         cfg, job, spec, study, workers = self.config, w.job, w.spec, w.study, w.workers
         worker_errors: list[str] = []
         stopping = Stopping()
-        progress = Progress()
+        progress = self._progress(job)
         last_running = -1
         self._launch(w)
         while True:
@@ -386,6 +384,21 @@ class Dispatcher:
     @staticmethod
     def _new(job: Job) -> bool:
         return not (job.trials_claimed or job.n_done)
+
+    def _progress(self, job: Job) -> Progress:
+        """The stall check's start: the longest wait for an epoch the task's trials recorded at
+        this job's pace; none when it cannot be read (the limit is then a day until the job's
+        first epoch, as for a new task: never a reason to fail the job)."""
+        try:
+            waited = in_transaction(self.sessions, lambda s: longest_epoch_wait(s, job),
+                                    what="read the task's epoch waits")
+        except Exception as exc:
+            log.warning("job %s: the task's epoch waits not read (%s: %s)", job.id,
+                        type(exc).__name__, exc)
+            waited = None
+        if waited is None:
+            return Progress()
+        return Progress(history=timedelta(seconds=waited[0]), history_jobs=waited[1])
 
     def _seeds_used(self, job: Job) -> dict[str, list[int]]:
         """Per configuration, the seeds the task's other jobs ran it with at this job's budget:
@@ -567,13 +580,7 @@ class Dispatcher:
 
         storage = w.study._storage
         stall_s = w.spec.budget.stall_s
-        limit = progress.limit(stall_s)
-        rule = "budget.stall_s" if stall_s is not None else (
-            f"{STALL_FACTOR} x the longest wait for an epoch seen in this job "
-            f"({progress.longest.total_seconds():.1f} s), at least "
-            f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it"
-            if progress.longest is not None else
-            "no epoch of this job seen yet, so a day; budget.stall_s sets it")
+        limit, rule = progress.limit(stall_s), progress.rule(stall_s)
         by_task = {ref.task_id().hex(): ref for ref in w.workers}
         running = {t.number: t for t in in_flight}
         for task, (number, waited) in stalled.items():

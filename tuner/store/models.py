@@ -215,6 +215,7 @@ class TrialRow(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     epochs_run: Mapped[int] = mapped_column(Integer, default=0)
     seconds_per_epoch: Mapped[float] = mapped_column(Float, default=0.0)
+    longest_wait_s: Mapped[float | None] = mapped_column(Float, default=None)
     state_bytes_per_param: Mapped[float] = mapped_column(Float, default=0.0)
     device: Mapped[str | None] = mapped_column(String(32), default=None)
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, lazyload
 
+from tuner.spec import epoch_pace
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
 from tuner.trial import INFRA_FAILURES, OUT_OF_MEMORY, STEP_FIELDS, TRIAL_FIELDS, TrialRecord
 
@@ -70,6 +71,29 @@ def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:
     return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
                                                   TrialRow.state == state)
                     .order_by(TrialRow.number).limit(1))
+
+
+# How many of a task's most recent jobs are looked at for the pace of its epochs.
+PACE_JOBS = 50
+
+
+def longest_epoch_wait(s: Session, job: Job) -> tuple[float, int] | None:
+    """The longest wait for an epoch (seconds; a trial's first epoch counted from its start,
+    set-up included) recorded by trials of this job's task that ran at this job's pace (the
+    same `tuner.spec.PACE_FIELDS`): this job's own recorded trials (a dispatcher that takes the
+    job over starts with them) and its task's earlier jobs' (among the `PACE_JOBS` most
+    recent), with how many jobs that is; None when no such trial recorded an epoch. A task is
+    one team's, so is this."""
+    pace = epoch_pace(job.spec)
+    ids = [jid for jid, spec in s.execute(
+        select(Job.id, Job.spec).where(Job.task_id == job.task_id)
+        .order_by(Job.created_at.desc()).limit(PACE_JOBS)) if epoch_pace(spec) == pace]
+    if job.id not in ids:
+        ids.append(job.id)
+    row = s.execute(select(func.max(TrialRow.longest_wait_s),
+                           func.count(func.distinct(TrialRow.job_id)))
+                    .where(TrialRow.job_id.in_(ids), TrialRow.longest_wait_s.is_not(None))).one()
+    return None if row[0] is None else (float(row[0]), int(row[1]))
 
 
 def recorded_numbers(s: Session, job_id: str) -> set[int]:

@@ -113,9 +113,12 @@ def hangs(ctx: TrialContext) -> None:
     on a peer that died): it waits forever, its process alive and idle. `hold`: it hangs in a
     computation that never lets go of the interpreter (a regular expression's catastrophic
     backtracking), so no other thread of the process runs, Optuna's heartbeat included.
-    `marker` (a path): only while that file does not exist, so the first run creates it and
-    hangs and every later run trains as `digits_loop` does."""
+    `before_first_epoch`: it hangs before it reports any epoch (a loader deadlocked on its first
+    batch). `marker` (a path): only while that file does not exist, so the first run creates it
+    and hangs and every later run trains as `digits_loop` does."""
     if _first_run(ctx):
+        if ctx.params.get("before_first_epoch"):
+            threading.Event().wait()
         for _ in ctx.epochs():
             ctx.report(0.5, train_loss=1.0)
             if ctx.params.get("hold"):
