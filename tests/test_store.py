@@ -317,3 +317,48 @@ def test_the_longest_epoch_wait_is_read_at_the_jobs_pace_and_team(migrated_url: 
     assert wait(new) == (7.0, 2)
     assert wait(smaller_batches) == (50.0, 1) and wait(other_team) == (99.0, 1)
     assert wait(job(resources={"cpus_per_trial": 4})) is None  # a pace never run on this task
+
+
+def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(
+        migrated_url: str) -> None:
+    """A configuration's first run out of memory in a job is the device's (packed trials share
+    it): not counted, run again. That holds for a run that retried a lost worker's trial too
+    (it was the first run out of memory, not the second); a later one counts and says which
+    trial ran out first. Recorded through the recorder, on a real study in the database."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.attrs import ATTR_CONFIG, ATTR_RECORD
+    from tuner.store.trials import counted_failures
+    from tuner.trial import OUT_OF_MEMORY, WORKER_LOST
+
+    (job_id,) = _queue(migrated_url)
+    study = optuna.create_study(storage=migrated_url, study_name=f"oom-{job_id}")
+    recorder = TrialRecorder(migrated_url, job_id)
+
+    def failed(lr: float, reason: str, retry_of: int | None = None) -> optuna.trial.FrozenTrial:
+        study.add_trial(create_trial(
+            state=TrialState.FAIL, user_attrs={
+                ATTR_CONFIG: {"optimizer": "adam", "schedule": "constant",
+                              "params": {"adam.lr": lr}},
+                ATTR_RECORD: {"stop_reason": reason, "detail": f"{reason} here"}},
+            system_attrs={} if retry_of is None else {"failed_trial": retry_of}))
+        return study.trials[-1]
+
+    def waiting() -> int:
+        return len(study.get_trials(states=(TrialState.WAITING,)))
+
+    lost = failed(1e-3, WORKER_LOST)
+    assert recorder.write(lost, reason=WORKER_LOST, study=study)
+    first = failed(1e-3, OUT_OF_MEMORY, retry_of=lost.number)  # the lost trial's retry
+    assert recorder.write(first, study=study) and waiting() == 1  # run again
+    second = failed(1e-3, OUT_OF_MEMORY, retry_of=first.number)
+    assert recorder.write(second, study=study) and waiting() == 1  # not a third time
+    other = failed(1e-2, OUT_OF_MEMORY)  # another configuration's first
+    assert recorder.write(other, study=study) and waiting() == 2
+    with session_factory(migrated_url)() as s:
+        rows = {r.number: r for r in s.scalars(select(TrialRow).where(TrialRow.job_id == job_id))}
+        assert counted_failures(s, job_id) == 1  # the second alone
+    assert "again" not in rows[first.number].detail and rows[first.number].retry_of == 0
+    assert f"out of memory again (trial {first.number} of this job, the same configuration, " \
+        "ran out of memory before)" in rows[second.number].detail
+    assert "again" not in rows[other.number].detail

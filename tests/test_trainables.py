@@ -225,7 +225,8 @@ def test_a_trial_out_of_memory_runs_again_once(migrated_url: str, tmp_path: Path
     seconds = [r for r in recs if r.retry_of is not None]
     # each configuration ran twice; the job's one allowed failure, then one more, ended it
     assert len(seconds) == len(firsts) == 2, recs
-    assert all("out of memory again on its second run" in r.detail for r in seconds)
+    assert all(f"out of memory again (trial {r.retry_of} of this job, the same configuration"
+               in r.detail for r in seconds), seconds
     assert not any("again" in r.detail for r in firsts)
     with session_factory(migrated_url)() as s:
         assert job_summary(s, job)["failed_reasons"] == {"out_of_memory": 4}

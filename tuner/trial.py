@@ -69,9 +69,10 @@ class TrialRecord(BaseModel):
 # Stop reasons of a failed trial that the infrastructure caused, not the configuration: its
 # worker died (heartbeat stale) or the database failed under it. Such a trial is run again and
 # does not count against the job's allowance of failures. So is a trial whose device ran out of
-# memory (`out_of_memory`) on its configuration's first run (trials packed on one GPU share its
-# memory: another trial may have held it); out of memory again on the run that retried it
-# (`retry_of` set), it counts: its configuration needs more than the device has.
+# memory (`out_of_memory`) for the first time its configuration did in the job (trials packed on
+# one GPU share its memory: another trial may have held it); a configuration out of memory
+# again (an earlier trial with its config_key did: tuner.store.trials.out_of_memory_before)
+# counts: it needs more than the device has.
 WORKER_LOST = "worker_lost"
 DB_ERROR = "db_error"
 OUT_OF_MEMORY: Final = "out_of_memory"

@@ -14,13 +14,14 @@ from sqlalchemy import bindparam, text
 from tuner.attrs import ATTR_RECORD
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
-from tuner.store.trials import record_trial, recorded_numbers
+from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
 from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
 _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
-OUT_OF_MEMORY_AGAIN = ("out of memory again on its second run: this configuration needs more "
-                       "memory than the device leaves it (lower training.batch_size, or give "
-                       "each trial more of a GPU: resources.gpus_per_trial)")
+OUT_OF_MEMORY_AGAIN = ("out of memory again (trial {first} of this job, the same configuration, "
+                       "ran out of memory before): this configuration needs more memory than "
+                       "the device leaves it (lower training.batch_size, or give each trial "
+                       "more of a GPU: resources.gpus_per_trial)")
 
 # What a failed trial's detail says when the dispatcher ended it and its worker left no word.
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
@@ -72,20 +73,25 @@ class TrialRecorder:
     def write(self, t: FrozenTrial, *, reason: str | None = None,
               study: optuna.Study | None = None) -> bool:
         """Record `t` (once). With `study`: a trial the database failed (`db_error`), or that
-        ran out of memory (`out_of_memory`), is enqueued again with the same configuration when
-        it is first recorded, so it runs exactly once more whoever records it (the worker's
-        callback or the dispatcher's sync). Out of memory on a run that retried another trial,
-        it is not run again, and counts against the job's failures (`counted_failures`): its
-        configuration needs more than the device has."""
+        ran out of memory (`out_of_memory`) on its configuration's first run out of memory in
+        the job, is enqueued again with the same configuration when it is first recorded, so
+        it runs exactly once more whoever records it (the worker's callback or the dispatcher's
+        sync). A configuration out of memory before in this job (whatever retried it: a lost
+        worker's retry is not that run) is not run again, and counts against the job's
+        failures (`counted_failures`): it needs more than the device has."""
         rec = trial_record(t)
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = REASONS.get(reason, reason)
-        again = rec.stop_reason == DB_ERROR or (rec.stop_reason == OUT_OF_MEMORY
-                                                 and rec.retry_of is None)
-        if rec.stop_reason == OUT_OF_MEMORY and rec.retry_of is not None:
-            rec.detail = f"{rec.detail}; {OUT_OF_MEMORY_AGAIN}"
+        again = rec.stop_reason == DB_ERROR
+        if rec.stop_reason == OUT_OF_MEMORY:
+            first = in_transaction(self.sessions, lambda s: out_of_memory_before(
+                s, self.job_id, rec.config_key(), rec.number),
+                what=f"read the runs out of memory of job {self.job_id}")
+            again = first is None
+            if first is not None:
+                rec.detail = f"{rec.detail}; {OUT_OF_MEMORY_AGAIN.format(first=first)}"
         new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
                              what=f"record trial {t.number} of job {self.job_id}")
         if new and study is not None and again:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, not_, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from tuner.spec import epoch_pace
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
@@ -54,15 +54,33 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
     return True
 
 
+def _out_of_memory_before(job_id: Any, key: Any, number: Any, row: Any = TrialRow) -> Any:
+    """SQL: `row` is a trial of the job, with configuration `key`, numbered before `number`,
+    that ran out of memory."""
+    return and_(row.job_id == job_id, row.stop_reason == OUT_OF_MEMORY,
+                row.config_key.is_not_distinct_from(key), row.number < number)
+
+
+def out_of_memory_before(s: Session, job_id: str, key: str | None, number: int) -> int | None:
+    """The first trial of this job whose configuration (`key`) ran out of memory before trial
+    `number`: a configuration's first run out of memory is the infrastructure's (packed trials
+    share a device), a later one is the configuration's."""
+    return s.scalar(select(func.min(TrialRow.number))
+                    .where(_out_of_memory_before(job_id, key, number)))
+
+
 def counted_failures(s: Session, job_id: str) -> int:
     """Failed trials that count against the job's allowance: not those the infrastructure
-    failed (`INFRA_FAILURES`, and a configuration's first run out of memory: they are run
-    again)."""
+    failed (`INFRA_FAILURES`, and a configuration's first run out of memory in the job: they
+    are run again)."""
     reason = func.coalesce(TrialRow.stop_reason, "failed")
+    earlier = aliased(TrialRow)
+    first_out_of_memory = and_(reason == OUT_OF_MEMORY, not_(
+        select(earlier.id).where(_out_of_memory_before(
+            TrialRow.job_id, TrialRow.config_key, TrialRow.number, row=earlier)).exists()))
     return s.scalar(select(func.count()).where(
         TrialRow.job_id == job_id, TrialRow.state == "failed",
-        not_(or_(reason.in_(INFRA_FAILURES),
-                 and_(reason == OUT_OF_MEMORY, TrialRow.retry_of.is_(None)))))) or 0
+        not_(or_(reason.in_(INFRA_FAILURES), first_out_of_memory)))) or 0
 
 
 def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:
