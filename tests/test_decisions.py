@@ -125,13 +125,19 @@ def test_a_worker_is_stalled_after_five_times_the_longest_epoch_wait_and_never_t
     assert p.stalled(T0 + 2161 * s, None) == {"a": (0, 2001 * s)}
     assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s), "b": (1, 2001 * s)}
     # a's trial was failed without it (its heartbeat went stale) and a never moved on: a is
-    # still timed from its last epoch; b's next trial is progress; c (never seen with a trial)
-    # is never stalled; a worker that ended is forgotten
-    p.observe({"b": (7, 0)}, live, T0 + 2300 * s)
+    # still timed from its last epoch; b's next trial is progress (100 s after its last epoch:
+    # shorter than the longest wait); c (never seen with a trial) is never stalled; a worker
+    # that ended is forgotten
+    p.observe({"b": (7, 0)}, live, T0 + 500 * s)
+    assert p.limit(None) == 2000 * s
     assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s)}
     p.observe({"b": (7, 0)}, {"b", "c"}, T0 + 2400 * s)
-    assert set(p.seen) == {"b"} and p.stalled(T0 + 4000 * s, None) == {}
-    assert p.stalled(T0 + 4401 * s, None) == {"b": (7, 2101 * s)}
+    assert set(p.seen) == {"b"} and p.stalled(T0 + 2500 * s, None) == {}
+    assert p.stalled(T0 + 2501 * s, None) == {"b": (7, 2001 * s)}
+    # the wait before a worker's next trial counts as well (from its last trial's last epoch
+    # through its recording to the next trial's start)
+    p.observe({"b": (8, 0)}, {"b"}, T0 + 2450 * s)
+    assert p.longest == 1950 * s and p.limit(None) == 9750 * s
 
 
 def test_a_hang_before_the_jobs_first_epoch_is_timed_from_the_tasks_recorded_waits() -> None:

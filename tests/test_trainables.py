@@ -3,6 +3,7 @@ through `tuner run` and through the service, with complete, pruned, diverged and
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -59,6 +60,11 @@ def test_trainable_runs_with_the_trials_optimizer_pruning_and_record() -> None:
     assert done.value == max(s.value for s in done.steps if s.value is not None) > 0.2  # chance: 0.1
     assert done.seconds_per_epoch > 0 and done.state_bytes_per_param == pytest.approx(8, rel=0.01)
     assert all(s.train_loss is not None and s.val_loss is not None for s in done.steps)
+    # the longest it went without progress (what a later job's stall check scales from): at
+    # least its first epoch from the loop's start, and every wait between two epochs
+    elapsed = [0.0] + [s.elapsed_s or 0.0 for s in done.steps]
+    assert done.longest_wait_s is not None and done.longest_wait_s >= max(
+        b - a for a, b in itertools.pairwise(elapsed)) > 0
     pruned = by_state["pruned"]  # sgd at 1e-6, stopped at the first rung
     assert pruned.optimizer == "sgd" and pruned.stop_step < 4
     assert [s.step for s in pruned.steps] == list(range(1, pruned.stop_step + 1))

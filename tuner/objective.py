@@ -177,15 +177,10 @@ class Objective:
         state = TrainState()
         error: str | None = None
         started = time.time()
-        # The longest wait for an epoch, the first counted from here (data and model set-up
-        # included): what the dispatcher's stall check measures, kept for the task's later jobs.
-        last_epoch, longest_wait = started, None
+        waits = Waits(started)
 
         def prune(best: float, step: int) -> bool:
-            nonlocal last_epoch, longest_wait
-            now = time.time()
-            longest_wait = max(longest_wait or 0.0, now - last_epoch)
-            last_epoch = now
+            waits.tick()
             trial.report(best, step)
             # A trial that has used its whole budget is complete, whatever the last rung says;
             # confirmation runs are never pruned (they measure seed-to-seed noise).
@@ -220,9 +215,9 @@ class Objective:
                 state.stop_reason = OUT_OF_MEMORY
                 error = memory_error(exc, state.device or str(self.device))
             self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
-                         seed, longest_wait)
+                         seed, waits)
             raise
-        self._record(trial, config, state, started, error, None, seed, longest_wait)
+        self._record(trial, config, state, started, error, None, seed, waits)
         if state.stop_reason == "diverged":
             # NaN at the stop step: TPE ranks the trial worst; median/percentile pruners skip NaN.
             trial.report(math.nan, state.stop_step)
@@ -255,7 +250,8 @@ class Objective:
 
     def _record(self, trial: optuna.Trial, config: TrialConfig, state: TrainState,
                 started: float, error: str | None, tb: str | None, seed: int,
-                longest_wait: float | None) -> None:
+                waits: Waits) -> None:
+        waits.tick()  # from its last epoch (or its start) to its end
         record: dict[str, Any] = {
             "seed": seed,
             "stop_reason": state.stop_reason,
@@ -269,11 +265,28 @@ class Objective:
             "n_params": state.n_params,
             "detail": state.detail or error or "",
             "duration_s": time.time() - started,
-            "longest_wait_s": longest_wait,
+            "longest_wait_s": waits.longest,
         }
         if tb:
             record["traceback"] = tb
         trial.set_user_attr(ATTR_RECORD, record)
+
+
+@dataclass
+class Waits:
+    """The longest a trial went without progress: from its start to its first epoch (data and
+    model set-up included), between epochs, and from its last epoch (or its start) to its end
+    (a trial that failed before any epoch waited that long). What the
+    dispatcher's stall check measures, kept on the trial (`longest_wait_s`) for the task's
+    later jobs."""
+
+    last: float
+    longest: float = 0.0
+
+    def tick(self) -> None:
+        now = time.time()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
 
 
 def out_of_memory(exc: BaseException) -> bool:

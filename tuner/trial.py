@@ -46,8 +46,9 @@ class TrialRecord(BaseModel):
     value: float | None = None
     epochs_run: int = 0
     seconds_per_epoch: float = 0.0
-    # The longest wait for an epoch, the first counted from the trial's start (its data and
-    # model set up): what a later job of the task allows before it calls a trial stalled.
+    # The longest the trial went without progress: to its first epoch from its start (data and
+    # model set-up included), between epochs, and from its last epoch (or its start) to its end.
+    # What a later job of the task scales its stall limit from.
     longest_wait_s: float | None = None
     state_bytes_per_param: float = 0.0
     device: str | None = None

@@ -31,9 +31,10 @@ CANCELLED: Final = "cancelled"
 TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
-# Without budget.stall_s, a trial is stalled after this many times the longest wait for an
-# epoch the job has seen (any trial's, its first epoch included) or its task's trials recorded
-# at the job's pace (tuner.store.trials.longest_epoch_wait), and never before STALL_MIN.
+# Without budget.stall_s, a trial is stalled after this many times the longest wait for
+# progress (an epoch, or a worker's next trial) the job has seen or its task's
+# trials recorded at the job's pace (tuner.store.trials.longest_epoch_wait), and never before
+# STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
 # With neither (a new task, or a new pace) until the job's first epoch is seen, there is
@@ -128,15 +129,16 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
 class Progress:
     """The progress of a job's trial workers as one dispatcher saw it, tick by tick. Each
     worker (its Ray task id) is known by its running trial, that trial's count of reported
-    epochs, and when the dispatcher first saw that count; and the job's longest wait for an
-    epoch. A worker stops counting as making progress when it reports no epoch and starts no
-    trial: its trial hangs (the process alive and idle: its heartbeat goes on), or its trial
-    was failed without it (its heartbeat went stale: a hang that holds the interpreter) and it
-    never moved on. A worker not seen with a trial yet (queued for resources) is never stalled;
-    one first seen mid-trial (a dispatcher taking the job over) is timed from then.
-    `history`: the longest wait for an epoch that the task's trials recorded at the job's pace
-    (the job's own recorded trials and its task's earlier jobs', `history_jobs` of them), so a
-    trial that hangs before the job's first epoch is not given a day."""
+    epochs, and when the dispatcher first saw that count; and the job's longest wait for
+    progress (an epoch, or the worker's next trial). A worker stops counting as making progress
+    when it reports no epoch and starts no trial: its trial hangs (the process alive and idle:
+    its heartbeat goes on), or its trial was failed without it (its heartbeat went stale: a hang
+    that holds the interpreter) and it never moved on. A worker not seen with a trial yet
+    (queued for resources) is never stalled; one first seen mid-trial (a dispatcher taking the
+    job over) is timed from then. `history`: the longest wait for progress that the task's
+    trials recorded at the job's pace (the job's own recorded trials and its task's earlier
+    jobs', `history_jobs` of them), so a trial that hangs before the job's first epoch is not
+    given a day."""
 
     seen: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
     longest: timedelta | None = None
@@ -150,9 +152,11 @@ class Progress:
         that has no running trial now is between trials, or stuck)."""
         for task, (number, epochs) in running.items():
             prev = self.seen.get(task)
-            if prev is None or prev[0] != number:
+            if prev is None:
                 self.seen[task] = (number, epochs, now)
-            elif epochs > prev[1]:
+            elif prev[0] != number or epochs > prev[1]:
+                # progress: a new epoch, or a new trial (the time from the last one's last epoch
+                # through its recording to the next one's start was a wait as well)
                 wait = now - prev[2]
                 self.longest = wait if self.longest is None else max(self.longest, wait)
                 self.seen[task] = (number, epochs, now)
@@ -161,7 +165,7 @@ class Progress:
 
     def limit(self, stall_s: float | None) -> timedelta:
         """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
-        x the longest wait for an epoch seen or recorded (`history`), at least STALL_MIN;
+        x the longest wait for progress seen or recorded (`history`), at least STALL_MIN;
         STALL_BEFORE_FIRST_EPOCH while there is neither."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
@@ -182,7 +186,7 @@ class Progress:
         if not seen:
             return "no epoch of this task seen yet at this job's pace, so a day; " \
                 "budget.stall_s sets it"
-        return (f"{STALL_FACTOR} x the longest wait for an epoch ({'; '.join(seen)}), at least "
+        return (f"{STALL_FACTOR} x the longest wait for progress ({'; '.join(seen)}), at least "
                 f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
 
     def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:

@@ -386,7 +386,7 @@ class Dispatcher:
         return not (job.trials_claimed or job.n_done)
 
     def _progress(self, job: Job) -> Progress:
-        """The stall check's start: the longest wait for an epoch the task's trials recorded at
+        """The stall check's start: the longest wait for progress the task's trials recorded at
         this job's pace; none when it cannot be read (the limit is then a day until the job's
         first epoch, as for a new task: never a reason to fail the job)."""
         try:
