@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from tuner.figures import COLORS
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-PAGES = {"jobs": "Jobs", "job": "Job", "task": "Which optimizer?"}
+PAGES = {"jobs": "Jobs", "job": "Job", "task": "Which optimizer?", "tasks": "Tasks"}
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +42,11 @@ def ui_slash() -> RedirectResponse:
 @router.get("/ui/jobs/{job_id}")
 def job_page(job_id: Annotated[str, PathParam(max_length=64)]) -> HTMLResponse:
     return HTMLResponse(_page("job"))
+
+
+@router.get("/ui/tasks")
+def tasks_page() -> HTMLResponse:
+    return HTMLResponse(_page("tasks"))
 
 
 @router.get("/ui/tasks/{task_id}")

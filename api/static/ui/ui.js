@@ -349,6 +349,69 @@ async function taskPage() {
     `${n.corpus_task ? `reference corpus: ${n.corpus_task}` : `your task ${n.task_id}`} (${n.model} / ${n.dataset}), similarity ${fmt(n.similarity, 2)}`)));
 }
 
+// tasks ---------------------------------------------------------------------------------------
+
+function answerText(rec) {
+  // The verdict in a few words (the task page and the API say it whole). A transferred or prior
+  // answer has no verdict: it predicts an order, nothing measured on the task.
+  if (rec.method !== "direct") {
+    const top = (rec.ranking || []).slice(0, 3).map((r) => r.optimizer);
+    return top.length ? `not measured here; predicted order: ${top.join(", ")}, …` : "no answer yet";
+  }
+  const leaders = rec.leaders || [];
+  const ranked = (rec.ranking || []).filter((r) => r.expected).length;
+  if (rec.verdict === "winner") return `${leaders[0]} is best: clear of every other family`;
+  if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked)`;
+  if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
+  if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`;
+  return "no complete trial yet";
+}
+
+function showAnswer(row, rec) {
+  const first = (rec.ranking || []).find((r) => r.expected);
+  const answer = row.querySelector(".answer");
+  answer.textContent = answerText(rec);
+  answer.title = rec.summary || "";
+  answer.className = `answer ${rec.verdict || "none"}`;
+  row.querySelector(".first").textContent = first
+    ? `${first.optimizer} ${fmt(first.expected.value)} [${fmt(first.expected.low)}, ${fmt(first.expected.high)}]`
+    : (rec.ranking || [])[0]?.optimizer || "-";
+  row.querySelector(".source").textContent = rec.method === "direct" ? "this task's trials"
+    : rec.method === "transfer" ? `similar tasks (${rec.source})` : rec.method === "prior" ? `the prior (${rec.source})` : rec.method || "-";
+}
+
+function taskRow(task) {
+  return el("tr", { "data-task": String(task.id) },
+    el("td", {}, el("a", { href: `/ui/tasks/${task.id}` }, `task ${task.id}`)),
+    el("td", {}, `${task.model.name} / ${task.dataset.name}`),
+    el("td", {}, task.metric),
+    el("td", {}, String(task.n_jobs)),
+    el("td", {}, String(task.n_trials)),
+    el("td", { class: "answer pending" }, "…"), el("td", { class: "first" }), el("td", { class: "source" }),
+    el("td", {}, (task.latest_job_at || "").replace("T", " ").slice(0, 19)));
+}
+
+async function tasksPage() {
+  const body = document.getElementById("tasks");
+  const data = await getJson("/v1/tasks");
+  const tasks = [...data.data].sort((a, b) => String(b.latest_job_at || "").localeCompare(String(a.latest_job_at || "")));
+  document.getElementById("count").textContent = `${data.count} tasks`;
+  body.replaceChildren(...tasks.map(taskRow));
+  // Each task's answer (cached by the service until its history changes), a few at a time.
+  const queue = [...tasks];
+  const worker = async () => {
+    for (let task; (task = queue.shift());) {
+      const row = body.querySelector(`tr[data-task="${task.id}"]`);
+      try {
+        showAnswer(row, await getJson(`/v1/recommendations?task=${task.id}`));
+      } catch (e) {
+        row.querySelector(".answer").textContent = `no answer: ${e.message}`;
+      }
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
 let COLORS = {};
 
 async function main() {
@@ -368,6 +431,7 @@ async function main() {
     if (page === "jobs") await jobsPage();
     else if (page === "job") await jobPage();
     else if (page === "task") await taskPage();
+    else if (page === "tasks") await tasksPage();
   } catch (e) {
     if (e.message !== "unauthorised") showError(e.message);
   }
