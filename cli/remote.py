@@ -205,6 +205,40 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
 
 
 
+def tasks(answers: Annotated[bool, typer.Option(
+              "--answers/--no-answers", help="Ask for each task's answer (one request each).")
+          ] = True, as_json: JsonOpt = False) -> None:
+    """The team's tasks, the latest job's first, with the answer each one's history gives
+    today (over HTTP)."""
+    from tuner.recommend import brief
+
+    with _api_errors():
+        client = _client()
+        data = client.tasks()
+        rows = sorted(data["data"], key=lambda t: str(t.get("latest_job_at") or ""),
+                      reverse=True)
+        recs = {t["id"]: client.recommend(task=t["id"]) for t in rows} if answers else {}
+    for t in rows:
+        if t["id"] in recs:
+            rec = recs[t["id"]]
+            t["answer"] = {"brief": brief(rec), "method": rec.get("method"),
+                           "verdict": rec.get("verdict"), "leaders": rec.get("leaders"),
+                           "summary": rec.get("summary")}
+    if as_json:
+        print_json({"data": rows, "count": data["count"]})
+        return
+    table = Table(title=f"Tasks ({data['count']})")
+    for col in ("id", "model", "dataset", "metric", "jobs", "trials", "latest job"):
+        table.add_column(col, no_wrap=True)
+    if answers:
+        table.add_column("answer")
+    for t in rows:
+        cells = [str(t["id"]), t["model"]["name"], t["dataset"]["name"], t["metric"],
+                 str(t["n_jobs"]), str(t["n_trials"]), str(t.get("latest_job_at") or "-")[:19]]
+        table.add_row(*cells, *([t["answer"]["brief"]] if answers else []))
+    out.print(table)
+
+
 def plot(job_id: str,
          output: Annotated[Path, typer.Option("--out", "-o", help=(
              "where to write: .png or .svg (matplotlib), or .html (a standalone page with "

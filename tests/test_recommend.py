@@ -556,3 +556,25 @@ def test_learning_rate_moves_with_batch_size() -> None:
                                    32, 64)
     assert f == 2.0 and params["lookahead.sgd.lr"] == pytest.approx(0.2)
     assert scale_lr_for_batch("adam", {"adam.lr": 1e-3}, 64, 64) == ({"adam.lr": 1e-3}, 1.0)
+
+
+def test_an_answer_in_a_few_words() -> None:
+    """`brief`: what `tuner tasks` and /ui/tasks say of each task's answer."""
+    from tuner.recommend import brief
+
+    ranked = [{"optimizer": f, "expected": {"value": v}} for f, v in
+              (("adamw", 0.9), ("nadam", 0.89), ("sgd", 0.5))]
+    direct = {"method": "direct", "ranking": ranked}
+    assert brief({**direct, "verdict": "winner", "leaders": ["adamw"]}) == \
+        "adamw is best: clear of every other family"
+    assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam"]}) == \
+        "tied within the noise: adamw, nadam (2 of 3 ranked)"
+    assert brief({**direct, "verdict": "one_family", "leaders": ["adamw"]}) == \
+        "only adamw completed a trial"
+    assert brief({**direct, "verdict": "not_separated", "leaders": ["adamw", "nadam"]}) == \
+        "not separated (no noise estimate): adamw, nadam"
+    assert brief({"method": "direct", "ranking": [], "verdict": None}) == "no complete trial yet"
+    predicted = {"method": "transfer", "ranking": [{"optimizer": f} for f in
+                                                   ("nadam", "adamw", "lion", "sgd")]}
+    assert brief(predicted) == "not measured here; predicted order: nadam, adamw, lion, …"
+    assert brief({"method": "prior", "ranking": []}) == "no answer yet"

@@ -72,22 +72,6 @@ def _set_key(driver: Any, base: str, key: str) -> None:
     driver.execute_script("sessionStorage.setItem('tuner-api-key', arguments[0])", key)
 
 
-def _answer(rec: dict[str, Any]) -> str:
-    """What the tasks page says of an answer, from its verdict and leaders (a transferred
-    answer has none: it predicts an order)."""
-    if rec["method"] != "direct":
-        top = ", ".join(r["optimizer"] for r in rec["ranking"][:3])
-        return f"not measured here; predicted order: {top}, …"
-    leaders, verdict = rec["leaders"], rec["verdict"]
-    ranked = sum(r.get("expected") is not None for r in rec["ranking"])
-    return {"winner": f"{leaders[0] if leaders else ''} is best: clear of every other family",
-            "tied": f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} "
-                    f"ranked)",
-            "one_family": f"only {leaders[0] if leaders else ''} completed a trial",
-            "not_separated": f"not separated (no noise estimate): {', '.join(leaders)}",
-            }.get(verdict, "no complete trial yet")
-
-
 def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # noqa: F811
     client = Client(service.url, service.key_a)
     job = client.submit(JOB)
@@ -175,8 +159,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert browser.find_element("id", "job-error").text.startswith(
         "all 4 trials failed: out of memory on cpu: RuntimeError: ")
 
-    # The team's tasks, each with the answer its history gives (as the API gives it): digits
-    # from its own trials, the loop that never fit from the digits task (a prediction).
+    # The team's tasks, each with the answer its history gives (in the words of `tuner tasks`:
+    # tuner.recommend.brief): digits from its own trials, the loop that never fit predicted
+    # from similar tasks.
+    from tuner.recommend import brief
+
     hungry_task = client.job(hungry["id"])["task"]["id"]
     _open(browser, f"{service.url}/ui/tasks")
     deadline = time.monotonic() + 30
@@ -192,14 +179,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     digits, never_fit = by_task[task_id], by_task[hungry_task]
     assert digits[:5] == [f"task {task_id}", "mlp / digits", "val_accuracy", "2",
                           str(len(trials) + len(client.trials(second["id"])["data"]))], digits
-    assert digits[5] == _answer(rec), (digits, rec["verdict"])
+    assert digits[5] == brief(rec), (digits, rec["verdict"])
     first = rec["ranking"][0]
     assert digits[6].startswith(f"{first['optimizer']} {first['expected']['value']:.4f} [")
     assert digits[7] == "this task's trials"
     other = client.recommend(task=hungry_task)
     assert other["method"] == "transfer" and never_fit[7] == f"similar tasks ({other['source']})"
     assert never_fit[1] == "trainable:memory_hungry / digits (own pipeline)", never_fit
-    assert never_fit[5] == _answer(other), (never_fit, other["verdict"], other["summary"])
+    assert never_fit[5] == brief(other), (never_fit, other["verdict"], other["summary"])
     assert browser.find_element("id", "error").get_attribute("hidden")
     browser.save_screenshot(str(SHOTS / "ui_tasks.png"))
 

@@ -674,6 +674,29 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
             + tail)
 
 
+def brief(rec: dict[str, Any]) -> str:
+    """An answer in a few words, for a list of tasks (`tuner tasks`; `/ui/tasks` says the same
+    in ui.js): the verdict and its leaders, or, for a transferred or prior answer (no verdict:
+    it predicts an order, nothing measured on the task), the first three of that order."""
+    ranking = rec.get("ranking") or []
+    if rec.get("method") != "direct":
+        top = [r["optimizer"] for r in ranking[:3]]
+        return f"not measured here; predicted order: {', '.join(top)}, …" if top else \
+            "no answer yet"
+    leaders, verdict = list(rec.get("leaders") or []), rec.get("verdict")
+    ranked = sum(r.get("expected") is not None for r in ranking)
+    first = leaders[0] if leaders else (ranking[0]["optimizer"] if ranking else "?")
+    if verdict == VERDICT_WINNER:
+        return f"{first} is best: clear of every other family"
+    if verdict == VERDICT_TIED:
+        return f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked)"
+    if verdict == VERDICT_ONE_FAMILY:
+        return f"only {first} completed a trial"
+    if verdict == VERDICT_NOT_SEPARATED:
+        return f"not separated (no noise estimate): {', '.join(leaders)}"
+    return "no complete trial yet"
+
+
 # transfer -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
