@@ -230,4 +230,9 @@ class LearningRates(BaseModel):
     direction: str
     budget: dict[str, int | str | None] | None
     families: dict[str, list[tuple[float, float]]] = Field(
-        description="per family, [learning rate, value] of every complete trial")
+        description="per family, [learning rate, value] of its most recent complete trials "
+                    "(`per_family` of them at most), sorted by learning rate")
+    n_trials: dict[str, int] = Field(
+        default_factory=dict, description="per family, how many complete trials it has at "
+                                          "this budget (more than the points when capped)")
+    per_family: int = Field(default=0, description="the most points given per family")

@@ -627,3 +627,23 @@ def test_seeds_used_per_configuration_at_one_budget(migrated_url: str) -> None:
         assert seeds_used(s, task_id, Budget(9, 64)) == {}
         # A long history: only the most recent pairs (j2's adam came after j1's sgd).
         assert seeds_used(s, task_id, Budget(3, 64), limit=1) == {adam: [0]}
+
+
+def test_the_learning_rate_picture_shows_each_familys_latest_trials(migrated_url: str) -> None:
+    """A task with a long history answers each family's most recent complete trials, a bounded
+    number of them, and says how many each family has."""
+    from tuner.recommendations import learning_rates
+
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, job, [("adam", 1e-3 * (i + 1), 0.5 + i / 100) for i in range(5)]
+          + [("sgd", 1e-2, 0.7), ("sgd", 2e-2, 0.75)])
+    write(migrated_url, job, [("adam", 1e-4, 0.1)], state="pruned")  # not complete: not shown
+    with session_factory(migrated_url)() as s:
+        task = get_job(s, job).task_id
+        capped = learning_rates(s, team, task, per_family=3)
+        whole = learning_rates(s, team, task)
+    # the three latest of adam's five (written in order of learning rate), sorted by rate
+    assert capped["families"]["adam"] == [[3e-3, 0.52], [4e-3, 0.53], [5e-3, 0.54]]
+    assert capped["families"]["sgd"] == [[1e-2, 0.7], [2e-2, 0.75]]
+    assert capped["n_trials"] == {"adam": 5, "sgd": 2} and capped["per_family"] == 3
+    assert len(whole["families"]["adam"]) == 5 and whole["n_trials"] == capped["n_trials"]

@@ -127,6 +127,9 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     lrs = client.learning_rates(task_id)
     charts = _charts(browser)
     assert charts == {"ranking-chart": 2, "lr-chart": len(lrs["families"])}
+    # every trial is drawn (a family past lrs["per_family"] would be said to be cut)
+    assert browser.find_element("id", "lr-capped").get_attribute("hidden")
+    assert all(len(pts) == lrs["n_trials"][f] for f, pts in lrs["families"].items())
     ranked = [r.get_attribute("data-family") for r in
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]

@@ -62,6 +62,8 @@ from tuner.store.queries import team_tasks
 # and a hub reference's fetched copy is part of its task.)
 ANSWER_FORMAT = 20
 SOURCE_TEAM = "team history"
+# The learning-rate picture shows each family's most recent complete trials, this many.
+LR_POINTS_PER_FAMILY = 1000
 
 
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
@@ -406,10 +408,13 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
                    batch_size: int | None = None,
                    early_stopping_patience: int | None = None,
                    precision: str | None = None,
-                   training_seed: int | None = None) -> dict[str, Any]:
-    """Every complete trial of the task at one budget (the recommendation's, by default) as
+                   training_seed: int | None = None,
+                   per_family: int = LR_POINTS_PER_FAMILY) -> dict[str, Any]:
+    """The complete trials of the task at one budget (the recommendation's, by default) as
     [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
-    family's robustness made visible."""
+    family's robustness made visible. Each family's `per_family` most recent trials (a task
+    with a long history would otherwise answer megabytes and draw them all), with how many
+    it has (`n_trials`)."""
     from tuner.figures import lr_points
 
     tasks = h.find_tasks(s, team_id, task_id=task_id)
@@ -417,7 +422,10 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
         raise SpecError("task", f"no task {task_id} in your team")
     budget = _budget(tasks, h.budgets(s, [task_id]), BudgetAsked(
         epochs, batch_size, early_stopping_patience, precision, training_seed))
-    trials = h.history(s, [task_id], budget, top_per_family=None) if budget else []
+    trials = h.history(s, [task_id], budget, top_per_family=None,
+                       latest_per_family=per_family) if budget else []
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,
-            "families": lr_points((t.optimizer, t.lr(), t.value) for t in trials)}
+            "families": lr_points((t.optimizer, t.lr(), t.value) for t in trials),
+            "n_trials": h.complete_per_family(s, [task_id], budget) if budget else {},
+            "per_family": per_family}

@@ -131,10 +131,13 @@ def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | No
 
 def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             exclude_job: str | None = None,
-            top_per_family: int | None = TOP_PER_FAMILY) -> list[HistoryTrial]:
+            top_per_family: int | None = TOP_PER_FAMILY,
+            latest_per_family: int | None = None) -> list[HistoryTrial]:
     """Complete trials of these tasks at one budget: each family's best `top_per_family` (all
     when None), every other run of a configuration among them, and every run of a
-    configuration that was confirmed with other seeds. Each trial's `setting` is its task and
+    configuration that was confirmed with other seeds. With `latest_per_family` instead (and
+    `top_per_family` None): each family's most recent complete trials, that many, and nothing
+    else (a picture of the family, never a ranking). Each trial's `setting` is its task and
     budget, so repeats are only pooled within one.
 
     A configuration is read with all its runs or not at all: cut by value, a configuration run
@@ -149,8 +152,13 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             Job.early_stopping_patience, Job.precision, Job.training_seed, Job.training_format)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
-    if top_per_family is None:
+    if top_per_family is None and latest_per_family is None:
         q: Select[Any] = select(*cols).join(Job, TrialRow.job_id == Job.id).where(*where)
+    elif top_per_family is None:
+        latest = (select(*cols, func.row_number().over(partition_by=TrialRow.optimizer,
+                                                       order_by=TrialRow.id.desc()).label("rn"))
+                  .join(Job, TrialRow.job_id == Job.id).where(*where).subquery())
+        q = select(*[latest.c[c.key] for c in cols]).where(latest.c.rn <= latest_per_family)
     else:
         direction = s.scalar(select(Task.direction).where(Task.id == task_ids[0]))
         order = TrialRow.value.desc() if direction == "maximize" else TrialRow.value.asc()
@@ -177,6 +185,16 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             setting=(task_id, epochs, batch_size, patience, precision, training_seed,
                      training_format)))
     return out
+
+
+def complete_per_family(s: Session, task_ids: Sequence[int],
+                        budget: Budget | None = None) -> dict[str, int]:
+    """How many complete trials each family has on these tasks at one budget."""
+    rows = s.execute(select(TrialRow.optimizer, func.count()).join(Job, TrialRow.job_id == Job.id)
+                     .where(*_where(task_ids, budget, None), TrialRow.state == "complete",
+                            TrialRow.value.is_not(None))
+                     .group_by(TrialRow.optimizer)).all()
+    return {str(opt): int(n) for opt, n in rows}
 
 
 SEEDS_USED_LIMIT = 5000  # (configuration, seed) pairs a new study carries

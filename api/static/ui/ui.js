@@ -341,6 +341,11 @@ async function taskPage() {
                          y: { title: { display: true, text: lrs.metric } } } },
   });
   mark(scatter, lrChart);
+  const capped = fams.filter(([f]) => (lrs.n_trials?.[f] || 0) > lrs.per_family);
+  const cappedNote = document.getElementById("lr-capped");
+  cappedNote.hidden = !capped.length;
+  cappedNote.textContent = `Each family's ${lrs.per_family} most recent complete trials: `
+    + capped.map(([f, pts]) => `${f} ${pts.length} of ${lrs.n_trials[f]}`).join(", ");
 
   const sources = document.getElementById("sources");
   const similar = rec.similar_tasks || [];
