@@ -287,8 +287,9 @@ def test_a_hang_before_the_first_epoch_is_timed_from_the_tasks_earlier_jobs(
     """A trial that hangs before its job's first epoch (a loader deadlocked on its first
     batch), no `budget.stall_s`: with no epoch seen the job had nothing to scale from and gave
     it a day. An earlier job of the task at the same pace recorded its trials' waits for an
-    epoch, so the limit is 5 x the longest of them (the ten-minute floor lowered here to keep
-    the test short), the trial is stopped `stalled` and the job completes."""
+    epoch, so the limit is a multiple of the longest of them (the multiple, 20, and the
+    ten-minute floor lowered here to keep the test short), the trial is stopped `stalled` and
+    the job completes."""
     import workers.decisions
 
     marker = tmp_path / "hung"
@@ -300,6 +301,7 @@ def test_a_hang_before_the_first_epoch_is_timed_from_the_tasks_earlier_jobs(
     assert earlier.status == "completed" and all(r.longest_wait_s for r in recs), recs
     marker.unlink()  # the next job's first trial hangs before any epoch
     monkeypatch.setattr(workers.decisions, "STALL_MIN", timedelta(seconds=5))
+    monkeypatch.setattr(workers.decisions, "STALL_FACTOR_RECORDED_ONLY", 4)
     job, recs = _ran(migrated_url, spec)
     assert job.status == "completed" and job.task_id == earlier.task_id, job.error
     hung = recs[0]

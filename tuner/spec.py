@@ -405,8 +405,8 @@ class BudgetSpec(_Strict):
         "a running trial that reports no epoch for this long is stalled: its worker is "
         "stopped, the trial fails `stalled` and another worker takes its place; default: 5 x "
         "the longest wait for an epoch or a worker's next trial (the job's, or its task's "
-        "earlier jobs' at the same batch size, precision, device, loader and resources), at "
-        "least 10 minutes; a day while there is none"))
+        "earlier jobs' at the same batch size, precision, device, loader and resources: 20 x "
+        "until the job has seen its own), at least 10 minutes; a day while there is none"))
 
 
 class SearchSpec(_Strict):

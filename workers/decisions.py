@@ -37,6 +37,10 @@ MAX_WORKER_ERRORS = 3
 # STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
+# Until the job's own first epoch is seen, a limit scaled from the task's recorded waits alone
+# allows this many times them: the same pace fields do not name the GPU model, and a slower one
+# than the earlier jobs had must not have every first epoch called stalled.
+STALL_FACTOR_RECORDED_ONLY = 20
 # With neither (a new task, or a new pace) until the job's first epoch is seen, there is
 # nothing to scale from: a day (a first epoch of a large model on a large dataset may take
 # hours; budget.stall_s sets a tighter limit).
@@ -166,13 +170,15 @@ class Progress:
     def limit(self, stall_s: float | None) -> timedelta:
         """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
         x the longest wait for progress seen or recorded (`history`), at least STALL_MIN;
+        STALL_FACTOR_RECORDED_ONLY x the recorded one while the job has seen none of its own;
         STALL_BEFORE_FIRST_EPOCH while there is neither."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
-        waits = [w for w in (self.longest, self.history) if w is not None]
-        if not waits:
-            return STALL_BEFORE_FIRST_EPOCH
-        return max(STALL_MIN, STALL_FACTOR * max(waits))
+        if self.longest is None:
+            if self.history is None:
+                return STALL_BEFORE_FIRST_EPOCH
+            return max(STALL_MIN, STALL_FACTOR_RECORDED_ONLY * self.history)
+        return max(STALL_MIN, STALL_FACTOR * max(self.longest, self.history or self.longest))
 
     def rule(self, stall_s: float | None) -> str:
         """Where `limit` came from, in words (a stalled trial's detail says it)."""
@@ -186,7 +192,8 @@ class Progress:
         if not seen:
             return "no epoch of this task seen yet at this job's pace, so a day; " \
                 "budget.stall_s sets it"
-        return (f"{STALL_FACTOR} x the longest wait for progress ({'; '.join(seen)}), at least "
+        factor = STALL_FACTOR if self.longest else STALL_FACTOR_RECORDED_ONLY
+        return (f"{factor} x the longest wait for progress ({'; '.join(seen)}), at least "
                 f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
 
     def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:
