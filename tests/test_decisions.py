@@ -10,6 +10,7 @@ import pytest
 
 from workers.decisions import (
     MAX_WORKER_ERRORS,
+    STALL_FACTOR_OTHER_HARDWARE,
     STALL_MIN,
     Progress,
     Stopping,
@@ -106,61 +107,86 @@ def test_conclusion() -> None:
                                                                                  None)
 
 
+CPU = "cpu"
+
+
+def _on(hardware: str, running: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int, str]]:
+    return {task: (number, epochs, hardware) for task, (number, epochs) in running.items()}
+
+
 def test_a_worker_is_stalled_after_five_times_the_longest_epoch_wait_and_never_too_soon() -> None:
     s = timedelta(seconds=1)
     p = Progress()
     live = {"a", "b", "c"}
-    p.observe({"a": (0, 0), "b": (1, 0)}, live, T0)  # c: queued for resources, no trial yet
+    p.observe(_on(CPU, {"a": (0, 0), "b": (1, 0)}), live, T0)  # c: queued, no trial yet
     # no epoch seen yet in the job: a day (a first epoch may take hours), unless given
     assert p.stalled(T0 + 10 * STALL_MIN, None) == {}
     assert p.stalled(T0 + timedelta(days=1, seconds=1), None) == {
-        "a": (0, timedelta(days=1, seconds=1)), "b": (1, timedelta(days=1, seconds=1))}
-    assert p.stalled(T0 + 4 * s, 3.0) == {"a": (0, 4 * s), "b": (1, 4 * s)}
-    p.observe({"a": (0, 1), "b": (1, 0)}, live, T0 + 100 * s)  # trial 0's first epoch: 100 s
-    p.observe({"a": (0, 2), "b": (1, 0)}, live, T0 + 160 * s)
-    assert p.longest == 100 * s and p.limit(None) == STALL_MIN  # 5 x 100 s < 10 minutes
-    p.observe({"a": (0, 2), "b": (1, 1)}, live, T0 + 400 * s)  # trial 1's: 400 s, the longest
-    assert p.limit(None) == 2000 * s
+        "a": (0, timedelta(days=1, seconds=1), CPU), "b": (1, timedelta(days=1, seconds=1), CPU)}
+    assert p.stalled(T0 + 4 * s, 3.0) == {"a": (0, 4 * s, CPU), "b": (1, 4 * s, CPU)}
+    p.observe(_on(CPU, {"a": (0, 1), "b": (1, 0)}), live, T0 + 100 * s)  # trial 0's first: 100 s
+    p.observe(_on(CPU, {"a": (0, 2), "b": (1, 0)}), live, T0 + 160 * s)
+    assert p.longest == {CPU: 100 * s} and p.limit(None, CPU) == STALL_MIN  # 5 x 100 s < 10 min
+    p.observe(_on(CPU, {"a": (0, 2), "b": (1, 1)}), live, T0 + 400 * s)  # trial 1's: the longest
+    assert p.limit(None, CPU) == 2000 * s
     assert p.stalled(T0 + 2160 * s, None) == {}  # worker a at exactly the limit
-    assert p.stalled(T0 + 2161 * s, None) == {"a": (0, 2001 * s)}
-    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s), "b": (1, 2001 * s)}
+    assert p.stalled(T0 + 2161 * s, None) == {"a": (0, 2001 * s, CPU)}
+    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s, CPU), "b": (1, 2001 * s, CPU)}
     # a's trial was failed without it (its heartbeat went stale) and a never moved on: a is
     # still timed from its last epoch; b's next trial is progress (100 s after its last epoch:
     # shorter than the longest wait); c (never seen with a trial) is never stalled; a worker
     # that ended is forgotten
-    p.observe({"b": (7, 0)}, live, T0 + 500 * s)
-    assert p.limit(None) == 2000 * s
-    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s)}
-    p.observe({"b": (7, 0)}, {"b", "c"}, T0 + 2400 * s)
+    p.observe(_on(CPU, {"b": (7, 0)}), live, T0 + 500 * s)
+    assert p.limit(None, CPU) == 2000 * s
+    assert p.stalled(T0 + 2401 * s, None) == {"a": (0, 2241 * s, CPU)}
+    p.observe(_on(CPU, {"b": (7, 0)}), {"b", "c"}, T0 + 2400 * s)
     assert set(p.seen) == {"b"} and p.stalled(T0 + 2500 * s, None) == {}
-    assert p.stalled(T0 + 2501 * s, None) == {"b": (7, 2001 * s)}
+    assert p.stalled(T0 + 2501 * s, None) == {"b": (7, 2001 * s, CPU)}
     # the wait before a worker's next trial counts as well (from its last trial's last epoch
     # through its recording to the next trial's start)
-    p.observe({"b": (8, 0)}, {"b"}, T0 + 2450 * s)
-    assert p.longest == 1950 * s and p.limit(None) == 9750 * s
+    p.observe(_on(CPU, {"b": (8, 0)}), {"b"}, T0 + 2450 * s)
+    assert p.longest == {CPU: 1950 * s} and p.limit(None, CPU) == 9750 * s
 
 
 def test_a_hang_before_the_jobs_first_epoch_is_timed_from_the_tasks_recorded_waits() -> None:
     """A trial that hangs before any epoch of its job (a data loader deadlocked on its first
     batch, the commonest hang) is not given a day when the task's trials recorded their waits
-    at this job's pace: 20 x the longest of them (its GPU may be slower than theirs), at least
-    10 minutes; once the job has seen its own, 5 x the longer of the two."""
+    at this job's pace: 5 x the longest of them on its hardware, at least 10 minutes, the job's
+    own waits there counted too (the longer rules)."""
     s = timedelta(seconds=1)
-    p = Progress(history=300 * s, history_jobs=2)
-    p.observe({"a": (0, 0)}, {"a"}, T0)
-    assert p.limit(None) == 6000 * s
-    assert p.stalled(T0 + 6000 * s, None) == {}
-    assert p.stalled(T0 + 6001 * s, None) == {"a": (0, 6001 * s)}
-    assert p.rule(None).startswith("20 x the longest wait for progress (300.0 s recorded by 2 "
-                                   "jobs of this task at this job's batch size")
-    p.observe({"a": (0, 1)}, {"a"}, T0 + 400 * s)  # the job's own first epoch took longer
-    assert p.limit(None) == 2000 * s and "400.0 s in this job; 300.0 s recorded" in p.rule(None)
-    assert p.rule(None).startswith("5 x ")
-    p = Progress(history=300 * s, history_jobs=2)
-    p.observe({"a": (0, 0)}, {"a"}, T0)
-    p.observe({"a": (0, 1)}, {"a"}, T0 + 100 * s)  # the job's own shorter: the recorded rules
-    assert p.limit(None) == 1500 * s
-    assert Progress(history=10 * s).limit(None) == STALL_MIN  # never under ten minutes
-    assert Progress(history=10 * s).limit(4.0) == 4 * s  # budget.stall_s rules
-    assert Progress(history=10 * s).rule(4.0) == "budget.stall_s"
-    assert Progress().rule(None).startswith("no epoch of this task seen yet at this job's pace")
+    h100 = "NVIDIA H100 80GB HBM3"
+    p = Progress(history={h100: (300 * s, 2)})
+    p.observe(_on(h100, {"a": (0, 0)}), {"a"}, T0)
+    assert p.limit(None, h100) == 1500 * s
+    assert p.stalled(T0 + 1500 * s, None) == {}
+    assert p.stalled(T0 + 1501 * s, None) == {"a": (0, 1501 * s, h100)}
+    assert p.rule(None, h100) == (
+        "5 x the longest wait for progress (300.0 s recorded by 2 jobs of this task at this "
+        f"job's batch size, precision, device, loader and resources on {h100}), at least "
+        "600 s; budget.stall_s sets it")
+    p.observe(_on(h100, {"a": (0, 1)}), {"a"}, T0 + 400 * s)  # the job's own took longer
+    assert p.limit(None, h100) == 2000 * s
+    assert f"400.0 s in this job on {h100}; 300.0 s recorded" in p.rule(None, h100)
+    assert Progress(history={h100: (10 * s, 1)}).limit(None, h100) == STALL_MIN  # >= 10 min
+    assert Progress(history={h100: (10 * s, 1)}).limit(4.0, h100) == 4 * s  # stall_s rules
+    assert Progress(history={h100: (10 * s, 1)}).rule(4.0, h100) == "budget.stall_s"
+    assert Progress().rule(None, h100).startswith(
+        "no epoch of this task seen yet at this job's pace")
+
+
+def test_a_gpu_never_seen_is_allowed_twenty_times_the_waits_seen_on_others() -> None:
+    """Trials of one job may land on different GPUs, and a task's records on another model than
+    this job's: a worker on hardware with no wait seen (in the job or the records) is allowed
+    STALL_FACTOR_OTHER_HARDWARE times the longest seen on any other (a T4 is several times
+    slower than an H100), never only five."""
+    s = timedelta(seconds=1)
+    h100, t4 = "NVIDIA H100 80GB HBM3", "Tesla T4"
+    p = Progress(history={h100: (60 * s, 1)})
+    p.observe({"a": (0, 0, h100), "b": (1, 0, t4)}, {"a", "b"}, T0)
+    assert p.limit(None, h100) == STALL_MIN  # 5 x 60 s, at least ten minutes
+    assert p.limit(None, t4) == STALL_FACTOR_OTHER_HARDWARE * 60 * s == 1200 * s
+    assert p.rule(None, t4).startswith(f"{STALL_FACTOR_OTHER_HARDWARE} x the longest wait")
+    assert p.stalled(T0 + 601 * s, None) == {"a": (0, 601 * s, h100)}  # b, on a T4, is not
+    p.observe({"a": (0, 0, h100), "b": (1, 1, t4)}, {"a", "b"}, T0 + 900 * s)  # b's first
+    assert p.limit(None, t4) == 4500 * s  # from now on, its own hardware's: 5 x 900 s
+    assert p.limit(None, h100) == STALL_MIN  # unchanged: the H100's own

@@ -275,9 +275,10 @@ def test_reconcile_tickets_restores_a_lost_ticket(migrated_url: str) -> None:
 
 
 def test_the_longest_epoch_wait_is_read_at_the_jobs_pace_and_team(migrated_url: str) -> None:
-    """The wait the stall check scales from before a job's first epoch: the longest any trial
-    of the task recorded at the job's pace (batch size, resources, ...), the job's own recorded
-    trials included; never another pace's, another task's or another team's."""
+    """The wait the stall check scales from before a job's first epoch: by hardware, the
+    longest any trial of the task recorded at the job's pace (batch size, resources, ...), the
+    job's own recorded trials included; never another pace's, another task's or another
+    team's."""
     from tuner.store.trials import longest_epoch_wait, record_trial
     from tuner.trial import TrialRecord
 
@@ -290,13 +291,15 @@ def test_the_longest_epoch_wait_is_read_at_the_jobs_pace_and_team(migrated_url: 
             s.expunge(made)
             return made
 
-    def trials(j: Job, *waits: float | None) -> None:
+    def trials(j: Job, *waits: float | None, hardware: str = "cpu") -> None:
         with session_factory(migrated_url)() as s:
-            for n, w in enumerate(waits):
+            start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == j.id)).all())
+            for n, w in enumerate(waits, start):
                 assert record_trial(s, j.id, TrialRecord(number=n, state="complete",
-                                                         optimizer="adam", longest_wait_s=w))
+                                                         optimizer="adam", longest_wait_s=w,
+                                                         hardware=hardware))
 
-    def wait(j: Job) -> tuple[float, int] | None:
+    def wait(j: Job) -> dict[str, tuple[float, int]]:
         with session_factory(migrated_url)() as s:
             return longest_epoch_wait(s, s.get(Job, j.id))  # type: ignore[arg-type]
 
@@ -312,11 +315,13 @@ def test_the_longest_epoch_wait_is_read_at_the_jobs_pace_and_team(migrated_url: 
     assert other_team.task_id != first.task_id
 
     new = job()
-    assert wait(new) == (5.0, 1)  # the first job's, at the same pace
+    assert wait(new) == {"cpu": (5.0, 1)}  # the first job's, at the same pace
     trials(new, 7.0)  # a dispatcher taking the new job over also reads its own trials
-    assert wait(new) == (7.0, 2)
-    assert wait(smaller_batches) == (50.0, 1) and wait(other_team) == (99.0, 1)
-    assert wait(job(resources={"cpus_per_trial": 4})) is None  # a pace never run on this task
+    assert wait(new) == {"cpu": (7.0, 2)}
+    trials(first, 30.0, hardware="Tesla T4")  # another GPU model: apart
+    assert wait(new) == {"cpu": (7.0, 2), "Tesla T4": (30.0, 1)}
+    assert wait(smaller_batches) == {"cpu": (50.0, 1)} and wait(other_team) == {"cpu": (99.0, 1)}
+    assert wait(job(resources={"cpus_per_trial": 4})) == {}  # a pace never run on this task
 
 
 def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(

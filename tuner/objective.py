@@ -22,7 +22,7 @@ from tuner.registry import check_code
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
-from tuner.training import Trainer, TrainState, resolve_device
+from tuner.training import Trainer, TrainState, hardware_name, resolve_device
 from tuner.trial import OUT_OF_MEMORY, config_key
 
 REPEAT_SEED_STRIDE = 100_000
@@ -261,6 +261,7 @@ class Objective:
             "state_bytes_per_param": state.state_bytes_per_param,
             "seconds_per_epoch": state.seconds_per_epoch,
             "device": state.device,
+            "hardware": hardware_name(state.device or "cpu"),
             "precision": state.precision,
             "n_params": state.n_params,
             "detail": state.detail or error or "",

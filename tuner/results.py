@@ -71,7 +71,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         seconds_per_epoch=float(rec.get("seconds_per_epoch", 0.0)),
         longest_wait_s=_float(rec.get("longest_wait_s")),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
-        device=rec.get("device"), detail=detail,
+        device=rec.get("device"), hardware=rec.get("hardware"), detail=detail,
         seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
         confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
         defaults_sweep=bool(t.user_attrs.get(ATTR_SWEEP)),

@@ -404,9 +404,10 @@ class BudgetSpec(_Strict):
     stall_s: float | None = Field(default=None, ge=1, le=7 * 24 * 3600, description=(
         "a running trial that reports no epoch for this long is stalled: its worker is "
         "stopped, the trial fails `stalled` and another worker takes its place; default: 5 x "
-        "the longest wait for an epoch or a worker's next trial (the job's, or its task's "
-        "earlier jobs' at the same batch size, precision, device, loader and resources: 20 x "
-        "until the job has seen its own), at least 10 minutes; a day while there is none"))
+        "the longest wait for an epoch or a worker's next trial on the worker's GPU model (the "
+        "job's, or its task's earlier jobs' at the same batch size, precision, device, loader "
+        "and resources; 20 x the longest on other hardware when none was seen on it), at "
+        "least 10 minutes; a day while there is none"))
 
 
 class SearchSpec(_Strict):

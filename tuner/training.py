@@ -39,6 +39,18 @@ def resolve_device(preference: str = "auto", assigned: torch.device | None = Non
     return device
 
 
+def hardware_name(device: torch.device | str) -> str:
+    """What a trial's device is, as its epochs' pace depends on it: the GPU's model on cuda
+    (`NVIDIA H100 80GB HBM3`), else the device type (`cpu`, `mps`)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available():
+        try:
+            return torch.cuda.get_device_name(device)
+        except (RuntimeError, AssertionError):  # no such device visible here
+            return "cuda"
+    return device.type
+
+
 @dataclass
 class EpochRecord:
     """One epoch of one trial: a row of the pruning history."""

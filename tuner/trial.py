@@ -52,6 +52,7 @@ class TrialRecord(BaseModel):
     longest_wait_s: float | None = None
     state_bytes_per_param: float = 0.0
     device: str | None = None
+    hardware: str | None = None  # the GPU's model on cuda, else cpu (tuner.training)
     detail: str = ""
     defaults_sweep: bool = False  # enqueued by the defaults sweep
     warm_start: bool = False  # enqueued as a warm-start seed

@@ -32,16 +32,16 @@ TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
 # Without budget.stall_s, a trial is stalled after this many times the longest wait for
-# progress (an epoch, or a worker's next trial) the job has seen or its task's
-# trials recorded at the job's pace (tuner.store.trials.longest_epoch_wait), and never before
-# STALL_MIN.
+# progress (an epoch, or a worker's next trial) on its worker's hardware that the job has seen
+# or its task's trials recorded at the job's pace (tuner.store.trials.longest_epoch_wait), and
+# never before STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
-# Until the job's own first epoch is seen, a limit scaled from the task's recorded waits alone
-# allows this many times them: the same pace fields do not name the GPU model, and a slower one
-# than the earlier jobs had must not have every first epoch called stalled.
-STALL_FACTOR_RECORDED_ONLY = 20
-# With neither (a new task, or a new pace) until the job's first epoch is seen, there is
+# A worker on hardware (a GPU model) that neither the job nor its task's records have seen an
+# epoch on is allowed this many times the longest wait seen on any other: a slower GPU than
+# those seen must not have its first epochs called stalled.
+STALL_FACTOR_OTHER_HARDWARE = 20
+# With nothing seen anywhere (a new task, or a new pace) until the job's first epoch, there is
 # nothing to scale from: a day (a first epoch of a large model on a large dataset may take
 # hours; budget.stall_s sets a tighter limit).
 STALL_BEFORE_FIRST_EPOCH = timedelta(days=1)
@@ -133,72 +133,88 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
 class Progress:
     """The progress of a job's trial workers as one dispatcher saw it, tick by tick. Each
     worker (its Ray task id) is known by its running trial, that trial's count of reported
-    epochs, and when the dispatcher first saw that count; and the job's longest wait for
-    progress (an epoch, or the worker's next trial). A worker stops counting as making progress
-    when it reports no epoch and starts no trial: its trial hangs (the process alive and idle:
-    its heartbeat goes on), or its trial was failed without it (its heartbeat went stale: a hang
-    that holds the interpreter) and it never moved on. A worker not seen with a trial yet
-    (queued for resources) is never stalled; one first seen mid-trial (a dispatcher taking the
-    job over) is timed from then. `history`: the longest wait for progress that the task's
-    trials recorded at the job's pace (the job's own recorded trials and its task's earlier
-    jobs', `history_jobs` of them), so a trial that hangs before the job's first epoch is not
-    given a day."""
+    epochs, when the dispatcher first saw that count, and the hardware it runs on (the GPU's
+    model, or `cpu`: trials of one job may land on different GPUs); and the job's longest wait
+    for progress (an epoch, or the worker's next trial) on each hardware. A worker stops
+    counting as making progress when it reports no epoch and starts no trial: its trial hangs
+    (the process alive and idle: its heartbeat goes on), or its trial was failed without it (its
+    heartbeat went stale: a hang that holds the interpreter) and it never moved on. A worker not
+    seen with a trial yet (queued for resources) is never stalled; one first seen mid-trial (a
+    dispatcher taking the job over) is timed from then. `history`: by hardware, the longest wait
+    for progress that the task's trials recorded at the job's pace, and how many jobs recorded
+    it (the job's own recorded trials and its task's earlier jobs'), so a trial that hangs
+    before the job's first epoch is not given a day."""
 
-    seen: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
-    longest: timedelta | None = None
-    history: timedelta | None = None
-    history_jobs: int = 0
+    seen: dict[str, tuple[int, int, datetime, str]] = field(default_factory=dict)
+    longest: dict[str, timedelta] = field(default_factory=dict)
+    history: dict[str, tuple[timedelta, int]] = field(default_factory=dict)
 
-    def observe(self, running: dict[str, tuple[int, int]], live: Collection[str],
+    def observe(self, running: dict[str, tuple[int, int, str]], live: Collection[str],
                 now: datetime) -> None:
-        """`running`: each worker's running trial (its number, the epochs it reported), by the
-        worker's task id; `live`: the task ids of the workers still running (one seen before
-        that has no running trial now is between trials, or stuck)."""
-        for task, (number, epochs) in running.items():
+        """`running`: each worker's running trial (its number, the epochs it reported, its
+        hardware), by the worker's task id; `live`: the task ids of the workers still running
+        (one seen before that has no running trial now is between trials, or stuck)."""
+        for task, (number, epochs, hardware) in running.items():
             prev = self.seen.get(task)
             if prev is None:
-                self.seen[task] = (number, epochs, now)
+                self.seen[task] = (number, epochs, now, hardware)
             elif prev[0] != number or epochs > prev[1]:
                 # progress: a new epoch, or a new trial (the time from the last one's last epoch
                 # through its recording to the next one's start was a wait as well)
                 wait = now - prev[2]
-                self.longest = wait if self.longest is None else max(self.longest, wait)
-                self.seen[task] = (number, epochs, now)
+                self.longest[hardware] = max(self.longest.get(hardware, wait), wait)
+                self.seen[task] = (number, epochs, now, hardware)
         for task in set(self.seen) - set(live):
             del self.seen[task]
 
-    def limit(self, stall_s: float | None) -> timedelta:
-        """How long a worker may go without progress: `stall_s` when given, else STALL_FACTOR
-        x the longest wait for progress seen or recorded (`history`), at least STALL_MIN;
-        STALL_FACTOR_RECORDED_ONLY x the recorded one while the job has seen none of its own;
-        STALL_BEFORE_FIRST_EPOCH while there is neither."""
+    def _basis(self, hardware: str) -> tuple[int, timedelta, list[str]] | None:
+        """The factor, the wait it multiplies, and where that wait was seen, in words: this
+        hardware's waits (the job's own and the recorded) when there are any, else, allowed
+        STALL_FACTOR_OTHER_HARDWARE times over, any other hardware's (a slower GPU than those
+        seen must not have its epochs called stalled); None when nothing was seen anywhere."""
+        same = {h: w for h, w in self.longest.items() if h == hardware}
+        recorded = {h: w for h, w in self.history.items() if h == hardware}
+        factor = STALL_FACTOR
+        if not same and not recorded:
+            same, recorded, factor = self.longest, self.history, STALL_FACTOR_OTHER_HARDWARE
+        if not same and not recorded:
+            return None
+        words = [f"{w.total_seconds():.1f} s in this job on {h or 'unnamed hardware'}"
+                 for h, w in same.items()]
+        words += [f"{w.total_seconds():.1f} s recorded by {n} job{'s' * (n != 1)} of this task "
+                  f"at this job's batch size, precision, device, loader and resources on "
+                  f"{h or 'unnamed hardware'}" for h, (w, n) in recorded.items()]
+        wait = max([*same.values(), *(w for w, _ in recorded.values())])
+        return factor, wait, words
+
+    def limit(self, stall_s: float | None, hardware: str = "") -> timedelta:
+        """How long a worker on `hardware` may go without progress: `stall_s` when given, else
+        STALL_FACTOR x the longest wait for progress seen or recorded on that hardware, at least
+        STALL_MIN; with none there, STALL_FACTOR_OTHER_HARDWARE x the longest on any other;
+        STALL_BEFORE_FIRST_EPOCH while nothing was seen anywhere."""
         if stall_s is not None:
             return timedelta(seconds=stall_s)
-        if self.longest is None:
-            if self.history is None:
-                return STALL_BEFORE_FIRST_EPOCH
-            return max(STALL_MIN, STALL_FACTOR_RECORDED_ONLY * self.history)
-        return max(STALL_MIN, STALL_FACTOR * max(self.longest, self.history or self.longest))
+        basis = self._basis(hardware)
+        if basis is None:
+            return STALL_BEFORE_FIRST_EPOCH
+        return max(STALL_MIN, basis[0] * basis[1])
 
-    def rule(self, stall_s: float | None) -> str:
+    def rule(self, stall_s: float | None, hardware: str = "") -> str:
         """Where `limit` came from, in words (a stalled trial's detail says it)."""
         if stall_s is not None:
             return "budget.stall_s"
-        seen = [f"{self.longest.total_seconds():.1f} s in this job"] if self.longest else []
-        if self.history is not None:
-            seen.append(f"{self.history.total_seconds():.1f} s recorded by "
-                        f"{self.history_jobs} job{'s' * (self.history_jobs != 1)} of this task "
-                        f"at this job's batch size, precision, device, loader and resources")
-        if not seen:
+        basis = self._basis(hardware)
+        if basis is None:
             return "no epoch of this task seen yet at this job's pace, so a day; " \
                 "budget.stall_s sets it"
-        factor = STALL_FACTOR if self.longest else STALL_FACTOR_RECORDED_ONLY
-        return (f"{factor} x the longest wait for progress ({'; '.join(seen)}), at least "
+        factor, _, words = basis
+        return (f"{factor} x the longest wait for progress ({'; '.join(words)}), at least "
                 f"{STALL_MIN.total_seconds():.0f} s; budget.stall_s sets it")
 
-    def stalled(self, now: datetime, stall_s: float | None) -> dict[str, tuple[int, timedelta]]:
-        """The workers past the limit: by task id, the trial each was last seen running and how
-        long it has gone without progress."""
-        limit = self.limit(stall_s)
-        return {task: (number, now - since) for task, (number, _, since) in self.seen.items()
-                if now - since > limit}
+    def stalled(self, now: datetime, stall_s: float | None
+                ) -> dict[str, tuple[int, timedelta, str]]:
+        """The workers past their limit: by task id, the trial each was last seen running, how
+        long it has gone without progress, and its hardware."""
+        return {task: (number, now - since, hardware)
+                for task, (number, _, since, hardware) in self.seen.items()
+                if now - since > self.limit(stall_s, hardware)}

@@ -134,6 +134,12 @@ def _task_of(t: FrozenTrial) -> str | None:
     return str(task) if task else None
 
 
+def _hardware_of(t: FrozenTrial) -> str:
+    """What the worker running trial `t` runs on (tuner.training.hardware_name; "" from a
+    worker of an earlier release, which did not say)."""
+    return str((t.user_attrs.get(ATTR_WORKER) or {}).get("hardware") or "")
+
+
 @dataclass
 class _Watch:
     """One job as its dispatcher watches it: the study, the recorder and the live workers."""
@@ -309,7 +315,7 @@ class Dispatcher:
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
-            progress.observe({task: (t.number, len(t.intermediate_values))
+            progress.observe({task: (t.number, len(t.intermediate_values), _hardware_of(t))
                               for t in in_flight if (task := _task_of(t))},
                              {ref.task_id().hex() for ref in workers}, cfg.clock())
             stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
@@ -386,19 +392,17 @@ class Dispatcher:
         return not (job.trials_claimed or job.n_done)
 
     def _progress(self, job: Job) -> Progress:
-        """The stall check's start: the longest wait for progress the task's trials recorded at
-        this job's pace; none when it cannot be read (the limit is then a day until the job's
-        first epoch, as for a new task: never a reason to fail the job)."""
+        """The stall check's start: by hardware, the longest wait for progress the task's
+        trials recorded at this job's pace; none when it cannot be read (the limit is then a day
+        until the job's first epoch, as for a new task: never a reason to fail the job)."""
         try:
             waited = in_transaction(self.sessions, lambda s: longest_epoch_wait(s, job),
                                     what="read the task's epoch waits")
         except Exception as exc:
             log.warning("job %s: the task's epoch waits not read (%s: %s)", job.id,
                         type(exc).__name__, exc)
-            waited = None
-        if waited is None:
-            return Progress()
-        return Progress(history=timedelta(seconds=waited[0]), history_jobs=waited[1])
+            waited = {}
+        return Progress(history={h: (timedelta(seconds=w), n) for h, (w, n) in waited.items()})
 
     def _seeds_used(self, job: Job) -> dict[str, list[int]]:
         """Per configuration, the seeds the task's other jobs ran it with at this job's budget:
@@ -571,7 +575,8 @@ class Dispatcher:
                 handler(study, storage.get_trial(t._trial_id))
 
     def _stop_stalled(self, w: _Watch, in_flight: list[FrozenTrial],
-                      stalled: dict[str, tuple[int, timedelta]], progress: Progress) -> None:
+                      stalled: dict[str, tuple[int, timedelta, str]],
+                      progress: Progress) -> None:
         """Stop the workers that went too long without an epoch or a new trial, and fail their
         trials `stalled` (recorded with the epochs they reported; not run again: a
         configuration that hangs would hang again), unless a trial was already failed without
@@ -580,10 +585,9 @@ class Dispatcher:
 
         storage = w.study._storage
         stall_s = w.spec.budget.stall_s
-        limit, rule = progress.limit(stall_s), progress.rule(stall_s)
         by_task = {ref.task_id().hex(): ref for ref in w.workers}
         running = {t.number: t for t in in_flight}
-        for task, (number, waited) in stalled.items():
+        for task, (number, waited, hardware) in stalled.items():
             ref = by_task.get(task)
             if ref is None:
                 continue
@@ -596,7 +600,8 @@ class Dispatcher:
                             waited.total_seconds())
                 continue
             detail = (f"stalled: no epoch reported for {waited.total_seconds():.0f} s "
-                      f"(limit {limit.total_seconds():.0f} s: {rule}); its worker was stopped "
+                      f"(limit {progress.limit(stall_s, hardware).total_seconds():.0f} s: "
+                      f"{progress.rule(stall_s, hardware)}); its worker was stopped "
                       f"and another started in its place")
             try:
                 storage.set_trial_user_attr(t._trial_id, ATTR_RECORD,

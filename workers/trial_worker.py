@@ -79,6 +79,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
     the worker of a stalled trial."""
     import torch
 
+    from tuner.training import hardware_name
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(max(1, int(cfg.cpus)))
     sessions = session_factory(cfg.db_url)
@@ -99,7 +101,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
     device = torch.device(assigned_device(gpu_ids))
     objective = Objective(spec, device=device, data_scope=team, made_from=made_from)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device),
-             "task": task_id}
+             "hardware": hardware_name(device), "task": task_id}
 
     def run(trial: optuna.Trial) -> float:
         with_retries(lambda: trial.set_user_attr(ATTR_WORKER, where), what="mark the trial")

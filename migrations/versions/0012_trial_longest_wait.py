@@ -1,5 +1,6 @@
-"""a trial's longest wait for an epoch, its first counted from the trial's start: what a later
-job of the task allows before it calls a trial stalled (workers.decisions.Progress)
+"""a trial's longest wait for progress, its first epoch counted from the trial's start, and the
+hardware it ran on (the GPU's model): what a later job of the task allows on that hardware
+before it calls a trial stalled (workers.decisions.Progress)
 
 Revision ID: 0012
 Revises: 0011
@@ -21,8 +22,10 @@ def upgrade() -> None:
     # Trials recorded before this revision did not measure it: NULL, and never read as a wait.
     with op.batch_alter_table('tuner_trials', schema=None) as batch_op:
         batch_op.add_column(sa.Column('longest_wait_s', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('hardware', sa.String(length=100), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('tuner_trials', schema=None) as batch_op:
+        batch_op.drop_column('hardware')
         batch_op.drop_column('longest_wait_s')

@@ -218,6 +218,7 @@ class TrialRow(Base):
     longest_wait_s: Mapped[float | None] = mapped_column(Float, default=None)
     state_bytes_per_param: Mapped[float] = mapped_column(Float, default=0.0)
     device: Mapped[str | None] = mapped_column(String(32), default=None)
+    hardware: Mapped[str | None] = mapped_column(String(100), default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
     defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
     warm_start: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -95,23 +95,25 @@ def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:
 PACE_JOBS = 50
 
 
-def longest_epoch_wait(s: Session, job: Job) -> tuple[float, int] | None:
-    """The longest wait for an epoch (seconds; a trial's first epoch counted from its start,
-    set-up included) recorded by trials of this job's task that ran at this job's pace (the
-    same `tuner.spec.PACE_FIELDS`): this job's own recorded trials (a dispatcher that takes the
-    job over starts with them) and its task's earlier jobs' (among the `PACE_JOBS` most
-    recent), with how many jobs that is; None when no such trial recorded an epoch. A task is
-    one team's, so is this."""
+def longest_epoch_wait(s: Session, job: Job) -> dict[str, tuple[float, int]]:
+    """By hardware (the GPU's model, or cpu; "" for a trial that did not say), the longest
+    wait for progress (seconds; a trial's first epoch counted from its start, set-up included)
+    recorded by trials of this job's task that ran at this job's pace (the same
+    `tuner.spec.PACE_FIELDS`): this job's own recorded trials (a dispatcher that takes the job
+    over starts with them) and its task's earlier jobs' (among the `PACE_JOBS` most recent),
+    with how many jobs that is. A task is one team's, so is this."""
     pace = epoch_pace(job.spec)
     ids = [jid for jid, spec in s.execute(
         select(Job.id, Job.spec).where(Job.task_id == job.task_id)
         .order_by(Job.created_at.desc()).limit(PACE_JOBS)) if epoch_pace(spec) == pace]
     if job.id not in ids:
         ids.append(job.id)
-    row = s.execute(select(func.max(TrialRow.longest_wait_s),
-                           func.count(func.distinct(TrialRow.job_id)))
-                    .where(TrialRow.job_id.in_(ids), TrialRow.longest_wait_s.is_not(None))).one()
-    return None if row[0] is None else (float(row[0]), int(row[1]))
+    hardware = func.coalesce(TrialRow.hardware, "")
+    rows = s.execute(select(hardware, func.max(TrialRow.longest_wait_s),
+                            func.count(func.distinct(TrialRow.job_id)))
+                     .where(TrialRow.job_id.in_(ids), TrialRow.longest_wait_s.is_not(None))
+                     .group_by(hardware)).all()
+    return {str(h): (float(w or 0.0), int(n)) for h, w, n in rows}
 
 
 def recorded_numbers(s: Session, job_id: str) -> set[int]:
