@@ -192,8 +192,8 @@ class Objective:
                 self._code_checked = True
             torch.manual_seed(seed)
             device = resolve_device(training.device, self.device)
+            state = TrainState(device=str(device))  # a failure before training says where
             if self.spec.task.trainable is not None:
-                state = TrainState(device=str(device))
                 self._run_trainable(config, training, device, prune, state)
             else:
                 m = self.spec.task.model
@@ -277,9 +277,8 @@ class Objective:
 class Waits:
     """The longest a trial went without progress: from its start to its first epoch (data and
     model set-up included), between epochs, and from its last epoch (or its start) to its end
-    (a trial that failed before any epoch waited that long). What the
-    dispatcher's stall check measures, kept on the trial (`longest_wait_s`) for the task's
-    later jobs."""
+    (a trial that failed before any epoch waited that long). What the dispatcher's stall check
+    measures, kept on the trial (`longest_wait_s`) for the task's later jobs."""
 
     last: float
     longest: float = 0.0
