@@ -311,3 +311,13 @@ def test_corpus_held_out_leaves_out_a_dataset_or_one_task() -> None:
         left = {t.id for t in without_digits.tasks}
         assert "linear-iris" in left and not any("digits" in i for i in left)
     assert corpus.load() is full  # the environment is as it was
+
+
+def test_learning_rates_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import learning_rates
+
+    res = learning_rates.main(["--smoke", "--out", str(tmp_path / "lr.json")])
+    every, latest = res["cases"]["every trial"], res["cases"]["latest per family"]
+    assert every["ratio_time"] == every["ratio_bytes"] == 1.0
+    # 1,500 points per family against 1,000: the capped answer is two thirds the size or less
+    assert latest["bytes"] < 0.7 * every["bytes"] and len(latest["runs_s"]) == 2
