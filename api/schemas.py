@@ -219,9 +219,13 @@ class JobFigures(BaseModel):
     direction: str
     epochs_consumed: int
     best_so_far: list[tuple[int, float]] = Field(
-        description="[epochs consumed, best value so far], trials in number order")
-    curves: list[TrialCurve]
+        description="[epochs consumed, best value so far] where the best changed and after the "
+                    "last epoch (a step function), trials in number order")
+    curves: list[TrialCurve] = Field(
+        description="at most 500 trials' curves: each family's best complete trial, then the "
+                    "latest")
     families: list[FamilyBest]
+    n_trials: int = Field(description="the job's trials (more than `curves` when capped)")
 
 
 class LearningRates(BaseModel):

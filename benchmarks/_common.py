@@ -59,6 +59,26 @@ def interleaved(paths: dict[str, Callable[[], float]], repeats: int) -> dict[str
     return runs
 
 
+def answer_cases(runs: dict[str, list[float]], sizes: dict[str, int], baseline: str,
+                 label: str) -> dict[str, dict[str, Any]]:
+    """Each case of an answer timed against `baseline` (its runs, the answer's bytes): median,
+    runs, bytes and the ratios of time and size; printed as a table (`label`: the cases'
+    column)."""
+    import statistics
+
+    base, base_size = statistics.median(runs[baseline]), sizes[baseline]
+    cases = {k: {"median_s": statistics.median(v), "runs_s": v, "bytes": sizes[k],
+                 "ratio_time": statistics.median(v) / base, "ratio_bytes": sizes[k] / base_size}
+             for k, v in runs.items()}
+    width = max(len(label), *map(len, cases))
+    print(f"{label:<{width}} {'seconds':>8} {'kB':>8} {f'time vs {baseline}':>22} "
+          f"{f'size vs {baseline}':>22}")
+    for k, c in cases.items():
+        print(f"{k:<{width}} {c['median_s']:>8.3f} {c['bytes'] / 1e3:>8.0f} "
+              f"{c['ratio_time']:>22.3f} {c['ratio_bytes']:>22.3f}")
+    return cases
+
+
 def synthetic_run(description: str, out: Path, argv: list[str] | None, *, samples: int,
                   epochs: int, repeats: int, smoke: tuple[int, int, int]) -> tuple[Any, Any]:
     """The options of a benchmark on synthetic classification data (`--smoke`: `smoke` is

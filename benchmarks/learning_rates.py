@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import interleaved, save
+from benchmarks._common import answer_cases, interleaved, save
 
 OUT = Path(__file__).parent / "results" / "learning_rates.json"
 
@@ -76,20 +75,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                                 "latest per family")},
                            a.repeats)
     dispose_engines()
-    base = statistics.median(runs["every trial"])
-    base_size = sizes["every trial"]
+    database = url.split(":")[0]
+    print(f"{a.trials} complete trials, 2 families, {database}, {a.repeats} repeats (medians)")
     results: dict[str, Any] = {
-        "database": url.split(":")[0], "trials": a.trials, "families": 2,
+        "database": database, "trials": a.trials, "families": 2,
         "per_family": LR_POINTS_PER_FAMILY, "repeats": a.repeats,
-        "cases": {k: {"median_s": statistics.median(v), "runs_s": v, "bytes": sizes[k],
-                      "ratio_time": statistics.median(v) / base, "ratio_bytes": sizes[k] / base_size}
-                  for k, v in runs.items()}}
-    print(f"{a.trials} complete trials, 2 families, {results['database']}, {a.repeats} repeats "
-          f"(medians)")
-    print(f"{'answer':<18} {'seconds':>8} {'kB':>7} {'time vs every':>14} {'size vs every':>14}")
-    for k, c in results["cases"].items():
-        print(f"{k:<18} {c['median_s']:>8.3f} {c['bytes'] / 1e3:>7.0f} {c['ratio_time']:>14.3f} "
-              f"{c['ratio_bytes']:>14.3f}")
+        "cases": answer_cases(runs, sizes, "every trial", "answer")}
     save(a.out, results)
     print(f"wrote {a.out}", file=sys.stderr)
     return results

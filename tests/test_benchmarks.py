@@ -321,3 +321,12 @@ def test_learning_rates_benchmark_smoke(tmp_path: Path) -> None:
     assert every["ratio_time"] == every["ratio_bytes"] == 1.0
     # 1,500 points per family against 1,000: the capped answer is two thirds the size or less
     assert latest["bytes"] < 0.7 * every["bytes"] and len(latest["runs_s"]) == 2
+
+
+def test_job_figures_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import job_figures
+
+    res = job_figures.main(["--smoke", "--out", str(tmp_path / "jf.json")])
+    before, now = res["cases"]["before"], res["cases"]["now"]
+    assert before["ratio_time"] == before["ratio_bytes"] == 1.0
+    assert now["bytes"] < before["bytes"] and len(now["runs_s"]) == 2  # 500 of 600 curves

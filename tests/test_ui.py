@@ -233,10 +233,11 @@ def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F81
     fig = client.figures(job["id"])
     assert [c["number"] for c in fig["curves"]] == [t["number"] for t in trials]
     epochs = sum(sum(s["value"] is not None for s in t["steps"]) for t in trials)
-    assert fig["epochs_consumed"] == epochs == len(fig["best_so_far"])
-    bests = [v for _, v in fig["best_so_far"]]
-    assert bests == sorted(bests) and bests[-1] == max(t["value"] for t in trials
-                                                        if t["state"] == "complete")
+    assert fig["epochs_consumed"] == epochs == fig["best_so_far"][-1][0]
+    assert fig["n_trials"] == len(trials)
+    bests = [v for _, v in fig["best_so_far"]]  # where it changed (and the last epoch)
+    assert bests[:-1] == sorted(set(bests[:-1])) and bests[-1] == max(bests) == max(
+        t["value"] for t in trials if t["state"] == "complete")
 
     # CSV and Parquet: one row per trial, parameters under their public names.
     frame = pd.read_csv(io.BytesIO(client.trials_table(job["id"], "csv")))

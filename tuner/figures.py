@@ -28,13 +28,20 @@ def _finite(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
-def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str
-                ) -> dict[str, Any]:
+# A job's figures draw at most this many learning curves: each family's best trial and the latest
+# (a job of thousands of trials would answer tens of megabytes, and no one reads its curves).
+CURVES_LIMIT = 500
+
+
+def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str,
+                curves_limit: int = CURVES_LIMIT) -> dict[str, Any]:
     """A job's figures from its trials (each with `steps`):
-    - `best_so_far`: [epochs consumed, best value] after every epoch, trials in number order
-      (with trials in parallel this is the order they started, not the clock's);
-    - `curves`: every trial's [epoch, value] points, coloured by family, with `stop` the point
-      where a pruned or diverged trial was stopped;
+    - `best_so_far`: [epochs consumed, best value] where the best changed, and after the last
+      epoch (drawn as steps: the best holds between two points), trials in number order (with
+      trials in parallel this is the order they started, not the clock's); every trial counts;
+    - `curves`: the trials' [epoch, value] points, coloured by family, with `stop` the point
+      where a pruned or diverged trial was stopped; at most `curves_limit` trials (each
+      family's best complete trial, then the latest), `n_trials` of them in all;
     - `families`: each family's best trial (complete trials first), and its trial counts."""
     sign = 1.0 if direction == "maximize" else -1.0
     best: float | None = None
@@ -49,7 +56,7 @@ def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str
             consumed += 1
             if best is None or sign * v > sign * best:
                 best = v
-            best_so_far.append([consumed, best])
+                best_so_far.append([consumed, best])
         state, family = t["state"], t.get("optimizer")
         stop = None
         if state in STOPPED:
@@ -72,10 +79,21 @@ def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str
         if f["best"] is None or sign * value > sign * f["best"]["value"]:
             f["best"] = {"number": t["number"], "value": value, "schedule": t.get("schedule"),
                          "params": t.get("params") or {}}
+    if best_so_far and best_so_far[-1][0] != consumed:
+        best_so_far.append([consumed, best_so_far[-1][1]])
     families = sorted(fams.values(), key=lambda f: (
         f["best"] is None, -sign * f["best"]["value"] if f["best"] else 0.0, f["optimizer"]))
+    n_trials = len(curves)
+    if n_trials > curves_limit:
+        keep = {f["best"]["number"] for f in families if f["best"]}
+        for c in reversed(curves):
+            if len(keep) >= curves_limit:
+                break
+            keep.add(c["number"])
+        curves = [c for c in curves if c["number"] in keep]
     return {"metric": metric, "direction": direction, "epochs_consumed": consumed,
-            "best_so_far": best_so_far, "curves": curves, "families": families}
+            "best_so_far": best_so_far, "curves": curves, "families": families,
+            "n_trials": n_trials}
 
 
 def lr_points(trials: Iterable[tuple[str, float | None, float]]) -> dict[str, list[list[float]]]:

@@ -149,7 +149,8 @@ def read_trials(job: TeamJob, session: SessionDep,
 def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
     """The job's figures as data (what /ui and `tuner plot` draw): best-so-far against epochs
     consumed, every trial's curve with where it was stopped, the best trial per family."""
-    rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=True)
+    rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=True,
+                      step_fields=("step", "value"))  # what the figures draw
     return {"job_id": job.id, **job_figures(rows, job.task.metric, job.task.direction)}
 
 

@@ -217,6 +217,11 @@ function drawJobFigures(fig) {
                          y: { title: { display: true, text: metric } } } },
   });
   curves.dataset.trials = String(fig.curves.length);
+  const capped = document.getElementById("curves-capped");
+  if (capped && fig.n_trials > fig.curves.length) {
+    capped.hidden = false;
+    capped.textContent = `The curves of ${fig.curves.length} of the job's ${fig.n_trials} trials: each family's best, then the latest.`;
+  }
   curves.dataset.stops = String(stops.length);
   mark(curves, curvesChart);
 

@@ -1,0 +1,42 @@
+"""A job's figures as data (tuner.figures): what /ui and `tuner plot` draw, bounded for a job
+of thousands of trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.figures import job_figures
+
+
+def _trial(number: int, family: str, values: list[float], state: str = "complete"
+           ) -> dict[str, Any]:
+    return {"number": number, "optimizer": family, "schedule": "constant", "state": state,
+            "stop_step": len(values), "value": max(values) if state == "complete" else None,
+            "steps": [{"step": i + 1, "value": v} for i, v in enumerate(values)]}
+
+
+def test_the_best_so_far_is_a_step_function_of_every_epoch() -> None:
+    trials = [_trial(0, "adam", [0.5, 0.7, 0.6]), _trial(1, "sgd", [0.4, 0.65], "pruned"),
+              _trial(2, "adam", [0.6, 0.8])]
+    fig = job_figures(trials, "val_accuracy", "maximize")
+    # where the best changed, and after the last of the 7 epochs; the rest are the same steps
+    assert fig["best_so_far"] == [[1, 0.5], [2, 0.7], [7, 0.8]]
+    assert fig["epochs_consumed"] == 7 and fig["n_trials"] == 3
+    flat = job_figures(trials[:2], "val_accuracy", "maximize")["best_so_far"]
+    assert flat == [[1, 0.5], [2, 0.7], [5, 0.7]]  # the best held to the last epoch
+    loss = job_figures([_trial(0, "adam", [2.0, 1.0, 1.5])], "val_loss", "minimize")
+    assert loss["best_so_far"] == [[1, 2.0], [2, 1.0], [3, 1.0]]
+
+
+def test_a_large_job_draws_each_familys_best_curve_and_the_latest() -> None:
+    trials = [_trial(n, "adam" if n < 6 else "sgd", [0.1 * (n % 6) + 0.1]) for n in range(10)]
+    fig = job_figures(trials, "val_accuracy", "maximize", curves_limit=4)
+    # adam's best is trial 5 (0.6), sgd's trial 9 (0.4); then the latest others, 8 and 7
+    assert [c["number"] for c in fig["curves"]] == [5, 7, 8, 9] and fig["n_trials"] == 10
+    early_best = [_trial(0, "adam", [0.9]), *(_trial(n, "adam", [0.1]) for n in range(1, 10))]
+    kept = job_figures(early_best, "val_accuracy", "maximize", curves_limit=3)["curves"]
+    assert [c["number"] for c in kept] == [0, 8, 9]  # the best, however early
+    assert {f["optimizer"]: f["n_trials"] for f in fig["families"]} == {"adam": 6, "sgd": 4}
+    assert fig["epochs_consumed"] == 10  # every trial counts in the best so far
+    whole = job_figures(trials, "val_accuracy", "maximize")
+    assert len(whole["curves"]) == 10 and whole["best_so_far"] == fig["best_so_far"]
