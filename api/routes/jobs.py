@@ -148,7 +148,8 @@ def read_trials(job: TeamJob, session: SessionDep,
 @router.get("/jobs/{job_id}/figures", response_model=JobFigures)
 def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
     """The job's figures as data (what /ui and `tuner plot` draw): best-so-far against epochs
-    consumed, every trial's curve with where it was stopped, the best trial per family."""
+    consumed, the trials' curves with where they were stopped (at most 500: each family's best,
+    then the latest), the best trial per family."""
     rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=True,
                       step_fields=("step", "value"))  # what the figures draw
     return {"job_id": job.id, **job_figures(rows, job.task.metric, job.task.direction)}
