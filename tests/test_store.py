@@ -367,3 +367,40 @@ def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(
     assert f"out of memory again (trial {first.number} of this job, the same configuration, " \
         "ran out of memory before)" in rows[second.number].detail
     assert "again" not in rows[other.number].detail
+
+
+@pytest.mark.parametrize("limit", [3, 500])
+def test_the_figures_from_the_stores_summaries_are_the_figures_of_every_step(
+        migrated_url: str, limit: int) -> None:
+    """The job page's figures as the API computes them (a summary of each trial's epochs, and
+    the steps of only the trials drawn and those that moved the best so far) are the figures
+    of every step read whole, NaN and infinite values included, on both databases."""
+    import math
+
+    from tuner.figures import figures_of, job_figures
+    from tuner.store.trials import record_trial, step_summary, steps_of, trial_page
+    from tuner.trial import StepRecord, TrialRecord
+
+    (job_id,) = _queue(migrated_url)
+    curves = [("adam", "complete", [0.2, 0.5, 0.6]), ("sgd", "pruned", [0.1, math.nan]),
+              ("adam", "diverged", [0.3, math.inf]), ("rmsprop", "complete", [0.55, 0.7]),
+              ("sgd", "complete", [0.65, 0.66, 0.64]), ("adam", "failed", []),
+              ("rmsprop", "pruned", [0.4]), ("adam", "complete", [0.71, 0.69])]
+    with session_factory(migrated_url)() as s:
+        for n, (opt, state, values) in enumerate(curves):
+            finite = [v for v in values if math.isfinite(v)]
+            assert record_trial(s, job_id, TrialRecord(
+                number=n, state=state, optimizer=opt, stop_step=len(values),
+                value=max(finite) if state == "complete" else None,
+                steps=[StepRecord(step=i + 1, value=v) for i, v in enumerate(values)]))
+        whole = job_figures(trial_page(s, job_id, limit=100), "val_accuracy", "maximize",
+                            curves_limit=limit)
+        summarised = figures_of(trial_page(s, job_id, limit=100, with_steps=False),
+                                step_summary(s, job_id), lambda ns: steps_of(s, job_id, ns),
+                                "val_accuracy", "maximize", curves_limit=limit)
+    assert summarised == whole
+    # NaN and infinity are no epochs of the figures; 0.71 at epoch 12, then the last, 13
+    assert whole["best_so_far"] == [[1, 0.2], [2, 0.5], [3, 0.6], [7, 0.7], [12, 0.71],
+                                    [13, 0.71]]
+    assert whole["epochs_consumed"] == 13 and whole["n_trials"] == 8
+    assert len(whole["curves"]) == min(limit, 8)

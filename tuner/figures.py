@@ -6,7 +6,7 @@ series."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from tuner.space import FAMILIES
@@ -32,10 +32,30 @@ def _finite(v: Any) -> float | None:
 # (a job of thousands of trials would answer tens of megabytes, and no one reads its curves).
 CURVES_LIMIT = 500
 
+# Per trial number: how many epochs reported a finite value, and the largest and the smallest.
+StepSummary = dict[int, tuple[int, float | None, float | None]]
+StepsOf = Callable[[Collection[int]], Mapping[int, Sequence[Mapping[str, Any]]]]
+
 
 def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str,
                 curves_limit: int = CURVES_LIMIT) -> dict[str, Any]:
-    """A job's figures from its trials (each with `steps`):
+    """A job's figures from its trials, each with its `steps` (see `figures_of`)."""
+    trials = list(trials)
+    by_number = {t["number"]: t.get("steps") or [] for t in trials}
+    summary: StepSummary = {}
+    for number, steps in by_number.items():
+        values = [v for s in steps if (v := _finite(s.get("value"))) is not None]
+        summary[number] = (len(values), max(values, default=None), min(values, default=None))
+    return figures_of(trials, summary, lambda numbers: {n: by_number[n] for n in numbers},
+                      metric, direction, curves_limit)
+
+
+def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_of: StepsOf,
+               metric: str, direction: str, curves_limit: int = CURVES_LIMIT) -> dict[str, Any]:
+    """A job's figures from its trials (without steps), each trial's `summary` of its epochs'
+    values, and `steps_of(numbers)`, the steps (`step`, `value`) of those trials, asked for
+    once, for the trials drawn and those that moved the best so far (what the store reads for
+    a job of thousands of trials, instead of every step):
     - `best_so_far`: [epochs consumed, best value] where the best changed, and after the last
       epoch (drawn as steps: the best holds between two points), trials in number order (with
       trials in parallel this is the order they started, not the clock's); every trial counts;
@@ -44,56 +64,76 @@ def job_figures(trials: Iterable[Mapping[str, Any]], metric: str, direction: str
       family's best complete trial, then the latest), `n_trials` of them in all;
     - `families`: each family's best trial (complete trials first), and its trial counts."""
     sign = 1.0 if direction == "maximize" else -1.0
-    best: float | None = None
-    consumed = 0
-    best_so_far: list[list[float]] = []
-    curves: list[dict[str, Any]] = []
+    ordered = sorted(trials, key=lambda t: t["number"])
     fams: dict[str, dict[str, Any]] = {}
-    for t in sorted(trials, key=lambda t: t["number"]):
-        points = [[int(s["step"]), v] for s in t.get("steps") or []
-                  if (v := _finite(s.get("value"))) is not None]
-        for _, v in points:
-            consumed += 1
-            if best is None or sign * v > sign * best:
-                best = v
-                best_so_far.append([consumed, best])
-        state, family = t["state"], t.get("optimizer")
-        stop = None
-        if state in STOPPED:
-            last = points[-1][1] if points else None
-            stop = [max(int(t.get("stop_step") or 0), points[-1][0] if points else 0), last]
-        curves.append({"number": t["number"], "optimizer": family, "schedule": t.get("schedule"),
-                       "state": state, "stop_reason": t.get("stop_reason"),
-                       "value": _finite(t.get("value")), "color": color(family),
-                       "confirmation": t.get("confirm_of") is not None,
-                       "points": points, "stop": stop})
+    for t in ordered:
+        family = t.get("optimizer")
         if family is None:
             continue
         f = fams.setdefault(family, {"optimizer": family, "color": color(family),
                                      "n_trials": 0, "n_complete": 0, "best": None})
         f["n_trials"] += 1
         value = _finite(t.get("value"))
-        if state != "complete" or value is None:
+        if t["state"] != "complete" or value is None:
             continue
         f["n_complete"] += 1
         if f["best"] is None or sign * value > sign * f["best"]["value"]:
             f["best"] = {"number": t["number"], "value": value, "schedule": t.get("schedule"),
                          "params": t.get("params") or {}}
-    if best_so_far and best_so_far[-1][0] != consumed:
-        best_so_far.append([consumed, best_so_far[-1][1]])
     families = sorted(fams.values(), key=lambda f: (
         f["best"] is None, -sign * f["best"]["value"] if f["best"] else 0.0, f["optimizer"]))
-    n_trials = len(curves)
-    if n_trials > curves_limit:
+    drawn = [t["number"] for t in ordered]
+    if len(drawn) > curves_limit:
         keep = {f["best"]["number"] for f in families if f["best"]}
-        for c in reversed(curves):
+        for number in reversed(drawn):
             if len(keep) >= curves_limit:
                 break
-            keep.add(c["number"])
-        curves = [c for c in curves if c["number"] in keep]
+            keep.add(number)
+        drawn = [n for n in drawn if n in keep]
+    # The trials that moved the best so far, from their summaries alone.
+    moved, best = set(), None
+    for t in ordered:
+        _, high, low = summary.get(t["number"], (0, None, None))
+        top = high if sign > 0 else low
+        if top is not None and (best is None or sign * top > sign * best):
+            moved.add(t["number"])
+            best = top
+    steps = steps_of(sorted(set(drawn) | moved))
+
+    def points(number: int) -> list[list[Any]]:
+        return [[int(s["step"]), v] for s in steps.get(number) or []
+                if (v := _finite(s.get("value"))) is not None]
+
+    best, consumed = None, 0
+    best_so_far: list[list[float]] = []
+    for t in ordered:
+        if t["number"] not in moved:
+            consumed += summary.get(t["number"], (0, None, None))[0]
+            continue
+        for _, v in points(t["number"]):
+            consumed += 1
+            if best is None or sign * v > sign * best:
+                best = v
+                best_so_far.append([consumed, best])
+    if best_so_far and best_so_far[-1][0] != consumed:
+        best_so_far.append([consumed, best_so_far[-1][1]])
+    by_number = {t["number"]: t for t in ordered}
+    curves = []
+    for number in drawn:
+        t, pts = by_number[number], points(number)
+        state, family = t["state"], t.get("optimizer")
+        stop = None
+        if state in STOPPED:
+            stop = [max(int(t.get("stop_step") or 0), pts[-1][0] if pts else 0),
+                    pts[-1][1] if pts else None]
+        curves.append({"number": number, "optimizer": family, "schedule": t.get("schedule"),
+                       "state": state, "stop_reason": t.get("stop_reason"),
+                       "value": _finite(t.get("value")), "color": color(family),
+                       "confirmation": t.get("confirm_of") is not None,
+                       "points": pts, "stop": stop})
     return {"metric": metric, "direction": direction, "epochs_consumed": consumed,
             "best_so_far": best_so_far, "curves": curves, "families": families,
-            "n_trials": n_trials}
+            "n_trials": len(ordered)}
 
 
 def lr_points(trials: Iterable[tuple[str, float | None, float]]) -> dict[str, list[list[float]]]:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -17,13 +18,13 @@ from api.errors import ApiProblem
 from api.schemas import JobFigures, JobPublic, JobsPublic, TrialsPublic
 from tuner.digests import waiting_at_most
 from tuner.exports import TABLE_LIMIT, trials_table
-from tuner.figures import job_figures
+from tuner.figures import figures_of
 from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.db import transient
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, Job
 from tuner.store.queries import count_trials, list_jobs
-from tuner.store.trials import trial_page
+from tuner.store.trials import step_summary, steps_of, trial_page
 from tuner.tasks import inspect_task
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -150,9 +151,12 @@ def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
     """The job's figures as data (what /ui and `tuner plot` draw): best-so-far against epochs
     consumed, the trials' curves with where they were stopped (at most 500: each family's best,
     then the latest), the best trial per family."""
-    rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=True,
-                      step_fields=("step", "value"))  # what the figures draw
-    return {"job_id": job.id, **job_figures(rows, job.task.metric, job.task.direction)}
+    # Trials without their steps, a summary of each trial's epochs, and the steps of only the
+    # trials drawn and those that moved the best so far: bounded for a job of any size.
+    rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=False)
+    return {"job_id": job.id, **figures_of(
+        rows, step_summary(session, job.id), partial(steps_of, session, job.id),
+        job.task.metric, job.task.direction)}
 
 
 def _event_id(status: str, progress: dict[str, Any]) -> str:

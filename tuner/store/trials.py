@@ -4,7 +4,8 @@ do not write."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, not_, or_, select, update
@@ -153,6 +154,35 @@ def job_trials(s: Session, job_id: str, *, offset: int = 0, limit: int | None = 
     if limit is not None:
         q = q.limit(limit)
     return list(s.scalars(q))
+
+
+def step_summary(s: Session, job_id: str) -> dict[int, tuple[int, float | None, float | None]]:
+    """Per trial number: how many of its epochs reported a finite value, and the largest and
+    the smallest of them (tuner.figures.figures_of: the best so far from every trial without
+    reading every step). NaN and infinities are left out, as the figures leave them out
+    (PostgreSQL orders NaN above every number, infinity included; SQLite stores it as NULL)."""
+    finite = and_(TrialStep.value.is_not(None), TrialStep.value < math.inf,
+                  TrialStep.value > -math.inf)
+    rows = s.execute(select(TrialRow.number, func.count(TrialStep.id), func.max(TrialStep.value),
+                            func.min(TrialStep.value))
+                     .join(TrialStep, TrialStep.trial_id == TrialRow.id)
+                     .where(TrialRow.job_id == job_id, finite).group_by(TrialRow.number)).all()
+    return {int(n): (int(c), hi, lo) for n, c, hi, lo in rows}
+
+
+def steps_of(s: Session, job_id: str, numbers: Collection[int]) -> dict[int, list[dict[str, Any]]]:
+    """The steps (`step`, `value`) of these trials of the job, in step order."""
+    out: dict[int, list[dict[str, Any]]] = {int(n): [] for n in numbers}
+    numbers = list(out)
+    for start in range(0, len(numbers), 500):  # bounded IN lists
+        for n, step, value in s.execute(
+                select(TrialRow.number, TrialStep.step, TrialStep.value)
+                .join(TrialStep, TrialStep.trial_id == TrialRow.id)
+                .where(TrialRow.job_id == job_id,
+                       TrialRow.number.in_(numbers[start:start + 500]))
+                .order_by(TrialRow.number, TrialStep.step)):
+            out[int(n)].append({"step": step, "value": value})
+    return out
 
 
 def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
