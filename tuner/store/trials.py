@@ -5,7 +5,7 @@ do not write."""
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import and_, func, not_, or_, select, update
@@ -193,10 +193,9 @@ def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
 
 
 def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
-               with_steps: bool = True,
-               step_fields: Sequence[str] = STEP_FIELDS) -> list[dict[str, Any]]:
+               with_steps: bool = True) -> list[dict[str, Any]]:
     """A page of the job's trials as trial_json dicts, read as plain rows (two queries; the
-    ORM path costs several times more per page); each step with `step_fields` only."""
+    ORM path costs several times more per page)."""
     rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
                      .where(TrialRow.job_id == job_id).order_by(TrialRow.number)
                      .offset(offset).limit(limit)).all()
@@ -204,8 +203,8 @@ def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
     if with_steps and page:
         for d in page.values():
             d["steps"] = []
-        for r in s.execute(select(TrialStep.trial_id, *(getattr(TrialStep, f) for f in step_fields))
+        for r in s.execute(select(TrialStep.trial_id, *(getattr(TrialStep, f) for f in STEP_FIELDS))
                            .where(TrialStep.trial_id.in_(list(page)))
                            .order_by(TrialStep.trial_id, TrialStep.step)):
-            page[r[0]]["steps"].append(dict(zip(step_fields, r[1:], strict=True)))
+            page[r[0]]["steps"].append(dict(zip(STEP_FIELDS, r[1:], strict=True)))
     return list(page.values())
