@@ -98,19 +98,16 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
         if top is not None and (best is None or sign * top > sign * best):
             moved.add(t["number"])
             best = top
-    steps = steps_of(sorted(set(drawn) | moved))
-
-    def points(number: int) -> list[list[Any]]:
-        return [[int(s["step"]), v] for s in steps.get(number) or []
-                if (v := _finite(s.get("value"))) is not None]
-
+    # Each fetched trial's [epoch, value] points, read once.
+    points = {n: [[int(s["step"]), v] for s in steps if (v := _finite(s.get("value"))) is not None]
+              for n, steps in steps_of(sorted(set(drawn) | moved)).items()}
     best, consumed = None, 0
     best_so_far: list[list[float]] = []
     for t in ordered:
         if t["number"] not in moved:
             consumed += summary.get(t["number"], (0, None, None))[0]
             continue
-        for _, v in points(t["number"]):
+        for _, v in points.get(t["number"], []):
             consumed += 1
             if best is None or sign * v > sign * best:
                 best = v
@@ -120,7 +117,7 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
     by_number = {t["number"]: t for t in ordered}
     curves = []
     for number in drawn:
-        t, pts = by_number[number], points(number)
+        t, pts = by_number[number], points.get(number, [])
         state, family = t["state"], t.get("optimizer")
         stop = None
         if state in STOPPED:

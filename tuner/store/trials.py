@@ -173,13 +173,13 @@ def step_summary(s: Session, job_id: str) -> dict[int, tuple[int, float | None, 
 def steps_of(s: Session, job_id: str, numbers: Collection[int]) -> dict[int, list[dict[str, Any]]]:
     """The steps (`step`, `value`) of these trials of the job, in step order."""
     out: dict[int, list[dict[str, Any]]] = {int(n): [] for n in numbers}
-    numbers = list(out)
-    for start in range(0, len(numbers), 500):  # bounded IN lists
+    wanted = list(out)
+    for start in range(0, len(wanted), 500):  # bounded IN lists
         for n, step, value in s.execute(
                 select(TrialRow.number, TrialStep.step, TrialStep.value)
                 .join(TrialStep, TrialStep.trial_id == TrialRow.id)
                 .where(TrialRow.job_id == job_id,
-                       TrialRow.number.in_(numbers[start:start + 500]))
+                       TrialRow.number.in_(wanted[start:start + 500]))
                 .order_by(TrialRow.number, TrialStep.step)):
             out[int(n)].append({"step": step, "value": value})
     return out
