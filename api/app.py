@@ -103,7 +103,9 @@ PROBLEM_STATUSES = {400: "the body is not JSON", 401: "missing or unknown API ke
                     409: "Idempotency-Key reused with another spec",
                     413: "request body over 256 KiB",
                     422: "invalid input: `errors` names each field and its valid choices",
-                    503: "database unavailable: retry after `Retry-After` seconds"}
+                    503: "database unavailable, or its tables not yet migrated to this "
+                         "version: retry after `Retry-After` seconds"}
+NAMES_A_TASK = {"/v1/recommendations"}  # `task=` in the query: 404 when not the team's
 SUBMIT_503 = ("database unavailable, or the team's data still being prepared for the first time "
               "(`progress`): send it again, with the same Idempotency-Key, after `Retry-After` "
               "seconds")
@@ -130,7 +132,7 @@ def _problem_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                             continue
                         if status in (400, 413) and "requestBody" not in op:
                             continue
-                        if status == 404 and "{" not in path:
+                        if status == 404 and "{" not in path and path not in NAMES_A_TASK:
                             continue
                         submit = status == 503 and path == "/v1/jobs" and "requestBody" in op
                         responses[str(status)] = {
@@ -156,7 +158,8 @@ def create_app(database_url: str | None = None, settings: Settings | None = None
                   docs_url=None, redoc_url=None)  # /docs: api.routes.ui, with bundled assets
     app.state.settings = settings
     app.state.keys = KeyCache(settings.key_cache_s)
-    app.state.sessions = session_factory(database_url or settings.database_url)
+    app.state.database_url = database_url or settings.database_url
+    app.state.sessions = session_factory(app.state.database_url)
     errors.install(app)
     metrics.install(app)
     app.include_router(jobs.router)

@@ -14,8 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuner.digests import DataPending
-from tuner.errors import DataError, JobNotFound, ModelError, SpecError, TunerError
-from tuner.store.db import transient
+from tuner.errors import DataError, ModelError, NotFound, SpecError, TunerError
+from tuner.store.db import schema_missing, transient
 
 PROBLEM = "application/problem+json"
 RETRY_AFTER_S = 2
@@ -45,6 +45,13 @@ def problem(request: Request, status: int, title: str, detail: str,
 
 
 def _unexpected_answer(request: Request, exc: Exception) -> JSONResponse:
+    if schema_missing(exc):  # a deploy whose migrate step has not run (yet): /readyz says more
+        log.error("the database lacks a table or column on %s %s (run `tuner db upgrade`): %s",
+                  request.method, request.url.path, str(exc).splitlines()[0])
+        return problem(request, 503, "Service unavailable",
+                       "the database has no service tables, or older ones than this version of "
+                       "the service reads: its operator must run `tuner db upgrade`",
+                       headers={"Retry-After": str(RETRY_AFTER_S)})
     if transient(exc):  # the database is down or restarting: come back shortly
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -87,8 +94,8 @@ def install(app: FastAPI) -> None:
                        headers={"Retry-After": str(DIGEST_RETRY_AFTER_S)},
                        progress=exc.progress())
 
-    @app.exception_handler(JobNotFound)
-    async def _not_found(request: Request, exc: JobNotFound) -> JSONResponse:
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return problem(request, 404, "Not found", str(exc))
 
     @app.exception_handler(TunerError)

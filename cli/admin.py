@@ -8,7 +8,17 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbUrl, JsonOpt, err, load_spec_file, out, print_json, resolve_db_url, user_errors
+from cli.common import (
+    DbUrl,
+    JsonOpt,
+    err,
+    load_spec_file,
+    out,
+    print_json,
+    resolve_db_url,
+    sessions,
+    user_errors,
+)
 from cli.render import print_job
 
 db_app = typer.Typer(no_args_is_help=True, help="Database: migrations.")
@@ -37,14 +47,14 @@ def job_create(
     """Validate a spec against real data and queue it; prints the job id."""
     from tuner.spec import JobSpec
     from tuner.store.auth import get_or_create_team
-    from tuner.store.db import session_factory, transaction
+    from tuner.store.db import transaction
     from tuner.store.jobs import create_job
     from tuner.tasks import inspect_task
 
     with user_errors():
         spec = JobSpec.model_validate(load_spec_file(spec_file))
         features = inspect_task(spec, scope=team)
-        with transaction(session_factory(resolve_db_url(database_url))) as s:
+        with transaction(sessions(database_url)) as s:
             t = get_or_create_team(s, team)
             job, created = create_job(s, t.id, spec, features, idempotency_key)
     if as_json:
@@ -56,10 +66,10 @@ def job_create(
 @job_app.command("show")
 def job_show(job_id: str, database_url: DbUrl = None, as_json: JsonOpt = False) -> None:
     """Status, progress, best trial and best per optimizer of a job."""
-    from tuner.store.db import session_factory, transaction
+    from tuner.store.db import transaction
     from tuner.store.jobs import get_job, job_summary
 
-    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+    with user_errors(), transaction(sessions(database_url)) as s:
         summary = job_summary(s, get_job(s, job_id))
     if as_json:
         print_json(summary)
@@ -71,9 +81,9 @@ def job_show(job_id: str, database_url: DbUrl = None, as_json: JsonOpt = False) 
 def admin_create_team(name: str, database_url: DbUrl = None) -> None:
     """Create a team (no-op when it exists)."""
     from tuner.store.auth import get_or_create_team
-    from tuner.store.db import session_factory, transaction
+    from tuner.store.db import transaction
 
-    with transaction(session_factory(resolve_db_url(database_url))) as s:
+    with user_errors(), transaction(sessions(database_url)) as s:
         team = get_or_create_team(s, name)
     out.print(f"team {team.name} (id {team.id})")
 
@@ -83,9 +93,9 @@ def admin_create_key(team: str, name: Annotated[str, typer.Option(help="A label.
                      database_url: DbUrl = None) -> None:
     """Print a new API key for TEAM (shown once; only its hash is stored)."""
     from tuner.store.auth import create_api_key, get_team
-    from tuner.store.db import session_factory, transaction
+    from tuner.store.db import transaction
 
-    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+    with user_errors(), transaction(sessions(database_url)) as s:
         key = create_api_key(s, get_team(s, team), name)
     sys.stdout.write(key + "\n")
 
@@ -96,9 +106,9 @@ def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its
                      database_url: DbUrl = None) -> None:
     """Revoke an API key."""
     from tuner.store.auth import revoke_key
-    from tuner.store.db import session_factory, transaction
+    from tuner.store.db import transaction
 
-    with user_errors(), transaction(session_factory(resolve_db_url(database_url))) as s:
+    with user_errors(), transaction(sessions(database_url)) as s:
         n = revoke_key(s, prefix)
     if not n:
         err.print("[red]error:[/red] no active key with that prefix")

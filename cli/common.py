@@ -8,10 +8,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 # Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 130)
@@ -30,12 +33,21 @@ def print_json(obj: Any) -> None:
 def user_errors() -> Iterator[None]:
     """Turn library errors into a one-line message and exit code 2 (no traceback)."""
     from pydantic import ValidationError
+    from sqlalchemy.exc import DBAPIError
 
     from tuner.errors import TunerError
     from tuner.spec import format_validation_error
+    from tuner.store.db import transient
 
     try:
         yield
+    except DBAPIError as exc:
+        if not transient(exc):
+            raise
+        first = str(exc.orig or exc).strip().splitlines()
+        err.print(f"[red]error:[/red] the database is unavailable: {first[0] if first else exc}",
+                  highlight=False)
+        raise typer.Exit(1) from None
     except ValidationError as exc:
         err.print(f"[red]invalid spec[/red]\n{format_validation_error(exc)}", highlight=False)
         raise typer.Exit(2) from None
@@ -63,3 +75,14 @@ def resolve_db_url(url: str | None) -> str:
     from tuner.config import get_settings
 
     return url or get_settings().database_url
+
+
+def sessions(url: str | None) -> sessionmaker[Session]:
+    """Sessions on the database (`--database-url`, else the configured one), once it has this
+    code's tables; else `NotMigrated` says to run `tuner db upgrade` (call in `user_errors`)."""
+    from tuner.store.db import session_factory
+    from tuner.store.migrate import require_migrated
+
+    resolved = resolve_db_url(url)
+    require_migrated(resolved)
+    return session_factory(resolved)

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbUrl, err, resolve_db_url
+from cli.common import DbUrl, err, resolve_db_url, user_errors
 
 
 def dispatcher(
@@ -27,16 +27,19 @@ def dispatcher(
     import logging
     import signal
 
+    from tuner.store.migrate import require_migrated
     from workers.dispatcher import Dispatcher, DispatcherConfig, ensure_ray
 
+    url = resolve_db_url(database_url)
+    with user_errors():  # before Ray starts: a database without our tables is a one-line error
+        require_migrated(url)
     if metrics_port is not None:  # after the import: it registers the metrics
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    d = Dispatcher(DispatcherConfig.from_settings(resolve_db_url(database_url), ray_address=ray_address,
-                                                  num_cpus=num_cpus))
+    d = Dispatcher(DispatcherConfig.from_settings(url, ray_address=ray_address, num_cpus=num_cpus))
     # Ray's driver installs its own SIGTERM handler (it logs and kills the process): start Ray
     # first, then ours, so a stop hands the jobs back and lets trials in flight finish.
     ensure_ray(d.config.ray_address, d.config.num_cpus)
@@ -61,8 +64,11 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
     import uvicorn
 
     from api.app import create_app
+    from tuner.store.migrate import require_migrated
 
     url = resolve_db_url(database_url)
+    with user_errors():  # a deploy that skipped its migrate step is told so, not served 503s
+        require_migrated(url)
     if workers == 1:
         # Open event streams get 5 s to end on SIGTERM, so a deploy never waits on a watcher.
         uvicorn.run(create_app(url), host=host, port=port, log_level="info",

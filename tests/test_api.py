@@ -189,7 +189,11 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         again = h.get("/v1/recommendations", params={"task": tasks["data"][0]["id"]})
         assert again.headers["content-type"] == "application/json" and again.json() == by_id
         assert {"expected", "evidence", "robustness", "cost"} <= set(rec["ranking"][0])
-        assert h.get("/v1/recommendations", params={"task": 99999}).status_code == 422
+        # A task that is not the team's is not found, as a job is (not a spec error).
+        for missing in (h.get("/v1/recommendations", params={"task": 99999}),
+                        h.get("/v1/tasks/99999/learning-rates")):
+            assert missing.status_code == 404 and missing.json()["title"] == "Not found"
+            assert missing.json()["detail"] == "task 99999 not found in your team"
         # Early stopping is part of the budget: this job ran without, and 0 asks for that.
         task_id = tasks["data"][0]["id"]
         none = h.get("/v1/recommendations", params={"task": task_id,
@@ -233,6 +237,9 @@ def test_team_isolation(service: Service) -> None:
             assert r.json()["title"] == missing.json()["title"] == "Not found"
         assert b.get("/v1/jobs").json() == {"data": [], "count": 0}
         assert b.get("/v1/tasks").json() == {"data": [], "count": 0}
+        a_task = a.get("/v1/tasks").json()["data"][0]["id"]
+        assert b.get("/v1/recommendations", params={"task": a_task}).status_code == 404
+        assert b.get(f"/v1/tasks/{a_task}/learning-rates").status_code == 404
         # Team b has no history: its answer comes from the read-only reference corpus, never
         # from team a's trials.
         rec_b = b.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()

@@ -259,3 +259,55 @@ def test_schemathesis_finds_no_server_error(api: Api) -> None:
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "operations" in out.lower() or "passed" in out.lower(), out[-2000:]
+
+
+def _tuner(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_a_database_without_this_versions_tables_is_named_with_what_to_run(db_url: str) -> None:
+    """A deploy whose migrate step did not run (or has not yet): the operator's commands fail
+    in one line naming `tuner db upgrade`, the API answers 503 (clients wait it out) with the
+    same advice and is not ready, and nothing retries it as a lost connection. Then an
+    older revision, then the current one."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from tuner.store.db import engine_for, schema_missing, transient
+    from tuner.store.migrate import alembic_config, head, upgrade
+
+    def assert_told(proc: subprocess.CompletedProcess[str], words: str) -> None:
+        said = " ".join(proc.stderr.split())  # the console wraps lines
+        assert proc.returncode == 2 and words in said, proc.stderr[-2000:]
+        assert "Traceback" not in said and "run `tuner db upgrade`" in said
+
+    none_yet = "has no service tables yet"
+    assert_told(_tuner("admin", "create-key", "a", "--database-url", db_url), none_yet)
+    assert_told(_tuner("api", "--database-url", db_url, "--port", str(free_port())), none_yet)
+    try:
+        with engine_for(db_url).connect() as conn:
+            conn.execute(text("SELECT id FROM tuner_teams"))
+        raise AssertionError("a table that is not there was read")
+    except Exception as exc:
+        assert schema_missing(exc) and not transient(exc)
+    with serving(db_url) as url:
+        r = httpx.get(url + "/v1/jobs", headers={"Authorization": "Bearer tk_x"})
+        assert r.status_code == 503 and r.headers["Retry-After"], r.text
+        assert "run `tuner db upgrade`" in r.json()["detail"]
+        ready = httpx.get(url + "/readyz")
+        assert ready.status_code == 503 and none_yet in ready.json()["detail"]
+
+    previous = f"{int(head()) - 1:04d}"
+    command.upgrade(alembic_config(db_url), previous)
+    older = f"is at revision {previous}, older than this version of the service"
+    assert_told(_tuner("admin", "create-team", "a", "--database-url", db_url), older)
+    with serving(db_url) as url:
+        ready = httpx.get(url + "/readyz")
+        assert ready.status_code == 503 and older in ready.json()["detail"]
+
+    upgrade(db_url)
+    made = _tuner("admin", "create-team", "a", "--database-url", db_url)
+    assert made.returncode == 0, made.stderr
+    with serving(db_url) as url:
+        assert httpx.get(url + "/readyz").json() == {"status": "ok"}

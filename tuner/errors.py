@@ -55,6 +55,12 @@ class JobNotFound(NotFound):
         self.job_id = job_id
 
 
+class TaskNotFound(NotFound):
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"task {task_id} not found in your team")
+        self.task_id = task_id
+
+
 class TeamNotFound(NotFound):
     def __init__(self, team: str) -> None:
         super().__init__(f"team {team!r} not found")

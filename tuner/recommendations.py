@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tuner import corpus as reference
-from tuner.errors import SpecError
+from tuner.errors import SpecError, TaskNotFound
 from tuner.recommend import (
     CORPUS_MIN_SIMILARITY,
     TaskProfile,
@@ -82,7 +82,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     makes the next read compute the answer again."""
     tasks = h.find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
     if task_id is not None and not tasks:
-        raise SpecError("task", f"no task {task_id} in your team")
+        raise TaskNotFound(task_id)
     if len({t.direction for t in tasks}) > 1:  # e.g. val_loss and val_accuracy: caller must pick
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
@@ -419,7 +419,7 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
 
     tasks = h.find_tasks(s, team_id, task_id=task_id)
     if not tasks:
-        raise SpecError("task", f"no task {task_id} in your team")
+        raise TaskNotFound(task_id)
     budget = _budget(tasks, h.budgets(s, [task_id]), BudgetAsked(
         epochs, batch_size, early_stopping_patience, precision, training_seed))
     trials = h.history(s, [task_id], budget, top_per_family=None,

@@ -11,7 +11,7 @@ from api.deps import CurrentTeam
 from api.schemas import RegistryEntry
 from tuner.registry import DATASETS, MODELS, Registry
 from tuner.space import default_space_json
-from tuner.store.db import ping
+from tuner.store.migrate import schema_problem
 
 router = APIRouter(tags=["meta"])
 
@@ -46,10 +46,13 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", include_in_schema=False)
 def readyz(request: Request) -> JSONResponse:
+    """Ready when the database answers and has this version's tables (a deploy whose migrate
+    step has not run is not ready, and says what to run)."""
     try:
         with request.app.state.sessions() as s:
-            ping(s)
+            problem = schema_problem(s.connection(), request.app.state.database_url)
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "detail": str(exc).splitlines()[0]},
-                            status_code=503)
+        problem = str(exc).splitlines()[0]
+    if problem:
+        return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
     return JSONResponse({"status": "ok"})

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import tenacity
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -123,19 +123,42 @@ def in_transaction(sessions: sessionmaker[Session], fn: Callable[[Session], T], 
     return with_retries(once, what=what)
 
 
-def ping(s: Session) -> None:
-    """Raise unless the database answers."""
-    s.execute(text("SELECT 1"))
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what caused it, in order (bounded: Optuna and SQLAlchemy wrap errors twice)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+# What SQLite and PostgreSQL say when a table or column the code reads is not there: the
+# database was never migrated, or is older than the code (SQLite raises these as
+# OperationalError, the class it also uses for "database is locked").
+_SQLITE_SCHEMA = ("no such table", "no such column", "has no column named")
+_PG_SCHEMA = ("UndefinedTable", "UndefinedColumn")
+
+
+def schema_missing(exc: BaseException) -> bool:
+    """The error is a table or column missing: no retry brings it back, `tuner db upgrade`
+    does."""
+    for seen in _causes(exc):
+        module, name = type(seen).__module__, type(seen).__name__
+        if module.startswith("sqlite3") and any(m in str(seen) for m in _SQLITE_SCHEMA):
+            return True
+        if module.startswith("psycopg") and name in _PG_SCHEMA:
+            return True
+    return False
 
 
 def transient(exc: BaseException) -> bool:
     """A database error worth retrying: connection lost, refused or reset by the server, database
     locked, a serialization failure; also when wrapped (Optuna raises `StorageInternalError`
-    from the SQLAlchemy error)."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # the chain of causes, bounded
-        if seen is None:
-            return False
+    from the SQLAlchemy error). A missing table or column is not (`schema_missing`)."""
+    if schema_missing(exc):
+        return False
+    for seen in _causes(exc):
         if isinstance(seen, OperationalError):
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
@@ -144,7 +167,6 @@ def transient(exc: BaseException) -> bool:
                 type(seen).__name__ in ("OperationalError", "AdminShutdown", "SerializationFailure",
                                         "DeadlockDetected", "ConnectionTimeout"):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

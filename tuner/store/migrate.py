@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, make_url
 
+from tuner.errors import TunerError
 from tuner.store.db import normalize_url
 from tuner.store.models import PREFIX
 
@@ -43,14 +48,52 @@ def upgrade(url: str, revision: str = "head") -> None:
     optuna.storages.RDBStorage(normalize_url(url)).remove_session()
 
 
-class NotMigrated(RuntimeError):
-    def __init__(self, url: str) -> None:
-        super().__init__(f"the database {url} has no service tables yet: run `tuner db upgrade`")
+class NotMigrated(TunerError):
+    """The database has no service tables, or older ones than this code reads."""
+
+
+@cache
+def head() -> str:
+    """The revision this code's tables are at (the latest migration it ships)."""
+    revision = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert revision is not None
+    return revision
+
+
+def _known(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(
+            revision) is not None
+    except CommandError:
+        return False
+
+
+def schema_problem(conn: Connection, url: str) -> str | None:
+    """What keeps this code from using the database behind `conn`, in words for its operator:
+    no service tables, or tables older than this code's; None when they are this code's or
+    newer (a database migrated by a newer release: migrations only add, so older code goes on
+    running during a rolling deploy)."""
+    from alembic.runtime.migration import MigrationContext
+
+    at = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}
+                                    ).get_current_revision()
+    where = make_url(normalize_url(url)).render_as_string(hide_password=True)
+    if at is None:
+        return f"the database {where} has no service tables yet: run `tuner db upgrade`"
+    if at != head() and _known(at):
+        return (f"the database {where} is at revision {at}, older than this version of the "
+                f"service (it reads revision {head()}): run `tuner db upgrade`")
+    return None
 
 
 def require_migrated(url: str) -> None:
-    if current(url) is None:
-        raise NotMigrated(url)
+    """Raise `NotMigrated`, saying what to run, unless the database has this code's tables."""
+    from tuner.store.db import engine_for
+
+    with engine_for(url).connect() as conn:
+        problem = schema_problem(conn, url)
+    if problem:
+        raise NotMigrated(problem)
 
 
 def current(url: str) -> str | None:
