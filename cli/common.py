@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 # Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 130)
-err = Console(stderr=True)
+# Errors and warnings to a pipe or a log are one line each, whatever their length.
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for machines).")]
 DbUrl = Annotated[str | None, typer.Option(

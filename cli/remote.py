@@ -207,16 +207,16 @@ def recommend(model: Annotated[str | None, typer.Option()] = None,
 
 def tasks(answers: Annotated[bool, typer.Option(
               "--answers/--no-answers", help="Ask for each task's answer (one request each).")
-          ] = True, as_json: JsonOpt = False) -> None:
+          ] = True, limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+          offset: Annotated[int, typer.Option(min=0)] = 0, as_json: JsonOpt = False) -> None:
     """The team's tasks, the latest job's first, with the answer each one's history gives
     today (over HTTP)."""
     from tuner.recommend import brief
 
     with _api_errors():
         client = _client()
-        data = client.tasks()
-        rows = sorted(data["data"], key=lambda t: str(t.get("latest_job_at") or ""),
-                      reverse=True)
+        data = client.tasks(offset=offset, limit=limit)
+        rows = data["data"]
         recs = {t["id"]: client.recommend(task=t["id"]) for t in rows} if answers else {}
     for t in rows:
         if t["id"] in recs:
@@ -225,9 +225,11 @@ def tasks(answers: Annotated[bool, typer.Option(
                            "verdict": rec.get("verdict"), "leaders": rec.get("leaders"),
                            "summary": rec.get("summary")}
     if as_json:
-        print_json({"data": rows, "count": data["count"]})
+        print_json({"data": rows, "count": data["count"], "offset": offset})
         return
-    table = Table(title=f"Tasks ({data['count']})")
+    shown = (f"{offset + 1}-{offset + len(rows)} of {data['count']}"
+             if len(rows) < data["count"] else str(data["count"]))
+    table = Table(title=f"Tasks ({shown})")
     for col in ("id", "model", "dataset", "metric", "jobs", "trials", "latest job"):
         table.add_column(col, no_wrap=True)
     if answers:

@@ -552,6 +552,13 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
         assert c.cancel(second["id"])["status"] in ("cancelled", "running")
         assert c.wait(second["id"])["status"] in ("cancelled", "completed")
         assert c.jobs()["count"] == 2 and c.tasks()["count"] == 2
+        # Paged, the latest job's task first: the second job's, then the first's.
+        latest = c.tasks(limit=1)
+        assert latest["count"] == 2 and [t["id"] for t in latest["data"]] == [
+            c.job(second["id"])["task"]["id"]]
+        assert [t["id"] for t in c.tasks(offset=1)["data"]] == [job["task"]["id"]]
+    table = _cli(["tasks", "--no-answers", "--limit", "1"], {**env, "COLUMNS": "300"})
+    assert "Tasks (1-1 of 2)" in table.stdout, table.stdout
 
 
 def test_the_cli_names_the_other_tasks_an_answer_left_apart(

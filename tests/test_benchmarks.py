@@ -323,6 +323,17 @@ def test_learning_rates_benchmark_smoke(tmp_path: Path) -> None:
     assert latest["bytes"] < 0.7 * every["bytes"] and len(latest["runs_s"]) == 2
 
 
+def test_task_list_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import task_list
+
+    res = task_list.main(["--smoke", "--out", str(tmp_path / "tl.json")])
+    cases = res["cases"]
+    assert res["same_counts"] and cases["every task, trials counted"]["ratio_bytes"] == 1.0
+    # 120 tasks, the page shows 100 of them: five sixths of the bytes or less
+    assert cases["a page of 100, job counters"]["ratio_bytes"] < 0.85
+    assert cases["every task, job counters"]["bytes"] == cases["every task, trials counted"]["bytes"]
+
+
 def test_job_figures_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import job_figures
 

@@ -404,3 +404,36 @@ def test_the_figures_from_the_stores_summaries_are_the_figures_of_every_step(
                                     [13, 0.71]]
     assert whole["epochs_consumed"] == 13 and whole["n_trials"] == 8
     assert len(whole["curves"]) == min(limit, 8)
+
+
+def test_the_teams_tasks_are_paged_latest_job_first_with_counts_from_the_jobs(
+        migrated_url: str) -> None:
+    """`team_tasks` pages the team's tasks, the task of the latest job first (a new job moves
+    its task to the top), with job counts and trial counts read from the jobs' counters; another
+    team's tasks are not counted."""
+    from tuner.store.queries import count_tasks, team_tasks
+
+    def queue(hidden: int, team: str = "a") -> str:
+        spec = JobSpec.model_validate({**SPEC, "task": {**SPEC["task"], "model": {
+            "name": "mlp", "params": {"hidden": [hidden]}}}})
+        with session_factory(migrated_url)() as s:
+            job = create_job(s, get_or_create_team(s, team).id, spec, inspect_task(spec))[0]
+            s.commit()
+            return job.id
+
+    jobs = [queue(h) for h in (4, 8, 16)]
+    queue(32, team="b")
+    again = queue(4)  # the first task's second job: it is the latest again
+    with session_factory(migrated_url)() as s:
+        for job_id, done, failed in ((jobs[0], 3, 1), (again, 2, 0), (jobs[2], 5, 0)):
+            job = s.get(Job, job_id)
+            assert job is not None
+            job.n_done, job.n_failed = done, failed
+        s.commit()
+        team = get_or_create_team(s, "a").id
+        task_of = {j: s.get(Job, j).task_id for j in jobs}  # type: ignore[union-attr]
+        rows = team_tasks(s, team)
+        assert [t["id"] for t in rows] == [task_of[jobs[0]], task_of[jobs[2]], task_of[jobs[1]]]
+        assert [(t["n_jobs"], t["n_trials"]) for t in rows] == [(2, 6), (1, 5), (1, 0)]
+        assert [t["id"] for t in team_tasks(s, team, offset=1, limit=1)] == [task_of[jobs[2]]]
+        assert count_tasks(s, team) == 3

@@ -232,8 +232,10 @@ class Client:
         return self.job(job_id)
 
     # history and registry ---------------------------------------------------------------------
-    def tasks(self) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("GET", "/v1/tasks")
+    def tasks(self, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """A page of the team's tasks, the latest job's first; `count`: all of them."""
+        out: dict[str, Any] = self._call("GET", "/v1/tasks",
+                                         params={"offset": offset, "limit": limit})
         return out
 
     def recommend(self, *, model: str | None = None, dataset: str | None = None,

@@ -10,18 +10,21 @@ from api.deps import CurrentTeam, SessionDep
 from api.errors import ApiProblem
 from api.schemas import LearningRates, RecommendationPublic, TasksPublic
 from tuner.recommendations import cached_json, learning_rates, recommend
-from tuner.spec import METRICS, Precision
+from tuner.spec import INT64_MAX, METRICS, Precision
 from tuner.store.models import ID_MAX
-from tuner.store.queries import team_tasks
+from tuner.store.queries import count_tasks, team_tasks
 
 router = APIRouter(prefix="/v1", tags=["tasks"])
 
 
 @router.get("/tasks", response_model=TasksPublic)
-def read_tasks(team: CurrentTeam, session: SessionDep) -> dict[str, Any]:
-    """The team's tasks with their job and trial counts."""
-    data = team_tasks(session, team.id)
-    return {"data": data, "count": len(data)}
+def read_tasks(team: CurrentTeam, session: SessionDep,
+               offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
+               limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    """A page of the team's tasks, the latest job's first, with their job and trial counts;
+    `count`: all of the team's tasks."""
+    return {"data": team_tasks(session, team.id, offset=offset, limit=limit),
+            "count": count_tasks(session, team.id)}
 
 
 @router.get("/recommendations", response_model=RecommendationPublic,

@@ -55,22 +55,26 @@ def count_trials(s: Session, job_id: str) -> int:
     return int(s.scalar(select(func.count()).where(TrialRow.job_id == job_id)) or 0)
 
 
-def team_tasks(s: Session, team_id: int,
-               task_ids: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """The team's tasks (or these of them) with their job and trial counts."""
+def team_tasks(s: Session, team_id: int, task_ids: Sequence[int] | None = None, *,
+               offset: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+    """The team's tasks (or these of them), the latest job's first, with their job and trial
+    counts: the trials from the jobs' counters (`refresh_counters` keeps them equal to the
+    trial rows), so a page costs a read of the team's jobs, not of every trial."""
     jobs = (select(Job.task_id, func.count(Job.id).label("n_jobs"),
-                   func.max(Job.created_at).label("latest"))
+                   func.max(Job.created_at).label("latest"),
+                   func.sum(Job.n_done + Job.n_failed).label("n_trials"))
             .where(Job.team_id == team_id).group_by(Job.task_id).subquery())
-    trials = (select(Job.task_id, func.count(TrialRow.id).label("n_trials"))
-              .join(TrialRow, TrialRow.job_id == Job.id).where(Job.team_id == team_id)
-              .group_by(Job.task_id).subquery())
-    q = (select(Task, jobs.c.n_jobs, jobs.c.latest, trials.c.n_trials)
-         .outerjoin(jobs, jobs.c.task_id == Task.id).outerjoin(trials, trials.c.task_id == Task.id)
-         .where(Task.team_id == team_id).order_by(Task.id))
+    q = (select(Task, jobs.c.n_jobs, jobs.c.latest, jobs.c.n_trials)
+         .outerjoin(jobs, jobs.c.task_id == Task.id).where(Task.team_id == team_id)
+         .order_by(jobs.c.latest.desc().nulls_last(), Task.id.desc()).offset(offset).limit(limit))
     if task_ids is not None:
         q = q.where(Task.id.in_(task_ids))
-    return [task_json(t, n_jobs or 0, n_trials or 0, aware(latest))
+    return [task_json(t, n_jobs or 0, int(n_trials or 0), aware(latest))
             for t, n_jobs, latest, n_trials in s.execute(q).all()]
+
+
+def count_tasks(s: Session, team_id: int) -> int:
+    return int(s.scalar(select(func.count(Task.id)).where(Task.team_id == team_id)) or 0)
 
 
 def task_json(t: Task, n_jobs: int = 0, n_trials: int = 0, latest: Any = None) -> dict[str, Any]:
