@@ -45,8 +45,7 @@ def user_errors() -> Iterator[None]:
     except DBAPIError as exc:
         if not transient(exc):
             raise
-        first = str(exc.orig or exc).strip().splitlines()
-        err.print(f"[red]error:[/red] the database is unavailable: {first[0] if first else exc}",
+        err.print(f"[red]error:[/red] the database is unavailable: {first_line(exc)}",
                   highlight=False)
         raise typer.Exit(1) from None
     except ValidationError as exc:
@@ -55,6 +54,12 @@ def user_errors() -> Iterator[None]:
     except (TunerError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of what the database driver said (SQLAlchemy adds its SQL and a link)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def csv_list(value: str | None) -> list[str] | None:

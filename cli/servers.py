@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbUrl, err, resolve_db_url, user_errors
+from cli.common import DbUrl, err, first_line, resolve_db_url, user_errors
 
 
 def dispatcher(
@@ -62,13 +62,21 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
                ) -> None:
     """Serve the HTTP API only (deployments run the dispatcher separately)."""
     import uvicorn
+    from sqlalchemy.exc import DBAPIError
 
     from api.app import create_app
+    from tuner.store.db import transient
     from tuner.store.migrate import require_migrated
 
     url = resolve_db_url(database_url)
     with user_errors():  # a deploy that skipped its migrate step is told so, not served 503s
-        require_migrated(url)
+        try:
+            require_migrated(url)
+        except DBAPIError as exc:  # not reachable yet: serve, answering 503 until it is
+            if not transient(exc):
+                raise
+            err.print(f"warning: the database cannot be reached yet ({first_line(exc)}); "
+                      "serving, with 503 until it can", highlight=False)
     if workers == 1:
         # Open event streams get 5 s to end on SIGTERM, so a deploy never waits on a watcher.
         uvicorn.run(create_app(url), host=host, port=port, log_level="info",

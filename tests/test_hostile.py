@@ -311,3 +311,33 @@ def test_a_database_without_this_versions_tables_is_named_with_what_to_run(db_ur
     assert made.returncode == 0, made.stderr
     with serving(db_url) as url:
         assert httpx.get(url + "/readyz").json() == {"status": "ok"}
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_and_the_api_serves_503s() -> None:
+    """The operator's commands say the database is unavailable in one line (exit 1); `tuner
+    api` started before its database is reachable serves anyway (503, not ready) and says so."""
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/tuner"
+    down = _tuner("admin", "create-team", "a", "--database-url", nowhere)
+    said = " ".join(down.stderr.split())
+    assert down.returncode == 1 and "the database is unavailable: connection" in said, said
+    assert "Traceback" not in said
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "api", "--database-url", nowhere,
+                             "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < end, "tuner api did not serve"
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ready.status_code == 503 and "connection" in ready.json()["detail"]
+        jobs = httpx.get(f"http://127.0.0.1:{port}/v1/jobs",
+                         headers={"Authorization": "Bearer tk_x"}, timeout=10)
+        assert jobs.status_code == 503 and jobs.headers["Retry-After"]
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert "the database cannot be reached yet" in stderr and "serving, with 503" in stderr
