@@ -171,7 +171,7 @@ def test_a_hang_before_the_jobs_first_epoch_is_timed_from_the_tasks_recorded_wai
     assert Progress(history={h100: (10 * s, 1)}).limit(4.0, h100) == 4 * s  # stall_s rules
     assert Progress(history={h100: (10 * s, 1)}).rule(4.0, h100) == "budget.stall_s"
     assert Progress().rule(None, h100).startswith(
-        "no epoch of this task seen yet at this job's pace")
+        "no epoch or batch of this task seen yet at this job's pace")
 
 
 def test_a_gpu_never_seen_is_allowed_twenty_times_the_waits_seen_on_others() -> None:

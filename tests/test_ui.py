@@ -192,6 +192,18 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert never_fit[5] == brief(other), (never_fit, other["verdict"], other["summary"])
     assert browser.find_element("id", "error").get_attribute("hidden")
     browser.save_screenshot(str(SHOTS / "ui_tasks.png"))
+    # A page at a time (100 by default, one here): the latest job's task, then a button for more.
+    _open(browser, f"{service.url}/ui/tasks?limit=1")
+    assert [t for t, _ in browser.execute_script(read_rows)] == [str(hungry_task)]
+    assert browser.find_element("id", "count").text == "the 1 with the latest jobs, of 2 tasks"
+    more = browser.find_element("id", "more")
+    assert more.is_displayed() and more.text == "Show 1 more"
+    more.click()
+    deadline = time.monotonic() + 30
+    while [t for t, _ in browser.execute_script(read_rows)] != [str(hungry_task), str(task_id)]:
+        assert time.monotonic() < deadline, browser.execute_script(read_rows)
+        time.sleep(0.2)
+    assert browser.find_element("id", "count").text == "2 tasks" and not more.is_displayed()
 
     # Another team's key sees no data: an empty job list, and this job is "not found".
     browser.execute_script("sessionStorage.setItem('tuner-api-key', arguments[0])",

@@ -10,6 +10,9 @@ ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configurat
 ATTR_SWEEP = "defaults_sweep"  # enqueued by the defaults sweep
 ATTR_WARM_START = "warm_start"  # enqueued as a warm-start seed
 ATTR_WORKER = "worker"  # host:pid of the worker that started the trial
+# Batch heartbeats: how many times the running trial said its batches go on (at most one per
+# TUNER_PROGRESS_EVERY_S), so the dispatcher sees progress inside a long epoch.
+ATTR_BEATS = "beats"
 
 # A study's user attribute, set by the dispatcher on a new job's study: per configuration key,
 # the training seeds the task's history already ran it with at this budget (tuner.objective

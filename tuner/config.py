@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     heartbeat_interval: int = 5
     grace_period: int = 20
     stop_grace_s: float = 30.0
+    # A running trial whose batches go on says so at most this often (a user attribute): the
+    # dispatcher's stall check then sees progress inside an epoch, not only at its end.
+    progress_every_s: float = 30.0
     # API processes keep a key's team this long after reading it (0: read it on every request);
     # a revoked key is refused by every process within this time.
     key_cache_s: float = 5.0

@@ -14,7 +14,14 @@ from typing import Any
 import optuna
 import torch
 
-from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_RECORD, ATTR_SEED, STUDY_SEEDS_USED
+from tuner.attrs import (
+    ATTR_BEATS,
+    ATTR_CONFIG,
+    ATTR_CONFIRM_OF,
+    ATTR_RECORD,
+    ATTR_SEED,
+    STUDY_SEEDS_USED,
+)
 from tuner.datasets import Split, check_unchanged, load_dataset, team_scope
 from tuner.errors import TunerError
 from tuner.models import build_model
@@ -22,6 +29,7 @@ from tuner.registry import check_code
 from tuner.sampling import SearchSpace
 from tuner.space import TrialConfig
 from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
+from tuner.store.db import transient
 from tuner.training import Trainer, TrainState, hardware_name, resolve_device
 from tuner.trial import OUT_OF_MEMORY, config_key
 
@@ -85,8 +93,14 @@ class Objective:
 
     def __init__(self, spec: JobSpec, *, data: Split | None = None,
                  device: torch.device | None = None, data_scope: str | None = None,
-                 made_from: Provenance | None = None) -> None:
+                 made_from: Provenance | None = None,
+                 progress_every_s: float | None = None) -> None:
+        from tuner.config import get_settings
+
         self.spec = spec
+        # How often a running trial's batch heartbeat is written (TUNER_PROGRESS_EVERY_S).
+        self.progress_every_s = progress_every_s if progress_every_s is not None \
+            else get_settings().progress_every_s
         self.data_scope = data_scope  # the team whose data folder a file dataset reads
         # Checked: the code once per process, the data and model as they load.
         self.made_from = made_from or Provenance()
@@ -179,6 +193,18 @@ class Objective:
         started = time.time()
         waits = Waits(started)
 
+        def beat() -> None:  # after every batch; a write at most every progress_every_s
+            if time.time() - waits.last < self.progress_every_s:
+                return
+            waits.beats += 1
+            try:
+                trial.set_user_attr(ATTR_BEATS, waits.beats)
+            except Exception as exc:  # the database blinked: the next beat says it
+                if not transient(exc):
+                    raise
+                return
+            waits.tick()
+
         def prune(best: float, step: int) -> bool:
             waits.tick()
             trial.report(best, step)
@@ -194,7 +220,7 @@ class Objective:
             device = resolve_device(training.device, self.device)
             state = TrainState(device=str(device))  # a failure before training says where
             if self.spec.task.trainable is not None:
-                self._run_trainable(config, training, device, prune, state)
+                self._run_trainable(config, training, device, prune, beat, state)
             else:
                 m = self.spec.task.model
                 assert m is not None
@@ -202,7 +228,8 @@ class Objective:
                 with team_scope(self.data_scope):  # an hf: model may be a team folder
                     model = build_model(m.name, m.params, self.data.info)
                 self.made_from.check_model(self.spec.task, self.data_scope)
-                trainer = Trainer(model, self.data, config, training, self.metric, device)
+                trainer = Trainer(model, self.data, config, training, self.metric, device,
+                                  on_batch=beat)
                 state = trainer.state
                 for rec in trainer.epochs():
                     if prune(rec.best_value, rec.step):
@@ -227,7 +254,7 @@ class Objective:
         return state.records[-1].best_value
 
     def _run_trainable(self, config: TrialConfig, training: Any, device: torch.device,
-                       prune: Any, state: TrainState) -> None:
+                       prune: Any, beat: Any, state: TrainState) -> None:
         """The team's own loop (tuner.trainable) with the trial's optimizer and schedule; its
         reports are recorded, pruned and checked for divergence as built-in epochs are."""
         from tuner.references import import_torchvision_if_installed
@@ -238,7 +265,7 @@ class Objective:
         ref = self.spec.task.trainable
         assert ref is not None
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
-                           on_epoch=prune, state=state)
+                           on_epoch=prune, on_batch=beat, state=state)
         state.precision = ctx.precision
         with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
             TRAINABLES.get(ref.name)(ctx)
@@ -275,13 +302,15 @@ class Objective:
 
 @dataclass
 class Waits:
-    """The longest a trial went without progress: from its start to its first epoch (data and
-    model set-up included), between epochs, and from its last epoch (or its start) to its end
-    (a trial that failed before any epoch waited that long). What the dispatcher's stall check
-    measures, kept on the trial (`longest_wait_s`) for the task's later jobs."""
+    """The longest a trial went without progress: from its start to its first epoch or batch
+    heartbeat (data and model set-up included), between them, and from the last (or its start)
+    to its end (a trial that failed before any epoch waited that long). What the dispatcher's
+    stall check measures, kept on the trial (`longest_wait_s`) for the task's later jobs.
+    `beats`: the batch heartbeats written (`ATTR_BEATS`)."""
 
     last: float
     longest: float = 0.0
+    beats: int = 0
 
     def tick(self) -> None:
         now = time.time()

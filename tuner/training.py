@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -89,6 +89,10 @@ class TrainState:
         return sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds else 0.0
 
 
+def _nothing() -> None:
+    pass
+
+
 def better(a: float, b: float, direction: str) -> bool:
     return a > b if direction == "maximize" else a < b
 
@@ -97,8 +101,11 @@ class Trainer:
     """Trains `model` on `data` with the optimizer and schedule of `config`."""
 
     def __init__(self, model: nn.Module, data: Split, config: TrialConfig,
-                 training: TrainingSpec, metric: str, device: torch.device | None = None) -> None:
+                 training: TrainingSpec, metric: str, device: torch.device | None = None,
+                 on_batch: Callable[[], None] | None = None) -> None:
         self.training = training
+        # Called after every training and validation batch (the trial's batch heartbeat).
+        self.on_batch = on_batch or _nothing
         self.metric = metric
         self.direction = METRICS[metric]
         self.device = device or resolve_device(training.device)
@@ -204,6 +211,7 @@ class Trainer:
             loss.backward()  # type: ignore[no-untyped-call]
             self.optimizer.step()
             self.schedule.after_batch()
+            self.on_batch()
             lv = loss.detach()
             total += lv * len(yb)
             window = torch.maximum(window, lv)
@@ -248,6 +256,7 @@ class Trainer:
         for xb, yb in self._val_batches():
             with self._ctx():
                 out = self.model(xb).float()
+            self.on_batch()
             if self.kind == "classification":
                 loss_sum += float(F.cross_entropy(out, yb, reduction="sum"))
                 correct += int((out.argmax(dim=1) == yb).sum())

@@ -14,7 +14,8 @@ A job's life on one dispatcher:
     any --lease lost or job final elsewhere--> leave (kill our workers, touch nothing else)
 
 Beside that, each trial worker's progress is watched (`Progress`): a worker that goes too long
-without an epoch or a new trial is stalled (a hung data loader, a deadlocked collective, a team
+without an epoch, a batch heartbeat (written at most every TUNER_PROGRESS_EVERY_S while its
+batches go on) or a new trial is stalled (a hung data loader, a deadlocked collective, a team
 loop waiting on a lock); the dispatcher stops it, fails its trial `stalled` (unless the trial
 was already failed as lost) and starts another worker, so a hung trial never holds its job
 forever.
@@ -32,9 +33,9 @@ TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
 # Without budget.stall_s, a trial is stalled after this many times the longest wait for
-# progress (an epoch, or a worker's next trial) on its worker's hardware that the job has seen
-# or its task's trials recorded at the job's pace (tuner.store.trials.longest_epoch_wait), and
-# never before STALL_MIN.
+# progress (an epoch, a batch heartbeat, or a worker's next trial) on its worker's hardware
+# that the job has seen or its task's trials recorded at the job's pace
+# (tuner.store.trials.longest_epoch_wait), and never before STALL_MIN.
 STALL_FACTOR = 5
 STALL_MIN = timedelta(minutes=10)
 # A worker on hardware (a GPU model) that neither the job nor its task's records have seen an
@@ -151,19 +152,21 @@ class Progress:
 
     def observe(self, running: dict[str, tuple[int, int, str]], live: Collection[str],
                 now: datetime) -> None:
-        """`running`: each worker's running trial (its number, the epochs it reported, its
-        hardware), by the worker's task id; `live`: the task ids of the workers still running
-        (one seen before that has no running trial now is between trials, or stuck)."""
-        for task, (number, epochs, hardware) in running.items():
+        """`running`: each worker's running trial (its number, how far it got: the epochs it
+        reported and its batch heartbeats, its hardware), by the worker's task id; `live`: the
+        task ids of the workers still running (one seen before that has no running trial now is
+        between trials, or stuck)."""
+        for task, (number, got, hardware) in running.items():
             prev = self.seen.get(task)
             if prev is None:
-                self.seen[task] = (number, epochs, now, hardware)
-            elif prev[0] != number or epochs > prev[1]:
-                # progress: a new epoch, or a new trial (the time from the last one's last epoch
-                # through its recording to the next one's start was a wait as well)
+                self.seen[task] = (number, got, now, hardware)
+            elif prev[0] != number or got > prev[1]:
+                # progress: a new epoch or batch heartbeat, or a new trial (the time from the
+                # last one's last epoch through its recording to the next one's start was a
+                # wait as well)
                 wait = now - prev[2]
                 self.longest[hardware] = max(self.longest.get(hardware, wait), wait)
-                self.seen[task] = (number, epochs, now, hardware)
+                self.seen[task] = (number, got, now, hardware)
         for task in set(self.seen) - set(live):
             del self.seen[task]
 
@@ -205,7 +208,7 @@ class Progress:
             return "budget.stall_s"
         basis = self._basis(hardware)
         if basis is None:
-            return "no epoch of this task seen yet at this job's pace, so a day; " \
+            return "no epoch or batch of this task seen yet at this job's pace, so a day; " \
                 "budget.stall_s sets it"
         factor, _, words = basis
         return (f"{factor} x the longest wait for progress ({'; '.join(words)}), at least "

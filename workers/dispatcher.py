@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner import mlflow_log
-from tuner.attrs import ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
+from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
@@ -76,6 +76,8 @@ class DispatcherConfig:
     grace_period: int
     # After a timeout, running trials get this long to finish before their workers are killed.
     stop_grace_s: float
+    # How often a trial's batch heartbeat is written (TUNER_PROGRESS_EVERY_S; workers use it).
+    progress_every_s: float = 30.0
     ray_address: str | None = None
     num_cpus: int | None = None
     owner: str = field(default_factory=_owner)
@@ -92,7 +94,8 @@ class DispatcherConfig:
         values: dict[str, Any] = dict(
             db_url=db_url or st.database_url, lease_s=st.lease_s, poll_s=st.poll_s,
             heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
-            stop_grace_s=st.stop_grace_s, num_cpus=st.ray_num_cpus,
+            stop_grace_s=st.stop_grace_s, progress_every_s=st.progress_every_s,
+            num_cpus=st.ray_num_cpus,
             mlflow_uri=st.mlflow_tracking_uri)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -132,6 +135,12 @@ def _task_of(t: FrozenTrial) -> str | None:
     """The Ray task id of the worker running trial `t` (None until the worker marks it)."""
     task = (t.user_attrs.get(ATTR_WORKER) or {}).get("task")
     return str(task) if task else None
+
+
+def _progress_count(t: FrozenTrial) -> int:
+    """How far running trial `t` has got: its epochs reported and its batch heartbeats (any
+    increase is progress for the stall check)."""
+    return len(t.intermediate_values) + int(t.user_attrs.get(ATTR_BEATS) or 0)
 
 
 def _hardware_of(t: FrozenTrial) -> str:
@@ -270,7 +279,8 @@ class Dispatcher:
             else None
         wcfg = WorkerConfig(cfg.db_url, job.id, cfg.heartbeat_interval, cfg.grace_period,
                             spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
-                            owner=cfg.owner, mlflow_uri=cfg.mlflow_uri)
+                            owner=cfg.owner, mlflow_uri=cfg.mlflow_uri,
+                            progress_every_s=cfg.progress_every_s)
         w = _Watch(job, spec, study, storage, recorder, deadline,
                    _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
                                            num_gpus=spec.resources.gpus_per_trial), wcfg)
@@ -315,7 +325,7 @@ class Dispatcher:
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
-            progress.observe({task: (t.number, len(t.intermediate_values), _hardware_of(t))
+            progress.observe({task: (t.number, _progress_count(t), _hardware_of(t))
                               for t in in_flight if (task := _task_of(t))},
                              {ref.task_id().hex() for ref in workers}, cfg.clock())
             stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
@@ -599,7 +609,7 @@ class Dispatcher:
                             "the trial was failed without it; stopped", w.job.id, number,
                             waited.total_seconds())
                 continue
-            detail = (f"stalled: no epoch reported for {waited.total_seconds():.0f} s "
+            detail = (f"stalled: no epoch or batch reported for {waited.total_seconds():.0f} s "
                       f"(limit {progress.limit(stall_s, hardware).total_seconds():.0f} s: "
                       f"{progress.rule(stall_s, hardware)}); its worker was stopped "
                       f"and another started in its place")

@@ -59,6 +59,7 @@ class WorkerConfig:
     owner: str | None = None  # the dispatcher that started this worker (tickets only while it
     # holds the job)
     mlflow_uri: str | None = None  # log each trial to MLflow (tuner.mlflow_log)
+    progress_every_s: float = 30.0  # how often a trial's batch heartbeat is written
 
 
 def provenance(job: Job) -> Provenance:
@@ -99,7 +100,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
         stale_trial_callback=StaleTrialHandler(recorder)), what="open Optuna's storage")
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
     device = torch.device(assigned_device(gpu_ids))
-    objective = Objective(spec, device=device, data_scope=team, made_from=made_from)
+    objective = Objective(spec, device=device, data_scope=team, made_from=made_from,
+                          progress_every_s=cfg.progress_every_s)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device),
              "hardware": hardware_name(device), "task": task_id}
 

@@ -401,15 +401,9 @@ function taskRow(task) {
     el("td", {}, (task.latest_job_at || "").replace("T", " ").slice(0, 19)));
 }
 
-const TASKS_SHOWN = 100;
+const TASKS_PAGE = 100;
 
-async function tasksPage() {
-  const body = document.getElementById("tasks");
-  const data = await getJson(`/v1/tasks?limit=${TASKS_SHOWN}`);  // the latest job's first
-  const tasks = data.data;
-  document.getElementById("count").textContent = tasks.length < data.count
-    ? `the ${tasks.length} with the latest jobs, of ${data.count} tasks` : `${data.count} tasks`;
-  body.replaceChildren(...tasks.map(taskRow));
+async function showAnswers(body, tasks) {
   // Each task's answer (cached by the service until its history changes), a few at a time.
   const queue = [...tasks];
   const worker = async () => {
@@ -423,6 +417,28 @@ async function tasksPage() {
     }
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
+}
+
+async function tasksPage() {
+  const body = document.getElementById("tasks");
+  const more = document.getElementById("more");
+  const size = Number(new URLSearchParams(location.search).get("limit")) || TASKS_PAGE;
+  let shown = 0;
+  const load = async () => {  // the next page, the latest job's task first
+    const data = await getJson(`/v1/tasks?limit=${size}&offset=${shown}`);
+    body.append(...data.data.map(taskRow));
+    shown += data.data.length;
+    document.getElementById("count").textContent = shown < data.count
+      ? `the ${shown} with the latest jobs, of ${data.count} tasks` : `${data.count} tasks`;
+    more.hidden = shown >= data.count;
+    more.textContent = `Show ${Math.min(size, data.count - shown)} more`;
+    await showAnswers(body, data.data);
+  };
+  more.onclick = () => {
+    more.disabled = true;
+    load().catch((e) => showError(e.message)).finally(() => { more.disabled = false; });
+  };
+  await load();
 }
 
 let COLORS = {};
