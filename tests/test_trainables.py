@@ -315,19 +315,23 @@ def test_a_hang_before_the_first_epoch_is_timed_from_the_tasks_earlier_jobs(
 @pytest.mark.usefixtures("ray_session")
 def test_a_hang_in_a_new_tasks_first_epoch_is_timed_from_its_batches(
         migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A trial of a new task (nothing recorded) that hangs in the middle of its first epoch, no
-    `budget.stall_s`: the job had seen no epoch, so it waited a day. Its batches went on for a
-    while first, and each beat (a write at most every TUNER_PROGRESS_EVERY_S, lowered here) is
-    progress, so the limit is 5 x the longest wait between them (the ten-minute floor lowered
-    here to keep the test short): the trial is stopped `stalled` with how long it had gone
-    without an epoch or a batch, and the job completes. Its record keeps that longest wait."""
+    """A trial of a new task (nothing recorded) that hangs in the middle of its first epoch in
+    the built-in loop, no `budget.stall_s`: the job had seen no epoch, so it waited a day. Its
+    batches went on for a while first, and each beat (a write at most every
+    TUNER_PROGRESS_EVERY_S, lowered here) is progress, so the limit is 5 x the longest wait
+    between them (the ten-minute floor lowered here to keep the test short): the trial is
+    stopped `stalled` with how long it had gone without an epoch or a batch, and the job
+    completes."""
     import workers.decisions
     from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
 
     monkeypatch.setattr(workers.decisions, "STALL_MIN", timedelta(seconds=5))
-    spec = {**_hungry(None, 2), "task": {"trainable": {
-        "name": "hangs", "params": {"marker": str(tmp_path / "hung"), "mid_epoch": 12}}}}
-    spec["search"] = {**spec["search"], "pruner": "none"}
+    spec = {"task": {"model": {"name": "stuck_mid_epoch", "params": {
+                "marker": str(tmp_path / "hung"), "after": 12}},
+             "dataset": {"name": "digits"}},
+            "space": {"optimizers": ["adam"], "schedules": ["constant"]},
+            "training": {"epochs": 2, "batch_size": 64},
+            "search": {"confirm_top_k": 0, "pruner": "none"}, "budget": {"n_trials": 2}}
     job_id = queue(migrated_url, spec)
     dispatcher(migrated_url, progress_every_s=0.3).run(once=True)
     job, recs = job_of(migrated_url, job_id), assert_consistent_with_optuna(migrated_url, job_id)
@@ -336,12 +340,8 @@ def test_a_hang_in_a_new_tasks_first_epoch_is_timed_from_its_batches(
     assert (hung.state, hung.stop_reason, hung.epochs_run) == ("failed", "stalled", 0), hung
     assert hung.detail.startswith("stalled: no epoch or batch reported for ") and \
         "5 x the longest wait for progress (" in hung.detail and " s in this job on cpu" in \
-        hung.detail, \
-        hung.detail
+        hung.detail, hung.detail
     assert [r.state for r in recs] == ["failed", "complete", "complete"], recs
-    # the trials that trained said how long they went without an epoch or a beat: each of
-    # their epochs is short here, so their waits are their epochs (or their set-up)
-    assert all(r.longest_wait_s and r.longest_wait_s < 60 for r in recs[1:]), recs
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -57,8 +57,6 @@ class TrialContext:
     params: dict[str, Any] = field(default_factory=dict)  # task.trainable.params
     # Called with (best value so far, epoch) after every epoch; True: the pruner says stop.
     on_epoch: Any = None
-    # Called after every batch (`step`): the trial's batch heartbeat.
-    on_batch: Any = None
     state: TrainState = field(default_factory=TrainState)
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
@@ -116,15 +114,12 @@ class TrialContext:
         return self._schedule
 
     def step(self, loss: Any) -> None:
-        """After each optimizer step: advances the schedule (`after_batch`), tells the service
-        the trial is making progress (its stall check then sees a long epoch move), and checks
-        the loss for divergence against the first batch's, as the built-in loop does (on a GPU
-        every 8th step, to spare the sync). Raises `StopTrial` when it diverged."""
+        """After each optimizer step: advances the schedule (`after_batch`) and checks the loss
+        for divergence against the first batch's, as the built-in loop does (on a GPU every 8th
+        step, to spare the sync). Raises `StopTrial` when it diverged."""
         sched = getattr(self, "_schedule", None)
         if sched is not None:
             sched.after_batch()
-        if self.on_batch is not None:
-            self.on_batch()
         self._batches += 1
         if self.device.type == "cuda" and self._batches % 8:
             return

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from sklearn.datasets import load_digits
@@ -116,25 +114,11 @@ def hangs(ctx: TrialContext) -> None:
     computation that never lets go of the interpreter (a regular expression's catastrophic
     backtracking), so no other thread of the process runs, Optuna's heartbeat included.
     `before_first_epoch`: it hangs before it reports any epoch (a loader deadlocked on its first
-    batch). `mid_epoch` (a number of batches): it trains that many batches of its first epoch,
-    a tenth of a second each (a large model's), then hangs (a loader deadlocked mid-epoch).
-    `marker` (a path): only while that file does not exist, so the first run creates it and
-    hangs and every later run trains as `digits_loop` does."""
+    batch). `marker` (a path): only while that file does not exist, so the first run creates it
+    and hangs and every later run trains as `digits_loop` does."""
     if _first_run(ctx):
         if ctx.params.get("before_first_epoch"):
             threading.Event().wait()
-        if ctx.params.get("mid_epoch"):
-            step, batches = ctx.step, [0]
-
-            def slow_then_stuck(loss: Any) -> None:
-                step(loss)
-                batches[0] += 1
-                time.sleep(0.1)
-                if batches[0] >= int(ctx.params["mid_epoch"]):
-                    threading.Event().wait()
-
-            ctx.step = slow_then_stuck  # type: ignore[method-assign]
-            digits_loop(ctx)
         for _ in ctx.epochs():
             ctx.report(0.5, train_loss=1.0)
             if ctx.params.get("hold"):
