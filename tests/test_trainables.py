@@ -326,7 +326,7 @@ def test_a_hang_in_a_new_tasks_first_epoch_is_timed_from_its_batches(
     from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
 
     monkeypatch.setattr(workers.decisions, "STALL_MIN", timedelta(seconds=5))
-    spec = {"task": {"model": {"name": "stuck_mid_epoch", "params": {
+    spec = {"task": {"model": {"name": "tiny_stuck_mid_epoch", "params": {
                 "marker": str(tmp_path / "hung"), "after": 12}},
              "dataset": {"name": "digits"}},
             "space": {"optimizers": ["adam"], "schedules": ["constant"]},

@@ -46,7 +46,7 @@ class _StuckMidEpoch(nn.Module):
         return out
 
 
-def stuck_mid_epoch(info: DataInfo, marker: str = "", after: int = 12,
+def tiny_stuck_mid_epoch(info: DataInfo, marker: str = "", after: int = 12,
                     width: int = 16) -> nn.Module:
     """`tiny_mlp`, but the first run that trains it (while the file `marker` does not exist)
     trains `after` batches, a tenth of a second each (a large model's), then hangs in the
