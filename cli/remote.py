@@ -217,7 +217,14 @@ def tasks(answers: Annotated[bool, typer.Option(
         client = _client()
         data = client.tasks(offset=offset, limit=limit)
         rows = data["data"]
-        recs = {t["id"]: client.recommend(task=t["id"]) for t in rows} if answers else {}
+        recs: dict[int, dict[str, Any]] = {}
+        if answers:  # four at a time, as /ui/tasks asks (an answer not cached is computed)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(4) as pool:
+                recs = dict(zip([t["id"] for t in rows],
+                                pool.map(lambda t: client.recommend(task=t["id"]), rows),
+                                strict=True))
     for t in rows:
         if t["id"] in recs:
             rec = recs[t["id"]]
