@@ -69,6 +69,7 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
     from tuner.store.migrate import require_migrated
 
     url = resolve_db_url(database_url)
+    _require_free_port(host, port)
     with user_errors():  # a deploy that skipped its migrate step is told so, not served 503s
         try:
             require_migrated(url)
@@ -97,6 +98,25 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
 
 
 LOCAL_TEAM = "local"
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Stop in one line (exit 2) when `host:port` is taken, before anything starts: `tuner serve`
+    would otherwise start Ray and a dispatcher, replace the saved key of the server already
+    there with one of its own database, and end when its API could not bind."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot serve on {host}:{port}: {exc.strerror or exc} "
+                  "(another tuner serve or tuner api?): stop it, or choose another --port",
+                  highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _local_key(db_url: str, server_url: str) -> tuple[str, Path, bool]:
@@ -131,6 +151,7 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     url = resolve_db_url(database_url)
     server_url = f"http://{host}:{port}"
+    _require_free_port(host, port)
     upgrade(url)
     _key, path, new = _local_key(url, server_url)
     err.print(f"database: {url}")

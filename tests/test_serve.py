@@ -109,3 +109,25 @@ def test_readme_curl_examples_work_as_written(tmp_path: Path, ray_session: str) 
     assert "event: progress" in out and "event: end" in out
     assert '"method":"direct"' in out.replace(" ", "")
     assert '"status":401' in out.replace(" ", "")
+
+
+def test_serve_on_a_port_in_use_stops_before_it_starts_anything(tmp_path: Path) -> None:
+    """Another server holds the port: `tuner serve` says so in one line and exits 2 before it
+    migrates, saves a key (it would replace the saved key of the server already there with one
+    of its own database) or starts Ray; `tuner api` the same."""
+    import socket
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    env.update(TUNER_HOME=str(tmp_path / "home"),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        for command in ("serve", "api"):
+            proc = _cli([command, "--port", str(port)], env, tmp_path)
+            said = " ".join(proc.stderr.split())
+            assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+            assert f"error: cannot serve on 127.0.0.1:{port}: Address already in use" in said
+            assert "Traceback" not in said and "Ray" not in said
+    assert not (tmp_path / "home").exists() and not (tmp_path / "tuner.db").exists()
