@@ -32,8 +32,9 @@ def db_upgrade(database_url: DbUrl = None) -> None:
     from tuner.store.migrate import current, upgrade
 
     url = resolve_db_url(database_url)
-    upgrade(url)
-    out.print(f"database at revision {current(url)}")
+    with user_errors():
+        upgrade(url)
+        out.print(f"database at revision {current(url)}")
 
 
 @job_app.command("create")

@@ -152,8 +152,9 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     url = resolve_db_url(database_url)
     server_url = f"http://{host}:{port}"
     _require_free_port(host, port)
-    upgrade(url)
-    _key, path, new = _local_key(url, server_url)
+    with user_errors():
+        upgrade(url)
+        _key, path, new = _local_key(url, server_url)
     err.print(f"database: {url}")
     err.print(f"API key for team '{LOCAL_TEAM}' {'created and ' if new else ''}saved in {path} "
               f"(the tuner CLI reads it; or export TUNER_API_KEY)")

@@ -4,6 +4,7 @@ reconcile a study with its records (dispatcher), so both always hold the same tr
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,9 @@ from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_fac
 from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
 from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
-_RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+with warnings.catch_warnings():  # "experimental since 2.8": every dispatcher's start said so
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    _RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
 OUT_OF_MEMORY_AGAIN = ("out of memory again (trial {first} of this job, the same configuration, "
                        "ran out of memory before): this configuration needs more memory than "
                        "the device leaves it (lower training.batch_size, or give each trial "
