@@ -70,8 +70,16 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     """A job spec from a .json or .yaml file."""
     import yaml
 
-    text = path.read_text()
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a job spec: {exc}") from None
+    except yaml.YAMLError as exc:  # says what it expected, and where
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise ValueError(f"{path}: not valid YAML{at}: "
+                         f"{getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a job spec must be a mapping")
     return data

@@ -260,6 +260,10 @@ def plot(job_id: str,
         err.print(f"[red]error:[/red] --out: unknown file type {output.suffix or '(none)'!r}; "
                   f"valid choices: {', '.join(SUFFIXES)}", highlight=False)
         raise typer.Exit(2)
+    if not output.resolve().parent.is_dir():  # said before the figures are fetched
+        err.print(f"[red]error:[/red] --out: no folder {str(output.resolve().parent)!r} to "
+                  "write into", highlight=False)
+        raise typer.Exit(2)
     with _api_errors():
         client = _client()
         job, figures = client.job(job_id), client.figures(job_id)

@@ -344,3 +344,26 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_the_api_serves_503s()
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert "the database cannot be reached yet" in stderr and "serving, with 503" in stderr
+
+
+def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path: Path) -> None:
+    """A spec file that is not YAML or JSON, or not text, and a figure to a folder that does not
+    exist: one line naming the file and what is wrong, exit 2 (each was a traceback)."""
+    (tmp_path / "bad.yaml").write_text("task: [unclosed\n")
+    (tmp_path / "bad.json").write_text('{"task": ')
+    (tmp_path / "binary.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff")
+    cases = {
+        ("run", "--spec", str(tmp_path / "bad.yaml")):
+            "bad.yaml: not valid YAML at line 2, column 1: expected ',' or ']'",
+        ("job", "create", str(tmp_path / "bad.json"), "--database-url", "sqlite://"):
+            "bad.json: not a job spec: Expecting value: line 1 column 10",
+        ("run", "--spec", str(tmp_path / "binary.yaml")):
+            "binary.yaml: not a job spec: 'utf-8' codec can't decode byte",
+        ("plot", "0" * 32, "--out", str(tmp_path / "nowhere" / "job.png")):
+            f"--out: no folder '{tmp_path / 'nowhere'}' to write into",
+    }
+    for args, words in cases.items():
+        proc = _tuner(*args)
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 2 and words in said, (args, proc.stderr[-2000:])
+        assert "Traceback" not in said
