@@ -78,6 +78,12 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"field": _field(tuple(e["loc"])),
                    "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()]
+        sent = request.headers.get("content-type", "").split(";")[0].strip()
+        if any(e["field"] == "body" for e in errors) and not sent.endswith("json"):
+            # FastAPI reads only JSON bodies: YAML or a form arrives as a string
+            errors = [{"field": "body", "message": "a job spec is a JSON object sent as "
+                                                  "Content-Type: application/json, not "
+                                                  f"{sent or 'no content type'}"}]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem(request, 422, "Invalid request", detail, errors)
 

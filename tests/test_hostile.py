@@ -173,6 +173,20 @@ def test_malformed_requests_never_answer_500(api: Api) -> None:
     assert wrong == [], "\n".join(map(str, wrong))
 
 
+def test_a_spec_sent_as_yaml_or_a_form_is_told_to_come_as_json(api: Api) -> None:
+    """FastAPI reads only JSON bodies; a spec sent as YAML (or by curl -d, a form) was told
+    `Input should be a valid dictionary`. Now it is told what to send."""
+    for content_type in ("application/x-yaml", "application/x-www-form-urlencoded"):
+        r = httpx.post(api.url + "/v1/jobs", content=b"task: {model: {name: mlp}}\n",
+                       headers={"Authorization": f"Bearer {api.keys['a']}",
+                                "Content-Type": content_type})
+        assert r.status_code == 422 and r.json()["detail"] == (
+            "body: a job spec is a JSON object sent as Content-Type: application/json, not "
+            f"{content_type}"), r.text
+    as_json = api.call("POST", "/v1/jobs", b'"a string"')  # JSON, but not an object
+    assert as_json.status_code == 422 and "valid dictionary" in as_json.json()["detail"]
+
+
 def test_a_team_cannot_use_or_probe_another_teams_files(api: Api) -> None:
     _write_team_files(api.root)
 
