@@ -34,7 +34,7 @@ def print_json(obj: Any) -> None:
 def user_errors() -> Iterator[None]:
     """Turn library errors into a one-line message and exit code 2 (no traceback)."""
     from pydantic import ValidationError
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     from tuner.errors import TunerError
     from tuner.spec import format_validation_error
@@ -42,6 +42,13 @@ def user_errors() -> Iterator[None]:
 
     try:
         yield
+    except ArgumentError as exc:  # a database URL SQLAlchemy cannot read (not a bug of ours)
+        if not isinstance(exc, NoSuchModuleError) and "Could not parse" not in str(exc):
+            raise
+        err.print(f"[red]error:[/red] not a database URL this service reads ({exc}): give "
+                  "sqlite:///path/to/file.db or postgresql://user@host:5432/name",
+                  highlight=False)
+        raise typer.Exit(2) from None
     except DBAPIError as exc:
         if not transient(exc):
             raise

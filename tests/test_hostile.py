@@ -361,8 +361,9 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_the_api_serves_503s()
 
 
 def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path: Path) -> None:
-    """A spec file that is not YAML or JSON, or not text, and a figure to a folder that does not
-    exist: one line naming the file and what is wrong, exit 2 (each was a traceback)."""
+    """A spec file that is not YAML or JSON, or not text, a figure to a folder that does not
+    exist, a database URL of another kind or none: one line naming what is wrong, exit 2 (each
+    was a traceback), and never a password."""
     (tmp_path / "bad.yaml").write_text("task: [unclosed\n")
     (tmp_path / "bad.json").write_text('{"task": ')
     (tmp_path / "binary.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff")
@@ -375,9 +376,13 @@ def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path:
             "binary.yaml: not a job spec: 'utf-8' codec can't decode byte",
         ("plot", "0" * 32, "--out", str(tmp_path / "nowhere" / "job.png")):
             f"--out: no folder '{tmp_path / 'nowhere'}' to write into",
+        ("db", "upgrade", "--database-url", "mysql://me:secret@db/tuner"):
+            "database URL mysql://…: the service keeps its tables in SQLite",
+        ("run", "--trials", "1", "--storage", "bogus://x"):
+            "not a database URL this service reads (Can't load plugin: sqlalchemy.dialects:bogus)",
     }
     for args, words in cases.items():
         proc = _tuner(*args)
         said = " ".join(proc.stderr.split())
         assert proc.returncode == 2 and words in said, (args, proc.stderr[-2000:])
-        assert "Traceback" not in said
+        assert "Traceback" not in said and "secret" not in said

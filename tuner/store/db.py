@@ -48,6 +48,11 @@ def normalize_url(url: str) -> str:
         return "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.removeprefix("postgres://")
+    if not url.startswith(("sqlite:", "postgresql+psycopg:")):
+        shown = f"{url.split('://', maxsplit=1)[0]}://…" if "://" in url else "without a scheme"
+        raise ValueError(f"database URL {shown}: the service keeps its tables in SQLite "
+                         "(sqlite:///path/to/file.db) or PostgreSQL "
+                         "(postgresql://user@host:5432/name)")
     return url
 
 
