@@ -322,9 +322,15 @@ def test_a_hang_in_a_new_tasks_first_epoch_is_timed_from_its_batches(
     between them (the ten-minute floor lowered here to keep the test short): the trial is
     stopped `stalled` with how long it had gone without an epoch or a batch, and the job
     completes."""
+    from prometheus_client import REGISTRY
+
     import workers.decisions
     from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue
 
+    def stalled() -> float:
+        return REGISTRY.get_sample_value("tuner_dispatcher_trials_stalled_total") or 0.0
+
+    stalled_before = stalled()
     monkeypatch.setattr(workers.decisions, "STALL_MIN", timedelta(seconds=5))
     spec = {"task": {"model": {"name": "tiny_stuck_mid_epoch", "params": {
                 "marker": str(tmp_path / "hung"), "after": 12}},
@@ -342,6 +348,7 @@ def test_a_hang_in_a_new_tasks_first_epoch_is_timed_from_its_batches(
         "5 x the longest wait for progress (" in hung.detail and " s in this job on cpu" in \
         hung.detail, hung.detail
     assert [r.state for r in recs] == ["failed", "complete", "complete"], recs
+    assert stalled() == stalled_before + 1  # /metrics counts it
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -12,6 +12,9 @@ DB_RETRIES = Counter("tuner_db_retries", "Transient database errors retried (all
 JOBS_CLAIMED = Counter("tuner_dispatcher_jobs_claimed", "Jobs claimed by dispatchers")
 WORKERS_STARTED = Counter("tuner_dispatcher_workers_started",
                           "Trial workers (Ray tasks) started by dispatchers")
+TRIALS_STALLED = Counter("tuner_dispatcher_trials_stalled",
+                         "Trials a dispatcher stopped as stalled (no epoch, batch or new trial "
+                         "within their limit): hung loaders, collectives, locks")
 WORKERS_RUNNING = Gauge("tuner_dispatcher_workers_running",
                         "Trial workers (Ray tasks) a dispatcher is running now",
                         multiprocess_mode="livesum")

@@ -22,7 +22,7 @@ from tuner import mlflow_log
 from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.errors import TunerError
-from tuner.metrics import JOBS_CLAIMED, WORKERS_RUNNING, WORKERS_STARTED
+from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
@@ -622,6 +622,7 @@ class Dispatcher:
                     raise
                 continue
             log.warning("job %s: trial %d %s", w.job.id, number, detail)
+            TRIALS_STALLED.inc()
             w.recorder.write(storage.get_trial(t._trial_id))
 
     def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
