@@ -32,7 +32,8 @@ def print_json(obj: Any) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors into a one-line message and exit code 2 (no traceback)."""
+    """Turn library errors into a one-line message and exit code 2 (no traceback); a database
+    that cannot be reached is exit 1 (the command may work later, as it is)."""
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# How often at most a running trial writes its batch heartbeat (TUNER_PROGRESS_EVERY_S).
+PROGRESS_EVERY_S = 30.0
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNER_", extra="ignore")
@@ -25,7 +28,7 @@ class Settings(BaseSettings):
     stop_grace_s: float = 30.0
     # A running trial whose batches go on says so at most this often (a user attribute): the
     # dispatcher's stall check then sees progress inside an epoch, not only at its end.
-    progress_every_s: float = 30.0
+    progress_every_s: float = PROGRESS_EVERY_S
     # API processes keep a key's team this long after reading it (0: read it on every request);
     # a revoked key is refused by every process within this time.
     key_cache_s: float = 5.0

@@ -15,10 +15,10 @@ A job's life on one dispatcher:
 
 Beside that, each trial worker's progress is watched (`Progress`): a worker that goes too long
 without an epoch, a batch heartbeat (written at most every TUNER_PROGRESS_EVERY_S while the
-built-in loop's batches go on) or a new trial is stalled (a hung data loader, a deadlocked collective, a team
-loop waiting on a lock); the dispatcher stops it, fails its trial `stalled` (unless the trial
-was already failed as lost) and starts another worker, so a hung trial never holds its job
-forever.
+built-in loop's batches go on) or a new trial is stalled (a hung data loader, a deadlocked
+collective, a team loop waiting on a lock); the dispatcher stops it, fails its trial
+`stalled` (unless the trial was already failed as lost) and starts another worker, so a hung
+trial never holds its job forever.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class DispatcherConfig:
     # After a timeout, running trials get this long to finish before their workers are killed.
     stop_grace_s: float
     # How often a trial's batch heartbeat is written (TUNER_PROGRESS_EVERY_S; workers use it).
-    progress_every_s: float = 30.0
+    progress_every_s: float
     ray_address: str | None = None
     num_cpus: int | None = None
     owner: str = field(default_factory=_owner)

@@ -16,6 +16,7 @@ import optuna
 
 from tuner import mlflow_log
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
+from tuner.config import PROGRESS_EVERY_S
 from tuner.objective import Objective, Provenance
 from tuner.search import load_study
 from tuner.spec import JobSpec
@@ -59,7 +60,7 @@ class WorkerConfig:
     owner: str | None = None  # the dispatcher that started this worker (tickets only while it
     # holds the job)
     mlflow_uri: str | None = None  # log each trial to MLflow (tuner.mlflow_log)
-    progress_every_s: float = 30.0  # how often a trial's batch heartbeat is written
+    progress_every_s: float = PROGRESS_EVERY_S  # how often a trial's batch heartbeat is written
 
 
 def provenance(job: Job) -> Provenance:
