@@ -42,7 +42,8 @@ def dispatcher(
     d = Dispatcher(DispatcherConfig.from_settings(url, ray_address=ray_address, num_cpus=num_cpus))
     # Ray's driver installs its own SIGTERM handler (it logs and kills the process): start Ray
     # first, then ours, so a stop hands the jobs back and lets trials in flight finish.
-    ensure_ray(d.config.ray_address, d.config.num_cpus)
+    with user_errors():
+        ensure_ray(d.config.ray_address, d.config.num_cpus)
 
     def stop(signum: int, _frame: object) -> None:
         err.print(f"{signal.Signals(signum).name}: handing jobs back, trials in flight get "

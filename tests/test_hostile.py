@@ -360,6 +360,22 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_the_api_serves_503s()
     assert "the database cannot be reached yet" in stderr and "serving, with 503" in stderr
 
 
+def test_a_dispatcher_pointed_at_no_ray_cluster_says_so_at_once(tmp_path: Path) -> None:
+    """A wrong RAY_ADDRESS (or --ray-address): Ray itself retries for minutes, logging its own
+    warnings; the dispatcher says in one line that nothing answers there, and exits."""
+    from tuner.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    upgrade(url)
+    address = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    proc = _tuner("dispatcher", "--once", "--ray-address", address, "--database-url", url)
+    said = " ".join(proc.stderr.split())
+    assert proc.returncode == 2 and f"error: cannot reach the Ray cluster at {address} " \
+        "(Connection refused): is RAY_ADDRESS (or --ray-address) right" in said, said
+    assert "Traceback" not in said and time.monotonic() - started < 60
+
+
 def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path: Path) -> None:
     """A spec file that is not YAML or JSON, or not text, a figure to a folder that does not
     exist, a database URL of another kind or none: one line naming what is wrong, exit 2 (each

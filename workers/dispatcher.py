@@ -109,9 +109,32 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
+        _require_reachable(address)
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+
+
+class RayUnreachable(TunerError):
+    """The Ray cluster named by RAY_ADDRESS (or --ray-address) does not answer."""
+
+
+def _require_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """A `host:port` or `ray://host:port` address that refuses or does not answer a connection
+    within `timeout_s` raises `RayUnreachable` (Ray itself would retry for minutes, logging
+    its own warnings); `auto` and other forms are left to Ray."""
+    import socket
+
+    where = address.removeprefix("ray://")
+    host, _, port = where.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayUnreachable(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or type(exc).__name__}): "
+            "is RAY_ADDRESS (or --ray-address) right, and its head node running?") from None
 
 
 def _not_as_made(job: Job, spec: JobSpec, team: str) -> str | None:
