@@ -57,6 +57,11 @@ def user_errors() -> Iterator[None]:
                   highlight=False)
         raise typer.Exit(1) from None
     except ValidationError as exc:
+        if exc.title == "Settings":  # the environment's TUNER_* variables, not a job spec
+            wrong = "; ".join(f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                              for e in exc.errors())
+            err.print(f"[red]error:[/red] invalid setting {wrong}", highlight=False)
+            raise typer.Exit(2) from None
         err.print(f"[red]invalid spec[/red]\n{format_validation_error(exc)}", highlight=False)
         raise typer.Exit(2) from None
     except (TunerError, ValueError) as exc:

@@ -23,6 +23,17 @@ warnings.filterwarnings("ignore", module="optuna")  # experimental-feature notic
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Find the best optimizer, LR schedule and decay rates for a model.")
 
+@app.callback()
+def _check_settings() -> None:
+    # The TUNER_* environment, read once before any command: a wrong value is one line naming
+    # the variable, not a traceback from wherever it is first read.
+    from cli.common import user_errors
+    from tuner.config import get_settings
+
+    with user_errors():
+        get_settings()
+
+
 app.command()(local.run)
 app.command()(local.space)
 app.command("models")(local.registry_command("models"))

@@ -402,3 +402,15 @@ def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path:
         said = " ".join(proc.stderr.split())
         assert proc.returncode == 2 and words in said, (args, proc.stderr[-2000:])
         assert "Traceback" not in said and "secret" not in said
+
+
+def test_a_wrong_setting_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TUNER_* variable that does not parse: every command says which, in one line (exit 2),
+    before it starts (the dispatcher printed a traceback from where it first read it, and
+    other commands called it an `invalid spec`)."""
+    monkeypatch.setenv("TUNER_LEASE_S", "ten")
+    for command in (["dispatcher", "--once"], ["db", "upgrade"]):
+        proc = _tuner(*command)
+        said = " ".join(proc.stderr.split())
+        assert proc.returncode == 2 and said.startswith(
+            "error: invalid setting TUNER_LEASE_S: Input should be a valid number"), said

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # How often at most a running trial writes its batch heartbeat (TUNER_PROGRESS_EVERY_S).
@@ -28,7 +29,7 @@ class Settings(BaseSettings):
     stop_grace_s: float = 30.0
     # A running trial whose batches go on says so at most this often (a user attribute): the
     # dispatcher's stall check then sees progress inside an epoch, not only at its end.
-    progress_every_s: float = PROGRESS_EVERY_S
+    progress_every_s: float = Field(default=PROGRESS_EVERY_S, ge=0)
     # API processes keep a key's team this long after reading it (0: read it on every request);
     # a revoked key is refused by every process within this time.
     key_cache_s: float = 5.0
