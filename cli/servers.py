@@ -107,12 +107,11 @@ def _require_free_port(host: str, port: int) -> None:
     there with one of its own database, and end when its API could not bind."""
     import socket
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port,
-                                                             type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            probe.bind(address)
+            probe.bind((host, port))
     except OSError as exc:
         err.print(f"[red]error:[/red] cannot serve on {host}:{port}: {exc.strerror or exc} "
                   "(another tuner serve or tuner api?): stop it, or choose another --port",
