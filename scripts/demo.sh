@@ -7,6 +7,10 @@ BIN=.venv/bin
 PORT=${TUNER_DEMO_PORT:-8000}
 export TUNER_URL="http://127.0.0.1:${PORT}"
 mkdir -p .demo
+if curl -s -o /dev/null "$TUNER_URL/healthz"; then  # another server would answer for ours
+  echo "port $PORT is in use by another server: TUNER_DEMO_PORT=8100 make demo" >&2
+  exit 1
+fi
 "$BIN/tuner" serve --port "$PORT" > .demo/serve.log 2>&1 &
 SERVE=$!
 trap 'kill -INT $SERVE 2>/dev/null; wait $SERVE 2>/dev/null || true' EXIT
