@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,22 @@ def interleaved(paths: dict[str, Callable[[], float]], repeats: int) -> dict[str
     return runs
 
 
-def answer_cases(runs: dict[str, list[float]], sizes: dict[str, int], baseline: str,
-                 label: str) -> dict[str, dict[str, Any]]:
-    """Each case of an answer timed against `baseline` (its runs, the answer's bytes): median,
-    runs, bytes and the ratios of time and size; printed as a table (`label`: the cases'
-    column)."""
+def timed_answers(reads: dict[str, Callable[[], Any]], repeats: int, baseline: str,
+                  label: str) -> dict[str, dict[str, Any]]:
+    """Each way of making an answer (`reads`: name -> a call returning it), timed with its JSON
+    encoding as the API sends it, `repeats` times interleaved, against `baseline`: median, runs,
+    bytes and the ratios of time and size; printed as a table (`label`: the cases' column)."""
     import statistics
+    import time
 
+    sizes: dict[str, int] = {}
+
+    def timed(name: str, read: Callable[[], Any]) -> float:
+        t0 = time.perf_counter()
+        sizes[name] = len(json.dumps(read(), default=str))
+        return time.perf_counter() - t0
+
+    runs = interleaved({name: partial(timed, name, read) for name, read in reads.items()}, repeats)
     base, base_size = statistics.median(runs[baseline]), sizes[baseline]
     cases = {k: {"median_s": statistics.median(v), "runs_s": v, "bytes": sizes[k],
                  "ratio_time": statistics.median(v) / base, "ratio_bytes": sizes[k] / base_size}
@@ -77,6 +87,21 @@ def answer_cases(runs: dict[str, list[float]], sizes: dict[str, int], baseline: 
         print(f"{k:<{width}} {c['median_s']:>8.3f} {c['bytes'] / 1e3:>8.0f} "
               f"{c['ratio_time']:>22.3f} {c['ratio_bytes']:>22.3f}")
     return cases
+
+
+def bench_job(s: Any) -> Any:
+    """A queued job (mlp on iris, team `bench`) for a store benchmark to fill with rows."""
+    from tuner.spec import JobSpec
+    from tuner.store.auth import get_or_create_team
+    from tuner.store.jobs import create_job
+    from tuner.tasks import inspect_task
+
+    spec = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
+                                            "dataset": {"name": "iris"}},
+                                   "training": {"epochs": 3}, "budget": {"n_trials": 4}})
+    job = create_job(s, get_or_create_team(s, "bench").id, spec, inspect_task(spec))[0]
+    s.commit()
+    return job
 
 
 def synthetic_run(description: str, out: Path, argv: list[str] | None, *, samples: int,

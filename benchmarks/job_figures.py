@@ -15,14 +15,12 @@ draws every curve it is sent: 5,000 line series before, 500 now).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import answer_cases, interleaved, save
+from benchmarks._common import bench_job, save, timed_answers
 
 OUT = Path(__file__).parent / "results" / "job_figures.json"
 
@@ -40,24 +38,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sqlalchemy import insert, select
 
     from tuner.figures import figures_of, job_figures
-    from tuner.spec import JobSpec
-    from tuner.store.auth import get_or_create_team
     from tuner.store.db import dispose_engines, session_factory
-    from tuner.store.jobs import create_job
     from tuner.store.migrate import upgrade
     from tuner.store.models import TrialRow, TrialStep
     from tuner.store.trials import step_summary, steps_of, trial_page
-    from tuner.tasks import inspect_task
 
     url = f"sqlite:///{tempfile.mkdtemp(prefix='figures-bench-')}/t.db"
     upgrade(url)
-    spec = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
-                                            "dataset": {"name": "iris"}},
-                                   "training": {"epochs": 3}, "budget": {"n_trials": 4}})
     families = ("adam", "sgd", "rmsprop")
     with session_factory(url)() as s:
-        job = create_job(s, get_or_create_team(s, "bench").id, spec, inspect_task(spec))[0]
-        s.commit()
+        job = bench_job(s)
         s.execute(insert(TrialRow), [
             {"job_id": job.id, "number": n, "state": "complete", "optimizer": families[n % 3],
              "params": {}, "value": 0.5 + (n % 97) / 200} for n in range(a.trials)])
@@ -69,32 +59,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  "elapsed_s": float(e)}
                 for i in ids[start:start + 500] for e in range(1, a.epochs + 1)])
         s.commit()
-        sizes: dict[str, int] = {}
 
-        def before() -> float:
-            t0 = time.perf_counter()
+        def before() -> dict[str, Any]:
             rows = trial_page(s, job.id, offset=0, limit=1_000_000, with_steps=True)
             fig = job_figures(rows, "val_accuracy", "maximize", curves_limit=10**9)
             # the best so far after every epoch, as it was sent
             fig["best_so_far"] = [[k, fig["best_so_far"][-1][1]]
                                   for k in range(1, fig["epochs_consumed"] + 1)]
-            sizes["before"] = len(json.dumps(fig))
-            return time.perf_counter() - t0
+            return fig
 
-        def now() -> float:  # what the route does
-            t0 = time.perf_counter()
+        def now() -> dict[str, Any]:  # what the route does
             rows = trial_page(s, job.id, offset=0, limit=1_000_000, with_steps=False)
-            fig = figures_of(rows, step_summary(s, job.id),
-                             lambda numbers: steps_of(s, job.id, numbers),
-                             "val_accuracy", "maximize")
-            sizes["now"] = len(json.dumps(fig))
-            return time.perf_counter() - t0
+            return figures_of(rows, step_summary(s, job.id),
+                              lambda numbers: steps_of(s, job.id, numbers),
+                              "val_accuracy", "maximize")
 
-        runs = interleaved({"before": before, "now": now}, a.repeats)
+        cases = timed_answers({"before": before, "now": now}, a.repeats, "before", "figures")
     dispose_engines()
     print(f"a job of {a.trials} trials x {a.epochs} epochs, SQLite, {a.repeats} repeats (medians)")
     results: dict[str, Any] = {"trials": a.trials, "epochs": a.epochs, "repeats": a.repeats,
-                               "cases": answer_cases(runs, sizes, "before", "figures")}
+                               "cases": cases}
     save(a.out, results)
     print(f"wrote {a.out}", file=sys.stderr)
     return results

@@ -14,14 +14,12 @@ its JSON encoding, as the API serves it; the browser's drawing of the points is 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import answer_cases, interleaved, save
+from benchmarks._common import bench_job, save, timed_answers
 
 OUT = Path(__file__).parent / "results" / "learning_rates.json"
 
@@ -39,48 +37,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from tuner.recommendations import LR_POINTS_PER_FAMILY, learning_rates
-    from tuner.spec import JobSpec
-    from tuner.store.auth import get_or_create_team
     from tuner.store.db import dispose_engines, session_factory
-    from tuner.store.jobs import create_job
     from tuner.store.migrate import upgrade
     from tuner.store.models import TrialRow
-    from tuner.tasks import inspect_task
 
     url = a.url or f"sqlite:///{tempfile.mkdtemp(prefix='lr-bench-')}/t.db"
     upgrade(url)
-    spec = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
-                                            "dataset": {"name": "iris"}},
-                                   "training": {"epochs": 3}, "budget": {"n_trials": 4}})
     with session_factory(url)() as s:
-        team = get_or_create_team(s, "bench")
-        job = create_job(s, team.id, spec, inspect_task(spec))[0]
-        s.commit()
+        job = bench_job(s)
         s.execute(insert(TrialRow), [
             {"job_id": job.id, "number": n, "state": "complete", "optimizer": opt,
              "params": {f"{opt}.lr": 1e-4 * (1 + n % 997)}, "value": 0.5 + (n % 89) / 200}
             for n, opt in ((n, "adam" if n % 2 else "sgd") for n in range(a.trials))])
         s.commit()
-        team_id, task_id = team.id, job.task_id
-        sizes: dict[str, int] = {}
-
-        def answer(per_family: int, name: str) -> float:
-            t0 = time.perf_counter()
-            body = json.dumps(learning_rates(s, team_id, task_id, per_family=per_family))
-            sizes[name] = len(body)
-            return time.perf_counter() - t0
-
-        runs = interleaved({"every trial": lambda: answer(10**9, "every trial"),
-                            "latest per family": lambda: answer(LR_POINTS_PER_FAMILY,
-                                                                "latest per family")},
-                           a.repeats)
+        team_id, task_id = job.team_id, job.task_id
+        cases = timed_answers({
+            "every trial": lambda: learning_rates(s, team_id, task_id, per_family=10**9),
+            "latest per family": lambda: learning_rates(s, team_id, task_id,
+                                                        per_family=LR_POINTS_PER_FAMILY)},
+            a.repeats, "every trial", "answer")
     dispose_engines()
     database = url.split(":")[0]
     print(f"{a.trials} complete trials, 2 families, {database}, {a.repeats} repeats (medians)")
     results: dict[str, Any] = {
         "database": database, "trials": a.trials, "families": 2,
         "per_family": LR_POINTS_PER_FAMILY, "repeats": a.repeats,
-        "cases": answer_cases(runs, sizes, "every trial", "answer")}
+        "cases": cases}
     save(a.out, results)
     print(f"wrote {a.out}", file=sys.stderr)
     return results

@@ -14,14 +14,13 @@ Timed: the store's reads and the answer's JSON encoding, as the API serves it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import answer_cases, interleaved, save
+from benchmarks._common import save, timed_answers
 
 OUT = Path(__file__).parent / "results" / "task_list.json"
 PAGE = 100  # the API's default page, what /ui/tasks asks for
@@ -91,25 +90,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     for n in range(a.trials)])
             s.commit()
         print(f"filled in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-        sizes: dict[str, int] = {}
-
-        def answer(name: str, read: Any) -> float:
-            t = time.perf_counter()
-            sizes[name] = len(json.dumps(read(), default=str))
-            return time.perf_counter() - t
 
         def before() -> Any:
             data = every_task_counting_trials(s, team_id)
             return {"data": data, "count": len(data)}
 
-        runs = interleaved({
-            "every task, trials counted": lambda: answer("every task, trials counted", before),
-            "every task, job counters": lambda: answer("every task, job counters", lambda: {
-                "data": team_tasks(s, team_id), "count": count_tasks(s, team_id)}),
-            f"a page of {PAGE}, job counters": lambda: answer(
-                f"a page of {PAGE}, job counters", lambda: {
-                    "data": team_tasks(s, team_id, limit=PAGE), "count": count_tasks(s, team_id)}),
-        }, a.repeats)
+        cases = timed_answers({
+            "every task, trials counted": before,
+            "every task, job counters": lambda: {
+                "data": team_tasks(s, team_id), "count": count_tasks(s, team_id)},
+            f"a page of {PAGE}, job counters": lambda: {
+                "data": team_tasks(s, team_id, limit=PAGE), "count": count_tasks(s, team_id)},
+        }, a.repeats, "every task, trials counted", "answer")
         same = {t["id"]: t["n_trials"] for t in before()["data"]} == {
             t["id"]: t["n_trials"] for t in team_tasks(s, team_id)}
     dispose_engines()
@@ -119,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "database": database, "tasks": a.tasks, "jobs_per_task": a.jobs,
         "trials_per_job": a.trials, "page": PAGE, "repeats": a.repeats, "same_counts": same,
-        "cases": answer_cases(runs, sizes, "every task, trials counted", "answer")}
+        "cases": cases}
     save(a.out, results)
     print(f"wrote {a.out}", file=sys.stderr)
     return results

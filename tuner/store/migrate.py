@@ -53,19 +53,31 @@ class NotMigrated(TunerError):
 
 
 @cache
+def _scripts() -> ScriptDirectory:
+    """The migrations this code ships (read from disk once per process)."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://"))
+
+
 def head() -> str:
     """The revision this code's tables are at (the latest migration it ships)."""
-    revision = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    revision = _scripts().get_current_head()
     assert revision is not None
     return revision
 
 
 def _known(revision: str) -> bool:
     try:
-        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(
-            revision) is not None
+        return _scripts().get_revision(revision) is not None
     except CommandError:
         return False
+
+
+def _revision(conn: Connection) -> str | None:
+    """The revision of the service tables behind `conn` (None: there are none)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}
+                                      ).get_current_revision()
 
 
 def schema_problem(conn: Connection, url: str) -> str | None:
@@ -73,10 +85,7 @@ def schema_problem(conn: Connection, url: str) -> str | None:
     no service tables, or tables older than this code's; None when they are this code's or
     newer (a database migrated by a newer release: migrations only add, so older code goes on
     running during a rolling deploy)."""
-    from alembic.runtime.migration import MigrationContext
-
-    at = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}
-                                    ).get_current_revision()
+    at = _revision(conn)
     where = make_url(normalize_url(url)).render_as_string(hide_password=True)
     if at is None:
         return f"the database {where} has no service tables yet: run `tuner db upgrade`"
@@ -97,10 +106,7 @@ def require_migrated(url: str) -> None:
 
 
 def current(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     from tuner.store.db import engine_for
 
     with engine_for(url).connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        return ctx.get_current_revision()
+        return _revision(conn)
