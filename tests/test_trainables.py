@@ -80,6 +80,33 @@ def test_a_diverging_trainable_is_recorded_diverged() -> None:
     assert len(rec.steps) == 1 and (rec.steps[0].model_extra or {})["partial"] is True
 
 
+@pytest.mark.parametrize(("trainable", "beats"), [
+    ({"name": "digits_loop", "params": {"width": 32}}, 2 * (23 + 1)),
+    ({"name": "digits_loop", "params": {"width": 32, "alive": False}}, None),
+    ({"name": "hf_text_trainer"}, 2 * (7 + 1))])
+def test_a_trainable_that_calls_alive_beats_as_the_built_in_loop_does(
+        trainable: dict[str, Any], beats: int | None) -> None:
+    """`ctx.alive()` is opt-in: a loop that calls it writes the trial's batch heartbeat (what
+    the stall check counts as progress inside an epoch; written here at every call,
+    progress_every_s 0): digits_loop after each of its 23 training batches and its evaluation,
+    the Hugging Face Trainer's callback at each of its 7 steps and its evaluation batch, each
+    of 2 epochs. A loop that does not call it writes none (its `ctx.step` calls are not taken
+    for progress) and is judged by its epochs."""
+    from tuner.attrs import ATTR_BEATS
+    from tuner.objective import Objective
+    from tuner.search import create_study
+
+    s = spec(task={"trainable": trainable}, training={"epochs": 2},
+             space={"optimizers": ["adam"], "schedules": ["constant"], "overrides": {}},
+             budget={"n_trials": 1})
+    objective = Objective(s, progress_every_s=0)
+    study = create_study(s, objective.direction, None, "alive")
+    study.optimize(objective, n_trials=1)
+    (trial,) = study.trials
+    assert trial.state.name == "COMPLETE" and len(trial.intermediate_values) == 2
+    assert trial.user_attrs.get(ATTR_BEATS) == beats
+
+
 @pytest.mark.parametrize(("name", "detail"), [
     ("silent", "returned without reporting an epoch"),
     ("crashes", "ValueError: the team's loader lost its shard")])

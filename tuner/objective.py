@@ -193,10 +193,10 @@ class Objective:
         started = time.time()
         waits = Waits(started)
 
-        # After every batch of the built-in loop (training and validation): a write at most
-        # every progress_every_s. Not a trainable's: its loop may evaluate for long without a
-        # batch the service sees, and a wait measured between its batches would then call its
-        # evaluation stalled.
+        # After every batch of the built-in loop (training and validation), and at each
+        # `ctx.alive()` of a trainable that calls it: a write at most every progress_every_s.
+        # Never from a trainable's `ctx.step`: its loop may evaluate for long without a step,
+        # and a wait measured between its steps would then call its evaluation stalled.
         def beat() -> None:
             if time.time() - waits.last < self.progress_every_s:
                 return
@@ -224,7 +224,7 @@ class Objective:
             device = resolve_device(training.device, self.device)
             state = TrainState(device=str(device))  # a failure before training says where
             if self.spec.task.trainable is not None:
-                self._run_trainable(config, training, device, prune, state)
+                self._run_trainable(config, training, device, prune, beat, state)
             else:
                 m = self.spec.task.model
                 assert m is not None
@@ -258,7 +258,7 @@ class Objective:
         return state.records[-1].best_value
 
     def _run_trainable(self, config: TrialConfig, training: Any, device: torch.device,
-                       prune: Any, state: TrainState) -> None:
+                       prune: Any, beat: Any, state: TrainState) -> None:
         """The team's own loop (tuner.trainable) with the trial's optimizer and schedule; its
         reports are recorded, pruned and checked for divergence as built-in epochs are."""
         from tuner.references import import_torchvision_if_installed
@@ -269,7 +269,7 @@ class Objective:
         ref = self.spec.task.trainable
         assert ref is not None
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
-                           on_epoch=prune, state=state)
+                           on_epoch=prune, on_alive=beat, state=state)
         state.precision = ctx.precision
         with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
             TRAINABLES.get(ref.name)(ctx)

@@ -10,7 +10,11 @@ A trainable is an installed entry point in the group `tuner.trainables`:
         for epoch in ctx.epochs():                       # 1 .. training.epochs
             for x, y in loader:
                 ...; loss.backward(); opt.step(); ctx.step(loss)   # schedule + divergence
+                ctx.alive()                                      # progress (opt-in, below)
             ctx.report(val_metric, train_loss=..., val_loss=...)   # may stop the trial
+
+`ctx.alive()` is opt-in: a loop that calls it wherever it spends time (training and evaluation
+batches alike) is seen moving inside an epoch by the stall check, as the built-in loop is.
 
 `ctx.report` records the epoch, tells Optuna, and raises `StopTrial` when the pruner says stop,
 when the loss diverged, or when the epoch budget is spent: the trainable's loop ends there (a
@@ -57,6 +61,9 @@ class TrialContext:
     params: dict[str, Any] = field(default_factory=dict)  # task.trainable.params
     # Called with (best value so far, epoch) after every epoch; True: the pruner says stop.
     on_epoch: Any = None
+    # Called by `alive()`: the trial's batch heartbeat (a write at most every
+    # TUNER_PROGRESS_EVERY_S).
+    on_alive: Any = None
     state: TrainState = field(default_factory=TrainState)
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
@@ -140,6 +147,19 @@ class TrialContext:
             time.perf_counter() - self._started, partial=True))
         self.state.stop_reason = "diverged"
         raise StopTrial("diverged")
+
+    def alive(self) -> None:
+        """The trial is moving (opt-in): call it after every training batch and every
+        evaluation batch, or at least every few minutes wherever the loop spends time. It costs
+        a clock read; a write at most every `TUNER_PROGRESS_EVERY_S` (30 s). A loop that calls
+        it is judged by the stall check as the built-in loop is: a hang inside an epoch is
+        stopped after 5 times the longest wait between calls (at least 10 minutes), even in a
+        new task's first epoch. So a loop that calls it must call it everywhere it may spend
+        long, its evaluation included: an evaluation of 20 minutes without a call, in the first
+        epoch of a new task, would be called stalled. A loop that never calls it is judged by
+        its epochs (`report`) alone."""
+        if self.on_alive is not None:
+            self.on_alive()
 
     def epochs(self) -> Iterator[int]:
         """1 .. the epoch budget; each epoch's time is measured from here to its report."""

@@ -70,6 +70,12 @@ def hf_text_trainer(ctx: TrialContext) -> None:
                 self.train_losses.append(float(logs["loss"]))
                 ctx.step(float(logs["loss"]))
 
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            ctx.alive()  # progress in training ...
+
+        def on_prediction_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            ctx.alive()  # ... and in evaluation, batch by batch
+
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
                         **kw: Any) -> None:
             losses, self.train_losses = self.train_losses, []

@@ -34,9 +34,11 @@ def _augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 
 def digits_loop(ctx: TrialContext) -> None:
-    """`params`: width (hidden units), smoothing (label smoothing of the loss)."""
+    """`params`: width (hidden units), smoothing (label smoothing of the loss), alive (calls
+    `ctx.alive()` after every batch, default true)."""
     width = int(ctx.params.get("width", 64))
     smoothing = float(ctx.params.get("smoothing", 0.1))
+    alive = ctx.alive if ctx.params.get("alive", True) else (lambda: None)
     torch.manual_seed(ctx.seed)
     Xtr, ytr, Xva, yva = (t.to(ctx.device) for t in _data(ctx.seed))
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
@@ -56,10 +58,12 @@ def digits_loop(ctx: TrialContext) -> None:
             loss.backward()
             opt.step()
             ctx.step(loss)  # the trial's schedule, and divergence checked as the service does
+            alive()  # progress inside the epoch, for the stall check
             total += float(loss.detach()) * len(idx)
         model.eval()
         with torch.no_grad():
-            out = model(Xva).float()
+            out = model(Xva).float()  # one batch; a long evaluation calls ctx.alive() per batch
+            alive()
             val_loss = float(F.cross_entropy(out, yva))
             acc = float((out.argmax(1) == yva).float().mean())
         ctx.report(acc, train_loss=total / len(Xtr), val_loss=val_loss)
