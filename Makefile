@@ -30,8 +30,10 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Two pytest workers, each with its own Ray and databases (TEST_WORKERS=0: one process).
+TEST_WORKERS ?= 2
 test: lint pg-up browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,7 @@
 """Shared fixtures: a fresh PostgreSQL database per test run (and per storage test), the
-SQLite twin of every storage test, and one local Ray for the whole session."""
+SQLite twin of every storage test, and one local Ray for the whole session. Under pytest-xdist
+(`make test` runs two workers) each worker is a session of its own: its own RUN_ID, data root,
+databases and Ray."""
 
 from __future__ import annotations
 
