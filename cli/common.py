@@ -32,12 +32,14 @@ def print_json(obj: Any) -> None:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors into a one-line message and exit code 2 (no traceback); a database
-    that cannot be reached is exit 1 (the command may work later, as it is)."""
+    """Turn library errors into a one-line message (no traceback) and the exit codes the
+    README's table gives: 2 for what the command was given (a spec, an option, a setting), 1
+    for what it could not do as given: a database out of reach (the command may work later, as
+    it is) or a job, task or team that is not there (as over HTTP, where a 404 is 1)."""
     from pydantic import ValidationError
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-    from tuner.errors import TunerError
+    from tuner.errors import NotFound, TunerError
     from tuner.spec import format_validation_error
     from tuner.store.db import transient
 
@@ -66,7 +68,7 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
     except (TunerError, ValueError) as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise typer.Exit(1 if isinstance(exc, NotFound) else 2) from None
 
 
 def first_line(exc: Exception) -> str:

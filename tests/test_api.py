@@ -545,6 +545,8 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     assert bad.returncode == 2 and "unknown optimizer family 'adamz'" in bad.stderr
     nokey = _cli(["jobs"], {**env, "TUNER_API_KEY": "tk_nope"})
     assert nokey.returncode == 1 and "invalid or revoked API key" in nokey.stderr
+    missing = _cli(["status", "nope"], env)  # as `tuner job show nope` on the database
+    assert missing.returncode == 1 and "job 'nope' not found" in missing.stderr, missing.stderr
     with Client(service.url, service.key_a) as c:
         second = c.submit({**FAST, "budget": {"n_trials": 2}}, idempotency_key="k1")
         assert c.submit({**FAST, "budget": {"n_trials": 2}}, idempotency_key="k1")["id"] == \

@@ -469,6 +469,9 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     assert {e["optimizer"] for e in shown["by_optimizer"]} == {"adam", "nadam"}
     human = _cli(["job", "show", job_id], env).stdout
     assert "completed" in human and "best trial:" in human
+    # Not there: exit 1, as over HTTP (`tuner status nope`), not 2 (what was given is wrong).
+    missing = _cli(["job", "show", "nope"], env, check=False)
+    assert (missing.returncode, missing.stderr.strip()) == (1, "error: job 'nope' not found")
     # Optuna's own tools read the same database.
     (name,) = [n for n in optuna.get_all_study_names(db_url) if n.endswith(f"/job-{job_id}")]
     assert optuna.load_study(study_name=name, storage=db_url).trials
