@@ -7,6 +7,7 @@ import itertools
 import json
 import subprocess
 import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -399,3 +400,32 @@ def test_a_worker_hung_holding_the_interpreter_is_stopped(migrated_url: str,
     again = [r for r in recs if r.retry_of == lost.number]
     assert len(again) == 1 and again[0].state == "complete", recs
     assert [r.state for r in recs] == ["failed", "complete", "complete"], recs
+
+
+def test_the_device_path_on_the_cpu() -> None:
+    """What a worker and a trial run on, from what Ray assigned and what the spec asks: a GPU
+    assigned is cuda (its model named as the hardware), unless the spec says cpu; a spec that
+    demands cuda never runs on the CPU silently; bf16 autocast only on cuda."""
+    import torch
+
+    from tuner.trainable import TrialContext
+    from tuner.training import hardware_name, resolve_device
+    from workers.trial_worker import assigned_device
+
+    assert [assigned_device(ids, pref) for ids, pref in [
+        ([0], "auto"), ([0.5], "cuda"), ([], "auto"), ([0], "cpu")]] == ["cuda", "cuda", "cpu", "cpu"]
+    cuda = torch.device("cuda")
+    assert resolve_device("auto", cuda) == cuda and resolve_device("cpu", cuda).type == "cpu"
+    assert resolve_device("auto", None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(RuntimeError, match="cuda requested but no GPU is assigned"):
+        resolve_device("cuda", torch.device("cpu"))
+    assert hardware_name("cpu") == "cpu"
+    s = spec(training={"precision": "bf16"})
+    ctx = TrialContext(None, s.training, "val_accuracy", torch.device("cpu"))  # type: ignore[arg-type]
+    assert ctx.precision == "fp32" and not isinstance(ctx.autocast(), torch.autocast)
+    ctx = TrialContext(None, s.training, "val_accuracy", cuda)  # type: ignore[arg-type]
+    with warnings.catch_warnings():  # without CUDA here torch warns it will not autocast
+        warnings.simplefilter("ignore", UserWarning)
+        auto = ctx.autocast()
+    assert ctx.precision == "bf16" and isinstance(auto, torch.autocast)
+    assert auto.fast_dtype == torch.bfloat16

@@ -69,9 +69,13 @@ def provenance(job: Job) -> Provenance:
                       job.training_format)
 
 
-def assigned_device(gpu_ids: list[Any]) -> str:
-    """cuda when Ray assigned this worker a GPU (CUDA_VISIBLE_DEVICES then holds it), else cpu."""
-    return "cuda" if gpu_ids else "cpu"
+def assigned_device(gpu_ids: list[Any], preference: str = "auto") -> str:
+    """cuda when Ray assigned this worker a GPU (CUDA_VISIBLE_DEVICES then holds it), else cpu;
+    cpu whatever Ray assigned when the spec says `training.device: cpu`, so that the worker
+    says the hardware its trials run on (the stall check judges a worker against the waits
+    seen on its hardware; a GPU named for trials on the CPU was judged against other
+    hardware's)."""
+    return "cuda" if gpu_ids and preference != "cpu" else "cpu"
 
 
 def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
@@ -100,7 +104,7 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
         cfg.db_url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period,
         stale_trial_callback=StaleTrialHandler(recorder)), what="open Optuna's storage")
     study = with_retries(lambda: load_study(spec, storage, study_name), what="load the study")
-    device = torch.device(assigned_device(gpu_ids))
+    device = torch.device(assigned_device(gpu_ids, spec.training.device))
     objective = Objective(spec, device=device, data_scope=team, made_from=made_from,
                           progress_every_s=cfg.progress_every_s)
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device),
