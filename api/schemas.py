@@ -177,6 +177,13 @@ class RecommendationPublic(BaseModel):
         "tried (complete or stopped early; evidence.configurations_tried), fewer than the "
         "leader: their place is their few configurations', and tuned they may do better"))
     summary: str | None = None
+    baseline: dict[str, Any] | None = Field(default=None, description=(
+        "direct answers: the leader against AdamW at its defaults (lr 1e-3) with cosine decay, "
+        "what most teams train with untuned, by the rule that separates families: `verdict` "
+        "(beaten | within_noise | ahead | not_separated | is_leader | not_run: no complete run "
+        "of it at this budget; search.baseline runs it), `expected` (its value, 95% interval "
+        "and runs), `gain` (the leader's value minus its, positive when the leader is better, "
+        "for a loss too) and `summary`"))
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))
     other_tasks: list[dict[str, Any]] = Field(default_factory=list, description=(

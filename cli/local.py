@@ -20,7 +20,7 @@ def run(
     epochs: opt.Epochs = None, optimizers: opt.Optimizers = None, schedules: opt.Schedules = None,
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
-    timeout: opt.Timeout = None,
+    timeout: opt.Timeout = None, baseline: opt.Baseline = False,
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
     spec: Annotated[Path | None, typer.Option(
@@ -38,7 +38,7 @@ def run(
         job = JobSpec.model_validate(opt.spec_dict(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
-            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner))
+            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline))
         for note in sweep_plan(job).notes():
             err.print(f"[dim]note: {note}[/dim]")
         with _progress(job.budget.n_trials, quiet=False) as advance:

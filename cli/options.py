@@ -25,6 +25,9 @@ Seed = Annotated[int | None, typer.Option(help="Seed (sampler, init, split).")]
 Metric = Annotated[str | None, typer.Option(help="|".join(METRICS))]
 Batch = Annotated[int | None, typer.Option(help="Mini-batch size.")]
 Parallel = Annotated[int | None, typer.Option(help="Concurrent trials.")]
+Baseline = Annotated[bool, typer.Option(
+    "--baseline", help="Run AdamW at lr 1e-3 with cosine first, to the end, and say whether the "
+                       "answer beats it (search.baseline).")]
 Timeout = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
 
 
@@ -32,7 +35,7 @@ def spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
                metric: str | None, optimizers: str | None, schedules: str | None,
                epochs: int | None, seed: int | None, batch_size: int | None, trials: int | None,
                parallelism: int | None, timeout: float | None, sampler: str | None,
-               pruner: str | None) -> dict[str, Any]:
+               pruner: str | None, baseline: bool = False) -> dict[str, Any]:
     """A spec from a file (optional) with command-line options on top; mlp on digits when
     neither names a task."""
     base = load_spec_file(spec) if spec else {}
@@ -48,7 +51,7 @@ def spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
         "space": {"optimizers": csv_list(optimizers), "schedules": csv_list(schedules)},
         "training": {"epochs": epochs, "seed": seed, "batch_size": batch_size},
         "budget": {"n_trials": trials, "parallelism": parallelism, "timeout_s": timeout},
-        "search": {"sampler": sampler, "pruner": pruner},
+        "search": {"sampler": sampler, "pruner": pruner, "baseline": True if baseline else None},
     }
     return _merge(base, updates)
 

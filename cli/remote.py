@@ -43,7 +43,7 @@ def submit(
     epochs: opt.Epochs = None, optimizers: opt.Optimizers = None, schedules: opt.Schedules = None,
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
-    timeout: opt.Timeout = None,
+    timeout: opt.Timeout = None, baseline: opt.Baseline = False,
     idempotency_key: Annotated[str | None, typer.Option()] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
     as_json: JsonOpt = False,
@@ -53,7 +53,7 @@ def submit(
         body = opt.spec_dict(spec, model=model, dataset=dataset, metric=metric,
                           optimizers=optimizers, schedules=schedules, epochs=epochs, seed=seed,
                           batch_size=batch_size, trials=trials, parallelism=parallelism,
-                          timeout=timeout, sampler=sampler, pruner=pruner)
+                          timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline)
         c = _client()
         job = c.submit(body, idempotency_key, on_reading=_reading)
         for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)

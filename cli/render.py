@@ -57,6 +57,8 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
                       f"[{fmt(e['expected']['low'])}, {fmt(e['expected']['high'])}] ×{e['runs']}"
                       for e in a["ranking"]), highlight=False)
         out.print(f"[bold]answer:[/bold] {a['summary']}", highlight=False)
+        if a.get("baseline"):
+            out.print(f"[bold]baseline:[/bold] {a['baseline']['summary']}", highlight=False)
 
 
 def print_job(summary: dict[str, Any]) -> None:
@@ -161,6 +163,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     for key in ("summary", "explanation", "note"):
         if rec.get(key):
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
+    if rec.get("baseline"):
+        out.print(f"baseline: {rec['baseline']['summary']}", highlight=False)
     if method == "direct":
         out.print(f"noise: {_noise(rec['noise'])}", highlight=False)
     if rec.get("budget"):

@@ -328,6 +328,42 @@ def test_budgets_are_never_pooled(migrated_url: str) -> None:
     assert "mlp/iris at 5 epochs, batch size 64 (" in at7["explanation"]
 
 
+def test_the_answer_holds_its_leader_to_the_untuned_default_at_its_budget(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AdamW at lr 1e-3 with cosine (search.baseline) read from the store: its runs at the
+    answer's budget only, and only at its configuration (AdamW + cosine at another learning
+    rate is not it); a seed run twice by two jobs is one run."""
+    from tuner.space import baseline_values
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    j3, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    j5, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 5}))
+    write(migrated_url, j3, [("adam", 1e-3, v) for v in (0.97, 0.975, 0.972)], seeds=[0, 1, 2])
+    with session_factory(migrated_url)() as s:
+        before = recommend(s, team, model="mlp", dataset="iris", epochs=3)
+    assert before["baseline"]["verdict"] == "not_run", before["baseline"]
+
+    def baseline(job: str, runs: list[tuple[float, float, int]]) -> None:
+        with session_factory(migrated_url)() as s:
+            start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job)).all())
+            for i, (lr, value, seed) in enumerate(runs):
+                assert record_trial(s, job, TrialRecord(
+                    number=start + i, state="complete", stop_reason="completed", stop_step=3,
+                    optimizer="adamw", schedule="cosine", epochs_run=3, value=value, seed=seed,
+                    params={**baseline_values(), "adamw.lr": lr}))
+
+    baseline(j3, [(1e-3, 0.90, 0), (1e-3, 0.91, 1), (1e-3, 0.905, 2), (1e-3, 0.90, 0),
+                  (2e-3, 0.93, 3)])
+    baseline(j5, [(1e-3, 0.99, 0), (1e-3, 0.995, 1)])  # another budget: never pooled
+    with session_factory(migrated_url)() as s:
+        at3 = recommend(s, team, model="mlp", dataset="iris", epochs=3)
+        at5 = recommend(s, team, model="mlp", dataset="iris", epochs=5)
+    b3 = at3["baseline"]
+    assert (b3["verdict"], b3["leader"], b3["expected"]["n"]) == ("beaten", "adam", 3), b3
+    assert b3["expected"]["value"] == pytest.approx(0.905) and b3["gain"] > 0.06
+    assert at5["baseline"]["verdict"] == "is_leader", at5["baseline"]  # the only family there
+
+
 def test_early_stopping_is_part_of_the_budget(migrated_url: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A run stopped early is cut short: never a repeat of, nor ranked with, one trained for all

@@ -578,3 +578,47 @@ def test_an_answer_in_a_few_words() -> None:
                                                    ("nadam", "adamw", "lion", "sgd")]}
     assert brief(predicted) == "not measured here; predicted order: nadam, adamw, lion, …"
     assert brief({"method": "prior", "ranking": []}) == "no answer yet"
+
+
+def _baseline(values: list[float], lr: float = 1e-3) -> list[HistoryTrial]:
+    """Runs of AdamW + cosine at its defaults (lr 1e-3: the baseline), one seed each."""
+    from tuner.space import baseline_values
+
+    return [HistoryTrial(job_id="j1", number=next(_n), optimizer="adamw", schedule="cosine",
+                         params={**baseline_values(), "adamw.lr": lr}, value=v,
+                         config_key=f"adamw-cosine-{lr}", seed=i) for i, v in enumerate(values)]
+
+
+def test_the_leader_is_held_to_the_untuned_default_by_the_rule_that_separates_families() -> None:
+    """AdamW at lr 1e-3 with cosine (what most teams train with untuned): the answer says
+    whether its leader beats it outside the noise, is level within it, or is behind; and says
+    nothing when it was not run. Another AdamW configuration (lr 2e-3) is not the baseline."""
+    from tuner.recommend import versus_baseline
+
+    adam = confirmed("adam", [0.97, 0.975, 0.972])
+    ranked = rank_families(adam + confirmed("sgd", [0.90, 0.91]), "maximize")
+    absent = versus_baseline(adam + _baseline([0.99], lr=2e-3), ranked)
+    assert (absent["verdict"], absent["expected"], absent["gain"]) == ("not_run", None, None)
+    assert "was not run on this task at this budget" in absent["summary"]
+
+    beaten = versus_baseline(_baseline([0.90, 0.905, 0.91]) + _baseline([0.99], lr=2e-3), ranked)
+    assert beaten["verdict"] == "beaten" and beaten["expected"]["n"] == 3
+    assert beaten["expected"]["kind"] == "t" and beaten["gain"] == pytest.approx(0.9723 - 0.905, abs=1e-4)
+    assert beaten["summary"].startswith("following the answer beats AdamW at lr 1e-3") and \
+        "outside the noise" in beaten["summary"]
+    level = versus_baseline(_baseline([0.965, 0.972, 0.968]), ranked)
+    assert level["verdict"] == "within_noise" and "not shown to beat it" in level["summary"]
+    behind = versus_baseline(_baseline([0.985, 0.99, 0.988]), ranked)
+    assert behind["verdict"] == "ahead" and behind["gain"] < 0
+    # The leader's configuration is the baseline: tuning found nothing better.
+    itself = _baseline([0.95, 0.952])
+    assert versus_baseline(itself, rank_families(itself + confirmed("sgd", [0.9, 0.91]),
+                                                 "maximize"))["verdict"] == "is_leader"
+    # No repeats anywhere: no noise estimate, so neither is called better.
+    single = [trial("adam", 0.97)]
+    assert versus_baseline(_baseline([0.90]), rank_families(single, "maximize"))["verdict"] == \
+        "not_separated"
+    # A loss, on its logarithm: the leader's lower loss is a positive gain.
+    losses = confirmed("adam", [0.10, 0.11, 0.105])
+    loss = versus_baseline(_baseline([0.30, 0.31, 0.32]), rank_families(losses, "minimize"))
+    assert loss["verdict"] == "beaten" and loss["gain"] == pytest.approx(0.31 - 0.105, abs=2e-3)

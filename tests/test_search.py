@@ -468,3 +468,42 @@ def test_a_configuration_another_job_ran_with_this_seed_runs_with_another() -> N
     assert [r.config_key() for r in now] == [r.config_key() for r in earlier]  # the same path
     assert now[0].seed == REPEAT_SEED_STRIDE  # ... but that run is a new seed, not a repeat
     assert [r.seed for r in now[1:]] == [0, 0]  # configurations not run before keep theirs
+
+
+def test_search_baseline_runs_the_untuned_default_first_and_never_prunes_it() -> None:
+    """search.baseline: AdamW at its defaults with cosine is the job's first trial, run to the
+    end under a pruner that stops every trial it is asked about, and the answer compares its
+    leader with it; a space that cannot run it as it is refuses the spec at submit."""
+    from optuna.pruners import BasePruner
+
+    from tuner.objective import Objective
+    from tuner.results import answer, study_records
+    from tuner.search import create_study, sweep_plan
+    from tuner.space import is_baseline
+    from tuner.tasks import check_budget
+
+    class Always(BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return True
+
+    spec = _spec(space={"optimizers": ["adamw", "adam"]}, budget={"n_trials": 3},
+                 search={"baseline": True, "confirm_top_k": 0})
+    assert sweep_plan(spec).notes()[0].startswith("baseline first: AdamW at lr 1e-3 with cosine")
+    objective = Objective(spec)
+    study = create_study(spec, objective.direction, None, "baseline")
+    study.pruner = Always()
+    study.optimize(objective, n_trials=3)
+    runs = sorted(study_records(study), key=lambda r: r.number)
+    assert is_baseline(runs[0].optimizer, runs[0].schedule, runs[0].params), runs[0]
+    assert (runs[0].state, runs[0].stop_step) == ("complete", 3)
+    assert [(r.state, r.stop_step) for r in runs[1:]] == [("pruned", 1), ("pruned", 1)]
+    said = answer(runs, objective.direction)["baseline"]
+    assert said["verdict"] == "is_leader", said  # the one complete trial
+    for space, words in [({"optimizers": ["adam"]}, "needs adamw in space.optimizers"),
+                         ({"schedules": ["constant"]}, "cosine in space.schedules"),
+                         ({"overrides": {"adamw.lr": {"low": 1e-2, "high": 1e-1}}},
+                          "leave out or pin away its defaults"),
+                         ({"overrides": {"adamw.weight_decay": 0.1}},
+                          "leave out or pin away its defaults")]:
+        with pytest.raises(SpecError, match=words):
+            check_budget(_spec(space=space, search={"baseline": True}))

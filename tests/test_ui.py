@@ -119,7 +119,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
 
     # A second job on the task, unpruned, its sweep over every family: the task page then
     # ranks all five from the team's history (the small first job leaves most of them pruned).
-    second = client.submit({**JOB, "search": {"pruner": "none", "sweep_share": 1.0},
+    second = client.submit({**JOB, "search": {"pruner": "none", "sweep_share": 1.0,
+                                              "baseline": True},
                             "budget": {"n_trials": 8, "parallelism": 2}})
     assert client.wait(second["id"])["status"] == "completed"
     _open(browser, f"{service.url}/ui/tasks/{task_id}")
@@ -138,6 +139,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         assert ("barely tuned" in row.text) == \
             (row.get_attribute("data-family") in rec["under_tuned"])
     assert browser.find_element("id", "verdict").text == rec["summary"]
+    # ... and against the untuned default, which the second job ran (search.baseline)
+    assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]
+    assert browser.find_element("id", "baseline").text == \
+        f"Against the untuned default: {rec['baseline']['summary']}"
     # Which task this is: its parameters and metric; digits is built in, so no data digest.
     identity = browser.find_element("id", "task-identity").text
     assert identity == (f'task {task_id}: model mlp {{"hidden":[32]}} · dataset digits · '

@@ -9,6 +9,7 @@ ATTR_SEED = "seed"  # set on enqueued runs to override the training seed
 ATTR_CONFIRM_OF = "confirm_of"  # a confirmation run: the trial whose configuration it repeats
 ATTR_SWEEP = "defaults_sweep"  # enqueued by the defaults sweep
 ATTR_WARM_START = "warm_start"  # enqueued as a warm-start seed
+ATTR_BASELINE = "baseline"  # enqueued by search.baseline: never pruned
 ATTR_WORKER = "worker"  # host:pid of the worker that started the trial
 # Batch heartbeats: how many times the running trial said its batches go on (at most one per
 # TUNER_PROGRESS_EVERY_S), so the dispatcher sees progress inside a long epoch.

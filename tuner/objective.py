@@ -15,6 +15,7 @@ import optuna
 import torch
 
 from tuner.attrs import (
+    ATTR_BASELINE,
     ATTR_BEATS,
     ATTR_CONFIG,
     ATTR_CONFIRM_OF,
@@ -187,6 +188,9 @@ class Objective:
             seed = fresh_seed(seed, used)
             trial.set_user_attr(ATTR_SEED, seed)
         confirming = ATTR_CONFIRM_OF in trial.user_attrs
+        # Confirmation runs measure seed-to-seed noise; the baseline is the bar the answer is
+        # held to: neither is ever pruned.
+        unprunable = confirming or ATTR_BASELINE in trial.user_attrs
         training = self.spec.training.model_copy(update={"seed": seed})
         state = TrainState()
         error: str | None = None
@@ -212,9 +216,8 @@ class Objective:
         def prune(best: float, step: int) -> bool:
             waits.tick()
             trial.report(best, step)
-            # A trial that has used its whole budget is complete, whatever the last rung says;
-            # confirmation runs are never pruned (they measure seed-to-seed noise).
-            return step < training.epochs and not confirming and trial.should_prune()
+            # A trial that has used its whole budget is complete, whatever the last rung says.
+            return step < training.epochs and not unprunable and trial.should_prune()
 
         try:
             if not self._code_checked:

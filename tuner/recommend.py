@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from tuner.space import FAMILIES
+from tuner.space import BASELINE, BASELINE_LABEL, FAMILIES, baseline_values, is_baseline
 from tuner.spec import MAX_CONFIRM_SEEDS, METRIC_BOUNDS
 
 # A trial is "good" for robustness when within this fraction of the family's best value.
@@ -547,6 +547,84 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
             e["rank"] = rank
             e["tied_with"] = [x["optimizer"] for j, x in enumerate(g) if j != i]
     return groups
+
+
+# How the answer's leader compares with the baseline (`versus_baseline`).
+BASELINE_NOT_RUN = "not_run"          # no complete run of it at this budget: nothing is said
+BASELINE_BEATEN = "beaten"            # the leader's interval is clear of it, on the good side
+BASELINE_WITHIN_NOISE = "within_noise"  # their confidence intervals overlap
+BASELINE_AHEAD = "ahead"              # the baseline's interval is clear of the leader's
+BASELINE_NO_NOISE = "not_separated"   # no noise estimate: neither can be called better
+BASELINE_IS_LEADER = "is_leader"      # the leader's configuration is the baseline itself
+
+
+def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
+                    metric: str | None = None) -> dict[str, Any]:
+    """The answer's leader against the baseline (AdamW at its defaults with cosine: what most
+    teams train with untuned), by the rule that separates families: each a 95% interval on the
+    ranking's scale (the baseline's over its own seeds, else one run +/- the task's pooled
+    noise), `beaten` only when the leader's is clear of the baseline's. `trials`: complete runs
+    of its family and schedule at the answer's budget; those at the baseline's configuration
+    are its runs (a seed's repeats count once)."""
+    out: dict[str, Any] = {"label": BASELINE_LABEL, "optimizer": BASELINE[0],
+                           "schedule": BASELINE[1], "params": baseline_values()}
+    runs = [t for t in trials if is_baseline(t.optimizer, t.schedule, t.params)]
+    ranking = ranked.get("ranking") or []
+    if not runs or not ranking:
+        return {**out, "verdict": BASELINE_NOT_RUN, "expected": None, "gain": None,
+                "summary": f"{BASELINE_LABEL} was not run on this task at this budget, so the "
+                           f"answer does not say whether following it beats that "
+                           f"(search.baseline: true runs it)"}
+    direction, noise = ranked["direction"], ranked["noise"]
+    sigma, dof, scale = noise["sigma"], noise["dof"], noise["scale"]
+    to_scale, back = scale_fns(scale)
+    values = _Config(("baseline", None), list(runs), to_scale).values
+    mean = statistics.fmean(values)
+    expected: dict[str, Any] = {"value": back(mean), "n": len(values)}
+    if own_spread(values) or sigma is not None:
+        half = interval_half(values, sigma or 0.0, dof)
+        expected.update(low=back(mean - half), high=back(mean + half),
+                        kind=INTERVAL_T if own_spread(values) else INTERVAL_NOISE)
+        _clip(expected, METRIC_BOUNDS.get(metric or "", (None, None)))
+    lead = ranking[0]
+    x = lead["expected"]
+    gain = x["value"] - expected["value"] if direction == "maximize" \
+        else expected["value"] - x["value"]
+    runs_said = f"{len(values)} run{'s' if len(values) > 1 else ''}"
+    shown = f"{expected['value']:.4g}" + (
+        f" [{expected['low']:.4g}, {expected['high']:.4g}]" if "low" in expected else "") + \
+        f" over {runs_said}"
+    name = f"{lead['optimizer']} ({lead['schedule']})"
+    if is_baseline(lead["optimizer"], lead["schedule"], lead["params"]):
+        verdict = BASELINE_IS_LEADER
+        said = (f"the leading configuration is {BASELINE_LABEL} itself ({shown}): tuning found "
+                f"nothing better on this task")
+    elif "low" not in expected or x["kind"] not in CONFIDENCE_KINDS:
+        verdict = BASELINE_NO_NOISE
+        said = (f"against {BASELINE_LABEL} ({shown}), {name} is {_words_gain(gain)}, but there "
+                f"is no noise estimate, so neither can be called better")
+    elif better(x["low"] if direction == "maximize" else x["high"],
+                expected["high"] if direction == "maximize" else expected["low"], direction):
+        verdict = BASELINE_BEATEN
+        said = (f"following the answer beats {BASELINE_LABEL} on this task: {name} is "
+                f"{_words_gain(gain)} ({x['value']:.4g} [{x['low']:.4g}, {x['high']:.4g}] "
+                f"against {shown}), outside the noise")
+    elif better(expected["low"] if direction == "maximize" else expected["high"],
+                x["high"] if direction == "maximize" else x["low"], direction):
+        verdict = BASELINE_AHEAD
+        said = (f"{BASELINE_LABEL} ({shown}) is ahead of {name} ({x['value']:.4g}), outside "
+                f"the noise: the search has not found its equal yet")
+    else:
+        verdict = BASELINE_WITHIN_NOISE
+        said = (f"against {BASELINE_LABEL} ({shown}), {name} is {_words_gain(gain)}, within "
+                f"the noise: on this task following the answer is not shown to beat it")
+    return {**out, "verdict": verdict, "expected": expected, "gain": gain,
+            "leader": lead["optimizer"], "summary": said}
+
+
+def _words_gain(gain: float) -> str:
+    return "level" if gain == 0 else f"ahead by {gain:.3g}" if gain > 0 \
+        else f"behind by {-gain:.3g}"
 
 
 def _verdict(ranking: list[dict[str, Any]],

@@ -35,8 +35,9 @@ from tuner.recommend import (
     scale_lr_for_batch,
     similar_tasks,
     transfer_ranking,
+    versus_baseline,
 )
-from tuner.space import TrialConfig
+from tuner.space import BASELINE, TrialConfig
 from tuner.spec import PRECISIONS, TRAINING_FORMAT
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
@@ -59,8 +60,9 @@ from tuner.store.queries import team_tasks
 # holds their digests, rewritten contents being a new task, and the service's training format
 # is part of the budget; 20: a tie lists a family above a better value only for a learning-rate
 # range wider than that value's by half a decade, equal values by the interval then the state,
-# and a hub reference's fetched copy is part of its task.)
-ANSWER_FORMAT = 20
+# and a hub reference's fetched copy is part of its task; 21: `baseline`, the leader against
+# AdamW at its defaults with cosine.)
+ANSWER_FORMAT = 21
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -237,8 +239,11 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                       f"with other parameters, data or code (task "
                       + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
+        baseline = versus_baseline(h.history(s, ids, budget, exclude_job, top_per_family=None,
+                                             only=BASELINE), ranked, tasks[0].metric)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
-                "direction": direction, **ranked, "start_from": _start_from(ranked["ranking"]),
+                "direction": direction, **ranked, "baseline": baseline,
+                "start_from": _start_from(ranked["ranking"]),
                 "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
                                f"{budget.label() if budget else '?'}{other}"}
     # This task's own trials that never completed (all pruned, say) still say something.

@@ -19,7 +19,7 @@ from tuner.attrs import (
     ATTR_SWEEP,
     ATTR_WARM_START,
 )
-from tuner.recommend import HistoryTrial, better, rank_families
+from tuner.recommend import HistoryTrial, better, rank_families, versus_baseline
 from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, TrialRecord
 
@@ -168,6 +168,7 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "noise")} | {
         "direction": direction, "budget": budget or {},
+        "baseline": versus_baseline(trials, ranked, metric),
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
                      "params": e["params"], "expected": e["expected"],
                      "best_trial_value": e["best_trial_value"],

@@ -13,13 +13,20 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
-from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF, ATTR_SEED, ATTR_SWEEP, ATTR_WARM_START
+from tuner.attrs import (
+    ATTR_BASELINE,
+    ATTR_CONFIG,
+    ATTR_CONFIRM_OF,
+    ATTR_SEED,
+    ATTR_SWEEP,
+    ATTR_WARM_START,
+)
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
-from tuner.errors import UnknownName
+from tuner.errors import SpecError, UnknownName
 from tuner.objective import Objective
 from tuner.results import answer, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
-from tuner.space import TrialConfig
+from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
 from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
 from tuner.trial import TrialRecord, config_key
 
@@ -139,8 +146,14 @@ class SweepPlan:
     cap: int
     starts: dict[str, dict[str, Any]] = field(default_factory=dict)
     learned_from: str = LEARNED_FROM["corpus"]
+    baseline: bool = False  # search.baseline: its trial runs before the sweep
 
     def notes(self) -> list[str]:
+        first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned), the bar the "
+                 f"answer's leader is held to (search.baseline)"] if self.baseline else []
+        return first + self._sweep_notes()
+
+    def _sweep_notes(self) -> list[str]:
         if not self.families:
             return [f"no defaults sweep: the warm-start seeds fill the search's trials; left to "
                     f"the sampler: {', '.join(self.left_out)}"] if self.left_out else []
@@ -172,8 +185,9 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
 
     space = SearchSpace(spec.space)
     families = list(space.families)
+    baseline = spec.search.baseline
     if not spec.search.defaults_sweep:
-        return SweepPlan([], [], "off", 0)
+        return SweepPlan([], [], "off", 0, baseline=baseline)
     ref = corpus.load()
     kind = spec.search.sweep_start
     learned = {s.optimizer: s for s in corpus.sweep_starts(ref, kind)} \
@@ -182,19 +196,40 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     ranked = [*(order or []), *base]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
     families.sort(key=lambda f: position.get(f, len(position)))
-    room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded)
+    room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded - baseline)
     cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
     source = order_source if order else ORDER_STARTS if learned else ORDER_CORPUS
     starts = {f: p for f in families[:cap] if (s := learned.get(f)) is not None
               and (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
     return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts,
-                     LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]))
+                     LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]), baseline)
+
+
+def baseline_params(spec: JobSpec) -> dict[str, Any]:
+    """The baseline's Optuna parameters in this job's space (`search.baseline`); SpecError
+    when the space cannot run it as it is (adamw or cosine left out, or ranges that leave out
+    a default: it would run clamped, another configuration under the baseline's name)."""
+    space = SearchSpace(spec.space)
+    params = space.optuna_params(TrialConfig(*BASELINE, {}))
+    # What the trial will run: its parameters as sampled, pinned ones included.
+    config = space.sample(optuna.trial.FixedTrial(params)) if params is not None else None  # type: ignore[arg-type]
+    if config is None or params is None:
+        raise SpecError("search.baseline", f"the baseline is {BASELINE_LABEL}: it needs "
+                        f"{BASELINE[0]} in space.optimizers and {BASELINE[1]} in "
+                        f"space.schedules")
+    if not is_baseline(config.optimizer, config.schedule, config.params):
+        raise SpecError("search.baseline", f"the baseline is {BASELINE_LABEL}, and "
+                        f"space.overrides leave out or pin away its defaults (it would run as "
+                        f"{config.params}); widen them or turn search.baseline off")
+    return params
 
 
 def default_study_name(spec: JobSpec) -> str:
     """Deterministic for a spec, so Hyperband's brackets (hashed from the study name) and hence
     a seeded run are reproducible."""
-    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:10]
+    # search.baseline off is left out, so that specs from before it keep their names.
+    drop = None if spec.search.baseline else {"search": {"baseline"}}
+    digest = hashlib.sha256(spec.model_dump_json(exclude=drop).encode()).hexdigest()[:10]
     return f"run-{digest}"
 
 
@@ -222,7 +257,9 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         # Never more than the search's share of the budget: an enqueued trial left waiting would
         # be run by the confirmation race's tickets instead of its runs.
         room = spec.budget.n_trials - job_confirm_reserve(spec)
-        queued = [(p, {ATTR_WARM_START: True}) for p in seed_configs]
+        queued = [(baseline_params(spec), {ATTR_BASELINE: True})] if spec.search.baseline \
+            else []
+        queued += [(p, {ATTR_WARM_START: True}) for p in seed_configs]
         plan = sweep or sweep_plan(spec)
         defaults = {p["optimizer"]: p for p in SearchSpace(spec.space).defaults()}
         queued += [(plan.starts.get(f) or defaults[f], {ATTR_SWEEP: True})

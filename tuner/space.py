@@ -211,6 +211,34 @@ SCHEDULES: dict[str, ScheduleDef] = {
 WARMUP = _f("warmup_fraction", 0.0, 0.1, 0.0, help="optional linear warmup, fraction of the run")
 
 
+# What most teams train with untuned, the bar an answer must clear to be worth following: AdamW
+# at its literature defaults (lr 1e-3, betas 0.9 / 0.999, eps 1e-8, weight decay 0.01) with
+# cosine decay to 0 and no warmup. `search.baseline` runs it in a job; the answer compares its
+# leader with it.
+BASELINE = ("adamw", "cosine")
+BASELINE_LABEL = "AdamW at lr 1e-3 with cosine decay (its defaults, no tuning)"
+
+
+def baseline_values() -> dict[str, float]:
+    """The baseline's parameters under their full names (`adamw.lr`: 1e-3, ...)."""
+    fam, sched = FAMILIES[BASELINE[0]], SCHEDULES[BASELINE[1]]
+    out = {f"{fam.name}.{p.name}": float(p.default) for p in fam.params}
+    out.update({f"{sched.name}.{p.name}": float(p.default) for p in (*sched.params, WARMUP)})
+    return out
+
+
+def is_baseline(optimizer: str, schedule: str | None, params: dict[str, Any]) -> bool:
+    """Is this configuration the baseline? Its family and schedule, and every parameter it
+    recorded at the baseline's value (a parameter the space pinned is recorded too; the warmup
+    is recorded only where the space turned it on)."""
+    if (optimizer, schedule) != BASELINE or f"{BASELINE[0]}.lr" not in params:
+        return False
+    want = baseline_values()
+    return all(k in want and isinstance(v, int | float) and not isinstance(v, bool)
+               and math.isclose(float(v), want[k], rel_tol=1e-9, abs_tol=1e-12)
+               for k, v in params.items())
+
+
 def optuna_name(full_name: str, p: ParamDef) -> str:
     """The name Optuna sees: `adam.one_minus_beta1` for parameters sampled in 1 − x."""
     if not p.one_minus:

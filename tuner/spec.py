@@ -446,6 +446,11 @@ class SearchSpec(_Strict):
     sweep_share: float = Field(default=0.25, ge=0.0, le=1.0, description=(
         "the defaults sweep takes at most this share of budget.n_trials (at least one trial); "
         "families beyond it are left to the sampler and named in the job's notes"))
+    baseline: bool = Field(default=False, description=(
+        "run AdamW at its defaults (lr 1e-3) with cosine decay first, to the end (never "
+        "pruned), so the answer can say whether following it beats what most teams train with "
+        "untuned; needs adamw in space.optimizers and cosine in space.schedules, at ranges "
+        "that hold their defaults"))
     # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
     confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
         "leading configurations (best of the top families) re-run with new seeds after the "

@@ -70,6 +70,10 @@ def check_budget(spec: JobSpec) -> None:
         raise SpecError("search.confirm_seeds",
                         "must be at least 1 while confirm_top_k > 0 (confirm_top_k: 0 turns "
                         "confirmation off)")
+    if s.baseline:
+        from tuner.search import baseline_params
+
+        baseline_params(spec)  # a space that cannot run it as it is: said at submit
 
 
 def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:

@@ -291,6 +291,8 @@ async function taskPage() {
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
     el("p", { id: "task-identity", class: "identity" }, taskIdentity(task)),
     el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || ""),
+    el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
+       rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
