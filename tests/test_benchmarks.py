@@ -341,3 +341,14 @@ def test_job_figures_benchmark_smoke(tmp_path: Path) -> None:
     before, now = res["cases"]["before"], res["cases"]["now"]
     assert before["ratio_time"] == before["ratio_bytes"] == 1.0
     assert now["bytes"] < before["bytes"] and len(now["runs_s"]) == 2  # 500 of 600 curves
+
+
+def test_baseline_check_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import baseline_check
+
+    res = baseline_check.main(["--smoke", "--out", str(tmp_path / "bc.json")])
+    (run,) = res["runs"]
+    assert run["verdict"] in ("beaten", "within_noise", "ahead", "not_separated", "is_leader")
+    assert len(run["fresh_leader"]) == len(run["fresh_baseline"]) == 2
+    (task,) = res["tasks"].values()
+    assert task["runs"] == 1 and sum(task["verdicts"].values()) == 1

@@ -1,0 +1,123 @@
+"""Does following the answer beat AdamW at lr 1e-3 with cosine (what teams train with untuned),
+and does the answer's `baseline` verdict hold on seeds it never saw?
+
+    .venv/bin/python -m benchmarks.baseline_check            # 3 tasks x 5 splits, ~10 min on 2 cores
+    .venv/bin/python -m benchmarks.baseline_check --smoke    # seconds: checks it runs
+
+Each run is a default job (`tuner run --baseline`: 30 trials, 10 epochs, the defaults sweep from
+the reference corpus less every task on the run's dataset, the confirmation race) on one task,
+with the run's own train/validation split (`training.seed` k). Its answer's `baseline` says
+whether the leader beats the baseline outside the noise. Then the leader's configuration and
+the baseline are each re-run over `--fresh` seeds that neither the search nor the confirmations
+used (same split), and the fresh means say whether what the verdict called held:
+
+- beaten held: of the runs called `beaten`, the share where the leader's fresh mean is better
+  than the baseline's;
+- fresh gain: the leader's fresh mean minus the baseline's (positive: the leader is better,
+  for a loss too), whatever the verdict; for `within_noise` runs it says how much was left
+  unclaimed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from benchmarks._common import corpus_held_out, save
+from benchmarks.recommendation_quality import run_config, signed
+
+OUT = Path(__file__).parent / "results" / "baseline_check.json"
+FRESH_SEED_OFFSET = 3000  # neither the search's seeds nor the confirmations' (1000+)
+TASKS = {
+    "mlp/digits": {"model": {"name": "mlp"}, "dataset": {"name": "digits"}},
+    "linear/breast_cancer": {"model": {"name": "linear"}, "dataset": {"name": "breast_cancer"}},
+    "mlp/wine": {"model": {"name": "mlp"}, "dataset": {"name": "wine"}},
+}
+
+
+def one_run(name: str, split: int, trials: int, epochs: int, fresh: int) -> dict[str, Any]:
+    """One job with the baseline on `name` at split `split`, and the fresh re-runs."""
+    from tuner.results import answer
+    from tuner.search import run_search
+    from tuner.space import BASELINE, TrialConfig, baseline_values
+    from tuner.spec import JobSpec
+
+    raw = {"task": TASKS[name], "training": {"epochs": epochs, "seed": split},
+           "budget": {"n_trials": trials}, "search": {"baseline": True}}
+    with corpus_held_out() as hold_out:
+        hold_out(TASKS[name]["dataset"]["name"])
+        spec = JobSpec.model_validate(raw)
+        result = run_search(spec)
+    direction = "minimize" if spec.task.metric == "val_loss" else "maximize"
+    said = answer(result.records, direction, spec.task.metric)
+    b, lead = said["baseline"], said["ranking"][0]
+    task = SimpleNamespace(spec=raw)
+    leader_cfg = TrialConfig(lead["optimizer"], lead["schedule"], lead["params"])
+    leader_fresh, data = run_config(task, leader_cfg, fresh, seed_offset=FRESH_SEED_OFFSET)
+    base_fresh, _ = run_config(task, TrialConfig(*BASELINE, baseline_values()), fresh, data,
+                               seed_offset=FRESH_SEED_OFFSET)
+    sign = signed(direction)
+    gain = sign * (statistics.fmean(leader_fresh) - statistics.fmean(base_fresh))
+    return {"task": name, "split": split, "verdict": b["verdict"], "gain": b["gain"],
+            "leader": f"{lead['optimizer']}+{lead['schedule']}",
+            "baseline_runs": (b.get("expected") or {}).get("n"),
+            "fresh_gain": gain, "fresh_leader": leader_fresh, "fresh_baseline": base_fresh,
+            "summary": b["summary"]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--fresh", type=int, default=5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    tasks = list(TASKS)
+    if args.smoke:
+        tasks, args.splits, args.trials, args.epochs, args.fresh = tasks[2:], 1, 4, 2, 2
+    jobs = [(t, k, args.trials, args.epochs, args.fresh) for t in tasks for k in range(args.splits)]
+    if args.workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(args.workers) as pool:
+            runs = list(pool.map(one_run, *zip(*jobs, strict=True)))
+    else:
+        runs = [one_run(*j) for j in jobs]
+    per_task: dict[str, Any] = {}
+    for t in tasks:
+        mine = [r for r in runs if r["task"] == t]
+        verdicts = [r["verdict"] for r in mine]
+        beaten = [r for r in mine if r["verdict"] == "beaten"]
+        per_task[t] = {
+            "runs": len(mine),
+            "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
+            "beaten_held": sum(r["fresh_gain"] > 0 for r in beaten),
+            "median_gain_claimed": statistics.median(r["gain"] for r in mine
+                                                     if r["gain"] is not None)
+            if any(r["gain"] is not None for r in mine) else None,
+            "median_fresh_gain": statistics.median(r["fresh_gain"] for r in mine),
+            "fresh_gain_positive": sum(r["fresh_gain"] > 0 for r in mine),
+        }
+    results = {"splits": args.splits, "trials": args.trials, "epochs": args.epochs,
+               "fresh_seeds": args.fresh, "tasks": per_task, "runs": runs}
+    save(args.out, results)
+    print(f"{'task':<22} {'runs':>4}  {'verdicts':<34} {'beaten held':>11} "
+          f"{'gain (claimed)':>14} {'gain (fresh)':>12} {'fresh > 0':>9}", file=sys.stderr)
+    for t, s in per_task.items():
+        v = ", ".join(f"{k} {n}" for k, n in s["verdicts"].items())
+        held = f"{s['beaten_held']}/{s['verdicts'].get('beaten', 0)}"
+        claimed = "-" if s["median_gain_claimed"] is None else f"{s['median_gain_claimed']:.4f}"
+        print(f"{t:<22} {s['runs']:>4}  {v:<34} {held:>11} {claimed:>14} "
+              f"{s['median_fresh_gain']:>12.4f} {s['fresh_gain_positive']:>5}/{s['runs']}",
+              file=sys.stderr)
+    return results
+
+
+if __name__ == "__main__":
+    main()
