@@ -314,7 +314,8 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
         s.commit()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    status = "return document.querySelector('#job-head .status').textContent"
+    # null while the page (re)builds its head, e.g. as it reconnects
+    status = "const s = document.querySelector('#job-head .status'); return s && s.textContent"
     with serving(migrated_url, "critical", port=port, poll_s=0.1):
         _set_key(browser, url, key)
         _open(browser, f"{url}/ui/jobs/{job_id}")
