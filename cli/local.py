@@ -38,7 +38,8 @@ def run(
         job = JobSpec.model_validate(opt.spec_dict(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
-            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline))
+            parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
+            baseline=baseline))
         for note in sweep_plan(job).notes():
             err.print(f"[dim]note: {note}[/dim]")
         with _progress(job.budget.n_trials, quiet=False) as advance:

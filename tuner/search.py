@@ -211,8 +211,9 @@ def baseline_params(spec: JobSpec) -> dict[str, Any]:
     a default: it would run clamped, another configuration under the baseline's name)."""
     space = SearchSpace(spec.space)
     params = space.optuna_params(TrialConfig(*BASELINE, {}))
-    # What the trial will run: its parameters as sampled, pinned ones included.
-    config = space.sample(optuna.trial.FixedTrial(params)) if params is not None else None  # type: ignore[arg-type]
+    config = None
+    if params is not None:  # what the trial will run: its parameters as sampled, pins included
+        config = space.sample(optuna.trial.FixedTrial(params))  # type: ignore[arg-type]
     if config is None or params is None:
         raise SpecError("search.baseline", f"the baseline is {BASELINE_LABEL}: it needs "
                         f"{BASELINE[0]} in space.optimizers and {BASELINE[1]} in "
