@@ -56,6 +56,10 @@ from workers.trial_worker import WorkerConfig, provenance, remote_worker
 
 log = logging.getLogger(__name__)
 ORPHAN_MIN_AGE_S = 30.0
+# A trial failed this recently with no record from its worker is recorded a tick later: the
+# process whose heartbeat check failed it (a retried worker, another dispatcher) records it
+# `worker_lost` right after (TrialRecorder.sync); the job's last sync records whatever is left.
+RECORD_SETTLE_S = 10.0
 # A job whose watch crashes the dispatcher this many times (not a database blip: those are
 # retried) ends failed; before that it is handed back and claimed again.
 MAX_JOB_CRASHES = 3
@@ -357,7 +361,7 @@ class Dispatcher:
                 with_retries(partial(self._stop_stalled, w, in_flight, stalled, progress),
                              what="stop stalled trials")
                 self._launch(w)  # in their place (their tickets came back)
-            w.recorder.sync(study, trials)
+            w.recorder.sync(study, trials, settle_s=RECORD_SETTLE_S)
             if len(in_flight) != last_running:  # workers keep the other counters current
                 last_running = len(in_flight)
                 self._update_running(job.id, last_running)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -107,16 +108,30 @@ class TrialRecorder:
         """Optuna callback: runs in the worker after each of its trials."""
         self.write(trial, study=study)
 
-    def sync(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> int:
+    def sync(self, study: optuna.Study, trials: Sequence[FrozenTrial] | None = None, *,
+             settle_s: float = 0.0) -> int:
         """Record every finished trial of the study (or of `trials`, already read from it) that
-        is not recorded yet; returns how many."""
+        is not recorded yet; returns how many. `settle_s`: a trial failed less than this long
+        ago with no record from its worker is left for a later call. Another process's
+        heartbeat check may have failed it and be about to record why (Optuna sets the state
+        first, then calls `StaleTrialHandler`): recorded here first, a worker killed under its
+        trial was a plain `failed` that counts against the job, not `worker_lost`."""
         have = in_transaction(self.sessions, lambda s: recorded_numbers(s, self.job_id),
                               what="read recorded trials")
+        now = datetime.now()  # Optuna's times are the failing process's local clock
         n = 0
         for t in study.get_trials(deepcopy=False) if trials is None else trials:
-            if t.state.is_finished() and t.number not in have:
+            if t.state.is_finished() and t.number not in have \
+                    and not (settle_s and _settling(t, now, settle_s)):
                 n += self.write(t, study=study)
         return n
+
+
+def _settling(t: FrozenTrial, now: datetime, settle_s: float) -> bool:
+    """Failed within `settle_s`, and its worker never recorded why."""
+    done = t.datetime_complete
+    return t.state == TrialState.FAIL and ATTR_RECORD not in t.user_attrs and done is not None \
+        and (now - done).total_seconds() < settle_s
 
 
 class StaleTrialHandler:
