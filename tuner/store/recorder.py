@@ -128,10 +128,11 @@ class TrialRecorder:
 
 
 def _settling(t: FrozenTrial, now: datetime, settle_s: float) -> bool:
-    """Failed within `settle_s`, and its worker never recorded why."""
+    """Failed within `settle_s`, and its worker never recorded why. (A time further ahead than
+    that is another host's clock, not a recent failure: not waited for.)"""
     done = t.datetime_complete
     return t.state == TrialState.FAIL and ATTR_RECORD not in t.user_attrs and done is not None \
-        and (now - done).total_seconds() < settle_s
+        and abs((now - done).total_seconds()) < settle_s
 
 
 class StaleTrialHandler:
