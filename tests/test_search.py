@@ -479,7 +479,7 @@ def test_search_baseline_runs_the_untuned_default_first_and_never_prunes_it() ->
     from tuner.objective import Objective
     from tuner.results import answer, study_records
     from tuner.search import create_study, sweep_plan
-    from tuner.space import is_baseline
+    from tuner.space import baseline_keys, is_baseline
     from tuner.tasks import check_budget
 
     class Always(BasePruner):
@@ -495,6 +495,7 @@ def test_search_baseline_runs_the_untuned_default_first_and_never_prunes_it() ->
     study.optimize(objective, n_trials=3)
     runs = sorted(study_records(study), key=lambda r: r.number)
     assert is_baseline(runs[0].optimizer, runs[0].schedule, runs[0].params), runs[0]
+    assert runs[0].config_key() in baseline_keys()  # what the store looks its runs up by
     assert (runs[0].state, runs[0].stop_step) == ("complete", 3)
     assert [(r.state, r.stop_step) for r in runs[1:]] == [("pruned", 1), ("pruned", 1)]
     said = answer(runs, objective.direction)["baseline"]

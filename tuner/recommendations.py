@@ -37,7 +37,7 @@ from tuner.recommend import (
     transfer_ranking,
     versus_baseline,
 )
-from tuner.space import BASELINE, TrialConfig
+from tuner.space import TrialConfig, baseline_keys
 from tuner.spec import PRECISIONS, TRAINING_FORMAT
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
@@ -240,7 +240,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                       + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
         baseline = versus_baseline(h.history(s, ids, budget, exclude_job, top_per_family=None,
-                                             only=BASELINE), ranked, tasks[0].metric)
+                                             config_keys=baseline_keys()),
+                                   ranked, tasks[0].metric)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline,
                 "start_from": _start_from(ranked["ranking"]),

@@ -227,6 +227,17 @@ def baseline_values() -> dict[str, float]:
     return out
 
 
+def baseline_keys() -> list[str]:
+    """The configuration keys (`tuner.trial.config_key`) the baseline is recorded under: its
+    parameters, with the warmup where the space turned it on (at 0) and without. What the
+    store looks its runs up by (an index), before `is_baseline` checks each."""
+    from tuner.trial import config_key
+
+    values = baseline_values()
+    without = {k: v for k, v in values.items() if not k.endswith(".warmup_fraction")}
+    return [k for p in (values, without) if (k := config_key(*BASELINE, p)) is not None]
+
+
 def is_baseline(optimizer: str, schedule: str | None, params: dict[str, Any]) -> bool:
     """Is this configuration the baseline? Its family and schedule, and every parameter it
     recorded at the baseline's value (a parameter the space pinned is recorded too; the warmup

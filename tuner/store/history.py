@@ -133,14 +133,14 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             exclude_job: str | None = None,
             top_per_family: int | None = TOP_PER_FAMILY,
             latest_per_family: int | None = None,
-            only: tuple[str, str] | None = None) -> list[HistoryTrial]:
+            config_keys: Sequence[str] | None = None) -> list[HistoryTrial]:
     """Complete trials of these tasks at one budget: each family's best `top_per_family` (all
     when None), every other run of a configuration among them, and every run of a
     configuration that was confirmed with other seeds. With `latest_per_family` instead (and
     `top_per_family` None): each family's most recent complete trials, that many, and nothing
-    else (a picture of the family, never a ranking). `only` (optimizer, schedule): those
-    trials alone. Each trial's `setting` is its task and budget, so repeats are only pooled
-    within one.
+    else (a picture of the family, never a ranking). `config_keys`: the trials of those
+    configurations alone. Each trial's `setting` is its task and budget, so repeats are only
+    pooled within one.
 
     A configuration is read with all its runs or not at all: cut by value, a configuration run
     again by a later job (a new seed for its sweep start, a warm start) would keep its lucky
@@ -154,8 +154,8 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             Job.early_stopping_patience, Job.precision, Job.training_seed, Job.training_format)
     where = [*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
              TrialRow.value.is_not(None)]
-    if only is not None:
-        where += [TrialRow.optimizer == only[0], TrialRow.schedule == only[1]]
+    if config_keys is not None:
+        where.append(TrialRow.config_key.in_(config_keys))
     if top_per_family is None and latest_per_family is None:
         q: Select[Any] = select(*cols).join(Job, TrialRow.job_id == Job.id).where(*where)
     elif top_per_family is None:
