@@ -51,10 +51,9 @@ def one_run(name: str, split: int, trials: int, epochs: int, fresh: int) -> dict
            "budget": {"n_trials": trials}, "search": {"baseline": True}}
     with corpus_held_out() as hold_out:
         hold_out(TASKS[name]["dataset"]["name"])
-        spec = JobSpec.model_validate(raw)
-        result = run_search(spec)
-    direction = "minimize" if spec.task.metric == "val_loss" else "maximize"
-    said = answer(result.records, direction, spec.task.metric)
+        result = run_search(JobSpec.model_validate(raw))
+    direction = result.direction
+    said = answer(result.records, direction, result.metric)
     b, lead = said["baseline"], said["ranking"][0]
     task = SimpleNamespace(spec=raw)
     leader_cfg = TrialConfig(lead["optimizer"], lead["schedule"], lead["params"])
@@ -94,13 +93,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         mine = [r for r in runs if r["task"] == t]
         verdicts = [r["verdict"] for r in mine]
         beaten = [r for r in mine if r["verdict"] == "beaten"]
+        claimed = [r["gain"] for r in mine if r["gain"] is not None]
         per_task[t] = {
             "runs": len(mine),
             "verdicts": {v: verdicts.count(v) for v in sorted(set(verdicts))},
             "beaten_held": sum(r["fresh_gain"] > 0 for r in beaten),
-            "median_gain_claimed": statistics.median(r["gain"] for r in mine
-                                                     if r["gain"] is not None)
-            if any(r["gain"] is not None for r in mine) else None,
+            "median_gain_claimed": statistics.median(claimed) if claimed else None,
             "median_fresh_gain": statistics.median(r["fresh_gain"] for r in mine),
             "fresh_gain_positive": sum(r["fresh_gain"] > 0 for r in mine),
         }

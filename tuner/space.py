@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tuner.trial import config_key
+
 ParamKind = Literal["float", "int", "bool"]
 
 
@@ -231,8 +233,6 @@ def baseline_keys() -> list[str]:
     """The configuration keys (`tuner.trial.config_key`) the baseline is recorded under: its
     parameters, with the warmup where the space turned it on (at 0) and without. What the
     store looks its runs up by (an index), before `is_baseline` checks each."""
-    from tuner.trial import config_key
-
     values = baseline_values()
     without = {k: v for k, v in values.items() if not k.endswith(".warmup_fraction")}
     return [k for p in (values, without) if (k := config_key(*BASELINE, p)) is not None]
