@@ -94,8 +94,16 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
     with Progress(TextColumn("[bold]{task.fields[status]}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.description}"), console=err) as bar:
         task = bar.add_task("", total=job["progress"]["n_trials"], status=job["status"])
+        said = list(job.get("notes") or [])
 
         def update(ev: dict[str, Any]) -> None:
+            nonlocal said
+            if ev.get("notes") and ev["notes"] != said:  # the job's start ordered its sweep
+                for note in ev["notes"]:
+                    if note not in said:
+                        bar.console.print(f"[dim]note (at the job's start): {note}[/dim]",
+                                          highlight=False)
+                said = list(ev["notes"])
             p = ev["progress"]
             best = f"best {p['best_value']:.4g}" if p["best_value"] is not None else ""
             bar.update(task, completed=p["done"], status=ev["status"],

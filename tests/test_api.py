@@ -120,9 +120,17 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert job["notes"][1] == ("the budget covers the defaults sweep of 2 of 4 families "
                                    "(search.sweep_share x budget.n_trials = 2); left to the "
                                    f"sampler: {', '.join(order[2:])}")
+        # The order is not settled at submit: the job's start orders the sweep by the team's
+        # ranking for iris (here transferred from the reference corpus) and rewrites the notes,
+        # which the progress events carry.
+        planned = "planned at submit: when the job starts, the service orders the sweep"
+        assert planned in job["notes"][0]
         evs = events(service, service.key_a, job["id"])
         kinds = [e for e, _ in evs]
         assert kinds[-1] == "end" and set(kinds[:-1]) == {"progress"}
+        started = [d["notes"] for e, d in evs if e == "progress"][-1]
+        assert started == evs[-1][1]["notes"] and planned not in started[0]
+        assert started[0].startswith("defaults sweep, in this order (")
         dones = [d["progress"]["done"] for e, d in evs if e == "progress"]
         assert dones == sorted(dones) and len(dones) >= 2  # progress as trials finish
         final = evs[-1][1]
@@ -513,6 +521,10 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     job = json.loads(done.stdout)
     assert job["status"] == "completed" and job["progress"]["done"] == 4
     assert "completed" in done.stderr or "4/4" in done.stderr  # the progress bar
+    # The submit's notes, then those the job's start wrote (it ordered the sweep).
+    said = " ".join(done.stderr.split())  # unwrapped
+    assert "planned at submit" in said and "note (at the job's start): defaults sweep" in said, \
+        said
     status = json.loads(_cli(["status", job["id"], "--json"], env).stdout)
     assert status["id"] == job["id"]
     trials = _cli(["trials", job["id"]], env).stdout

@@ -159,8 +159,26 @@ def test_create_dispatch_complete(migrated_url: str) -> None:
     assert sorted([recs[0].optimizer, *left]) == ["adam", "momentum", "rmsprop", "sgd"]
     best = max((r for r in recs if r.state == "complete"), key=lambda r: r.value or 0)
     assert job.best_value == pytest.approx(best.value) and job.best_trial_number == best.number
+    assert not any("planned at submit" in n for n in job.notes)  # settled when it started
     assert all(r.device == "cpu" and r.seconds_per_epoch > 0 for r in recs
                if r.state == "complete")
+
+
+def test_a_sweep_with_no_ranking_to_order_it_is_settled_at_the_start(migrated_url: str) -> None:
+    """The submit's notes say the sweep's order is not settled; when the job's start has no
+    ranking to order it by (the history unreadable, or only the prior), the reference corpus's
+    order stays, and the notes say it without the submit's proviso."""
+    from tuner.search import PROVISIONAL
+    from tuner.store.jobs import job_spec
+
+    job_id = queue(migrated_url, FAST)
+    submitted = job_of(migrated_url, job_id).notes
+    assert submitted and PROVISIONAL in submitted[0]
+    job = job_of(migrated_url, job_id)
+    plan = dispatcher(migrated_url)._sweep(job, job_spec(job), None, 0)
+    settled = job_of(migrated_url, job_id).notes
+    assert plan is not None and settled == plan.notes() == [
+        n.replace(PROVISIONAL, "") for n in submitted]
 
 
 def test_two_dispatchers_never_run_the_same_job(migrated_url: str) -> None:

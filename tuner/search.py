@@ -127,6 +127,10 @@ def make_pruner(name: str, epochs: int, sweep_pruning: str = "pruner") -> BasePr
 
 ORDER_CORPUS = "defaults measured on the reference corpus's built-in tasks"
 ORDER_STARTS = "the reference corpus's built-in tasks"
+# What a submit's notes add to the order (`sweep_plan(provisional=True)`): the dispatcher reorders.
+PROVISIONAL = ("; planned at submit: when the job starts, the service orders the sweep by your "
+               "team's ranking of this task or of similar tasks (the reference corpus's "
+               "included) where there is one, and rewrites these notes")
 # How the job's notes say where a learned start comes from, by `search.sweep_start`.
 LEARNED_FROM = {
     "corpus": "the configuration that scored best over the reference corpus's tasks",
@@ -147,6 +151,8 @@ class SweepPlan:
     starts: dict[str, dict[str, Any]] = field(default_factory=dict)
     learned_from: str = LEARNED_FROM["corpus"]
     baseline: bool = False  # search.baseline: its trial runs before the sweep
+    # Made at submit by the service: the dispatcher orders the sweep again when the job starts.
+    provisional: bool = False
 
     def notes(self) -> list[str]:
         first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned), the bar the "
@@ -165,7 +171,8 @@ class SweepPlan:
         if at:
             where.append(f"{', '.join(at)} at {'their' if len(at) > 1 else 'its'} literature "
                          f"defaults")
-        out = [f"defaults sweep, in this order ({self.order_source}): {'; '.join(where)}"]
+        source = self.order_source + (PROVISIONAL if self.provisional else "")
+        out = [f"defaults sweep, in this order ({source}): {'; '.join(where)}"]
         if self.left_out:
             out.append(f"the budget covers the defaults sweep of {len(self.families)} of "
                        f"{len(self.families) + len(self.left_out)} families (search.sweep_share "
@@ -175,12 +182,14 @@ class SweepPlan:
 
 
 def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
-               order_source: str | None = None, seeded: int = 0) -> SweepPlan:
+               order_source: str | None = None, seeded: int = 0,
+               provisional: bool = False) -> SweepPlan:
     """Which chosen families the defaults sweep runs, in what order and at which configuration:
     `order` (families best first, e.g. from the team's history) then the reference corpus's
     order (of its learned starts, or of literature defaults: `search.sweep_start`); at most
     `search.sweep_share` of `budget.n_trials`, and never more than the search's share left
-    after `seeded` warm-start seeds."""
+    after `seeded` warm-start seeds. `provisional`: the plan of a service's submit, whose notes
+    say that the job's start may reorder it."""
     from tuner import corpus
 
     space = SearchSpace(spec.space)
@@ -202,7 +211,7 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     starts = {f: p for f in families[:cap] if (s := learned.get(f)) is not None
               and (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
     return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts,
-                     LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]), baseline)
+                     LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]), baseline, provisional)
 
 
 def baseline_params(spec: JobSpec) -> dict[str, Any]:

@@ -506,21 +506,24 @@ class Dispatcher:
     def _sweep(self, job: Job, spec: JobSpec, rec: dict[str, Any] | None,
                seeded: int) -> SweepPlan | None:
         """A new job's defaults sweep, the families the team's history ranks best (this task, or
-        similar tasks and the reference corpus) first (`rec`: `_ranking`); its notes replace
-        those of the submit. None (the submit's plan) for a job already started, or without a
-        measured ranking."""
-        if not (self._new(job) and spec.search.defaults_sweep) or rec is None \
-                or rec["method"] == "prior" or not rec["ranking"]:
+        similar tasks and the reference corpus) first (`rec`: `_ranking`), else the corpus's
+        order; its notes replace the submit's, which said the order was not settled yet. None
+        (the plan made when the study was) for a job already started or without a sweep."""
+        if not (self._new(job) and spec.search.defaults_sweep):
             return None
-        own = {t["id"] for t in rec.get("tasks") or []}
-        near = {n.get("task_id") for n in rec.get("similar_tasks") or []}
-        if rec["method"] == "direct":
-            source = "this task's ranking in your team's history"
-        elif near and near <= own:
-            source = "this task's ranking at its other training budgets in your team's history"
+        if rec is None or rec["method"] == "prior" or not rec["ranking"]:
+            plan = sweep_plan(spec, seeded=seeded)
         else:
-            source = f"the ranking transferred from similar tasks ({rec['source']})"
-        plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeded)
+            own = {t["id"] for t in rec.get("tasks") or []}
+            near = {n.get("task_id") for n in rec.get("similar_tasks") or []}
+            if rec["method"] == "direct":
+                source = "this task's ranking in your team's history"
+            elif near and near <= own:
+                source = "this task's ranking at its other training budgets in your team's " \
+                         "history"
+            else:
+                source = f"the ranking transferred from similar tasks ({rec['source']})"
+            plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeded)
         in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
                        what="write the job's notes")
         return plan

@@ -169,7 +169,8 @@ def _event_id(status: str, progress: dict[str, Any]) -> str:
 async def job_events(job: TeamJob, request: Request,
                      last_event_id: Annotated[str | None, Header(max_length=200)] = None,
                      ) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: `progress` as trials finish, then `end` with the final job. Every
+    """Server-sent events: `progress` as trials finish (with the job's `notes`, which the job's
+    start rewrites when it orders the sweep), then `end` with the final job. Every
     event has an `id`; reconnect with `Last-Event-ID` to resume without repeats (the `end`
     event is always sent, so a client that missed it gets it)."""
     sessions = request.app.state.sessions
@@ -203,7 +204,8 @@ async def job_events(job: TeamJob, request: Request,
         if event_id != last:
             last = event_id
             yield ServerSentEvent(event="progress", id=event_id, data={
-                "id": job_id, "status": current["status"], "progress": current["progress"]})
+                "id": job_id, "status": current["status"], "progress": current["progress"],
+                "notes": current["notes"]})
         if current["status"] in FINAL_STATUSES:
             final = await run_in_threadpool(full)
             yield ServerSentEvent(event="end", id=f"end.{event_id}",

@@ -96,8 +96,8 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               early_stopping_patience=spec.training.early_stopping_patience,
               precision=spec.training.precision, training_seed=spec.training.seed,
               training_format=TRAINING_FORMAT,
-              # The dispatcher may order the sweep from the team's history when it starts.
-              notes=sweep_plan(spec).notes())
+              # The dispatcher orders the sweep again when the job starts (the notes say so).
+              notes=sweep_plan(spec, provisional=True).notes())
     s.add(job)
     try:
         s.commit()
