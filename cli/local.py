@@ -30,7 +30,7 @@ def run(
     """Run a search in this process and print the leaderboard."""
     import optuna
 
-    from tuner.search import run_search, sweep_plan
+    from tuner.search import run_search
     from tuner.spec import JobSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -40,10 +40,9 @@ def run(
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
             baseline=baseline))
-        for note in sweep_plan(job).notes():
-            err.print(f"[dim]note: {note}[/dim]")
-        with _progress(job.budget.n_trials, quiet=False) as advance:
-            result = run_search(job, storage=storage, on_trial=advance)
+        # The notes and the bar once the data is loaded and fits the spec (a refusal first).
+        with _progress(job.budget.n_trials, quiet=False) as (start, advance):
+            result = run_search(job, storage=storage, on_trial=advance, on_start=start)
     summary = result.summary()
     if as_json:
         print_json(summary)
@@ -52,22 +51,37 @@ def run(
 
 
 @contextmanager
-def _progress(total: int, quiet: bool) -> Iterator[Callable[[Any], None]]:
-    """A progress bar on stderr (stdout stays clean for --json)."""
+def _progress(total: int, quiet: bool
+              ) -> Iterator[tuple[Callable[[list[str]], None], Callable[[Any], None]]]:
+    """A progress bar on stderr (stdout stays clean for --json): `start(notes)` prints the
+    job's notes and shows the bar, `advance(record)` counts a finished trial."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     counts: dict[str, int] = {}
-    with Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("{task.description}"), console=err,
-                  disable=quiet, transient=False) as progress:
-        task = progress.add_task("", total=total)
+    progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TextColumn("{task.description}"), console=err,
+                        disable=quiet, transient=False)
+    task = progress.add_task("", total=total)
 
-        def advance(record: Any) -> None:
-            counts[record.state] = counts.get(record.state, 0) + 1
-            desc = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-            progress.update(task, advance=1, description=desc)
+    started = False
 
-        yield advance
+    def start(notes: list[str]) -> None:
+        nonlocal started
+        for note in notes:
+            err.print(f"[dim]note: {note}[/dim]")
+        progress.start()
+        started = True
+
+    def advance(record: Any) -> None:
+        counts[record.state] = counts.get(record.state, 0) + 1
+        desc = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        progress.update(task, advance=1, description=desc)
+
+    try:
+        yield start, advance
+    finally:
+        if started:  # a bar never shown is not stopped: that would print an empty line
+            progress.stop()
 
 
 def space(as_json: JsonOpt = False) -> None:

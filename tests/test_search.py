@@ -303,6 +303,7 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     assert {e["optimizer"] for e in data["by_optimizer"]} >= set(sweep)
     assert "left to the sampler" in data["notes"][1]
     assert "trials" in proc.stderr  # progress bar goes to stderr
+    assert "Warning" not in proc.stderr, proc.stderr  # Optuna's experimental notice is not shown
     # The answer judges the runs, not the luckiest trial: the confirmed families' best
     # configurations count their confirmation runs, and a winner is named only outside the noise.
     answer = data["answer"]
@@ -320,6 +321,13 @@ def test_cli_rejects_bad_input_with_choices() -> None:
                            "--trials", "1"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "unknown optimizer family 'adamz'" in proc.stderr and "nesterov" in proc.stderr
+    # A metric that needs the data to be refused: refused before the notes and the progress bar.
+    proc = subprocess.run([sys.executable, "-m", "cli", "run", "--dataset", "digits",
+                           "--metric", "val_r2", "--trials", "1"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith(
+        "error: task.metric: 'val_r2' does not apply to a classification dataset; valid "
+        "choices: val_accuracy, val_loss"), proc.stderr
 
 
 def test_sampler_and_pruner_tables_match_the_spec_names() -> None:

@@ -4,6 +4,7 @@ search."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -24,6 +25,11 @@ from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, TrialRecord
 
 STATES = ("complete", "pruned", "diverged", "failed")
+
+# Said once per process, on the first trial read: `tuner run` printed it to the user. Filtered by
+# its message, so Optuna's other experimental warnings still show.
+warnings.filterwarnings("ignore", message=r".*retried_trial_number is experimental",
+                        category=optuna.exceptions.ExperimentalWarning)
 
 
 def trial_record(t: FrozenTrial) -> TrialRecord:

@@ -350,10 +350,13 @@ class SearchResult:
 
 def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | None = None,
                on_trial: Callable[[TrialRecord], None] | None = None,
+               on_start: Callable[[list[str]], None] | None = None,
                seed_configs: Sequence[dict[str, Any]] = (),
                sampler_seed: int | None = None) -> SearchResult:
     """Run the whole search in this process (threads for parallelism) and return its trials.
-    `seed_configs` (Optuna parameter dicts) are tried first: a warm start."""
+    `seed_configs` (Optuna parameter dicts) are tried first: a warm start. `on_start` is called
+    with the job's notes once the data is loaded and checked against the spec (a metric that
+    does not fit the data is refused before it), just before the first trial."""
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
     name = study_name or default_study_name(spec)
@@ -366,6 +369,8 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     plan = sweep_plan(spec)
     study = create_study(spec, direction, storage, name, seed_configs=seed_configs,
                          sampler_seed=sampler_seed, sweep=plan)
+    if on_start is not None:
+        on_start(plan.notes())
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
