@@ -104,6 +104,14 @@ def _expected(x: dict[str, Any]) -> str:
     return f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}] ×{x.get('n', 1)}"
 
 
+def lr_decades(robustness: dict[str, Any]) -> str:
+    """The decades of learning rate a family's good trials span; `one lr` where its trials
+    ran one learning rate (0.00 would read as a measured, narrow range)."""
+    if robustness.get("n_learning_rates", 2) < 2:
+        return "one lr"
+    return f"{robustness['lr_decades']:.2f}"
+
+
 def _noise(n: dict[str, Any]) -> str:
     """The pooled seed-to-seed sd the intervals rest on, with its degrees of freedom (the
     summary's `to_separate` sd is the two families' own, which may differ)."""
@@ -133,13 +141,13 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         if method == "direct":
             x = r["expected"]
             row += [_expected(x),
-                    fmt(r["best_trial_value"]), f"{r['robustness']['lr_decades']:.2f}",
+                    fmt(r["best_trial_value"]), lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]),
                     fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
         elif method == "transfer":
             src = r["source_task"]
             row += [fmt(r["score"]), f"{src['task_id']} ({src['similarity']:.2f})",
-                    f"{r['robustness']['lr_decades']:.2f}",
+                    lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
         table.add_row(*row)
     out.print(table)

@@ -189,6 +189,12 @@ def test_tie_within_noise_broken_by_robustness() -> None:
     rms, adam = by_name(r)["rmsprop"], by_name(r)["adam"]
     assert rms["robustness"]["lr_decades"] == pytest.approx(2.0)
     assert adam["robustness"]["lr_decades"] == pytest.approx(0.0)
+    # adam's narrow range is measured (two other learning rates did worse); a family that ran
+    # one learning rate has none, and says so.
+    assert adam["robustness"]["n_learning_rates"] == 3
+    one = by_name(rank_families(confirmed("adam", [0.95, 0.96], lr=1e-3), "maximize"))["adam"]
+    assert one["robustness"]["n_learning_rates"] == 1 and one["robustness"]["meaning"] == \
+        "the family's trials ran one learning rate: no range was measured"
     assert rms["tied_with"] == ["adam"]
     assert "rmsprop and adam are tied" in r["summary"] and "2.00 decades" in r["summary"]
     assert r["robustness_tolerance"]["relative"] == 0.02

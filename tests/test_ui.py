@@ -135,9 +135,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]
     assert set(ranked) == set(JOB["space"]["optimizers"])
+    by_family = {e["optimizer"]: e for e in rec["ranking"]}
     for row in browser.find_elements("css selector", "#ranking tr"):  # barely tuned, said so
         assert ("barely tuned" in row.text) == \
             (row.get_attribute("data-family") in rec["under_tuned"])
+        # one learning rate tried: no range, said so (not 0.00 decades)
+        one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
+        assert ("one learning rate tried (no range measured)" in row.text) == one, row.text
+        assert one or "decades" in row.text
     assert browser.find_element("id", "verdict").text == rec["summary"]
     # ... and against the untuned default, which the second job ran (search.baseline)
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]

@@ -427,6 +427,9 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
     good = [t for t in fam_trials if abs(t.value - best_value) <= tol]
     lrs = [lr for t in good if (lr := t.lr()) is not None and lr > 0]
     decades = math.log10(max(lrs) / min(lrs)) if lrs else 0.0
+    # Under 2 learning rates tried, no range was measured (a narrow range is one where others
+    # were tried and did worse).
+    tried = len({lr for t in fam_trials if (lr := t.lr()) is not None})
     schedules: dict[str, float] = {}
     for t in fam_trials:
         s = t.schedule or "constant"
@@ -450,9 +453,12 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                      "best_configuration_runs": best.n},
         "robustness": {"lr_decades": round(decades, 3), "n_good_trials": len(good),
                        "lr_range": [min(lrs), max(lrs)] if lrs else None,
+                       "n_learning_rates": tried,
                        "tolerance": tol,
                        "meaning": f"trials within {tol:.3g} of the family's best span "
-                                  f"{decades:.2f} decades of learning rate"},
+                                  f"{decades:.2f} decades of learning rate" if tried > 1
+                                  else "the family's trials ran one learning rate: no range "
+                                       "was measured"},
         "cost": {"state_bytes_per_param": statistics.median(t.state_bytes_per_param
                                                             for t in fam_trials),
                  "seconds_per_epoch": statistics.median(t.seconds_per_epoch

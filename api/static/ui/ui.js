@@ -321,7 +321,8 @@ async function taskPage() {
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
       + (underTuned.has(r.optimizer) ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "") : "-"),
-    el("td", {}, r.robustness ? `${r.robustness.lr_decades.toFixed(2)} decades` : "-"))));
+    el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
+      ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`))));
 
   const unranked = rec.not_ranked || [];
   document.getElementById("unranked").hidden = !unranked.length;
