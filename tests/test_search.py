@@ -321,6 +321,11 @@ def test_cli_rejects_bad_input_with_choices() -> None:
                            "--trials", "1"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "unknown optimizer family 'adamz'" in proc.stderr and "nesterov" in proc.stderr
+    # The budget's checks are the service's: more parallel trials than trials is refused.
+    proc = subprocess.run([sys.executable, "-m", "cli", "run", "--trials", "2",
+                           "--parallelism", "3"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "budget.parallelism: 3 concurrent trials for only 2 trials; " \
+        "use at most 2" in proc.stderr, proc.stderr
     # A metric that needs the data to be refused: refused before the notes and the progress bar.
     proc = subprocess.run([sys.executable, "-m", "cli", "run", "--dataset", "digits",
                            "--metric", "val_r2", "--trials", "1"],

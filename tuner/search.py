@@ -356,7 +356,11 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     """Run the whole search in this process (threads for parallelism) and return its trials.
     `seed_configs` (Optuna parameter dicts) are tried first: a warm start. `on_start` is called
     with the job's notes once the data is loaded and checked against the spec (a metric that
-    does not fit the data is refused before it), just before the first trial."""
+    does not fit the data is refused before it), just before the first trial. The budget is
+    checked as a service's submit checks it (`tuner.tasks.check_budget`)."""
+    from tuner.tasks import check_budget
+
+    check_budget(spec)
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
     name = study_name or default_study_name(spec)
