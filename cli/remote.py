@@ -33,7 +33,9 @@ def _api_errors() -> Iterator[None]:
     except ApiError as exc:
         err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
         for e in exc.body.get("errors") or []:
-            err.print(f"  {e.get('field')}: {e.get('message')}", highlight=False)
+            said = f"{e.get('field')}: {e.get('message')}"
+            if said != exc.detail:  # a detail that is the one error's whole message: once
+                err.print(f"  {said}", highlight=False)
         raise typer.Exit(1 if exc.status in (0, 401, 404) or exc.status >= 500 else 2) from None
 
 

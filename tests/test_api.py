@@ -487,6 +487,10 @@ def test_validation_errors_name_the_field(service: Service) -> None:
                       headers={"content-type": "application/json"}).status_code == 422
         assert h.get("/v1/jobs", params={"status": "done"}).json()["errors"][0]["field"] == "status"
         assert h.get("/v1/recommendations").status_code == 422
+        # the field named is the one missing
+        half = h.get("/v1/recommendations", params={"model": "mlp"})
+        assert half.status_code == 422 and half.json()["errors"] == [
+            {"field": "dataset", "message": "required without task"}]
         assert h.get("/v1/jobs").json()["count"] == 0  # nothing half-created
 
 
@@ -522,6 +526,11 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     assert job["status"] == "completed" and job["progress"]["done"] == 4
     assert "completed" in done.stderr or "4/4" in done.stderr  # the progress bar
     # The submit's notes, then those the job's start wrote (it ordered the sweep).
+    bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--trials", "2",
+                "--parallelism", "3"], env)
+    assert bad.returncode == 2 and " ".join(bad.stderr.split()) == (
+        "error: budget.parallelism: 3 concurrent trials for only 2 trials; use at most 2"), \
+        bad.stderr  # said once: the one error's message is the detail
     said = " ".join(done.stderr.split())  # unwrapped
     assert "planned at submit" in said and "note (at the job's start): defaults sweep" in said, \
         said

@@ -326,6 +326,7 @@ def test_cli_rejects_bad_input_with_choices() -> None:
                            "--parallelism", "3"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "budget.parallelism: 3 concurrent trials for only 2 trials; " \
         "use at most 2" in proc.stderr, proc.stderr
+    assert proc.stderr.count("3 concurrent trials") == 1  # said once
     # A metric that needs the data to be refused: refused before the notes and the progress bar.
     proc = subprocess.run([sys.executable, "-m", "cli", "run", "--dataset", "digits",
                            "--metric", "val_r2", "--trials", "1"],

@@ -50,7 +50,8 @@ def read_recommendations(
     history, else the read-only reference corpus, else literature defaults (`prior`)."""
     if task is None and not (model and dataset):
         raise ApiProblem(422, "Invalid request", "give task=<id>, or model and dataset",
-                         [{"field": "model", "message": "required without task"}])
+                         [{"field": f, "message": "required without task"}
+                          for f, v in (("model", model), ("dataset", dataset)) if not v])
     if metric is not None and metric not in METRICS:
         raise ApiProblem(422, "Invalid request",
                          f"metric: unknown {metric!r}; valid choices: {', '.join(METRICS)}",
