@@ -3,6 +3,8 @@ and does the answer's `baseline` verdict hold on seeds it never saw?
 
     .venv/bin/python -m benchmarks.baseline_check            # 3 tasks x 5 splits, ~10 min on 2 cores
     .venv/bin/python -m benchmarks.baseline_check --smoke    # seconds: checks it runs
+    .venv/bin/python -m benchmarks.baseline_check --baseline-runs 5 \
+        --out benchmarks/results/baseline_check_runs5.json   # the baseline over 5 seeds of its own
 
 Each run is a default job (`tuner run --baseline`: 30 trials, 10 epochs, the defaults sweep from
 the reference corpus less every task on the run's dataset, the confirmation race) on one task,
@@ -40,7 +42,8 @@ TASKS = {
 }
 
 
-def one_run(name: str, split: int, trials: int, epochs: int, fresh: int) -> dict[str, Any]:
+def one_run(name: str, split: int, trials: int, epochs: int, fresh: int,
+            baseline_runs: int = 1) -> dict[str, Any]:
     """One job with the baseline on `name` at split `split`, and the fresh re-runs."""
     from tuner.results import answer
     from tuner.search import run_search
@@ -48,7 +51,8 @@ def one_run(name: str, split: int, trials: int, epochs: int, fresh: int) -> dict
     from tuner.spec import JobSpec
 
     raw = {"task": TASKS[name], "training": {"epochs": epochs, "seed": split},
-           "budget": {"n_trials": trials}, "search": {"baseline": True}}
+           "budget": {"n_trials": trials},
+           "search": {"baseline": True, "baseline_runs": baseline_runs}}
     with corpus_held_out() as hold_out:
         hold_out(TASKS[name]["dataset"]["name"])
         result = run_search(JobSpec.model_validate(raw))
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--fresh", type=int, default=5)
+    ap.add_argument("--baseline-runs", type=int, default=1, help="search.baseline_runs")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -82,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = list(TASKS)
     if args.smoke:
         tasks, args.splits, args.trials, args.epochs, args.fresh = tasks[2:], 1, 4, 2, 2
-    jobs = [(t, k, args.trials, args.epochs, args.fresh) for t in tasks for k in range(args.splits)]
+    jobs = [(t, k, args.trials, args.epochs, args.fresh, args.baseline_runs) for t in tasks
+            for k in range(args.splits)]
     if args.workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             runs = list(pool.map(one_run, *zip(*jobs, strict=True)))
@@ -103,7 +109,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "fresh_gain_positive": sum(r["fresh_gain"] > 0 for r in mine),
         }
     results = {"splits": args.splits, "trials": args.trials, "epochs": args.epochs,
-               "fresh_seeds": args.fresh, "tasks": per_task, "runs": runs}
+               "fresh_seeds": args.fresh, "baseline_runs": args.baseline_runs,
+               "tasks": per_task, "runs": runs}
     save(args.out, results)
     print(f"{'task':<22} {'runs':>4}  {'verdicts':<34} {'beaten held':>11} "
           f"{'gain (claimed)':>14} {'gain (fresh)':>12} {'fresh > 0':>9}", file=sys.stderr)

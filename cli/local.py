@@ -21,6 +21,7 @@ def run(
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
     timeout: opt.Timeout = None, baseline: opt.Baseline = False,
+    baseline_runs: opt.BaselineRuns = None,
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
     spec: Annotated[Path | None, typer.Option(
@@ -39,7 +40,7 @@ def run(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
-            baseline=baseline))
+            baseline=baseline, baseline_runs=baseline_runs))
         # The notes and the bar once the data is loaded and fits the spec (a refusal first).
         with _progress(job.budget.n_trials, quiet=False) as (start, advance):
             result = run_search(job, storage=storage, on_trial=advance, on_start=start)

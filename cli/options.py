@@ -28,6 +28,9 @@ Parallel = Annotated[int | None, typer.Option(help="Concurrent trials.")]
 Baseline = Annotated[bool, typer.Option(
     "--baseline", help="Run AdamW at lr 1e-3 with cosine first, to the end, and say whether the "
                        "answer beats it (search.baseline).")]
+BaselineRuns = Annotated[int | None, typer.Option(
+    "--baseline-runs", help="Runs of the baseline, each its own seed (search.baseline_runs; "
+                            "implies --baseline).")]
 Timeout = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
 
 
@@ -35,7 +38,8 @@ def spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
                metric: str | None, optimizers: str | None, schedules: str | None,
                epochs: int | None, seed: int | None, batch_size: int | None, trials: int | None,
                parallelism: int | None, timeout: float | None, sampler: str | None,
-               pruner: str | None, baseline: bool = False) -> dict[str, Any]:
+               pruner: str | None, baseline: bool = False,
+               baseline_runs: int | None = None) -> dict[str, Any]:
     """A spec from a file (optional) with command-line options on top; mlp on digits when
     neither names a task."""
     base = load_spec_file(spec) if spec else {}
@@ -51,7 +55,9 @@ def spec_dict(spec: Path | None, *, model: str | None, dataset: str | None,
         "space": {"optimizers": csv_list(optimizers), "schedules": csv_list(schedules)},
         "training": {"epochs": epochs, "seed": seed, "batch_size": batch_size},
         "budget": {"n_trials": trials, "parallelism": parallelism, "timeout_s": timeout},
-        "search": {"sampler": sampler, "pruner": pruner, "baseline": True if baseline else None},
+        "search": {"sampler": sampler, "pruner": pruner,
+                   "baseline": True if baseline or baseline_runs else None,
+                   "baseline_runs": baseline_runs},
     }
     return _merge(base, updates)
 

@@ -46,6 +46,7 @@ def submit(
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
     timeout: opt.Timeout = None, baseline: opt.Baseline = False,
+    baseline_runs: opt.BaselineRuns = None,
     idempotency_key: Annotated[str | None, typer.Option()] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
     as_json: JsonOpt = False,
@@ -55,7 +56,8 @@ def submit(
         body = opt.spec_dict(spec, model=model, dataset=dataset, metric=metric,
                           optimizers=optimizers, schedules=schedules, epochs=epochs, seed=seed,
                           batch_size=batch_size, trials=trials, parallelism=parallelism,
-                          timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline)
+                          timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline,
+                          baseline_runs=baseline_runs)
         c = _client()
         job = c.submit(body, idempotency_key, on_reading=_reading)
         for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)

@@ -522,3 +522,53 @@ def test_search_baseline_runs_the_untuned_default_first_and_never_prunes_it() ->
                           "leave out or pin away its defaults")]:
         with pytest.raises(SpecError, match=words):
             check_budget(_spec(space=space, search={"baseline": True}))
+
+
+def test_search_baseline_runs_over_seeds_of_its_own() -> None:
+    """search.baseline_runs: the baseline runs that often before the search, each at a seed
+    of its own, never pruned, and the answer judges it by their spread; more runs than the
+    search has trials, or the runs without the baseline, are refused."""
+    from tuner.objective import Objective
+    from tuner.results import answer, study_records
+    from tuner.search import (
+        BASELINE_SEED_OFFSET,
+        create_study,
+        default_study_name,
+        sweep_plan,
+    )
+    from tuner.space import is_baseline
+    from tuner.tasks import check_budget
+
+    spec = _spec(space={"optimizers": ["adamw", "adam"]}, budget={"n_trials": 5},
+                 search={"baseline": True, "baseline_runs": 3, "confirm_top_k": 0,
+                         "pruner": "none"})
+    check_budget(spec)
+    assert sweep_plan(spec).notes()[0].startswith(
+        "baseline first: AdamW at lr 1e-3 with cosine decay (its defaults, no tuning), run to the "
+        "end (never pruned) over 3 seeds (search.baseline_runs)")
+    assert sweep_plan(spec).cap == 1  # 5 trials less 3 baseline runs: 1 sweep trial, 1 sampled
+    objective = Objective(spec)
+    study = create_study(spec, objective.direction, None, "baseline-runs")
+    study.optimize(objective, n_trials=5)
+    runs = sorted(study_records(study), key=lambda r: r.number)
+    assert all(is_baseline(r.optimizer, r.schedule, r.params) for r in runs[:3]), runs[:3]
+    assert not any(is_baseline(r.optimizer, r.schedule, r.params) for r in runs[3:])
+    seed = spec.training.seed
+    assert [r.seed for r in runs[:3]] == [seed, seed + BASELINE_SEED_OFFSET + 1,
+                                          seed + BASELINE_SEED_OFFSET + 2]
+    assert all(r.state == "complete" for r in runs[:3])
+    said = answer(runs, objective.direction)["baseline"]
+    assert said["expected"]["n"] == 3, said
+    # One run, the default, leaves the study's name as it was before the setting existed.
+    one = _spec(search={"baseline": True})
+    assert default_study_name(one) == default_study_name(
+        _spec(search={"baseline": True, "baseline_runs": 1}))
+    assert default_study_name(spec) != default_study_name(
+        _spec(space={"optimizers": ["adamw", "adam"]}, budget={"n_trials": 5},
+              search={"baseline": True, "confirm_top_k": 0, "pruner": "none"}))
+    with pytest.raises(SpecError, match=r"search.baseline_runs: 5 runs of the baseline do not "
+                                        r"fit in the search's 3 trials"):
+        check_budget(_spec(budget={"n_trials": 4}, search={"baseline": True,
+                                                            "baseline_runs": 5}))
+    with pytest.raises(ValueError, match=r"baseline_runs\n.*needs search.baseline: true"):
+        _spec(search={"baseline_runs": 3})

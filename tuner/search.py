@@ -150,13 +150,15 @@ class SweepPlan:
     cap: int
     starts: dict[str, dict[str, Any]] = field(default_factory=dict)
     learned_from: str = LEARNED_FROM["corpus"]
-    baseline: bool = False  # search.baseline: its trial runs before the sweep
+    baseline: int = 0  # search.baseline: its runs (search.baseline_runs) come before the sweep
     # Made at submit by the service: the dispatcher orders the sweep again when the job starts.
     provisional: bool = False
 
     def notes(self) -> list[str]:
-        first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned), the bar the "
-                 f"answer's leader is held to (search.baseline)"] if self.baseline else []
+        runs = "" if self.baseline < 2 else f" over {self.baseline} seeds (search.baseline_runs)"
+        first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned){runs}, the "
+                 f"bar the answer's leader is held to (search.baseline)"] \
+            if self.baseline else []
         return first + self._sweep_notes()
 
     def _sweep_notes(self) -> list[str]:
@@ -194,7 +196,7 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
 
     space = SearchSpace(spec.space)
     families = list(space.families)
-    baseline = spec.search.baseline
+    baseline = spec.search.baseline_runs if spec.search.baseline else 0
     if not spec.search.defaults_sweep:
         return SweepPlan([], [], "off", 0, baseline=baseline)
     ref = corpus.load()
@@ -237,8 +239,11 @@ def baseline_params(spec: JobSpec) -> dict[str, Any]:
 def default_study_name(spec: JobSpec) -> str:
     """Deterministic for a spec, so Hyperband's brackets (hashed from the study name) and hence
     a seeded run are reproducible."""
-    # search.baseline off is left out, so that specs from before it keep their names.
-    drop = None if spec.search.baseline else {"search": {"baseline"}}
+    # search.baseline off (and baseline_runs at 1) is left out, so that specs from before them
+    # keep their names.
+    drop: dict[str, Any] | None = {"search": {"baseline", "baseline_runs"}} \
+        if not spec.search.baseline else {"search": {"baseline_runs"}} \
+        if spec.search.baseline_runs == 1 else None
     digest = hashlib.sha256(spec.model_dump_json(exclude=drop).encode()).hexdigest()[:10]
     return f"run-{digest}"
 
@@ -267,16 +272,32 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         # Never more than the search's share of the budget: an enqueued trial left waiting would
         # be run by the confirmation race's tickets instead of its runs.
         room = spec.budget.n_trials - job_confirm_reserve(spec)
-        queued = [(baseline_params(spec), {ATTR_BASELINE: True})] if spec.search.baseline \
-            else []
-        queued += [(p, {ATTR_WARM_START: True}) for p in seed_configs]
+        queued = [(p, {ATTR_WARM_START: True}) for p in seed_configs]
         plan = sweep or sweep_plan(spec)
         defaults = {p["optimizer"]: p for p in SearchSpace(spec.space).defaults()}
         queued += [(plan.starts.get(f) or defaults[f], {ATTR_SWEEP: True})
                    for f in plan.families]
-        for params, attrs in queued[:room]:
+        for params, attrs in baseline_runs(spec):  # first; the same parameters, other seeds
+            study.enqueue_trial(params, user_attrs=attrs)
+        for params, attrs in queued[:room - spec.search.baseline * spec.search.baseline_runs]:
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study
+
+
+BASELINE_SEED_OFFSET = 2000  # the baseline's own runs after its first: training.seed + 2001, ...
+
+
+def baseline_runs(spec: JobSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The baseline's enqueued runs (`search.baseline`, `search.baseline_runs`): Optuna
+    parameters and user attributes; the first at the job's training seed, each other at a seed
+    of its own, apart from the confirmation race's (a seed that this configuration ran before,
+    in this task, still moves to a fresh one when the trial starts)."""
+    if not spec.search.baseline:
+        return []
+    params, seed = baseline_params(spec), spec.training.seed
+    return [(params, {ATTR_BASELINE: True} if i == 0 else
+             {ATTR_BASELINE: True, ATTR_SEED: seed + BASELINE_SEED_OFFSET + i})
+            for i in range(spec.search.baseline_runs)]
 
 
 def load_study(spec: JobSpec, storage: str | optuna.storages.BaseStorage,

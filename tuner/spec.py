@@ -23,6 +23,7 @@ from tuner.errors import UnknownName, choices, unknown
 from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
 
 MAX_CONFIRM_SEEDS = 20  # search.confirm_seeds: a job re-runs a configuration at most this often
+MAX_BASELINE_RUNS = 20  # search.baseline_runs
 
 METRICS: dict[str, Literal["maximize", "minimize"]] = {
     "val_accuracy": "maximize",
@@ -451,6 +452,11 @@ class SearchSpec(_Strict):
         "pruned), so the answer can say whether following it beats what most teams train with "
         "untuned; needs adamw in space.optimizers and cosine in space.schedules, at ranges "
         "that hold their defaults"))
+    baseline_runs: int = Field(default=1, ge=1, le=MAX_BASELINE_RUNS, description=(
+        "with baseline: that many runs of it, each with its own seed (out of the search's "
+        "trials). One run is judged with the task's pooled noise; on a small validation set "
+        "whose repeats all give the same value there is none, and only runs of the baseline "
+        "itself measure a spread (5 or more: an interval over 2 runs is 12.7 sd wide)"))
     # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
     confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
         "leading configurations (best of the top families) re-run with new seeds after the "
@@ -460,6 +466,13 @@ class SearchSpec(_Strict):
     confirm_share: float = Field(default=0.25, ge=0.0, le=0.9, description=(
         "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
         "the race stops early once the leader is separated"))
+
+    @field_validator("baseline_runs")
+    @classmethod
+    def _baseline_runs_need_the_baseline(cls, v: int, info: ValidationInfo) -> int:
+        if v != 1 and not info.data.get("baseline"):  # baseline is declared before it
+            raise ValueError("needs search.baseline: true (it is false)")
+        return v
 
     @field_validator("sampler", "pruner", mode="before")
     @classmethod

@@ -71,9 +71,16 @@ def check_budget(spec: JobSpec) -> None:
                         "must be at least 1 while confirm_top_k > 0 (confirm_top_k: 0 turns "
                         "confirmation off)")
     if s.baseline:
+        from tuner.confirm import job_confirm_reserve
         from tuner.search import baseline_params
 
         baseline_params(spec)  # a space that cannot run it as it is: said at submit
+        room = b.n_trials - job_confirm_reserve(spec)
+        if s.baseline_runs > room:
+            raise SpecError("search.baseline_runs",
+                            f"{s.baseline_runs} runs of the baseline do not fit in the "
+                            f"search's {room} trials (budget.n_trials less the confirmation "
+                            f"race's reserve); raise budget.n_trials or lower it")
 
 
 def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
