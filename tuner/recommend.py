@@ -624,8 +624,22 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
         verdict = BASELINE_WITHIN_NOISE
         said = (f"against {BASELINE_LABEL} ({shown}), {name} is {_words_gain(gain)}, within "
                 f"the noise: on this task following the answer is not shown to beat it")
+    if verdict != BASELINE_IS_LEADER and not own_spread(values):
+        said += _borrowed_noise(len(values), verdict == BASELINE_NO_NOISE)
     return {**out, "verdict": verdict, "expected": expected, "gain": gain,
             "leader": lead["optimizer"], "summary": said}
+
+
+def _borrowed_noise(runs: int, none: bool) -> str:
+    """What a baseline without a spread of its own leaves unknown, and how to measure it."""
+    how = ("the baseline ran once" if runs == 1 else
+           f"the baseline's {runs} runs gave one value")
+    if none:
+        return (f" ({how}; search.baseline_runs: 5 runs of it, each its own seed, measure a "
+                f"spread of its own)")
+    return (f" ({how}, so its interval borrows the task's seed-to-seed noise, measured on "
+            f"repeated tuned configurations; an untuned one can vary far more: "
+            f"search.baseline_runs: 5 measures its own)")
 
 
 def _words_gain(gain: float) -> str:

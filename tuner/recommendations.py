@@ -61,7 +61,8 @@ from tuner.store.queries import team_tasks
 # is part of the budget; 20: a tie lists a family above a better value only for a learning-rate
 # range wider than that value's by half a decade, equal values by the interval then the state,
 # and a hub reference's fetched copy is part of its task; 21: `baseline`, the leader against
-# AdamW at its defaults with cosine; 22: `robustness.n_learning_rates`.)
+# AdamW at its defaults with cosine; 22: `robustness.n_learning_rates`, and a baseline without
+# a spread of its own says that its interval is borrowed.)
 ANSWER_FORMAT = 22
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
