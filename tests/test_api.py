@@ -599,6 +599,26 @@ def test_the_cli_names_the_other_tasks_an_answer_left_apart(
         "hidden=[128], dataset -" in shown
 
 
+def test_the_cli_says_what_a_family_stopped_early_may_be(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.render import print_recommendation
+    from tests.test_recommend import confirmed
+    from tuner.recommend import rank_families
+
+    monkeypatch.setenv("COLUMNS", "300")
+    rec = rank_families(confirmed("adam", [0.95, 0.951, 0.949]), "maximize", incomplete={
+        "rmsprop": {"n_trials": 2, "max_stop_epoch": 9, "best_intermediate_value": 0.952},
+        "nadam": {"n_trials": 1, "max_stop_epoch": 3, "best_intermediate_value": 0.80}})
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **rec})
+    shown = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "not ranked: rmsprop: 2 trials, none complete (stopped by epoch 9, best intermediate " \
+        "value 0.952): already as good as a leader's expected value when stopped; a complete " \
+        "run would tell whether it is as good as the leaders" in shown
+    assert "not ranked: nadam: 1 trial, none complete (stopped by epoch 3, best intermediate " \
+        "value 0.8) not ranked: rmsprop" in shown  # nothing said of nadam: below the leader
+
+
 def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """Families tied with each other but separated from the leaders are not marked `(tie)`
