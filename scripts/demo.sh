@@ -20,5 +20,5 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 grep -h "API key" .demo/serve.log || true
-"$BIN/tuner" submit --model mlp --dataset digits --trials 30 --epochs 10 --parallelism 2 --baseline --wait
+"$BIN/tuner" submit --model mlp --dataset digits --trials 30 --epochs 10 --parallelism 2 --baseline-runs 5 --wait
 "$BIN/tuner" recommend --model mlp --dataset digits
