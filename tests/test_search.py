@@ -566,6 +566,9 @@ def test_search_baseline_runs_over_seeds_of_its_own() -> None:
     assert default_study_name(spec) != default_study_name(
         _spec(space={"optimizers": ["adamw", "adam"]}, budget={"n_trials": 5},
               search={"baseline": True, "confirm_top_k": 0, "pruner": "none"}))
+    over = _spec(budget={"n_trials": 4}, search={"baseline": True, "baseline_runs": 5})
+    # Made without the submit's check, the study still holds no more than the search's trials.
+    assert len(create_study(over, "maximize", None, "over").get_trials()) == 3
     with pytest.raises(SpecError, match=r"search.baseline_runs: 5 runs of the baseline do not "
                                         r"fit in the search's 3 trials"):
         check_budget(_spec(budget={"n_trials": 4}, search={"baseline": True,

@@ -277,9 +277,10 @@ def create_study(spec: JobSpec, direction: str, storage: str | optuna.storages.B
         defaults = {p["optimizer"]: p for p in SearchSpace(spec.space).defaults()}
         queued += [(plan.starts.get(f) or defaults[f], {ATTR_SWEEP: True})
                    for f in plan.families]
-        for params, attrs in baseline_runs(spec):  # first; the same parameters, other seeds
+        base = baseline_runs(spec)[:room]  # more than fit is refused at submit (check_budget)
+        for params, attrs in base:  # first; the same parameters, other seeds
             study.enqueue_trial(params, user_attrs=attrs)
-        for params, attrs in queued[:room - spec.search.baseline * spec.search.baseline_runs]:
+        for params, attrs in queued[:room - len(base)]:
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=True)
     return study
 
