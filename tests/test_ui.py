@@ -123,6 +123,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                               "baseline": True},
                             "budget": {"n_trials": 8, "parallelism": 2}})
     assert client.wait(second["id"])["status"] == "completed"
+    # Its first trial is the baseline's run, and the trials say so.
+    from tuner.space import is_baseline
+
+    marked = [t for t in client.trials(second["id"])["data"] if t["baseline"]]
+    assert [t["number"] for t in marked] == [0], marked
+    assert is_baseline(marked[0]["optimizer"], marked[0]["schedule"], marked[0]["params"])
     _open(browser, f"{service.url}/ui/tasks/{task_id}")
     rec = client.recommend(task=task_id)
     lrs = client.learning_rates(task_id)

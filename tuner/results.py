@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.attrs import (
+    ATTR_BASELINE,
     ATTR_CONFIG,
     ATTR_CONFIRM_OF,
     ATTR_RECORD,
@@ -82,6 +83,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
         defaults_sweep=bool(t.user_attrs.get(ATTR_SWEEP)),
         warm_start=bool(t.user_attrs.get(ATTR_WARM_START)),
+        baseline=bool(t.user_attrs.get(ATTR_BASELINE)),
         retry_of=_int(optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)),
     )
 

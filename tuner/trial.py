@@ -56,6 +56,7 @@ class TrialRecord(BaseModel):
     detail: str = ""
     defaults_sweep: bool = False  # enqueued by the defaults sweep
     warm_start: bool = False  # enqueued as a warm-start seed
+    baseline: bool = False  # a run of search.baseline (AdamW at its defaults with cosine)
     retry_of: int | None = None  # the trial whose worker died, run again
     seed: int | None = None
     confirm_of: int | None = None  # a confirmation run: the trial whose configuration it repeats

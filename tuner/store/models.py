@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -222,6 +223,7 @@ class TrialRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
     warm_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     retry_of: Mapped[int | None] = mapped_column(Integer, default=None)
     # The training seed, and for a confirmation run the trial whose configuration it repeats.
     seed: Mapped[int | None] = mapped_column(Integer, default=None)
