@@ -318,6 +318,7 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
     from tests.test_jobs import queue
     from tuner.store.auth import create_api_key, get_or_create_team
     from tuner.store.db import session_factory
+    from tuner.store.jobs import set_notes
 
     job_id = queue(migrated_url, {**JOB, "budget": {"n_trials": 2}}, team="watch")
     with session_factory(migrated_url)() as s:
@@ -331,6 +332,17 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
         _set_key(browser, url, key)
         _open(browser, f"{url}/ui/jobs/{job_id}")
         assert browser.execute_script(status) == "queued"  # no dispatcher: it stays queued
+        notes = "return [...document.querySelectorAll('#job-head .notes li')].map(li => " \
+                "li.textContent)"
+        assert "planned at submit" in browser.execute_script(notes)[0]
+        # The job's start rewrites its notes (the dispatcher orders the sweep): the page's
+        # event stream brings them, with nothing else about the job changed.
+        with session_factory(migrated_url)() as s:
+            set_notes(s, job_id, ["defaults sweep, in this order (settled): adam"])
+        deadline = time.monotonic() + 30
+        while browser.execute_script(notes) != ["defaults sweep, in this order (settled): adam"]:
+            assert time.monotonic() < deadline, "the page never showed the rewritten notes"
+            time.sleep(0.2)
     deadline = time.monotonic() + 30
     while "reconnecting" not in browser.find_element("id", "error").text:
         assert time.monotonic() < deadline, "the page never said it lost the service"

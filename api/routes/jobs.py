@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
@@ -159,10 +160,12 @@ def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
         job.task.metric, job.task.direction)}
 
 
-def _event_id(status: str, progress: dict[str, Any]) -> str:
+def _event_id(status: str, progress: dict[str, Any], notes: list[str]) -> str:
     """What a progress event says, as its SSE id: a client that reconnects with this id as
-    `Last-Event-ID` is sent nothing until the job has moved on."""
-    return f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}"
+    `Last-Event-ID` is sent nothing until the job has moved on. The notes count too (by a
+    checksum): the job's start rewrites them, and a follower hears it then."""
+    said = zlib.crc32(json.dumps(notes).encode())
+    return f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}.{said:x}"
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)
@@ -200,7 +203,7 @@ async def job_events(job: TeamJob, request: Request,
                 return
             await asyncio.sleep(poll)
             continue
-        event_id = _event_id(current["status"], current["progress"])
+        event_id = _event_id(current["status"], current["progress"], current["notes"])
         if event_id != last:
             last = event_id
             yield ServerSentEvent(event="progress", id=event_id, data={

@@ -256,7 +256,7 @@ async function jobPage() {
   if (!FINAL.includes(job.status)) {
     follow(`/v1/jobs/${id}/events`, (event, d) => {
       if (event === "end") location.reload();
-      else render({ ...job, status: d.status, progress: d.progress });
+      else render({ ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes });
     }).catch(() => {});
   }
   document.getElementById("csv-link")?.addEventListener("click", async (ev) => {
