@@ -35,6 +35,10 @@ from benchmarks.recommendation_quality import run_config, signed
 
 OUT = Path(__file__).parent / "results" / "baseline_check.json"
 FRESH_SEED_OFFSET = 3000  # neither the search's seeds nor the confirmations' (1000+)
+# Each split its own fresh seeds (3000-3004 on split 0, 3100-3104 on split 1, ...): with the
+# same five on every split, 25 fresh runs were five initialisations (a run's seed draws its
+# initial weights; the split comes from training.seed), and missed the baseline's stalls.
+FRESH_SEEDS_PER_SPLIT = 100
 TASKS = {
     "mlp/digits": {"model": {"name": "mlp"}, "dataset": {"name": "digits"}},
     "linear/breast_cancer": {"model": {"name": "linear"}, "dataset": {"name": "breast_cancer"}},
@@ -61,9 +65,10 @@ def one_run(name: str, split: int, trials: int, epochs: int, fresh: int,
     b, lead = said["baseline"], said["ranking"][0]
     task = SimpleNamespace(spec=raw)
     leader_cfg = TrialConfig(lead["optimizer"], lead["schedule"], lead["params"])
-    leader_fresh, data = run_config(task, leader_cfg, fresh, seed_offset=FRESH_SEED_OFFSET)
+    offset = FRESH_SEED_OFFSET + FRESH_SEEDS_PER_SPLIT * split
+    leader_fresh, data = run_config(task, leader_cfg, fresh, seed_offset=offset)
     base_fresh, _ = run_config(task, TrialConfig(*BASELINE, baseline_values()), fresh, data,
-                               seed_offset=FRESH_SEED_OFFSET)
+                               seed_offset=offset)
     sign = signed(direction)
     gain = sign * (statistics.fmean(leader_fresh) - statistics.fmean(base_fresh))
     return {"task": name, "split": split, "verdict": b["verdict"], "gain": b["gain"],
