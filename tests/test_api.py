@@ -525,12 +525,12 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     job = json.loads(done.stdout)
     assert job["status"] == "completed" and job["progress"]["done"] == 4
     assert "completed" in done.stderr or "4/4" in done.stderr  # the progress bar
-    # The submit's notes, then those the job's start wrote (it ordered the sweep).
     bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--trials", "2",
                 "--parallelism", "3"], env)
     assert bad.returncode == 2 and " ".join(bad.stderr.split()) == (
         "error: budget.parallelism: 3 concurrent trials for only 2 trials; use at most 2"), \
         bad.stderr  # said once: the one error's message is the detail
+    # The submit's notes, then those the job's start wrote (it ordered the sweep).
     said = " ".join(done.stderr.split())  # unwrapped
     assert "planned at submit" in said and "note (at the job's start): defaults sweep" in said, \
         said

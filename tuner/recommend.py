@@ -630,11 +630,12 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
             "leader": lead["optimizer"], "summary": said}
 
 
-def _borrowed_noise(runs: int, none: bool) -> str:
-    """What a baseline without a spread of its own leaves unknown, and how to measure it."""
+def _borrowed_noise(runs: int, no_noise: bool) -> str:
+    """What a baseline without a spread of its own leaves unknown, and how to measure it
+    (`no_noise`: the task has no noise estimate either, so nothing was judged)."""
     how = ("the baseline ran once" if runs == 1 else
            f"the baseline's {runs} runs gave one value")
-    if none:
+    if no_noise:
         return (f" ({how}; search.baseline_runs: 5 runs of it, each its own seed, measure a "
                 f"spread of its own)")
     return (f" ({how}, so its interval borrows the task's seed-to-seed noise, measured on "
