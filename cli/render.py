@@ -166,7 +166,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   + (f", {oom} out of memory" if oom else "") + " "
                   f"(stopped by epoch {ev['max_stop_epoch']}"
                   + (f", best intermediate value {fmt(best)})" if best is not None else ")")
-                  + (": already as good as a leader's expected value when stopped; a complete "
+                  + (": already within the best leader's 95% interval when stopped; a complete "
                      "run would tell whether it is as good as the leaders"
                      if r.get("may_lead") else ""), highlight=False)
     for key in ("summary", "explanation", "note"):

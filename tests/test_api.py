@@ -613,7 +613,7 @@ def test_the_cli_says_what_a_family_stopped_early_may_be(
                           **rec})
     shown = " ".join(capsys.readouterr().out.split())  # unwrapped
     assert "not ranked: rmsprop: 2 trials, none complete (stopped by epoch 9, best intermediate " \
-        "value 0.952): already as good as a leader's expected value when stopped; a complete " \
+        "value 0.952): already within the best leader's 95% interval when stopped; a complete " \
         "run would tell whether it is as good as the leaders" in shown
     assert "not ranked: nadam: 1 trial, none complete (stopped by epoch 3, best intermediate " \
         "value 0.8) not ranked: rmsprop" in shown  # nothing said of nadam: below the leader

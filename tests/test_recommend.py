@@ -149,13 +149,41 @@ def test_a_family_stopped_early_but_already_as_good_as_a_leader_is_said_to_be_po
     assert {n["optimizer"]: n["may_lead"] for n in r["not_ranked"]} == \
         {"adamw": False, "nadam": False, "rmsprop": True}
     assert r["verdict"] == "winner"
-    assert "possibly as good as the leaders (a complete run would tell): rmsprop (0.952 by " \
+    assert "yet already within the 95% interval of adam, the best leader (0.9475 or better), " \
+        "so possibly as good as the leaders (a complete run would tell): rmsprop (0.952 by " \
         "epoch 9)" in r["summary"] and "nadam (0.8" not in r["summary"]
     # A loss: stopped at 0.20, at most what it would have ended at, below adam's 0.30.
     losses = confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48])
     r = rank_families(losses, "minimize", incomplete={
         "rmsprop": {"n_trials": 1, "max_stop_epoch": 2, "best_intermediate_value": 0.20}})
     assert r["not_ranked"][0]["may_lead"]
+
+
+def test_a_family_stopped_early_is_held_to_the_best_leader_not_to_one_tied_by_its_wide_interval(
+) -> None:
+    """sgd's two runs, 0.5 and 0.9, give it an interval wide enough to tie with adam at 0.95:
+    rmsprop, stopped at 0.75, is above sgd's expected 0.70 but far below adam's interval, so it
+    is not said to be possibly as good as the leaders (until 2026-12-06 it was)."""
+    hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("sgd", [0.5, 0.9])
+    stopped = {"rmsprop": {"n_trials": 1, "max_stop_epoch": 1, "best_intermediate_value": 0.75},
+               "nadam": {"n_trials": 1, "max_stop_epoch": 4, "best_intermediate_value": 0.948}}
+    r = rank_families(hist, "maximize", metric="val_accuracy", incomplete=stopped)
+    assert r["verdict"] == "tied" and r["leaders"] == ["adam", "sgd"]
+    assert by_name(r)["sgd"]["expected"]["value"] < 0.75
+    assert {n["optimizer"]: n["may_lead"] for n in r["not_ranked"]} == \
+        {"nadam": True, "rmsprop": False}
+    assert "possibly as good as the leaders (a complete run would tell): nadam (0.948 by " \
+        "epoch 4)" in r["summary"] and "rmsprop (0.75" not in r["summary"]
+    # No noise measured (one run each): the bar is the best leader's value itself.
+    r = rank_families(confirmed("adam", [0.95]) + confirmed("sgd", [0.90]), "maximize",
+                      incomplete=stopped)
+    assert r["verdict"] == "not_separated"
+    assert [n["may_lead"] for n in r["not_ranked"]] == [False, False]
+    r = rank_families(confirmed("adam", [0.95]) + confirmed("sgd", [0.90]), "maximize",
+                      incomplete={"nadam": {"n_trials": 1, "max_stop_epoch": 4,
+                                            "best_intermediate_value": 0.95}})
+    assert r["not_ranked"][0]["may_lead"]
+    assert "yet already as good as adam's value, the best leader's (0.95)" in r["summary"]
 
 
 def test_minimize_direction() -> None:

@@ -275,16 +275,35 @@ def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]
 
 def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
               direction: str) -> bool:
-    """Has a family with no complete trial already shown a value at least as good as a
-    leader's expected value? A trial's value is its best so far, so one stopped early (pruned
-    at epoch 9 of 10, say) would have ended at least that good: such a family may be as good
-    as the leaders, and the answer must not read as if it were behind them."""
+    """Has a family with no complete trial already reached the best leader's 95% interval (its
+    expected value where it has no confidence interval)? A trial's value is its best so far,
+    so one stopped early (pruned at epoch 9 of 10, say) would have ended at least that good:
+    such a family may be as good as the leaders, and the answer must not read as if it were
+    behind them. The bar is the best leader's, not the weakest's: a family in the tie only by
+    its wide interval (two runs far apart) would let a value far below the best pass. Until
+    2026-12-06 it was the weakest leader's expected value, and a family at 0.53 by epoch 1 was
+    called possibly as good as leaders at 1.0, beside one at 0.24 [0, 1]."""
     v = ev.get("best_intermediate_value")
-    values = [e["expected"]["value"] for e in ranking if e["optimizer"] in leaders]
-    if v is None or not values or not math.isfinite(v):
+    if v is None or not math.isfinite(v):
         return False
-    worst = min(values) if direction == "maximize" else max(values)
-    return not better(worst, v, direction)
+    bar = _may_lead_bar(ranking, leaders, direction)
+    return bar is not None and not better(bar[1], v, direction)
+
+
+def _may_lead_bar(ranking: list[dict[str, Any]], leaders: list[str],
+                  direction: str) -> tuple[str, float, bool] | None:
+    """The value a family stopped early must have reached to be `may_lead`: the bound on the
+    bad side of the 95% interval of the leader with the best expected value, or that value
+    where its interval is not a confidence interval (a spread, or no noise). With that leader
+    and whether the bar is an interval's bound."""
+    lead = [e for e in ranking if e["optimizer"] in leaders]
+    if not lead:
+        return None
+    best = (max if direction == "maximize" else min)(lead, key=lambda e: e["expected"]["value"])
+    x = best["expected"]
+    if x["kind"] not in CONFIDENCE_KINDS:
+        return best["optimizer"], float(x["value"]), False
+    return best["optimizer"], float(x["low"] if direction == "maximize" else x["high"]), True
 
 
 def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
@@ -735,9 +754,13 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
-    if close:
-        tail += ("; stopped before completing, yet already as good as a leader's expected value, "
-                 "so possibly as good as the leaders (a complete run would tell): " + ", ".join(
+    bar = _may_lead_bar(ranking, leaders, direction)
+    if close and bar is not None:
+        family, at, interval = bar
+        reached = (f"within the 95% interval of {family}, the best leader ({at:.4g} or better)"
+                   if interval else f"as good as {family}'s value, the best leader's ({at:.4g})")
+        tail += (f"; stopped before completing, yet already {reached}, so possibly as good as "
+                 f"the leaders (a complete run would tell): " + ", ".join(
                      f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
                      f"{n['evidence'].get('max_stop_epoch', 0)})" for n in close))
     if len(not_tried) > SUMMARY_NAMES:

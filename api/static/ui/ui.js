@@ -331,7 +331,7 @@ async function taskPage() {
     el("td", {}, String(n.evidence.n_trials)),
     el("td", {}, String(n.evidence.max_stop_epoch)),
     el("td", {}, n.evidence.best_intermediate_value != null ? fmt(n.evidence.best_intermediate_value) : "-"),
-    el("td", {}, [n.may_lead ? "already as good as a leader's expected value when stopped: a complete run would tell whether it is as good as the leaders" : "",
+    el("td", {}, [n.may_lead ? "already within the best leader's 95% interval when stopped: a complete run would tell whether it is as good as the leaders" : "",
       n.evidence.n_out_of_memory ? `${n.evidence.n_out_of_memory} out of memory on the device` : ""]
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
