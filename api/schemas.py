@@ -176,6 +176,10 @@ class RecommendationPublic(BaseModel):
         "direct answers: families ranked below the leaders with fewer than 3 configurations "
         "tried (complete or stopped early; evidence.configurations_tried), fewer than the "
         "leader: their place is their few configurations', and tuned they may do better"))
+    tied_by_width: list[str] = Field(default_factory=list, description=(
+        "direct answers with a `tied` verdict: leaders in the tie only by the width of their "
+        "own interval (their expected value is outside the best leader's 95% interval): not "
+        "shown to be as good, more runs would tell"))
     summary: str | None = None
     baseline: dict[str, Any] | None = Field(default=None, description=(
         "direct answers: the leader against AdamW at its defaults (lr 1e-3) with cosine decay, "

@@ -186,6 +186,29 @@ def test_a_family_stopped_early_is_held_to_the_best_leader_not_to_one_tied_by_it
     assert "yet already as good as adam's value, the best leader's (0.95)" in r["summary"]
 
 
+def test_a_family_tied_only_by_its_own_wide_interval_is_said_not_to_be_shown_as_good() -> None:
+    """sgd's runs at 0.5 and 0.9 tie it with adam at 0.95 (a t-interval over two runs is wide):
+    the tie stands, but the answer says sgd is in it only by its own interval's width, not as
+    good. rmsprop, with adam's value inside its interval, is tied in the plain sense."""
+    hist = (confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("sgd", [0.5, 0.9])
+            + confirmed("rmsprop", [0.945, 0.952, 0.948]))
+    r = rank_families(hist, "maximize", metric="val_accuracy")
+    assert r["verdict"] == "tied" and set(r["leaders"]) == {"adam", "rmsprop", "sgd"}
+    assert r["tied_by_width"] == ["sgd"]
+    assert "in the tie only because its own interval is wide, its expected value outside " \
+        "adam's interval, so not shown to be as good (more runs would tell): sgd at 0.7 " in \
+        r["summary"]
+    # Families whose values sit inside each other's intervals: nothing to add.
+    plain = rank_families(confirmed("adam", [0.95, 0.951, 0.949])
+                          + confirmed("rmsprop", [0.945, 0.952, 0.948]), "maximize")
+    assert plain["verdict"] == "tied" and plain["tied_by_width"] == []
+    assert "only because its own interval" not in plain["summary"]
+    # A loss: sgd's two runs at 0.2 and 1.0 against adam's 0.30: outside its interval, worse.
+    losses = confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.2, 1.0])
+    r = rank_families(losses, "minimize")
+    assert r["verdict"] == "tied" and r["tied_by_width"] == ["sgd"]
+
+
 def test_minimize_direction() -> None:
     r = rank_families(confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.5, 0.52, 0.48]),
                       "minimize")

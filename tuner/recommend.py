@@ -245,6 +245,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     under_tuned = _under_tuned(ranking, leaders)
+    wide = _tied_by_width(ranking, leaders, direction) if verdict == VERDICT_TIED else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -254,10 +255,10 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
-            "under_tuned": under_tuned,
+            "under_tuned": under_tuned, "tied_by_width": wide,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
-                                direction=direction)}
+                                direction=direction, tied_by_width=wide)}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -271,6 +272,20 @@ def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]
     lead = ranking[0]["evidence"]["configurations_tried"]
     return [e["optimizer"] for e in ranking if e["optimizer"] not in leaders
             and e["evidence"]["configurations_tried"] < min(UNDER_TUNED_BELOW, lead)]
+
+
+def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str],
+                   direction: str) -> list[str]:
+    """The leaders in the tie only by the width of their own interval: their expected value
+    lies outside the best leader's 95% interval (worse than its bad end), so the tie says that
+    too few runs separate them, not that they are as good (on mlp/wine, adafactor's two runs
+    at 0.39 and 0.08, 0.24 [0, 1], tied with AdamW at 1.0 [0.80, 1])."""
+    bar = _may_lead_bar(ranking, leaders, direction)
+    if bar is None or not bar[2]:
+        return []
+    best, at, _ = bar
+    return [e["optimizer"] for e in ranking if e["optimizer"] in leaders
+            and e["optimizer"] != best and better(at, e["expected"]["value"], direction)]
 
 
 def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
@@ -731,7 +746,8 @@ def out_of_memory_note(not_ranked: Sequence[dict[str, Any]]) -> str:
 def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[str],
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = (), repeated: bool = False,
-             under_tuned: Sequence[str] = (), direction: str = "maximize") -> str:
+             under_tuned: Sequence[str] = (), direction: str = "maximize",
+             tied_by_width: Sequence[str] = ()) -> str:
     tail = ""
     if under_tuned:
         by = {e["optimizer"]: e["evidence"]["configurations_tried"] for e in ranking}
@@ -785,7 +801,8 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     if verdict == VERDICT_TIED:
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: {_why_first(ranking, direction)}"
-                + (f"; {sep['meaning']}" if sep else "") + tail)
+                + (f"; {sep['meaning']}" if sep else "")
+                + _width_note(ranking, leaders, tied_by_width, direction) + tail)
     # Not separated: with a measured spread every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.
     why = ("every configuration run with several seeds gave the same value on each, which "
@@ -794,6 +811,24 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
             f"separated: there is no noise estimate ({why}), so none can be called better"
             + tail)
+
+
+def _width_note(ranking: list[dict[str, Any]], leaders: list[str], wide: Sequence[str],
+                direction: str) -> str:
+    """'; in the tie only because its own interval is wide: ...' for `tied_by_width`, else
+    ''."""
+    bar = _may_lead_bar(ranking, leaders, direction)
+    if not wide or bar is None:
+        return ""
+    by = {e["optimizer"]: e["expected"] for e in ranking}
+    shown = ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, {by[f]['high']:.4g}] "
+                      f"over {_runs(by[f]['n'])}" for f in wide)
+    return (f"; in the tie only because its own interval is wide, its expected value outside "
+            f"{bar[0]}'s interval, so not shown to be as good (more runs would tell): {shown}")
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def brief(rec: dict[str, Any]) -> str:

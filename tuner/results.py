@@ -174,7 +174,8 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
             e["best_intermediate_value"] = float(r.value)
     ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric)
     return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
-                                   "not_tried", "under_tuned", "noise")} | {
+                                   "not_tried", "under_tuned", "tied_by_width",
+                                   "noise")} | {
         "direction": direction, "budget": budget or {},
         "baseline": versus_baseline(trials, ranked, metric),
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],

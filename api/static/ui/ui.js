@@ -313,6 +313,7 @@ async function taskPage() {
   });
   mark(bars, rankingChart);
   const underTuned = new Set(rec.under_tuned || []);
+  const byWidth = new Set(rec.tied_by_width || []);
   document.getElementById("ranking").replaceChildren(...ranked.map((r) => el("tr", { "data-family": r.optimizer },
     el("td", {}, String(r.rank)),
     el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
@@ -320,7 +321,8 @@ async function taskPage() {
     el("td", {}, r.expected.kind),
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
-      + (underTuned.has(r.optimizer) ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "") : "-"),
+      + (underTuned.has(r.optimizer) ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
+      + (byWidth.has(r.optimizer) ? "; tied only by its own wide interval: not shown to be as good (more runs would tell)" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`))));
 
