@@ -57,7 +57,7 @@ from typing import Any
 from benchmarks._common import save
 from benchmarks.recommendation_quality import corpus_and_tasks, run_config, signed
 from tuner.corpus import CorpusTask
-from tuner.recommend import interval_half, metric_scale, pooled_noise, scale_fns, t975
+from tuner.recommend import interval_half, leader_bar, metric_scale, pooled_noise, scale_fns, t975
 from tuner.space import TrialConfig
 
 OUT = Path(__file__).parent / "results" / "verdict_calibration.json"
@@ -191,9 +191,17 @@ def calibrate(task: CorpusTask, seeds: int, extend: int = 0,
     out = {"task": task.id, "direction": task.direction, "sigma": sigma, "dof": dof,
            "set_a": a, "fresh": fresh, "service_verdict": task.ranking()["verdict"],
            "service_leaders": task.ranking()["leaders"],
+           "service_tied_by_width": task.ranking().get("tied_by_width", []),
+           "service_bar": _bar(task.ranking(), task.direction),
            "rules": {name: judge(rule, a, sigma, dof, fresh, task.direction, repeated)
                      for name, rule in RULES.items()}}
     return out
+
+
+def _bar(ranked: dict[str, Any], direction: str) -> str | None:
+    """The leader with the best expected value, the bar of `tied_by_width` and `may_lead`."""
+    bar = leader_bar(ranked["ranking"], ranked["leaders"], direction)
+    return None if bar is None else bar[0]
 
 
 def _repeated(task: CorpusTask) -> list[list[float]]:
@@ -214,12 +222,15 @@ def rescore(results: dict[str, Any]) -> dict[str, Any]:
         task = corpus.get(t["task"])
         ranked = task.ranking()
         t["service_verdict"], t["service_leaders"] = ranked["verdict"], ranked["leaders"]
+        t["service_tied_by_width"] = ranked.get("tied_by_width", [])
+        t["service_bar"] = _bar(ranked, task.direction)
         # The repeats as calibrate() pooled them: the corpus's, and the fresh runs set A took.
         pool = _repeated(task) + ([vs[-extend:] for vs in t["set_a"].values()] if extend else [])
         t["rules"] = {name: judge(rule, t["set_a"], t["sigma"], t["dof"], t["fresh"],
                                   t["direction"], pool) for name, rule in RULES.items()}
     results["summary"] = summarise(results["tasks"])
     results["first_listed"] = first_listed(results["tasks"])
+    results["tied_by_width"] = tied_by_width(results["tasks"])
     return results
 
 
@@ -263,6 +274,39 @@ def first_listed(per_task: list[dict[str, Any]]) -> dict[str, Any]:
             "mean_regret": statistics.fmean(vals) if vals else None}
 
 
+def tied_by_width(per_task: list[dict[str, Any]]) -> dict[str, Any]:
+    """Do the leaders the service says are in a tie only by their own wide interval
+    (`tied_by_width`) fare worse on the fresh runs than the other leaders? For each, against the
+    leader with the best expected value (the tie's bar): below it on the fresh means or not, the
+    gap normalised by the spread of the fresh means, and whether it is the fresh best family."""
+    groups: dict[str, dict[str, Any]] = {
+        k: {"n": 0, "below_best_leader": 0, "fresh_best": 0, "gaps": []}
+        for k in ("tied_by_width", "other_leaders")}
+    for t in per_task:
+        wide = set(t.get("service_tied_by_width") or [])
+        sign = 1.0 if t["direction"] == "maximize" else -1.0
+        means = {f: statistics.fmean(v) for f, v in t["fresh"].items() if v}
+        bar = t.get("service_bar")
+        leaders = [f for f in t["service_leaders"] if f in means]
+        if bar not in means or len(leaders) < 2:
+            continue
+        spread = abs(max(means.values()) - min(means.values())) or 1.0
+        fresh_best = max(means, key=lambda f: sign * means[f])
+        for f in leaders:
+            if f == bar:
+                continue
+            g = groups["tied_by_width" if f in wide else "other_leaders"]
+            gap = sign * (means[bar] - means[f]) / spread
+            g["n"] += 1
+            g["below_best_leader"] += gap > 0
+            g["fresh_best"] += f == fresh_best
+            g["gaps"].append(gap)
+    return {k: {"n": g["n"], "below_best_leader": g["below_best_leader"],
+                "fresh_best": g["fresh_best"],
+                "median_gap": statistics.median(g["gaps"]) if g["gaps"] else None}
+            for k, g in groups.items()}
+
+
 def table(summary: dict[str, Any], n_tasks: int) -> None:
     print(f"{'rule':<12} {'separated':>9} {'reversed':>9} {'winners':>8} {'held':>5} "
           f"{'covers':>7} {'leaders':>8}   ({n_tasks} tasks)")
@@ -271,6 +315,14 @@ def table(summary: dict[str, Any], n_tasks: int) -> None:
         print(f"{name:<12} {s['separated_calls']:>9} {share:>9} {s['winners']:>8} "
               f"{s['winners_held']:>5} {s['leaders_cover_fresh_best']:>7.0%} "
               f"{s['mean_leaders']:>8.1f}")
+
+
+def _print_width(w: dict[str, Any]) -> None:
+    for k, g in w.items():
+        if g["n"]:
+            print(f"{k:<14} {g['n']:>4} leaders: below the best leader on fresh runs "
+                  f"{g['below_best_leader']} ({g['below_best_leader'] / g['n']:.0%}), median "
+                  f"normalised gap {g['median_gap']:.3f}, the fresh best family {g['fresh_best']}")
 
 
 def _print_first(f: dict[str, Any]) -> None:
@@ -298,6 +350,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         save(a.out, results)
         table(results["summary"], len(results["tasks"]))
         _print_first(results["first_listed"])
+        _print_width(results["tied_by_width"])
         print(f"wrote {a.out}")
         return results
     corpus, names = corpus_and_tasks(a.tasks)
@@ -317,10 +370,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               + ", ".join(f"{r} {len(j[r]['leaders'])}" for r in RULES), file=sys.stderr)
         results["summary"] = summarise(per_task)
         results["first_listed"] = first_listed(per_task)
+        results["tied_by_width"] = tied_by_width(per_task)
         results["seconds"] = time.perf_counter() - t0
         save(a.out, results)  # after every task: a long run stopped midway keeps what it has
     table(results["summary"], len(per_task))
     _print_first(results["first_listed"])
+    _print_width(results["tied_by_width"])
     print(f"wrote {a.out} ({results['seconds']:.0f} s)")
     return results
 

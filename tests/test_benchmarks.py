@@ -162,6 +162,14 @@ def test_verdict_calibration_benchmark_smoke(tmp_path: Path) -> None:
     first = again["first_listed"]
     assert first["family"][task["task"]] == task["service_leaders"][0]
     assert 0.0 <= first["regret"][task["task"]] <= 1.0 and first == res["first_listed"]
+    # Leaders in the tie only by their own interval's width, against the other leaders, each
+    # judged against the best leader on the fresh runs.
+    width = again["tied_by_width"]
+    assert task["service_bar"] in task["service_leaders"]
+    assert width["tied_by_width"]["n"] == len(task["service_tied_by_width"])
+    assert width["tied_by_width"]["n"] + width["other_leaders"]["n"] == \
+        len(task["service_leaders"]) - 1
+    assert width == res["tied_by_width"]
 
 
 def test_verdict_calibration_on_new_splits_trains_each_fresh_run_on_its_own_split(

@@ -280,7 +280,7 @@ def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str],
     lies outside the best leader's 95% interval (worse than its bad end), so the tie says that
     too few runs separate them, not that they are as good (on mlp/wine, adafactor's two runs
     at 0.39 and 0.08, 0.24 [0, 1], tied with AdamW at 1.0 [0.80, 1])."""
-    bar = _may_lead_bar(ranking, leaders, direction)
+    bar = leader_bar(ranking, leaders, direction)
     if bar is None or not bar[2]:
         return []
     best, at, _ = bar
@@ -301,11 +301,11 @@ def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[s
     v = ev.get("best_intermediate_value")
     if v is None or not math.isfinite(v):
         return False
-    bar = _may_lead_bar(ranking, leaders, direction)
+    bar = leader_bar(ranking, leaders, direction)
     return bar is not None and not better(bar[1], v, direction)
 
 
-def _may_lead_bar(ranking: list[dict[str, Any]], leaders: list[str],
+def leader_bar(ranking: list[dict[str, Any]], leaders: list[str],
                   direction: str) -> tuple[str, float, bool] | None:
     """The value a family stopped early must have reached to be `may_lead`: the bound on the
     bad side of the 95% interval of the leader with the best expected value, or that value
@@ -770,7 +770,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
-    bar = _may_lead_bar(ranking, leaders, direction)
+    bar = leader_bar(ranking, leaders, direction)
     if close and bar is not None:
         family, at, interval = bar
         reached = (f"within the 95% interval of {family}, the best leader ({at:.4g} or better)"
@@ -817,7 +817,7 @@ def _width_note(ranking: list[dict[str, Any]], leaders: list[str], wide: Sequenc
                 direction: str) -> str:
     """'; in the tie only because its own interval is wide: ...' for `tied_by_width`, else
     ''."""
-    bar = _may_lead_bar(ranking, leaders, direction)
+    bar = leader_bar(ranking, leaders, direction)
     if not wide or bar is None:
         return ""
     by = {e["optimizer"]: e["expected"] for e in ranking}
