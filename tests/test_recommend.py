@@ -291,11 +291,24 @@ def test_a_tie_puts_a_wider_range_first_only_against_what_it_is_wider_than() -> 
     # momentum. Binned, momentum (one whole half-decade) had gone above radam (none).
     r = rank_families(_spanning("radam", [0.9760, 0.9750, 0.9770], 0.3)
                       + _spanning("momentum", [0.9745, 0.9735, 0.9755], 0.6)
-                      + _spanning("rmsprop", [0.9730, 0.9720, 0.9740], 0.85), "maximize")
+                      + _spanning("rmsprop", [0.9740, 0.9730, 0.9750], 0.85), "maximize")
     assert r["verdict"] == "tied" and len(r["leaders"]) == 3
     assert [e["optimizer"] for e in r["ranking"]] == ["rmsprop", "radam", "momentum"]
     assert ("rmsprop is listed first: its good learning rates span 0.85 decades, wider by half "
             "a decade or more than 0.30 for radam, whose expected value is better") in r["summary"]
+
+
+def test_a_wider_range_does_not_lift_a_family_outside_the_best_ones_interval() -> None:
+    """rmsprop's range is half a decade wider than radam's, but its expected value (0.9700) is
+    below radam's interval (0.9735 to 0.9785): it is in the tie only by its own interval's
+    width, not shown to be as good, so it is not listed first (start_from would follow it)."""
+    r = rank_families(_spanning("radam", [0.9760, 0.9750, 0.9770], 0.3)
+                      + _spanning("rmsprop", [0.9750, 0.9650, 0.9700], 0.85), "maximize")
+    assert r["verdict"] == "tied" and r["tied_by_width"] == ["rmsprop"]
+    assert by_name(r)["rmsprop"]["robustness"]["lr_decades"] > \
+        by_name(r)["radam"]["robustness"]["lr_decades"] + 0.5
+    assert [e["optimizer"] for e in r["ranking"]] == ["radam", "rmsprop"]
+    assert "radam is listed first: the best expected value" in r["summary"]
 
 
 def test_runs_to_separate_follows_the_interval_rule() -> None:

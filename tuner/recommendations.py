@@ -63,7 +63,8 @@ from tuner.store.queries import team_tasks
 # and a hub reference's fetched copy is part of its task; 21: `baseline`, the leader against
 # AdamW at its defaults with cosine; 22: `robustness.n_learning_rates`, and a baseline without
 # a spread of its own says that its interval is borrowed; 23: `may_lead` against the best
-# leader's interval, not the weakest leader's value, and `tied_by_width`.)
+# leader's interval, not the weakest leader's value, and `tied_by_width`, never lifted first
+# in a tie by its learning-rate range.)
 ANSWER_FORMAT = 23
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
