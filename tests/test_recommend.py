@@ -10,6 +10,7 @@ import pytest
 
 from tuner.recommend import (
     MAX_PROJECTED_RUNS,
+    SUMMARY_NAMES,
     HistoryTrial,
     TaskProfile,
     rank_families,
@@ -207,6 +208,16 @@ def test_a_family_tied_only_by_its_own_wide_interval_is_said_not_to_be_shown_as_
     losses = confirmed("adam", [0.30, 0.31, 0.29]) + confirmed("sgd", [0.2, 1.0])
     r = rank_families(losses, "minimize")
     assert r["verdict"] == "tied" and r["tied_by_width"] == ["sgd"]
+    # Two such families: said of both; past SUMMARY_NAMES, counted.
+    two = rank_families(hist + confirmed("nadam", [0.6, 0.95]), "maximize", metric="val_accuracy")
+    assert two["tied_by_width"] == ["nadam", "sgd"]
+    assert "in the tie only because their own intervals are wide, their expected values outside " \
+        "adam's interval, so not shown to be as good (more runs would tell): nadam at 0.775 " \
+        "[0, 1] over 2 runs, sgd at 0.7 " in two["summary"]
+    many = rank_families(hist + [t for i, f in enumerate(("nadam", "adamw", "radam", "adamax"))
+                                 for t in confirmed(f, [0.6 - i / 100, 0.95])], "maximize")
+    assert len(many["tied_by_width"]) == 5 > SUMMARY_NAMES
+    assert "(more runs would tell): 5 families (tied_by_width lists them)" in many["summary"]
 
 
 def test_minimize_direction() -> None:

@@ -306,11 +306,11 @@ def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[s
 
 
 def leader_bar(ranking: list[dict[str, Any]], leaders: list[str],
-                  direction: str) -> tuple[str, float, bool] | None:
-    """The value a family stopped early must have reached to be `may_lead`: the bound on the
-    bad side of the 95% interval of the leader with the best expected value, or that value
-    where its interval is not a confidence interval (a spread, or no noise). With that leader
-    and whether the bar is an interval's bound."""
+               direction: str) -> tuple[str, float, bool] | None:
+    """The bar of `may_lead` and `tied_by_width`: the bound on the bad side of the 95% interval
+    of the leader with the best expected value, or that value where its interval is not a
+    confidence interval (a spread, or no noise). With that leader and whether the bar is an
+    interval's bound."""
     lead = [e for e in ranking if e["optimizer"] in leaders]
     if not lead:
         return None
@@ -828,10 +828,14 @@ def _width_note(ranking: list[dict[str, Any]], leaders: list[str], wide: Sequenc
     if not wide or bar is None:
         return ""
     by = {e["optimizer"]: e["expected"] for e in ranking}
-    shown = ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, {by[f]['high']:.4g}] "
-                      f"over {_runs(by[f]['n'])}" for f in wide)
-    return (f"; in the tie only because its own interval is wide, its expected value outside "
-            f"{bar[0]}'s interval, so not shown to be as good (more runs would tell): {shown}")
+    # A few are named with their intervals; more are counted (`tied_by_width` lists them).
+    shown = (f"{len(wide)} families (tied_by_width lists them)" if len(wide) > SUMMARY_NAMES
+             else ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, "
+                            f"{by[f]['high']:.4g}] over {_runs(by[f]['n'])}" for f in wide))
+    what = ("its own interval is wide, its expected value" if len(wide) == 1 else
+            "their own intervals are wide, their expected values")
+    return (f"; in the tie only because {what} outside {bar[0]}'s interval, so not shown to be "
+            f"as good (more runs would tell): {shown}")
 
 
 def _runs(n: int) -> str:
