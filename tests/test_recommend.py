@@ -650,6 +650,13 @@ def test_an_answer_in_a_few_words() -> None:
         "adamw is best: clear of every other family"
     assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam"]}) == \
         "tied within the noise: adamw, nadam (2 of 3 ranked)"
+    # leaders in the tie only by their own wide interval are counted apart
+    assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam", "sgd"],
+                  "tied_by_width": ["sgd"]}) == \
+        "tied within the noise: adamw, nadam, sgd (3 of 3 ranked; 1 only by its own wide interval)"
+    assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam", "sgd"],
+                  "tied_by_width": ["nadam", "sgd"]}).endswith(
+        "(3 of 3 ranked; 2 only by their own wide intervals)")
     assert brief({**direct, "verdict": "one_family", "leaders": ["adamw"]}) == \
         "only adamw completed a trial"
     assert brief({**direct, "verdict": "not_separated", "leaders": ["adamw", "nadam"]}) == \

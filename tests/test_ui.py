@@ -145,6 +145,9 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     for row in browser.find_elements("css selector", "#ranking tr"):  # barely tuned, said so
         assert ("barely tuned" in row.text) == \
             (row.get_attribute("data-family") in rec["under_tuned"])
+        # in the tie only by its own wide interval: not shown to be as good, said so
+        assert ("tied only by its own wide interval" in row.text) == \
+            (row.get_attribute("data-family") in rec["tied_by_width"]), row.text
         # one learning rate tried: no range, said so (not 0.00 decades)
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
         assert ("one learning rate tried (no range measured)" in row.text) == one, row.text

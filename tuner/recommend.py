@@ -857,7 +857,10 @@ def brief(rec: dict[str, Any]) -> str:
     if verdict == VERDICT_WINNER:
         return f"{first} is best: clear of every other family"
     if verdict == VERDICT_TIED:
-        return f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked)"
+        wide = len(rec.get("tied_by_width") or [])
+        return (f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked"
+                + (f"; {wide} only by {'its' if wide == 1 else 'their'} own wide interval"
+                   f"{'s' * (wide != 1)}" if wide else "") + ")")
     if verdict == VERDICT_ONE_FAMILY:
         return f"only {first} completed a trial"
     if verdict == VERDICT_NOT_SEPARATED:

@@ -376,7 +376,9 @@ function answerText(rec) {
   const leaders = rec.leaders || [];
   const ranked = (rec.ranking || []).filter((r) => r.expected).length;
   if (rec.verdict === "winner") return `${leaders[0]} is best: clear of every other family`;
-  if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked)`;
+  const wide = (rec.tied_by_width || []).length;
+  if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
+    + (wide ? `; ${wide} only by ${wide === 1 ? "its" : "their"} own wide interval${wide === 1 ? "" : "s"}` : "") + ")";
   if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
   if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`;
   return "no complete trial yet";
