@@ -4,6 +4,7 @@ spec options of `run` and `submit`."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +17,13 @@ from rich.console import Console
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-# Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 130)
+# Not a terminal (pipes, CI logs): wide enough for the tables instead of 80 columns, or wider
+# where COLUMNS asks for more (until 2026-12-06 a pipe was 130 columns whatever COLUMNS said,
+# and the task list wrapped its answers there). A narrower COLUMNS, often exported by shells
+# at 80, is not taken for a pipe.
+_columns = os.environ.get("COLUMNS", "")
+out = Console(width=None if sys.stdout.isatty() else
+              max(130, int(_columns) if _columns.isdigit() else 0))
 # Errors and warnings to a pipe or a log are one line each, whatever their length.
 err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
