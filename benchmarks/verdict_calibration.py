@@ -188,11 +188,12 @@ def calibrate(task: CorpusTask, seeds: int, extend: int = 0,
         a[fam], fresh[fam] = a[fam] + vals[:extend], vals[extend:]
         repeated.append(vals[:extend])
     sigma, dof = pooled_noise(repeated)
+    ranked = task.ranking()
     out = {"task": task.id, "direction": task.direction, "sigma": sigma, "dof": dof,
-           "set_a": a, "fresh": fresh, "service_verdict": task.ranking()["verdict"],
-           "service_leaders": task.ranking()["leaders"],
-           "service_tied_by_width": task.ranking().get("tied_by_width", []),
-           "service_bar": _bar(task.ranking(), task.direction),
+           "set_a": a, "fresh": fresh, "service_verdict": ranked["verdict"],
+           "service_leaders": ranked["leaders"],
+           "service_tied_by_width": ranked.get("tied_by_width", []),
+           "service_bar": _bar(ranked, task.direction),
            "rules": {name: judge(rule, a, sigma, dof, fresh, task.direction, repeated)
                      for name, rule in RULES.items()}}
     return out

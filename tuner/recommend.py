@@ -237,15 +237,16 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     ranking = [e for group in groups for e in group]
     verdict, leaders = _verdict(ranking, groups)
     sep = to_separate(groups[0], sigma, direction, scale) if verdict == VERDICT_TIED else None
+    bar = leader_bar(ranking, leaders, direction)
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev,
-                   "may_lead": _may_lead(ev, ranking, leaders, direction)}
+                   "may_lead": _may_lead(ev, bar, direction)}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
     # Families this history never ran: nothing is known of them, so a winner is the best of the
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     under_tuned = _under_tuned(ranking, leaders)
-    wide = _tied_by_width(ranking, leaders, direction) if verdict == VERDICT_TIED else []
+    wide = _tied_by_width(ranking, leaders, bar, direction) if verdict == VERDICT_TIED else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -258,7 +259,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "under_tuned": under_tuned, "tied_by_width": wide,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
-                                direction=direction, tied_by_width=wide)}
+                                direction=direction, tied_by_width=wide, bar=bar)}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -274,13 +275,12 @@ def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]
             and e["evidence"]["configurations_tried"] < min(UNDER_TUNED_BELOW, lead)]
 
 
-def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str],
+def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str], bar: Bar | None,
                    direction: str) -> list[str]:
     """The leaders in the tie only by the width of their own interval: their expected value
     lies outside the best leader's 95% interval (worse than its bad end), so the tie says that
     too few runs separate them, not that they are as good (on mlp/wine, adafactor's two runs
-    at 0.39 and 0.08, 0.24 [0, 1], tied with AdamW at 1.0 [0.80, 1])."""
-    bar = leader_bar(ranking, leaders, direction)
+    at 0.39 and 0.08, 0.24 [0, 1], tied with AdamW at 1.0 [0.80, 1]). `bar`: `leader_bar`'s."""
     if bar is None or not bar[2]:
         return []
     best, at, _ = bar
@@ -288,8 +288,7 @@ def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str],
             and e["optimizer"] != best and better(at, e["expected"]["value"], direction)]
 
 
-def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[str],
-              direction: str) -> bool:
+def _may_lead(ev: dict[str, Any], bar: Bar | None, direction: str) -> bool:
     """Has a family with no complete trial already reached the best leader's 95% interval (its
     expected value where it has no confidence interval)? A trial's value is its best so far,
     so one stopped early (pruned at epoch 9 of 10, say) would have ended at least that good:
@@ -297,16 +296,20 @@ def _may_lead(ev: dict[str, Any], ranking: list[dict[str, Any]], leaders: list[s
     behind them. The bar is the best leader's, not the weakest's: a family in the tie only by
     its wide interval (two runs far apart) would let a value far below the best pass. Until
     2026-12-06 it was the weakest leader's expected value, and a family at 0.53 by epoch 1 was
-    called possibly as good as leaders at 1.0, beside one at 0.24 [0, 1]."""
+    called possibly as good as leaders at 1.0, beside one at 0.24 [0, 1]. `bar`: `leader_bar`'s."""
     v = ev.get("best_intermediate_value")
     if v is None or not math.isfinite(v):
         return False
-    bar = leader_bar(ranking, leaders, direction)
     return bar is not None and not better(bar[1], v, direction)
 
 
+# The best leader, the value at its interval's bad end (or its value), and whether that is an
+# interval's bound (`leader_bar`).
+Bar = tuple[str, float, bool]
+
+
 def leader_bar(ranking: list[dict[str, Any]], leaders: list[str],
-               direction: str) -> tuple[str, float, bool] | None:
+               direction: str) -> Bar | None:
     """The bar of `may_lead` and `tied_by_width`: the bound on the bad side of the 95% interval
     of the leader with the best expected value, or that value where its interval is not a
     confidence interval (a spread, or no noise). With that leader and whether the bar is an
@@ -706,8 +709,8 @@ def _verdict(ranking: list[dict[str, Any]],
     return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
 
 
-def _trials(n: int) -> str:
-    return f"{n} trial" if n == 1 else f"{n} trials"
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _names(names: list[str]) -> str:
@@ -754,7 +757,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = (), repeated: bool = False,
              under_tuned: Sequence[str] = (), direction: str = "maximize",
-             tied_by_width: Sequence[str] = ()) -> str:
+             tied_by_width: Sequence[str] = (), bar: Bar | None = None) -> str:
     tail = ""
     if under_tuned:
         by = {e["optimizer"]: e["evidence"]["configurations_tried"] for e in ranking}
@@ -773,11 +776,10 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                 f"them)")
     elif not_ranked:
         tail = "; never completed a trial: " + ", ".join(
-            f"{n['optimizer']} ({_trials(n['evidence'].get('n_trials', 0))}, stopped by epoch "
+            f"{n['optimizer']} ({_count(n['evidence'].get('n_trials', 0), 'trial')}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
-    bar = leader_bar(ranking, leaders, direction)
     if close and bar is not None:
         family, at, interval = bar
         reached = (f"within the 95% interval of {family}, the best leader ({at:.4g} or better)"
@@ -809,7 +811,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
         return (f"{_names(leaders)} are tied on this task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: {_why_first(ranking, direction)}"
                 + (f"; {sep['meaning']}" if sep else "")
-                + _width_note(ranking, leaders, tied_by_width, direction) + tail)
+                + _width_note(ranking, tied_by_width, bar) + tail)
     # Not separated: with a measured spread every interval is a confidence interval (tied or
     # winner above), so this is the case without a noise estimate.
     why = ("every configuration run with several seeds gave the same value on each, which "
@@ -820,26 +822,20 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
             + tail)
 
 
-def _width_note(ranking: list[dict[str, Any]], leaders: list[str], wide: Sequence[str],
-                direction: str) -> str:
+def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | None) -> str:
     """'; in the tie only because its own interval is wide: ...' for `tied_by_width`, else
     ''."""
-    bar = leader_bar(ranking, leaders, direction)
     if not wide or bar is None:
         return ""
     by = {e["optimizer"]: e["expected"] for e in ranking}
     # A few are named with their intervals; more are counted (`tied_by_width` lists them).
     shown = (f"{len(wide)} families (tied_by_width lists them)" if len(wide) > SUMMARY_NAMES
              else ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, "
-                            f"{by[f]['high']:.4g}] over {_runs(by[f]['n'])}" for f in wide))
+                            f"{by[f]['high']:.4g}] over {_count(by[f]['n'], 'run')}" for f in wide))
     what = ("its own interval is wide, its expected value" if len(wide) == 1 else
             "their own intervals are wide, their expected values")
     return (f"; in the tie only because {what} outside {bar[0]}'s interval, so not shown to be "
             f"as good (more runs would tell): {shown}")
-
-
-def _runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def brief(rec: dict[str, Any]) -> str:
