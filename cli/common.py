@@ -84,7 +84,9 @@ def first_line(exc: Exception) -> str:
 
 
 def csv_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+    """A comma-separated option as a list; None when the option was not given. Given but
+    empty (`--optimizers ''`) is an empty list, for the spec to refuse, not "every one"."""
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:

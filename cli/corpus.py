@@ -27,9 +27,9 @@ def corpus_build(
     best configuration over new seeds; write the corpus file."""
     from cli.common import csv_list, err, user_errors
     from cli.common import out as console
-    from tuner.corpus import PATH, SUITE, build
+    from tuner.corpus import PATH, build
 
-    names = csv_list(tasks) or list(SUITE)
+    names = csv_list(tasks)
     target = out or PATH
     with user_errors():
         raw = build(target, tasks=names, trials_per_family=trials_per_family,

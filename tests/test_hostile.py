@@ -379,7 +379,7 @@ def test_a_dispatcher_pointed_at_no_ray_cluster_says_so_at_once(tmp_path: Path) 
 def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path: Path) -> None:
     """A spec file that is not YAML or JSON, or not text, a figure to a folder that does not
     exist, a database URL of another kind or none: one line naming what is wrong, exit 2 (each
-    was a traceback), and never a password."""
+    was a traceback), an empty list where names are asked for, and never a password."""
     (tmp_path / "bad.yaml").write_text("task: [unclosed\n")
     (tmp_path / "bad.json").write_text('{"task": ')
     (tmp_path / "binary.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff")
@@ -396,6 +396,13 @@ def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path:
             "database URL mysql://…: the service keeps its tables in SQLite",
         ("run", "--trials", "1", "--storage", "bogus://x"):
             "not a database URL this service reads (Can't load plugin: sqlalchemy.dialects:bogus)",
+        # given but empty is not "every one" (it ran all 14 families; the corpus rebuilt all)
+        ("run", "--trials", "1", "--optimizers", ""):
+            "invalid spec space.optimizers: must name at least one optimizer family; valid",
+        ("run", "--trials", "1", "--schedules", " , "):
+            "invalid spec space.schedules: must name at least one schedule; valid choices",
+        ("corpus", "build", "--tasks", "", "--out", str(tmp_path / "c.json")):
+            "tasks: must name at least one corpus task; valid choices:",
     }
     for args, words in cases.items():
         proc = _tuner(*args)

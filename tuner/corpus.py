@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tuner.errors import SpecError, UnknownName, choices
 from tuner.recommend import HistoryTrial, TaskProfile, rank_families
 from tuner.space import FAMILIES
 
@@ -400,11 +401,12 @@ def build(out: Path, *, tasks: Iterable[str] | None = None, trials_per_family: i
 
     from tuner.space import FAMILIES
 
-    names = list(tasks or SUITE)
+    names = list(SUITE if tasks is None else tasks)
+    if not names:  # `--tasks ''` must not rebuild the whole suite (hours)
+        raise SpecError("tasks", f"must name at least one corpus task; valid choices: "
+                                 f"{choices(SUITE)}")
     unknown = [n for n in names if n not in SUITE]
     if unknown:
-        from tuner.errors import UnknownName
-
         raise UnknownName("tasks", "corpus task", unknown[0], SUITE)
     fams = list(families or FAMILIES)
     t0 = time.perf_counter()
