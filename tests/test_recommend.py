@@ -4,6 +4,7 @@ robustness, transfer to the nearest task, and prior when nothing is known."""
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from tuner.recommend import (
     SUMMARY_NAMES,
     HistoryTrial,
     TaskProfile,
+    as_factor,
     rank_families,
     runs_to_separate,
     scale_lr_for_batch,
@@ -577,7 +579,13 @@ def test_a_tie_of_losses_is_projected_in_factors() -> None:
     r = rank_families(hist, "minimize")
     sep = r["to_separate"]
     assert r["verdict"] == "tied" and sep["scale"] == "log"
-    assert "(a factor of 1.0" in sep["meaning"] and sep["families"] == ["adam", "nadam"]
+    assert sep["families"] == ["adam", "nadam"]
+    # in factors and percent, to four digits: three said "a factor of 1" of a gap of 0.2%
+    gap = math.exp(sep["gap"])
+    assert f"gap seen between adam and nadam (a factor of {gap:.4g} ({100 * (gap - 1):.2g}%))" \
+        in sep["meaning"], sep["meaning"]
+    assert as_factor(0.002) == "a factor of 1.002 (0.2%)"
+    assert as_factor(math.log(2.5)) == "a factor of 2.5 (150%)"
 
 
 def test_ties_come_from_interval_kinds_and_bounds() -> None:

@@ -346,7 +346,7 @@ def _noise_source(sigma: float | None, scale: str, dof: int = 0) -> str:
                 "search.confirm_top_k)")
     if scale == SCALE_LOG:
         return (f"seed-to-seed spread of repeated configurations, on the log scale of the loss "
-                f"(sigma is in log units: runs vary by a factor of about {math.exp(sigma):.3g})")
+                f"(sigma is in log units: runs vary by about {as_factor(sigma)})")
     return "seed-to-seed spread of repeated configurations"
 
 
@@ -367,6 +367,14 @@ def runs_to_separate(gap: float, sd: float, limit: int = MAX_PROJECTED_RUNS) -> 
         if 2 * t975(n - 1) * sd / math.sqrt(n) < gap:
             return n
     return None
+
+
+def as_factor(x: float) -> str:
+    """A difference in log units in words: `a factor of 1.002 (0.2%)`. (Three significant
+    digits said "a factor of 1" of a gap of 0.2%.)"""
+    pct = 100 * math.expm1(x)
+    return f"a factor of {math.exp(x):.4g} ({pct:.2g}%)" if abs(pct) < 10 else \
+        f"a factor of {math.exp(x):.3g} ({pct:.0f}%)"
 
 
 def to_separate(tie: list[dict[str, Any]], sigma: float | None, direction: str,
@@ -391,7 +399,7 @@ def to_separate(tie: list[dict[str, Any]], sigma: float | None, direction: str,
     fams = f"{a['optimizer']} and {b['optimizer']}"
 
     def words(x: float) -> str:
-        return f"a factor of {math.exp(x):.3g}" if scale == SCALE_LOG else f"{x:.3g}"
+        return as_factor(x) if scale == SCALE_LOG else f"{x:.3g}"
 
     if n is None:
         meaning = (f"no gap is seen between {fams} (the same expected value)" if gap <= 0 else
