@@ -152,6 +152,16 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
         assert ("one learning rate tried (no range measured)" in row.text) == one, row.text
         assert one or "decades" in row.text
+    # This history may have no leader tied only by its width, so the mark's positive half is
+    # checked as well: the page's own row renderer, given this answer with one family marked
+    # (and, for the other half, unmarked).
+    marked = rec["ranking"][0]["optimizer"]
+    for listed in ([marked], []):
+        text = browser.execute_script(
+            "return rankingRow(arguments[0], arguments[1]).textContent",
+            rec["ranking"][0], {**rec, "tied_by_width": listed})
+        assert ("; tied only by its own wide interval: not shown to be as good (more runs "
+                "would tell)" in text) == bool(listed), text
     assert browser.find_element("id", "verdict").text == rec["summary"]
     # ... and against the untuned default, which the second job ran (search.baseline)
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]

@@ -282,6 +282,23 @@ function taskIdentity(task) {
   return parts.join(" · ");
 }
 
+// One family's row of the task page's ranking (`rec`: the answer it belongs to).
+function rankingRow(r, rec) {
+  const underTuned = (rec.under_tuned || []).includes(r.optimizer);
+  const byWidth = (rec.tied_by_width || []).includes(r.optimizer);
+  return el("tr", { "data-family": r.optimizer },
+    el("td", {}, String(r.rank)),
+    el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
+    el("td", {}, `${fmt(r.expected.value)} [${fmt(r.expected.low)}, ${fmt(r.expected.high)}]`),
+    el("td", {}, r.expected.kind),
+    el("td", {}, (r.tied_with || []).join(", ") || "-"),
+    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
+      + (underTuned ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
+      + (byWidth ? "; tied only by its own wide interval: not shown to be as good (more runs would tell)" : "") : "-"),
+    el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
+      ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`));
+}
+
 async function taskPage() {
   const id = location.pathname.split("/").pop();
   const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
@@ -312,19 +329,7 @@ async function taskPage() {
                scales: { x: { type: "category" }, y: { beginAtZero: false, grace: "5%", title: { display: true, text: rec.metric } } } },
   });
   mark(bars, rankingChart);
-  const underTuned = new Set(rec.under_tuned || []);
-  const byWidth = new Set(rec.tied_by_width || []);
-  document.getElementById("ranking").replaceChildren(...ranked.map((r) => el("tr", { "data-family": r.optimizer },
-    el("td", {}, String(r.rank)),
-    el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
-    el("td", {}, `${fmt(r.expected.value)} [${fmt(r.expected.low)}, ${fmt(r.expected.high)}]`),
-    el("td", {}, r.expected.kind),
-    el("td", {}, (r.tied_with || []).join(", ") || "-"),
-    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
-      + (underTuned.has(r.optimizer) ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
-      + (byWidth.has(r.optimizer) ? "; tied only by its own wide interval: not shown to be as good (more runs would tell)" : "") : "-"),
-    el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
-      ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`))));
+  document.getElementById("ranking").replaceChildren(...ranked.map((r) => rankingRow(r, rec)));
 
   const unranked = rec.not_ranked || [];
   document.getElementById("unranked").hidden = !unranked.length;
