@@ -42,7 +42,7 @@ def run(
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
             baseline=baseline, baseline_runs=baseline_runs))
         # The notes and the bar once the data is loaded and fits the spec (a refusal first).
-        with _progress(job.budget.n_trials, quiet=False) as (start, advance):
+        with _progress(job.budget.n_trials) as (start, advance):
             result = run_search(job, storage=storage, on_trial=advance, on_start=start)
     summary = result.summary()
     if as_json:
@@ -52,8 +52,7 @@ def run(
 
 
 @contextmanager
-def _progress(total: int, quiet: bool
-              ) -> Iterator[tuple[Callable[[list[str]], None], Callable[[Any], None]]]:
+def _progress(total: int) -> Iterator[tuple[Callable[[list[str]], None], Callable[[Any], None]]]:
     """A progress bar on stderr (stdout stays clean for --json): `start(notes)` prints the
     job's notes and shows the bar, `advance(record)` counts a finished trial."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -61,7 +60,7 @@ def _progress(total: int, quiet: bool
     counts: dict[str, int] = {}
     progress = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("{task.description}"), console=err,
-                        disable=quiet, transient=False)
+                        transient=False)
     task = progress.add_task("", total=total)
 
     started = False
