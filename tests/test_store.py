@@ -369,6 +369,56 @@ def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(
     assert "again" not in rows[other.number].detail
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask(), here
+def test_a_retry_runs_the_configuration_again_with_nothing_of_the_run_it_repeats(
+        migrated_url: str) -> None:
+    """A trial run again (out of memory the first time, a lost worker, a database error) keeps
+    what was asked of it: its configuration, its seed, why it was enqueued. Optuna's retry
+    copied every user attribute, the failed run's own too, so the retry started with that
+    run's record (its steps, stop reason and detail: a retry killed before writing its own was
+    recorded at once as the earlier run, its settling window skipped), its worker (a retry
+    whose worker died before the objective was never seen as an orphan) and its count of batch
+    heartbeats (the stall check saw no progress until the retry had beaten as often)."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.attrs import ATTR_BEATS, ATTR_CONFIG, ATTR_RECORD, ATTR_SEED, ATTR_SWEEP, ATTR_WORKER
+    from tuner.store.recorder import StaleTrialHandler
+    from tuner.trial import OUT_OF_MEMORY
+
+    (job_id,) = _queue(migrated_url)
+    study = optuna.create_study(storage=migrated_url, study_name=f"retry-{job_id}")
+    recorder = TrialRecorder(migrated_url, job_id)
+    asked = {ATTR_CONFIG: {"optimizer": "adam", "schedule": "constant",
+                           "params": {"adam.lr": 1e-3}}, ATTR_SEED: 7, ATTR_SWEEP: True}
+    ran = {ATTR_RECORD: {"stop_reason": OUT_OF_MEMORY, "detail": "out of memory here",
+                         "steps": [{"step": 1, "value": 0.5}], "epochs_run": 1},
+           ATTR_WORKER: {"pid": 1, "task": "a-ray-task", "hardware": "cpu"}, ATTR_BEATS: 57}
+    lost = study.ask()  # a worker lost under its trial, failed by the heartbeat check ...
+    for key, value in {**asked, **ran}.items():
+        lost.set_user_attr(key, value)
+    study._storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)
+    StaleTrialHandler(recorder)(study, study._storage.get_trial(lost._trial_id))
+    study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={**asked, **ran}))
+    assert recorder.write(study.trials[-1], study=study)  # ... and a first run out of memory
+    retries = study.get_trials(states=(TrialState.WAITING,))
+    assert len(retries) == 2
+    for again in retries:
+        assert again.user_attrs == asked, again.user_attrs
+
+    # A retry killed before its objective wrote anything is its own trial, with no record:
+    # left to its handler within the settling window, and never recorded as the run it repeats.
+    killed = study.ask()  # takes the first waiting retry
+    assert killed.number == retries[0].number
+    study._storage.set_trial_state_values(killed._trial_id, TrialState.FAIL)
+    assert recorder.sync(study, settle_s=10) == 0
+    assert recorder.sync(study) == 1
+    with session_factory(migrated_url)() as s:
+        row = s.scalars(select(TrialRow).where(TrialRow.job_id == job_id,
+                                               TrialRow.number == killed.number)).one()
+    assert (row.state, row.stop_reason, row.epochs_run) == ("failed", "failed", 0)
+    assert "out of memory here" not in row.detail and row.retry_of == 0, row.detail
+
+
 @pytest.mark.parametrize("limit", [3, 500])
 def test_the_figures_from_the_stores_summaries_are_the_figures_of_every_step(
         migrated_url: str, limit: int) -> None:

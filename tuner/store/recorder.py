@@ -3,6 +3,7 @@ reconcile a study with its records (dispatcher), so both always hold the same tr
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
-from tuner.attrs import ATTR_RECORD
+from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
@@ -26,6 +27,24 @@ OUT_OF_MEMORY_AGAIN = ("out of memory again (trial {first} of this job, the same
                        "ran out of memory before): this configuration needs more memory than "
                        "the device leaves it (lower training.batch_size, or give each trial "
                        "more of a GPU: resources.gpus_per_trial)")
+
+# What a run of a trial wrote about itself: its record (steps, stop reason, detail), its worker,
+# its batch heartbeats. A retry runs the same configuration again and keeps what was asked of it
+# (configuration, seed, why it was enqueued), never these: Optuna's retry copies every user
+# attribute, and a retry that started with its predecessor's was recorded as that run when
+# killed before writing its own, was never an orphan to the dispatcher, and made no progress to
+# the stall check until it had beaten as often.
+RUN_ATTRS = (ATTR_RECORD, ATTR_WORKER, ATTR_BEATS)
+
+
+def run_again(study: optuna.Study, t: FrozenTrial,
+              retry: optuna.storages.RetryHeartbeatStaleTrialCallback = _RETRY) -> None:
+    """Enqueue failed trial `t` once more (Optuna's retry: at most `max_retry` times, and the
+    retry says which trial it repeats), without what its run wrote about itself."""
+    fresh = copy.copy(t)
+    fresh.user_attrs = {k: v for k, v in t.user_attrs.items() if k not in RUN_ATTRS}
+    retry(study, fresh)
+
 
 # What a failed trial's detail says when the dispatcher ended it and its worker left no word.
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
@@ -99,7 +118,7 @@ class TrialRecorder:
         new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
                              what=f"record trial {t.number} of job {self.job_id}")
         if new and study is not None and again:
-            with_retries(lambda: _RETRY(study, t), what=f"enqueue trial {t.number} again")
+            with_retries(lambda: run_again(study, t), what=f"enqueue trial {t.number} again")
         if new and self.on_recorded is not None:
             self.on_recorded(rec)
         return new
@@ -147,4 +166,4 @@ class StaleTrialHandler:
         failed = study._storage.get_trial(trial._trial_id)
         if failed.state == TrialState.FAIL:
             self.recorder.write(failed, reason=WORKER_LOST)
-        self.retry(study, trial)
+        run_again(study, trial, self.retry)
