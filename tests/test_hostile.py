@@ -396,6 +396,11 @@ def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path:
             "database URL mysql://…: the service keeps its tables in SQLite",
         ("run", "--trials", "1", "--storage", "bogus://x"):
             "not a database URL this service reads (Can't load plugin: sqlalchemy.dialects:bogus)",
+        # refused before training, as a submit is (every trial failed, and the job said only
+        # "no trial completed")
+        ("run", "--model", "cnn", "--dataset", "iris", "--trials", "1"):
+            "error: task.model: cnn needs image-shaped input (C, H, W); this dataset gives "
+            "(4,)",
         # given but empty is not "every one" (it ran all 14 families; the corpus rebuilt all)
         ("run", "--trials", "1", "--optimizers", ""):
             "invalid spec space.optimizers: must name at least one optimizer family; valid",

@@ -258,12 +258,20 @@ def test_early_stopping_and_failed_trials_are_recorded() -> None:
                  budget={"n_trials": 1}, search={"pruner": "none"})
     (rec,) = run_search(spec).records
     assert rec.state == "complete" and rec.stop_reason in ("early_stopped", "completed")
-    bad = JobSpec.model_validate({"task": {"model": {"name": "cnn"},
-                                           "dataset": {"name": "iris"}},
+    # A trial that fails as it trains (its device refuses memory) is recorded failed, why said.
+    bad = JobSpec.model_validate({"task": {"trainable": {"name": "memory_hungry"}},
+                                  "space": {"optimizers": ["adam"]},
                                   "budget": {"n_trials": 2}, "training": {"epochs": 1}})
     recs = run_search(bad).records
     assert [r.state for r in recs] == ["failed", "failed"]
-    assert "cnn needs image-shaped input" in recs[0].detail
+    assert "out of memory on cpu" in recs[0].detail, recs[0].detail
+    # A model that does not fit the data is refused before any trial, on its field, as a
+    # submit is (every trial failed on it).
+    unfit = JobSpec.model_validate({"task": {"model": {"name": "cnn"},
+                                             "dataset": {"name": "iris"}},
+                                    "budget": {"n_trials": 2}, "training": {"epochs": 1}})
+    with pytest.raises(SpecError, match=r"^task\.model: cnn needs image-shaped input"):
+        run_search(unfit)
 
 
 @pytest.mark.parametrize("sampler", ["random", "cmaes", "gp", "qmc"])

@@ -379,12 +379,15 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     `seed_configs` (Optuna parameter dicts) are tried first: a warm start. `on_start` is called
     with the job's notes once the data is loaded and checked against the spec (a metric that
     does not fit the data is refused before it), just before the first trial. The budget is
-    checked as a service's submit checks it (`tuner.tasks.check_budget`)."""
-    from tuner.tasks import check_budget
+    checked as a service's submit checks it (`tuner.tasks.check_budget`), and so is the model
+    against the data (`tuner.tasks.check_model`: every trial failed instead)."""
+    from tuner.tasks import check_budget, check_model
 
     check_budget(spec)
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
+    if spec.task.trainable is None:
+        check_model(spec, objective.data)
     name = study_name or default_study_name(spec)
     if storage is not None and study_name is None:
         existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}

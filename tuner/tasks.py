@@ -211,6 +211,12 @@ def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:
         return _inspect_model(spec, data)
 
 
+def check_model(spec: JobSpec, data: Split) -> TaskFeatures:
+    """`inspect_task`'s check of the model against data already loaded (`tuner run` loads it
+    once, for its trials): a model that does not fit the data is a SpecError on its field."""
+    return _inspect_model(spec, data)
+
+
 def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:
     with torch.no_grad():
         model.eval()
