@@ -650,6 +650,16 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
                           **single})
     shown = capsys.readouterr().out  # no repeats: a range, not a confidence interval
     assert "0.95 (range 0.95-0.95, no repeats)" in shown and "noise: none: no configuration" in shown
+    # ... and so says `tuner run`'s line of expected values (it showed [0.95, 0.95] ×1)
+    from cli.render import print_leaderboard
+
+    print_leaderboard({"metric": "val_accuracy", "direction": "maximize", "by_optimizer": [],
+                       "counts": {"complete": 2, "pruned": 0, "diverged": 0, "failed": 0},
+                       "best": None, "answer": {**single, "ranking": [
+                           {**e, "runs": 1} for e in single["ranking"]]}})
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "adam 0.95 (range 0.95-0.95, no repeats) · sgd 0.9 (range 0.9-0.9, no repeats)" \
+        in shown, shown
     # a family tried but never complete says how many of its trials ran out of memory
     oom = rank_families(confirmed("adam", [0.95]), "maximize", incomplete={"adamw": {
         "n_trials": 2, "n_failed": 2, "n_out_of_memory": 2, "max_stop_epoch": 0}})
