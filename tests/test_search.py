@@ -274,6 +274,19 @@ def test_early_stopping_and_failed_trials_are_recorded() -> None:
         run_search(unfit)
 
 
+def test_the_timeout_holds_for_the_confirmation_race_too() -> None:
+    """`budget.timeout_s` is the whole job's, as the dispatcher holds it: no trial starts after
+    it, a confirmation run included (`tuner run --timeout` ran the race's rounds past it)."""
+    spec = _spec(training={"epochs": 1}, budget={"n_trials": 8, "timeout_s": 0.01},
+                 space={"optimizers": ["adam"], "schedules": ["constant"]})
+    recs = run_search(spec).records
+    assert len(recs) == 1 and recs[0].confirm_of is None, [(r.number, r.confirm_of) for r in recs]
+    # without a timeout the same job confirms its leader (so the race was there to be cut)
+    full = run_search(spec.model_copy(update={"budget": spec.budget.model_copy(
+        update={"timeout_s": None})})).records
+    assert any(r.confirm_of is not None for r in full), [(r.number, r.confirm_of) for r in full]
+
+
 @pytest.mark.parametrize("sampler", ["random", "cmaes", "gp", "qmc"])
 def test_other_samplers_run(sampler: str) -> None:
     spec = _spec(search={"sampler": sampler, "pruner": "median", "defaults_sweep": False},

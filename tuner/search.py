@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -408,17 +409,25 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     reserve = job_confirm_reserve(spec)
     kwargs: dict[str, Any] = dict(n_jobs=spec.budget.parallelism, callbacks=[callback],
                                   catch=(Exception,), gc_after_trial=False)
-    study.optimize(objective, n_trials=spec.budget.n_trials - reserve,
-                   timeout=spec.budget.timeout_s, **kwargs)
+    # budget.timeout_s holds for the whole job, the confirmation race too (as the dispatcher
+    # holds it): no trial starts after it (the race's rounds ran on past it).
+    deadline = None if spec.budget.timeout_s is None else \
+        time.monotonic() + spec.budget.timeout_s
+
+    def left() -> float | None:
+        return None if deadline is None else deadline - time.monotonic()
+
+    study.optimize(objective, n_trials=spec.budget.n_trials - reserve, timeout=left(), **kwargs)
     used = 0
-    while used < reserve:  # the confirmation race, round by round
+    while used < reserve and ((t := left()) is None or t > 0):  # the race, round by round
         n, why = confirm_round(study, spec, reserve - used)
         if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
-            study.optimize(objective, n_trials=reserve - used, **kwargs)
+            study.optimize(objective, n_trials=reserve - used, timeout=left(), **kwargs)
             break
         if not n:
             break
-        study.optimize(objective, n_trials=n, **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
+        study.optimize(objective, n_trials=n, timeout=left(),
+                       **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
         used += n
     return SearchResult(study, objective.metric, direction, study_records(study), plan.notes(),
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})
