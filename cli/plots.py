@@ -47,6 +47,8 @@ def draw(fig: dict[str, Any], title: str) -> Any:
     handles = [Line2D([], [], color=colors[f], label=f) for f in families_in(fig["curves"])]
     handles += [Line2D([], [], marker=m, color="black", ls="none", label=f"{s} (stopped here)")
                 for s, m in STOP_MARKERS.items() if any(c["state"] == s for c in fig["curves"])]
+    if any(c["confirmation"] and c["points"] for c in fig["curves"]):  # as /ui's caption says
+        handles.append(Line2D([], [], color="black", ls="--", label="confirmation run"))
     curves.legend(handles=handles, fontsize=8, ncol=2)
     curves.set(xlabel="epoch", ylabel=metric, title="every trial's learning curve")
     for ax in (best, curves):

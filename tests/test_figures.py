@@ -40,3 +40,20 @@ def test_a_large_job_draws_each_familys_best_curve_and_the_latest() -> None:
     assert fig["epochs_consumed"] == 10  # every trial counts in the best so far
     whole = job_figures(trials, "val_accuracy", "maximize")
     assert len(whole["curves"]) == 10 and whole["best_so_far"] == fig["best_so_far"]
+
+
+def test_tuner_plot_says_what_every_line_and_mark_is() -> None:
+    """The PNG/SVG legend of `tuner plot`: one entry per family, one per kind of stop, and the
+    dashed line of a confirmation run (drawn dashed and never said, where /ui's caption says
+    it)."""
+    from cli.plots import draw
+
+    trials = [_trial(0, "adam", [0.5, 0.7]), _trial(1, "sgd", [0.4], "pruned"),
+              {**_trial(2, "adam", [0.6, 0.72]), "confirm_of": 0}]
+    fig = job_figures(trials, "val_accuracy", "maximize")
+    assert [c["confirmation"] for c in fig["curves"]] == [False, False, True]
+    legend = draw(fig, "t").axes[1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == \
+        ["sgd", "adam", "pruned (stopped here)", "confirmation run"]
+    plain = draw(job_figures(trials[:2], "val_accuracy", "maximize"), "t").axes[1].get_legend()
+    assert "confirmation run" not in [t.get_text() for t in plain.get_texts()]
