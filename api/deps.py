@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.errors import ApiProblem
+from tuner.errors import choices
 from tuner.store.auth import TeamRef, hash_key, team_ref_for_key
 from tuner.store.db import transient
 from tuner.store.jobs import get_job
@@ -32,6 +34,35 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route and its dependencies declare (a walk of a few objects:
+    a route is not hashable, so not cached)."""
+    names: set[str] = set()
+    todo = [route.dependant]
+    while todo:
+        dependant = todo.pop()
+        names.update(p.alias for p in dependant.query_params)
+        todo.extend(dependant.dependencies)
+    return frozenset(names)
+
+
+def known_query(request: Request) -> None:
+    """A query parameter the route does not read is refused (422), named, with those it reads:
+    a typo was ignored, so `?task=1&epoch=5` answered at the task's default budget, not at 5
+    epochs, and said nothing of it."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    allowed = _query_names(route)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        valid = f"valid choices: {choices(allowed)}" if allowed else "this endpoint takes none"
+        errors = [{"field": name, "message": f"unknown query parameter; {valid}"}
+                  for name in unknown]
+        raise ApiProblem(422, "Invalid request",
+                         "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer tk_...`")
 
 

@@ -187,6 +187,27 @@ def test_a_spec_sent_as_yaml_or_a_form_is_told_to_come_as_json(api: Api) -> None
     assert as_json.status_code == 422 and "valid dictionary" in as_json.json()["detail"]
 
 
+def test_a_query_parameter_the_endpoint_does_not_read_is_named(api: Api) -> None:
+    """A typo in a query parameter was ignored: `?model=mlp&dataset=digits&epoch=5` answered
+    at the task's default budget and did not say that `epoch` meant nothing. Now it is a 422
+    that names it and the parameters the endpoint reads; the parameters it reads still work."""
+    typo = api.call("GET", "/v1/recommendations?model=mlp&dataset=digits&epoch=5")
+    assert typo.status_code == 422, typo.text
+    assert typo.json()["errors"] == [{"field": "epoch", "message": (
+        "unknown query parameter; valid choices: batch_size, dataset, early_stopping_patience, "
+        "epochs, metric, model, precision, task, training_seed")}], typo.json()
+    assert typo.headers["content-type"].startswith("application/problem+json")
+    many = api.call("GET", "/v1/jobs?statsu=running&limit=5&ofset=2")
+    assert many.status_code == 422 and [e["field"] for e in many.json()["errors"]] == \
+        ["ofset", "statsu"], many.text
+    assert many.json()["detail"].startswith("ofset: unknown query parameter; valid choices: ")
+    none = api.call("GET", "/v1/tasks/1/learning-rates?per_family=3")
+    assert none.status_code == 422 and "per_family: unknown query parameter" in none.text
+    for path in ("/v1/jobs?status=running&limit=5&offset=0", "/v1/tasks?limit=3",
+                 "/v1/recommendations?model=mlp&dataset=digits&epochs=5"):
+        assert api.call("GET", path).status_code == 200, path
+
+
 def test_a_team_cannot_use_or_probe_another_teams_files(api: Api) -> None:
     _write_team_files(api.root)
 

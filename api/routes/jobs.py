@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from api.deps import CurrentTeam, SessionDep, TeamJob
+from api.deps import CurrentTeam, SessionDep, TeamJob, known_query
 from api.errors import ApiProblem
 from api.schemas import JobFigures, JobPublic, JobsPublic, TrialsPublic
 from tuner.digests import waiting_at_most
@@ -28,7 +28,7 @@ from tuner.store.queries import count_trials, list_jobs
 from tuner.store.trials import step_summary, steps_of, trial_page
 from tuner.tasks import inspect_task
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], dependencies=[Depends(known_query)])
 log = logging.getLogger(__name__)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
-from api.deps import CurrentTeam, SessionDep
+from api.deps import CurrentTeam, SessionDep, known_query
 from api.errors import ApiProblem
 from api.schemas import LearningRates, RecommendationPublic, TasksPublic
 from tuner.recommendations import cached_json, learning_rates, recommend
@@ -14,7 +14,7 @@ from tuner.spec import INT64_MAX, METRICS, Precision
 from tuner.store.models import ID_MAX
 from tuner.store.queries import count_tasks, team_tasks
 
-router = APIRouter(prefix="/v1", tags=["tasks"])
+router = APIRouter(prefix="/v1", tags=["tasks"], dependencies=[Depends(known_query)])
 
 
 @router.get("/tasks", response_model=TasksPublic)
