@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,40 @@ def test_file_dataset_formats(data_root: Path) -> None:
         assert d.info.input_shape == (3,)
     reg = load_dataset("file", {"path": "sub/a.parquet", "target": "score"}, seed=0)
     assert reg.info.kind == "regression"
+
+
+def test_a_file_column_that_is_not_numbers_is_named_not_left_out(data_root: Path) -> None:
+    """Every column but the target is a feature: one that is not numbers (text) was left out
+    without a word (the model saw less than the file holds); it is refused by name, and
+    `params.drop` leaves out what the team chooses. A true/false column is numbers (0, 1). A
+    target forced to classes that leaves fewer than 2 examples a class is refused too (a
+    column of measurements read as 200 classes trained to 0 accuracy)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2)).astype(np.float32)
+    df = pd.DataFrame(X, columns=["f1", "f2"]).assign(
+        color=rng.choice(["red", "blue"], 60), seen=X[:, 0] > 0, label=(X[:, 1] > 0).astype(int))
+    df.to_csv(data_root / "mixed.csv", index=False)
+    df.to_parquet(data_root / "mixed.parquet")
+    for path in ("mixed.csv", "mixed.parquet"):
+        with pytest.raises(DataError, match=re.escape(
+                f"task.dataset: {path} has columns that are not numbers ('color'); the model "
+                f"reads numbers only: encode them, or leave them out with "
+                f'params.drop: ["color"]')):
+            load_dataset("file", {"path": path}, seed=0)
+        kept = load_dataset("file", {"path": path, "drop": ["color"]}, seed=0)
+        assert kept.info.input_shape == (3,)  # f1, f2 and seen (as 0 / 1)
+    for drop, why in ((["colour"], "'colour' is not a column of the file"),
+                      (["label"], "'label' is the target")):
+        with pytest.raises(DataError, match=re.escape(
+                f"task.dataset.params.drop: {why}; valid choices: f1, f2, color, seen")):
+            load_dataset("file", {"path": "mixed.csv", "drop": drop}, seed=0)
+    np.savez(data_root / "a.npz", X=X, y=df["label"].to_numpy())
+    with pytest.raises(DataError, match=re.escape("params.drop: names columns of a .csv or")):
+        load_dataset("file", {"path": "a.npz", "drop": ["f1"]}, seed=0)
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset: 60 classes for 60 examples, fewer than 2 each")):
+        load_dataset("file", {"path": "mixed.csv", "target": "f1", "task": "classification",
+                              "drop": ["color"]}, seed=0)
 
 
 def test_file_dataset_refuses_paths_outside_root(data_root: Path, tmp_path: Path) -> None:

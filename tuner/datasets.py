@@ -9,6 +9,7 @@ Plugins registered under `tuner.datasets` follow the same signature.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -166,8 +167,9 @@ def quadratic(seed: int = 0, n_samples: int = 512, n_features: int = 16,
 
 def from_file(seed: int = 0, path: str = "", target: str | None = None,
               task: Literal["auto", "classification", "regression"] = "auto",
-              x_key: str = "X", y_key: str = "y") -> RawData:
-    """A .npz (arrays X and y) or .csv / .parquet (a target column, default the last) file.
+              x_key: str = "X", y_key: str = "y", drop: list[str] | None = None) -> RawData:
+    """A .npz (arrays X and y) or .csv / .parquet (a target column, default the last; every
+    other column a feature, but those in `drop`, and each must hold numbers) file.
     A team's job reads its own folder of the data root (`TUNER_DATA_ROOT/<team>/`), and the
     shared one when configured (`TUNER_DATA_SHARED`, addressed as `<shared>/<file>`); `tuner run`
     reads the whole data root. Paths outside are refused, and an error never shows a server
@@ -176,7 +178,7 @@ def from_file(seed: int = 0, path: str = "", target: str | None = None,
         raise DataError("task.dataset.params.path: required for the file dataset")
     full = data_path(path)
     try:
-        return _read_file(full, path, target, task, x_key, y_key)
+        return _read_file(full, path, target, task, x_key, y_key, drop or [])
     except DataError:
         raise
     except Exception as exc:  # a corrupt or unreadable file: say so, without server paths
@@ -312,8 +314,11 @@ def _scrub(message: str, full: Path) -> str:
 
 def _read_file(full: Path, path: str, target: str | None,
                task: Literal["auto", "classification", "regression"], x_key: str,
-               y_key: str) -> RawData:
+               y_key: str, drop: list[str]) -> RawData:
     suffix = full.suffix.lower()
+    if drop and suffix == ".npz":
+        raise DataError("task.dataset.params.drop: names columns of a .csv or .parquet file; "
+                        f"{path} holds arrays")
     if suffix == ".npz":
         with np.load(full, allow_pickle=False) as npz:
             missing = [k for k in (x_key, y_key) if k not in npz]
@@ -329,8 +334,7 @@ def _read_file(full: Path, path: str, target: str | None,
         if col not in df.columns:
             raise DataError(f"task.dataset.params.target: no column {col!r}; valid choices: "
                             f"{', '.join(map(str, df.columns))}")
-        feats = df.drop(columns=[col]).select_dtypes("number")
-        X, y = feats.to_numpy(dtype=np.float32), df[col].to_numpy()
+        X, y = _features(df, col, drop, path), df[col].to_numpy()
     else:
         raise DataError(f"task.dataset.params.path: unsupported file type {suffix!r}; "
                         "valid choices: .csv, .npz, .parquet")
@@ -342,6 +346,28 @@ def _read_file(full: Path, path: str, target: str | None,
         few = len(np.unique(y)) <= MAX_AUTO_CLASSES
         task = "classification" if (not numeric or integral) and few else "regression"
     return RawData(X, y, task)
+
+
+def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
+    """Every column but the target and `drop` as features. A column that is not numbers (text,
+    dates) is refused by name: it was left out without a word, so the model saw less than the
+    file holds."""
+    import pandas as pd
+
+    columns = [str(c) for c in df.columns]
+    for name in drop:
+        if name not in columns or name == target:
+            why = "is the target" if name == target else "is not a column of the file"
+            raise DataError(f"task.dataset.params.drop: {name!r} {why}; valid choices: "
+                            f"{', '.join(c for c in columns if c != target)}")
+    feats = df.drop(columns=[target, *drop])
+    text = [str(c) for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
+    if text:
+        names = ", ".join(repr(c) for c in text)
+        raise DataError(f"task.dataset: {path} has columns that are not numbers ({names}); "
+                        f"the model reads numbers only: encode them, or leave them out with "
+                        f"params.drop: {json.dumps(text)}")
+    return np.asarray(feats.to_numpy(dtype=np.float32))
 
 
 # split ---------------------------------------------------------------------------------------
@@ -360,6 +386,10 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
         n_classes = len(classes)
         if n_classes < 2:
             raise DataError("task.dataset: classification needs at least 2 classes")
+        if n_classes > len(y) // 2:  # a continuous target read as classes learns nothing
+            raise DataError(f"task.dataset: {n_classes} classes for {len(y)} examples, fewer "
+                            f"than 2 each to train and validate on; a target of measurements "
+                            f"is a regression (params.task: regression)")
     else:
         y = y.astype(np.float32)
     idx_train, idx_val = split_indices(y, seed, val_fraction,

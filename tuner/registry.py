@@ -213,7 +213,7 @@ DATASETS = Registry("dataset", "tuner.datasets", prefixes=[
     Entry("quadratic", "tuner.datasets:quadratic",
           "synthetic least squares with a known condition number; params: condition, n_features"),
     Entry("file", "tuner.datasets:from_file",
-          ".npz / .csv / .parquet under TUNER_DATA_ROOT; params: path, target, task"),
+          ".npz / .csv / .parquet under TUNER_DATA_ROOT; params: path, target, task, drop"),
     Entry("imagefolder", "tuner.references:imagefolder",
           "<path>/<class>/<image> folders in your data folder, read from disk; params: path, "
           "image_size=32, grayscale, augment (extra: vision)"),
