@@ -489,6 +489,29 @@ def test_transfer_ranking_weights_by_similarity() -> None:
                                    "task at this budget: a job on it measures the families")
 
 
+def test_a_transferred_tie_is_not_called_one_familys_best() -> None:
+    """A family tied on a similar task scores its tie's mean there, so the families of a tie
+    share one score; the answer said "rmsprop scores best over the 3 most similar task(s)" of
+    the first of ten families with the same score. It says they share it, and why the first is
+    listed first; long lists are counted."""
+    tie = rank_families(confirmed("adam", [0.90, 0.92]) + confirmed("nadam", [0.91, 0.89])
+                        + confirmed("sgd", [0.70, 0.701]), "maximize")
+    assert tie["ties"] and {"adam", "nadam"} <= set(tie["leaders"]), tie["ties"]
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, tie)])
+    scores = {r["optimizer"]: r["score"] for r in out["ranking"]}
+    assert scores["adam"] == scores["nadam"] > scores["sgd"]
+    first = out["ranking"][0]["optimizer"]
+    assert out["summary"].startswith(
+        f"adam and nadam share the best score over the 1 most similar task(s) (a family tied "
+        f"on a task scores its tie's mean there); {first} is listed first for its own values "
+        f"there; on the nearest where it ran it is tied with "), out["summary"]
+    many = ["adam", "nadam", "adamw", "radam", "adamax", "rmsprop"]
+    wide = rank_families([t for i, f in enumerate(many)
+                          for t in confirmed(f, [0.90 + 0.001 * i, 0.92 - 0.001 * i])], "maximize")
+    said = transfer_ranking([({"task_id": 1, "similarity": 0.9}, wide)])["summary"]
+    assert " and 2 more share the best score" in said and " and 1 more (within the noise)" in said
+
+
 def test_without_noise_estimate_no_winner_is_claimed() -> None:
     # The reported case: nadam's one lucky trial, rmsprop's better top three, no repeats at all.
     hist = ([trial("nadam", 0.9778, 2e-3), trial("nadam", 0.9667, 1e-3), trial("nadam", 0.9556, 5e-4)]

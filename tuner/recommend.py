@@ -725,6 +725,13 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+def _some(names: list[str]) -> str:
+    """Up to SUMMARY_NAMES names, then how many more (the answer's fields list them all)."""
+    if len(names) <= SUMMARY_NAMES:
+        return _names(names)
+    return ", ".join(names[:SUMMARY_NAMES]) + f" and {len(names) - SUMMARY_NAMES} more"
+
+
 def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:
     """Why the first of a tie is listed first: the key of `_tie_order` that decided it."""
     lead, nxt = ranking[0], ranking[1]
@@ -986,9 +993,16 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     if ranking:
         top = ranking[0]
         tied = top["source_task"]["tied_there_with"]
-        summary = (f"{top['optimizer']} scores best over the {len(neighbours)} most similar "
-                   f"task(s)" + (f"; on the nearest where it ran it is tied with "
-                                 f"{_names(tied)} (within the noise)" if tied else "")
+        # A family tied on a task scores its tie's mean there, so a tie scores alike: "best"
+        # of one family only where no other shares its score.
+        sharing = [r["optimizer"] for r in ranking if r["score"] == top["score"]]
+        where = f"over the {len(neighbours)} most similar task(s)"
+        head = (f"{top['optimizer']} scores best {where}" if len(sharing) == 1 else
+                f"{_some(sharing)} share the best score {where} (a family tied on a task "
+                f"scores its tie's mean there); {top['optimizer']} is listed first for its own "
+                f"values there")
+        summary = (head + (f"; on the nearest where it ran it is tied with {_some(tied)} "
+                           f"(within the noise)" if tied else "")
                    + "; a prediction from similar tasks, not a measurement of this task at this "
                      "budget: a job on it measures the families")
     return {"ranking": ranking, "summary": summary}
