@@ -430,6 +430,13 @@ def test_the_cli_says_what_is_wrong_with_a_spec_file_or_an_output_path(tmp_path:
         ("corpus", "build", "--tasks", "", "--out", str(tmp_path / "c.json")):
             "tasks: must name at least one corpus task; valid choices:",
     }
+    import torch
+
+    if not torch.cuda.is_available():  # a GPU demanded where there is none: every trial failed
+        (tmp_path / "cuda.yaml").write_text("training: {device: cuda}\n")
+        cases[("run", "--trials", "1", "--spec", str(tmp_path / "cuda.yaml"))] = (
+            "error: training.device: cuda, but this machine has no CUDA GPU that torch "
+            "can use; use auto (cuda where there is one) or cpu")
     for args, words in cases.items():
         proc = _tuner(*args)
         said = " ".join(proc.stderr.split())

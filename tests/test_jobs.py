@@ -329,14 +329,29 @@ def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
 
 
 def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:
-    job_id = queue(migrated_url, _merge(FAST, training={"device": "cuda"},
-                                        budget={"n_trials": 2, "parallelism": 1}))
+    # the team's loop raises in its second epoch, every time
+    job_id = queue(migrated_url, {"task": {"trainable": {"name": "crashes"}},
+                                  "training": {"epochs": 2}, "search": {"confirm_top_k": 0},
+                                  "budget": {"n_trials": 2, "parallelism": 1}})
     dispatcher(migrated_url).run(once=True)
     job = job_of(migrated_url, job_id)
     assert job.status == "failed"
     assert job.error is not None and job.error.startswith("all ")
-    assert "cuda requested but no GPU" in job.error
+    assert "ValueError: the team's loader lost its shard" in job.error, job.error
     assert_consistent_with_optuna(migrated_url, job_id)
+
+
+def test_a_job_that_demands_a_gpu_it_does_not_ask_for_is_refused(migrated_url: str) -> None:
+    """`training.device: cuda` with no `resources.gpus_per_trial`: Ray gives a worker a GPU only
+    for what its trials ask, so every trial failed (`cuda requested but no GPU is assigned`);
+    refused at submit instead, with what to set. Asking for a GPU is accepted."""
+    from tuner.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"^training\.device: cuda, but resources\.gpus_per_"
+                                        r"trial is 0: a trial's worker is given a GPU only"):
+        queue(migrated_url, _merge(FAST, training={"device": "cuda"}))
+    queue(migrated_url, _merge(FAST, training={"device": "cuda"},
+                               resources={"gpus_per_trial": 0.25}))
 
 
 def test_a_job_whose_every_trial_diverged_fails_saying_so(migrated_url: str) -> None:

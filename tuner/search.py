@@ -381,10 +381,12 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     with the job's notes once the data is loaded and checked against the spec (a metric that
     does not fit the data is refused before it), just before the first trial. The budget is
     checked as a service's submit checks it (`tuner.tasks.check_budget`), and so is the model
-    against the data (`tuner.tasks.check_model`: every trial failed instead)."""
-    from tuner.tasks import check_budget, check_model
+    against the data (`tuner.tasks.check_model`), and a demand for a GPU against this machine
+    (`check_local_device`): every trial failed instead."""
+    from tuner.tasks import check_budget, check_local_device, check_model
 
     check_budget(spec)
+    check_local_device(spec)
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
     if spec.task.trainable is None:

@@ -53,6 +53,28 @@ class TaskFeatures:
                            batch_size=self.batch_size, epochs=self.epochs)
 
 
+def check_service_device(spec: JobSpec) -> None:
+    """A job for the service that demands a GPU must ask for one: Ray gives a trial's worker a
+    GPU only for its `resources.gpus_per_trial`, so every trial of such a job failed (`cuda
+    requested but no GPU is assigned`) and the job with them."""
+    if spec.training.device == "cuda" and not spec.resources.gpus_per_trial:
+        raise SpecError("training.device",
+                        "cuda, but resources.gpus_per_trial is 0: a trial's worker is given a "
+                        "GPU only when the trial asks for one (set resources.gpus_per_trial: 1, "
+                        "or 0.25 to pack 4 trials on a GPU), or use device auto")
+
+
+def check_local_device(spec: JobSpec) -> None:
+    """`tuner run` trains here: a spec that demands a GPU needs one that torch can use (every
+    trial failed instead)."""
+    import torch
+
+    if spec.training.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError("training.device",
+                        "cuda, but this machine has no CUDA GPU that torch can use; use auto "
+                        "(cuda where there is one) or cpu")
+
+
 def check_budget(spec: JobSpec) -> None:
     """Refuse budgets that cannot be what the user meant."""
     b = spec.budget
@@ -90,6 +112,7 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     digest of their bytes, so a resubmitted job never loads its data in the request again.
     `scope`: the team whose data folder a file dataset reads (`tuner.datasets.load_dataset`)."""
     check_budget(spec)
+    check_service_device(spec)
     t = spec.task
     if t.trainable is not None:
         return _declared(spec)
