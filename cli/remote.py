@@ -114,7 +114,14 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
                        description=f"{p['pruned']} pruned, {p['diverged']} diverged, "
                                    f"{p['failed']} failed {best}")
 
-        final: dict[str, Any] = c.wait(job["id"], on_progress=update)
+        try:
+            final: dict[str, Any] = c.wait(job["id"], on_progress=update)
+        except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so
+            bar.stop()
+            err.print(f"stopped following job {job['id']}; it goes on in the service: "
+                      f"`tuner status {job['id']}` shows it, `tuner cancel {job['id']}` "
+                      f"stops it", highlight=False)
+            raise typer.Exit(130) from None
         return final
 
 

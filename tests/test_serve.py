@@ -70,6 +70,26 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
     assert "running jobs will resume" in out
     proc = _start(tmp_path, env, port)
     try:
+        # Ctrl-C on `tuner submit --wait` stops the following, not the job, and says so.
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "cli", "submit", "--model", "mlp", "--dataset", "digits",
+             "--trials", "2", "--epochs", "200", "--optimizers", "sgd", "--schedules",
+             "constant", "--wait"], env=env, cwd=tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        end = time.monotonic() + 120
+        while not (followed := [j for j in json.loads(_cli(["jobs", "--json"], env, tmp_path)
+                                                      .stdout)["data"] if j["id"] != job_id]):
+            assert time.monotonic() < end
+            time.sleep(0.5)
+        time.sleep(1)  # following it
+        follow.send_signal(signal.SIGINT)
+        _, said = follow.communicate(timeout=60)
+        said = " ".join(said.split())
+        other = followed[0]["id"]
+        assert follow.returncode == 130 and "Traceback" not in said, said
+        assert f"stopped following job {other}; it goes on in the service: `tuner status " \
+            f"{other}` shows it, `tuner cancel {other}` stops it" in said, said
+        assert _cli(["cancel", other], env, tmp_path).returncode == 0
         done = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
                      "--epochs", "2", "--wait", "--json"], env, tmp_path)
         assert done.returncode == 0, done.stderr
