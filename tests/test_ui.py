@@ -111,6 +111,17 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert charts == {"best-chart": 1, "curves-chart": len(trials) + len(kinds)}
     curves = browser.find_element("id", "curves-chart")
     assert curves.get_attribute("data-stops") == str(stopped)
+    # The legend: each family once, as a line; each kind of stop as its marker (it was an empty
+    # box, while the chart draws × and ▲).
+    legend = browser.execute_script(
+        "const ch = Chart.getChart(document.getElementById('curves-chart'));"
+        " return [ch.options.plugins.legend.labels.usePointStyle,"
+        " ch.legend.legendItems.map(i => [i.text, i.pointStyle])]")
+    assert legend[0] is True
+    style = {"pruned": "crossRot", "diverged": "triangle"}
+    assert sorted(map(tuple, legend[1])) == sorted(
+        [(f, "line") for f in {t["optimizer"] for t in trials}]
+        + [(f"{k} (stopped here)", style[k]) for k in kinds]), legend
     families = {r.get_attribute("data-family") for r in
                 browser.find_elements("css selector", "#families tr")}
     assert families == {t["optimizer"] for t in trials}

@@ -177,7 +177,9 @@ function familyLabels(chart) {
   return Chart.defaults.plugins.legend.labels.generateLabels(chart).filter((item) => {
     const d = ds[item.datasetIndex];
     return !d.family || ds.findIndex((x) => x.family === d.family) === item.datasetIndex;
-  }).map((item) => (ds[item.datasetIndex].family ? { ...item, text: ds[item.datasetIndex].family }
+  }).map((item) => (ds[item.datasetIndex].family
+    // a family is a solid line in its colour; a kind of stop is its marker (× or ▲), as drawn
+    ? { ...item, text: ds[item.datasetIndex].family, pointStyle: "line", lineDash: [] }
     : { ...item, fillStyle: "#fff", pointStyle: ds[item.datasetIndex].pointStyle }));
 }
 
@@ -212,7 +214,7 @@ function drawJobFigures(fig) {
   const curvesChart = new Chart(curves, {
     type: "line", data: { datasets },
     options: { animation: false, parsing: false,
-               plugins: { legend: { labels: { generateLabels: familyLabels, usePointStyle: false } } },
+               plugins: { legend: { labels: { generateLabels: familyLabels, usePointStyle: true } } },
                scales: { x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
                          y: { title: { display: true, text: metric } } } },
   });
