@@ -276,7 +276,7 @@ def first_listed(per_task: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tied_by_width(per_task: list[dict[str, Any]]) -> dict[str, Any]:
-    """Do the leaders the service says are in a tie only by their own wide interval
+    """Do the leaders the service says are in a tie only by their interval reaching the best one's
     (`tied_by_width`) fare worse on the fresh runs than the other leaders? For each, against the
     leader with the best expected value (the tie's bar): below it on the fresh means or not, the
     gap normalised by the spread of the fresh means, and whether it is the fresh best family."""

@@ -156,8 +156,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     for row in browser.find_elements("css selector", "#ranking tr"):  # barely tuned, said so
         assert ("barely tuned" in row.text) == \
             (row.get_attribute("data-family") in rec["under_tuned"])
-        # in the tie only by its own wide interval: not shown to be as good, said so
-        assert ("tied only by its own wide interval" in row.text) == \
+        # in the tie only by its interval reaching the best's: not shown to be as good, said so
+        assert ("tied only by its interval reaching the best leader's" in row.text) == \
             (row.get_attribute("data-family") in rec["tied_by_width"]), row.text
         # one learning rate tried: no range, said so (not 0.00 decades)
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
@@ -171,8 +171,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         text = browser.execute_script(
             "return rankingRow(arguments[0], arguments[1]).textContent",
             rec["ranking"][0], {**rec, "tied_by_width": listed})
-        assert ("; tied only by its own wide interval: not shown to be as good (more runs "
-                "would tell)" in text) == bool(listed), text
+        assert ("; tied only by its interval reaching the best leader's: not shown to be as "
+                "good (more runs would tell)" in text) == bool(listed), text
     assert browser.find_element("id", "verdict").text == rec["summary"]
     # ... and against the untuned default, which the second job ran (search.baseline)
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]

@@ -838,8 +838,9 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
 
 
 def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | None) -> str:
-    """'; in the tie only because its own interval is wide: ...' for `tied_by_width`, else
-    ''."""
+    """'; in the tie only because its own interval reaches into ...' for `tied_by_width`,
+    else ''. Not "wide": such a family's interval may be narrow (12 runs), its value just
+    outside the best leader's interval; its interval reaching that one is what makes the tie."""
     if not wide or bar is None:
         return ""
     by = {e["optimizer"]: e["expected"] for e in ranking}
@@ -847,8 +848,8 @@ def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | N
     shown = (f"{len(wide)} families (tied_by_width lists them)" if len(wide) > SUMMARY_NAMES
              else ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, "
                             f"{by[f]['high']:.4g}] over {_count(by[f]['n'], 'run')}" for f in wide))
-    what = ("its own interval is wide, its expected value" if len(wide) == 1 else
-            "their own intervals are wide, their expected values")
+    what = (f"its own interval reaches into {bar[0]}'s, its expected value" if len(wide) == 1
+            else f"their own intervals reach into {bar[0]}'s, their expected values")
     return (f"; in the tie only because {what} outside {bar[0]}'s interval, so not shown to be "
             f"as good (more runs would tell): {shown}")
 
@@ -870,8 +871,7 @@ def brief(rec: dict[str, Any]) -> str:
     if verdict == VERDICT_TIED:
         wide = len(rec.get("tied_by_width") or [])
         return (f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked"
-                + (f"; {wide} only by {'its' if wide == 1 else 'their'} own wide interval"
-                   f"{'s' * (wide != 1)}" if wide else "") + ")")
+                + (f"; {wide} only by interval overlap" if wide else "") + ")")
     if verdict == VERDICT_ONE_FAMILY:
         return f"only {first} completed a trial"
     if verdict == VERDICT_NOT_SEPARATED:

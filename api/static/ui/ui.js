@@ -296,7 +296,7 @@ function rankingRow(r, rec) {
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
       + (underTuned ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
-      + (byWidth ? "; tied only by its own wide interval: not shown to be as good (more runs would tell)" : "") : "-"),
+      + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`));
 }
@@ -385,7 +385,7 @@ function answerText(rec) {
   if (rec.verdict === "winner") return `${leaders[0]} is best: clear of every other family`;
   const wide = (rec.tied_by_width || []).length;
   if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
-    + (wide ? `; ${wide} only by ${wide === 1 ? "its" : "their"} own wide interval${wide === 1 ? "" : "s"}` : "") + ")";
+    + (wide ? `; ${wide} only by interval overlap` : "") + ")";
   if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
   if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`;
   return "no complete trial yet";
