@@ -63,6 +63,8 @@ def known_query(request: Request) -> None:
                   for name in unknown]
         raise ApiProblem(422, "Invalid request",
                          "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer tk_...`")
 
 

@@ -60,13 +60,19 @@ def submit(
                           baseline_runs=baseline_runs)
         c = _client()
         job = c.submit(body, idempotency_key, on_reading=_reading)
-        for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
-            err.print(f"[dim]note: {note}[/dim]", highlight=False)
-        if not wait:
-            print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
-            return
-        err.print(f"job {job['id']} submitted")
-        final = _follow(c, job)
+        try:
+            for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
+                err.print(f"[dim]note: {note}[/dim]", highlight=False)
+            if not wait:
+                print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
+                return
+            err.print(f"job {job['id']} submitted")
+            final = _follow(c, job)
+        except KeyboardInterrupt:  # once submitted, Ctrl-C stops the following, not the job
+            err.print(f"stopped following job {job['id']}; it goes on in the service: "
+                      f"`tuner status {job['id']}` shows it, `tuner cancel {job['id']}` "
+                      f"stops it", highlight=False)
+            raise typer.Exit(130) from None
     if as_json:
         print_json(final)
     else:
@@ -114,14 +120,7 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
                        description=f"{p['pruned']} pruned, {p['diverged']} diverged, "
                                    f"{p['failed']} failed {best}")
 
-        try:
-            final: dict[str, Any] = c.wait(job["id"], on_progress=update)
-        except KeyboardInterrupt:  # Ctrl-C stops the following, not the job: say so
-            bar.stop()
-            err.print(f"stopped following job {job['id']}; it goes on in the service: "
-                      f"`tuner status {job['id']}` shows it, `tuner cancel {job['id']}` "
-                      f"stops it", highlight=False)
-            raise typer.Exit(130) from None
+        final: dict[str, Any] = c.wait(job["id"], on_progress=update)
         return final
 
 
