@@ -53,7 +53,7 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
         # The best trial is the luckiest run; the answer is what the runs support.
         out.print(f"[bold]expected {summary['metric']}[/bold] (each family's best configuration; "
                   "95% interval, runs): " + " · ".join(
-                      f"{e['optimizer']} {_expected(e['expected'], e['runs'])}"
+                      f"{e['optimizer']} {_expected(e['expected'])}"
                       for e in a["ranking"]), highlight=False)
         out.print(f"[bold]answer:[/bold] {a['summary']}", highlight=False)
         if a.get("baseline"):
@@ -95,13 +95,12 @@ def _tie_mark(r: dict[str, Any], leaders: set[str]) -> str:
     return f" (tied with {', '.join(tied[:2])}{f' +{len(tied) - 2}' if len(tied) > 2 else ''})"
 
 
-def _expected(x: dict[str, Any], runs: int | None = None) -> str:
-    """A family's expected value, its interval and the runs behind it (`runs`, else the
-    interval's); a `spread` (no repeats anywhere) is the range of its best trials, not a
-    confidence interval, and says so."""
+def _expected(x: dict[str, Any]) -> str:
+    """A family's expected value, its interval and the runs behind it; a `spread` (no repeats
+    anywhere) is the range of its best trials, not a confidence interval, and says so."""
     if x.get("kind") == "spread":
         return f"{fmt(x['value'])} (range {fmt(x['low'])}-{fmt(x['high'])}, no repeats)"
-    return f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}] ×{runs or x.get('n', 1)}"
+    return f"{fmt(x['value'])} [{fmt(x['low'])}, {fmt(x['high'])}] ×{x.get('n', 1)}"
 
 
 def lr_decades(robustness: dict[str, Any]) -> str:

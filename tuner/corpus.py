@@ -399,8 +399,6 @@ def build(out: Path, *, tasks: Iterable[str] | None = None, trials_per_family: i
     """Run the suite (all tasks, or `tasks`) and write the corpus file."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from tuner.space import FAMILIES
-
     names = list(SUITE if tasks is None else tasks)
     if not names:  # `--tasks ''` must not rebuild the whole suite (hours)
         raise SpecError("tasks", f"must name at least one corpus task; valid choices: "

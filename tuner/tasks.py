@@ -231,13 +231,7 @@ def _inspect(spec: JobSpec, scope: str | None = None) -> TaskFeatures:
     except DataError as exc:
         raise _spec_error("task.dataset", exc) from exc
     with team_scope(scope):
-        return _inspect_model(spec, data)
-
-
-def check_model(spec: JobSpec, data: Split) -> TaskFeatures:
-    """`inspect_task`'s check of the model against data already loaded (`tuner run` loads it
-    once, for its trials): a model that does not fit the data is a SpecError on its field."""
-    return _inspect_model(spec, data)
+        return check_model(spec, data)
 
 
 def _forward(model: torch.nn.Module, x: torch.Tensor) -> None:
@@ -254,8 +248,10 @@ def _runs(model: torch.nn.Module, x: torch.Tensor) -> bool:
     return True
 
 
-def _inspect_model(spec: JobSpec, data: Split) -> TaskFeatures:
-    """One forward pass of two validation examples: on the meta device when the model builds
+def check_model(spec: JobSpec, data: Split) -> TaskFeatures:
+    """The model against data already loaded (`inspect_task`'s, and `tuner run`'s on the data
+    it loads once for its trials): a model that does not fit is a SpecError on its field. One
+    forward pass of two validation examples: on the meta device when the model builds
     there (nothing allocated in a request), else for real."""
     ds, m = spec.task.dataset, spec.task.model
     assert ds is not None and m is not None
