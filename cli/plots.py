@@ -33,13 +33,14 @@ def draw(fig: dict[str, Any], title: str) -> Any:
     metric = fig["metric"]
     if fig["best_so_far"]:
         x, y = zip(*fig["best_so_far"], strict=True)
-        best.step(x, y, where="post", color="#333", gid="series-best")
+        best.step(x, y, where="post", color="#333", gid="series-best", **_lone(x))
     best.set(xlabel="epochs consumed", ylabel=metric, title=f"best {metric} so far")
     for c in fig["curves"]:
         if c["points"]:
             x, y = zip(*c["points"], strict=True)
             curves.plot(x, y, color=c["color"], lw=1.4 if c["state"] == "complete" else 0.9,
-                        ls="--" if c["confirmation"] else "-", gid=f"series-trial-{c['number']}")
+                        ls="--" if c["confirmation"] else "-", gid=f"series-trial-{c['number']}",
+                        **_lone(x))
         if c["stop"] and c["stop"][1] is not None:
             curves.plot(*c["stop"], marker=STOP_MARKERS[c["state"]], color="black", ms=7,
                         mfc=c["color"], ls="none")
@@ -55,6 +56,11 @@ def draw(fig: dict[str, Any], title: str) -> Any:
         ax.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def _lone(x: tuple[Any, ...]) -> dict[str, Any]:
+    """A line of one point (a trial of one epoch) is drawn as a dot, else it would not show."""
+    return {"marker": "o", "ms": 4} if len(x) == 1 else {}
 
 
 def html_page(fig: dict[str, Any], title: str) -> str:

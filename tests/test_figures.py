@@ -57,3 +57,18 @@ def test_tuner_plot_says_what_every_line_and_mark_is() -> None:
         ["sgd", "adam", "pruned (stopped here)", "confirmation run"]
     plain = draw(job_figures(trials[:2], "val_accuracy", "maximize"), "t").axes[1].get_legend()
     assert "confirmation run" not in [t.get_text() for t in plain.get_texts()]
+
+
+def test_a_trial_of_one_epoch_is_drawn_as_a_dot() -> None:
+    """A line through one point draws nothing: a job of one epoch per trial (or a trial pruned
+    after its first) showed an empty chart."""
+    from cli.plots import draw
+
+    trials = [_trial(0, "adam", [0.5]), _trial(1, "sgd", [0.4, 0.6])]
+    figure = draw(job_figures(trials, "val_accuracy", "maximize"), "t")
+    lines = {ln.get_gid(): ln for ax in figure.axes for ln in ax.get_lines() if ln.get_gid()}
+    assert lines["series-trial-0"].get_marker() == "o"
+    assert lines["series-trial-1"].get_marker() in ("None", None, "")
+    one = draw(job_figures(trials[:1], "val_accuracy", "maximize"), "t")
+    best = [ln for ln in one.axes[0].get_lines() if ln.get_gid() == "series-best"]
+    assert len(best) == 1 and best[0].get_marker() == "o"  # the best so far of one epoch

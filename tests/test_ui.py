@@ -280,6 +280,29 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert "cdn.jsdelivr" not in html and "/v1/jobs/{job_id}/figures" in html
 
 
+def test_a_trial_of_one_epoch_shows_on_the_job_page(tmp_path: Path, browser: Any) -> None:
+    """The job page's charts (here `tuner plot`'s offline page, the same script) draw a line of one
+    point as a dot: a job of one epoch per trial showed empty charts. Read from Chart.js's own
+    resolved elements."""
+    from cli.plots import html_page
+    from tuner.figures import job_figures
+
+    trials = [{"number": n, "optimizer": f, "schedule": "constant", "state": "complete",
+               "stop_step": len(v), "value": max(v),
+               "steps": [{"step": i + 1, "value": x} for i, x in enumerate(v)]}
+              for n, f, v in ((0, "adam", [0.5]), (1, "sgd", [0.4, 0.6]))]
+    for kept, best_radius in ((trials, 0), (trials[:1], 3)):
+        page = tmp_path / f"job{len(kept)}.html"
+        page.write_text(html_page(job_figures(kept, "val_accuracy", "maximize"), "one epoch"))
+        _open(browser, page.as_uri())
+        radii = browser.execute_script(
+            "return ['best-chart', 'curves-chart'].map((id) => Chart.getChart("
+            "document.getElementById(id)).data.datasets.map((d, i) => Chart.getChart("
+            "document.getElementById(id)).getDatasetMeta(i).data[0].options.radius));")
+        assert radii[0] == [best_radius]
+        assert radii[1] == [3, 0][:len(kept)]
+
+
 def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F811
                                   browser: Any) -> None:
     client = Client(service.url, service.key_a)

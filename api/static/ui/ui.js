@@ -183,13 +183,16 @@ function familyLabels(chart) {
     : { ...item, fillStyle: "#fff", pointStyle: ds[item.datasetIndex].pointStyle }));
 }
 
+// A line of one point (a trial of one epoch) is drawn as a dot: with no radius it would not show.
+const lone = (points) => (points.length === 1 ? 3 : 0);
+
 function drawJobFigures(fig) {
   const metric = fig.metric;
   const best = document.getElementById("best-chart");
   const bestChart = new Chart(best, {
     type: "line",
     data: { datasets: [{ label: `best ${metric} so far`, data: fig.best_so_far.map(([x, y]) => ({ x, y })),
-                         stepped: true, pointRadius: 0, borderColor: "#333" }] },
+                         stepped: true, pointRadius: lone(fig.best_so_far), borderColor: "#333" }] },
     options: { animation: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "epochs consumed" } },
                                                            y: { title: { display: true, text: metric } } } },
   });
@@ -200,7 +203,7 @@ function drawJobFigures(fig) {
     label: `#${c.number} ${c.optimizer} (${c.state})`, family: c.optimizer,
     data: c.points.map(([x, y]) => ({ x, y })), borderColor: c.color, backgroundColor: c.color,
     borderWidth: c.state === "complete" ? 1.5 : 1, borderDash: c.confirmation ? [4, 3] : [],
-    pointRadius: 0, showLine: true, type: "line",
+    pointRadius: lone(c.points), showLine: true, type: "line",
   }));
   const stops = fig.curves.filter((c) => c.stop && c.stop[1] !== null);
   for (const state of ["pruned", "diverged"]) {
