@@ -198,6 +198,20 @@ def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() 
     assert "left to the sampler" in small.summary()["notes"][1]
 
 
+def test_bf16_where_the_trials_run_on_the_cpu_is_said() -> None:
+    """bf16 autocast applies on a GPU only: `tuner run` with precision bf16 on the CPU trained
+    in fp32 without a word. The notes say it; on a GPU machine a `device: cpu` job says it."""
+    import torch
+
+    device = "cpu" if torch.cuda.is_available() else "auto"
+    said = "training.precision bf16 applies on a GPU (autocast): these trials run on the CPU"
+    bf16 = run_search(_spec(training={"epochs": 1, "precision": "bf16", "device": device},
+                            budget={"n_trials": 1}))
+    assert any(n.startswith(said) for n in bf16.notes), bf16.notes
+    fp32 = run_search(_spec(training={"epochs": 1, "device": device}, budget={"n_trials": 1}))
+    assert not any(n.startswith(said) for n in fp32.notes)
+
+
 def test_divergence_is_detected_and_recorded() -> None:
     spec = JobSpec.model_validate({
         "task": {"model": {"name": "linear"},

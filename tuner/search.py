@@ -382,8 +382,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     does not fit the data is refused before it), just before the first trial. The budget is
     checked as a service's submit checks it (`tuner.tasks.check_budget`), and so is the model
     against the data (`tuner.tasks.check_model`), and a demand for a GPU against this machine
-    (`check_local_device`): every trial failed instead."""
-    from tuner.tasks import check_budget, check_local_device, check_model
+    (`check_local_device`): every trial failed instead. bf16 asked for where the trials run on
+    the CPU is said in the notes (`local_precision_note`)."""
+    from tuner.tasks import check_budget, check_local_device, check_model, local_precision_note
 
     check_budget(spec)
     check_local_device(spec)
@@ -401,8 +402,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     plan = sweep_plan(spec)
     study = create_study(spec, direction, storage, name, seed_configs=seed_configs,
                          sampler_seed=sampler_seed, sweep=plan)
+    notes = plan.notes() + local_precision_note(spec)
     if on_start is not None:
-        on_start(plan.notes())
+        on_start(notes)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if on_trial is not None:
@@ -431,5 +433,5 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         study.optimize(objective, n_trials=n, timeout=left(),
                        **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
         used += n
-    return SearchResult(study, objective.metric, direction, study_records(study), plan.notes(),
+    return SearchResult(study, objective.metric, direction, study_records(study), notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})

@@ -75,6 +75,19 @@ def check_local_device(spec: JobSpec) -> None:
                         "(cuda where there is one) or cpu")
 
 
+def local_precision_note(spec: JobSpec) -> list[str]:
+    """`tuner run` with `training.precision: bf16` where its trials run on the CPU: bf16 autocast
+    applies on a GPU only, so they train in fp32, which the job says rather than leave a user
+    to believe the figures are bf16's."""
+    import torch
+
+    on_cpu = spec.training.device == "cpu" or not torch.cuda.is_available()
+    if spec.training.precision != "bf16" or not on_cpu:
+        return []
+    return ["training.precision bf16 applies on a GPU (autocast): these trials run on the CPU, "
+            "so they train in fp32"]
+
+
 def check_budget(spec: JobSpec) -> None:
     """Refuse budgets that cannot be what the user meant."""
     b = spec.budget
