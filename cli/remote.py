@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli import options as opt
@@ -181,16 +182,39 @@ def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None,
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"Jobs ({data['count']})")
-    for col in ("id", "status", "model", "dataset", "done", "best", "created"):
-        table.add_column(col, no_wrap=True)
-    for j in data["data"]:
-        p = j["progress"]
-        table.add_row(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
-                      f"{p['done']}/{p['n_trials']}",
-                      fmt(p["best_value"]) if p["best_value"] is not None else "-",
-                      str(j["created_at"])[:19])
-    out.print(table)
+    out.print(jobs_table(data, out.width))
+
+
+def jobs_table(data: dict[str, Any], width: int) -> Table:
+    """The jobs as a table whose ids, statuses and counts are never cut (an id cut to
+    `ed0ba40a…` in a narrow terminal could not be copied into `tuner status`): the model and
+    dataset names wrap instead; where that is still too wide for `width`, the table drops its
+    frame and then the creation time."""
+    for compact, when in ((False, 19), (True, 19), (True, 0)):
+        table = _jobs_table(data, compact, when)
+        cells = sum(c.min_width or 0 for c in table.columns)
+        # a frame adds a rule and a space each side of every column; without, the spaces
+        if cells + (2 if compact else 3) * len(table.columns) + (0 if compact else 1) <= width:
+            break
+    return table
+
+
+def _jobs_table(data: dict[str, Any], compact: bool, when: int) -> Table:
+    cols = ("id", "status", "model", "dataset", "done", "best", "created")[:7 if when else 6]
+    rows = [(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
+             f"{j['progress']['done']}/{j['progress']['n_trials']}",
+             fmt(j["progress"]["best_value"]) if j["progress"]["best_value"] is not None else "-",
+             str(j["created_at"])[:when])[:len(cols)] for j in data["data"]]
+    table = Table(title=f"Jobs ({data['count']})", box=None if compact else box.HEAVY_HEAD)
+    for i, col in enumerate(cols):
+        if col in ("model", "dataset"):
+            table.add_column(col, overflow="fold", min_width=7)
+        else:
+            table.add_column(col, no_wrap=True,
+                             min_width=max([len(col), *(len(r[i]) for r in rows)]))
+    for r in rows:
+        table.add_row(*r)
+    return table
 
 
 def recommend(model: Annotated[str | None, typer.Option()] = None,

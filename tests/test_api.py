@@ -3,6 +3,7 @@ real training, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -541,6 +542,20 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     assert "Trials of" in trials and job["by_optimizer"]
     assert all(e["optimizer"] in trials for e in job["by_optimizer"])
     assert job["id"] in _cli(["jobs"], env).stdout
+    # In a narrow terminal the id stays whole (cut to `ed0ba40a…` it could not be copied): the
+    # frame, then the creation time give way; at 80 columns with a long trainable name too.
+    from rich.console import Console
+
+    from cli.remote import jobs_table
+
+    listed = Client(service.url, service.key_a).jobs()
+    listed["data"][0]["task"]["model"] = "trainable:digits_loop_with_a_long_name"
+    for width in (80, 100, 130):
+        shown = Console(width=width, record=True, file=io.StringIO())
+        shown.print(jobs_table(listed, width))
+        lines = shown.export_text().splitlines()
+        assert max(map(len, lines)) <= width and any(job["id"] in ln for ln in lines), lines
+        assert ("created" in "".join(lines[:3])) == (width > 80) and "completed" in "".join(lines)
     rec = json.loads(_cli(["recommend", "--model", "linear", "--dataset", "wine", "--json"],
                           env).stdout)
     assert rec["method"] == "direct" and {r["optimizer"] for r in rec["ranking"]} <= {"adam",
