@@ -173,6 +173,17 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             rec["ranking"][0], {**rec, "tied_by_width": listed})
         assert ("; tied only by its interval reaching the best leader's: not shown to be as "
                 "good (more runs would tell)" in text) == bool(listed), text
+    one = {**rec["ranking"][0], "evidence": {**rec["ranking"][0]["evidence"], "n_trials": 1,
+                                             "n_confirmation_runs": 0, "n_jobs": 1}}
+    assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
+                                  one, rec).count("1 trial, 0 confirmation runs, 1 job") == 1
+    # the learning-rate axis labels 1, 2 and 5 of a decade (nine crowded into each other)
+    assert browser.execute_script("return [1e-3, 2e-3, 3e-3, 5e-3, 0.8, 1, 2e-5].map(lrTick)") \
+        == ["0.001", "0.002", "", "0.005", "", "1", "0.00002"]
+    labels = browser.execute_script("return Chart.getChart(document.getElementById('lr-chart'))"
+                                    ".scales.x.ticks.map((t) => t.label)")
+    leading = {next(c for c in str(s) if c in "123456789") for s in labels if s}
+    assert leading and leading <= {"1", "2", "5"}, labels
     assert browser.find_element("id", "verdict").text == rec["summary"]
     # ... and against the untuned default, which the second job ran (search.baseline)
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]

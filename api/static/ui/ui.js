@@ -287,6 +287,12 @@ function taskIdentity(task) {
   return parts.join(" · ");
 }
 
+// `1 trial`, `2 trials`.
+const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+// A learning-rate axis labels 1, 2 and 5 of each decade: all nine crowd into each other.
+const lrTick = (v) => ([1, 2, 5].includes(Number((v / 10 ** Math.floor(Math.log10(v) + 1e-9)).toFixed(6)))
+  ? String(Number(v.toPrecision(1))) : "");
+
 // One family's row of the task page's ranking (`rec`: the answer it belongs to).
 function rankingRow(r, rec) {
   const underTuned = (rec.under_tuned || []).includes(r.optimizer);
@@ -297,7 +303,7 @@ function rankingRow(r, rec) {
     el("td", {}, `${fmt(r.expected.value)} [${fmt(r.expected.low)}, ${fmt(r.expected.high)}]`),
     el("td", {}, r.expected.kind),
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
-    el("td", {}, r.evidence ? `${r.evidence.n_trials} trials, ${r.evidence.n_confirmation_runs} confirmation runs, ${r.evidence.n_jobs} jobs`
+    el("td", {}, r.evidence ? [count(r.evidence.n_trials, "trial"), count(r.evidence.n_confirmation_runs, "confirmation run"), count(r.evidence.n_jobs, "job")].join(", ")
       + (underTuned ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
       + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
@@ -357,7 +363,7 @@ async function taskPage() {
     data: { datasets: fams.map(([f, pts]) => ({ label: f, data: pts.map(([x, y]) => ({ x, y })),
                                                backgroundColor: COLORS[f] || "#555", pointRadius: 4 })) },
     options: { animation: false, parsing: false,
-               scales: { x: { type: "logarithmic", title: { display: true, text: "learning rate" } },
+               scales: { x: { type: "logarithmic", ticks: { callback: lrTick }, title: { display: true, text: "learning rate" } },
                          y: { title: { display: true, text: lrs.metric } } } },
   });
   mark(scatter, lrChart);
