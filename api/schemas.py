@@ -210,6 +210,8 @@ class TrialCurve(BaseModel):
     value: float | None
     color: str = Field(description="the family's colour (the same on every figure)")
     confirmation: bool
+    baseline: bool = Field(False, description="a run of search.baseline (AdamW at lr 1e-3 with "
+                                              "cosine decay, untuned): drawn dotted")
     points: list[tuple[int, float]] = Field(description="[epoch, value] of every epoch")
     stop: tuple[int, float | None] | None = Field(
         description="[epoch, last value] where a pruned or diverged trial was stopped")

@@ -39,7 +39,8 @@ def draw(fig: dict[str, Any], title: str) -> Any:
         if c["points"]:
             x, y = zip(*c["points"], strict=True)
             curves.plot(x, y, color=c["color"], lw=1.4 if c["state"] == "complete" else 0.9,
-                        ls="--" if c["confirmation"] else "-", gid=f"series-trial-{c['number']}",
+                        ls=":" if c.get("baseline") else "--" if c["confirmation"] else "-",
+                        gid=f"series-trial-{c['number']}",
                         **_lone(x))
         if c["stop"] and c["stop"][1] is not None:
             curves.plot(*c["stop"], marker=STOP_MARKERS[c["state"]], color="black", ms=7,
@@ -50,6 +51,8 @@ def draw(fig: dict[str, Any], title: str) -> Any:
                 for s, m in STOP_MARKERS.items() if any(c["state"] == s for c in fig["curves"])]
     if any(c["confirmation"] and c["points"] for c in fig["curves"]):  # as /ui's caption says
         handles.append(Line2D([], [], color="black", ls="--", label="confirmation run"))
+    if any(c.get("baseline") and c["points"] for c in fig["curves"]):
+        handles.append(Line2D([], [], color="black", ls=":", label="baseline (AdamW 1e-3, cosine)"))
     curves.legend(handles=handles, fontsize=8, ncol=2)
     curves.set(xlabel="epoch", ylabel=metric, title="every trial's learning curve")
     for ax in (best, curves):

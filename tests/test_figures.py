@@ -49,12 +49,18 @@ def test_tuner_plot_says_what_every_line_and_mark_is() -> None:
     from cli.plots import draw
 
     trials = [_trial(0, "adam", [0.5, 0.7]), _trial(1, "sgd", [0.4], "pruned"),
-              {**_trial(2, "adam", [0.6, 0.72]), "confirm_of": 0}]
+              {**_trial(2, "adam", [0.6, 0.72]), "confirm_of": 0},
+              {**_trial(3, "adamw", [0.2, 0.3]), "baseline": True}]
     fig = job_figures(trials, "val_accuracy", "maximize")
-    assert [c["confirmation"] for c in fig["curves"]] == [False, False, True]
-    legend = draw(fig, "t").axes[1].get_legend()
+    assert [c["confirmation"] for c in fig["curves"]] == [False, False, True, False]
+    assert [c["baseline"] for c in fig["curves"]] == [False, False, False, True]
+    figure = draw(fig, "t")
+    legend = figure.axes[1].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == \
-        ["sgd", "adam", "pruned (stopped here)", "confirmation run"]
+        ["sgd", "adam", "adamw", "pruned (stopped here)", "confirmation run",
+         "baseline (AdamW 1e-3, cosine)"]
+    styles = {ln.get_gid(): ln.get_linestyle() for ln in figure.axes[1].get_lines()}
+    assert (styles["series-trial-2"], styles["series-trial-3"]) == ("--", ":")
     plain = draw(job_figures(trials[:2], "val_accuracy", "maximize"), "t").axes[1].get_legend()
     assert "confirmation run" not in [t.get_text() for t in plain.get_texts()]
 

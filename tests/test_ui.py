@@ -140,6 +140,13 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     marked = [t for t in client.trials(second["id"])["data"] if t["baseline"]]
     assert [t["number"] for t in marked] == [0], marked
     assert is_baseline(marked[0]["optimizer"], marked[0]["schedule"], marked[0]["params"])
+    # Its job page draws the baseline's curve dotted (it was an adamw line like any other)
+    _open(browser, f"{service.url}/ui/jobs/{second['id']}")
+    dashes = browser.execute_script(
+        "return Chart.getChart(document.getElementById('curves-chart')).data.datasets"
+        ".filter((d) => d.family).map((d) => [d.label, d.borderDash])")
+    assert [d for _, d in dashes if _.startswith("#0 ")] == [[1, 3]], dashes
+    assert all(d != [1, 3] for _, d in dashes if not _.startswith("#0 ")), dashes
     _open(browser, f"{service.url}/ui/tasks/{task_id}")
     rec = client.recommend(task=task_id)
     lrs = client.learning_rates(task_id)

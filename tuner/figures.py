@@ -127,6 +127,7 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
                        "state": state, "stop_reason": t.get("stop_reason"),
                        "value": _finite(t.get("value")), "color": color(family),
                        "confirmation": t.get("confirm_of") is not None,
+                       "baseline": bool(t.get("baseline")),
                        "points": pts, "stop": stop})
     return {"metric": metric, "direction": direction, "epochs_consumed": consumed,
             "best_so_far": best_so_far, "curves": curves, "families": families,

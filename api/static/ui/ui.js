@@ -202,7 +202,7 @@ function drawJobFigures(fig) {
   const datasets = fig.curves.map((c) => ({
     label: `#${c.number} ${c.optimizer} (${c.state})`, family: c.optimizer,
     data: c.points.map(([x, y]) => ({ x, y })), borderColor: c.color, backgroundColor: c.color,
-    borderWidth: c.state === "complete" ? 1.5 : 1, borderDash: c.confirmation ? [4, 3] : [],
+    borderWidth: c.state === "complete" ? 1.5 : 1, borderDash: c.baseline ? [1, 3] : c.confirmation ? [4, 3] : [],
     pointRadius: lone(c.points), showLine: true, type: "line",
   }));
   const stops = fig.curves.filter((c) => c.stop && c.stop[1] !== null);
