@@ -203,6 +203,17 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
                         h.get("/v1/tasks/99999/learning-rates")):
             assert missing.status_code == 404 and missing.json()["title"] == "Not found"
             assert missing.json()["detail"] == "task 99999 not found in your team"
+        # The team's task, asked for with another model: not "not found" (it is there), but
+        # which field does not match it.
+        mine = tasks["data"][0]
+        clash = h.get("/v1/recommendations", params={"task": mine["id"], "model": "cnn"})
+        assert clash.status_code == 422 and clash.json()["detail"] == (
+            f"model: task {mine['id']} is model {mine['model']['name']} on dataset "
+            f"{mine['dataset']['name']} ({mine['metric']}), not model cnn; give task alone, or "
+            f"the model and dataset without it"), clash.json()
+        same = h.get("/v1/recommendations", params={"task": mine["id"],
+                                                    "model": mine["model"]["name"]}).json()
+        assert same["ranking"] == rec["ranking"]
         # Early stopping is part of the budget: this job ran without, and 0 asks for that.
         task_id = tasks["data"][0]["id"]
         none = h.get("/v1/recommendations", params={"task": task_id,

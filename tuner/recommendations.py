@@ -73,6 +73,18 @@ SOURCE_TEAM = "team history"
 LR_POINTS_PER_FAMILY = 1000
 
 
+def _check_task_matches(s: Session, team_id: int, task_id: int, **asked: str | None) -> None:
+    """Raised for a task id that matched nothing: the team's task is there but is not the model,
+    dataset or metric also asked for (a 404 said it was not found), or it is not there."""
+    for t in h.find_tasks(s, team_id, task_id=task_id):
+        mine = {"model": t.model_name, "dataset": t.dataset_name, "metric": t.metric}
+        field = next(k for k, v in asked.items() if v is not None and v != mine[k])
+        raise SpecError(field, f"task {task_id} is model {t.model_name} on dataset "
+                               f"{t.dataset_name} ({t.metric}), not {field} {asked[field]}; give "
+                               f"task alone, or the model and dataset without it")
+    raise TaskNotFound(task_id)
+
+
 def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: str | None = None,
               dataset: str | None = None, metric: str | None = None, epochs: int | None = None,
               batch_size: int | None = None, early_stopping_patience: int | None = None,
@@ -89,7 +101,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
     makes the next read compute the answer again."""
     tasks = h.find_tasks(s, team_id, task_id=task_id, model=model, dataset=dataset, metric=metric)
     if task_id is not None and not tasks:
-        raise TaskNotFound(task_id)
+        _check_task_matches(s, team_id, task_id, model=model, dataset=dataset, metric=metric)
     if len({t.direction for t in tasks}) > 1:  # e.g. val_loss and val_accuracy: caller must pick
         metrics = sorted({t.metric for t in tasks})
         raise SpecError("metric", "the matching tasks use different metrics; valid choices: "
