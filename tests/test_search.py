@@ -212,6 +212,43 @@ def test_bf16_where_the_trials_run_on_the_cpu_is_said() -> None:
     assert not any(n.startswith(said) for n in fp32.notes)
 
 
+def test_a_wilcoxon_pruner_that_can_stop_nothing_at_the_budget_is_said() -> None:
+    """`wilcoxon` takes the epochs as its test's instances: it can first stop a trial at epoch
+    WILCOXON_FIRST_EPOCH (checked on Optuna's pruner itself: a curve worse than the best's at
+    every epoch), so a job of 4 epochs or fewer prunes nothing, which its notes now say."""
+    import optuna
+
+    from tuner.search import PRUNER_FACTORIES, WILCOXON_FIRST_EPOCH, sweep_plan
+
+    for epochs in (3, 6):
+        study = optuna.create_study(direction="maximize",
+                                    pruner=PRUNER_FACTORIES["wilcoxon"](epochs))
+        study.enqueue_trial({"x": 0.9})
+        study.enqueue_trial({"x": 0.1})
+        stopped: list[int] = []
+
+        def curve(trial: optuna.Trial, n: int = epochs, stopped: list[int] = stopped) -> float:
+            x = trial.suggest_float("x", 0, 1)
+            for step in range(1, n + 1):
+                trial.report(x + 0.001 * step, step)
+                if trial.should_prune():
+                    stopped.append(step)
+                    raise optuna.TrialPruned()
+            return x
+
+        study.optimize(curve, n_trials=2)
+        assert stopped == ([] if epochs < WILCOXON_FIRST_EPOCH else [WILCOXON_FIRST_EPOCH])
+    said = "search.pruner wilcoxon stops no trial of 4 epochs"
+    four = sweep_plan(_spec(training={"epochs": 4}, search={"pruner": "wilcoxon"})).notes()
+    assert any(n.startswith(said) for n in four), four
+    five = sweep_plan(_spec(training={"epochs": 5}, search={"pruner": "wilcoxon"})).notes()
+    hyper = sweep_plan(_spec(training={"epochs": 4})).notes()
+    assert not any("search.pruner" in n for n in five + hyper)
+    off = sweep_plan(_spec(training={"epochs": 2}, search={"pruner": "wilcoxon",
+                                                           "defaults_sweep": False})).notes()
+    assert len(off) == 1 and off[0].startswith("search.pruner wilcoxon stops no trial of 2")
+
+
 def test_divergence_is_detected_and_recorded() -> None:
     spec = JobSpec.model_validate({
         "task": {"model": {"name": "linear"},
