@@ -140,6 +140,50 @@ def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
         assert j1.study_name == f"{t.name}/{j1.task.model_name}/{j1.task.dataset_name}/job-{j1.id}"
 
 
+def test_a_default_spelled_out_is_the_same_task(migrated_url: str) -> None:
+    """`mlp` with `hidden: [128]` (its default) and `mlp` are one workload: one task, so the
+    team's history is not split by how a spec is written (they were two tasks). A task stored
+    before (keyed on its params as written) is found by them and moved to the new key, so the
+    same model with its defaults left out finds it too. Other params stay another task."""
+    from dataclasses import replace
+
+    from tuner.store.models import Task
+
+    def job(model: dict[str, Any], dataset: dict[str, Any] | None = None) -> Job:
+        spec = JobSpec.model_validate({**SPEC, "task": {"model": {"name": "mlp", **model},
+                                                        "dataset": {"name": "iris", **(dataset or {})}}})
+        with session_factory(migrated_url)() as s:
+            made, _ = create_job(s, get_or_create_team(s, "a").id, spec, inspect_task(spec))
+            s.expunge(made)
+            return made
+
+    plain = job({})
+    spelled = job({"params": {"hidden": [128], "dropout": 0, "activation": "relu"}},
+                  {"params": {"val_fraction": 0.2}})
+    assert spelled.task_id == plain.task_id
+    assert job({"params": {"hidden": [64]}}).task_id != plain.task_id
+    assert job({"params": {"dropout": 0.1}}).task_id != plain.task_id
+    # A task stored before the change, under its params as written: found, and re-keyed.
+    old_spec = JobSpec.model_validate({**SPEC, "task": {
+        "model": {"name": "mlp", "params": {"hidden": [128]}}, "dataset": {"name": "wine"}}})
+    feats = inspect_task(old_spec)
+    assert feats.written_fingerprint != feats.fingerprint
+    with session_factory(migrated_url)() as s:
+        team = get_or_create_team(s, "a")
+        old, _ = create_job(s, team.id, old_spec, replace(feats, fingerprint=str(
+            feats.written_fingerprint)))
+        old_task = old.task_id
+        again, _ = create_job(s, team.id, old_spec, feats)
+        assert again.task_id == old_task
+        assert s.get(Task, old_task).fingerprint == feats.fingerprint  # type: ignore[union-attr]
+    plain_wine = JobSpec.model_validate({**SPEC, "task": {"model": {"name": "mlp"},
+                                                          "dataset": {"name": "wine"}}})
+    with session_factory(migrated_url)() as s:
+        bare, _ = create_job(s, get_or_create_team(s, "a").id, plain_wine,
+                             inspect_task(plain_wine))
+        assert bare.task_id == old_task
+
+
 def test_concurrent_claims_never_share_a_job(migrated_url: str) -> None:
     ids = set(_queue(migrated_url, 6))
     claimed: list[str] = []

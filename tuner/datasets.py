@@ -22,6 +22,7 @@ import torch
 
 from tuner.digests import digest
 from tuner.errors import DataError
+from tuner.spec import DEFAULT_VAL_FRACTION
 
 Kind = Literal["classification", "regression"]
 MAX_AUTO_CLASSES = 50
@@ -433,7 +434,7 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
 
     params = dict(params)
     try:
-        val_fraction = float(params.pop("val_fraction", 0.2))
+        val_fraction = float(params.pop("val_fraction", DEFAULT_VAL_FRACTION))
     except (TypeError, ValueError):
         raise DataError("task.dataset.params.val_fraction: must be a number in (0, 1)") from None
     if not 0 < val_fraction < 1:

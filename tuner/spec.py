@@ -22,6 +22,7 @@ from pydantic import (
 from tuner.errors import UnknownName, choices, unknown
 from tuner.space import FAMILIES, LOOKAHEAD_BASES, SCHEDULES, WARMUP, ParamDef
 
+DEFAULT_VAL_FRACTION = 0.2  # task.dataset.params.val_fraction: the share held out for validation
 MAX_CONFIRM_SEEDS = 20  # search.confirm_seeds: a job re-runs a configuration at most this often
 MAX_BASELINE_RUNS = 20  # search.baseline_runs
 
@@ -90,8 +91,45 @@ class ComponentRef(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
 
-    def key(self) -> str:
-        return json.dumps({"name": self.name, "params": self.params}, sort_keys=True, default=str)
+    def key(self, as_written: bool = False) -> str:
+        """What makes it this component in a task's identity: its name and its params, less
+        those equal to its factory's own defaults (`canonical_params`), unless `as_written`."""
+        params = self.params if as_written else self.canonical_params()
+        return json.dumps({"name": self.name, "params": params}, sort_keys=True, default=str)
+
+    def canonical_params(self) -> dict[str, Any]:
+        return self.params
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal as a spec means them: a tuple default and a JSON list, 0 and 0.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def without_defaults(kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` less those its factory would use anyway (`mlp` with `hidden: [128]` is `mlp`),
+    read from the factory's signature; the arguments the service passes itself (a model's data
+    info, a dataset's seed) are never dropped. A factory without a readable signature keeps
+    them all. A dataset's `val_fraction` defaults to the service's 0.2."""
+    import inspect
+
+    from tuner.registry import DATASETS, MODELS
+
+    try:
+        signature = inspect.signature({"model": MODELS, "dataset": DATASETS}[kind].get(name))
+    except (TypeError, ValueError, ImportError, AttributeError, UnknownName):
+        return params
+    defaults = {k: p.default for k, p in signature.parameters.items()
+                if p.default is not inspect.Parameter.empty and k not in ("info", "seed")}
+    if kind == "dataset":
+        defaults["val_fraction"] = DEFAULT_VAL_FRACTION
+    return {k: v for k, v in params.items() if not (k in defaults and _same_value(v, defaults[k]))}
 
 
 def _registered(kind: str, name: str) -> str:
@@ -110,12 +148,18 @@ class ModelRef(ComponentRef):
     def _known_model(cls, v: str) -> str:
         return _registered("model", v)
 
+    def canonical_params(self) -> dict[str, Any]:
+        return without_defaults("model", self.name, self.params)
+
 
 class DatasetRef(ComponentRef):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, v: str) -> str:
         return _registered("dataset", v)
+
+    def canonical_params(self) -> dict[str, Any]:
+        return without_defaults("dataset", self.name, self.params)
 
 
 class TrainableRef(ComponentRef):
@@ -179,14 +223,17 @@ class TaskSpec(_Strict):
         return metric
 
     def fingerprint(self, kind: str, data_digest: str | None = None,
-                    model_digest: str | None = None, code_digest: str | None = None) -> str:
+                    model_digest: str | None = None, code_digest: str | None = None,
+                    as_written: bool = False) -> str:
         """Identity of the task: model ref + dataset ref (or the trainable ref) + metric, and
         for the team's own data and `hf:` model folder the digests of their bytes, for a hub
         reference the fetched copy it reads (`tuner.datasets.data_digest`, `model_digest`),
         for its plugins the digest of their code (`code_digest`): the same file name with
         other contents, the same hub id fetched again, or the same plugin name with other
-        code, is another task."""
-        raw = f"{self.workload_key()}|{self.resolved_metric(kind)}" + (
+        code, is another task. Params equal to a factory's defaults are left out (`mlp` and `mlp`
+        with `hidden: [128]` are one task); `as_written` keeps them, as tasks stored before
+        2026-12-06 were keyed (`tuner.store.jobs.upsert_task` finds those too)."""
+        raw = f"{self.workload_key(as_written)}|{self.resolved_metric(kind)}" + (
             f"|data:{data_digest}" if data_digest else "") + (
             f"|model:{model_digest}" if model_digest else "") + (
             f"|code:{code_digest}" if code_digest else "")
@@ -202,11 +249,11 @@ class TaskSpec(_Strict):
                               self.dataset.name if self.dataset else None,
                               self.trainable.name if self.trainable else None)
 
-    def workload_key(self) -> str:
+    def workload_key(self, as_written: bool = False) -> str:
         if self.trainable is not None:
             return f"trainable:{self.trainable.key()}"
         assert self.model is not None and self.dataset is not None
-        return f"{self.model.key()}|{self.dataset.key()}"
+        return f"{self.model.key(as_written)}|{self.dataset.key(as_written)}"
 
     def names(self, dataset: str | None = None) -> tuple[ComponentRef, ComponentRef]:
         """(model, dataset) as stored and listed: a trainable is `trainable:<name>` on the

@@ -40,10 +40,14 @@ class TaskFeatures:
     data_digest: str | None = None
     model_digest: str | None = None
     code_digest: str | None = None
+    # The fingerprint with the params as written (the same where none equals its default):
+    # tasks stored before 2026-12-06 were keyed so, and `tuner.store.jobs.upsert_task` finds them.
+    written_fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()
-                if k not in ("dataset", "data_digest", "model_digest", "code_digest")}
+                if k not in ("dataset", "data_digest", "model_digest", "code_digest",
+                             "written_fingerprint")}
 
     def profile(self, model: str) -> TaskProfile:
         """The features the similarity of tasks compares, for a task not stored yet."""
@@ -148,7 +152,9 @@ def inspect_task(spec: JobSpec, *, scope: str | None = None) -> TaskFeatures:
     code = t.code_digest()
     return replace(features, batch_size=spec.training.batch_size, epochs=spec.training.epochs,
                    data_digest=digest, model_digest=weights, code_digest=code,
-                   fingerprint=t.fingerprint(features.kind, digest, weights, code))
+                   fingerprint=t.fingerprint(features.kind, digest, weights, code),
+                   written_fingerprint=t.fingerprint(features.kind, digest, weights, code,
+                                                     as_written=True))
 
 
 def _declared(spec: JobSpec) -> TaskFeatures:

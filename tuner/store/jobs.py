@@ -46,8 +46,17 @@ def study_name_for(job_id: str, team: str = "", model: str = "", dataset: str = 
 # tasks and jobs ------------------------------------------------------------------------------
 
 def upsert_task(s: Session, team_id: int, spec: JobSpec, f: TaskFeatures) -> Task:
+    """The team's task with these features' fingerprint, made if it is not there. A task stored
+    before params equal to their defaults were left out of the fingerprint (2026-12-06) is found
+    by its params as written and moved to the new fingerprint, so that its history goes on and
+    the same model with its defaults left out finds it too."""
     task = s.scalar(select(Task).where(Task.team_id == team_id,
                                        Task.fingerprint == f.fingerprint))
+    if task is None and f.written_fingerprint not in (None, f.fingerprint):
+        task = s.scalar(select(Task).where(Task.team_id == team_id,
+                                           Task.fingerprint == f.written_fingerprint))
+        if task is not None:
+            task.fingerprint = f.fingerprint
     if task is None:
         model, dataset = spec.task.names(f.dataset)
         task = Task(team_id=team_id, fingerprint=f.fingerprint,
