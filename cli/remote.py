@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import JsonOpt, err, out, print_json, user_errors
-from cli.render import fmt, print_job, print_recommendation
+from cli.render import add_columns, fmt, print_job, print_recommendation
 
 
 def _client() -> Any:
@@ -206,12 +206,8 @@ def _jobs_table(data: dict[str, Any], compact: bool, when: int) -> Table:
              fmt(j["progress"]["best_value"]) if j["progress"]["best_value"] is not None else "-",
              str(j["created_at"])[:when])[:len(cols)] for j in data["data"]]
     table = Table(title=f"Jobs ({data['count']})", box=None if compact else box.HEAVY_HEAD)
-    for i, col in enumerate(cols):
-        if col in ("model", "dataset"):
-            table.add_column(col, overflow="fold", min_width=7)
-        else:
-            table.add_column(col, no_wrap=True,
-                             min_width=max([len(col), *(len(r[i]) for r in rows)]))
+    add_columns(table, cols, rows, keep={"id", "status", "done", "best", "created"},
+                fold={"model", "dataset"})
     for r in rows:
         table.add_row(*r)
     return table

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from rich.console import Console
 
 from api.app import create_app
 from tuner.client import ApiError, Client
@@ -528,7 +529,8 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           capture_output=True, timeout=600, check=False)
 
 
-def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
+def test_cli_and_python_client(service: Service, tmp_path: Any,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     env = {**os.environ, "TUNER_URL": service.url, "TUNER_API_KEY": service.key_a,
            "TUNER_HOME": str(tmp_path)}
     done = _cli(["submit", "--model", "linear", "--dataset", "wine", "--trials", "4",
@@ -555,8 +557,6 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
     assert job["id"] in _cli(["jobs"], env).stdout
     # In a narrow terminal the id stays whole (cut to `ed0ba40a…` it could not be copied): the
     # frame, then the creation time give way; at 80 columns with a long trainable name too.
-    from rich.console import Console
-
     from cli.remote import jobs_table
 
     listed = Client(service.url, service.key_a).jobs()
@@ -571,6 +571,19 @@ def test_cli_and_python_client(service: Service, tmp_path: Any) -> None:
                           env).stdout)
     assert rec["method"] == "direct" and {r["optimizer"] for r in rec["ranking"]} <= {"adam",
                                                                                       "sgd"}
+    # In a narrow terminal the interval keeps its run count (`... ×` was all that showed of
+    # `0.9861 [0.9723, 0.9999] ×3`): names wrap and the costs give way first.
+    import cli.render
+
+    for width in (90, 130):
+        shown_rec = Console(width=width, record=True, file=io.StringIO())
+        monkeypatch.setattr(cli.render, "out", shown_rec)
+        cli.render.print_recommendation(
+            {**rec, "ranking": [{**r, "optimizer": f"{r['optimizer']} (tied with adamw)"}
+                                for r in rec["ranking"]]})
+        text = shown_rec.export_text()
+        for r in rec["ranking"]:
+            assert cli.render._expected(r["expected"]) in text, (width, text)
     # The team's tasks with each one's answer in a few words (the same words as /ui/tasks).
     from tuner.recommend import brief
 
