@@ -50,6 +50,25 @@ def test_spec_names_a_trainable_or_a_model_and_dataset() -> None:
                                                               10, [1, 8, 8])
     with pytest.raises(SpecError, match=r"task\.metric"):
         inspect_task(spec(task={"trainable": {"name": "digits_loop"}, "metric": "val_r2"}))
+    # It declares the params it reads (`params`): a typo is refused, at submit and in `tuner
+    # run`, naming them (it trained at the default width without a word) ...
+    typo = spec(task={"trainable": {"name": "digits_loop", "params": {"widht": 32}}})
+    said = ("task.trainable.params: digits_loop does not read 'widht'; valid choices: alive, "
+            "smoothing, width")
+    with pytest.raises(SpecError) as refused:
+        inspect_task(typo)
+    assert str(refused.value) == said
+    with pytest.raises(SpecError) as refused:
+        run_search(typo)
+    assert str(refused.value) == said
+    # ... and one given at its default is the same task as one left out.
+    at_default = inspect_task(spec(task={"trainable": {"name": "digits_loop", "params": {
+        "width": 64, "smoothing": 0.1}}}))
+    bare = inspect_task(spec(task={"trainable": {"name": "digits_loop", "params": {}}}))
+    assert at_default.fingerprint == bare.fingerprint != f.fingerprint
+    assert at_default.written_fingerprint != at_default.fingerprint
+    # A trainable that declares no params takes any (hangs reads its own).
+    inspect_task(spec(task={"trainable": {"name": "hangs", "params": {"marker": "x"}}}))
 
 
 def test_trainable_runs_with_the_trials_optimizer_pruning_and_record() -> None:

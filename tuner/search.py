@@ -414,6 +414,12 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     direction = objective.direction  # loads the dataset: fails early on bad data
     if spec.task.trainable is None:
         check_model(spec, objective.data)
+    else:
+        from tuner.registry import TRAINABLES
+        from tuner.trainable import check_params
+
+        ref = spec.task.trainable
+        check_params(ref.name, TRAINABLES.get(ref.name), ref.params)
     name = study_name or default_study_name(spec)
     if storage is not None and study_name is None:
         existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}

@@ -114,19 +114,27 @@ def _same_value(a: Any, b: Any) -> bool:
 
 def without_defaults(kind: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
     """`params` less those its factory would use anyway (`mlp` with `hidden: [128]` is `mlp`),
-    read from the factory's signature; the arguments the service passes itself (a model's data
-    info, a dataset's seed) are never dropped. A factory without a readable signature keeps
-    them all. A dataset's `val_fraction` defaults to the service's 0.2."""
+    read from the factory's signature (a trainable's from the `params` it declares, if it does);
+    the arguments the service passes itself (a model's data info, a dataset's seed) are never
+    dropped. A factory without a readable signature keeps them all. A dataset's
+    `val_fraction` defaults to the service's 0.2."""
     import inspect
 
-    from tuner.registry import DATASETS, MODELS
+    from tuner.registry import DATASETS, MODELS, TRAINABLES
 
     try:
-        signature = inspect.signature({"model": MODELS, "dataset": DATASETS}[kind].get(name))
+        factory = {"model": MODELS, "dataset": DATASETS, "trainable": TRAINABLES}[kind].get(name)
+        if kind == "trainable":
+            from tuner.trainable import declared_params
+
+            defaults = declared_params(factory) or {}
+        else:
+            signature = inspect.signature(factory)
+            defaults = {k: p.default for k, p in signature.parameters.items()
+                        if p.default is not inspect.Parameter.empty
+                        and k not in ("info", "seed")}
     except (TypeError, ValueError, ImportError, AttributeError, UnknownName):
         return params
-    defaults = {k: p.default for k, p in signature.parameters.items()
-                if p.default is not inspect.Parameter.empty and k not in ("info", "seed")}
     if kind == "dataset":
         defaults["val_fraction"] = DEFAULT_VAL_FRACTION
     return {k: v for k, v in params.items() if not (k in defaults and _same_value(v, defaults[k]))}
@@ -169,6 +177,9 @@ class TrainableRef(ComponentRef):
     @classmethod
     def _known_trainable(cls, v: str) -> str:
         return _registered("trainable", v)
+
+    def canonical_params(self) -> dict[str, Any]:
+        return without_defaults("trainable", self.name, self.params)
 
 
 class TaskSpec(_Strict):
@@ -251,7 +262,7 @@ class TaskSpec(_Strict):
 
     def workload_key(self, as_written: bool = False) -> str:
         if self.trainable is not None:
-            return f"trainable:{self.trainable.key()}"
+            return f"trainable:{self.trainable.key(as_written)}"
         assert self.model is not None and self.dataset is not None
         return f"{self.model.key(as_written)}|{self.dataset.key(as_written)}"
 

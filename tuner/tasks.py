@@ -161,10 +161,11 @@ def _declared(spec: JobSpec) -> TaskFeatures:
     """A trainable's task, from what it declares (`features`): nothing is loaded or built, so
     the check costs nothing in a request. Undeclared features are unknown (0 / empty)."""
     from tuner.registry import TRAINABLES
-    from tuner.trainable import declared_features
+    from tuner.trainable import check_params, declared_features
 
     t = spec.task
     assert t.trainable is not None
+    check_params(t.trainable.name, TRAINABLES.get(t.trainable.name), t.trainable.params)
     try:
         f = declared_features(TRAINABLES.get(t.trainable.name), t.trainable.params)
     except Exception as exc:
@@ -182,6 +183,7 @@ def _declared(spec: JobSpec) -> TaskFeatures:
     code = t.code_digest()
     return TaskFeatures(
         fingerprint=t.fingerprint(kind, code_digest=code), code_digest=code, metric=metric,
+        written_fingerprint=t.fingerprint(kind, code_digest=code, as_written=True),
         direction=METRICS[metric], kind=kind,
         n_params=int(f.get("n_params") or 0), depth=int(f.get("depth") or 0),
         input_shape=[int(d) for d in f.get("input_shape") or []],

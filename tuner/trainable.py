@@ -20,7 +20,10 @@ batches alike) is seen moving inside an epoch by the stall check, as the built-i
 when the loss diverged, or when the epoch budget is spent: the trainable's loop ends there (a
 trainable must let it propagate). The function may carry `features`: a dict (or a callable of
 the params returning one) with `kind` (classification | regression), `n_params`, `n_train`,
-`n_classes`, `input_shape`, `dataset`: what recommendations compare tasks by.
+`n_classes`, `input_shape`, `dataset`: what recommendations compare tasks by. It may carry
+`params`, a dict of the params it reads with their defaults: then a param it does not read is
+refused at submit (a typo trained at the default without a word), and one given at its default
+is the same task as one left out.
 """
 
 from __future__ import annotations
@@ -230,6 +233,25 @@ def _better(a: float, b: float, direction: str) -> bool:
 
 def _n_params(opt: torch.optim.Optimizer) -> int:
     return sum(p.numel() for g in opt.param_groups for p in g["params"])
+
+
+def declared_params(fn: Any) -> dict[str, Any] | None:
+    """The params a trainable reads with their defaults (its `params` attribute), or None when
+    it does not say."""
+    params = getattr(fn, "params", None)
+    return dict(params) if isinstance(params, dict) else None
+
+
+def check_params(name: str, fn: Any, params: dict[str, Any]) -> None:
+    """A trainable that declares its params refuses any other, naming the ones it reads."""
+    from tuner.errors import SpecError, choices
+
+    declared = declared_params(fn)
+    stray = sorted(set(params) - set(declared)) if declared is not None else []
+    if stray:
+        raise SpecError("task.trainable.params",
+                        f"{name} does not read {', '.join(map(repr, stray))}; valid choices: "
+                        f"{choices(declared or {})}")
 
 
 def declared_features(fn: Any, params: dict[str, Any]) -> dict[str, Any]:
