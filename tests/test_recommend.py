@@ -442,6 +442,14 @@ def test_a_family_below_the_leaders_tried_with_one_configuration_is_said_to_be_b
         == [4, 6, 1]
     assert "below the leaders but barely tuned (configurations tried, against 4 for adam, so " \
         "they may do better tuned): sgd (1)" in r["summary"]
+    # ... also when some family never completed a trial (nearly every job): that note replaced
+    # this one, so the answer never said it.
+    stopped = {"rmsprop": {"n_trials": 5}, "nadam": {"n_trials": 1, "max_stop_epoch": 1}}
+    r = rank_families(hist, "maximize", incomplete=stopped)
+    assert r["under_tuned"] == ["sgd"] and [n["optimizer"] for n in r["not_ranked"]] == ["nadam"]
+    assert "below the leaders but barely tuned (configurations tried, against 4 for adam, so " \
+        "they may do better tuned): sgd (1); never completed a trial: nadam (1 trial, stopped " \
+        "by epoch 1)" in r["summary"], r["summary"]
     # Nobody was tuned more than the others: nothing to qualify.
     flat = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("sgd", [0.80, 0.801, 0.799])
     r = rank_families(flat, "maximize")

@@ -786,11 +786,13 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                  + "): " + ", ".join(f"{f} ({by[f]})" for f in under_tuned))
     # A few families are named with their evidence; more are counted (`not_ranked` and
     # `not_tried` list them), so the sentence stays readable after a default job of 14 families.
+    # (Added to the barely-tuned note: until 2026-12-06 this replaced it, so a job with any
+    # family stopped before completing, nearly every job, never said which were barely tuned.)
     if len(not_ranked) > SUMMARY_NAMES:
-        tail = (f"; {len(not_ranked)} families never completed a trial (not_ranked lists "
-                f"them)")
+        tail += (f"; {len(not_ranked)} families never completed a trial (not_ranked lists "
+                 f"them)")
     elif not_ranked:
-        tail = "; never completed a trial: " + ", ".join(
+        tail += "; never completed a trial: " + ", ".join(
             f"{n['optimizer']} ({_count(n['evidence'].get('n_trials', 0), 'trial')}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)

@@ -66,8 +66,9 @@ from tuner.store.queries import team_tasks
 # leader's interval, not the weakest leader's value, and `tied_by_width`, never lifted first
 # in a tie by its learning-rate range; 24: a loss's gaps in words to four digits and in percent;
 # 25: a transferred answer says when families share the best score; 26: a tie by interval
-# overlap is not called a wide interval.)
-ANSWER_FORMAT = 26
+# overlap is not called a wide interval; 27: the barely-tuned note is kept beside the families
+# that never completed a trial (it was replaced by it).)
+ANSWER_FORMAT = 27
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
