@@ -189,7 +189,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   + (f", best intermediate value {fmt(best)})" if best is not None else ")")
                   + (": already within the best leader's 95% interval when stopped; a complete "
                      "run would tell whether it is as good as the leaders"
-                     if r.get("may_lead") else ""), highlight=False)
+                     if r.get("may_lead") else _at_stop(r)), highlight=False)
     for key in ("summary", "explanation", "note"):
         if rec.get(key):
             out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
@@ -211,6 +211,18 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if start and method != "direct":
         out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
                   f"{params_brief(start['params'])}", highlight=False)
+
+
+def _at_stop(r: dict[str, Any]) -> str:
+    """Where a family that never completed stood against the best leader's configuration at
+    the epoch it was stopped ('' when the answer does not say)."""
+    at = r.get("leader_at_stop")
+    if not at:
+        return ""
+    there = fmt(at["low"]) if at["low"] == at["high"] else f"{fmt(at['low'])}-{fmt(at['high'])}"
+    return (f": level with {at['optimizer']}'s best configuration then ({there}), so not shown "
+            f"to be behind it" if r.get("level_at_stop") else
+            f"; {at['optimizer']}'s best configuration was at {there} by then")
 
 
 def _budget_parts(budget: dict[str, Any], sep: str) -> str:

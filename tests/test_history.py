@@ -169,6 +169,43 @@ def test_a_configuration_is_read_with_all_its_runs(migrated_url: str,
     assert adam["params"] != {"adam.lr": 1e-3}  # its mean over 3 seeds is 0.78
 
 
+def test_a_family_stopped_early_is_placed_against_the_leaders_stored_curves(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer reads the best leader's runs' stored pruning history (their best so far by
+    epoch) and says where each family that never completed stood at the epoch it was stopped:
+    nadam, pruned at epoch 1 at 0.62 where adam's runs stood at 0.55-0.60, is level with it."""
+    from tuner.trial import StepRecord
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+
+    def run(n: int, opt: str, lr: float, curve: list[float], state: str = "complete",
+            seed: int = 0) -> TrialRecord:
+        best = [max(curve[:i + 1]) for i in range(len(curve))]
+        return TrialRecord(number=n, state=state, stop_reason=state, stop_step=len(curve),
+                           optimizer=opt, schedule="constant", params={f"{opt}.lr": lr},
+                           value=best[-1], epochs_run=len(curve), seed=seed,
+                           steps=[StepRecord(step=i + 1, value=v, best_value=b)
+                                  for i, (v, b) in enumerate(zip(curve, best, strict=True))])
+
+    with session_factory(migrated_url)() as s:
+        for rec in (run(0, "adam", 1e-3, [0.55, 0.80, 0.95]),
+                    run(1, "adam", 1e-3, [0.60, 0.82, 0.96], seed=1),
+                    run(2, "sgd", 1e-2, [0.40, 0.70, 0.90]),
+                    run(3, "sgd", 1e-2, [0.42, 0.71, 0.91], seed=1),
+                    run(4, "nadam", 1e-3, [0.62], state="pruned"),
+                    run(5, "rmsprop", 1e-3, [0.30, 0.50], state="pruned")):
+            assert record_trial(s, job, rec)
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, team, model="mlp", dataset="iris")
+    nadam, rmsprop = rec["not_ranked"]
+    assert nadam["leader_at_stop"] == {"optimizer": "adam", "epoch": 1, "low": 0.55,
+                                       "high": 0.60, "runs": 2} and nadam["level_at_stop"]
+    assert rmsprop["leader_at_stop"]["low"] == 0.80 and not rmsprop["level_at_stop"]
+    assert "so not shown to be behind it: nadam (0.62 by epoch 1, adam 0.55-0.6)" \
+        in rec["summary"], rec["summary"]
+
+
 def test_tasks_with_other_parameters_are_never_ranked_together(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """mlp with hidden [4] and with [128] on iris are two tasks: a question by model and dataset

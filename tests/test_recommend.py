@@ -412,6 +412,56 @@ def test_identical_runs_are_no_certainty_they_get_the_tasks_noise() -> None:
     assert rank_families(far, "maximize")["verdict"] == "winner"
 
 
+def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch() -> None:
+    """A pruner stops a trial against the trials beside it, not against the leader: nadam was
+    stopped at epoch 2 at 0.70 while adam's best configuration stood at 0.66-0.69 there (it
+    ended at 0.95), so nadam is not shown to be behind it, and the answer says so; sgd, at 0.40
+    by epoch 1 against adam's 0.50-0.52, was behind. The runs' curves are read once, those of
+    the best leader's best configuration only."""
+    hist = confirmed("adam", [0.95, 0.951, 0.949]) + confirmed("rmsprop", [0.90, 0.901, 0.899])
+    runs = {(t.job_id, t.number): [(1, 0.50 + 0.01 * i), (2, 0.66 + 0.015 * i), (3, t.value)]
+            for i, t in enumerate(t for t in hist if t.optimizer == "adam")}
+    asked: list[list[str]] = []
+
+    def curves(trials: Any) -> dict[tuple[str, int], list[tuple[int, float]]]:
+        asked.append([t.optimizer for t in trials])
+        return {(t.job_id, t.number): runs[(t.job_id, t.number)] for t in trials}
+
+    stopped = {"nadam": {"n_trials": 1, "max_stop_epoch": 2, "best_intermediate_value": 0.70},
+               "sgd": {"n_trials": 2, "max_stop_epoch": 1, "best_intermediate_value": 0.40}}
+    r = rank_families(hist, "maximize", incomplete=stopped, curves=curves)
+    assert asked == [["adam", "adam", "adam"]]
+    nadam, sgd = r["not_ranked"]
+    assert nadam["leader_at_stop"] == {"optimizer": "adam", "epoch": 2, "low": 0.66,
+                                       "high": pytest.approx(0.69), "runs": 3}
+    assert nadam["level_at_stop"] is True and sgd["level_at_stop"] is False
+    assert sgd["leader_at_stop"]["low"] == 0.50 and not nadam["may_lead"]
+    assert (
+        "; stopped early while level with adam's best configuration at the same epoch (the "
+        "pruner judged them against the trials beside them, not against adam), so not shown to "
+        "be behind it: nadam (0.7 by epoch 2, adam 0.66-0.69); 10 families not tried") \
+        in r["summary"], r["summary"]
+    # None level: said in a few words. For a loss the comparison turns round.
+    behind = rank_families(hist, "maximize", incomplete={"sgd": stopped["sgd"]}, curves=curves)
+    assert ("; never completed a trial: sgd (2 trials, stopped by epoch 1); each was behind "
+            "adam's best configuration at the epoch it was stopped;") in behind["summary"]
+    loss = [HistoryTrial(**{**t.__dict__, "value": 1 - t.value}) for t in hist]
+    runs.update({(t.job_id, t.number): [(e, 1 - v) for e, v in runs[(t.job_id, t.number)]]
+                 for t in loss if t.optimizer == "adam"})
+    r = rank_families(loss, "minimize", incomplete={
+        "nadam": {**stopped["nadam"], "best_intermediate_value": 0.30}}, curves=curves)
+    assert r["not_ranked"][0]["level_at_stop"] is True
+    # `tuner recommend` says it on the family's line
+    from cli.render import _at_stop
+
+    assert _at_stop(nadam) == (": level with adam's best configuration then (0.66-0.69), so not "
+                               "shown to be behind it")
+    assert _at_stop(sgd) == "; adam's best configuration was at 0.5-0.52 by then"
+    # Without curves (the corpus, a transfer) nothing is said of it.
+    plain = rank_families(hist, "maximize", incomplete=stopped)
+    assert "leader_at_stop" not in plain["not_ranked"][0] and "level" not in plain["summary"]
+
+
 def test_when_every_repeat_gave_the_same_value_no_noise_is_claimed() -> None:
     """Every repeated configuration gave one value on every seed (1.0 and 0.967: one validation
     example of 30): a pooled noise of 0 made every difference certain and called a winner by

@@ -180,6 +180,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             rec["ranking"][0], {**rec, "tied_by_width": listed})
         assert ("; tied only by its interval reaching the best leader's: not shown to be as "
                 "good (more runs would tell)" in text) == bool(listed), text
+    # A family stopped early, placed against the best leader's configuration at that epoch
+    at = {"optimizer": "adam", "epoch": 1, "low": 0.55, "high": 0.6, "runs": 2}
+    assert browser.execute_script(
+        "return [atStop(arguments[0]), atStop(arguments[1]), atStop({})]",
+        {"leader_at_stop": at, "level_at_stop": True},
+        {"leader_at_stop": {**at, "high": 0.55}, "level_at_stop": False}) == [
+        "level with adam's best configuration at that epoch (0.5500-0.6000): not shown to be "
+        "behind it", "behind adam's best configuration at that epoch (0.5500)", ""]
     one = {**rec["ranking"][0], "evidence": {**rec["ranking"][0]["evidence"], "n_trials": 1,
                                              "n_confirmation_runs": 0, "n_jobs": 1}}
     assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",

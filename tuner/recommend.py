@@ -179,10 +179,14 @@ def pooled_noise(runs: Iterable[Sequence[float]]) -> tuple[float | None, int]:
     return (math.sqrt(num / dof), dof) if num > 0 else (None, dof)
 
 
+# The runs' best value so far at each epoch: (job id, trial number) -> [(epoch, best so far)].
+Curves = Callable[[Sequence[HistoryTrial]], dict[tuple[str, int], list[tuple[int, float]]]]
+
+
 def rank_families(trials: Sequence[HistoryTrial], direction: str,
                   counts: dict[str, dict[str, Any]] | None = None,
                   incomplete: dict[str, dict[str, Any]] | None = None,
-                  metric: str | None = None) -> dict[str, Any]:
+                  metric: str | None = None, curves: Curves | None = None) -> dict[str, Any]:
     """Families ranked by the expected value the answer shows (that of each family's best
     configuration, chosen on a lower confidence bound so one lucky run does not beat a
     configuration confirmed over several seeds), with `ties` and a `verdict` decided from the
@@ -191,7 +195,9 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     `incomplete` (per family tried without a complete trial: its evidence) is listed after the
     ranked families as `not_ranked`. `metric` bounds the intervals shown (an accuracy's
     interval never past 1; the verdict is the same either way, since cutting two intervals at
-    a bound their means lie within never parts them)."""
+    a bound their means lie within never parts them). `curves` reads the best leader's runs'
+    learning curves, to say where a family that never completed stood against it at the epoch
+    it was stopped (`_at_stop`)."""
     sign = 1.0 if direction == "maximize" else -1.0
     bounds = METRIC_BOUNDS.get(metric or "", (None, None))
     scale = metric_scale((t.value for t in trials), direction)
@@ -214,8 +220,9 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
         return sign * c.mean - penalty
 
     entries = []
+    best_of: dict[str, _Config] = {}
     for family, fam_configs in by_family.items():
-        best = max(fam_configs, key=score)
+        best = best_of[family] = max(fam_configs, key=score)
         fam_trials = [t for c in fam_configs for t in c.trials]
         entry = _family_entry(family, best, fam_configs, fam_trials, direction, sigma, scale,
                               dof)
@@ -241,6 +248,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     not_ranked = [{"optimizer": f, "rank": None, "status": "no complete trial", "evidence": ev,
                    "may_lead": _may_lead(ev, bar, direction)}
                   for f, ev in sorted((incomplete or {}).items()) if f not in by_family]
+    if curves is not None and bar is not None:
+        _at_stop(not_ranked, bar[0], best_of[bar[0]].trials, curves, direction)
     # Families this history never ran: nothing is known of them, so a winner is the best of the
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
     tried = set(by_family) | set(incomplete or {})
@@ -286,6 +295,32 @@ def _tied_by_width(ranking: list[dict[str, Any]], leaders: list[str], bar: Bar |
     best, at, _ = bar
     return [e["optimizer"] for e in ranking if e["optimizer"] in leaders
             and e["optimizer"] != best and better(at, e["expected"]["value"], direction)]
+
+
+def _at_stop(not_ranked: list[dict[str, Any]], lead: str, runs: Sequence[HistoryTrial],
+             curves: Curves, direction: str) -> None:
+    """Where each family that never completed stood against the best leader when it was
+    stopped: `leader_at_stop`, the range of that leader's best configuration's runs' best so
+    far by the same epoch (the last any of the family's trials reached), and `level_at_stop`,
+    its best intermediate value at least as good as the worst of those runs there. A pruner
+    stops a trial against the trials beside it (a Hyperband bracket, the sweep's starts), not
+    against the leader: a family stopped while level with the leader's configuration is not
+    shown to be behind it, and the answer says so rather than leave it read as beaten."""
+    stopped = [n for n in not_ranked if n["evidence"].get("max_stop_epoch")
+               and n["evidence"].get("best_intermediate_value") is not None
+               and math.isfinite(n["evidence"]["best_intermediate_value"])]
+    if not stopped:
+        return
+    fetched = curves(runs)
+    for n in stopped:
+        epoch, v = n["evidence"]["max_stop_epoch"], n["evidence"]["best_intermediate_value"]
+        at = [pts[-1][1] for c in fetched.values() if (pts := [p for p in c if p[0] <= epoch])]
+        if not at:
+            continue
+        worst = min(at) if direction == "maximize" else max(at)
+        n["leader_at_stop"] = {"optimizer": lead, "epoch": epoch, "low": min(at),
+                               "high": max(at), "runs": len(at)}
+        n["level_at_stop"] = not better(worst, v, direction)
 
 
 def _may_lead(ev: dict[str, Any], bar: Bar | None, direction: str) -> bool:
@@ -805,6 +840,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                  f"the leaders (a complete run would tell): " + ", ".join(
                      f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
                      f"{n['evidence'].get('max_stop_epoch', 0)})" for n in close))
+    tail += _level_note(not_ranked)
     if len(not_tried) > SUMMARY_NAMES:
         tail += (f"; {len(not_tried)} families not tried on this task at this budget, so nothing "
                  f"is known of them (not_tried lists them)")
@@ -837,6 +873,35 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
             f"separated: there is no noise estimate ({why}), so none can be called better"
             + tail)
+
+
+def _level_note(not_ranked: Sequence[dict[str, Any]]) -> str:
+    """'; stopped early while level with X's best configuration at the same epoch ...' for the
+    families `_at_stop` found level (those that may lead are said above); where it found none
+    level, that each was behind; else ''."""
+    level = [n for n in not_ranked if n.get("level_at_stop") and not n.get("may_lead")]
+    behind = [n for n in not_ranked if n.get("leader_at_stop") and not n.get("level_at_stop")]
+    if not level:
+        if not behind:
+            return ""
+        who = "each was" if len(behind) == len(not_ranked) else \
+            f"{_some([n['optimizer'] for n in behind])} {'was' if len(behind) == 1 else 'were'}"
+        return (f"; {who} behind {behind[0]['leader_at_stop']['optimizer']}'s best "
+                f"configuration at the epoch it was stopped")
+    lead = level[0]["leader_at_stop"]["optimizer"]
+
+    def stood(n: dict[str, Any]) -> str:
+        at = n["leader_at_stop"]
+        there = f"{at['low']:.4g}" if at["low"] == at["high"] else \
+            f"{at['low']:.4g}-{at['high']:.4g}"
+        return (f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
+                f"{at['epoch']}, {lead} {there})")
+
+    shown = (f"{len(level)} families (not_ranked marks them level_at_stop)"
+             if len(level) > SUMMARY_NAMES else ", ".join(map(stood, level)))
+    return (f"; stopped early while level with {lead}'s best configuration at the same epoch "
+            f"(the pruner judged them against the trials beside them, not against {lead}), so "
+            f"not shown to be behind it: {shown}")
 
 
 def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | None) -> str:

@@ -22,6 +22,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tuner import corpus as reference
@@ -67,8 +68,9 @@ from tuner.store.queries import team_tasks
 # in a tie by its learning-rate range; 24: a loss's gaps in words to four digits and in percent;
 # 25: a transferred answer says when families share the best score; 26: a tie by interval
 # overlap is not called a wide interval; 27: the barely-tuned note is kept beside the families
-# that never completed a trial (it was replaced by it).)
-ANSWER_FORMAT = 27
+# that never completed a trial (it was replaced by it); 28: where a family that never completed
+# stood against the best leader's configuration at the epoch it was stopped (`level_at_stop`).)
+ANSWER_FORMAT = 28
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -247,7 +249,7 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         evidence = h.evidence(s, ids, budget, exclude_job)
         ranked = rank_families(trials, direction, evidence,
                                h.unfinished_families(s, ids, direction, budget, exclude_job),
-                               metric=tasks[0].metric)
+                               metric=tasks[0].metric, curves=partial(h.best_so_far, s))
         n = sum(c["n_trials"] for c in evidence.values())
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "

@@ -172,7 +172,11 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
         if r.value is not None and math.isfinite(r.value) and (
                 cur is None or better(r.value, cur, direction)):
             e["best_intermediate_value"] = float(r.value)
-    ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric)
+    steps = {r.number: [(s.step, s.best_value) for s in r.steps if s.best_value is not None]
+             for r in records}
+    ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric,
+                           curves=lambda runs: {(t.job_id, t.number): steps.get(t.number, [])
+                                                for t in runs})
     return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "tied_by_width",
                                    "noise")} | {

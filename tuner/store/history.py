@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, select
+from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tuner.recommend import HistoryTrial, TaskProfile
 from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
-from tuner.store.models import Job, RecommendationCache, Task, TrialRow
+from tuner.store.models import Job, RecommendationCache, Task, TrialRow, TrialStep
 from tuner.trial import OUT_OF_MEMORY, config_key
 
 log = logging.getLogger(__name__)
@@ -188,6 +188,25 @@ def history(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             state_bytes_per_param=state_bytes, seconds_per_epoch=spe,
             setting=(task_id, epochs, batch_size, patience, precision, training_seed,
                      training_format)))
+    return out
+
+
+def best_so_far(s: Session, trials: Sequence[HistoryTrial]
+                ) -> dict[tuple[str, int], list[tuple[int, float]]]:
+    """Each of these trials' best value so far at each of its epochs (the pruning history the
+    recorder kept): (job id, trial number) -> [(epoch, best so far)], epochs in order. For the
+    few runs of one configuration (`tuner.recommend.rank_families`' `curves`)."""
+    if not trials:
+        return {}
+    which = or_(*(and_(TrialRow.job_id == t.job_id, TrialRow.number == t.number)
+                  for t in trials))
+    q = (select(TrialRow.job_id, TrialRow.number, TrialStep.step, TrialStep.best_value)
+         .join(TrialStep, TrialStep.trial_id == TrialRow.id)
+         .where(which, TrialStep.best_value.is_not(None)).order_by(TrialStep.step))
+    out: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    for job_id, number, step, best in s.execute(q).all():
+        if best is not None:
+            out.setdefault((str(job_id), int(number)), []).append((int(step), float(best)))
     return out
 
 

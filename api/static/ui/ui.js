@@ -293,6 +293,15 @@ const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const lrTick = (v) => ([1, 2, 5].includes(Number((v / 10 ** Math.floor(Math.log10(v) + 1e-9)).toFixed(6)))
   ? String(Number(v.toPrecision(1))) : "");
 
+// Where a family that never completed stood against the best leader's configuration when stopped.
+function atStop(n) {
+  const at = n.leader_at_stop;
+  if (!at) return "";
+  const there = at.low === at.high ? fmt(at.low) : `${fmt(at.low)}-${fmt(at.high)}`;
+  return n.level_at_stop ? `level with ${at.optimizer}'s best configuration at that epoch (${there}): not shown to be behind it`
+    : `behind ${at.optimizer}'s best configuration at that epoch (${there})`;
+}
+
 // One family's row of the task page's ranking (`rec`: the answer it belongs to).
 function rankingRow(r, rec) {
   const underTuned = (rec.under_tuned || []).includes(r.optimizer);
@@ -349,7 +358,8 @@ async function taskPage() {
     el("td", {}, String(n.evidence.n_trials)),
     el("td", {}, String(n.evidence.max_stop_epoch)),
     el("td", {}, n.evidence.best_intermediate_value != null ? fmt(n.evidence.best_intermediate_value) : "-"),
-    el("td", {}, [n.may_lead ? "already within the best leader's 95% interval when stopped: a complete run would tell whether it is as good as the leaders" : "",
+    el("td", {}, [n.may_lead ? "already within the best leader's 95% interval when stopped: a complete run would tell whether it is as good as the leaders"
+      : atStop(n),
       n.evidence.n_out_of_memory ? `${n.evidence.n_out_of_memory} out of memory on the device` : ""]
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
