@@ -190,8 +190,8 @@ def jobs_table(data: dict[str, Any], width: int) -> Table:
     `ed0ba40a…` in a narrow terminal could not be copied into `tuner status`): the model and
     dataset names wrap instead; where that is still too wide for `width`, the table drops its
     frame and then the creation time."""
-    for compact, when in ((False, 19), (True, 19), (True, 0)):
-        table = _jobs_table(data, compact, when)
+    for compact, created_chars in ((False, 19), (True, 19), (True, 0)):
+        table = _jobs_table(data, compact, created_chars)
         cells = sum(c.min_width or 0 for c in table.columns)
         # a frame adds a rule and a space each side of every column; without, the spaces
         if cells + (2 if compact else 3) * len(table.columns) + (0 if compact else 1) <= width:
@@ -199,12 +199,14 @@ def jobs_table(data: dict[str, Any], width: int) -> Table:
     return table
 
 
-def _jobs_table(data: dict[str, Any], compact: bool, when: int) -> Table:
-    cols = ("id", "status", "model", "dataset", "done", "best", "created")[:7 if when else 6]
+def _jobs_table(data: dict[str, Any], compact: bool, created_chars: int) -> Table:
+    """`compact`: without a frame; `created_chars` 0: without the creation time."""
+    cols = ("id", "status", "model", "dataset", "done", "best", "created")[
+        :7 if created_chars else 6]
     rows = [(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
              f"{j['progress']['done']}/{j['progress']['n_trials']}",
              fmt(j["progress"]["best_value"]) if j["progress"]["best_value"] is not None else "-",
-             str(j["created_at"])[:when])[:len(cols)] for j in data["data"]]
+             str(j["created_at"])[:created_chars])[:len(cols)] for j in data["data"]]
     table = Table(title=f"Jobs ({data['count']})", box=None if compact else box.HEAVY_HEAD)
     add_columns(table, cols, rows, keep={"id", "status", "done", "best", "created"},
                 fold={"model", "dataset"})

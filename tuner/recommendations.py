@@ -81,7 +81,9 @@ def _check_task_matches(s: Session, team_id: int, task_id: int, **asked: str | N
     dataset or metric also asked for (a 404 said it was not found), or it is not there."""
     for t in h.find_tasks(s, team_id, task_id=task_id):
         mine = {"model": t.model_name, "dataset": t.dataset_name, "metric": t.metric}
-        field = next(k for k, v in asked.items() if v is not None and v != mine[k])
+        field = next((k for k, v in asked.items() if v is not None and v != mine[k]), None)
+        if field is None:  # nothing asked that it is not: not reached (it would have matched)
+            break
         raise SpecError(field, f"task {task_id} is model {t.model_name} on dataset "
                                f"{t.dataset_name} ({t.metric}), not {field} {asked[field]}; give "
                                f"task alone, or the model and dataset without it")

@@ -175,7 +175,6 @@ class SweepPlan:
     provisional: bool = False
     pruner: list[str] = field(default_factory=list)  # `pruner_notes`
 
-
     def notes(self) -> list[str]:
         runs = "" if self.baseline < 2 else f" over {self.baseline} seeds (search.baseline_runs)"
         first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned){runs}, the "
