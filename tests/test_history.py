@@ -167,6 +167,9 @@ def test_a_configuration_is_read_with_all_its_runs(migrated_url: str,
     assert rec["verdict"] != "winner", rec["summary"]
     adam = next(e for e in rec["ranking"] if e["optimizer"] == "adam")
     assert adam["params"] != {"adam.lr": 1e-3}  # its mean over 3 seeds is 0.78
+    # How much it was tuned counts every configuration, not those among its best 20 read
+    assert adam["evidence"]["configurations_tried"] == TOP_PER_FAMILY + 3
+    assert adam["evidence"]["n_configurations"] == TOP_PER_FAMILY + 3
 
 
 def test_a_family_stopped_early_is_placed_against_the_leaders_stored_curves(

@@ -231,9 +231,12 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             entry["evidence"].update(counts[family])
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
                 counts[family]["n_jobs"]
-        # Configurations run to the end, and the family's trials stopped early (pruned,
-        # diverged, failed): how much the family was tuned (`under_tuned`).
-        entry["evidence"]["configurations_tried"] = len(fam_configs) + int(
+        # Configurations run to the end (over the whole history where `counts` says: `trials`
+        # holds each family's best 20, and a leader tuned over 60 was said to have 20), and the
+        # family's trials stopped early (pruned, diverged, failed): how much the family was
+        # tuned (`under_tuned`).
+        complete = max(len(fam_configs), int(entry["evidence"].get("n_configurations") or 0))
+        entry["evidence"]["configurations_tried"] = complete + int(
             ((incomplete or {}).get(family) or {}).get("n_trials", 0))
         entries.append(entry)
     # Ranked by the value shown, best first; ties by the interval's lower end, then the name.

@@ -69,8 +69,9 @@ from tuner.store.queries import team_tasks
 # 25: a transferred answer says when families share the best score; 26: a tie by interval
 # overlap is not called a wide interval; 27: the barely-tuned note is kept beside the families
 # that never completed a trial (it was replaced by it); 28: where a family that never completed
-# stood against the best leader's configuration at the epoch it was stopped (`level_at_stop`).)
-ANSWER_FORMAT = 28
+# stood against the best leader's configuration at the epoch it was stopped (`level_at_stop`);
+# 29: `configurations_tried` and `n_configurations` over the whole history, not the best 20.)
+ANSWER_FORMAT = 29
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
