@@ -748,6 +748,10 @@ def test_an_answer_in_a_few_words() -> None:
     direct = {"method": "direct", "ranking": ranked}
     assert brief({**direct, "verdict": "winner", "leaders": ["adamw"]}) == \
         "adamw is best: clear of every other family"
+    # ... of those ranked, where some family never completed a trial or was never tried
+    for unknown in ({"not_ranked": [{"optimizer": "adam"}]}, {"not_tried": ["lion"]}):
+        assert brief({**direct, **unknown, "verdict": "winner", "leaders": ["adamw"]}) == \
+            "adamw is best of 3 ranked: clear of the others"
     assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam"]}) == \
         "tied within the noise: adamw, nadam (2 of 3 ranked)"
     # leaders in the tie only by their intervals reaching the best one's are counted apart

@@ -180,6 +180,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             rec["ranking"][0], {**rec, "tied_by_width": listed})
         assert ("; tied only by its interval reaching the best leader's: not shown to be as "
                 "good (more runs would tell)" in text) == bool(listed), text
+    # The tasks list's few words (answerText) say what `brief` says, a scoped winner included
+    from tuner.recommend import brief as in_words
+
+    for extra in ({}, {"not_ranked": [{"optimizer": "adam"}]}, {"not_tried": ["nadam"]}):
+        winner = {**rec, "verdict": "winner", "leaders": [rec["ranking"][0]["optimizer"]],
+                  "not_ranked": [], "not_tried": [], **extra}
+        assert browser.execute_script("return answerText(arguments[0])", winner) == \
+            in_words(winner)
     # A family stopped early, placed against the best leader's configuration at that epoch
     at = {"optimizer": "adam", "epoch": 1, "low": 0.55, "high": 0.6, "runs": 2}
     assert browser.execute_script(

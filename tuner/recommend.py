@@ -937,6 +937,10 @@ def brief(rec: dict[str, Any]) -> str:
     ranked = sum(r.get("expected") is not None for r in ranking)
     first = leaders[0] if leaders else (ranking[0]["optimizer"] if ranking else "?")
     if verdict == VERDICT_WINNER:
+        # As the summary scopes it: families never run to the end, or never run, may be better
+        # (it said "clear of every other family" where 11 of 14 had never completed a trial).
+        if rec.get("not_ranked") or rec.get("not_tried"):
+            return f"{first} is best of {ranked} ranked: clear of the others"
         return f"{first} is best: clear of every other family"
     if verdict == VERDICT_TIED:
         wide = len(rec.get("tied_by_width") or [])

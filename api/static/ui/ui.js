@@ -401,7 +401,10 @@ function answerText(rec) {
   }
   const leaders = rec.leaders || [];
   const ranked = (rec.ranking || []).filter((r) => r.expected).length;
-  if (rec.verdict === "winner") return `${leaders[0]} is best: clear of every other family`;
+  if (rec.verdict === "winner") {  // scoped as the summary is: unranked families may be better
+    return (rec.not_ranked || []).length || (rec.not_tried || []).length
+      ? `${leaders[0]} is best of ${ranked} ranked: clear of the others` : `${leaders[0]} is best: clear of every other family`;
+  }
   const wide = (rec.tied_by_width || []).length;
   if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
     + (wide ? `; ${wide} only by interval overlap` : "") + ")";
