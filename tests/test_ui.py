@@ -200,6 +200,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                              "n_confirmation_runs": 0, "n_jobs": 1}}
     assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
                                   one, rec).count("1 trial, 0 confirmation runs, 1 job") == 1
+    barely = {**one, "evidence": {**one["evidence"], "configurations_tried": 1}}
+    assert "; barely tuned (1 configuration tried)" in browser.execute_script(
+        "return rankingRow(arguments[0], arguments[1]).textContent", barely,
+        {**rec, "under_tuned": [one["optimizer"]]})
     # the learning-rate axis labels 1, 2 and 5 of a decade (nine crowded into each other)
     assert browser.execute_script("return [1e-3, 2e-3, 3e-3, 5e-3, 0.8, 1, 2e-5].map(lrTick)") \
         == ["0.001", "0.002", "", "0.005", "", "1", "0.00002"]

@@ -313,7 +313,7 @@ function rankingRow(r, rec) {
     el("td", {}, r.expected.kind),
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? [count(r.evidence.n_trials, "trial"), count(r.evidence.n_confirmation_runs, "confirmation run"), count(r.evidence.n_jobs, "job")].join(", ")
-      + (underTuned ? `; barely tuned (${r.evidence.configurations_tried} configurations tried): may do better tuned` : "")
+      + (underTuned ? `; barely tuned (${count(r.evidence.configurations_tried, "configuration")} tried): may do better tuned` : "")
       + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`));
