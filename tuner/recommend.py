@@ -232,7 +232,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             entry["n_trials"], entry["n_jobs"] = counts[family]["n_trials"], \
                 counts[family]["n_jobs"]
         # Configurations run to the end (over the whole history where `counts` says: `trials`
-        # holds each family's best 20, and a leader tuned over 60 was said to have 20), and the
+        # holds each family's best 20, and a family tuned over 23 was said to have 20), and the
         # family's trials stopped early (pruned, diverged, failed): how much the family was
         # tuned (`under_tuned`).
         complete = max(len(fam_configs), int(entry["evidence"].get("n_configurations") or 0))
