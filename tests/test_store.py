@@ -140,6 +140,39 @@ def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
         assert j1.study_name == f"{t.name}/{j1.task.model_name}/{j1.task.dataset_name}/job-{j1.id}"
 
 
+def test_two_first_submissions_of_a_task_at_once_make_one_task(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two API processes take the first submission of a new task at once: each looks for the
+    task, finds none and inserts it. The second insert breaks the unique (team, fingerprint)
+    and was a 500; the job is made again and finds the task the first made. The race is made
+    here by committing the other process's task between this one's lookup and its insert."""
+    from tuner.store import jobs
+    from tuner.store.models import Task
+
+    spec = JobSpec.model_validate(SPEC)
+    feats = inspect_task(spec)
+    real = jobs.upsert_task
+    raced: list[int] = []
+
+    def racing(s: Any, team_id: int, spec: JobSpec, f: Any) -> Task:
+        if not raced:
+            with session_factory(migrated_url)() as other:  # the other API process
+                raced.append(real(other, team_id, spec, f).id)
+                other.commit()
+            looked = s.scalar
+            monkeypatch.setattr(s, "scalar", lambda *a, **k: (  # this one looked before it
+                monkeypatch.setattr(s, "scalar", looked), None)[1], raising=False)
+        return real(s, team_id, spec, f)
+
+    monkeypatch.setattr(jobs, "upsert_task", racing)
+    with session_factory(migrated_url)() as s:
+        team = get_or_create_team(s, "a")
+        s.commit()
+        job, created = create_job(s, team.id, spec, feats)
+        assert created and raced and job.task_id == raced[0]
+        assert len(s.scalars(select(Task).where(Task.fingerprint == feats.fingerprint)).all()) == 1
+
+
 def test_a_default_spelled_out_is_the_same_task(migrated_url: str) -> None:
     """`mlp` with `hidden: [128]` (its default) and `mlp` are one workload: one task, so the
     team's history is not split by how a spec is written (they were two tasks). A task stored

@@ -86,11 +86,25 @@ def job_for_key(s: Session, team_id: int, idempotency_key: str) -> Job | None:
 def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
                idempotency_key: str | None = None) -> tuple[Job, bool]:
     """Queue a job (committed). With an idempotency key already used by this team, return that
-    job instead: `(job, created)`."""
-    if idempotency_key:
-        existing = job_for_key(s, team_id, idempotency_key)
-        if existing is not None:
-            return existing, False
+    job instead: `(job, created)`. Two first submissions of a new task at once (two API
+    processes) both find no task and both insert it: the second's insert fails on the unique
+    fingerprint, and it is made again once, finding the task the first made (it was a 500)."""
+    for attempt in (1, 2):
+        if idempotency_key:
+            existing = job_for_key(s, team_id, idempotency_key)
+            if existing is not None:
+                return existing, False
+        try:
+            return _create_job(s, team_id, spec, features, idempotency_key), True
+        except IntegrityError:
+            s.rollback()  # a concurrent submit made the task, or used the same key, first
+            if attempt == 2:
+                raise
+    raise AssertionError("not reached")
+
+
+def _create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
+                idempotency_key: str | None) -> Job:
     from tuner.search import sweep_plan
 
     task = upsert_task(s, team_id, spec, features)
@@ -108,16 +122,8 @@ def create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               # The dispatcher orders the sweep again when the job starts (the notes say so).
               notes=sweep_plan(spec, provisional=True).notes())
     s.add(job)
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()  # a concurrent submit with the same key won
-        if idempotency_key:
-            existing = job_for_key(s, team_id, idempotency_key)
-            if existing is not None:
-                return existing, False
-        raise
-    return job, True
+    s.commit()
+    return job
 
 
 def get_job(s: Session, job_id: str, team_id: int | None = None) -> Job:
