@@ -219,7 +219,9 @@ def _at_stop(r: dict[str, Any]) -> str:
     at = r.get("leader_at_stop")
     if not at:
         return ""
-    there = fmt(at["low"]) if at["low"] == at["high"] else f"{fmt(at['low'])}-{fmt(at['high'])}"
+    from tuner.recommend import stop_range
+
+    there = stop_range(at)
     return (f": level with {at['optimizer']}'s best configuration then ({there}), so not shown "
             f"to be behind it" if r.get("level_at_stop") else
             f"; {at['optimizer']}'s best configuration was at {there} by then")

@@ -323,12 +323,10 @@ def test_a_trial_of_one_epoch_shows_on_the_job_page(tmp_path: Path, browser: Any
     point as a dot: a job of one epoch per trial showed empty charts. Read from Chart.js's own
     resolved elements."""
     from cli.plots import html_page
+    from tests.test_figures import _trial
     from tuner.figures import job_figures
 
-    trials = [{"number": n, "optimizer": f, "schedule": "constant", "state": "complete",
-               "stop_step": len(v), "value": max(v),
-               "steps": [{"step": i + 1, "value": x} for i, x in enumerate(v)]}
-              for n, f, v in ((0, "adam", [0.5]), (1, "sgd", [0.4, 0.6]))]
+    trials = [_trial(0, "adam", [0.5]), _trial(1, "sgd", [0.4, 0.6])]
     for kept, best_radius in ((trials, 0), (trials[:1], 3)):
         page = tmp_path / f"job{len(kept)}.html"
         page.write_text(html_page(job_figures(kept, "val_accuracy", "maximize"), "one epoch"))

@@ -878,6 +878,11 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
             + tail)
 
 
+def stop_range(at: dict[str, Any]) -> str:
+    """`leader_at_stop`'s runs in words: `0.8444-0.9111`, or one value."""
+    return f"{at['low']:.4g}" if at["low"] == at["high"] else f"{at['low']:.4g}-{at['high']:.4g}"
+
+
 def _level_note(not_ranked: Sequence[dict[str, Any]]) -> str:
     """'; stopped early while level with X's best configuration at the same epoch ...' for the
     families `_at_stop` found level (those that may lead are said above); where it found none
@@ -895,10 +900,8 @@ def _level_note(not_ranked: Sequence[dict[str, Any]]) -> str:
 
     def stood(n: dict[str, Any]) -> str:
         at = n["leader_at_stop"]
-        there = f"{at['low']:.4g}" if at["low"] == at["high"] else \
-            f"{at['low']:.4g}-{at['high']:.4g}"
         return (f"{n['optimizer']} ({n['evidence']['best_intermediate_value']:.4g} by epoch "
-                f"{at['epoch']}, {lead} {there})")
+                f"{at['epoch']}, {lead} {stop_range(at)})")
 
     shown = (f"{len(level)} families (not_ranked marks them level_at_stop)"
              if len(level) > SUMMARY_NAMES else ", ".join(map(stood, level)))

@@ -414,11 +414,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     if spec.task.trainable is None:
         check_model(spec, objective.data)
     else:
-        from tuner.registry import TRAINABLES
         from tuner.trainable import check_params
 
-        ref = spec.task.trainable
-        check_params(ref.name, TRAINABLES.get(ref.name), ref.params)
+        check_params(spec.task.trainable)
     name = study_name or default_study_name(spec)
     if storage is not None and study_name is None:
         existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}

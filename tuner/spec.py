@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -86,10 +86,18 @@ class _Strict(BaseModel):
 
 
 class ComponentRef(_Strict):
-    """A registry name plus keyword arguments for its factory."""
+    """A registry name plus keyword arguments for its factory. `kind`: the registry a subclass
+    names into (its name is checked there, and its params lose their defaults in its key); None
+    for a name as listed (`trainable:<name>`), checked nowhere."""
 
+    kind: ClassVar[str | None] = None
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return v if cls.kind is None else _registered(cls.kind, v)
 
     def key(self, as_written: bool = False) -> str:
         """What makes it this component in a task's identity: its name and its params, less
@@ -98,7 +106,14 @@ class ComponentRef(_Strict):
         return json.dumps({"name": self.name, "params": params}, sort_keys=True, default=str)
 
     def canonical_params(self) -> dict[str, Any]:
-        return self.params
+        return self.params if self.kind is None else without_defaults(self.kind, self.name,
+                                                                      self.params)
+
+
+def _registry(kind: str) -> Any:
+    from tuner.registry import DATASETS, MODELS, TRAINABLES
+
+    return {"model": MODELS, "dataset": DATASETS, "trainable": TRAINABLES}[kind]
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -120,10 +135,8 @@ def without_defaults(kind: str, name: str, params: dict[str, Any]) -> dict[str, 
     `val_fraction` defaults to the service's 0.2."""
     import inspect
 
-    from tuner.registry import DATASETS, MODELS, TRAINABLES
-
     try:
-        factory = {"model": MODELS, "dataset": DATASETS, "trainable": TRAINABLES}[kind].get(name)
+        factory = _registry(kind).get(name)
         if kind == "trainable":
             from tuner.trainable import declared_params
 
@@ -141,45 +154,25 @@ def without_defaults(kind: str, name: str, params: dict[str, Any]) -> dict[str, 
 
 
 def _registered(kind: str, name: str) -> str:
-    from tuner.registry import DATASETS, MODELS, TRAINABLES
-
     try:
-        {"model": MODELS, "dataset": DATASETS, "trainable": TRAINABLES}[kind].check(name)
+        _registry(kind).check(name)
     except UnknownName as exc:
         raise ValueError(exc.message) from None
     return name
 
 
 class ModelRef(ComponentRef):
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        return _registered("model", v)
-
-    def canonical_params(self) -> dict[str, Any]:
-        return without_defaults("model", self.name, self.params)
+    kind: ClassVar[str | None] = "model"
 
 
 class DatasetRef(ComponentRef):
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        return _registered("dataset", v)
-
-    def canonical_params(self) -> dict[str, Any]:
-        return without_defaults("dataset", self.name, self.params)
+    kind: ClassVar[str | None] = "dataset"
 
 
 class TrainableRef(ComponentRef):
     """A team's own training loop (an installed `tuner.trainables` entry point), with params."""
 
-    @field_validator("name")
-    @classmethod
-    def _known_trainable(cls, v: str) -> str:
-        return _registered("trainable", v)
-
-    def canonical_params(self) -> dict[str, Any]:
-        return without_defaults("trainable", self.name, self.params)
+    kind: ClassVar[str | None] = "trainable"
 
 
 class TaskSpec(_Strict):

@@ -165,7 +165,7 @@ def _declared(spec: JobSpec) -> TaskFeatures:
 
     t = spec.task
     assert t.trainable is not None
-    check_params(t.trainable.name, TRAINABLES.get(t.trainable.name), t.trainable.params)
+    check_params(t.trainable)
     try:
         f = declared_features(TRAINABLES.get(t.trainable.name), t.trainable.params)
     except Exception as exc:

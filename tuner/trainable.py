@@ -40,7 +40,7 @@ import torch
 from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
 from tuner.schedules import build_schedule, current_lr
 from tuner.space import TrialConfig
-from tuner.spec import METRICS, TrainingSpec
+from tuner.spec import METRICS, TrainableRef, TrainingSpec
 from tuner.training import EpochRecord, TrainState
 
 
@@ -242,15 +242,16 @@ def declared_params(fn: Any) -> dict[str, Any] | None:
     return dict(params) if isinstance(params, dict) else None
 
 
-def check_params(name: str, fn: Any, params: dict[str, Any]) -> None:
+def check_params(ref: TrainableRef) -> None:
     """A trainable that declares its params refuses any other, naming the ones it reads."""
     from tuner.errors import SpecError, choices
+    from tuner.registry import TRAINABLES
 
-    declared = declared_params(fn)
-    stray = sorted(set(params) - set(declared)) if declared is not None else []
+    declared = declared_params(TRAINABLES.get(ref.name))
+    stray = sorted(set(ref.params) - set(declared)) if declared is not None else []
     if stray:
         raise SpecError("task.trainable.params",
-                        f"{name} does not read {', '.join(map(repr, stray))}; valid choices: "
+                        f"{ref.name} does not read {', '.join(map(repr, stray))}; valid choices: "
                         f"{choices(declared or {})}")
 
 
