@@ -137,6 +137,34 @@ def test_recommendation_quality_benchmark_smoke(tmp_path: Path) -> None:
     assert warm["median"]["cold"] >= 1 and warm["median"]["warm"] >= 1
 
 
+def test_transfer_sources_benchmark_smoke(tmp_path: Path) -> None:
+    """Its rules answer from the held-out task's neighbours only, and its emulation of the old
+    scoring (a family a task did not rank scored 0 there) is what `transfer_ranking` does with
+    a family that diverged on every trial there."""
+    from benchmarks import transfer_sources as ts
+    from tuner.corpus import load
+    from tuner.recommend import transfer_ranking
+
+    res = ts.main(["--smoke", "--out", str(tmp_path / "ts.json")])
+    for history in ("full", "partial"):
+        s = res["summary"][history]
+        assert s["answers"] == 4 and set(ts.RULES) <= set(s)
+        assert all(0 <= s[r]["mean_regret"] <= 1 for r in ts.RULES)
+    corpus = load()
+    assert corpus is not None
+    task = corpus.tasks[0]
+    partial = ts.team_ranking(task, ["adam", "sgd"])
+    assert {e["optimizer"] for e in partial["ranking"]} == {"adam", "sgd"}
+    other = corpus.tasks[1].ranking()
+    n1, n2 = {"task_id": 1, "similarity": 0.5}, {"task_id": 2, "similarity": 0.5}
+    old = {r["optimizer"]: r["score"]
+           for r in transfer_ranking([(n1, ts.as_worst(partial)), (n2, other)])["ranking"]}
+    new = {r["optimizer"]: r["score"]
+           for r in transfer_ranking([(n1, partial), (n2, other)])["ranking"]}
+    only_other = next(f for f in new if f not in ("adam", "sgd"))
+    assert old[only_other] < new[only_other]
+
+
 def test_verdict_rules_call_a_gap_outside_the_noise_only() -> None:
     from benchmarks.verdict_calibration import RULES, judge
 

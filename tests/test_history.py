@@ -591,6 +591,32 @@ def test_reference_corpus_answers_a_new_team_and_cannot_be_written(
     assert corpus.read_bytes() == before
 
 
+def test_a_team_task_further_away_does_not_shut_out_a_nearer_corpus_task(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A team's one task just similar enough (mlp/wine, asked about mlp/iris) used to be the
+    whole answer, though the corpus held a task with mlp/iris's very features. Both are used,
+    the nearer first; a family the team's task did not rank is not scored its worst there."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", str(_corpus_file(tmp_path)))
+    j, team = queue(migrated_url, "c", task_spec("mlp", "wine"))
+    write(migrated_url, j, [("sgd", 0.1, 0.97), ("sgd", 0.1, 0.96), ("rmsprop", 1e-3, 0.5),
+                            ("rmsprop", 1e-3, 0.51)], seeds=[0, 1, 0, 1])
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, team, model="mlp", dataset="iris", epochs=3)
+    assert rec["method"] == "transfer" and rec["source"] == "team history and reference corpus"
+    corpus_task, wine = rec["similar_tasks"]
+    assert corpus_task["corpus_task"] == "mlp-iris-ref" and wine["dataset"] == "wine"
+    assert corpus_task["similarity"] > wine["similarity"] >= 0.25
+    assert ("the reference corpus's mlp-iris-ref (1.00), nearer than any of the team's, and the "
+            "team's mlp/wine at 3 epochs") in rec["explanation"], rec["explanation"]
+    scores = {r["optimizer"]: r["score"] for r in rec["ranking"]}
+    # adam: best on the nearest (1), not tried on wine: the average family there (0.5)
+    assert rec["ranking"][0]["optimizer"] == "adam"
+    sim, wsim = corpus_task["similarity"], wine["similarity"]
+    assert scores["adam"] == pytest.approx((sim + 0.5 * wsim) / (sim + wsim), abs=1e-4)
+    assert scores["sgd"] == pytest.approx(wsim / (sim + wsim), abs=1e-4)
+    assert "rmsprop" in scores and len(rec["not_tried"]) == 11
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_warm_start_similar_seeds_from_the_reference_corpus(
         migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

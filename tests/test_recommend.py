@@ -21,6 +21,7 @@ from tuner.recommend import (
     separated,
     similar_tasks,
     t975,
+    transfer_neighbours,
     transfer_ranking,
 )
 from tuner.spec import SearchSpec
@@ -544,6 +545,65 @@ def test_transfer_picks_the_constructed_nearest_task() -> None:
     assert "model" in found[1]["explanation"]
 
 
+def test_a_transfer_draws_on_corpus_tasks_nearer_than_the_teams() -> None:
+    """A team task just similar enough used to shut the reference corpus out, however much
+    nearer the corpus's tasks were (mlp/wine at 0.29 answered for mlp/breast_cancer, where the
+    corpus held mlp/breast_cancer itself at 0.67). The corpus's tasks nearer than every task of
+    the team's are used beside them; the team's own come first among equally near ones, and
+    its nearest is always used."""
+    query = _profile(None, n_params=9_000, n_train=1200)
+    same = _profile(10, n_params=9_000, n_train=1200)
+    close = _profile(11, n_params=10_000, n_train=1400)
+    team_far = _profile(1, n_params=20_000, n_train=500, classes=3)  # similarity 0.29
+    from_corpus, from_team = transfer_neighbours(query, [team_far], [same, close])
+    assert [n["task_id"] for n in from_corpus] == [10, 11]
+    assert [n["task_id"] for n in from_team] == [1]
+    assert from_corpus[-1]["similarity"] > from_team[0]["similarity"] >= 0.25
+    # A team task as near as the corpus's: the team's alone.
+    team_same = _profile(2, n_params=9_000, n_train=1200)
+    assert transfer_neighbours(query, [team_same, team_far], [same, close]) == (
+        [], similar_tasks(query, [team_same, team_far]))
+    # Three corpus tasks nearer: two of them and the team's nearest.
+    from_corpus, from_team = transfer_neighbours(
+        query, [team_far], [same, close, _profile(12, n_params=9_500, n_train=1300)])
+    assert len(from_corpus) == 2 and [n["task_id"] for n in from_team] == [1]
+    # No team task near enough: the corpus's, down to its lower bar.
+    assert transfer_neighbours(query, [], [same, close]) == (
+        similar_tasks(query, [same, close]), [])
+
+
+def test_a_family_a_similar_task_did_not_rank_is_not_scored_its_worst_there() -> None:
+    """A family that a similar task never ranked (never tried there, or pruned there before
+    completing) scored 0 there, as its worst: an answer drawn partly from a team task where 4 of
+    14 families completed put those 4 first. It scores as that task's average family; one
+    whose every trial diverged there, as its worst; one no task ranked is named as unknown."""
+    wide = rank_families(confirmed("adam", [0.90, 0.901]) + confirmed("sgd", [0.70, 0.701])
+                         + confirmed("rmsprop", [0.80, 0.801]), "maximize")
+    narrow = rank_families(confirmed("sgd", [0.95, 0.951]) + confirmed("adam", [0.60, 0.601]),
+                           "maximize", incomplete={"nadam": {"n_trials": 2, "n_diverged": 2}})
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.5}, wide),
+                            ({"task_id": 2, "similarity": 0.5}, narrow)])
+    scores = {r["optimizer"]: r["score"] for r in out["ranking"]}
+    # rmsprop: 0.5 on the first; not tried on the second, so the average family there (sgd 1,
+    # adam 0, nadam diverged 0: 1/3). Scored 0 there, it would have been 0.25.
+    assert scores["rmsprop"] == pytest.approx((0.5 + 1 / 3) / 2, abs=1e-4)
+    assert {r["optimizer"]: r["coverage"] for r in out["ranking"]}["rmsprop"] == 0.5
+    assert scores["adam"] == scores["sgd"] == pytest.approx(0.5)
+    assert "nadam" not in scores and "nadam" in out["not_tried"]
+    assert set(out["not_tried"]) == {"adamw", "adamax", "radam", "nadam", "adagrad", "adadelta",
+                                     "adafactor", "lookahead", "momentum", "nesterov", "proximal"}
+    assert out["summary"].endswith("; 11 families have no complete trial on any of these "
+                                   "tasks, so nothing is predicted of them (not_tried lists "
+                                   "them)"), out["summary"]
+    # nadam diverged on every trial of the second task: its worst there, so below rmsprop
+    # once it is ranked on the first.
+    wide2 = rank_families(confirmed("adam", [0.90, 0.901]) + confirmed("sgd", [0.70, 0.701])
+                          + confirmed("nadam", [0.80, 0.801]), "maximize")
+    out2 = transfer_ranking([({"task_id": 1, "similarity": 0.5}, wide2),
+                             ({"task_id": 2, "similarity": 0.5}, narrow)])
+    assert {r["optimizer"]: r["score"] for r in out2["ranking"]}["nadam"] == pytest.approx(0.25)
+
+
 def test_transfer_ranking_weights_by_similarity() -> None:
     a = rank_families(confirmed("adam", [0.9, 0.901]) + confirmed("sgd", [0.8, 0.801]), "maximize")
     b = rank_families(confirmed("sgd", [0.7, 0.701]) + confirmed("adam", [0.6, 0.601]), "maximize")
@@ -554,8 +614,9 @@ def test_transfer_ranking_weights_by_similarity() -> None:
     assert out["ranking"][0]["score"] == pytest.approx(0.75)
     # It says what it is: a prediction, never a measurement of the task asked about.
     assert out["summary"].startswith("adam scores best over the 2 most similar task(s)")
-    assert out["summary"].endswith("a prediction from similar tasks, not a measurement of this "
-                                   "task at this budget: a job on it measures the families")
+    assert ("; a prediction from similar tasks, not a measurement of this task at this budget: "
+            "a job on it measures the families; 12 families have no complete trial") \
+        in out["summary"]
 
 
 def test_a_transferred_tie_is_not_called_one_familys_best() -> None:

@@ -1023,30 +1023,68 @@ def similar_tasks(query: TaskProfile, candidates: Sequence[TaskProfile], k: int 
     return [d for _, d in out[:k]]
 
 
+def transfer_neighbours(query: TaskProfile, team: Sequence[TaskProfile],
+                        corpus: Sequence[TaskProfile], k: int = 3
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The tasks a transfer answer is drawn from, as (the corpus's, the team's), each nearest
+    first; the corpus's are all nearer than the team's. The team's own tasks come first among
+    equally near ones: its k nearest above `MIN_SIMILARITY`, with the reference corpus's tasks
+    that are nearer than every one of them (at most k - 1, so the team's nearest is always
+    used). With no team task that near, the corpus's k nearest above `CORPUS_MIN_SIMILARITY`.
+    (Until 2026-12-06 a team task just above `MIN_SIMILARITY` shut the corpus out: a team with
+    mlp/wine, 4 families ranked, was answered about mlp/breast_cancer from it alone, at 0.29,
+    where the corpus held mlp/breast_cancer itself at 0.67 with every family ranked.)"""
+    mine = similar_tasks(query, team, k)
+    if not mine:
+        return similar_tasks(query, corpus, k, min_similarity=CORPUS_MIN_SIMILARITY), []
+    nearer = [n for n in similar_tasks(query, corpus, k - 1, min_similarity=MIN_SIMILARITY)
+              if n["similarity"] > mine[0]["similarity"]]
+    return nearer, mine[:k - len(nearer)]
+
+
 def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     """Combine the rankings of similar tasks. Values of different tasks are not comparable, so
     on each task a family's expected value is normalised between the worst (0) and the best (1)
     family there; families tied (or not separated) there share their group's mean, so nobody is
     moved ahead by a difference within that task's noise. `score` is the similarity-weighted
     mean over the tasks. Families with equal scores are ordered by `evidence_score`, the same
-    mean without pooling ties (the measured gaps, however small), then by name."""
+    mean without pooling ties (the measured gaps, however small), then by name.
+
+    A family that a task did not rank is scored there by what that task knows of it: one whose
+    every trial diverged there as its worst (0); one never tried there, or stopped there before
+    completing (its bracket's pruner, a failure), as that task's average family: not known to
+    be better or worse. `coverage` is the share of the similarity behind the measured scores.
+    (Until 2026-12-06 a family a task did not rank scored 0 there, as its worst: an answer
+    drawn partly from a team task where 4 of 14 families completed put those 4 first.)"""
     score: dict[str, float] = defaultdict(float)
     raw: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
     best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
     total = sum(n["similarity"] for n, _ in neighbours)
+    per_task: list[tuple[float, dict[str, float], dict[str, float]]] = []
     for n, ranked in neighbours:
         entries = ranked["ranking"]
         normalised = _normalised_values(entries, ranked.get("direction", "maximize"),
                                         (ranked.get("noise") or {}).get("scale", SCALE_LINEAR))
+        pooled = {}
         for e in entries:
             f = e["optimizer"]
             group = [g for g in (f, *e.get("tied_with", [])) if g in normalised]
-            score[f] += n["similarity"] * statistics.fmean(normalised[g] for g in group)
-            raw[f] += n["similarity"] * normalised[f]
-            weight[f] += n["similarity"]
+            pooled[f] = statistics.fmean(normalised[g] for g in group)
             if f not in best_from or n["similarity"] > best_from[f][0]:
                 best_from[f] = (n["similarity"], n, e)
+        for x in ranked.get("not_ranked") or []:
+            ev = x.get("evidence") or {}
+            if ev.get("n_trials") and ev.get("n_diverged") == ev["n_trials"]:
+                pooled[x["optimizer"]] = normalised[x["optimizer"]] = 0.0
+        per_task.append((n["similarity"], pooled, normalised))
+    for sim, pooled, normalised in per_task:
+        average = statistics.fmean(pooled.values()) if pooled else 0.5
+        average_raw = statistics.fmean(normalised.values()) if normalised else 0.5
+        for f in best_from:
+            score[f] += sim * pooled.get(f, average)
+            raw[f] += sim * normalised.get(f, average_raw)
+            weight[f] += sim if f in pooled else 0.0
     ranking = []
     norm = max(total, 1e-12)
     for family in sorted(score, key=lambda f: (-round(score[f], 9), -raw[f], f)):
@@ -1082,7 +1120,17 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
                            f"(within the noise)" if tied else "")
                    + "; a prediction from similar tasks, not a measurement of this task at this "
                      "budget: a job on it measures the families")
-    return {"ranking": ranking, "summary": summary}
+    # A family no similar task ranked is not predicted at all, not predicted to be worse.
+    # (Until 2026-12-06 such families were left out without a word: an answer from a team task
+    # where 4 families completed said nothing of the other 10.)
+    not_tried = [f for f in FAMILIES if f not in score]
+    if summary and not_tried:
+        summary += (f"; {len(not_tried)} families have no complete trial on any of these tasks, "
+                    f"so nothing is predicted of them (not_tried lists them)"
+                    if len(not_tried) > SUMMARY_NAMES else
+                    f"; no complete trial on any of these tasks, so nothing is predicted of "
+                    f"them: {', '.join(not_tried)}")
+    return {"ranking": ranking, "summary": summary, "not_tried": not_tried}
 
 
 def _normalised_values(entries: list[dict[str, Any]], direction: str,

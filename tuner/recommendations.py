@@ -10,8 +10,9 @@ Order of evidence, most specific first:
    early stopping patience; by default the most recent budget with complete trials). Trials
    at other budgets are never pooled with them; they are listed in `other_budgets`.
 2. `transfer` from the team's nearest (task, budget) pairs, the same task at another budget
-   included. A team's own history always comes first.
-3. `transfer` from the read-only reference corpus (`source: reference corpus`), when the team
+   included, with the read-only reference corpus's tasks that are nearer than all of them
+   (`transfer_neighbours`). A team's own task comes before an equally near corpus task.
+3. `transfer` from the reference corpus alone (`source: reference corpus`), when the team
    has no similar task.
 4. `prior`: literature defaults, labelled as not measured.
 Another team's history is never used."""
@@ -28,13 +29,12 @@ from typing import Any
 from tuner import corpus as reference
 from tuner.errors import SpecError, TaskNotFound
 from tuner.recommend import (
-    CORPUS_MIN_SIMILARITY,
     TaskProfile,
     out_of_memory_note,
     prior_ranking,
     rank_families,
     scale_lr_for_batch,
-    similar_tasks,
+    transfer_neighbours,
     transfer_ranking,
     versus_baseline,
 )
@@ -70,8 +70,10 @@ from tuner.store.queries import team_tasks
 # overlap is not called a wide interval; 27: the barely-tuned note is kept beside the families
 # that never completed a trial (it was replaced by it); 28: where a family that never completed
 # stood against the best leader's configuration at the epoch it was stopped (`level_at_stop`);
-# 29: `configurations_tried` and `n_configurations` over the whole history, not the best 20.)
-ANSWER_FORMAT = 29
+# 29: `configurations_tried` and `n_configurations` over the whole history, not the best 20;
+# 30: a transfer draws on the corpus's tasks nearer than the team's, scores a family a task did
+# not rank as that task's average family, and lists the families no similar task ranked.)
+ANSWER_FORMAT = 30
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -277,7 +279,7 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         if tasks and budget else []
     query, metric = _query(tasks, model, dataset, metric, budget)
     if query is not None:
-        out = _team_transfer(s, team_id, query, metric) or _corpus_transfer(query, metric)
+        out = _transfer(query, metric, reference.load(), s, team_id)
         if out is not None:
             return {**base, **out, "not_ranked": tried,
                     "summary": str(out.get("summary") or "") + out_of_memory_note(tried)}
@@ -321,61 +323,65 @@ def _key(task_id: int, b: h.Budget | None) -> str:
             + (f"t{b.training_format}" if b.training_format != TRAINING_FORMAT else ""))
 
 
-def _team_transfer(s: Session, team_id: int, query: TaskProfile,
-                   metric: str | None) -> dict[str, Any] | None:
-    pairs = {_key(t.id, b): (t, b) for t, b in h.transfer_candidates(s, team_id, query.kind,
-                                                                    metric)}
-    profiles = [replace(h.profile(t, b), task_id=k) for k, (t, b) in pairs.items()]
-    near = similar_tasks(query, profiles)
-    if not near:
-        return None
+def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus | None,
+              s: Session | None = None, team_id: int | None = None) -> dict[str, Any] | None:
+    """An answer from the nearest tasks (`transfer_neighbours`): the team's (task, budget)
+    pairs, and the reference corpus's tasks nearer than any of them; with no team task near
+    enough, the corpus's alone. None when nothing is near."""
+    team: dict[str, tuple[Task, h.Budget]] = {}
+    if s is not None and team_id is not None:
+        team = {_key(t.id, b): (t, b)
+                for t, b in h.transfer_candidates(s, team_id, query.kind, metric)}
+    usable = {f"ref:{t.id}": t for t in (corpus.tasks if corpus else ())
+              if metric in (None, t.metric)}
+    from_corpus, from_team = transfer_neighbours(
+        query, [replace(h.profile(t, b), task_id=k) for k, (t, b) in team.items()],
+        [t.profile() for t in usable.values()])
     neighbours = []
-    for n in near:
-        t, b = pairs[n["task_id"]]
+    heads: list[tuple[str, str]] = []  # (metric, direction) of each neighbour, nearest first
+    for n in from_corpus:
+        c = usable[str(n["task_id"])]
+        n.update(model=c.spec["task"]["model"]["name"],
+                 dataset=c.spec["task"]["dataset"]["name"], metric=c.metric,
+                 budget={"epochs": c.features["epochs"], "batch_size": c.features["batch_size"]},
+                 source=reference.SOURCE, corpus_task=c.id)
+        neighbours.append((n, c.ranking()))
+        heads.append((c.metric, c.direction))
+    for n in from_team:
+        t, b = team[n["task_id"]]
         n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
                  budget=b.to_json(), source=SOURCE_TEAM)
+        assert s is not None
         neighbours.append((n, rank_families(h.history(s, [t.id], b), t.direction,
                                             h.evidence(s, [t.id], b), metric=t.metric)))
-    names = ", ".join(f"{n['model']}/{n['dataset']} at {h.Budget(**n['budget']).label()} "
-                      f"({n['similarity']:.2f})" for n in near)
-    first = pairs[_key(near[0]["task_id"], h.Budget(**near[0]["budget"]))][0]
-    return _transfer_answer(neighbours, SOURCE_TEAM, first.metric, first.direction,
-                            f"no history for this task at this budget; ranked from the team's "
-                            f"most similar tasks by features (similarity in parentheses): {names}",
-                            query.batch_size)
-
-
-def _corpus_transfer(query: TaskProfile, metric: str | None,
-                     corpus: reference.Corpus | None = None) -> dict[str, Any] | None:
-    corpus = corpus or reference.load()
-    if corpus is None:
+        heads.append((t.metric, t.direction))
+    if not neighbours:
         return None
-    usable = {f"ref:{t.id}": t for t in corpus.tasks if metric in (None, t.metric)}
-    near = similar_tasks(query, [t.profile() for t in usable.values()],
-                         min_similarity=CORPUS_MIN_SIMILARITY)
-    if not near:
-        return None
-    neighbours = []
-    for n in near:
-        t = usable[str(n["task_id"])]
-        n.update(model=t.spec["task"]["model"]["name"],
-                 dataset=t.spec["task"]["dataset"]["name"], metric=t.metric,
-                 budget={"epochs": t.features["epochs"], "batch_size": t.features["batch_size"]},
-                 source=reference.SOURCE, corpus_task=t.id)
-        neighbours.append((n, t.ranking()))
-    names = ", ".join(f"{n['corpus_task']} ({n['similarity']:.2f})" for n in near)
-    first = usable[str(near[0]["task_id"])]
-    return _transfer_answer(neighbours, reference.SOURCE, first.metric, first.direction,
-                            f"no similar task in the team's history; ranked from the reference "
-                            f"corpus's most similar tasks (similarity in parentheses): {names}",
-                            query.batch_size)
+    corpus_names = ", ".join(f"{n['corpus_task']} ({n['similarity']:.2f})" for n in from_corpus)
+    team_names = ", ".join(f"{n['model']}/{n['dataset']} at {h.Budget(**n['budget']).label()} "
+                           f"({n['similarity']:.2f})" for n in from_team)
+    if not from_team:
+        source = reference.SOURCE
+        explanation = (f"no similar task in the team's history; ranked from the reference "
+                       f"corpus's most similar tasks (similarity in parentheses): {corpus_names}")
+    elif not from_corpus:
+        source = SOURCE_TEAM
+        explanation = (f"no history for this task at this budget; ranked from the team's most "
+                       f"similar tasks by features (similarity in parentheses): {team_names}")
+    else:
+        source = f"{SOURCE_TEAM} and {reference.SOURCE}"
+        explanation = (f"no history for this task at this budget; ranked from the most similar "
+                       f"tasks by features (similarity in parentheses): the reference corpus's "
+                       f"{corpus_names}, nearer than any of the team's, and the team's "
+                       f"{team_names}")
+    return _transfer_answer(neighbours, source, *heads[0], explanation, query.batch_size)
 
 
 def corpus_answer(query: TaskProfile, metric: str | None,
                   corpus: reference.Corpus) -> dict[str, Any] | None:
     """What a new team would be told for this task from this corpus alone (the benchmark's
     leave-one-out uses it with a corpus less the task)."""
-    return _corpus_transfer(query, metric, corpus)
+    return _transfer(query, metric, corpus)
 
 
 def _transfer_answer(neighbours: list[tuple[dict[str, Any], dict[str, Any]]], source: str,

@@ -364,7 +364,8 @@ async function taskPage() {
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
   notTried.hidden = !(rec.not_tried || []).length;
-  notTried.textContent = `Not tried on this task at this budget (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
+  notTried.textContent = (rec.method === "transfer" ? "Not ranked on any of the similar tasks"
+    : "Not tried on this task at this budget") + ` (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
 
   const scatter = document.getElementById("lr-chart");
   const fams = Object.entries(lrs.families);
