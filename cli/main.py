@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import typer
@@ -49,3 +50,20 @@ app.add_typer(admin.job_app, name="job")
 app.add_typer(admin.admin_app, name="admin")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(data_app, name="data")
+
+
+def _one_line_summaries(t: typer.Typer) -> None:
+    """Each command's first paragraph, as one line, for the command lists of `--help`: typer's
+    rich lists keep a docstring's single line breaks, so `tuner --help` printed "... with the
+    answer each one's history gives" and "today (over HTTP)." on two lines, broken where the
+    source wraps (its own `--help` joins them)."""
+    for c in t.registered_commands:
+        doc = c.help or (c.callback.__doc__ if c.callback else None)
+        if c.short_help is None and doc:
+            c.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+    for g in t.registered_groups:
+        if g.typer_instance is not None:
+            _one_line_summaries(g.typer_instance)
+
+
+_one_line_summaries(app)

@@ -3,6 +3,7 @@ services, their health-gated start order, and that every command they run exists
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,23 @@ def test_commands_exist() -> None:
         else:
             assert cmd[0] == "ray", cmd
             assert shutil.which("ray", path=str(Path(sys.executable).parent)), "ray CLI missing"
+
+
+def test_help_lists_each_command_in_one_sentence_not_broken_where_the_source_wraps() -> None:
+    """`tuner --help` printed a docstring's line breaks inside the command list ("... with the
+    answer each one's history gives" / "today (over HTTP)."). Wide enough, every command's
+    summary is one line of the list, the first paragraph of its docstring."""
+    env = {**os.environ, "COLUMNS": "400"}
+    for sub, command, summary in (
+            ([], "tasks", "The team's tasks, the latest job's first, with the answer each one's "
+                          "history gives today (over HTTP)."),
+            (["corpus"], "starts", "Where the defaults sweep starts each family "
+                                   "(`search.sweep_start`), in the sweep's order."),
+            (["data"], "digest", "Print the digest a task on PATH holds")):
+        out = subprocess.run([sys.executable, "-m", "cli", *sub, "--help"], capture_output=True,
+                             text=True, check=True, env=env).stdout
+        (line,) = [x for x in out.splitlines() if f" {command} " in x]
+        assert summary in line, line
 
 
 def test_dockerfile_installs_pinned_torch_first() -> None:

@@ -62,7 +62,7 @@ def test_direct_transfer_prior_and_isolation(migrated_url: str,
     _, team_b = queue(migrated_url, "b", task_spec("linear", "diabetes"))
     with session_factory(migrated_url)() as s:
         direct = recommend(s, team_a, model="mlp", dataset="iris")
-        assert direct["method"] == "direct" and "5 complete trials in 2 job(s)" in \
+        assert direct["method"] == "direct" and "5 complete trials in 2 jobs" in \
             direct["explanation"]
         adam = direct["ranking"][0]
         assert adam["optimizer"] == "adam" and adam["evidence"]["n_jobs"] == 2
@@ -463,7 +463,7 @@ def test_precision_is_part_of_the_budget(migrated_url: str,
             recommend(s, team, task_id=task_id, precision="fp8")
     assert latest["budget"] == {"epochs": 3, "batch_size": 64, "early_stopping_patience": None,
                                 "precision": "bf16", "training_seed": 0, "training_format": 1}
-    assert latest["explanation"].startswith("from 2 complete trials in 1 job(s) of this task at "
+    assert latest["explanation"].startswith("from 2 complete trials in 1 job of this task at "
                                             "3 epochs, batch size 64, bf16")
     assert latest["other_budgets"] == [{"epochs": 3, "batch_size": 64,
                                         "early_stopping_patience": None, "precision": "fp32",

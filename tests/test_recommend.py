@@ -613,7 +613,7 @@ def test_transfer_ranking_weights_by_similarity() -> None:
     assert out["ranking"][0]["source_task"]["task_id"] == 1
     assert out["ranking"][0]["score"] == pytest.approx(0.75)
     # It says what it is: a prediction, never a measurement of the task asked about.
-    assert out["summary"].startswith("adam scores best over the 2 most similar task(s)")
+    assert out["summary"].startswith("adam scores best over the 2 most similar tasks;")
     assert ("; a prediction from similar tasks, not a measurement of this task at this budget: "
             "a job on it measures the families; 12 families have no complete trial") \
         in out["summary"]
@@ -632,7 +632,7 @@ def test_a_transferred_tie_is_not_called_one_familys_best() -> None:
     assert scores["adam"] == scores["nadam"] > scores["sgd"]
     first = out["ranking"][0]["optimizer"]
     assert out["summary"].startswith(
-        f"adam and nadam share the best score over the 1 most similar task(s) (a family tied "
+        f"adam and nadam share the best score over the most similar task (a family tied "
         f"on a task scores its tie's mean there); {first} is listed first for its own values "
         f"there; on the nearest where it ran it is tied with "), out["summary"]
     many = ["adam", "nadam", "adamw", "radam", "adamax", "rmsprop"]

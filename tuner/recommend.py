@@ -755,7 +755,8 @@ def _verdict(ranking: list[dict[str, Any]],
     return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
+    """"1 job", "2 jobs"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -831,7 +832,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                  f"them)")
     elif not_ranked:
         tail += "; never completed a trial: " + ", ".join(
-            f"{n['optimizer']} ({_count(n['evidence'].get('n_trials', 0), 'trial')}, stopped by epoch "
+            f"{n['optimizer']} ({count(n['evidence'].get('n_trials', 0), 'trial')}, stopped by epoch "
             f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
@@ -920,7 +921,7 @@ def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | N
     # A few are named with their intervals; more are counted (`tied_by_width` lists them).
     shown = (f"{len(wide)} families (tied_by_width lists them)" if len(wide) > SUMMARY_NAMES
              else ", ".join(f"{f} at {by[f]['value']:.4g} [{by[f]['low']:.4g}, "
-                            f"{by[f]['high']:.4g}] over {_count(by[f]['n'], 'run')}" for f in wide))
+                            f"{by[f]['high']:.4g}] over {count(by[f]['n'], 'run')}" for f in wide))
     what = (f"its own interval reaches into {bar[0]}'s, its expected value" if len(wide) == 1
             else f"their own intervals reach into {bar[0]}'s, their expected values")
     return (f"; in the tie only because {what} outside {bar[0]}'s interval, so not shown to be "
@@ -1111,7 +1112,8 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
         # A family tied on a task scores its tie's mean there, so a tie scores alike: "best"
         # of one family only where no other shares its score.
         sharing = [r["optimizer"] for r in ranking if r["score"] == top["score"]]
-        where = f"over the {len(neighbours)} most similar task(s)"
+        where = ("over the most similar task" if len(neighbours) == 1 else
+                 f"over the {len(neighbours)} most similar tasks")
         head = (f"{top['optimizer']} scores best {where}" if len(sharing) == 1 else
                 f"{_some(sharing)} share the best score {where} (a family tied on a task "
                 f"scores its tie's mean there); {top['optimizer']} is listed first for its own "

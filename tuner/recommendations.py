@@ -30,6 +30,7 @@ from tuner import corpus as reference
 from tuner.errors import SpecError, TaskNotFound
 from tuner.recommend import (
     TaskProfile,
+    count,
     out_of_memory_note,
     prior_ranking,
     rank_families,
@@ -260,7 +261,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
                  f"other budgets are not pooled with them" if base["other_budgets"] else "")
         if others:
-            other += (f"; {len(others)} other task(s) of the team match this model and dataset "
+            other += (f"; {count(len(others), 'other task')} of the team "
+                      f"{'matches' if len(others) == 1 else 'match'} this model and dataset "
                       f"with other parameters, data or code (task "
                       + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
@@ -270,7 +272,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline,
                 "start_from": _start_from(ranked["ranking"]),
-                "explanation": f"from {n} complete trials in {jobs} job(s) of this task at "
+                "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
+                               f"this task at "
                                f"{budget.label() if budget else '?'}{other}"}
     # This task's own trials that never completed (all pruned, say) still say something.
     tried = [{"optimizer": f, "rank": None, "status": "no complete trial on this task",
