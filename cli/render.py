@@ -93,7 +93,8 @@ def print_job(summary: dict[str, Any]) -> None:
                   highlight=False)
     for note in summary.get("notes") or []:
         out.print(f"note: {note}", highlight=False)
-    out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
+    if summary["by_optimizer"]:  # none yet (queued), or none ever (failed at its start)
+        out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
     if summary["best"]:
         b = summary["best"]
         out.print(f"[bold]best trial:[/bold] {b['number']}: {b['optimizer']} + {b['schedule']} "

@@ -465,11 +465,21 @@ def test_a_crashed_watch_hands_the_job_back_and_it_resumes(
     assert_consistent_with_optuna(migrated_url, job_id)
 
 
-def test_infeasible_resources_fail_the_job(migrated_url: str) -> None:
+def test_infeasible_resources_fail_the_job(migrated_url: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     job_id = queue(migrated_url, _merge(FAST, resources={"gpus_per_trial": 1}))
     dispatcher(migrated_url).run(once=True)
     job = job_of(migrated_url, job_id)
     assert job.status == "failed" and "resources.gpus_per_trial" in (job.error or "")
+    # `tuner status` says why, and prints no empty table of families for a job with no trial
+    from cli.render import print_job
+    from tuner.store.jobs import job_summary
+
+    with session_factory(migrated_url)() as s:
+        print_job(job_summary(s, job))
+    shown = capsys.readouterr().out
+    assert "GPUs per trial but the Ray cluster has 0" in shown.replace("\n", " ")
+    assert "progress: 0/" in shown and "Best per optimizer" not in shown
 
 
 def _cli(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
