@@ -65,6 +65,53 @@ def test_file_dataset_formats(data_root: Path) -> None:
     assert reg.info.kind == "regression"
 
 
+def test_missing_values_in_a_file_are_named_by_column_and_row(data_root: Path) -> None:
+    """A gap in a feature said "features contain NaN or inf", naming neither the column nor the
+    row; a gap in a text target failed inside NumPy (comparing str and float), and one in a
+    numeric target trained on NaN (every trial diverged). Each is refused saying where."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"f1": rng.standard_normal(40), "f2": rng.standard_normal(40),
+                       "label": rng.choice(["yes", "no"], 40)})
+    gaps = df.copy()
+    gaps.loc[[4, 9], "f2"] = np.nan
+    gaps.loc[7, "f1"] = np.inf
+    gaps.to_csv(data_root / "gaps.csv", index=False)
+    gaps.to_parquet(data_root / "gaps.parquet")
+    for path in ("gaps.csv", "gaps.parquet"):
+        with pytest.raises(DataError, match=re.escape(
+                f"task.dataset: {path} has missing or infinite values in 'f1' (1 row), 'f2' "
+                f"(2 rows); the first is data row 5, not counting a header. The service does "
+                f"not fill them in: fill them, drop those rows, or leave the columns out with "
+                f'params.drop: ["f1", "f2"]')):
+            load_dataset("file", {"path": path}, seed=0)
+    # Leaving out every feature left a model of no inputs (input_shape (0,)), trained anyway.
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset: gaps.csv has no feature left: its columns are the target 'label' "
+            'and params.drop ["f1", "f2"]')):
+        load_dataset("file", {"path": "gaps.csv", "drop": ["f1", "f2"]}, seed=0)
+    np.savez(data_root / "empty.npz", X=np.zeros((40, 0)), y=np.arange(40) % 2)
+    with pytest.raises(DataError, match=re.escape("need at least 4 examples with features, "
+                                                  "got (40, 0)")):
+        load_dataset("file", {"path": "empty.npz"}, seed=0)
+    no_label = df.copy()
+    no_label.loc[[3, 30], "label"] = None
+    no_label.to_csv(data_root / "no_label.csv", index=False)
+    no_value = df.assign(label=rng.standard_normal(40))
+    no_value.loc[12, "label"] = np.nan
+    no_value.to_csv(data_root / "no_value.csv", index=False)
+    for path, rows, first in (("no_label.csv", "2 rows", 4), ("no_value.csv", "1 row", 13)):
+        with pytest.raises(DataError, match=re.escape(
+                f"task.dataset: {path} has no value of the target 'label' in {rows} (the first "
+                f"is data row {first}, not counting a header); the service does not fill them "
+                f"in: drop those rows")):
+            load_dataset("file", {"path": path}, seed=0)
+    np.savez(data_root / "gaps.npz", X=gaps[["f1", "f2"]].to_numpy(), y=(df["label"] == "yes"))
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset: the features hold NaN or infinite values in 3 examples (the first at "
+            "index 4); the service does not fill them in")):
+        load_dataset("file", {"path": "gaps.npz"}, seed=0)
+
+
 def test_a_file_column_that_is_not_numbers_is_named_not_left_out(data_root: Path) -> None:
     """Every column but the target is a feature: one that is not numbers (text) was left out
     without a word (the model saw less than the file holds); it is refused by name, and

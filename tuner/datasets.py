@@ -336,6 +336,12 @@ def _read_file(full: Path, path: str, target: str | None,
             raise DataError(f"task.dataset.params.target: no column {col!r}; valid choices: "
                             f"{', '.join(map(str, df.columns))}")
         X, y = _features(df, col, drop, path), df[col].to_numpy()
+        gaps = np.flatnonzero(df[col].isna().to_numpy())
+        if len(gaps):  # a text target with a gap failed in NumPy, a numeric one trained on NaN
+            raise DataError(f"task.dataset: {path} has no value of the target {col!r} in "
+                            f"{_rows(len(gaps))} (the first is data row {gaps[0] + 1}, not "
+                            f"counting a header); the service does not fill them in: drop "
+                            f"those rows")
     else:
         raise DataError(f"task.dataset.params.path: unsupported file type {suffix!r}; "
                         "valid choices: .csv, .npz, .parquet")
@@ -362,13 +368,32 @@ def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
             raise DataError(f"task.dataset.params.drop: {name!r} {why}; valid choices: "
                             f"{', '.join(c for c in columns if c != target)}")
     feats = df.drop(columns=[target, *drop])
+    if not len(feats.columns):  # a model of no inputs trained on nothing but the class counts
+        raise DataError(f"task.dataset: {path} has no feature left: its columns are the target "
+                        f"{target!r}" + (f" and params.drop {json.dumps(drop)}" if drop else ""))
     text = [str(c) for c in feats.columns if not pd.api.types.is_numeric_dtype(feats[c])]
     if text:
         names = ", ".join(repr(c) for c in text)
         raise DataError(f"task.dataset: {path} has columns that are not numbers ({names}); "
                         f"the model reads numbers only: encode them, or leave them out with "
                         f"params.drop: {json.dumps(text)}")
-    return np.asarray(feats.to_numpy(dtype=np.float32))
+    values = np.asarray(feats.to_numpy(dtype=np.float64))
+    bad = ~np.isfinite(values)
+    if bad.any():  # was "features contain NaN or inf", naming neither the column nor the row
+        per_column = bad.sum(axis=0)
+        cols = [str(c) for c, k in zip(feats.columns, per_column, strict=True) if k]
+        where = ", ".join(f"{c!r} ({_rows(int(k))})"
+                          for c, k in zip(feats.columns, per_column, strict=True) if k)
+        first = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise DataError(f"task.dataset: {path} has missing or infinite values in {where}; the "
+                        f"first is data row {first + 1}, not counting a header. The service "
+                        f"does not fill them in: fill them, drop those rows, or leave the "
+                        f"columns out with params.drop: {json.dumps(cols)}")
+    return values.astype(np.float32)
+
+
+def _rows(n: int, noun: str = "row") -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # split ---------------------------------------------------------------------------------------
@@ -377,10 +402,14 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
     """Deterministic (seeded, stratified for classification) split, scaling fitted on train."""
     X = np.asarray(raw.X, dtype=np.float32)
     y = np.asarray(raw.y)
-    if X.ndim < 2 or len(X) < 4:
+    if X.ndim < 2 or len(X) < 4 or not X[0].size:
         raise DataError(f"task.dataset: need at least 4 examples with features, got {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise DataError("task.dataset: features contain NaN or inf")
+    finite = np.isfinite(X.reshape(len(X), -1))
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        raise DataError(f"task.dataset: the features hold NaN or infinite values in "
+                        f"{_rows(len(rows), 'example')} (the first at index "
+                        f"{rows[0]}); the service does not fill them in")
     n_classes: int | None = None
     if raw.kind == "classification":
         classes, y = np.unique(y, return_inverse=True)
