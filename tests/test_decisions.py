@@ -80,6 +80,10 @@ def test_next_step() -> None:
     timeout = Stopping("timeout", T0)
     assert next_step(timeout, workers=1, running=0, worker_errors=0) == "wait"
     assert next_step(timeout, workers=0, running=0, worker_errors=0) == "conclude"
+    # A trial that could not read the task's data stops the job as a cancel does.
+    unreadable = Stopping("data_error", T0)
+    assert next_step(unreadable, workers=1, running=1, worker_errors=0) == "wait"
+    assert next_step(unreadable, workers=0, running=1, worker_errors=0) == "end_cancelled"
 
 
 def test_conclusion() -> None:
@@ -105,6 +109,12 @@ def test_conclusion() -> None:
         "failed", "no trial completed (1 diverged, 3 pruned)")
     assert conclusion(None, done=4, failed=0, complete=1, diverged=3, **kw) == ("completed",
                                                                                  None)
+    # Whatever else finished: the job failed on its data, and says what could not be read.
+    assert conclusion("data_error", done=5, failed=2, total=10, complete=3,
+                      first_failure="task.dataset: 'a/b.png' cannot be read (...)",
+                      worker_errors=[]) == (
+        "failed", "the task's data cannot be read: task.dataset: 'a/b.png' cannot be read "
+                  "(...); every trial reads the same files, so the job stopped there")
 
 
 CPU = "cpu"

@@ -316,6 +316,73 @@ def test_resnet18_on_an_image_folder_through_the_service(migrated_url: str,
     assert rec["method"] == "direct" and rec["ranking"][0]["optimizer"] == "adam"
 
 
+def _broken_folder() -> str:
+    """An image folder with one file that is not an image (each epoch of every trial reads
+    it)."""
+    root = DATA_ROOT / TEAM / "broken"
+    _image_folder(root, per_class=8)
+    (root / "class1" / "scan.png").write_bytes(b"not an image")
+    return "broken"
+
+
+UNREADABLE = ("task.dataset: 'class1/scan.png' cannot be read (UnidentifiedImageError: cannot "
+              "identify image file")
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_file_that_is_not_an_image_stops_a_local_run_at_its_first_trial(
+        num_workers: int) -> None:
+    """A file in the team's folder that is not an image failed every trial with PIL's
+    traceback, and `tuner run` went on to the next; the run stops at the first, naming it
+    (read in a DataLoader worker process too, whose error PyTorch raises again with the
+    worker's traceback in its message)."""
+    spec = image_spec("cnn", task={"dataset": {"name": "imagefolder", "params": {
+        "path": f"{TEAM}/{_broken_folder()}", "image_size": 12}}}, budget={"n_trials": 6},
+        training={"num_workers": num_workers})
+    seen: list[Any] = []
+    with pytest.raises(DataError) as exc:
+        run_search(JobSpec.model_validate(spec), on_trial=seen.append)
+    assert str(exc.value).startswith(UNREADABLE), exc.value
+    assert "fix or remove it" in str(exc.value) and str(DATA_ROOT) not in str(exc.value)
+    assert [(r.state, r.stop_reason) for r in seen] == [("failed", "data_error")]
+    assert "Traceback" not in str(exc.value) and "\n" not in str(exc.value)  # one line
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_file_that_is_not_an_image_ends_the_job_at_its_first_trial(migrated_url: str) -> None:
+    """Through the service such a job ran every trial of its budget, and as many again (a failed
+    trial gives its ticket back, up to n_trials failures), each failing the same way; on a large
+    folder each one after reading up to that file. The first trial that cannot read the data
+    ends the job, which says why; the trials beside it are stopped."""
+    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of
+    from tuner.store.auth import get_or_create_team
+    from tuner.store.db import session_factory
+    from tuner.store.jobs import create_job
+    from tuner.store.recorder import STOPPED_FOR_DATA
+
+    js = JobSpec.model_validate(image_spec(
+        "cnn", task={"dataset": {"name": "imagefolder", "params": {
+            "path": _broken_folder(), "image_size": 12}}},
+        budget={"n_trials": 6, "parallelism": 2}))
+    with session_factory(migrated_url)() as s:
+        team = get_or_create_team(s, TEAM)
+        job_id = create_job(s, team.id, js, inspect_task(js, scope=TEAM))[0].id
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed", job.error
+    assert (job.error or "").startswith("the task's data cannot be read: " + UNREADABLE), \
+        job.error
+    assert "every trial reads the same files, so the job stopped there" in (job.error or "")
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    stops = [(r.number, r.state, r.stop_reason) for r in recs]
+    assert len(recs) <= 6, stops  # the budget at most (12 failures before), the sweep's
+    unreadable = [r for r in recs if r.stop_reason == "data_error"]  # at most the 2 in flight
+    assert 1 <= len(unreadable) <= 2 and all(r.detail.startswith(UNREADABLE)
+                                             for r in unreadable), stops
+    assert all((r.state, r.stop_reason, r.detail) == ("failed", "cancelled", STOPPED_FOR_DATA)
+               for r in recs if r not in unreadable), stops
+
+
 def test_a_hub_id_is_never_read_from_the_workers_directory(images: str, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The Hugging Face libraries take a name that exists as a local folder as that folder:

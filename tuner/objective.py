@@ -24,7 +24,7 @@ from tuner.attrs import (
     STUDY_SEEDS_USED,
 )
 from tuner.datasets import Split, check_unchanged, load_dataset, team_scope
-from tuner.errors import TunerError
+from tuner.errors import DataError, TunerError
 from tuner.models import build_model
 from tuner.registry import check_code
 from tuner.sampling import SearchSpace
@@ -32,7 +32,7 @@ from tuner.space import TrialConfig
 from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
 from tuner.store.db import transient
 from tuner.training import Trainer, TrainState, hardware_name, resolve_device
-from tuner.trial import OUT_OF_MEMORY, config_key
+from tuner.trial import DATA_ERROR, OUT_OF_MEMORY, config_key
 
 REPEAT_SEED_STRIDE = 100_000
 
@@ -248,6 +248,9 @@ class Objective:
             if out_of_memory(exc):
                 state.stop_reason = OUT_OF_MEMORY
                 error = memory_error(exc, state.device or str(self.device))
+            elif isinstance(exc, DataError):  # the same files for every trial: the job stops
+                state.stop_reason = DATA_ERROR
+                error = data_error_message(exc)
             self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
                          seed, waits)
             raise
@@ -334,6 +337,17 @@ def out_of_memory(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
                                               or "out of memory" in text.lower())
+
+
+def data_error_message(exc: BaseException) -> str:
+    """A data error in one line. Raised in a DataLoader's worker process, PyTorch raises it
+    again in the trial's process with the worker's traceback in its message; its last line is
+    the error."""
+    text = str(exc).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if last.split(":", 1)[0].endswith("DataError") else last
+    return text
 
 
 def memory_error(exc: BaseException, device: str) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -430,8 +431,22 @@ class Samples(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = self.source[int(self.indices[i])]
+        j = int(self.indices[i])
+        try:
+            x, y = self.source[j]
+        except Exception as exc:  # a file that is not an image, cut short, unreadable
+            root = getattr(self.source, "root", None)
+            why = str(exc).replace(f"{root}{os.sep}", "") if root else str(exc)
+            raise DataError(f"task.dataset: {self._name(j)} cannot be read "
+                            f"({type(exc).__name__}: {why}); fix or remove it") from exc
         return self.transform(x), torch.as_tensor(y, dtype=self.target_dtype)
+
+    def _name(self, j: int) -> str:
+        """Example `j` as the team knows it: its file under the folder, when there is one."""
+        samples, root = getattr(self.source, "samples", None), getattr(self.source, "root", None)
+        if samples is not None and root is not None:
+            return repr(os.path.relpath(samples[j][0], root))
+        return f"example {j}"
 
 
 class _Columns:

@@ -23,13 +23,13 @@ from tuner.attrs import (
     ATTR_WARM_START,
 )
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
-from tuner.errors import SpecError, UnknownName
+from tuner.errors import DataError, SpecError, UnknownName
 from tuner.objective import Objective
 from tuner.results import answer, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
 from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
-from tuner.trial import TrialRecord, config_key
+from tuner.trial import DATA_ERROR, TrialRecord, config_key
 
 
 def _indep(seed: int | None) -> BaseSampler:
@@ -431,9 +431,15 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     if on_start is not None:
         on_start(notes)
 
+    unreadable: list[str] = []  # what a trial could not read of the task's data
+
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        rec = trial_record(trial)
+        if rec.stop_reason == DATA_ERROR:  # every trial reads the same files: stop here
+            unreadable.append(rec.detail)
+            study.stop()
         if on_trial is not None:
-            on_trial(trial_record(trial))
+            on_trial(rec)
 
     reserve = job_confirm_reserve(spec)
     kwargs: dict[str, Any] = dict(n_jobs=spec.budget.parallelism, callbacks=[callback],
@@ -446,17 +452,21 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     def left() -> float | None:
         return None if deadline is None else deadline - time.monotonic()
 
-    study.optimize(objective, n_trials=spec.budget.n_trials - reserve, timeout=left(), **kwargs)
+    def optimize(n: int, **more: Any) -> None:
+        study.optimize(objective, n_trials=n, timeout=left(), **{**kwargs, **more})
+        if unreadable:
+            raise DataError(unreadable[0])
+
+    optimize(spec.budget.n_trials - reserve)
     used = 0
     while used < reserve and ((t := left()) is None or t > 0):  # the race, round by round
         n, why = confirm_round(study, spec, reserve - used)
         if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
-            study.optimize(objective, n_trials=reserve - used, timeout=left(), **kwargs)
+            optimize(reserve - used)
             break
         if not n:
             break
-        study.optimize(objective, n_trials=n, timeout=left(),
-                       **{**kwargs, "n_jobs": min(n, spec.budget.parallelism)})
+        optimize(n, n_jobs=min(n, spec.budget.parallelism))
         used += n
     return SearchResult(study, objective.metric, direction, study_records(study), notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})

@@ -22,7 +22,7 @@ from tuner.space import TrialConfig
 from tuner.spec import METRICS, TrainingSpec
 
 StopReason = Literal["completed", "early_stopped", "pruned", "diverged", "failed", "timeout",
-                     "out_of_memory"]
+                     "out_of_memory", "data_error"]
 
 
 def resolve_device(preference: str = "auto", assigned: torch.device | None = None) -> torch.device:

@@ -78,6 +78,10 @@ class TrialRecord(BaseModel):
 # counts: it needs more than the device has.
 WORKER_LOST = "worker_lost"
 DB_ERROR = "db_error"
+# A trial that could not read the task's data or model files (a file that is not an image, a
+# gap in a table, files changed since the job was submitted): every trial reads the same files,
+# so the job stops at the first, rather than fail each of its trials the same way.
+DATA_ERROR: Final = "data_error"
 OUT_OF_MEMORY: Final = "out_of_memory"
 INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
 

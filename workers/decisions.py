@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
+from tuner.trial import DATA_ERROR
+
 CANCELLED: Final = "cancelled"
 TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
@@ -54,7 +56,7 @@ class Stopping:
     """Why the job is stopping (None while it is not) and since when, on the dispatcher's
     clock."""
 
-    reason: Literal["cancelled", "timeout"] | None = None
+    reason: Literal["cancelled", "timeout", "data_error"] | None = None
     since: datetime | None = None
 
 
@@ -96,8 +98,9 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
     launches when budget or a confirmation round is left, else concludes), or end the job.
 
     A RUNNING trial without a live worker belongs to a dead worker: wait until its heartbeat goes
-    stale and Optuna fails (and retries) it."""
-    if stopping.reason == CANCELLED:
+    stale and Optuna fails (and retries) it. A job stopped for its data (`DATA_ERROR`: a trial
+    could not read the task's files, which every trial reads) ends as a cancelled one does."""
+    if stopping.reason in (CANCELLED, DATA_ERROR):
         return "wait" if workers else "end_cancelled"
     if workers or running:
         return "wait"
@@ -113,6 +116,9 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
     no result: it fails, saying so (`complete`: its complete trials, when known)."""
     if reason == CANCELLED:
         return "cancelled", f"cancelled after {done} finished trials"
+    if reason == DATA_ERROR:  # `first_failure`: the detail of the trial that found it
+        return "failed", (f"the task's data cannot be read: {first_failure}; every trial reads "
+                          f"the same files, so the job stopped there")
     if done == 0:
         why = first_failure or (worker_errors[0] if worker_errors else "no trial ran")
         prefix = "timeout before any trial finished" if reason == TIMEOUT else \

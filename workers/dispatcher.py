@@ -41,8 +41,15 @@ from tuner.store.jobs import (
     set_training_format,
 )
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
-from tuner.store.recorder import StaleTrialHandler, TrialRecorder, optuna_storage, with_heartbeat
+from tuner.store.recorder import (
+    STOPPED_FOR_DATA,
+    StaleTrialHandler,
+    TrialRecorder,
+    optuna_storage,
+    with_heartbeat,
+)
 from tuner.store.trials import first_failure, longest_epoch_wait, refresh_counters
+from tuner.trial import DATA_ERROR
 from workers.decisions import (
     CANCELLED,
     STALLED,
@@ -168,6 +175,12 @@ def _progress_count(t: FrozenTrial) -> int:
     """How far running trial `t` has got: its epochs reported and its batch heartbeats (any
     increase is progress for the stall check)."""
     return len(t.intermediate_values) + int(t.user_attrs.get(ATTR_BEATS) or 0)
+
+
+def _data_error(t: FrozenTrial) -> bool:
+    """Did trial `t` fail because it could not read the task's data (its worker's record)?"""
+    return t.state == TrialState.FAIL and \
+        (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == DATA_ERROR
 
 
 def _hardware_of(t: FrozenTrial) -> str:
@@ -350,6 +363,11 @@ class Dispatcher:
             # and new trials each time it is asked); what changes below shows up next tick.
             trials = with_retries(lambda: study.get_trials(deepcopy=False), what="read the study")
             in_flight = [t for t in trials if t.state == TrialState.RUNNING]
+            if stopping.reason is None and any(_data_error(t) for t in trials):
+                # Every trial reads the same files: the others would fail the same way.
+                log.warning("job %s: a trial could not read the task's data; stopping", job.id)
+                stopping = Stopping(DATA_ERROR, cfg.clock())
+                w.kill_workers()
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
             progress.observe({task: (t.number, _progress_count(t), _hardware_of(t))
@@ -380,7 +398,8 @@ class Dispatcher:
             step = next_step(stopping, workers=len(workers), running=len(in_flight),
                              worker_errors=len(worker_errors))
             if step == "end_cancelled":
-                with_retries(lambda: self._fail_running(study, w.recorder, CANCELLED),
+                with_retries(partial(self._fail_running, study, w.recorder, CANCELLED,
+                                     STOPPED_FOR_DATA if stopping.reason == DATA_ERROR else None),
                              what="fail the cancelled trials")
                 break
             if step == "refill":
@@ -655,9 +674,11 @@ class Dispatcher:
             TRIALS_STALLED.inc()
             w.recorder.write(storage.get_trial(t._trial_id))
 
-    def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str) -> None:
-        """Trials whose workers were killed on purpose end failed with `reason`, and so do the
-        enqueued trials that never started (a cancelled study keeps nothing WAITING)."""
+    def _fail_running(self, study: optuna.Study, recorder: TrialRecorder, reason: str,
+                      detail: str | None = None) -> None:
+        """Trials whose workers were killed on purpose end failed with `reason` (and `detail`,
+        or the reason's), and so do the enqueued trials that never started (a cancelled study
+        keeps nothing WAITING)."""
         storage = study._storage
         for t in study.get_trials(deepcopy=False,
                                   states=(TrialState.RUNNING, TrialState.WAITING)):
@@ -667,7 +688,7 @@ class Dispatcher:
                 if transient(exc):
                     raise
                 continue
-            recorder.write(storage.get_trial(t._trial_id), reason=reason)
+            recorder.write(storage.get_trial(t._trial_id), reason=reason, detail=detail)
 
     def _finish(self, job_id: str, status: str, error: str | None) -> None:
         in_transaction(self.sessions, lambda s: finish_job(s, job_id, status, error),
@@ -678,7 +699,9 @@ class Dispatcher:
             job = get_job(s, job_id)
             return conclusion(reason, done=job.n_done, failed=job.n_failed,
                               total=job.n_trials + job.n_confirm,
-                              first_failure=first_failure(s, job_id), worker_errors=worker_errors,
+                              first_failure=first_failure(
+                                  s, job_id, reason=DATA_ERROR if reason == DATA_ERROR else None),
+                              worker_errors=worker_errors,
                               complete=job.n_complete, diverged=job.n_diverged,
                               first_divergence=first_failure(s, job_id, state="diverged"))
 

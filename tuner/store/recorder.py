@@ -50,6 +50,10 @@ def run_again(study: optuna.Study, t: FrozenTrial,
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
                         "the database for the grace period)",
            "cancelled": "cancelled: its worker was stopped"}
+# A trial stopped (or never started) because another trial of its job could not read the
+# task's data: recorded `cancelled` with this detail.
+STOPPED_FOR_DATA = ("cancelled: another trial of this job could not read the task's data, which "
+                    "every trial reads")
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ class TrialRecorder:
         self.sessions = session_factory(url)
         self.on_recorded = on_recorded  # e.g. tuner.mlflow_log.hook: after a trial's first record
 
-    def write(self, t: FrozenTrial, *, reason: str | None = None,
+    def write(self, t: FrozenTrial, *, reason: str | None = None, detail: str | None = None,
               study: optuna.Study | None = None) -> bool:
         """Record `t` (once). With `study`: a trial the database failed (`db_error`), or that
         ran out of memory (`out_of_memory`) on its configuration's first run out of memory in
@@ -106,7 +110,7 @@ class TrialRecorder:
         if reason and rec.state == "failed":
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
-                rec.detail = REASONS.get(reason, reason)
+                rec.detail = detail or REASONS.get(reason, reason)
         again = rec.stop_reason == DB_ERROR
         if rec.stop_reason == OUT_OF_MEMORY:
             first = in_transaction(self.sessions, lambda s: out_of_memory_before(

@@ -85,12 +85,14 @@ def counted_failures(s: Session, job_id: str) -> int:
         not_(or_(reason.in_(INFRA_FAILURES), first_out_of_memory)))) or 0
 
 
-def first_failure(s: Session, job_id: str, state: str = "failed") -> str | None:
-    """The detail of the job's first failed (or `state`) trial: why a job whose trials all
-    failed (or diverged) has no result."""
-    return s.scalar(select(TrialRow.detail).where(TrialRow.job_id == job_id,
-                                                  TrialRow.state == state)
-                    .order_by(TrialRow.number).limit(1))
+def first_failure(s: Session, job_id: str, state: str = "failed",
+                  reason: str | None = None) -> str | None:
+    """The detail of the job's first failed (or `state`) trial, or the first with stop reason
+    `reason`: why a job whose trials all failed (or diverged) has no result."""
+    q = select(TrialRow.detail).where(TrialRow.job_id == job_id, TrialRow.state == state)
+    if reason is not None:
+        q = q.where(TrialRow.stop_reason == reason)
+    return s.scalar(q.order_by(TrialRow.number).limit(1))
 
 
 # How many of a task's most recent jobs are looked at for the pace of its epochs.
