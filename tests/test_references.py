@@ -282,21 +282,31 @@ def test_tuner_data_fetch_says_what_went_wrong() -> None:
     assert "Traceback" not in offline.stderr
 
 
-@pytest.mark.usefixtures("ray_session")
-def test_resnet18_on_an_image_folder_through_the_service(migrated_url: str,
-                                                          images: str) -> None:
-    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of
-    from tuner.recommendations import recommend
+def _through_the_service(url: str, spec: dict[str, Any]) -> Any:
+    """Submit `spec` for team TEAM, run it to its end on a dispatcher; the job row."""
+    from tests.test_jobs import dispatcher, job_of
     from tuner.store.auth import get_or_create_team
     from tuner.store.db import session_factory
     from tuner.store.jobs import create_job
 
-    js = JobSpec.model_validate(image_spec(budget={"n_trials": 4, "parallelism": 2}))
-    with session_factory(migrated_url)() as s:
+    js = JobSpec.model_validate(spec)
+    with session_factory(url)() as s:
         team = get_or_create_team(s, TEAM)
         job_id = create_job(s, team.id, js, inspect_task(js, scope=TEAM))[0].id
-    dispatcher(migrated_url).run(once=True)
-    job = job_of(migrated_url, job_id)
+    dispatcher(url).run(once=True)
+    return job_of(url, job_id)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_resnet18_on_an_image_folder_through_the_service(migrated_url: str,
+                                                          images: str) -> None:
+    from tests.test_jobs import assert_consistent_with_optuna
+    from tuner.recommendations import recommend
+    from tuner.store.db import session_factory
+
+    job = _through_the_service(migrated_url, image_spec(budget={"n_trials": 4,
+                                                               "parallelism": 2}))
+    job_id = job.id
     assert job.status == "completed", job.error
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     # Which trials ASHA stops depends on which of the 2 parallel trials reaches a rung first,
@@ -354,21 +364,14 @@ def test_a_file_that_is_not_an_image_ends_the_job_at_its_first_trial(migrated_ur
     trial gives its ticket back, up to n_trials failures), each failing the same way; on a large
     folder each one after reading up to that file. The first trial that cannot read the data
     ends the job, which says why; the trials beside it are stopped."""
-    from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of
-    from tuner.store.auth import get_or_create_team
-    from tuner.store.db import session_factory
-    from tuner.store.jobs import create_job
+    from tests.test_jobs import assert_consistent_with_optuna
     from tuner.store.recorder import STOPPED_FOR_DATA
 
-    js = JobSpec.model_validate(image_spec(
+    job = _through_the_service(migrated_url, image_spec(
         "cnn", task={"dataset": {"name": "imagefolder", "params": {
             "path": _broken_folder(), "image_size": 12}}},
         budget={"n_trials": 6, "parallelism": 2}))
-    with session_factory(migrated_url)() as s:
-        team = get_or_create_team(s, TEAM)
-        job_id = create_job(s, team.id, js, inspect_task(js, scope=TEAM))[0].id
-    dispatcher(migrated_url).run(once=True)
-    job = job_of(migrated_url, job_id)
+    job_id = job.id
     assert job.status == "failed", job.error
     assert (job.error or "").startswith("the task's data cannot be read: " + UNREADABLE), \
         job.error

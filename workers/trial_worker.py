@@ -17,6 +17,7 @@ import optuna
 from tuner import mlflow_log
 from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.config import PROGRESS_EVERY_S
+from tuner.errors import DataError
 from tuner.objective import Objective, Provenance
 from tuner.search import load_study
 from tuner.spec import JobSpec
@@ -110,6 +111,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
     where = {"pid": os.getpid(), "host": socket.gethostname(), "device": str(device),
              "hardware": hardware_name(device), "task": task_id}
 
+    unreadable: list[str] = []
+
     def run(trial: optuna.Trial) -> float:
         with_retries(lambda: trial.set_user_attr(ATTR_WORKER, where), what="mark the trial")
         try:
@@ -117,9 +120,13 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
         except Exception as exc:
             if transient(exc):  # the database failed under the trial, not its configuration
                 _mark_db_error(trial, exc)
+            if isinstance(exc, DataError):  # every trial reads the same files
+                unreadable.append(str(exc))
             raise
 
     def ticket() -> bool:
+        if unreadable:  # the job is over (its dispatcher stops it): take no other trial
+            return False
         with sessions() as s:
             return take_ticket(s, cfg.job_id, cfg.owner)
 
