@@ -62,8 +62,12 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
         b = summary["best"]
         out.print(f"[bold]best trial:[/bold] {b['optimizer']} + {b['schedule']} → "
                   f"{summary['metric']} = {fmt(b['value'])}  ({params_brief(b['params'])})")
-    else:
-        out.print("[yellow]no trial completed[/yellow]")
+    else:  # and why, as a failed job says it (the trials' tracebacks scrolled past above)
+        first = next((t for t in summary.get("trials") or []
+                      if t["state"] in ("failed", "diverged") and t.get("detail")), None)
+        out.print("[yellow]no trial completed[/yellow]" + (
+            f"; first {'failure' if first['state'] == 'failed' else 'divergence'} (trial "
+            f"{first['number']}): {first['detail']}" if first else ""), highlight=False)
     a = summary.get("answer")
     if a and a["ranking"]:
         # The best trial is the luckiest run; the answer is what the runs support.

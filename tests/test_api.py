@@ -699,6 +699,20 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
     shown = " ".join(capsys.readouterr().out.split())
     assert "adam 0.95 (range 0.95-0.95, no repeats) · sgd 0.9 (range 0.9-0.9, no repeats)" \
         in shown, shown
+    # with no trial complete, it says why (the trials' tracebacks scrolled past above it)
+    for trials, why in (
+            ([{"number": 0, "state": "pruned", "detail": ""},
+              {"number": 1, "state": "failed", "detail": "RuntimeError: boom"}],
+             "no trial completed; first failure (trial 1): RuntimeError: boom"),
+            ([{"number": 0, "state": "diverged", "detail": "loss became nan"}],
+             "no trial completed; first divergence (trial 0): loss became nan"),
+            ([{"number": 0, "state": "pruned", "detail": ""}], "no trial completed")):
+        print_leaderboard({"metric": "val_accuracy", "direction": "maximize",
+                           "by_optimizer": [], "counts": {"complete": 0, "pruned": 1,
+                                                          "diverged": 0, "failed": 1},
+                           "best": None, "answer": None, "trials": trials})
+        shown = " ".join(capsys.readouterr().out.split())
+        assert shown.endswith(why), shown
     # a family tried but never complete says how many of its trials ran out of memory
     oom = rank_families(confirmed("adam", [0.95]), "maximize", incomplete={"adamw": {
         "n_trials": 2, "n_failed": 2, "n_out_of_memory": 2, "max_stop_epoch": 0}})
