@@ -377,7 +377,7 @@ def test_a_file_that_is_not_an_image_ends_the_job_at_its_first_trial(migrated_ur
         job.error
     assert "every trial reads the same files, so the job stopped there" in (job.error or "")
     recs = assert_consistent_with_optuna(migrated_url, job_id)
-    stops = [(r.number, r.state, r.stop_reason) for r in recs]
+    stops = [(r.number, r.state, r.stop_reason, r.detail[:120]) for r in recs]
     assert len(recs) <= 6, stops  # the budget at most (12 failures before), the sweep's
     unreadable = [r for r in recs if r.stop_reason == "data_error"]  # at most the 2 in flight
     assert 1 <= len(unreadable) <= 2 and all(r.detail.startswith(UNREADABLE)

@@ -446,6 +446,35 @@ def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(
     assert "again" not in rows[other.number].detail
 
 
+def test_a_trial_stopped_after_it_found_the_data_unreadable_keeps_that_reason(
+        migrated_url: str) -> None:
+    """When a trial cannot read the task's data the dispatcher stops the job and records the
+    trials beside it `cancelled`. One that had found the data unreadable itself, its worker
+    stopped after writing that but before Optuna was told (the test suite saw it once), was
+    recorded `cancelled` with the data error's detail; it keeps `data_error`, while one stopped
+    mid-run is `cancelled` saying why."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.attrs import ATTR_CONFIG, ATTR_RECORD
+    from tuner.store.recorder import STOPPED_FOR_DATA
+    from tuner.trial import DATA_ERROR
+
+    (job_id,) = _queue(migrated_url)
+    study = optuna.create_study(storage=migrated_url, study_name=f"data-{job_id}")
+    recorder = TrialRecorder(migrated_url, job_id)
+    config = {ATTR_CONFIG: {"optimizer": "adam", "schedule": "constant",
+                            "params": {"adam.lr": 1e-3}}}
+    found = {ATTR_RECORD: {"stop_reason": DATA_ERROR, "detail": "task.dataset: 'a.png' ..."}}
+    for attrs in ({**config, **found}, config):
+        study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
+        assert recorder.write(study.trials[-1], reason="cancelled", detail=STOPPED_FOR_DATA)
+    with session_factory(migrated_url)() as s:
+        rows = s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)
+                         .order_by(TrialRow.number)).all()
+    assert [(r.stop_reason, r.detail) for r in rows] == [
+        (DATA_ERROR, "task.dataset: 'a.png' ..."), ("cancelled", STOPPED_FOR_DATA)]
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask(), here
 def test_a_retry_runs_the_configuration_again_with_nothing_of_the_run_it_repeats(
         migrated_url: str) -> None:

@@ -18,7 +18,7 @@ from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER
 from tuner.results import trial_record
 from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
 from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
-from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
+from tuner.trial import DATA_ERROR, DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
 with warnings.catch_warnings():  # "experimental since 2.8": every dispatcher's start said so
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -107,7 +107,9 @@ class TrialRecorder:
         worker's retry is not that run) is not run again, and counts against the job's
         failures (`counted_failures`): it needs more than the device has."""
         rec = trial_record(t)
-        if reason and rec.state == "failed":
+        # A trial that found the data unreadable before its worker was stopped (its record
+        # written, Optuna not yet told) keeps that reason: it is why the job stopped.
+        if reason and rec.state == "failed" and rec.stop_reason != DATA_ERROR:
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = detail or REASONS.get(reason, reason)
