@@ -480,6 +480,40 @@ def test_infeasible_resources_fail_the_job(migrated_url: str,
     shown = capsys.readouterr().out
     assert "GPUs per trial but the Ray cluster has 0" in shown.replace("\n", " ")
     assert "progress: 0/" in shown and "Best per optimizer" not in shown
+    assert (job.error or "").endswith("; on a cluster whose autoscaler adds such nodes, set "
+                                      "TUNER_RESOURCES_WAIT_S"), job.error
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_job_waits_for_resources_an_autoscaler_may_add_then_fails_saying_so(
+        migrated_url: str) -> None:
+    """On a cluster whose autoscaler adds GPU nodes (scaled to zero while idle), every GPU job
+    failed at once: the cluster had 0 GPUs when it started. With TUNER_RESOURCES_WAIT_S its
+    workers are queued for the autoscaler; a job none of whose workers starts within it fails
+    saying so, its queued workers stopped and its enqueued trials recorded."""
+    job_id = queue(migrated_url, _merge(FAST, resources={"gpus_per_trial": 1}))
+    started = time.monotonic()
+    dispatcher(migrated_url, resources_wait_s=2).run(once=True)
+    job = job_of(migrated_url, job_id)
+    assert job.status == "failed"
+    assert job.error == ("resources.gpus_per_trial: 1.0 GPUs per trial but the Ray cluster has "
+                         "0, and no trial started in 2 s (TUNER_RESOURCES_WAIT_S): can the "
+                         "cluster's autoscaler add a node that has them?"), job.error
+    assert 2 <= time.monotonic() - started < 60
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert all((r.state, r.stop_reason, r.epochs_run) == ("failed", "cancelled", 0)
+               for r in recs), recs
+    # Resources the cluster lacked when the job started and had once its workers were queued
+    # (an autoscaler's node came up): the job runs on, past the wait, to its end.
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 6, "parallelism": 1}))
+    d = dispatcher(migrated_url, resources_wait_s=8)
+    d._infeasible = lambda cpus, gpus: "resources.cpus_per_trial: pretend"  # type: ignore
+    started = time.monotonic()
+    d.run(once=True)
+    job = job_of(migrated_url, job_id)
+    took = time.monotonic() - started
+    assert job.status == "completed" and job.n_complete >= 1, job.error
+    assert took > 8, f"the job ended within the wait ({took:.1f} s): nothing was tested"
 
 
 def _cli(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # sends it again); later submissions on the same data only list it.
     digest_wait_s: float = 20.0
     ray_num_cpus: int | None = None
+    # A job whose resources the Ray cluster does not have now fails at once, unless this is set:
+    # on a cluster whose autoscaler adds nodes (GPU nodes scaled to zero), its workers are
+    # queued and the job fails only when none has started a trial after this many seconds.
+    resources_wait_s: float | None = Field(default=None, gt=0)
     # Limits checked before anything is built (a request never allocates beyond them).
     max_dataset_values: int = 50_000_000  # samples x features of one dataset
     max_model_params: int = 100_000_000

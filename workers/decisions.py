@@ -31,6 +31,8 @@ from typing import Final, Literal
 from tuner.trial import DATA_ERROR
 
 CANCELLED: Final = "cancelled"
+# The cluster lacked the job's resources and no worker started within TUNER_RESOURCES_WAIT_S.
+UNSCHEDULABLE: Final = "unschedulable"
 TIMEOUT: Final = "timeout"
 # A job whose trial workers crash this many times (beyond Ray's own retries) stops launching.
 MAX_WORKER_ERRORS = 3
@@ -56,7 +58,7 @@ class Stopping:
     """Why the job is stopping (None while it is not) and since when, on the dispatcher's
     clock."""
 
-    reason: Literal["cancelled", "timeout", "data_error"] | None = None
+    reason: Literal["cancelled", "timeout", "data_error", "unschedulable"] | None = None
     since: datetime | None = None
 
 
@@ -99,8 +101,9 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
 
     A RUNNING trial without a live worker belongs to a dead worker: wait until its heartbeat goes
     stale and Optuna fails (and retries) it. A job stopped for its data (`DATA_ERROR`: a trial
-    could not read the task's files, which every trial reads) ends as a cancelled one does."""
-    if stopping.reason in (CANCELLED, DATA_ERROR):
+    could not read the task's files, which every trial reads) ends as a cancelled one does, and
+    so does one whose workers never started (`UNSCHEDULABLE`)."""
+    if stopping.reason in (CANCELLED, DATA_ERROR, UNSCHEDULABLE):
         return "wait" if workers else "end_cancelled"
     if workers or running:
         return "wait"

@@ -53,6 +53,7 @@ from tuner.trial import DATA_ERROR
 from workers.decisions import (
     CANCELLED,
     STALLED,
+    UNSCHEDULABLE,
     Progress,
     Stopping,
     conclusion,
@@ -93,6 +94,9 @@ class DispatcherConfig:
     num_cpus: int | None = None
     owner: str = field(default_factory=_owner)
     mlflow_uri: str | None = None  # log each trial to MLflow (TUNER_MLFLOW_TRACKING_URI)
+    # Resources the cluster lacks now: wait this long for a worker to start (an autoscaler adding
+    # nodes), instead of failing the job at once (TUNER_RESOURCES_WAIT_S).
+    resources_wait_s: float | None = None
     # The dispatcher's clock (aware UTC): leases, the job's deadline and the stop grace are read
     # from it, so tests move time instead of sleeping.
     clock: Callable[[], datetime] = utcnow
@@ -106,7 +110,7 @@ class DispatcherConfig:
             db_url=db_url or st.database_url, lease_s=st.lease_s, poll_s=st.poll_s,
             heartbeat_interval=st.heartbeat_interval, grace_period=st.grace_period,
             stop_grace_s=st.stop_grace_s, progress_every_s=st.progress_every_s,
-            num_cpus=st.ray_num_cpus,
+            num_cpus=st.ray_num_cpus, resources_wait_s=st.resources_wait_s,
             mlflow_uri=st.mlflow_tracking_uri)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -202,6 +206,9 @@ class _Watch:
     remote: Any  # the Ray remote function with the job's resources
     wcfg: WorkerConfig
     workers: list[Any] = field(default_factory=list)
+    # The cluster lacks the job's resources (why, since when, and the tickets taken then): until
+    # a worker takes a ticket, within DispatcherConfig.resources_wait_s.
+    waiting: tuple[str, datetime, int] | None = None
 
     def kill_workers(self) -> None:
         """Their trials end failed (or are retried when their heartbeat goes stale). Only the
@@ -308,10 +315,13 @@ class Dispatcher:
                                                   user_attrs=about),
                              what="open the study")
         recorder.sync(study)  # resuming: trials finished while no dispatcher was watching
-        problem = self._infeasible(spec.resources.cpus_per_trial,
-                                   spec.resources.gpus_per_trial) or _not_as_made(job, spec, team)
+        short = self._infeasible(spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+        problem = _not_as_made(job, spec, team) or (short if cfg.resources_wait_s is None
+                                                     else None)
         if problem:
-            self._finish(job.id, "failed", problem)
+            self._finish(job.id, "failed", problem + (
+                "; on a cluster whose autoscaler adds such nodes, set TUNER_RESOURCES_WAIT_S"
+                if problem == short else ""))
             return
 
         started = aware(job.started_at) or cfg.clock()
@@ -324,6 +334,10 @@ class Dispatcher:
         w = _Watch(job, spec, study, storage, recorder, deadline,
                    _trial_worker().options(num_cpus=spec.resources.cpus_per_trial,
                                            num_gpus=spec.resources.gpus_per_trial), wcfg)
+        if short:
+            log.warning("job %s: %s; waiting up to %.0f s for the cluster to add it", job.id,
+                        short, cfg.resources_wait_s)
+            w.waiting = (short, cfg.clock(), self._job(job.id).trials_claimed)
         try:
             self._watch(w)
         except BaseException:
@@ -350,6 +364,13 @@ class Dispatcher:
             stopping = d.stopping
             if d.kill_workers:
                 w.kill_workers()
+            if w.waiting is not None and current is not None:
+                if current.trials_claimed > w.waiting[2]:
+                    w.waiting = None  # a worker started: the cluster has the resources now
+                elif stopping.reason is None and cfg.clock() - w.waiting[1] > timedelta(
+                        seconds=cfg.resources_wait_s or 0):
+                    stopping = Stopping(UNSCHEDULABLE, cfg.clock())
+                    w.kill_workers()
             if d.leave:
                 log.warning("job %s: %s; leaving it", job.id, d.leave)
                 return
@@ -416,6 +437,12 @@ class Dispatcher:
                 return
 
         w.recorder.sync(study)
+        if stopping.reason == UNSCHEDULABLE and w.waiting is not None:
+            self._finish(job.id, "failed", f"{w.waiting[0]}, and no trial started in "
+                                           f"{cfg.resources_wait_s:.0f} s "
+                                           f"(TUNER_RESOURCES_WAIT_S): can the cluster's "
+                                           f"autoscaler add a node that has them?")
+            return
         self._conclude(job.id, stopping.reason, worker_errors)
 
     def _drain(self, w: _Watch) -> None:
