@@ -26,6 +26,13 @@ def test_the_best_so_far_is_a_step_function_of_every_epoch() -> None:
     assert flat == [[1, 0.5], [2, 0.7], [5, 0.7]]  # the best held to the last epoch
     loss = job_figures([_trial(0, "adam", [2.0, 1.0, 1.5])], "val_loss", "minimize")
     assert loss["best_so_far"] == [[1, 2.0], [2, 1.0], [3, 1.0]]
+    # A trial cancelled before it ran has no configuration and nothing to draw: it was a curve
+    # of no points, in the legend as "#3 null (failed)", and counted among the trials drawn.
+    never = {"number": 3, "optimizer": None, "schedule": None, "state": "failed",
+             "stop_step": 0, "value": None, "steps": []}
+    with_never = job_figures([*trials, never], "val_accuracy", "maximize")
+    assert [c["number"] for c in with_never["curves"]] == [0, 1, 2]
+    assert with_never["n_trials"] == 3 and with_never["best_so_far"] == fig["best_so_far"]
 
 
 def test_a_large_job_draws_each_familys_best_curve_and_the_latest() -> None:

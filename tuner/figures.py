@@ -62,14 +62,15 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
     - `curves`: the trials' [epoch, value] points, coloured by family, with `stop` the point
       where a pruned or diverged trial was stopped; at most `curves_limit` trials (each
       family's best complete trial, then the latest), `n_trials` of them in all;
-    - `families`: each family's best trial (complete trials first), and its trial counts."""
+    - `families`: each family's best trial (complete trials first), and its trial counts.
+    A trial with no configuration (enqueued, then cancelled before it ran) has nothing to draw:
+    it is left out (it was a legend entry "#1 null (failed)")."""
     sign = 1.0 if direction == "maximize" else -1.0
-    ordered = sorted(trials, key=lambda t: t["number"])
+    ordered = sorted((t for t in trials if t.get("optimizer") is not None),
+                     key=lambda t: t["number"])
     fams: dict[str, dict[str, Any]] = {}
     for t in ordered:
-        family = t.get("optimizer")
-        if family is None:
-            continue
+        family = t["optimizer"]
         f = fams.setdefault(family, {"optimizer": family, "color": color(family),
                                      "n_trials": 0, "n_complete": 0, "best": None})
         f["n_trials"] += 1
