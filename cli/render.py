@@ -164,8 +164,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                     fmt(r["cost"]["state_bytes_per_param"]),
                     fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
         elif method == "transfer":
-            src = r["source_task"]
-            row += [fmt(r["score"]), f"{src['task_id']} ({src['similarity']:.2f})",
+            src = r["source_task"]  # a corpus task's id is `ref:<name>`; the team's, a number
+            where = src["task_id"] if src.get("source") != "team history" \
+                else f"task {src['task_id']}"
+            row += [fmt(r["score"]), f"{where} ({src['similarity']:.2f})",
                     lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
         rows.append(row)

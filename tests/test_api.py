@@ -713,6 +713,17 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
                            "best": None, "answer": None, "trials": trials})
         shown = " ".join(capsys.readouterr().out.split())
         assert shown.endswith(why), shown
+    # a transferred answer says where each family's configuration comes from: the corpus's
+    # task by its name, the team's by its id (it printed a bare "2 (0.29)")
+    from tuner.recommend import transfer_ranking
+
+    near = [({"task_id": "ref:mlp-wine", "similarity": 0.67, "source": "reference corpus"},
+             single), ({"task_id": 2, "similarity": 0.29, "source": "team history"},
+                       rank_families(confirmed("nadam", [0.9, 0.91]), "maximize"))]
+    print_recommendation({"method": "transfer", "source": "team history and reference corpus",
+                          "metric": "val_accuracy", **transfer_ranking(near)})
+    shown = capsys.readouterr().out
+    assert "ref:mlp-wine (0.67)" in shown and "task 2 (0.29)" in shown, shown
     # a family tried but never complete says how many of its trials ran out of memory
     oom = rank_families(confirmed("adam", [0.95]), "maximize", incomplete={"adamw": {
         "n_trials": 2, "n_failed": 2, "n_out_of_memory": 2, "max_stop_epoch": 0}})
