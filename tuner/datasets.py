@@ -377,7 +377,7 @@ def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
         raise DataError(f"task.dataset: {path} has columns that are not numbers ({names}); "
                         f"the model reads numbers only: encode them, or leave them out with "
                         f"params.drop: {json.dumps(text)}")
-    values = np.asarray(feats.to_numpy(dtype=np.float64))
+    values = np.asarray(feats.to_numpy(dtype=np.float32))  # a value past float32's range: inf
     bad = ~np.isfinite(values)
     if bad.any():  # was "features contain NaN or inf", naming neither the column nor the row
         per_column = bad.sum(axis=0)
@@ -389,7 +389,7 @@ def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
                         f"first is data row {first + 1}, not counting a header. The service "
                         f"does not fill them in: fill them, drop those rows, or leave the "
                         f"columns out with params.drop: {json.dumps(cols)}")
-    return values.astype(np.float32)
+    return values
 
 
 def _rows(n: int, noun: str = "row") -> str:
