@@ -830,7 +830,12 @@ def test_an_answer_in_a_few_words() -> None:
     predicted = {"method": "transfer", "ranking": [{"optimizer": f} for f in
                                                    ("nadam", "adamw", "lion", "sgd")]}
     assert brief(predicted) == "not measured here; predicted order: nadam, adamw, lion, …"
-    assert brief({"method": "prior", "ranking": []}) == "no answer yet"
+    assert brief({"method": "transfer", "ranking": []}) == "no answer yet"
+    # a prior answer's order is the catalogue's: it predicts nothing (it said "predicted order:
+    # sgd, momentum, nesterov, …" of literature defaults)
+    for ranking in ([], [{"optimizer": f} for f in ("sgd", "momentum", "nesterov", "adam")]):
+        assert brief({"method": "prior", "ranking": ranking}) == \
+            "nothing measured on this task or a similar one yet"
 
 
 def _baseline(values: list[float], lr: float = 1e-3) -> list[HistoryTrial]:

@@ -188,6 +188,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                   "not_ranked": [], "not_tried": [], **extra}
         assert browser.execute_script("return answerText(arguments[0])", winner) == \
             in_words(winner)
+    for other in ({"method": "prior", "ranking": [{"optimizer": "sgd"}]},
+                  {"method": "transfer", "ranking": [{"optimizer": "sgd"}]}):
+        assert browser.execute_script("return answerText(arguments[0])", other) == \
+            in_words(other)
     # A family stopped early, placed against the best leader's configuration at that epoch
     at = {"optimizer": "adam", "epoch": 1, "low": 0.55, "high": 0.6, "runs": 2}
     assert browser.execute_script(

@@ -933,6 +933,9 @@ def brief(rec: dict[str, Any]) -> str:
     in ui.js): the verdict and its leaders, or, for a transferred or prior answer (no verdict:
     it predicts an order, nothing measured on the task), the first three of that order."""
     ranking = rec.get("ranking") or []
+    if rec.get("method") == "prior":  # its order is the catalogue's: nothing is predicted
+        # (it said "predicted order: sgd, momentum, nesterov, …" of literature defaults)
+        return "nothing measured on this task or a similar one yet"
     if rec.get("method") != "direct":
         top = [r["optimizer"] for r in ranking[:3]]
         return f"not measured here; predicted order: {', '.join(top)}, …" if top else \

@@ -327,7 +327,7 @@ async function taskPage() {
   document.getElementById("task-head").replaceChildren(
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
     el("p", { id: "task-identity", class: "identity" }, taskIdentity(task)),
-    el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || ""),
+    el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || rec.note || ""),
     el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
@@ -396,6 +396,7 @@ async function taskPage() {
 function answerText(rec) {
   // The verdict in a few words (the task page and the API say it whole). A transferred or prior
   // answer has no verdict: it predicts an order, nothing measured on the task.
+  if (rec.method === "prior") return "nothing measured on this task or a similar one yet";  // the catalogue's order
   if (rec.method !== "direct") {
     const top = (rec.ranking || []).slice(0, 3).map((r) => r.optimizer);
     return top.length ? `not measured here; predicted order: ${top.join(", ")}, …` : "no answer yet";
