@@ -655,7 +655,9 @@ def test_warm_start_at_a_new_batch_size_moves_the_learning_rate(migrated_url: st
         rows = s.scalars(select(TrialRow).where(TrialRow.job_id == second)
                          .order_by(TrialRow.number)).all()
     assert [(r.optimizer, r.warm_start) for r in rows[:2]] == [("adam", True), ("rmsprop", True)]
-    assert notes[0].startswith("defaults sweep, in this order (this task's ranking at its other "
+    assert notes[0] == ("warm start first (search.warm_start: task, from this task's history): "
+                        "the best known configuration of adam, rmsprop")
+    assert notes[1].startswith("defaults sweep, in this order (this task's ranking at its other "
                                "training budgets in your team's history): adam, rmsprop")
     assert rows[0].params["adam.lr"] == pytest.approx(6e-3, rel=1e-6)
     assert rows[1].params["rmsprop.lr"] == pytest.approx(4e-3, rel=1e-6)
@@ -690,10 +692,12 @@ def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     assert rows2[0].params["adam.lr"] == pytest.approx(3e-3)
     assert [(r.optimizer, r.defaults_sweep) for r in rows2[2:5]] == [
         ("adam", True), ("rmsprop", True), ("momentum", True)]
-    assert j2.notes is not None and j2.notes[0] == (
+    assert j2.notes is not None and j2.notes[:2] == [
+        "warm start first (search.warm_start: task, from this task's history): the best known "
+        "configuration of adam, rmsprop",
         "defaults sweep, in this order (this task's ranking in your team's history): adam, "
         "rmsprop, momentum at the configuration that scored best over the reference corpus's "
-        "tasks")
+        "tasks"]
     assert not any(r.warm_start for r in rows2[2:])
     (name,) = [n for n in optuna.get_all_study_names(migrated_url) if n.endswith(f"job-{second}")]
     study = optuna.load_study(study_name=name, storage=migrated_url)

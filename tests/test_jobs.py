@@ -175,7 +175,7 @@ def test_a_sweep_with_no_ranking_to_order_it_is_settled_at_the_start(migrated_ur
     submitted = job_of(migrated_url, job_id).notes
     assert submitted and PROVISIONAL in submitted[0]
     job = job_of(migrated_url, job_id)
-    plan = dispatcher(migrated_url)._sweep(job, job_spec(job), None, 0)
+    plan = dispatcher(migrated_url)._sweep(job, job_spec(job), None, [])
     settled = job_of(migrated_url, job_id).notes
     assert plan is not None and settled == plan.notes() == [
         n.replace(PROVISIONAL, "") for n in submitted]

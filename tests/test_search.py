@@ -191,6 +191,23 @@ def test_the_defaults_sweep_is_ordered_and_capped_and_says_what_it_leaves_out() 
     assert full.notes()[0].startswith("no defaults sweep: the warm-start seeds fill")
     off = sweep_plan(_spec(search={"defaults_sweep": False}))
     assert (off.families, off.notes()) == ([], [])
+    # The notes name the warm start's seeds, and the sweep's families whose start is one of
+    # them (Optuna enqueues a configuration once): they said nothing of the seeds, and named
+    # a sweep of 3 families that a warm start from the corpus had already run as seeds.
+    warm = _spec(budget={"n_trials": 20}, search={"warm_start": "similar"})
+    cold = sweep_plan(warm)
+    first, second = cold.families[:2]
+    other = {**cold.starts.get(first, {}), "optimizer": "sgd", "sgd.lr": 0.05}
+    seeds = [cold.starts[first], cold.starts[second], other]
+    plan = sweep_plan(warm, seeds=seeds)
+    assert plan.repeated == [first, second] and plan.families[:2] == [first, second]
+    notes = plan.notes()
+    assert notes[0] == (f"warm start first (search.warm_start: similar, from this task's "
+                        f"history or its nearest tasks, the reference corpus's included): the "
+                        f"best known configuration of {first}, {second}, sgd"), notes
+    assert notes[1].endswith(f"; {first}, {second} already ran as warm-start seeds at that "
+                             f"configuration, so not again"), notes[1]
+    assert sweep_plan(warm, seeded=3).notes()[0].startswith("defaults sweep")  # no seeds named
     # A 4-trial job over the whole space: one family at defaults, three sampled.
     small = run_search(_spec(training={"epochs": 1}, budget={"n_trials": 4}))
     assert [r.defaults_sweep for r in small.records] == [True, False, False, False]

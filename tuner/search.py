@@ -151,6 +151,10 @@ ORDER_STARTS = "the reference corpus's built-in tasks"
 PROVISIONAL = ("; planned at submit: when the job starts, the service orders the sweep by your "
                "team's ranking of this task or of similar tasks (the reference corpus's "
                "included) where there is one, and rewrites these notes")
+# How the job's notes say what the warm start's seeds are, by `search.warm_start`.
+WARM_FROM = {"task": "search.warm_start: task, from this task's history",
+             "similar": "search.warm_start: similar, from this task's history or its nearest "
+                        "tasks, the reference corpus's included"}
 # How the job's notes say where a learned start comes from, by `search.sweep_start`.
 LEARNED_FROM = {
     "corpus": "the configuration that scored best over the reference corpus's tasks",
@@ -174,12 +178,21 @@ class SweepPlan:
     # Made at submit by the service: the dispatcher orders the sweep again when the job starts.
     provisional: bool = False
     pruner: list[str] = field(default_factory=list)  # `pruner_notes`
+    # The warm start's seeds (search.warm_start), run before the sweep: their families, what
+    # they are the best known configurations of, and the sweep's families whose start is one of
+    # them (Optuna enqueues a configuration once: those are not run again).
+    warm: list[str] = field(default_factory=list)
+    warm_from: str = ""
+    repeated: list[str] = field(default_factory=list)
 
     def notes(self) -> list[str]:
         runs = "" if self.baseline < 2 else f" over {self.baseline} seeds (search.baseline_runs)"
         first = [f"baseline first: {BASELINE_LABEL}, run to the end (never pruned){runs}, the "
                  f"bar the answer's leader is held to (search.baseline)"] \
             if self.baseline else []
+        if self.warm:  # the job's notes said nothing of them
+            first.append(f"warm start first ({self.warm_from}): the best known configuration "
+                         f"of {', '.join(self.warm)}")
         return first + self._sweep_notes() + self.pruner
 
     def _sweep_notes(self) -> list[str]:
@@ -195,7 +208,9 @@ class SweepPlan:
             where.append(f"{', '.join(at)} at {'their' if len(at) > 1 else 'its'} literature "
                          f"defaults")
         source = self.order_source + (PROVISIONAL if self.provisional else "")
-        out = [f"defaults sweep, in this order ({source}): {'; '.join(where)}"]
+        out = [f"defaults sweep, in this order ({source}): {'; '.join(where)}" + (
+            f"; {', '.join(self.repeated)} already ran as warm-start seeds at that "
+            f"configuration, so not again" if self.repeated else "")]
         if self.left_out:
             out.append(f"the budget covers the defaults sweep of {len(self.families)} of "
                        f"{len(self.families) + len(self.left_out)} families (search.sweep_share "
@@ -206,13 +221,14 @@ class SweepPlan:
 
 def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
                order_source: str | None = None, seeded: int = 0,
-               provisional: bool = False) -> SweepPlan:
+               provisional: bool = False, seeds: Sequence[dict[str, Any]] = ()) -> SweepPlan:
     """Which chosen families the defaults sweep runs, in what order and at which configuration:
     `order` (families best first, e.g. from the team's history) then the reference corpus's
     order (of its learned starts, or of literature defaults: `search.sweep_start`); at most
     `search.sweep_share` of `budget.n_trials`, and never more than the search's share left
-    after `seeded` warm-start seeds. `provisional`: the plan of a service's submit, whose notes
-    say that the job's start may reorder it."""
+    after `seeded` warm-start seeds (or `seeds`, their Optuna parameters, which the notes then
+    name). `provisional`: the plan of a service's submit, whose notes say that the job's start
+    may reorder it."""
     from tuner import corpus
 
     space = SearchSpace(spec.space)
@@ -228,14 +244,18 @@ def sweep_plan(spec: JobSpec, order: Sequence[str] | None = None,
     ranked = [*(order or []), *base]
     position = {f: i for i, f in reversed(list(enumerate(ranked)))}
     families.sort(key=lambda f: position.get(f, len(position)))
+    seeded = max(seeded, len(seeds))
     room = max(0, spec.budget.n_trials - job_confirm_reserve(spec) - seeded - baseline)
     cap = min(room, max(1, int(spec.search.sweep_share * spec.budget.n_trials + 1e-9)))
     source = order_source if order else ORDER_STARTS if learned else ORDER_CORPUS
     starts = {f: p for f in families[:cap] if (s := learned.get(f)) is not None
               and (p := space.optuna_params(TrialConfig(s.optimizer, s.schedule, s.params)))}
+    defaults = {p["optimizer"]: p for p in space.defaults()}
+    repeated = [f for f in families[:cap] if (starts.get(f) or defaults[f]) in seeds]
     return SweepPlan(families[:cap], families[cap:], source or ORDER_CORPUS, cap, starts,
                      LEARNED_FROM.get(kind, LEARNED_FROM["corpus"]), baseline, provisional,
-                     pruner_notes(spec))
+                     pruner_notes(spec), [str(p["optimizer"]) for p in seeds],
+                     WARM_FROM.get(spec.search.warm_start, ""), repeated)
 
 
 def baseline_params(spec: JobSpec) -> dict[str, Any]:

@@ -305,7 +305,7 @@ class Dispatcher:
             job.training_format = TRAINING_FORMAT
         rec = self._ranking(job, spec)
         seeds = self._warm_start(job, spec, rec)
-        plan = self._sweep(job, spec, rec, len(seeds))
+        plan = self._sweep(job, spec, rec, seeds)
         about = {"job_id": job.id, "team": team, "model": job.task.model_name,
                  "dataset": job.task.dataset_name, "metric": job.task.metric,
                  "direction": job.task.direction, STUDY_SEEDS_USED: self._seeds_used(job)}
@@ -550,7 +550,7 @@ class Dispatcher:
         return seeds
 
     def _sweep(self, job: Job, spec: JobSpec, rec: dict[str, Any] | None,
-               seeded: int) -> SweepPlan | None:
+               seeds: list[dict[str, Any]]) -> SweepPlan | None:
         """A new job's defaults sweep, the families the team's history ranks best (this task, or
         similar tasks and the reference corpus) first (`rec`: `_ranking`), else the corpus's
         order; its notes replace the submit's, which said the order was not settled yet. None
@@ -558,7 +558,7 @@ class Dispatcher:
         if not (self._new(job) and spec.search.defaults_sweep):
             return None
         if rec is None or rec["method"] == "prior" or not rec["ranking"]:
-            plan = sweep_plan(spec, seeded=seeded)
+            plan = sweep_plan(spec, seeds=seeds)
         else:
             own = {t["id"] for t in rec.get("tasks") or []}
             near = {n.get("task_id") for n in rec.get("similar_tasks") or []}
@@ -569,7 +569,7 @@ class Dispatcher:
                          "history"
             else:
                 source = f"the ranking transferred from similar tasks ({rec['source']})"
-            plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeded)
+            plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeds=seeds)
         in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
                        what="write the job's notes")
         return plan
