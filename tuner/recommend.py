@@ -930,8 +930,9 @@ def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | N
 
 def brief(rec: dict[str, Any]) -> str:
     """An answer in a few words, for a list of tasks (`tuner tasks`; `/ui/tasks` says the same
-    in ui.js): the verdict and its leaders, or, for a transferred or prior answer (no verdict:
-    it predicts an order, nothing measured on the task), the first three of that order."""
+    in ui.js): the verdict and its leaders; for a transferred answer (no verdict: it predicts
+    an order, nothing measured on the task), the first three of that order; for a prior one
+    (literature defaults in the catalogue's order), that nothing informs it."""
     ranking = rec.get("ranking") or []
     if rec.get("method") == "prior":  # its order is the catalogue's: nothing is predicted
         # (it said "predicted order: sgd, momentum, nesterov, …" of literature defaults)

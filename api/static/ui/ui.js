@@ -394,9 +394,10 @@ async function taskPage() {
 // tasks ---------------------------------------------------------------------------------------
 
 function answerText(rec) {
-  // The verdict in a few words (the task page and the API say it whole). A transferred or prior
-  // answer has no verdict: it predicts an order, nothing measured on the task.
-  if (rec.method === "prior") return "nothing measured on this task or a similar one yet";  // the catalogue's order
+  // The verdict in a few words (the task page and the API say it whole). A transferred answer
+  // has no verdict: it predicts an order, nothing measured on the task; a prior one predicts
+  // nothing (literature defaults in the catalogue's order).
+  if (rec.method === "prior") return "nothing measured on this task or a similar one yet";
   if (rec.method !== "direct") {
     const top = (rec.ranking || []).slice(0, 3).map((r) => r.optimizer);
     return top.length ? `not measured here; predicted order: ${top.join(", ")}, …` : "no answer yet";
