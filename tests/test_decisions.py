@@ -109,6 +109,12 @@ def test_conclusion() -> None:
         "failed", "no trial completed (1 diverged, 3 pruned)")
     assert conclusion(None, done=4, failed=0, complete=1, diverged=3, **kw) == ("completed",
                                                                                  None)
+    # No worker started while the cluster lacked what the job asks for (an autoscaler's node).
+    assert conclusion("unschedulable", done=0, failed=0, unscheduled=(
+        "resources.gpus_per_trial: 1.0 GPUs per trial but the Ray cluster has 0", 1800.0),
+        **kw) == ("failed", "resources.gpus_per_trial: 1.0 GPUs per trial but the Ray cluster "
+                            "has 0, and no trial started in 1800 s (TUNER_RESOURCES_WAIT_S): can "
+                            "the cluster's autoscaler add a node that has them?")
     # Whatever else finished: the job failed on its data, and says what could not be read.
     assert conclusion("data_error", done=5, failed=2, total=10, complete=3,
                       first_failure="task.dataset: 'a/b.png' cannot be read (...)",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tuner.digests import digest
-from tuner.errors import DataError
+from tuner.errors import DataError, count
 from tuner.spec import DEFAULT_VAL_FRACTION
 
 Kind = Literal["classification", "regression"]
@@ -339,7 +339,7 @@ def _read_file(full: Path, path: str, target: str | None,
         gaps = np.flatnonzero(df[col].isna().to_numpy())
         if len(gaps):  # a text target with a gap failed in NumPy, a numeric one trained on NaN
             raise DataError(f"task.dataset: {path} has no value of the target {col!r} in "
-                            f"{_rows(len(gaps))} (the first is data row {gaps[0] + 1}, not "
+                            f"{count(len(gaps), 'row')} (the first is data row {gaps[0] + 1}, not "
                             f"counting a header); the service does not fill them in: drop "
                             f"those rows")
     else:
@@ -382,7 +382,7 @@ def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
     if bad.any():  # was "features contain NaN or inf", naming neither the column nor the row
         per_column = bad.sum(axis=0)
         cols = [str(c) for c, k in zip(feats.columns, per_column, strict=True) if k]
-        where = ", ".join(f"{c!r} ({_rows(int(k))})"
+        where = ", ".join(f"{c!r} ({count(int(k), 'row')})"
                           for c, k in zip(feats.columns, per_column, strict=True) if k)
         first = int(np.flatnonzero(bad.any(axis=1))[0])
         raise DataError(f"task.dataset: {path} has missing or infinite values in {where}; the "
@@ -390,10 +390,6 @@ def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
                         f"does not fill them in: fill them, drop those rows, or leave the "
                         f"columns out with params.drop: {json.dumps(cols)}")
     return values
-
-
-def _rows(n: int, noun: str = "row") -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # split ---------------------------------------------------------------------------------------
@@ -408,7 +404,7 @@ def prepare(raw: RawData, seed: int, val_fraction: float = 0.2) -> DataSplit:
     if not finite.all():
         rows = np.flatnonzero(~finite.all(axis=1))
         raise DataError(f"task.dataset: the features hold NaN or infinite values in "
-                        f"{_rows(len(rows), 'example')} (the first at index "
+                        f"{count(len(rows), 'example')} (the first at index "
                         f"{rows[0]}); the service does not fill them in")
     n_classes: int | None = None
     if raw.kind == "classification":

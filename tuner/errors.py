@@ -23,6 +23,11 @@ def choices(names: Iterable[str]) -> str:
     return ", ".join(sorted(names))
 
 
+def count(n: int, noun: str) -> str:
+    """"1 job", "2 jobs": a count in a message or an answer's words."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def unknown(kind: str, name: object, valid: Iterable[str]) -> str:
     """The one wording of "that name is not one of ours": `unknown <kind> <name>; valid
     choices: a, b, c`."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from tuner.errors import count
 from tuner.space import BASELINE, BASELINE_LABEL, FAMILIES, baseline_values, is_baseline
 from tuner.spec import MAX_CONFIRM_SEEDS, METRIC_BOUNDS
 
@@ -753,11 +754,6 @@ def _verdict(ranking: list[dict[str, Any]],
     if all(separated(lead, e) for e in ranking[1:]):
         return VERDICT_WINNER, [lead["optimizer"]]
     return VERDICT_NOT_SEPARATED, [lead["optimizer"], nxt["optimizer"]]
-
-
-def count(n: int, noun: str) -> str:
-    """"1 job", "2 jobs"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _names(names: list[str]) -> str:

@@ -27,10 +27,9 @@ from functools import partial
 from typing import Any
 
 from tuner import corpus as reference
-from tuner.errors import SpecError, TaskNotFound
+from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
     TaskProfile,
-    count,
     out_of_memory_note,
     prior_ranking,
     rank_families,

@@ -114,11 +114,17 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
 
 def conclusion(reason: str | None, *, done: int, failed: int, total: int,
                first_failure: str | None, worker_errors: list[str], complete: int | None = None,
-               diverged: int = 0, first_divergence: str | None = None) -> tuple[str, str | None]:
+               diverged: int = 0, first_divergence: str | None = None,
+               unscheduled: tuple[str, float] | None = None) -> tuple[str, str | None]:
     """The job's final status and message. A job whose trials all diverged or were pruned has
-    no result: it fails, saying so (`complete`: its complete trials, when known)."""
+    no result: it fails, saying so (`complete`: its complete trials, when known).
+    `unscheduled`: what the cluster lacked and how long the job waited for it (`UNSCHEDULABLE`)."""
     if reason == CANCELLED:
         return "cancelled", f"cancelled after {done} finished trials"
+    if reason == UNSCHEDULABLE and unscheduled is not None:
+        return "failed", (f"{unscheduled[0]}, and no trial started in {unscheduled[1]:.0f} s "
+                          f"(TUNER_RESOURCES_WAIT_S): can the cluster's autoscaler add a node "
+                          f"that has them?")
     if reason == DATA_ERROR:  # `first_failure`: the detail of the trial that found it
         return "failed", (f"the task's data cannot be read: {first_failure}; every trial reads "
                           f"the same files, so the job stopped there")

@@ -364,11 +364,10 @@ class Dispatcher:
             stopping = d.stopping
             if d.kill_workers:
                 w.kill_workers()
-            if w.waiting is not None and current is not None:
+            if w.waiting is not None and current is not None and stopping.reason is None:
                 if current.trials_claimed > w.waiting[2]:
                     w.waiting = None  # a worker started: the cluster has the resources now
-                elif stopping.reason is None and cfg.clock() - w.waiting[1] > timedelta(
-                        seconds=cfg.resources_wait_s or 0):
+                elif cfg.clock() - w.waiting[1] > timedelta(seconds=cfg.resources_wait_s or 0):
                     stopping = Stopping(UNSCHEDULABLE, cfg.clock())
                     w.kill_workers()
             if d.leave:
@@ -437,13 +436,8 @@ class Dispatcher:
                 return
 
         w.recorder.sync(study)
-        if stopping.reason == UNSCHEDULABLE and w.waiting is not None:
-            self._finish(job.id, "failed", f"{w.waiting[0]}, and no trial started in "
-                                           f"{cfg.resources_wait_s:.0f} s "
-                                           f"(TUNER_RESOURCES_WAIT_S): can the cluster's "
-                                           f"autoscaler add a node that has them?")
-            return
-        self._conclude(job.id, stopping.reason, worker_errors)
+        self._conclude(job.id, stopping.reason, worker_errors,
+                       (w.waiting[0], cfg.resources_wait_s or 0) if w.waiting else None)
 
     def _drain(self, w: _Watch) -> None:
         """Shutting down (SIGTERM): hand the job back at once, so another dispatcher (or our
@@ -721,7 +715,8 @@ class Dispatcher:
         in_transaction(self.sessions, lambda s: finish_job(s, job_id, status, error),
                        what="finish job")
 
-    def _conclude(self, job_id: str, reason: str | None, worker_errors: list[str]) -> None:
+    def _conclude(self, job_id: str, reason: str | None, worker_errors: list[str],
+                  unscheduled: tuple[str, float] | None = None) -> None:
         def txn(s: Session) -> tuple[str, str | None]:
             job = get_job(s, job_id)
             return conclusion(reason, done=job.n_done, failed=job.n_failed,
@@ -730,7 +725,8 @@ class Dispatcher:
                                   s, job_id, reason=DATA_ERROR if reason == DATA_ERROR else None),
                               worker_errors=worker_errors,
                               complete=job.n_complete, diverged=job.n_diverged,
-                              first_divergence=first_failure(s, job_id, state="diverged"))
+                              first_divergence=first_failure(s, job_id, state="diverged"),
+                              unscheduled=unscheduled)
 
         self._finish(job_id, *in_transaction(self.sessions, txn, what="read the job's outcome"))
 
