@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +37,7 @@ def run(
     from tuner.spec import JobSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with user_errors():
+    with user_errors(), _failures_logged_once():
         job = JobSpec.model_validate(opt.spec_dict(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
@@ -49,6 +51,49 @@ def run(
         print_json(summary)
     else:
         print_leaderboard(summary)
+
+
+class _FailureLog(logging.Handler):
+    """Optuna's log on stderr, where it logs each failed trial with its parameters and the
+    error's traceback, then again "failed with value None": a plugin's bug that fails every
+    trial printed its traceback once per trial. The first trial failing with an error keeps its
+    traceback; a later one with the same error is one line, and the second message is dropped.
+    Written to the `sys.stderr` of the moment (the progress bar's, while it shows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("[%(levelname)1.1s %(asctime)s] %(message)s"))
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if " failed with value " in text:
+            return
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and " failed with parameters" in text:
+            error = f"{type(exc).__name__}: {exc}"
+            if error in self.seen:
+                record = logging.makeLogRecord({**record.__dict__, "exc_info": None,
+                                                "exc_text": None, "args": (),
+                                                "msg": f"{text.split(' with parameters')[0]}: "
+                                                       f"{error} (as above)"})
+            self.seen.add(error)
+        sys.stderr.write(self.format(record) + "\n")
+
+
+@contextmanager
+def _failures_logged_once() -> Iterator[None]:
+    """Optuna's own handler replaced by `_FailureLog` for the command."""
+    import optuna
+
+    handler = _FailureLog()
+    optuna.logging.disable_default_handler()
+    logging.getLogger("optuna").addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger("optuna").removeHandler(handler)
+        optuna.logging.enable_default_handler()
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tuner.trial import SameFailure, TrialRecord, same_failure
 from workers.decisions import (
     MAX_WORKER_ERRORS,
     STALL_FACTOR_OTHER_HARDWARE,
@@ -84,6 +85,10 @@ def test_next_step() -> None:
     unreadable = Stopping("data_error", T0)
     assert next_step(unreadable, workers=1, running=1, worker_errors=0) == "wait"
     assert next_step(unreadable, workers=0, running=1, worker_errors=0) == "end_cancelled"
+    # So do trials that failed the same way (tuner.trial.same_failure).
+    alike = Stopping("same_failure", T0)
+    assert next_step(alike, workers=1, running=1, worker_errors=0) == "wait"
+    assert next_step(alike, workers=0, running=0, worker_errors=0) == "end_cancelled"
 
 
 def test_conclusion() -> None:
@@ -121,6 +126,51 @@ def test_conclusion() -> None:
                       worker_errors=[]) == (
         "failed", "the task's data cannot be read: task.dataset: 'a/b.png' cannot be read "
                   "(...); every trial reads the same files, so the job stopped there")
+    # Trials failed the same way: the job says how, and that it stopped for it.
+    assert conclusion("same_failure", done=0, failed=3, same=SameFailure(
+        "ValueError: no shard", 1, 3, 2), **kw) == (
+        "failed", "3 trials failed the same way after 1 epoch, with 2 configurations, and no "
+                  "trial got further: ValueError: no shard; a failure that does not depend on "
+                  "the configuration would fail every trial, so the job stopped there (fix it "
+                  "and submit the job again)")
+
+
+def _ended(number: int, state: str = "failed", *, epochs: int = 0, lr: float = 0.1,
+           reason: str | None = None, detail: str = "ValueError: no shard") -> TrialRecord:
+    return TrialRecord(number=number, state=state, optimizer="sgd", schedule="constant",
+                       params={"lr": lr}, epochs_run=epochs, stop_step=epochs,
+                       stop_reason=reason or ("failed" if state == "failed" else None),
+                       detail=detail if state == "failed" else "")
+
+
+def test_same_failure() -> None:
+    """A job's trials that failed the same way, with nothing further: the job stops there.
+    Anything that shows the failure may depend on the configuration keeps it going."""
+    alike = [_ended(0, epochs=1, lr=0.1), _ended(1, epochs=1, lr=0.2), _ended(2, epochs=1, lr=0.1)]
+    assert same_failure(alike) == SameFailure("ValueError: no shard", 1, 3, 2)
+    assert same_failure(alike[:2]) is None  # two are not enough
+    # One configuration three times (its seeds) says nothing of the others.
+    assert same_failure([_ended(i, epochs=1) for i in range(3)]) is None
+    # A trial pruned before the failing epoch, or running at it, does not contradict it...
+    assert same_failure([*alike, _ended(3, "pruned", epochs=1),
+                         _ended(4, "running", epochs=1)]) is not None
+    # ... one past it does, and so does any complete trial.
+    assert same_failure([*alike, _ended(3, "pruned", epochs=2)]) is None
+    assert same_failure([*alike, _ended(3, "running", epochs=2)]) is None
+    assert same_failure([*alike, _ended(3, "complete", epochs=1)]) is None
+    # Another error, or the same after other epochs, is another failure.
+    assert same_failure([*alike[:2], _ended(2, epochs=1, detail="KeyError: 'x'")]) is None
+    assert same_failure([*alike[:2], _ended(2, epochs=0, lr=0.3)]) is None
+    # Failures the trial did not cause (a lost worker, memory, a stall) are not counted.
+    for reason in ("worker_lost", "out_of_memory", "stalled", "db_error", "cancelled"):
+        assert same_failure([*alike[:2], _ended(2, epochs=1, lr=0.3, reason=reason)]) is None
+    # A failure before the first epoch: the job's other trials have run nothing either.
+    built = [_ended(i, lr=0.1 * (i + 1), detail="TypeError: bad width") for i in range(4)]
+    assert same_failure(built) == SameFailure("TypeError: bad width", 0, 4, 4)
+    assert same_failure(built).message() == (  # type: ignore[union-attr]
+        "4 trials failed the same way before their first epoch, with 4 configurations, and no "
+        "trial got further: TypeError: bad width; a failure that does not depend on the "
+        "configuration would fail every trial, so the job stopped there")
 
 
 CPU = "cpu"

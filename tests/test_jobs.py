@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,16 +330,43 @@ def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
 
 
 def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:
-    # the team's loop raises in its second epoch, every time
+    # the team's loop raises in its second epoch, every time (a budget of 1: its ticket comes
+    # back once, and two failures are not enough to stop it as failing the same way)
     job_id = queue(migrated_url, {"task": {"trainable": {"name": "crashes"}},
                                   "training": {"epochs": 2}, "search": {"confirm_top_k": 0},
-                                  "budget": {"n_trials": 2, "parallelism": 1}})
+                                  "budget": {"n_trials": 1, "parallelism": 1}})
     dispatcher(migrated_url).run(once=True)
     job = job_of(migrated_url, job_id)
     assert job.status == "failed"
-    assert job.error is not None and job.error.startswith("all ")
+    assert job.error is not None and job.error.startswith("all 2 trials failed: ")
     assert "ValueError: the team's loader lost its shard" in job.error, job.error
     assert_consistent_with_optuna(migrated_url, job_id)
+
+
+def test_job_whose_trials_fail_the_same_way_stops_there(migrated_url: str) -> None:
+    """The team's loop raises in its second epoch whatever the configuration: the job stops
+    once 3 trials failed so and none got further. (A failed trial gives its ticket back, so it
+    ran 12 failing trials for a budget of 6.)"""
+    job_id = queue(migrated_url, {"task": {"trainable": {"name": "crashes"}},
+                                  "training": {"epochs": 3}, "search": {"confirm_top_k": 0},
+                                  "budget": {"n_trials": 6, "parallelism": 2}})
+    dispatcher(migrated_url).run(once=True)
+    job = job_of(migrated_url, job_id)
+    recs = assert_consistent_with_optuna(migrated_url, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and re.fullmatch(
+        r"(\d+) trials failed the same way after 1 epoch, with \1 configurations, and no trial "
+        r"got further: ValueError: the team's loader lost its shard; a failure that does not "
+        r"depend on the configuration would fail every trial, so the job stopped there \(fix it "
+        r"and submit the job again\)", job.error), job.error
+    # (One in flight may fail so after the tick that stopped the job, before it was killed.)
+    own = [r for r in recs if r.stop_reason == "failed"]
+    assert 3 <= int(job.error.split()[0]) <= len(own) and len(recs) <= 6, [
+        (r.number, r.stop_reason) for r in recs]
+    # A trial in flight when it stopped, killed, is cancelled, saying why.
+    from tuner.store.recorder import STOPPED_FOR_SAME_FAILURE
+    assert all((r.stop_reason, r.detail) == ("cancelled", STOPPED_FOR_SAME_FAILURE)
+               for r in recs if r.stop_reason != "failed")
 
 
 def test_a_job_that_demands_a_gpu_it_does_not_ask_for_is_refused(migrated_url: str) -> None:

@@ -197,6 +197,27 @@ def test_each_example_trainable_through_tuner_run(name: str, tmp_path: Path) -> 
     assert "answer: only adamw completed a trial: nothing to compare it with" in run.stdout
 
 
+def test_tuner_run_stops_when_its_trials_fail_the_same_way(tmp_path: Path) -> None:
+    """A loop that raises in its second epoch whatever the configuration: `tuner run` stops
+    after 3 such trials (it ran its whole budget), saying why, with the error's traceback
+    printed once (Optuna printed it for every trial)."""
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"task": {"trainable": {"name": "crashes"}},
+                                "training": {"epochs": 3}, "budget": {"n_trials": 10}}))
+    run = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",
+                          str(path)], check=False, capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert run.stderr.rstrip().endswith(
+        "error: 3 trials failed the same way after 1 epoch, with 3 configurations, and no "
+        "trial got further: ValueError: the team's loader lost its shard; a failure that does "
+        "not depend on the configuration would fail every trial, so the search stopped there"
+    ), run.stderr[-3000:]
+    assert run.stderr.count("Traceback") == 1 and run.stderr.count(
+        "ValueError: the team's loader lost its shard (as above)") == 2, run.stderr
+    assert "failed with value" not in run.stderr
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_the_hugging_face_trainer_through_the_service(migrated_url: str) -> None:
     from tests.test_jobs import assert_consistent_with_optuna, dispatcher, job_of, queue

@@ -46,6 +46,11 @@ class DataError(TunerError):
     """A dataset could not be loaded (bad file, path outside the data root, bad shape...)."""
 
 
+class TrialsFailed(TunerError):
+    """Trials of a search failed the same way and none got further (tuner.trial.same_failure):
+    the search stopped rather than fail the rest of its budget."""
+
+
 class ModelError(TunerError):
     """A model cannot be built for the given data (e.g. a CNN on non-image input)."""
 

@@ -23,13 +23,13 @@ from tuner.attrs import (
     ATTR_WARM_START,
 )
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
-from tuner.errors import DataError, SpecError, UnknownName
+from tuner.errors import DataError, SpecError, TrialsFailed, UnknownName
 from tuner.objective import Objective
 from tuner.results import answer, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
 from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
-from tuner.trial import DATA_ERROR, TrialRecord, config_key
+from tuner.trial import DATA_ERROR, SameFailure, TrialRecord, config_key, same_failure
 
 
 def _indep(seed: int | None) -> BaseSampler:
@@ -452,11 +452,17 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         on_start(notes)
 
     unreadable: list[str] = []  # what a trial could not read of the task's data
+    ended: list[TrialRecord] = []
+    alike: list[SameFailure] = []  # the failure trials shared (tuner.trial.same_failure)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         rec = trial_record(trial)
+        ended.append(rec)
         if rec.stop_reason == DATA_ERROR:  # every trial reads the same files: stop here
             unreadable.append(rec.detail)
+            study.stop()
+        elif rec.state == "failed" and not alike and (same := same_failure(ended)) is not None:
+            alike.append(same)
             study.stop()
         if on_trial is not None:
             on_trial(rec)
@@ -476,6 +482,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         study.optimize(objective, n_trials=n, timeout=left(), **{**kwargs, **more})
         if unreadable:
             raise DataError(unreadable[0])
+        # (Trials in flight when it stopped have ended since: one may have got further.)
+        if alike and (same := same_failure(ended)) is not None:
+            raise TrialsFailed(same.message("search"))
 
     optimize(spec.budget.n_trials - reserve)
     used = 0

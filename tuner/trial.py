@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -84,6 +87,13 @@ DB_ERROR = "db_error"
 DATA_ERROR: Final = "data_error"
 OUT_OF_MEMORY: Final = "out_of_memory"
 INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
+# A job stops when this many of its trials failed the same way (the same error, after the same
+# number of epochs), with at least two configurations among them, and no trial of the job got
+# further or completed: a failure that does not depend on the configuration (a team model that
+# raises when it is built, a loader that raises in epoch 2) would fail every trial, and a failed
+# trial gives its ticket back (up to n_trials failures), so such a job ran twice its budget of
+# the same failure.
+SAME_FAILURE_TRIALS: Final = 3
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
 STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)
@@ -97,3 +107,45 @@ def config_key(optimizer: str | None, schedule: str | None, params: dict[str, An
     norm = {k: float(f"{v:.8g}") if isinstance(v, float) else v for k, v in params.items()}
     raw = json.dumps({"o": optimizer, "s": schedule, "p": norm}, sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SameFailure:
+    """Trials of one job that failed the same way (`same_failure`)."""
+
+    detail: str  # the error, as each of them recorded it
+    epochs: int  # the epochs each ran before it
+    trials: int
+    configurations: int
+
+    def message(self, what: str = "job") -> str:
+        """Why the job (or `what`) stopped, in words."""
+        where = "before their first epoch" if not self.epochs else \
+            f"after {self.epochs} epoch{'s' if self.epochs != 1 else ''}"
+        return (f"{self.trials} trials failed the same way {where}, with {self.configurations} "
+                f"configurations, and no trial got further: {self.detail}; a failure that does "
+                f"not depend on the configuration would fail every trial, so the {what} stopped "
+                f"there")
+
+
+def same_failure(records: Iterable[TrialRecord]) -> SameFailure | None:
+    """The failure that `SAME_FAILURE_TRIALS` of the job's trials (`records`: ended or running)
+    share, by their own error (stop reason `failed`: not a lost worker, a database error, a
+    stall, memory or a cancel), with at least two configurations among them, when no other
+    trial got past the epoch they failed at and none completed; else None."""
+    seen = list(records)
+    if any(r.state == "complete" for r in seen):
+        return None
+    own = [r for r in seen if r.state == "failed" and r.stop_reason == "failed"]
+    groups = Counter((r.detail, r.epochs_run) for r in own)
+    for (detail, epochs), n in groups.most_common():
+        if n < SAME_FAILURE_TRIALS:
+            break
+        alike = [r for r in own if (r.detail, r.epochs_run) == (detail, epochs)]
+        configurations = len({r.config_key() for r in alike})
+        if configurations < 2:
+            continue
+        ids = {id(r) for r in alike}
+        if all(max(r.epochs_run, r.stop_step) <= epochs for r in seen if id(r) not in ids):
+            return SameFailure(detail, epochs, n, configurations)
+    return None

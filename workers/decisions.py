@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from tuner.trial import DATA_ERROR
+from tuner.trial import DATA_ERROR, SameFailure
 
 CANCELLED: Final = "cancelled"
+# Trials of the job failed the same way and none got further (tuner.trial.same_failure).
+SAME_FAILURE: Final = "same_failure"
 # The cluster lacked the job's resources and no worker started within TUNER_RESOURCES_WAIT_S.
 UNSCHEDULABLE: Final = "unschedulable"
 TIMEOUT: Final = "timeout"
@@ -58,7 +60,8 @@ class Stopping:
     """Why the job is stopping (None while it is not) and since when, on the dispatcher's
     clock."""
 
-    reason: Literal["cancelled", "timeout", "data_error", "unschedulable"] | None = None
+    reason: Literal["cancelled", "timeout", "data_error", "unschedulable", "same_failure"] \
+        | None = None
     since: datetime | None = None
 
 
@@ -102,8 +105,9 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
     A RUNNING trial without a live worker belongs to a dead worker: wait until its heartbeat goes
     stale and Optuna fails (and retries) it. A job stopped for its data (`DATA_ERROR`: a trial
     could not read the task's files, which every trial reads) ends as a cancelled one does, and
-    so does one whose workers never started (`UNSCHEDULABLE`)."""
-    if stopping.reason in (CANCELLED, DATA_ERROR, UNSCHEDULABLE):
+    so do one whose workers never started (`UNSCHEDULABLE`) and one whose trials failed the same
+    way (`SAME_FAILURE`)."""
+    if stopping.reason in (CANCELLED, DATA_ERROR, UNSCHEDULABLE, SAME_FAILURE):
         return "wait" if workers else "end_cancelled"
     if workers or running:
         return "wait"
@@ -115,16 +119,20 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
 def conclusion(reason: str | None, *, done: int, failed: int, total: int,
                first_failure: str | None, worker_errors: list[str], complete: int | None = None,
                diverged: int = 0, first_divergence: str | None = None,
-               unscheduled: tuple[str, float] | None = None) -> tuple[str, str | None]:
+               unscheduled: tuple[str, float] | None = None,
+               same: SameFailure | None = None) -> tuple[str, str | None]:
     """The job's final status and message. A job whose trials all diverged or were pruned has
     no result: it fails, saying so (`complete`: its complete trials, when known).
-    `unscheduled`: what the cluster lacked and how long the job waited for it (`UNSCHEDULABLE`)."""
+    `unscheduled`: what the cluster lacked and how long the job waited for it (`UNSCHEDULABLE`);
+    `same`: the failure its trials shared (`SAME_FAILURE`)."""
     if reason == CANCELLED:
         return "cancelled", f"cancelled after {done} finished trials"
     if reason == UNSCHEDULABLE and unscheduled is not None:
         return "failed", (f"{unscheduled[0]}, and no trial started in {unscheduled[1]:.0f} s "
                           f"(TUNER_RESOURCES_WAIT_S): can the cluster's autoscaler add a node "
                           f"that has them?")
+    if reason == SAME_FAILURE and same is not None:
+        return "failed", f"{same.message()} (fix it and submit the job again)"
     if reason == DATA_ERROR:  # `first_failure`: the detail of the trial that found it
         return "failed", (f"the task's data cannot be read: {first_failure}; every trial reads "
                           f"the same files, so the job stopped there")

@@ -23,6 +23,7 @@ from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
+from tuner.results import trial_record
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
@@ -43,15 +44,17 @@ from tuner.store.jobs import (
 from tuner.store.models import FINAL_STATUSES, Job, utcnow
 from tuner.store.recorder import (
     STOPPED_FOR_DATA,
+    STOPPED_FOR_SAME_FAILURE,
     StaleTrialHandler,
     TrialRecorder,
     optuna_storage,
     with_heartbeat,
 )
 from tuner.store.trials import first_failure, longest_epoch_wait, refresh_counters
-from tuner.trial import DATA_ERROR
+from tuner.trial import DATA_ERROR, SAME_FAILURE_TRIALS, SameFailure, same_failure
 from workers.decisions import (
     CANCELLED,
+    SAME_FAILURE,
     STALLED,
     UNSCHEDULABLE,
     Progress,
@@ -185,6 +188,18 @@ def _data_error(t: FrozenTrial) -> bool:
     """Did trial `t` fail because it could not read the task's data (its worker's record)?"""
     return t.state == TrialState.FAIL and \
         (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == DATA_ERROR
+
+
+def _same_failure(trials: list[FrozenTrial]) -> SameFailure | None:
+    """`tuner.trial.same_failure` of the study's trials; read only while no trial completed and
+    enough failed by their own error (each tick: a study of thousands of trials is not
+    converted for nothing)."""
+    if any(t.state == TrialState.COMPLETE for t in trials) or sum(
+            t.state == TrialState.FAIL and
+            (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == "failed"
+            for t in trials) < SAME_FAILURE_TRIALS:
+        return None
+    return same_failure(trial_record(t) for t in trials)
 
 
 def _hardware_of(t: FrozenTrial) -> str:
@@ -350,6 +365,7 @@ class Dispatcher:
         cfg, job, spec, study, workers = self.config, w.job, w.spec, w.study, w.workers
         worker_errors: list[str] = []
         stopping = Stopping()
+        alike: SameFailure | None = None  # the failure the job's trials shared (SAME_FAILURE)
         progress = self._progress(job)
         last_running = -1
         self._launch(w)
@@ -388,6 +404,10 @@ class Dispatcher:
                 log.warning("job %s: a trial could not read the task's data; stopping", job.id)
                 stopping = Stopping(DATA_ERROR, cfg.clock())
                 w.kill_workers()
+            if stopping.reason is None and (alike := _same_failure(trials)) is not None:
+                log.warning("job %s: %s", job.id, alike.message())
+                stopping = Stopping(SAME_FAILURE, cfg.clock())
+                w.kill_workers()
             with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
                          what="fail orphaned trials")
             progress.observe({task: (t.number, _progress_count(t), _hardware_of(t))
@@ -419,7 +439,9 @@ class Dispatcher:
                              worker_errors=len(worker_errors))
             if step == "end_cancelled":
                 with_retries(partial(self._fail_running, study, w.recorder, CANCELLED,
-                                     STOPPED_FOR_DATA if stopping.reason == DATA_ERROR else None),
+                                     {DATA_ERROR: STOPPED_FOR_DATA,
+                                      SAME_FAILURE: STOPPED_FOR_SAME_FAILURE}.get(
+                                          stopping.reason or "")),
                              what="fail the cancelled trials")
                 break
             if step == "refill":
@@ -437,7 +459,7 @@ class Dispatcher:
 
         w.recorder.sync(study)
         self._conclude(job.id, stopping.reason, worker_errors,
-                       (w.waiting[0], cfg.resources_wait_s or 0) if w.waiting else None)
+                       (w.waiting[0], cfg.resources_wait_s or 0) if w.waiting else None, alike)
 
     def _drain(self, w: _Watch) -> None:
         """Shutting down (SIGTERM): hand the job back at once, so another dispatcher (or our
@@ -716,7 +738,8 @@ class Dispatcher:
                        what="finish job")
 
     def _conclude(self, job_id: str, reason: str | None, worker_errors: list[str],
-                  unscheduled: tuple[str, float] | None = None) -> None:
+                  unscheduled: tuple[str, float] | None = None,
+                  same: SameFailure | None = None) -> None:
         def txn(s: Session) -> tuple[str, str | None]:
             job = get_job(s, job_id)
             return conclusion(reason, done=job.n_done, failed=job.n_failed,
@@ -726,7 +749,7 @@ class Dispatcher:
                               worker_errors=worker_errors,
                               complete=job.n_complete, diverged=job.n_diverged,
                               first_divergence=first_failure(s, job_id, state="diverged"),
-                              unscheduled=unscheduled)
+                              unscheduled=unscheduled, same=same)
 
         self._finish(job_id, *in_transaction(self.sessions, txn, what="read the job's outcome"))
 

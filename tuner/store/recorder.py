@@ -54,6 +54,10 @@ REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, o
 # task's data: recorded `cancelled` with this detail.
 STOPPED_FOR_DATA = ("cancelled: another trial of this job could not read the task's data, which "
                     "every trial reads")
+# ... because trials of its job failed the same way and none got further (the job's error says
+# how: tuner.trial.same_failure).
+STOPPED_FOR_SAME_FAILURE = ("cancelled: other trials of this job failed the same way and none got "
+                            "further (the job's error says how), so the job stopped")
 
 log = logging.getLogger(__name__)
 
