@@ -18,6 +18,9 @@ from cli.render import describe_params, print_leaderboard
 
 
 def run(
+    spec_file: Annotated[Path | None, typer.Argument(
+        metavar="SPEC", help="Job spec (.yaml/.json), as `tuner submit` takes it.",
+        exists=True)] = None,
     model: opt.Model = None, dataset: opt.Dataset = None, trials: opt.Trials = None,
     epochs: opt.Epochs = None, optimizers: opt.Optimizers = None, schedules: opt.Schedules = None,
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
@@ -27,7 +30,8 @@ def run(
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
     spec: Annotated[Path | None, typer.Option(
-        help="Job spec file (.yaml/.json); options above override it.", exists=True)] = None,
+        help="Job spec file (.yaml/.json), as SPEC; options above override it.",
+        exists=True)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a search in this process and print the leaderboard."""
@@ -37,6 +41,11 @@ def run(
     from tuner.spec import JobSpec
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if spec_file is not None and spec is not None and spec_file != spec:
+        err.print(f"[red]error:[/red] two spec files: {spec_file} and --spec {spec}; give one",
+                  highlight=False)
+        raise typer.Exit(2)
+    spec = spec or spec_file
     with user_errors(), _failures_logged_once():
         job = JobSpec.model_validate(opt.spec_dict(
             spec, model=model, dataset=dataset, metric=metric, optimizers=optimizers,

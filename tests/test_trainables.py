@@ -204,9 +204,9 @@ def test_tuner_run_stops_when_its_trials_fail_the_same_way(tmp_path: Path) -> No
     path = tmp_path / "spec.json"
     path.write_text(json.dumps({"task": {"trainable": {"name": "crashes"}},
                                 "training": {"epochs": 3}, "budget": {"n_trials": 10}}))
-    run = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",
-                          str(path)], check=False, capture_output=True, text=True, timeout=600,
-                         cwd=tmp_path)
+    run = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", str(path)],
+                         check=False, capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path)  # the spec as an argument, as `tuner submit` takes it
     assert run.returncode == 2, run.stderr[-3000:]
     assert run.stderr.rstrip().endswith(
         "error: 3 trials failed the same way after 1 epoch, with 3 configurations, and no "
