@@ -142,6 +142,15 @@ def _noise(n: dict[str, Any]) -> str:
             f"repeated configuration): {n['source']}")
 
 
+def _how_ended(evidence: dict[str, Any]) -> str:
+    """How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of
+    memory` (a diverged trial read as one stopped by the pruner)."""
+    oom = evidence.get("n_out_of_memory") or 0
+    ends = ((evidence.get("n_pruned") or 0, "pruned"), (evidence.get("n_diverged") or 0, "diverged"),
+            ((evidence.get("n_failed") or 0) - oom, "failed"), (oom, "out of memory"))
+    return ", ".join(f"{n} {what}" for n, what in ends if n > 0)
+
+
 def print_recommendation(rec: dict[str, Any]) -> None:
     method = rec["method"]
     title = f"Best optimizer ({method}, {rec.get('source', '')}"
@@ -188,10 +197,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     for r in rec.get("not_ranked") or []:
         ev = r["evidence"]
         best = ev.get("best_intermediate_value")
-        oom = ev.get("n_out_of_memory") or 0
+        ended = _how_ended(ev)
         out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} "
                   f"{'trial' if ev['n_trials'] == 1 else 'trials'}, none complete"
-                  + (f", {oom} out of memory" if oom else "") + " "
+                  + (f": {ended}" if ended else "") + " "
                   f"(stopped by epoch {ev['max_stop_epoch']}"
                   + (f", best intermediate value {fmt(best)})" if best is not None else ")")
                   + (": already within the best leader's 95% interval when stopped; a complete "

@@ -730,8 +730,15 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
     print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
                           **oom})
     shown = capsys.readouterr().out
-    assert "not ranked: adamw: 2 trials, none complete, 2 out of memory (stopped by epoch 0)" \
+    assert "not ranked: adamw: 2 trials, none complete: 2 out of memory (stopped by epoch 0)" \
         in shown
+    # and how the others ended: a diverged trial is not one the pruner stopped
+    ends = rank_families(confirmed("adam", [0.95]), "maximize", incomplete={"nesterov": {
+        "n_trials": 3, "n_pruned": 1, "n_diverged": 1, "n_failed": 1, "max_stop_epoch": 1}})
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **ends})
+    assert "not ranked: nesterov: 3 trials, none complete: 1 pruned, 1 diverged, 1 failed " \
+        "(stopped by epoch 1)" in capsys.readouterr().out
 
 
 def test_a_second_job_on_a_task_measures_instead_of_repeating(service: Service) -> None:

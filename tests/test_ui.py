@@ -229,6 +229,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     unranked = [r.get_attribute("data-family") for r in
                 browser.find_elements("css selector", "#not-ranked tr")]
     assert unranked == [n["optimizer"] for n in rec["not_ranked"]]
+    # each with how its trials ended (a diverged one is not one the pruner stopped)
+    cells = [r.find_elements("tag name", "td")[1].text for r in
+             browser.find_elements("css selector", "#not-ranked tr")]
+    assert cells == [f"{n['evidence']['n_trials']} (" + ", ".join(
+        f"{n['evidence'][f'n_{end}']} {end}" for end in ("pruned", "diverged", "failed")
+        if n["evidence"][f"n_{end}"]) + ")" for n in rec["not_ranked"]], cells
     assert len(rec["not_tried"]) == 9
     assert browser.find_element("id", "not-tried").text.endswith(", ".join(rec["not_tried"]))
     browser.save_screenshot(str(SHOTS / "ui_task.png"))

@@ -293,6 +293,13 @@ const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const lrTick = (v) => ([1, 2, 5].includes(Number((v / 10 ** Math.floor(Math.log10(v) + 1e-9)).toFixed(6)))
   ? String(Number(v.toPrecision(1))) : "");
 
+// How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of memory`.
+function howEnded(ev) {
+  const oom = ev.n_out_of_memory || 0;
+  return [[ev.n_pruned || 0, "pruned"], [ev.n_diverged || 0, "diverged"], [(ev.n_failed || 0) - oom, "failed"],
+    [oom, "out of memory"]].filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(", ");
+}
+
 // Where a family that never completed stood against the best leader's configuration when stopped.
 function atStop(n) {
   const at = n.leader_at_stop;
@@ -355,12 +362,12 @@ async function taskPage() {
   document.getElementById("unranked").hidden = !unranked.length;
   document.getElementById("not-ranked").replaceChildren(...unranked.map((n) => el("tr", { "data-family": n.optimizer },
     el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[n.optimizer] || "#555"}` }), ` ${n.optimizer}`),
-    el("td", {}, String(n.evidence.n_trials)),
+    el("td", {}, howEnded(n.evidence) ? `${n.evidence.n_trials} (${howEnded(n.evidence)})` : String(n.evidence.n_trials)),
     el("td", {}, String(n.evidence.max_stop_epoch)),
     el("td", {}, n.evidence.best_intermediate_value != null ? fmt(n.evidence.best_intermediate_value) : "-"),
     el("td", {}, [n.may_lead ? "already within the best leader's 95% interval when stopped: a complete run would tell whether it is as good as the leaders"
       : atStop(n),
-      n.evidence.n_out_of_memory ? `${n.evidence.n_out_of_memory} out of memory on the device` : ""]
+      n.evidence.n_out_of_memory ? "out of memory on the device: a smaller batch or more of a GPU may let it run" : ""]
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
   notTried.hidden = !(rec.not_tried || []).length;
