@@ -663,6 +663,36 @@ def test_warm_start_at_a_new_batch_size_moves_the_learning_rate(migrated_url: st
     assert rows[1].params["rmsprop.lr"] == pytest.approx(4e-3, rel=1e-6)
 
 
+def test_the_sweep_goes_on_past_the_teams_ranking_in_the_corpus_order_for_the_task(
+        migrated_url: str) -> None:
+    """The task's history ranks 2 families; a new job's sweep of 4 runs them first, then the 2
+    the reference corpus's tasks most similar to this one rank best, as a first job on the task
+    would have (they came in the corpus's order over all its tasks)."""
+    from tuner.recommendations import corpus_order
+    from tuner.search import sweep_plan
+    from tuner.store.jobs import job_spec
+
+    first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    write(migrated_url, first, [("adam", 3e-3, 0.97), ("rmsprop", 2e-3, 0.93)])
+    spec = JobSpec.model_validate(task_spec("mlp", "iris", budget={"n_trials": 16}))
+    second, _ = queue(migrated_url, "a", spec.model_dump())
+    with session_factory(migrated_url)() as s:
+        get_job(s, first).status = "completed"
+        s.commit()
+        job = get_job(s, second)
+        d = _dispatcher(migrated_url)
+        plan = d._sweep(job, job_spec(job), d._ranking(job, job_spec(job)), [])
+        near = [f for f in corpus_order(s, job.task_id, spec.training.epochs,
+                                        spec.training.batch_size) if f not in ("adam", "rmsprop")]
+    assert plan is not None and plan.families == ["adam", "rmsprop", *near[:2]]
+    assert plan.notes()[0].startswith(
+        "defaults sweep, in this order (this task's ranking in your team's history, then the "
+        "reference corpus's tasks most similar to this one): "
+        f"adam, rmsprop, {near[0]}, {near[1]} at")
+    # ... which is not the corpus's order over all its tasks, where the sweep went on before
+    assert sweep_plan(spec, ["adam", "rmsprop"]).families[2:] != near[:2]
+
+
 @pytest.mark.usefixtures("ray_session")
 def test_warm_start_seeds_task_and_similar(migrated_url: str) -> None:
     first, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))

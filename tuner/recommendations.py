@@ -386,6 +386,20 @@ def corpus_answer(query: TaskProfile, metric: str | None,
     return _transfer(query, metric, corpus)
 
 
+def corpus_order(s: Session, task_id: int, epochs: int, batch_size: int) -> list[str]:
+    """The families best first as the reference corpus's tasks nearest this task (at this
+    epochs and batch size) rank them: what a new team is told of it. [] with no corpus or no
+    near task. A job's defaults sweep goes on in this order past the families its team's
+    history ranked (a task's own history may rank 2 of 14)."""
+    corpus, task = reference.load(), s.get(Task, task_id)
+    if corpus is None or task is None:
+        return []
+    b = h.Budget(epochs, batch_size)
+    out = corpus_answer(replace(h.profile(task, b), task_id=_key(task.id, b)), task.metric,
+                        corpus)
+    return [r["optimizer"] for r in out["ranking"]] if out else []
+
+
 def _transfer_answer(neighbours: list[tuple[dict[str, Any], dict[str, Any]]], source: str,
                      metric: str, direction: str, explanation: str,
                      batch_size: int) -> dict[str, Any]:

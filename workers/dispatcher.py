@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from tuner import mlflow_log
 from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
+from tuner.corpus import SOURCE as CORPUS
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.results import trial_record
@@ -585,10 +586,39 @@ class Dispatcher:
                          "history"
             else:
                 source = f"the ranking transferred from similar tasks ({rec['source']})"
-            plan = sweep_plan(spec, [r["optimizer"] for r in rec["ranking"]], source, seeds=seeds)
+            order = [r["optimizer"] for r in rec["ranking"]]
+            rest = self._corpus_order(job, spec, order) if rec["source"] != CORPUS else []
+            if rest:
+                source += ", then the reference corpus's tasks most similar to this one"
+            plan = sweep_plan(spec, order + rest, source, seeds=seeds)
         in_transaction(self.sessions, lambda s: set_notes(s, job.id, plan.notes()),
                        what="write the job's notes")
         return plan
+
+    def _corpus_order(self, job: Job, spec: JobSpec, ranked: list[str]) -> list[str]:
+        """The job's families that `ranked` (its team's ranking) leaves out, in the order the
+        reference corpus's tasks most similar to this one give them (`corpus_order`), when the
+        sweep reaches past `ranked` and there is an order to choose (2 families left or more):
+        its rest came in the corpus's order over all its tasks, which a new job on the task had
+        bettered. [] when not, or when the corpus says nothing (the order is an optimisation: a
+        failure to read it is logged)."""
+        from tuner.recommendations import corpus_order
+        from tuner.sampling import SearchSpace
+
+        space = list(SearchSpace(spec.space).families)
+        families = [f for f in space if f not in ranked]
+        if len(families) < 2 or job.epochs is None or \
+                len(space) - len(families) >= sweep_plan(spec).cap:
+            return []
+        try:
+            order = in_transaction(self.sessions, lambda s: corpus_order(
+                s, job.task_id, job.epochs or 0, job.batch_size or 0),
+                what="read the corpus's ranking for the task")
+        except Exception as exc:
+            log.warning("job %s: the sweep's rest in the corpus's order (%s: %s)", job.id,
+                        type(exc).__name__, exc)
+            return []
+        return [f for f in order if f in families]
 
     def _confirm(self, job_id: str, spec: JobSpec, study: optuna.Study) -> bool:
         """After the search (and after each round): the confirmation race's next round, within
