@@ -142,16 +142,9 @@ def _noise(n: dict[str, Any]) -> str:
             f"repeated configuration): {n['source']}")
 
 
-def _how_ended(evidence: dict[str, Any]) -> str:
-    """How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of
-    memory` (a diverged trial read as one stopped by the pruner)."""
-    oom = evidence.get("n_out_of_memory") or 0
-    ends = ((evidence.get("n_pruned") or 0, "pruned"), (evidence.get("n_diverged") or 0, "diverged"),
-            ((evidence.get("n_failed") or 0) - oom, "failed"), (oom, "out of memory"))
-    return ", ".join(f"{n} {what}" for n, what in ends if n > 0)
-
-
 def print_recommendation(rec: dict[str, Any]) -> None:
+    from tuner.recommend import how_ended
+
     method = rec["method"]
     title = f"Best optimizer ({method}, {rec.get('source', '')}"
     title += f", {rec.get('metric')} {rec.get('direction')})" if method != "prior" else ")"
@@ -197,7 +190,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     for r in rec.get("not_ranked") or []:
         ev = r["evidence"]
         best = ev.get("best_intermediate_value")
-        ended = _how_ended(ev)
+        ended = how_ended(ev)
         out.print(f"not ranked: {r['optimizer']}: {ev['n_trials']} "
                   f"{'trial' if ev['n_trials'] == 1 else 'trials'}, none complete"
                   + (f": {ended}" if ended else "") + " "

@@ -109,7 +109,9 @@ def test_a_family_whose_every_trial_ran_out_of_memory_is_said_unmeasured() -> No
            "resources.gpus_per_trial, may let them run)" in r["summary"], r["summary"]
     r = rank_families(hist, "maximize", incomplete={
         "nadam": {"n_trials": 3, "n_pruned": 2, "n_failed": 1, "n_out_of_memory": 1}})
-    assert "out of memory" not in r["summary"]
+    assert "every trial ran out of memory" not in r["summary"]
+    assert "never completed a trial: nadam (3 trials: 2 pruned, 1 out of memory, " \
+        "stopped by epoch 0)" in r["summary"]  # how its trials ended, one by one
 
 
 def test_one_run_gets_the_t_quantile_of_the_noise_estimates_degrees_of_freedom() -> None:
@@ -774,7 +776,7 @@ def test_families_without_a_complete_trial_are_listed_after_the_ranked_ones() ->
     (sgd,) = r["not_ranked"]
     assert sgd["optimizer"] == "sgd" and sgd["rank"] is None
     assert sgd["evidence"]["best_intermediate_value"] == 0.58
-    assert "sgd (3 trials, stopped by epoch 1)" in r["summary"]
+    assert "sgd (3 trials: 3 pruned, stopped by epoch 1)" in r["summary"]
     assert r["verdict"] == "one_family"
 
 

@@ -828,8 +828,9 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                  f"them)")
     elif not_ranked:
         tail += "; never completed a trial: " + ", ".join(
-            f"{n['optimizer']} ({count(n['evidence'].get('n_trials', 0), 'trial')}, stopped by epoch "
-            f"{n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
+            f"{n['optimizer']} ({count(n['evidence'].get('n_trials', 0), 'trial')}"
+            + (f": {ended}" if (ended := how_ended(n["evidence"])) else "")
+            + f", stopped by epoch {n['evidence'].get('max_stop_epoch', 0)})" for n in not_ranked)
     tail += out_of_memory_note(not_ranked)
     close = [n for n in not_ranked if n.get("may_lead")]
     if close and bar is not None:
@@ -873,6 +874,15 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     return (f"{lead['optimizer']} leads on the values seen, but {_names(leaders)} are not "
             f"separated: there is no noise estimate ({why}), so none can be called better"
             + tail)
+
+
+def how_ended(evidence: dict[str, Any]) -> str:
+    """How a family's trials that never completed ended (its `not_ranked` evidence): `2
+    pruned, 1 diverged`, `2 out of memory`; "" when the evidence does not say."""
+    oom = evidence.get("n_out_of_memory") or 0
+    ends = ((evidence.get("n_pruned") or 0, "pruned"), (evidence.get("n_diverged") or 0, "diverged"),
+            ((evidence.get("n_failed") or 0) - oom, "failed"), (oom, "out of memory"))
+    return ", ".join(f"{n} {what}" for n, what in ends if n > 0)
 
 
 def stop_range(at: dict[str, Any]) -> str:

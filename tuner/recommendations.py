@@ -73,7 +73,7 @@ from tuner.store.queries import team_tasks
 # 29: `configurations_tried` and `n_configurations` over the whole history, not the best 20;
 # 30: a transfer draws on the corpus's tasks nearer than the team's, scores a family a task did
 # not rank as that task's average family, and lists the families no similar task ranked.)
-ANSWER_FORMAT = 30
+ANSWER_FORMAT = 31
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
