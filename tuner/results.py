@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import optuna
@@ -23,7 +23,7 @@ from tuner.attrs import (
 )
 from tuner.recommend import HistoryTrial, better, rank_families, versus_baseline
 from tuner.space import from_optuna_params
-from tuner.trial import DB_ERROR, TrialRecord
+from tuner.trial import DB_ERROR, SAME_FAILURE_TRIALS, SameFailure, TrialRecord, same_failure
 
 STATES = ("complete", "pruned", "diverged", "failed")
 
@@ -31,6 +31,19 @@ STATES = ("complete", "pruned", "diverged", "failed")
 # its message, so Optuna's other experimental warnings still show.
 warnings.filterwarnings("ignore", message=r".*retried_trial_number is experimental",
                         category=optuna.exceptions.ExperimentalWarning)
+
+
+def failing_alike(trials: Sequence[FrozenTrial]) -> SameFailure | None:
+    """`tuner.trial.same_failure` of a study's trials (ended and running), read only while no
+    trial completed and enough failed by their own error: the dispatcher asks each tick, and a
+    worker after each of its trials that failed, so a study of thousands of trials is not
+    converted for nothing."""
+    if any(t.state == TrialState.COMPLETE for t in trials) or sum(
+            t.state == TrialState.FAIL and
+            (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == "failed"
+            for t in trials) < SAME_FAILURE_TRIALS:
+        return None
+    return same_failure(trial_record(t) for t in trials)
 
 
 def trial_record(t: FrozenTrial) -> TrialRecord:

@@ -25,11 +25,11 @@ from tuner.attrs import (
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import DataError, SpecError, TrialsFailed, UnknownName
 from tuner.objective import Objective
-from tuner.results import answer, leaderboard, study_records, trial_record
+from tuner.results import answer, failing_alike, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
 from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
-from tuner.trial import DATA_ERROR, SameFailure, TrialRecord, config_key, same_failure
+from tuner.trial import DATA_ERROR, SameFailure, TrialRecord, config_key
 
 
 def _indep(seed: int | None) -> BaseSampler:
@@ -452,16 +452,15 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         on_start(notes)
 
     unreadable: list[str] = []  # what a trial could not read of the task's data
-    ended: list[TrialRecord] = []
     alike: list[SameFailure] = []  # the failure trials shared (tuner.trial.same_failure)
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         rec = trial_record(trial)
-        ended.append(rec)
         if rec.stop_reason == DATA_ERROR:  # every trial reads the same files: stop here
             unreadable.append(rec.detail)
             study.stop()
-        elif rec.state == "failed" and not alike and (same := same_failure(ended)) is not None:
+        elif rec.stop_reason == "failed" and not alike and \
+                (same := failing_alike(study.get_trials(deepcopy=False))) is not None:
             alike.append(same)
             study.stop()
         if on_trial is not None:
@@ -483,7 +482,7 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         if unreadable:
             raise DataError(unreadable[0])
         # (Trials in flight when it stopped have ended since: one may have got further.)
-        if alike and (same := same_failure(ended)) is not None:
+        if alike and (same := failing_alike(study.get_trials(deepcopy=False))) is not None:
             raise TrialsFailed(same.message("search"))
 
     optimize(spec.budget.n_trials - reserve)

@@ -24,7 +24,7 @@ from tuner.confirm import STOP_NOTHING
 from tuner.corpus import SOURCE as CORPUS
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
-from tuner.results import trial_record
+from tuner.results import failing_alike
 from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
@@ -52,7 +52,7 @@ from tuner.store.recorder import (
     with_heartbeat,
 )
 from tuner.store.trials import first_failure, longest_epoch_wait, refresh_counters
-from tuner.trial import DATA_ERROR, SAME_FAILURE_TRIALS, SameFailure, same_failure
+from tuner.trial import DATA_ERROR, SameFailure
 from workers.decisions import (
     CANCELLED,
     SAME_FAILURE,
@@ -189,18 +189,6 @@ def _data_error(t: FrozenTrial) -> bool:
     """Did trial `t` fail because it could not read the task's data (its worker's record)?"""
     return t.state == TrialState.FAIL and \
         (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == DATA_ERROR
-
-
-def _same_failure(trials: list[FrozenTrial]) -> SameFailure | None:
-    """`tuner.trial.same_failure` of the study's trials; read only while no trial completed and
-    enough failed by their own error (each tick: a study of thousands of trials is not
-    converted for nothing)."""
-    if any(t.state == TrialState.COMPLETE for t in trials) or sum(
-            t.state == TrialState.FAIL and
-            (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason") == "failed"
-            for t in trials) < SAME_FAILURE_TRIALS:
-        return None
-    return same_failure(trial_record(t) for t in trials)
 
 
 def _hardware_of(t: FrozenTrial) -> str:
@@ -405,7 +393,7 @@ class Dispatcher:
                 log.warning("job %s: a trial could not read the task's data; stopping", job.id)
                 stopping = Stopping(DATA_ERROR, cfg.clock())
                 w.kill_workers()
-            if stopping.reason is None and (alike := _same_failure(trials)) is not None:
+            if stopping.reason is None and (alike := failing_alike(trials)) is not None:
                 log.warning("job %s: %s", job.id, alike.message())
                 stopping = Stopping(SAME_FAILURE, cfg.clock())
                 w.kill_workers()

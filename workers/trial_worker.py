@@ -19,6 +19,7 @@ from tuner.attrs import ATTR_RECORD, ATTR_WORKER
 from tuner.config import PROGRESS_EVERY_S
 from tuner.errors import DataError
 from tuner.objective import Objective, Provenance
+from tuner.results import failing_alike
 from tuner.search import load_study
 from tuner.spec import JobSpec
 from tuner.store.auth import team_name
@@ -112,20 +113,29 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
              "hardware": hardware_name(device), "task": task_id}
 
     unreadable: list[str] = []
+    failed: list[bool] = []  # this worker's last trial failed by its own error
 
     def run(trial: optuna.Trial) -> float:
         with_retries(lambda: trial.set_user_attr(ATTR_WORKER, where), what="mark the trial")
+        failed.clear()
         try:
             return objective(trial)
         except Exception as exc:
             if transient(exc):  # the database failed under the trial, not its configuration
                 _mark_db_error(trial, exc)
-            if isinstance(exc, DataError):  # every trial reads the same files
+            elif isinstance(exc, DataError):  # every trial reads the same files
                 unreadable.append(str(exc))
+            else:
+                failed.append(True)
             raise
 
     def ticket() -> bool:
         if unreadable:  # the job is over (its dispatcher stops it): take no other trial
+            return False
+        # Trials that failed alike (tuner.trial.same_failure) stop the job at the dispatcher's
+        # next tick; trials that fail in a second would otherwise run several more until then.
+        if failed and with_retries(lambda: failing_alike(study.get_trials(deepcopy=False)),
+                                   what="read the job's failures") is not None:
             return False
         with sessions() as s:
             return take_ticket(s, cfg.job_id, cfg.owner)
