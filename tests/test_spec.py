@@ -48,6 +48,10 @@ def _error(spec: dict[str, Any]) -> str:
     ({"resources": {"gpus_per_trial": 1.5}}, "resources.gpus_per_trial", ["whole number"]),
     ({"space": {"lookahead_bases": ["proximal"]}}, "space.lookahead_bases",
      ["cannot be a Lookahead base"]),
+    # true and false are not numbers (pydantic's lax mode took true as 1: one epoch)
+    ({"training": {"epochs": True}}, "training.epochs", ["a number, not true"]),
+    ({"budget": {"timeout_s": False}}, "budget.timeout_s", ["a number, not false"]),
+    ({"resources": {"gpus_per_trial": True}}, "resources.gpus_per_trial", ["a number, not true"]),
 ])
 def test_invalid_spec_names_field_and_choices(spec: dict[str, Any], field: str,
                                               fragments: list[str]) -> None:

@@ -84,6 +84,22 @@ def check_values(v: Any, path: str, depth: int = 0) -> None:
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_for_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        """JSON's true and false (YAML's yes and no) are not numbers: pydantic's lax mode took
+        `training.epochs: true` as 1 epoch and `budget.n_trials: false` as 0."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(v, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"a number, not {str(v).lower()}")
+        return v
+
+
+def _numeric(annotation: Any) -> bool:
+    """An int or float field (`int | None` too), not one that also takes a bool."""
+    kinds = set(get_args(annotation)) or {annotation}
+    return bool(kinds & {int, float}) and bool not in kinds
+
 
 class ComponentRef(_Strict):
     """A registry name plus keyword arguments for its factory. `kind`: the registry a subclass
