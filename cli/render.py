@@ -85,7 +85,9 @@ def print_job(summary: dict[str, Any]) -> None:
     out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
               + (f"  ({summary['error']})" if summary["error"] else ""))
     out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
-    why = ", ".join(f"{n} {reason}" for reason, n in (summary.get("failed_reasons") or {}).items())
+    reasons = summary.get("failed_reasons") or {}
+    why = "" if set(reasons) <= {"failed"} else ", ".join(  # "4 failed (4 failed)" says nothing
+        f"{n} {reason}" for reason, n in reasons.items())
     out.print(f"progress: {p['done']}/{p['n_trials']} done ({p['complete']} complete, "
               f"{p['pruned']} pruned, {p['diverged']} diverged), {p['failed']} failed"
               + (f" ({why})" if why else "") + f", {p['running']} running", highlight=False)
@@ -93,7 +95,9 @@ def print_job(summary: dict[str, Any]) -> None:
     if c.get("note"):
         out.print(c["note"], highlight=False)
     elif c.get("reserved"):
-        out.print(f"confirmation: {c['runs']} of {c['reserved']} reserved runs so far",
+        out.print(f"confirmation: {c['runs']} of {c['reserved']} reserved runs"
+                  + (" so far" if summary["status"] in ("queued", "running")
+                     else f" (the job ended {summary['status']} before the rest)"),
                   highlight=False)
     for note in summary.get("notes") or []:
         out.print(f"note: {note}", highlight=False)

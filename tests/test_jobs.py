@@ -343,12 +343,14 @@ def test_job_whose_every_trial_fails_ends_failed(migrated_url: str) -> None:
     assert_consistent_with_optuna(migrated_url, job_id)
 
 
-def test_job_whose_trials_fail_the_same_way_stops_there(migrated_url: str) -> None:
+def test_job_whose_trials_fail_the_same_way_stops_there(
+        migrated_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The team's loop raises in its second epoch whatever the configuration: the job stops
     once 3 trials failed so and none got further. (A failed trial gives its ticket back, so it
     ran 12 failing trials for a budget of 6.)"""
     job_id = queue(migrated_url, {"task": {"trainable": {"name": "crashes"}},
-                                  "training": {"epochs": 3}, "search": {"confirm_top_k": 0},
+                                  "training": {"epochs": 3},
                                   "budget": {"n_trials": 6, "parallelism": 2}})
     dispatcher(migrated_url).run(once=True)
     job = job_of(migrated_url, job_id)
@@ -367,6 +369,18 @@ def test_job_whose_trials_fail_the_same_way_stops_there(migrated_url: str) -> No
     from tuner.store.recorder import STOPPED_FOR_SAME_FAILURE
     assert all((r.stop_reason, r.detail) == ("cancelled", STOPPED_FOR_SAME_FAILURE)
                for r in recs if r.stop_reason != "failed")
+    # `tuner status`: the confirmation runs reserved were never due ("so far" said otherwise),
+    # and failures of one kind are not counted twice ("4 failed (4 failed)")
+    from cli.render import print_job
+    from tuner.store.jobs import job_summary
+
+    monkeypatch.setenv("COLUMNS", "300")
+    with session_factory(migrated_url)() as s:
+        print_job(job_summary(s, job))
+    shown = capsys.readouterr().out
+    assert f"{job.n_failed} failed ({job.n_failed} failed)" not in shown, shown
+    assert re.search(r"confirmation: 0 of \d+ reserved runs \(the job ended failed before the "
+                     r"rest\)", shown), shown
 
 
 def test_a_job_that_demands_a_gpu_it_does_not_ask_for_is_refused(migrated_url: str) -> None:
