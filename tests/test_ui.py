@@ -252,6 +252,9 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert n >= 4
     _open(browser, f"{service.url}/ui/jobs/{hungry['id']}")
     assert browser.find_element("id", "failed-reasons").text == f"{n} failed: {n} out of memory"
+    # (failures of the plain kind are said once: "4 failed: 4 failed" said nothing more)
+    assert browser.execute_script("return failedText({progress: {failed: 4}, failed_reasons: "
+                                  "{failed: 4}})") == "4 failed"
     assert browser.find_element("id", "job-error").text.startswith(
         f"all {n} trials failed: out of memory on cpu: RuntimeError: ")
 

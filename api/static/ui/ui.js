@@ -250,7 +250,7 @@ async function jobPage() {
       el("p", {}, `job ${j.id}: `, el("span", { class: `status ${j.status}` }, j.status),
          ` · ${j.progress.done}/${j.progress.n_trials} trials · best ${j.task.metric} ${fmt(j.progress.best_value)} · `,
          ...(Object.keys(j.failed_reasons || {}).length ? [el("span", { id: "failed-reasons" },
-           `${j.progress.failed} failed: ${Object.entries(j.failed_reasons).map(([r, n]) => `${n} ${r.replaceAll("_", " ")}`).join(", ")}`), " · "] : []),
+           failedText(j)), " · "] : []),
          el("a", { href: `/ui/tasks/${j.task.id}` }, "which optimizer for this task?"), " · ",
          el("a", { href: `/v1/jobs/${j.id}/trials?format=csv`, id: "csv-link" }, "trials as CSV")),
       ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
@@ -292,6 +292,14 @@ const count = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 // A learning-rate axis labels 1, 2 and 5 of each decade: all nine crowd into each other.
 const lrTick = (v) => ([1, 2, 5].includes(Number((v / 10 ** Math.floor(Math.log10(v) + 1e-9)).toFixed(6)))
   ? String(Number(v.toPrecision(1))) : "");
+
+// A job's failed trials by reason: `5 failed: 4 out of memory, 1 stalled`; one kind, plain
+// `failed`, is said once ("4 failed: 4 failed" said nothing more).
+function failedText(j) {
+  const reasons = Object.entries(j.failed_reasons || {});
+  return reasons.every(([r]) => r === "failed") ? `${j.progress.failed} failed`
+    : `${j.progress.failed} failed: ${reasons.map(([r, n]) => `${n} ${r.replaceAll("_", " ")}`).join(", ")}`;
+}
 
 // How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of memory`.
 function howEnded(ev) {
