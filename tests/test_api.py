@@ -212,6 +212,14 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
             f"model: task {mine['id']} is model {mine['model']['name']} on dataset "
             f"{mine['dataset']['name']} ({mine['metric']}), not model cnn; give task alone, or "
             f"the model and dataset without it"), clash.json()
+        # A team file is no task until a job ran on it: the query cannot give its params, and
+        # the answer says what to do (it named the spec field `task.dataset.params.path`).
+        unnamed = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "file"})
+        assert unnamed.status_code == 422 and unnamed.json()["errors"][0]["field"] == "dataset"
+        assert unnamed.json()["detail"] == (
+            "dataset: 'file' names no task without its params (dataset.params.path: required), "
+            "which a query cannot give, and none of the team's tasks is mlp on file yet: submit "
+            "a job on it, then ask with task=<id> (or model and dataset, which then find it)")
         same = h.get("/v1/recommendations", params={"task": mine["id"],
                                                     "model": mine["model"]["name"]}).json()
         assert same["ranking"] == rec["ranking"]
