@@ -125,8 +125,8 @@ def run_worker(cfg: WorkerConfig, gpu_ids: list[Any], task_id: str | None = None
                 _mark_db_error(trial, exc)
             elif isinstance(exc, DataError):  # every trial reads the same files
                 unreadable.append(str(exc))
-            else:
-                failed.append(True)
+            elif not isinstance(exc, optuna.TrialPruned):  # pruned and diverged trials did not
+                failed.append(True)  # fail: no read of the study after each of them
             raise
 
     def ticket() -> bool:
