@@ -165,6 +165,21 @@ def test_transfer_sources_benchmark_smoke(tmp_path: Path) -> None:
     assert old[only_other] < new[only_other]
 
 
+def test_sweep_rest_order_benchmark_smoke(tmp_path: Path) -> None:
+    """Both orders sweep the same number of families, never a ranked one, and the nearest
+    order is the service's: `corpus_order`'s answer, with the task's dataset left out."""
+    from benchmarks import sweep_rest_order as sro
+
+    res = sro.main(["--smoke", "--out", str(tmp_path / "sro.json")])
+    assert len(res["rows"]) == 2
+    for row in res["rows"]:
+        for name in ("corpus_wide", "nearest"):
+            reached = row[name]["families"]
+            assert len(reached) == 4 and not set(reached) & set(row["ranked"])
+            assert 0 <= row[name]["regret"] <= 1
+        assert row["near_task"]  # mlp tasks have mlp neighbours on other datasets
+
+
 def test_verdict_rules_call_a_gap_outside_the_noise_only() -> None:
     from benchmarks.verdict_calibration import RULES, judge
 
