@@ -131,8 +131,9 @@ def test_conclusion() -> None:
         "ValueError: no shard", 1, 3, 2), **kw) == (
         "failed", "3 trials failed the same way after 1 epoch, with 2 configurations, and no "
                   "trial got further: ValueError: no shard; a failure that does not depend on "
-                  "the configuration would fail every trial, so the job stopped there (fix it "
-                  "and submit the job again)")
+                  "the configuration would fail every trial, so the job stopped there (`tuner "
+                  "run` on the same spec, where the plugin is installed, prints the error's "
+                  "traceback; fix it and submit the job again)")
 
 
 def _ended(number: int, state: str = "failed", *, epochs: int = 0, lr: float = 0.1,

@@ -359,8 +359,9 @@ def test_job_whose_trials_fail_the_same_way_stops_there(
     assert job.error is not None and re.fullmatch(
         r"(\d+) trials failed the same way after 1 epoch, with \1 configurations, and no trial "
         r"got further: ValueError: the team's loader lost its shard; a failure that does not "
-        r"depend on the configuration would fail every trial, so the job stopped there \(fix it "
-        r"and submit the job again\)", job.error), job.error
+        r"depend on the configuration would fail every trial, so the job stopped there \(`tuner "
+        r"run` on the same spec, where the plugin is installed, prints the error's traceback; "
+        r"fix it and submit the job again\)", job.error), job.error
     # (One in flight may fail so after the tick that stopped the job, before it was killed.)
     own = [r for r in recs if r.stop_reason == "failed"]
     assert 3 <= int(job.error.split()[0]) <= len(own) and len(recs) <= 6, [

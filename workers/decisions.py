@@ -132,7 +132,9 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
                           f"(TUNER_RESOURCES_WAIT_S): can the cluster's autoscaler add a node "
                           f"that has them?")
     if reason == SAME_FAILURE and same is not None:
-        return "failed", f"{same.message()} (fix it and submit the job again)"
+        return "failed", (f"{same.message()} (`tuner run` on the same spec, where the plugin is "
+                          f"installed, prints the error's traceback; fix it and submit the job "
+                          f"again)")
     if reason == DATA_ERROR:  # `first_failure`: the detail of the trial that found it
         return "failed", (f"the task's data cannot be read: {first_failure}; every trial reads "
                           f"the same files, so the job stopped there")
