@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 from tuner import corpus as reference
-from tuner.errors import DataError, ModelError, SpecError, TaskNotFound, count
+from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
     TaskProfile,
     out_of_memory_note,
@@ -313,14 +313,15 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
                                    "training": training})
     try:
         f = inspect_task(spec)
-    except (SpecError, DataError, ModelError) as exc:  # one that needs params: `file`
+    except SpecError as exc:  # a model or dataset that needs params to be one: `file`
         part = next((p for p in ("model", "dataset")
-                     if str(exc).startswith(f"task.{p}.params.")), None)
+                     if exc.field.startswith(f"task.{p}.params.")), None)
         if part is None:
             raise
         name = model if part == "model" else dataset
         raise SpecError(part, f"{name!r} names no task without its params "
-                              f"({str(exc).removeprefix('task.')}), which a query cannot give, "
+                              f"({exc.field.removeprefix('task.')}: {exc.message}), which a "
+                              f"query cannot give, "
                               f"and none of the team's tasks is {model} on {dataset} yet: "
                               f"submit a job on it, then ask with task=<id> (or model and "
                               f"dataset, which then find it)") from None
