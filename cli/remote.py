@@ -145,8 +145,12 @@ def trials(job_id: str, as_json: JsonOpt = False,
                "every trial as CSV on stdout (one row per trial, parameters as "
                "param.<name> columns)"))] = False,
            parquet: Annotated[Path | None, typer.Option(
-               "--parquet", help="write every trial to this Parquet file")] = None) -> None:
-    """Every trial of a job with its state, stop reason and step (over HTTP)."""
+               "--parquet", help="write every trial to this Parquet file")] = None,
+           state: Annotated[str | None, typer.Option(
+               "--state", help="only the trials in this state: complete, pruned, diverged or "
+                               "failed")] = None) -> None:
+    """Every trial of a job with its state, stop reason and step, and the tracebacks of those
+    that failed (over HTTP)."""
     if csv or parquet:
         with _api_errors():
             if parquet:
@@ -156,11 +160,12 @@ def trials(job_id: str, as_json: JsonOpt = False,
                 sys.stdout.write(_client().trials_table(job_id, "csv").decode())
         return
     with _api_errors():
-        data = _client().trials(job_id)
+        data = _client().trials(job_id, state=state)
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"Trials of {job_id} ({data['count']})")
+    table = Table(title=f"Trials of {job_id} ({data['count']}"
+                        f"{f' {state}' if state else ''})")
     for col in ("#", "optimizer", "schedule", "state", "stop", "step", "value", "lr"):
         table.add_column(col, no_wrap=True)
     for t in data["data"]:
@@ -170,6 +175,27 @@ def trials(job_id: str, as_json: JsonOpt = False,
                       fmt(t["value"]) if t["value"] is not None else "-",
                       fmt(lr) if lr is not None else "-")
     out.print(table)
+    print_tracebacks(data["data"], job_id)
+
+
+SHOWN_TRACEBACKS = 3
+
+
+def print_tracebacks(trials: list[dict[str, Any]], job_id: str) -> None:
+    """The failed trials' tracebacks, once per distinct traceback with the trials that raised
+    it (a bug that fails every trial the same way is one traceback), the first few."""
+    by_tb: dict[str, list[int]] = {}
+    for t in trials:
+        if t.get("traceback"):
+            by_tb.setdefault(t["traceback"], []).append(t["number"])
+    for tb, numbers in list(by_tb.items())[:SHOWN_TRACEBACKS]:
+        who = f"trial {numbers[0]}" if len(numbers) == 1 else \
+            f"trials {', '.join(map(str, numbers))}"
+        out.print(f"\n[bold]{who} failed:[/bold]", highlight=False)
+        out.print(tb.rstrip(), markup=False, highlight=False)
+    if (more := len(by_tb) - SHOWN_TRACEBACKS) > 0:
+        out.print(f"\n{more} more traceback{'s' if more > 1 else ''}: `tuner trials {job_id} "
+                  f"--state failed --json`", highlight=False)
 
 
 def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None,

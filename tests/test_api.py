@@ -157,6 +157,15 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         bare = h.get(f"/v1/jobs/{job['id']}/trials", params={"steps": "false"})
         assert bare.status_code == 200 and bare.json()["count"] == n
         assert all("steps" not in t and "params" in t for t in bare.json()["data"])
+        # One state's trials (a traceback is kept only where a trial raised: none here)
+        done = h.get(f"/v1/jobs/{job['id']}/trials", params={"state": "complete"}).json()
+        assert done["count"] == len(done["data"]) == sum(
+            t["state"] == "complete" for t in trials["data"]) >= 1
+        assert all(t["state"] == "complete" and t["traceback"] is None for t in done["data"])
+        bad = h.get(f"/v1/jobs/{job['id']}/trials", params={"state": "finished"})
+        assert bad.status_code == 422 and bad.json()["detail"] == (
+            "state: unknown 'finished'; valid choices: complete, pruned, diverged, failed")
+        assert bad.json()["errors"] == [{"field": "state", "message": "unknown state"}]
         assert sum(t["confirm_of"] is not None for t in trials["data"]) == \
             final["confirmation"]["runs"]
 
@@ -532,6 +541,27 @@ def test_cancel_over_http(service: Service) -> None:
             "cancelled", "running")
 
 
+def test_tuner_trials_prints_each_failures_traceback_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tuner trials` prints the failed trials' tracebacks below the table, once per distinct
+    traceback with the trials that raised it (a bug that fails every trial is one traceback),
+    the first three, then where the rest are."""
+    import cli.remote
+
+    shown = Console(width=120, record=True, file=io.StringIO())
+    monkeypatch.setattr(cli.remote, "out", shown)
+    tb = ("Traceback (most recent call last):\n  File \"team/loop.py\", line {n}, in fit\n"
+          "    raise ValueError('x')\nValueError: x [bold]\n")
+    trials = [{"number": i, "traceback": tb.format(n=1)} for i in (0, 2, 5)]
+    trials += [{"number": 1, "traceback": None}]  # pruned: nothing raised
+    trials += [{"number": 10 + i, "traceback": tb.format(n=10 + i)} for i in range(3)]
+    cli.remote.print_tracebacks(trials, "j1")
+    text = shown.export_text()
+    assert text.count("Traceback (most recent call last):") == 3, text
+    assert "trials 0, 2, 5 failed:\n" in text and "trial 10 failed:\n" in text
+    assert "trial 12 failed" not in text and "ValueError: x [bold]" in text  # not markup
+    assert text.rstrip().endswith("1 more traceback: `tuner trials j1 --state failed --json`")
+
+
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cli", *args], env=env, text=True,
                           capture_output=True, timeout=600, check=False)
@@ -562,6 +592,13 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     # Every family the job ran shows in the table (which ones: one at defaults, three sampled).
     assert "Trials of" in trials and job["by_optimizer"]
     assert all(e["optimizer"] in trials for e in job["by_optimizer"])
+    # one state's trials; a state that is none names the choices
+    none_failed = _cli(["trials", job["id"], "--state", "failed"], env)
+    assert none_failed.returncode == 0 and f"Trials of {job['id']} (0 failed)" in " ".join(
+        none_failed.stdout.split()), none_failed.stdout
+    bad_state = _cli(["trials", job["id"], "--state", "finished"], env)
+    assert bad_state.returncode == 2 and "state: unknown 'finished'; valid choices: complete, " \
+        "pruned, diverged, failed" in " ".join(bad_state.stderr.split()), bad_state.stderr
     assert job["id"] in _cli(["jobs"], env).stdout
     # In a narrow terminal the id stays whole (cut to `ed0ba40a…` it could not be copied): the
     # frame, then the creation time give way; at 80 columns with a long trainable name too.

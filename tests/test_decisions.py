@@ -99,8 +99,9 @@ def test_conclusion() -> None:
     assert conclusion("cancelled", done=2, failed=0, **kw) == (
         "cancelled", "cancelled after 2 finished trials")
     assert conclusion(None, done=0, failed=4, total=10, first_failure="CUDA missing",
-                      worker_errors=["RayTaskError: x"]) == (
-        "failed", "all 4 trials failed: CUDA missing")
+                      worker_errors=["RayTaskError: x"], job_id="j1") == (
+        "failed", "all 4 trials failed: CUDA missing (`tuner trials j1 --state failed` prints "
+                  "their tracebacks)")
     assert conclusion("timeout", done=0, failed=0, total=10, first_failure=None,
                       worker_errors=["RayTaskError: x"]) == (
         "failed", "timeout before any trial finished: RayTaskError: x")
@@ -128,12 +129,12 @@ def test_conclusion() -> None:
                   "(...); every trial reads the same files, so the job stopped there")
     # Trials failed the same way: the job says how, and that it stopped for it.
     assert conclusion("same_failure", done=0, failed=3, same=SameFailure(
-        "ValueError: no shard", 1, 3, 2), **kw) == (
+        "ValueError: no shard", 1, 3, 2), job_id="j1", **kw) == (
         "failed", "3 trials failed the same way after 1 epoch, with 2 configurations, and no "
                   "trial got further: ValueError: no shard; a failure that does not depend on "
                   "the configuration would fail every trial, so the job stopped there (`tuner "
-                  "run` on the same spec, where the plugin is installed, prints the error's "
-                  "traceback; fix it and submit the job again)")
+                  "trials j1 --state failed` prints the error's traceback; fix it and submit the "
+                  "job again)")
 
 
 def _ended(number: int, state: str = "failed", *, epochs: int = 0, lr: float = 0.1,

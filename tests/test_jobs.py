@@ -360,8 +360,8 @@ def test_job_whose_trials_fail_the_same_way_stops_there(
         r"(\d+) trials failed the same way after 1 epoch, with \1 configurations, and no trial "
         r"got further: ValueError: the team's loader lost its shard; a failure that does not "
         r"depend on the configuration would fail every trial, so the job stopped there \(`tuner "
-        r"run` on the same spec, where the plugin is installed, prints the error's traceback; "
-        r"fix it and submit the job again\)", job.error), job.error
+        r"trials " + job_id + r" --state failed` prints the error's traceback; fix it and "
+        r"submit the job again\)", job.error), job.error
     # (One in flight may fail so after the tick that stopped the job, before it was killed.)
     own = [r for r in recs if r.stop_reason == "failed"]
     assert 3 <= int(job.error.split()[0]) <= len(own) and len(recs) <= 6, [
@@ -370,6 +370,23 @@ def test_job_whose_trials_fail_the_same_way_stops_there(
     from tuner.store.recorder import STOPPED_FOR_SAME_FAILURE
     assert all((r.stop_reason, r.detail) == ("cancelled", STOPPED_FOR_SAME_FAILURE)
                for r in recs if r.stop_reason != "failed")
+    # The failed trials keep the error's traceback, down to the team's line that raised, each
+    # file under its import root (not the worker machine's folders); the store answers them.
+    from tuner.store.queries import count_trials
+    from tuner.store.trials import trial_page
+
+    with session_factory(migrated_url)() as s:
+        failed = trial_page(s, job_id, state="failed", with_steps=False)
+        assert count_trials(s, job_id, "failed") == len(failed) >= 3
+    for t in failed:
+        tb = t["traceback"] if t["stop_reason"] == "failed" else None
+        assert (tb is None) == (t["stop_reason"] != "failed"), t
+        if tb:
+            assert tb.startswith("Traceback (most recent call last):\n"), tb
+            assert re.search(r'File "tuner_example_plugin/trainables\.py", line \d+, in crashes\n'
+                             r'.*raise ValueError\("the team\'s loader lost its shard"\)', tb), tb
+            assert 'File "/' not in tb and str(Path.cwd()) not in tb, tb
+            assert tb.rstrip().endswith("ValueError: the team's loader lost its shard"), tb
     # `tuner status`: the confirmation runs reserved were never due ("so far" said otherwise),
     # and failures of one kind are not counted twice ("4 failed (4 failed)")
     from cli.render import print_job
@@ -568,7 +585,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
            "TUNER_POLL_S": "0.3"}
-    assert "revision 0013" in _cli(["db", "upgrade"], env).stdout  # the newest migration
+    assert "revision 0014" in _cli(["db", "upgrade"], env).stdout  # the newest migration
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"

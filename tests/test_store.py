@@ -57,7 +57,7 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0013"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0014"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 

@@ -135,6 +135,57 @@ def test_a_broken_trainable_fails_its_trial_and_the_search_goes_on(name: str,
     result = run_search(spec(task={"trainable": {"name": name}}, budget={"n_trials": 2}))
     assert [r.state for r in result.records] == ["failed", "failed"]
     assert all(detail in r.detail for r in result.records)
+    # each keeps the error's traceback, ending where it was raised, with the error
+    where = {"silent": 'File "tuner/objective.py"',
+             "crashes": 'File "tuner_example_plugin/trainables.py"'}[name]
+    for r in result.records:
+        assert r.traceback and where in r.traceback.splitlines()[-3], r.traceback
+        assert detail in r.traceback.splitlines()[-1], r.traceback
+
+
+def test_a_tracebacks_files_are_named_under_their_import_root(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed trial's traceback names each file by its path under the import root it came
+    from (what the team's package calls it), not the worker machine's folders; a file under no
+    root by its name. It keeps the innermost frames (where the error was raised) and the
+    errors it was raised from."""
+    from tuner.objective import TRACEBACK_FRAMES, short_traceback
+
+    pkg = tmp_path / "site" / "teampkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "loop.py").write_text(
+        "def deep(n):\n"
+        "    if n == 0:\n"
+        "        try:\n"
+        "            {}['shard']\n"
+        "        except KeyError as e:\n"
+        "            raise ValueError('no shard') from e\n"
+        "    deep(n - 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    from teampkg.loop import deep  # type: ignore[import-not-found]
+
+    outside = compile("def call(f):\n    f(30)\n", str(tmp_path / "elsewhere" / "run.py"), "exec")
+    scope: dict[str, Any] = {}
+    exec(outside, scope)
+    with pytest.raises(ValueError) as info:
+        scope["call"](deep)
+    tb = short_traceback(info.value)
+    assert str(tmp_path) not in tb, tb
+    assert tb.count('File "teampkg/loop.py", line 6, in deep\n') == 1, tb  # where it raised
+    assert tb.count('File "teampkg/loop.py", line 4, in deep\n') == 1, tb  # and its cause
+    assert "The above exception was the direct cause" in tb, tb
+    assert tb.rstrip().endswith("ValueError: no shard"), tb
+    # 31 frames deep: the innermost are kept (the recursion's 11 printed as 3, "repeated 8 more
+    # times", then the raise); run.py, the outermost, is not among them
+    assert TRACEBACK_FRAMES == 12 and "[Previous line repeated 8 more times]\n" in tb, tb
+    assert "run.py" not in tb
+    info2 = None
+    try:
+        scope["call"](lambda n: 1 / 0)
+    except ZeroDivisionError as e:
+        info2 = short_traceback(e)
+    assert info2 is not None and 'File "run.py", line 2, in call' in info2, info2
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -257,6 +258,21 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                   "{failed: 4}})") == "4 failed"
     assert browser.find_element("id", "job-error").text.startswith(
         f"all {n} trials failed: out of memory on cpu: RuntimeError: ")
+    # Its failed trials, one entry per way they failed, the first open with the traceback down
+    # to the team's line that asked for the memory, its file under its package's name.
+    entries = browser.find_elements("css selector", "#failure-list details")
+    assert browser.find_element("id", "failures").is_displayed() and entries
+    # (each before its first epoch; the reason in words is the detail's start: not twice)
+    said = [re.match(r"(\d+) trials? \(#[\d, #]+\): out of memory on cpu: RuntimeError: ",
+                     e.find_element("tag name", "summary").text) for e in entries]
+    assert all(said) and sum(int(m[1]) for m in said if m) == n, [e.text for e in entries]
+    assert entries[0].get_attribute("open") is not None
+    tb = entries[0].find_element("tag name", "pre").text
+    assert re.search(r'File "tuner_example_plugin/trainables\.py", line \d+, in memory_hungry\n'
+                     r'\s+torch\.empty\(2\*\*48', tb), tb
+    assert 'File "/' not in tb and tb.startswith("Traceback (most recent call last):"), tb
+    browser.execute_script("document.getElementById('failures').scrollIntoView()")
+    browser.save_screenshot(str(SHOTS / "ui_job_failed.png"))
 
     # The team's tasks, each with the answer its history gives (in the words of `tuner tasks`:
     # tuner.recommend.brief): digits from its own trials, the loop that never fit predicted

@@ -161,10 +161,13 @@ class Client:
         return out
 
     def trials(self, job_id: str, offset: int = 0, limit: int = 1000,
-               steps: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials",
-                                         params={"offset": offset, "limit": limit,
-                                                 "steps": steps})
+               steps: bool = True, state: str | None = None) -> dict[str, Any]:
+        """A page of the job's trials (those in `state`: complete, pruned, diverged or
+        failed; a failed trial with its `traceback`)."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit, "steps": steps}
+        if state is not None:
+            params["state"] = state
+        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials", params=params)
         return out
 
     def trials_table(self, job_id: str, fmt: str = "csv") -> bytes:

@@ -15,19 +15,20 @@ from tuner.trial import TRIAL_FIELDS
 
 TABLE_LIMIT = 1_000_000  # rows read for an export or a figure (every trial of any real job)
 FORMATS = ("csv", "parquet")
+# One column per field but the params (a column each) and a failed trial's traceback (many
+# lines; the JSON trials answer it): a row per line of CSV for grep and awk.
+FIXED = tuple(f for f in TRIAL_FIELDS if f not in ("params", "traceback"))
 
 
 def trials_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     records = []
     for r in rows:
-        d = {f: r.get(f) for f in TRIAL_FIELDS if f != "params"}
+        d = {f: r.get(f) for f in FIXED}
         d.update({f"param.{k}": v for k, v in sorted((r.get("params") or {}).items())})
         records.append(d)
-    frame = pd.DataFrame.from_records(records, columns=None if records else
-                                      [f for f in TRIAL_FIELDS if f != "params"])
-    fixed = [f for f in TRIAL_FIELDS if f != "params"]
+    frame = pd.DataFrame.from_records(records, columns=None if records else list(FIXED))
     params = sorted(c for c in frame.columns if c.startswith("param."))
-    return frame[fixed + params]
+    return frame[[*FIXED, *params]]
 
 
 def trials_table(rows: Iterable[Mapping[str, Any]], fmt: str) -> bytes:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
+import sys
 import time
 import traceback
 from collections.abc import Collection
@@ -32,7 +35,7 @@ from tuner.space import TrialConfig
 from tuner.spec import METRICS, TRAINING_FORMAT, JobSpec, TaskSpec
 from tuner.store.db import transient
 from tuner.training import Trainer, TrainState, hardware_name, resolve_device
-from tuner.trial import DATA_ERROR, OUT_OF_MEMORY, config_key
+from tuner.trial import DATA_ERROR, OUT_OF_MEMORY, TRACEBACK_CHARS, config_key
 
 REPEAT_SEED_STRIDE = 100_000
 
@@ -251,8 +254,8 @@ class Objective:
             elif isinstance(exc, DataError):  # the same files for every trial: the job stops
                 state.stop_reason = DATA_ERROR
                 error = data_error_message(exc)
-            self._record(trial, config, state, started, error, traceback.format_exc(limit=5),
-                         seed, waits)
+            self._record(trial, config, state, started, error, short_traceback(exc), seed,
+                         waits)
             raise
         self._record(trial, config, state, started, error, None, seed, waits)
         if state.stop_reason == "diverged":
@@ -326,6 +329,29 @@ class Waits:
         now = time.time()
         self.longest = max(self.longest, now - self.last)
         self.last = now
+
+
+TRACEBACK_FRAMES = 12  # the innermost: where the error was raised, in the team's code or ours
+_FILE = re.compile(r'File "([^"]+)"')
+
+
+def short_traceback(exc: BaseException) -> str:
+    """The error's traceback as the team reads it from the service: its innermost frames
+    (`TRACEBACK_FRAMES`, and those of the errors it was raised from), each file named by its
+    path under the import root it came from (`tuner_example_plugin/trainables.py`,
+    `torch/nn/modules/module.py`) rather than the worker machine's folders, at most
+    `TRACEBACK_CHARS` (its end, where the error is)."""
+    roots = sorted({os.path.abspath(p or os.curdir) for p in sys.path}, key=len, reverse=True)
+
+    def short(m: re.Match[str]) -> str:
+        path = m.group(1)
+        if os.path.isabs(path):
+            root = next((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), None)
+            path = os.path.relpath(path, root) if root else os.path.basename(path)
+        return f'File "{path}"'
+
+    text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
+    return _FILE.sub(short, text)[-TRACEBACK_CHARS:]
 
 
 def out_of_memory(exc: BaseException) -> bool:

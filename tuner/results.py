@@ -92,6 +92,7 @@ def trial_record(t: FrozenTrial) -> TrialRecord:
         longest_wait_s=_float(rec.get("longest_wait_s")),
         state_bytes_per_param=float(rec.get("state_bytes_per_param", 0.0)),
         device=rec.get("device"), hardware=rec.get("hardware"), detail=detail,
+        traceback=rec.get("traceback") if state == "failed" else None,
         seed=_int(rec.get("seed", t.user_attrs.get(ATTR_SEED))),
         confirm_of=_int(t.user_attrs.get(ATTR_CONFIRM_OF)),
         defaults_sweep=bool(t.user_attrs.get(ATTR_SWEEP)),

@@ -57,6 +57,9 @@ class TrialRecord(BaseModel):
     device: str | None = None
     hardware: str | None = None  # the GPU's model on cuda, else cpu (tuner.training)
     detail: str = ""
+    # A failed trial's traceback: its innermost frames, each file under its import root
+    # (tuner.objective.short_traceback); None for a trial that did not raise.
+    traceback: str | None = None
     defaults_sweep: bool = False  # enqueued by the defaults sweep
     warm_start: bool = False  # enqueued as a warm-start seed
     baseline: bool = False  # a run of search.baseline (AdamW at its defaults with cosine)
@@ -94,6 +97,9 @@ INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
 # trial gives its ticket back (up to n_trials failures), so such a job ran twice its budget of
 # the same failure.
 SAME_FAILURE_TRIALS: Final = 3
+
+# A failed trial's traceback is kept to its last this many characters (where the error is).
+TRACEBACK_CHARS: Final = 8000
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")
 STEP_FIELDS: tuple[str, ...] = tuple(StepRecord.model_fields)

@@ -120,11 +120,13 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
                first_failure: str | None, worker_errors: list[str], complete: int | None = None,
                diverged: int = 0, first_divergence: str | None = None,
                unscheduled: tuple[str, float] | None = None,
-               same: SameFailure | None = None) -> tuple[str, str | None]:
+               same: SameFailure | None = None, job_id: str = "<job>") -> tuple[str, str | None]:
     """The job's final status and message. A job whose trials all diverged or were pruned has
     no result: it fails, saying so (`complete`: its complete trials, when known).
     `unscheduled`: what the cluster lacked and how long the job waited for it (`UNSCHEDULABLE`);
-    `same`: the failure its trials shared (`SAME_FAILURE`)."""
+    `same`: the failure its trials shared (`SAME_FAILURE`). A job whose trials failed says
+    where their tracebacks are (`tuner trials <job_id> --state failed`)."""
+    tracebacks = f"`tuner trials {job_id} --state failed` prints"
     if reason == CANCELLED:
         return "cancelled", f"cancelled after {done} finished trials"
     if reason == UNSCHEDULABLE and unscheduled is not None:
@@ -132,9 +134,8 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
                           f"(TUNER_RESOURCES_WAIT_S): can the cluster's autoscaler add a node "
                           f"that has them?")
     if reason == SAME_FAILURE and same is not None:
-        return "failed", (f"{same.message()} (`tuner run` on the same spec, where the plugin is "
-                          f"installed, prints the error's traceback; fix it and submit the job "
-                          f"again)")
+        return "failed", (f"{same.message()} ({tracebacks} the error's traceback; fix it and "
+                          f"submit the job again)")
     if reason == DATA_ERROR:  # `first_failure`: the detail of the trial that found it
         return "failed", (f"the task's data cannot be read: {first_failure}; every trial reads "
                           f"the same files, so the job stopped there")
@@ -142,7 +143,8 @@ def conclusion(reason: str | None, *, done: int, failed: int, total: int,
         why = first_failure or (worker_errors[0] if worker_errors else "no trial ran")
         prefix = "timeout before any trial finished" if reason == TIMEOUT else \
             f"all {failed} trials failed" if failed else "no trial finished"
-        return "failed", f"{prefix}: {why}"
+        where = f" ({tracebacks} their tracebacks)" if failed and first_failure else ""
+        return "failed", f"{prefix}: {why}{where}"
     if complete == 0:
         pruned = done - diverged
         counts = ", ".join(f"{n} {what}" for n, what in ((diverged, "diverged"),

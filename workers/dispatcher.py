@@ -767,7 +767,7 @@ class Dispatcher:
                               worker_errors=worker_errors,
                               complete=job.n_complete, diverged=job.n_diverged,
                               first_divergence=first_failure(s, job_id, state="diverged"),
-                              unscheduled=unscheduled, same=same)
+                              unscheduled=unscheduled, same=same, job_id=job_id)
 
         self._finish(job_id, *in_transaction(self.sessions, txn, what="read the job's outcome"))
 

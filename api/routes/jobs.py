@@ -23,7 +23,7 @@ from tuner.figures import figures_of
 from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.db import transient
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
-from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, Job
+from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, TRIAL_STATES, Job
 from tuner.store.queries import count_trials, list_jobs
 from tuner.store.trials import step_summary, steps_of, trial_page
 from tuner.tasks import inspect_task
@@ -129,22 +129,29 @@ def read_trials(job: TeamJob, session: SessionDep,
                 offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 steps: bool = True,
+                state: Annotated[str | None, Query(description=" | ".join(TRIAL_STATES))] = None,
                 format: Annotated[str | None, Query(
                     description="json (default) | csv | parquet: one row per trial, the "
                                 "parameters as `param.<name>` columns, every trial (no "
                                 "paging)")] = None,
                 accept: Annotated[str | None, Header(include_in_schema=False)] = None,
                 ) -> Any:
-    """Every finished trial: params, state, stop reason and step, and its steps. As a table
-    with `?format=csv|parquet` (or `Accept: text/csv`)."""
+    """Every finished trial (or those in `state`): params, state, stop reason and step, its
+    steps, and a failed trial's `traceback`. As a table with `?format=csv|parquet` (or
+    `Accept: text/csv`; every trial, without tracebacks)."""
+    if state is not None and state not in TRIAL_STATES:
+        raise ApiProblem(422, "Invalid request",
+                         f"state: unknown {state!r}; valid choices: {', '.join(TRIAL_STATES)}",
+                         [{"field": "state", "message": "unknown state"}])
     table = _table_format(format, accept)
     if table is not None:
         rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=False)
         body = trials_table(rows, table)
         return Response(body, media_type=TABLE_TYPES[table], headers={
             "Content-Disposition": f'attachment; filename="{job.id}-trials.{table}"'})
-    return {"data": trial_page(session, job.id, offset=offset, limit=limit, with_steps=steps),
-            "count": count_trials(session, job.id)}
+    return {"data": trial_page(session, job.id, offset=offset, limit=limit, with_steps=steps,
+                               state=state),
+            "count": count_trials(session, job.id, state)}
 
 
 @router.get("/jobs/{job_id}/figures", response_model=JobFigures)

@@ -221,6 +221,7 @@ class TrialRow(Base):
     device: Mapped[str | None] = mapped_column(String(32), default=None)
     hardware: Mapped[str | None] = mapped_column(String(100), default=None)
     detail: Mapped[str] = mapped_column(Text, default="")
+    traceback: Mapped[str | None] = mapped_column(Text, default=None)
     defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
     warm_start: Mapped[bool] = mapped_column(Boolean, default=False)
     baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -51,8 +51,10 @@ def job_and_trial_counts(s: Session) -> tuple[dict[str, int], dict[str, int]]:
     return jobs, states
 
 
-def count_trials(s: Session, job_id: str) -> int:
-    return int(s.scalar(select(func.count()).where(TrialRow.job_id == job_id)) or 0)
+def count_trials(s: Session, job_id: str, state: str | None = None) -> int:
+    """The job's trials (those in `state`, or all)."""
+    return int(s.scalar(select(func.count()).where(
+        TrialRow.job_id == job_id, *([TrialRow.state == state] if state else []))) or 0)
 
 
 def team_tasks(s: Session, team_id: int, task_ids: Sequence[int] | None = None, *,

@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, aliased, lazyload
 
 from tuner.spec import epoch_pace
 from tuner.store.models import Job, Task, TrialRow, TrialStep, utcnow
-from tuner.trial import INFRA_FAILURES, OUT_OF_MEMORY, STEP_FIELDS, TRIAL_FIELDS, TrialRecord
+from tuner.trial import (
+    INFRA_FAILURES,
+    OUT_OF_MEMORY,
+    STEP_FIELDS,
+    TRACEBACK_CHARS,
+    TRIAL_FIELDS,
+    TrialRecord,
+)
 
 
 def _num(v: Any) -> float | None:
@@ -31,6 +38,7 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
         return False
     fields = {f: getattr(rec, f) for f in TRIAL_FIELDS}
     fields["detail"] = rec.detail[:4000]
+    fields["traceback"] = rec.traceback[-TRACEBACK_CHARS:] if rec.traceback else None
     row = TrialRow(job_id=job_id, config_key=rec.config_key(), **fields, steps=[
         TrialStep(**{f: _num(getattr(st, f)) for f in STEP_FIELDS if f != "step"},
                   step=st.step) for st in rec.steps])
@@ -195,11 +203,13 @@ def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
 
 
 def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
-               with_steps: bool = True) -> list[dict[str, Any]]:
-    """A page of the job's trials as trial_json dicts, read as plain rows (two queries; the
-    ORM path costs several times more per page)."""
+               with_steps: bool = True, state: str | None = None) -> list[dict[str, Any]]:
+    """A page of the job's trials (those in `state`, or all) as trial_json dicts, read as plain
+    rows (two queries; the ORM path costs several times more per page)."""
     rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
-                     .where(TrialRow.job_id == job_id).order_by(TrialRow.number)
+                     .where(TrialRow.job_id == job_id,
+                            *([TrialRow.state == state] if state else []))
+                     .order_by(TrialRow.number)
                      .offset(offset).limit(limit)).all()
     page = {r[0]: dict(zip(TRIAL_FIELDS, r[1:], strict=True)) for r in rows}
     if with_steps and page:

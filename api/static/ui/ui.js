@@ -258,6 +258,7 @@ async function jobPage() {
   };
   render(job);
   drawJobFigures(await getJson(`/v1/jobs/${id}/figures`));
+  if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`));
   if (!FINAL.includes(job.status)) {
     follow(`/v1/jobs/${id}/events`, (event, d) => {
       if (event === "end") location.reload();
@@ -271,6 +272,31 @@ async function jobPage() {
     a.download = `${id}-trials.csv`;
     a.click();
   });
+}
+
+// The job's failed trials, one entry per way they failed (the same traceback, or the same
+// detail where none was kept: a lost worker, a cancel), the first open.
+function showFailures(trials) {
+  const groups = new Map();
+  for (const t of trials.data) {
+    const k = t.traceback || `${t.stop_reason}: ${t.detail}`;
+    if (!groups.has(k)) groups.set(k, []);
+    groups.get(k).push(t);
+  }
+  const list = document.getElementById("failure-list");
+  list.replaceChildren(...[...groups.values()].map((ts, i) => el("details", { open: i === 0 },
+    el("summary", {}, `${count(ts.length, "trial")} (#${ts.map((t) => t.number).join(", #")})`
+      + `${ts[0].epochs_run ? ` after ${count(ts[0].epochs_run, "epoch")}` : ""}: ${failureText(ts[0])}`),
+    ...(ts[0].traceback ? [el("pre", {}, ts[0].traceback)] : []))));
+  if (trials.count > trials.data.length) list.append(el("p", { class: "hint" }, `The first ${trials.data.length} of ${trials.count} failed trials.`));
+  document.getElementById("failures").hidden = false;
+}
+
+// A failed trial's detail, with its stop reason in words where the detail does not say it
+// (`cancelled: stopped ...`; `out of memory on cpu: ...` as it is).
+function failureText(t) {
+  const reason = (t.stop_reason || "failed").replaceAll("_", " ");
+  return reason === "failed" || t.detail.startsWith(reason) ? t.detail : `${reason}: ${t.detail}`;
 }
 
 // one task's recommendation ------------------------------------------------------------------
