@@ -165,9 +165,19 @@ def test_a_tracebacks_files_are_named_under_their_import_root(
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     from teampkg.loop import deep  # type: ignore[import-not-found]
 
-    outside = compile("def call(f):\n    f(30)\n", str(tmp_path / "elsewhere" / "run.py"), "exec")
+    # a package outside sys.path (installed in editable mode, imported through a finder)
+    editable = tmp_path / "src" / "team" / "sub"
+    editable.mkdir(parents=True)
+    for folder in (editable.parent, editable):
+        (folder / "__init__.py").write_text("")
+    (editable / "fit.py").write_text("def fit(f):\n    f(30)\n")
+    outside = compile("from team.sub.fit import fit\ndef call(f):\n    fit(f)\n",
+                      str(tmp_path / "elsewhere" / "run.py"), "exec")
     scope: dict[str, Any] = {}
+    sys.modules.pop("team", None)
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
     exec(outside, scope)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path / "src")])
     with pytest.raises(ValueError) as info:
         scope["call"](deep)
     tb = short_traceback(info.value)
@@ -185,7 +195,8 @@ def test_a_tracebacks_files_are_named_under_their_import_root(
         scope["call"](lambda n: 1 / 0)
     except ZeroDivisionError as e:
         info2 = short_traceback(e)
-    assert info2 is not None and 'File "run.py", line 2, in call' in info2, info2
+    assert info2 is not None and 'File "run.py", line 3, in call' in info2, info2
+    assert 'File "team/sub/fit.py", line 2, in fit' in info2, info2
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -340,14 +340,20 @@ def short_traceback(exc: BaseException) -> str:
     (`TRACEBACK_FRAMES`, and those of the errors it was raised from), each file named by its
     path under the import root it came from (`tuner_example_plugin/trainables.py`,
     `torch/nn/modules/module.py`) rather than the worker machine's folders, at most
-    `TRACEBACK_CHARS` (its end, where the error is)."""
+    `TRACEBACK_CHARS` (its end, where the error is). A file under no `sys.path` entry (a
+    package installed in editable mode is imported through a finder) is named from its
+    outermost package's folder (`tuner/objective.py`), else by its name."""
     roots = sorted({os.path.abspath(p or os.curdir) for p in sys.path}, key=len, reverse=True)
 
     def short(m: re.Match[str]) -> str:
         path = m.group(1)
         if os.path.isabs(path):
             root = next((r for r in roots if path.startswith(r.rstrip(os.sep) + os.sep)), None)
-            path = os.path.relpath(path, root) if root else os.path.basename(path)
+            if root is None:
+                root = os.path.dirname(path)
+                while os.path.isfile(os.path.join(root, "__init__.py")):
+                    root = os.path.dirname(root)
+            path = os.path.relpath(path, root)
         return f'File "{path}"'
 
     text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
