@@ -198,14 +198,14 @@ class Objective:
         state = TrainState()
         error: str | None = None
         started = time.time()
-        waits = Waits(started)
+        waits = Waits(time.monotonic())
 
         # After every batch of the built-in loop (training and validation), and at each
         # `ctx.alive()` of a trainable that calls it: a write at most every progress_every_s.
         # Never from a trainable's `ctx.step`: its loop may evaluate for long without a step,
         # and a wait measured between its steps would then call its evaluation stalled.
         def beat() -> None:
-            if time.time() - waits.last < self.progress_every_s:
+            if time.monotonic() - waits.last < self.progress_every_s:
                 return
             waits.beats += 1
             try:
@@ -326,7 +326,7 @@ class Waits:
     beats: int = 0
 
     def tick(self) -> None:
-        now = time.time()
+        now = time.monotonic()  # durations: a wall clock's step (NTP) is no wait
         self.longest = max(self.longest, now - self.last)
         self.last = now
 
@@ -340,9 +340,11 @@ def short_traceback(exc: BaseException) -> str:
     (`TRACEBACK_FRAMES`, and those of the errors it was raised from), each file named by its
     path under the import root it came from (`tuner_example_plugin/trainables.py`,
     `torch/nn/modules/module.py`) rather than the worker machine's folders, at most
-    `TRACEBACK_CHARS` (its end, where the error is). A file under no `sys.path` entry (a
-    package installed in editable mode is imported through a finder) is named from its
-    outermost package's folder (`tuner/objective.py`), else by its name."""
+    `TRACEBACK_CHARS`: past that (an error whose message holds a tensor's repr), its start
+    and its end, the middle cut, so the frames and the error's last line are kept. A file
+    under no `sys.path` entry (a package installed in editable mode is imported through a
+    finder) is named from its outermost package's folder (`tuner/objective.py`), else by its
+    name."""
     roots = sorted({os.path.abspath(p or os.curdir) for p in sys.path}, key=len, reverse=True)
 
     def short(m: re.Match[str]) -> str:
@@ -356,8 +358,12 @@ def short_traceback(exc: BaseException) -> str:
             path = os.path.relpath(path, root)
         return f'File "{path}"'
 
-    text = "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES))
-    return _FILE.sub(short, text)[-TRACEBACK_CHARS:]
+    text = _FILE.sub(short, "".join(traceback.format_exception(exc, limit=-TRACEBACK_FRAMES)))
+    if len(text) > TRACEBACK_CHARS:
+        cut = f"\n[... {len(text) - TRACEBACK_CHARS} characters cut ...]\n"
+        half = (TRACEBACK_CHARS - len(cut)) // 2
+        text = text[:half] + cut + text[-half:]
+    return text
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -98,7 +98,8 @@ INFRA_FAILURES: tuple[str, ...] = (WORKER_LOST, DB_ERROR)
 # the same failure.
 SAME_FAILURE_TRIALS: Final = 3
 
-# A failed trial's traceback is kept to its last this many characters (where the error is).
+# A failed trial's traceback is kept to this many characters (tuner.objective.short_traceback
+# cuts a longer one's middle).
 TRACEBACK_CHARS: Final = 8000
 
 TRIAL_FIELDS: tuple[str, ...] = tuple(n for n in TrialRecord.model_fields if n != "steps")

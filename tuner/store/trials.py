@@ -38,7 +38,7 @@ def record_trial(s: Session, job_id: str, rec: TrialRecord) -> bool:
         return False
     fields = {f: getattr(rec, f) for f in TRIAL_FIELDS}
     fields["detail"] = rec.detail[:4000]
-    fields["traceback"] = rec.traceback[-TRACEBACK_CHARS:] if rec.traceback else None
+    fields["traceback"] = rec.traceback[:TRACEBACK_CHARS] if rec.traceback else None
     row = TrialRow(job_id=job_id, config_key=rec.config_key(), **fields, steps=[
         TrialStep(**{f: _num(getattr(st, f)) for f in STEP_FIELDS if f != "step"},
                   step=st.step) for st in rec.steps])
