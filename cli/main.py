@@ -39,8 +39,8 @@ app.command()(local.run)
 app.command()(local.space)
 app.command("models")(local.registry_command("models"))
 app.command("datasets")(local.registry_command("datasets"))
-for command in (remote.submit, remote.status, remote.cancel, remote.trials, remote.jobs,
-                remote.recommend, remote.tasks, remote.plot):
+for command in (remote.submit, remote.status, remote.cancel, remote.trials, remote.rerun,
+                remote.jobs, remote.recommend, remote.tasks, remote.plot):
     app.command()(command)
 app.command()(servers.dispatcher)
 app.command("api")(servers.api_server)

@@ -3,6 +3,7 @@ recommend."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -179,6 +180,100 @@ def trials(job_id: str, as_json: JsonOpt = False,
 
 
 SHOWN_TRACEBACKS = 3
+TRIAL_FRAME = os.path.join("tuner", "objective.py")  # where a trial's own frames start
+
+
+def rerun(job_id: str,
+          number: Annotated[int, typer.Argument(metavar="TRIAL", help="the trial's number")],
+          debug: Annotated[bool, typer.Option(
+              "--pdb", help="where the trial raises, stop in Python's debugger")] = False,
+          as_json: JsonOpt = False) -> None:
+    """Run one trial of a job again here, to debug it or check its value: its configuration at
+    the seed it ran with, on the job's data split, for the job's epochs, never pruned; the
+    task's data, model and plugin code here must be the job's. A trial that raises shows its
+    whole traceback (`--pdb`: and stops there in the debugger). Reads the job over HTTP; trains
+    in this process."""
+    import traceback
+
+    import optuna
+
+    from tuner.objective import Provenance
+    from tuner.search import prepare_rerun
+    from tuner.space import TrialConfig
+    from tuner.spec import JobSpec
+
+    with _api_errors():
+        c = _client()
+        job = c.job(job_id)
+        trial = c.trial(job_id, number)
+    if trial["optimizer"] is None:
+        err.print(f"[red]error:[/red] trial {number} of job {job_id} has no configuration "
+                  f"recorded (its worker was lost before it drew one): nothing to run",
+                  highlight=False)
+        raise typer.Exit(1)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its log of the failure: printed below
+    spec = JobSpec.model_validate(job["spec"])
+    seed = trial["seed"] if trial["seed"] is not None else spec.training.seed
+    said = f"trial {number} of job {job_id}"
+    err.print(f"{said}: {trial['optimizer']} + {trial['schedule']}, seed {seed}, "
+              f"{spec.training.epochs} epochs on the job's split (training.seed "
+              f"{spec.training.seed}), never pruned", highlight=False)
+    with user_errors():
+        task = job["task"]
+        again = prepare_rerun(spec, TrialConfig(trial["optimizer"], trial["schedule"],
+                                                trial["params"]), seed,
+                              Provenance(task["data_digest"], task["model_digest"],
+                                         task["code_digest"], job["budget"]["training_format"]))
+    try:
+        rec = again.run()
+    except Exception as exc:
+        # From the trial's own frames on (Optuna's and this command's above them say nothing).
+        tb = exc.__traceback__
+        while tb is not None and not tb.tb_frame.f_code.co_filename.endswith(TRIAL_FRAME):
+            tb = tb.tb_next
+        traceback.print_exception(type(exc), exc, tb or exc.__traceback__)
+        err.print(f"{said} raised here" + (
+            f", as in the service ({trial['detail']})" if trial["state"] == "failed" else
+            f"; in the service it ended {trial['state']}"), highlight=False)
+        if debug:
+            import pdb
+
+            pdb.post_mortem(exc.__traceback__)
+        raise typer.Exit(1) from None
+    if as_json:
+        print_json({"job": job_id, "trial": number, "seed": seed, "service": trial,
+                    "here": rec.to_json()})
+        return
+    print_rerun(trial, rec.to_json(), job["task"]["metric"])
+
+
+def print_rerun(service: dict[str, Any], here: dict[str, Any], metric: str) -> None:
+    """A trial run again beside the service's record of it: epoch by epoch, then the outcome."""
+    theirs = {s["step"]: s for s in service.get("steps") or []}
+    table = Table(title=f"{metric} by epoch: here and in the service", box=box.SIMPLE)
+    for col in ("epoch", "here", "service", "train_loss here", "lr here"):
+        table.add_column(col, justify="right")
+    for s in here["steps"]:
+        other = theirs.get(s["step"], {}).get("value")
+        table.add_row(str(s["step"]), fmt(s["value"]) if s["value"] is not None else "-",
+                      fmt(other) if other is not None else "-",
+                      fmt(s["train_loss"]) if s["train_loss"] is not None else "-",
+                      fmt(s["lr"]) if s["lr"] is not None else "-")
+    out.print(table)
+    shared = [(s["value"], theirs[s["step"]]["value"]) for s in here["steps"]
+              if s["step"] in theirs and s["value"] is not None
+              and theirs[s["step"]]["value"] is not None]
+    gap = max((abs(a - b) for a, b in shared), default=None)
+    how = f"{here['state']}" + (f", {metric} {fmt(here['value'])}" if here["value"] is not None
+                                else f": {here['detail']}" if here["detail"] else "")
+    then = f"{service['state']} at epoch {service['stop_step']}" + (
+        f", {metric} {fmt(service['value'])}" if service["value"] is not None else "")
+    same = "" if gap is None else (
+        f"; the {len(shared)} epochs both ran gave the same values" if gap == 0 else
+        f"; over the {len(shared)} epochs both ran the values differ by up to {fmt(gap)} "
+        f"(other hardware, thread count or library versions)")
+    out.print(f"here: {how} (on {here['device']}); in the service: {then}{same}",
+              highlight=False)
 
 
 def print_tracebacks(trials: list[dict[str, Any]], job_id: str) -> None:

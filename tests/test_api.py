@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -162,6 +163,12 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         assert done["count"] == len(done["data"]) == sum(
             t["state"] == "complete" for t in trials["data"]) >= 1
         assert all(t["state"] == "complete" and t["traceback"] is None for t in done["data"])
+        one = h.get(f"/v1/jobs/{job['id']}/trials/{done['data'][0]['number']}")
+        assert one.status_code == 200 and one.json() == next(
+            t for t in trials["data"] if t["number"] == done["data"][0]["number"])
+        gone = h.get(f"/v1/jobs/{job['id']}/trials/{n + 5}")
+        assert gone.status_code == 404 and gone.json()["detail"] == (
+            f"job {job['id']} has no finished trial {n + 5} ({n} finished so far)")
         bad = h.get(f"/v1/jobs/{job['id']}/trials", params={"state": "finished"})
         assert bad.status_code == 422 and bad.json()["detail"] == (
             "state: unknown 'finished'; valid choices: complete, pruned, diverged, failed")
@@ -541,6 +548,43 @@ def test_cancel_over_http(service: Service) -> None:
             "cancelled", "running")
 
 
+def test_a_failed_trials_traceback_through_the_cli(service: Service, tmp_path: Any) -> None:
+    """A team's loop that raises, through the service: `tuner trials` prints the traceback the
+    service kept (files under their import roots), and `tuner rerun` raises it again here, its
+    whole traceback from the trial's own frames, saying the service's error."""
+    env = {**os.environ, "TUNER_URL": service.url, "TUNER_API_KEY": service.key_a,
+           "TUNER_HOME": str(tmp_path)}
+    client = Client(service.url, service.key_a)
+    job = client.submit({"task": {"trainable": {"name": "crashes"}}, "training": {"epochs": 2},
+                         "search": {"confirm_top_k": 0}, "budget": {"n_trials": 1}})
+    final = client.wait(job["id"])
+    assert final["status"] == "failed" and final["error"].endswith(
+        f"(`tuner trials {job['id']} --state failed` prints their tracebacks)"), final["error"]
+    listed = _cli(["trials", job["id"], "--state", "failed"], env)
+    assert listed.returncode == 0, listed.stderr
+    text = listed.stdout
+    assert re.search(r"trials? [\d, ]+ failed:\nTraceback \(most recent call last\):\n", text), text
+    assert 'File "tuner_example_plugin/trainables.py", line ' in text and \
+        "ValueError: the team's loader lost its shard" in text, text
+    again = _cli(["rerun", job["id"], "0"], env)
+    assert again.returncode == 1, again.stderr
+    tb = again.stderr
+    assert re.search(r'Traceback \(most recent call last\):\n  File "[^"]+tuner/objective\.py"',
+                     tb), tb  # from the trial's own frames: not Optuna's, not the command's
+    assert re.search(r'tuner_example_plugin/trainables\.py", line \d+, in crashes\n\s+raise '
+                     r'ValueError', tb) and "optuna" not in tb, tb
+    assert " ".join(tb.split()).endswith(
+        f"trial 0 of job {job['id']} raised here, as in the service (ValueError: the team's "
+        f"loader lost its shard)"), tb
+    # --pdb: the debugger, in the team's frame that raised (here told to print a local, quit)
+    debugged = subprocess.run([sys.executable, "-m", "cli", "rerun", job["id"], "0", "--pdb"],
+                              env=env, text=True, capture_output=True, timeout=600, check=False,
+                              input="p epoch\nq\n")
+    assert debugged.returncode == 1, debugged.stderr
+    assert re.search(r"trainables\.py\(\d+\)crashes\(\)\n-> raise ValueError", debugged.stdout) \
+        and "(Pdb) 2\n" in debugged.stdout, debugged.stdout
+
+
 def test_tuner_trials_prints_each_failures_traceback_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """`tuner trials` prints the failed trials' tracebacks below the table, once per distinct
     traceback with the trials that raised it (a bug that fails every trial is one traceback),
@@ -599,6 +643,23 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     bad_state = _cli(["trials", job["id"], "--state", "finished"], env)
     assert bad_state.returncode == 2 and "state: unknown 'finished'; valid choices: complete, " \
         "pruned, diverged, failed" in " ".join(bad_state.stderr.split()), bad_state.stderr
+    # A trial run again here: its configuration at its seed on the job's split gives the
+    # values the service recorded, epoch by epoch (one thread, as the service's workers train)
+    listed = Client(service.url, service.key_a).trials(job["id"])["data"]
+    # (a confirmation run's seed, where there is one: not the job's own)
+    again = min((t for t in listed if t["state"] == "complete"), key=lambda t: t["seed"] == 0)
+    ran = _cli(["rerun", job["id"], str(again["number"]), "--json"],
+               {**env, "OMP_NUM_THREADS": "1"})
+    assert ran.returncode == 0, ran.stderr
+    both = json.loads(ran.stdout)
+    assert both["seed"] == again["seed"] and both["here"]["state"] == "complete"
+    assert [(s["step"], s["value"]) for s in both["here"]["steps"]] == [
+        (s["step"], s["value"]) for s in again["steps"]]
+    shown = _cli(["rerun", job["id"], str(again["number"])], {**env, "OMP_NUM_THREADS": "1"})
+    assert "the 3 epochs both ran gave the same values" in " ".join(shown.stdout.split()), \
+        shown.stdout
+    missing = _cli(["rerun", job["id"], "99"], env)
+    assert missing.returncode == 1 and "has no finished trial 99" in missing.stderr
     assert job["id"] in _cli(["jobs"], env).stdout
     # In a narrow terminal the id stays whole (cut to `ed0ba40a…` it could not be copied): the
     # frame, then the creation time give way; at 80 columns with a long trainable name too.

@@ -25,6 +25,34 @@ def _spec(**kw: Any) -> JobSpec:
     return JobSpec.model_validate(base)
 
 
+def test_a_trial_runs_again_as_it_ran() -> None:
+    """`prepare_rerun`: a search's trial (a lookahead over adam: a nested configuration) run
+    again at its seed gives its values epoch by epoch, unpruned; what the job's space does not
+    hold, or a job of another release's training code, is refused before any training."""
+    from tuner.errors import TunerError
+    from tuner.objective import Provenance
+    from tuner.search import prepare_rerun
+    from tuner.space import TrialConfig
+    from tuner.spec import TRAINING_FORMAT
+
+    spec = _spec(space={"optimizers": ["lookahead", "sgd"], "lookahead_bases": ["adam"]},
+                 budget={"n_trials": 3}, search={"confirm_top_k": 0})
+    records = run_search(spec).records
+    rec = next(r for r in records if r.optimizer == "lookahead" and r.state == "complete")
+    again = prepare_rerun(spec, TrialConfig(rec.optimizer, rec.schedule, rec.params),
+                          rec.seed or 0, Provenance(training_format=TRAINING_FORMAT))
+    here = again.run()
+    assert here.params == rec.params and here.seed == rec.seed
+    assert [(s.step, s.value) for s in here.steps] == [(s.step, s.value) for s in rec.steps]
+    with pytest.raises(SpecError, match=r"^trial: adamw with the constant schedule is not in "
+                                        r"the job's space$"):
+        prepare_rerun(spec, TrialConfig("adamw", "constant", {}), 0)
+    with pytest.raises(TunerError, match=r"another release of the service \(training format "
+                                         r"999; this one's is "):
+        prepare_rerun(spec, TrialConfig(rec.optimizer, rec.schedule, rec.params), 0,
+                      Provenance(training_format=999))
+
+
 def test_seeded_run_is_reproducible() -> None:
     spec = _spec(space={"optimizers": ["adam", "momentum"]}, budget={"n_trials": 6})
     a, b = (run_search(spec).records for _ in range(2))

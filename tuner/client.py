@@ -170,6 +170,11 @@ class Client:
         out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials", params=params)
         return out
 
+    def trial(self, job_id: str, number: int) -> dict[str, Any]:
+        """One finished trial of the job, with its steps (and a failed one's traceback)."""
+        out: dict[str, Any] = self._call("GET", f"/v1/jobs/{job_id}/trials/{number}")
+        return out
+
     def trials_table(self, job_id: str, fmt: str = "csv") -> bytes:
         """Every trial of the job as CSV or Parquet bytes (one row per trial)."""
         return self._request("GET", f"/v1/jobs/{job_id}/trials", params={"format": fmt}).content

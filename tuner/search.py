@@ -24,7 +24,7 @@ from tuner.attrs import (
 )
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
 from tuner.errors import DataError, SpecError, TrialsFailed, UnknownName
-from tuner.objective import Objective
+from tuner.objective import Objective, Provenance
 from tuner.results import answer, failing_alike, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
@@ -498,3 +498,47 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         used += n
     return SearchResult(study, objective.metric, direction, study_records(study), notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})
+
+
+@dataclass
+class Rerun:
+    """One trial of a job, ready to run again in this process (`prepare_rerun`)."""
+
+    objective: Objective
+    study: optuna.Study
+
+    def run(self) -> TrialRecord:
+        """Train it and return its record. The trial's own error is not caught: it propagates
+        whole, for its caller to print (or a debugger to stop in)."""
+        self.study.optimize(self.objective, n_trials=1, catch=(), gc_after_trial=False)
+        return trial_record(self.study.trials[-1])
+
+
+def prepare_rerun(spec: JobSpec, config: TrialConfig, seed: int,
+                  made_from: Provenance | None = None) -> Rerun:
+    """A trial of the job `spec` to run again here: its configuration at the seed it ran with,
+    on the job's data split (the split comes from `training.seed`, the trial's seed draws its
+    initial weights and batch order), for the job's epochs, never pruned. `made_from`: the
+    task's digests and the job's training format, which the data, model, plugin code and
+    training code here must match (as a dispatcher checks them), so what runs is what the
+    job ran. The data are loaded and checked here, before any training."""
+    spec = spec.model_copy(update={
+        "budget": spec.budget.model_copy(update={"n_trials": 1, "parallelism": 1,
+                                                 "timeout_s": None}),
+        "search": spec.search.model_copy(update={
+            "pruner": "none", "warm_start": "none", "defaults_sweep": False,
+            "baseline": False, "confirm_top_k": 0})})
+    if made_from is not None:  # before any training (a trial would record them as its error)
+        made_from.check_code(spec.task)
+        made_from.check_model(spec.task, None)
+    objective = Objective(spec, made_from=made_from)
+    direction = objective.direction  # loads the data (a trainable brings its own)
+    params = objective.space.optuna_params(config)
+    if params is None:
+        raise SpecError("trial", f"{config.optimizer} with the {config.schedule} schedule is "
+                                 f"not in the job's space")
+    study = optuna.create_study(direction=direction,  # type: ignore[arg-type]
+                                pruner=optuna.pruners.NopPruner(),
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    study.enqueue_trial(params, user_attrs={ATTR_SEED: seed})
+    return Rerun(objective, study)

@@ -10,13 +10,13 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from api.deps import CurrentTeam, SessionDep, TeamJob, known_query
 from api.errors import ApiProblem
-from api.schemas import JobFigures, JobPublic, JobsPublic, TrialsPublic
+from api.schemas import JobFigures, JobPublic, JobsPublic, TrialPublic, TrialsPublic
 from tuner.digests import waiting_at_most
 from tuner.exports import TABLE_LIMIT, trials_table
 from tuner.figures import figures_of
@@ -152,6 +152,17 @@ def read_trials(job: TeamJob, session: SessionDep,
     return {"data": trial_page(session, job.id, offset=offset, limit=limit, with_steps=steps,
                                state=state),
             "count": count_trials(session, job.id, state)}
+
+
+@router.get("/jobs/{job_id}/trials/{number}", response_model=TrialPublic)
+def read_trial(job: TeamJob, session: SessionDep,
+               number: Annotated[int, Path(ge=0, le=INT64_MAX)]) -> dict[str, Any]:
+    """One finished trial, with its steps and, if it failed, its traceback."""
+    page = trial_page(session, job.id, number=number)
+    if not page:
+        raise ApiProblem(404, "Not found", f"job {job.id} has no finished trial {number} "
+                                           f"({count_trials(session, job.id)} finished so far)")
+    return page[0]
 
 
 @router.get("/jobs/{job_id}/figures", response_model=JobFigures)

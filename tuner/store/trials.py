@@ -203,12 +203,14 @@ def trial_json(t: TrialRow, with_steps: bool = True) -> dict[str, Any]:
 
 
 def trial_page(s: Session, job_id: str, *, offset: int = 0, limit: int = 100,
-               with_steps: bool = True, state: str | None = None) -> list[dict[str, Any]]:
-    """A page of the job's trials (those in `state`, or all) as trial_json dicts, read as plain
-    rows (two queries; the ORM path costs several times more per page)."""
+               with_steps: bool = True, state: str | None = None,
+               number: int | None = None) -> list[dict[str, Any]]:
+    """A page of the job's trials (those in `state`, or trial `number`, or all) as trial_json
+    dicts, read as plain rows (two queries; the ORM path costs several times more per page)."""
     rows = s.execute(select(TrialRow.id, *(getattr(TrialRow, f) for f in TRIAL_FIELDS))
                      .where(TrialRow.job_id == job_id,
-                            *([TrialRow.state == state] if state else []))
+                            *([TrialRow.state == state] if state else []),
+                            *([TrialRow.number == number] if number is not None else []))
                      .order_by(TrialRow.number)
                      .offset(offset).limit(limit)).all()
     page = {r[0]: dict(zip(TRIAL_FIELDS, r[1:], strict=True)) for r in rows}
