@@ -470,3 +470,33 @@ def test_plugin_entry_points_are_registered() -> None:
     assert d.info.n_classes == 2 and d.info.input_shape == (2,)
     model = build_model("tiny_mlp", {"width": 8}, d.info)
     assert model(d.X_val).shape == (d.X_val.shape[0], 2)
+
+
+def test_a_trial_reruns_only_on_the_data_its_job_read(data_root: Path) -> None:
+    """`tuner rerun` on a team file: the copy here must be the bytes the job's task was made
+    from (its digest); a changed copy is refused before any training, saying so."""
+    from tuner.datasets import data_digest
+    from tuner.errors import DataError
+    from tuner.objective import Provenance
+    from tuner.search import prepare_rerun
+    from tuner.space import TrialConfig
+    from tuner.spec import JobSpec
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 3))
+    pd.DataFrame(X, columns=["a", "b", "c"]).assign(y=(X[:, 0] > 0).astype(int)).to_csv(
+        data_root / "t.csv", index=False)
+    params = {"path": "t.csv", "target": "y"}
+    digest = data_digest("file", params, None)
+    spec = JobSpec.model_validate({"task": {"model": {"name": "linear"},
+                                            "dataset": {"name": "file", "params": params}},
+                                   "training": {"epochs": 2}})
+    config = TrialConfig("adam", "constant", {"adam.lr": 0.01})
+    rec = prepare_rerun(spec, config, 7, Provenance(data_digest=digest)).run()
+    assert rec.state == "complete" and rec.seed == 7 and len(rec.steps) == 2
+    with (data_root / "t.csv").open("a") as f:
+        f.write("0.1,0.2,0.3,1\n")
+    with pytest.raises(DataError, match=r"^task\.dataset: the data here is not what the job "
+                                        rf"trained on \(digest {digest}, here [0-9a-f]+\): rerun it "
+                                        r"with a copy of the files the job read$"):
+        prepare_rerun(spec, config, 7, Provenance(data_digest=digest))

@@ -47,8 +47,9 @@ def test_a_trial_runs_again_as_it_ran() -> None:
     with pytest.raises(SpecError, match=r"^trial: adamw with the constant schedule is not in "
                                         r"the job's space$"):
         prepare_rerun(spec, TrialConfig("adamw", "constant", {}), 0)
-    with pytest.raises(TunerError, match=r"another release of the service \(training format "
-                                         r"999; this one's is "):
+    with pytest.raises(TunerError, match=r"^the job ran the training code of another release "
+                                         r"of the service \(training format 999; this one's is "
+                                         r"\d+\): install the release the job ran"):
         prepare_rerun(spec, TrialConfig(rec.optimizer, rec.schedule, rec.params), 0,
                       Provenance(training_format=999))
 

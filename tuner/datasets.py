@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tuner.digests import digest
-from tuner.errors import DataError, count
+from tuner.errors import DataChanged, DataError, count
 from tuner.spec import DEFAULT_VAL_FRACTION
 
 Kind = Literal["classification", "regression"]
@@ -267,9 +267,10 @@ def check_unchanged(name: str, params: dict[str, Any], scope: str | None,
             what = f"the cached copy of {name} (another hub revision was fetched)"
         else:
             what = "the data" if dataset else f"the model folder {name}"
-        raise DataError(f"{field}: {what} changed since the job was submitted (digest "
-                        f"{expected}, now {now}): its trials would be measured on other "
-                        f"{other} than its task's. Submit the job again: it is a new task")
+        raise DataChanged(f"{field}: {what} changed since the job was submitted (digest "
+                          f"{expected}, now {now}): its trials would be measured on other "
+                          f"{other} than its task's. Submit the job again: it is a new task",
+                          field, what, expected, str(now))
 
 
 

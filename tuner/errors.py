@@ -46,6 +46,15 @@ class DataError(TunerError):
     """A dataset could not be loaded (bad file, path outside the data root, bad shape...)."""
 
 
+class DataChanged(DataError):
+    """Team data (or a model folder's weights, or a fetched hub copy) whose digest is no longer
+    its task's: `field` (task.dataset or task.model), `what` changed, `expected` and `now`."""
+
+    def __init__(self, message: str, field: str, what: str, expected: str, now: str) -> None:
+        super().__init__(message)
+        self.field, self.what, self.expected, self.now = field, what, expected, now
+
+
 class TrialsFailed(TunerError):
     """Trials of a search failed the same way and none got further (tuner.trial.same_failure):
     the search stopped rather than fail the rest of its budget."""

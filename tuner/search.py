@@ -23,12 +23,12 @@ from tuner.attrs import (
     ATTR_WARM_START,
 )
 from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
-from tuner.errors import DataError, SpecError, TrialsFailed, UnknownName
+from tuner.errors import DataChanged, DataError, SpecError, TrialsFailed, TunerError, UnknownName
 from tuner.objective import Objective, Provenance
 from tuner.results import answer, failing_alike, leaderboard, study_records, trial_record
 from tuner.sampling import SearchSpace
 from tuner.space import BASELINE, BASELINE_LABEL, TrialConfig, is_baseline
-from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, JobSpec
+from tuner.spec import PRUNERS, SAMPLERS, SWEEP_PRUNINGS, TRAINING_FORMAT, JobSpec
 from tuner.trial import DATA_ERROR, SameFailure, TrialRecord, config_key
 
 
@@ -528,11 +528,21 @@ def prepare_rerun(spec: JobSpec, config: TrialConfig, seed: int,
         "search": spec.search.model_copy(update={
             "pruner": "none", "warm_start": "none", "defaults_sweep": False,
             "baseline": False, "confirm_top_k": 0})})
-    if made_from is not None:  # before any training (a trial would record them as its error)
-        made_from.check_code(spec.task)
-        made_from.check_model(spec.task, None)
-    objective = Objective(spec, made_from=made_from)
-    direction = objective.direction  # loads the data (a trainable brings its own)
+    if made_from is not None and made_from.training_format not in (None, TRAINING_FORMAT):
+        raise TunerError(f"the job ran the training code of another release of the service "
+                         f"(training format {made_from.training_format}; this one's is "
+                         f"{TRAINING_FORMAT}): install the release the job ran to rerun its "
+                         f"trials")
+    try:
+        if made_from is not None:  # before any training (a trial would record them as its error)
+            made_from.check_code(spec.task)
+            made_from.check_model(spec.task, None)
+        objective = Objective(spec, made_from=made_from)
+        direction = objective.direction  # loads and checks the data (a trainable brings its own)
+    except DataChanged as exc:
+        raise DataError(f"{exc.field}: {exc.what} here is not what the job trained on (digest "
+                        f"{exc.expected}, here {exc.now}): rerun it with a copy of the files "
+                        f"the job read") from None
     params = objective.space.optuna_params(config)
     if params is None:
         raise SpecError("trial", f"{config.optimizer} with the {config.schedule} schedule is "
