@@ -291,6 +291,11 @@ def print_tracebacks(trials: list[dict[str, Any]], job_id: str) -> None:
     if (more := len(by_tb) - SHOWN_TRACEBACKS) > 0:
         out.print(f"\n{more} more traceback{'s' if more > 1 else ''}: `tuner trials {job_id} "
                   f"--state failed --json`", highlight=False)
+    if by_tb:
+        first = next(iter(by_tb.values()))[0]
+        out.print(f"\n`tuner rerun {job_id} {first}` runs a trial again here, where the plugin "
+                  f"is installed, with its whole traceback (--pdb: in the debugger)",
+                  highlight=False)
 
 
 def jobs(status_filter: Annotated[str | None, typer.Option("--status")] = None,

@@ -603,7 +603,10 @@ def test_tuner_trials_prints_each_failures_traceback_once(monkeypatch: pytest.Mo
     assert text.count("Traceback (most recent call last):") == 3, text
     assert "trials 0, 2, 5 failed:\n" in text and "trial 10 failed:\n" in text
     assert "trial 12 failed" not in text and "ValueError: x [bold]" in text  # not markup
-    assert text.rstrip().endswith("1 more traceback: `tuner trials j1 --state failed --json`")
+    assert "1 more traceback: `tuner trials j1 --state failed --json`\n" in text, text
+    assert " ".join(text.split()).endswith(  # where to take it from there
+        "`tuner rerun j1 0` runs a trial again here, where the plugin is installed, with its "
+        "whole traceback (--pdb: in the debugger)"), text
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -271,6 +271,7 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert re.search(r'File "tuner_example_plugin/trainables\.py", line \d+, in memory_hungry\n'
                      r'\s+torch\.empty\(2\*\*48', tb), tb
     assert 'File "/' not in tb and tb.startswith("Traceback (most recent call last):"), tb
+    assert f"tuner rerun {hungry['id']} " in entries[0].find_element("css selector", "p.hint").text
     browser.execute_script("document.getElementById('failures').scrollIntoView()")
     browser.save_screenshot(str(SHOTS / "ui_job_failed.png"))
 

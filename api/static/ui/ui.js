@@ -258,7 +258,7 @@ async function jobPage() {
   };
   render(job);
   drawJobFigures(await getJson(`/v1/jobs/${id}/figures`));
-  if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`));
+  if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`), id);
   if (!FINAL.includes(job.status)) {
     follow(`/v1/jobs/${id}/events`, (event, d) => {
       if (event === "end") location.reload();
@@ -276,7 +276,7 @@ async function jobPage() {
 
 // The job's failed trials, one entry per way they failed (the same traceback, or the same
 // detail where none was kept: a lost worker, a cancel), the first open.
-function showFailures(trials) {
+function showFailures(trials, jobId) {
   const groups = new Map();
   for (const t of trials.data) {
     const k = t.traceback || `${t.stop_reason}: ${t.detail}`;
@@ -287,7 +287,9 @@ function showFailures(trials) {
   list.replaceChildren(...[...groups.values()].map((ts, i) => el("details", { open: i === 0 },
     el("summary", {}, `${count(ts.length, "trial")} (#${ts.map((t) => t.number).join(", #")})`
       + `${ts[0].epochs_run ? ` after ${count(ts[0].epochs_run, "epoch")}` : ""}: ${failureText(ts[0])}`),
-    ...(ts[0].traceback ? [el("pre", {}, ts[0].traceback)] : []))));
+    ...(ts[0].traceback ? [el("pre", {}, ts[0].traceback),
+      el("p", { class: "hint" }, "Run it again on your machine, where the plugin is installed: ",
+         el("code", {}, `tuner rerun ${jobId} ${ts[0].number}`), " (", el("code", {}, "--pdb"), ": in the debugger).")] : []))));
   if (trials.count > trials.data.length) list.append(el("p", { class: "hint" }, `The first ${trials.data.length} of ${trials.count} failed trials.`));
   document.getElementById("failures").hidden = false;
 }
