@@ -128,6 +128,27 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert families == {t["optimizer"] for t in trials}
     assert browser.find_element("id", "error").get_attribute("hidden")
     browser.save_screenshot(str(SHOTS / "ui_job.png"))
+    # Its trials as a table: every one, with what enqueued it; sorted by a column on a click
+    # (the value best first), and back on a second click.
+    read_trials = ("return [...document.querySelectorAll('#trials tr')].map(r => "
+                   "[...r.children].map(c => c.textContent))")
+    shown = browser.execute_script(read_trials)
+    assert [r[0] for r in shown] == [f"#{t['number']}" for t in trials]
+    for r, t in zip(shown, trials, strict=True):
+        assert r[1] == t["optimizer"] and r[4] == str(t["epochs_run"]), (r, t)
+        assert r[8] == (f"confirms #{t['confirm_of']}" if t["confirm_of"] is not None else
+                        "defaults sweep" if t["defaults_sweep"] else "sampler"), (r, t)
+        assert r[3] == ("complete" if t["state"] == "complete" else
+                        f"{t['state']} at epoch {t['stop_step']}"), (r, t)
+    assert any(r[8].startswith("confirms #") for r in shown)  # the race ran
+    browser.find_element("css selector", "#trials-table th[data-key='value']").click()
+    by_value = browser.execute_script(read_trials)
+    best = max(t["value"] for t in trials if t["value"] is not None)
+    assert by_value[0][5] == browser.execute_script(f"return fmt({best})"), by_value[:3]
+    assert by_value[-1][5] == "-" or all(t["value"] is not None for t in trials)
+    browser.find_element("css selector", "#trials-table th[data-key='value']").click()
+    assert browser.execute_script(read_trials)[0][5] != by_value[0][5] or len(
+        {t["value"] for t in trials}) == 1
 
     # A second job on the task, unpruned, its sweep over every family: the task page then
     # ranks all five from the team's history (the small first job leaves most of them pruned).

@@ -258,6 +258,7 @@ async function jobPage() {
   };
   render(job);
   drawJobFigures(await getJson(`/v1/jobs/${id}/figures`));
+  showTrials(await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`), job.task.direction);
   if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`), id);
   if (!FINAL.includes(job.status)) {
     follow(`/v1/jobs/${id}/events`, (event, d) => {
@@ -272,6 +273,50 @@ async function jobPage() {
     a.download = `${id}-trials.csv`;
     a.click();
   });
+}
+
+// The job's trials as a table, sortable by any column (a second click reverses it); the
+// value column sorts best first for the job's direction.
+const TRIALS_SHOWN = 1000;
+function trialOrigin(t) {
+  if (t.confirm_of !== null) return `confirms #${t.confirm_of}`;
+  if (t.baseline) return "baseline";
+  if (t.retry_of !== null) return `retry of #${t.retry_of}`;
+  if (t.warm_start) return "warm start";
+  return t.defaults_sweep ? "defaults sweep" : "sampler";
+}
+function showTrials(trials, direction) {
+  const rows = trials.data.map((t) => ({
+    ...t, lr: Object.entries(t.params).find(([k]) => k.endsWith(".lr"))?.[1] ?? null, origin: trialOrigin(t),
+    ended: t.state === "complete" ? "complete" : `${t.stop_reason && t.stop_reason !== t.state ? t.stop_reason.replaceAll("_", " ") : t.state} at epoch ${t.stop_step}`,
+  }));
+  const body = document.getElementById("trials");
+  let sortKey = "number", reverse = false;
+  const render = () => {
+    const sign = reverse ? -1 : 1;
+    const better = direction === "maximize" ? -1 : 1;  // best first for the value
+    const sorted = [...rows].sort((a, b) => {
+      const x = a[sortKey], y = b[sortKey];
+      if (x === y) return a.number - b.number;
+      if (x === null || x === undefined) return 1;  // no value: last either way
+      if (y === null || y === undefined) return -1;
+      const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+      return sign * (sortKey === "value" ? better * c : c);
+    });
+    body.replaceChildren(...sorted.map((t) => el("tr", { "data-trial": String(t.number), class: `trial ${t.state}` },
+      el("td", {}, `#${t.number}`), el("td", {}, t.optimizer || "-"), el("td", {}, t.schedule || "-"),
+      el("td", { title: t.detail || "" }, t.ended), el("td", {}, String(t.epochs_run)),
+      el("td", {}, fmt(t.value)), el("td", {}, fmt(t.lr)), el("td", {}, t.seed ?? "-"), el("td", {}, t.origin))));
+  };
+  document.querySelectorAll("#trials-table th").forEach((th) => th.addEventListener("click", () => {
+    reverse = sortKey === th.dataset.key ? !reverse : false;
+    sortKey = th.dataset.key;
+    render();
+  }));
+  render();
+  if (trials.count > trials.data.length) {
+    document.getElementById("trials-note").textContent = `The first ${trials.data.length} of ${trials.count} trials (every trial: the CSV); click a column's name to sort by it.`;
+  }
 }
 
 // The job's failed trials, one entry per way they failed (the same traceback, or the same
