@@ -195,6 +195,11 @@ def rerun(job_id: str,
     in this process."""
     import traceback
 
+    with _api_errors():  # first: a trial that is not there is said before torch is imported
+        c = _client()
+        job = c.job(job_id)
+        trial = c.trial(job_id, number)
+
     import optuna
 
     from tuner.objective import Provenance
@@ -202,10 +207,6 @@ def rerun(job_id: str,
     from tuner.space import TrialConfig
     from tuner.spec import JobSpec
 
-    with _api_errors():
-        c = _client()
-        job = c.job(job_id)
-        trial = c.trial(job_id, number)
     if trial["optimizer"] is None:
         err.print(f"[red]error:[/red] trial {number} of job {job_id} has no configuration "
                   f"recorded (its worker was lost before it drew one): nothing to run",

@@ -566,8 +566,13 @@ def test_a_failed_trials_traceback_through_the_cli(service: Service, tmp_path: A
     assert re.search(r"trials? [\d, ]+ failed:\nTraceback \(most recent call last\):\n", text), text
     assert 'File "tuner_example_plugin/trainables.py", line ' in text and \
         "ValueError: the team's loader lost its shard" in text, text
-    again = _cli(["rerun", job["id"], "0"], env)
+    # --pdb: the debugger, in the team's frame that raised (here told to print a local, quit)
+    again = subprocess.run([sys.executable, "-m", "cli", "rerun", job["id"], "0", "--pdb"],
+                           env=env, text=True, capture_output=True, timeout=600, check=False,
+                           input="p epoch\nq\n")
     assert again.returncode == 1, again.stderr
+    assert re.search(r"trainables\.py\(\d+\)crashes\(\)\n-> raise ValueError", again.stdout) \
+        and "(Pdb) 2\n" in again.stdout, again.stdout
     tb = again.stderr
     assert re.search(r'Traceback \(most recent call last\):\n  File "[^"]+tuner/objective\.py"',
                      tb), tb  # from the trial's own frames: not Optuna's, not the command's
@@ -576,13 +581,33 @@ def test_a_failed_trials_traceback_through_the_cli(service: Service, tmp_path: A
     assert " ".join(tb.split()).endswith(
         f"trial 0 of job {job['id']} raised here, as in the service (ValueError: the team's "
         f"loader lost its shard)"), tb
-    # --pdb: the debugger, in the team's frame that raised (here told to print a local, quit)
-    debugged = subprocess.run([sys.executable, "-m", "cli", "rerun", job["id"], "0", "--pdb"],
-                              env=env, text=True, capture_output=True, timeout=600, check=False,
-                              input="p epoch\nq\n")
-    assert debugged.returncode == 1, debugged.stderr
-    assert re.search(r"trainables\.py\(\d+\)crashes\(\)\n-> raise ValueError", debugged.stdout) \
-        and "(Pdb) 2\n" in debugged.stdout, debugged.stdout
+
+
+def test_tuner_rerun_prints_the_run_beside_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tuner rerun`'s table: each epoch here beside the service's, then how it ended in each
+    and whether the epochs both ran agree (a pruned trial, run to the end here)."""
+    import cli.remote
+
+    def steps(values: list[float]) -> list[dict[str, Any]]:
+        return [{"step": i + 1, "value": v, "train_loss": 0.5, "lr": 0.01}
+                for i, v in enumerate(values)]
+
+    here = {"state": "complete", "value": 0.96, "detail": "", "device": "cpu",
+            "steps": steps([0.8, 0.9, 0.94, 0.96])}
+    pruned = {"state": "pruned", "stop_step": 2, "value": 0.9, "steps": steps([0.8, 0.9])}
+    for service, said in ((pruned, "the 2 epochs both ran gave the same values"),
+                          ({**pruned, "steps": steps([0.8, 0.875])},
+                           "over the 2 epochs both ran the values differ by up to 0.025")):
+        shown = Console(width=150, record=True, file=io.StringIO())
+        monkeypatch.setattr(cli.remote, "out", shown)
+        cli.remote.print_rerun(service, here, "val_accuracy")
+        text = shown.export_text()
+        rows = [ln.split() for ln in text.splitlines()
+                if ln.strip()[:1].isdigit() and len(ln.split()) == 5]
+        assert [r[:3] for r in rows] == [["1", "0.8", "0.8"], ["2", "0.9", service["steps"][1][
+            "value"].__format__(".4g")], ["3", "0.94", "-"], ["4", "0.96", "-"]], text
+        assert (f"here: complete, val_accuracy 0.96 (on cpu); in the service: pruned at epoch "
+                f"2, val_accuracy 0.9; {said}") in " ".join(text.split()), text
 
 
 def test_tuner_trials_prints_each_failures_traceback_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -658,9 +683,7 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     assert both["seed"] == again["seed"] and both["here"]["state"] == "complete"
     assert [(s["step"], s["value"]) for s in both["here"]["steps"]] == [
         (s["step"], s["value"]) for s in again["steps"]]
-    shown = _cli(["rerun", job["id"], str(again["number"])], {**env, "OMP_NUM_THREADS": "1"})
-    assert "the 3 epochs both ran gave the same values" in " ".join(shown.stdout.split()), \
-        shown.stdout
+    assert f"seed {again['seed']}, 3 epochs on the job's split" in ran.stderr, ran.stderr
     missing = _cli(["rerun", job["id"], "99"], env)
     assert missing.returncode == 1 and "has no finished trial 99" in missing.stderr
     assert job["id"] in _cli(["jobs"], env).stdout
