@@ -169,6 +169,12 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         gone = h.get(f"/v1/jobs/{job['id']}/trials/{n + 5}")
         assert gone.status_code == 404 and gone.json()["detail"] == (
             f"job {job['id']} has no finished trial {n + 5} ({n} finished so far)")
+        # past the column's range: not there either (no database error); past int64 or not a
+        # number: the field named
+        assert h.get(f"/v1/jobs/{job['id']}/trials/{2**63 - 1}").status_code == 404
+        for bad_number in (str(2**63), "-1", "x"):
+            r = h.get(f"/v1/jobs/{job['id']}/trials/{bad_number}")
+            assert r.status_code == 422 and r.json()["errors"][0]["field"] == "number", r.text
         bad = h.get(f"/v1/jobs/{job['id']}/trials", params={"state": "finished"})
         assert bad.status_code == 422 and bad.json()["detail"] == (
             "state: unknown 'finished'; valid choices: complete, pruned, diverged, failed")

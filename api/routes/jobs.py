@@ -158,7 +158,8 @@ def read_trials(job: TeamJob, session: SessionDep,
 def read_trial(job: TeamJob, session: SessionDep,
                number: Annotated[int, Path(ge=0, le=INT64_MAX)]) -> dict[str, Any]:
     """One finished trial, with its steps and, if it failed, its traceback."""
-    page = trial_page(session, job.id, number=number)
+    # (Trial numbers are 32-bit columns: a larger one is no trial, never a database error.)
+    page = trial_page(session, job.id, number=number) if number <= ID_MAX else []
     if not page:
         raise ApiProblem(404, "Not found", f"job {job.id} has no finished trial {number} "
                                            f"({count_trials(session, job.id)} finished so far)")
