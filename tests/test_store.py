@@ -621,3 +621,30 @@ def test_a_trial_another_process_failed_is_left_for_its_handler_to_record(
         rows = {r.number: (r.state, r.stop_reason)
                 for r in s.scalars(select(TrialRow).where(TrialRow.job_id == job_id))}
     assert rows == {lost.number: ("failed", "worker_lost"), failed.number: ("failed", "failed")}
+
+
+def test_a_trials_error_with_a_nul_character_is_stored(migrated_url: str) -> None:
+    """A team's error whose message holds a NUL character (bytes decoded as text): PostgreSQL's
+    text cannot store one, and the trial's record could not be written (its job never
+    finished counting it). Stored with the NUL shown as \\x00, on both databases."""
+    from tuner.store.trials import record_trial, trial_page
+    from tuner.trial import TrialRecord
+
+    (job_id,) = _queue(migrated_url)
+    with session_factory(migrated_url)() as s:
+        assert record_trial(s, job_id, TrialRecord(
+            number=0, state="failed", stop_reason="failed", optimizer="adam",
+            detail="ValueError: bad\x00byte",
+            traceback="Traceback (most recent call last):\nValueError: bad\x00byte\n"))
+        (t,) = trial_page(s, job_id)
+    assert t["detail"] == "ValueError: bad\\x00byte"
+    assert t["traceback"].endswith("ValueError: bad\\x00byte\n")
+    # and the job's error, which says its trials' (`all 1 trials failed: ValueError: bad...`)
+    from sqlalchemy import update
+
+    from tuner.store.models import Job
+
+    with session_factory(migrated_url)() as s:
+        s.execute(update(Job).where(Job.id == job_id).values(error="all failed: bad\x00byte"))
+        s.commit()
+        assert s.get(Job, job_id).error == "all failed: bad\\x00byte"  # type: ignore[union-attr]

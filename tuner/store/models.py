@@ -20,9 +20,24 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 PREFIX = "tuner_"
+
+
+class NulFreeText(TypeDecorator[str]):
+    """Text written from errors (a trial's detail and traceback, a job's error): a NUL
+    character, which PostgreSQL's text type refuses ("cannot contain NUL (0x00) bytes", and
+    the trial's record was never written), is stored as the four characters `\\x00`. The
+    column is plain TEXT."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return value.replace("\x00", "\\x00") if value is not None else None
 
 metadata = MetaData(naming_convention={
     "ix": "ix_%(column_0_label)s",
@@ -159,7 +174,7 @@ class Job(Base):
     # loop, models or data preparation are not repeats of this one's.
     training_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    error: Mapped[str | None] = mapped_column(Text, default=None)
+    error: Mapped[str | None] = mapped_column(NulFreeText, default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     study_name: Mapped[str] = mapped_column(String(512))  # Optuna's own limit
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -176,7 +191,7 @@ class Job(Base):
     # n_trials (n_trials above is the search's share), runs added so far, and how it ended.
     confirm_budget: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     n_confirm: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    confirm_note: Mapped[str | None] = mapped_column(Text, default=None)
+    confirm_note: Mapped[str | None] = mapped_column(NulFreeText, default=None)
     # What the service decided that the spec does not say (tuner.search.SweepPlan.notes): set at
     # submit, and again by the dispatcher when it orders the sweep from the team's history.
     notes: Mapped[list[Any] | None] = mapped_column(default=None)
@@ -220,8 +235,8 @@ class TrialRow(Base):
     state_bytes_per_param: Mapped[float] = mapped_column(Float, default=0.0)
     device: Mapped[str | None] = mapped_column(String(32), default=None)
     hardware: Mapped[str | None] = mapped_column(String(100), default=None)
-    detail: Mapped[str] = mapped_column(Text, default="")
-    traceback: Mapped[str | None] = mapped_column(Text, default=None)
+    detail: Mapped[str] = mapped_column(NulFreeText, default="")
+    traceback: Mapped[str | None] = mapped_column(NulFreeText, default=None)
     defaults_sweep: Mapped[bool] = mapped_column(Boolean, default=False)
     warm_start: Mapped[bool] = mapped_column(Boolean, default=False)
     baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
