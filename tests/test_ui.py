@@ -420,6 +420,11 @@ def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F81
     with service.http(service.key_a) as h:
         r = h.get(f"/v1/jobs/{job['id']}/trials", headers={"Accept": "text/csv"})
         assert r.headers["content-type"].startswith("text/csv") and r.text.startswith("number,")
+        assert "traceback" not in r.text.splitlines()[0]  # a row per line
+        # one state's trials as a table, as in JSON
+        done = pd.read_csv(io.StringIO(h.get(f"/v1/jobs/{job['id']}/trials", params={
+            "format": "csv", "state": "complete"}).text))
+        assert list(done["number"]) == [t["number"] for t in trials if t["state"] == "complete"]
         bad = h.get(f"/v1/jobs/{job['id']}/trials", params={"format": "xlsx"})
         assert bad.status_code == 422 and "json, csv, parquet" in bad.json()["detail"]
     with service.http(service.key_b) as h:  # another team: not found, in every format

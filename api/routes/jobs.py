@@ -138,14 +138,15 @@ def read_trials(job: TeamJob, session: SessionDep,
                 ) -> Any:
     """Every finished trial (or those in `state`): params, state, stop reason and step, its
     steps, and a failed trial's `traceback`. As a table with `?format=csv|parquet` (or
-    `Accept: text/csv`; every trial, without tracebacks)."""
+    `Accept: text/csv`; every trial, or every one in `state`, without tracebacks)."""
     if state is not None and state not in TRIAL_STATES:
         raise ApiProblem(422, "Invalid request",
                          f"state: unknown {state!r}; valid choices: {', '.join(TRIAL_STATES)}",
                          [{"field": "state", "message": "unknown state"}])
     table = _table_format(format, accept)
     if table is not None:
-        rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=False)
+        rows = trial_page(session, job.id, offset=0, limit=TABLE_LIMIT, with_steps=False,
+                          state=state)
         body = trials_table(rows, table)
         return Response(body, media_type=TABLE_TYPES[table], headers={
             "Content-Disposition": f'attachment; filename="{job.id}-trials.{table}"'})
