@@ -213,7 +213,8 @@ def rerun(job_id: str,
                   highlight=False)
         raise typer.Exit(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # its log of the failure: printed below
-    spec = JobSpec.model_validate(job["spec"])
+    with user_errors():  # (a spec this release of the client reads otherwise: said, no traceback)
+        spec = JobSpec.model_validate(job["spec"])
     seed = trial["seed"] if trial["seed"] is not None else spec.training.seed
     said = f"trial {number} of job {job_id}"
     err.print(f"{said}: {trial['optimizer']} + {trial['schedule']}, seed {seed}, "
