@@ -139,7 +139,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         assert r[8] == (f"confirms #{t['confirm_of']}" if t["confirm_of"] is not None else
                         "defaults sweep" if t["defaults_sweep"] else "sampler"), (r, t)
         assert r[3] == ("complete" if t["state"] == "complete" else
-                        f"{t['state']} at epoch {t['stop_step']}"), (r, t)
+                        f"{t['state']} at epoch {t['stop_step']}" if t["stop_step"] else
+                        f"{t['state']} before its first epoch"), (r, t)
     assert any(r[8].startswith("confirms #") for r in shown)  # the race ran
     browser.find_element("css selector", "#trials-table th[data-key='value']").click()
     by_value = browser.execute_script(read_trials)
@@ -279,6 +280,13 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                   "{failed: 4}})") == "4 failed"
     assert browser.find_element("id", "job-error").text.startswith(
         f"all {n} trials failed: out of memory on cpu: RuntimeError: ")
+    # No epoch was reported: no empty axes, but a word saying so.
+    assert not browser.find_element("css selector", ".charts").is_displayed()
+    assert browser.find_element("id", "no-epochs").text == \
+        "No trial reported an epoch: nothing to draw."
+    ended = browser.execute_script("return [...document.querySelectorAll('#trials tr')]"
+                                   ".map(r => r.children[3].textContent)")
+    assert ended == ["out of memory before its first epoch"] * n, ended
     # Its failed trials, one entry per way they failed, the first open with the traceback down
     # to the team's line that asked for the memory, its file under its package's name.
     entries = browser.find_elements("css selector", "#failure-list details")

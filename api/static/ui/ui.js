@@ -257,7 +257,15 @@ async function jobPage() {
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
   };
   render(job);
-  drawJobFigures(await getJson(`/v1/jobs/${id}/figures`));
+  const fig = await getJson(`/v1/jobs/${id}/figures`);
+  drawJobFigures(fig);
+  if (!fig.best_so_far.length && !fig.curves.some((c) => c.points.length)) {
+    // Empty axes say nothing: a job whose trials all failed before an epoch, or none ran yet.
+    const charts = document.querySelector(".charts");
+    charts.style.display = "none";
+    charts.before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
+      ? "No trial reported an epoch: nothing to draw." : "No trial has reported an epoch yet: the charts come when the job ends (or on a reload)."));
+  }
   showTrials(await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`), job.task.direction);
   if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`), id);
   if (!FINAL.includes(job.status)) {
@@ -288,7 +296,8 @@ function trialOrigin(t) {
 function showTrials(trials, direction) {
   const rows = trials.data.map((t) => ({
     ...t, lr: Object.entries(t.params).find(([k]) => k.endsWith(".lr"))?.[1] ?? null, origin: trialOrigin(t),
-    ended: t.state === "complete" ? "complete" : `${t.stop_reason && t.stop_reason !== t.state ? t.stop_reason.replaceAll("_", " ") : t.state} at epoch ${t.stop_step}`,
+    ended: t.state === "complete" ? "complete" : `${t.stop_reason && t.stop_reason !== t.state ? t.stop_reason.replaceAll("_", " ") : t.state} `
+      + (t.stop_step ? `at epoch ${t.stop_step}` : "before its first epoch"),
   }));
   const body = document.getElementById("trials");
   let sortKey = "number", reverse = false;
