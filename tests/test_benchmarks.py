@@ -410,3 +410,21 @@ def test_baseline_check_benchmark_smoke(tmp_path: Path) -> None:
     assert len(run["fresh_leader"]) == len(run["fresh_baseline"]) == 2
     (task,) = res["tasks"].values()
     assert task["runs"] == 1 and sum(task["verdicts"].values()) == 1
+
+
+def test_pruned_families_benchmark_smoke(tmp_path: Path) -> None:
+    """Each pruned-only family of the answer is run to the end again, from its best pruned
+    trial, and judged against the leader's interval; the counts add up."""
+    from benchmarks import pruned_families
+
+    res = pruned_families.main(["--smoke", "--out", str(tmp_path / "pf.json")])
+    (run,) = res["runs"]
+    assert run["families"], run  # the 8-trial job leaves families pruned
+    for f in run["families"]:
+        assert f["stop_step"] < 3 and f["state_here"] in ("complete", "diverged"), f
+        assert f["final"] is None or f["state_here"] == "complete"
+        assert not f["ahead"] or f["reached"], f  # ahead of the value is inside the interval
+    (task,) = res["tasks"].values()
+    assert task["pruned_only_families"] == len(run["families"])
+    assert task["reached"] == sum(f["reached"] for f in run["families"])
+    assert task["flagged_of_reached"] <= min(task["reached"], task["flagged"])

@@ -72,8 +72,10 @@ from tuner.store.queries import team_tasks
 # stood against the best leader's configuration at the epoch it was stopped (`level_at_stop`);
 # 29: `configurations_tried` and `n_configurations` over the whole history, not the best 20;
 # 30: a transfer draws on the corpus's tasks nearer than the team's, scores a family a task did
-# not rank as that task's average family, and lists the families no similar task ranked.)
-ANSWER_FORMAT = 31
+# not rank as that task's average family, and lists the families no similar task ranked;
+# 31: a family not ranked says how its trials ended; 32: the families behind the leader at the
+# epoch they were stopped are not said to be behind at the budget.)
+ANSWER_FORMAT = 32
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
