@@ -187,6 +187,10 @@ def rerun(job_id: str,
           number: Annotated[int, typer.Argument(metavar="TRIAL", help="the trial's number")],
           debug: Annotated[bool, typer.Option(
               "--pdb", help="where the trial raises, stop in Python's debugger")] = False,
+          device: Annotated[str | None, typer.Option(
+              "--device", help="auto, cpu or cuda: where to train here (default: the job's "
+                               "training.device; a job on cuda reruns on a machine without a "
+                               "GPU with --device cpu, its values then its own)")] = None,
           as_json: JsonOpt = False) -> None:
     """Run one trial of a job again here, to debug it or check its value: its configuration at
     the seed it ran with, on the job's data split, for the job's epochs, never pruned; the
@@ -202,6 +206,7 @@ def rerun(job_id: str,
 
     import optuna
 
+    from tuner.errors import SpecError
     from tuner.objective import Provenance
     from tuner.search import prepare_rerun
     from tuner.space import TrialConfig
@@ -215,6 +220,9 @@ def rerun(job_id: str,
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # its log of the failure: printed below
     with user_errors():  # (a spec this release of the client reads otherwise: said, no traceback)
         spec = JobSpec.model_validate(job["spec"])
+        if device is not None:
+            spec = JobSpec.model_validate({**spec.model_dump(), "training": {
+                **spec.training.model_dump(), "device": device}})
     seed = trial["seed"] if trial["seed"] is not None else spec.training.seed
     said = f"trial {number} of job {job_id}"
     err.print(f"{said}: {trial['optimizer']} + {trial['schedule']}, seed {seed}, "
@@ -222,10 +230,18 @@ def rerun(job_id: str,
               f"{spec.training.seed}), never pruned", highlight=False)
     with user_errors():
         task = job["task"]
-        again = prepare_rerun(spec, TrialConfig(trial["optimizer"], trial["schedule"],
-                                                trial["params"]), seed,
-                              Provenance(task["data_digest"], task["model_digest"],
-                                         task["code_digest"], job["budget"]["training_format"]))
+        try:
+            again = prepare_rerun(spec, TrialConfig(trial["optimizer"], trial["schedule"],
+                                                    trial["params"]), seed,
+                                  Provenance(task["data_digest"], task["model_digest"],
+                                             task["code_digest"],
+                                             job["budget"]["training_format"]))
+        except SpecError as exc:
+            if exc.field != "training.device" or device is not None:
+                raise
+            raise SpecError("training.device", "the job trains on cuda, and this machine has "
+                            "no CUDA GPU that torch can use: --device cpu reruns it on the CPU "
+                            "(its values then its own)") from None
     try:
         rec = again.run()
     except Exception as exc:

@@ -690,6 +690,12 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     assert [(s["step"], s["value"]) for s in both["here"]["steps"]] == [
         (s["step"], s["value"]) for s in again["steps"]]
     assert f"seed {again['seed']}, 3 epochs on the job's split" in ran.stderr, ran.stderr
+    import torch
+
+    if not torch.cuda.is_available():  # where to train here: a GPU this machine lacks is said
+        cuda = _cli(["rerun", job["id"], str(again["number"]), "--device", "cuda"], env)
+        assert cuda.returncode == 2 and "training.device: cuda, but this machine has no CUDA " \
+            "GPU that torch can use" in " ".join(cuda.stderr.split()), cuda.stderr
     missing = _cli(["rerun", job["id"], "99"], env)
     assert missing.returncode == 1 and "has no finished trial 99" in missing.stderr
     assert job["id"] in _cli(["jobs"], env).stdout

@@ -528,6 +528,9 @@ def prepare_rerun(spec: JobSpec, config: TrialConfig, seed: int,
         "search": spec.search.model_copy(update={
             "pruner": "none", "warm_start": "none", "defaults_sweep": False,
             "baseline": False, "confirm_top_k": 0})})
+    from tuner.tasks import check_local_device
+
+    check_local_device(spec)  # a job that trained on cuda, here without a GPU: said, not raised
     if made_from is not None and made_from.training_format not in (None, TRAINING_FORMAT):
         raise TunerError(f"the job ran the training code of another release of the service "
                          f"(training format {made_from.training_format}; this one's is "
