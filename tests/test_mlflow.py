@@ -49,3 +49,21 @@ def test_each_trial_is_an_mlflow_run(mlflow_uri: str, service: Service) -> None:
         assert run.data.params["optimizer"] == t["optimizer"]
         assert {k for k in run.data.params if k not in ("optimizer", "schedule")} == set(t["params"])
         assert not any("one_minus" in k for k in run.data.params)
+
+
+def test_a_failed_trials_run_says_why_with_its_traceback(mlflow_uri: str) -> None:
+    """A failed trial's run carries its error (`tuner.detail`) and its traceback as the run's
+    description (MLflow's note), in a real MLflow tracking store."""
+    from tuner.mlflow_log import log_trial, target_for
+    from tuner.trial import TrialRecord
+
+    tb = "Traceback (most recent call last):\n  File \"team/loop.py\", line 3\nValueError: x\n"
+    target = target_for(mlflow_uri, "j" * 32, "team-a/mlp/iris/job-" + "j" * 32,
+                        "val_accuracy", "team-a")
+    assert target is not None
+    run_id = log_trial(target, TrialRecord(number=4, state="failed", stop_reason="failed",
+                                           optimizer="adam", detail="ValueError: x",
+                                           traceback=tb))
+    run = mlflow.MlflowClient(tracking_uri=mlflow_uri).get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags["tuner.detail"] == "ValueError: x"
+    assert run.data.tags["mlflow.note.content"] == f"```\n{tb}\n```"

@@ -3,7 +3,8 @@
 public names, every epoch's metric (and train loss, validation loss, learning rate) as metric
 history, its state as the run's status. The experiment is the job's study name less the job
 (`<team>/<model>/<dataset>`), so a task's jobs share one experiment; each run is tagged with its
-job, trial number, family, schedule and state. Logging never fails a trial: an error is logged
+job, trial number, family, schedule and state (and why it stopped: `tuner.detail`; a failed
+trial's traceback is the run's description). Logging never fails a trial: an error is logged
 as a warning and the trial stays recorded in the service."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tuner.trial import TrialRecord
 log = logging.getLogger(__name__)
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
 STEP_METRICS = ("train_loss", "val_loss", "lr")
+TAG_CHARS = 5000  # MLflow's limit on a tag's value (5000 on the stores of MLflow 2 and 3)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ def log_trial(target: MlflowTarget, rec: TrialRecord) -> str:
     tags = {**target.tags, "tuner.trial": str(rec.number), "tuner.state": rec.state,
             "tuner.optimizer": rec.optimizer or "", "tuner.schedule": rec.schedule or "",
             "tuner.stop_reason": rec.stop_reason or ""}
+    if rec.detail:  # why it stopped, diverged or failed
+        tags["tuner.detail"] = rec.detail[:TAG_CHARS]
+    if rec.traceback:  # a failed trial's traceback as the run's description (MLflow's note)
+        tags["mlflow.note.content"] = f"```\n{rec.traceback[-(TAG_CHARS - 8):]}\n```"
     job = target.tags["tuner.job_id"][:8]
     run = client.create_run(exp_id, run_name=f"job-{job}-trial-{rec.number}", tags=tags)
     now = int(time.time() * 1000)
