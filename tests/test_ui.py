@@ -303,6 +303,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert f"tuner rerun {hungry['id']} " in entries[0].find_element("css selector", "p.hint").text
     browser.execute_script("document.getElementById('failures').scrollIntoView()")
     browser.save_screenshot(str(SHOTS / "ui_job_failed.png"))
+    # Trials failing each their own way (an error naming the trial's lr): the first 20 ways,
+    # then where the rest are.
+    browser.execute_script(
+        "showFailures({data: [...Array(25).keys()].map(i => ({number: i, stop_reason: 'failed',"
+        " detail: 'E' + i, epochs_run: 1, traceback: 'T' + i})), count: 25}, 'j1')")
+    assert len(browser.find_elements("css selector", "#failure-list details")) == 20
+    assert browser.find_element("id", "more-failures").text == \
+        "5 more ways these trials failed: tuner trials j1 --state failed --json has every one."
 
     # The team's tasks, each with the answer its history gives (in the words of `tuner tasks`:
     # tuner.recommend.brief): digits from its own trials, the loop that never fit predicted

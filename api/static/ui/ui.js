@@ -330,6 +330,7 @@ function showTrials(trials, direction) {
 
 // The job's failed trials, one entry per way they failed (the same traceback, or the same
 // detail where none was kept: a lost worker, a cancel), the first open.
+const FAILURES_SHOWN = 20;  // ways of failing listed (a message naming each trial's lr differs each time)
 function showFailures(trials, jobId) {
   const groups = new Map();
   for (const t of trials.data) {
@@ -338,12 +339,17 @@ function showFailures(trials, jobId) {
     groups.get(k).push(t);
   }
   const list = document.getElementById("failure-list");
-  list.replaceChildren(...[...groups.values()].map((ts, i) => el("details", { open: i === 0 },
+  const shown = [...groups.values()].slice(0, FAILURES_SHOWN);
+  list.replaceChildren(...shown.map((ts, i) => el("details", { open: i === 0 },
     el("summary", {}, `${count(ts.length, "trial")} (#${ts.map((t) => t.number).join(", #")})`
       + `${ts[0].epochs_run ? ` after ${count(ts[0].epochs_run, "epoch")}` : ""}: ${failureText(ts[0])}`),
     ...(ts[0].traceback ? [el("pre", {}, ts[0].traceback),
       el("p", { class: "hint" }, "Run it again on your machine, where the plugin is installed: ",
          el("code", {}, `tuner rerun ${jobId} ${ts[0].number}`), " (", el("code", {}, "--pdb"), ": in the debugger).")] : []))));
+  if (groups.size > shown.length) {
+    list.append(el("p", { class: "hint", id: "more-failures" }, `${groups.size - shown.length} more ways these trials failed: `,
+      el("code", {}, `tuner trials ${jobId} --state failed --json`), " has every one."));
+  }
   if (trials.count > trials.data.length) list.append(el("p", { class: "hint" }, `The first ${trials.data.length} of ${trials.count} failed trials.`));
   document.getElementById("failures").hidden = false;
 }
