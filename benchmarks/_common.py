@@ -127,3 +127,14 @@ def synthetic_run(description: str, out: Path, argv: list[str] | None, *, sample
     data = load_dataset("classification", {"n_samples": a.samples, "n_features": a.features,
                                            "n_informative": 16}, seed=0)
     return a, data
+
+
+def run_jobs(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int) -> list[Any]:
+    """`fn(*job)` for each job, in `workers` processes when there are several of both (each
+    job a search of its own: two at once use the two cores), in order."""
+    if workers > 1 and len(jobs) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(fn, *zip(*jobs, strict=True)))
+    return [fn(*j) for j in jobs]

@@ -25,12 +25,11 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from benchmarks._common import corpus_held_out, save
+from benchmarks._common import corpus_held_out, run_jobs, save
 from benchmarks.recommendation_quality import run_config, signed
 
 OUT = Path(__file__).parent / "results" / "baseline_check.json"
@@ -94,11 +93,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tasks, args.splits, args.trials, args.epochs, args.fresh = tasks[2:], 1, 4, 2, 2
     jobs = [(t, k, args.trials, args.epochs, args.fresh, args.baseline_runs) for t in tasks
             for k in range(args.splits)]
-    if args.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            runs = list(pool.map(one_run, *zip(*jobs, strict=True)))
-    else:
-        runs = [one_run(*j) for j in jobs]
+    runs = run_jobs(one_run, jobs, args.workers)
     per_task: dict[str, Any] = {}
     for t in tasks:
         mine = [r for r in runs if r["task"] == t]

@@ -29,11 +29,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import corpus_held_out, save
+from benchmarks._common import corpus_held_out, run_jobs, save
 from benchmarks.recommendation_quality import signed
 
 OUT = Path(__file__).parent / "results" / "pruned_families.json"
@@ -96,11 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.smoke:
         tasks, args.splits, args.trials, args.epochs = tasks[1:2], 1, 8, 3
     jobs = [(t, k, args.trials, args.epochs) for t in tasks for k in range(args.splits)]
-    if args.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            runs = list(pool.map(one_run, *zip(*jobs, strict=True)))
-    else:
-        runs = [one_run(*j) for j in jobs]
+    runs = run_jobs(one_run, jobs, args.workers)
     per_task: dict[str, Any] = {}
     for t in tasks:
         fams = [f for r in runs if r["task"] == t for f in r["families"]]
