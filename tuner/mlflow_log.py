@@ -20,7 +20,9 @@ from tuner.trial import TrialRecord
 log = logging.getLogger(__name__)
 STATUS = {"complete": "FINISHED", "pruned": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
 STEP_METRICS = ("train_loss", "val_loss", "lr")
-TAG_CHARS = 5000  # MLflow's limit on a tag's value (5000 on the stores of MLflow 2 and 3)
+# A tag's value is kept to this many characters: MLflow 3 takes 8000 (MAX_TAG_VAL_LENGTH),
+# older tracking servers 5000; within both.
+TAG_CHARS = 5000
 
 
 @dataclass(frozen=True)
