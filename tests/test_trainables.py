@@ -149,8 +149,9 @@ def test_a_tracebacks_files_are_named_under_their_import_root(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failed trial's traceback names each file by its path under the import root it came
     from (what the team's package calls it), not the worker machine's folders; a file under no
-    root by its name. It keeps the innermost frames (where the error was raised) and the
-    errors it was raised from."""
+    root from its outermost package's folder, or by its name outside any package. It keeps the
+    innermost frames (where the error was raised) and the errors it was raised from, and cuts a
+    huge one's middle."""
     from tuner.objective import TRACEBACK_FRAMES, short_traceback
 
     pkg = tmp_path / "site" / "teampkg"
