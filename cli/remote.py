@@ -208,7 +208,7 @@ def rerun(job_id: str,
 
     from tuner.errors import SpecError
     from tuner.objective import Provenance
-    from tuner.search import prepare_rerun
+    from tuner.search import prepare_rerun, rerun_threads
     from tuner.space import TrialConfig
     from tuner.spec import JobSpec
 
@@ -227,7 +227,8 @@ def rerun(job_id: str,
     said = f"trial {number} of job {job_id}"
     err.print(f"{said}: {trial['optimizer']} + {trial['schedule']}, seed {seed}, "
               f"{spec.training.epochs} epochs on the job's split (training.seed "
-              f"{spec.training.seed}), never pruned", highlight=False)
+              f"{spec.training.seed}), never pruned, {rerun_threads(spec)} torch thread"
+              f"{'s' if rerun_threads(spec) > 1 else ''} as its worker", highlight=False)
     with user_errors():
         task = job["task"]
         try:

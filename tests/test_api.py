@@ -677,19 +677,19 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     bad_state = _cli(["trials", job["id"], "--state", "finished"], env)
     assert bad_state.returncode == 2 and "state: unknown 'finished'; valid choices: complete, " \
         "pruned, diverged, failed" in " ".join(bad_state.stderr.split()), bad_state.stderr
-    # A trial run again here: its configuration at its seed on the job's split gives the
-    # values the service recorded, epoch by epoch (one thread, as the service's workers train)
+    # A trial run again here: its configuration at its seed on the job's split, with the torch
+    # threads its worker had, gives the values the service recorded, epoch by epoch
     listed = Client(service.url, service.key_a).trials(job["id"])["data"]
     # (a confirmation run's seed, where there is one: not the job's own)
     again = min((t for t in listed if t["state"] == "complete"), key=lambda t: t["seed"] == 0)
-    ran = _cli(["rerun", job["id"], str(again["number"]), "--json"],
-               {**env, "OMP_NUM_THREADS": "1"})
+    ran = _cli(["rerun", job["id"], str(again["number"]), "--json"], env)
     assert ran.returncode == 0, ran.stderr
     both = json.loads(ran.stdout)
     assert both["seed"] == again["seed"] and both["here"]["state"] == "complete"
     assert [(s["step"], s["value"]) for s in both["here"]["steps"]] == [
         (s["step"], s["value"]) for s in again["steps"]]
-    assert f"seed {again['seed']}, 3 epochs on the job's split" in ran.stderr, ran.stderr
+    assert f"seed {again['seed']}, 3 epochs on the job's split (training.seed 0), never " \
+        "pruned, 1 torch thread as its worker" in " ".join(ran.stderr.split()), ran.stderr
     import torch
 
     if not torch.cuda.is_available():  # where to train here: a GPU this machine lacks is said

@@ -37,11 +37,19 @@ def test_a_trial_runs_again_as_it_ran() -> None:
 
     spec = _spec(space={"optimizers": ["lookahead", "sgd"], "lookahead_bases": ["adam"]},
                  budget={"n_trials": 3}, search={"confirm_top_k": 0})
-    records = run_search(spec).records
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the service's workers train (resources.cpus_per_trial)
+    try:
+        records = run_search(spec).records
+    finally:
+        torch.set_num_threads(before)
     rec = next(r for r in records if r.optimizer == "lookahead" and r.state == "complete")
     again = prepare_rerun(spec, TrialConfig(rec.optimizer, rec.schedule, rec.params),
                           rec.seed or 0, Provenance(training_format=TRAINING_FORMAT))
     here = again.run()
+    assert torch.get_num_threads() == before  # the rerun's thread count is its own
     assert here.params == rec.params and here.seed == rec.seed
     assert [(s.step, s.value) for s in here.steps] == [(s.step, s.value) for s in rec.steps]
     with pytest.raises(SpecError, match=r"^trial: adamw with the constant schedule is not in "
