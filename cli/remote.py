@@ -225,10 +225,11 @@ def rerun(job_id: str,
                 **spec.training.model_dump(), "device": device}})
     seed = trial["seed"] if trial["seed"] is not None else spec.training.seed
     said = f"trial {number} of job {job_id}"
+    threads = rerun_threads(spec)
     err.print(f"{said}: {trial['optimizer']} + {trial['schedule']}, seed {seed}, "
               f"{spec.training.epochs} epochs on the job's split (training.seed "
-              f"{spec.training.seed}), never pruned, {rerun_threads(spec)} torch thread"
-              f"{'s' if rerun_threads(spec) > 1 else ''} as its worker", highlight=False)
+              f"{spec.training.seed}), never pruned, {threads} torch thread"
+              f"{'s' if threads > 1 else ''} as its worker", highlight=False)
     with user_errors():
         task = job["task"]
         try:

@@ -266,8 +266,15 @@ async function jobPage() {
     charts.before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
       ? "No trial reported an epoch: nothing to draw." : "No trial has reported an epoch yet: the charts come when the job ends (or on a reload)."));
   }
-  showTrials(await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`), job.task.direction);
-  if (job.progress.failed) showFailures(await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=1000`), id);
+  const trials = await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`);
+  showTrials(trials, job.task.direction);
+  if (job.progress.failed) {
+    // Every trial is on hand (tracebacks included) unless the job has more than the page
+    // holds: then its failed ones are read on their own.
+    const own = trials.data.filter((t) => t.state === "failed");
+    showFailures(trials.count <= trials.data.length ? { data: own, count: own.length }
+      : await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=${TRIALS_SHOWN}`), id);
+  }
   if (!FINAL.includes(job.status)) {
     follow(`/v1/jobs/${id}/events`, (event, d) => {
       if (event === "end") location.reload();
