@@ -515,3 +515,80 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
             time.sleep(0.2)
         _open(browser, f"{url}/ui/jobs/{job_id}")  # the reload the end event made
         assert browser.find_element("id", "error").get_attribute("hidden")
+
+
+def _until(driver: Any, script: str, want: Any, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := driver.execute_script(script)) != want:
+        assert time.monotonic() < deadline, f"{what}: the page shows {got!r}, not {want!r}"
+        time.sleep(0.2)
+
+
+def test_a_running_jobs_page_draws_its_trials_as_they_finish(
+        migrated_url: str, browser: Any) -> None:
+    """The job page of a running job draws its charts, its trials table and its failures again
+    as trials finish, and the job's end, without a reload: what the reader set stays (a family
+    clicked off in the legend, a column sorted by). Trials are written as the workers write them
+    (`record_trial`); no dispatcher runs, so nothing else moves the job."""
+    from tests.test_api import free_port
+    from tests.test_hostile import serving
+    from tests.test_jobs import queue
+    from tuner.store.auth import create_api_key, get_or_create_team
+    from tuner.store.db import session_factory
+    from tuner.store.trials import record_trial
+    from tuner.trial import StepRecord, TrialRecord
+
+    job_id = queue(migrated_url, {**JOB, "budget": {"n_trials": 4}}, team="live")
+    sessions = session_factory(migrated_url)
+    with sessions() as s:
+        key = create_api_key(s, get_or_create_team(s, "live"))
+        s.commit()
+
+    def finish(number: int, optimizer: str, values: list[float], state: str = "complete",
+               traceback: str | None = None) -> None:
+        with sessions() as s:
+            assert record_trial(s, job_id, TrialRecord(
+                number=number, state=state, stop_reason=state, stop_step=len(values),
+                optimizer=optimizer, schedule="constant", params={"lr": 0.01 * (number + 1)},
+                value=max(values) if values and state != "failed" else None,
+                epochs_run=len(values), detail="ValueError: boom" if traceback else "",
+                traceback=traceback, steps=[StepRecord(step=i + 1, value=v, best_value=v)
+                                            for i, v in enumerate(values)]))
+
+    rows = "return [...document.querySelectorAll('#trials tr')].map(r => r.dataset.trial)"
+    curves = ("const ch = Chart.getChart(document.getElementById('curves-chart'));"
+              " return ch.data.datasets.map((d, i) => [d.family || d.label,"
+              " ch.isDatasetVisible(i)])")
+    with serving(migrated_url, "critical", port=free_port(), poll_s=0.1) as url:
+        _set_key(browser, url, key)
+        _open(browser, f"{url}/ui/jobs/{job_id}")
+        assert "No trial has finished yet" in browser.find_element("id", "no-epochs").text
+        assert browser.execute_script(rows) == []
+        browser.execute_script("window.sameLoad = true")
+        finish(0, "adam", [0.5, 0.7, 0.8])
+        finish(1, "sgd", [0.2, 0.3], state="pruned")
+        _until(browser, rows, ["0", "1"], "two trials finished")
+        _until(browser, curves, [["adam", True], ["sgd", True], ["pruned (stopped here)", True]],
+               "their curves")
+        assert not browser.find_elements("id", "no-epochs")
+        assert browser.find_element("id", "best-chart").is_displayed()
+        # The reader hides adam (its legend entry, as a click does) and sorts by value.
+        browser.execute_script(
+            "const ch = Chart.getChart(document.getElementById('curves-chart'));"
+            " const item = ch.legend.legendItems.find(i => i.text === 'adam');"
+            " ch.options.plugins.legend.onClick(null, item, ch.legend);")
+        browser.find_element("css selector", "#trials-table th[data-key='value']").click()
+        assert browser.execute_script(rows) == ["0", "1"]  # best first
+        finish(2, "adam", [0.6, 0.9])
+        finish(3, "sgd", [0.4], state="failed", traceback="Traceback ...\nValueError: boom")
+        # Every adam trial hidden, the new one too; the table still by value, best first.
+        _until(browser, curves, [["adam", False], ["sgd", True], ["adam", False], ["sgd", True],
+                                 ["pruned (stopped here)", True]], "the hidden family kept")
+        _until(browser, rows, ["2", "0", "1", "3"], "the sort kept")
+        _until(browser, "return document.getElementById('failures').hidden", False,
+               "the failure shown")
+        assert "ValueError: boom" in browser.find_element("id", "failure-list").text
+        Client(url, key).cancel(job_id)
+        _until(browser, "const s = document.querySelector('#job-head .status');"
+                        " return s && s.textContent", "cancelled", "the job's end")
+        assert browser.execute_script("return window.sameLoad") is True  # never reloaded

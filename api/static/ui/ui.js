@@ -186,10 +186,35 @@ function familyLabels(chart) {
 // A line of one point (a trial of one epoch) is drawn as a dot: with no radius it would not show.
 const lone = (points) => (points.length === 1 ? 3 : 0);
 
+// Clicking a family in the legend shows or hides every trial of that family (Chart.js's own
+// click toggled its first trial alone); a kind of stop marker toggles itself.
+function toggleFamily(e, item, legend) {
+  const chart = legend.chart;
+  const ds = chart.data.datasets;
+  const family = ds[item.datasetIndex].family;
+  const show = !chart.isDatasetVisible(item.datasetIndex);
+  ds.forEach((d, i) => {
+    if (i === item.datasetIndex || (family && d.family === family)) chart.setDatasetVisibility(i, show);
+  });
+  chart.update();
+}
+
+// A chart drawn again with new data (a running job's page, as its trials finish) keeps what
+// the reader hid: a family (or a kind of stop) clicked off in the legend stays off.
+function drawChart(canvas, config) {
+  const old = Chart.getChart(canvas);
+  if (old) {
+    const off = new Set(old.data.datasets.filter((d, i) => !old.isDatasetVisible(i)).map((d) => d.family ?? d.label));
+    for (const d of config.data.datasets) d.hidden = off.has(d.family ?? d.label);
+    old.destroy();
+  }
+  return new Chart(canvas, config);
+}
+
 function drawJobFigures(fig) {
   const metric = fig.metric;
   const best = document.getElementById("best-chart");
-  const bestChart = new Chart(best, {
+  const bestChart = drawChart(best, {
     type: "line",
     data: { datasets: [{ label: `best ${metric} so far`, data: fig.best_so_far.map(([x, y]) => ({ x, y })),
                          stepped: true, pointRadius: lone(fig.best_so_far), borderColor: "#333" }] },
@@ -214,10 +239,10 @@ function drawJobFigures(fig) {
                     pointStyle: STOP_STYLE[state], pointRadius: 6, borderColor: "#000",
                     backgroundColor: pts.map((c) => c.color) });
   }
-  const curvesChart = new Chart(curves, {
+  const curvesChart = drawChart(curves, {
     type: "line", data: { datasets },
     options: { animation: false, parsing: false,
-               plugins: { legend: { labels: { generateLabels: familyLabels, usePointStyle: true } } },
+               plugins: { legend: { onClick: toggleFamily, labels: { generateLabels: familyLabels, usePointStyle: true } } },
                scales: { x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
                          y: { title: { display: true, text: metric } } } },
   });
@@ -240,9 +265,35 @@ function drawJobFigures(fig) {
     el("td", {}, `${f.n_complete}/${f.n_trials}`))));
 }
 
+// Calls fn() when asked, never two at once, at most once per LIVE_MIN_MS and with at least
+// LIVE_IDLE times its last duration between two calls (a job of thousands of trials takes a
+// while to read: the page must not keep the service busy); a call asked for meanwhile runs
+// after, so the last state is always drawn.
+const LIVE_MIN_MS = 2000;
+const LIVE_IDLE = 4;
+function throttled(fn) {
+  let busy = false, pending = false, timer = null, last = 0, took = 0;
+  const run = async () => {
+    if (busy) { pending = true; return; }
+    const wait = last + Math.max(LIVE_MIN_MS, LIVE_IDLE * took) - Date.now();
+    if (wait > 0) {
+      timer = timer ?? setTimeout(() => { timer = null; run(); }, wait);
+      return;
+    }
+    busy = true;
+    const start = Date.now();
+    try { await fn(); } catch (e) { /* the next call tries again; the stream says if the service is gone */ }
+    took = Date.now() - start;
+    last = Date.now();
+    busy = false;
+    if (pending) { pending = false; run(); }
+  };
+  return run;
+}
+
 async function jobPage() {
   const id = location.pathname.split("/").pop();
-  const job = await getJson(`/v1/jobs/${id}`);
+  let job = await getJson(`/v1/jobs/${id}`);
   const head = document.getElementById("job-head");
   const render = (j) => {
     head.replaceChildren(
@@ -257,28 +308,39 @@ async function jobPage() {
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
   };
   render(job);
-  const fig = await getJson(`/v1/jobs/${id}/figures`);
-  drawJobFigures(fig);
-  if (!fig.best_so_far.length && !fig.curves.some((c) => c.points.length)) {
+  // The figures, the trials and the failures, read again as trials finish while the job runs.
+  const show = async () => {
+    const fig = await getJson(`/v1/jobs/${id}/figures`);
+    drawJobFigures(fig);
     // Empty axes say nothing: a job whose trials all failed before an epoch, or none ran yet.
-    const charts = document.querySelector(".charts");
-    charts.style.display = "none";
-    charts.before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
-      ? "No trial reported an epoch: nothing to draw." : "No trial has reported an epoch yet: the charts come when the job ends (or on a reload)."));
-  }
-  const trials = await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`);
-  showTrials(trials, job.task.direction);
-  if (job.progress.failed) {
-    // Every trial is on hand (tracebacks included) unless the job has more than the page
-    // holds: then its failed ones are read on their own.
-    const own = trials.data.filter((t) => t.state === "failed");
-    showFailures(trials.count <= trials.data.length ? { data: own, count: own.length }
-      : await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=${TRIALS_SHOWN}`), id);
-  }
+    const empty = !fig.best_so_far.length && !fig.curves.some((c) => c.points.length);
+    document.querySelector(".charts").style.display = empty ? "none" : "";
+    document.getElementById("no-epochs")?.remove();
+    if (empty) {
+      document.querySelector(".charts").before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
+        ? "No trial reported an epoch: nothing to draw." : "No trial has finished yet: the charts are drawn as trials finish."));
+    }
+    const trials = await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`);
+    showTrials(trials, job.task.direction);
+    if (job.progress.failed || trials.data.some((t) => t.state === "failed")) {
+      // Every trial is on hand (tracebacks included) unless the job has more than the page
+      // holds: then its failed ones are read on their own.
+      const own = trials.data.filter((t) => t.state === "failed");
+      showFailures(trials.count <= trials.data.length ? { data: own, count: own.length }
+        : await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=${TRIALS_SHOWN}`), id);
+    }
+    document.body.dataset.shownDone = String(trials.count);
+  };
+  await show();
   if (!FINAL.includes(job.status)) {
+    // Drawn again when the job's count of finished trials moves, and at its end (the end
+    // event carries the final job: its error, its notes), without reloading the page.
+    const again = throttled(show);
     follow(`/v1/jobs/${id}/events`, (event, d) => {
-      if (event === "end") location.reload();
-      else render({ ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes });
+      const done = job.progress.done;
+      job = event === "end" ? d : { ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes };
+      render(job);
+      if (event === "end" || job.progress.done !== done) again();
     }).catch(() => {});
   }
   document.getElementById("csv-link")?.addEventListener("click", async (ev) => {
@@ -300,39 +362,46 @@ function trialOrigin(t) {
   if (t.warm_start) return "warm start";
   return t.defaults_sweep ? "defaults sweep" : "sampler";
 }
+// The table's rows and how it is sorted, kept while a running job's page draws it again.
+const trialsView = { rows: [], direction: "maximize", key: "number", reverse: false, bound: false };
 function showTrials(trials, direction) {
-  const rows = trials.data.map((t) => ({
+  trialsView.direction = direction;
+  trialsView.rows = trials.data.map((t) => ({
     ...t, lr: Object.entries(t.params).find(([k]) => k.endsWith(".lr"))?.[1] ?? null, origin: trialOrigin(t),
     ended: t.state === "complete" ? "complete" : `${t.stop_reason && t.stop_reason !== t.state ? t.stop_reason.replaceAll("_", " ") : t.state} `
       + (t.stop_step ? `at epoch ${t.stop_step}` : "before its first epoch"),
   }));
-  const body = document.getElementById("trials");
-  let sortKey = "number", reverse = false;
-  const render = () => {
-    const sign = reverse ? -1 : 1;
-    const better = direction === "maximize" ? -1 : 1;  // best first for the value
-    const sorted = [...rows].sort((a, b) => {
-      const x = a[sortKey], y = b[sortKey];
-      if (x === y) return a.number - b.number;
-      if (x === null || x === undefined) return 1;  // no value: last either way
-      if (y === null || y === undefined) return -1;
-      const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
-      return sign * (sortKey === "value" ? better * c : c);
-    });
-    body.replaceChildren(...sorted.map((t) => el("tr", { "data-trial": String(t.number), class: `trial ${t.state}` },
-      el("td", {}, `#${t.number}`), el("td", {}, t.optimizer || "-"), el("td", {}, t.schedule || "-"),
-      el("td", { title: t.detail || "" }, t.ended), el("td", {}, String(t.epochs_run)),
-      el("td", {}, fmt(t.value)), el("td", {}, fmt(t.lr)), el("td", {}, t.seed ?? "-"), el("td", {}, t.origin))));
-  };
-  document.querySelectorAll("#trials-table th").forEach((th) => th.addEventListener("click", () => {
-    reverse = sortKey === th.dataset.key ? !reverse : false;
-    sortKey = th.dataset.key;
-    render();
-  }));
-  render();
-  if (trials.count > trials.data.length) {
-    document.getElementById("trials-note").textContent = `The first ${trials.data.length} of ${trials.count} trials (every trial: the CSV); click a column's name to sort by it.`;
+  if (!trialsView.bound) {
+    trialsView.bound = true;
+    document.querySelectorAll("#trials-table th").forEach((th) => th.addEventListener("click", () => {
+      trialsView.reverse = trialsView.key === th.dataset.key ? !trialsView.reverse : false;
+      trialsView.key = th.dataset.key;
+      renderTrials();
+    }));
   }
+  renderTrials();
+  document.getElementById("trials-note").textContent = trials.count > trials.data.length
+    ? `The first ${trials.data.length} of ${trials.count} trials (every trial: the CSV); click a column's name to sort by it.`
+    : "Every finished trial; click a column's name to sort by it.";
+}
+
+function renderTrials() {
+  const { rows, direction, key: sortKey, reverse } = trialsView;
+  const body = document.getElementById("trials");
+  const sign = reverse ? -1 : 1;
+  const better = direction === "maximize" ? -1 : 1;  // best first for the value
+  const sorted = [...rows].sort((a, b) => {
+    const x = a[sortKey], y = b[sortKey];
+    if (x === y) return a.number - b.number;
+    if (x === null || x === undefined) return 1;  // no value: last either way
+    if (y === null || y === undefined) return -1;
+    const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+    return sign * (sortKey === "value" ? better * c : c);
+  });
+  body.replaceChildren(...sorted.map((t) => el("tr", { "data-trial": String(t.number), class: `trial ${t.state}` },
+    el("td", {}, `#${t.number}`), el("td", {}, t.optimizer || "-"), el("td", {}, t.schedule || "-"),
+    el("td", { title: t.detail || "" }, t.ended), el("td", {}, String(t.epochs_run)),
+    el("td", {}, fmt(t.value)), el("td", {}, fmt(t.lr)), el("td", {}, t.seed ?? "-"), el("td", {}, t.origin))));
 }
 
 // The job's failed trials, one entry per way they failed (the same traceback, or the same
