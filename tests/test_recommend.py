@@ -373,6 +373,37 @@ def test_a_tie_says_how_many_runs_would_tell_its_two_best_apart() -> None:
     assert unrepeated["verdict"] == "not_separated" and unrepeated["to_separate"] is None
 
 
+def test_families_level_on_their_values_without_noise_are_said_level_widest_range_first() -> None:
+    """Without a noise estimate, families with the same value (an accuracy of 1.0 on a small
+    validation set) are said to be level, not one of them to lead; the one whose trials that
+    good span the widest range of learning rates is listed first (what `start_from` takes),
+    then the cheapest state. They were listed by name: the answer led with adadelta."""
+    hist = ([trial("adadelta", 1.0, 2.4, bytes_=8.0)]
+            + [trial("momentum", 1.0, lr, bytes_=4.0) for lr in (0.01, 0.03)]
+            + [trial("adamw", 1.0, lr, bytes_=8.0) for lr in (1e-3, 1e-2)]
+            + [trial("sgd", 0.9)])
+    r = rank_families(hist, "maximize", metric="val_accuracy")
+    assert r["verdict"] == "not_separated" and r["noise"]["sigma"] is None
+    assert [e["optimizer"] for e in r["ranking"]] == ["adamw", "momentum", "adadelta", "sgd"]
+    assert r["summary"].startswith(
+        "adamw, momentum and adadelta are level on the values seen (1 each; adamw is listed "
+        "first: its trials this good span the widest range of learning rates, 1.00 decades) "
+        "and not separated: there is no noise estimate (no configuration was run with several "
+        "seeds)")
+    # The same range: the cheaper state first; every leader level: said once.
+    r = rank_families(hist[:3] + [trial("adamw", 1.0, 0.01, bytes_=8.0),
+                                  trial("adamw", 1.0, 0.03, bytes_=8.0)], "maximize")
+    assert [e["optimizer"] for e in r["ranking"]] == ["momentum", "adamw", "adadelta"]
+    assert r["summary"].startswith(
+        "momentum, adamw and adadelta are level on the values seen (1 each; momentum is listed "
+        "first: the same range of learning rates and the least optimizer state (4 bytes per "
+        "parameter)) and not separated")
+    # One value ahead: it leads on the values seen, as before.
+    r = rank_families([trial("adam", 0.95), trial("sgd", 0.94)], "maximize")
+    assert r["summary"].startswith("adam leads on the values seen, but adam and sgd are not "
+                                   "separated")
+
+
 def test_the_same_seed_run_again_by_another_job_is_one_run_not_two() -> None:
     # Three jobs on a task each start their defaults sweep at the same configurations with
     # training.seed 0: each family's start is repeated, not measured three times. Counted as

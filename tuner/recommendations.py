@@ -74,8 +74,9 @@ from tuner.store.queries import team_tasks
 # 30: a transfer draws on the corpus's tasks nearer than the team's, scores a family a task did
 # not rank as that task's average family, and lists the families no similar task ranked;
 # 31: a family not ranked says how its trials ended; 32: the families behind the leader at the
-# epoch they were stopped are not said to be behind at the budget.)
-ANSWER_FORMAT = 32
+# epoch they were stopped are not said to be behind at the budget; 33: families level on their
+# values without a noise estimate are said level, the widest learning-rate range listed first.)
+ANSWER_FORMAT = 33
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
