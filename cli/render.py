@@ -211,7 +211,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if method == "direct":
         out.print(f"noise: {_noise(rec['noise'])}", highlight=False)
     if rec.get("budget"):
-        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}{_budget_parts(b, '/')} "
+        others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}"
+                           f"{_budget_parts(b, '/', rec['budget'])} "
                            f"({b['n_complete_trials']} trials)" for b in rec["other_budgets"])
         out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
                   f"{rec['budget']['batch_size']}{_budget_parts(rec['budget'], ', ')}"
@@ -240,16 +241,25 @@ def _at_stop(r: dict[str, Any]) -> str:
             f"; {at['optimizer']}'s best configuration was at {there} by then")
 
 
-def _budget_parts(budget: dict[str, Any], sep: str) -> str:
+def _budget_parts(budget: dict[str, Any], sep: str, against: dict[str, Any] | None = None) -> str:
     """The budget's parts past epochs and batch size: early stopping, a precision not fp32, a
-    training seed (data split) not 0, another release's training code."""
+    training seed (data split) not 0, another release's training code; and, beside the
+    answer's budget (`against`), each part where the two differ, defaults included (`8
+    epochs/batch 64` beside `8 epochs, batch size 64, training.seed 1` read as the same)."""
     from tuner.spec import TRAINING_FORMAT
 
     p, precision = budget.get("early_stopping_patience"), budget.get("precision")
     seed, fmt = budget.get("training_seed"), budget.get("training_format")
-    return ((f"{sep}early stopping patience {p}" if p is not None else "")
-            + (f"{sep}{precision}" if precision not in (None, "fp32") else "")
-            + (f"{sep}training.seed {seed}" if seed else "")
+    other = against or {}
+
+    def differs(key: str) -> bool:
+        return against is not None and other.get(key) != budget.get(key)
+
+    return ((f"{sep}early stopping patience {p}" if p is not None else
+             f"{sep}no early stopping" if differs("early_stopping_patience") else "")
+            + (f"{sep}{precision}" if precision not in (None, "fp32") or differs("precision")
+               else "")
+            + (f"{sep}training.seed {seed or 0}" if seed or differs("training_seed") else "")
             + (f"{sep}training format {fmt} (another release's)"
                if fmt not in (None, TRAINING_FORMAT) else ""))
 

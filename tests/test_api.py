@@ -743,8 +743,8 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     assert shown.returncode == 0, shown.stderr
     assert "  1. " in shown.stdout and "lr=" in shown.stdout  # each configuration on a line
     assert "budget: 3 epochs, batch size 64, early stopping patience 3; also in history: 3 " \
-           f"epochs/batch 64 ({sum(e['evidence']['n_trials'] for e in rec['ranking'])} trials)" \
-        in shown.stdout
+           "epochs/batch 64/no early stopping " \
+           f"({sum(e['evidence']['n_trials'] for e in rec['ranking'])} trials)" in shown.stdout
     bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--optimizers", "adamz"], env)
     assert bad.returncode == 2 and "unknown optimizer family 'adamz'" in bad.stderr
     nokey = _cli(["jobs"], {**env, "TUNER_API_KEY": "tk_nope"})

@@ -500,6 +500,13 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     assert [e["optimizer"] for e in split0["ranking"]] == ["adam", "sgd"]
     assert split0["verdict"] == "winner" and split0["budget"]["training_seed"] == 0
     assert [b["training_seed"] for b in split0["other_budgets"]] == [1]
+    # What the trials left out differ in, said: "at other budgets" read as other epochs.
+    assert "; 2 trials that differ in data split (training.seed) are not pooled with them" \
+        in split0["explanation"]
+    # The CLI lists the other budget with its seed, the default one included.
+    from cli.render import _budget_parts
+    assert _budget_parts(split0["other_budgets"][0], "/", split0["budget"]) == "/training.seed 1"
+    assert _budget_parts(latest["other_budgets"][0], "/", latest["budget"]) == "/training.seed 0"
 
 
 def test_another_releases_training_code_is_another_budget(

@@ -75,7 +75,8 @@ from tuner.store.queries import team_tasks
 # not rank as that task's average family, and lists the families no similar task ranked;
 # 31: a family not ranked says how its trials ended; 32: the families behind the leader at the
 # epoch they were stopped are not said to be behind at the budget; 33: families level on their
-# values without a noise estimate are said level, the widest learning-rate range listed first.)
+# values without a noise estimate are said level, the widest learning-rate range listed first,
+# and the trials left out at other budgets are said to differ in what they differ in.)
 ANSWER_FORMAT = 33
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
@@ -239,6 +240,24 @@ def _one_task(s: Session, team_id: int, tasks: list[Task]
             [t for t in listed if t is not chosen])
 
 
+# A budget's parts in words, for what the budgets an answer leaves out differ in.
+_PARTS = {"epochs": "epochs or batch size", "batch_size": "epochs or batch size",
+          "early_stopping_patience": "early stopping", "precision": "precision",
+          "training_seed": "data split (training.seed)",
+          "training_format": "the release's training code"}
+
+
+def _differing(budget: dict[str, Any], others: Sequence[dict[str, Any]]) -> str:
+    """What the other budgets differ in from the answer's, in words ("epochs or batch size",
+    "data split (training.seed)"): "other budgets" said the same of a job at the same epochs
+    and batch size on another split."""
+    words = list(dict.fromkeys(_PARTS[k] for b in others for k in _PARTS
+                               if b.get(k) != budget.get(k)))
+    if len(words) < 2:
+        return words[0] if words else "budget"
+    return ", ".join(words[:-1]) + ", or " + words[-1]
+
+
 def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
              dataset: str | None, metric: str | None, asked: BudgetAsked, *,
              exclude_job: str | None) -> dict[str, Any]:
@@ -260,8 +279,9 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                                metric=tasks[0].metric, curves=partial(h.best_so_far, s))
         n = sum(c["n_trials"] for c in evidence.values())
         jobs = h.n_jobs_with_complete(s, ids, budget)
-        other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials at "
-                 f"other budgets are not pooled with them" if base["other_budgets"] else "")
+        other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
+                 f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
+                 f"with them" if base["other_budgets"] else "")
         if others:
             other += (f"; {count(len(others), 'other task')} of the team "
                       f"{'matches' if len(others) == 1 else 'match'} this model and dataset "
