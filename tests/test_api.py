@@ -507,6 +507,8 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     # Checked against the real data, before anything is created:
     ({"task": {"model": {"name": "cnn"}, "dataset": {"name": "iris"}}}, "task.model",
      "cnn needs image-shaped input"),
+    ({"task": {"model": {"name": "mlp", "params": {"hidden": "64"}}, "dataset": {"name": "iris"}}},
+     "task.model.params.hidden", "should be a list, got '64'"),
     ({"budget": {"n_trials": 2, "parallelism": 8}}, "budget.parallelism",
      "8 concurrent trials for only 2 trials"),
 ]

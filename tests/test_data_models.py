@@ -459,8 +459,50 @@ def test_transformer_reads_tabular_as_tokens_and_cnn_refuses() -> None:
     assert build_model("transformer", {}, info)(torch.randn(2, 13)).shape == (2, 3)
     with pytest.raises(ModelError, match=r"cnn needs image-shaped input \(C, H, W\)"):
         build_model("cnn", {}, info)
-    with pytest.raises(ModelError, match="does not accept these params"):
+    with pytest.raises(ModelError, match=r"task.model.params.width: mlp has no parameter "
+                                         r"'width'; its parameters: hidden, dropout, activation"):
         build_model("mlp", {"width": 3}, info)
+
+
+@pytest.mark.parametrize(("params", "said"), [
+    # Each was accepted until 2026-12-06 and trained another model than asked: "64" as the
+    # layers 6 and 4, {} as no hidden layer, 64.7 as 64 (and another task than 64), true as
+    # a width of 1, 0 as a layer of no units, a negative dropout as none.
+    ({"hidden": "64"}, "hidden: should be a list, got '64'"),
+    ({"hidden": {}}, "hidden: should be a list, got {}"),
+    ({"hidden": [64.7]}, "hidden.0: should be a valid integer, got 64.7"),
+    ({"hidden": [True]}, "hidden.0: should be a valid integer, got True"),
+    ({"hidden": [32, 0]}, "hidden.1: should be greater than or equal to 1, got 0"),
+    ({"dropout": -0.5}, "dropout: should be greater than or equal to 0, got -0.5"),
+    ({"dropout": "0.5"}, "dropout: should be a valid number, got '0.5'"),
+])
+def test_a_builtin_models_params_are_checked_against_its_signature(
+        params: dict[str, Any], said: str) -> None:
+    info = DataInfo((13,), 3, "classification", 3, 100, 20)
+    with pytest.raises(ModelError, match=re.escape(f"task.model.params.{said}")):
+        build_model("mlp", params, info)
+    with pytest.raises(ModelError, match=re.escape("task.model.params.kernel_size: should be a "
+                                                   "valid integer, got 2.5")):
+        build_model("cnn", {"kernel_size": 2.5}, DataInfo((1, 8, 8), 10, "classification",
+                                                          10, 100, 20))
+    # What they mean, written as such, builds; so does a plugin's model, unchecked here.
+    build_model("mlp", {"hidden": [64], "dropout": 0.5}, info)
+    build_model("mlp", {"hidden": (64, 32), "dropout": 0}, info)
+
+
+def test_a_builtin_datasets_params_are_checked_against_its_signature() -> None:
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset.params.n_samples: should be a valid integer, got '300'")):
+        load_dataset("classification", {"n_samples": "300"}, seed=0)
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset.params.n_classes: should be greater than or equal to 2, got 1")):
+        load_dataset("classification", {"n_classes": 1}, seed=0)
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset.params.noise: classification has no parameter 'noise'; its "
+            "parameters: n_samples, n_features, n_informative, n_classes")):
+        load_dataset("classification", {"noise": 1.0}, seed=0)
+    assert load_dataset("classification", {"n_samples": 300, "n_classes": 2},
+                        seed=0).info.n_classes == 2
 
 
 def test_plugin_entry_points_are_registered() -> None:

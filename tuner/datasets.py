@@ -22,6 +22,7 @@ import torch
 
 from tuner.digests import digest
 from tuner.errors import DataChanged, DataError, count
+from tuner.params import Classes, Condition, NonNegative, Samples, Width, check_params
 from tuner.spec import DEFAULT_VAL_FRACTION
 
 Kind = Literal["classification", "regression"]
@@ -134,8 +135,8 @@ def diabetes(seed: int = 0) -> RawData:
     return RawData(*_sk("load_diabetes"), "regression")
 
 
-def classification(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
-                   n_informative: int = 10, n_classes: int = 3) -> RawData:
+def classification(seed: int = 0, n_samples: Samples = 1000, n_features: Width = 20,
+                   n_informative: Width = 10, n_classes: Classes = 3) -> RawData:
     from sklearn.datasets import make_classification
 
     X, y = make_classification(n_samples=n_samples, n_features=n_features,
@@ -144,8 +145,8 @@ def classification(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
     return RawData(X.astype(np.float32), y, "classification")
 
 
-def regression(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
-               noise: float = 10.0) -> RawData:
+def regression(seed: int = 0, n_samples: Samples = 1000, n_features: Width = 20,
+               noise: NonNegative = 10.0) -> RawData:
     from sklearn.datasets import make_regression
 
     X, y = make_regression(n_samples=n_samples, n_features=n_features, noise=noise,
@@ -153,8 +154,8 @@ def regression(seed: int = 0, n_samples: int = 1000, n_features: int = 20,
     return RawData(X.astype(np.float32), y, "regression")
 
 
-def quadratic(seed: int = 0, n_samples: int = 512, n_features: int = 16,
-              condition: float = 100.0, noise: float = 0.01) -> RawData:
+def quadratic(seed: int = 0, n_samples: Samples = 512, n_features: Width = 16,
+              condition: Condition = 100.0, noise: NonNegative = 0.01) -> RawData:
     """Least squares whose Hessian (XᵀX/n) has the given condition number: with the `linear`
     model the loss is a quadratic of known conditioning."""
     rng = np.random.default_rng(seed)
@@ -466,6 +467,8 @@ def load_dataset(name: str, params: dict[str, Any], seed: int, *,
     if not 0 < val_fraction < 1:
         raise DataError(f"task.dataset.params.val_fraction: must be in (0, 1), got {val_fraction}")
     factory = DATASETS.get(name)
+    check_params("task.dataset.params", name, factory, params, ("seed", "val_fraction"),
+                 DataError)
     _check_size(name, factory, params)
     if "val_fraction" in inspect.signature(factory).parameters:
         params["val_fraction"] = val_fraction

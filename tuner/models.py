@@ -17,6 +17,7 @@ from torch import nn
 
 from tuner.datasets import DataInfo
 from tuner.errors import ModelError
+from tuner.params import Probability, Width, check_params
 from tuner.registry import MODELS
 
 
@@ -29,7 +30,7 @@ def linear(info: DataInfo) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(_flat(info.input_shape), info.n_outputs))
 
 
-def mlp(info: DataInfo, hidden: Sequence[int] = (128,), dropout: float = 0.0,
+def mlp(info: DataInfo, hidden: Sequence[Width] = (128,), dropout: Probability = 0.0,
         activation: str = "relu") -> nn.Module:
     acts = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
     if activation not in acts:
@@ -46,7 +47,7 @@ def mlp(info: DataInfo, hidden: Sequence[int] = (128,), dropout: float = 0.0,
     return nn.Sequential(*layers)
 
 
-def cnn(info: DataInfo, channels: Sequence[int] = (16, 32), kernel_size: int = 3) -> nn.Module:
+def cnn(info: DataInfo, channels: Sequence[Width] = (16, 32), kernel_size: Width = 3) -> nn.Module:
     if len(info.input_shape) != 3:
         raise ModelError(
             f"task.model: cnn needs image-shaped input (C, H, W); this dataset gives "
@@ -83,8 +84,8 @@ class _Encoder(nn.Module):
         return out
 
 
-def transformer(info: DataInfo, d_model: int = 32, heads: int = 4, layers: int = 2,
-                dropout: float = 0.0) -> nn.Module:
+def transformer(info: DataInfo, d_model: Width = 32, heads: Width = 4, layers: Width = 2,
+                dropout: Probability = 0.0) -> nn.Module:
     """Small encoder. Input (L, d) is a sequence; (C, H, W) reads as C*H rows of W; (d,) as d
     tokens of one value each."""
     shape = tuple(info.input_shape)
@@ -103,6 +104,7 @@ def transformer(info: DataInfo, d_model: int = 32, heads: int = 4, layers: int =
 def build_model(name: str, params: dict[str, Any], info: DataInfo) -> nn.Module:
     """The registered model `name` for this data, with a clear error for bad params."""
     factory = MODELS.get(name)
+    check_params("task.model.params", name, factory, params, ("info",), ModelError)
     try:
         model = factory(info, **params)
     except TypeError as exc:
