@@ -35,7 +35,22 @@ def _error(spec: dict[str, Any]) -> str:
     ({"space": {"overrides": {"sgd.lr": 5.0}}}, "space",
      ["pinned value 5.0 is outside its range [0.0001, 1.0]"]),
     ({"space": {"overrides": {"adam.momentum": 0.9}}}, "space",
-     ["unknown parameter 'adam.momentum'", "adam.beta1"]),
+     ["unknown parameter 'adam.momentum'; adam's parameters: adam.beta1, adam.beta2, adam.eps, "
+      "adam.l2, adam.l2_on, adam.lr"]),
+    # the family's own keys, not the hundred-odd of the whole space; the nearest one named
+    ({"space": {"overrides": {"cosine.min_frac": 0.1}}}, "space",
+     ["cosine's parameters: cosine.min_fraction, cosine.warmup_fraction; did you mean "
+      "'cosine.min_fraction'?"]),
+    ({"space": {"optimizers": ["adam"], "schedules": ["cosine"], "overrides": {"adma.lr": 0.01}}},
+     "space", ["unknown parameter 'adma.lr': a key is <family>.<parameter>, "
+               "<schedule>.<parameter> or lookahead.<base>.<parameter>, of this space's families "
+               "(adam) and schedules (cosine); did you mean 'adam.lr'?"]),
+    # a value neither pinned nor a range, said in those words (not pydantic's union members)
+    ({"space": {"overrides": {"adam.lr": "0.01"}}}, "space.overrides",
+     ["overrides['adam.lr']: a pinned value (a number, or true or false) or a range "
+      "{\"low\": ..., \"high\": ...}, got '0.01'"]),
+    ({"space": {"overrides": {"adam.lr": {"lo": 0.001}}}}, "space.overrides",
+     ["overrides['adam.lr']: a range is {\"low\": ..., \"high\": ...}", "low: field required"]),
     ({"space": {"optimizers": ["sgd"], "overrides": {"adam.lr": 0.01}}}, "space",
      ["family 'adam' is not in space.optimizers"]),
     ({"space": {"overrides": {"adam.beta1": {"low": 0.9, "high": 1.0}}}}, "space",

@@ -5,6 +5,7 @@ Validation errors name the field (a dotted path) and the valid choices.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -340,6 +342,33 @@ class SpaceSpec(_Strict):
     def bases(self) -> list[str]:
         return list(self.lookahead_bases or LOOKAHEAD_BASES)
 
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _override_shapes(cls, v: Any) -> Any:
+        """Each override a pinned value or a range, said so: a string got pydantic's account of
+        the union it missed (`overrides.adam.lr.RangeOverride: Input should be a valid
+        dictionary ...; overrides.adam.lr.bool: ...`, four lines naming our types)."""
+        if not isinstance(v, dict):
+            return v
+        out = {}
+        for key, given in v.items():
+            where = f"overrides[{key!r}]"
+            ov = given
+            if isinstance(ov, dict):
+                try:
+                    ov = RangeOverride.model_validate(given)
+                except ValidationError as exc:
+                    e = exc.errors()[0]
+                    raise ValueError(
+                        f"{where}: a range is {{\"low\": ..., \"high\": ...}} (\"log\": true or "
+                        f"false optional); {'.'.join(str(x) for x in e['loc'])}: "
+                        f"{e['msg'][0].lower()}{e['msg'][1:]}") from None
+            elif ov is None or not isinstance(ov, bool | int | float):
+                raise ValueError(f"{where}: a pinned value (a number, or true or false) or a "
+                                 f"range {{\"low\": ..., \"high\": ...}}, got {ov!r}")
+            out[key] = ov
+        return out
+
     @model_validator(mode="after")
     def _check_overrides(self) -> SpaceSpec:
         for key, ov in self.overrides.items():
@@ -387,10 +416,20 @@ class SpaceSpec(_Strict):
                 return SCHEDULES[owner].param(parts[1])
         except KeyError:
             pass
+        # The choices of the family or schedule named (a job's space has a hundred keys or more:
+        # listed whole, the message buried what was wrong), and the nearest keys.
+        valid = self.valid_param_names()
+        prefix = ".".join(parts[:2]) if owner == "lookahead" and len(parts) == 3 else owner
+        own = [n for n in valid if n.startswith(prefix + ".") and n.count(".") == key.count(".")]
+        near = difflib.get_close_matches(key, own or valid, n=3, cutoff=0.75)
+        hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+        if own:
+            raise ValueError(f"overrides: unknown parameter {key!r}; {prefix}'s parameters: "
+                             f"{choices(own)}{hint}")
         raise ValueError(
-            f"overrides: unknown parameter {key!r}; valid choices: "
-            f"{choices(self.valid_param_names())}"
-        )
+            f"overrides: unknown parameter {key!r}: a key is <family>.<parameter>, "
+            f"<schedule>.<parameter> or lookahead.<base>.<parameter>, of this space's families "
+            f"({choices(self.families)}) and schedules ({choices(self.schedule_names)}){hint}")
 
 
 def _check_names(v: list[str] | None, table: dict[str, Any], kind: str) -> list[str] | None:
