@@ -565,7 +565,8 @@ def test_a_job_waits_for_resources_an_autoscaler_may_add_then_fails_saying_so(
                for r in recs), recs
     # Resources the cluster lacked when the job started and had once its workers were queued
     # (an autoscaler's node came up): the job runs on, past the wait, to its end.
-    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 6, "parallelism": 1}))
+    # (6 trials took 7.2 s on a quiet machine, within the 8 s wait: 12 take twice that)
+    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 12, "parallelism": 1}))
     d = dispatcher(migrated_url, resources_wait_s=8)
     d._infeasible = lambda cpus, gpus: "resources.cpus_per_trial: pretend"  # type: ignore
     started = time.monotonic()

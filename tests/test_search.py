@@ -385,7 +385,10 @@ def test_the_timeout_holds_for_the_confirmation_race_too() -> None:
     spec = _spec(training={"epochs": 1}, budget={"n_trials": 8, "timeout_s": 0.01},
                  space={"optimizers": ["adam"], "schedules": ["constant"]})
     recs = run_search(spec).records
-    assert len(recs) == 1 and recs[0].confirm_of is None, [(r.number, r.confirm_of) for r in recs]
+    # A trial of one epoch can end within the 0.01 s (9 ms under the full suite), so a second
+    # search trial may start; no confirmation run does.
+    assert 1 <= len(recs) <= 2 and all(r.confirm_of is None for r in recs), \
+        [(r.number, r.confirm_of) for r in recs]
     # without a timeout the same job confirms its leader (so the race was there to be cut)
     full = run_search(spec.model_copy(update={"budget": spec.budget.model_copy(
         update={"timeout_s": None})})).records
