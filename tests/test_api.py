@@ -282,8 +282,11 @@ def test_team_isolation(service: Service) -> None:
         job = a.post("/v1/jobs", json={**FAST, "budget": {"n_trials": 2}}).json()
         Client(service.url, service.key_a).wait(job["id"])
         missing = b.get("/v1/jobs/" + "0" * 32)
+        short = job["id"][:8]  # as the web UI lists it: the job for its team, no other
+        assert a.get(f"/v1/jobs/{short}/trials").json()["count"] == 2
         for r in (b.get(f"/v1/jobs/{job['id']}"), b.get(f"/v1/jobs/{job['id']}/trials"),
-                  b.get(f"/v1/jobs/{job['id']}/events"), b.post(f"/v1/jobs/{job['id']}/cancel")):
+                  b.get(f"/v1/jobs/{job['id']}/events"), b.post(f"/v1/jobs/{job['id']}/cancel"),
+                  b.get(f"/v1/jobs/{short}")):
             assert r.status_code == 404 == missing.status_code
             assert r.json()["title"] == missing.json()["title"] == "Not found"
         assert b.get("/v1/jobs").json() == {"data": [], "count": 0}

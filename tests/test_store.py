@@ -126,6 +126,37 @@ def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:
         assert team_for_key(s, other) is not None
 
 
+def test_a_job_is_named_by_the_start_of_its_id_within_its_team(migrated_url: str) -> None:
+    """The web UI lists jobs by the first 8 characters of their ids; the API (so the CLI)
+    takes those for the job where they start exactly one of the team's job ids (it answered
+    "not found"). Another team's job is not found by its start either, and a start shared by
+    two of the team's jobs is refused, naming them."""
+    from sqlalchemy import update
+
+    from tuner.errors import JobIdAmbiguous, JobNotFound
+
+    a1, a2 = _queue(migrated_url, 2, team="a")
+    (b1,) = _queue(migrated_url, 1, team="b")
+    with session_factory(migrated_url)() as s:  # ids chosen so that starts are shared
+        for old, new in ((a1, "abcdef01" + "0" * 24), (a2, "abcdef02" + "0" * 24),
+                         (b1, "abcdef03" + "0" * 24)):
+            s.execute(update(Job).where(Job.id == old).values(id=new))
+        s.commit()
+        team_a = get_or_create_team(s, "a").id
+        assert get_job(s, "abcdef01", team_a).id == "abcdef01" + "0" * 24
+        with pytest.raises(JobIdAmbiguous, match=r"'abcdef0' is the start of 2 of your team's "
+                                                 r"job ids \(abcdef010000…, abcdef020000…\)"):
+            get_job(s, "abcdef0", team_a)
+        for other in ("abcdef03", "abcdef%", "ABCDEF01", "abcdef01" + "0" * 25):
+            with pytest.raises(JobNotFound):  # another team's, not hex, too long
+                get_job(s, other, team_a)
+        with pytest.raises(JobNotFound, match=r"job 'abcde' not found \(name a job by its id, "
+                                              r"or by its first 6 characters or more\)"):
+            get_job(s, "abcde", team_a)
+        with pytest.raises(JobNotFound):  # without a team (the dispatcher's path): whole ids
+            get_job(s, "abcdef01")
+
+
 def test_idempotent_create_and_task_reuse(migrated_url: str) -> None:
     spec = JobSpec.model_validate(SPEC)
     feats = inspect_task(spec)

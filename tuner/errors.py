@@ -69,9 +69,20 @@ class NotFound(TunerError):
 
 
 class JobNotFound(NotFound):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job {job_id!r} not found")
+    def __init__(self, job_id: str, hint: str = "") -> None:
+        super().__init__(f"job {job_id!r} not found{hint}")
         self.job_id = job_id
+
+
+class JobIdAmbiguous(JobNotFound):
+    """The start of a job's id that starts several of the team's jobs' ids."""
+
+    def __init__(self, prefix: str, ids: list[str]) -> None:
+        super().__init__(prefix)
+        many = "more than 3" if len(ids) > 3 else str(len(ids))
+        self.args = (f"{prefix!r} is the start of {many} of your team's job ids ("
+                     + ", ".join(i[:12] + "…" for i in ids[:3]) + "): give more of the id",)
+        self.ids = ids
 
 
 class TaskNotFound(NotFound):

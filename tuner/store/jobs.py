@@ -6,6 +6,7 @@ commit; `upsert_task` only flushes, inside `create_job`'s unit."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tuner.confirm import job_confirm_reserve
-from tuner.errors import JobNotFound
+from tuner.errors import JobIdAmbiguous, JobNotFound
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
 from tuner.store.models import (
@@ -126,12 +127,32 @@ def _create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
     return job
 
 
+# A team's job named by the start of its id (as the web UI shows it: 8 characters), at least
+# this many hex digits.
+JOB_ID_PREFIX_MIN = 6
+JOB_ID_PREFIX = re.compile(rf"[0-9a-f]{{{JOB_ID_PREFIX_MIN},31}}")  # no LIKE wildcard in it
+
+
 def get_job(s: Session, job_id: str, team_id: int | None = None) -> Job:
-    """The job; JobNotFound also when it belongs to another team."""
+    """The job; JobNotFound also when it belongs to another team. With a team, the start of
+    a job's id names it too (`398d6a93`, as the web UI lists jobs) when it is the start of
+    exactly one of the team's jobs' ids; JobIdAmbiguous when it starts several."""
     job = s.get(Job, job_id)
-    if job is None or (team_id is not None and job.team_id != team_id):
+    if job is not None and (team_id is None or job.team_id == team_id):
+        return job
+    if team_id is None or not JOB_ID_PREFIX.fullmatch(job_id):
+        short = team_id is not None and re.fullmatch(r"[0-9a-f]{1,5}", job_id) is not None
+        raise JobNotFound(job_id, f" (name a job by its id, or by its first "
+                                  f"{JOB_ID_PREFIX_MIN} characters or more)" if short else "")
+    ids = list(s.scalars(select(Job.id).where(Job.team_id == team_id,
+                                              Job.id.startswith(job_id)).limit(4)))
+    if len(ids) > 1:
+        raise JobIdAmbiguous(job_id, ids)
+    if not ids:
         raise JobNotFound(job_id)
-    return job
+    found = s.get(Job, ids[0])
+    assert found is not None
+    return found
 
 
 def job_spec(job: Job) -> JobSpec:
