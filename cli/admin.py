@@ -112,7 +112,7 @@ def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its
     with user_errors(), transaction(sessions(database_url)) as s:
         n = revoke_key(s, prefix)
     if not n:
-        err.print("[red]error:[/red] no active key with that prefix")
+        err.print("[red]error:[/red] no active key with that prefix", markup=True)
         raise typer.Exit(1)
     out.print(f"revoked {n} key(s)")
 

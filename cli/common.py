@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -22,10 +23,20 @@ if TYPE_CHECKING:
 # and the task list wrapped its answers there). A narrower COLUMNS, often exported by shells
 # at 80, is not taken for a pipe.
 _columns = os.environ.get("COLUMNS", "")
+# Markup off: what is printed comes from the service, its trials and the team's own code (an
+# error's `list[int]` lost its `[int]` as an unknown style, and a `[/x]` in a trial's detail
+# stopped the CLI with a MarkupError). Our own styles are asked for by `markup=True`, around
+# text passed through `esc`.
 out = Console(width=None if sys.stdout.isatty() else
-              max(130, int(_columns) if _columns.isdigit() else 0))
+              max(130, int(_columns) if _columns.isdigit() else 0), markup=False)
 # Errors and warnings to a pipe or a log are one line each, whatever their length.
-err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty(), markup=False)
+
+def esc(text: str) -> str:
+    """Text from elsewhere (a trial's detail, a server's message, a path) inside our own
+    markup: printed as it is."""
+    return escape(text)
+
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object (for machines).")]
 DbUrl = Annotated[str | None, typer.Option(
@@ -54,26 +65,28 @@ def user_errors() -> Iterator[None]:
     except ArgumentError as exc:  # a database URL SQLAlchemy cannot read (not a bug of ours)
         if not isinstance(exc, NoSuchModuleError) and "Could not parse" not in str(exc):
             raise
-        err.print(f"[red]error:[/red] not a database URL this service reads ({exc}): give "
-                  "sqlite:///path/to/file.db or postgresql://user@host:5432/name",
-                  highlight=False)
+        err.print(f"[red]error:[/red] not a database URL this service reads ({esc(str(exc))}): "
+                  "give sqlite:///path/to/file.db or postgresql://user@host:5432/name",
+                  highlight=False, markup=True)
         raise typer.Exit(2) from None
     except DBAPIError as exc:
         if not transient(exc):
             raise
-        err.print(f"[red]error:[/red] the database is unavailable: {first_line(exc)}",
-                  highlight=False)
+        err.print(f"[red]error:[/red] the database is unavailable: {esc(first_line(exc))}",
+                  highlight=False, markup=True)
         raise typer.Exit(1) from None
     except ValidationError as exc:
         if exc.title == "Settings":  # the environment's TUNER_* variables, not a job spec
             wrong = "; ".join(f"TUNER_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
                               for e in exc.errors())
-            err.print(f"[red]error:[/red] invalid setting {wrong}", highlight=False)
+            err.print(f"[red]error:[/red] invalid setting {esc(str(wrong))}", highlight=False,
+                      markup=True)
             raise typer.Exit(2) from None
-        err.print(f"[red]invalid spec[/red]\n{format_validation_error(exc)}", highlight=False)
+        err.print(f"[red]invalid spec[/red]\n{esc(format_validation_error(exc))}",
+                  highlight=False, markup=True)
         raise typer.Exit(2) from None
     except (TunerError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {esc(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(1 if isinstance(exc, NotFound) else 2) from None
 
 

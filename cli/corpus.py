@@ -75,13 +75,13 @@ def corpus_starts(
     order."""
     import json
 
-    from cli.common import err
+    from cli.common import err, esc
     from cli.common import out as console
     from tuner.corpus import START_KINDS, load, sweep_starts
 
     if kind not in START_KINDS:
-        err.print(f"[red]error:[/red] --kind: unknown start kind {kind!r}; valid choices: "
-                  f"{', '.join(START_KINDS)}", highlight=False)
+        err.print(f"[red]error:[/red] --kind: unknown start kind {esc(repr(kind))}; valid "
+                  f"choices: {', '.join(START_KINDS)}", highlight=False, markup=True)
         raise typer.Exit(2)
     corpus = load()
     starts = sweep_starts(corpus, kind)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from cli.common import err, out, user_errors
+from cli.common import err, esc, out, user_errors
 
 data_app = typer.Typer(no_args_is_help=True, help="Fetch datasets and weights for references.")
 
@@ -34,8 +34,8 @@ def fetch(
         except TunerError:
             raise
         except Exception as exc:  # no network, no space, a hub error: the library's reason
-            err.print(f"[red]could not fetch {ref}[/red]: {type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0][:300]}", highlight=False)
+            err.print(f"[red]could not fetch {esc(ref)}[/red]: {type(exc).__name__}: "
+                      f"{esc(str(exc).splitlines()[0][:300])}", highlight=False, markup=True)
             raise typer.Exit(1) from None
     out.print(f"{kind} {ref}: in {where}")
     from tuner.references import hub_revision

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from cli import options as opt
-from cli.common import JsonOpt, err, out, print_json, user_errors
+from cli.common import JsonOpt, err, esc, out, print_json, user_errors
 from cli.render import describe_params, print_leaderboard
 
 
@@ -42,8 +42,8 @@ def run(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec_file is not None and spec is not None and spec_file != spec:
-        err.print(f"[red]error:[/red] two spec files: {spec_file} and --spec {spec}; give one",
-                  highlight=False)
+        err.print(f"[red]error:[/red] two spec files: {esc(str(spec_file))} and --spec "
+                  f"{esc(str(spec))}; give one", highlight=False, markup=True)
         raise typer.Exit(2)
     spec = spec or spec_file
     with user_errors(), _failures_logged_once():
@@ -122,7 +122,7 @@ def _progress(total: int) -> Iterator[tuple[Callable[[list[str]], None], Callabl
     def start(notes: list[str]) -> None:
         nonlocal started
         for note in notes:
-            err.print(f"[dim]note: {note}[/dim]")
+            err.print(f"[dim]note: {esc(note)}[/dim]", markup=True)
         progress.start()
         started = True
 

@@ -3,6 +3,7 @@ recommend."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from rich import box
 from rich.table import Table
 
 from cli import options as opt
-from cli.common import JsonOpt, err, out, print_json, user_errors
+from cli.common import JsonOpt, err, esc, out, print_json, user_errors
 from cli.render import add_columns, fmt, print_job, print_recommendation
 
 
@@ -33,7 +34,7 @@ def _api_errors() -> Iterator[None]:
         with user_errors():
             yield
     except ApiError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}", highlight=False)
+        err.print(f"[red]error:[/red] {esc(str(exc.detail))}", highlight=False, markup=True)
         for e in exc.body.get("errors") or []:
             said = f"{e.get('field')}: {e.get('message')}"
             if said != exc.detail:  # a detail that is the one error's whole message: once
@@ -64,7 +65,7 @@ def submit(
         job = c.submit(body, idempotency_key, on_reading=_reading)
         try:
             for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
-                err.print(f"[dim]note: {note}[/dim]", highlight=False)
+                err.print(f"[dim]note: {esc(note)}[/dim]", highlight=False, markup=True)
             if not wait:
                 print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
                 return
@@ -96,8 +97,8 @@ def _reading(progress: dict[str, Any]) -> None:
             "another API process is reading it" if progress.get("elsewhere") else
             f"{human_bytes(int(progress.get('read_bytes', 0)))} of "
             f"{human_bytes(int(progress.get('total_bytes', 0)))} read")
-    err.print(f"[dim]the server is {doing}; the job is created when it is done[/dim]",
-              highlight=False)
+    err.print(f"[dim]the server is {esc(doing)}; the job is created when it is done[/dim]",
+              highlight=False, markup=True)
 
 
 def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
@@ -113,8 +114,8 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
             if ev.get("notes") and ev["notes"] != said:  # the job's start ordered its sweep
                 for note in ev["notes"]:
                     if note not in said:
-                        bar.console.print(f"[dim]note (at the job's start): {note}[/dim]",
-                                          highlight=False)
+                        bar.console.print(f"[dim]note (at the job's start): {esc(note)}[/dim]",
+                                          highlight=False, markup=True)
                 said = list(ev["notes"])
             p = ev["progress"]
             best = f"best {p['best_value']:.4g}" if p["best_value"] is not None else ""
@@ -213,9 +214,9 @@ def rerun(job_id: str,
     from tuner.spec import JobSpec
 
     if trial["optimizer"] is None:
-        err.print(f"[red]error:[/red] trial {number} of job {job_id} has no configuration "
+        err.print(f"[red]error:[/red] trial {number} of job {esc(job_id)} has no configuration "
                   f"recorded (its worker was lost before it drew one): nothing to run",
-                  highlight=False)
+                  highlight=False, markup=True)
         raise typer.Exit(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # its log of the failure: printed below
     with user_errors():  # (a spec this release of the client reads otherwise: said, no traceback)
@@ -306,7 +307,7 @@ def print_tracebacks(trials: list[dict[str, Any]], job_id: str) -> None:
     for tb, numbers in list(by_tb.items())[:SHOWN_TRACEBACKS]:
         who = f"trial {numbers[0]}" if len(numbers) == 1 else \
             f"trials {', '.join(map(str, numbers))}"
-        out.print(f"\n[bold]{who} failed:[/bold]", highlight=False)
+        out.print(f"\n[bold]{esc(who)} failed:[/bold]", highlight=False, markup=True)
         out.print(tb.rstrip(), markup=False, highlight=False)
     if (more := len(by_tb) - SHOWN_TRACEBACKS) > 0:
         out.print(f"\n{more} more traceback{'s' if more > 1 else ''}: `tuner trials {job_id} "
@@ -424,11 +425,16 @@ def tasks(answers: Annotated[bool, typer.Option(
              if len(rows) < data["count"] else str(data["count"]))
     table = Table(title=f"Tasks ({shown})")
     for col in ("id", "model", "dataset", "metric", "jobs", "trials", "latest job"):
-        table.add_column(col, no_wrap=True)
+        table.add_column(col, no_wrap=col not in ("model", "dataset"))
     if answers:
         table.add_column("answer")
+
+    def ref(r: dict[str, Any]) -> str:  # two tasks of the same names differ in their params
+        return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
+                                      (r.get("params") or {}).items())])
+
     for t in rows:
-        cells = [str(t["id"]), t["model"]["name"], t["dataset"]["name"], t["metric"],
+        cells = [str(t["id"]), ref(t["model"]), ref(t["dataset"]), t["metric"],
                  str(t["n_jobs"]), str(t["n_trials"]), str(t.get("latest_job_at") or "-")[:19]]
         table.add_row(*cells, *([t["answer"]["brief"]] if answers else []))
     out.print(table)
@@ -443,12 +449,13 @@ def plot(job_id: str,
     from cli.plots import SUFFIXES, write_figures
 
     if output.suffix.lower() not in SUFFIXES:
-        err.print(f"[red]error:[/red] --out: unknown file type {output.suffix or '(none)'!r}; "
-                  f"valid choices: {', '.join(SUFFIXES)}", highlight=False)
+        err.print(f"[red]error:[/red] --out: unknown file type "
+                  f"{esc(repr(output.suffix or '(none)'))}; valid choices: {', '.join(SUFFIXES)}",
+                  highlight=False, markup=True)
         raise typer.Exit(2)
     if not output.resolve().parent.is_dir():  # said before the figures are fetched
-        err.print(f"[red]error:[/red] --out: no folder {str(output.resolve().parent)!r} to "
-                  "write into", highlight=False)
+        err.print(f"[red]error:[/red] --out: no folder {esc(repr(str(output.resolve().parent)))} "
+                  "to write into", highlight=False, markup=True)
         raise typer.Exit(2)
     with _api_errors():
         client = _client()

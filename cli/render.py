@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from cli.common import out
+from cli.common import esc, out
 
 
 def fmt(v: Any) -> str:
@@ -60,30 +60,33 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
               f"{c['diverged']} diverged, {c['failed']} failed")
     if summary["best"]:
         b = summary["best"]
-        out.print(f"[bold]best trial:[/bold] {b['optimizer']} + {b['schedule']} → "
-                  f"{summary['metric']} = {fmt(b['value'])}  ({params_brief(b['params'])})")
+        out.print(f"[bold]best trial:[/bold] {esc(b['optimizer'])} + {esc(str(b['schedule']))} → "
+                  f"{summary['metric']} = {fmt(b['value'])}  ({esc(params_brief(b['params']))})",
+                  markup=True)
     else:  # and why, as a failed job says it (the trials' tracebacks scrolled past above)
         first = next((t for t in summary.get("trials") or []
                       if t["state"] in ("failed", "diverged") and t.get("detail")), None)
         out.print("[yellow]no trial completed[/yellow]" + (
             f"; first {'failure' if first['state'] == 'failed' else 'divergence'} (trial "
-            f"{first['number']}): {first['detail']}" if first else ""), highlight=False)
+            f"{first['number']}): {esc(first['detail'])}" if first else ""), highlight=False,
+            markup=True)
     a = summary.get("answer")
     if a and a["ranking"]:
         # The best trial is the luckiest run; the answer is what the runs support.
         out.print(f"[bold]expected {summary['metric']}[/bold] (each family's best configuration; "
-                  "95% interval, runs): " + " · ".join(
+                  "95% interval, runs): " + esc(" · ".join(
                       f"{e['optimizer']} {_expected(e['expected'])}"
-                      for e in a["ranking"]), highlight=False)
-        out.print(f"[bold]answer:[/bold] {a['summary']}", highlight=False)
+                      for e in a["ranking"])), highlight=False, markup=True)
+        out.print(f"[bold]answer:[/bold] {esc(a['summary'])}", highlight=False, markup=True)
         if a.get("baseline"):
-            out.print(f"[bold]baseline:[/bold] {a['baseline']['summary']}", highlight=False)
+            out.print(f"[bold]baseline:[/bold] {esc(a['baseline']['summary'])}",
+                      highlight=False, markup=True)
 
 
 def print_job(summary: dict[str, Any]) -> None:
     p, t = summary["progress"], summary["task"]
     out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
-              + (f"  ({summary['error']})" if summary["error"] else ""))
+              + (f"  ({esc(summary['error'])})" if summary["error"] else ""), markup=True)
     out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
     reasons = summary.get("failed_reasons") or {}
     why = "" if set(reasons) <= {"failed"} else ", ".join(  # "4 failed (4 failed)" says nothing
@@ -105,8 +108,9 @@ def print_job(summary: dict[str, Any]) -> None:
         out.print(optimizer_table("Best per optimizer", summary["by_optimizer"]))
     if summary["best"]:
         b = summary["best"]
-        out.print(f"[bold]best trial:[/bold] {b['number']}: {b['optimizer']} + {b['schedule']} "
-                  f"→ {fmt(b['value'])}  ({params_brief(b['params'])})")
+        out.print(f"[bold]best trial:[/bold] {b['number']}: {esc(b['optimizer'])} + "
+                  f"{esc(str(b['schedule']))} → {fmt(b['value'])}  "
+                  f"({esc(params_brief(b['params']))})", markup=True)
 
 
 def _tie_mark(r: dict[str, Any], leaders: set[str]) -> str:
@@ -205,7 +209,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                      if r.get("may_lead") else _at_stop(r)), highlight=False)
     for key in ("summary", "explanation", "note"):
         if rec.get(key):
-            out.print(("[yellow]" if key == "note" else "") + str(rec[key]), highlight=False)
+            out.print(("[yellow]" if key == "note" else "") + esc(str(rec[key])), highlight=False,
+                      markup=True)
     if rec.get("baseline"):
         out.print(f"baseline: {rec['baseline']['summary']}", highlight=False)
     if method == "direct":

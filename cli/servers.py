@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbUrl, err, first_line, resolve_db_url, user_errors
+from cli.common import DbUrl, err, esc, first_line, resolve_db_url, user_errors
 
 
 def dispatcher(
@@ -113,9 +113,9 @@ def _require_free_port(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             probe.bind((host, port))
     except OSError as exc:
-        err.print(f"[red]error:[/red] cannot serve on {host}:{port}: {exc.strerror or exc} "
-                  "(another tuner serve or tuner api?): stop it, or choose another --port",
-                  highlight=False)
+        err.print(f"[red]error:[/red] cannot serve on {esc(host)}:{port}: "
+                  f"{esc(str(exc.strerror or exc))} (another tuner serve or tuner api?): stop "
+                  "it, or choose another --port", highlight=False, markup=True)
         raise typer.Exit(2) from None
 
 

@@ -279,6 +279,27 @@ def test_tuner_data_digest_prints_what_a_task_holds(data_root: Path) -> None:
         == hashlib.sha256((data_root / "t.csv").read_bytes()).hexdigest()[:16]
 
 
+def test_the_cli_prints_text_from_elsewhere_as_it_is(data_root: Path) -> None:
+    """What the CLI prints from a team's data, its trials or the service is never read as rich
+    markup: a column named `[/x]` stopped `tuner run` with a MarkupError (`closing tag '[/x]'
+    ... doesn't match any open tag`), and `list[int]` lost its `[int]`."""
+    import os
+    import subprocess
+    import sys
+
+    (data_root / "t.csv").write_text("a,[/x],list[int],y\n1,u,v,0\n2,w,z,1\n")
+    (data_root / "job.yaml").write_text("task: {model: {name: linear}, dataset: {name: file, "
+                                        "params: {path: t.csv}}}\n")
+    run = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run",
+                          str(data_root / "job.yaml"), "--trials", "1", "--epochs", "1"],
+                         env={**os.environ, "TUNER_DATA_ROOT": str(data_root)}, text=True,
+                         capture_output=True, timeout=300)
+    assert run.returncode == 2, run.stderr
+    assert "has columns that are not numbers ('[/x]', 'list[int]'); the model reads numbers " \
+           "only: encode them, or leave them out with params.drop: [\"[/x]\", \"list[int]\"]" \
+        in " ".join(run.stderr.split()), run.stderr
+
+
 def test_a_first_read_cut_short_keeps_what_it_hashed(data_root: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A first digest of a large folder (in a submission the client gives up on, a worker

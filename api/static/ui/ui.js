@@ -442,8 +442,11 @@ function failureText(t) {
 // What makes this task this task (and not another with the same names): the parameters, the
 // metric, and the digests of the team's own data, model folder and plugin code (of their bytes)
 // or of the fetched hub copy a reference reads (its snapshot).
+// A model or dataset with its parameters: `mlp {"hidden":[64]}`. Two tasks of the same names
+// differ in them (or in the digests of their data, weights or code): the list shows them.
+const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
+
 function taskIdentity(task) {
-  const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
   const parts = [`task ${task.id}: model ${ref(task.model)}`, `dataset ${ref(task.dataset)}`, `metric ${task.metric}`];
   if (task.data_digest) parts.push(`data ${task.data_digest}`);
   if (task.model_digest) parts.push(`weights ${task.model_digest}`);
@@ -601,9 +604,12 @@ function showAnswer(row, rec) {
   answer.textContent = answerText(rec);
   answer.title = rec.summary || "";
   answer.className = `answer ${rec.verdict || "none"}`;
-  row.querySelector(".first").textContent = first
-    ? `${first.optimizer} ${fmt(first.expected.value)} [${fmt(first.expected.low)}, ${fmt(first.expected.high)}]`
-    : (rec.ranking || [])[0]?.optimizer || "-";
+  // A range of trials without repeated seeds is not an interval: said so (a family's one run
+  // read as `0.9722 [0.9722, 0.9722]`, a certainty).
+  const x = first?.expected;
+  row.querySelector(".first").textContent = !first ? (rec.ranking || [])[0]?.optimizer || "-"
+    : x.kind !== "spread" ? `${first.optimizer} ${fmt(x.value)} [${fmt(x.low)}, ${fmt(x.high)}]`
+    : `${first.optimizer} ${fmt(x.value)} (${x.low === x.high ? "one value" : `range ${fmt(x.low)}–${fmt(x.high)}`}, no repeats)`;
   row.querySelector(".source").textContent = rec.method === "direct" ? "this task's trials"
     : rec.method === "transfer" ? `similar tasks (${rec.source})` : rec.method === "prior" ? `the prior (${rec.source})` : rec.method || "-";
 }
@@ -611,7 +617,8 @@ function showAnswer(row, rec) {
 function taskRow(task) {
   return el("tr", { "data-task": String(task.id) },
     el("td", {}, el("a", { href: `/ui/tasks/${task.id}` }, `task ${task.id}`)),
-    el("td", {}, `${task.model.name} / ${task.dataset.name}`),
+    el("td", { class: "params", title: taskIdentity(task) }, `${ref(task.model)} / ${ref(task.dataset)}`
+      + (task.data_digest ? ` (data ${task.data_digest.slice(0, 8)})` : "")),
     el("td", {}, task.metric),
     el("td", {}, String(task.n_jobs)),
     el("td", {}, String(task.n_trials)),
