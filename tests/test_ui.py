@@ -330,7 +330,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     by_task = {int(t): cells for t, cells in rows}
     assert list(by_task) == [hungry_task, task_id]  # the latest job's task first
     digits, never_fit = by_task[task_id], by_task[hungry_task]
-    assert digits[:5] == [f"task {task_id}", "mlp / digits", "val_accuracy", "2",
+    # the model's parameters shown: two tasks of the same names differ in them
+    assert digits[:5] == [f"task {task_id}", 'mlp {"hidden":[32]} / digits', "val_accuracy", "2",
                           str(len(trials) + len(client.trials(second["id"])["data"]))], digits
     assert digits[5] == brief(rec), (digits, rec["verdict"])
     first = rec["ranking"][0]
