@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -113,7 +113,10 @@ def current_team(request: Request, session: SessionDep,
 CurrentTeam = Annotated[TeamRef, Depends(current_team)]
 
 
-def team_job(job_id: str, team: CurrentTeam, session: SessionDep) -> Job:
+def team_job(job_id: Annotated[str, Path(
+        max_length=64, description="the job's id, or its first 6 characters or more where they "
+                                   "start one of your team's job ids and no other")],
+        team: CurrentTeam, session: SessionDep) -> Job:
     """The job if it is the caller's team's; otherwise 404, exactly like a missing one."""
     return get_job(session, job_id, team.id)
 
