@@ -117,3 +117,55 @@ def admin_revoke_key(prefix: Annotated[str, typer.Argument(help="The key, or its
     out.print(f"revoked {n} key(s)")
 
 
+
+
+def _when(at: object) -> str:
+    return str(at or "-")[:19].replace("T", " ")
+
+
+@admin_app.command("teams")
+def admin_teams(database_url: DbUrl = None, as_json: JsonOpt = False) -> None:
+    """The teams, with their active API keys, jobs and latest job."""
+    from rich.table import Table
+
+    from tuner.store.auth import list_teams
+    from tuner.store.db import transaction
+
+    with user_errors(), transaction(sessions(database_url)) as s:
+        teams = list_teams(s)
+    if as_json:
+        print_json(teams)
+        return
+    table = Table(title=f"Teams ({len(teams)})")
+    for col in ("team", "id", "active keys", "jobs", "latest job", "created"):
+        table.add_column(col, no_wrap=col != "team")
+    for t in teams:
+        table.add_row(t["name"], str(t["id"]), str(t["active_keys"]), str(t["jobs"]),
+                      _when(t["latest_job_at"]), _when(t["created_at"]))
+    out.print(table)
+
+
+@admin_app.command("keys")
+def admin_keys(team: Annotated[str | None, typer.Option(help="That team's keys only.")] = None,
+               revoked: Annotated[bool, typer.Option(
+                   "--revoked", help="Revoked keys too.")] = False,
+               database_url: DbUrl = None, as_json: JsonOpt = False) -> None:
+    """The API keys by their first characters (what revoke-key takes), team, label and dates;
+    never a key itself, which only its holder has."""
+    from rich.table import Table
+
+    from tuner.store.auth import list_keys
+    from tuner.store.db import transaction
+
+    with user_errors(), transaction(sessions(database_url)) as s:
+        keys = list_keys(s, team, revoked=revoked)
+    if as_json:
+        print_json(keys)
+        return
+    table = Table(title=f"{'API keys' if revoked else 'Active API keys'} ({len(keys)})")
+    for col in ("key starts", "team", "label", "created", *(["revoked"] if revoked else [])):
+        table.add_column(col, no_wrap=col not in ("team", "label"))
+    for k in keys:
+        table.add_row(k["prefix"] + "…", k["team"], k["name"] or "-", _when(k["created_at"]),
+                      *([_when(k["revoked_at"])] if revoked else []))
+    out.print(table)

@@ -610,6 +610,12 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
     # Not there: exit 1, as over HTTP (`tuner status nope`), not 2 (what was given is wrong).
     missing = _cli(["job", "show", "nope"], env, check=False)
     assert (missing.returncode, missing.stderr.strip()) == (1, "error: job 'nope' not found")
+    # The operator's view of teams and keys (the job's team, `local`, has no key yet).
+    key = _cli(["admin", "create-key", "local", "--name", "ci-bot"], env).stdout.strip()
+    teams = json.loads(_cli(["admin", "teams", "--json"], env).stdout)
+    assert [(t["name"], t["active_keys"], t["jobs"]) for t in teams] == [("local", 1, 1)]
+    keys = _cli(["admin", "keys"], {**env, "COLUMNS": "200"}).stdout
+    assert f"{key[:10]}… │ local │ ci-bot" in keys and key not in keys
     # Optuna's own tools read the same database.
     (name,) = [n for n in optuna.get_all_study_names(db_url) if n.endswith(f"/job-{job_id}")]
     assert optuna.load_study(study_name=name, storage=db_url).trials

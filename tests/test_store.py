@@ -124,6 +124,19 @@ def test_api_keys_are_hashed_and_revocable(migrated_url: str) -> None:
         s.commit()
         assert team_for_key(s, key) is None
         assert team_for_key(s, other) is not None
+        # The operator's view (`tuner admin teams`, `tuner admin keys`): keys by their shown
+        # start, never the key or its hash.
+        from tuner.errors import TeamNotFound
+        from tuner.store.auth import list_keys, list_teams
+        _queue(migrated_url, 2, team="audio")
+        assert [(t["name"], t["active_keys"], t["jobs"]) for t in list_teams(s)] == [
+            ("audio", 1, 2), ("vision", 0, 0)]
+        assert [(k["prefix"], k["team"]) for k in list_keys(s)] == [(other[:10], "audio")]
+        listed = list_keys(s, "vision", revoked=True)
+        assert [(k["prefix"], k["name"]) for k in listed] == [(key[:10], "ci")]
+        assert listed[0]["revoked_at"] is not None and key not in str(listed)
+        with pytest.raises(TeamNotFound):
+            list_keys(s, "nope")
 
 
 def test_a_job_is_named_by_the_start_of_its_id_within_its_team(migrated_url: str) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tuner.errors import TeamNotFound, TunerError
@@ -79,3 +80,32 @@ def revoke_key(s: Session, prefix: str) -> int:
                                          ApiKey.revoked_at.is_(None))
                     .values(revoked_at=utcnow()))
     return int(res.rowcount)  # type: ignore[attr-defined]
+
+
+def list_teams(s: Session) -> list[dict[str, Any]]:
+    """Every team with its active keys, its jobs and its latest job's creation (the
+    operator's view: `tuner admin teams`)."""
+    from tuner.store.models import Job
+
+    keys = dict(s.execute(select(ApiKey.team_id, func.count()).where(ApiKey.revoked_at.is_(None))
+                          .group_by(ApiKey.team_id)).all())
+    jobs = {tid: (n, latest) for tid, n, latest in s.execute(
+        select(Job.team_id, func.count(), func.max(Job.created_at)).group_by(Job.team_id)).all()}
+    return [{"id": t.id, "name": t.name, "created_at": t.created_at,
+             "active_keys": int(keys.get(t.id, 0)), "jobs": int(jobs.get(t.id, (0, None))[0]),
+             "latest_job_at": jobs.get(t.id, (0, None))[1]}
+            for t in s.scalars(select(Team).order_by(Team.name))]
+
+
+def list_keys(s: Session, team: str | None = None, *, revoked: bool = False
+              ) -> list[dict[str, Any]]:
+    """The API keys (active ones unless `revoked`), each by its shown prefix, team, label and
+    dates: never the key or its hash. `team`: that team's only (TeamNotFound if none)."""
+    q = select(ApiKey, Team.name).join(Team, ApiKey.team_id == Team.id)
+    if team is not None:
+        q = q.where(ApiKey.team_id == get_team(s, team).id)
+    if not revoked:
+        q = q.where(ApiKey.revoked_at.is_(None))
+    return [{"prefix": k.prefix, "team": name, "name": k.name, "created_at": k.created_at,
+             "revoked_at": k.revoked_at}
+            for k, name in s.execute(q.order_by(Team.name, ApiKey.created_at, ApiKey.id)).all()]
