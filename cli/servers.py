@@ -162,7 +162,8 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
     d = Dispatcher(DispatcherConfig.from_settings(url, num_cpus=num_cpus))
     thread = threading.Thread(target=d.run, name="dispatcher", daemon=True)
     thread.start()
-    err.print(f"serving {server_url} (docs at {server_url}/docs); Ctrl-C to stop")
+    err.print(f"serving {server_url}: the pages at {server_url}/ui (they ask for the API key), "
+              f"the API's docs at {server_url}/docs; Ctrl-C to stop", highlight=False)
     try:
         # Open event streams get 5 s to end, so Ctrl-C never hangs on a watching client.
         uvicorn.run(create_app(url), host=host, port=port, log_level="warning",
