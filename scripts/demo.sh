@@ -23,4 +23,4 @@ grep -h "API key" .demo/serve.log || true
 "$BIN/tuner" submit --model mlp --dataset digits --trials 30 --epochs 10 --parallelism 2 --baseline-runs 5 --wait
 "$BIN/tuner" recommend --model mlp --dataset digits
 echo "The demo's service stops here. To look at the job, its figures and the answer in a browser:
-  .venv/bin/tuner serve --port $PORT   (the same ./tuner.db), then open $TUNER_URL/ui with the API key above"
+  .venv/bin/tuner serve --port $PORT   (the same ./tuner.db), then open $TUNER_URL/ui and give it the API key in ${TUNER_HOME:-$HOME/.tuner}/credentials.json"
