@@ -539,6 +539,10 @@ def test_validation_errors_name_the_field(service: Service) -> None:
         half = h.get("/v1/recommendations", params={"model": "mlp"})
         assert half.status_code == 422 and half.json()["errors"] == [
             {"field": "dataset", "message": "required without task"}]
+        metric = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris",
+                                                       "metric": "nope"}).json()
+        assert metric["errors"] == [{"field": "metric", "message": "unknown 'nope'; valid "
+                                     "choices: val_accuracy, val_loss, val_r2"}], metric
         assert h.get("/v1/jobs").json()["count"] == 0  # nothing half-created
 
 

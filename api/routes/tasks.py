@@ -53,9 +53,9 @@ def read_recommendations(
                          [{"field": f, "message": "required without task"}
                           for f, v in (("model", model), ("dataset", dataset)) if not v])
     if metric is not None and metric not in METRICS:
-        raise ApiProblem(422, "Invalid request",
-                         f"metric: unknown {metric!r}; valid choices: {', '.join(METRICS)}",
-                         [{"field": "metric", "message": "unknown metric"}])
+        said = f"unknown {metric!r}; valid choices: {', '.join(METRICS)}"
+        raise ApiProblem(422, "Invalid request", f"metric: {said}",
+                         [{"field": "metric", "message": said}])
     if task is not None and model is None and dataset is None:
         # A current cached answer is served as stored: one query, no re-validation.
         raw = cached_json(session, team.id, task, metric=metric, epochs=epochs,
