@@ -539,7 +539,7 @@ def test_a_running_jobs_page_draws_its_trials_as_they_finish(
     from tuner.store.trials import record_trial
     from tuner.trial import StepRecord, TrialRecord
 
-    job_id = queue(migrated_url, {**JOB, "budget": {"n_trials": 4}}, team="live")
+    job_id = queue(migrated_url, {**JOB, "budget": {"n_trials": 6}}, team="live")
     sessions = session_factory(migrated_url)
     with sessions() as s:
         key = create_api_key(s, get_or_create_team(s, "live"))
@@ -589,6 +589,12 @@ def test_a_running_jobs_page_draws_its_trials_as_they_finish(
         _until(browser, "return document.getElementById('failures').hidden", False,
                "the failure shown")
         assert "ValueError: boom" in browser.find_element("id", "failure-list").text
+        # The reader closes it; another way of failing comes: both stay closed.
+        opened = "return [...document.querySelectorAll('#failure-list details')].map(d => d.open)"
+        assert browser.execute_script(opened) == [True]
+        browser.execute_script("document.querySelector('#failure-list details').open = false")
+        finish(4, "adam", [0.3], state="failed", traceback="Traceback ...\nKeyError: 'x'")
+        _until(browser, opened, [False, False], "the failures as the reader left them")
         Client(url, key).cancel(job_id)
         _until(browser, "const s = document.querySelector('#job-head .status');"
                         " return s && s.textContent", "cancelled", "the job's end")

@@ -183,9 +183,12 @@ def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
 def _event_id(status: str, progress: dict[str, Any], notes: list[str]) -> str:
     """What a progress event says, as its SSE id: a client that reconnects with this id as
     `Last-Event-ID` is sent nothing until the job has moved on. The notes count too (by a
-    checksum): the job's start rewrites them, and a follower hears it then."""
+    checksum): the job's start rewrites them, and a follower hears it then. So do failed
+    trials, which are not `done` (their tickets go back to the budget): a trial that failed
+    was heard of only with the next one to finish, and a job page drew it no sooner."""
     said = zlib.crc32(json.dumps(notes).encode())
-    return f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}.{said:x}"
+    return (f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}."
+            f"{progress['failed']}.{said:x}")
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse)

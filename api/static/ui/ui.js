@@ -337,10 +337,10 @@ async function jobPage() {
     // event carries the final job: its error, its notes), without reloading the page.
     const again = throttled(show);
     follow(`/v1/jobs/${id}/events`, (event, d) => {
-      const done = job.progress.done;
+      const { done, failed } = job.progress;
       job = event === "end" ? d : { ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes };
       render(job);
-      if (event === "end" || job.progress.done !== done) again();
+      if (event === "end" || job.progress.done !== done || job.progress.failed !== failed) again();
     }).catch(() => {});
   }
   document.getElementById("csv-link")?.addEventListener("click", async (ev) => {
@@ -416,7 +416,11 @@ function showFailures(trials, jobId) {
   }
   const list = document.getElementById("failure-list");
   const shown = [...groups.values()].slice(0, FAILURES_SHOWN);
-  list.replaceChildren(...shown.map((ts, i) => el("details", { open: i === 0 },
+  // Drawn again as a running job's trials fail: each way stays open or closed as the reader
+  // left it (known by its first trial); a new one opens only when it is the first.
+  const was = new Map([...list.querySelectorAll("details")].map((d) => [d.dataset.first, d.open]));
+  list.replaceChildren(...shown.map((ts, i) => el("details", {
+    "data-first": String(ts[0].number), open: was.get(String(ts[0].number)) ?? (i === 0 && !was.size) },
     el("summary", {}, `${count(ts.length, "trial")} (#${ts.map((t) => t.number).join(", #")})`
       + `${ts[0].epochs_run ? ` after ${count(ts[0].epochs_run, "epoch")}` : ""}: ${failureText(ts[0])}`),
     ...(ts[0].traceback ? [el("pre", {}, ts[0].traceback),
