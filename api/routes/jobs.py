@@ -195,7 +195,7 @@ def _event_id(status: str, progress: dict[str, Any], notes: list[str]) -> str:
 async def job_events(job: TeamJob, request: Request,
                      last_event_id: Annotated[str | None, Header(max_length=200)] = None,
                      ) -> AsyncIterator[ServerSentEvent]:
-    """Server-sent events: `progress` as trials finish (with the job's `notes`, which the job's
+    """Server-sent events: `progress` as trials finish or fail (with the job's `notes`, which the job's
     start rewrites when it orders the sweep), then `end` with the final job. Every
     event has an `id`; reconnect with `Last-Event-ID` to resume without repeats (the `end`
     event is always sent, so a client that missed it gets it)."""
