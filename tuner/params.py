@@ -64,5 +64,7 @@ def check_params(field: str, name: str, factory: Callable[..., Any], params: dic
         said = ("should be a list" if "Sequence" in err["msg"] else
                 f"{err['msg'][0].lower()}{err['msg'][1:]}".removeprefix("input "))
         more = len(exc.errors()) - 1
-        raise error(f"{where}: {said}, got {err['input']!r}"
+        given = repr(err["input"])
+        given = given if len(given) <= 80 else given[:77] + "..."  # a list of 10,000 widths
+        raise error(f"{where}: {said}, got {given}"
                     + (f" ({more} more error{'s' if more > 1 else ''})" if more else "")) from None

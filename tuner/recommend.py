@@ -621,7 +621,8 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     the tie, and the leader called the winner.) Inside a group of confidence intervals (a tie
     within the noise) the family that works over a wider range of learning rates (by at least
     half a decade) comes first, then the one with the better expected value, then the
-    cheapest (`_tie_order`); groups without a noise estimate keep the order of their values.
+    cheapest (`_tie_order`); groups without a noise estimate keep the order of their values,
+    families level on them the widest learning-rate range first, then the cheapest.
     (Entries arrive best value first.)"""
     groups: list[list[dict[str, Any]]] = []
     rest = list(entries)
