@@ -563,7 +563,8 @@ def test_a_running_jobs_page_draws_its_trials_as_they_finish(
     with serving(migrated_url, "critical", port=free_port(), poll_s=0.1) as url:
         _set_key(browser, url, key)
         _open(browser, f"{url}/ui/jobs/{job_id}")
-        assert "No trial has finished yet" in browser.find_element("id", "no-epochs").text
+        assert "No trial has reported an epoch yet: the charts are drawn as trials finish" in \
+            browser.find_element("id", "no-epochs").text
         assert browser.execute_script(rows) == []
         browser.execute_script("window.sameLoad = true")
         finish(0, "adam", [0.5, 0.7, 0.8])

@@ -318,7 +318,7 @@ async function jobPage() {
     document.getElementById("no-epochs")?.remove();
     if (empty) {
       document.querySelector(".charts").before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
-        ? "No trial reported an epoch: nothing to draw." : "No trial has finished yet: the charts are drawn as trials finish."));
+        ? "No trial reported an epoch: nothing to draw." : "No trial has reported an epoch yet: the charts are drawn as trials finish."));
     }
     const trials = await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`);
     showTrials(trials, job.task.direction);
@@ -329,7 +329,6 @@ async function jobPage() {
       showFailures(trials.count <= trials.data.length ? { data: own, count: own.length }
         : await getJson(`/v1/jobs/${id}/trials?state=failed&steps=false&limit=${TRIALS_SHOWN}`), id);
     }
-    document.body.dataset.shownDone = String(trials.count);
   };
   await show();
   if (!FINAL.includes(job.status)) {
@@ -443,13 +442,13 @@ function failureText(t) {
 
 // one task's recommendation ------------------------------------------------------------------
 
-// What makes this task this task (and not another with the same names): the parameters, the
-// metric, and the digests of the team's own data, model folder and plugin code (of their bytes)
-// or of the fetched hub copy a reference reads (its snapshot).
 // A model or dataset with its parameters: `mlp {"hidden":[64]}`. Two tasks of the same names
 // differ in them (or in the digests of their data, weights or code): the list shows them.
 const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
 
+// What makes this task this task (and not another with the same names): the parameters, the
+// metric, and the digests of the team's own data, model folder and plugin code (of their bytes)
+// or of the fetched hub copy a reference reads (its snapshot).
 function taskIdentity(task) {
   const parts = [`task ${task.id}: model ${ref(task.model)}`, `dataset ${ref(task.dataset)}`, `metric ${task.metric}`];
   if (task.data_digest) parts.push(`data ${task.data_digest}`);
