@@ -230,6 +230,28 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     if start and method != "direct":
         out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
                   f"{params_brief(start['params'])}", highlight=False)
+    out.print(in_short(rec), highlight=False)
+
+
+# The answer against the untuned default (`baseline.verdict`), in a few words.
+AGAINST_DEFAULT = {
+    "beaten": "following it beats AdamW at lr 1e-3 with cosine, outside the noise",
+    "within_noise": "not shown to beat AdamW at lr 1e-3 with cosine (within the noise)",
+    "ahead": "AdamW at lr 1e-3 with cosine is ahead of its leader, outside the noise",
+    "not_separated": "no noise estimate to hold it against AdamW at lr 1e-3 with cosine",
+    "is_leader": "its leader is AdamW at lr 1e-3 with cosine itself",
+    "not_run": "AdamW at lr 1e-3 with cosine not run at this budget (search.baseline runs it)",
+}
+
+
+def in_short(rec: dict[str, Any]) -> str:
+    """The answer in one line, printed last (the paragraphs above it end far from the table):
+    its verdict in a few words (as /ui/tasks says it) and, for a direct answer, where it
+    stands against the untuned default."""
+    from tuner.recommend import brief
+
+    against = AGAINST_DEFAULT.get((rec.get("baseline") or {}).get("verdict") or "")
+    return f"in short: {brief(rec)}" + (f"; {against}" if against else "")
 
 
 def _at_stop(r: dict[str, Any]) -> str:

@@ -737,8 +737,14 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
         text = shown_rec.export_text()
         for r in rec["ranking"]:
             assert cli.render._expected(r["expected"]) in text, (width, text)
-    # The team's tasks with each one's answer in a few words (the same words as /ui/tasks).
+    # The answer in one line, last (the job ran no baseline: said so).
     from tuner.recommend import brief
+
+    assert rec["baseline"]["verdict"] == "not_run"
+    assert " ".join(text.split()).endswith(
+        f"in short: {brief(rec)}; AdamW at lr 1e-3 with cosine not run at this budget "
+        f"(search.baseline runs it)"), text
+    # The team's tasks with each one's answer in a few words (the same words as /ui/tasks).
 
     listed = json.loads(_cli(["tasks", "--json"], env).stdout)
     assert listed["count"] == 1 and listed["data"][0]["answer"]["brief"] == brief(rec), listed
