@@ -277,10 +277,10 @@ def _budget_parts(budget: dict[str, Any], sep: str, against: dict[str, Any] | No
 
     p, precision = budget.get("early_stopping_patience"), budget.get("precision")
     seed, fmt = budget.get("training_seed"), budget.get("training_format")
-    other = against or {}
+    other = against or budget  # alone, nothing differs
 
     def differs(key: str) -> bool:
-        return against is not None and other.get(key) != budget.get(key)
+        return other.get(key) != budget.get(key)
 
     return ((f"{sep}early stopping patience {p}" if p is not None else
              f"{sep}no early stopping" if differs("early_stopping_patience") else "")

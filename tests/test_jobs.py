@@ -369,7 +369,8 @@ def test_job_whose_trials_fail_the_same_way_stops_there(
     # A trial in flight when it stopped, killed, is cancelled, saying why.
     from tuner.store.recorder import STOPPED_FOR_SAME_FAILURE
     assert all((r.stop_reason, r.detail) == ("cancelled", STOPPED_FOR_SAME_FAILURE)
-               for r in recs if r.stop_reason != "failed")
+               for r in recs if r.stop_reason != "failed"), [
+        (r.number, r.state, r.stop_reason, r.detail) for r in recs]
     # The failed trials keep the error's traceback, down to the team's line that raised, each
     # file under its import root (not the worker machine's folders); the store answers them.
     from tuner.store.queries import count_trials

@@ -633,23 +633,21 @@ def _tie_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         groups.append(group)
     rank = 0
     for g in groups:
-        if not all(confident(e) for e in g):
+        # Families with the same value and interval keep their place among the others; among
+        # themselves they are ordered below, never by name.
+        first: dict[tuple[float, float, float], int] = {}
+        for i, e in enumerate(g):
+            first.setdefault(_shown(e), i)
+        if all(confident(e) for e in g):
+            g.sort(key=lambda e: (first[_shown(e)], e["cost"]["state_bytes_per_param"]))
+            g[:] = _tie_order(g)
+        else:
             # No noise estimate: the order of the values seen. Families level on them (a small
             # validation set's accuracy of 1.0 for six families) go widest learning-rate range
             # first, then the cheapest state: they were listed by name, and `start_from`
             # recommended adadelta at lr 2.4 on mlp/wine for its first letter.
-            first_at: dict[tuple[float, float, float], int] = {}
-            for i, e in enumerate(g):
-                first_at.setdefault(_shown(e), i)
-            g.sort(key=lambda e: (first_at[_shown(e)], -e["robustness"]["lr_decades"],
+            g.sort(key=lambda e: (first[_shown(e)], -e["robustness"]["lr_decades"],
                                   e["cost"]["state_bytes_per_param"]))
-        else:
-            # equal expected values and intervals: the cheaper state first, not the name
-            first: dict[tuple[float, float, float], int] = {}
-            for i, e in enumerate(g):
-                first.setdefault(_shown(e), i)
-            g.sort(key=lambda e: (first[_shown(e)], e["cost"]["state_bytes_per_param"]))
-            g[:] = _tie_order(g)
         for i, e in enumerate(g):
             rank += 1
             e["rank"] = rank

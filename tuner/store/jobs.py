@@ -144,15 +144,13 @@ def get_job(s: Session, job_id: str, team_id: int | None = None) -> Job:
         short = team_id is not None and re.fullmatch(r"[0-9a-f]{1,5}", job_id) is not None
         raise JobNotFound(job_id, f" (name a job by its id, or by its first "
                                   f"{JOB_ID_PREFIX_MIN} characters or more)" if short else "")
-    ids = list(s.scalars(select(Job.id).where(Job.team_id == team_id,
-                                              Job.id.startswith(job_id)).limit(4)))
-    if len(ids) > 1:
-        raise JobIdAmbiguous(job_id, ids)
-    if not ids:
+    jobs = list(s.scalars(select(Job).where(Job.team_id == team_id,
+                                            Job.id.startswith(job_id)).order_by(Job.id).limit(4)))
+    if len(jobs) > 1:
+        raise JobIdAmbiguous(job_id, [j.id for j in jobs])
+    if not jobs:
         raise JobNotFound(job_id)
-    found = s.get(Job, ids[0])
-    assert found is not None
-    return found
+    return jobs[0]
 
 
 def job_spec(job: Job) -> JobSpec:

@@ -314,10 +314,11 @@ async function jobPage() {
     drawJobFigures(fig);
     // Empty axes say nothing: a job whose trials all failed before an epoch, or none ran yet.
     const empty = !fig.best_so_far.length && !fig.curves.some((c) => c.points.length);
-    document.querySelector(".charts").style.display = empty ? "none" : "";
+    const charts = document.querySelector(".charts");
+    charts.style.display = empty ? "none" : "";
     document.getElementById("no-epochs")?.remove();
     if (empty) {
-      document.querySelector(".charts").before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
+      charts.before(el("p", { class: "hint", id: "no-epochs" }, FINAL.includes(job.status)
         ? "No trial reported an epoch: nothing to draw." : "No trial has reported an epoch yet: the charts are drawn as trials finish."));
     }
     const trials = await getJson(`/v1/jobs/${id}/trials?steps=false&limit=${TRIALS_SHOWN}`);
