@@ -496,12 +496,15 @@ def test_a_trial_stopped_after_it_found_the_data_unreadable_keeps_that_reason(
     trials beside it `cancelled`. One that had found the data unreadable itself, its worker
     stopped after writing that but before Optuna was told (the test suite saw it once), was
     recorded `cancelled` with the data error's detail; it keeps `data_error`, while one stopped
-    mid-run is `cancelled` saying why."""
+    mid-run is `cancelled` saying why. So with a job of trials failing the same way: a trial
+    that failed so itself just before the job stopped keeps `failed` (it was `cancelled` with
+    its own error as the detail, in 1 of 12 runs of test_jobs' same-failure test), and so does
+    one out of memory."""
     from optuna.trial import TrialState, create_trial
 
     from tuner.attrs import ATTR_CONFIG, ATTR_RECORD
-    from tuner.store.recorder import STOPPED_FOR_DATA
-    from tuner.trial import DATA_ERROR
+    from tuner.store.recorder import STOPPED_FOR_DATA, STOPPED_FOR_SAME_FAILURE
+    from tuner.trial import DATA_ERROR, OUT_OF_MEMORY
 
     (job_id,) = _queue(migrated_url)
     study = optuna.create_study(storage=migrated_url, study_name=f"data-{job_id}")
@@ -517,6 +520,17 @@ def test_a_trial_stopped_after_it_found_the_data_unreadable_keeps_that_reason(
                          .order_by(TrialRow.number)).all()
     assert [(r.stop_reason, r.detail) for r in rows] == [
         (DATA_ERROR, "task.dataset: 'a.png' ..."), ("cancelled", STOPPED_FOR_DATA)]
+    shard = "ValueError: the team's loader lost its shard"
+    for own in ("failed", OUT_OF_MEMORY, None):
+        attrs = {**config, ATTR_RECORD: {"stop_reason": own, "detail": shard}} if own else config
+        study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
+        assert recorder.write(study.trials[-1], reason="cancelled",
+                              detail=STOPPED_FOR_SAME_FAILURE)
+    with session_factory(migrated_url)() as s:
+        rows = s.scalars(select(TrialRow).where(TrialRow.job_id == job_id, TrialRow.number >= 2)
+                         .order_by(TrialRow.number)).all()
+    assert [(r.stop_reason, r.detail) for r in rows] == [
+        ("failed", shard), (OUT_OF_MEMORY, shard), ("cancelled", STOPPED_FOR_SAME_FAILURE)]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask(), here

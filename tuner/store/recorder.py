@@ -50,6 +50,9 @@ def run_again(study: optuna.Study, t: FrozenTrial,
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
                         "the database for the grace period)",
            "cancelled": "cancelled: its worker was stopped"}
+# How a trial's own run records that it failed (tuner.objective): kept when the dispatcher
+# ends the trial after that record was written.
+OWN_FAILURES = ("failed", DATA_ERROR, OUT_OF_MEMORY)
 # A trial stopped (or never started) because another trial of its job could not read the
 # task's data: recorded `cancelled` with this detail.
 STOPPED_FOR_DATA = ("cancelled: another trial of this job could not read the task's data, which "
@@ -111,9 +114,12 @@ class TrialRecorder:
         worker's retry is not that run) is not run again, and counts against the job's
         failures (`counted_failures`): it needs more than the device has."""
         rec = trial_record(t)
-        # A trial that found the data unreadable before its worker was stopped (its record
-        # written, Optuna not yet told) keeps that reason: it is why the job stopped.
-        if reason and rec.state == "failed" and rec.stop_reason != DATA_ERROR:
+        # A trial that failed on its own before its worker was stopped (its record written,
+        # Optuna not yet told) keeps its reason: a trial that found the data unreadable is why
+        # the job stopped, and one whose error stopped a job of trials failing the same way is
+        # one of them (it was recorded `cancelled` with its own error as the detail).
+        own = (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason")
+        if reason and rec.state == "failed" and own not in OWN_FAILURES:
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = detail or REASONS.get(reason, reason)
