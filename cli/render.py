@@ -222,6 +222,12 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         out.print(f"budget: {rec['budget']['epochs']} epochs, batch size "
                   f"{rec['budget']['batch_size']}{_budget_parts(rec['budget'], ', ')}"
                   + (f"; also in history: {others}" if others else ""), highlight=False)
+    if rec.get("splits"):
+        out.print("by data split (each ranked on its own): " + "; ".join(
+            f"training.seed {x['training_seed']}{' (this answer)' if i == 0 else ''}: "
+            f"{str(x['verdict']).replace('_', ' ')}: {', '.join(x['leaders'])} "
+            f"({x['n_complete_trials']} trials)"
+            for i, x in enumerate(rec["splits"]["per_split"])), highlight=False)
     for t in rec.get("other_tasks") or []:
         out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
                   f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "

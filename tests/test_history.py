@@ -509,6 +509,66 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     assert _budget_parts(latest["other_budgets"][0], "/", latest["budget"]) == "/training.seed 0"
 
 
+def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A team that searched a task on three data splits asks whether the answer holds beyond
+    its split. Each split is ranked on its own (never pooled): adam, the winner on split 0, is
+    behind sgd on split 1, and rmsprop, never run on split 0, is tied with adam on split 2.
+    The answer says so, in its fields, its summary and its words in brief."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    jobs = {}
+    for seed in (2, 1, 0):  # split 0's job last: the most recent, so the default answer's
+        jobs[seed], team = queue(migrated_url, "a", task_spec("mlp", "iris", training={
+            "epochs": 3, "seed": seed}))
+    write(migrated_url, jobs[2], [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.951),
+                                  ("rmsprop", 1e-3, 0.95), ("rmsprop", 1e-3, 0.952)],
+          seeds=[0, 1, 0, 1])
+    write(migrated_url, jobs[1], [("adam", 1e-3, 0.80), ("adam", 1e-3, 0.801),
+                                  ("sgd", 1e-2, 0.88), ("sgd", 1e-2, 0.881)], seeds=[0, 1, 0, 1])
+    write(migrated_url, jobs[0], [("adam", 1e-3, 0.90), ("adam", 1e-3, 0.901),
+                                  ("sgd", 1e-2, 0.85), ("sgd", 1e-2, 0.851)], seeds=[0, 1, 0, 1])
+    from tuner.recommend import brief
+
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, jobs[0]).task_id  # type: ignore[union-attr]
+        split0 = recommend(s, team, task_id=task_id)
+        split2 = recommend(s, team, task_id=task_id, training_seed=2)
+    assert split0["budget"]["training_seed"] == 0 and split0["verdict"] == "winner"
+    sp = split0["splits"]
+    assert sp["training_seeds"] == [0, 1, 2]
+    assert [(x["training_seed"], x["verdict"], x["leaders"], x["n_complete_trials"])
+            for x in sp["per_split"]] == [(0, "winner", ["adam"], 4), (1, "winner", ["sgd"], 4),
+                                          (2, "tied", ["rmsprop", "adam"], 4)]
+    assert sp["families"]["adam"] == {"leads": [0, 2], "behind": [1], "not_separated": [],
+                                      "not_ranked": []}
+    assert sp["families"]["rmsprop"] == {"leads": [2], "behind": [], "not_separated": [],
+                                         "not_ranked": [0, 1]}
+    assert sp["lead_on_every_split"] == []
+    assert split0["summary"].endswith(
+        "; across the team's 3 data splits at this budget (training.seed 0, this answer's, "
+        "and 1, 2; each ranked on its own, never pooled): no family leads on every split; "
+        "adam, the winner on this split, is behind on training.seed 1 (leaders on "
+        "training.seed 1: sgd); leading on another split, not on this one: sgd (training.seed "
+        "1), rmsprop (training.seed 2)"), split0["summary"]
+    assert brief(split0) == "adam is best of 2 ranked: clear of the others; on 3 data " \
+                            "splits, none leads on all"
+    # Asked about split 2: its own split first, the others the most recent first.
+    assert split2["splits"]["training_seeds"] == [2, 0, 1]
+    assert "rmsprop, listed first on this split, is not ranked on training.seed 0, 1" \
+        in split2["summary"], split2["summary"]
+    assert "this split's other leaders not leading on every split: adam" in split2["summary"]
+    # `tuner recommend` lists the splits, and its last line says it in brief.
+    from cli.render import print_recommendation
+
+    print_recommendation(split0)
+    shown = " ".join(capsys.readouterr().out.split())  # as one line, wherever it wrapped
+    assert " by data split (each ranked on its own): training.seed 0 (this answer): winner: " \
+           "adam (4 trials); training.seed 1: winner: sgd (4 trials); training.seed 2: tied: " \
+           "rmsprop, adam (4 trials) in short: adam is best of 2 ranked: clear of the others; on 3 data " \
+           "splits, none leads on all; " in shown, shown
+
+
 def test_another_releases_training_code_is_another_budget(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs of an earlier release's training code (a job recorded at another

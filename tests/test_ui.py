@@ -243,6 +243,22 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]
     assert browser.find_element("id", "baseline").text == \
         f"Against the untuned default: {rec['baseline']['summary']}"
+    # This task ran on one data split: no splits block. (The page's block, given the answer
+    # of a task run on three, lists them: test_history's split-0 answer.)
+    assert rec["splits"] is None and browser.find_element("id", "splits").get_attribute("hidden")
+    splits = {"lead_on_every_split": [], "per_split": [
+        {"training_seed": 0, "verdict": "winner", "leaders": ["adam"], "n_complete_trials": 4},
+        {"training_seed": 2, "verdict": "tied", "leaders": ["rmsprop", "adam"],
+         "n_complete_trials": 4},
+        {"training_seed": 1, "verdict": "not_separated", "leaders": ["sgd", "adam"],
+         "n_complete_trials": 3}]}
+    assert browser.execute_script(
+        "const [p, ul] = splitsBlock(arguments[0]).children;"
+        "return [p.textContent, ...[...ul.children].map(li => li.textContent)]", splits) == [
+        "By data split (each ranked on its own, never pooled): no family leads on every split",
+        "training.seed 0 (this answer): winner: adam (4 trials)",
+        "training.seed 2: tied: rmsprop, adam (4 trials)",
+        "training.seed 1: not separated: sgd, adam (3 trials)"]
     # Which task this is: its parameters and metric; digits is built in, so no data digest.
     identity = browser.find_element("id", "task-identity").text
     assert identity == (f'task {task_id}: model mlp {{"hidden":[32]}} · dataset digits · '
@@ -334,6 +350,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert digits[:5] == [f"task {task_id}", 'mlp {"hidden":[32]} / digits', "val_accuracy", "2",
                           str(len(trials) + len(client.trials(second["id"])["data"]))], digits
     assert digits[5] == brief(rec), (digits, rec["verdict"])
+    # (This task ran on one data split; searched on several, the words say which families lead
+    # on every one, as brief does: the page's own words given such an answer.)
+    for splits in ({"brief": "on 3 data splits, leading on all: adam"}, None):
+        several = {**rec, "splits": splits}
+        said = browser.execute_script("return answerText(arguments[0])", several)
+        assert said == brief(several) and (said.endswith("leading on all: adam") == bool(splits))
     first = rec["ranking"][0]
     assert digits[6].startswith(f"{first['optimizer']} {first['expected']['value']:.4f} [")
     assert digits[7] == "this task's trials"

@@ -967,11 +967,86 @@ def _width_note(ranking: list[dict[str, Any]], wide: Sequence[str], bar: Bar | N
             f"as good (more runs would tell): {shown}")
 
 
+_SPLIT_STATES = {"leads": "leads", "behind": "behind",
+                 "not_separated": "not separated (no noise estimate)",
+                 "not_ranked": "not ranked"}
+
+
+def _seeds(seeds: Sequence[int]) -> str:
+    return "training.seed " + ", ".join(str(sd) for sd in seeds)
+
+
+def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, Any] | None:
+    """The answer's families on each of the task's data splits at its budget: `splits` holds
+    (training.seed, complete trials, `rank_families` of that split's history), the answer's
+    own split first. Each split is ranked on its own (two splits are two validation sets, so
+    their values are never pooled): a family `leads` on a split when it is among that split's
+    leaders; is `behind` when ranked there outside them on a split with a noise estimate (its
+    interval clear of the best leader's); `not_separated` when ranked outside them on a split
+    without one (nothing shows it behind); and `not_ranked` when it never completed a trial
+    there. None with one split.
+
+    What a team that ran its search on several splits asks: does the answer hold beyond this
+    split? A family among the leaders on every split is the one to pick; one that leads here
+    but is behind on another split is good for this validation set, not shown for the task."""
+    if len(splits) < 2:
+        return None
+    families: dict[str, dict[str, list[int]]] = {}
+    for _, _, ranked in splits:
+        for e in ranked["ranking"]:
+            families.setdefault(e["optimizer"], {k: [] for k in _SPLIT_STATES})
+    for seed, _, ranked in splits:
+        on = {e["optimizer"] for e in ranked["ranking"]}
+        outside = "not_separated" if ranked["verdict"] == VERDICT_NOT_SEPARATED else "behind"
+        for f, where in families.items():
+            where["leads" if f in ranked["leaders"] else outside if f in on
+                  else "not_ranked"].append(seed)
+    n, seeds = len(splits), [sd for sd, _, _ in splits]
+    here = splits[0][2]
+    every = [f for f, w in families.items() if len(w["leads"]) == n]
+    clauses = [f"leading on every split: {_some(every)}" if every else
+               "no family leads on every split"]
+    first, verdict = (here["leaders"] or [None])[0], here["verdict"]
+    if first is not None and first not in every:
+        role = "the winner" if verdict == VERDICT_WINNER else "listed first"
+        w = families[first]
+        states = [f"{words} on {_seeds(w[k])}" for k, words in _SPLIT_STATES.items() if w[k]
+                  and k != "leads"]
+        lead_there = {sd: r["leaders"] for sd, _, r in splits[1:] if sd in w["behind"]}
+        clauses.append(f"{first}, {role} on this split, is " + " and ".join(states)
+                       + "".join(f" (leaders on training.seed {sd}: {_some(ls)})"
+                                 for sd, ls in lead_there.items()))
+    rest = [f for f in here["leaders"] if f != first and f not in every]
+    if rest:
+        clauses.append(f"this split's other leaders not leading on every split: {_some(rest)}")
+    elsewhere = [f for f, w in families.items() if f not in here["leaders"] and w["leads"]]
+    if elsewhere:
+        clauses.append("leading on another split, not on this one: " + ", ".join(
+            f"{f} ({_seeds(families[f]['leads'])})" for f in elsewhere[:SUMMARY_NAMES])
+            + (f" and {len(elsewhere) - SUMMARY_NAMES} more" if len(elsewhere) > SUMMARY_NAMES
+               else ""))
+    brief = (f"on {n} data splits, leading on all: {', '.join(every)}" if every else
+             f"on {n} data splits, none leads on all")
+    return {"training_seeds": seeds,
+            "per_split": [{"training_seed": sd, "n_complete_trials": k, "verdict": r["verdict"],
+                           "leaders": r["leaders"]} for sd, k, r in splits],
+            "families": families, "lead_on_every_split": every, "brief": brief,
+            "summary": f"across the team's {n} data splits at this budget ({_seeds(seeds[:1])}, "
+                       f"this answer's, and {', '.join(str(sd) for sd in seeds[1:])}; each "
+                       f"ranked on its own, never pooled): " + "; ".join(clauses)}
+
+
 def brief(rec: dict[str, Any]) -> str:
     """An answer in a few words, for a list of tasks (`tuner tasks`; `/ui/tasks` says the same
-    in ui.js): the verdict and its leaders; for a transferred answer (no verdict: it predicts
-    an order, nothing measured on the task), the first three of that order; for a prior one
-    (literature defaults in the catalogue's order), that nothing informs it."""
+    in ui.js): the verdict and its leaders, and which lead on every data split when the task
+    was searched on several; for a transferred answer (no verdict: it predicts an order,
+    nothing measured on the task), the first three of that order; for a prior one (literature
+    defaults in the catalogue's order), that nothing informs it."""
+    splits = rec.get("splits")
+    return _verdict_words(rec) + (f"; {splits['brief']}" if splits else "")
+
+
+def _verdict_words(rec: dict[str, Any]) -> str:
     ranking = rec.get("ranking") or []
     if rec.get("method") == "prior":  # its order is the catalogue's: nothing is predicted
         # (it said "predicted order: sgd, momentum, nesterov, …" of literature defaults)

@@ -29,7 +29,9 @@ from typing import Any
 from tuner import corpus as reference
 from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
+    HistoryTrial,
     TaskProfile,
+    across_splits,
     out_of_memory_note,
     prior_ranking,
     rank_families,
@@ -76,8 +78,9 @@ from tuner.store.queries import team_tasks
 # 31: a family not ranked says how its trials ended; 32: the families behind the leader at the
 # epoch they were stopped are not said to be behind at the budget; 33: families level on their
 # values without a noise estimate are said level, the widest learning-rate range listed first,
-# and the trials left out at other budgets are said to differ in what they differ in.)
-ANSWER_FORMAT = 33
+# and the trials left out at other budgets are said to differ in what they differ in; 34:
+# `splits`, the families on each of the task's data splits at the answer's budget.)
+ANSWER_FORMAT = 34
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -271,13 +274,24 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         "other_budgets": [{**b.to_json(), "n_complete_trials": n} for b, n, _ in known
                           if b != budget]}
     trials = h.history(s, ids, budget, exclude_job) if budget else []
-    if trials:
+    if trials and budget:
         direction = tasks[0].direction
+
+        def rank(b: h.Budget, found: Sequence[HistoryTrial], evidence: dict[str, Any],
+                 **more: Any) -> dict[str, Any]:
+            return rank_families(found, direction, evidence,
+                                 h.unfinished_families(s, ids, direction, b, exclude_job),
+                                 metric=tasks[0].metric, **more)
+
         evidence = h.evidence(s, ids, budget, exclude_job)
-        ranked = rank_families(trials, direction, evidence,
-                               h.unfinished_families(s, ids, direction, budget, exclude_job),
-                               metric=tasks[0].metric, curves=partial(h.best_so_far, s))
+        ranked = rank(budget, trials, evidence, curves=partial(h.best_so_far, s))
         n = sum(c["n_trials"] for c in evidence.values())
+        # The same budget on the task's other data splits, each ranked on its own.
+        splits = across_splits([(budget.training_seed, n, ranked)] + [
+            (b.training_seed, k, rank(b, h.history(s, ids, b, exclude_job),
+                                      h.evidence(s, ids, b, exclude_job)))
+            for b, k, _ in known if b != budget
+            and replace(b, training_seed=budget.training_seed) == budget])
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
                  f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
@@ -292,7 +306,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                                              config_keys=baseline_keys()),
                                    ranked, tasks[0].metric)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
-                "direction": direction, **ranked, "baseline": baseline,
+                "direction": direction, **ranked, "baseline": baseline, "splits": splits,
+                "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else ""),
                 "start_from": _start_from(ranked["ranking"]),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "

@@ -505,6 +505,20 @@ function rankingRow(r, rec) {
       ? "one learning rate tried (no range measured)" : `${r.robustness.lr_decades.toFixed(2)} decades`));
 }
 
+function splitsBlock(splits) {
+  // The task's data splits at the answer's budget, each ranked on its own (hidden when the task
+  // ran on one): which families lead on every one, and each split's verdict.
+  const box = el("div", { id: "splits", hidden: !splits });
+  if (!splits) return box;
+  const every = splits.lead_on_every_split;
+  box.append(el("p", {}, "By data split (each ranked on its own, never pooled): "
+                + (every.length ? `leading on every split: ${every.join(", ")}` : "no family leads on every split")),
+             el("ul", {}, ...splits.per_split.map((x, i) => el("li", {},
+               `training.seed ${x.training_seed}${i ? "" : " (this answer)"}: ${String(x.verdict).replace("_", " ")}: `
+               + `${x.leaders.join(", ")} (${x.n_complete_trials} trials)`))));
+  return box;
+}
+
 async function taskPage() {
   const id = location.pathname.split("/").pop();
   const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
@@ -516,6 +530,7 @@ async function taskPage() {
     el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || rec.note || ""),
     el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
+    splitsBlock(rec.splits),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
@@ -580,6 +595,12 @@ async function taskPage() {
 // tasks ---------------------------------------------------------------------------------------
 
 function answerText(rec) {
+  // The verdict in a few words, and which families lead on every data split when the task was
+  // searched on several (as tuner.recommend.brief).
+  return verdictText(rec) + (rec.splits ? `; ${rec.splits.brief}` : "");
+}
+
+function verdictText(rec) {
   // The verdict in a few words (the task page and the API say it whole). A transferred answer
   // has no verdict: it predicts an order, nothing measured on the task; a prior one predicts
   // nothing (literature defaults in the catalogue's order).
