@@ -987,8 +987,9 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
     there. None with one split.
 
     What a team that ran its search on several splits asks: does the answer hold beyond this
-    split? A family among the leaders on every split is the one to pick; one that leads here
-    but is behind on another split is good for this validation set, not shown for the task."""
+    split? A family among the leaders on every split was shown behind on none of them; one
+    that leads here but is behind on another split is good for this validation set, not shown
+    for the task."""
     if len(splits) < 2:
         return None
     families: dict[str, dict[str, list[int]]] = {}
