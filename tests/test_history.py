@@ -569,6 +569,37 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
            "splits, none leads on all; " in shown, shown
 
 
+def test_start_from_is_a_leader_that_leads_on_every_split(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rmsprop and adam are tied on split 0, rmsprop listed first (the better value, within the
+    noise); on split 1 adam is the winner and rmsprop behind. The configuration to start from
+    is adam's, the leader shown behind on neither split, and the summary says why."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    one, team = queue(migrated_url, "a", task_spec("mlp", "wine", training={"epochs": 3,
+                                                                            "seed": 1}))
+    zero, _ = queue(migrated_url, "a", task_spec("mlp", "wine"))
+    write(migrated_url, one, [("adam", 1e-3, 0.90), ("adam", 1e-3, 0.901),
+                              ("rmsprop", 1e-3, 0.85), ("rmsprop", 1e-3, 0.851)],
+          seeds=[0, 1, 0, 1])
+    write(migrated_url, zero, [("rmsprop", 2e-3, 0.95), ("rmsprop", 2e-3, 0.952),
+                               ("adam", 3e-3, 0.95), ("adam", 3e-3, 0.951)], seeds=[0, 1, 0, 1])
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, team, task_id=get_job(s, zero).task_id)  # type: ignore[union-attr]
+    assert rec["budget"]["training_seed"] == 0 and rec["verdict"] == "tied"
+    assert rec["leaders"] == ["rmsprop", "adam"] and rec["splits"]["lead_on_every_split"] == ["adam"]
+    assert (rec["start_from"]["optimizer"], rec["start_from"]["params"]) == ("adam",
+                                                                            {"adam.lr": 3e-3})
+    assert "rmsprop, listed first on this split, is behind on training.seed 1 (leaders on " \
+           "training.seed 1: adam); adam, also among this split's leaders, leads on every " \
+           "split: start_from is its configuration" in rec["summary"], rec["summary"]
+    # Without split 1's job (as the dispatcher asks, leaving a job out), split 0 stands alone:
+    # no splits (not a split 1 with no trials), and start_from is the family listed first.
+    with session_factory(migrated_url)() as s:
+        alone = recommend(s, team, task_id=get_job(s, zero).task_id,  # type: ignore[union-attr]
+                          training_seed=0, exclude_job=one)
+    assert alone["splits"] is None and alone["start_from"]["optimizer"] == "rmsprop"
+
+
 def test_another_releases_training_code_is_another_budget(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs of an earlier release's training code (a job recorded at another

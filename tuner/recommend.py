@@ -1008,6 +1008,7 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
     clauses = [f"leading on every split: {_some(every)}" if every else
                "no family leads on every split"]
     first, verdict = (here["leaders"] or [None])[0], here["verdict"]
+    pick = None
     if first is not None and first not in every:
         role = "the winner" if verdict == VERDICT_WINNER else "listed first"
         w = families[first]
@@ -1017,6 +1018,12 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
         clauses.append(f"{first}, {role} on this split, is " + " and ".join(states)
                        + "".join(f" (leaders on training.seed {sd}: {_some(ls)})"
                                  for sd, ls in lead_there.items()))
+        # A leader here that leads everywhere: the answer's start_from (a tie's order is
+        # within the noise on this split; the other splits' evidence is not).
+        pick = next((f for f in here["leaders"] if f in every), None)
+        if pick is not None:
+            clauses.append(f"{pick}, also among this split's leaders, leads on every split: "
+                           f"start_from is its configuration")
     rest = [f for f in here["leaders"] if f != first and f not in every]
     if rest:
         clauses.append(f"this split's other leaders not leading on every split: {_some(rest)}")
@@ -1032,6 +1039,7 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
             "per_split": [{"training_seed": sd, "n_complete_trials": k, "verdict": r["verdict"],
                            "leaders": r["leaders"]} for sd, k, r in splits],
             "families": families, "lead_on_every_split": every, "brief": brief,
+            "start_from": pick if first not in every else first,
             "summary": f"across the team's {n} data splits at this budget ({_seeds(seeds[:1])}, "
                        f"this answer's, and {', '.join(str(sd) for sd in seeds[1:])}; each "
                        f"ranked on its own, never pooled): " + "; ".join(clauses)}

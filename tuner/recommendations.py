@@ -287,11 +287,12 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         ranked = rank(budget, trials, evidence, curves=partial(h.best_so_far, s))
         n = sum(c["n_trials"] for c in evidence.values())
         # The same budget on the task's other data splits, each ranked on its own.
+        on_split = [(b, h.history(s, ids, b, exclude_job), h.evidence(s, ids, b, exclude_job))
+                    for b, _, _ in known
+                    if b != budget and replace(b, training_seed=budget.training_seed) == budget]
         splits = across_splits([(budget.training_seed, n, ranked)] + [
-            (b.training_seed, k, rank(b, h.history(s, ids, b, exclude_job),
-                                      h.evidence(s, ids, b, exclude_job)))
-            for b, k, _ in known if b != budget
-            and replace(b, training_seed=budget.training_seed) == budget])
+            (b.training_seed, sum(c["n_trials"] for c in ev.values()), rank(b, found, ev))
+            for b, found, ev in on_split if found])
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
                  f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
@@ -308,7 +309,7 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
                 "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else ""),
-                "start_from": _start_from(ranked["ranking"]),
+                "start_from": _start_from(_across_first(ranked, splits)),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "
                                f"{budget.label() if budget else '?'}{other}"}
@@ -479,6 +480,16 @@ def _start_from(ranking: list[dict[str, Any]], batch_size: int | None = None
                     f" scaling)")
     return {"optimizer": top["optimizer"], "schedule": top["schedule"] or "constant",
             "params": params, "from": top.get("source_task"), "lr_scaling": note}
+
+
+def _across_first(ranked: dict[str, Any], splits: dict[str, Any] | None
+                  ) -> list[dict[str, Any]]:
+    """The ranking `start_from` takes its first family from: the answer's own, unless the
+    family listed first is not among the leaders on every data split and another of this
+    split's leaders is (a tie's order is within the noise on this split; the other split's
+    evidence is not), then that leader first."""
+    pick = (splits or {}).get("start_from")
+    return [e for e in ranked["ranking"] if e["optimizer"] == pick] or ranked["ranking"]
 
 
 def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
