@@ -51,7 +51,7 @@ REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, o
                         "the database for the grace period)",
            "cancelled": "cancelled: its worker was stopped"}
 # How a trial's own run records that it failed (tuner.objective): kept when the dispatcher
-# ends the trial after that record was written.
+# cancels the trial after that record was written.
 OWN_FAILURES = ("failed", DATA_ERROR, OUT_OF_MEMORY)
 # A trial stopped (or never started) because another trial of its job could not read the
 # task's data: recorded `cancelled` with this detail.
@@ -116,10 +116,12 @@ class TrialRecorder:
         rec = trial_record(t)
         # A trial that failed on its own before its worker was stopped (its record written,
         # Optuna not yet told) keeps its reason: a trial that found the data unreadable is why
-        # the job stopped, and one whose error stopped a job of trials failing the same way is
-        # one of them (it was recorded `cancelled` with its own error as the detail).
+        # the job stopped, and one that failed before the dispatcher cancelled it (its job's
+        # trials failing the same way, say) is one of them: it was recorded `cancelled` with
+        # its own error as the detail. (A lost worker's trial is retried as lost.)
         own = (t.user_attrs.get(ATTR_RECORD) or {}).get("stop_reason")
-        if reason and rec.state == "failed" and own not in OWN_FAILURES:
+        if reason and rec.state == "failed" and rec.stop_reason != DATA_ERROR and not (
+                reason == "cancelled" and own in OWN_FAILURES):
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = detail or REASONS.get(reason, reason)
