@@ -428,3 +428,44 @@ def test_pruned_families_benchmark_smoke(tmp_path: Path) -> None:
     assert task["pruned_only_families"] == len(run["families"])
     assert task["reached"] == sum(f["reached"] for f in run["families"])
     assert task["flagged_of_reached"] <= min(task["reached"], task["flagged"])
+
+
+def test_split_agreement_benchmark_smoke(tmp_path: Path) -> None:
+    """Two splits of one task, each answered on its own, read across as the service's `splits`
+    reads them; each split held out in turn is judged by the other; the counts add up."""
+    from benchmarks import split_agreement
+
+    res = split_agreement.main(["--smoke", "--out", str(tmp_path / "sa.json")])
+    assert [r["split"] for r in res["runs"]] == [0, 1]
+    (task,) = res["tasks"].values()
+    assert task["splits"] == 2 and task["first_behind"] <= 2
+    assert task["winner_behind"] <= min(task["winners"], task["first_behind"])
+    # held out: each split judged by the other alone (one split reads across to nothing)
+    assert task["held_out_every"] == [0, 0] and task["held_out_first"][1] == 0
+    every = task["lead_on_every_split"]
+    assert all(f in r["leaders"] for r in res["runs"] for f in every), (every, res["runs"])
+
+
+def test_split_agreement_reads_a_task_across_its_splits() -> None:
+    """The benchmark's reading, on three made-up splits: adam first on split 0 and behind on
+    split 1; split 2 held out, the families leading on both others judged by its leaders."""
+    from benchmarks.split_agreement import read_task
+
+    def run(split: int, verdict: str, leaders: list[str], ranked: list[str]) -> dict[str, Any]:
+        return {"task": "t", "split": split, "verdict": verdict, "leaders": leaders,
+                "ranking": [{"optimizer": f} for f in ranked], "n_complete": 4}
+
+    runs = [run(0, "tied", ["adam", "sgd"], ["adam", "sgd", "rmsprop"]),
+            run(1, "winner", ["sgd"], ["sgd", "adam"]),
+            run(2, "tied", ["sgd", "rmsprop"], ["sgd", "rmsprop", "adam"])]
+    got = read_task(runs)
+    assert got["lead_on_every_split"] == ["sgd"] and got["mean_leaders"] == pytest.approx(5 / 3)
+    # adam, first on split 0, is behind on 1 and 2; sgd, first on 1 and 2, behind nowhere
+    assert (got["first_behind"], got["winners"], got["winner_behind"]) == (1, 1, 0)
+    assert got["start_from_moved"] == 1  # split 0's start moves to sgd, a leader everywhere
+    # held out 0: sgd leads on 1 and 2 and on 0; held out 1: sgd, and 1's leader is sgd;
+    # held out 2: sgd (on 0 and 1) leads on 2
+    assert got["held_out_every"] == [3, 3]
+    # firsts of the rest among the held-out split's leaders: (sgd, sgd) on 0: yes, yes;
+    # (adam, sgd) on 1: no, yes; (adam, sgd) on 2: no, yes
+    assert got["held_out_first"] == [4, 6]
