@@ -500,6 +500,16 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     assert [e["optimizer"] for e in split0["ranking"]] == ["adam", "sgd"]
     assert split0["verdict"] == "winner" and split0["budget"]["training_seed"] == 0
     assert [b["training_seed"] for b in split0["other_budgets"]] == [1]
+    # Beside split 1, the answer says where adam stands there; alone (split 1's job left out),
+    # that one split's search is all it measured.
+    with session_factory(migrated_url)() as s:
+        alone = recommend(s, team, task_id=task_id, training_seed=0, exclude_job=other)
+    assert split0["splits"] is not None and "measured on one data split" not in split0["summary"]
+    assert alone["splits"] is None and alone["summary"].endswith(
+        "; measured on one data split (training.seed 0) with one search: a search on another "
+        "split can find another family best, so search another split too (another "
+        "training.seed; the service's answer then says where each family stands on each) to "
+        "know whether adam holds"), alone["summary"]
     # What the trials left out differ in, said: "at other budgets" read as other epochs.
     assert "; 2 trials that differ in data split (training.seed) are not pooled with them" \
         in split0["explanation"]

@@ -865,8 +865,10 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
     if verdict == VERDICT_WINNER:
         nxt = ranking[1]
         # Families never run, or never run to the end, may be better: say what was compared.
-        scope = "on this task" if not (not_tried or not_ranked) else \
-            f"of the {len(ranking)} families ranked on this task"
+        # And where: one data split's validation set (another split's search found another
+        # family best on 4 of 6 such winners of linear/digits: benchmarks.split_agreement).
+        scope = "on this data split of the task" if not (not_tried or not_ranked) else \
+            f"of the {len(ranking)} families ranked on this data split of the task"
         return (f"{lead['optimizer']} is best {scope}: its interval is clear of every other "
                 f"family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
                 f"noise)" + tail)
@@ -1045,6 +1047,18 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
                        f"ranked on its own, never pooled): " + "; ".join(clauses)}
 
 
+def one_split_note(ranked: dict[str, Any], training_seed: int) -> str:
+    """What a winner on one data split does not show, for an answer with no other split: on
+    linear/digits, 4 of 6 winners of one split's search were behind on another split's
+    (benchmarks.split_agreement)."""
+    if ranked.get("verdict") != VERDICT_WINNER or not ranked.get("leaders"):
+        return ""
+    return (f"; measured on one data split (training.seed {training_seed}) with one search: a "
+            f"search on another split can find another family best, so search another split "
+            f"too (another training.seed; the service's answer then says where each family "
+            f"stands on each) to know whether {ranked['leaders'][0]} holds")
+
+
 def brief(rec: dict[str, Any]) -> str:
     """An answer in a few words, for a list of tasks (`tuner tasks`; `/ui/tasks` says the same
     in ui.js): the verdict and its leaders, and which lead on every data split when the task
@@ -1070,9 +1084,11 @@ def _verdict_words(rec: dict[str, Any]) -> str:
     if verdict == VERDICT_WINNER:
         # As the summary scopes it: families never run to the end, or never run, may be better
         # (it said "clear of every other family" where 11 of 14 had never completed a trial).
+        # One data split: said so (another split's search may find another family best).
+        where = "" if rec.get("splits") else " on one data split"
         if rec.get("not_ranked") or rec.get("not_tried"):
-            return f"{first} is best of {ranked} ranked: clear of the others"
-        return f"{first} is best: clear of every other family"
+            return f"{first} is best of {ranked} ranked{where}: clear of the others"
+        return f"{first} is best{where}: clear of every other family"
     if verdict == VERDICT_TIED:
         wide = len(rec.get("tied_by_width") or [])
         return (f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked"

@@ -32,6 +32,7 @@ from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
     across_splits,
+    one_split_note,
     out_of_memory_note,
     prior_ranking,
     rank_families,
@@ -79,8 +80,9 @@ from tuner.store.queries import team_tasks
 # epoch they were stopped are not said to be behind at the budget; 33: families level on their
 # values without a noise estimate are said level, the widest learning-rate range listed first,
 # and the trials left out at other budgets are said to differ in what they differ in; 34:
-# `splits`, the families on each of the task's data splits at the answer's budget.)
-ANSWER_FORMAT = 34
+# `splits`, the families on each of the task's data splits at the answer's budget; 35: a winner
+# is best on its data split, and on one split alone says what that does not show.)
+ANSWER_FORMAT = 35
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -308,7 +310,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                                    ranked, tasks[0].metric)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
-                "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else ""),
+                "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
+                                                one_split_note(ranked, budget.training_seed)),
                 "start_from": _start_from(_across_first(ranked, splits)),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "

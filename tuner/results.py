@@ -21,7 +21,7 @@ from tuner.attrs import (
     ATTR_SWEEP,
     ATTR_WARM_START,
 )
-from tuner.recommend import HistoryTrial, better, rank_families, versus_baseline
+from tuner.recommend import HistoryTrial, better, one_split_note, rank_families, versus_baseline
 from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, SAME_FAILURE_TRIALS, SameFailure, TrialRecord, same_failure
 
@@ -191,9 +191,11 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric,
                            curves=lambda runs: {(t.job_id, t.number): steps.get(t.number, [])
                                                 for t in runs})
-    return {k: ranked[k] for k in ("verdict", "leaders", "summary", "ties", "not_ranked",
+    return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "tied_by_width",
                                    "noise")} | {
+        "summary": ranked["summary"] + one_split_note(
+            ranked, int((budget or {}).get("training_seed") or 0)),
         "direction": direction, "budget": budget or {},
         "baseline": versus_baseline(trials, ranked, metric),
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],

@@ -497,7 +497,8 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         optimize(n, n_jobs=min(n, spec.budget.parallelism))
         used += n
     return SearchResult(study, objective.metric, direction, study_records(study), notes,
-                        {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size})
+                        {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
+                         "training_seed": spec.training.seed})
 
 
 @dataclass

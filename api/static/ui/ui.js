@@ -612,8 +612,9 @@ function verdictText(rec) {
   const leaders = rec.leaders || [];
   const ranked = (rec.ranking || []).filter((r) => r.expected).length;
   if (rec.verdict === "winner") {  // scoped as the summary is: unranked families may be better
+    const where = rec.splits ? "" : " on one data split";  // another split may find another best
     return (rec.not_ranked || []).length || (rec.not_tried || []).length
-      ? `${leaders[0]} is best of ${ranked} ranked: clear of the others` : `${leaders[0]} is best: clear of every other family`;
+      ? `${leaders[0]} is best of ${ranked} ranked${where}: clear of the others` : `${leaders[0]} is best${where}: clear of every other family`;
   }
   const wide = (rec.tied_by_width || []).length;
   if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
