@@ -189,6 +189,13 @@ class RecommendationPublic(BaseModel):
         "of it at this budget; search.baseline runs it), `expected` (its value, 95% interval "
         "and runs), `gain` (the leader's value minus its, positive when the leader is better, "
         "for a loss too) and `summary`"))
+    splits: dict[str, Any] | None = Field(default=None, description=(
+        "direct answers on a task searched at the answer's budget on other data splits too "
+        "(jobs with another training.seed, all else the same): each split ranked on its own, "
+        "never pooled: `per_split` (training_seed, verdict, leaders, n_complete_trials; the "
+        "answer's first), `families` (per family, the splits where it leads, is behind, is "
+        "not_separated or not_ranked), `lead_on_every_split`, `start_from` (the family the "
+        "answer's start_from takes), `brief` and `summary`; null on one split"))
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))
     other_tasks: list[dict[str, Any]] = Field(default_factory=list, description=(
