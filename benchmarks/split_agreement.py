@@ -3,13 +3,14 @@ several splits (`training.seed` k draws the train/validation split), each answer
 as the service answers it, then read across splits as the answer's `splits` reads them
 (`tuner.recommend.across_splits`).
 
-    .venv/bin/python -m benchmarks.split_agreement            # 3 tasks x 4 splits, ~6 min on 2 cores
+    .venv/bin/python -m benchmarks.split_agreement            # 3 tasks x 4 splits, ~1 min on 2 cores
+    .venv/bin/python -m benchmarks.split_agreement --splits 8 # docs/benchmarks.md's run, ~2 min
     .venv/bin/python -m benchmarks.split_agreement --smoke    # seconds: checks it runs
 
 Each run is a default job (30 trials, 10 epochs, the defaults sweep from the reference corpus
 less every task on the run's dataset, the confirmation race) on one task and split. Per task:
 
-- leaders: the mean count of a split's leaders, and of the families leading on every split;
+- leaders: the mean count of a split's leaders, and the families leading on every split;
 - first behind: of the answers (one per split), how many list first a family that another
   split shows behind (ranked outside its leaders, on a split with a noise estimate);
 - winner behind: of the answers that call a `winner`, how many winners another split shows
