@@ -49,12 +49,14 @@ def submit(
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
     timeout: opt.Timeout = None, baseline: opt.Baseline = False,
-    baseline_runs: opt.BaselineRuns = None,
+    baseline_runs: opt.BaselineRuns = None, splits: opt.Splits = 1,
     idempotency_key: Annotated[str | None, typer.Option()] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a job over HTTP; prints its id (--wait: follows it to the end)."""
+    """Submit a job over HTTP; prints its id (--wait: follows it to the end). With --splits N,
+    N jobs, the same but for training.seed (each its own data split): their ids, one a line
+    (--json: a list), and with --wait each followed in turn."""
     with _api_errors():
         body = opt.spec_dict(spec, model=model, dataset=dataset, metric=metric,
                           optimizers=optimizers, schedules=schedules, epochs=epochs, seed=seed,
@@ -62,26 +64,50 @@ def submit(
                           timeout=timeout, sampler=sampler, pruner=pruner, baseline=baseline,
                           baseline_runs=baseline_runs)
         c = _client()
-        job = c.submit(body, idempotency_key, on_reading=_reading)
+        jobs = [c.submit(b, key, on_reading=_reading) for b, key in _on_splits(
+            body, splits, idempotency_key)]
         try:
-            for note in job.get("notes") or []:  # stderr: stdout stays the id (or the JSON)
+            for note in jobs[0].get("notes") or []:  # stderr: stdout stays the id (or the JSON)
                 err.print(f"[dim]note: {esc(note)}[/dim]", highlight=False, markup=True)
             if not wait:
-                print_json(job) if as_json else sys.stdout.write(job["id"] + "\n")
+                out_jobs: Any = jobs if splits > 1 else jobs[0]
+                print_json(out_jobs) if as_json else sys.stdout.write(
+                    "".join(j["id"] + "\n" for j in jobs))
                 return
-            err.print(f"job {job['id']} submitted")
-            final = _follow(c, job)
+            finals = []
+            for job in jobs:
+                err.print(f"job {job['id']} submitted" + (
+                    f" (training.seed {job['spec']['training']['seed']})" if splits > 1 else ""),
+                    highlight=False)
+                finals.append(_follow(c, job))
         except KeyboardInterrupt:  # once submitted, Ctrl-C stops the following, not the job
-            err.print(f"stopped following job {job['id']}; it goes on in the service: "
-                      f"`tuner status {job['id']}` shows it, `tuner cancel {job['id']}` "
-                      f"stops it", highlight=False)
+            ids = " ".join(j["id"] for j in jobs)
+            err.print(f"stopped following {'job' if splits == 1 else 'jobs'} {ids}; "
+                      f"{'it goes' if splits == 1 else 'they go'} on in the service: `tuner "
+                      f"status <id>` shows one, `tuner cancel <id>` stops it", highlight=False)
             raise typer.Exit(130) from None
     if as_json:
-        print_json(final)
+        print_json(finals if splits > 1 else finals[0])
     else:
-        print_job(final)
-    if final["status"] != "completed":
+        for final in finals:
+            print_job(final)
+        if splits > 1:
+            err.print(f"where each family stands on each of the {splits} splits: `tuner "
+                      f"recommend --task {finals[0]['task']['id']}`", highlight=False)
+    if any(f["status"] != "completed" for f in finals):
         raise typer.Exit(1)
+
+
+def _on_splits(body: dict[str, Any], splits: int, key: str | None
+               ) -> list[tuple[dict[str, Any], str | None]]:
+    """The job's spec and idempotency key once per data split (`--splits`): training.seed,
+    +1, +2, ..., each key suffixed with its split (`-split1`), so a resent command makes no
+    job twice."""
+    if splits == 1:
+        return [(body, key)]
+    seed = int((body.get("training") or {}).get("seed") or 0)
+    return [({**body, "training": {**(body.get("training") or {}), "seed": seed + k}},
+             None if key is None else f"{key}-split{k}") for k in range(splits)]
 
 
 def _reading(progress: dict[str, Any]) -> None:

@@ -782,6 +782,37 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     assert "Tasks (1-1 of 2)" in table.stdout, table.stdout
 
 
+def test_submit_on_several_splits_and_the_answer_across_them(service: Service,
+                                                            tmp_path: Any) -> None:
+    """`tuner submit --splits 2`: the job twice, on training.seed 3 and 4 (two data splits),
+    each followed in turn; the answer about their task reads the two splits. Sent again with
+    the same idempotency key, it makes no job twice."""
+    env = {**os.environ, "TUNER_URL": service.url, "TUNER_API_KEY": service.key_a,
+           "TUNER_HOME": str(tmp_path), "COLUMNS": "200"}
+    args = ["submit", "--model", "linear", "--dataset", "iris", "--trials", "3", "--epochs", "2",
+            "--optimizers", "adam,sgd", "--pruner", "none", "--seed", "3", "--splits", "2",
+            "--idempotency-key", "two-splits"]
+    done = _cli([*args, "--wait", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    jobs = json.loads(done.stdout)
+    assert [j["spec"]["training"]["seed"] for j in jobs] == [3, 4]
+    assert all(j["status"] == "completed" for j in jobs) and jobs[0]["id"] != jobs[1]["id"]
+    assert jobs[0]["task"]["id"] == jobs[1]["task"]["id"]  # one task, two splits
+    said = " ".join(done.stderr.split())
+    assert f"job {jobs[0]['id']} submitted (training.seed 3)" in said, said
+    again = _cli(args, env)  # no --wait: the ids, one a line, the same jobs
+    assert again.returncode == 0 and again.stdout.split() == [j["id"] for j in jobs]
+    rec = Client(service.url, service.key_a).recommend(task=jobs[0]["task"]["id"])
+    assert rec["method"] == "direct" and rec["splits"] is not None, rec.get("summary")
+    assert sorted(rec["splits"]["training_seeds"]) == [3, 4]
+    shown = _cli(["recommend", "--task", str(jobs[0]["task"]["id"])], env)
+    assert "by data split (each ranked on its own): training.seed " in " ".join(
+        shown.stdout.split()), shown.stdout
+    plain = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
+                  "--splits", "0"], env)
+    assert plain.returncode == 2 and "--splits" in plain.stderr, plain.stderr
+
+
 def test_the_cli_names_the_other_tasks_an_answer_left_apart(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from cli.render import print_recommendation

@@ -507,9 +507,9 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     assert split0["splits"] is not None and "measured on one data split" not in split0["summary"]
     assert alone["splits"] is None and alone["summary"].endswith(
         "; measured on one data split (training.seed 0) with one search: a search on another "
-        "split can find another family best, so search another split too (another "
-        "training.seed; the service's answer then says where each family stands on each) to "
-        "know whether adam holds"), alone["summary"]
+        "split can find another family best, so search other splits too (`tuner submit "
+        "--splits 3` submits the job on 3; the answer then says where each family stands on "
+        "each) to know whether adam holds"), alone["summary"]
     # What the trials left out differ in, said: "at other budgets" read as other epochs.
     assert "; 2 trials that differ in data split (training.seed) are not pooled with them" \
         in split0["explanation"]

@@ -1054,9 +1054,9 @@ def one_split_note(ranked: dict[str, Any], training_seed: int) -> str:
     if ranked.get("verdict") != VERDICT_WINNER or not ranked.get("leaders"):
         return ""
     return (f"; measured on one data split (training.seed {training_seed}) with one search: a "
-            f"search on another split can find another family best, so search another split "
-            f"too (another training.seed; the service's answer then says where each family "
-            f"stands on each) to know whether {ranked['leaders'][0]} holds")
+            f"search on another split can find another family best, so search other splits too "
+            f"(`tuner submit --splits 3` submits the job on 3; the answer then says where each "
+            f"family stands on each) to know whether {ranked['leaders'][0]} holds")
 
 
 def brief(rec: dict[str, Any]) -> str:
