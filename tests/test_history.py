@@ -557,12 +557,12 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
     assert sp["lead_on_every_split"] == []
     assert split0["summary"].endswith(
         "; across the team's 3 data splits at this budget (training.seed 0, this answer's, "
-        "and 1, 2; each ranked on its own, never pooled): no family leads on every split; "
-        "adam, the winner on this split, is behind on training.seed 1 (leaders on "
-        "training.seed 1: sgd); leading on another split, not on this one: sgd (training.seed "
-        "1), rmsprop (training.seed 2)"), split0["summary"]
+        "and 1, 2; each ranked on its own, never pooled): no family leads on every split (adam "
+        "on 2 of 3); adam, the winner on this split, is behind on training.seed 1 (leaders "
+        "there: sgd on training.seed 1); leading on another split, not on this one: sgd "
+        "(training.seed 1), rmsprop (training.seed 2)"), split0["summary"]
     assert brief(split0) == "adam is best of 2 ranked: clear of the others; on 3 data " \
-                            "splits, none leads on all"
+                            "splits, none leads on all (adam on 2 of 3)"
     # Asked about split 2: its own split first, the others the most recent first.
     assert split2["splits"]["training_seeds"] == [2, 0, 1]
     assert "rmsprop, listed first on this split, is not ranked on training.seed 0, 1" \
@@ -576,7 +576,7 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
     assert " by data split (each ranked on its own): training.seed 0 (this answer): winner: " \
            "adam (4 trials); training.seed 1: winner: sgd (4 trials); training.seed 2: tied: " \
            "rmsprop, adam (4 trials) in short: adam is best of 2 ranked: clear of the others; on 3 data " \
-           "splits, none leads on all; " in shown, shown
+           "splits, none leads on all (adam on 2 of 3); " in shown, shown
 
 
 def test_start_from_is_a_leader_that_leads_on_every_split(
@@ -599,8 +599,8 @@ def test_start_from_is_a_leader_that_leads_on_every_split(
     assert rec["leaders"] == ["rmsprop", "adam"] and rec["splits"]["lead_on_every_split"] == ["adam"]
     assert (rec["start_from"]["optimizer"], rec["start_from"]["params"]) == ("adam",
                                                                             {"adam.lr": 3e-3})
-    assert "rmsprop, listed first on this split, is behind on training.seed 1 (leaders on " \
-           "training.seed 1: adam); adam, also among this split's leaders, leads on every " \
+    assert "rmsprop, listed first on this split, is behind on training.seed 1 (leaders there: " \
+           "adam on training.seed 1); adam, also among this split's leaders, leads on every " \
            "split: start_from is its configuration" in rec["summary"], rec["summary"]
     # Without split 1's job (as the dispatcher asks, leaving a job out), split 0 stands alone:
     # no splits (not a split 1 with no trials), and start_from is the family listed first.

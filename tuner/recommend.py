@@ -1007,8 +1007,13 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
     n, seeds = len(splits), [sd for sd, _, _ in splits]
     here = splits[0][2]
     every = [f for f, w in families.items() if len(w["leads"]) == n]
+    # With none on every split, those that lead on the most (when on more than one).
+    most = max(len(w["leads"]) for w in families.values())
+    nearly = [f for f, w in families.items() if len(w["leads"]) == most] \
+        if not every and most > 1 else []
+    short = f" ({_some(nearly)} on {most} of {n})" if nearly else ""
     clauses = [f"leading on every split: {_some(every)}" if every else
-               "no family leads on every split"]
+               f"no family leads on every split{short}"]
     first, verdict = (here["leaders"] or [None])[0], here["verdict"]
     pick = None
     if first is not None and first not in every:
@@ -1016,10 +1021,15 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
         w = families[first]
         states = [f"{words} on {_seeds(w[k])}" for k, words in _SPLIT_STATES.items() if w[k]
                   and k != "leads"]
-        lead_there = {sd: r["leaders"] for sd, _, r in splits[1:] if sd in w["behind"]}
+        # The leaders where it is behind, each list once with its splits.
+        lead_there: dict[tuple[str, ...], list[int]] = {}
+        for sd, _, r in splits[1:]:
+            if sd in w["behind"]:
+                lead_there.setdefault(tuple(r["leaders"]), []).append(sd)
         clauses.append(f"{first}, {role} on this split, is " + " and ".join(states)
-                       + "".join(f" (leaders on training.seed {sd}: {_some(ls)})"
-                                 for sd, ls in lead_there.items()))
+                       + (" (leaders there: " + "; ".join(
+                           f"{_some(list(ls))} on {_seeds(sds)}"
+                           for ls, sds in lead_there.items()) + ")" if lead_there else ""))
         # A leader here that leads everywhere: the answer's start_from (a tie's order is
         # within the noise on this split; the other splits' evidence is not).
         pick = next((f for f in here["leaders"] if f in every), None)
@@ -1036,7 +1046,7 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
             + (f" and {len(elsewhere) - SUMMARY_NAMES} more" if len(elsewhere) > SUMMARY_NAMES
                else ""))
     brief = (f"on {n} data splits, leading on all: {', '.join(every)}" if every else
-             f"on {n} data splits, none leads on all")
+             f"on {n} data splits, none leads on all{short}")
     return {"training_seeds": seeds,
             "per_split": [{"training_seed": sd, "n_complete_trials": k, "verdict": r["verdict"],
                            "leaders": r["leaders"]} for sd, k, r in splits],
