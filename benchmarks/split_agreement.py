@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     tasks = list(TASKS)
-    if args.smoke:
-        tasks, args.splits, args.trials, args.epochs = tasks[1:2], 2, 8, 3
+    if args.smoke:  # in this process: no worker processes forked from the test's
+        tasks, args.splits, args.trials, args.epochs, args.workers = tasks[1:2], 2, 8, 3, 1
     jobs = [(t, k, args.trials, args.epochs) for t in tasks for k in range(args.splits)]
     runs = run_jobs(one_run, jobs, args.workers)
     per_task = {t: read_task([r for r in runs if r["task"] == t]) for t in tasks}

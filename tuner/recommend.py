@@ -978,6 +978,22 @@ def _seeds(seeds: Sequence[int]) -> str:
     return "training.seed " + ", ".join(str(sd) for sd in seeds)
 
 
+def _standing(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, dict[str, list[int]]]:
+    """Per family ranked on any of the splits, in the order first ranked (the answer's split
+    first): the splits where it leads, is behind, is not separated or is not ranked."""
+    families: dict[str, dict[str, list[int]]] = {}
+    for _, _, ranked in splits:
+        for e in ranked["ranking"]:
+            families.setdefault(e["optimizer"], {k: [] for k in _SPLIT_STATES})
+    for seed, _, ranked in splits:
+        on = {e["optimizer"] for e in ranked["ranking"]}
+        outside = "not_separated" if ranked["verdict"] == VERDICT_NOT_SEPARATED else "behind"
+        for f, where in families.items():
+            where["leads" if f in ranked["leaders"] else outside if f in on
+                  else "not_ranked"].append(seed)
+    return families
+
+
 def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, Any] | None:
     """The answer's families on each of the task's data splits at its budget: `splits` holds
     (training.seed, complete trials, `rank_families` of that split's history), the answer's
@@ -994,16 +1010,7 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
     for the task."""
     if len(splits) < 2:
         return None
-    families: dict[str, dict[str, list[int]]] = {}
-    for _, _, ranked in splits:
-        for e in ranked["ranking"]:
-            families.setdefault(e["optimizer"], {k: [] for k in _SPLIT_STATES})
-    for seed, _, ranked in splits:
-        on = {e["optimizer"] for e in ranked["ranking"]}
-        outside = "not_separated" if ranked["verdict"] == VERDICT_NOT_SEPARATED else "behind"
-        for f, where in families.items():
-            where["leads" if f in ranked["leaders"] else outside if f in on
-                  else "not_ranked"].append(seed)
+    families = _standing(splits)
     n, seeds = len(splits), [sd for sd, _, _ in splits]
     here = splits[0][2]
     every = [f for f, w in families.items() if len(w["leads"]) == n]

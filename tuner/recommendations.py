@@ -489,7 +489,7 @@ def _across_first(ranked: dict[str, Any], splits: dict[str, Any] | None
                   ) -> list[dict[str, Any]]:
     """The ranking `start_from` takes its first family from: the answer's own, unless the
     family listed first is not among the leaders on every data split and another of this
-    split's leaders is (a tie's order is within the noise on this split; the other split's
+    split's leaders is (a tie's order is within the noise on this split; the other splits'
     evidence is not), then that leader first."""
     pick = (splits or {}).get("start_from")
     return [e for e in ranked["ranking"] if e["optimizer"] == pick] or ranked["ranking"]
