@@ -81,10 +81,12 @@ def submit(
                     highlight=False)
                 finals.append(_follow(c, job))
         except KeyboardInterrupt:  # once submitted, Ctrl-C stops the following, not the job
-            ids = " ".join(j["id"] for j in jobs)
-            err.print(f"stopped following {'job' if splits == 1 else 'jobs'} {ids}; "
-                      f"{'it goes' if splits == 1 else 'they go'} on in the service: `tuner "
-                      f"status <id>` shows one, `tuner cancel <id>` stops it", highlight=False)
+            one = jobs[0]["id"] if splits == 1 else "<id>"
+            err.print(f"stopped following {'job' if splits == 1 else 'jobs'} "
+                      f"{' '.join(j['id'] for j in jobs)}; {'it goes' if splits == 1 else 'they go'}"
+                      f" on in the service: `tuner status {one}` shows "
+                      f"{'it' if splits == 1 else 'one'}, `tuner cancel {one}` stops it",
+                      highlight=False)
             raise typer.Exit(130) from None
     if as_json:
         print_json(finals if splits > 1 else finals[0])
