@@ -194,7 +194,8 @@ class RecommendationPublic(BaseModel):
         "(jobs with another training.seed, all else the same): each split ranked on its own, "
         "never pooled: `per_split` (training_seed, verdict, leaders, n_complete_trials; the "
         "answer's first), `families` (per family, the splits where it leads, is behind, is "
-        "not_separated or not_ranked), `lead_on_every_split`, `start_from` (the family the "
+        "not_separated or not_ranked), `lead_on_every_split`, `lead_on_most` (with none on "
+        "every split, those leading on the most, when more than one), `start_from` (the family the "
         "answer's start_from takes), `brief` and `summary`; null on one split"))
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))

@@ -555,6 +555,7 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
     assert sp["families"]["rmsprop"] == {"leads": [2], "behind": [], "not_separated": [],
                                          "not_ranked": [0, 1]}
     assert sp["lead_on_every_split"] == []
+    assert sp["lead_on_most"] == {"families": ["adam"], "splits": 2}
     assert split0["summary"].endswith(
         "; across the team's 3 data splits at this budget (training.seed 0, this answer's, "
         "and 1, 2; each ranked on its own, never pooled): no family leads on every split (adam "
@@ -597,6 +598,7 @@ def test_start_from_is_a_leader_that_leads_on_every_split(
         rec = recommend(s, team, task_id=get_job(s, zero).task_id)  # type: ignore[union-attr]
     assert rec["budget"]["training_seed"] == 0 and rec["verdict"] == "tied"
     assert rec["leaders"] == ["rmsprop", "adam"] and rec["splits"]["lead_on_every_split"] == ["adam"]
+    assert rec["splits"]["lead_on_most"] is None  # said only when none leads on every split
     assert (rec["start_from"]["optimizer"], rec["start_from"]["params"]) == ("adam",
                                                                             {"adam.lr": 3e-3})
     assert "rmsprop, listed first on this split, is behind on training.seed 1 (leaders there: " \

@@ -246,7 +246,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     # This task ran on one data split: no splits block. (The page's block, given the answer
     # of a task run on three, lists them: test_history's split-0 answer.)
     assert rec["splits"] is None and browser.find_element("id", "splits").get_attribute("hidden")
-    splits = {"lead_on_every_split": [], "per_split": [
+    splits = {"lead_on_every_split": [], "lead_on_most": {"families": ["adam"], "splits": 2},
+              "per_split": [
         {"training_seed": 0, "verdict": "winner", "leaders": ["adam"], "n_complete_trials": 4},
         {"training_seed": 2, "verdict": "tied", "leaders": ["rmsprop", "adam"],
          "n_complete_trials": 4},
@@ -255,10 +256,18 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert browser.execute_script(
         "const [p, ul] = splitsBlock(arguments[0]).children;"
         "return [p.textContent, ...[...ul.children].map(li => li.textContent)]", splits) == [
-        "By data split (each ranked on its own, never pooled): no family leads on every split",
+        "By data split (each ranked on its own, never pooled): no family leads on every split "
+        "(adam on 2 of 3)",
         "training.seed 0 (this answer): winner: adam (4 trials)",
         "training.seed 2: tied: rmsprop, adam (4 trials)",
         "training.seed 1: not separated: sgd, adam (3 trials)"]
+    # /ui/tasks shows a winner green, unless another split puts it outside its leaders.
+    answer_class = "return answerClass(arguments[0])"
+    won = {"verdict": "winner", "leaders": ["adam"]}
+    assert browser.execute_script(answer_class, won) == "winner"
+    assert browser.execute_script(answer_class, {**won, "splits": splits}) == "split-dependent"
+    assert browser.execute_script(answer_class, {**won, "splits": {
+        **splits, "lead_on_every_split": ["adam"]}}) == "winner"
     # Which task this is: its parameters and metric; digits is built in, so no data digest.
     identity = browser.find_element("id", "task-identity").text
     assert identity == (f'task {task_id}: model mlp {{"hidden":[32]}} · dataset digits · '

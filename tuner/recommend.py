@@ -1058,6 +1058,7 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
             "per_split": [{"training_seed": sd, "n_complete_trials": k, "verdict": r["verdict"],
                            "leaders": r["leaders"]} for sd, k, r in splits],
             "families": families, "lead_on_every_split": every, "brief": brief,
+            "lead_on_most": {"families": nearly, "splits": most} if nearly else None,
             "start_from": pick if first not in every else first,
             "summary": f"across the team's {n} data splits at this budget ({_seeds(seeds[:1])}, "
                        f"this answer's, and {', '.join(str(sd) for sd in seeds[1:])}; each "

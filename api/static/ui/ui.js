@@ -511,8 +511,10 @@ function splitsBlock(splits) {
   const box = el("div", { id: "splits", hidden: !splits });
   if (!splits) return box;
   const every = splits.lead_on_every_split;
+  const most = splits.lead_on_most;  // with none on every split, those on the most
   box.append(el("p", {}, "By data split (each ranked on its own, never pooled): "
-                + (every.length ? `leading on every split: ${every.join(", ")}` : "no family leads on every split")),
+                + (every.length ? `leading on every split: ${every.join(", ")}` : "no family leads on every split"
+                   + (most ? ` (${most.families.join(", ")} on ${most.splits} of ${splits.per_split.length})` : ""))),
              el("ul", {}, ...splits.per_split.map((x, i) => el("li", {},
                `training.seed ${x.training_seed}${i ? "" : " (this answer)"}: ${String(x.verdict).replace("_", " ")}: `
                + `${x.leaders.join(", ")} (${x.n_complete_trials} trials)`))));
@@ -624,12 +626,20 @@ function verdictText(rec) {
   return "no complete trial yet";
 }
 
+function answerClass(rec) {
+  // The verdict's style; a winner on its split that another split shows elsewhere is not
+  // shown green (a winner of one split that leads on every split is).
+  const every = rec.splits ? rec.splits.lead_on_every_split : null;
+  return rec.verdict === "winner" && every && !every.includes((rec.leaders || [])[0])
+    ? "split-dependent" : rec.verdict || "none";
+}
+
 function showAnswer(row, rec) {
   const first = (rec.ranking || []).find((r) => r.expected);
   const answer = row.querySelector(".answer");
   answer.textContent = answerText(rec);
   answer.title = rec.summary || "";
-  answer.className = `answer ${rec.verdict || "none"}`;
+  answer.className = `answer ${answerClass(rec)}`;
   // A range of trials without repeated seeds is not an interval: said so (a family's one run
   // read as `0.9722 [0.9722, 0.9722]`, a certainty).
   const x = first?.expected;
