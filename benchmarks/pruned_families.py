@@ -30,10 +30,14 @@ import argparse
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks._common import corpus_held_out, run_jobs, save
 from benchmarks.recommendation_quality import signed
+
+if TYPE_CHECKING:
+    from tuner.search import SearchResult
+    from tuner.spec import JobSpec
 
 OUT = Path(__file__).parent / "results" / "pruned_families.json"
 TASKS = {
@@ -43,11 +47,12 @@ TASKS = {
 }
 
 
-def one_run(name: str, split: int, trials: int, epochs: int) -> dict[str, Any]:
-    """One default job on `name` at split `split`; each pruned-only family run to the end."""
+def default_job(name: str, split: int, trials: int, epochs: int
+                ) -> tuple[JobSpec, SearchResult, dict[str, Any]]:
+    """A default job on `name` at split `split` (the reference corpus less every task on its
+    dataset), with its answer on its own trials."""
     from tuner.results import answer
-    from tuner.search import prepare_rerun, run_search
-    from tuner.space import TrialConfig
+    from tuner.search import run_search
     from tuner.spec import JobSpec
 
     spec = JobSpec.model_validate({"task": TASKS[name],
@@ -56,7 +61,15 @@ def one_run(name: str, split: int, trials: int, epochs: int) -> dict[str, Any]:
     with corpus_held_out() as hold_out:
         hold_out(TASKS[name]["dataset"]["name"])
         result = run_search(spec)
-    said = answer(result.records, result.direction, result.metric)
+    return spec, result, answer(result.records, result.direction, result.metric)
+
+
+def one_run(name: str, split: int, trials: int, epochs: int) -> dict[str, Any]:
+    """One default job on `name` at split `split`; each pruned-only family run to the end."""
+    from tuner.search import prepare_rerun
+    from tuner.space import TrialConfig
+
+    spec, result, said = default_job(name, split, trials, epochs)
     sign = signed(result.direction)
     lead = said["ranking"][0]
     worse_end = lead["expected"]["low"] if sign > 0 else lead["expected"]["high"]

@@ -31,25 +31,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import corpus_held_out, run_jobs, save
-from benchmarks.pruned_families import TASKS
+from benchmarks._common import run_jobs, save
+from benchmarks.pruned_families import TASKS, default_job
 
 OUT = Path(__file__).parent / "results" / "split_agreement.json"
 
 
 def one_run(name: str, split: int, trials: int, epochs: int) -> dict[str, Any]:
     """One default job on `name` at split `split`, answered on its own trials."""
-    from tuner.results import answer
-    from tuner.search import run_search
-    from tuner.spec import JobSpec
-
-    spec = JobSpec.model_validate({"task": TASKS[name],
-                                   "training": {"epochs": epochs, "seed": split},
-                                   "budget": {"n_trials": trials}})
-    with corpus_held_out() as hold_out:
-        hold_out(TASKS[name]["dataset"]["name"])
-        result = run_search(spec)
-    said = answer(result.records, result.direction, result.metric)
+    _, result, said = default_job(name, split, trials, epochs)
     return {"task": name, "split": split, "verdict": said["verdict"], "leaders": said["leaders"],
             "ranking": [{"optimizer": e["optimizer"]} for e in said["ranking"]],
             "n_complete": sum(r.state == "complete" for r in result.records)}
