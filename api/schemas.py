@@ -197,6 +197,9 @@ class RecommendationPublic(BaseModel):
         "not_separated or not_ranked), `lead_on_every_split`, `lead_on_most` (with none on "
         "every split, those leading on the most, when more than one), `start_from` (the family the "
         "answer's start_from takes), `brief` and `summary`; null on one split"))
+    from_splits: list[int] | None = Field(default=None, description=(
+        "transfer answers drawn only from the task asked about, at the budget asked about, on "
+        "other data splits: their training seeds (each ranked on its own); null otherwise"))
     tasks: list[dict[str, Any]] = Field(description=(
         "the task the answer is about (empty for a model and dataset never run)"))
     other_tasks: list[dict[str, Any]] = Field(default_factory=list, description=(

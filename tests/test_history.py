@@ -580,6 +580,51 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
            "splits, none leads on all (adam on 2 of 3); " in shown, shown
 
 
+def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task searched on splits 0 and 1, asked about split 5 (or a job submitted there): the
+    answer is a prediction from the task's own other splits, and says so, where it said "the 2
+    most similar tasks" and the job's sweep note "its other training budgets" (the same epochs
+    and batch size)."""
+    from tuner.store.jobs import job_spec
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    zero, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    one, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 3, "seed": 1}))
+    write(migrated_url, zero, [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.951),
+                               ("sgd", 1e-2, 0.90), ("sgd", 1e-2, 0.901)], seeds=[0, 1, 0, 1])
+    write(migrated_url, one, [("adam", 1e-3, 0.93), ("adam", 1e-3, 0.931),
+                              ("sgd", 1e-2, 0.93), ("sgd", 1e-2, 0.932)], seeds=[0, 1, 0, 1])
+    new, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 3, "seed": 5},
+                                                 budget={"n_trials": 8}))
+    with session_factory(migrated_url)() as s:
+        for j in (zero, one):
+            get_job(s, j).status = "completed"  # type: ignore[union-attr]
+        s.commit()
+        task_id = get_job(s, zero).task_id  # type: ignore[union-attr]
+        rec = recommend(s, team, task_id=task_id, training_seed=5)
+        elsewhere = recommend(s, team, task_id=task_id, epochs=7)  # not a split: other epochs
+        job = get_job(s, new)
+        d = _dispatcher(migrated_url)
+        plan = d._sweep(job, job_spec(job), d._ranking(job, job_spec(job)), [])  # type: ignore[arg-type]
+    assert rec["method"] == "transfer" and sorted(rec["from_splits"]) == [0, 1]
+    seeds = ", ".join(map(str, rec["from_splits"]))
+    assert rec["summary"].startswith(
+        f"adam scores best over 2 other data splits of this task at this budget (training.seed "
+        f"{seeds}); a prediction from the task's other data splits, not a measurement on this "
+        f"one (each split's validation set is its own): a job on this split measures the "
+        f"families; 12 families have no complete trial on any of these splits"), rec["summary"]
+    assert rec["explanation"] == (
+        f"no history for this task on this data split (training.seed 5) at this budget; ranked "
+        f"from its other data splits at this budget, each ranked on its own (never pooled): "
+        f"training.seed {seeds}")
+    assert elsewhere["method"] == "transfer" and elsewhere["from_splits"] is None
+    assert "most similar tasks" in elsewhere["summary"], elsewhere["summary"]
+    assert plan is not None and plan.notes()[0].startswith(
+        f"defaults sweep, in this order (this task's ranking on its other data splits at this "
+        f"budget (training.seed {seeds}) in your team's history): adam, sgd"), plan.notes()
+
+
 def test_start_from_is_a_leader_that_leads_on_every_split(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """rmsprop and adam are tied on split 0, rmsprop listed first (the better value, within the

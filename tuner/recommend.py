@@ -873,7 +873,7 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                 f"family's (ahead of {nxt['optimizer']}, the runner-up, by more than the "
                 f"noise)" + tail)
     if verdict == VERDICT_TIED:
-        return (f"{_names(leaders)} are tied on this task (differences within the noise); "
+        return (f"{_names(leaders)} are tied on this data split of the task (differences within the noise); "
                 f"{lead['optimizer']} is listed first: {_why_first(ranking, direction)}"
                 + (f"; {sep['meaning']}" if sep else "")
                 + _width_note(ranking, tied_by_width, bar) + tail)
@@ -1204,7 +1204,8 @@ def transfer_neighbours(query: TaskProfile, team: Sequence[TaskProfile],
     return nearer, mine[:k - len(nearer)]
 
 
-def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                     splits: Sequence[int] | None = None) -> dict[str, Any]:
     """Combine the rankings of similar tasks. Values of different tasks are not comparable, so
     on each task a family's expected value is normalised between the worst (0) and the best (1)
     family there; families tied (or not separated) there share their group's mean, so nobody is
@@ -1217,7 +1218,11 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     completing (its bracket's pruner, a failure), as that task's average family: not known to
     be better or worse. `coverage` is the share of the similarity behind the measured scores.
     (Until 2026-12-06 a family a task did not rank scored 0 there, as its worst: an answer
-    drawn partly from a team task where 4 of 14 families completed put those 4 first.)"""
+    drawn partly from a team task where 4 of 14 families completed put those 4 first.)
+
+    `splits`: the neighbours are the task asked about, at the budget asked about, on these other
+    data splits (training.seed), and the summary says so rather than "similar tasks" (a team's
+    second split of a task was told of "the 3 most similar tasks", its own first split)."""
     score: dict[str, float] = defaultdict(float)
     raw: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
@@ -1273,25 +1278,37 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
         # A family tied on a task scores its tie's mean there, so a tie scores alike: "best"
         # of one family only where no other shares its score.
         sharing = [r["optimizer"] for r in ranking if r["score"] == top["score"]]
-        where = ("over the most similar task" if len(neighbours) == 1 else
-                 f"over the {len(neighbours)} most similar tasks")
+        seeds = ", ".join(map(str, splits or ()))
+        if splits:
+            where = (f"over this task's other data split at this budget (training.seed {seeds})"
+                     if len(splits) == 1 else f"over {len(splits)} other data splits of this "
+                     f"task at this budget (training.seed {seeds})")
+        else:
+            where = ("over the most similar task" if len(neighbours) == 1 else
+                     f"over the {len(neighbours)} most similar tasks")
+        there = (f"on training.seed {(top['source_task']['budget'] or {}).get('training_seed')}"
+                 if splits else "on the nearest where it ran")
         head = (f"{top['optimizer']} scores best {where}" if len(sharing) == 1 else
                 f"{_some(sharing)} share the best score {where} (a family tied on a task "
                 f"scores its tie's mean there); {top['optimizer']} is listed first for its own "
                 f"values there")
-        summary = (head + (f"; on the nearest where it ran it is tied with {_some(tied)} "
-                           f"(within the noise)" if tied else "")
-                   + "; a prediction from similar tasks, not a measurement of this task at this "
-                     "budget: a job on it measures the families")
+        summary = (head + (f"; {there} it is tied with {_some(tied)} (within the noise)"
+                           if tied else "")
+                   + ("; a prediction from the task's other data splits, not a measurement on "
+                      "this one (each split's validation set is its own): a job on this split "
+                      "measures the families" if splits else
+                      "; a prediction from similar tasks, not a measurement of this task at this "
+                      "budget: a job on it measures the families"))
     # A family no similar task ranked is not predicted at all, not predicted to be worse.
     # (Until 2026-12-06 such families were left out without a word: an answer from a team task
     # where 4 families completed said nothing of the other 10.)
     not_tried = [f for f in FAMILIES if f not in score]
     if summary and not_tried:
-        summary += (f"; {len(not_tried)} families have no complete trial on any of these tasks, "
+        these = "these splits" if splits else "these tasks"
+        summary += (f"; {len(not_tried)} families have no complete trial on any of {these}, "
                     f"so nothing is predicted of them (not_tried lists them)"
                     if len(not_tried) > SUMMARY_NAMES else
-                    f"; no complete trial on any of these tasks, so nothing is predicted of "
+                    f"; no complete trial on any of {these}, so nothing is predicted of "
                     f"them: {', '.join(not_tried)}")
     return {"ranking": ranking, "summary": summary, "not_tried": not_tried}
 

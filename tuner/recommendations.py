@@ -81,8 +81,10 @@ from tuner.store.queries import team_tasks
 # values without a noise estimate are said level, the widest learning-rate range listed first,
 # and the trials left out at other budgets are said to differ in what they differ in; 34:
 # `splits`, the families on each of the task's data splits at the answer's budget; 35: a winner
-# is best on its data split, and on one split alone says what that does not show.)
-ANSWER_FORMAT = 35
+# is best on its data split, and on one split alone says what that does not show; 36: a tie is
+# on its data split too, and a transfer answer drawn from the task's other data splits alone
+# says so, `from_splits`.)
+ANSWER_FORMAT = 36
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -323,7 +325,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         if tasks and budget else []
     query, metric = _query(tasks, model, dataset, metric, budget)
     if query is not None:
-        out = _transfer(query, metric, reference.load(), s, team_id)
+        out = _transfer(query, metric, reference.load(), s, team_id,
+                        (tasks[0].id, budget) if tasks and budget else None)
         if out is not None:
             return {**base, **out, "not_ranked": tried,
                     "summary": str(out.get("summary") or "") + out_of_memory_note(tried)}
@@ -381,10 +384,13 @@ def _key(task_id: int, b: h.Budget | None) -> str:
 
 
 def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus | None,
-              s: Session | None = None, team_id: int | None = None) -> dict[str, Any] | None:
+              s: Session | None = None, team_id: int | None = None,
+              asked: tuple[int, h.Budget] | None = None) -> dict[str, Any] | None:
     """An answer from the nearest tasks (`transfer_neighbours`): the team's (task, budget)
     pairs, and the reference corpus's tasks nearer than any of them; with no team task near
-    enough, the corpus's alone. None when nothing is near."""
+    enough, the corpus's alone. None when nothing is near. `asked`: the team's task and the
+    budget asked about; when every neighbour is that task at that budget on another data
+    split, the answer says so (`from_splits`), not "similar tasks"."""
     team: dict[str, tuple[Task, h.Budget]] = {}
     if s is not None and team_id is not None:
         team = {_key(t.id, b): (t, b)
@@ -404,6 +410,7 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
                  source=reference.SOURCE, corpus_task=c.id)
         neighbours.append((n, c.ranking()))
         heads.append((c.metric, c.direction))
+    keys = [n["task_id"] for n in from_team]
     for n in from_team:
         t, b = team[n["task_id"]]
         n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
@@ -414,10 +421,17 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
         heads.append((t.metric, t.direction))
     if not neighbours:
         return None
+    splits = _other_splits([team[k] for k in keys], asked) if not from_corpus else None
     corpus_names = ", ".join(f"{n['corpus_task']} ({n['similarity']:.2f})" for n in from_corpus)
     team_names = ", ".join(f"{n['model']}/{n['dataset']} at {h.Budget(**n['budget']).label()} "
                            f"({n['similarity']:.2f})" for n in from_team)
-    if not from_team:
+    if splits is not None and asked is not None:
+        source = SOURCE_TEAM
+        explanation = (f"no history for this task on this data split (training.seed "
+                       f"{asked[1].training_seed}) at this budget; ranked from its other data "
+                       f"splits at this budget, each ranked on its own (never pooled): "
+                       f"training.seed {', '.join(map(str, splits))}")
+    elif not from_team:
         source = reference.SOURCE
         explanation = (f"no similar task in the team's history; ranked from the reference "
                        f"corpus's most similar tasks (similarity in parentheses): {corpus_names}")
@@ -431,7 +445,21 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
                        f"tasks by features (similarity in parentheses): the reference corpus's "
                        f"{corpus_names}, nearer than any of the team's, and the team's "
                        f"{team_names}")
-    return _transfer_answer(neighbours, source, *heads[0], explanation, query.batch_size)
+    return _transfer_answer(neighbours, source, *heads[0], explanation, query.batch_size,
+                            splits)
+
+
+def _other_splits(pairs: Sequence[tuple[Task, h.Budget]],
+                  asked: tuple[int, h.Budget] | None) -> list[int] | None:
+    """The training seeds of `pairs` (a transfer answer's team neighbours, nearest first) when
+    every one is the asked task at the asked budget on another data split; else None."""
+    if asked is None or not pairs:
+        return None
+    task_id, budget = asked
+    if any(t.id != task_id or replace(b, training_seed=budget.training_seed) != budget
+           for t, b in pairs):
+        return None
+    return [b.training_seed for _, b in pairs]
 
 
 def corpus_answer(query: TaskProfile, metric: str | None,
@@ -457,10 +485,10 @@ def corpus_order(s: Session, task_id: int, epochs: int, batch_size: int) -> list
 
 def _transfer_answer(neighbours: list[tuple[dict[str, Any], dict[str, Any]]], source: str,
                      metric: str, direction: str, explanation: str,
-                     batch_size: int) -> dict[str, Any]:
-    ranked = transfer_ranking(neighbours)
+                     batch_size: int, splits: list[int] | None = None) -> dict[str, Any]:
+    ranked = transfer_ranking(neighbours, splits)
     return {"method": "transfer", "source": source, "metric": metric, "direction": direction,
-            "similar_tasks": [n for n, _ in neighbours], **ranked,
+            "similar_tasks": [n for n, _ in neighbours], "from_splits": splits, **ranked,
             "start_from": _start_from(ranked["ranking"], batch_size), "explanation": explanation}
 
 

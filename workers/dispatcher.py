@@ -569,6 +569,10 @@ class Dispatcher:
             near = {n.get("task_id") for n in rec.get("similar_tasks") or []}
             if rec["method"] == "direct":
                 source = "this task's ranking in your team's history"
+            elif rec.get("from_splits"):
+                source = (f"this task's ranking on its other data splits at this budget "
+                          f"(training.seed {', '.join(map(str, rec['from_splits']))}) in your "
+                          f"team's history")
             elif near and near <= own:
                 source = "this task's ranking at its other training budgets in your team's " \
                          "history"
