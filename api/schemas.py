@@ -188,7 +188,9 @@ class RecommendationPublic(BaseModel):
         "(beaten | within_noise | ahead | not_separated | is_leader | not_run: no complete run "
         "of it at this budget; search.baseline runs it), `expected` (its value, 95% interval "
         "and runs), `gain` (the leader's value minus its, positive when the leader is better, "
-        "for a loss too) and `summary`"))
+        "for a loss too) and `summary`; with other data splits at the answer's budget "
+        "(`splits` below), `splits`: each split's leader against it there (`per_split`), "
+        "`beaten_on`, `run_on` and `brief`"))
     splits: dict[str, Any] | None = Field(default=None, description=(
         "direct answers on a task searched at the answer's budget on other data splits too "
         "(jobs with another training.seed, all else the same): each split ranked on its own, "

@@ -253,10 +253,15 @@ AGAINST_DEFAULT = {
 def in_short(rec: dict[str, Any]) -> str:
     """The answer in one line, printed last (the paragraphs above it end far from the table):
     its verdict in a few words (as /ui/tasks says it) and, for a direct answer, where it
-    stands against the untuned default."""
+    stands against the untuned default (on this split; and on how many of the task's data
+    splits where the default ran it was beaten)."""
     from tuner.recommend import brief
 
-    against = AGAINST_DEFAULT.get((rec.get("baseline") or {}).get("verdict") or "")
+    baseline = rec.get("baseline") or {}
+    against = AGAINST_DEFAULT.get(baseline.get("verdict") or "")
+    across = (baseline.get("splits") or {}).get("brief")
+    if against and across:
+        against += f" on this split; {across}"
     return f"in short: {brief(rec)}" + (f"; {against}" if against else "")
 
 

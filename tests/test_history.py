@@ -47,6 +47,20 @@ def write(url: str, job_id: str, rows: list[tuple[str, float, float]],
             assert record_trial(s, job_id, rec)
 
 
+def write_baseline(url: str, job_id: str, runs: list[tuple[float, float, int]]) -> None:
+    """Constructed runs of AdamW + cosine at its defaults but for the learning rate: (lr, value,
+    seed); at lr 1e-3 they are the baseline's (search.baseline)."""
+    from tuner.space import baseline_values
+
+    with session_factory(url)() as s:
+        start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job_id)).all())
+        for i, (lr, value, seed) in enumerate(runs):
+            assert record_trial(s, job_id, TrialRecord(
+                number=start + i, state="complete", stop_reason="completed", stop_step=3,
+                optimizer="adamw", schedule="cosine", epochs_run=3, value=value, seed=seed,
+                params={**baseline_values(), "adamw.lr": lr}))
+
+
 def task_spec(model: str, dataset: str, **kw: Any) -> dict[str, Any]:
     return {"task": {"model": {"name": model}, "dataset": {"name": dataset}},
             "training": {"epochs": 3}, "budget": {"n_trials": 4}, **kw}
@@ -373,8 +387,6 @@ def test_the_answer_holds_its_leader_to_the_untuned_default_at_its_budget(
     """AdamW at lr 1e-3 with cosine (search.baseline) read from the store: its runs at the
     answer's budget only, and only at its configuration (AdamW + cosine at another learning
     rate is not it); a seed run twice by two jobs is one run."""
-    from tuner.space import baseline_values
-
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
     j3, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
     j5, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 5}))
@@ -384,13 +396,7 @@ def test_the_answer_holds_its_leader_to_the_untuned_default_at_its_budget(
     assert before["baseline"]["verdict"] == "not_run", before["baseline"]
 
     def baseline(job: str, runs: list[tuple[float, float, int]]) -> None:
-        with session_factory(migrated_url)() as s:
-            start = len(s.scalars(select(TrialRow).where(TrialRow.job_id == job)).all())
-            for i, (lr, value, seed) in enumerate(runs):
-                assert record_trial(s, job, TrialRecord(
-                    number=start + i, state="complete", stop_reason="completed", stop_step=3,
-                    optimizer="adamw", schedule="cosine", epochs_run=3, value=value, seed=seed,
-                    params={**baseline_values(), "adamw.lr": lr}))
+        write_baseline(migrated_url, job, runs)
 
     baseline(j3, [(1e-3, 0.90, 0), (1e-3, 0.91, 1), (1e-3, 0.905, 2), (1e-3, 0.90, 0),
                   (2e-3, 0.93, 3)])
@@ -578,6 +584,59 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
            "adam (4 trials); training.seed 1: winner: sgd (4 trials); training.seed 2: tied: " \
            "rmsprop, adam (4 trials) in short: adam is best of 2 ranked: clear of the others; on 3 data " \
            "splits, none leads on all (adam on 2 of 3); " in shown, shown
+
+
+def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A task searched with the baseline on three data splits: beaten by split 0's leader, level
+    with split 1's within the noise, not run on split 2. The answer (split 0) said "following
+    the answer beats AdamW ... on this task" from one validation set; it says so of its split,
+    and on how many of the splits where the baseline ran it was beaten."""
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    jobs = {}
+    for seed in (2, 1, 0):
+        jobs[seed], team = queue(migrated_url, "a", task_spec("mlp", "iris", training={
+            "epochs": 3, "seed": seed}))
+    write(migrated_url, jobs[0], [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.951)], seeds=[0, 1])
+    write_baseline(migrated_url, jobs[0], [(1e-3, 0.80, 0), (1e-3, 0.81, 1)])
+    write(migrated_url, jobs[1], [("adam", 1e-3, 0.93), ("adam", 1e-3, 0.94)], seeds=[0, 1])
+    write_baseline(migrated_url, jobs[1], [(1e-3, 0.925, 0), (1e-3, 0.935, 1)])
+    write(migrated_url, jobs[2], [("adam", 1e-3, 0.90), ("sgd", 1e-2, 0.85)])
+    with session_factory(migrated_url)() as s:
+        rec = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
+                        training_seed=0)
+    b = rec["baseline"]
+    assert rec["budget"]["training_seed"] == 0 and b["verdict"] == "beaten", b
+    assert [(x["training_seed"], x["verdict"], x["leader"]) for x in b["splits"]["per_split"]] \
+        == [(0, "beaten", "adam"), (2, "not_run", None), (1, "within_noise", "adam")]
+    assert (b["splits"]["beaten_on"], b["splits"]["run_on"]) == ([0], [0, 1])
+    assert b["summary"].startswith("following the answer beats AdamW at lr 1e-3 with cosine "
+                                   "decay (its defaults, no tuning) on this data split of the "
+                                   "task: adam (constant) is ahead by 0.145"), b["summary"]
+    assert b["summary"].endswith(
+        "; split by split, each split's leader against it there (each split's own runs and "
+        "noise): beaten on training.seed 0; within the noise on training.seed 1; not run on "
+        "training.seed 2"), b["summary"]
+    from cli.render import print_recommendation
+
+    print_recommendation(rec)
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "; following it beats AdamW at lr 1e-3 with cosine, outside the noise on this " \
+           "split; AdamW at lr 1e-3 with cosine beaten on 1 of the 2 data splits where it ran" \
+           in shown, shown
+    # One split alone (the others' jobs left out): no `splits`, as before.
+    with session_factory(migrated_url)() as s:
+        alone = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
+                          training_seed=0, exclude_job=jobs[1])
+    assert alone["baseline"]["splits"]["run_on"] == [0]  # split 2 is still there
+    with session_factory(migrated_url)() as s:
+        only = recommend(s, team, task_id=get_job(s, jobs[2]).task_id,  # type: ignore[union-attr]
+                         training_seed=1, exclude_job=jobs[0])
+    assert only["baseline"]["verdict"] == "within_noise"
+    assert only["baseline"]["splits"]["beaten_on"] == [] and \
+        only["baseline"]["splits"]["brief"] == ("AdamW at lr 1e-3 with cosine beaten on 0 of the "
+                                                "1 data split where it ran")
 
 
 def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(

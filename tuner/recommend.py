@@ -704,7 +704,7 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
     if is_baseline(lead["optimizer"], lead["schedule"], lead["params"]):
         verdict = BASELINE_IS_LEADER
         said = (f"the leading configuration is {BASELINE_LABEL} itself ({shown}): tuning found "
-                f"nothing better on this task")
+                f"nothing better on this data split")
     elif "low" not in expected or x["kind"] not in CONFIDENCE_KINDS:
         verdict = BASELINE_NO_NOISE
         said = (f"against {BASELINE_LABEL} ({shown}), {name} is {_words_gain(gain)}, but there "
@@ -712,7 +712,8 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
     elif better(x["low"] if direction == "maximize" else x["high"],
                 expected["high"] if direction == "maximize" else expected["low"], direction):
         verdict = BASELINE_BEATEN
-        said = (f"following the answer beats {BASELINE_LABEL} on this task: {name} is "
+        said = (f"following the answer beats {BASELINE_LABEL} on this data split of the task: "
+                f"{name} is "
                 f"{_words_gain(gain)} ({x['value']:.4g} [{x['low']:.4g}, {x['high']:.4g}] "
                 f"against {shown}), outside the noise")
     elif better(expected["low"] if direction == "maximize" else expected["high"],
@@ -723,11 +724,44 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
     else:
         verdict = BASELINE_WITHIN_NOISE
         said = (f"against {BASELINE_LABEL} ({shown}), {name} is {_words_gain(gain)}, within "
-                f"the noise: on this task following the answer is not shown to beat it")
+                f"the noise: on this data split following the answer is not shown to beat it")
     if verdict != BASELINE_IS_LEADER and not own_spread(values):
         said += _borrowed_noise(len(values), verdict == BASELINE_NO_NOISE)
     return {**out, "verdict": verdict, "expected": expected, "gain": gain,
             "leader": lead["optimizer"], "summary": said}
+
+
+_BASELINE_WORDS = {BASELINE_BEATEN: "beaten", BASELINE_WITHIN_NOISE: "within the noise",
+                   BASELINE_AHEAD: "ahead of the split's leader, outside the noise",
+                   BASELINE_NO_NOISE: "not separated (no noise estimate)",
+                   BASELINE_IS_LEADER: "the split's leader itself", BASELINE_NOT_RUN: "not run"}
+
+
+def baseline_across_splits(baseline: dict[str, Any],
+                           per_split: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """The answer's `baseline` (`versus_baseline`) with `splits` added when the task was
+    searched at the answer's budget on other data splits too: `per_split` holds (training.seed,
+    that split's leader against the baseline there, by that split's own runs and noise, never
+    pooled), the answer's split first. Whether following the answer beats the untuned default
+    on one validation set is that split's evidence; a team that searched three splits is told
+    on how many of those where the baseline ran it was beaten (`beaten_on`, `run_on`), and the
+    summary says it split by split."""
+    if len(per_split) < 2:
+        return baseline
+    run_on = [sd for sd, b in per_split if b["verdict"] != BASELINE_NOT_RUN]
+    beaten_on = [sd for sd, b in per_split if b["verdict"] == BASELINE_BEATEN]
+    groups: dict[str, list[int]] = {v: [] for v in _BASELINE_WORDS}  # beaten first
+    for sd, b in per_split:
+        groups[b["verdict"]].append(sd)
+    brief = (f"AdamW at lr 1e-3 with cosine beaten on {len(beaten_on)} of the {len(run_on)} "
+             f"data split{'s' if len(run_on) > 1 else ''} where it ran" if run_on else None)
+    said = ("; split by split, each split's leader against it there (each split's own runs "
+            "and noise): " + "; ".join(f"{_BASELINE_WORDS[v]} on {_seeds(sds)}"
+                                       for v, sds in groups.items() if sds)) if run_on else ""
+    return {**baseline, "summary": baseline["summary"] + said, "splits": {
+        "per_split": [{"training_seed": sd, "verdict": b["verdict"], "leader": b.get("leader"),
+                       "gain": b["gain"]} for sd, b in per_split],
+        "beaten_on": beaten_on, "run_on": run_on, "brief": brief}}
 
 
 def _borrowed_noise(runs: int, no_noise: bool) -> str:

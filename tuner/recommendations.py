@@ -32,6 +32,7 @@ from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
     across_splits,
+    baseline_across_splits,
     one_split_note,
     out_of_memory_note,
     prior_ranking,
@@ -294,9 +295,10 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         on_split = [(b, h.history(s, ids, b, exclude_job), h.evidence(s, ids, b, exclude_job))
                     for b, _, _ in known
                     if b != budget and replace(b, training_seed=budget.training_seed) == budget]
-        splits = across_splits([(budget.training_seed, n, ranked)] + [
+        per_split = [(budget.training_seed, n, ranked)] + [
             (b.training_seed, sum(c["n_trials"] for c in ev.values()), rank(b, found, ev))
-            for b, found, ev in on_split if found])
+            for b, found, ev in on_split if found]
+        splits = across_splits(per_split)
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
                  f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
@@ -307,9 +309,15 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                       f"with other parameters, data or code (task "
                       + ", ".join(str(o["id"]) for o in others)
                       + "): their trials are not pooled with this task's; ask with task=<id>")
-        baseline = versus_baseline(h.history(s, ids, budget, exclude_job, top_per_family=None,
-                                             config_keys=baseline_keys()),
-                                   ranked, tasks[0].metric)
+        def against(b: h.Budget, r: dict[str, Any]) -> dict[str, Any]:
+            return versus_baseline(h.history(s, ids, b, exclude_job, top_per_family=None,
+                                             config_keys=baseline_keys()), r, tasks[0].metric)
+
+        baseline = against(budget, ranked)
+        if splits:  # each split's leader against the baseline on that split
+            on = {b.training_seed: b for b, _, _ in on_split} | {budget.training_seed: budget}
+            baseline = baseline_across_splits(baseline, [(sd, against(on[sd], r) if sd != budget.training_seed
+                                               else baseline) for sd, _, r in per_split])
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
                 "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
