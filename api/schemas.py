@@ -189,8 +189,8 @@ class RecommendationPublic(BaseModel):
         "of it at this budget; search.baseline runs it), `expected` (its value, 95% interval "
         "and runs), `gain` (the leader's value minus its, positive when the leader is better, "
         "for a loss too) and `summary`; with other data splits at the answer's budget "
-        "(`splits` below), `splits`: each split's leader against it there (`per_split`), "
-        "`beaten_on`, `run_on` and `brief`"))
+        "(`splits` below), `splits`: the same family (`optimizer`) against it on each split, "
+        "by that split's runs (`per_split`), `beaten_on`, `run_on` and `brief`"))
     splits: dict[str, Any] | None = Field(default=None, description=(
         "direct answers on a task searched at the answer's budget on other data splits too "
         "(jobs with another training.seed, all else the same): each split ranked on its own, "

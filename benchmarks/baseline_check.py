@@ -5,6 +5,8 @@ and does the answer's `baseline` verdict hold on seeds it never saw?
     .venv/bin/python -m benchmarks.baseline_check --smoke    # seconds: checks it runs
     .venv/bin/python -m benchmarks.baseline_check --baseline-runs 5 \
         --out benchmarks/results/baseline_check_runs5.json   # the baseline over 5 seeds of its own
+    .venv/bin/python -m benchmarks.baseline_check --new-splits \
+        --out benchmarks/results/baseline_check_new_splits.json   # fresh runs on unseen splits
 
 Each run is a default job (`tuner run --baseline`: 30 trials, 10 epochs, the defaults sweep from
 the reference corpus less every task on the run's dataset, the confirmation race) on one task,
@@ -18,6 +20,12 @@ used (same split), and the fresh means say whether what the verdict called held:
 - fresh gain: the leader's fresh mean minus the baseline's (positive: the leader is better,
   for a loss too), whatever the verdict; for `within_noise` runs it says how much was left
   unclaimed.
+
+`--new-splits`: each fresh re-run also trains on a train/validation split of its own that no
+search saw (`training.seed` 3000 + 100 x split + i, the leader's and the baseline's i-th runs on
+the same one): the answer's configuration, tuned on one validation set, as a team uses it on
+data it was not chosen on. The verdict is a claim about its split; this asks how far beyond it
+following the answer still beats the default.
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from benchmarks._common import corpus_held_out, run_jobs, save
@@ -45,8 +53,15 @@ TASKS = {
 }
 
 
+@dataclass(frozen=True)
+class _Task:
+    """What `run_config` reads of a task: its spec (a dataclass, which `vary_split` copies)."""
+
+    spec: dict[str, Any]
+
+
 def one_run(name: str, split: int, trials: int, epochs: int, fresh: int,
-            baseline_runs: int = 1) -> dict[str, Any]:
+            baseline_runs: int = 1, new_splits: bool = False) -> dict[str, Any]:
     """One job with the baseline on `name` at split `split`, and the fresh re-runs."""
     from tuner.results import answer
     from tuner.search import run_search
@@ -62,18 +77,20 @@ def one_run(name: str, split: int, trials: int, epochs: int, fresh: int,
     direction = result.direction
     said = answer(result.records, direction, result.metric)
     b, lead = said["baseline"], said["ranking"][0]
-    task = SimpleNamespace(spec=raw)
+    task = _Task(spec=raw)
     leader_cfg = TrialConfig(lead["optimizer"], lead["schedule"], lead["params"])
     offset = FRESH_SEED_OFFSET + FRESH_SEEDS_PER_SPLIT * split
-    leader_fresh, data = run_config(task, leader_cfg, fresh, seed_offset=offset)
+    leader_fresh, data = run_config(task, leader_cfg, fresh, seed_offset=offset,
+                                    vary_split=new_splits)
     base_fresh, _ = run_config(task, TrialConfig(*BASELINE, baseline_values()), fresh, data,
-                               seed_offset=offset)
+                               seed_offset=offset, vary_split=new_splits)
     sign = signed(direction)
     gain = sign * (statistics.fmean(leader_fresh) - statistics.fmean(base_fresh))
     return {"task": name, "split": split, "verdict": b["verdict"], "gain": b["gain"],
             "leader": f"{lead['optimizer']}+{lead['schedule']}",
             "baseline_runs": (b.get("expected") or {}).get("n"),
             "fresh_gain": gain, "fresh_leader": leader_fresh, "fresh_baseline": base_fresh,
+            "fresh_on": "new splits" if new_splits else "the same split",
             "summary": b["summary"]}
 
 
@@ -84,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--fresh", type=int, default=5)
     ap.add_argument("--baseline-runs", type=int, default=1, help="search.baseline_runs")
+    ap.add_argument("--new-splits", action="store_true",
+                    help="fresh re-runs each on a split of its own that no search saw")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -91,8 +110,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = list(TASKS)
     if args.smoke:
         tasks, args.splits, args.trials, args.epochs, args.fresh = tasks[2:], 1, 4, 2, 2
-    jobs = [(t, k, args.trials, args.epochs, args.fresh, args.baseline_runs) for t in tasks
-            for k in range(args.splits)]
+    jobs = [(t, k, args.trials, args.epochs, args.fresh, args.baseline_runs, args.new_splits)
+            for t in tasks for k in range(args.splits)]
     runs = run_jobs(one_run, jobs, args.workers)
     per_task: dict[str, Any] = {}
     for t in tasks:
@@ -110,6 +129,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
     results = {"splits": args.splits, "trials": args.trials, "epochs": args.epochs,
                "fresh_seeds": args.fresh, "baseline_runs": args.baseline_runs,
+               "fresh_on": "new splits" if args.new_splits else "the same split",
                "tasks": per_task, "runs": runs}
     save(args.out, results)
     print(f"{'task':<22} {'runs':>4}  {'verdicts':<34} {'beaten held':>11} "

@@ -410,6 +410,18 @@ def test_baseline_check_benchmark_smoke(tmp_path: Path) -> None:
     assert len(run["fresh_leader"]) == len(run["fresh_baseline"]) == 2
     (task,) = res["tasks"].values()
     assert task["runs"] == 1 and sum(task["verdicts"].values()) == 1
+    assert res["fresh_on"] == run["fresh_on"] == "the same split"
+
+
+def test_baseline_check_on_new_splits_smoke(tmp_path: Path) -> None:
+    """--new-splits: the fresh re-runs train on splits no search saw (each run's its own,
+    `run_config(vary_split=True)`, tested with the verdict calibration); it runs and says so."""
+    from benchmarks import baseline_check
+
+    res = baseline_check.main(["--smoke", "--new-splits", "--out", str(tmp_path / "bc.json")])
+    (run,) = res["runs"]
+    assert res["fresh_on"] == run["fresh_on"] == "new splits"
+    assert len(run["fresh_leader"]) == len(run["fresh_baseline"]) == 2
 
 
 def test_pruned_families_benchmark_smoke(tmp_path: Path) -> None:

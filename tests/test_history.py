@@ -589,10 +589,11 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
 def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A task searched with the baseline on three data splits: beaten by split 0's leader, level
-    with split 1's within the noise, not run on split 2. The answer (split 0) said "following
-    the answer beats AdamW ... on this task" from one validation set; it says so of its split,
-    and on how many of the splits where the baseline ran it was beaten."""
+    """A task searched with the baseline on three data splits: adam, the answer's family, beats
+    it on split 0, is level with it within the noise on split 1, and completed no trial on split
+    2. The answer (split 0) said "following the answer beats AdamW ... on this task" from one
+    validation set; it says so of its split, and on how many of the splits where both ran adam
+    beat it (not each split's own leader: sgd on split 2, which the answer does not advise)."""
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
     jobs = {}
     for seed in (2, 1, 0):
@@ -602,29 +603,32 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
     write_baseline(migrated_url, jobs[0], [(1e-3, 0.80, 0), (1e-3, 0.81, 1)])
     write(migrated_url, jobs[1], [("adam", 1e-3, 0.93), ("adam", 1e-3, 0.94)], seeds=[0, 1])
     write_baseline(migrated_url, jobs[1], [(1e-3, 0.925, 0), (1e-3, 0.935, 1)])
-    write(migrated_url, jobs[2], [("adam", 1e-3, 0.90), ("sgd", 1e-2, 0.85)])
+    write(migrated_url, jobs[2], [("sgd", 1e-2, 0.85), ("sgd", 1e-2, 0.851)], seeds=[0, 1])
+    write_baseline(migrated_url, jobs[2], [(1e-3, 0.70, 0)])
     with session_factory(migrated_url)() as s:
         rec = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
                         training_seed=0)
     b = rec["baseline"]
     assert rec["budget"]["training_seed"] == 0 and b["verdict"] == "beaten", b
-    assert [(x["training_seed"], x["verdict"], x["leader"]) for x in b["splits"]["per_split"]] \
-        == [(0, "beaten", "adam"), (2, "not_run", None), (1, "within_noise", "adam")]
+    assert b["splits"]["optimizer"] == "adam"
+    assert [(x["training_seed"], x["verdict"]) for x in b["splits"]["per_split"]] \
+        == [(0, "beaten"), (2, "not_ranked"), (1, "within_noise")]
     assert (b["splits"]["beaten_on"], b["splits"]["run_on"]) == ([0], [0, 1])
     assert b["summary"].startswith("following the answer beats AdamW at lr 1e-3 with cosine "
                                    "decay (its defaults, no tuning) on this data split of the "
                                    "task: adam (constant) is ahead by 0.145"), b["summary"]
     assert b["summary"].endswith(
-        "; split by split, each split's leader against it there (each split's own runs and "
-        "noise): beaten on training.seed 0; within the noise on training.seed 1; not run on "
-        "training.seed 2"), b["summary"]
+        "; split by split, adam (the answer's family, its best configuration on each split) "
+        "against it there, by each split's own runs and noise: beaten on training.seed 0; "
+        "within the noise on training.seed 1; not ranked (no complete trial) on training.seed "
+        "2"), b["summary"]
     from cli.render import print_recommendation
 
     print_recommendation(rec)
     shown = " ".join(capsys.readouterr().out.split())
     assert "; following it beats AdamW at lr 1e-3 with cosine, outside the noise on this " \
-           "split; AdamW at lr 1e-3 with cosine beaten on 1 of the 2 data splits where it ran" \
-           in shown, shown
+           "split; adam beat AdamW at lr 1e-3 with cosine on 1 of the 2 data splits where both " \
+           "ran" in shown, shown
     # One split alone (the others' jobs left out): no `splits`, as before.
     with session_factory(migrated_url)() as s:
         alone = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
@@ -635,8 +639,8 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
                          training_seed=1, exclude_job=jobs[0])
     assert only["baseline"]["verdict"] == "within_noise"
     assert only["baseline"]["splits"]["beaten_on"] == [] and \
-        only["baseline"]["splits"]["brief"] == ("AdamW at lr 1e-3 with cosine beaten on 0 of the "
-                                                "1 data split where it ran")
+        only["baseline"]["splits"]["brief"] == ("adam beat AdamW at lr 1e-3 with cosine on 0 of "
+                                                "the 1 data split where both ran")
 
 
 def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
@@ -698,6 +702,7 @@ def test_start_from_is_a_leader_that_leads_on_every_split(
           seeds=[0, 1, 0, 1])
     write(migrated_url, zero, [("rmsprop", 2e-3, 0.95), ("rmsprop", 2e-3, 0.952),
                                ("adam", 3e-3, 0.95), ("adam", 3e-3, 0.951)], seeds=[0, 1, 0, 1])
+    write_baseline(migrated_url, zero, [(1e-3, 0.80, 0)])
     with session_factory(migrated_url)() as s:
         rec = recommend(s, team, task_id=get_job(s, zero).task_id)  # type: ignore[union-attr]
     assert rec["budget"]["training_seed"] == 0 and rec["verdict"] == "tied"
@@ -705,6 +710,11 @@ def test_start_from_is_a_leader_that_leads_on_every_split(
     assert rec["splits"]["lead_on_most"] is None  # said only when none leads on every split
     assert (rec["start_from"]["optimizer"], rec["start_from"]["params"]) == ("adam",
                                                                             {"adam.lr": 3e-3})
+    # Following the answer is training adam: adam is held to the untuned default.
+    assert (rec["baseline"]["leader"], rec["baseline"]["splits"]["optimizer"]) == ("adam", "adam")
+    assert rec["baseline"]["summary"].startswith(
+        "following the answer beats AdamW at lr 1e-3 with cosine decay (its defaults, no tuning) "
+        "on this data split of the task: adam (constant)"), rec["baseline"]["summary"]
     assert "rmsprop, listed first on this split, is behind on training.seed 1 (leaders there: " \
            "adam on training.seed 1); adam, also among this split's leaders, leads on every " \
            "split: start_from is its configuration" in rec["summary"], rec["summary"]

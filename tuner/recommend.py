@@ -662,6 +662,7 @@ BASELINE_WITHIN_NOISE = "within_noise"  # their confidence intervals overlap
 BASELINE_AHEAD = "ahead"              # the baseline's interval is clear of the leader's
 BASELINE_NO_NOISE = "not_separated"   # no noise estimate: neither can be called better
 BASELINE_IS_LEADER = "is_leader"      # the leader's configuration is the baseline itself
+BASELINE_NOT_RANKED = "not_ranked"    # (a split of `baseline_across_splits`) the family is not
 
 
 def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
@@ -732,35 +733,44 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
 
 
 _BASELINE_WORDS = {BASELINE_BEATEN: "beaten", BASELINE_WITHIN_NOISE: "within the noise",
-                   BASELINE_AHEAD: "ahead of the split's leader, outside the noise",
+                   BASELINE_AHEAD: "ahead of it, outside the noise",
                    BASELINE_NO_NOISE: "not separated (no noise estimate)",
-                   BASELINE_IS_LEADER: "the split's leader itself", BASELINE_NOT_RUN: "not run"}
+                   BASELINE_IS_LEADER: "its best configuration is the baseline itself",
+                   BASELINE_NOT_RUN: "the baseline not run",
+                   BASELINE_NOT_RANKED: "not ranked (no complete trial)"}
 
 
-def baseline_across_splits(baseline: dict[str, Any],
-                           per_split: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """The answer's `baseline` (`versus_baseline`) with `splits` added when the task was
-    searched at the answer's budget on other data splits too: `per_split` holds (training.seed,
-    that split's leader against the baseline there, by that split's own runs and noise, never
-    pooled), the answer's split first. Whether following the answer beats the untuned default
+def baseline_across_splits(baseline: dict[str, Any], family: str,
+                           per_split: Sequence[tuple[int, dict[str, Any] | None]]
+                           ) -> dict[str, Any]:
+    """The answer's `baseline` (`versus_baseline` of `family`, the family start_from takes) with
+    `splits` added when the task was searched at the answer's budget on other data splits too:
+    `per_split` holds (training.seed, `family`'s best configuration there against the baseline
+    there, by that split's own runs and noise, never pooled; None where `family` completed no
+    trial), the answer's split first. Whether following the answer beats the untuned default
     on one validation set is that split's evidence; a team that searched three splits is told
-    on how many of those where the baseline ran it was beaten (`beaten_on`, `run_on`), and the
-    summary says it split by split."""
+    on how many of those where both ran it was beaten (`beaten_on`, `run_on`), and the summary
+    says it split by split. (Each split's own leader is not what the answer tells a team to
+    train with.)"""
     if len(per_split) < 2:
         return baseline
-    run_on = [sd for sd, b in per_split if b["verdict"] != BASELINE_NOT_RUN]
-    beaten_on = [sd for sd, b in per_split if b["verdict"] == BASELINE_BEATEN]
+    verdicts = [(sd, b["verdict"] if b else BASELINE_NOT_RANKED, b) for sd, b in per_split]
+    run_on = [sd for sd, v, _ in verdicts if v not in (BASELINE_NOT_RUN, BASELINE_NOT_RANKED)]
+    beaten_on = [sd for sd, v, _ in verdicts if v == BASELINE_BEATEN]
     groups: dict[str, list[int]] = {v: [] for v in _BASELINE_WORDS}  # beaten first
-    for sd, b in per_split:
-        groups[b["verdict"]].append(sd)
-    brief = (f"AdamW at lr 1e-3 with cosine beaten on {len(beaten_on)} of the {len(run_on)} "
-             f"data split{'s' if len(run_on) > 1 else ''} where it ran" if run_on else None)
-    said = ("; split by split, each split's leader against it there (each split's own runs "
-            "and noise): " + "; ".join(f"{_BASELINE_WORDS[v]} on {_seeds(sds)}"
-                                       for v, sds in groups.items() if sds)) if run_on else ""
+    for sd, v, _ in verdicts:
+        groups[v].append(sd)
+    brief = (f"{family} beat AdamW at lr 1e-3 with cosine on {len(beaten_on)} of the "
+             f"{len(run_on)} data split{'s' if len(run_on) > 1 else ''} where both ran"
+             if run_on else None)
+    said = (f"; split by split, {family} (the answer's family, its best configuration on each "
+            f"split) against it there, by each split's own runs and noise: " + "; ".join(
+                f"{_BASELINE_WORDS[v]} on {_seeds(sds)}" for v, sds in groups.items() if sds)
+            ) if run_on else ""
     return {**baseline, "summary": baseline["summary"] + said, "splits": {
-        "per_split": [{"training_seed": sd, "verdict": b["verdict"], "leader": b.get("leader"),
-                       "gain": b["gain"]} for sd, b in per_split],
+        "optimizer": family,
+        "per_split": [{"training_seed": sd, "verdict": v, "gain": b["gain"] if b else None}
+                      for sd, v, b in verdicts],
         "beaten_on": beaten_on, "run_on": run_on, "brief": brief}}
 
 

@@ -313,16 +313,24 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
             return versus_baseline(h.history(s, ids, b, exclude_job, top_per_family=None,
                                              config_keys=baseline_keys()), r, tasks[0].metric)
 
-        baseline = against(budget, ranked)
-        if splits:  # each split's leader against the baseline on that split
-            on = {b.training_seed: b for b, _, _ in on_split} | {budget.training_seed: budget}
-            baseline = baseline_across_splits(baseline, [(sd, against(on[sd], r) if sd != budget.training_seed
-                                               else baseline) for sd, _, r in per_split])
+        # Following the answer is training with start_from's family: the one held to the
+        # baseline, here and (its best configuration there) on each other split.
+        follow = _across_first(ranked, splits)
+        baseline = against(budget, {**ranked, "ranking": follow})
+        if splits:
+            family = follow[0]["optimizer"]
+            on = {b.training_seed: b for b, _, _ in on_split}
+            there = [(sd, [e for e in r["ranking"] if e["optimizer"] == family], r)
+                     for sd, _, r in per_split[1:]]
+            baseline = baseline_across_splits(baseline, family, [
+                (budget.training_seed, baseline)] + [
+                (sd, against(on[sd], {**r, "ranking": mine}) if mine else None)
+                for sd, mine, r in there])
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
                 "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
                                                 one_split_note(ranked, budget.training_seed)),
-                "start_from": _start_from(_across_first(ranked, splits)),
+                "start_from": _start_from(follow),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "
                                f"{budget.label() if budget else '?'}{other}"}
