@@ -81,11 +81,11 @@ def submit(
                     highlight=False)
                 finals.append(_follow(c, job))
         except KeyboardInterrupt:  # once submitted, Ctrl-C stops the following, not the job
-            one = jobs[0]["id"] if splits == 1 else "<id>"
-            err.print(f"stopped following {'job' if splits == 1 else 'jobs'} "
-                      f"{' '.join(j['id'] for j in jobs)}; {'it goes' if splits == 1 else 'they go'}"
-                      f" on in the service: `tuner status {one}` shows "
-                      f"{'it' if splits == 1 else 'one'}, `tuner cancel {one}` stops it",
+            ids = " ".join(j["id"] for j in jobs)
+            err.print(f"stopped following job {ids}; it goes on in the service: `tuner status "
+                      f"{ids}` shows it, `tuner cancel {ids}` stops it" if splits == 1 else
+                      f"stopped following jobs {ids}; they go on in the service: `tuner status "
+                      f"<id>` shows one, `tuner cancel <id>` stops one (`tuner jobs` lists them)",
                       highlight=False)
             raise typer.Exit(130) from None
     if as_json:

@@ -90,6 +90,28 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
         assert f"stopped following job {other}; it goes on in the service: `tuner status " \
             f"{other}` shows it, `tuner cancel {other}` stops it" in said, said
         assert _cli(["cancel", other], env, tmp_path).returncode == 0
+        # ... and on several splits, of every job it submitted.
+        follow = subprocess.Popen(
+            [sys.executable, "-m", "cli", "submit", "--model", "mlp", "--dataset", "digits",
+             "--trials", "2", "--epochs", "200", "--optimizers", "sgd", "--schedules",
+             "constant", "--splits", "2", "--wait"], env=env, cwd=tmp_path, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        end = time.monotonic() + 120
+        while len(split_jobs := [j["id"] for j in json.loads(_cli(["jobs", "--json"], env,
+                                                                 tmp_path).stdout)["data"]
+                                 if j["id"] not in (job_id, other)]) < 2:
+            assert time.monotonic() < end
+            time.sleep(0.5)
+        time.sleep(1)
+        follow.send_signal(signal.SIGINT)
+        _, said = follow.communicate(timeout=60)
+        said = " ".join(said.split())
+        assert follow.returncode == 130 and "Traceback" not in said, said
+        assert f"stopped following jobs {' '.join(sorted(split_jobs, key=said.find))}; they go " \
+               f"on in the service: `tuner status <id>` shows one, `tuner cancel <id>` stops " \
+               f"one (`tuner jobs` lists them)" in said, said
+        for j in split_jobs:
+            assert _cli(["cancel", j], env, tmp_path).returncode == 0
         done = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
                      "--epochs", "2", "--wait", "--json"], env, tmp_path)
         assert done.returncode == 0, done.stderr
