@@ -84,8 +84,9 @@ from tuner.store.queries import team_tasks
 # `splits`, the families on each of the task's data splits at the answer's budget; 35: a winner
 # is best on its data split, and on one split alone says what that does not show; 36: a tie is
 # on its data split too, and a transfer answer drawn from the task's other data splits alone
-# says so, `from_splits`.)
-ANSWER_FORMAT = 36
+# says so, `from_splits`; 37: the baseline is held to start_from's family, on its split and,
+# with other splits, on each (`baseline.splits`).)
+ANSWER_FORMAT = 37
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
