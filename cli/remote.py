@@ -426,7 +426,7 @@ def tasks(answers: Annotated[bool, typer.Option(
           offset: Annotated[int, typer.Option(min=0)] = 0, as_json: JsonOpt = False) -> None:
     """The team's tasks, the latest job's first, with the answer each one's history gives
     today (over HTTP)."""
-    from tuner.recommend import brief
+    from tuner.recommend import against_default, brief
 
     with _api_errors():
         client = _client()
@@ -443,7 +443,8 @@ def tasks(answers: Annotated[bool, typer.Option(
     for t in rows:
         if t["id"] in recs:
             rec = recs[t["id"]]
-            t["answer"] = {"brief": brief(rec), "method": rec.get("method"),
+            t["answer"] = {"brief": brief(rec), "against_default": against_default(rec),
+                           "method": rec.get("method"),
                            "verdict": rec.get("verdict"), "leaders": rec.get("leaders"),
                            "summary": rec.get("summary")}
     if as_json:
@@ -456,6 +457,7 @@ def tasks(answers: Annotated[bool, typer.Option(
         table.add_column(col, no_wrap=col not in ("model", "dataset"))
     if answers:
         table.add_column("answer")
+        table.add_column("vs AdamW 1e-3 + cosine")
 
     def ref(r: dict[str, Any]) -> str:  # two tasks of the same names differ in their params
         return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
@@ -464,7 +466,8 @@ def tasks(answers: Annotated[bool, typer.Option(
     for t in rows:
         cells = [str(t["id"]), ref(t["model"]), ref(t["dataset"]), t["metric"],
                  str(t["n_jobs"]), str(t["n_trials"]), str(t.get("latest_job_at") or "-")[:19]]
-        table.add_row(*cells, *([t["answer"]["brief"]] if answers else []))
+        table.add_row(*cells, *([t["answer"]["brief"], t["answer"]["against_default"]]
+                                if answers else []))
     out.print(table)
 
 

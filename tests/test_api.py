@@ -749,9 +749,11 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     listed = json.loads(_cli(["tasks", "--json"], env).stdout)
     assert listed["count"] == 1 and listed["data"][0]["answer"]["brief"] == brief(rec), listed
     assert listed["data"][0]["n_trials"] == 4 and listed["data"][0]["answer"]["method"] == "direct"
+    assert listed["data"][0]["answer"]["against_default"] == "not run (search.baseline)"
     table = _cli(["tasks"], {**env, "COLUMNS": "300"})
     assert table.returncode == 0 and "Tasks (1)" in table.stdout, table.stderr
     assert brief(rec) in table.stdout and "linear" in table.stdout and "wine" in table.stdout
+    assert "vs AdamW 1e-3 + cosine" in table.stdout and "not run (search.baseline)" in table.stdout
     # A budget never run (early stopping after 3 epochs): said so, the job without it listed apart.
     shown = _cli(["recommend", "--model", "linear", "--dataset", "wine",
                   "--early-stopping-patience", "3"], {**env, "COLUMNS": "300"})

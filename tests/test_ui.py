@@ -365,13 +365,27 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         several = {**rec, "splits": splits}
         said = browser.execute_script("return answerText(arguments[0])", several)
         assert said == brief(several) and (said.endswith("leading on all: adam") == bool(splits))
+    # Against the untuned default (the second job ran it), in the words of `tuner tasks`
+    from tuner.recommend import against_default
+
+    assert digits[6] == against_default(rec) and digits[6] != "-", (digits, rec["baseline"])
     first = rec["ranking"][0]
-    assert digits[6].startswith(f"{first['optimizer']} {first['expected']['value']:.4f} [")
-    assert digits[7] == "this task's trials"
+    assert digits[7].startswith(f"{first['optimizer']} {first['expected']['value']:.4f} [")
+    assert digits[8] == "this task's trials"
     other = client.recommend(task=hungry_task)
-    assert other["method"] == "transfer" and never_fit[7] == f"similar tasks ({other['source']})"
+    assert other["method"] == "transfer" and never_fit[8] == f"similar tasks ({other['source']})"
     assert never_fit[1] == "trainable:memory_hungry / digits (own pipeline)", never_fit
     assert never_fit[5] == brief(other), (never_fit, other["verdict"], other["summary"])
+    assert never_fit[6] == "-"  # a transferred answer measured nothing on the task
+    # ... and given answers searched on several splits with the baseline, or without it
+    spread = {"optimizer": "adam", "beaten_on": [0, 2], "run_on": [0, 1, 2]}
+    for b in ({**rec["baseline"], "verdict": "beaten", "splits": spread},
+              {**rec["baseline"], "verdict": "not_run", "splits": None}):
+        said = browser.execute_script("return againstText(arguments[0])", {**rec, "baseline": b})
+        assert said == against_default({**rec, "baseline": b}), said
+    assert said == "not run (search.baseline)" and against_default(
+        {**rec, "baseline": {"verdict": "beaten", "splits": spread}}) == \
+        "beats it on this split; adam beats it on 2 of 3 splits"
     assert browser.find_element("id", "error").get_attribute("hidden")
     browser.save_screenshot(str(SHOTS / "ui_tasks.png"))
     # A page at a time (100 by default, one here): the latest job's task, then a button for more.

@@ -1131,6 +1131,29 @@ def brief(rec: dict[str, Any]) -> str:
     return _verdict_words(rec) + (f"; {splits['brief']}" if splits else "")
 
 
+# The answer against the untuned default in a few words, for a list of tasks (`tuner tasks`;
+# /ui/tasks says the same in ui.js `againstText`).
+AGAINST_DEFAULT_BRIEF = {
+    BASELINE_BEATEN: "beats it", BASELINE_WITHIN_NOISE: "within the noise",
+    BASELINE_AHEAD: "behind it", BASELINE_NO_NOISE: "no noise estimate",
+    BASELINE_IS_LEADER: "its leader is it", BASELINE_NOT_RUN: "not run (search.baseline)"}
+
+
+def against_default(rec: dict[str, Any]) -> str:
+    """Where a direct answer stands against AdamW at lr 1e-3 with cosine, in a few words (on
+    its split; with other splits, on how many of those where both ran its family beat it);
+    "-" for a transferred or prior answer, which measured nothing on the task."""
+    b = rec.get("baseline")
+    if rec.get("method") != "direct" or not b:
+        return "-"
+    words = AGAINST_DEFAULT_BRIEF.get(b["verdict"], str(b["verdict"]))
+    sp = b.get("splits")
+    if sp and sp["run_on"]:
+        words += (f" on this split; {sp['optimizer']} beats it on {len(sp['beaten_on'])} of "
+                  f"{len(sp['run_on'])} split{'s' if len(sp['run_on']) > 1 else ''}")
+    return words
+
+
 def _verdict_words(rec: dict[str, Any]) -> str:
     ranking = rec.get("ranking") or []
     if rec.get("method") == "prior":  # its order is the catalogue's: nothing is predicted

@@ -626,6 +626,20 @@ function verdictText(rec) {
   return "no complete trial yet";
 }
 
+// The answer against the untuned default in a few words (as tuner.recommend.against_default).
+const AGAINST_DEFAULT = {
+  beaten: "beats it", within_noise: "within the noise", ahead: "behind it",
+  not_separated: "no noise estimate", is_leader: "its leader is it", not_run: "not run (search.baseline)",
+};
+
+function againstText(rec) {
+  const b = rec.baseline;
+  if (rec.method !== "direct" || !b) return "-";
+  const sp = b.splits;
+  return (AGAINST_DEFAULT[b.verdict] || b.verdict) + (sp && sp.run_on.length
+    ? ` on this split; ${sp.optimizer} beats it on ${sp.beaten_on.length} of ${sp.run_on.length} split${sp.run_on.length > 1 ? "s" : ""}` : "");
+}
+
 function answerClass(rec) {
   // The verdict's style; a winner on its split that another split shows elsewhere is not
   // shown green (a winner of one split that leads on every split is).
@@ -640,6 +654,9 @@ function showAnswer(row, rec) {
   answer.textContent = answerText(rec);
   answer.title = rec.summary || "";
   answer.className = `answer ${answerClass(rec)}`;
+  const against = row.querySelector(".against");
+  against.textContent = againstText(rec);
+  against.title = rec.baseline ? rec.baseline.summary : "";
   // A range of trials without repeated seeds is not an interval: said so (a family's one run
   // read as `0.9722 [0.9722, 0.9722]`, a certainty).
   const x = first?.expected;
@@ -658,7 +675,7 @@ function taskRow(task) {
     el("td", {}, task.metric),
     el("td", {}, String(task.n_jobs)),
     el("td", {}, String(task.n_trials)),
-    el("td", { class: "answer pending" }, "…"), el("td", { class: "first" }), el("td", { class: "source" }),
+    el("td", { class: "answer pending" }, "…"), el("td", { class: "against" }), el("td", { class: "first" }), el("td", { class: "source" }),
     el("td", {}, (task.latest_job_at || "").replace("T", " ").slice(0, 19)));
 }
 
