@@ -1109,6 +1109,35 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
                        f"ranked on its own, never pooled): " + "; ".join(clauses)}
 
 
+def read_across_splits(per_split: Sequence[tuple[int, int, dict[str, Any]]],
+                       against: Callable[[int, dict[str, Any]], dict[str, Any]]
+                       ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
+    """The answer's split read with its others (the service's answer about a task searched on
+    several splits, and `tuner run --splits`): `per_split` as `across_splits` takes it, the
+    answer's split first; `against(training_seed, ranked)`, `versus_baseline` on that split's
+    trials. Returns (`splits`, or None with one split; the ranking `start_from` takes its first
+    family from; the answer's `baseline`).
+
+    `start_from`'s family is the one listed first, unless it is not among the leaders on every
+    split and another of this split's leaders is (a tie's order is within the noise on this
+    split; the other splits' evidence is not): then that leader. Following the answer is
+    training with it, so that family is held to the baseline, here and (its best configuration
+    there) on each other split (`baseline_across_splits`)."""
+    seed, _, here = per_split[0]
+    splits = across_splits(per_split)
+    pick = (splits or {}).get("start_from")
+    follow = [e for e in here["ranking"] if e["optimizer"] == pick] or here["ranking"]
+    baseline = against(seed, {**here, "ranking": follow})
+    if splits and follow:
+        family = follow[0]["optimizer"]
+        cells: list[tuple[int, dict[str, Any] | None]] = [(seed, baseline)]
+        for sd, _, r in per_split[1:]:
+            mine = [e for e in r["ranking"] if e["optimizer"] == family]
+            cells.append((sd, against(sd, {**r, "ranking": mine}) if mine else None))
+        baseline = baseline_across_splits(baseline, family, cells)
+    return splits, follow, baseline
+
+
 def one_split_note(ranked: dict[str, Any], training_seed: int) -> str:
     """What a winner on one data split does not show, for an answer with no other split: on
     linear/digits, 4 of 6 winners of one split's search were behind on another split's

@@ -31,12 +31,11 @@ from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
-    across_splits,
-    baseline_across_splits,
     one_split_note,
     out_of_memory_note,
     prior_ranking,
     rank_families,
+    read_across_splits,
     scale_lr_for_batch,
     transfer_neighbours,
     transfer_ranking,
@@ -299,7 +298,6 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         per_split = [(budget.training_seed, n, ranked)] + [
             (b.training_seed, sum(c["n_trials"] for c in ev.values()), rank(b, found, ev))
             for b, found, ev in on_split if found]
-        splits = across_splits(per_split)
         jobs = h.n_jobs_with_complete(s, ids, budget)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
                  f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
@@ -314,19 +312,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
             return versus_baseline(h.history(s, ids, b, exclude_job, top_per_family=None,
                                              config_keys=baseline_keys()), r, tasks[0].metric)
 
-        # Following the answer is training with start_from's family: the one held to the
-        # baseline, here and (its best configuration there) on each other split.
-        follow = _across_first(ranked, splits)
-        baseline = against(budget, {**ranked, "ranking": follow})
-        if splits:
-            family = follow[0]["optimizer"]
-            on = {b.training_seed: b for b, _, _ in on_split}
-            there = [(sd, [e for e in r["ranking"] if e["optimizer"] == family], r)
-                     for sd, _, r in per_split[1:]]
-            baseline = baseline_across_splits(baseline, family, [
-                (budget.training_seed, baseline)] + [
-                (sd, against(on[sd], {**r, "ranking": mine}) if mine else None)
-                for sd, mine, r in there])
+        on = {b.training_seed: b for b, _, _ in on_split} | {budget.training_seed: budget}
+        splits, follow, baseline = read_across_splits(per_split, lambda sd, r: against(on[sd], r))
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
                 "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
@@ -528,16 +515,6 @@ def _start_from(ranking: list[dict[str, Any]], batch_size: int | None = None
                     f" scaling)")
     return {"optimizer": top["optimizer"], "schedule": top["schedule"] or "constant",
             "params": params, "from": top.get("source_task"), "lr_scaling": note}
-
-
-def _across_first(ranked: dict[str, Any], splits: dict[str, Any] | None
-                  ) -> list[dict[str, Any]]:
-    """The ranking `start_from` takes its first family from: the answer's own, unless the
-    family listed first is not among the leaders on every data split and another of this
-    split's leaders is (a tie's order is within the noise on this split; the other splits'
-    evidence is not), then that leader first."""
-    pick = (splits or {}).get("start_from")
-    return [e for e in ranked["ranking"] if e["optimizer"] == pick] or ranked["ranking"]
 
 
 def warm_start_configs(rec: dict[str, Any], mode: str, families: Sequence[str],
