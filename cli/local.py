@@ -14,7 +14,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import JsonOpt, err, esc, out, print_json, user_errors
-from cli.render import describe_params, print_leaderboard
+from cli.render import describe_params, print_leaderboard, print_run_answer
 
 
 def run(
@@ -26,7 +26,7 @@ def run(
     sampler: opt.Sampler = None, pruner: opt.Pruner = None, seed: opt.Seed = None,
     metric: opt.Metric = None, batch_size: opt.Batch = None, parallelism: opt.Parallel = None,
     timeout: opt.Timeout = None, baseline: opt.Baseline = False,
-    baseline_runs: opt.BaselineRuns = None,
+    baseline_runs: opt.BaselineRuns = None, splits: opt.RunSplits = 1,
     storage: Annotated[str | None, typer.Option(
         help="Optuna storage URL, e.g. sqlite:///local.db (default: in memory).")] = None,
     spec: Annotated[Path | None, typer.Option(
@@ -34,9 +34,11 @@ def run(
         exists=True)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a search in this process and print the leaderboard."""
+    """Run a search in this process and print the leaderboard. With --splits N, N searches
+    one after another, each on its own data split, and the answer read across them."""
     import optuna
 
+    from tuner.results import answer_across_splits
     from tuner.search import run_search
     from tuner.spec import JobSpec
 
@@ -52,14 +54,32 @@ def run(
             schedules=schedules, epochs=epochs, seed=seed, batch_size=batch_size, trials=trials,
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
             baseline=baseline, baseline_runs=baseline_runs))
-        # The notes and the bar once the data is loaded and fits the spec (a refusal first).
-        with _progress(job.budget.n_trials) as (start, advance):
-            result = run_search(job, storage=storage, on_trial=advance, on_start=start)
-    summary = result.summary()
-    if as_json:
-        print_json(summary)
-    else:
-        print_leaderboard(summary)
+        results = []
+        for k in range(splits):
+            one = job.model_copy(update={"training": job.training.model_copy(
+                update={"seed": job.training.seed + k})})
+            if splits > 1:
+                err.print(f"[bold]data split {k + 1} of {splits}[/bold] (training.seed "
+                          f"{one.training.seed})", highlight=False, markup=True)
+            # The notes and the bar once the data is loaded and fits the spec (a refusal first).
+            with _progress(one.budget.n_trials) as (start, advance):
+                results.append(run_search(one, storage=storage, on_trial=advance,
+                                          on_start=start))
+    summaries = [r.summary(alone=splits == 1) for r in results]
+    if splits == 1:
+        print_json(summaries[0]) if as_json else print_leaderboard(summaries[0])
+        return
+    first = results[0]
+    across = answer_across_splits([(r.budget["training_seed"], r.records) for r in results],
+                                  first.direction, first.metric, first.budget)
+    if as_json:  # each split's search and own answer, then the answer read across them
+        print_json({"splits": summaries, "answer": across})
+        return
+    for s, r in zip(summaries, results, strict=True):
+        out.print(f"[bold]data split training.seed {r.budget['training_seed']}[/bold]",
+                  highlight=False, markup=True)
+        print_leaderboard({**s, "answer": None})
+    print_run_answer(across, first.metric)
 
 
 class _FailureLog(logging.Handler):

@@ -32,6 +32,10 @@ BaselineRuns = Annotated[int | None, typer.Option(
     "--baseline-runs", help="Runs of the baseline, each its own seed (search.baseline_runs; "
                             "implies --baseline).")]
 Timeout = Annotated[float | None, typer.Option(help="Stop after this many seconds.")]
+RunSplits = Annotated[int, typer.Option(
+    "--splits", min=1, max=20, help="Run the search on this many data splits (training.seed, "
+                                    "+1, +2, ...), one after another: the answer reads the "
+                                    "first with the others.")]
 Splits = Annotated[int, typer.Option(
     "--splits", min=1, max=20, help="Submit the job on this many data splits (training.seed, "
                                     "+1, +2, ...): the answer then says where each family "

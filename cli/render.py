@@ -71,16 +71,41 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
             f"{first['number']}): {esc(first['detail'])}" if first else ""), highlight=False,
             markup=True)
     a = summary.get("answer")
-    if a and a["ranking"]:
-        # The best trial is the luckiest run; the answer is what the runs support.
-        out.print(f"[bold]expected {summary['metric']}[/bold] (each family's best configuration; "
-                  "95% interval, runs): " + esc(" · ".join(
-                      f"{e['optimizer']} {_expected(e['expected'])}"
-                      for e in a["ranking"])), highlight=False, markup=True)
-        out.print(f"[bold]answer:[/bold] {esc(a['summary'])}", highlight=False, markup=True)
-        if a.get("baseline"):
-            out.print(f"[bold]baseline:[/bold] {esc(a['baseline']['summary'])}",
-                      highlight=False, markup=True)
+    if a:
+        print_run_answer(a, summary["metric"])
+
+
+def print_run_answer(a: dict[str, Any], metric: str) -> None:
+    """`tuner run`'s answer (`tuner.results.answer`, or `answer_across_splits` with
+    `--splits`): each family's expected value, the verdict, the baseline and, across splits,
+    each split's verdict and the configuration to start from."""
+    if not a["ranking"]:
+        return
+    # The best trial is the luckiest run; the answer is what the runs support.
+    out.print(f"[bold]expected {metric}[/bold] (each family's best configuration; "
+              "95% interval, runs): " + esc(" · ".join(
+                  f"{e['optimizer']} {_expected(e['expected'])}"
+                  for e in a["ranking"])), highlight=False, markup=True)
+    out.print(f"[bold]answer:[/bold] {esc(a['summary'])}", highlight=False, markup=True)
+    if a.get("baseline"):
+        out.print(f"[bold]baseline:[/bold] {esc(a['baseline']['summary'])}",
+                  highlight=False, markup=True)
+    if a.get("splits"):
+        print_by_split(a["splits"])
+        start = a.get("start_from")
+        if start:
+            out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
+                      f"{params_brief(start['params'])}", highlight=False)
+        out.print(in_short({**a, "method": "direct"}), highlight=False)
+
+
+def print_by_split(splits: dict[str, Any]) -> None:
+    """An answer's `splits`, one clause per split, the answer's first."""
+    out.print("by data split (each ranked on its own): " + "; ".join(
+        f"training.seed {x['training_seed']}{' (this answer)' if i == 0 else ''}: "
+        f"{str(x['verdict']).replace('_', ' ')}: {', '.join(x['leaders'])} "
+        f"({x['n_complete_trials']} trials)"
+        for i, x in enumerate(splits["per_split"])), highlight=False)
 
 
 def print_job(summary: dict[str, Any]) -> None:
@@ -223,11 +248,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   f"{rec['budget']['batch_size']}{_budget_parts(rec['budget'], ', ')}"
                   + (f"; also in history: {others}" if others else ""), highlight=False)
     if rec.get("splits"):
-        out.print("by data split (each ranked on its own): " + "; ".join(
-            f"training.seed {x['training_seed']}{' (this answer)' if i == 0 else ''}: "
-            f"{str(x['verdict']).replace('_', ' ')}: {', '.join(x['leaders'])} "
-            f"({x['n_complete_trials']} trials)"
-            for i, x in enumerate(rec["splits"]["per_split"])), highlight=False)
+        print_by_split(rec["splits"])
     for t in rec.get("other_tasks") or []:
         out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
                   f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "

@@ -950,8 +950,8 @@ def test_a_winner_on_one_data_split_says_what_it_does_not_show() -> None:
     assert said["verdict"] == "winner"
     assert said["summary"].endswith(
         "; measured on one data split (training.seed 4) with one search: a search on another "
-        "split can find another family best, so search other splits too (`tuner submit "
-        "--splits 3` submits the job on 3; the answer then says where each family stands on "
+        "split can find another family best, so search other splits too (`tuner run "
+        "--splits 3` runs the search on 3; the answer then says where each family stands on "
         "each) to know whether adam holds"), said["summary"]
     tied = answer([run(0, "adam", 0.95), run(1, "adam", 0.951), run(2, "sgd", 0.9502),
                    run(3, "sgd", 0.9508)], "maximize", budget=budget)

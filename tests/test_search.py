@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -443,6 +444,46 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     runs = {e["optimizer"]: e["runs"] for e in answer["ranking"]}
     assert confirmed and all(runs[f] >= 2 for f in confirmed), (confirmed, runs)
     assert answer["summary"].startswith(tuple(answer["leaders"]))
+
+
+def test_cli_run_on_several_splits_reads_the_answer_across_them() -> None:
+    """`tuner run --splits 2`: two searches, on training.seed 0 and 1, each its own data split;
+    the answer is split 0's read with split 1's, as the service reads a task searched on
+    several splits (each ranked on its own), its baseline held to start_from's family on both,
+    and `tuner.recipe` trains with start_from."""
+    from tuner.recipe import recipe
+
+    args = [sys.executable, "-m", "cli", "run", "--model", "linear", "--dataset", "wine",
+            "--trials", "8", "--epochs", "3", "--splits", "2", "--baseline"]
+    proc = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=600,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [s["answer"]["budget"]["training_seed"] for s in data["splits"]] == [0, 1]
+    assert all(len(s["trials"]) == 8 for s in data["splits"])
+    # Each split's own answer does not tell the run to search other splits: it did.
+    assert not any("measured on one data split" in s["answer"]["summary"]
+                   for s in data["splits"])
+    a = data["answer"]
+    assert a["budget"]["training_seed"] == 0 and a["splits"]["training_seeds"] == [0, 1]
+    assert [x["leaders"] for x in a["splits"]["per_split"]] == [
+        s["answer"]["leaders"] for s in data["splits"]]  # each split ranked on its own
+    assert "; across this run's 2 data splits at this budget (training.seed 0, this answer's, " \
+           "and 1; each ranked on its own, never pooled): " in a["summary"], a["summary"]
+    start = a["start_from"]
+    assert start["optimizer"] in a["leaders"] and recipe(a).family == start["optimizer"]
+    b = a["baseline"]
+    assert b["verdict"] != "not_run" and b["splits"]["optimizer"] == start["optimizer"]
+    assert b["splits"]["run_on"] == [0, 1] or "not_ranked" in {
+        x["verdict"] for x in b["splits"]["per_split"]}, b
+    shown = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False,
+                           env={**os.environ, "COLUMNS": "300"})
+    assert shown.returncode == 0, shown.stderr
+    assert "data split 2 of 2 (training.seed 1)" in shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "data split training.seed 1" in text and "by data split (each ranked on its own): " \
+        "training.seed 0 (this answer): " in text and f"start from: {start['optimizer']}" in text
+    assert "in short: " in text and " data splits where both ran" in text, text
 
 
 def test_cli_rejects_bad_input_with_choices() -> None:

@@ -1038,7 +1038,8 @@ def _standing(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, di
     return families
 
 
-def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, Any] | None:
+def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]],
+                  whose: str = "the team's") -> dict[str, Any] | None:
     """The answer's families on each of the task's data splits at its budget: `splits` holds
     (training.seed, complete trials, `rank_families` of that split's history), the answer's
     own split first. Each split is ranked on its own (two splits are two validation sets, so
@@ -1104,18 +1105,20 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str
             "families": families, "lead_on_every_split": every, "brief": brief,
             "lead_on_most": {"families": nearly, "splits": most} if nearly else None,
             "start_from": pick if first not in every else first,
-            "summary": f"across the team's {n} data splits at this budget ({_seeds(seeds[:1])}, "
+            "summary": f"across {whose} {n} data splits at this budget ({_seeds(seeds[:1])}, "
                        f"this answer's, and {', '.join(str(sd) for sd in seeds[1:])}; each "
                        f"ranked on its own, never pooled): " + "; ".join(clauses)}
 
 
 def read_across_splits(per_split: Sequence[tuple[int, int, dict[str, Any]]],
-                       against: Callable[[int, dict[str, Any]], dict[str, Any]]
+                       against: Callable[[int, dict[str, Any]], dict[str, Any]],
+                       whose: str = "the team's"
                        ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], dict[str, Any]]:
     """The answer's split read with its others (the service's answer about a task searched on
     several splits, and `tuner run --splits`): `per_split` as `across_splits` takes it, the
     answer's split first; `against(training_seed, ranked)`, `versus_baseline` on that split's
-    trials. Returns (`splits`, or None with one split; the ranking `start_from` takes its first
+    trials; `whose` the splits are, in the summary (a team's, `tuner run`'s). Returns
+    (`splits`, or None with one split; the ranking `start_from` takes its first
     family from; the answer's `baseline`).
 
     `start_from`'s family is the one listed first, unless it is not among the leaders on every
@@ -1124,7 +1127,7 @@ def read_across_splits(per_split: Sequence[tuple[int, int, dict[str, Any]]],
     training with it, so that family is held to the baseline, here and (its best configuration
     there) on each other split (`baseline_across_splits`)."""
     seed, _, here = per_split[0]
-    splits = across_splits(per_split)
+    splits = across_splits(per_split, whose)
     pick = (splits or {}).get("start_from")
     follow = [e for e in here["ranking"] if e["optimizer"] == pick] or here["ranking"]
     baseline = against(seed, {**here, "ranking": follow})
@@ -1138,16 +1141,18 @@ def read_across_splits(per_split: Sequence[tuple[int, int, dict[str, Any]]],
     return splits, follow, baseline
 
 
-def one_split_note(ranked: dict[str, Any], training_seed: int) -> str:
+def one_split_note(ranked: dict[str, Any], training_seed: int,
+                   how: str = "`tuner submit --splits 3` submits the job on 3") -> str:
     """What a winner on one data split does not show, for an answer with no other split: on
     linear/digits, 4 of 6 winners of one split's search were behind on another split's
-    (benchmarks.split_agreement)."""
+    (benchmarks.split_agreement). `how` to search more splits (the service's way; `tuner
+    run`'s is its own `--splits`)."""
     if ranked.get("verdict") != VERDICT_WINNER or not ranked.get("leaders"):
         return ""
     return (f"; measured on one data split (training.seed {training_seed}) with one search: a "
             f"search on another split can find another family best, so search other splits too "
-            f"(`tuner submit --splits 3` submits the job on 3; the answer then says where each "
-            f"family stands on each) to know whether {ranked['leaders'][0]} holds")
+            f"({how}; the answer then says where each family stands on each) to know whether "
+            f"{ranked['leaders'][0]} holds")
 
 
 def brief(rec: dict[str, Any]) -> str:

@@ -21,7 +21,14 @@ from tuner.attrs import (
     ATTR_SWEEP,
     ATTR_WARM_START,
 )
-from tuner.recommend import HistoryTrial, better, one_split_note, rank_families, versus_baseline
+from tuner.recommend import (
+    HistoryTrial,
+    better,
+    one_split_note,
+    rank_families,
+    read_across_splits,
+    versus_baseline,
+)
 from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, SAME_FAILURE_TRIALS, SameFailure, TrialRecord, same_failure
 
@@ -157,12 +164,64 @@ def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
 
 
 def answer(records: list[TrialRecord], direction: str, metric: str | None = None,
-           job_id: str = "local", budget: dict[str, Any] | None = None) -> dict[str, Any]:
+           job_id: str = "local", budget: dict[str, Any] | None = None,
+           alone: bool = True) -> dict[str, Any]:
     """Which optimizer, judged on this search's trials alone by the rule the service's
     recommendations use (`tuner.recommend.rank_families`): each family's best configuration
     with its expected value and interval, a winner only outside the noise (the confirmation
     runs measure it), and what was left unknown (families without a complete trial, or not
-    in the space). The leaderboard's best trial is the luckiest run, not this."""
+    in the space). The leaderboard's best trial is the luckiest run, not this. `alone`: no
+    other split of the task was searched beside it (a winner then says what one split does
+    not show: `one_split_note`); `tuner run --splits` reads its splits together
+    (`answer_across_splits`)."""
+    trials, ranked = _judged(records, direction, metric, job_id)
+    return _answer(ranked, direction, budget, versus_baseline(trials, ranked, metric),
+                   ranked["summary"] + (one_split_note(
+                       ranked, int((budget or {}).get("training_seed") or 0),
+                       "`tuner run --splits 3` runs the search on 3") if alone else ""))
+
+
+def answer_across_splits(searches: Sequence[tuple[int, list[TrialRecord]]], direction: str,
+                         metric: str | None = None, budget: dict[str, Any] | None = None
+                         ) -> dict[str, Any]:
+    """`tuner run --splits N`: the answer of the first of N searches of one task, each on its
+    own data split (`searches`: (training.seed, its trials), the answer's first), read with the
+    others as the service reads a task searched on several splits
+    (`tuner.recommend.read_across_splits`): each split ranked on its own, never pooled;
+    `splits`; `start_from` (the configuration to train with: the family leading on every split
+    when the one listed first does not); `baseline` held to that family on each split."""
+    judged = [(sd, *_judged(records, direction, metric, f"split-{sd}"))
+              for sd, records in searches]
+    by_seed = {sd: trials for sd, trials, _ in judged}
+    splits, follow, baseline = read_across_splits(
+        [(sd, len(trials), ranked) for sd, trials, ranked in judged],
+        lambda sd, r: versus_baseline(by_seed[sd], r, metric), "this run's")
+    ranked = judged[0][2]
+    out = _answer(ranked, direction, budget, baseline, ranked["summary"] + (
+        f"; {splits['summary']}" if splits else ""))
+    start = follow[0] if follow else None
+    return out | {"splits": splits, "start_from": {
+        "optimizer": start["optimizer"], "schedule": start["schedule"] or "constant",
+        "params": start["params"]} if start else None}
+
+
+def _answer(ranked: dict[str, Any], direction: str, budget: dict[str, Any] | None,
+            baseline: dict[str, Any], summary: str) -> dict[str, Any]:
+    return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
+                                   "not_tried", "under_tuned", "tied_by_width",
+                                   "noise")} | {
+        "summary": summary, "direction": direction, "budget": budget or {},
+        "baseline": baseline,
+        "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
+                     "params": e["params"], "expected": e["expected"],
+                     "best_trial_value": e["best_trial_value"],
+                     "runs": e["evidence"]["best_configuration_runs"]}
+                    for e in ranked["ranking"]]}
+
+
+def _judged(records: list[TrialRecord], direction: str, metric: str | None,
+            job_id: str) -> tuple[list[HistoryTrial], dict[str, Any]]:
+    """A search's complete trials as history, and `rank_families` of them."""
     trials: list[HistoryTrial] = []
     incomplete: dict[str, dict[str, Any]] = {}
     for r in records:
@@ -191,18 +250,7 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     ranked = rank_families(trials, direction, incomplete=incomplete, metric=metric,
                            curves=lambda runs: {(t.job_id, t.number): steps.get(t.number, [])
                                                 for t in runs})
-    return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
-                                   "not_tried", "under_tuned", "tied_by_width",
-                                   "noise")} | {
-        "summary": ranked["summary"] + one_split_note(
-            ranked, int((budget or {}).get("training_seed") or 0)),
-        "direction": direction, "budget": budget or {},
-        "baseline": versus_baseline(trials, ranked, metric),
-        "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
-                     "params": e["params"], "expected": e["expected"],
-                     "best_trial_value": e["best_trial_value"],
-                     "runs": e["evidence"]["best_configuration_runs"]}
-                    for e in ranked["ranking"]]}
+    return trials, ranked
 
 
 def _brief(r: _TrialLike) -> dict[str, Any]:

@@ -400,14 +400,16 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)  # epochs, batch_size
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, alone: bool = True) -> dict[str, Any]:
+        """The leaderboard and the answer (`alone`: as `tuner.results.answer` takes it)."""
         board = leaderboard(self.records, self.direction)
         return {
             "study": self.study.study_name,
             "metric": self.metric,
             "notes": self.notes,
             **board,
-            "answer": answer(self.records, self.direction, self.metric, budget=self.budget),
+            "answer": answer(self.records, self.direction, self.metric, budget=self.budget,
+                             alone=alone),
             "trials": [r.to_json() for r in self.records],
         }
 
