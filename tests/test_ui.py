@@ -268,6 +268,16 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert browser.execute_script(answer_class, {**won, "splits": splits}) == "split-dependent"
     assert browser.execute_script(answer_class, {**won, "splits": {
         **splits, "lead_on_every_split": ["adam"]}}) == "winner"
+    # A transferred answer drawn from the task's own other splits says what its sources are,
+    # not "your task 1 ..., similarity 1.00" three times over.
+    same = {"task_id": task_id, "model": "mlp", "dataset": "digits", "similarity": 1.0}
+    drawn = {"method": "transfer", "from_splits": [0, 1], "similar_tasks": [
+        {**same, "budget": {"training_seed": 0}}, {**same, "budget": {"training_seed": 1}}]}
+    assert browser.execute_script("return sourceItems(arguments[0])", drawn) == [
+        f"this task on training.seed {sd} (another data split at this budget), ranked on its own"
+        for sd in (0, 1)]
+    assert browser.execute_script("return sourceItems(arguments[0])", {
+        **drawn, "from_splits": None})[0] == f"your task {task_id} (mlp / digits), similarity 1.00"
     # Which task this is: its parameters and metric; digits is built in, so no data digest.
     identity = browser.find_element("id", "task-identity").text
     assert identity == (f'task {task_id}: model mlp {{"hidden":[32]}} · dataset digits · '

@@ -567,8 +567,9 @@ async function taskPage() {
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
   notTried.hidden = !(rec.not_tried || []).length;
-  notTried.textContent = (rec.method === "transfer" ? "Not ranked on any of the similar tasks"
-    : "Not tried on this task at this budget") + ` (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
+  notTried.textContent = (rec.method !== "transfer" ? "Not tried on this task at this budget"
+    : rec.from_splits ? "Not ranked on any of this task's other data splits"
+    : "Not ranked on any of the similar tasks") + ` (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
 
   const scatter = document.getElementById("lr-chart");
   const fams = Object.entries(lrs.families);
@@ -588,10 +589,17 @@ async function taskPage() {
     + capped.map(([f, pts]) => `${f} ${pts.length} of ${lrs.n_trials[f]}`).join(", ");
 
   const sources = document.getElementById("sources");
-  const similar = rec.similar_tasks || [];
+  const similar = sourceItems(rec);
   sources.hidden = !similar.length;
-  document.getElementById("similar").replaceChildren(...similar.map((n) => el("li", {},
-    `${n.corpus_task ? `reference corpus: ${n.corpus_task}` : `your task ${n.task_id}`} (${n.model} / ${n.dataset}), similarity ${fmt(n.similarity, 2)}`)));
+  document.getElementById("similar").replaceChildren(...similar.map((text) => el("li", {}, text)));
+}
+
+function sourceItems(rec) {
+  // What a transferred answer was drawn from: similar tasks, or this task's other data splits
+  // (`from_splits`: the same task three times over, "similarity 1.00", said what it is).
+  return (rec.similar_tasks || []).map((n) => rec.from_splits
+    ? `this task on training.seed ${n.budget.training_seed} (another data split at this budget), ranked on its own`
+    : `${n.corpus_task ? `reference corpus: ${n.corpus_task}` : `your task ${n.task_id}`} (${n.model} / ${n.dataset}), similarity ${fmt(n.similarity, 2)}`);
 }
 
 // tasks ---------------------------------------------------------------------------------------
@@ -664,7 +672,8 @@ function showAnswer(row, rec) {
     : x.kind !== "spread" ? `${first.optimizer} ${fmt(x.value)} [${fmt(x.low)}, ${fmt(x.high)}]`
     : `${first.optimizer} ${fmt(x.value)} (${x.low === x.high ? "one value" : `range ${fmt(x.low)}–${fmt(x.high)}`}, no repeats)`;
   row.querySelector(".source").textContent = rec.method === "direct" ? "this task's trials"
-    : rec.method === "transfer" ? `similar tasks (${rec.source})` : rec.method === "prior" ? `the prior (${rec.source})` : rec.method || "-";
+    : rec.method === "transfer" ? (rec.from_splits ? "this task's other data splits" : `similar tasks (${rec.source})`)
+    : rec.method === "prior" ? `the prior (${rec.source})` : rec.method || "-";
 }
 
 function taskRow(task) {
