@@ -645,10 +645,10 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
 
 def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A task searched on splits 0 and 1, asked about split 5 (or a job submitted there): the
-    answer is a prediction from the task's own other splits, and says so, where it said "the 2
-    most similar tasks" and the job's sweep note "its other training budgets" (the same epochs
-    and batch size)."""
+    """A task searched on splits 0 to 3, asked about split 5 (or a job submitted there): the
+    answer is a prediction from the task's own other splits, all four, and says so, where it
+    said "the 3 most similar tasks" (three of the four) and the job's sweep note "its other
+    training budgets" (the same epochs and batch size)."""
     from tuner.store.jobs import job_spec
 
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
@@ -658,10 +658,14 @@ def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
                                ("sgd", 1e-2, 0.90), ("sgd", 1e-2, 0.901)], seeds=[0, 1, 0, 1])
     write(migrated_url, one, [("adam", 1e-3, 0.93), ("adam", 1e-3, 0.931),
                               ("sgd", 1e-2, 0.93), ("sgd", 1e-2, 0.932)], seeds=[0, 1, 0, 1])
+    more = [queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 3, "seed": sd}))[0]
+            for sd in (2, 3)]
+    for j in more:
+        write(migrated_url, j, [("adam", 1e-3, 0.94), ("sgd", 1e-2, 0.92)])
     new, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={"epochs": 3, "seed": 5},
                                                  budget={"n_trials": 8}))
     with session_factory(migrated_url)() as s:
-        for j in (zero, one):
+        for j in (zero, one, *more):
             get_job(s, j).status = "completed"  # type: ignore[union-attr]
         s.commit()
         task_id = get_job(s, zero).task_id  # type: ignore[union-attr]
@@ -670,10 +674,10 @@ def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
         job = get_job(s, new)
         d = _dispatcher(migrated_url)
         plan = d._sweep(job, job_spec(job), d._ranking(job, job_spec(job)), [])  # type: ignore[arg-type]
-    assert rec["method"] == "transfer" and sorted(rec["from_splits"]) == [0, 1]
+    assert rec["method"] == "transfer" and sorted(rec["from_splits"]) == [0, 1, 2, 3]
     seeds = ", ".join(map(str, rec["from_splits"]))
     assert rec["summary"].startswith(
-        f"adam scores best over 2 other data splits of this task at this budget (training.seed "
+        f"adam scores best over 4 other data splits of this task at this budget (training.seed "
         f"{seeds}); a prediction from the task's other data splits, not a measurement on this "
         f"one (each split's validation set is its own): a job on this split measures the "
         f"families; 12 families have no complete trial on any of these splits"), rec["summary"]

@@ -84,8 +84,9 @@ from tuner.store.queries import team_tasks
 # is best on its data split, and on one split alone says what that does not show; 36: a tie is
 # on its data split too, and a transfer answer drawn from the task's other data splits alone
 # says so, `from_splits`; 37: the baseline is held to start_from's family, on its split and,
-# with other splits, on each (`baseline.splits`).)
-ANSWER_FORMAT = 37
+# with other splits, on each (`baseline.splits`); 38: a transfer answer from the task's other
+# splits draws on every one of them.)
+ANSWER_FORMAT = 38
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -404,6 +405,13 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
     from_corpus, from_team = transfer_neighbours(
         query, [replace(h.profile(t, b), task_id=k) for k, (t, b) in team.items()],
         [t.profile() for t in usable.values()])
+    if not from_corpus and from_team and \
+            _other_splits([team[n["task_id"]] for n in from_team], asked) is not None:
+        # This task on other splits (as alike as can be): every one of them, not the first 3
+        # (it drew on splits 0-2 of 4 and left out the latest).
+        chosen = {n["task_id"] for n in from_team}
+        from_team += [{**from_team[0], "task_id": k} for k, tb in team.items()
+                      if k not in chosen and _other_splits([tb], asked) is not None]
     neighbours = []
     heads: list[tuple[str, str]] = []  # (metric, direction) of each neighbour, nearest first
     for n in from_corpus:
