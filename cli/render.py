@@ -79,13 +79,13 @@ def print_run_answer(a: dict[str, Any], metric: str) -> None:
     """`tuner run`'s answer (`tuner.results.answer`, or `answer_across_splits` with
     `--splits`): each family's expected value, the verdict, the baseline and, across splits,
     each split's verdict and the configuration to start from."""
-    if not a["ranking"]:
-        return
-    # The best trial is the luckiest run; the answer is what the runs support.
-    out.print(f"[bold]expected {metric}[/bold] (each family's best configuration; "
-              "95% interval, runs): " + esc(" · ".join(
-                  f"{e['optimizer']} {_expected(e['expected'])}"
-                  for e in a["ranking"])), highlight=False, markup=True)
+    if not (a["ranking"] or a.get("splits")):  # (a first split without a complete trial
+        return                                 # still says where the others stand)
+    if a["ranking"]:  # the best trial is the luckiest run; the answer is what the runs support
+        out.print(f"[bold]expected {metric}[/bold] (each family's best configuration; "
+                  "95% interval, runs): " + esc(" · ".join(
+                      f"{e['optimizer']} {_expected(e['expected'])}"
+                      for e in a["ranking"])), highlight=False, markup=True)
     out.print(f"[bold]answer:[/bold] {esc(a['summary'])}", highlight=False, markup=True)
     if a.get("baseline"):
         out.print(f"[bold]baseline:[/bold] {esc(a['baseline']['summary'])}",

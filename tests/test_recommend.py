@@ -956,3 +956,32 @@ def test_a_winner_on_one_data_split_says_what_it_does_not_show() -> None:
     tied = answer([run(0, "adam", 0.95), run(1, "adam", 0.951), run(2, "sgd", 0.9502),
                    run(3, "sgd", 0.9508)], "maximize", budget=budget)
     assert tied["verdict"] == "tied" and "one data split" not in tied["summary"]
+
+
+def test_a_run_read_across_splits_whose_first_split_completed_nothing_says_the_others(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tuner run --splits 2` where split 0 completed no trial and split 1 ranked adam: the
+    answer is about split 0 (nothing ranked, no configuration to start from), and still says
+    where the families stand on split 1, rather than printing nothing."""
+    from cli.render import print_run_answer
+    from tuner.results import answer_across_splits
+    from tuner.trial import TrialRecord
+
+    def run(n: int, state: str, value: float | None) -> TrialRecord:
+        return TrialRecord(number=n, state=state, stop_reason=state, stop_step=3 if value else 0,
+                           optimizer="adam", schedule="constant", params={"adam.lr": 1e-3},
+                           value=value, epochs_run=3 if value else 0, seed=n)
+
+    monkeypatch.setenv("COLUMNS", "300")
+    said = answer_across_splits([(0, [run(0, "failed", None)]),
+                                 (1, [run(0, "complete", 0.9), run(1, "complete", 0.91)])],
+                                "maximize", "val_accuracy",
+                                {"epochs": 3, "batch_size": 64, "training_seed": 0})
+    assert said["ranking"] == [] and said["start_from"] is None
+    assert said["splits"]["families"]["adam"]["not_ranked"] == [0]
+    assert said["baseline"]["verdict"] == "not_run"
+    print_run_answer(said, "val_accuracy")
+    shown = " ".join(capsys.readouterr().out.split())
+    assert shown.startswith("answer: no complete trial in this history") and \
+        "by data split (each ranked on its own): training.seed 0 (this answer): " in shown and \
+        "training.seed 1: one family: adam (2 trials)" in shown, shown
