@@ -185,7 +185,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     cols = ["rank", "optimizer", "schedule"]
     cols += {"direct": ["expected [95%] ×runs", "best", "lr decades", "B/param", "s/epoch", "trials",
                         "jobs"],
-             "transfer": ["score", "from task", "lr decades", "B/param", "trials"],
+             "transfer": ["score", "from split" if rec.get("from_splits") else "from task",
+                          "lr decades", "B/param", "trials"],
              "prior": []}[method]
     leaders = set(rec.get("leaders") or [])
     rows = []
@@ -202,7 +203,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
             src = r["source_task"]  # a corpus task's id is `ref:<name>`; the team's, a number
             where = src["task_id"] if src.get("source") != "team history" \
                 else f"task {src['task_id']}"
-            row += [fmt(r["score"]), f"{where} ({src['similarity']:.2f})",
+            if rec.get("from_splits"):  # the task itself, on another split: which one
+                where = f"training.seed {(src.get('budget') or {}).get('training_seed')}"
+            row += [fmt(r["score"]), where if rec.get("from_splits") else
+                    f"{where} ({src['similarity']:.2f})",
                     lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
         rows.append(row)
@@ -210,7 +214,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     # `0.9861 [0.9723, 0.9999] ×3` to `... ×`): names wrap, the costs give way first.
     add_columns(table, cols, rows, keep={"rank", "expected [95%] ×runs", "best", "score",
                                          "trials", "jobs"}, fold={"optimizer", "schedule",
-                                                                  "from task"})
+                                                                  "from task", "from split"})
     for row in rows:
         table.add_row(*row)
     out.print(table)

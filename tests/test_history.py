@@ -644,7 +644,8 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
 
 
 def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
-        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """A task searched on splits 0 to 3, asked about split 5 (or a job submitted there): the
     answer is a prediction from the task's own other splits, all four, and says so, where it
     said "the 3 most similar tasks" (three of the four) and the job's sweep note "its other
@@ -685,6 +686,15 @@ def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
         f"no history for this task on this data split (training.seed 5) at this budget; ranked "
         f"from its other data splits at this budget, each ranked on its own (never pooled): "
         f"training.seed {seeds}")
+    # `tuner recommend` names the split each family's configuration comes from
+    from cli.render import print_recommendation
+
+    monkeypatch.setenv("COLUMNS", "200")
+    print_recommendation(rec)
+    shown = capsys.readouterr().out
+    assert "from split" in shown and f"task {task_id} (" not in shown, shown
+    split_of = rec["ranking"][0]["source_task"]["budget"]["training_seed"]
+    assert f"training.seed {split_of}" in shown.split("\n")[4], shown
     assert elsewhere["method"] == "transfer" and elsewhere["from_splits"] is None
     assert "most similar tasks" in elsewhere["summary"], elsewhere["summary"]
     assert plan is not None and plan.notes()[0].startswith(
