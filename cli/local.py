@@ -35,10 +35,10 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a search in this process and print the leaderboard. With --splits N, N searches
-    one after another, each on its own data split, and the answer read across them."""
+    one after another, each on its own data split, and the answer read across them. Ctrl-C
+    stops it and prints what the trials that ended show (exit code 130)."""
     import optuna
 
-    from tuner.results import answer_across_splits
     from tuner.search import run_search
     from tuner.spec import JobSpec
 
@@ -55,16 +55,44 @@ def run(
             parallelism=parallelism, timeout=timeout, sampler=sampler, pruner=pruner,
             baseline=baseline, baseline_runs=baseline_runs))
         results = []
-        for k in range(splits):
-            one = job.model_copy(update={"training": job.training.model_copy(
-                update={"seed": job.training.seed + k})})
-            if splits > 1:
-                err.print(f"[bold]data split {k + 1} of {splits}[/bold] (training.seed "
-                          f"{one.training.seed})", highlight=False, markup=True)
-            # The notes and the bar once the data is loaded and fits the spec (a refusal first).
-            with _progress(one.budget.n_trials) as (start, advance):
-                results.append(run_search(one, storage=storage, on_trial=advance,
-                                          on_start=start))
+        stopped = None  # what a Ctrl-C cut, in words
+        try:
+            for k in range(splits):
+                one = job.model_copy(update={"training": job.training.model_copy(
+                    update={"seed": job.training.seed + k})})
+                if splits > 1:
+                    err.print(f"[bold]data split {k + 1} of {splits}[/bold] (training.seed "
+                              f"{one.training.seed})", highlight=False, markup=True)
+                # The notes and the bar once the data is loaded and fits the spec (a refusal
+                # first).
+                with _progress(one.budget.n_trials) as (start, advance):
+                    results.append(run_search(one, storage=storage, on_trial=advance,
+                                              on_start=start))
+                if results[-1].interrupted:
+                    where = f" during data split {k + 1} of {splits}" if splits > 1 else ""
+                    stopped = (f"stopped by Ctrl-C{where}: what follows is judged on the "
+                               f"{len(results[-1].records)} trials that ended"
+                               + (" (and the splits before it)" if k else "")
+                               + "; a trial cut short is dropped")
+                    break
+        except KeyboardInterrupt:  # outside a search's trials (loading its data, say)
+            if not results:
+                err.print("stopped by Ctrl-C before any trial ended", highlight=False)
+                raise typer.Exit(130) from None
+            stopped = (f"stopped by Ctrl-C before data split {len(results) + 1} of {splits} "
+                       f"began: what follows is judged on the {len(results)} that ended")
+    if stopped:  # said first; what ended is judged as any search's trials are
+        err.print(stopped, highlight=False)
+    _print_results(results, splits, as_json)
+    if stopped:
+        raise typer.Exit(130)
+
+
+def _print_results(results: list[Any], splits: int, as_json: bool) -> None:
+    """`run`'s output: one search's leaderboard and answer, or with --splits each split's
+    leaderboard, then the first split's answer read with the others."""
+    from tuner.results import answer_across_splits
+
     summaries = [r.summary(alone=splits == 1) for r in results]
     if splits == 1:
         print_json(summaries[0]) if as_json else print_leaderboard(summaries[0])
@@ -99,6 +127,8 @@ class _FailureLog(logging.Handler):
         if " failed with value " in text:
             return
         exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C: `run` says it stopped, in a line
+            return
         if exc is not None and " failed with parameters" in text:
             error = f"{type(exc).__name__}: {exc}"
             if error in self.seen:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from typing import Any
 
 import optuna
@@ -484,6 +485,35 @@ def test_cli_run_on_several_splits_reads_the_answer_across_them() -> None:
     assert "data split training.seed 1" in text and "by data split (each ranked on its own): " \
         "training.seed 0 (this answer): " in text and f"start from: {start['optimizer']}" in text
     assert "in short: " in text and " data splits where both ran" in text, text
+
+
+def test_ctrl_c_stops_a_local_run_and_judges_the_trials_that_ended() -> None:
+    """Ctrl-C on `tuner run` printed a KeyboardInterrupt traceback and nothing the search had
+    found. It stops the search, drops the trial it cut short (Optuna failed it for the
+    interrupt, not for its configuration), prints the rest as any search's (here as JSON,
+    `interrupted: true`) and exits 130."""
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "run", "--model", "mlp", "--dataset", "digits",
+         "--trials", "20", "--epochs", "40", "--json"], text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # the notes come once the data is loaded, just before trial 0
+        said.append(line)
+        if "left to the sampler" in line:
+            break
+    time.sleep(4)  # in a trial (40 epochs take longer than that)
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=120)
+    errs = "".join(said) + rest
+    assert proc.returncode == 130 and "Traceback" not in errs, errs
+    assert "stopped by Ctrl-C: what follows is judged on the " in errs, errs
+    data = json.loads(out)
+    assert data["interrupted"] is True and len(data["trials"]) < 20
+    assert not any(t["state"] == "failed" for t in data["trials"]), data["trials"]
+    assert data["counts"]["failed"] == 0 and "answer" in data
 
 
 def test_cli_rejects_bad_input_with_choices() -> None:

@@ -399,6 +399,7 @@ class SearchResult:
     records: list[TrialRecord]
     notes: list[str] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)  # epochs, batch_size
+    interrupted: bool = False  # stopped by Ctrl-C: `records` are the trials that ended
 
     def summary(self, alone: bool = True) -> dict[str, Any]:
         """The leaderboard and the answer (`alone`: as `tuner.results.answer` takes it)."""
@@ -407,6 +408,7 @@ class SearchResult:
             "study": self.study.study_name,
             "metric": self.metric,
             "notes": self.notes,
+            "interrupted": self.interrupted,
             **board,
             "answer": answer(self.records, self.direction, self.metric, budget=self.budget,
                              alone=alone),
@@ -456,7 +458,10 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     unreadable: list[str] = []  # what a trial could not read of the task's data
     alike: list[SameFailure] = []  # the failure trials shared (tuner.trial.same_failure)
 
+    ended: set[int] = set()  # the trials that ran to their end (a Ctrl-C cut none of them)
+
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        ended.add(trial.number)
         rec = trial_record(trial)
         if rec.stop_reason == DATA_ERROR:  # every trial reads the same files: stop here
             unreadable.append(rec.detail)
@@ -487,20 +492,31 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         if alike and (same := failing_alike(study.get_trials(deepcopy=False))) is not None:
             raise TrialsFailed(same.message("search"))
 
-    optimize(spec.budget.n_trials - reserve)
-    used = 0
-    while used < reserve and ((t := left()) is None or t > 0):  # the race, round by round
-        n, why = confirm_round(study, spec, reserve - used)
-        if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
-            optimize(reserve - used)
-            break
-        if not n:
-            break
-        optimize(n, n_jobs=min(n, spec.budget.parallelism))
-        used += n
-    return SearchResult(study, objective.metric, direction, study_records(study), notes,
+    interrupted = False
+    try:
+        optimize(spec.budget.n_trials - reserve)
+        used = 0
+        while used < reserve and ((t := left()) is None or t > 0):  # the race, round by round
+            n, why = confirm_round(study, spec, reserve - used)
+            if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
+                optimize(reserve - used)
+                break
+            if not n:
+                break
+            optimize(n, n_jobs=min(n, spec.budget.parallelism))
+            used += n
+    except KeyboardInterrupt:
+        # Ctrl-C (`tuner run`): the search stops; the trials that ended are kept and judged,
+        # the one it cut short is dropped (Optuna failed it for the interrupt, not for its
+        # configuration, and calls no callback for it). It printed a traceback and nothing
+        # the search had found.
+        interrupted = True
+    records = study_records(study)
+    if interrupted:
+        records = [r for r in records if r.number in ended]
+    return SearchResult(study, objective.metric, direction, records, notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
-                         "training_seed": spec.training.seed})
+                         "training_seed": spec.training.seed}, interrupted)
 
 
 @dataclass
