@@ -94,10 +94,28 @@ def submit(
         for final in finals:
             print_job(final)
         if splits > 1:
-            err.print(f"where each family stands on each of the {splits} splits: `tuner "
-                      f"recommend --task {finals[0]['task']['id']}`", highlight=False)
+            _across_in_short(c, finals)
     if any(f["status"] != "completed" for f in finals):
         raise typer.Exit(1)
+
+
+def _across_in_short(c: Any, finals: list[dict[str, Any]]) -> None:
+    """After `tuner submit --splits N --wait`: the first split's answer read with the others,
+    in short (each split's verdict, which families lead on every one, and the untuned default
+    against the answer's family on each), and where the whole answer is."""
+    from cli.render import in_short, print_by_split
+
+    task, training = finals[0]["task"]["id"], finals[0]["spec"]["training"]
+    with _api_errors():
+        rec = c.recommend(task=task, epochs=training["epochs"],
+                          batch_size=training["batch_size"], precision=training["precision"],
+                          early_stopping_patience=training.get("early_stopping_patience") or 0,
+                          training_seed=training["seed"])
+    if rec.get("splits"):
+        print_by_split(rec["splits"])
+    out.print(in_short(rec), highlight=False)
+    err.print(f"the whole answer: `tuner recommend --task {task} --training-seed "
+              f"{training['seed']}`", highlight=False)
 
 
 def _on_splits(body: dict[str, Any], splits: int, key: str | None

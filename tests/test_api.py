@@ -804,6 +804,14 @@ def test_submit_on_several_splits_and_the_answer_across_them(service: Service,
     assert f"job {jobs[0]['id']} submitted (training.seed 3)" in said, said
     again = _cli(args, env)  # no --wait: the ids, one a line, the same jobs
     assert again.returncode == 0 and again.stdout.split() == [j["id"] for j in jobs]
+    # Followed in words, it ends with the first split's answer read with the other, in short.
+    followed = _cli([*args, "--wait"], {**env, "COLUMNS": "300"})
+    assert followed.returncode == 0, followed.stderr
+    text = " ".join(followed.stdout.split())
+    assert "by data split (each ranked on its own): training.seed 3 (this answer): " in text \
+        and "training.seed 4: " in text and "in short: " in text, text
+    assert f"the whole answer: `tuner recommend --task {jobs[0]['task']['id']} --training-seed " \
+           f"3`" in " ".join(followed.stderr.split()), followed.stderr
     rec = Client(service.url, service.key_a).recommend(task=jobs[0]["task"]["id"])
     assert rec["method"] == "direct" and rec["splits"] is not None, rec.get("summary")
     assert sorted(rec["splits"]["training_seeds"]) == [3, 4]
