@@ -67,7 +67,7 @@ def run(
                 # first).
                 with _progress(one.budget.n_trials) as (start, advance):
                     results.append(run_search(one, storage=storage, on_trial=advance,
-                                              on_start=start))
+                                              on_start=start, stop_on_interrupt=True))
                 if results[-1].interrupted:
                     where = f" during data split {k + 1} of {splits}" if splits > 1 else ""
                     stopped = (f"stopped by Ctrl-C{where}: what follows is judged on the "

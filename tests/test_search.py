@@ -516,6 +516,22 @@ def test_ctrl_c_stops_a_local_run_and_judges_the_trials_that_ended() -> None:
     assert data["counts"]["failed"] == 0 and "answer" in data
 
 
+def test_only_tuner_run_turns_a_ctrl_c_into_a_partial_search() -> None:
+    """`stop_on_interrupt` is `tuner run`'s: a benchmark's search stopped by Ctrl-C raises, as
+    before, rather than return its first trials to be scored as a whole search."""
+    spec = _spec(space={"optimizers": ["adam"]}, budget={"n_trials": 3}, training={"epochs": 1},
+                 search={"defaults_sweep": False, "confirm_top_k": 0})
+
+    def interrupt(_: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_search(spec, on_trial=interrupt)
+    cut = run_search(spec, on_trial=interrupt, stop_on_interrupt=True)
+    assert cut.interrupted and [r.number for r in cut.records] == [0]
+    assert cut.summary()["interrupted"] is True
+
+
 def test_cli_rejects_bad_input_with_choices() -> None:
     proc = subprocess.run([sys.executable, "-m", "cli", "run", "--optimizers", "adamz",
                            "--trials", "1"], capture_output=True, text=True, check=False)

@@ -662,7 +662,8 @@ BASELINE_WITHIN_NOISE = "within_noise"  # their confidence intervals overlap
 BASELINE_AHEAD = "ahead"              # the baseline's interval is clear of the leader's
 BASELINE_NO_NOISE = "not_separated"   # no noise estimate: neither can be called better
 BASELINE_IS_LEADER = "is_leader"      # the leader's configuration is the baseline itself
-BASELINE_NOT_RANKED = "not_ranked"    # (a split of `baseline_across_splits`) the family is not
+BASELINE_NOT_RANKED = "not_ranked"    # (`baseline_across_splits`) the family has no complete
+                                      # trial on that split
 
 
 def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],

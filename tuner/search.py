@@ -420,7 +420,7 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
                on_trial: Callable[[TrialRecord], None] | None = None,
                on_start: Callable[[list[str]], None] | None = None,
                seed_configs: Sequence[dict[str, Any]] = (),
-               sampler_seed: int | None = None) -> SearchResult:
+               sampler_seed: int | None = None, stop_on_interrupt: bool = False) -> SearchResult:
     """Run the whole search in this process (threads for parallelism) and return its trials.
     `seed_configs` (Optuna parameter dicts) are tried first: a warm start. `on_start` is called
     with the job's notes once the data is loaded and checked against the spec (a metric that
@@ -428,7 +428,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     checked as a service's submit checks it (`tuner.tasks.check_budget`), and so is the model
     against the data (`tuner.tasks.check_model`), and a demand for a GPU against this machine
     (`check_local_device`): every trial failed instead. bf16 asked for where the trials run on
-    the CPU is said in the notes (`local_precision_note`)."""
+    the CPU is said in the notes (`local_precision_note`). `stop_on_interrupt`: Ctrl-C ends the
+    search and returns the trials that ended (`SearchResult.interrupted`), not a
+    KeyboardInterrupt."""
     from tuner.tasks import check_budget, check_local_device, check_model, local_precision_note
 
     check_budget(spec)
@@ -506,10 +508,13 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
             optimize(n, n_jobs=min(n, spec.budget.parallelism))
             used += n
     except KeyboardInterrupt:
-        # Ctrl-C (`tuner run`): the search stops; the trials that ended are kept and judged,
-        # the one it cut short is dropped (Optuna failed it for the interrupt, not for its
-        # configuration, and calls no callback for it). It printed a traceback and nothing
-        # the search had found.
+        # Ctrl-C with `stop_on_interrupt` (`tuner run`): the search stops; the trials that
+        # ended are kept and judged, the one it cut short is dropped (Optuna failed it for the
+        # interrupt, not for its configuration, and calls no callback for it). It printed a
+        # traceback and nothing the search had found. Other callers (the benchmarks) stop
+        # whole, as before: a partial search returned there would be scored as a whole one.
+        if not stop_on_interrupt:
+            raise
         interrupted = True
     records = study_records(study)
     if interrupted:
