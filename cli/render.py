@@ -258,7 +258,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "
                   f"dataset {params_brief(t['dataset']['params']) or '-'}", highlight=False)
     start = rec.get("start_from")
-    if start and method != "direct":
+    first = (rec.get("ranking") or [{}])[0].get("optimizer")
+    # A direct answer lists each family's configuration; start_from is said when it is not the
+    # first listed (a leader leading on every split, before one that does not).
+    if start and (method != "direct" or start["optimizer"] != first):
         out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
                   f"{params_brief(start['params'])}", highlight=False)
     out.print(in_short(rec), highlight=False)

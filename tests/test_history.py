@@ -703,7 +703,8 @@ def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(
 
 
 def test_start_from_is_a_leader_that_leads_on_every_split(
-        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """rmsprop and adam are tied on split 0, rmsprop listed first (the better value, within the
     noise); on split 1 adam is the winner and rmsprop behind. The configuration to start from
     is adam's, the leader shown behind on neither split, and the summary says why."""
@@ -724,6 +725,12 @@ def test_start_from_is_a_leader_that_leads_on_every_split(
     assert rec["splits"]["lead_on_most"] is None  # said only when none leads on every split
     assert (rec["start_from"]["optimizer"], rec["start_from"]["params"]) == ("adam",
                                                                             {"adam.lr": 3e-3})
+    # `tuner recommend` says it, as it lists rmsprop first
+    from cli.render import print_recommendation
+
+    monkeypatch.setenv("COLUMNS", "200")
+    print_recommendation(rec)
+    assert "start from: adam with constant, lr=0.003" in capsys.readouterr().out
     # Following the answer is training adam: adam is held to the untuned default.
     assert (rec["baseline"]["leader"], rec["baseline"]["splits"]["optimizer"]) == ("adam", "adam")
     assert rec["baseline"]["summary"].startswith(

@@ -243,6 +243,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]
     assert browser.find_element("id", "baseline").text == \
         f"Against the untuned default: {rec['baseline']['summary']}"
+    # ... and the configuration to train with, which the page never showed
+    start, shown_start = rec["start_from"], browser.find_element("id", "start-from").text
+    assert shown_start.startswith(f"Start from: {start['optimizer']} with {start['schedule']}, ")
+    assert all(f"{k.split('.', 1)[1]}=" in shown_start for k, v in start["params"].items()
+               if not k.endswith("_on") or v), (shown_start, start)
+    assert shown_start.endswith("(tuner.recipe trains with it)"), shown_start
     # This task ran on one data split: no splits block. (The page's block, given the answer
     # of a task run on three, lists them: test_history's split-0 answer.)
     assert rec["splits"] is None and browser.find_element("id", "splits").get_attribute("hidden")

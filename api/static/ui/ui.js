@@ -521,6 +521,17 @@ function splitsBlock(splits) {
   return box;
 }
 
+function startFromText(rec) {
+  // The configuration to train with (`start_from`, what tuner.recipe trains with, as `tuner
+  // recommend` says `start from:`): the page showed the families' intervals, never one.
+  const s = rec.start_from;
+  if (!s) return "";
+  const params = Object.entries(s.params || {}).filter(([k, v]) => !k.endsWith("_on") || v)
+    .map(([k, v]) => `${k.split(".").slice(1).join(".") || k}=${fmt(v)}`).join(" ");
+  return `Start from: ${s.optimizer} with ${s.schedule}, ${params}` + (s.lr_scaling ? ` (${s.lr_scaling})` : "")
+    + " (tuner.recipe trains with it)";
+}
+
 async function taskPage() {
   const id = location.pathname.split("/").pop();
   const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
@@ -533,6 +544,7 @@ async function taskPage() {
     el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
     splitsBlock(rec.splits),
+    el("p", { id: "start-from", hidden: !rec.start_from }, startFromText(rec)),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
