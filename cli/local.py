@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,6 +15,9 @@ from rich.table import Table
 from cli import options as opt
 from cli.common import JsonOpt, err, esc, out, print_json, user_errors
 from cli.render import describe_params, print_leaderboard, print_run_answer
+
+if TYPE_CHECKING:
+    from tuner.search import SearchResult
 
 
 def run(
@@ -88,7 +91,7 @@ def run(
         raise typer.Exit(130)
 
 
-def _print_results(results: list[Any], splits: int, as_json: bool) -> None:
+def _print_results(results: list[SearchResult], splits: int, as_json: bool) -> None:
     """`run`'s output: one search's leaderboard and answer, or with --splits each split's
     leaderboard, then the first split's answer read with the others."""
     from tuner.results import answer_across_splits

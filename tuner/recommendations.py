@@ -405,13 +405,16 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
     from_corpus, from_team = transfer_neighbours(
         query, [replace(h.profile(t, b), task_id=k) for k, (t, b) in team.items()],
         [t.profile() for t in usable.values()])
-    if not from_corpus and from_team and \
-            _other_splits([team[n["task_id"]] for n in from_team], asked) is not None:
+    splits = None if from_corpus else \
+        _other_splits([team[n["task_id"]] for n in from_team], asked)
+    if splits is not None:
         # This task on other splits (as alike as can be): every one of them, not the first 3
         # (it drew on splits 0-2 of 4 and left out the latest).
         chosen = {n["task_id"] for n in from_team}
-        from_team += [{**from_team[0], "task_id": k} for k, tb in team.items()
-                      if k not in chosen and _other_splits([tb], asked) is not None]
+        more = [k for k, tb in team.items()
+                if k not in chosen and _other_splits([tb], asked) is not None]
+        from_team += [{**from_team[0], "task_id": k} for k in more]
+        splits += [team[k][1].training_seed for k in more]
     neighbours = []
     heads: list[tuple[str, str]] = []  # (metric, direction) of each neighbour, nearest first
     for n in from_corpus:
@@ -422,7 +425,6 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
                  source=reference.SOURCE, corpus_task=c.id)
         neighbours.append((n, c.ranking()))
         heads.append((c.metric, c.direction))
-    keys = [n["task_id"] for n in from_team]
     for n in from_team:
         t, b = team[n["task_id"]]
         n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
@@ -433,7 +435,6 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
         heads.append((t.metric, t.direction))
     if not neighbours:
         return None
-    splits = _other_splits([team[k] for k in keys], asked) if not from_corpus else None
     corpus_names = ", ".join(f"{n['corpus_task']} ({n['similarity']:.2f})" for n in from_corpus)
     team_names = ", ".join(f"{n['model']}/{n['dataset']} at {h.Budget(**n['budget']).label()} "
                            f"({n['similarity']:.2f})" for n in from_team)
