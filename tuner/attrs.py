@@ -19,3 +19,9 @@ ATTR_BEATS = "beats"
 # the training seeds the task's history already ran it with at this budget (tuner.objective
 # runs such a configuration with another seed: the same seed would only repeat a run).
 STUDY_SEEDS_USED = "seeds_used"
+
+# A trial's system attribute, set by the dispatcher before it fails a trial on purpose
+# (cancelled, past its deadline): {"reason": ..., "detail": ...}. Written before the trial's
+# state, so that whoever records the trial (the write right after, or a later sync when that
+# write met a database outage) records why it ended, not "lost".
+ATTR_ENDED_BY = "tuner_ended_by"

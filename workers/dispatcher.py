@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.orm import Session
 
 from tuner import mlflow_log
-from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
+from tuner.attrs import ATTR_BEATS, ATTR_ENDED_BY, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
 from tuner.confirm import STOP_NOTHING
 from tuner.corpus import SOURCE as CORPUS
 from tuner.errors import TunerError
@@ -747,7 +747,9 @@ class Dispatcher:
         storage = study._storage
         for t in study.get_trials(deepcopy=False,
                                   states=(TrialState.RUNNING, TrialState.WAITING)):
-            try:
+            try:  # why first: a sync records it so if the write below meets an outage
+                storage.set_trial_system_attr(t._trial_id, ATTR_ENDED_BY,
+                                              {"reason": reason, "detail": detail})
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except Exception as exc:  # finished meanwhile (a database blip: retried whole)
                 if transient(exc):

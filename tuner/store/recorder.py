@@ -14,9 +14,16 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
-from tuner.attrs import ATTR_BEATS, ATTR_RECORD, ATTR_WORKER
+from tuner.attrs import ATTR_BEATS, ATTR_ENDED_BY, ATTR_RECORD, ATTR_WORKER
 from tuner.results import trial_record
-from tuner.store.db import in_transaction, is_sqlite, normalize_url, session_factory, with_retries
+from tuner.store.db import (
+    in_transaction,
+    is_sqlite,
+    normalize_url,
+    session_factory,
+    transient,
+    with_retries,
+)
 from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
 from tuner.trial import DATA_ERROR, DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
@@ -50,6 +57,13 @@ def run_again(study: optuna.Study, t: FrozenTrial,
 REASONS = {WORKER_LOST: "worker lost: its heartbeat stopped (the process died, or could not reach "
                         "the database for the grace period)",
            "cancelled": "cancelled: its worker was stopped"}
+# ... when nobody said why: the trial failed with no record from its worker and no word from
+# the dispatcher. Every way to that is the infrastructure's (Optuna's heartbeat check failed it
+# and its handler then met a database outage; the worker's last write and its retries met one;
+# the worker was killed before its objective wrote anything), so such a trial is lost: run
+# again, not counted against the job.
+NO_RECORD = ("worker lost: the trial ended with no record from its worker (the process was "
+             "killed or lost, or the database failed under its last write)")
 # How a trial's own run records that it failed (tuner.objective): kept when the dispatcher
 # cancels the trial after that record was written.
 OWN_FAILURES = ("failed", DATA_ERROR, OUT_OF_MEMORY)
@@ -68,6 +82,23 @@ HEARTBEAT_DEFAULT_S = 5
 GRACE_DEFAULT_S = 20
 
 
+class _Storage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage whose trial heartbeat outlives a database blip. Optuna's heartbeat
+    thread writes in a bare loop: one write that met a dropped connection ended the thread, and
+    a trial whose worker was still training went stale a grace period later, was failed as
+    lost and run again from scratch. Here a beat that meets a transient error is skipped (the
+    next, one interval later, tries again)."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            log.warning("trial heartbeat not written (the next one tries again): %s",
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
 def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
                    grace_period: int = GRACE_DEFAULT_S,
                    stale_trial_callback: Any = None) -> optuna.storages.RDBStorage:
@@ -76,7 +107,7 @@ def optuna_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_DEFAULT_S,
     url = normalize_url(url)
     kwargs: dict[str, Any] = ({"connect_args": {"timeout": 30}} if is_sqlite(url)
                               else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4})
-    return optuna.storages.RDBStorage(
+    return _Storage(
         url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_interval,
         grace_period=grace_period, heartbeat_stale_trial_callback=stale_trial_callback,
         skip_table_creation=True)  # created once by `tuner db upgrade`
@@ -106,13 +137,21 @@ class TrialRecorder:
 
     def write(self, t: FrozenTrial, *, reason: str | None = None, detail: str | None = None,
               study: optuna.Study | None = None) -> bool:
-        """Record `t` (once). With `study`: a trial the database failed (`db_error`), or that
-        ran out of memory (`out_of_memory`) on its configuration's first run out of memory in
-        the job, is enqueued again with the same configuration when it is first recorded, so
-        it runs exactly once more whoever records it (the worker's callback or the dispatcher's
-        sync). A configuration out of memory before in this job (whatever retried it: a lost
-        worker's retry is not that run) is not run again, and counts against the job's
-        failures (`counted_failures`): it needs more than the device has."""
+        """Record `t` (once). With `study`: a trial lost (`worker_lost`), that the database
+        failed (`db_error`), or that ran out of memory (`out_of_memory`) on its configuration's
+        first run out of memory in the job, is enqueued again with the same configuration when
+        it is first recorded, so it runs exactly once more whoever records it (the heartbeat
+        check's handler, the worker's callback or the dispatcher's sync). A configuration out
+        of memory before in this job (whatever retried it: a lost worker's retry is not that
+        run) is not run again, and counts against the job's failures (`counted_failures`): it
+        needs more than the device has. Without `reason`, a failed trial says why it ended if
+        the dispatcher marked it (`ATTR_ENDED_BY`), else with no record it was lost
+        (`NO_RECORD`)."""
+        if reason is None and t.state == TrialState.FAIL:
+            if marked := t.system_attrs.get(ATTR_ENDED_BY):
+                reason, detail = marked.get("reason"), detail or marked.get("detail")
+            elif ATTR_RECORD not in t.user_attrs and not t.system_attrs.get("fail_reason"):
+                reason, detail = WORKER_LOST, detail or NO_RECORD
         rec = trial_record(t)
         # A trial that failed on its own before its worker was stopped (its record written,
         # Optuna not yet told) keeps its reason: a trial that found the data unreadable is why
@@ -125,7 +164,7 @@ class TrialRecorder:
             rec.stop_reason = reason
             if not (t.user_attrs.get(ATTR_RECORD) or {}).get("detail"):  # no word from the worker
                 rec.detail = detail or REASONS.get(reason, reason)
-        again = rec.stop_reason == DB_ERROR
+        again = rec.stop_reason in (DB_ERROR, WORKER_LOST)
         if rec.stop_reason == OUT_OF_MEMORY:
             first = in_transaction(self.sessions, lambda s: out_of_memory_before(
                 s, self.job_id, rec.config_key(), rec.number),
@@ -151,8 +190,9 @@ class TrialRecorder:
         is not recorded yet; returns how many. `settle_s`: a trial failed less than this long
         ago with no record from its worker is left for a later call. Another process's
         heartbeat check may have failed it and be about to record why (Optuna sets the state
-        first, then calls `StaleTrialHandler`): recorded here first, a worker killed under its
-        trial was a plain `failed` that counts against the job, not `worker_lost`."""
+        first, then calls `StaleTrialHandler`), in its words. A trial nobody recorded (the
+        handler met a database outage: the check is not run again for a trial it failed) is
+        recorded lost here, and run again (`write`)."""
         have = in_transaction(self.sessions, lambda s: recorded_numbers(s, self.job_id),
                               what="read recorded trials")
         now = datetime.now()  # Optuna's times are the failing process's local clock
@@ -165,23 +205,23 @@ class TrialRecorder:
 
 
 def _settling(t: FrozenTrial, now: datetime, settle_s: float) -> bool:
-    """Failed within `settle_s`, and its worker never recorded why. (A time further ahead than
-    that is another host's clock, not a recent failure: not waited for.)"""
+    """Failed within `settle_s`, and neither its worker nor the dispatcher said why. (A time
+    further ahead than that is another host's clock, not a recent failure: not waited for.)"""
     done = t.datetime_complete
-    return t.state == TrialState.FAIL and ATTR_RECORD not in t.user_attrs and done is not None \
+    return t.state == TrialState.FAIL and ATTR_RECORD not in t.user_attrs \
+        and ATTR_ENDED_BY not in t.system_attrs and done is not None \
         and abs((now - done).total_seconds()) < settle_s
 
 
 class StaleTrialHandler:
     """Storage callback for a trial whose worker died (heartbeat went stale): record it as failed
-    (`worker_lost`), then let Optuna's RetryHeartbeatStaleTrialCallback enqueue it again."""
+    (`worker_lost`), which enqueues it again (Optuna's RetryHeartbeatStaleTrialCallback, at most
+    three times) unless the dispatcher's sync recorded it first (it did the same)."""
 
-    def __init__(self, recorder: TrialRecorder, max_retry: int = 3) -> None:
+    def __init__(self, recorder: TrialRecorder) -> None:
         self.recorder = recorder
-        self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         failed = study._storage.get_trial(trial._trial_id)
         if failed.state == TrialState.FAIL:
-            self.recorder.write(failed, reason=WORKER_LOST)
-        run_again(study, trial, self.retry)
+            self.recorder.write(failed, reason=WORKER_LOST, study=study)
