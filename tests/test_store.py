@@ -474,13 +474,13 @@ def test_a_configurations_first_run_out_of_memory_is_free_whatever_retried_it(
         return len(study.get_trials(states=(TrialState.WAITING,)))
 
     lost = failed(1e-3, WORKER_LOST)
-    assert recorder.write(lost, reason=WORKER_LOST, study=study)
-    first = failed(1e-3, OUT_OF_MEMORY, retry_of=lost.number)  # the lost trial's retry
-    assert recorder.write(first, study=study) and waiting() == 1  # run again
+    assert recorder.write(lost, reason=WORKER_LOST, study=study) and waiting() == 1  # retried
+    first = failed(1e-3, OUT_OF_MEMORY, retry_of=lost.number)  # (as the lost trial's retry)
+    assert recorder.write(first, study=study) and waiting() == 2  # run again
     second = failed(1e-3, OUT_OF_MEMORY, retry_of=first.number)
-    assert recorder.write(second, study=study) and waiting() == 1  # not a third time
+    assert recorder.write(second, study=study) and waiting() == 2  # not a third time
     other = failed(1e-2, OUT_OF_MEMORY)  # another configuration's first
-    assert recorder.write(other, study=study) and waiting() == 2
+    assert recorder.write(other, study=study) and waiting() == 3
     with session_factory(migrated_url)() as s:
         rows = {r.number: r for r in s.scalars(select(TrialRow).where(TrialRow.job_id == job_id))}
         assert counted_failures(s, job_id) == 1  # the second alone
