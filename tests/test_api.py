@@ -810,14 +810,30 @@ def test_submit_on_several_splits_and_the_answer_across_them(service: Service,
     text = " ".join(followed.stdout.split())
     assert "by data split (each ranked on its own): training.seed 3 (this answer): " in text \
         and "training.seed 4: " in text and "in short: " in text, text
-    assert f"the whole answer: `tuner recommend --task {jobs[0]['task']['id']} --training-seed " \
-           f"3`" in " ".join(followed.stderr.split()), followed.stderr
+    assert f"the whole answer: `tuner recommend --task {jobs[0]['task']['id']} --epochs 2 " \
+           f"--batch-size 64 --training-seed 3`" in " ".join(followed.stderr.split()), \
+        followed.stderr
     rec = Client(service.url, service.key_a).recommend(task=jobs[0]["task"]["id"])
     assert rec["method"] == "direct" and rec["splits"] is not None, rec.get("summary")
     assert sorted(rec["splits"]["training_seeds"]) == [3, 4]
     shown = _cli(["recommend", "--task", str(jobs[0]["task"]["id"])], env)
     assert "by data split (each ranked on its own): training.seed " in " ".join(
         shown.stdout.split()), shown.stdout
+    # One split followed to its end ends with the answer too, after the job's best trial (the
+    # luckiest run, which it ended on and was read as the answer); `tuner status` points to it.
+    one = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2", "--epochs",
+                "2", "--optimizers", "adam", "--pruner", "none", "--seed", "5", "--wait"],
+               {**env, "COLUMNS": "300"})
+    assert one.returncode == 0, one.stderr
+    text, said = " ".join(one.stdout.split()), " ".join(one.stderr.split())
+    assert text.rindex("in short: ") > text.rindex("best trial: "), text
+    (one_id,) = re.findall(r"job ([0-9a-f]{32}) submitted", said)
+    asked = (f"tuner recommend --task {jobs[0]['task']['id']} --epochs 2 --batch-size 64 "
+             f"--training-seed 5`")
+    assert f"the whole answer: `{asked}" in said, said
+    shown = _cli(["status", one_id], env)
+    assert f"(the best trial is the luckiest run): `{asked}" in " ".join(shown.stderr.split()), \
+        shown.stderr
     plain = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
                   "--splits", "0"], env)
     assert plain.returncode == 2 and "--splits" in plain.stderr, plain.stderr
