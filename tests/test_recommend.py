@@ -295,8 +295,10 @@ def test_tie_without_a_wider_lr_range_lists_the_better_value_first() -> None:
 
 
 def _spanning(opt: str, values: list[float], decades: float) -> list[HistoryTrial]:
-    """A confirmed configuration at lr 1e-3, and one more good trial `decades` above it."""
-    return confirmed(opt, values) + [trial(opt, values[-1], 1e-3 * 10 ** decades)]
+    """A confirmed configuration at lr 1e-3, one more good trial `decades` above it, and a
+    worse one at lr 1 (the range is measured: `bounded`)."""
+    return confirmed(opt, values) + [trial(opt, values[-1], 1e-3 * 10 ** decades),
+                                     trial(opt, 0.5, 1.0)]
 
 
 def test_a_tie_lists_a_worse_value_first_only_for_half_a_decade_more() -> None:
@@ -323,7 +325,33 @@ def test_a_tie_puts_a_wider_range_first_only_against_what_it_is_wider_than() -> 
     assert r["verdict"] == "tied" and len(r["leaders"]) == 3
     assert [e["optimizer"] for e in r["ranking"]] == ["rmsprop", "radam", "momentum"]
     assert ("rmsprop is listed first: its good learning rates span 0.85 decades, wider by half "
-            "a decade or more than 0.30 for radam, whose expected value is better") in r["summary"]
+            "a decade or more than 0.30 for radam (whose trials outside its range did worse), "
+            "whose expected value is better") in r["summary"]
+
+
+def test_a_wider_range_lifts_a_family_only_above_a_range_measured_narrower() -> None:
+    """On a team's churn data: adamw ran twice (lr 1e-3, the baseline, and 1.5e-2, both good:
+    1.17 decades), proximal's best configuration three times (0.914) beside one more good
+    learning rate (0.71 and 0.90: 0.10 decades), and nothing else. adamw was listed first
+    (start_from followed it) for a range 'wider' than proximal's, which is only as narrow as
+    the learning rates tried. With a worse trial of proximal's outside its range, its
+    narrowness is measured and adamw goes first again."""
+    hist = ([trial("adamw", 0.8967, 1e-3), trial("adamw", 0.9033, 0.0147)]
+            + [trial("proximal", 0.91, 0.71)] + confirmed("proximal", [0.9133, 0.92, 0.91], 0.9)
+            + confirmed("rmsprop", [0.92, 0.91, 0.9167, 0.9067], 0.01))
+    r = rank_families(hist, "maximize")
+    prox = by_name(r)["proximal"]["robustness"]
+    assert r["verdict"] == "tied" and {"adamw", "proximal"} <= set(r["leaders"])
+    assert by_name(r)["adamw"]["robustness"]["lr_decades"] > prox["lr_decades"] + 0.5
+    assert not prox["bounded"] and "how far it extends is not measured" in prox["meaning"]
+    assert [e["optimizer"] for e in r["ranking"]][0] == "proximal", r["ranking"]
+    assert "proximal is listed first: the best expected value" in r["summary"]
+    measured = rank_families(hist + [trial("proximal", 0.80, 0.05)], "maximize")
+    assert by_name(measured)["proximal"]["robustness"]["bounded"]
+    assert measured["ranking"][0]["optimizer"] == "adamw"
+    assert ("adamw is listed first: its good learning rates span 1.17 decades, wider by half a "
+            "decade or more than 0.10 for proximal (whose trials outside its range did worse), "
+            "whose expected value is better") in measured["summary"]
 
 
 def test_a_wider_range_does_not_lift_a_family_outside_the_best_ones_interval() -> None:

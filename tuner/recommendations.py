@@ -85,8 +85,9 @@ from tuner.store.queries import team_tasks
 # on its data split too, and a transfer answer drawn from the task's other data splits alone
 # says so, `from_splits`; 37: the baseline is held to start_from's family, on its split and,
 # with other splits, on each (`baseline.splits`); 38: a transfer answer from the task's other
-# splits draws on every one of them.)
-ANSWER_FORMAT = 38
+# splits draws on every one of them; 39: a tie lists a family above a better value for a wider
+# learning-rate range only against a range measured narrower, `robustness.bounded`.)
+ANSWER_FORMAT = 39
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
