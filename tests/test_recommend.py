@@ -344,7 +344,7 @@ def test_a_wider_range_lifts_a_family_only_above_a_range_measured_narrower() -> 
     assert r["verdict"] == "tied" and {"adamw", "proximal"} <= set(r["leaders"])
     assert by_name(r)["adamw"]["robustness"]["lr_decades"] > prox["lr_decades"] + 0.5
     assert not prox["bounded"] and "how far it extends is not measured" in prox["meaning"]
-    assert [e["optimizer"] for e in r["ranking"]][0] == "proximal", r["ranking"]
+    assert r["ranking"][0]["optimizer"] == "proximal", r["ranking"]
     assert "proximal is listed first: the best expected value" in r["summary"]
     measured = rank_families(hist + [trial("proximal", 0.80, 0.05)], "maximize")
     assert by_name(measured)["proximal"]["robustness"]["bounded"]
