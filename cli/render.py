@@ -159,10 +159,11 @@ def _expected(x: dict[str, Any]) -> str:
 
 def lr_decades(robustness: dict[str, Any]) -> str:
     """The decades of learning rate a family's good trials span; `one lr` where its trials
-    ran one learning rate (0.00 would read as a measured, narrow range)."""
+    ran one learning rate (0.00 would read as a measured, narrow range); `≥0.10` where no
+    trial outside the range did worse (it is as wide as the learning rates tried, at least)."""
     if robustness.get("n_learning_rates", 2) < 2:
         return "one lr"
-    return f"{robustness['lr_decades']:.2f}"
+    return ("" if robustness.get("bounded", True) else "≥") + f"{robustness['lr_decades']:.2f}"
 
 
 def _noise(n: dict[str, Any]) -> str:

@@ -348,6 +348,10 @@ def test_a_wider_range_lifts_a_family_only_above_a_range_measured_narrower() -> 
     assert "proximal is listed first: the best expected value" in r["summary"]
     measured = rank_families(hist + [trial("proximal", 0.80, 0.05)], "maximize")
     assert by_name(measured)["proximal"]["robustness"]["bounded"]
+    from cli.render import lr_decades  # `tuner recommend`'s column: "at least" where unmeasured
+
+    assert lr_decades(prox) == "≥0.10"
+    assert lr_decades(by_name(measured)["proximal"]["robustness"]) == "0.10"
     assert measured["ranking"][0]["optimizer"] == "adamw"
     assert ("adamw is listed first: its good learning rates span 1.17 decades, wider by half a "
             "decade or more than 0.10 for proximal (whose trials outside its range did worse), "

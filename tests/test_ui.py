@@ -193,6 +193,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
         assert ("one learning rate tried (no range measured)" in row.text) == one, row.text
         assert one or "decades" in row.text
+        # a range no worse trial bounds is as wide as the learning rates tried, at least
+        unbounded = not one and not by_family[row.get_attribute("data-family")]["robustness"][
+            "bounded"]
+        assert ("at least" in row.text and "(every learning rate tried was good)" in row.text) \
+            == unbounded, row.text
     # This history may have no leader tied only by its width, so the mark's positive half is
     # checked as well: the page's own row renderer, given this answer with one family marked
     # (and, for the other half, unmarked).
@@ -203,6 +208,13 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             rec["ranking"][0], {**rec, "tied_by_width": listed})
         assert ("; tied only by its interval reaching the best leader's: not shown to be as "
                 "good (more runs would tell)" in text) == bool(listed), text
+    for bounded in (True, False):  # both halves of the range's mark, whatever this history had
+        row = {**rec["ranking"][0], "robustness": {"lr_decades": 0.1, "n_learning_rates": 2,
+                                                   "bounded": bounded}}
+        text = browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
+                                      row, rec)
+        assert text.endswith("0.10 decades" if bounded else
+                             "at least 0.10 decades (every learning rate tried was good)"), text
     # The tasks list's few words (answerText) say what `brief` says, a scoped winner included
     from tuner.recommend import brief as in_words
 
