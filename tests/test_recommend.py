@@ -273,7 +273,7 @@ def test_tie_within_noise_broken_by_robustness() -> None:
     assert adam["robustness"]["n_learning_rates"] == 3
     one = by_name(rank_families(confirmed("adam", [0.95, 0.96], lr=1e-3), "maximize"))["adam"]
     assert one["robustness"]["n_learning_rates"] == 1 and one["robustness"]["meaning"] == \
-        "the family's trials ran one learning rate: no range was measured"
+        "the family's complete trials ran one learning rate: no range was measured"
     assert rms["tied_with"] == ["adam"]
     assert "rmsprop and adam are tied" in r["summary"] and "2.00 decades" in r["summary"]
     assert r["robustness_tolerance"]["relative"] == 0.02

@@ -191,7 +191,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             (row.get_attribute("data-family") in rec["tied_by_width"]), row.text
         # one learning rate tried: no range, said so (not 0.00 decades)
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
-        assert ("one learning rate tried (no range measured)" in row.text) == one, row.text
+        assert ("one learning rate ran to the end (no range measured)" in row.text) == one, \
+            row.text
         assert one or "decades" in row.text
         # a range no worse trial bounds is as wide as the learning rates tried, at least
         unbounded = not one and not by_family[row.get_attribute("data-family")]["robustness"][

@@ -549,10 +549,10 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                        "meaning": (f"trials within {tol:.3g} of the family's best span "
                                    f"{decades:.2f} decades of learning rate" + (
                                        "; trials outside that range did worse" if bounded else
-                                       "; none was tried outside that range, so how far it "
-                                       "extends is not measured")) if tried > 1
-                                  else "the family's trials ran one learning rate: no range "
-                                       "was measured"},
+                                       "; no trial run to the end outside that range did worse, "
+                                       "so how far it extends is not measured")) if tried > 1
+                                  else "the family's complete trials ran one learning rate: "
+                                       "no range was measured"},
         "cost": {"state_bytes_per_param": statistics.median(t.state_bytes_per_param
                                                             for t in fam_trials),
                  "seconds_per_epoch": statistics.median(t.seconds_per_epoch

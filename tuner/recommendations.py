@@ -86,8 +86,9 @@ from tuner.store.queries import team_tasks
 # says so, `from_splits`; 37: the baseline is held to start_from's family, on its split and,
 # with other splits, on each (`baseline.splits`); 38: a transfer answer from the task's other
 # splits draws on every one of them; 39: a tie lists a family above a better value for a wider
-# learning-rate range only against a range measured narrower, `robustness.bounded`.)
-ANSWER_FORMAT = 39
+# learning-rate range only against a range measured narrower, `robustness.bounded`; 40: a
+# family whose complete trials ran one learning rate is said so (not "tried").)
+ANSWER_FORMAT = 40
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000

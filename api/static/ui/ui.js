@@ -502,7 +502,7 @@ function rankingRow(r, rec) {
       + (underTuned ? `; barely tuned (${count(r.evidence.configurations_tried, "configuration")} tried): may do better tuned` : "")
       + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
-      ? "one learning rate tried (no range measured)" : r.robustness.bounded === false
+      ? "one learning rate ran to the end (no range measured)" : r.robustness.bounded === false
       ? `at least ${r.robustness.lr_decades.toFixed(2)} decades (every learning rate tried was good)`
       : `${r.robustness.lr_decades.toFixed(2)} decades`));
 }
