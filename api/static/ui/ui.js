@@ -587,13 +587,17 @@ async function taskPage() {
 
   const scatter = document.getElementById("lr-chart");
   const fams = Object.entries(lrs.families);
+  // Room around the points: on axes that end at the extreme values, the points there were cut
+  // in half (proximal at lr 0.9, the best value at the top edge).
+  const xs = fams.flatMap(([, pts]) => pts.map(([x]) => x)).filter((x) => x > 0);
+  const xRange = xs.length ? { min: Math.min(...xs) / 1.6, max: Math.max(...xs) * 1.6 } : {};
   const lrChart = new Chart(scatter, {
     type: "scatter",
     data: { datasets: fams.map(([f, pts]) => ({ label: f, data: pts.map(([x, y]) => ({ x, y })),
                                                backgroundColor: COLORS[f] || "#555", pointRadius: 4 })) },
     options: { animation: false, parsing: false,
-               scales: { x: { type: "logarithmic", ticks: { callback: lrTick }, title: { display: true, text: "learning rate" } },
-                         y: { title: { display: true, text: lrs.metric } } } },
+               scales: { x: { type: "logarithmic", ...xRange, ticks: { callback: lrTick }, title: { display: true, text: "learning rate" } },
+                         y: { grace: "5%", title: { display: true, text: lrs.metric } } } },
   });
   mark(scatter, lrChart);
   const capped = fams.filter(([f]) => (lrs.n_trials?.[f] || 0) > lrs.per_family);
