@@ -254,10 +254,19 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                   + (f"; also in history: {others}" if others else ""), highlight=False)
     if rec.get("splits"):
         print_by_split(rec["splits"])
+    this = (rec.get("tasks") or [{}])[0]
     for t in rec.get("other_tasks") or []:
+        # What sets it apart: a rewritten data file has the same parameters, only its digest
+        # differs (the line named the same model and dataset parameters twice, and no more).
+        apart = "".join(f", {label} {t.get(field) or 'none'} (this task's: "
+                        f"{this.get(field) or 'none'})"
+                        for field, label in (("data_digest", "data"), ("model_digest", "model files"),
+                                             ("code_digest", "code"))
+                        if this and t.get(field) != this.get(field))
         out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
                   f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "
-                  f"dataset {params_brief(t['dataset']['params']) or '-'}", highlight=False)
+                  f"dataset {params_brief(t['dataset']['params']) or '-'}{apart}",
+                  highlight=False)
     start = rec.get("start_from")
     first = (rec.get("ranking") or [{}])[0].get("optimizer")
     # A direct answer lists each family's configuration; start_from is said when it is not the

@@ -852,6 +852,19 @@ def test_the_cli_names_the_other_tasks_an_answer_left_apart(
     shown = capsys.readouterr().out
     assert "other task 7 with this model and dataset, not pooled (ask with --task 7): model " \
         "hidden=[128], dataset -" in shown
+    # A data file rewritten: the same parameters, another digest, which the line names (it
+    # named the same parameters twice and nothing that told the tasks apart).
+    same = {"model": {"name": "mlp", "params": {"hidden": [64]}},
+            "dataset": {"name": "file", "params": {"path": "churn.csv"}}, "model_digest": None}
+    print_recommendation({"method": "prior", "source": "literature defaults",
+                          "tasks": [{"id": 2, **same, "data_digest": "b56014f4bb90fc67"}],
+                          "other_tasks": [{"id": 1, **same, "data_digest": "e805dbd4a083cfe3"}],
+                          "start_from": None, **prior_ranking()})
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "other task 1 with this model and dataset, not pooled (ask with --task 1): model " \
+        "hidden=[64], dataset path=churn.csv, data e805dbd4a083cfe3 (this task's: " \
+        "b56014f4bb90fc67)" in shown, shown
+    assert "model files" not in shown and "code" not in shown.split("other task 1")[1]
 
 
 def test_the_cli_says_what_a_family_stopped_early_may_be(
