@@ -513,6 +513,16 @@ def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch()
     assert ("; never completed a trial: sgd (2 trials, stopped by epoch 1); each was behind "
             "adam's best configuration at the epoch it was stopped, which does not say where "
             "it would have ended;") in behind["summary"]
+    # Two of three behind (the third already within the leader's interval, said above): they.
+    from tuner.recommend import _level_note
+
+    at = {"optimizer": "nadam", "epoch": 1, "low": 0.86, "high": 0.87, "runs": 2}
+    note = _level_note([{"optimizer": "adadelta", "leader_at_stop": at, "level_at_stop": False},
+                        {"optimizer": "adafactor", "leader_at_stop": at, "level_at_stop": False},
+                        {"optimizer": "radam", "leader_at_stop": at, "level_at_stop": True,
+                         "may_lead": True}])
+    assert note == ("; adadelta and adafactor were behind nadam's best configuration at the "
+                    "epochs they were stopped, which does not say where they would have ended")
     loss = [HistoryTrial(**{**t.__dict__, "value": 1 - t.value}) for t in hist]
     runs.update({(t.job_id, t.number): [(e, 1 - v) for e, v in runs[(t.job_id, t.number)]]
                  for t in loss if t.optimizer == "adam"})

@@ -992,8 +992,9 @@ def _level_note(not_ranked: Sequence[dict[str, Any]]) -> str:
         # Early, not at the budget: run to the end, such families reached the leader's interval
         # on 9 of 24 linear/breast_cancer jobs' (2 of 73 on the digits tasks):
         # benchmarks/pruned_families.py.
+        it = ("they", "epochs they were") if who.endswith("were") else ("it", "epoch it was")
         return (f"; {who} behind {behind[0]['leader_at_stop']['optimizer']}'s best "
-                f"configuration at the epoch it was stopped, which does not say where it would "
+                f"configuration at the {it[1]} stopped, which does not say where {it[0]} would "
                 f"have ended")
     lead = level[0]["leader_at_stop"]["optimizer"]
 

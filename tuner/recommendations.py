@@ -87,8 +87,9 @@ from tuner.store.queries import team_tasks
 # with other splits, on each (`baseline.splits`); 38: a transfer answer from the task's other
 # splits draws on every one of them; 39: a tie lists a family above a better value for a wider
 # learning-rate range only against a range measured narrower, `robustness.bounded`; 40: a
-# family whose complete trials ran one learning rate is said so (not "tried").)
-ANSWER_FORMAT = 40
+# family whose complete trials ran one learning rate is said so (not "tried"); 41: families
+# behind at their stop are "they".)
+ANSWER_FORMAT = 41
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
