@@ -523,6 +523,12 @@ def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch()
                          "may_lead": True}])
     assert note == ("; adadelta and adafactor were behind nadam's best configuration at the "
                     "epochs they were stopped, which does not say where they would have ended")
+    # ... and one within that interval though behind at its epoch: not "each was behind"
+    note = _level_note([{"optimizer": "adafactor", "leader_at_stop": at, "level_at_stop": False},
+                        {"optimizer": "rmsprop", "leader_at_stop": at, "level_at_stop": False,
+                         "may_lead": True}])
+    assert note == ("; adafactor was behind nadam's best configuration at the epoch it was "
+                    "stopped, which does not say where it would have ended")
     loss = [HistoryTrial(**{**t.__dict__, "value": 1 - t.value}) for t in hist]
     runs.update({(t.job_id, t.number): [(e, 1 - v) for e, v in runs[(t.job_id, t.number)]]
                  for t in loss if t.optimizer == "adam"})

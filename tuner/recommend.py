@@ -983,7 +983,10 @@ def _level_note(not_ranked: Sequence[dict[str, Any]]) -> str:
     families `_at_stop` found level (those that may lead are said above); where it found none
     level, that each was behind; else ''."""
     level = [n for n in not_ranked if n.get("level_at_stop") and not n.get("may_lead")]
-    behind = [n for n in not_ranked if n.get("leader_at_stop") and not n.get("level_at_stop")]
+    # (One already within the best leader's interval is said above, as possibly as good: "each
+    # was behind" after it read as a contradiction, on churn data.)
+    behind = [n for n in not_ranked if n.get("leader_at_stop") and not n.get("level_at_stop")
+              and not n.get("may_lead")]
     if not level:
         if not behind:
             return ""
