@@ -422,6 +422,15 @@ def test_a_submission_on_data_read_for_the_first_time_is_answered_while_it_is_re
         # known now: a new submission on the same data is answered at once
         again = h.post("/v1/jobs", json=spec)
         assert again.status_code == 201 and again.json()["task"]["id"] == job["task"]["id"]
+        # Asked by names with another metric: the task is there, measured by val_accuracy, and
+        # the answer says so (it said "none of the team's tasks is mlp on file yet").
+        by_loss = h.get("/v1/recommendations",
+                        params={"model": "mlp", "dataset": "file", "metric": "val_loss"})
+        assert by_loss.status_code == 422 and by_loss.json()["errors"][0]["field"] == "metric"
+        assert by_loss.json()["detail"].endswith(
+            f"and none of the team's tasks of mlp on file is measured by val_loss: task "
+            f"{job['task']['id']} is, by val_accuracy (ask with task=<id>, or "
+            f"metric=val_accuracy)"), by_loss.json()
         # `tuner submit` shows the read's progress while it waits
         gate.clear()
         (folder / f"second-read-{run}.csv").write_text(f"a,b,label\n{rows}\n9,9,1\n")

@@ -331,7 +331,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
               "evidence": ev} for f, ev in sorted(h.unfinished_families(
                   s, ids, tasks[0].direction, budget, exclude_job).items())] \
         if tasks and budget else []
-    query, metric = _query(tasks, model, dataset, metric, budget)
+    query, metric = _query(tasks, model, dataset, metric, budget, [] if tasks or not metric else
+                           h.find_tasks(s, team_id, model=model, dataset=dataset))
     if query is not None:
         out = _transfer(query, metric, reference.load(), s, team_id,
                         (tasks[0].id, budget) if tasks and budget else None)
@@ -345,9 +346,12 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
 
 
 def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: str | None,
-           budget: h.Budget | None) -> tuple[TaskProfile | None, str | None]:
+           budget: h.Budget | None, other_metric: Sequence[Task] = ()
+           ) -> tuple[TaskProfile | None, str | None]:
     """The features of the task asked about, and its metric. A task nobody ran yet is inspected
-    once (dataset loaded, model built with default params; cached per process)."""
+    once (dataset loaded, model built with default params; cached per process).
+    `other_metric`: the team's tasks of this model and dataset under another metric than the
+    one asked (an error names them)."""
     if tasks:
         return replace(h.profile(tasks[0], budget), task_id=_key(tasks[0].id, budget)), \
             metric or tasks[0].metric
@@ -372,12 +376,18 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
         if part is None:
             raise
         name = model if part == "model" else dataset
-        raise SpecError(part, f"{name!r} names no task without its params "
-                              f"({exc.field.removeprefix('task.')}: {exc.message}), which a "
-                              f"query cannot give, "
-                              f"and none of the team's tasks is {model} on {dataset} yet: "
-                              f"submit a job on it, then ask with task=<id> (or model and "
-                              f"dataset, which then find it)") from None
+        why = (f"{name!r} names no task without its params "
+               f"({exc.field.removeprefix('task.')}: {exc.message}), which a query cannot give, ")
+        if other_metric:  # (it said "none of the team's tasks is mlp on file yet" of two)
+            metrics = sorted({t.metric for t in other_metric})
+            raise SpecError("metric", why + (
+                f"and none of the team's tasks of {model} on {dataset} is measured by "
+                f"{metric}: task {', '.join(str(t.id) for t in other_metric)} "
+                f"{'is' if len(other_metric) == 1 else 'are'}, by {' or '.join(metrics)} (ask "
+                f"with task=<id>, or metric={metrics[0]})")) from None
+        raise SpecError(part, why + (
+            f"and none of the team's tasks is {model} on {dataset} yet: submit a job on it, "
+            f"then ask with task=<id> (or model and dataset, which then find it)")) from None
     return f.profile(model), f.metric
 
 
