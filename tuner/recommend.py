@@ -846,7 +846,7 @@ def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:
                 f"(whose trials outside its range did worse), whose expected value is better")
     if lead["expected"]["value"] != nxt["expected"]["value"]:
         return ("the best expected value of the tied families (none works over a range of "
-                "learning rates wider by half a decade than one measured narrower)")
+                "learning rates half a decade wider than a tied family's measured range)")
     if _shown(lead) != _shown(nxt):
         x, y = lead["expected"], nxt["expected"]
         return (f"the same expected value as {nxt['optimizer']}, with a narrower interval "

@@ -331,7 +331,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
               "evidence": ev} for f, ev in sorted(h.unfinished_families(
                   s, ids, tasks[0].direction, budget, exclude_job).items())] \
         if tasks and budget else []
-    query, metric = _query(tasks, model, dataset, metric, budget, [] if tasks or not metric else
+    query, metric = _query(tasks, model, dataset, metric, budget,
+                           [] if tasks or not (metric and model and dataset) else
                            h.find_tasks(s, team_id, model=model, dataset=dataset))
     if query is not None:
         out = _transfer(query, metric, reference.load(), s, team_id,
