@@ -702,6 +702,27 @@ def test_transfer_ranking_weights_by_similarity() -> None:
         in out["summary"]
 
 
+def test_a_family_from_equally_similar_splits_starts_from_its_most_confirmed_configuration(
+        ) -> None:
+    """The task's other data splits are equally similar: a family's configuration came from the
+    first listed, whatever its evidence. It comes from the split where its best configuration
+    ran over the most seeds (here split 2's adam at lr 1e-2, over 4 runs, not split 1's lucky
+    single run at lr 3e-3)."""
+    one = rank_families([trial("adam", 0.95, 3e-3)] + confirmed("sgd", [0.8, 0.801]), "maximize")
+    four = rank_families(confirmed("adam", [0.93, 0.931, 0.929, 0.93], lr=1e-2)
+                         + confirmed("sgd", [0.8, 0.801]), "maximize")
+    split = {"similarity": 1.0}
+    for order in ([(one, 1), (four, 2)], [(four, 2), (one, 1)]):
+        out = transfer_ranking([({**split, "task_id": k}, r) for r, k in order], splits=[1, 2])
+        adam = out["ranking"][0]
+        assert adam["optimizer"] == "adam" and adam["params"] == {"adam.lr": 1e-2}
+        assert adam["source_task"]["task_id"] == 2
+    # More similar still wins over more runs (another task, not a split).
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, one),
+                            ({"task_id": 2, "similarity": 0.5}, four)])
+    assert out["ranking"][0]["params"] == {"adam.lr": 3e-3}
+
+
 def test_a_transferred_tie_is_not_called_one_familys_best() -> None:
     """A family tied on a similar task scores its tie's mean there, so the families of a tie
     share one score; the answer said "rmsprop scores best over the 3 most similar task(s)" of

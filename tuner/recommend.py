@@ -1322,6 +1322,12 @@ def transfer_neighbours(query: TaskProfile, team: Sequence[TaskProfile],
     return nearer, mine[:k - len(nearer)]
 
 
+def _runs(e: dict[str, Any]) -> int:
+    """The runs (seeds) behind a ranked family's best configuration."""
+    return int((e.get("evidence") or {}).get("best_configuration_runs") or
+               (e.get("expected") or {}).get("n") or 1)
+
+
 def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]],
                      splits: Sequence[int] | None = None) -> dict[str, Any]:
     """Combine the rankings of similar tasks. Values of different tasks are not comparable, so
@@ -1356,7 +1362,12 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
             f = e["optimizer"]
             group = [g for g in (f, *e.get("tied_with", [])) if g in normalised]
             pooled[f] = statistics.fmean(normalised[g] for g in group)
-            if f not in best_from or n["similarity"] > best_from[f][0]:
+            # The configuration to start from: the most similar task's; among tasks as similar
+            # (the task's other data splits) the one whose best configuration ran over the
+            # most seeds, the least lucky pick (it took the first split listed, whatever its
+            # evidence: one run there against four confirmed runs on another split).
+            if f not in best_from or (n["similarity"], _runs(e)) > (best_from[f][0],
+                                                                     _runs(best_from[f][2])):
                 best_from[f] = (n["similarity"], n, e)
         for x in ranked.get("not_ranked") or []:
             ev = x.get("evidence") or {}
