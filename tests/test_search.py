@@ -605,6 +605,21 @@ def test_a_trial_lost_before_storing_its_configuration_keeps_what_optuna_sampled
         assert "left no record" in r.detail
 
 
+def test_an_enqueued_trial_failed_before_it_started_keeps_its_configuration() -> None:
+    """A cancelled job fails its enqueued trials that never started (the defaults sweep's): the
+    job page listed them with no family; the record reads what they were enqueued with."""
+    from tuner.results import trial_record
+
+    study = optuna.create_study()
+    study.enqueue_trial({"optimizer": "nadam", "schedule": "step", "nadam.lr": 0.02,
+                         "nadam.one_minus_beta1": 0.1})
+    (waiting,) = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    study._storage.set_trial_state_values(waiting._trial_id, optuna.trial.TrialState.FAIL)
+    r = trial_record(study._storage.get_trial(waiting._trial_id))
+    assert (r.state, r.optimizer, r.schedule) == ("failed", "nadam", "step")
+    assert r.params == pytest.approx({"nadam.lr": 0.02, "nadam.beta1": 0.9})
+
+
 def _sweep_study(values: dict[int, list[float]], sweep: set[int]) -> optuna.Study:
     """A real in-memory study whose trial `n` reported `values[n]` at epochs 1, 2, ...; the
     trials in `sweep` carry the defaults sweep's mark."""

@@ -749,3 +749,27 @@ def test_a_trials_error_with_a_nul_character_is_stored(migrated_url: str) -> Non
         s.execute(update(Job).where(Job.id == job_id).values(error="all failed: bad\x00byte"))
         s.commit()
         assert s.get(Job, job_id).error == "all failed: bad\\x00byte"  # type: ignore[union-attr]
+
+
+def test_a_trial_that_never_ran_does_not_make_its_family_tried(migrated_url: str) -> None:
+    """A cancelled job fails its defaults-sweep trials that never started, and a lost worker's
+    trial may end before its first epoch: neither ran, and its family is not "tried, 1 failed"
+    in the answer (`unfinished_families`). A trial that failed by its own error before its
+    first epoch is evidence, and one cancelled after an epoch ran, so both count."""
+    from tuner.store import history as h
+    from tuner.store.models import Job as JobRow
+    from tuner.store.trials import record_trial
+    from tuner.trial import TrialRecord
+
+    (job_id,) = _queue(migrated_url)
+    ended = [("nadam", "cancelled", 0), ("nesterov", "worker_lost", 0), ("sgd", "failed", 0),
+             ("adam", "cancelled", 2), ("rmsprop", "db_error", 0)]
+    with session_factory(migrated_url)() as s:
+        for n, (opt, reason, epochs) in enumerate(ended):
+            assert record_trial(s, job_id, TrialRecord(
+                number=n, state="failed", stop_reason=reason, optimizer=opt, schedule="constant",
+                epochs_run=epochs, stop_step=epochs))
+        s.commit()
+        task_id = s.get(JobRow, job_id).task_id
+        tried = h.unfinished_families(s, [task_id], "maximize")
+    assert set(tried) == {"sgd", "adam"}, tried

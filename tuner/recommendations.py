@@ -89,8 +89,9 @@ from tuner.store.queries import team_tasks
 # learning-rate range only against a range measured narrower, `robustness.bounded`; 40: a
 # family whose complete trials ran one learning rate is said so (not "tried"); 41: families
 # behind at their stop are "they", and one possibly as good is not said behind; 42: among
-# equally similar neighbours (other splits) a family's configuration is its most confirmed.)
-ANSWER_FORMAT = 42
+# equally similar neighbours (other splits) a family's configuration is its most confirmed; 43: a
+# trial stopped before its first epoch by no doing of its own does not make its family tried.)
+ANSWER_FORMAT = 43
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000

@@ -56,8 +56,11 @@ def failing_alike(trials: Sequence[FrozenTrial]) -> SameFailure | None:
 def trial_record(t: FrozenTrial) -> TrialRecord:
     rec: dict[str, Any] = t.user_attrs.get(ATTR_RECORD, {})
     cfg: dict[str, Any] = t.user_attrs.get(ATTR_CONFIG, {})
-    if not cfg and (sampled := from_optuna_params(t.params)) is not None:
-        # Lost between sampling and storing its configuration: Optuna holds what it sampled.
+    if not cfg and (sampled := from_optuna_params(
+            t.params or t.system_attrs.get("fixed_params") or {})) is not None:
+        # Lost between sampling and storing its configuration: Optuna holds what it sampled;
+        # or enqueued (a defaults-sweep or retry trial) and never started, cancelled with its
+        # job: what it was enqueued with (the job page listed such trials with no family).
         cfg = sampled.to_json()
     reason = rec.get("stop_reason")
     if t.state == TrialState.COMPLETE:

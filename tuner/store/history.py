@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, or_, select
+from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, not_, or_, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from tuner.recommend import HistoryTrial, TaskProfile
 from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow, TrialStep
-from tuner.trial import OUT_OF_MEMORY, config_key
+from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, config_key
 
 log = logging.getLogger(__name__)
 DbSession = Session  # the session type, for the layers above the store (which import no SQL)
@@ -259,19 +259,27 @@ def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
             for opt, n, nc, ncfg, nj, latest in s.execute(q).all()}
 
 
+# How a trial ended that another cause stopped (`unfinished_families`).
+NOT_RUN = ("cancelled", WORKER_LOST, DB_ERROR)
+
+
 def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                         budget: Budget | None = None,
                         exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per family, its trials that did not complete (pruned, diverged, failed): how many of
     each (and of the failed, how many ran out of memory on their device), the last epoch any
     reached, and the best intermediate value (a pruned trial's value is its best-so-far when it
-    was stopped). The caller keeps the families with no complete trial."""
+    was stopped). The caller keeps the families with no complete trial. A trial stopped before
+    its first epoch by no doing of its own (cancelled with its job, its worker lost, the
+    database failing under it) never ran: its family was not tried (a cancelled job's
+    defaults-sweep trials that never started made their families "tried, 1 failed")."""
     best = func.max(TrialRow.value) if direction == "maximize" else func.min(TrialRow.value)
     oom = func.sum(case((TrialRow.stop_reason == OUT_OF_MEMORY, 1), else_=0))
     q = (select(TrialRow.optimizer, TrialRow.state, func.count(), func.max(TrialRow.stop_step),
                 best, oom)
          .join(Job, TrialRow.job_id == Job.id)
-         .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete")
+         .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete",
+                not_(and_(TrialRow.epochs_run == 0, TrialRow.stop_reason.in_(NOT_RUN))))
          .group_by(TrialRow.optimizer, TrialRow.state))
     out: dict[str, dict[str, Any]] = {}
     for opt, state, n, stop, value, n_oom in s.execute(q).all():
