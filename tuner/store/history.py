@@ -279,7 +279,9 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                 best, oom)
          .join(Job, TrialRow.job_id == Job.id)
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete",
-                not_(and_(TrialRow.epochs_run == 0, TrialRow.stop_reason.in_(NOT_RUN))))
+                # (coalesce: a NULL stop reason made the whole test NULL, and left the row out)
+                not_(and_(TrialRow.epochs_run == 0,
+                          func.coalesce(TrialRow.stop_reason, "").in_(NOT_RUN))))
          .group_by(TrialRow.optimizer, TrialRow.state))
     out: dict[str, dict[str, Any]] = {}
     for opt, state, n, stop, value, n_oom in s.execute(q).all():
