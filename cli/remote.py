@@ -109,12 +109,8 @@ def _answer_in_short(c: Any, finals: list[dict[str, Any]]) -> None:
     each), and where the whole answer is."""
     from cli.render import in_short, print_by_split
 
-    task, training = finals[0]["task"]["id"], finals[0]["spec"]["training"]
     with _api_errors():
-        rec = c.recommend(task=task, epochs=training["epochs"],
-                          batch_size=training["batch_size"], precision=training["precision"],
-                          early_stopping_patience=training.get("early_stopping_patience") or 0,
-                          training_seed=training["seed"])
+        rec = c.recommend(**_asked(finals[0]))
     if rec.get("splits"):
         print_by_split(rec["splits"])
     out.print(in_short(rec), highlight=False)
@@ -189,15 +185,22 @@ def status(job_id: str, as_json: JsonOpt = False) -> None:
                   f"luckiest run): `{_recommend_command(job)}`", highlight=False)
 
 
-def _recommend_command(job: dict[str, Any]) -> str:
-    """`tuner recommend` about this job's task at its budget and on its data split."""
+def _asked(job: dict[str, Any]) -> dict[str, Any]:
+    """The recommendation about this job's task at its budget and on its data split, as
+    `Client.recommend`'s arguments (early_stopping_patience 0: without early stopping)."""
     t = job["spec"]["training"]
-    return (f"tuner recommend --task {job['task']['id']} --epochs {t['epochs']} --batch-size "
-            f"{t['batch_size']}" + (f" --precision {t['precision']}"
-                                    if t.get("precision", "fp32") != "fp32" else "")
-            + (f" --early-stopping-patience {t['early_stopping_patience']}"
-               if t.get("early_stopping_patience") else "")
-            + f" --training-seed {t['seed']}")
+    return {"task": job["task"]["id"], "epochs": t["epochs"], "batch_size": t["batch_size"],
+            "precision": t["precision"],
+            "early_stopping_patience": t.get("early_stopping_patience") or 0,
+            "training_seed": t["seed"]}
+
+
+def _recommend_command(job: dict[str, Any]) -> str:
+    """`_asked` as a `tuner recommend` command, the parts at their defaults (fp32, no early
+    stopping) left out."""
+    defaults = {"precision": "fp32", "early_stopping_patience": 0}
+    return "tuner recommend" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in _asked(job).items() if defaults.get(k) != v)
 
 
 def cancel(job_id: str, as_json: JsonOpt = False) -> None:

@@ -202,12 +202,12 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                     fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
         elif method == "transfer":
             src = r["source_task"]  # a corpus task's id is `ref:<name>`; the team's, a number
-            where = src["task_id"] if src.get("source") != "team history" \
-                else f"task {src['task_id']}"
             if rec.get("from_splits"):  # the task itself, on another split: which one
                 where = f"training.seed {(src.get('budget') or {}).get('training_seed')}"
-            row += [fmt(r["score"]), where if rec.get("from_splits") else
-                    f"{where} ({src['similarity']:.2f})",
+            else:
+                where = (src["task_id"] if src.get("source") != "team history"
+                         else f"task {src['task_id']}") + f" ({src['similarity']:.2f})"
+            row += [fmt(r["score"]), where,
                     lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]), str(r["n_trials"])]
         rows.append(row)

@@ -514,9 +514,10 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
     # Is the range's narrowness measured: a trial at a learning rate outside it did worse? Else
     # the range is only as wide as the learning rates the search happened to try, and says
     # nothing of how far the family works (`wider`).
+    good_ids = {id(t) for t in good}
     bounded = bool(lrs) and any(
         (lr := t.lr()) is not None and lr > 0 and not min(lrs) <= lr <= max(lrs)
-        for t in fam_trials if all(t is not g for g in good))
+        for t in fam_trials if id(t) not in good_ids)
     # Under 2 learning rates tried, no range was measured (a narrow range is one where others
     # were tried and did worse).
     tried = len({lr for t in fam_trials if (lr := t.lr()) is not None})
@@ -1324,8 +1325,7 @@ def transfer_neighbours(query: TaskProfile, team: Sequence[TaskProfile],
 
 def _runs(e: dict[str, Any]) -> int:
     """The runs (seeds) behind a ranked family's best configuration."""
-    return int((e.get("evidence") or {}).get("best_configuration_runs") or
-               (e.get("expected") or {}).get("n") or 1)
+    return int(e["evidence"].get("best_configuration_runs") or 1)
 
 
 def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]],

@@ -755,7 +755,7 @@ class Dispatcher:
                 if transient(exc):
                     raise
                 continue
-            recorder.write(storage.get_trial(t._trial_id), reason=reason, detail=detail)
+            recorder.write(storage.get_trial(t._trial_id))  # its reason: the mark above
 
     def _finish(self, job_id: str, status: str, error: str | None) -> None:
         in_transaction(self.sessions, lambda s: finish_job(s, job_id, status, error),

@@ -44,13 +44,12 @@ OUT_OF_MEMORY_AGAIN = ("out of memory again (trial {first} of this job, the same
 RUN_ATTRS = (ATTR_RECORD, ATTR_WORKER, ATTR_BEATS)
 
 
-def run_again(study: optuna.Study, t: FrozenTrial,
-              retry: optuna.storages.RetryHeartbeatStaleTrialCallback = _RETRY) -> None:
+def run_again(study: optuna.Study, t: FrozenTrial) -> None:
     """Enqueue failed trial `t` once more (Optuna's retry: at most `max_retry` times, and the
     retry says which trial it repeats), without what its run wrote about itself."""
     fresh = copy.copy(t)
     fresh.user_attrs = {k: v for k, v in t.user_attrs.items() if k not in RUN_ATTRS}
-    retry(study, fresh)
+    _RETRY(study, fresh)
 
 
 # What a failed trial's detail says when the dispatcher ended it and its worker left no word.
