@@ -276,7 +276,8 @@ def rerun(job_id: str,
 
     import optuna
 
-    from tuner.errors import SpecError
+    from tuner.config import get_settings
+    from tuner.errors import DataError, SpecError
     from tuner.objective import Provenance
     from tuner.search import prepare_rerun, rerun_threads
     from tuner.space import TrialConfig
@@ -308,6 +309,14 @@ def rerun(job_id: str,
                                   Provenance(task["data_digest"], task["model_digest"],
                                              task["code_digest"],
                                              job["budget"]["training_format"]))
+        except DataError as exc:
+            if "under the data root" not in str(exc):
+                raise
+            # Here, not in the service: this machine's paths may be said.
+            raise DataError(f"{exc} here, {get_settings().data_root.resolve()} "
+                            f"(TUNER_DATA_ROOT): point it at a copy of your team's data folder "
+                            f"(the service reads a job's files from <its data root>/<team>/)"
+                            ) from None
         except SpecError as exc:
             if exc.field != "training.device" or device is not None:
                 raise

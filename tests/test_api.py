@@ -607,6 +607,55 @@ def test_a_failed_trials_traceback_through_the_cli(service: Service, tmp_path: A
         f"loader lost its shard)"), tb
 
 
+def test_tuner_rerun_of_a_job_on_the_teams_own_file(tmp_path: Path) -> None:
+    """A job on a team's CSV, run again on the user's machine: the service read
+    `<data root>/team-a/`; `tuner rerun` reads `TUNER_DATA_ROOT` as the team's folder. Pointed
+    at the service's root instead, it said only `no such file ... under the data root`: now
+    it names the root it read and what to point it at; at a copy of the folder it reruns the
+    trial value for value; at a file of the same name with other contents it trains nothing,
+    saying so. (Client-side: one database backend is enough.)"""
+    from tests.conftest import DATA_ROOT
+    from tuner.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'rerun.db'}"
+    upgrade(url)
+    name = f"rerun-{uuid.uuid4().hex[:8]}.csv"
+    rows = "\n".join(f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(120))
+    (DATA_ROOT / "team-a").mkdir(parents=True, exist_ok=True)
+    (DATA_ROOT / "team-a" / name).write_text(f"a,b,label\n{rows}\n")
+    spec = {"task": {"model": {"name": "linear"},
+                     "dataset": {"name": "file", "params": {"path": name}}},
+            "training": {"epochs": 2}, "budget": {"n_trials": 1}}
+    with serving(url) as svc:
+        job = Client(svc.url, svc.key_a).submit(spec)
+        env = {**os.environ, "TUNER_URL": svc.url, "TUNER_API_KEY": svc.key_a,
+               "TUNER_HOME": str(tmp_path)}
+        deadline = time.monotonic() + 120
+        while Client(svc.url, svc.key_a).job(job["id"])["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        recorded = Client(svc.url, svc.key_a).trial(job["id"], 0)
+        assert recorded["state"] == "complete", recorded
+        at_root = _cli(["rerun", job["id"], "0"], {**env, "TUNER_DATA_ROOT": str(DATA_ROOT)})
+        said = " ".join(at_root.stderr.split())
+        assert at_root.returncode == 2 and (
+            f"error: task.dataset.params.path: no such file {name!r} under the data root here, "
+            f"{DATA_ROOT.resolve()} (TUNER_DATA_ROOT): point it at a copy of your team's data "
+            f"folder (the service reads a job's files from <its data root>/<team>/)") in said, said
+        copy = tmp_path / "mine"
+        copy.mkdir()
+        (copy / name).write_text((DATA_ROOT / "team-a" / name).read_text())
+        ran = _cli(["rerun", job["id"], "0", "--json"], {**env, "TUNER_DATA_ROOT": str(copy)})
+        assert ran.returncode == 0, ran.stderr
+        assert [s["value"] for s in json.loads(ran.stdout)["here"]["steps"]] == \
+            [s["value"] for s in recorded["steps"]]
+        (copy / name).write_text(f"a,b,label\n{rows}\n1,1,1\n")  # a row more
+        other = _cli(["rerun", job["id"], "0"], {**env, "TUNER_DATA_ROOT": str(copy)})
+        said = " ".join(other.stderr.split())
+        assert other.returncode == 2 and "task.dataset: the data here is not what the job " \
+            f"trained on (digest {job['task']['data_digest']}, here" in said, said
+
+
 def test_tuner_rerun_prints_the_run_beside_the_services(monkeypatch: pytest.MonkeyPatch) -> None:
     """`tuner rerun`'s table: each epoch here beside the service's, then how it ended in each
     and whether the epochs both ran agree (a pruned trial, run to the end here)."""
