@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -253,6 +253,10 @@ class JobFigures(BaseModel):
                     "latest")
     families: list[FamilyBest]
     n_trials: int = Field(description="the job's trials (more than `curves` when capped)")
+    y_scale: Literal["linear", "log"] = Field(
+        "linear", description="the value axis to draw them on: `log` for a loss whose every "
+                              "drawn value is above 0 (the answer ranks losses on their "
+                              "logarithm)")
 
 
 class LearningRates(BaseModel):

@@ -57,6 +57,9 @@ def draw(fig: dict[str, Any], title: str) -> Any:
     curves.set(xlabel="epoch", ylabel=metric, title="every trial's learning curve")
     for ax in (best, curves):
         ax.grid(alpha=0.3)
+        if fig.get("y_scale") == "log":  # a loss, as /ui draws it
+            ax.set_yscale("log")
+            ax.set_ylabel(f"{metric} (log scale)")
     figure.tight_layout()
     return figure
 

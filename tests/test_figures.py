@@ -85,3 +85,23 @@ def test_a_trial_of_one_epoch_is_drawn_as_a_dot() -> None:
     one = draw(job_figures(trials[:1], "val_accuracy", "maximize"), "t")
     best = [ln for ln in one.axes[0].get_lines() if ln.get_gid() == "series-best"]
     assert len(best) == 1 and best[0].get_marker() == "o"  # the best so far of one epoch
+
+
+def test_a_loss_is_drawn_on_a_log_axis() -> None:
+    """A loss (every drawn value above 0) on a logarithmic axis, as the answer ranks it: on a
+    linear one a house-price regression's good trials at 0.02 lay flat under a 1.0 start. An
+    accuracy, or a loss that reaches 0 (no logarithm), stays linear; /ui reads `y_scale` and
+    `tuner plot` draws with it."""
+    from cli.plots import draw
+
+    loss = job_figures([_trial(0, "adam", [1.0, 0.1, 0.02]), _trial(1, "sgd", [0.9, 0.5])],
+                       "val_loss", "minimize")
+    assert loss["y_scale"] == "log"
+    axes = draw(loss, "t").axes
+    assert [ax.get_yscale() for ax in axes] == ["log", "log"]
+    assert axes[0].get_ylabel() == "val_loss (log scale)"
+    accuracy = job_figures([_trial(0, "adam", [0.5, 0.7])], "val_accuracy", "maximize")
+    assert accuracy["y_scale"] == "linear"
+    assert [ax.get_yscale() for ax in draw(accuracy, "t").axes] == ["linear", "linear"]
+    zero = job_figures([_trial(0, "adam", [0.3, 0.0])], "val_loss", "minimize")
+    assert zero["y_scale"] == "linear"

@@ -262,6 +262,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert all(f"{k.split('.', 1)[1]}=" in shown_start for k, v in start["params"].items()
                if not k.endswith("_on") or v), (shown_start, start)
     assert shown_start.endswith("(tuner.recipe trains with it)"), shown_start
+    # its values as `tuner recommend` prints them: lookahead's k=10.0000 and lr_decay=0.0010
+    # (for 0.001002) were fixed decimals
+    assert browser.execute_script("return [10, 0.0010022688, 0.70309699, 1.7531e-06, 1.2019e-09, "
+                                  "0.001, 'adagrad', true].map(fmtParam)") == [
+        "10", "0.001002", "0.7031", "1.753e-6", "1.202e-9", "0.001", "adagrad", "true"]
     # This task ran on one data split: no splits block. (The page's block, given the answer
     # of a task run on three, lists them: test_history's split-0 answer.)
     assert rec["splits"] is None and browser.find_element("id", "splits").get_attribute("hidden")
@@ -479,6 +484,17 @@ def test_a_trial_of_one_epoch_shows_on_the_job_page(tmp_path: Path, browser: Any
             "document.getElementById(id)).getDatasetMeta(i).data[0].options.radius));")
         assert radii[0] == [best_radius]
         assert radii[1] == [3, 0][:len(kept)]
+    # A loss on a logarithmic value axis (its good trials lay flat on a linear one), an
+    # accuracy on a linear one; the task page's charts take the answer's scale the same way.
+    axes = "return ['best-chart', 'curves-chart'].map((id) => Chart.getChart(" \
+           "document.getElementById(id)).scales.y).map((s) => [s.type, s.options.title.text])"
+    assert browser.execute_script(axes) == [["linear", "val_accuracy"]] * 2
+    loss = job_figures([_trial(0, "adam", [1.0, 0.1, 0.02])], "val_loss", "minimize")
+    page.write_text(html_page(loss, "a loss"))
+    _open(browser, page.as_uri())
+    assert browser.execute_script(axes) == [["logarithmic", "val_loss (log scale)"]] * 2
+    assert browser.execute_script("return [yAxis('log', 'val_loss').type, yAxis(undefined, "
+                                  "'val_accuracy').type]") == ["logarithmic", None]
 
 
 def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F811

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from tuner.recommend import metric_scale
 from tuner.space import FAMILIES
 
 # One colour per family, fixed, so a family has the same colour on every page and figure
@@ -62,7 +63,9 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
     - `curves`: the trials' [epoch, value] points, coloured by family, with `stop` the point
       where a pruned or diverged trial was stopped; at most `curves_limit` trials (each
       family's best complete trial, then the latest), `n_trials` of them in all;
-    - `families`: each family's best trial (complete trials first), and its trial counts.
+    - `families`: each family's best trial (complete trials first), and its trial counts;
+    - `y_scale`: `log` for a loss whose every drawn value is above 0 (the answer ranks losses
+      on their logarithm), else `linear`: the value axis to draw them on.
     A trial with no configuration (enqueued, then cancelled before it ran) has nothing to draw:
     it is left out (it was a legend entry "#1 null (failed)")."""
     sign = 1.0 if direction == "maximize" else -1.0
@@ -130,9 +133,10 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
                        "confirmation": t.get("confirm_of") is not None,
                        "baseline": bool(t.get("baseline")),
                        "points": pts, "stop": stop})
+    drawn_values = [v for _, v in best_so_far] + [v for c in curves for _, v in c["points"]]
     return {"metric": metric, "direction": direction, "epochs_consumed": consumed,
             "best_so_far": best_so_far, "curves": curves, "families": families,
-            "n_trials": len(ordered)}
+            "n_trials": len(ordered), "y_scale": metric_scale(drawn_values, direction)}
 
 
 def lr_points(trials: Iterable[tuple[str, float | None, float]]) -> dict[str, list[list[float]]]:

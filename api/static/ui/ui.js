@@ -22,6 +22,24 @@ function fmt(v, digits = 4) {
   return Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(digits);
 }
 
+function fmtParam(v) {
+  // A hyperparameter as `tuner recommend` prints it (4 significant digits, an integer whole):
+  // fmt's fixed 4 decimals showed lookahead's k=10.0000 and adagrad's lr_decay=0.0010 for
+  // 0.001002.
+  if (typeof v !== "number") return String(v);
+  if (Number.isInteger(v)) return String(v);
+  const p = Number(v.toPrecision(4));  // below 1e-4 in exponent form, as %.4g writes it
+  return p !== 0 && (Math.abs(p) < 1e-4 || Math.abs(p) >= 1e6) ? p.toExponential() : String(p);
+}
+
+function yAxis(scale, title) {
+  // A loss (minimized, every value above 0: `scale` log) on a logarithmic axis, as the answer
+  // ranks it (on the loss's logarithm): on a linear axis a house-price regression's leaders at
+  // 0.023 lay flat on the floor under radam's 0.48, their intervals unreadable.
+  return scale === "log" ? { type: "logarithmic", title: { display: true, text: `${title} (log scale)` } }
+                         : { title: { display: true, text: title } };
+}
+
 function showError(message) {
   const box = document.getElementById("error");
   box.textContent = message;
@@ -219,7 +237,7 @@ function drawJobFigures(fig) {
     data: { datasets: [{ label: `best ${metric} so far`, data: fig.best_so_far.map(([x, y]) => ({ x, y })),
                          stepped: true, pointRadius: lone(fig.best_so_far), borderColor: "#333" }] },
     options: { animation: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "epochs consumed" } },
-                                                           y: { title: { display: true, text: metric } } } },
+                                                           y: yAxis(fig.y_scale, metric) } },
   });
   mark(best, bestChart);
 
@@ -244,7 +262,7 @@ function drawJobFigures(fig) {
     options: { animation: false, parsing: false,
                plugins: { legend: { onClick: toggleFamily, labels: { generateLabels: familyLabels, usePointStyle: true } } },
                scales: { x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
-                         y: { title: { display: true, text: metric } } } },
+                         y: yAxis(fig.y_scale, metric) } },
   });
   curves.dataset.trials = String(fig.curves.length);
   const capped = document.getElementById("curves-capped");
@@ -261,7 +279,7 @@ function drawJobFigures(fig) {
     el("td", {}, f.best ? fmt(f.best.value) : "no complete trial"),
     el("td", {}, f.best ? `#${f.best.number}` : "-"),
     el("td", {}, f.best ? f.best.schedule || "constant" : "-"),
-    el("td", { class: "params" }, f.best ? Object.entries(f.best.params).map(([k, v]) => `${k}=${fmt(v)}`).join(", ") : ""),
+    el("td", { class: "params" }, f.best ? Object.entries(f.best.params).map(([k, v]) => `${k}=${fmtParam(v)}`).join(", ") : ""),
     el("td", {}, `${f.n_complete}/${f.n_trials}`))));
 }
 
@@ -529,7 +547,7 @@ function startFromText(rec) {
   const s = rec.start_from;
   if (!s) return "";
   const params = Object.entries(s.params || {}).filter(([k, v]) => !k.endsWith("_on") || v)
-    .map(([k, v]) => `${k.split(".").slice(1).join(".") || k}=${fmt(v)}`).join(" ");
+    .map(([k, v]) => `${k.split(".").slice(1).join(".") || k}=${fmtParam(v)}`).join(" ");
   return `Start from: ${s.optimizer} with ${s.schedule}, ${params}` + (s.lr_scaling ? ` (${s.lr_scaling})` : "")
     + " (tuner.recipe trains with it)";
 }
@@ -563,7 +581,9 @@ async function taskPage() {
                        { label: "expected value", type: "line", showLine: false, data: ranked.map((r) => r.expected.value),
                          pointRadius: 5, backgroundColor: "#000", borderColor: "#000" }] },
     options: { animation: false, plugins: { legend: { display: true } },
-               scales: { x: { type: "category" }, y: { beginAtZero: false, grace: "5%", title: { display: true, text: rec.metric } } } },
+               scales: { x: { type: "category" },
+                         y: { beginAtZero: false, grace: "5%",
+                              ...yAxis(rec.noise && rec.noise.scale, rec.metric) } } },
   });
   mark(bars, rankingChart);
   document.getElementById("ranking").replaceChildren(...ranked.map((r) => rankingRow(r, rec)));
@@ -597,7 +617,7 @@ async function taskPage() {
                                                backgroundColor: COLORS[f] || "#555", pointRadius: 4 })) },
     options: { animation: false, parsing: false,
                scales: { x: { type: "logarithmic", ...xRange, ticks: { callback: lrTick }, title: { display: true, text: "learning rate" } },
-                         y: { grace: "5%", title: { display: true, text: lrs.metric } } } },
+                         y: { grace: "5%", ...yAxis(rec.noise && rec.noise.scale, lrs.metric) } } },
   });
   mark(scatter, lrChart);
   const capped = fams.filter(([f]) => (lrs.n_trials?.[f] || 0) > lrs.per_family);
