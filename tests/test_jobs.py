@@ -24,7 +24,7 @@ from sqlalchemy import select
 from tuner.spec import JobSpec
 from tuner.store.auth import get_or_create_team
 from tuner.store.db import session_factory
-from tuner.store.jobs import create_job, get_job, request_cancel
+from tuner.store.jobs import create_job, get_job, job_brief, request_cancel
 from tuner.store.models import Job, TrialRow, utcnow
 from tuner.tasks import inspect_task
 from workers.dispatcher import Dispatcher, DispatcherConfig
@@ -314,6 +314,8 @@ def test_queued_job_cancel_and_timeout(migrated_url: str) -> None:
     queued = queue(migrated_url, FAST)
     with session_factory(migrated_url)() as s:
         assert request_cancel(s, queued).status == "cancelled"
+        # of the 6 trials asked for, the race's reserve included (it showed 0/5)
+        assert job_brief(get_job(s, queued))["progress"]["n_trials"] == 6
     timed = queue(migrated_url, _merge(SLOW, budget={"n_trials": 50, "timeout_s": 3600}))
     clock = Clock()
     d = dispatcher(migrated_url, clock=clock)

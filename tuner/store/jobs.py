@@ -269,8 +269,10 @@ def finish_job(s: Session, job_id: str, status: str, error: str | None = None) -
 
 def job_total(job: Job) -> int:
     """The job's trials in all: its search trials plus the confirmation runs, counted as the
-    whole reserve until the race has ended (then as the runs it used)."""
-    race_over = job.confirm_note is not None or job.status in FINAL_STATUSES
+    whole reserve until the race has ended (then as the runs it used). A job cancelled or
+    failed before its race ended keeps the whole reserve: its plan, of which it ran `done`
+    (`tuner jobs` showed a job of 30 trials cancelled before it started as `0/23`)."""
+    race_over = job.confirm_note is not None or job.status == "completed"
     return job.n_trials + (job.n_confirm if race_over else max(job.confirm_budget, job.n_confirm))
 
 
