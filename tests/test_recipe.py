@@ -99,3 +99,25 @@ def test_a_transfer_answers_start_keeps_its_batch_size_note() -> None:
     with pytest.raises(ValueError, match="epochs: the answer names no training budget"):
         recipe({**answer, "budget": None}).schedule(
             torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), steps_per_epoch=3)
+
+
+def test_a_recipe_says_which_of_the_teams_tasks_of_those_names_it_is_for() -> None:
+    """Asked by names (`recommend(model="mlp", dataset="file")`), the answer is about the task
+    with the team's most recent job, the others in `other_tasks`: with two CSVs, the recipe of
+    whichever ran last was given and nothing said. Now its note says which task it is for and
+    which it is not (beside a transfer's learning-rate note)."""
+    def task(i: int, path: str) -> dict[str, Any]:
+        return {"id": i, "model": {"name": "mlp", "params": {"hidden": [64]}},
+                "dataset": {"name": "file", "params": {"path": path}}}
+
+    answer = {"direction": "minimize", "budget": {"epochs": 15, "batch_size": 64},
+              "ranking": [{"optimizer": "nadam", "schedule": "step", "params": {"nadam.lr": 0.02}}],
+              "tasks": [task(1, "houses.csv")], "other_tasks": [task(2, "houses_small.csv")]}
+    said = ('measured on task 1 (hidden=[64] path="houses.csv"), the task of this model and '
+            'dataset with the team\'s most recent job; not on task 2 (hidden=[64] '
+            'path="houses_small.csv"): recommend(task=<id>) for another')
+    assert recipe(answer).note == said
+    assert recipe({**answer, "other_tasks": []}).note is None  # one task of those names
+    moved = {"optimizer": "nadam", "schedule": "step", "params": {"nadam.lr": 0.04},
+             "lr_scaling": "learning rate x 2"}
+    assert recipe({**answer, "start_from": moved}).note == f"learning rate x 2; {said}"

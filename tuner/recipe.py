@@ -20,6 +20,7 @@ what the answer measured.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -83,7 +84,29 @@ def recipe(answer: Mapping[str, Any], family: str | None = None) -> Recipe:
             raise ValueError(f"family: {family!r} is not ranked in this answer; valid "
                              f"choices: {valid}")
         row, note = rows[0], None
+    if which := _which_task(answer):
+        note = f"{note}; {which}" if note else which
     return Recipe(str(row["optimizer"]), str(row.get("schedule") or "constant"),
                   dict(row.get("params") or {}),
                   str(answer.get("direction") or "maximize"), budget.get("epochs"),
                   budget.get("batch_size"), note)
+
+
+def _which_task(answer: Mapping[str, Any]) -> str | None:
+    """Where an answer asked for by names chose one of several tasks of those names (the most
+    recently run; `other_tasks` the rest): which one, so a recipe for the team's other data
+    is not taken for this one's. (`recommend(model="mlp", dataset="file")` with two CSVs gave
+    the recipe of whichever ran last, and said nothing.)"""
+    others = answer.get("other_tasks") or []
+    task = (answer.get("tasks") or [{}])[0]
+    if not others or not task:
+        return None
+
+    def named(t: Mapping[str, Any]) -> str:
+        parts = [f"{k}={json.dumps(v)}" for part in ("model", "dataset")
+                 for k, v in sorted(((t.get(part) or {}).get("params") or {}).items())]
+        return f"task {t.get('id')}" + (f" ({' '.join(parts)})" if parts else "")
+
+    return (f"measured on {named(task)}, the task of this model and dataset with the team's "
+            f"most recent job; not on " + ", ".join(named(o) for o in others)
+            + ": recommend(task=<id>) for another")
