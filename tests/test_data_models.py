@@ -89,6 +89,17 @@ def test_missing_values_in_a_file_are_named_by_column_and_row(data_root: Path) -
             "task.dataset: gaps.csv has no feature left: its columns are the target 'label' "
             'and params.drop ["f1", "f2"]')):
         load_dataset("file", {"path": "gaps.csv", "drop": ["f1", "f2"]}, seed=0)
+    # A spreadsheet's export in a locale with decimal commas (';' between columns, a BOM): one
+    # column named 'f1;f2;label', said as "no feature left: its columns are the target".
+    df.to_csv(data_root / "eu.csv", sep=";", decimal=",", index=False, encoding="utf-8-sig")
+    df.to_csv(data_root / "tabs.csv", sep="\t", index=False)
+    for path, name in (("eu.csv", "semicolons"), ("tabs.csv", "tabs")):
+        header = "f1;f2;label" if name == "semicolons" else "f1\tf2\tlabel"
+        with pytest.raises(DataError, match=re.escape(
+                f"task.dataset: {path} reads as one column, {header!r}: the service reads "
+                f"comma-separated values, and this file looks separated by {name}; save it "
+                f"with commas (and '.' as the decimal point) or as .parquet")):
+            load_dataset("file", {"path": path}, seed=0)
     np.savez(data_root / "empty.npz", X=np.zeros((40, 0)), y=np.arange(40) % 2)
     with pytest.raises(DataError, match=re.escape("need at least 4 examples with features, "
                                                   "got (40, 0)")):

@@ -333,6 +333,8 @@ def _read_file(full: Path, path: str, target: str | None,
         import pandas as pd
 
         df = pd.read_csv(full) if suffix == ".csv" else pd.read_parquet(full)
+        if suffix == ".csv" and len(df.columns) == 1:
+            _one_column(str(df.columns[0]), path)
         col = target or str(df.columns[-1])
         if col not in df.columns:
             raise DataError(f"task.dataset.params.target: no column {col!r}; valid choices: "
@@ -355,6 +357,18 @@ def _read_file(full: Path, path: str, target: str | None,
         few = len(np.unique(y)) <= MAX_AUTO_CLASSES
         task = "classification" if (not numeric or integral) and few else "regression"
     return RawData(X, y, task)
+
+
+def _one_column(header: str, path: str) -> None:
+    """A CSV read as one column whose name holds another separator (a spreadsheet's export in
+    a locale with decimal commas is separated by ';') is refused saying so: it was `has no
+    feature left: its columns are the target 'f0;f1;...;price'`."""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+        if sep in header:
+            raise DataError(f"task.dataset: {path} reads as one column, {header[:80]!r}: the "
+                            f"service reads comma-separated values, and this file looks "
+                            f"separated by {name}; save it with commas (and '.' as the decimal "
+                            f"point) or as .parquet")
 
 
 def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
