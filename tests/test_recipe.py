@@ -121,3 +121,7 @@ def test_a_recipe_says_which_of_the_teams_tasks_of_those_names_it_is_for() -> No
     moved = {"optimizer": "nadam", "schedule": "step", "params": {"nadam.lr": 0.04},
              "lr_scaling": "learning rate x 2"}
     assert recipe({**answer, "start_from": moved}).note == f"learning rate x 2; {said}"
+    # the same file rewritten: told apart by its contents' digest
+    rewritten = {**task(3, "houses.csv"), "data_digest": "bfacf2b3a216e179"}
+    assert "; not on task 3 (hidden=[64] path=\"houses.csv\" data bfacf2b3a216e179): " in \
+        recipe({**answer, "other_tasks": [rewritten]}).note

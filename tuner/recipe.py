@@ -102,9 +102,16 @@ def _which_task(answer: Mapping[str, Any]) -> str | None:
     if not others or not task:
         return None
 
+    def params(t: Mapping[str, Any]) -> list[str]:
+        return [f"{k}={json.dumps(v)}" for part in ("model", "dataset")
+                for k, v in sorted(((t.get(part) or {}).get("params") or {}).items())]
+
     def named(t: Mapping[str, Any]) -> str:
-        parts = [f"{k}={json.dumps(v)}" for part in ("model", "dataset")
-                 for k, v in sorted(((t.get(part) or {}).get("params") or {}).items())]
+        parts = params(t)
+        if t is not task and parts == params(task):  # the same names and parameters: a
+            parts += [f"{label} {t.get(k) or 'none'}"  # rewritten file, retrained weights
+                      for k, label in (("data_digest", "data"), ("model_digest", "model files"),
+                                       ("code_digest", "code")) if t.get(k) != task.get(k)]
         return f"task {t.get('id')}" + (f" ({' '.join(parts)})" if parts else "")
 
     return (f"measured on {named(task)}, the task of this model and dataset with the team's "
