@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from sqlalchemy import create_engine, text
 
 from tests.test_jobs import (
+    SLEEPS,
     SLOW,
     _merge,
     assert_consistent_with_optuna,
@@ -97,7 +98,7 @@ def test_connections_killed_during_a_job_lose_nothing(migrated_url: str) -> None
 
 def test_sigterm_hands_the_job_back_at_once(migrated_url: str, ray_session: str,
                                             tmp_path: Path) -> None:
-    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 4}))
+    job_id = queue(migrated_url, _merge(SLEEPS, budget={"n_trials": 4}))
     env = dispatcher_env(migrated_url, ray_session, TUNER_STOP_GRACE_S="2")
     log_path = tmp_path / "dispatcher.log"
     with log_path.open("w") as log:

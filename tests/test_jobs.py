@@ -43,6 +43,13 @@ SLOW = {"task": {"model": {"name": "mlp", "params": {"hidden": [256, 256]}},
         "search": {"pruner": "none", "confirm_top_k": 0},  # trial mechanics only
         "budget": {"n_trials": 3, "parallelism": 1}}
 
+# Trials that take their time without the CPU (the plugin's `sleeps`: each epoch waits
+# epoch_s): for what a trial's length matters to, not its training.
+SLEEPS = {"task": {"trainable": {"name": "sleeps", "params": {"epoch_s": 1.0}}},
+          "space": {"optimizers": ["adam", "sgd"], "schedules": ["constant"]},
+          "training": {"epochs": 3}, "search": {"pruner": "none", "confirm_top_k": 0},
+          "budget": {"n_trials": 3, "parallelism": 1}}
+
 
 def _merge(base: dict[str, Any], **kw: Any) -> dict[str, Any]:
     out = json.loads(json.dumps(base))
@@ -199,14 +206,13 @@ def test_two_dispatchers_never_run_the_same_job(migrated_url: str) -> None:
 
 
 def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
-    # Trials of a few seconds (16 epochs: 3 to 8 s here; 48 took 9 to 25 s, and the test 84 s
-    # alone, 128 s in the suite): the kill, 0.5 s after trial 1 is seen sampled, must land
-    # while it trains. Learning rates that never diverge: a trial 1 sampled at
-    # a rate that diverges ends within a poll, never seen running (twice in suite runs: the
-    # test waited 120 s for it; once the retry diverged where the test wanted it complete).
-    job_id = queue(migrated_url, _merge(SLOW, training={"epochs": 16}, space={
-        **SLOW["space"], "overrides": {"adam.lr": {"low": 1e-4, "high": 1e-3},
-                                       "sgd.lr": {"low": 1e-3, "high": 1e-2}}}))
+    # Trials of 4 s that wait rather than train (trained ones of 48 epochs took 9 to 25 s here,
+    # and the test 84 s alone, 128 s in the suite): the kill, 0.5 s after trial 1 is seen
+    # sampled, lands while it runs, however loaded the machine; and none diverges (trained, a
+    # trial 1 sampled at a rate that diverged ended within a poll, never seen running: twice in
+    # suite runs the test waited 120 s for it; once the retry diverged where it should complete).
+    job_id = queue(migrated_url, _merge(SLEEPS, training={"epochs": 8}, task={"trainable": {
+        "name": "sleeps", "params": {"epoch_s": 0.5}}}))
     d = dispatcher(migrated_url)
     th = threading.Thread(target=d.run, kwargs={"once": True})
     th.start()
@@ -258,7 +264,7 @@ def test_worker_killed_mid_trial_is_retried(migrated_url: str) -> None:
 
 def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
-    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 3}))
+    job_id = queue(migrated_url, SLEEPS)
     env = dispatcher_env(migrated_url, ray_session)
     log = (tmp_path / "dispatcher.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "cli", "dispatcher"], env=env,
@@ -285,7 +291,7 @@ def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session:
 
 
 def test_cancel_stops_workers_promptly(migrated_url: str) -> None:
-    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 20, "parallelism": 2}))
+    job_id = queue(migrated_url, _merge(SLEEPS, budget={"n_trials": 20, "parallelism": 2}))
     d = dispatcher(migrated_url)
     th = threading.Thread(target=d.run, kwargs={"once": True})
     th.start()
@@ -569,9 +575,10 @@ def test_a_job_waits_for_resources_an_autoscaler_may_add_then_fails_saying_so(
                for r in recs), recs
     # Resources the cluster lacked when the job started and had once its workers were queued
     # (an autoscaler's node came up): the job runs on, past the wait, to its end.
-    # (6 trials took 7.2 s on a quiet machine, 15 s here: 8 trials outlast a 6 s wait; 12
-    # trials and an 8 s wait took 30 to 40 s here)
-    job_id = queue(migrated_url, _merge(SLOW, budget={"n_trials": 8, "parallelism": 1}))
+    # (Trials that wait, not train: 3 of 3 one-second epochs outlast a 6 s wait on any machine.
+    # 12 trained trials took 30 to 86 s here, as loaded as the other test worker left the
+    # cores, and 6 took 7.2 s on a quiet machine, within the wait.)
+    job_id = queue(migrated_url, SLEEPS)
     d = dispatcher(migrated_url, resources_wait_s=6)
     d._infeasible = lambda cpus, gpus: "resources.cpus_per_trial: pretend"  # type: ignore
     started = time.monotonic()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from pathlib import Path
 
 import torch
@@ -81,6 +82,19 @@ def silent(ctx: TrialContext) -> None:
     """A broken trainable: trains, never reports."""
     for _ in ctx.epochs():
         pass
+
+
+def sleeps(ctx: TrialContext) -> None:
+    """A loop that takes its time without the CPU: each epoch waits `epoch_s` seconds and
+    reports a value that rises with the epoch. For the tests of trial mechanics (a worker
+    killed mid-trial, a job that outlasts a wait): a trained model's epochs took 3 to 25 s on
+    the same 2 cores, as loaded as the other tests left them."""
+    for epoch in ctx.epochs():
+        time.sleep(float(ctx.params.get("epoch_s", 0.5)))
+        ctx.report(1 - 1 / (epoch + 1), train_loss=1 / (epoch + 1))
+
+
+sleeps.params = {"epoch_s": 0.5}  # type: ignore[attr-defined]
 
 
 def crashes(ctx: TrialContext) -> None:
