@@ -87,7 +87,7 @@ def silent(ctx: TrialContext) -> None:
 def sleeps(ctx: TrialContext) -> None:
     """A loop that takes its time without the CPU: each epoch waits `epoch_s` seconds and
     reports a value that rises with the epoch. For the tests of trial mechanics (a worker
-    killed mid-trial, a job that outlasts a wait): a trained model's epochs took 3 to 25 s on
+    killed mid-trial, a job that outlasts a wait): a trained model's trials took 3 to 25 s on
     the same 2 cores, as loaded as the other tests left them."""
     for epoch in ctx.epochs():
         time.sleep(float(ctx.params.get("epoch_s", 0.5)))
