@@ -576,9 +576,8 @@ def test_a_job_waits_for_resources_an_autoscaler_may_add_then_fails_saying_so(
     # Resources the cluster lacked when the job started and had once its workers were queued
     # (an autoscaler's node came up): the job runs on, past the wait, to its end.
     # (Trials that wait, not train: 3 trials of 3 one-second epochs outlast a 6 s wait on any
-    # machine.
-    # 12 trained trials took 30 to 86 s here, as loaded as the other test worker left the
-    # cores, and 6 took 7.2 s on a quiet machine, within the wait.)
+    # machine. 12 trained trials took 30 to 86 s here, as loaded as the other test worker left
+    # the cores, and 6 took 7.2 s on a quiet machine, within the wait.)
     job_id = queue(migrated_url, SLEEPS)
     d = dispatcher(migrated_url, resources_wait_s=6)
     d._infeasible = lambda cpus, gpus: "resources.cpus_per_trial: pretend"  # type: ignore
