@@ -100,6 +100,18 @@ def test_missing_values_in_a_file_are_named_by_column_and_row(data_root: Path) -
                 f"comma-separated values, and this file looks separated by {name}; save it "
                 f"with commas (and '.' as the decimal point) or as .parquet")):
             load_dataset("file", {"path": path}, seed=0)
+    # A row index saved with the data (pandas' to_csv without index=False): a column with no
+    # name, 'Unnamed: 0', was trained on as a feature; on a file sorted by its target it gives
+    # the answer away. Refused by name; left out with params.drop, the file loads.
+    df.sort_values("label").to_csv(data_root / "indexed.csv")
+    with pytest.raises(DataError, match=re.escape(
+            "task.dataset: indexed.csv has a column with no name in its header ('Unnamed: 0'), "
+            "most often a row index saved with the data (pandas: to_csv(index=False) leaves it "
+            'out): give it a name to train on it, or leave it out with params.drop: '
+            '["Unnamed: 0"]')):
+        load_dataset("file", {"path": "indexed.csv"}, seed=0)
+    kept = load_dataset("file", {"path": "indexed.csv", "drop": ["Unnamed: 0"]}, seed=0)
+    assert kept.info.input_shape == (2,)
     np.savez(data_root / "empty.npz", X=np.zeros((40, 0)), y=np.arange(40) % 2)
     with pytest.raises(DataError, match=re.escape("need at least 4 examples with features, "
                                                   "got (40, 0)")):

@@ -10,6 +10,7 @@ Plugins registered under `tuner.datasets` follow the same signature.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -339,6 +340,8 @@ def _read_file(full: Path, path: str, target: str | None,
         if col not in df.columns:
             raise DataError(f"task.dataset.params.target: no column {col!r}; valid choices: "
                             f"{', '.join(map(str, df.columns))}")
+        if suffix == ".csv":
+            _no_nameless(df, path, [col, *drop])
         X, y = _features(df, col, drop, path), df[col].to_numpy()
         gaps = np.flatnonzero(df[col].isna().to_numpy())
         if len(gaps):  # a text target with a gap failed in NumPy, a numeric one trained on NaN
@@ -369,6 +372,22 @@ def _one_column(header: str, path: str) -> None:
                             f"service reads comma-separated values, and this file looks "
                             f"separated by {name}; save it with commas (and '.' as the decimal "
                             f"point) or as .parquet")
+
+
+def _no_nameless(df: Any, path: str, named: list[str]) -> None:
+    """A column with no name in the header (pandas reads it as `Unnamed: 0`) is most often a
+    row index saved with the data (pandas' `to_csv` writes one unless told `index=False`): a
+    row number trained on as a feature, which on a file sorted by its target tells the model
+    the answer. Refused by name, to be named or left out (it was trained on without a word);
+    `named`: the target and params.drop, which name it."""
+    nameless = [str(c) for c in df.columns
+                if re.fullmatch(r"Unnamed: \d+", str(c)) and str(c) not in named]
+    if nameless:
+        raise DataError(f"task.dataset: {path} has a column with no name in its header "
+                        f"({', '.join(repr(c) for c in nameless)}), most often a row index saved "
+                        f"with the data (pandas: to_csv(index=False) leaves it out): give it a "
+                        f"name to train on it, or leave it out with params.drop: "
+                        f"{json.dumps(nameless)}")
 
 
 def _features(df: Any, target: str, drop: list[str], path: str) -> np.ndarray:
