@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from cli.common import esc, out
+from tuner.digests import digests_apart
 
 
 def fmt(v: Any) -> str:
@@ -258,11 +259,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     for t in rec.get("other_tasks") or []:
         # What sets it apart: a rewritten data file has the same parameters, only its digest
         # differs (the line named the same model and dataset parameters twice, and no more).
-        apart = "".join(f", {label} {t.get(field) or 'none'} (this task's: "
-                        f"{this.get(field) or 'none'})"
-                        for field, label in (("data_digest", "data"), ("model_digest", "model files"),
-                                             ("code_digest", "code"))
-                        if this and t.get(field) != this.get(field))
+        apart = "".join(f", {label} {theirs} (this task's: {ours})"
+                        for label, theirs, ours in (digests_apart(t, this) if this else []))
         out.print(f"other task {t['id']} with this model and dataset, not pooled (ask with "
                   f"--task {t['id']}): model {params_brief(t['model']['params']) or '-'}, "
                   f"dataset {params_brief(t['dataset']['params']) or '-'}{apart}",

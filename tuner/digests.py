@@ -22,7 +22,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -59,6 +59,18 @@ class DataPending(Exception):
         return {"field": self.field, "stage": self.stage, "read_bytes": self.done_bytes,
                 "total_bytes": self.total_bytes, "elsewhere": self.elsewhere,
                 "seconds": round(self.seconds, 1)}
+
+
+# A task's digests in words: what tells two tasks of the same names and parameters apart.
+TASK_DIGESTS = (("data_digest", "data"), ("model_digest", "model files"), ("code_digest", "code"))
+
+
+def digests_apart(other: Mapping[str, Any], this: Mapping[str, Any]
+                  ) -> list[tuple[str, str, str]]:
+    """(label, other's, this one's) for each digest in which task `other` differs from task
+    `this` (as the API lists tasks), `none` where a task has none."""
+    return [(label, other.get(k) or "none", this.get(k) or "none")
+            for k, label in TASK_DIGESTS if other.get(k) != this.get(k)]
 
 
 def human_bytes(n: int) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import torch
 
+from tuner.digests import digests_apart
 from tuner.optimizers import build_optimizer, lr_target
 from tuner.schedules import LRSchedule, build_schedule
 from tuner.space import TrialConfig
@@ -109,9 +110,8 @@ def _which_task(answer: Mapping[str, Any]) -> str | None:
     def named(t: Mapping[str, Any]) -> str:
         parts = params(t)
         if t is not task and parts == params(task):  # the same names and parameters: a
-            parts += [f"{label} {t.get(k) or 'none'}"  # rewritten file, retrained weights
-                      for k, label in (("data_digest", "data"), ("model_digest", "model files"),
-                                       ("code_digest", "code")) if t.get(k) != task.get(k)]
+            # rewritten file, retrained weights
+            parts += [f"{label} {theirs}" for label, theirs, _ in digests_apart(t, task)]
         return f"task {t.get('id')}" + (f" ({' '.join(parts)})" if parts else "")
 
     return (f"measured on {named(task)}, the task of this model and dataset with the team's "
