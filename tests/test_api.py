@@ -552,6 +552,16 @@ def test_validation_errors_name_the_field(service: Service) -> None:
                                                        "metric": "nope"}).json()
         assert metric["errors"] == [{"field": "metric", "message": "unknown 'nope'; valid "
                                      "choices: val_accuracy, val_loss, val_r2"}], metric
+        # ... by the query's own names, not the job spec's it is read into (`task.metric`)
+        for params, field, words in (
+                ({"model": "mlp", "dataset": "iris", "metric": "val_r2"}, "metric",
+                 "'val_r2' does not apply to a classification dataset"),
+                ({"model": "resnetx", "dataset": "iris"}, "model", "unknown model 'resnetx'"),
+                ({"model": "mlp", "dataset": "irisx"}, "dataset", "unknown dataset 'irisx'"),
+                ({"model": "cnn", "dataset": "iris"}, "model", "cnn needs image-shaped input")):
+            got = h.get("/v1/recommendations", params=params).json()
+            assert [e["field"] for e in got["errors"]] == [field], got
+            assert got["errors"][0]["message"].startswith(words), got
         assert h.get("/v1/jobs").json()["count"] == 0  # nothing half-created
 
 

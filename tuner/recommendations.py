@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from pydantic import ValidationError
+
 from tuner import corpus as reference
 from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
@@ -368,16 +370,21 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
         training = {k: v for k, v in budget.to_json().items()
                     if k not in ("training_seed", "training_format")}
         training["seed"] = budget.training_seed
-    spec = JobSpec.model_validate({"task": {"model": {"name": model},
-                                            "dataset": {"name": dataset}, "metric": metric},
-                                   "training": training})
+    try:
+        spec = JobSpec.model_validate({"task": {"model": {"name": model},
+                                                "dataset": {"name": dataset}, "metric": metric},
+                                       "training": training})
+    except ValidationError as exc:  # an unknown model or dataset name
+        err = exc.errors()[0]
+        raise SpecError(_query_field(".".join(str(p) for p in err["loc"])),
+                        str(err["msg"]).removeprefix("Value error, ")) from None
     try:
         f = inspect_task(spec)
     except SpecError as exc:  # a model or dataset that needs params to be one: `file`
         part = next((p for p in ("model", "dataset")
                      if exc.field.startswith(f"task.{p}.params.")), None)
-        if part is None:
-            raise
+        if part is None:  # named as the query names it (`metric`, not `task.metric`)
+            raise SpecError(_query_field(exc.field), exc.message) from None
         name = model if part == "model" else dataset
         why = (f"{name!r} names no task without its params "
                f"({exc.field.removeprefix('task.')}: {exc.message}), which a query cannot give, ")
@@ -392,6 +399,19 @@ def _query(tasks: list[Task], model: str | None, dataset: str | None, metric: st
             f"and none of the team's tasks is {model} on {dataset} yet: submit a job on it, "
             f"then ask with task=<id> (or model and dataset, which then find it)")) from None
     return f.profile(model), f.metric
+
+
+# The query's parameters, by the part of the job spec built from them.
+_QUERY_FIELDS = {"task.model": "model", "task.dataset": "dataset", "task.metric": "metric",
+                 "training.epochs": "epochs", "training.batch_size": "batch_size",
+                 "training.early_stopping_patience": "early_stopping_patience",
+                 "training.precision": "precision", "training.seed": "training_seed"}
+
+
+def _query_field(field: str) -> str:
+    """The query parameter that a field of the spec built from the query came from."""
+    return next((q for part, q in _QUERY_FIELDS.items()
+                 if field == part or field.startswith(part + ".")), field)
 
 
 def _key(task_id: int, b: h.Budget | None) -> str:
