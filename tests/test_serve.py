@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.test_api import free_port
+from tests.test_jobs import SLEEPS
 
 
 def _start(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[str]:
@@ -56,10 +57,12 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
     assert (tmp_path / "tuner.db").exists()  # the SQLite default, in the working directory
     creds = json.loads((tmp_path / "home" / "credentials.json").read_text())
     assert list(creds) == [f"http://127.0.0.1:{port}"]
-    # The CLI finds the key on its own (no TUNER_API_KEY).
-    job_id = _cli(["submit", "--model", "mlp", "--dataset", "digits", "--trials", "3",
-                   "--epochs", "12", "--batch-size", "8", "--optimizers", "sgd,adam",
-                   "--schedules", "constant"], env, tmp_path).stdout.strip()
+    # Trials that wait rather than train (the test plugin's `sleeps`): what matters here is
+    # that one is running at the Ctrl-C, not what it computes (a trained model took 90 s of
+    # the suite). The CLI finds the key on its own (no TUNER_API_KEY).
+    waits = tmp_path / "waits.json"
+    waits.write_text(json.dumps({**SLEEPS, "training": {"epochs": 4}}))
+    job_id = _cli(["submit", str(waits)], env, tmp_path).stdout.strip()
     assert len(job_id) == 32
     end = time.monotonic() + 120
     while json.loads(_cli(["status", job_id, "--json"], env, tmp_path).stdout)["progress"][
@@ -72,9 +75,8 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
     try:
         # Ctrl-C on `tuner submit --wait` stops the following, not the job, and says so.
         follow = subprocess.Popen(
-            [sys.executable, "-m", "cli", "submit", "--model", "mlp", "--dataset", "digits",
-             "--trials", "2", "--epochs", "200", "--optimizers", "sgd", "--schedules",
-             "constant", "--wait"], env=env, cwd=tmp_path, text=True,
+            [sys.executable, "-m", "cli", "submit", str(waits), "--trials", "2", "--epochs",
+             "200", "--wait"], env=env, cwd=tmp_path, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         end = time.monotonic() + 120
         while not (followed := [j for j in json.loads(_cli(["jobs", "--json"], env, tmp_path)
@@ -92,9 +94,8 @@ def test_serve_submit_ctrl_c_and_resume(tmp_path: Path, ray_session: str) -> Non
         assert _cli(["cancel", other], env, tmp_path).returncode == 0
         # ... and on several splits, of every job it submitted.
         follow = subprocess.Popen(
-            [sys.executable, "-m", "cli", "submit", "--model", "mlp", "--dataset", "digits",
-             "--trials", "2", "--epochs", "200", "--optimizers", "sgd", "--schedules",
-             "constant", "--splits", "2", "--wait"], env=env, cwd=tmp_path, text=True,
+            [sys.executable, "-m", "cli", "submit", str(waits), "--trials", "2", "--epochs",
+             "200", "--splits", "2", "--wait"], env=env, cwd=tmp_path, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         end = time.monotonic() + 120
         while len(split_jobs := [j["id"] for j in json.loads(_cli(["jobs", "--json"], env,
