@@ -746,6 +746,21 @@ def test_a_transferred_tie_is_not_called_one_familys_best() -> None:
     assert " and 2 more share the best score" in said and " and 1 more (within the noise)" in said
 
 
+def test_a_transferred_level_is_not_called_a_tie_within_the_noise() -> None:
+    """Families grouped on a similar task with no noise estimate there (`not_separated`: one
+    run each, level on the values seen) were told as "tied ... (within the noise)", a noise
+    nobody measured. They are said to be level on the values seen there."""
+    level = rank_families([trial("adam", 0.9, 1e-3), trial("nadam", 0.9, 2e-3),
+                           trial("sgd", 0.7, 1e-2)], "maximize")
+    assert level["verdict"] == "not_separated"
+    out = transfer_ranking([({"task_id": 1, "similarity": 0.9}, level)])
+    other = out["ranking"][1]["optimizer"]
+    assert out["ranking"][0]["source_task"]["verdict_there"] == "not_separated"
+    assert (f"on the nearest where it ran it is level with {other} on the values seen (not "
+            f"separated: no noise estimate there)") in out["summary"], out["summary"]
+    assert "within the noise" not in out["summary"]
+
+
 def test_without_noise_estimate_no_winner_is_claimed() -> None:
     # The reported case: nadam's one lucky trial, rmsprop's better top three, no repeats at all.
     hist = ([trial("nadam", 0.9778, 2e-3), trial("nadam", 0.9667, 1e-3), trial("nadam", 0.9556, 5e-4)]

@@ -1350,7 +1350,7 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     score: dict[str, float] = defaultdict(float)
     raw: dict[str, float] = defaultdict(float)
     weight: dict[str, float] = defaultdict(float)
-    best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
+    best_from: dict[str, tuple[float, dict[str, Any], dict[str, Any], str | None]] = {}
     total = sum(n["similarity"] for n, _ in neighbours)
     per_task: list[tuple[float, dict[str, float], dict[str, float]]] = []
     for n, ranked in neighbours:
@@ -1368,7 +1368,7 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
             # evidence: one run there against four confirmed runs on another split).
             if f not in best_from or (n["similarity"], _runs(e)) > (best_from[f][0],
                                                                      _runs(best_from[f][2])):
-                best_from[f] = (n["similarity"], n, e)
+                best_from[f] = (n["similarity"], n, e, ranked.get("verdict"))
         for x in ranked.get("not_ranked") or []:
             ev = x.get("evidence") or {}
             if ev.get("n_trials") and ev.get("n_diverged") == ev["n_trials"]:
@@ -1384,7 +1384,7 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
     ranking = []
     norm = max(total, 1e-12)
     for family in sorted(score, key=lambda f: (-round(score[f], 9), -raw[f], f)):
-        sim, n, e = best_from[family]
+        sim, n, e, verdict = best_from[family]
         ranking.append({
             "optimizer": family, "score": round(score[family] / norm, 4),
             "evidence_score": round(raw[family] / norm, 4),
@@ -1394,7 +1394,8 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
                             "source": n.get("source"), "budget": n.get("budget"),
                             "value_there": e["expected"]["value"],
                             "interval_there": [e["expected"]["low"], e["expected"]["high"]],
-                            "tied_there_with": e.get("tied_with", [])},
+                            "tied_there_with": e.get("tied_with", []),
+                            "verdict_there": verdict},
             "robustness": e["robustness"], "cost": e["cost"],
             "evidence": e["evidence"], "n_trials": e["n_trials"], "n_jobs": e["n_jobs"],
         })
@@ -1421,7 +1422,13 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
                 f"{_some(sharing)} share the best score {where} (a family tied on a task "
                 f"scores its tie's mean there); {top['optimizer']} is listed first for its own "
                 f"values there")
-        summary = (head + (f"; {there} it is tied with {_some(tied)} (within the noise)"
+        # Families grouped there are tied (intervals overlap) only where that task measured a
+        # noise; where it had none they are level on the values seen, which says less.
+        # (Until 2026-12-07 both read "tied ... (within the noise)".)
+        level = top["source_task"]["verdict_there"] == VERDICT_NOT_SEPARATED
+        summary = (head + ((f"; {there} it is level with {_some(tied)} on the values seen "
+                            f"(not separated: no noise estimate there)" if level else
+                            f"; {there} it is tied with {_some(tied)} (within the noise)")
                            if tied else "")
                    + ("; a prediction from the task's other data splits, not a measurement on "
                       "this one (each split's validation set is its own): a job on this split "

@@ -92,8 +92,10 @@ from tuner.store.queries import team_tasks
 # family whose complete trials ran one learning rate is said so (not "tried"); 41: families
 # behind at their stop are "they", and one possibly as good is not said behind; 42: among
 # equally similar neighbours (other splits) a family's configuration is its most confirmed; 43: a
-# trial stopped before its first epoch by no doing of its own does not make its family tried.)
-ANSWER_FORMAT = 43
+# trial stopped before its first epoch by no doing of its own does not make its family tried;
+# 44: a transfer's source task's verdict (`source_task.verdict_there`): families level there
+# with no noise estimate are not called tied within the noise.)
+ANSWER_FORMAT = 44
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
