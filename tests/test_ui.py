@@ -136,6 +136,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert [r[0] for r in shown] == [f"#{t['number']}" for t in trials]
     for r, t in zip(shown, trials, strict=True):
         assert r[1] == t["optimizer"] and r[4] == str(t["epochs_run"]), (r, t)
+        # the learning rate to 4 significant digits, as `tuner recommend` prints it (it was 4
+        # fixed decimals: 0.00263 showed as 0.0026)
+        lr = next((v for k, v in t["params"].items() if k.endswith(".lr")), None)
+        assert r[6] == ("-" if lr is None else
+                        browser.execute_script("return fmtParam(arguments[0])", lr)), (r, t)
         assert r[8] == (f"confirms #{t['confirm_of']}" if t["confirm_of"] is not None else
                         "defaults sweep" if t["defaults_sweep"] else "sampler"), (r, t)
         assert r[3] == ("complete" if t["state"] == "complete" else

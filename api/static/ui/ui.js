@@ -419,7 +419,7 @@ function renderTrials() {
   body.replaceChildren(...sorted.map((t) => el("tr", { "data-trial": String(t.number), class: `trial ${t.state}` },
     el("td", {}, `#${t.number}`), el("td", {}, t.optimizer || "-"), el("td", {}, t.schedule || "-"),
     el("td", { title: t.detail || "" }, t.ended), el("td", {}, String(t.epochs_run)),
-    el("td", {}, fmt(t.value)), el("td", {}, fmt(t.lr)), el("td", {}, t.seed ?? "-"), el("td", {}, t.origin))));
+    el("td", {}, fmt(t.value)), el("td", {}, t.lr == null ? "-" : fmtParam(t.lr)), el("td", {}, t.seed ?? "-"), el("td", {}, t.origin))));
 }
 
 // The job's failed trials, one entry per way they failed (the same traceback, or the same
