@@ -139,15 +139,19 @@ def print_job(summary: dict[str, Any]) -> None:
                   f"({esc(params_brief(b['params']))})", markup=True)
 
 
-def _tie_mark(r: dict[str, Any], leaders: set[str]) -> str:
+def _tie_mark(r: dict[str, Any], leaders: set[str], level: bool = False) -> str:
     """`(tie)` for the leading group; a family tied only with others below the leaders names
-    them, so it is not read as tied with the leaders."""
+    them, so it is not read as tied with the leaders. `level`: the answer measured no noise
+    (`not_separated`), so its groups are level on the values seen, not tied within a noise:
+    `(level)`, `(level with ...)` (until 2026-12-07 `(tie)`, where the summary said "not
+    separated: there is no noise estimate")."""
     tied = r.get("tied_with") or []
     if not tied:
         return ""
     if r["optimizer"] in leaders:
-        return " (tie)"
-    return f" (tied with {', '.join(tied[:2])}{f' +{len(tied) - 2}' if len(tied) > 2 else ''})"
+        return " (level)" if level else " (tie)"
+    return (f" ({'level' if level else 'tied'} with {', '.join(tied[:2])}"
+            f"{f' +{len(tied) - 2}' if len(tied) > 2 else ''})")
 
 
 def _expected(x: dict[str, Any]) -> str:
@@ -193,7 +197,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     leaders = set(rec.get("leaders") or [])
     rows = []
     for r in rec["ranking"]:
-        row = [str(r.get("rank") or "-"), r["optimizer"] + _tie_mark(r, leaders),
+        row = [str(r.get("rank") or "-"),
+               r["optimizer"] + _tie_mark(r, leaders, rec.get("verdict") == "not_separated"),
                r["schedule"] or "-"]
         if method == "direct":
             x = r["expected"]

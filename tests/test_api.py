@@ -986,6 +986,19 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
                           **single})
     shown = capsys.readouterr().out  # no repeats: a range, not a confidence interval
     assert "0.95 (range 0.95-0.95, no repeats)" in shown and "noise: none: no configuration" in shown
+    # No noise measured (`not_separated`): the leading group is level on the values seen, not a
+    # tie within the noise (it was marked `(tie)` beside a summary saying "not separated").
+    from tests.test_recommend import trial
+
+    level = rank_families([trial("adam", 0.9, 1e-3), trial("nadam", 0.9, 2e-3),
+                           trial("sgd", 0.7, 1e-2)], "maximize")
+    assert level["verdict"] == "not_separated"
+    print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
+                          **level})
+    shown = capsys.readouterr().out
+    rows = {line.split()[3]: line for line in shown.splitlines() if line.startswith("│")}
+    assert "adam (level)" in rows["adam"] and "nadam (level)" in rows["nadam"], rows
+    assert "(tie)" not in shown
     # ... and so says `tuner run`'s line of expected values (it showed [0.95, 0.95] ×1)
     from cli.render import print_leaderboard
 

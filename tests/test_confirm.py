@@ -48,6 +48,35 @@ def test_first_round_confirms_the_best_configuration_of_the_top_families() -> No
     assert [r.seed for r in runs] == [1005, 1005]
 
 
+def _baseline(values: list[float]) -> list[RaceTrial]:
+    """The baseline's runs over its seeds: one configuration, repeated, never a candidate."""
+    first = search("adamw", values[0], key="baseline")
+    return [first] + [search("adamw", v, key="baseline") for v in values[1:]]
+
+
+def test_a_candidate_the_jobs_own_repeats_already_separate_does_not_race() -> None:
+    """The noise is pooled over every repeated configuration of the job, as the answer pools it:
+    the baseline's five runs over its seeds measure it before any candidate ran twice. With the
+    candidates' runs alone there was none, so `make demo`'s first round ran AdaGrad at 0.28
+    beside AdamW at 0.97, and its two scattered runs (a t-interval over two, 12.7 sd/sqrt(2)
+    each side) took a third."""
+    base = _baseline([0.903, 0.917, 0.914, 0.900, 0.911])
+    w, r, g = search("adamw", 0.972), search("rmsprop", 0.961), search("adagrad", 0.278)
+    runs, why = next_round([*base, w, r, g], "maximize", top_k=3, max_seeds=3, budget_left=7,
+                           base_seed=0)
+    assert why is None and [x.confirm_of for x in runs] == [w.number, r.number]
+    # Every other candidate separated already: the leader still runs once more (its search run
+    # is the best of many, lucky by selection), then the race stops.
+    low = _baseline([0.803, 0.817, 0.814, 0.800, 0.811])  # AdamW's best: one more candidate
+    a, s = search("adam", 0.95), search("sgd", 0.5)
+    runs, why = next_round([*low, a, s], "maximize", top_k=3, max_seeds=3, budget_left=7,
+                           base_seed=0)
+    assert why is None and [x.confirm_of for x in runs] == [a.number]
+    runs, why = next_round([*low, a, s, rerun(a, 0.951)], "maximize", top_k=3, max_seeds=3,
+                           budget_left=6, base_seed=0)
+    assert runs == [] and why == STOP_SEPARATED
+
+
 def test_race_stops_once_the_leader_is_separated() -> None:
     a, r = search("adam", 0.95), search("rmsprop", 0.80)
     trials = [a, r, rerun(a, 0.951), rerun(r, 0.801)]

@@ -186,6 +186,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     ranked = [r.get_attribute("data-family") for r in
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]
+    # grouped families are "tied" within a measured noise, "level" on the values seen with none
+    # measured (`not_separated`: they were "tied" beside a summary saying "not separated")
+    word = browser.execute_script("return [tieWord(arguments[0]), tieWord({verdict: "
+                                  "'not_separated'}), tieWord({verdict: 'tied'})]", rec)
+    assert word[1:] == ["level", "tied"]
+    assert browser.find_element("id", "tied-head").text == f"{word[0]} with"
     assert set(ranked) == set(JOB["space"]["optimizers"])
     by_family = {e["optimizer"]: e for e in rec["ranking"]}
     for row in browser.find_elements("css selector", "#ranking tr"):  # barely tuned, said so

@@ -105,19 +105,38 @@ def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[
     return out
 
 
-def still_racing(cands: Sequence[_Candidate], direction: str) -> list[_Candidate]:
+def repeats(trials: Sequence[RaceTrial]) -> list[list[float]]:
+    """The values of each of the job's configurations run more than once, candidates and
+    others (the baseline's runs over its seeds, a configuration drawn again): the seed-to-seed
+    noise the answer pools."""
+    groups: dict[str, list[float]] = {}
+    for t in trials:
+        if t.complete and t.value is not None and t.config_key is not None:
+            groups.setdefault(t.config_key, []).append(float(t.value))
+    return [v for v in groups.values() if len(v) > 1]
+
+
+def still_racing(cands: Sequence[_Candidate], direction: str,
+                 pool: Sequence[Sequence[float]] | None = None) -> list[_Candidate]:
     """The candidates not separated from the leader, by the recommendation's own rule
     (tuner.recommend): a 95% t-interval over each candidate's runs (its search run and its
     confirmation runs), one run ± t975(dof) x the pooled seed-to-seed noise, a loss on its
-    logarithm; the candidates whose interval overlaps the leader's race on. Without a noise
-    estimate, all of them. (Until 2026-11-24 the race used the pooled noise for every
-    candidate, a looser test than the answer's: a job could note "the leader is separated"
-    while its answer called the same families tied, with reserved runs left unspent.)"""
+    logarithm; the candidates whose interval overlaps the leader's race on. The noise is pooled,
+    as the answer pools it, over every repeated configuration: `pool` (`repeats`: the job's,
+    those of configurations that are not candidates included), else the candidates' runs.
+    Without a noise estimate, all of them.
+    (Until 2026-11-24 the race used the pooled noise for every candidate, a looser test than
+    the answer's: a job could note "the leader is separated" while its answer called the same
+    families tied, with reserved runs left unspent. Until 2026-12-07 it pooled the candidates'
+    runs alone, so with none repeated yet every candidate raced: `make demo`'s race ran AdaGrad
+    at 0.28 beside AdamW at 0.97, where the baseline's five runs already put the noise at
+    0.007, and again when its two scattered runs gave a t-interval reaching 0.)"""
     if not cands:
         return []
-    to_scale, _ = scale_fns(metric_scale((v for c in cands for v in c.values), direction))
+    to_scale, _ = scale_fns(metric_scale([v for c in cands for v in c.values]
+                                         + [v for o in pool or () for v in o], direction))
     runs = [[to_scale(v) for v in c.values] for c in cands]
-    sigma, dof = pooled_noise(runs)
+    sigma, dof = pooled_noise(runs if pool is None else [[to_scale(v) for v in o] for o in pool])
     if sigma is None:
         return list(cands)
 
@@ -143,8 +162,10 @@ def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_s
         return [], STOP_NOTHING
     if any(c.pending for c in cands):
         return [], None
-    racing = still_racing(cands, direction)
-    if len(cands) > 1 and len(racing) <= 1:
+    racing = still_racing(cands, direction, repeats(trials))
+    # The leader runs again at least once, separated or not: its search run is the best of
+    # many, lucky by selection, and only a fresh seed shows what it gives.
+    if len(cands) > 1 and len(racing) <= 1 and racing[0].reruns:
         return [], STOP_SEPARATED
     racing = [c for c in racing if len(c.values) - 1 < max_seeds]
     if not racing:

@@ -506,6 +506,10 @@ function atStop(n) {
     : `behind ${at.optimizer}'s best configuration at that epoch (${there})`;
 }
 
+// How an answer's grouped families stand: tied within a measured noise, or, with none measured
+// (`not_separated`), level on the values seen (until 2026-12-07 both "tied").
+const tieWord = (rec) => (rec.verdict === "not_separated" ? "level" : "tied");
+
 // One family's row of the task page's ranking (`rec`: the answer it belongs to).
 function rankingRow(r, rec) {
   const underTuned = (rec.under_tuned || []).includes(r.optimizer);
@@ -574,7 +578,7 @@ async function taskPage() {
   const colors = ranked.map((r) => COLORS[r.optimizer] || "#555");
   const rankingChart = new Chart(bars, {
     type: "bar",
-    data: { labels: ranked.map((r) => (leaders.has(r.optimizer) && leaders.size > 1 ? `${r.optimizer} (tied)` : r.optimizer)),
+    data: { labels: ranked.map((r) => (leaders.has(r.optimizer) && leaders.size > 1 ? `${r.optimizer} (${tieWord(rec)})` : r.optimizer)),
             datasets: [{ label: "interval", data: ranked.map((r) => [r.expected.low, r.expected.high]),
                          backgroundColor: colors.map((c) => `${c}66`), borderColor: colors, borderWidth: 1, barPercentage: 0.5,
                          minBarLength: 3 },
@@ -587,6 +591,7 @@ async function taskPage() {
   });
   mark(bars, rankingChart);
   document.getElementById("ranking").replaceChildren(...ranked.map((r) => rankingRow(r, rec)));
+  document.getElementById("tied-head").textContent = `${tieWord(rec)} with`;
 
   const unranked = rec.not_ranked || [];
   document.getElementById("unranked").hidden = !unranked.length;
