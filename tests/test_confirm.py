@@ -11,6 +11,7 @@ from tuner.confirm import (
     STOP_SEEDS,
     STOP_SEPARATED,
     RaceTrial,
+    candidates,
     confirm_reserve,
     next_round,
 )
@@ -74,6 +75,23 @@ def test_a_candidate_the_jobs_own_repeats_already_separate_does_not_race() -> No
     assert why is None and [x.confirm_of for x in runs] == [a.number]
     runs, why = next_round([*low, a, s, rerun(a, 0.951)], "maximize", top_k=3, max_seeds=3,
                            budget_left=6, base_seed=0)
+    assert runs == [] and why == STOP_SEPARATED
+
+
+def test_a_candidate_run_over_several_seeds_in_the_search_counts_every_run() -> None:
+    """The baseline as AdamW's best configuration: its five runs are its values, as the answer
+    counts them (it raced as one run, and ran again as if it had none over other seeds)."""
+    base = _baseline([0.950, 0.946, 0.952, 0.948, 0.951])
+    a = search("adam", 0.962)
+    cands = candidates([*base, a], "maximize", top_k=2)
+    assert [len(c.values) for c in cands] == [1, 5]
+    # it has its confirm_seeds' worth of runs: only adam runs again
+    runs, why = next_round([*base, a], "maximize", top_k=2, max_seeds=3, budget_left=7,
+                           base_seed=0)
+    assert why is None and [x.confirm_of for x in runs] == [a.number]
+    # the leader separated from the rest, measured over its seeds already: nothing to run
+    runs, why = next_round([*base, search("sgd", 0.5)], "maximize", top_k=2, max_seeds=3,
+                           budget_left=7, base_seed=0)
     assert runs == [] and why == STOP_SEPARATED
 
 

@@ -99,8 +99,15 @@ def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[
     out = []
     for c in chosen:
         reps = [t for t in trials if t.confirm_of == c.number]
-        out.append(_Candidate(c, [float(c.value or 0.0)] + [float(t.value) for t in reps
-                                                            if t.complete and t.value is not None],
+        # Every complete run of its configuration, as the answer counts them: the search may
+        # have run it over several seeds already (the baseline's runs, a configuration drawn
+        # again), which counted as one run until 2026-12-07, so the baseline as AdamW's best
+        # was raced and re-run as if unmeasured beside its five runs.
+        same = [t for t in trials if c.number not in (t.number, t.confirm_of)
+                and t.config_key == c.config_key and t.complete and t.value is not None]
+        out.append(_Candidate(c, [float(c.value or 0.0)]
+                              + [float(t.value) for t in (*same, *reps)
+                                 if t.complete and t.value is not None],
                               reruns=len(reps), pending=sum(not t.finished for t in reps)))
     return out
 
@@ -163,9 +170,10 @@ def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_s
     if any(c.pending for c in cands):
         return [], None
     racing = still_racing(cands, direction, repeats(trials))
-    # The leader runs again at least once, separated or not: its search run is the best of
-    # many, lucky by selection, and only a fresh seed shows what it gives.
-    if len(cands) > 1 and len(racing) <= 1 and racing[0].reruns:
+    # The leader runs again at least once, separated or not, unless it ran over several seeds
+    # already: one search run is the best of many, lucky by selection, and only a fresh seed
+    # shows what it gives.
+    if len(cands) > 1 and len(racing) <= 1 and (len(racing[0].values) > 1 or racing[0].reruns):
         return [], STOP_SEPARATED
     racing = [c for c in racing if len(c.values) - 1 < max_seeds]
     if not racing:
