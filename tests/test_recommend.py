@@ -256,6 +256,30 @@ def test_confirmed_configuration_beats_a_lucky_single_trial() -> None:
     assert adam["best_trial_value"] == 0.966  # still reported as the best seen
 
 
+def test_a_single_run_ahead_by_less_than_the_interval_does_not_displace_a_confirmed_one() -> None:
+    """`tuner run --model mlp --dataset breast_cancer --trials 24 --epochs 6 --baseline-runs 3`:
+    AdaDelta's configuration confirmed over three seeds (0.9737, 0.9649, 0.9649) and another
+    run once at 0.9737 (the top value any run reached, 111 of 114 validation examples), pooled
+    noise 0.0132. Chosen on mean - sigma/sqrt(n), the single run went above by 0.0003; AdaDelta
+    was then shown at 0.9737 over 1 run and listed first in the tie for that value. On the lower
+    end of the pooled-noise interval (t x sigma / sqrt(n)), the confirmed configuration is
+    AdaDelta's."""
+    hist = ([trial("adadelta", v, 2.372, key="C", confirm=i > 0)
+             for i, v in enumerate([0.9737, 0.9649, 0.9649])]
+            + [trial("adadelta", 0.9737, 6.138, key="one")]
+            + confirmed("nadam", [0.9737, 0.9649, 0.9649, 0.9649], lr=0.0207)
+            + confirmed("adamw", [0.9386, 0.9649, 0.9211, 0.9211]))
+    r = rank_families(hist, "maximize")
+    assert r["noise"]["sigma"] == pytest.approx(0.0132, abs=1e-3)
+    adadelta = by_name(r)["adadelta"]
+    assert adadelta["params"] == {"adadelta.lr": 2.372}
+    assert adadelta["expected"]["n"] == 3
+    # A run far enough ahead still goes above: more than t x sigma x (1 - 1/sqrt(3)) (0.013).
+    far = rank_families(hist[:3] + [trial("adadelta", 0.99, 6.138, key="one")] + hist[4:],
+                        "maximize")
+    assert by_name(far)["adadelta"]["params"] == {"adadelta.lr": 6.138}
+
+
 def test_tie_within_noise_broken_by_robustness() -> None:
     # adam is a hair better on average but works at one lr only; rmsprop is good over 2 decades.
     hist = (confirmed("adam", [0.951, 0.955, 0.947], lr=1e-3)
