@@ -491,9 +491,10 @@ def test_identical_runs_are_no_certainty_they_get_the_tasks_noise() -> None:
     r = rank_families(hist, "maximize")
     adam = by_name(r)["adam"]["expected"]
     sigma, dof = r["noise"]["sigma"], r["noise"]["dof"]
-    assert dof == 3 and sigma == pytest.approx((2 * 0.005 ** 2 / 3) ** 0.5)
+    # the pool is sgd's spread alone: adam's identical runs add no degrees of freedom to it
+    assert dof == 2 and sigma == pytest.approx(0.005)
     assert adam["kind"] == "noise" and adam["n"] == 2 and adam["sd"] == pytest.approx(sigma)
-    assert adam["high"] - adam["low"] == pytest.approx(2 * t975(3) * sigma / 2 ** 0.5)
+    assert adam["high"] - adam["low"] == pytest.approx(2 * t975(2) * sigma / 2 ** 0.5)
     assert "the mean of 2 runs that all gave the same value" in adam["source"]
     assert r["verdict"] == "tied" and r["leaders"] == ["adam", "sgd"]
     # A configuration with a spread of its own keeps its own t-interval.
@@ -501,6 +502,24 @@ def test_identical_runs_are_no_certainty_they_get_the_tasks_noise() -> None:
     # Far enough apart, identical runs still part from the others: caution, not blindness.
     far = confirmed("adam", [0.995, 0.995]) + confirmed("sgd", [0.90, 0.905, 0.895])
     assert rank_families(far, "maximize")["verdict"] == "winner"
+
+
+def test_identical_runs_do_not_pull_the_pooled_noise_down() -> None:
+    """Eight families at 1.0 over four seeds each (30 validation examples), momentum at 0.9667
+    over four, one example below, and one configuration with a spread (0.9667, 1.0). The
+    identical runs' 24 degrees of freedom with no spread pulled the pooled noise to 0.0044, and
+    momentum was called separated from the eight: the failure `own_spread` had stopped for a
+    configuration's own interval, back through the pool. Only runs that differ measure it."""
+    fams = ["adam", "nadam", "radam", "adamax", "rmsprop", "adagrad", "adadelta", "sgd"]
+    hist = [t for i, f in enumerate(fams) for t in confirmed(f, [1.0] * 4, lr=1e-3 * (i + 1))]
+    hist += confirmed("momentum", [0.9667] * 4) + confirmed("nesterov", [0.9667, 1.0])
+    r = rank_families(hist, "maximize", metric="val_accuracy")
+    assert r["noise"]["dof"] == 1 and r["noise"]["sigma"] == pytest.approx(0.0236, abs=1e-4)
+    assert r["verdict"] == "tied" and "momentum" in r["leaders"], r["summary"]
+    # With every repeat identical there is still no noise, and the answer says why.
+    same = rank_families(hist[:8] + confirmed("momentum", [0.9667] * 4), "maximize")
+    assert same["noise"]["sigma"] is None and same["noise"]["dof"] == 9
+    assert same["verdict"] == "not_separated"
 
 
 def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch() -> None:

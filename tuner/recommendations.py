@@ -95,8 +95,9 @@ from tuner.store.queries import team_tasks
 # trial stopped before its first epoch by no doing of its own does not make its family tried;
 # 44: a transfer's source task's verdict (`source_task.verdict_there`): families level there
 # with no noise estimate are not called tied within the noise; 45: a family's configuration is
-# chosen on the lower end of its pooled-noise 95% interval, mean - t sigma / sqrt(n).)
-ANSWER_FORMAT = 45
+# chosen on the lower end of its pooled-noise 95% interval, mean - t sigma / sqrt(n); 46: the
+# pooled noise leaves out configurations whose runs all gave the same value.)
+ANSWER_FORMAT = 46
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
