@@ -178,7 +178,7 @@ def _noise(n: dict[str, Any]) -> str:
         return str(n["source"])
     log = " (log units)" if n.get("scale") == "log" else ""
     return (f"pooled sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom (every "
-            f"repeated configuration): {n['source']}")
+            f"repeated configuration whose runs differ): {n['source']}")
 
 
 def print_recommendation(rec: dict[str, Any]) -> None:
