@@ -104,7 +104,7 @@ def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[
         # again), which counted as one run until 2026-12-07, so the baseline as AdamW's best
         # was raced and re-run as if unmeasured beside its five runs.
         same = [t for t in trials if c.number not in (t.number, t.confirm_of)
-                and t.config_key == c.config_key and t.complete and t.value is not None]
+                and t.config_key == c.config_key]
         out.append(_Candidate(c, [float(c.value or 0.0)]
                               + [float(t.value) for t in (*same, *reps)
                                  if t.complete and t.value is not None],
@@ -124,14 +124,14 @@ def repeats(trials: Sequence[RaceTrial]) -> list[list[float]]:
 
 
 def still_racing(cands: Sequence[_Candidate], direction: str,
-                 pool: Sequence[Sequence[float]] | None = None) -> list[_Candidate]:
+                 pool: Sequence[Sequence[float]]) -> list[_Candidate]:
     """The candidates not separated from the leader, by the recommendation's own rule
     (tuner.recommend): a 95% t-interval over each candidate's runs (its search run and its
     confirmation runs), one run ± t975(dof) x the pooled seed-to-seed noise, a loss on its
     logarithm; the candidates whose interval overlaps the leader's race on. The noise is pooled,
     as the answer pools it, over every repeated configuration: `pool` (`repeats`: the job's,
-    those of configurations that are not candidates included), else the candidates' runs.
-    Without a noise estimate, all of them.
+    those of configurations that are not candidates included). Without a noise estimate, all
+    of them.
     (Until 2026-11-24 the race used the pooled noise for every candidate, a looser test than
     the answer's: a job could note "the leader is separated" while its answer called the same
     families tied, with reserved runs left unspent. Until 2026-12-07 it pooled the candidates'
@@ -141,9 +141,9 @@ def still_racing(cands: Sequence[_Candidate], direction: str,
     if not cands:
         return []
     to_scale, _ = scale_fns(metric_scale([v for c in cands for v in c.values]
-                                         + [v for o in pool or () for v in o], direction))
+                                         + [v for o in pool for v in o], direction))
     runs = [[to_scale(v) for v in c.values] for c in cands]
-    sigma, dof = pooled_noise(runs if pool is None else [[to_scale(v) for v in o] for o in pool])
+    sigma, dof = pooled_noise([to_scale(v) for v in o] for o in pool)
     if sigma is None:
         return list(cands)
 
