@@ -45,7 +45,9 @@ class JobsCollector(Collector):
 
 class Measure:
     """Count and time every request by route template (a plain ASGI middleware: Starlette's
-    BaseHTTPMiddleware runs each request through an extra task and stream)."""
+    BaseHTTPMiddleware runs each request through an extra task and stream). A request is
+    counted before its last body message goes out, so a client that has its answer sees it
+    counted on its next scrape; one that ends without an answer is counted when it ends."""
 
     def __init__(self, app: Any, requests: Counter, latency: Histogram) -> None:
         self.app, self.requests, self.latency = app, requests, latency
@@ -56,19 +58,29 @@ class Measure:
             return
         t0 = time.perf_counter()
         status = 500
+        counted = False
+
+        def count() -> None:
+            nonlocal counted
+            counted = True
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.latency.labels(scope["method"], path).observe(time.perf_counter() - t0)
+            self.requests.labels(scope["method"], path, str(status)).inc()
 
         async def send_status(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif (message["type"] == "http.response.body" and not message.get("more_body")
+                  and not counted):
+                count()
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.latency.labels(scope["method"], path).observe(time.perf_counter() - t0)
-            self.requests.labels(scope["method"], path, str(status)).inc()
+            if not counted:
+                count()
 
 
 def install(app: FastAPI) -> None:

@@ -3,6 +3,7 @@ the dispatcher's work, trials by state, the queue and database retries."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -10,13 +11,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from api.app import create_app
 from tests.test_api import FAST, Service, free_port, service  # noqa: F401
 from tuner.client import Client
+from tuner.config import Settings
 from tuner.store.auth import create_api_key, get_or_create_team
 from tuner.store.db import session_factory, with_retries
 
@@ -70,6 +74,47 @@ def test_metrics_summed_over_api_processes(migrated_url: str, tmp_path: Path) ->
         out = proc.communicate(timeout=60)[0]
     # Both processes served (the sum above is not one process's count).
     assert len(set(re.findall(r"Started server process \[(\d+)\]", out))) == 2, out[-2000:]
+
+
+async def _asgi_get(app: Any, path: str, send: Any) -> None:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1),
+             "server": ("test", 80)}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await app(scope, receive, send)
+
+
+def test_request_counted_before_its_answer_is_sent(migrated_url: str) -> None:
+    """A client that has its whole answer finds it counted at once (the count came after the
+    last body message, so a scrape right after a request could miss it)."""
+    app = create_app(migrated_url, Settings(database_url=migrated_url))
+    sample = 'tuner_http_requests_total{method="GET",route="/healthz",status="200"}'
+    seen: list[float] = []
+
+    async def scrape() -> str:
+        parts: list[bytes] = []
+
+        async def keep(message: dict[str, Any]) -> None:
+            parts.append(message.get("body", b""))
+
+        await _asgi_get(app, "/metrics", keep)
+        return b"".join(parts).decode()
+
+    async def client(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            page = await scrape()  # the client holds its answer now
+            seen.append(value(page, sample) if sample in page else 0.0)
+
+    async def main() -> None:
+        for _ in range(3):
+            await _asgi_get(app, "/healthz", client)
+
+    asyncio.run(main())
+    assert seen == [1.0, 2.0, 3.0]
 
 
 def test_trial_dispatcher_and_retry_metrics(service: Service) -> None:  # noqa: F811
