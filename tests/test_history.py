@@ -593,14 +593,16 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
 def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A task searched with the baseline on three data splits: adam, the answer's family, beats
-    it on split 0, is level with it within the noise on split 1, and completed no trial on split
-    2. The answer (split 0) said "following the answer beats AdamW ... on this task" from one
-    validation set; it says so of its split, and on how many of the splits where both ran adam
-    beat it (not each split's own leader: sgd on split 2, which the answer does not advise)."""
+    """A task searched with the baseline on four data splits: adam, the answer's family, beats
+    it on split 0, is level with it within the noise on split 1, completed no trial on split 2
+    and is behind it on split 3. The answer (split 0) said "following the answer beats AdamW
+    ... on this task" from one validation set; it says so of its split, and on how many of the
+    splits where both ran adam beat it (not each split's own leader: sgd on split 2, which the
+    answer does not advise). Split by split, adam is the subject: "ahead of it" on 0, "behind
+    it" on 3 (it said "beaten" on 0 and "ahead of it" on 3, the baseline's words)."""
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
     jobs = {}
-    for seed in (2, 1, 0):
+    for seed in (3, 2, 1, 0):
         jobs[seed], team = queue(migrated_url, "a", task_spec("mlp", "iris", training={
             "epochs": 3, "seed": seed}))
     write(migrated_url, jobs[0], [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.951)], seeds=[0, 1])
@@ -609,6 +611,8 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
     write_baseline(migrated_url, jobs[1], [(1e-3, 0.925, 0), (1e-3, 0.935, 1)])
     write(migrated_url, jobs[2], [("sgd", 1e-2, 0.85), ("sgd", 1e-2, 0.851)], seeds=[0, 1])
     write_baseline(migrated_url, jobs[2], [(1e-3, 0.70, 0)])
+    write(migrated_url, jobs[3], [("adam", 1e-3, 0.80), ("adam", 1e-3, 0.81)], seeds=[0, 1])
+    write_baseline(migrated_url, jobs[3], [(1e-3, 0.95, 0), (1e-3, 0.951, 1)])
     with session_factory(migrated_url)() as s:
         rec = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
                         training_seed=0)
@@ -616,35 +620,35 @@ def test_the_untuned_default_is_held_to_each_splits_leader_on_that_split(
     assert rec["budget"]["training_seed"] == 0 and b["verdict"] == "beaten", b
     assert b["splits"]["optimizer"] == "adam"
     assert [(x["training_seed"], x["verdict"]) for x in b["splits"]["per_split"]] \
-        == [(0, "beaten"), (2, "not_ranked"), (1, "within_noise")]
-    assert (b["splits"]["beaten_on"], b["splits"]["run_on"]) == ([0], [0, 1])
+        == [(0, "beaten"), (3, "ahead"), (2, "not_ranked"), (1, "within_noise")]
+    assert (b["splits"]["beaten_on"], b["splits"]["run_on"]) == ([0], [0, 3, 1])
     assert b["summary"].startswith("following the answer beats AdamW at lr 1e-3 with cosine "
                                    "decay (its defaults, no tuning) on this data split of the "
                                    "task: adam (constant) is ahead by 0.145"), b["summary"]
     assert b["summary"].endswith(
         "; split by split, adam (the answer's family, its best configuration on each split) "
-        "against it there, by each split's own runs and noise: beaten on training.seed 0; "
-        "within the noise on training.seed 1; not ranked (no complete trial) on training.seed "
-        "2"), b["summary"]
+        "against it there, by each split's own runs and noise: ahead of it, outside the noise on "
+        "training.seed 0; within the noise on training.seed 1; behind it, outside the noise on "
+        "training.seed 3; not ranked (no complete trial) on training.seed 2"), b["summary"]
     from cli.render import print_recommendation
 
     print_recommendation(rec)
     shown = " ".join(capsys.readouterr().out.split())
     assert "; following it beats AdamW at lr 1e-3 with cosine, outside the noise on this " \
-           "split; adam beat AdamW at lr 1e-3 with cosine on 1 of the 2 data splits where both " \
+           "split; adam beat AdamW at lr 1e-3 with cosine on 1 of the 3 data splits where both " \
            "ran" in shown, shown
     # One split alone (the others' jobs left out): no `splits`, as before.
     with session_factory(migrated_url)() as s:
         alone = recommend(s, team, task_id=get_job(s, jobs[0]).task_id,  # type: ignore[union-attr]
                           training_seed=0, exclude_job=jobs[1])
-    assert alone["baseline"]["splits"]["run_on"] == [0]  # split 2 is still there
+    assert alone["baseline"]["splits"]["run_on"] == [0, 3]  # splits 2 and 3 are still there
     with session_factory(migrated_url)() as s:
         only = recommend(s, team, task_id=get_job(s, jobs[2]).task_id,  # type: ignore[union-attr]
                          training_seed=1, exclude_job=jobs[0])
     assert only["baseline"]["verdict"] == "within_noise"
     assert only["baseline"]["splits"]["beaten_on"] == [] and \
         only["baseline"]["splits"]["brief"] == ("adam beat AdamW at lr 1e-3 with cosine on 0 of "
-                                                "the 1 data split where both ran")
+                                                "the 2 data splits where both ran")
 
 
 def test_a_new_split_is_told_of_the_tasks_other_splits_not_of_similar_tasks(

@@ -758,8 +758,13 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
             "leader": lead["optimizer"], "summary": said}
 
 
-_BASELINE_WORDS = {BASELINE_BEATEN: "beaten", BASELINE_WITHIN_NOISE: "within the noise",
-                   BASELINE_AHEAD: "ahead of it, outside the noise",
+# The family against the baseline on one split, the family the subject: "rmsprop ... against it
+# there: ahead of it, outside the noise on training.seed 0". (Until 2026-12-07 "beaten" and,
+# where the baseline was ahead, "ahead of it": both read as the family's, the second the
+# opposite of what was measured.)
+_BASELINE_WORDS = {BASELINE_BEATEN: "ahead of it, outside the noise",
+                   BASELINE_WITHIN_NOISE: "within the noise",
+                   BASELINE_AHEAD: "behind it, outside the noise",
                    BASELINE_NO_NOISE: "not separated (no noise estimate)",
                    BASELINE_IS_LEADER: "its best configuration is the baseline itself",
                    BASELINE_NOT_RUN: "the baseline not run",

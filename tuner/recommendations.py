@@ -96,8 +96,10 @@ from tuner.store.queries import team_tasks
 # 44: a transfer's source task's verdict (`source_task.verdict_there`): families level there
 # with no noise estimate are not called tied within the noise; 45: a family's configuration is
 # chosen on the lower end of its pooled-noise 95% interval, mean - t sigma / sqrt(n); 46: the
-# pooled noise leaves out configurations whose runs all gave the same value.)
-ANSWER_FORMAT = 46
+# pooled noise leaves out configurations whose runs all gave the same value; 47: the answer's
+# family against the baseline split by split, in the family's words ("ahead of it" / "behind
+# it", not "beaten" / "ahead of it").)
+ANSWER_FORMAT = 47
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
