@@ -182,6 +182,10 @@ class RecommendationPublic(BaseModel):
         "own interval (their expected value is outside the best leader's 95% interval): not "
         "shown to be as good, more runs would tell"))
     summary: str | None = None
+    in_short: str | None = Field(default=None, description=(
+        "the answer in one line: its verdict in a few words and, for a direct answer, where it "
+        "stands against AdamW at lr 1e-3 with cosine (what `tuner recommend` prints last as "
+        "`in short:`, and the task page's headline)"))
     baseline: dict[str, Any] | None = Field(default=None, description=(
         "direct answers: the leader against AdamW at its defaults (lr 1e-3) with cosine decay, "
         "what most teams train with untuned, by the rule that separates families: `verdict` "

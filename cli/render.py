@@ -79,7 +79,7 @@ def print_leaderboard(summary: dict[str, Any]) -> None:
 def print_run_answer(a: dict[str, Any], metric: str) -> None:
     """`tuner run`'s answer (`tuner.results.answer`, or `answer_across_splits` with
     `--splits`): each family's expected value, the verdict, the baseline and, across splits,
-    each split's verdict and the configuration to start from."""
+    each split's verdict and the configuration to start from; last, the answer in one line."""
     if not (a["ranking"] or a.get("splits")):  # (a first split without a complete trial
         return                                 # still says where the others stand)
     if a["ranking"]:  # the best trial is the luckiest run; the answer is what the runs support
@@ -97,7 +97,7 @@ def print_run_answer(a: dict[str, Any], metric: str) -> None:
         if start:
             out.print(f"start from: {start['optimizer']} with {start['schedule']}, "
                       f"{params_brief(start['params'])}", highlight=False)
-        out.print(in_short({**a, "method": "direct"}), highlight=False)
+    out.print(f"in short: {a['in_short']}", highlight=False)
 
 
 def print_by_split(splits: dict[str, Any]) -> None:
@@ -280,30 +280,13 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     out.print(in_short(rec), highlight=False)
 
 
-# The answer against the untuned default (`baseline.verdict`), in a few words.
-AGAINST_DEFAULT = {
-    "beaten": "following it beats AdamW at lr 1e-3 with cosine, outside the noise",
-    "within_noise": "not shown to beat AdamW at lr 1e-3 with cosine (within the noise)",
-    "ahead": "AdamW at lr 1e-3 with cosine is ahead of its leader, outside the noise",
-    "not_separated": "no noise estimate to hold it against AdamW at lr 1e-3 with cosine",
-    "is_leader": "its leader is AdamW at lr 1e-3 with cosine itself",
-    "not_run": "AdamW at lr 1e-3 with cosine not run at this budget (search.baseline runs it)",
-}
-
-
 def in_short(rec: dict[str, Any]) -> str:
     """The answer in one line, printed last (the paragraphs above it end far from the table):
-    its verdict in a few words (as /ui/tasks says it) and, for a direct answer, where it
-    stands against the untuned default (on this split; and on how many of the task's data
-    splits where the default ran it was beaten)."""
-    from tuner.recommend import brief
+    `tuner.recommend.in_short`, which a service answer carries as `in_short` (the task page's
+    headline)."""
+    from tuner.recommend import in_short as words
 
-    baseline = rec.get("baseline") or {}
-    against = AGAINST_DEFAULT.get(baseline.get("verdict") or "")
-    across = (baseline.get("splits") or {}).get("brief")
-    if against and across:
-        against += f" on this split; {across}"
-    return f"in short: {brief(rec)}" + (f"; {against}" if against else "")
+    return f"in short: {words(rec)}"
 
 
 def _at_stop(r: dict[str, Any]) -> str:

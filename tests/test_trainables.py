@@ -270,6 +270,10 @@ def test_each_example_trainable_through_tuner_run(name: str, tmp_path: Path) -> 
     assert "best trial: adamw" in run.stdout
     # one family completed: the answer says there is nothing to compare it with
     assert "answer: only adamw completed a trial: nothing to compare it with" in run.stdout
+    # ... and ends with it in one line, as `tuner recommend` does
+    assert run.stdout.rstrip().splitlines()[-1] == (
+        "in short: only adamw completed a trial; AdamW at lr 1e-3 with cosine not run at this "
+        "budget (search.baseline runs it)"), run.stdout[-2000:]
 
 
 def test_tuner_run_stops_when_its_trials_fail_the_same_way(tmp_path: Path) -> None:

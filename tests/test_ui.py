@@ -262,7 +262,16 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                     ".scales.x.ticks.map((t) => t.label)")
     leading = {next(c for c in str(s) if c in "123456789") for s in labels if s}
     assert leading and leading <= {"1", "2", "5"}, labels
-    assert browser.find_element("id", "verdict").text == rec["summary"]
+    # The summary one clause a line (it was one bold paragraph of ten clauses), under the
+    # answer in one line, as `tuner recommend` ends
+    from tuner.recommend import in_short
+
+    lines = [li.text for li in browser.find_elements("css selector", "#verdict li")]
+    assert "; ".join(lines) == rec["summary"] and len(lines) > 1, lines
+    assert rec["in_short"] == in_short(rec) and rec["in_short"].startswith(in_words(rec))
+    assert browser.find_element("id", "in-short").text == f"In short: {rec['in_short']}"
+    assert browser.execute_script("return clauses(arguments[0])", "a (b; c) d; e [f; g]; h") \
+        == ["a (b; c) d", "e [f; g]", "h"]
     # ... and against the untuned default, which the second job ran (search.baseline)
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]
     assert browser.find_element("id", "baseline").text == \

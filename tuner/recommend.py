@@ -1223,6 +1223,31 @@ def against_default(rec: dict[str, Any]) -> str:
     return words
 
 
+# The answer against the untuned default (`baseline.verdict`), in a few words of a line.
+AGAINST_DEFAULT = {
+    BASELINE_BEATEN: "following it beats AdamW at lr 1e-3 with cosine, outside the noise",
+    BASELINE_WITHIN_NOISE: "not shown to beat AdamW at lr 1e-3 with cosine (within the noise)",
+    BASELINE_AHEAD: "AdamW at lr 1e-3 with cosine is ahead of its leader, outside the noise",
+    BASELINE_NO_NOISE: "no noise estimate to hold it against AdamW at lr 1e-3 with cosine",
+    BASELINE_IS_LEADER: "its leader is AdamW at lr 1e-3 with cosine itself",
+    BASELINE_NOT_RUN: "AdamW at lr 1e-3 with cosine not run at this budget (search.baseline "
+                      "runs it)",
+}
+
+
+def in_short(rec: dict[str, Any]) -> str:
+    """The answer in one line (a service answer's `in_short`; `tuner recommend`'s last line,
+    the task page's headline): its verdict in a few words (`brief`, as /ui/tasks says it) and,
+    for a direct answer, where it stands against the untuned default (on this split; and on
+    how many of the task's data splits where the default ran it was beaten)."""
+    baseline = rec.get("baseline") or {}
+    against = AGAINST_DEFAULT.get(baseline.get("verdict") or "")
+    across = (baseline.get("splits") or {}).get("brief")
+    if against and across:
+        against += f" on this split; {across}"
+    return brief(rec) + (f"; {against}" if against else "")
+
+
 def _verdict_words(rec: dict[str, Any]) -> str:
     ranking = rec.get("ranking") or []
     if rec.get("method") == "prior":  # its order is the catalogue's: nothing is predicted

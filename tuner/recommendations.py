@@ -33,6 +33,7 @@ from tuner.errors import SpecError, TaskNotFound, count
 from tuner.recommend import (
     HistoryTrial,
     TaskProfile,
+    in_short,
     one_split_note,
     out_of_memory_note,
     prior_ranking,
@@ -98,7 +99,7 @@ from tuner.store.queries import team_tasks
 # chosen on the lower end of its pooled-noise 95% interval, mean - t sigma / sqrt(n); 46: the
 # pooled noise leaves out configurations whose runs all gave the same value; 47: the answer's
 # family against the baseline split by split, in the family's words ("ahead of it" / "behind
-# it", not "beaten" / "ahead of it").)
+# it", not "beaten" / "ahead of it"), and `in_short`, the answer in one line.)
 ANSWER_FORMAT = 47
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
@@ -144,7 +145,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
                         training_format)
     args = (team_id, tasks, model, dataset, metric, asked)
     if exclude_job is not None or not cache:
-        return _json_ready(_compute(s, *args, exclude_job=exclude_job))
+        return _json_ready(_with_in_short(_compute(s, *args, exclude_job=exclude_job)))
     key = _cache_key(team_id, task_id, model, dataset, metric, asked)
     direct_version = ",".join(f"{t.id}:{t.history_version}" for t in tasks)
     row = h.cached_answer(s, key)
@@ -156,7 +157,7 @@ def recommend(s: Session, team_id: int, *, task_id: int | None = None, model: st
                    f"{corpus.digest if corpus else '-'}"
     if row is not None and row.version == wide_version:
         return dict(row.body)
-    answer = _json_ready(_compute(s, *args, exclude_job=None))
+    answer = _json_ready(_with_in_short(_compute(s, *args, exclude_job=None)))
     h.store_answer(s, key, team_id,
                    direct_version if answer["method"] == "direct" else wide_version, answer,
                    keep_prefix=_cache_key_prefix())
@@ -207,6 +208,10 @@ def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = 
     asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed)
     return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, asked),
                                 team_id, task_id)
+
+
+def _with_in_short(answer: dict[str, Any]) -> dict[str, Any]:
+    return {**answer, "in_short": in_short(answer)}
 
 
 def _json_ready(answer: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from tuner.attrs import (
 from tuner.recommend import (
     HistoryTrial,
     better,
+    in_short,
     one_split_note,
     rank_families,
     read_across_splits,
@@ -178,10 +179,11 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     not show: `one_split_note`); `tuner run --splits` reads its splits together
     (`answer_across_splits`)."""
     trials, ranked = _judged(records, direction, metric, job_id)
-    return _answer(ranked, direction, budget, versus_baseline(trials, ranked, metric),
-                   ranked["summary"] + (one_split_note(
-                       ranked, int((budget or {}).get("training_seed") or 0),
-                       "`tuner run --splits 3` runs the search on 3") if alone else ""))
+    return _with_in_short(_answer(
+        ranked, direction, budget, versus_baseline(trials, ranked, metric),
+        ranked["summary"] + (one_split_note(
+            ranked, int((budget or {}).get("training_seed") or 0),
+            "`tuner run --splits 3` runs the search on 3") if alone else "")))
 
 
 def answer_across_splits(searches: Sequence[tuple[int, list[TrialRecord]]], direction: str,
@@ -203,9 +205,15 @@ def answer_across_splits(searches: Sequence[tuple[int, list[TrialRecord]]], dire
     out = _answer(ranked, direction, budget, baseline, ranked["summary"] + (
         f"; {splits['summary']}" if splits else ""))
     start = follow[0] if follow else None
-    return out | {"splits": splits, "start_from": {
+    return _with_in_short(out | {"splits": splits, "start_from": {
         "optimizer": start["optimizer"], "schedule": start["schedule"] or "constant",
-        "params": start["params"]} if start else None}
+        "params": start["params"]} if start else None})
+
+
+def _with_in_short(answer: dict[str, Any]) -> dict[str, Any]:
+    """`in_short`: the answer in one line, as a service answer carries it (a local run's answer
+    is a direct one)."""
+    return answer | {"in_short": in_short({**answer, "method": "direct"})}
 
 
 def _answer(ranked: dict[str, Any], direction: str, budget: dict[str, Any] | None,

@@ -545,6 +545,24 @@ function splitsBlock(splits) {
   return box;
 }
 
+function clauses(text) {
+  // The answer's summary, one clause a line: it is one sentence of clauses joined by "; " (a
+  // wall of bold text on the page), and a "; " inside brackets is not a clause's end.
+  const out = [];
+  let depth = 0, start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "(" || c === "[") depth++;
+    else if ((c === ")" || c === "]") && depth > 0) depth--;
+    else if (c === ";" && text[i + 1] === " " && depth === 0) {
+      out.push(text.slice(start, i));
+      start = i + 2;
+    }
+  }
+  out.push(text.slice(start));
+  return out.filter((c) => c);
+}
+
 function startFromText(rec) {
   // The configuration to train with (`start_from`, what tuner.recipe trains with, as `tuner
   // recommend` says `start from:`): the page showed the families' intervals, never one.
@@ -564,7 +582,10 @@ async function taskPage() {
   document.getElementById("task-head").replaceChildren(
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
     el("p", { id: "task-identity", class: "identity" }, taskIdentity(task)),
-    el("p", { id: "verdict", class: `verdict ${rec.verdict || "none"}` }, rec.summary || rec.note || ""),
+    el("p", { id: "in-short", class: `headline ${answerClass(rec)}`, hidden: !rec.in_short },
+       rec.in_short ? `In short: ${rec.in_short}` : ""),
+    el("ul", { id: "verdict", class: `verdict ${rec.verdict || "none"}` },
+       ...clauses(rec.summary || rec.note || "").map((c) => el("li", {}, c))),
     el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
     splitsBlock(rec.splits),
