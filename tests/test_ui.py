@@ -175,6 +175,25 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         ".filter((d) => d.family).map((d) => [d.label, d.borderDash])")
     assert [d for _, d in dashes if _.startswith("#0 ")] == [[1, 3]], dashes
     assert all(d != [1, 3] for _, d in dashes if not _.startswith("#0 ")), dashes
+    # ... says the answer at its budget and data split in one line, and links the task page
+    # there (it linked the task's default budget and split, which may be another job's)
+    from cli.remote import _asked
+
+    asked = _asked(client.job(second["id"]))
+    at_job = client.recommend(**asked)
+    assert browser.find_element("id", "job-answer").text == (
+        "The answer at this job's budget and data split (every job of the task there): "
+        + at_job["in_short"])
+    link = browser.find_element("id", "task-link").get_attribute("href")
+    assert link.split("?", 1)[1] == "&".join(f"{k}={v}" for k, v in asked.items()
+                                             if k != "task"), link
+    # and the task page answers the budget its query asks (at 99 epochs, a prediction from
+    # other budgets and tasks; it answered the default budget whatever the query)
+    _open(browser, f"{service.url}/ui/tasks/{task_id}?epochs=99")
+    elsewhere = client.recommend(task=task_id, epochs=99)
+    assert elsewhere["summary"] != client.recommend(task=task_id)["summary"]
+    assert "; ".join(li.text for li in browser.find_elements(
+        "css selector", "#verdict li")) == elsewhere["summary"]
     _open(browser, f"{service.url}/ui/tasks/{task_id}")
     rec = client.recommend(task=task_id)
     lrs = client.learning_rates(task_id)

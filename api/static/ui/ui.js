@@ -309,10 +309,27 @@ function throttled(fn) {
   return run;
 }
 
+// The question a job answers: its task at its training budget, on its data split (as `tuner
+// submit --wait` asks it, cli.remote._asked), as the query of /v1/recommendations and of the
+// task page. (The job page linked the task page at the task's default budget and split, which
+// can be another job's: the other split of a `--splits 2` submission.)
+const ASKED = ["epochs", "batch_size", "precision", "early_stopping_patience", "training_seed"];
+function jobAsked(j) {
+  const t = j.spec.training;
+  return new URLSearchParams({ epochs: t.epochs, batch_size: t.batch_size, precision: t.precision,
+                               early_stopping_patience: t.early_stopping_patience || 0, training_seed: t.seed });
+}
+
 async function jobPage() {
   const id = location.pathname.split("/").pop();
   let job = await getJson(`/v1/jobs/${id}`);
   const head = document.getElementById("job-head");
+  let answer = null;  // the answer at the job's budget and split, read when the job has ended
+  const readAnswer = async () => {
+    try {
+      answer = await getJson(`/v1/recommendations?task=${job.task.id}&${jobAsked(job)}`);
+    } catch (e) { answer = null; }  // the page is the job's: without its answer it still shows
+  };
   const render = (j) => {
     head.replaceChildren(
       el("h1", {}, `${j.task.model} / ${j.task.dataset}`),
@@ -320,11 +337,14 @@ async function jobPage() {
          ` · ${j.progress.done}/${j.progress.n_trials} trials · best ${j.task.metric} ${fmt(j.progress.best_value)} · `,
          ...(Object.keys(j.failed_reasons || {}).length ? [el("span", { id: "failed-reasons" },
            failedText(j)), " · "] : []),
-         el("a", { href: `/ui/tasks/${j.task.id}` }, "which optimizer for this task?"), " · ",
+         el("a", { href: `/ui/tasks/${j.task.id}?${jobAsked(j)}`, id: "task-link" }, "which optimizer for this task?"), " · ",
          el("a", { href: `/v1/jobs/${j.id}/trials?format=csv`, id: "csv-link" }, "trials as CSV")),
+      el("p", { id: "job-answer", class: `headline ${answer ? answerClass(answer) : "none"}`, hidden: !answer?.in_short },
+         answer?.in_short ? `The answer at this job's budget and data split (every job of the task there): ${answer.in_short}` : ""),
       ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
   };
+  if (FINAL.includes(job.status)) await readAnswer();
   render(job);
   // The figures, the trials and the failures, read again as trials finish while the job runs.
   const show = async () => {
@@ -358,6 +378,7 @@ async function jobPage() {
       const { done, failed } = job.progress;
       job = event === "end" ? d : { ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes };
       render(job);
+      if (event === "end") readAnswer().then(() => render(job));
       if (event === "end" || job.progress.done !== done || job.progress.failed !== failed) again();
     }).catch(() => {});
   }
@@ -576,8 +597,10 @@ function startFromText(rec) {
 
 async function taskPage() {
   const id = location.pathname.split("/").pop();
-  const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}`),
-                                        getJson(`/v1/tasks/${id}/learning-rates`)]);
+  // A budget and split asked in the page's query (a job page's link): the answer there.
+  const asked = new URLSearchParams([...new URLSearchParams(location.search)].filter(([k]) => ASKED.includes(k)));
+  const [rec, lrs] = await Promise.all([getJson(`/v1/recommendations?task=${id}${asked.size ? `&${asked}` : ""}`),
+                                        getJson(`/v1/tasks/${id}/learning-rates${asked.size ? `?${asked}` : ""}`)]);
   const task = (rec.tasks || [])[0] || {};
   document.getElementById("task-head").replaceChildren(
     el("h1", {}, `Which optimizer for ${task.model ? task.model.name : "?"} / ${task.dataset ? task.dataset.name : "?"}?`),
