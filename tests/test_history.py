@@ -523,6 +523,9 @@ def test_the_training_seed_which_draws_the_split_is_part_of_the_budget(
     # What the trials left out differ in, said: "at other budgets" read as other epochs.
     assert "; 2 trials that differ in data split (training.seed) are not pooled with them" \
         in split0["explanation"]
+    # ... and which split it is, the default one too (seed 0 went unnamed beside that)
+    assert "at 3 epochs, batch size 64, training.seed 0 (its own data split); 2 trials" \
+        in split0["explanation"], split0["explanation"]
     # The CLI lists the other budget with its seed, the default one included.
     from cli.render import _budget_parts
     assert _budget_parts(split0["other_budgets"][0], "/", split0["budget"]) == "/training.seed 1"

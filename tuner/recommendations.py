@@ -99,7 +99,8 @@ from tuner.store.queries import team_tasks
 # chosen on the lower end of its pooled-noise 95% interval, mean - t sigma / sqrt(n); 46: the
 # pooled noise leaves out configurations whose runs all gave the same value; 47: the answer's
 # family against the baseline split by split, in the family's words ("ahead of it" / "behind
-# it", not "beaten" / "ahead of it"), and `in_short`, the answer in one line.)
+# it", not "beaten" / "ahead of it"), `in_short`, the answer in one line, and the explanation
+# names the data split beside others.)
 ANSWER_FORMAT = 47
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
@@ -318,6 +319,9 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
             (b.training_seed, sum(c["n_trials"] for c in ev.values()), rank(b, found, ev))
             for b, found, ev in on_split if found]
         jobs = h.n_jobs_with_complete(s, ids, budget)
+        # The split is named where the history holds others (its seed 0 went unnamed beside
+        # "trials that differ in data split").
+        split_apart = any(b.training_seed != budget.training_seed for b, _, _ in known)
         other = (f"; {sum(b['n_complete_trials'] for b in base['other_budgets'])} trials that "
                  f"differ in {_differing(base['budget'], base['other_budgets'])} are not pooled "
                  f"with them" if base["other_budgets"] else "")
@@ -340,7 +344,8 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
                 "start_from": _start_from(follow),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "
-                               f"{budget.label() if budget else '?'}{other}"}
+                               f"{budget.label(name_split=split_apart) if budget else '?'}"
+                               f"{other}"}
     # This task's own trials that never completed (all pruned, say) still say something.
     tried = [{"optimizer": f, "rank": None, "status": "no complete trial on this task",
               "evidence": ev} for f, ev in sorted(h.unfinished_families(

@@ -67,14 +67,15 @@ class Budget:
                    str(precision or PRECISION_DEFAULT), int(training_seed or 0),
                    TRAINING_FORMAT if training_format is None else int(training_format))
 
-    def label(self) -> str:
-        """In words, as an answer's explanation says it."""
+    def label(self, name_split: bool = False) -> str:
+        """In words, as an answer's explanation says it; the data split when it is not the
+        default one, or always with `name_split` (the task has others beside it)."""
         return (f"{self.epochs} epochs, batch size {self.batch_size}"
                 + (f", early stopping after {self.early_stopping_patience} epochs without "
                    f"improvement" if self.early_stopping_patience is not None else "")
                 + (f", {self.precision}" if self.precision != PRECISION_DEFAULT else "")
                 + (f", training.seed {self.training_seed} (its own data split)"
-                   if self.training_seed else "")
+                   if self.training_seed or name_split else "")
                 + (f", trained by another release's training code (format "
                    f"{self.training_format}; this release's is {TRAINING_FORMAT})"
                    if self.training_format != TRAINING_FORMAT else ""))
