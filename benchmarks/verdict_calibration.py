@@ -40,6 +40,13 @@ Rules (each on the best configuration's runs in A; `n` runs, mean m, sd s):
   welch         a two-sided Welch t-test of the two families' runs at 5%
   pooled_diff   the difference of the means against the pooled sd: |m1 - m2| >
                 t975(pooled dof) x sigma x sqrt(1/n1 + 1/n2)
+  moderated     t_intervals with each configuration's own variance shrunk toward the pooled
+                one as limma's moderated t does (Smyth 2004): (d0 sigma^2 + (n - 1) s^2) /
+                (d0 + n - 1) on n - 1 + d0 degrees of freedom, d0 = 4 (at most the pool's);
+                at 2 to 4 runs a t-interval's quantile is 12.7 to 3.2, and the shrinkage
+                brings it to 2.6 to 2.4
+  moderated_top the same, d0 = 8, with the noise pooled over the families' best
+                configurations only (set A), not every repeated configuration of the task
 """
 
 from __future__ import annotations
@@ -57,7 +64,15 @@ from typing import Any
 from benchmarks._common import save
 from benchmarks.recommendation_quality import corpus_and_tasks, run_config, signed
 from tuner.corpus import CorpusTask
-from tuner.recommend import interval_half, leader_bar, metric_scale, pooled_noise, scale_fns, t975
+from tuner.recommend import (
+    interval_half,
+    leader_bar,
+    metric_scale,
+    own_spread,
+    pooled_noise,
+    scale_fns,
+    t975,
+)
 from tuner.space import TrialConfig
 
 OUT = Path(__file__).parent / "results" / "verdict_calibration.json"
@@ -115,6 +130,27 @@ def pooled_diff(a: list[float], b: list[float], sigma: float | None, dof: int) -
     return gap > t975(dof) * sigma * math.sqrt(1 / len(a) + 1 / len(b))
 
 
+def _moderated_half(v: list[float], sigma: float, dof: int, d0: float) -> float:
+    """A moderated t-interval (Smyth's empirical Bayes variance, as limma's): the runs' own
+    variance shrunk toward the pooled one as if the pool were `d0` more degrees of freedom,
+    with n - 1 + d0 degrees of freedom; identical runs and one run as the service's rule."""
+    if not own_spread(v):
+        return interval_half(v, sigma, dof)
+    d = len(v) - 1
+    var = (d0 * sigma ** 2 + d * statistics.variance(v)) / (d0 + d)
+    return t975(round(d + d0)) * math.sqrt(var / len(v))
+
+
+def _moderated(d0: float) -> Rule:
+    def rule(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
+        if sigma is None:
+            return False
+        gap = abs(statistics.fmean(a) - statistics.fmean(b))
+        return gap > _moderated_half(a, sigma, dof, min(d0, dof)) + \
+            _moderated_half(b, sigma, dof, min(d0, dof))
+    return rule
+
+
 def t_linear(a: list[float], b: list[float], sigma: float | None, dof: int) -> bool:
     """t_own_sd in the metric's units for a loss too (the service's rule until 2026-11-24)."""
     return t_own_sd(a, b, sigma, dof)
@@ -122,10 +158,14 @@ def t_linear(a: list[float], b: list[float], sigma: float | None, dof: int) -> b
 
 RULES: dict[str, Rule] = {"t_intervals": t_intervals, "t_own_sd": t_own_sd,
                           "t_linear": t_linear, "pooled": pooled, "welch": welch,
-                          "pooled_diff": pooled_diff}
+                          "pooled_diff": pooled_diff, "moderated": _moderated(4),
+                          "moderated_top": _moderated(8)}
 # Judged on log values where the metric is a loss (minimised, every value positive), as the
 # service ranks a loss (tuner.recommend.metric_scale).
-LOG_RULES = ("t_intervals", "t_own_sd")
+LOG_RULES = ("t_intervals", "t_own_sd", "moderated", "moderated_top")
+# Their noise pooled over each family's best configuration only (set A), not every repeated
+# configuration of the task (which the noisy, badly tuned ones dominate).
+TOP_RULES = ("moderated_top",)
 
 
 def best_config_runs(task: CorpusTask) -> tuple[Runs, dict[str, TrialConfig]]:
@@ -154,7 +194,9 @@ def judge(rule: Rule, a: Runs, sigma: float | None, dof: int, fresh: Runs,
         to_scale, _ = scale_fns(metric_scale((v for vs in a.values() for v in vs), direction))
         a = {f: [to_scale(v) for v in vs] for f, vs in a.items()}
         repeats = [[to_scale(v) for v in vs] for vs in repeats]
-    if rule in (t_intervals, t_own_sd):  # the service pools the noise on its ranking's scale
+    if rule in (RULES[n] for n in TOP_RULES):  # pooled over the families' best only
+        sigma, dof = pooled_noise(a.values())
+    elif rule in (RULES[n] for n in LOG_RULES):  # the service pools the noise on its scale
         sigma, dof = pooled_noise(repeats)
     fams = [f for f in a if fresh.get(f)]
     order = sorted(fams, key=lambda f: -sign * statistics.fmean(a[f]))
