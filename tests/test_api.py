@@ -1001,11 +1001,13 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
     assert "(tie)" not in shown
     # ... and so says `tuner run`'s line of expected values (it showed [0.95, 0.95] ×1)
     from cli.render import print_leaderboard
+    from tuner.recommend import in_short
 
     print_leaderboard({"metric": "val_accuracy", "direction": "maximize", "by_optimizer": [],
                        "counts": {"complete": 2, "pruned": 0, "diverged": 0, "failed": 0},
                        "best": None, "answer": {**single, "ranking": [
-                           {**e, "runs": 1} for e in single["ranking"]]}})
+                           {**e, "runs": 1} for e in single["ranking"]],
+                           "in_short": in_short({**single, "method": "direct"})}})
     shown = " ".join(capsys.readouterr().out.split())
     assert "adam 0.95 (range 0.95-0.95, no repeats) · sgd 0.9 (range 0.9-0.9, no repeats)" \
         in shown, shown
