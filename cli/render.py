@@ -177,8 +177,7 @@ def _noise(n: dict[str, Any]) -> str:
     if n.get("sigma") is None:
         return str(n["source"])
     log = " (log units)" if n.get("scale") == "log" else ""
-    return (f"pooled sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom (every "
-            f"repeated configuration whose runs differ): {n['source']}")
+    return f"pooled sd {fmt(n['sigma'])}{log} over {n['dof']} degrees of freedom: {n['source']}"
 
 
 def print_recommendation(rec: dict[str, Any]) -> None:

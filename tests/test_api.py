@@ -979,8 +979,10 @@ def test_the_cli_marks_a_tie_below_the_leaders_as_its_own(
     assert "0.951 [0.946, 0.956] ×3" in rows["adamw"]
     # each family ran one learning rate: no range of good learning rates was measured (not 0.00)
     assert all("one lr" in row and "0.00 " not in row for row in rows.values()), rows
-    assert "noise: pooled sd 0.002 over 8 degrees of freedom (every repeated configuration " \
-        "whose runs differ): seed-to-seed spread" in shown
+    # ... over which configurations, by family
+    assert "noise: pooled sd 0.002 over 8 degrees of freedom: seed-to-seed spread of 4 " \
+        "repeated configurations whose runs differ: adam, adamw, sgd and momentum" \
+        in " ".join(shown.split()), shown
     single = rank_families(confirmed("adam", [0.95]) + confirmed("sgd", [0.90]), "maximize")
     print_recommendation({"method": "direct", "source": "team history", "metric": "val_accuracy",
                           **single})

@@ -522,6 +522,27 @@ def test_identical_runs_do_not_pull_the_pooled_noise_down() -> None:
     assert same["verdict"] == "not_separated"
 
 
+def test_the_noise_says_which_configurations_it_was_measured_on() -> None:
+    """mlp/wine at 8 epochs: the leaders' three seeds all at 1.0 (no spread), so the pooled
+    noise is the untuned baseline's alone (AdamW at 1e-3 with cosine, 0.86 to 0.89), and the
+    leaders' intervals borrow an untuned configuration's spread. The answer said "seed-to-seed
+    spread of repeated configurations"; it names them, the baseline as such."""
+    from tuner.space import baseline_values
+
+    base = {**baseline_values(), "adamw.lr": 1e-3}
+    hist = [HistoryTrial(job_id="j", number=next(_n), optimizer="adamw", schedule="cosine",
+                         params=base, value=v, config_key="baseline", seed=s)
+            for s, v in enumerate([0.8889, 0.8889, 0.8611])]
+    hist += [trial("rmsprop", 1.0, seed=s) for s in range(3)]
+    r = rank_families(hist, "maximize", metric="val_accuracy")
+    assert r["noise"]["dof"] == 2 and r["noise"]["source"] == (
+        "seed-to-seed spread of 1 repeated configuration whose runs differ: the untuned baseline")
+    more = rank_families(hist + confirmed("nadam", [0.97, 0.98])
+                         + confirmed("nadam", [0.95, 0.96], lr=1e-2), "maximize")
+    assert more["noise"]["source"] == ("seed-to-seed spread of 3 repeated configurations whose "
+                                       "runs differ: the untuned baseline and nadam")
+
+
 def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch() -> None:
     """A pruner stops a trial against the trials beside it, not against the leader: nadam was
     stopped at epoch 2 at 0.70 while adam's best configuration stood at 0.66-0.69 there (it

@@ -220,6 +220,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             by_family[t.optimizer].append(c)
         c.trials.append(t)
     sigma, dof = pooled_noise(c.values for c in configs.values())
+    measured_on = [c for c in configs.values() if own_spread(c.values)]
 
     def score(c: _Config) -> float:
         # Lower confidence bound: a configuration seen once is not trusted like one confirmed
@@ -273,7 +274,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     under_tuned = _under_tuned(ranking, leaders)
     wide = _tied_by_width(ranking, leaders, bar, direction) if verdict == VERDICT_TIED else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
-                      "source": _noise_source(sigma, scale, dof)},
+                      "source": _noise_source(sigma, scale, dof, measured_on)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
                                      "absolute_min": None if scale == SCALE_LOG
                                      else ROBUSTNESS_ABS_TOL},
@@ -385,7 +386,24 @@ def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
             x["high"] = min(x["high"], hi)
 
 
-def _noise_source(sigma: float | None, scale: str, dof: int = 0) -> str:
+def _pooled_over(configs: Sequence[_Config]) -> str:
+    """Which configurations the pooled noise was measured on, in words: "3 repeated
+    configurations whose runs differ (adamw, nadam and rmsprop)"; the baseline named as such,
+    since where it is the only one the intervals of tuned families borrow an untuned
+    configuration's spread."""
+    families = []
+    for c in configs:
+        t = c.trials[0]
+        name = ("the untuned baseline" if is_baseline(t.optimizer, t.schedule, t.params)
+                else t.optimizer)
+        if name not in families:
+            families.append(name)
+    return (f"{count(len(configs), 'repeated configuration')} whose runs differ: "
+            f"{_some(families)}")
+
+
+def _noise_source(sigma: float | None, scale: str, dof: int = 0,
+                  measured_on: Sequence[_Config] = ()) -> str:
     if sigma is None and dof:
         return (f"none measured: every configuration run with several seeds gave the same value "
                 f"on each ({dof} repeats), which shows the metric's resolution (a few validation "
@@ -395,10 +413,11 @@ def _noise_source(sigma: float | None, scale: str, dof: int = 0) -> str:
         return ("none: no configuration was run with several seeds, so no family can be called "
                 "better than another (confirmation runs are on by default: "
                 "search.confirm_top_k)")
+    over = _pooled_over(measured_on) if measured_on else "repeated configurations"
     if scale == SCALE_LOG:
-        return (f"seed-to-seed spread of repeated configurations, on the log scale of the loss "
-                f"(sigma is in log units: runs vary by about {as_factor(sigma)})")
-    return "seed-to-seed spread of repeated configurations"
+        return (f"seed-to-seed spread of {over}, on the log scale of the loss (sigma is in log "
+                f"units: runs vary by about {as_factor(sigma)})")
+    return f"seed-to-seed spread of {over}"
 
 
 def _sd(e: dict[str, Any]) -> float | None:
