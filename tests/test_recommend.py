@@ -447,13 +447,17 @@ def test_families_level_on_their_values_without_noise_are_said_level_widest_rang
         "first: its trials this good span the widest range of learning rates, 1.00 decades) "
         "and not separated: there is no noise estimate (no configuration was run with several "
         "seeds)")
-    # The same range: the cheaper state first; every leader level: said once.
-    r = rank_families(hist[:3] + [trial("adamw", 1.0, 0.01, bytes_=8.0),
-                                  trial("adamw", 1.0, 0.03, bytes_=8.0)], "maximize")
+    # The same range: the cheaper state first, to 3 significant digits (a real model's state
+    # has a few scalars beside its buffers: it said "4.00734 bytes"); every leader level: said
+    # once.
+    r = rank_families([trial("adadelta", 1.0, 2.4, bytes_=8.00734)]
+                      + [trial("momentum", 1.0, lr, bytes_=4.00734) for lr in (0.01, 0.03)]
+                      + [trial("adamw", 1.0, lr, bytes_=8.00734) for lr in (0.01, 0.03)],
+                      "maximize")
     assert [e["optimizer"] for e in r["ranking"]] == ["momentum", "adamw", "adadelta"]
     assert r["summary"].startswith(
         "momentum, adamw and adadelta are level on the values seen (1 each; momentum is listed "
-        "first: the same range of learning rates and the least optimizer state (4 bytes per "
+        "first: the same range of learning rates and the least optimizer state (4.01 bytes per "
         "parameter)) and not separated")
     # One value ahead: it leads on the values seen, as before.
     r = rank_families([trial("adam", 0.95), trial("sgd", 0.94)], "maximize")

@@ -890,7 +890,7 @@ def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:
                 f"({x['n']} runs of its best configuration against {y['n']})")
     if lead["cost"]["state_bytes_per_param"] != nxt["cost"]["state_bytes_per_param"]:
         return (f"the same expected value and interval, and the least optimizer state "
-                f"({lead['cost']['state_bytes_per_param']:g} bytes per parameter)")
+                f"({lead['cost']['state_bytes_per_param']:.3g} bytes per parameter)")
     return "the same expected value, interval and optimizer state: listed by name"
 
 
@@ -997,7 +997,7 @@ def _why_level(level: list[dict[str, Any]]) -> str:
                 f"decades")
     if lead["cost"]["state_bytes_per_param"] != nxt["cost"]["state_bytes_per_param"]:
         return (f"the same range of learning rates and the least optimizer state "
-                f"({lead['cost']['state_bytes_per_param']:g} bytes per parameter)")
+                f"({lead['cost']['state_bytes_per_param']:.3g} bytes per parameter)")
     return "the same range of learning rates and optimizer state: listed by name"
 
 
