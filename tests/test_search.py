@@ -804,5 +804,9 @@ def test_search_baseline_runs_over_seeds_of_its_own() -> None:
                                         r"fit in the search's 3 trials"):
         check_budget(_spec(budget={"n_trials": 4}, search={"baseline": True,
                                                             "baseline_runs": 5}))
+    # baseline_runs alone asks for the baseline (as --baseline-runs does); beside an explicit
+    # `baseline: false` it is refused
+    assert _spec(search={"baseline_runs": 3}).search.baseline is True
+    assert _spec(search={"baseline_runs": 1}).search.baseline is False
     with pytest.raises(ValueError, match=r"baseline_runs\n.*needs search.baseline: true"):
-        _spec(search={"baseline_runs": 3})
+        _spec(search={"baseline": False, "baseline_runs": 3})

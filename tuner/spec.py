@@ -559,10 +559,11 @@ class SearchSpec(_Strict):
         "untuned; needs adamw in space.optimizers and cosine in space.schedules, at ranges "
         "that hold their defaults"))
     baseline_runs: int = Field(default=1, ge=1, le=MAX_BASELINE_RUNS, description=(
-        "with baseline: that many runs of it, each with its own seed (out of the search's "
-        "trials). One run is judged with the task's pooled noise; on a small validation set "
-        "whose repeats all give the same value there is none, and only runs of the baseline "
-        "itself measure a spread (5 or more: an interval over 2 runs is 12.7 sd wide)"))
+        "that many runs of the baseline, each with its own seed (out of the search's trials); "
+        "above 1 it implies baseline: true. One run is judged with the task's pooled noise; on "
+        "a small validation set whose repeats all give the same value there is none, and only "
+        "runs of the baseline itself measure a spread (5 or more: an interval over 2 runs is "
+        "12.7 sd wide)"))
     # The confirmation race (tuner.confirm): on by default, so every job measures its noise.
     confirm_top_k: int = Field(default=3, ge=0, le=20, description=(
         "leading configurations (best of the top families) re-run with new seeds after the "
@@ -572,6 +573,17 @@ class SearchSpec(_Strict):
     confirm_share: float = Field(default=0.25, ge=0.0, le=0.9, description=(
         "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
         "the race stops early once the leader is separated"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _baseline_runs_imply_the_baseline(cls, data: Any) -> Any:
+        """`baseline_runs: 3` alone asks for the baseline, as `--baseline-runs 3` does (it was
+        refused with "needs search.baseline: true"); an explicit `baseline: false` beside it
+        still is."""
+        if isinstance(data, dict) and "baseline" not in data and \
+                data.get("baseline_runs") not in (None, 1):
+            return {**data, "baseline": True}
+        return data
 
     @field_validator("baseline_runs")
     @classmethod
