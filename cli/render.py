@@ -297,7 +297,8 @@ def _at_stop(r: dict[str, Any]) -> str:
     from tuner.recommend import stop_range
 
     there = stop_range(at)
-    return (f": level with {at['optimizer']}'s best configuration then ({there}), so not shown "
+    return (f": level with or ahead of {at['optimizer']}'s best configuration then ({there}), "
+            f"so not shown "
             f"to be behind it" if r.get("level_at_stop") else
             f"; {at['optimizer']}'s best configuration was at {there} by then")
 

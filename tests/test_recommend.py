@@ -572,7 +572,8 @@ def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch()
     assert nadam["level_at_stop"] is True and sgd["level_at_stop"] is False
     assert sgd["leader_at_stop"]["low"] == 0.50 and not nadam["may_lead"]
     assert (
-        "; stopped early while level with adam's best configuration at the same epoch (the "
+        "; stopped early while level with or ahead of adam's best configuration at the same "
+        "epoch (the "
         "pruner judged them against the trials beside them, not against adam), so not shown to "
         "be behind it: nadam (0.7 by epoch 2, adam 0.66-0.69); 10 families not tried") \
         in r["summary"], r["summary"]
@@ -606,7 +607,8 @@ def test_a_family_stopped_early_is_placed_against_the_leader_at_the_same_epoch()
     # `tuner recommend` says it on the family's line
     from cli.render import _at_stop
 
-    assert _at_stop(nadam) == (": level with adam's best configuration then (0.66-0.69), so not "
+    assert _at_stop(nadam) == (": level with or ahead of adam's best configuration then "
+                               "(0.66-0.69), so not "
                                "shown to be behind it")
     assert _at_stop(sgd) == "; adam's best configuration was at 0.5-0.52 by then"
     # Without curves (the corpus, a transfer) nothing is said of it.

@@ -264,7 +264,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         "return [atStop(arguments[0]), atStop(arguments[1]), atStop({})]",
         {"leader_at_stop": at, "level_at_stop": True},
         {"leader_at_stop": {**at, "high": 0.55}, "level_at_stop": False}) == [
-        "level with adam's best configuration at that epoch (0.5500-0.6000): not shown to be "
+        "level with or ahead of adam's best configuration at that epoch (0.5500-0.6000): not "
+        "shown to be "
         "behind it", "behind adam's best configuration at that epoch (0.5500)", ""]
     one = {**rec["ranking"][0], "evidence": {**rec["ranking"][0]["evidence"], "n_trials": 1,
                                              "n_confirmation_runs": 0, "n_jobs": 1}}

@@ -523,7 +523,7 @@ function atStop(n) {
   const at = n.leader_at_stop;
   if (!at) return "";
   const there = at.low === at.high ? fmt(at.low) : `${fmt(at.low)}-${fmt(at.high)}`;
-  return n.level_at_stop ? `level with ${at.optimizer}'s best configuration at that epoch (${there}): not shown to be behind it`
+  return n.level_at_stop ? `level with or ahead of ${at.optimizer}'s best configuration at that epoch (${there}): not shown to be behind it`
     : `behind ${at.optimizer}'s best configuration at that epoch (${there})`;
 }
 
