@@ -6,6 +6,8 @@ Also: /docs without internet, the figures and exports endpoints, and `tuner plot
 from __future__ import annotations
 
 import io
+import itertools
+import math
 import os
 import re
 import shutil
@@ -535,6 +537,19 @@ def test_a_trial_of_one_epoch_shows_on_the_job_page(tmp_path: Path, browser: Any
     assert browser.execute_script(axes) == [["logarithmic", "val_loss (log scale)"]] * 2
     assert browser.execute_script("return [yAxis('log', 'val_loss').type, yAxis(undefined, "
                                   "'val_accuracy').type]") == ["logarithmic", None]
+    # Over less than a decade the log axis's labels do not run into each other (Chart.js
+    # labelled 0.0051, 0.0052, 0.0053 and 0.0055): none nearer than a tenth of the axis
+    page.write_text(html_page(job_figures([_trial(0, "adam", [0.014, 0.0051])], "val_loss",
+                                          "minimize"), "a narrow loss"))
+    _open(browser, page.as_uri())
+    ticks = browser.execute_script(
+        "const y = Chart.getChart(document.getElementById('best-chart')).scales.y;"
+        "return [y.min, y.max, y.ticks.filter((t) => t.label !== null && t.label !== '')"
+        ".map((t) => t.value)]")
+    low, high, shown = ticks
+    assert len(shown) >= 2, ticks
+    gaps = [math.log10(b / a) for a, b in itertools.pairwise(shown)]
+    assert min(gaps) >= math.log10(high / low) / 10 - 1e-9, ticks
 
 
 def test_figures_exports_and_plot(service: Service, tmp_path: Path,  # noqa: F811
