@@ -388,7 +388,7 @@ def _clip(x: dict[str, Any], bounds: tuple[float | None, float | None]) -> None:
 
 def _pooled_over(configs: Sequence[_Config]) -> str:
     """Which configurations the pooled noise was measured on, in words: "3 repeated
-    configurations whose runs differ (adamw, nadam and rmsprop)"; the baseline named as such,
+    configurations whose runs differ: adamw, nadam and rmsprop"; the baseline named as such,
     since where it is the only one the intervals of tuned families borrow an untuned
     configuration's spread."""
     families = []
