@@ -424,11 +424,20 @@ def jobs_table(data: dict[str, Any], width: int) -> Table:
     return table
 
 
+def ref(r: dict[str, Any]) -> str:
+    """A model or dataset with its parameters (`file path="houses.csv" target="price"`): two
+    tasks of the same names differ in them, and a team's CSVs are all `file`."""
+    return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
+                                  (r.get("params") or {}).items())])
+
+
 def _jobs_table(data: dict[str, Any], compact: bool, created_chars: int) -> Table:
     """`compact`: without a frame; `created_chars` 0: without the creation time."""
     cols = ("id", "status", "model", "dataset", "done", "best", "created")[
         :7 if created_chars else 6]
-    rows = [(j["id"], j["status"], j["task"]["model"], j["task"]["dataset"],
+    rows = [(j["id"], j["status"],
+             ref({"name": j["task"]["model"], "params": j["task"].get("model_params")}),
+             ref({"name": j["task"]["dataset"], "params": j["task"].get("dataset_params")}),
              f"{j['progress']['done']}/{j['progress']['n_trials']}",
              fmt(j["progress"]["best_value"]) if j["progress"]["best_value"] is not None else "-",
              str(j["created_at"])[:created_chars])[:len(cols)] for j in data["data"]]
@@ -508,10 +517,6 @@ def tasks(answers: Annotated[bool, typer.Option(
     if answers:
         table.add_column("answer")
         table.add_column("vs AdamW 1e-3 + cosine")
-
-    def ref(r: dict[str, Any]) -> str:  # two tasks of the same names differ in their params
-        return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
-                                      (r.get("params") or {}).items())])
 
     for t in rows:
         cells = [str(t["id"]), ref(t["model"]), ref(t["dataset"]), t["metric"],

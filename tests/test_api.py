@@ -788,6 +788,12 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
         lines = shown.export_text().splitlines()
         assert max(map(len, lines)) <= width and any(job["id"] in ln for ln in lines), lines
         assert ("created" in "".join(lines[:3])) == (width > 80) and "completed" in "".join(lines)
+    # A task's parameters tell jobs on two of a team's CSVs apart (both were `file`)
+    assert Client(service.url, service.key_a).job(job["id"])["task"]["dataset_params"] == {}
+    listed["data"][0]["task"].update(dataset="file", dataset_params={"path": "houses.csv"})
+    shown = Console(width=130, record=True, file=io.StringIO())
+    shown.print(jobs_table(listed, 130))
+    assert 'path="houses.csv"' in shown.export_text()  # under `file`, in the dataset column
     rec = json.loads(_cli(["recommend", "--model", "linear", "--dataset", "wine", "--json"],
                           env).stdout)
     assert rec["method"] == "direct" and {r["optimizer"] for r in rec["ranking"]} <= {"adam",

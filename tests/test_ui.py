@@ -91,6 +91,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     rows = browser.execute_script("return [...document.querySelectorAll('#jobs tr')]"
                                   ".map(r => [r.dataset.job, r.textContent])")
     assert [r[0] for r in rows] == [job["id"]]
+    # the task by its names and parameters, as /ui/tasks names it (a team's CSVs are all `file`)
+    assert 'mlp {"hidden":[32]} / digits' in rows[0][1], rows
     assert "completed" not in rows[0][1]  # opened while the job is queued or running
     # The list follows the job's event stream: its row turns completed with no reload.
     deadline = time.monotonic() + 300

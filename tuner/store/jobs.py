@@ -293,6 +293,9 @@ def job_brief(job: Job) -> dict[str, Any]:
         "id": job.id, "status": job.status, "error": job.error,
         "task": {"id": job.task_id, "fingerprint": job.task.fingerprint,
                  "model": job.task.model_name, "dataset": job.task.dataset_name,
+                 # what tells two tasks of the same names apart (a team's CSVs are all `file`)
+                 "model_params": job.task.model_params or {},
+                 "dataset_params": job.task.dataset_params or {},
                  "data_digest": job.task.data_digest, "model_digest": job.task.model_digest,
                  "code_digest": job.task.code_digest,
                  "metric": job.task.metric, "direction": job.task.direction},

@@ -173,7 +173,7 @@ function jobRow(job) {
   const bar = el("progress", { max: Math.max(p.n_trials, 1), value: p.done });
   return el("tr", { "data-job": job.id },
     el("td", {}, el("a", { href: `/ui/jobs/${job.id}` }, job.id.slice(0, 8))),
-    el("td", {}, `${job.task.model} / ${job.task.dataset}`),
+    el("td", {}, jobTaskName(job.task)),
     el("td", { class: `status ${job.status}` }, job.status),
     el("td", {}, bar, ` ${p.done}/${p.n_trials}`),
     el("td", {}, `${p.complete} complete, ${p.pruned} pruned, ${p.diverged} diverged, ${p.failed} failed`),
@@ -343,7 +343,7 @@ async function jobPage() {
   };
   const render = (j) => {
     head.replaceChildren(
-      el("h1", {}, `${j.task.model} / ${j.task.dataset}`),
+      el("h1", {}, jobTaskName(j.task)),
       el("p", {}, `job ${j.id}: `, el("span", { class: `status ${j.status}` }, j.status),
          ` · ${j.progress.done}/${j.progress.n_trials} trials · best ${j.task.metric} ${fmt(j.progress.best_value)} · `,
          ...(Object.keys(j.failed_reasons || {}).length ? [el("span", { id: "failed-reasons" },
@@ -496,6 +496,9 @@ function failureText(t) {
 // A model or dataset with its parameters: `mlp {"hidden":[64]}`. Two tasks of the same names
 // differ in them (or in the digests of their data, weights or code): the list shows them.
 const ref = (r) => (r ? `${r.name}${Object.keys(r.params || {}).length ? " " + JSON.stringify(r.params) : ""}` : "?");
+// A job's task by its names and their parameters, as /ui/tasks names it: a team's CSVs are all
+// `file`, and the jobs list said "mlp / file" of each.
+const jobTaskName = (t) => `${ref({ name: t.model, params: t.model_params })} / ${ref({ name: t.dataset, params: t.dataset_params })}`;
 
 // What makes this task this task (and not another with the same names): the parameters, the
 // metric, and the digests of the team's own data, model folder and plugin code (of their bytes)
