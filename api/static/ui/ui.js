@@ -173,7 +173,7 @@ function jobRow(job) {
   const bar = el("progress", { max: Math.max(p.n_trials, 1), value: p.done });
   return el("tr", { "data-job": job.id },
     el("td", {}, el("a", { href: `/ui/jobs/${job.id}` }, job.id.slice(0, 8))),
-    el("td", {}, jobTaskName(job.task)),
+    el("td", { class: "params" }, jobTaskName(job.task)),
     el("td", { class: `status ${job.status}` }, job.status),
     el("td", {}, bar, ` ${p.done}/${p.n_trials}`),
     el("td", {}, `${p.complete} complete, ${p.pruned} pruned, ${p.diverged} diverged, ${p.failed} failed`),
