@@ -773,3 +773,9 @@ def test_a_trial_that_never_ran_does_not_make_its_family_tried(migrated_url: str
         task_id = s.get(JobRow, job_id).task_id
         tried = h.unfinished_families(s, [task_id], "maximize")
     assert set(tried) == {"sgd", "adam", "radam"}, tried  # (a row with no stop reason counts)
+    # ... and adam's, cancelled with its job after 2 epochs, is said to be interrupted, not
+    # failed (it read "1 failed (stopped by epoch 26)" of a trial the team cancelled)
+    from tuner.recommend import how_ended
+
+    assert (tried["adam"]["n_failed"], tried["adam"]["n_interrupted"]) == (1, 1)
+    assert (how_ended(tried["adam"]), how_ended(tried["sgd"])) == ("1 interrupted", "1 failed")

@@ -262,6 +262,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                   {"method": "transfer", "ranking": [{"optimizer": "sgd"}]}):
         assert browser.execute_script("return answerText(arguments[0])", other) == \
             in_words(other)
+    # How a family's trials that never completed ended, in the words of `tuner recommend`
+    from tuner.recommend import how_ended
+
+    for ev in ({"n_pruned": 2, "n_diverged": 1}, {"n_failed": 3, "n_out_of_memory": 2},
+               {"n_failed": 2, "n_interrupted": 1}):
+        assert browser.execute_script("return howEnded(arguments[0])", ev) == how_ended(ev)
     # A family stopped early, placed against the best leader's configuration at that epoch
     at = {"optimizer": "adam", "epoch": 1, "low": 0.55, "high": 0.6, "runs": 2}
     assert browser.execute_script(

@@ -1003,10 +1003,13 @@ def _why_level(level: list[dict[str, Any]]) -> str:
 
 def how_ended(evidence: dict[str, Any]) -> str:
     """How a family's trials that never completed ended (its `not_ranked` evidence): `2
-    pruned, 1 diverged`, `2 out of memory`; "" when the evidence does not say."""
+    pruned, 1 diverged`, `2 out of memory`, `1 interrupted` (its job cancelled, its worker lost
+    or the database down, after an epoch); "" when the evidence does not say."""
     oom = evidence.get("n_out_of_memory") or 0
+    cut = evidence.get("n_interrupted") or 0
     ends = ((evidence.get("n_pruned") or 0, "pruned"), (evidence.get("n_diverged") or 0, "diverged"),
-            ((evidence.get("n_failed") or 0) - oom, "failed"), (oom, "out of memory"))
+            ((evidence.get("n_failed") or 0) - oom - cut, "failed"), (oom, "out of memory"),
+            (cut, "interrupted"))
     return ", ".join(f"{n} {what}" for n, what in ends if n > 0)
 
 

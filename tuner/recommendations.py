@@ -100,7 +100,8 @@ from tuner.store.queries import team_tasks
 # pooled noise leaves out configurations whose runs all gave the same value; 47: the answer's
 # family against the baseline split by split, in the family's words ("ahead of it" / "behind
 # it", not "beaten" / "ahead of it"), `in_short`, the answer in one line, and the explanation
-# names the data split beside others, and the noise what it was measured on.)
+# names the data split beside others, the noise what it was measured on, and a family's
+# interrupted trials (`n_interrupted`).)
 ANSWER_FORMAT = 47
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.

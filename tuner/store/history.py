@@ -268,7 +268,8 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                         budget: Budget | None = None,
                         exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per family, its trials that did not complete (pruned, diverged, failed): how many of
-    each (and of the failed, how many ran out of memory on their device), the last epoch any
+    each (and of the failed, how many ran out of memory on their device, and how many were
+    interrupted after an epoch by no doing of their own: `n_interrupted`), the last epoch any
     reached, and the best intermediate value (a pruned trial's value is its best-so-far when it
     was stopped). The caller keeps the families with no complete trial. A trial stopped before
     its first epoch by no doing of its own (cancelled with its job, its worker lost, the
@@ -276,8 +277,9 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
     defaults-sweep trials that never started made their families "tried, 1 failed")."""
     best = func.max(TrialRow.value) if direction == "maximize" else func.min(TrialRow.value)
     oom = func.sum(case((TrialRow.stop_reason == OUT_OF_MEMORY, 1), else_=0))
+    cut = func.sum(case((TrialRow.stop_reason.in_(NOT_RUN), 1), else_=0))
     q = (select(TrialRow.optimizer, TrialRow.state, func.count(), func.max(TrialRow.stop_step),
-                best, oom)
+                best, oom, cut)
          .join(Job, TrialRow.job_id == Job.id)
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state != "complete",
                 # (coalesce: a NULL stop reason made the whole test NULL, and left the row out)
@@ -285,12 +287,13 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                           func.coalesce(TrialRow.stop_reason, "").in_(NOT_RUN))))
          .group_by(TrialRow.optimizer, TrialRow.state))
     out: dict[str, dict[str, Any]] = {}
-    for opt, state, n, stop, value, n_oom in s.execute(q).all():
+    for opt, state, n, stop, value, n_oom, n_cut in s.execute(q).all():
         e = out.setdefault(str(opt), {"n_trials": 0, "n_pruned": 0, "n_diverged": 0,
-                                      "n_failed": 0, "n_out_of_memory": 0, "max_stop_epoch": 0,
-                                      "best_intermediate_value": None})
+                                      "n_failed": 0, "n_out_of_memory": 0, "n_interrupted": 0,
+                                      "max_stop_epoch": 0, "best_intermediate_value": None})
         e["n_trials"] += n
         e["n_out_of_memory"] += int(n_oom or 0)
+        e["n_interrupted"] += int(n_cut or 0)  # (of the failed) cancelled, lost, DB down
         e[f"n_{state}"] = e.get(f"n_{state}", 0) + n
         e["max_stop_epoch"] = max(e["max_stop_epoch"], int(stop or 0))
         cur = e["best_intermediate_value"]

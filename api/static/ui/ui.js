@@ -525,11 +525,12 @@ function failedText(j) {
     : `${j.progress.failed} failed: ${reasons.map(([r, n]) => `${n} ${r.replaceAll("_", " ")}`).join(", ")}`;
 }
 
-// How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of memory`.
+// How a family's trials that never completed ended: `2 pruned, 1 diverged`, `2 out of memory`,
+// `1 interrupted` (as tuner.recommend.how_ended).
 function howEnded(ev) {
-  const oom = ev.n_out_of_memory || 0;
-  return [[ev.n_pruned || 0, "pruned"], [ev.n_diverged || 0, "diverged"], [(ev.n_failed || 0) - oom, "failed"],
-    [oom, "out of memory"]].filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(", ");
+  const oom = ev.n_out_of_memory || 0, cut = ev.n_interrupted || 0;
+  return [[ev.n_pruned || 0, "pruned"], [ev.n_diverged || 0, "diverged"], [(ev.n_failed || 0) - oom - cut, "failed"],
+    [oom, "out of memory"], [cut, "interrupted"]].filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`).join(", ");
 }
 
 // Where a family that never completed stood against the best leader's configuration when stopped.
