@@ -752,4 +752,8 @@ def test_a_running_jobs_page_draws_its_trials_as_they_finish(
         Client(url, key).cancel(job_id)
         _until(browser, "const s = document.querySelector('#job-head .status');"
                         " return s && s.textContent", "cancelled", "the job's end")
+        # ... and, at its end, the answer at its budget and split in one line (read then, not
+        # while it runs)
+        _until(browser, "const a = document.getElementById('job-answer'); return !!a && "
+                        "!a.hidden && a.textContent.includes('adam')", True, "the job's answer")
         assert browser.execute_script("return window.sameLoad") is True  # never reloaded
