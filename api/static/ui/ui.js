@@ -339,7 +339,7 @@ async function jobPage() {
   const readAnswer = async () => {
     try {
       answer = await getJson(`/v1/recommendations?task=${job.task.id}&${jobAsked(job)}`);
-    } catch (e) { answer = null; }  // the page is the job's: without its answer it still shows
+    } catch (e) { answer = null; }  // the rest of the page still shows (api() says why above)
   };
   const render = (j) => {
     head.replaceChildren(
