@@ -91,6 +91,7 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     rows = browser.execute_script("return [...document.querySelectorAll('#jobs tr')]"
                                   ".map(r => [r.dataset.job, r.textContent])")
     assert [r[0] for r in rows] == [job["id"]]
+    assert browser.find_element("id", "count").text == "1 job"  # it said "1 jobs"
     # the task by its names and parameters, as /ui/tasks names it (a team's CSVs are all `file`)
     assert 'mlp {"hidden":[32]} / digits' in rows[0][1], rows
     assert "completed" not in rows[0][1]  # opened while the job is queued or running

@@ -185,7 +185,7 @@ function jobRow(job) {
 async function jobsPage() {
   const body = document.getElementById("jobs");
   const data = await getJson("/v1/jobs?limit=100");
-  document.getElementById("count").textContent = `${data.count} jobs`;
+  document.getElementById("count").textContent = count(data.count, "job");  // not "1 jobs"
   body.replaceChildren(...data.data.map(jobRow));
   for (const job of data.data.filter((j) => !FINAL.includes(j.status))) {
     follow(`/v1/jobs/${job.id}/events`, (event, d) => {
@@ -818,7 +818,7 @@ async function tasksPage() {
     body.append(...data.data.map(taskRow));
     shown += data.data.length;
     document.getElementById("count").textContent = shown < data.count
-      ? `the ${shown} with the latest jobs, of ${data.count} tasks` : `${data.count} tasks`;
+      ? `the ${shown} with the latest jobs, of ${data.count} tasks` : count(data.count, "task");
     more.hidden = shown >= data.count;
     more.textContent = `Show ${Math.min(size, data.count - shown)} more`;
     await showAnswers(body, data.data);
