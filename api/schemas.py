@@ -33,7 +33,10 @@ class JobBrief(BaseModel):
     id: str
     status: str
     error: str | None
-    task: dict[str, Any]
+    task: dict[str, Any] = Field(description=(
+        "the job's task: `id`, `fingerprint`, `model` and `dataset` (names), `model_params` "
+        "and `dataset_params` (what tells two tasks of the same names apart), the digests of "
+        "the team's data, model files and code, `metric` and `direction`"))
     progress: Progress
     confirmation: dict[str, Any]
     budget: dict[str, Any]
