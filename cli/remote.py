@@ -102,11 +102,12 @@ def submit(
         raise typer.Exit(1)
 
 
-def _answer_in_short(c: Any, finals: list[dict[str, Any]]) -> None:
-    """After `tuner submit --wait`: the answer about the (first completed) job's task, split
-    and budget, in short (with --splits N read with the other splits: each split's verdict,
-    which families lead on every one, and the untuned default against the answer's family on
-    each), and where the whole answer is."""
+def _answer_in_short(c: Any, finals: list[dict[str, Any]],
+                     whole: str = "the whole answer") -> None:
+    """After `tuner submit --wait` and in `tuner status`: the answer about the (first
+    completed) job's task, split and budget, in short (with --splits N read with the other
+    splits: each split's verdict, which families lead on every one, and the untuned default
+    against the answer's family on each), and where the whole answer is."""
     from cli.render import in_short, print_by_split
 
     with _api_errors():
@@ -114,7 +115,7 @@ def _answer_in_short(c: Any, finals: list[dict[str, Any]]) -> None:
     if rec.get("splits"):
         print_by_split(rec["splits"])
     out.print(in_short(rec), highlight=False)
-    err.print(f"the whole answer: `{_recommend_command(finals[0])}`", highlight=False)
+    err.print(f"{whole}: `{_recommend_command(finals[0])}`", highlight=False)
 
 
 def _on_splits(body: dict[str, Any], splits: int, key: str | None
@@ -181,8 +182,10 @@ def status(job_id: str, as_json: JsonOpt = False) -> None:
         return
     print_job(job)
     if job["status"] == "completed" and job["best"]:
-        err.print(f"which optimizer for this task, with its evidence (the best trial is the "
-                  f"luckiest run): `{_recommend_command(job)}`", highlight=False)
+        # The best trial above is the luckiest run: the answer at the job's budget and split
+        # follows, in short, as at the end of `tuner submit --wait` and on the job's page.
+        _answer_in_short(_client(), [job], "the whole answer, with its evidence (the best trial "
+                                           "is the luckiest run)")
 
 
 def _asked(job: dict[str, Any]) -> dict[str, Any]:

@@ -905,9 +905,12 @@ def test_submit_on_several_splits_and_the_answer_across_them(service: Service,
     asked = (f"tuner recommend --task {jobs[0]['task']['id']} --epochs 2 --batch-size 64 "
              f"--training-seed 5`")
     assert f"the whole answer: `{asked}" in said, said
-    shown = _cli(["status", one_id], env)
+    shown = _cli(["status", one_id], {**env, "COLUMNS": "300"})
     assert f"(the best trial is the luckiest run): `{asked}" in " ".join(shown.stderr.split()), \
         shown.stderr
+    # ... after the answer in one line, as `submit --wait` ends and the job's page says it
+    assert shown.stdout.rstrip().splitlines()[-1] == text[text.rindex("in short: "):], \
+        shown.stdout
     plain = _cli(["submit", "--model", "linear", "--dataset", "iris", "--trials", "2",
                   "--splits", "0"], env)
     assert plain.returncode == 2 and "--splits" in plain.stderr, plain.stderr
