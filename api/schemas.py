@@ -193,7 +193,7 @@ class RecommendationPublic(BaseModel):
         "direct answers: the leader against AdamW at its defaults (lr 1e-3) with cosine decay, "
         "what most teams train with untuned, by the rule that separates families: `verdict` "
         "(beaten | within_noise | ahead | not_separated | is_leader | not_run: no complete run "
-        "of it at this budget; search.baseline runs it), `expected` (its value, 95% interval "
+        "of it at this budget; search.baseline or --baseline runs it), `expected` (its value, 95% interval "
         "and runs), `gain` (the leader's value minus its, positive when the leader is better, "
         "for a loss too) and `summary`; with other data splits at the answer's budget "
         "(`splits` below), `splits`: the same family (`optimizer`) against it on each split, "

@@ -817,7 +817,7 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
     assert rec["baseline"]["verdict"] == "not_run"
     assert " ".join(text.split()).endswith(
         f"in short: {brief(rec)}; AdamW at lr 1e-3 with cosine not run at this budget "
-        f"(search.baseline runs it)"), text
+        f"(search.baseline or --baseline runs it)"), text
     # The team's tasks with each one's answer in a few words (the same words as /ui/tasks).
 
     listed = json.loads(_cli(["tasks", "--json"], env).stdout)

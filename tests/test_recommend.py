@@ -1052,6 +1052,9 @@ def test_the_leader_is_held_to_the_untuned_default_by_the_rule_that_separates_fa
     absent = versus_baseline(adam + _baseline([0.99], lr=2e-3), ranked)
     assert (absent["verdict"], absent["expected"], absent["gain"]) == ("not_run", None, None)
     assert "was not run on this task at this budget" in absent["summary"]
+    # ... and how to run it, in the spec or on the command line (it named the spec's field only)
+    assert absent["summary"].endswith("(`search.baseline: true` in the spec, or `--baseline`, "
+                                      "runs it)"), absent["summary"]
 
     beaten = versus_baseline(_baseline([0.90, 0.905, 0.91]) + _baseline([0.99], lr=2e-3), ranked)
     assert beaten["verdict"] == "beaten" and beaten["expected"]["n"] == 3

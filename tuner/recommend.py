@@ -726,7 +726,7 @@ def versus_baseline(trials: Sequence[HistoryTrial], ranked: dict[str, Any],
         return {**out, "verdict": BASELINE_NOT_RUN, "expected": None, "gain": None,
                 "summary": f"{BASELINE_LABEL} was not run on this task at this budget, so the "
                            f"answer does not say whether following it beats that "
-                           f"(search.baseline: true runs it)"}
+                           f"(`search.baseline: true` in the spec, or `--baseline`, runs it)"}
     direction, noise = ranked["direction"], ranked["noise"]
     sigma, dof, scale = noise["sigma"], noise["dof"], noise["scale"]
     to_scale, back = scale_fns(scale)
@@ -1258,7 +1258,7 @@ AGAINST_DEFAULT = {
     BASELINE_NO_NOISE: "no noise estimate to hold it against AdamW at lr 1e-3 with cosine",
     BASELINE_IS_LEADER: "its leader is AdamW at lr 1e-3 with cosine itself",
     BASELINE_NOT_RUN: "AdamW at lr 1e-3 with cosine not run at this budget (search.baseline "
-                      "runs it)",
+                      "or --baseline runs it)",
 }
 
 
