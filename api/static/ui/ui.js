@@ -355,8 +355,10 @@ async function jobPage() {
       ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
   };
-  if (FINAL.includes(job.status)) await readAnswer();
   render(job);
+  // An ended job's answer is read beside its figures and trials, not before them: an answer
+  // not cached yet is computed from the task's whole history, the slowest read of the page.
+  const answered = FINAL.includes(job.status) ? readAnswer().then(() => render(job)) : null;
   // The figures, the trials and the failures, read again as trials finish while the job runs.
   const show = async () => {
     const fig = await getJson(`/v1/jobs/${id}/figures`);
@@ -381,6 +383,7 @@ async function jobPage() {
     }
   };
   await show();
+  await answered;
   if (!FINAL.includes(job.status)) {
     // Drawn again when the job's count of finished trials moves, and at its end (the end
     // event carries the final job: its error, its notes), without reloading the page.
