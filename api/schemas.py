@@ -173,9 +173,9 @@ class RecommendationPublic(BaseModel):
         "confirm) with the "
         "matching `confirm_seeds`"))
     not_tried: list[str] = Field(default_factory=list, description=(
-        "direct answers: families this task's history never ran at this budget (nothing is "
-        "known of them; a winner is the best of the families tried); transfer answers: "
-        "families ranked on none of the similar tasks"))
+        "direct answers: families this task's history never ran at this budget on this data "
+        "split (nothing is known of them there; a winner is the best of the families tried); "
+        "transfer answers: families ranked on none of the similar tasks"))
     under_tuned: list[str] = Field(default_factory=list, description=(
         "direct answers: families ranked below the leaders with fewer than 3 configurations "
         "tried (complete or stopped early; evidence.configurations_tried), fewer than the "

@@ -574,7 +574,9 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
         "and 1, 2; each ranked on its own, never pooled): no family leads on every split (adam "
         "on 2 of 3); adam, the winner on this split, is behind on training.seed 1 (leaders "
         "there: sgd on training.seed 1); leading on another split, not on this one: sgd "
-        "(training.seed 1), rmsprop (training.seed 2)"), split0["summary"]
+        "(training.seed 1), rmsprop (training.seed 2); not tried on this split, tried on "
+        "another: rmsprop (training.seed 2)"), split0["summary"]
+    assert "12 families not tried on this data split at this budget" in split0["summary"]
     assert brief(split0) == "adam is best of 2 ranked: clear of the others; on 3 data " \
                             "splits, none leads on all (adam on 2 of 3)"
     # Asked about split 2: its own split first, the others the most recent first.
@@ -582,6 +584,8 @@ def test_the_answer_says_where_its_families_stand_on_the_tasks_other_splits(
     assert "rmsprop, listed first on this split, is not ranked on training.seed 0, 1" \
         in split2["summary"], split2["summary"]
     assert "this split's other leaders not leading on every split: adam" in split2["summary"]
+    assert split2["summary"].endswith("; not tried on this split, tried on another: sgd "
+                                      "(training.seed 0, 1)"), split2["summary"]
     # `tuner recommend` lists the splits, and its last line says it in brief.
     from cli.render import print_recommendation
 

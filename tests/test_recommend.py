@@ -78,8 +78,8 @@ def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -
     assert r["not_tried"] == [f for f in FAMILIES if f not in ("adam", "sgd", "nadam")]
     assert r["summary"].startswith("adam is best of the 2 families ranked on this data split of "
                                    "the task: ")
-    assert "11 families not tried on this task at this budget, so nothing is known of them " \
-        "(not_tried lists them)" in r["summary"]
+    assert "11 families not tried on this data split at this budget, so nothing is known of " \
+        "them here (not_tried lists them)" in r["summary"]
     every = [t for i, f in enumerate(FAMILIES)
              for t in confirmed(f, [0.5 - 0.01 * i, 0.501 - 0.01 * i, 0.499 - 0.01 * i])]
     r = rank_families(every, "maximize")
@@ -91,8 +91,8 @@ def test_a_winner_is_the_best_of_the_families_tried_and_the_others_are_named() -
     assert r["not_tried"] == [] and " is best of the 13 families ranked" in r["summary"]
     # A few families not tried are named one by one.
     r = rank_families([t for t in every if t.optimizer not in ("radam", "sgd")], "maximize")
-    assert "not tried on this task at this budget, so nothing is known of them: sgd, radam" \
-        in r["summary"]
+    assert "not tried on this data split at this budget, so nothing is known of them here: sgd, " \
+        "radam" in r["summary"]
 
 
 def test_a_family_whose_every_trial_ran_out_of_memory_is_said_unmeasured() -> None:

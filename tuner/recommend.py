@@ -269,6 +269,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
         _at_stop(not_ranked, bar[0], best_of[bar[0]].trials, curves, direction)
     # Families this history never ran: nothing is known of them, so a winner is the best of the
     # families tried, never "the best optimizer" (a job's space or budget may leave some out).
+    # The history is one data split's (until 2026-12-07 the summary said "not tried on this
+    # task", of families another split's search had run: `across_splits` names those).
     tried = set(by_family) | set(incomplete or {})
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     under_tuned = _under_tuned(ranking, leaders)
@@ -946,11 +948,11 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
                      f"{n['evidence'].get('max_stop_epoch', 0)})" for n in close))
     tail += _level_note(not_ranked)
     if len(not_tried) > SUMMARY_NAMES:
-        tail += (f"; {len(not_tried)} families not tried on this task at this budget, so nothing "
-                 f"is known of them (not_tried lists them)")
+        tail += (f"; {len(not_tried)} families not tried on this data split at this budget, so "
+                 f"nothing is known of them here (not_tried lists them)")
     elif not_tried:
-        tail += (f"; not tried on this task at this budget, so nothing is known of them: "
-                 f"{', '.join(not_tried)}")
+        tail += (f"; not tried on this data split at this budget, so nothing is known of them "
+                 f"here: {', '.join(not_tried)}")
     if verdict is None:
         return "no complete trial in this history" + tail
     lead = ranking[0]
@@ -1100,6 +1102,11 @@ def _standing(splits: Sequence[tuple[int, int, dict[str, Any]]]) -> dict[str, di
     return families
 
 
+def _tried(ranked: dict[str, Any]) -> set[str]:
+    """The families a split's history ran: ranked, or stopped before completing a trial."""
+    return {e["optimizer"] for e in (*ranked["ranking"], *ranked.get("not_ranked", ()))}
+
+
 def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]],
                   whose: str = "the team's") -> dict[str, Any] | None:
     """The answer's families on each of the task's data splits at its budget: `splits` holds
@@ -1159,6 +1166,16 @@ def across_splits(splits: Sequence[tuple[int, int, dict[str, Any]]],
             f"{f} ({_seeds(families[f]['leads'])})" for f in elsewhere[:SUMMARY_NAMES])
             + (f" and {len(elsewhere) - SUMMARY_NAMES} more" if len(elsewhere) > SUMMARY_NAMES
                else ""))
+    # The families this split never ran that another split's search did (ranked there or not):
+    # "not tried on this data split" is this split's word, not the task's.
+    tried_there: dict[tuple[int, ...], list[str]] = {}
+    for f in here.get("not_tried") or []:
+        sds = tuple(sd for sd, _, r in splits[1:] if f in _tried(r))
+        if sds:
+            tried_there.setdefault(sds, []).append(f)
+    if tried_there:
+        clauses.append("not tried on this split, tried on another: " + ", ".join(
+            f"{_some(fs)} ({_seeds(sds)})" for sds, fs in tried_there.items()))
     brief = (f"on {n} data splits, leading on all: {', '.join(every)}" if every else
              f"on {n} data splits, none leads on all{short}")
     return {"training_seeds": seeds,

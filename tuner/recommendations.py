@@ -101,8 +101,9 @@ from tuner.store.queries import team_tasks
 # family against the baseline split by split, in the family's words ("ahead of it" / "behind
 # it", not "beaten" / "ahead of it"), `in_short`, the answer in one line, and the explanation
 # names the data split beside others, the noise what it was measured on, and a family's
-# interrupted trials (`n_interrupted`).)
-ANSWER_FORMAT = 47
+# interrupted trials (`n_interrupted`); 48: a family a split never ran is "not tried on this
+# data split", and the splits that ran it are named.)
+ANSWER_FORMAT = 48
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000

@@ -668,7 +668,7 @@ async function taskPage() {
       .filter(Boolean).join("; ")))));
   const notTried = document.getElementById("not-tried");
   notTried.hidden = !(rec.not_tried || []).length;
-  notTried.textContent = (rec.method !== "transfer" ? "Not tried on this task at this budget"
+  notTried.textContent = (rec.method !== "transfer" ? "Not tried on this data split at this budget"
     : rec.from_splits ? "Not ranked on any of this task's other data splits"
     : "Not ranked on any of the similar tasks") + ` (nothing is known of them): ${(rec.not_tried || []).join(", ")}`;
 
