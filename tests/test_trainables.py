@@ -555,3 +555,30 @@ def test_the_device_path_on_the_cpu() -> None:
         auto = ctx.autocast()
     assert ctx.precision == "bf16" and isinstance(auto, torch.autocast)
     assert auto.fast_dtype == torch.bfloat16
+
+
+def test_a_trainables_runs_of_a_job_share_its_data_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every trial of a job, its confirmation runs (seeds training.seed + 1000, ...) included,
+    gets the job's training.seed as `ctx.split_seed`, which the example loop draws its split
+    from: a run over another seed measures the seed-to-seed noise on the same validation set.
+    (The example drew its split from the trial's seed: the confirmation run with seed 1003
+    trained and was scored on another split.)"""
+    from tuner_example_plugin import trainables
+
+    split_seeds: list[int] = []
+    data = trainables._data
+
+    def seen(seed: int) -> Any:
+        split_seeds.append(seed)
+        return data(seed)
+
+    monkeypatch.setattr(trainables, "_data", seen)
+    result = run_search(spec(space={"optimizers": ["adam"], "schedules": ["constant"],
+                                    "overrides": {}},
+                             training={"epochs": 2, "seed": 3},
+                             search={"pruner": "none", "confirm_top_k": 1, "confirm_share": 0.5,
+                                     "sweep_share": 1.0},
+                             budget={"n_trials": 4}))
+    seeds = sorted(r.seed for r in result.records)
+    assert seeds[0] == 3 and max(seeds) >= 1003, seeds  # search trials and confirmation runs
+    assert split_seeds == [3] * len(result.records), split_seeds

@@ -278,7 +278,8 @@ class Objective:
         ref = self.spec.task.trainable
         assert ref is not None
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
-                           on_epoch=prune, on_alive=beat, state=state)
+                           on_epoch=prune, on_alive=beat, state=state,
+                           split_seed=self.spec.training.seed)
         state.precision = ctx.precision
         with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
             TRAINABLES.get(ref.name)(ctx)

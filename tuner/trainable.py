@@ -4,6 +4,7 @@ for: the optimizer, the schedule, the decay rates, pruning, divergence and the r
 A trainable is an installed entry point in the group `tuner.trainables`:
 
     def train(ctx: tuner.trainable.TrialContext) -> None:
+        loader = my_loader(split_seed=ctx.split_seed, shuffle_seed=ctx.seed)   # your data
         model = MyNet().to(ctx.device)
         opt = ctx.optimizer(model.parameters())          # the trial's optimizer (any family)
         ctx.schedule(opt, steps_per_epoch=len(loader))
@@ -15,6 +16,14 @@ A trainable is an installed entry point in the group `tuner.trainables`:
 
 `ctx.alive()` is opt-in: a loop that calls it wherever it spends time (training and evaluation
 batches alike) is seen moving inside an epoch by the stall check, as the built-in loop is.
+
+Two seeds: `ctx.split_seed` is the job's `training.seed`, which names the task's data split;
+`ctx.seed` is the trial's. Draw the training/validation split from the first and
+initialisation, order and augmentation from the second: a confirmation run (or a configuration
+run again) gets a new `ctx.seed`, and its spread against the others is the seed-to-seed noise
+the answer's intervals rest on only if it is measured on the same validation set. (The example
+loops drew their split from `ctx.seed` until 2026-12-07: a confirmation run with seed 1001
+trained on another split, and the jobs on training.seed 0 and 1 shared their runs' splits.)
 
 `ctx.report` records the epoch, tells Optuna, and raises `StopTrial` when the pruner says stop,
 when the loss diverged, or when the epoch budget is spent: the trainable's loop ends there (a
@@ -68,6 +77,9 @@ class TrialContext:
     # TUNER_PROGRESS_EVERY_S).
     on_alive: Any = None
     state: TrainState = field(default_factory=TrainState)
+    # The job's training.seed: the seed the task's data split is drawn from, the same for every
+    # trial of the job (None: the trial's own seed, for a context built outside a job).
+    split_seed: int | None = None
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
     _first_batch: float | None = None
@@ -76,9 +88,17 @@ class TrialContext:
     _started: float = field(default_factory=time.perf_counter)
     _epoch_started: float = field(default_factory=time.perf_counter)
 
+    def __post_init__(self) -> None:
+        if self.split_seed is None:
+            self.split_seed = self.training.seed
+
     # what the trial is ----------------------------------------------------------------------
     @property
     def seed(self) -> int:
+        """The trial's seed, for initialisation, shuffling and augmentation: the job's
+        training.seed for a search trial; another for a confirmation run or a configuration
+        run again (tuner.confirm, tuner.objective.fresh_seed), so that its runs measure the
+        seed-to-seed noise. Draw the data split from `split_seed`, never from this."""
         return self.training.seed
 
     @property

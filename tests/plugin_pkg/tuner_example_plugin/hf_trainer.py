@@ -57,7 +57,7 @@ def hf_text_trainer(ctx: TrialContext) -> None:
     model = BertForSequenceClassification(BertConfig(
         vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=2 * hidden, max_position_embeddings=LENGTH, num_labels=2))
-    train, val = _data(ctx.seed, 400), _data(ctx.seed + 1, 100)
+    train, val = _data(ctx.split_seed, 400), _data(ctx.split_seed + 1, 100)  # the job's data
     opt = ctx.optimizer(model.parameters())
     ctx.schedule(opt, steps_per_epoch=(len(train) + ctx.batch_size - 1) // ctx.batch_size)
 

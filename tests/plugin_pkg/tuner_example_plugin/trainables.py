@@ -41,7 +41,9 @@ def digits_loop(ctx: TrialContext) -> None:
     smoothing = float(ctx.params.get("smoothing", 0.1))
     alive = ctx.alive if ctx.params.get("alive", True) else (lambda: None)
     torch.manual_seed(ctx.seed)
-    Xtr, ytr, Xva, yva = (t.to(ctx.device) for t in _data(ctx.seed))
+    # The split from the job's training.seed (every run of a configuration on the same
+    # validation set); initialisation, order and augmentation from the trial's seed.
+    Xtr, ytr, Xva, yva = (t.to(ctx.device) for t in _data(ctx.split_seed))
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
                           nn.Linear(width, 10)).to(ctx.device)
     opt = ctx.optimizer(model.parameters())
