@@ -27,6 +27,7 @@ def draw(fig: dict[str, Any], title: str) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     figure, (best, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
     figure.suptitle(title)
@@ -57,6 +58,7 @@ def draw(fig: dict[str, Any], title: str) -> Any:
     curves.set(xlabel="epoch", ylabel=metric, title="every trial's learning curve")
     for ax in (best, curves):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs: no 1.5 or 2.5
         if fig.get("y_scale") == "log":  # a loss, as /ui draws it
             ax.set_yscale("log")
             ax.set_ylabel(f"{metric} (log scale)")

@@ -3,7 +3,6 @@ recommend."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import JsonOpt, err, esc, out, print_json, user_errors
-from cli.render import add_columns, fmt, print_job, print_recommendation
+from cli.render import add_columns, fmt, print_job, print_recommendation, ref, task_refs
 
 
 def _client() -> Any:
@@ -427,20 +426,12 @@ def jobs_table(data: dict[str, Any], width: int) -> Table:
     return table
 
 
-def ref(r: dict[str, Any]) -> str:
-    """A model or dataset with its parameters (`file path="houses.csv" target="price"`): two
-    tasks of the same names differ in them, and a team's CSVs are all `file`."""
-    return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
-                                  (r.get("params") or {}).items())])
-
-
 def _jobs_table(data: dict[str, Any], compact: bool, created_chars: int) -> Table:
     """`compact`: without a frame; `created_chars` 0: without the creation time."""
     cols = ("id", "status", "model", "dataset", "done", "best", "created")[
         :7 if created_chars else 6]
     rows = [(j["id"], j["status"],
-             ref({"name": j["task"]["model"], "params": j["task"].get("model_params")}),
-             ref({"name": j["task"]["dataset"], "params": j["task"].get("dataset_params")}),
+             *task_refs(j["task"]),
              f"{j['progress']['done']}/{j['progress']['n_trials']}",
              fmt(j["progress"]["best_value"]) if j["progress"]["best_value"] is not None else "-",
              str(j["created_at"])[:created_chars])[:len(cols)] for j in data["data"]]
@@ -549,6 +540,7 @@ def plot(job_id: str,
     with _api_errors():
         client = _client()
         job, figures = client.job(job_id), client.figures(job_id)
-    title = f"{job['task']['model']} / {job['task']['dataset']}: job {job_id[:8]} ({job['status']})"
+    model, dataset = task_refs(job["task"])
+    title = f"{model} / {dataset}: job {job_id[:8]} ({job['status']})"
     write_figures(figures, output, title)
     err.print(f"wrote {output} ({len(figures['curves'])} trials)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,20 @@ def fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def ref(r: dict[str, Any]) -> str:
+    """A model or dataset with its parameters (`file path="houses.csv" target="price"`): two
+    tasks of the same names differ in them, and a team's CSVs are all `file`."""
+    return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
+                                  (r.get("params") or {}).items())])
+
+
+def task_refs(task: dict[str, Any]) -> tuple[str, str]:
+    """A job's task (`model`, `model_params`, ...) as its model and its dataset, each with its
+    parameters."""
+    return (ref({"name": task["model"], "params": task.get("model_params")}),
+            ref({"name": task["dataset"], "params": task.get("dataset_params")}))
 
 
 def params_brief(params: dict[str, Any]) -> str:
@@ -113,7 +128,8 @@ def print_job(summary: dict[str, Any]) -> None:
     p, t = summary["progress"], summary["task"]
     out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
               + (f"  ({esc(summary['error'])})" if summary["error"] else ""), markup=True)
-    out.print(f"task: {t['model']} on {t['dataset']}, {t['metric']} ({t['direction']})")
+    model, dataset = task_refs(t)
+    out.print(f"task: {model} on {dataset}, {t['metric']} ({t['direction']})")
     reasons = summary.get("failed_reasons") or {}
     why = "" if set(reasons) <= {"failed"} else ", ".join(  # "4 failed (4 failed)" says nothing
         f"{n} {reason}" for reason, n in reasons.items())

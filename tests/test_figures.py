@@ -105,3 +105,27 @@ def test_a_loss_is_drawn_on_a_log_axis() -> None:
     assert [ax.get_yscale() for ax in draw(accuracy, "t").axes] == ["linear", "linear"]
     zero = job_figures([_trial(0, "adam", [0.3, 0.0])], "val_loss", "minimize")
     assert zero["y_scale"] == "linear"
+
+
+def test_epochs_are_labelled_whole() -> None:
+    """Both axes of epochs tick at whole epochs: a job of 4 epochs was labelled 1.5, 2.5 and
+    3.5 between them."""
+    from cli.plots import draw
+
+    trials = [_trial(0, "adam", [0.5, 0.6, 0.7, 0.8]), _trial(1, "sgd", [0.4, 0.6, 0.65, 0.7])]
+    for ax in draw(job_figures(trials, "val_accuracy", "maximize"), "t").axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_a_jobs_task_is_named_with_its_parameters() -> None:
+    """`tuner status` and `tuner plot`'s title name the task with its model's and dataset's
+    parameters: two digits_loop tasks of widths 48 and 64 both read `trainable:digits_loop on
+    digits (own pipeline)`."""
+    from cli.render import task_refs
+
+    task = {"model": "trainable:digits_loop", "model_params": {"width": 48},
+            "dataset": "file", "dataset_params": {"path": "houses.csv", "target": "price"}}
+    assert task_refs(task) == ('trainable:digits_loop width=48',
+                               'file path="houses.csv" target="price"')
+    assert task_refs({"model": "mlp", "dataset": "digits"}) == ("mlp", "digits")

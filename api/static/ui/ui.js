@@ -247,7 +247,7 @@ function drawJobFigures(fig) {
     type: "line",
     data: { datasets: [{ label: `best ${metric} so far`, data: fig.best_so_far.map(([x, y]) => ({ x, y })),
                          stepped: true, pointRadius: lone(fig.best_so_far), borderColor: "#333" }] },
-    options: { animation: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "epochs consumed" } },
+    options: { animation: false, parsing: false, scales: { x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epochs consumed" } },
                                                            y: yAxis(fig.y_scale, metric) } },
   });
   mark(best, bestChart);
