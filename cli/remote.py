@@ -16,7 +16,7 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import JsonOpt, err, esc, out, print_json, user_errors
-from cli.render import add_columns, fmt, print_job, print_recommendation, ref, task_refs
+from cli.render import add_columns, digests_shown, fmt, print_job, print_recommendation, ref, task_refs
 
 
 def _client() -> Any:
@@ -513,7 +513,9 @@ def tasks(answers: Annotated[bool, typer.Option(
         table.add_column("vs AdamW 1e-3 + cosine")
 
     for t in rows:
-        cells = [str(t["id"]), ref(t["model"]), ref(t["dataset"]), t["metric"],
+        apart = digests_shown(t, rows)
+        cells = [str(t["id"]), ref(t["model"]),
+                 ref(t["dataset"]) + (f" ({', '.join(apart)})" if apart else ""), t["metric"],
                  str(t["n_jobs"]), str(t["n_trials"]), str(t.get("latest_job_at") or "-")[:19]]
         table.add_row(*cells, *([t["answer"]["brief"], t["answer"]["against_default"]]
                                 if answers else []))

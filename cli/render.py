@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from cli.common import esc, out
-from tuner.digests import digests_apart
+from tuner.digests import TASK_DIGESTS, digests_apart
 
 
 def fmt(v: Any) -> str:
@@ -23,6 +23,19 @@ def ref(r: dict[str, Any]) -> str:
     tasks of the same names differ in them, and a team's CSVs are all `file`."""
     return " ".join([r["name"], *(f"{k}={json.dumps(v)}" for k, v in
                                   (r.get("params") or {}).items())])
+
+
+def digests_shown(task: dict[str, Any], tasks: Sequence[dict[str, Any]]) -> list[str]:
+    """A listed task's data digest, and the others in which it differs from another listed task
+    of the same names, parameters and metric (`tuner tasks`, as /ui/tasks shows them): two tasks
+    of one trainable whose plugin code changed read the same without them."""
+    def names(t: dict[str, Any]) -> tuple[str, str, str]:
+        return ref(t["model"]), ref(t["dataset"]), t["metric"]
+
+    apart = {label for o in tasks if o["id"] != task["id"] and names(o) == names(task)
+             for label, _, _ in digests_apart(o, task)}
+    return [f"{label} {(task.get(k) or 'none')[:8]}" for k, label in TASK_DIGESTS
+            if (k == "data_digest" and task.get(k)) or (k != "data_digest" and label in apart)]
 
 
 def task_refs(task: dict[str, Any]) -> tuple[str, str]:

@@ -944,6 +944,30 @@ def test_the_cli_names_the_other_tasks_an_answer_left_apart(
     assert "model files" not in shown and "code" not in shown.split("other task 1")[1]
 
 
+_LOOP = {"model": {"name": "trainable:digits_loop", "params": {"width": 64}},
+         "dataset": {"name": "digits (own pipeline)", "params": {}}, "metric": "val_accuracy"}
+# Tasks as the API lists them: two of one trainable whose plugin code changed, one of another
+# width, one of a team file (`tuner tasks` and /ui/tasks name them apart).
+TWIN_TASKS = [{**_LOOP, "id": 4, "code_digest": "ce1c97075d8426ec"},
+              {**_LOOP, "id": 1, "code_digest": "11e1a1cbee6357e9"},
+              {**_LOOP, "id": 3, "code_digest": "11e1a1cbee6357e9",
+               "model": {"name": "trainable:digits_loop", "params": {"width": 48}}},
+              {**_LOOP, "id": 5, "data_digest": "c771c63732492a5a", "model": {"name": "mlp"}}]
+
+
+def test_tuner_tasks_tells_apart_tasks_of_the_same_names() -> None:
+    """Two tasks of one trainable whose plugin code changed (a new task, by design) read the
+    same in `tuner tasks`: the dataset column names the digest they differ in, and a data digest
+    always (a team's rewritten CSV is a new task too)."""
+    from cli.render import digests_shown
+
+    rows = [*TWIN_TASKS, {**TWIN_TASKS[0], "id": 6, "model_digest": "0123456789abcdef",
+                          "code_digest": "11e1a1cbee6357e9"}]
+    assert [digests_shown(t, rows) for t in rows] == [
+        ["model files none", "code ce1c9707"], ["model files none", "code 11e1a1cb"], [],
+        ["data c771c637"], ["model files 01234567", "code 11e1a1cb"]]
+
+
 def test_the_cli_says_what_a_family_stopped_early_may_be(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from cli.render import print_recommendation

@@ -468,6 +468,16 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
               {**rec["baseline"], "verdict": "not_run", "splits": None}):
         said = browser.execute_script("return againstText(arguments[0])", {**rec, "baseline": b})
         assert said == against_default({**rec, "baseline": b}), said
+    # Two listed tasks of the same names, parameters and metric, whose plugin's code differs:
+    # each row names its code digest (the two rows read the same), and a data digest always.
+    from tests.test_api import TWIN_TASKS
+
+    names = browser.execute_script(
+        "return arguments[0].map((t) => taskRow(t, arguments[0]).children[1].textContent)", TWIN_TASKS)
+    assert names == ['trainable:digits_loop {"width":64} / digits (own pipeline) (code ce1c9707)',
+                     'trainable:digits_loop {"width":64} / digits (own pipeline) (code 11e1a1cb)',
+                     'trainable:digits_loop {"width":48} / digits (own pipeline)',
+                     'mlp / digits (own pipeline) (data c771c637)'], names
     assert said == "not run (search.baseline)" and against_default(
         {**rec, "baseline": {"verdict": "beaten", "splits": spread}}) == \
         "beats it on this split; adam beats it on 2 of 3 splits"

@@ -781,11 +781,23 @@ function showAnswer(row, rec) {
     : rec.method === "prior" ? `the prior (${rec.source})` : rec.method || "-";
 }
 
-function taskRow(task) {
+// The digests a listed task differs in from another listed task of the same names, parameters
+// and metric (its plugin's code changed, say): without them the two rows read the same.
+const DIGESTS = [["data_digest", "data"], ["model_digest", "weights"], ["code_digest", "code"]];
+function digestsApart(task, tasks) {
+  const names = (t) => `${ref(t.model)} / ${ref(t.dataset)} / ${t.metric}`;
+  const twins = tasks.filter((t) => t.id !== task.id && names(t) === names(task));
+  return DIGESTS.filter(([k]) => k !== "data_digest" && twins.some((t) => t[k] !== task[k]))
+    .map(([k, label]) => `${label} ${(task[k] || "none").slice(0, 8)}`);
+}
+
+function taskRow(task, tasks) {
+  const shown = [task.data_digest ? `data ${task.data_digest.slice(0, 8)}` : "", ...digestsApart(task, tasks)]
+    .filter(Boolean);
   return el("tr", { "data-task": String(task.id) },
     el("td", {}, el("a", { href: `/ui/tasks/${task.id}` }, `task ${task.id}`)),
     el("td", { class: "params", title: taskIdentity(task) }, `${ref(task.model)} / ${ref(task.dataset)}`
-      + (task.data_digest ? ` (data ${task.data_digest.slice(0, 8)})` : "")),
+      + (shown.length ? ` (${shown.join(", ")})` : "")),
     el("td", {}, task.metric),
     el("td", {}, String(task.n_jobs)),
     el("td", {}, String(task.n_trials)),
@@ -818,7 +830,7 @@ async function tasksPage() {
   let shown = 0;
   const load = async () => {  // the next page, the latest job's task first
     const data = await getJson(`/v1/tasks?limit=${size}&offset=${shown}`);
-    body.append(...data.data.map(taskRow));
+    body.append(...data.data.map((t) => taskRow(t, data.data)));
     shown += data.data.length;
     document.getElementById("count").textContent = shown < data.count
       ? `the ${shown} with the latest jobs, of ${data.count} tasks` : count(data.count, "task");
