@@ -73,11 +73,18 @@ def submit(
                 print_json(out_jobs) if as_json else sys.stdout.write(
                     "".join(j["id"] + "\n" for j in jobs))
                 return
+            def split_of(job: dict[str, Any]) -> str:
+                return f" (training.seed {job['spec']['training']['seed']})" if splits > 1 else ""
+
+            # Every split's job is submitted before the first is followed (they may run at
+            # once); each said so as it was followed, the second "submitted" after the first
+            # had completed.
+            for job in jobs:
+                err.print(f"job {job['id']} submitted{split_of(job)}", highlight=False)
             finals = []
             for job in jobs:
-                err.print(f"job {job['id']} submitted" + (
-                    f" (training.seed {job['spec']['training']['seed']})" if splits > 1 else ""),
-                    highlight=False)
+                if splits > 1:
+                    err.print(f"following job {job['id']}{split_of(job)}", highlight=False)
                 finals.append(_follow(c, job))
         except KeyboardInterrupt:  # once submitted, Ctrl-C stops the following, not the job
             ids = " ".join(j["id"] for j in jobs)

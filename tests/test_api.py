@@ -875,7 +875,12 @@ def test_submit_on_several_splits_and_the_answer_across_them(service: Service,
     assert all(j["status"] == "completed" for j in jobs) and jobs[0]["id"] != jobs[1]["id"]
     assert jobs[0]["task"]["id"] == jobs[1]["task"]["id"]  # one task, two splits
     said = " ".join(done.stderr.split())
-    assert f"job {jobs[0]['id']} submitted (training.seed 3)" in said, said
+    # both submitted before the first is followed (said after it had completed, the second
+    # read as submitted then)
+    assert f"job {jobs[0]['id']} submitted (training.seed 3) job {jobs[1]['id']} submitted " \
+           f"(training.seed 4) following job {jobs[0]['id']} (training.seed 3)" in said, said
+    assert said.index(f"following job {jobs[1]['id']} (training.seed 4)") > said.index(
+        "following job " + jobs[0]["id"]), said
     again = _cli(args, env)  # no --wait: the ids, one a line, the same jobs
     assert again.returncode == 0 and again.stdout.split() == [j["id"] for j in jobs]
     # Followed in words, it ends with the first split's answer read with the other, in short.
