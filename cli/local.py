@@ -71,6 +71,8 @@ def run(
                 with _progress(one.budget.n_trials) as (start, advance):
                     results.append(run_search(one, storage=storage, on_trial=advance,
                                               on_start=start, stop_on_interrupt=True))
+                for note in results[-1].late_notes:  # what the trials showed
+                    err.print(f"note: {esc(note)}", highlight=False, markup=True)
                 if results[-1].interrupted:
                     where = f" during data split {k + 1} of {splits}" if splits > 1 else ""
                     stopped = (f"stopped by Ctrl-C{where}: what follows is judged on the "

@@ -288,6 +288,10 @@ def test_dispatcher_killed_and_restarted_resumes(migrated_url: str, ray_session:
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     assert job.n_done == 3
     assert len({r.number for r in recs}) == len(recs)  # no duplicate records
+    # `sleeps` reads no data, so never its split: its job's notes say so at its end, once.
+    said = [n for n in job.notes if "never read ctx.split_seed" in n]
+    assert len(said) == 1 and said[0].startswith("sleeps never read ctx.split_seed in its "), \
+        job.notes
 
 
 def test_cancel_stops_workers_promptly(migrated_url: str) -> None:

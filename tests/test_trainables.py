@@ -228,6 +228,7 @@ def test_trainable_through_the_service(migrated_url: str) -> None:
     assert "complete" in {r.state for r in recs} and {r.state for r in recs} <= {
         "complete", "pruned"}
     assert job.task.model_name == "trainable:digits_loop"
+    assert not [n for n in job.notes if "split_seed" in n], job.notes  # it draws it from there
     assert job.task.dataset_name == "digits (own pipeline)"
     assert job.task.n_classes == 10
     with session_factory(migrated_url)() as s:
@@ -270,6 +271,7 @@ def test_each_example_trainable_through_tuner_run(name: str, tmp_path: Path) -> 
     assert "best trial: adamw" in run.stdout
     # one family completed: the answer says there is nothing to compare it with
     assert "answer: only adamw completed a trial: nothing to compare it with" in run.stdout
+    assert "split_seed" not in run.stderr  # both examples draw their split from it
     # ... and ends with it in one line, as `tuner recommend` does
     assert " ".join(run.stdout.split()).endswith(
         "in short: only adamw completed a trial; AdamW at lr 1e-3 with cosine not run at this "
@@ -582,3 +584,32 @@ def test_a_trainables_runs_of_a_job_share_its_data_split(monkeypatch: pytest.Mon
     seeds = sorted(r.seed for r in result.records)
     assert seeds[0] == 3 and max(seeds) >= 1003, seeds  # search trials and confirmation runs
     assert split_seeds == [3] * len(result.records), split_seeds
+    assert result.late_notes == [] and result.summary()["notes"] == result.notes
+
+
+def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) -> None:
+    """A loop that splits its data by `ctx.seed` (as the example did), or has a fixed split,
+    never reads `ctx.split_seed`: the job's notes say, at its end, that its split does not
+    follow training.seed; `tuner run` prints it after the trials. One trial that reads it is
+    enough to say nothing."""
+    from tuner.trainable import split_note
+
+    raw = {"task": {"trainable": {"name": "sleeps", "params": {"epoch_s": 0.0}}},
+           "space": {"optimizers": ["adam"], "schedules": ["constant"]},
+           "training": {"epochs": 2}, "search": {"pruner": "none", "confirm_top_k": 0},
+           "budget": {"n_trials": 2}}
+    result = run_search(JobSpec.model_validate(raw))
+    (note,) = result.late_notes
+    assert note.startswith("sleeps never read ctx.split_seed in its 2 trials that ran: its data "
+                           "split does not follow training.seed"), note
+    assert note in result.summary()["notes"]
+    assert split_note("loop", [{"split_seed_read": False}, {"split_seed_read": True}]) is None
+    assert split_note("loop", [None, {"detail": "failed before the loop ran"}]) is None
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(raw))
+    shown = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",
+                            str(path)], check=False, capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    assert "note: sleeps never read ctx.split_seed in its 2 trials that ran" in " ".join(
+        shown.stderr.split()), shown.stderr[-3000:]

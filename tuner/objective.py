@@ -279,10 +279,13 @@ class Objective:
         assert ref is not None
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
                            on_epoch=prune, on_alive=beat, state=state,
-                           split_seed=self.spec.training.seed)
+                           job_seed=self.spec.training.seed)
         state.precision = ctx.precision
-        with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
-            TRAINABLES.get(ref.name)(ctx)
+        try:
+            with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
+                TRAINABLES.get(ref.name)(ctx)
+        finally:
+            state.split_seed_read = ctx.split_seed_read
         if not state.records:
             raise RuntimeError(f"trainable {ref.name!r} returned without reporting an epoch "
                                "(call ctx.report(metric, train_loss=...) once per epoch)")
@@ -311,6 +314,8 @@ class Objective:
         }
         if tb:
             record["traceback"] = tb
+        if state.split_seed_read is not None:
+            record["split_seed_read"] = state.split_seed_read
         trial.set_user_attr(ATTR_RECORD, record)
 
 

@@ -18,6 +18,7 @@ from tuner.attrs import (
     ATTR_BASELINE,
     ATTR_CONFIG,
     ATTR_CONFIRM_OF,
+    ATTR_RECORD,
     ATTR_SEED,
     ATTR_SWEEP,
     ATTR_WARM_START,
@@ -400,6 +401,7 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     budget: dict[str, Any] = field(default_factory=dict)  # epochs, batch_size
     interrupted: bool = False  # stopped by Ctrl-C: `records` are the trials that ended
+    late_notes: list[str] = field(default_factory=list)  # what its trials showed (`trial_notes`)
 
     def summary(self, alone: bool = True) -> dict[str, Any]:
         """The leaderboard and the answer (`alone`: as `tuner.results.answer` takes it)."""
@@ -407,7 +409,7 @@ class SearchResult:
         return {
             "study": self.study.study_name,
             "metric": self.metric,
-            "notes": self.notes,
+            "notes": self.notes + self.late_notes,
             "interrupted": self.interrupted,
             **board,
             "answer": answer(self.records, self.direction, self.metric, budget=self.budget,
@@ -521,7 +523,20 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
         records = [r for r in records if r.number in ended]
     return SearchResult(study, objective.metric, direction, records, notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
-                         "training_seed": spec.training.seed}, interrupted)
+                         "training_seed": spec.training.seed}, interrupted,
+                        late_notes=trial_notes(spec, study))
+
+
+def trial_notes(spec: JobSpec, study: optuna.Study) -> list[str]:
+    """What the job's trials showed that its notes add at its end (the dispatcher's and
+    `tuner run`'s): a trainable that never read `ctx.split_seed` (`split_note`)."""
+    if spec.task.trainable is None:
+        return []
+    from tuner.trainable import split_note
+
+    note = split_note(spec.task.trainable.name, (
+        t.user_attrs.get(ATTR_RECORD) for t in study.get_trials(deepcopy=False)))
+    return [note] if note else []
 
 
 @dataclass

@@ -79,7 +79,8 @@ class TrialContext:
     state: TrainState = field(default_factory=TrainState)
     # The job's training.seed: the seed the task's data split is drawn from, the same for every
     # trial of the job (None: the trial's own seed, for a context built outside a job).
-    split_seed: int | None = None
+    job_seed: int | None = None
+    split_seed_read: bool = False  # did the loop read `split_seed` (`split_note`)
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
     _first_batch: float | None = None
@@ -87,10 +88,6 @@ class TrialContext:
     _best: float | None = None
     _started: float = field(default_factory=time.perf_counter)
     _epoch_started: float = field(default_factory=time.perf_counter)
-
-    def __post_init__(self) -> None:
-        if self.split_seed is None:
-            self.split_seed = self.training.seed
 
     # what the trial is ----------------------------------------------------------------------
     @property
@@ -100,6 +97,13 @@ class TrialContext:
         run again (tuner.confirm, tuner.objective.fresh_seed), so that its runs measure the
         seed-to-seed noise. Draw the data split from `split_seed`, never from this."""
         return self.training.seed
+
+    @property
+    def split_seed(self) -> int:
+        """The job's training.seed, which names the task's data split: the same for every trial
+        of the job. Draw the training/validation split from it."""
+        self.split_seed_read = True
+        return self.training.seed if self.job_seed is None else self.job_seed
 
     @property
     def epochs_budget(self) -> int:
@@ -273,6 +277,21 @@ def check_params(ref: TrainableRef) -> None:
         raise SpecError("task.trainable.params",
                         f"{ref.name} does not read {', '.join(map(repr, stray))}; valid choices: "
                         f"{choices(declared or {})}")
+
+
+def split_note(name: str, records: Iterable[dict[str, Any] | None]) -> str | None:
+    """What a job's notes say when none of its trainable's trials that ran read
+    `ctx.split_seed` (`records`: the trials' records, `split_seed_read` in each that ran the
+    loop): its data split is then its own, not the one `training.seed` names, so the answer's
+    reading of repeats and of data splits may not hold. None when one did, or none ran."""
+    ran = [r["split_seed_read"] for r in records if r and r.get("split_seed_read") is not None]
+    if not ran or any(ran):
+        return None
+    return (f"{name} never read ctx.split_seed in its {len(ran)} trial{'s' if len(ran) > 1 else ''}"
+            f" that ran: its data split does not follow training.seed, so a confirmation run (a "
+            f"new ctx.seed) is scored on another validation set if it splits by ctx.seed, and "
+            f"jobs on other training.seeds share one if its split is fixed; draw the split from "
+            f"ctx.split_seed (README: 'Your own training loop')")
 
 
 def declared_features(fn: Any, params: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,9 @@ class TrainState:
     device: str = "cpu"
     precision: str = "fp32"
     detail: str = ""
+    # A trainable's trial: did its loop read `ctx.split_seed` (None: not a trainable's, or it
+    # never got to run)? (tuner.trainable.split_note)
+    split_seed_read: bool | None = None
 
     @property
     def seconds_per_epoch(self) -> float:

@@ -25,11 +25,19 @@ from tuner.corpus import SOURCE as CORPUS
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
 from tuner.results import failing_alike
-from tuner.search import SweepPlan, confirm_round, confirmation_count, create_study, sweep_plan
+from tuner.search import (
+    SweepPlan,
+    confirm_round,
+    confirmation_count,
+    create_study,
+    sweep_plan,
+    trial_notes,
+)
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
 from tuner.store.db import in_transaction, session_factory, transient, with_retries
 from tuner.store.jobs import (
+    add_notes,
     aware,
     claim_job,
     finish_job,
@@ -447,6 +455,9 @@ class Dispatcher:
                 return
 
         w.recorder.sync(study)
+        if late := trial_notes(spec, study):  # what its trials showed, beside its notes
+            in_transaction(self.sessions, lambda s: add_notes(s, job.id, late),
+                           what="add to the job's notes")
         self._conclude(job.id, stopping.reason, worker_errors,
                        (w.waiting[0], cfg.resources_wait_s or 0) if w.waiting else None, alike)
 

@@ -287,6 +287,14 @@ def set_notes(s: Session, job_id: str, notes: list[str]) -> None:
     s.commit()
 
 
+def add_notes(s: Session, job_id: str, notes: list[str]) -> None:
+    """The job's notes and these after them, each once (a dispatcher that concludes a job again
+    after a restart adds nothing twice)."""
+    job = get_job(s, job_id)
+    have = list(job.notes or [])
+    set_notes(s, job_id, have + [n for n in notes if n not in have])
+
+
 def job_brief(job: Job) -> dict[str, Any]:
     """Status and progress from the job row alone (lists, progress events)."""
     return {
