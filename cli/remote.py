@@ -73,6 +73,7 @@ def submit(
                 print_json(out_jobs) if as_json else sys.stdout.write(
                     "".join(j["id"] + "\n" for j in jobs))
                 return
+
             def split_of(job: dict[str, Any]) -> str:
                 return f" (training.seed {job['spec']['training']['seed']})" if splits > 1 else ""
 

@@ -603,8 +603,11 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     assert note.startswith("sleeps never read ctx.split_seed in its 2 trials that ran: its data "
                            "split does not follow training.seed"), note
     assert note in result.summary()["notes"]
-    assert split_note("loop", [{"split_seed_read": False}, {"split_seed_read": True}]) is None
-    assert split_note("loop", [None, {"detail": "failed before the loop ran"}]) is None
+    epoch = [{"step": 1}]
+    assert split_note("loop", [{"split_seed_read": False, "steps": epoch},
+                               {"split_seed_read": True, "steps": epoch}]) is None
+    assert split_note("loop", [None, {"detail": "failed before the loop ran"},
+                               {"split_seed_read": False, "steps": []}]) is None  # raised first
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(raw))
     shown = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",

@@ -282,9 +282,12 @@ def check_params(ref: TrainableRef) -> None:
 def split_note(name: str, records: Iterable[dict[str, Any] | None]) -> str | None:
     """What a job's notes say when none of its trainable's trials that ran read
     `ctx.split_seed` (`records`: the trials' records, `split_seed_read` in each that ran the
-    loop): its data split is then its own, not the one `training.seed` names, so the answer's
-    reading of repeats and of data splits may not hold. None when one did, or none ran."""
-    ran = [r["split_seed_read"] for r in records if r and r.get("split_seed_read") is not None]
+    loop; only those that reported an epoch count: a loop that raised before it says nothing of
+    its split): its data split is then its own, not the one `training.seed` names, so the
+    answer's reading of repeats and of data splits may not hold. None when one did, or none
+    ran."""
+    ran = [r["split_seed_read"] for r in records
+           if r and r.get("split_seed_read") is not None and r.get("steps")]
     if not ran or any(ran):
         return None
     return (f"{name} never read ctx.split_seed in its {len(ran)} trial{'s' if len(ran) > 1 else ''}"

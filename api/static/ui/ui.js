@@ -787,7 +787,7 @@ const DIGESTS = [["data_digest", "data"], ["model_digest", "weights"], ["code_di
 function digestsApart(task, tasks) {
   const names = (t) => `${ref(t.model)} / ${ref(t.dataset)} / ${t.metric}`;
   const twins = tasks.filter((t) => t.id !== task.id && names(t) === names(task));
-  return DIGESTS.filter(([k]) => k !== "data_digest" && twins.some((t) => t[k] !== task[k]))
+  return DIGESTS.filter(([k]) => k !== "data_digest" && twins.some((t) => (t[k] ?? null) !== (task[k] ?? null)))
     .map(([k, label]) => `${label} ${(task[k] || "none").slice(0, 8)}`);
 }
 
