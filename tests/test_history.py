@@ -456,8 +456,8 @@ def test_precision_is_part_of_the_budget(migrated_url: str,
     configuration of three seeds, and sgd (0.90, fp32) was ranked against their mix."""
     monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
     fp32, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
-    bf16, _ = queue(migrated_url, "a", task_spec("mlp", "iris",
-                                                 training={"epochs": 3, "precision": "bf16"}))
+    bf16, _ = queue(migrated_url, "a", {**task_spec("mlp", "iris", training={
+        "epochs": 3, "precision": "bf16"}), "resources": {"gpus_per_trial": 1}})
     write(migrated_url, fp32, [("adam", 1e-3, 0.95), ("sgd", 1e-2, 0.90)])
     write(migrated_url, bf16, [("adam", 1e-3, 0.80), ("adam", 1e-3, 0.82)], seeds=[1, 2])
     with session_factory(migrated_url)() as s:

@@ -418,7 +418,8 @@ def test_job_whose_trials_fail_the_same_way_stops_there(
 def test_a_job_that_demands_a_gpu_it_does_not_ask_for_is_refused(migrated_url: str) -> None:
     """`training.device: cuda` with no `resources.gpus_per_trial`: Ray gives a worker a GPU only
     for what its trials ask, so every trial failed (`cuda requested but no GPU is assigned`);
-    refused at submit instead, with what to set. Asking for a GPU is accepted."""
+    refused at submit instead, with what to set. Asking for a GPU is accepted. So is bf16
+    (autocast on a GPU only) without a GPU."""
     from tuner.errors import SpecError
 
     with pytest.raises(SpecError, match=r"^training\.device: cuda, but resources\.gpus_per_"
@@ -426,6 +427,17 @@ def test_a_job_that_demands_a_gpu_it_does_not_ask_for_is_refused(migrated_url: s
         queue(migrated_url, _merge(FAST, training={"device": "cuda"}))
     queue(migrated_url, _merge(FAST, training={"device": "cuda"},
                                resources={"gpus_per_trial": 0.25}))
+    # bf16 applies on a GPU only: without one the trials trained in fp32 on the CPU, kept as
+    # the bf16 budget's runs, which a later job on GPUs pooled its bf16 runs with.
+    for no_gpu, said in (({}, "resources.gpus_per_trial is 0"),
+                         ({"training": {"precision": "bf16", "device": "cpu"},
+                           "resources": {"gpus_per_trial": 1}}, "training.device is cpu")):
+        with pytest.raises(SpecError, match=rf"^training\.precision: bf16 applies on a GPU only "
+                                            rf"\(autocast\), and {re.escape(said)}: the trials "
+                                            rf"would train in fp32 on the CPU"):
+            queue(migrated_url, _merge(_merge(FAST, training={"precision": "bf16"}), **no_gpu))
+    queue(migrated_url, _merge(FAST, training={"precision": "bf16"},
+                               resources={"gpus_per_trial": 0.5}))
 
 
 def test_a_job_whose_every_trial_diverged_fails_saying_so(migrated_url: str) -> None:

@@ -60,12 +60,25 @@ class TaskFeatures:
 def check_service_device(spec: JobSpec) -> None:
     """A job for the service that demands a GPU must ask for one: Ray gives a trial's worker a
     GPU only for its `resources.gpus_per_trial`, so every trial of such a job failed (`cuda
-    requested but no GPU is assigned`) and the job with them."""
+    requested but no GPU is assigned`) and the job with them. So must a job in bf16, which
+    applies on a GPU only."""
     if spec.training.device == "cuda" and not spec.resources.gpus_per_trial:
         raise SpecError("training.device",
                         "cuda, but resources.gpus_per_trial is 0: a trial's worker is given a "
                         "GPU only when the trial asks for one (set resources.gpus_per_trial: 1, "
                         "or 0.25 to pack 4 trials on a GPU), or use device auto")
+    # bf16 is part of the budget an answer is about, and applies on a GPU only: such a job's
+    # trials would train in fp32 on the CPU, and a later job on GPUs would pool its bf16 runs
+    # with them as one budget (until 2026-12-07 it was taken).
+    if spec.training.precision == "bf16" and (not spec.resources.gpus_per_trial
+                                              or spec.training.device == "cpu"):
+        where = "training.device is cpu" if spec.training.device == "cpu" else \
+            "resources.gpus_per_trial is 0"
+        raise SpecError("training.precision",
+                        f"bf16 applies on a GPU only (autocast), and {where}: the trials would "
+                        f"train in fp32 on the CPU and be kept as bf16's runs; ask for a GPU "
+                        f"(resources.gpus_per_trial: 1, or 0.25 to pack 4 trials on one) or use "
+                        f"fp32")
 
 
 def check_local_device(spec: JobSpec) -> None:
