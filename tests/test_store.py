@@ -78,7 +78,8 @@ def test_upgrade_reads_each_jobs_budget_part_from_its_spec(
     from tuner.store.migrate import alembic_config
 
     upgrade(db_url)
-    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, **training}})
+    gpu = {"resources": {"gpus_per_trial": 1}} if training.get("precision") == "bf16" else {}
+    spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, **training}, **gpu})
     with session_factory(db_url)() as s:
         t = get_or_create_team(s, "a")
         asked = create_job(s, t.id, spec, inspect_task(spec))[0].id
