@@ -616,3 +616,30 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     assert shown.returncode == 0, shown.stderr[-3000:]
     assert "note: sleeps never read ctx.split_seed in its 2 trials that ran" in " ".join(
         shown.stderr.split()), shown.stderr[-3000:]
+
+
+def test_a_trainable_stops_early_as_the_built_in_loop_does() -> None:
+    """`training.early_stopping_patience` is part of the budget an answer is about: a
+    trainable's loop ran every epoch under a budget of early stopping, its runs kept as runs
+    that stop early. `ctx.report` now stops it when the metric is no better for `patience`
+    epochs (after the pruner, as the built-in loop does)."""
+    import torch
+
+    from tuner.trainable import StopTrial, TrialContext
+
+    training = spec(training={"epochs": 10, "early_stopping_patience": 2}).training
+    ctx = TrialContext(None, training, "val_accuracy", torch.device("cpu"))  # type: ignore[arg-type]
+    for value in (0.5, 0.6, 0.55):
+        ctx.report(value)
+    with pytest.raises(StopTrial, match="early_stopped"):
+        ctx.report(0.58)  # two epochs no better than 0.6
+    assert ctx.state.stop_reason == "early_stopped" and ctx.state.stop_step == 4
+    # Through a search: sgd at 1e-7 learns (next to) nothing, so it stops after an epoch no
+    # better, well before its 4.
+    result = run_search(spec(space={"optimizers": ["sgd"], "schedules": ["constant"]},
+                             training={"epochs": 4, "early_stopping_patience": 1},
+                             search={"pruner": "none", "confirm_top_k": 0},
+                             budget={"n_trials": 1}))
+    (rec,) = result.records
+    assert (rec.state, rec.stop_reason) == ("complete", "early_stopped") and rec.epochs_run < 4, \
+        rec

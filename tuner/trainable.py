@@ -86,6 +86,7 @@ class TrialContext:
     _first_batch: float | None = None
     _batches: int = 0
     _best: float | None = None
+    _since_best: int = 0  # epochs since the best value, for early stopping
     _started: float = field(default_factory=time.perf_counter)
     _epoch_started: float = field(default_factory=time.perf_counter)
 
@@ -197,7 +198,8 @@ class TrialContext:
     def report(self, value: float, *, train_loss: float | None = None,
                val_loss: float | None = None, **extra: float) -> None:
         """The epoch's metric (and losses): recorded, checked for divergence, told to the
-        pruner. Raises `StopTrial` when the trial must end."""
+        pruner. Raises `StopTrial` when the trial must end: diverged, its epochs spent, pruned,
+        or no better for `training.early_stopping_patience` epochs."""
         step = len(self.state.records) + 1
         self.state.stop_step = step
         value = float(value)
@@ -205,7 +207,9 @@ class TrialContext:
         elapsed = time.perf_counter() - self._started
         diverged = self._diverged(value, train_loss)
         if not diverged and (self._best is None or _better(value, self._best, self.direction)):
-            self._best = value
+            self._best, self._since_best = value, 0
+        else:
+            self._since_best += 1
         best = self._best if self._best is not None else math.nan
         self.state.records.append(EpochRecord(
             step, math.nan if train_loss is None else float(train_loss),
@@ -230,6 +234,13 @@ class TrialContext:
         if stop:
             self.state.stop_reason = "pruned"
             raise StopTrial("pruned")
+        # training.early_stopping_patience, as the built-in loop applies it (after the pruner):
+        # it is part of the budget an answer is about, and a trainable's runs were kept under a
+        # budget of early stopping that never stopped them (until 2026-12-07).
+        patience = self.training.early_stopping_patience
+        if patience is not None and self._since_best >= patience:
+            self.state.stop_reason = "early_stopped"
+            raise StopTrial("early_stopped")
 
     def _diverged(self, value: float, train_loss: float | None) -> bool:
         if not math.isfinite(value):
