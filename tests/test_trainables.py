@@ -592,7 +592,7 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     never reads `ctx.split_seed`: the job's notes say, at its end, that its split does not
     follow training.seed; `tuner run` prints it after the trials. One trial that reads it is
     enough to say nothing."""
-    from tuner.trainable import split_note
+    from tuner.trainable import trainable_notes
 
     raw = {"task": {"trainable": {"name": "sleeps", "params": {"epoch_s": 0.0}}},
            "space": {"optimizers": ["adam"], "schedules": ["constant"]},
@@ -604,10 +604,28 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
                            "split does not follow training.seed"), note
     assert note in result.summary()["notes"]
     epoch = [{"step": 1}]
-    assert split_note("loop", [{"split_seed_read": False, "steps": epoch},
-                               {"split_seed_read": True, "steps": epoch}]) is None
-    assert split_note("loop", [None, {"detail": "failed before the loop ran"},
-                               {"split_seed_read": False, "steps": []}]) is None  # raised first
+    assert trainable_notes("loop", [{"loop_used": [], "steps": epoch},
+                                    {"loop_used": ["split_seed"], "steps": epoch}]) == []
+    assert trainable_notes("loop", [None, {"detail": "failed before the loop ran"},
+                                    {"loop_used": [], "steps": []}]) == []  # raised first
+    # On a GPU in bf16, a loop that never entered ctx.autocast() trained in fp32 (the record's
+    # precision is the context's: bf16 on cuda only).
+    gpu = [{"loop_used": ["split_seed"], "steps": epoch, "precision": "bf16"}]
+    (note,) = trainable_notes("loop", gpu * 3)
+    assert note.startswith("loop never entered ctx.autocast() in its 3 trials in bf16 on a GPU: "
+                           "they trained in fp32"), note
+    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["autocast", "split_seed"]}]) == []
+    assert trainable_notes("loop", [{**gpu[0], "precision": "fp32"}]) == []
+    import torch
+
+    from tuner.trainable import TrialContext
+
+    training = JobSpec.model_validate({**raw, "training": {"precision": "bf16"}}).training
+    ctx = TrialContext(None, training, "val_accuracy", torch.device("cpu"))  # type: ignore[arg-type]
+    with ctx.autocast():
+        pass
+    assert ctx.used == {"autocast"}
+    assert ctx.split_seed == 0 and ctx.used == {"autocast", "split_seed"}
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(raw))
     shown = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",

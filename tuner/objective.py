@@ -285,7 +285,7 @@ class Objective:
             with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
                 TRAINABLES.get(ref.name)(ctx)
         finally:
-            state.split_seed_read = ctx.split_seed_read
+            state.loop_used = sorted(ctx.used)
         if not state.records:
             raise RuntimeError(f"trainable {ref.name!r} returned without reporting an epoch "
                                "(call ctx.report(metric, train_loss=...) once per epoch)")
@@ -314,8 +314,8 @@ class Objective:
         }
         if tb:
             record["traceback"] = tb
-        if state.split_seed_read is not None:
-            record["split_seed_read"] = state.split_seed_read
+        if state.loop_used is not None:
+            record["loop_used"] = state.loop_used
         trial.set_user_attr(ATTR_RECORD, record)
 
 

@@ -529,14 +529,14 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
 
 def trial_notes(spec: JobSpec, study: optuna.Study) -> list[str]:
     """What the job's trials showed that its notes add at its end (the dispatcher's and
-    `tuner run`'s): a trainable that never read `ctx.split_seed` (`split_note`)."""
+    `tuner run`'s): a trainable that never read `ctx.split_seed`, or never entered
+    `ctx.autocast()` in bf16 (`trainable_notes`)."""
     if spec.task.trainable is None:
         return []
-    from tuner.trainable import split_note
+    from tuner.trainable import trainable_notes
 
-    note = split_note(spec.task.trainable.name, (
+    return trainable_notes(spec.task.trainable.name, (
         t.user_attrs.get(ATTR_RECORD) for t in study.get_trials(deepcopy=False)))
-    return [note] if note else []
 
 
 @dataclass

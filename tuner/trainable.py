@@ -80,7 +80,9 @@ class TrialContext:
     # The job's training.seed: the seed the task's data split is drawn from, the same for every
     # trial of the job (None: the trial's own seed, for a context built outside a job).
     job_seed: int | None = None
-    split_seed_read: bool = False  # did the loop read `split_seed` (`split_note`)
+    # What the loop used of what keeps its runs what their budget says (`trainable_notes`):
+    # `split_seed` read, `autocast` entered.
+    used: set[str] = field(default_factory=set)
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
     _first_batch: float | None = None
@@ -103,7 +105,7 @@ class TrialContext:
     def split_seed(self) -> int:
         """The job's training.seed, which names the task's data split: the same for every trial
         of the job. Draw the training/validation split from it."""
-        self.split_seed_read = True
+        self.used.add("split_seed")
         return self.training.seed if self.job_seed is None else self.job_seed
 
     @property
@@ -122,6 +124,7 @@ class TrialContext:
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on GPU when asked for; a no-op otherwise."""
+        self.used.add("autocast")
         if self.precision == "bf16":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
@@ -290,22 +293,32 @@ def check_params(ref: TrainableRef) -> None:
                         f"{choices(declared or {})}")
 
 
-def split_note(name: str, records: Iterable[dict[str, Any] | None]) -> str | None:
-    """What a job's notes say when none of its trainable's trials that ran read
-    `ctx.split_seed` (`records`: the trials' records, `split_seed_read` in each that ran the
-    loop; only those that reported an epoch count: a loop that raised before it says nothing of
-    its split): its data split is then its own, not the one `training.seed` names, so the
-    answer's reading of repeats and of data splits may not hold. None when one did, or none
-    ran."""
-    ran = [r["split_seed_read"] for r in records
-           if r and r.get("split_seed_read") is not None and r.get("steps")]
-    if not ran or any(ran):
-        return None
-    return (f"{name} never read ctx.split_seed in its {len(ran)} trial{'s' if len(ran) > 1 else ''}"
-            f" that ran: its data split does not follow training.seed, so a confirmation run (a "
-            f"new ctx.seed) is scored on another validation set if it splits by ctx.seed, and "
-            f"jobs on other training.seeds share one if its split is fixed; draw the split from "
-            f"ctx.split_seed (README: 'Your own training loop')")
+def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list[str]:
+    """What a job's notes say at its end when none of its trainable's trials that ran used what
+    keeps its runs what their budget says (`records`: the trials' records, `loop_used` in each
+    that ran the loop; only those that reported an epoch count: a loop that raised before it
+    says nothing). `ctx.split_seed` never read: its data split is its own, not the one
+    `training.seed` names, so the answer's reading of repeats and of data splits may not hold.
+    `ctx.autocast()` never entered in trials on a GPU in bf16: they trained in fp32, kept as
+    the bf16 budget's runs."""
+    ran = [r for r in records if r and r.get("loop_used") is not None and r.get("steps")]
+    notes = []
+
+    def trials(n: int) -> str:
+        return f"{n} trial{'s' if n > 1 else ''}"
+
+    if ran and not any("split_seed" in r["loop_used"] for r in ran):
+        notes.append(f"{name} never read ctx.split_seed in its {trials(len(ran))} that ran: its "
+                     f"data split does not follow training.seed, so a confirmation run (a new "
+                     f"ctx.seed) is scored on another validation set if it splits by ctx.seed, "
+                     f"and jobs on other training.seeds share one if its split is fixed; draw "
+                     f"the split from ctx.split_seed (README: 'Your own training loop')")
+    bf16 = [r for r in ran if r.get("precision") == "bf16"]
+    if bf16 and not any("autocast" in r["loop_used"] for r in bf16):
+        notes.append(f"{name} never entered ctx.autocast() in its {trials(len(bf16))} in bf16 on "
+                     f"a GPU: they trained in fp32, and are kept as the bf16 budget's runs; "
+                     f"wrap the forward pass and the loss in `with ctx.autocast():`")
+    return notes
 
 
 def declared_features(fn: Any, params: dict[str, Any]) -> dict[str, Any]:

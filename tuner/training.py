@@ -83,9 +83,10 @@ class TrainState:
     device: str = "cpu"
     precision: str = "fp32"
     detail: str = ""
-    # A trainable's trial: did its loop read `ctx.split_seed` (None: not a trainable's, or it
-    # never got to run)? (tuner.trainable.split_note)
-    split_seed_read: bool | None = None
+    # A trainable's trial: what its loop used of the context (`ctx.split_seed`,
+    # `ctx.autocast()`); None: not a trainable's, or it never got to run
+    # (tuner.trainable.trainable_notes).
+    loop_used: list[str] | None = None
 
     @property
     def seconds_per_epoch(self) -> float:
