@@ -615,6 +615,8 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     assert note.startswith("loop never entered ctx.autocast() in its 3 trials in bf16 on a GPU: "
                            "they trained in fp32"), note
     assert trainable_notes("loop", [{**gpu[0], "loop_used": ["autocast", "split_seed"]}]) == []
+    # ... a loop that reads ctx.precision applies it its own way (the Hugging Face example)
+    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["precision", "split_seed"]}]) == []
     assert trainable_notes("loop", [{**gpu[0], "precision": "fp32"}]) == []
     import torch
 
@@ -624,8 +626,9 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     ctx = TrialContext(None, training, "val_accuracy", torch.device("cpu"))  # type: ignore[arg-type]
     with ctx.autocast():
         pass
-    assert ctx.used == {"autocast"}
-    assert ctx.split_seed == 0 and ctx.used == {"autocast", "split_seed"}
+    assert ctx.used == {"autocast"} and ctx.runs_in == "fp32" and ctx.used == {"autocast"}
+    assert ctx.split_seed == 0 and ctx.precision == "fp32"
+    assert ctx.used == {"autocast", "split_seed", "precision"}
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(raw))
     shown = subprocess.run([str(Path(sys.executable).parent / "tuner"), "run", "--spec",

@@ -280,7 +280,7 @@ class Objective:
         ctx = TrialContext(config, training, self.metric, device, dict(ref.params),
                            on_epoch=prune, on_alive=beat, state=state,
                            job_seed=self.spec.training.seed)
-        state.precision = ctx.precision
+        state.precision = ctx.runs_in
         try:
             with contextlib.suppress(StopTrial):  # the trial ends where ctx.report said so
                 TRAINABLES.get(ref.name)(ctx)

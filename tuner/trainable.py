@@ -118,14 +118,21 @@ class TrialContext:
 
     @property
     def precision(self) -> str:
-        """`bf16` when the spec asks for it and the trial runs on a GPU, else `fp32`."""
+        """`bf16` when the spec asks for it and the trial runs on a GPU, else `fp32`: for a loop
+        that applies it its own way (the Hugging Face example passes it to its `Trainer`)."""
+        self.used.add("precision")
+        return self.runs_in
+
+    @property
+    def runs_in(self) -> str:
+        """The precision the trial's record says (`precision`, for the service's own reads)."""
         return "bf16" if self.device.type == "cuda" and self.training.precision == "bf16" \
             else "fp32"
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """bf16 autocast on GPU when asked for; a no-op otherwise."""
         self.used.add("autocast")
-        if self.precision == "bf16":
+        if self.runs_in == "bf16":
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -299,8 +306,8 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
     that ran the loop; only those that reported an epoch count: a loop that raised before it
     says nothing). `ctx.split_seed` never read: its data split is its own, not the one
     `training.seed` names, so the answer's reading of repeats and of data splits may not hold.
-    `ctx.autocast()` never entered in trials on a GPU in bf16: they trained in fp32, kept as
-    the bf16 budget's runs."""
+    `ctx.autocast()` never entered (nor `ctx.precision` read, for a loop that applies it its own
+    way) in trials on a GPU in bf16: they trained in fp32, kept as the bf16 budget's runs."""
     ran = [r for r in records if r and r.get("loop_used") is not None and r.get("steps")]
     notes = []
 
@@ -314,10 +321,11 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
                      f"and jobs on other training.seeds share one if its split is fixed; draw "
                      f"the split from ctx.split_seed (README: 'Your own training loop')")
     bf16 = [r for r in ran if r.get("precision") == "bf16"]
-    if bf16 and not any("autocast" in r["loop_used"] for r in bf16):
+    if bf16 and not any({"autocast", "precision"} & set(r["loop_used"]) for r in bf16):
         notes.append(f"{name} never entered ctx.autocast() in its {trials(len(bf16))} in bf16 on "
                      f"a GPU: they trained in fp32, and are kept as the bf16 budget's runs; "
-                     f"wrap the forward pass and the loss in `with ctx.autocast():`")
+                     f"wrap the forward pass and the loss in `with ctx.autocast():` (or read "
+                     f"ctx.precision and apply it your own way)")
     return notes
 
 
