@@ -599,24 +599,32 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
            "training": {"epochs": 2}, "search": {"pruner": "none", "confirm_top_k": 0},
            "budget": {"n_trials": 2}}
     result = run_search(JobSpec.model_validate(raw))
-    (note,) = result.late_notes
+    note, batches = result.late_notes  # it reads no data, so never its batch size either
+    assert batches.startswith("sleeps never read ctx.batch_size in its 2 trials"), batches
     assert note.startswith("sleeps never read ctx.split_seed in its 2 trials that ran: its data "
                            "split does not follow training.seed"), note
     assert note in result.summary()["notes"]
     epoch = [{"step": 1}]
-    assert trainable_notes("loop", [{"loop_used": [], "steps": epoch},
-                                    {"loop_used": ["split_seed"], "steps": epoch}]) == []
+    assert trainable_notes("loop", [{"loop_used": ["batch_size"], "steps": epoch},
+                                    {"loop_used": ["batch_size", "split_seed"],
+                                     "steps": epoch}]) == []
+    # a loop that batches its own way: its runs are kept under training.batch_size all the same
+    (own,) = trainable_notes("loop", [{"loop_used": ["split_seed"], "steps": epoch}])
+    assert own.startswith("loop never read ctx.batch_size in its 1 trial that ran: its batches "
+                          "are its own size"), own
     assert trainable_notes("loop", [None, {"detail": "failed before the loop ran"},
                                     {"loop_used": [], "steps": []}]) == []  # raised first
     # On a GPU in bf16, a loop that never entered ctx.autocast() trained in fp32 (the record's
     # precision is the context's: bf16 on cuda only).
-    gpu = [{"loop_used": ["split_seed"], "steps": epoch, "precision": "bf16"}]
+    gpu = [{"loop_used": ["batch_size", "split_seed"], "steps": epoch, "precision": "bf16"}]
     (note,) = trainable_notes("loop", gpu * 3)
     assert note.startswith("loop never entered ctx.autocast() in its 3 trials in bf16 on a GPU: "
                            "they trained in fp32"), note
-    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["autocast", "split_seed"]}]) == []
+    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["autocast", "batch_size",
+                                                             "split_seed"]}]) == []
     # ... a loop that reads ctx.precision applies it its own way (the Hugging Face example)
-    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["precision", "split_seed"]}]) == []
+    assert trainable_notes("loop", [{**gpu[0], "loop_used": ["batch_size", "precision",
+                                                             "split_seed"]}]) == []
     assert trainable_notes("loop", [{**gpu[0], "precision": "fp32"}]) == []
     import torch
 

@@ -81,7 +81,7 @@ class TrialContext:
     # trial of the job (None: the trial's own seed, for a context built outside a job).
     job_seed: int | None = None
     # What the loop used of what keeps its runs what their budget says (`trainable_notes`):
-    # `split_seed` read, `autocast` entered.
+    # `split_seed` and `batch_size` read, `autocast` entered (or `precision` read).
     used: set[str] = field(default_factory=set)
     _optimizer: torch.optim.Optimizer | None = None
     _first_loss: float | None = None
@@ -114,6 +114,8 @@ class TrialContext:
 
     @property
     def batch_size(self) -> int:
+        """training.batch_size, part of the budget an answer is about: batch by it."""
+        self.used.add("batch_size")
         return self.training.batch_size
 
     @property
@@ -306,6 +308,7 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
     that ran the loop; only those that reported an epoch count: a loop that raised before it
     says nothing). `ctx.split_seed` never read: its data split is its own, not the one
     `training.seed` names, so the answer's reading of repeats and of data splits may not hold.
+    `ctx.batch_size` never read: its batch size is its own, not the budget's.
     `ctx.autocast()` never entered (nor `ctx.precision` read, for a loop that applies it its own
     way) in trials on a GPU in bf16: they trained in fp32, kept as the bf16 budget's runs."""
     ran = [r for r in records if r and r.get("loop_used") is not None and r.get("steps")]
@@ -320,6 +323,10 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
                      f"ctx.seed) is scored on another validation set if it splits by ctx.seed, "
                      f"and jobs on other training.seeds share one if its split is fixed; draw "
                      f"the split from ctx.split_seed (README: 'Your own training loop')")
+    if ran and not any("batch_size" in r["loop_used"] for r in ran):
+        notes.append(f"{name} never read ctx.batch_size in its {trials(len(ran))} that ran: its "
+                     f"batches are its own size, not training.batch_size, which its runs are "
+                     f"kept under (and compared with other tasks by); batch by ctx.batch_size")
     bf16 = [r for r in ran if r.get("precision") == "bf16"]
     if bf16 and not any({"autocast", "precision"} & set(r["loop_used"]) for r in bf16):
         notes.append(f"{name} never entered ctx.autocast() in its {trials(len(bf16))} in bf16 on "
