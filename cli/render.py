@@ -279,6 +279,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
         out.print(f"baseline: {rec['baseline']['summary']}", highlight=False)
     if method == "direct":
         out.print(f"noise: {_noise(rec['noise'])}", highlight=False)
+    for note in rec.get("loop_notes") or []:  # the team's loop, as its jobs noted it
+        out.print(f"note: {note}", highlight=False)
     if rec.get("budget"):
         others = ", ".join(f"{b['epochs']} epochs/batch {b['batch_size']}"
                            f"{_budget_parts(b, '/', rec['budget'])} "

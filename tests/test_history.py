@@ -1043,3 +1043,42 @@ def test_the_learning_rate_picture_shows_each_familys_latest_trials(migrated_url
     assert capped["families"]["sgd"] == [[1e-2, 0.7], [2e-2, 0.75]]
     assert capped["n_trials"] == {"adam": 5, "sgd": 2} and capped["per_family"] == 3
     assert len(whole["families"]["adam"]) == 5 and whole["n_trials"] == capped["n_trials"]
+
+
+def test_an_answer_says_what_the_teams_loop_never_used(
+        migrated_url: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trainable's jobs note at their end what its loop never used of what keeps its runs
+    what the budget says (`ctx.split_seed`, `ctx.batch_size`, `ctx.autocast()` in bf16); the
+    answer about that budget carries those notes (`loop_notes`) and says so in its summary,
+    `tuner recommend` prints them. A job at another budget, and the job's other notes, are not
+    carried. (The notes stayed on the job page: the answer, which a team trusts, said nothing.)"""
+    from cli.render import print_recommendation
+    from tuner.store.jobs import add_notes
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    loop = {"task": {"trainable": {"name": "digits_loop"}}, "training": {"epochs": 3},
+            "budget": {"n_trials": 4}}
+    here, team = queue(migrated_url, "a", loop)
+    there, _ = queue(migrated_url, "a", {**loop, "training": {"epochs": 4}})
+    for job in (here, there):
+        write(migrated_url, job, [("adam", 1e-3, 0.90), ("adam", 1e-3, 0.91),
+                                  ("sgd", 1e-2, 0.80), ("sgd", 1e-2, 0.81)], seeds=[0, 1, 0, 1])
+    split = ("digits_loop never read ctx.split_seed in its 4 trials that ran: its data split "
+             "does not follow training.seed, ...")
+    batches = "digits_loop never read ctx.batch_size in its 4 trials that ran: ..."
+    with session_factory(migrated_url)() as s:
+        add_notes(s, here, [split, batches])
+        add_notes(s, there, ["digits_loop never entered ctx.autocast() in its 4 trials ..."])
+        task_id = get_job(s, here).task_id  # type: ignore[union-attr]
+        rec = recommend(s, team, task_id=task_id, epochs=3)
+        other = recommend(s, team, task_id=task_id, epochs=4)
+    assert rec["loop_notes"] == [split, batches], rec["loop_notes"]
+    assert rec["summary"].endswith("; the team's loop never used ctx.split_seed and ctx.batch_size "
+                                   "in this budget's jobs, so its runs may not be what the "
+                                   "budget says (loop_notes)"), rec["summary"]
+    assert other["loop_notes"] == ["digits_loop never entered ctx.autocast() in its 4 trials ..."]
+    assert "never used ctx.autocast()" in other["summary"]
+    monkeypatch.setenv("COLUMNS", "300")
+    print_recommendation(rec)
+    assert f"note: {split}" in capsys.readouterr().out

@@ -20,6 +20,7 @@ Another team's history is never used."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -102,8 +103,9 @@ from tuner.store.queries import team_tasks
 # it", not "beaten" / "ahead of it"), `in_short`, the answer in one line, and the explanation
 # names the data split beside others, the noise what it was measured on, and a family's
 # interrupted trials (`n_interrupted`); 48: a family a split never ran is "not tried on this
-# data split", and the splits that ran it are named.)
-ANSWER_FORMAT = 48
+# data split", and the splits that ran it are named; 49: `loop_notes`, what a team's loop
+# never used of what keeps its runs what the budget says.)
+ANSWER_FORMAT = 49
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -211,6 +213,17 @@ def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = 
     asked = BudgetAsked(epochs, batch_size, early_stopping_patience, precision, training_seed)
     return h.cached_direct_json(s, _cache_key(team_id, task_id, None, None, metric, asked),
                                 team_id, task_id)
+
+
+def loop_clause(notes: Sequence[str]) -> str:
+    """The summary's word on `loop_notes`: what the team's loop never used of what keeps its
+    runs what the budget says (the jobs' notes say what that leaves unknown)."""
+    used = list(dict.fromkeys(m.group(1) for n in notes
+                              if (m := re.search(r" never (?:read|entered) (ctx\.\w+(?:\(\))?)",
+                                                 n))))
+    names = ", ".join(used[:-1]) + f" and {used[-1]}" if len(used) > 1 else "".join(used)
+    return (f"; the team's loop never used {names} in this budget's jobs, so its runs may "
+            f"not be what the budget says (loop_notes)") if used else ""
 
 
 def _with_in_short(answer: dict[str, Any]) -> dict[str, Any]:
@@ -339,10 +352,13 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
 
         on = {b.training_seed: b for b, _, _ in on_split} | {budget.training_seed: budget}
         splits, follow, baseline = read_across_splits(per_split, lambda sd, r: against(on[sd], r))
+        loop = h.loop_notes(s, tasks, budget, exclude_job)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
+                "loop_notes": loop,
                 "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
-                                                one_split_note(ranked, budget.training_seed)),
+                                                one_split_note(ranked, budget.training_seed))
+                + loop_clause(loop),
                 "start_from": _start_from(follow),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "

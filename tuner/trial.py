@@ -156,3 +156,9 @@ def same_failure(records: Iterable[TrialRecord]) -> SameFailure | None:
         if all(max(r.epochs_run, r.stop_step) <= epochs for r in seen if id(r) not in ids):
             return SameFailure(detail, epochs, n, configurations)
     return None
+
+
+def is_loop_note(note: str, name: str) -> bool:
+    """Is this job note one of those `tuner.trainable.trainable_notes` writes about the team's
+    loop `name` (`<name> never read ctx.split_seed ...`)?"""
+    return note.startswith(f"{name} never ")

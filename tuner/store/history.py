@@ -18,7 +18,7 @@ from tuner.recommend import HistoryTrial, TaskProfile
 from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow, TrialStep
-from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, config_key
+from tuner.trial import DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, config_key, is_loop_note
 
 log = logging.getLogger(__name__)
 DbSession = Session  # the session type, for the layers above the store (which import no SQL)
@@ -301,6 +301,23 @@ def unfinished_families(s: Session, task_ids: Sequence[int], direction: str,
                                                   else value < cur)):
             e["best_intermediate_value"] = float(value)
     return out
+
+
+def loop_notes(s: Session, tasks: Sequence[Task], budget: Budget,
+               exclude_job: str | None = None) -> list[str]:
+    """What the jobs with complete trials at this budget noted of a team's own loop at their
+    end (`tuner.trainable.trainable_notes`: a loop that never read the split seed or the batch
+    size, or never applied bf16), each note once: their runs may not be what the budget says."""
+    names = {t.model_name.removeprefix("trainable:") for t in tasks
+             if t.model_name.startswith("trainable:")}
+    if not names:
+        return []
+    jobs = (select(TrialRow.job_id).join(Job, TrialRow.job_id == Job.id)
+            .where(*_where([t.id for t in tasks], budget, exclude_job),
+                   TrialRow.state == "complete").distinct())
+    rows = s.scalars(select(Job.notes).where(Job.id.in_(jobs))).all()
+    return list(dict.fromkeys(n for notes in rows for n in notes or ()
+                              if any(is_loop_note(n, name) for name in names)))
 
 
 def n_jobs_with_complete(s: Session, task_ids: Sequence[int], budget: Budget | None) -> int:

@@ -631,6 +631,9 @@ async function taskPage() {
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
     splitsBlock(rec.splits),
     el("p", { id: "start-from", hidden: !rec.start_from }, startFromText(rec)),
+    // What the team's loop never used of what keeps its runs what the budget says.
+    el("ul", { id: "loop-notes", class: "notes", hidden: !(rec.loop_notes || []).length },
+       ...(rec.loop_notes || []).map((n) => el("li", {}, n))),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
