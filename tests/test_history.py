@@ -1077,6 +1077,8 @@ def test_an_answer_says_what_the_teams_loop_never_used(
     assert rec["summary"].endswith("; the team's loop never used ctx.split_seed and ctx.batch_size "
                                    "in this budget's jobs, so its runs may not be what the "
                                    "budget says (loop_notes)"), rec["summary"]
+    assert rec["in_short"].endswith("; its loop's runs may not be what the budget says "
+                                    "(loop_notes)"), rec["in_short"]
     assert other["loop_notes"] == ["digits_loop never entered ctx.autocast() in its 4 trials ..."]
     assert "never used ctx.autocast()" in other["summary"]
     monkeypatch.setenv("COLUMNS", "300")

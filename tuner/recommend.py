@@ -1289,7 +1289,11 @@ def in_short(rec: dict[str, Any]) -> str:
     across = (baseline.get("splits") or {}).get("brief")
     if against and across:
         against += f" on this split; {across}"
-    return brief(rec) + (f"; {against}" if against else "")
+    # A team's loop that never used what its budget rests on (`loop_notes`): said here too, as
+    # the one line is what a team reads of an answer (`tuner submit --wait`'s last line).
+    loop = "; its loop's runs may not be what the budget says (loop_notes)" \
+        if rec.get("loop_notes") else ""
+    return brief(rec) + (f"; {against}" if against else "") + loop
 
 
 def _verdict_words(rec: dict[str, Any]) -> str:
