@@ -591,7 +591,8 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     """A loop that splits its data by `ctx.seed` (as the example did), or has a fixed split,
     never reads `ctx.split_seed`: the job's notes say, at its end, that its split does not
     follow training.seed; `tuner run` prints it after the trials. One trial that reads it is
-    enough to say nothing."""
+    enough to say nothing. So for `ctx.batch_size`, and for bf16 on a GPU never applied
+    (`ctx.autocast()` never entered, `ctx.precision` never read)."""
     from tuner.trainable import trainable_notes
 
     raw = {"task": {"trainable": {"name": "sleeps", "params": {"epoch_s": 0.0}}},
@@ -634,7 +635,7 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     ctx = TrialContext(None, training, "val_accuracy", torch.device("cpu"))  # type: ignore[arg-type]
     with ctx.autocast():
         pass
-    assert ctx.used == {"autocast"} and ctx.runs_in == "fp32" and ctx.used == {"autocast"}
+    assert ctx.runs_in == "fp32" and ctx.used == {"autocast"}  # the service's read is not one
     assert ctx.split_seed == 0 and ctx.precision == "fp32"
     assert ctx.used == {"autocast", "split_seed", "precision"}
     path = tmp_path / "spec.json"
