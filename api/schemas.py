@@ -188,7 +188,8 @@ class RecommendationPublic(BaseModel):
     loop_notes: list[str] = Field(default_factory=list, description=(
         "direct answers about a team's own loop (a trainable): what the jobs at this budget "
         "noted at their end of what it never used (ctx.split_seed, ctx.batch_size, "
-        "ctx.autocast() in bf16), each a reason its runs may not be what the budget says"))
+        "ctx.autocast() in bf16) or that it returned before its epochs with no early stopping "
+        "asked, each a reason its runs may not be what the budget says"))
     in_short: str | None = Field(default=None, description=(
         "the answer in one line: its verdict in a few words and, for a direct answer, where it "
         "stands against AdamW at lr 1e-3 with cosine (what `tuner recommend` prints last as "

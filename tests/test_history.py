@@ -1074,13 +1074,14 @@ def test_an_answer_says_what_the_teams_loop_never_used(
         rec = recommend(s, team, task_id=task_id, epochs=3)
         other = recommend(s, team, task_id=task_id, epochs=4)
     assert rec["loop_notes"] == [split, batches], rec["loop_notes"]
-    assert rec["summary"].endswith("; the team's loop never used ctx.split_seed and ctx.batch_size "
-                                   "in this budget's jobs, so its runs may not be what the "
-                                   "budget says (loop_notes)"), rec["summary"]
+    assert rec["summary"].endswith("; the team's loop never read ctx.split_seed and never read "
+                                   "ctx.batch_size in this budget's jobs, so its runs may not "
+                                   "be what the budget says (loop_notes)"), rec["summary"]
     assert rec["in_short"].endswith("; its loop's runs may not be what the budget says "
                                     "(loop_notes)"), rec["in_short"]
     assert other["loop_notes"] == ["digits_loop never entered ctx.autocast() in its 4 trials ..."]
-    assert "never used ctx.autocast()" in other["summary"]
+    assert "the team's loop never entered ctx.autocast() in this budget's jobs" in \
+        other["summary"]
     monkeypatch.setenv("COLUMNS", "300")
     print_recommendation(rec)
     assert f"note: {split}" in capsys.readouterr().out

@@ -271,7 +271,9 @@ def test_each_example_trainable_through_tuner_run(name: str, tmp_path: Path) -> 
     assert "best trial: adamw" in run.stdout
     # one family completed: the answer says there is nothing to compare it with
     assert "answer: only adamw completed a trial: nothing to compare it with" in run.stdout
-    assert "split_seed" not in run.stderr  # both examples draw their split from it
+    # both examples draw their split from ctx.split_seed, batch by ctx.batch_size and let
+    # ctx.report end their trials: nothing to note of them
+    assert f"note: {name} never" not in " ".join(run.stderr.split()), run.stderr[-3000:]
     # ... and ends with it in one line, as `tuner recommend` does
     assert " ".join(run.stdout.split()).endswith(
         "in short: only adamw completed a trial; AdamW at lr 1e-3 with cosine not run at this "
@@ -627,6 +629,15 @@ def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) 
     assert trainable_notes("loop", [{**gpu[0], "loop_used": ["batch_size", "precision",
                                                              "split_seed"]}]) == []
     assert trainable_notes("loop", [{**gpu[0], "precision": "fp32"}]) == []
+    # A loop that returned before its epochs, no early stopping asked: shorter runs than the
+    # budget says (with a patience, stopping early is the budget's).
+    short = [{**gpu[0], "precision": "fp32", "stop_reason": s, "epochs_run": e}
+             for s, e in (("early_stopped", 3), ("completed", 8), ("early_stopped", 5))]
+    (note,) = trainable_notes("loop", short)
+    assert note.startswith("loop never reached training.epochs in 2 of its 3 trials that ran, "
+                           "with no training.early_stopping_patience asked: its loop returned "
+                           "before the epochs were spent (at most 5)"), note
+    assert trainable_notes("loop", short, patience=2) == []
     import torch
 
     from tuner.trainable import TrialContext

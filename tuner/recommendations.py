@@ -218,12 +218,12 @@ def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = 
 def loop_clause(notes: Sequence[str]) -> str:
     """The summary's word on `loop_notes`: what the team's loop never used of what keeps its
     runs what the budget says (the jobs' notes say what that leaves unknown)."""
-    used = list(dict.fromkeys(m.group(1) for n in notes
-                              if (m := re.search(r" never (?:read|entered) (ctx\.\w+(?:\(\))?)",
+    said = list(dict.fromkeys(m.group(1) for n in notes
+                              if (m := re.search(r" (never \w+ (?:ctx|training)\.\w+(?:\(\))?)",
                                                  n))))
-    names = ", ".join(used[:-1]) + f" and {used[-1]}" if len(used) > 1 else "".join(used)
-    return (f"; the team's loop never used {names} in this budget's jobs, so its runs may "
-            f"not be what the budget says (loop_notes)") if used else ""
+    words = ", ".join(said[:-1]) + f" and {said[-1]}" if len(said) > 1 else "".join(said)
+    return (f"; the team's loop {words} in this budget's jobs, so its runs may not be what the "
+            f"budget says (loop_notes)") if said else ""
 
 
 def _with_in_short(answer: dict[str, Any]) -> dict[str, Any]:

@@ -529,14 +529,16 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
 
 def trial_notes(spec: JobSpec, study: optuna.Study) -> list[str]:
     """What the job's trials showed that its notes add at its end (the dispatcher's and
-    `tuner run`'s): a trainable that never read `ctx.split_seed` or `ctx.batch_size`, or never
-    applied bf16 (`trainable_notes`)."""
+    `tuner run`'s): a trainable that never read `ctx.split_seed` or `ctx.batch_size`, never
+    applied bf16, or returned before its epochs with no early stopping asked
+    (`trainable_notes`)."""
     if spec.task.trainable is None:
         return []
     from tuner.trainable import trainable_notes
 
     return trainable_notes(spec.task.trainable.name, (
-        t.user_attrs.get(ATTR_RECORD) for t in study.get_trials(deepcopy=False)))
+        t.user_attrs.get(ATTR_RECORD) for t in study.get_trials(deepcopy=False)),
+        spec.training.early_stopping_patience)
 
 
 @dataclass

@@ -302,7 +302,8 @@ def check_params(ref: TrainableRef) -> None:
                         f"{choices(declared or {})}")
 
 
-def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list[str]:
+def trainable_notes(name: str, records: Iterable[dict[str, Any] | None],
+                    patience: int | None = None) -> list[str]:
     """What a job's notes say at its end when none of its trainable's trials that ran used what
     keeps its runs what their budget says (`records`: the trials' records, `loop_used` in each
     that ran the loop; only those that reported an epoch count: a loop that raised before it
@@ -310,7 +311,9 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
     `training.seed` names, so the answer's reading of repeats and of data splits may not hold.
     `ctx.batch_size` never read: its batch size is its own, not the budget's.
     `ctx.autocast()` never entered (nor `ctx.precision` read, for a loop that applies it its own
-    way) in trials on a GPU in bf16: they trained in fp32, kept as the bf16 budget's runs."""
+    way) in trials on a GPU in bf16: they trained in fp32, kept as the bf16 budget's runs.
+    And, with no `training.early_stopping_patience` (`patience`), trials whose loop returned
+    before its epochs were spent: shorter runs than the budget they are kept under."""
     ran = [r for r in records if r and r.get("loop_used") is not None and r.get("steps")]
     notes = []
 
@@ -333,6 +336,14 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None]) -> list
                      f"a GPU: they trained in fp32, and are kept as the bf16 budget's runs; "
                      f"wrap the forward pass and the loss in `with ctx.autocast():` (or read "
                      f"ctx.precision and apply it your own way)")
+    short = [r for r in ran if r.get("stop_reason") == "early_stopped"]
+    if patience is None and short:
+        notes.append(f"{name} never reached training.epochs in {len(short)} of its "
+                     f"{trials(len(ran))} that ran, with no training.early_stopping_patience "
+                     f"asked: its loop returned before the epochs were spent (at most "
+                     f"{max(int(r.get('epochs_run') or 0) for r in short)}), so those runs are "
+                     f"shorter than the budget they are kept under; let ctx.report end the trial, "
+                     f"or set the patience")
     return notes
 
 
