@@ -20,7 +20,6 @@ Another team's history is never used."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -51,6 +50,7 @@ from tuner.store import history as h
 from tuner.store.history import DbSession as Session
 from tuner.store.models import Task
 from tuner.store.queries import team_tasks
+from tuner.trial import loop_note_gist
 
 # The format of an answer: part of every cache key, so an answer cached by an earlier release
 # is never served after the way answers are computed or shaped has changed. Bump it with any
@@ -218,9 +218,7 @@ def cached_json(s: Session, team_id: int, task_id: int, *, metric: str | None = 
 def loop_clause(notes: Sequence[str]) -> str:
     """The summary's word on `loop_notes`: what the team's loop never used of what keeps its
     runs what the budget says (the jobs' notes say what that leaves unknown)."""
-    said = list(dict.fromkeys(m.group(1) for n in notes
-                              if (m := re.search(r" (never \w+ (?:ctx|training)\.\w+(?:\(\))?)",
-                                                 n))))
+    said = list(dict.fromkeys(g for n in notes if (g := loop_note_gist(n))))
     words = ", ".join(said[:-1]) + f" and {said[-1]}" if len(said) > 1 else "".join(said)
     return (f"; the team's loop {words} in this budget's jobs, so its runs may not be what the "
             f"budget says (loop_notes)") if said else ""

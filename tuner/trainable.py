@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import torch
 
+from tuner.errors import count
 from tuner.optimizers import build_optimizer, lr_target, state_bytes_per_param
 from tuner.schedules import build_schedule, current_lr
 from tuner.space import TrialConfig
@@ -316,30 +317,26 @@ def trainable_notes(name: str, records: Iterable[dict[str, Any] | None],
     before its epochs were spent: shorter runs than the budget they are kept under."""
     ran = [r for r in records if r and r.get("loop_used") is not None and r.get("steps")]
     notes = []
-
-    def trials(n: int) -> str:
-        return f"{n} trial{'s' if n > 1 else ''}"
-
     if ran and not any("split_seed" in r["loop_used"] for r in ran):
-        notes.append(f"{name} never read ctx.split_seed in its {trials(len(ran))} that ran: its "
+        notes.append(f"{name} never read ctx.split_seed in its {count(len(ran), 'trial')} that ran: its "
                      f"data split does not follow training.seed, so a confirmation run (a new "
                      f"ctx.seed) is scored on another validation set if it splits by ctx.seed, "
                      f"and jobs on other training.seeds share one if its split is fixed; draw "
                      f"the split from ctx.split_seed (README: 'Your own training loop')")
     if ran and not any("batch_size" in r["loop_used"] for r in ran):
-        notes.append(f"{name} never read ctx.batch_size in its {trials(len(ran))} that ran: its "
+        notes.append(f"{name} never read ctx.batch_size in its {count(len(ran), 'trial')} that ran: its "
                      f"batches are its own size, not training.batch_size, which its runs are "
                      f"kept under (and compared with other tasks by); batch by ctx.batch_size")
     bf16 = [r for r in ran if r.get("precision") == "bf16"]
     if bf16 and not any({"autocast", "precision"} & set(r["loop_used"]) for r in bf16):
-        notes.append(f"{name} never entered ctx.autocast() in its {trials(len(bf16))} in bf16 on "
+        notes.append(f"{name} never entered ctx.autocast() in its {count(len(bf16), 'trial')} in bf16 on "
                      f"a GPU: they trained in fp32, and are kept as the bf16 budget's runs; "
                      f"wrap the forward pass and the loss in `with ctx.autocast():` (or read "
                      f"ctx.precision and apply it your own way)")
     short = [r for r in ran if r.get("stop_reason") == "early_stopped"]
     if patience is None and short:
         notes.append(f"{name} never reached training.epochs in {len(short)} of its "
-                     f"{trials(len(ran))} that ran, with no training.early_stopping_patience "
+                     f"{count(len(ran), 'trial')} that ran, with no training.early_stopping_patience "
                      f"asked: its loop returned before the epochs were spent (at most "
                      f"{max(int(r.get('epochs_run') or 0) for r in short)}), so those runs are "
                      f"shorter than the budget they are kept under; let ctx.report end the trial, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -158,7 +159,19 @@ def same_failure(records: Iterable[TrialRecord]) -> SameFailure | None:
     return None
 
 
+# The notes `tuner.trainable.trainable_notes` writes about a team's loop, as they are read back:
+# `<name> never read ctx.split_seed in its ...`, what it never did first.
+_LOOP_GIST = re.compile(r" (never \w+ (?:ctx|training)\.\w+(?:\(\))?)")
+
+
 def is_loop_note(note: str, name: str) -> bool:
     """Is this job note one of those `tuner.trainable.trainable_notes` writes about the team's
-    loop `name` (`<name> never read ctx.split_seed ...`)?"""
+    loop `name`?"""
     return note.startswith(f"{name} never ")
+
+
+def loop_note_gist(note: str) -> str | None:
+    """What a loop note says the loop never did, in a few words (`never read ctx.split_seed`,
+    `never entered ctx.autocast()`); None for another note."""
+    m = _LOOP_GIST.search(note)
+    return m.group(1) if m else None
