@@ -241,6 +241,11 @@ def test_a_default_spelled_out_is_the_same_task(migrated_url: str) -> None:
     assert spelled.task_id == plain.task_id
     assert job({"params": {"hidden": [64]}}).task_id != plain.task_id
     assert job({"params": {"dropout": 0.1}}).task_id != plain.task_id
+    # A whole number is one number however it is written (a JavaScript client sends 5.0 as 5);
+    # they were two tasks until 2026-12-07.
+    noisy = job({}, {"name": "regression", "params": {"noise": 5.0}})
+    assert job({}, {"name": "regression", "params": {"noise": 5}}).task_id == noisy.task_id
+    assert job({}, {"name": "regression", "params": {"noise": 5.5}}).task_id != noisy.task_id
     # A task stored before the change, under its params as written: found, and re-keyed.
     old_spec = JobSpec.model_validate({**SPEC, "task": {
         "model": {"name": "mlp", "params": {"hidden": [128]}}, "dataset": {"name": "wine"}}})

@@ -61,6 +61,30 @@ def test_spec_names_a_trainable_or_a_model_and_dataset() -> None:
     with pytest.raises(SpecError) as refused:
         run_search(typo)
     assert str(refused.value) == said
+    # ... and one given as another JSON kind than its default: "32" trained as 32 through the
+    # loop's int() but was another task than 32 (another digest); 32.5 trained as 32.
+    for given, said in [
+            ({"width": "32"}, "task.trainable.params.width: digits_loop reads an integer (its "
+                              "default: 64), got '32' (a string)"),
+            ({"width": 32.5}, "task.trainable.params.width: digits_loop reads an integer (its "
+                              "default: 64), got 32.5 (a number)"),
+            ({"width": True}, "task.trainable.params.width: digits_loop reads an integer (its "
+                              "default: 64), got True (a boolean)"),
+            ({"alive": 1}, "task.trainable.params.alive: digits_loop reads a boolean (its "
+                           "default: True), got 1 (an integer)"),
+            ({"smoothing": [0.1]}, "task.trainable.params.smoothing: digits_loop reads a number "
+                                   "(its default: 0.1), got [0.1] (a list)")]:
+        wrong = spec(task={"trainable": {"name": "digits_loop", "params": given}})
+        with pytest.raises(SpecError) as refused:
+            inspect_task(wrong)
+        assert str(refused.value) == said
+    with pytest.raises(SpecError, match=r"task\.trainable\.params\.width: .*got '32'"):
+        run_search(spec(task={"trainable": {"name": "digits_loop", "params": {"width": "32"}}}))
+    # an integer for a number is a number, and the same task as the float (JSON has one kind
+    # of number: a JavaScript client writes 1.0 as 1); they were two tasks until 2026-12-07
+    ints, floats = (inspect_task(spec(task={"trainable": {
+        "name": "digits_loop", "params": {"smoothing": v, "width": 32}}})) for v in (1, 1.0))
+    assert ints.fingerprint == floats.fingerprint != floats.written_fingerprint
     # ... and one given at its default is the same task as one left out.
     at_default = inspect_task(spec(task={"trainable": {"name": "digits_loop", "params": {
         "width": 64, "smoothing": 0.1}}}))

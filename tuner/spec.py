@@ -119,13 +119,30 @@ class ComponentRef(_Strict):
 
     def key(self, as_written: bool = False) -> str:
         """What makes it this component in a task's identity: its name and its params, less
-        those equal to its factory's own defaults (`canonical_params`), unless `as_written`."""
+        those equal to its factory's own defaults, with a whole number one number however it
+        was written (`canonical_params`), unless `as_written`."""
         params = self.params if as_written else self.canonical_params()
         return json.dumps({"name": self.name, "params": params}, sort_keys=True, default=str)
 
     def canonical_params(self) -> dict[str, Any]:
-        return self.params if self.kind is None else without_defaults(self.kind, self.name,
-                                                                      self.params)
+        params = self.params if self.kind is None else without_defaults(self.kind, self.name,
+                                                                        self.params)
+        return {k: _one_number(v) for k, v in params.items()}
+
+
+def _one_number(value: Any) -> Any:
+    """`value` with each whole float written as the integer (1.0 as 1): JSON has one kind of
+    number, and a JavaScript client or `jq` writes the 1.0 a Python client sends as 1, so a
+    `smoothing` of 1 and of 1.0 were two tasks whose runs never met (until 2026-12-07). A
+    param that must be an integer refuses 1.0 before this (`tuner.params`,
+    `tuner.trainable.check_params`)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list | tuple):
+        return [_one_number(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _one_number(v) for k, v in value.items()}
+    return value
 
 
 def _registry(kind: str) -> Any:

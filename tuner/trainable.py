@@ -290,17 +290,44 @@ def declared_params(fn: Any) -> dict[str, Any] | None:
     return dict(params) if isinstance(params, dict) else None
 
 
+# The JSON kinds a declared default admits: a param whose default is one of these is refused
+# given as another (a width of "64" trained as 64 through `int()` but was another task than 64:
+# its digest differed, so its runs never met the same task's; 64.7 trained as 64, `true` as 1).
+# A default of None, a list or a dict admits anything: its meaning is the loop's.
+_KINDS: tuple[tuple[type, str, tuple[type, ...]], ...] = (
+    (bool, "a boolean", (bool,)), (int, "an integer", (int,)),
+    (float, "a number", (int, float)), (str, "a string", (str,)))
+
+
+def _json_kind(value: Any) -> str:
+    for kind, said, _ in _KINDS:
+        if type(value) is kind:
+            return said
+    return {list: "a list", dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def check_params(ref: TrainableRef) -> None:
-    """A trainable that declares its params refuses any other, naming the ones it reads."""
+    """A trainable that declares its params refuses any other, naming the ones it reads, and a
+    param given as another JSON kind than its default (a string, a fraction or a boolean for an
+    integer; a boolean for a number)."""
     from tuner.errors import SpecError, choices
     from tuner.registry import TRAINABLES
 
     declared = declared_params(TRAINABLES.get(ref.name))
-    stray = sorted(set(ref.params) - set(declared)) if declared is not None else []
+    if declared is None:
+        return
+    stray = sorted(set(ref.params) - set(declared))
     if stray:
         raise SpecError("task.trainable.params",
                         f"{ref.name} does not read {', '.join(map(repr, stray))}; valid choices: "
-                        f"{choices(declared or {})}")
+                        f"{choices(declared)}")
+    for key, value in ref.params.items():
+        default = declared[key]
+        for kind, said, admits in _KINDS:
+            if type(default) is kind and type(value) not in admits:
+                raise SpecError(f"task.trainable.params.{key}",
+                                f"{ref.name} reads {said} (its default: {default!r}), got "
+                                f"{value!r} ({_json_kind(value)})")
 
 
 def trainable_notes(name: str, records: Iterable[dict[str, Any] | None],
