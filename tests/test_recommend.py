@@ -295,6 +295,11 @@ def test_tie_within_noise_broken_by_robustness() -> None:
     # adam's narrow range is measured (two other learning rates did worse); a family that ran
     # one learning rate has none, and says so.
     assert adam["robustness"]["n_learning_rates"] == 3
+    assert adam["robustness"]["meaning"] == (  # it said "span 0.00 decades of learning rate"
+        "only trials at one learning rate (0.001) came within 0.0191 of the family's best; "
+        "trials at others did worse")
+    assert rms["robustness"]["meaning"].startswith("trials within 0.0191 of the family's best "
+                                                   "span 2.00 decades of learning rate; no trial")
     one = by_name(rank_families(confirmed("adam", [0.95, 0.96], lr=1e-3), "maximize"))["adam"]
     assert one["robustness"]["n_learning_rates"] == 1 and one["robustness"]["meaning"] == \
         "the family's complete trials ran one learning rate: no range was measured"

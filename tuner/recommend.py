@@ -580,11 +580,8 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
                        "n_learning_rates": tried,
                        "bounded": bounded,
                        "tolerance": tol,
-                       "meaning": (f"trials within {tol:.3g} of the family's best span "
-                                   f"{decades:.2f} decades of learning rate" + (
-                                       "; trials outside that range did worse" if bounded else
-                                       "; no trial run to the end outside that range did worse, "
-                                       "so how far it extends is not measured")) if tried > 1
+                       "meaning": _robustness_meaning(tol, decades, bounded, lrs)
+                                  if tried > 1
                                   else "the family's complete trials ran one learning rate: "
                                        "no range was measured"},
         "cost": {"state_bytes_per_param": statistics.median(t.state_bytes_per_param
@@ -870,6 +867,19 @@ def _some(names: list[str]) -> str:
     if len(names) <= SUMMARY_NAMES:
         return _names(names)
     return ", ".join(names[:SUMMARY_NAMES]) + f" and {len(names) - SUMMARY_NAMES} more"
+
+
+def _robustness_meaning(tol: float, decades: float, bounded: bool, lrs: list[float]) -> str:
+    """What a family's `lr_decades` says, in words: a span of 0.00 decades is one learning rate
+    (it read "span 0.00 decades of learning rate")."""
+    if lrs and decades == 0:
+        return (f"only trials at one learning rate ({lrs[0]:.3g}) came within {tol:.3g} of the "
+                f"family's best" + ("; trials at others did worse" if bounded else
+                                    "; no other learning rate was run to the end"))
+    return (f"trials within {tol:.3g} of the family's best span {decades:.2f} decades of "
+            f"learning rate" + ("; trials outside that range did worse" if bounded else
+                                "; no trial run to the end outside that range did worse, so "
+                                "how far it extends is not measured"))
 
 
 def _why_first(ranking: list[dict[str, Any]], direction: str) -> str:

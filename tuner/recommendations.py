@@ -105,7 +105,7 @@ from tuner.trial import loop_note_gist
 # interrupted trials (`n_interrupted`); 48: a family a split never ran is "not tried on this
 # data split", and the splits that ran it are named; 49: `loop_notes`, what a team's loop
 # never used of what keeps its runs what the budget says.)
-ANSWER_FORMAT = 49
+ANSWER_FORMAT = 50
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
