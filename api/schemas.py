@@ -279,7 +279,12 @@ class LearningRates(BaseModel):
     families: dict[str, list[tuple[float, float]]] = Field(
         description="per family, [learning rate, value] of its most recent complete trials "
                     "(`per_family` of them at most), sorted by learning rate")
+    baseline: list[tuple[float, float]] = Field(
+        default_factory=list, description="[learning rate, value] of the untuned baseline's "
+        "complete runs (AdamW at its defaults with cosine, search.baseline), sorted by learning "
+        "rate; not among adamw's points in `families`, though counted in its `n_trials`")
     n_trials: dict[str, int] = Field(
         default_factory=dict, description="per family, how many complete trials it has at "
-                                          "this budget (more than the points when capped)")
+                                          "this budget (more than the points when capped; "
+                                          "adamw's counts the baseline's runs)")
     per_family: int = Field(default=0, description="the most points given per family")

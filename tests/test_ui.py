@@ -203,10 +203,22 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     rec = client.recommend(task=task_id)
     lrs = client.learning_rates(task_id)
     charts = _charts(browser)
-    assert charts == {"ranking-chart": 2, "lr-chart": len(lrs["families"])}
-    # every trial is drawn (a family past lrs["per_family"] would be said to be cut)
+    # the untuned baseline's runs (the second job's) drawn apart from adamw's points, hollow:
+    # among them they read as tuned adamw doing worse at lr 1e-3
+    assert [p[0] for p in lrs["baseline"]] == [1e-3]
+    assert charts == {"ranking-chart": 2, "lr-chart": len(lrs["families"]) + 1}
+    assert browser.execute_script(
+        "const ds = Chart.getChart(document.getElementById('lr-chart')).data.datasets;"
+        "return ds.filter((d) => d.baseline).map((d) => [d.label, d.data.length, d.pointStyle])"
+        ) == [["untuned baseline (adamw)", 1, "rectRot"]]
+    # ... within the axis (it was set from the families' points: the baseline's lay off it)
+    assert browser.execute_script("return Chart.getChart(document.getElementById('lr-chart'))"
+                                  ".scales.x.min") < 1e-3
+    # every trial is drawn (a family past lrs["per_family"] would be said to be cut; adamw's
+    # count holds the baseline's run)
     assert browser.find_element("id", "lr-capped").get_attribute("hidden")
-    assert all(len(pts) == lrs["n_trials"][f] for f, pts in lrs["families"].items())
+    assert all(len(pts) + (f == "adamw") == lrs["n_trials"][f]
+               for f, pts in lrs["families"].items())
     ranked = [r.get_attribute("data-family") for r in
               browser.find_elements("css selector", "#ranking tr")]
     assert ranked == [e["optimizer"] for e in rec["ranking"]]

@@ -44,7 +44,7 @@ from tuner.recommend import (
     transfer_ranking,
     versus_baseline,
 )
-from tuner.space import TrialConfig, baseline_keys
+from tuner.space import TrialConfig, baseline_keys, is_baseline
 from tuner.spec import PRECISIONS, TRAINING_FORMAT
 from tuner.store import history as h
 from tuner.store.history import DbSession as Session
@@ -629,7 +629,8 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
     [learning rate, value] per family: how the metric varies with the learning rate, i.e. each
     family's robustness made visible. Each family's `per_family` most recent trials (a task
     with a long history would otherwise answer megabytes and draw them all), with how many
-    it has (`n_trials`)."""
+    it has (`n_trials`). The untuned baseline's runs (`search.baseline`) are `baseline`, apart
+    from adamw's points: drawn as adamw's, they read as tuned adamw doing worse at lr 1e-3."""
     from tuner.figures import lr_points
 
     tasks = h.find_tasks(s, team_id, task_id=task_id)
@@ -639,8 +640,12 @@ def learning_rates(s: Session, team_id: int, task_id: int, *, epochs: int | None
         epochs, batch_size, early_stopping_patience, precision, training_seed))
     trials = h.history(s, [task_id], budget, top_per_family=None,
                        latest_per_family=per_family) if budget else []
+    baseline = {id(t): is_baseline(t.optimizer, t.schedule, t.params) for t in trials}
     return {"task": task_id, "metric": tasks[0].metric, "direction": tasks[0].direction,
             "budget": budget.to_json() if budget else None,
-            "families": lr_points((t.optimizer, t.lr(), t.value) for t in trials),
+            "families": lr_points((t.optimizer, t.lr(), t.value) for t in trials
+                                  if not baseline[id(t)]),
+            "baseline": [p for ps in lr_points((t.optimizer, t.lr(), t.value) for t in trials
+                                               if baseline[id(t)]).values() for p in ps],
             "n_trials": h.complete_per_family(s, [task_id], budget) if budget else {},
             "per_family": per_family}

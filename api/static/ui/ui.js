@@ -679,22 +679,29 @@ async function taskPage() {
   const fams = Object.entries(lrs.families);
   // Room around the points: on axes that end at the extreme values, the points there were cut
   // in half (proximal at lr 0.9, the best value at the top edge).
-  const xs = fams.flatMap(([, pts]) => pts.map(([x]) => x)).filter((x) => x > 0);
+  const xs = fams.flatMap(([, pts]) => pts).concat(lrs.baseline || []).map(([x]) => x).filter((x) => x > 0);
   const xRange = xs.length ? { min: Math.min(...xs) / 1.6, max: Math.max(...xs) * 1.6 } : {};
   const lrChart = new Chart(scatter, {
     type: "scatter",
     data: { datasets: fams.map(([f, pts]) => ({ label: f, data: pts.map(([x, y]) => ({ x, y })),
-                                               backgroundColor: COLORS[f] || "#555", pointRadius: 4 })) },
+                                               backgroundColor: COLORS[f] || "#555", pointRadius: 4 }))
+      // the untuned baseline's runs apart, hollow: drawn as adamw's points they read as tuned
+      // adamw doing worse at lr 1e-3
+      .concat((lrs.baseline || []).length ? [{ label: "untuned baseline (adamw)", baseline: true,
+        data: lrs.baseline.map(([x, y]) => ({ x, y })), pointStyle: "rectRot", pointRadius: 5,
+        backgroundColor: "#fff", borderColor: COLORS.adamw || "#555", borderWidth: 1.5 }] : []) },
     options: { animation: false, parsing: false,
                scales: { x: { type: "logarithmic", ...xRange, ticks: { callback: lrTick }, title: { display: true, text: "learning rate" } },
                          y: { grace: "5%", ...yAxis(rec.noise && rec.noise.scale, lrs.metric) } } },
   });
   mark(scatter, lrChart);
-  const capped = fams.filter(([f]) => (lrs.n_trials?.[f] || 0) > lrs.per_family);
+  // adamw's count holds the baseline's runs, drawn apart
+  const drawn = (f, pts) => pts.length + (f === "adamw" ? (lrs.baseline || []).length : 0);
+  const capped = fams.filter(([f, pts]) => (lrs.n_trials?.[f] || 0) > drawn(f, pts));
   const cappedNote = document.getElementById("lr-capped");
   cappedNote.hidden = !capped.length;
   cappedNote.textContent = `Each family's ${lrs.per_family} most recent complete trials: `
-    + capped.map(([f, pts]) => `${f} ${pts.length} of ${lrs.n_trials[f]}`).join(", ");
+    + capped.map(([f, pts]) => `${f} ${drawn(f, pts)} of ${lrs.n_trials[f]}`).join(", ");
 
   const sources = document.getElementById("sources");
   const similar = sourceItems(rec);
