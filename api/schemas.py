@@ -184,6 +184,10 @@ class RecommendationPublic(BaseModel):
         "direct answers with a `tied` verdict: leaders in the tie only by the width of their "
         "own interval (their expected value is outside the best leader's 95% interval): not "
         "shown to be as good, more runs would tell"))
+    at_ceiling: list[str] = Field(default_factory=list, description=(
+        "direct answers: ranked families (two or more) whose best configuration gave the "
+        "metric's best possible value (an accuracy of 1.0) on every run: the validation set "
+        "cannot order them, however many runs are made"))
     summary: str | None = None
     loop_notes: list[str] = Field(default_factory=list, description=(
         "direct answers about a team's own loop (a trainable): what the jobs at this budget "

@@ -525,6 +525,17 @@ def test_identical_runs_do_not_pull_the_pooled_noise_down() -> None:
     r = rank_families(hist, "maximize", metric="val_accuracy")
     assert r["noise"]["dof"] == 1 and r["noise"]["sigma"] == pytest.approx(0.0236, abs=1e-4)
     assert r["verdict"] == "tied" and "momentum" in r["leaders"], r["summary"]
+    # The eight at 1.0 on every run are at the metric's ceiling: no number of runs orders them,
+    # and the answer says so (it read as a tie the noise might yet part).
+    assert r["at_ceiling"] == sorted(fams)
+    assert ("adadelta, adagrad, adam, adamax, nadam, radam, rmsprop and sgd scored 1, the best "
+            "the metric can give, on every run of their best configurations: this validation "
+            "set cannot tell them apart, however many runs are made (a larger one could)"
+            ) in r["summary"]
+    from tuner.recommend import brief
+    assert brief({**r, "method": "direct"}).endswith("; 8 at the metric's best possible value)")
+    # nesterov reached 1.0 once of two: not at the ceiling; without a metric, no ceiling known
+    assert rank_families(hist, "maximize")["at_ceiling"] == []
     # With every repeat identical there is still no noise, and the answer says why.
     same = rank_families(hist[:8] + confirmed("momentum", [0.9667] * 4), "maximize")
     assert same["noise"]["sigma"] is None and same["noise"]["dof"] == 9
@@ -546,6 +557,7 @@ def test_the_noise_says_which_configurations_it_was_measured_on() -> None:
     r = rank_families(hist, "maximize", metric="val_accuracy")
     assert r["noise"]["dof"] == 2 and r["noise"]["source"] == (
         "seed-to-seed spread of 1 repeated configuration whose runs differ: the untuned baseline")
+    assert r["at_ceiling"] == []  # one family at 1.0 is a leader, not a tie the set cannot part
     more = rank_families(hist + confirmed("nadam", [0.97, 0.98])
                          + confirmed("nadam", [0.95, 0.96], lr=1e-2), "maximize")
     assert more["noise"]["source"] == ("seed-to-seed spread of 3 repeated configurations whose "

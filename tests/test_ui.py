@@ -462,6 +462,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         several = {**rec, "splits": splits}
         said = browser.execute_script("return answerText(arguments[0])", several)
         assert said == brief(several) and (said.endswith("leading on all: adam") == bool(splits))
+    # ... and of a tie whose leaders are at the metric's ceiling, with one only by overlap
+    ceiling = {**rec, "verdict": "tied", "leaders": ["adam", "nadam", "sgd"],
+               "tied_by_width": ["sgd"], "at_ceiling": ["adam", "nadam"]}
+    said = browser.execute_script("return answerText(arguments[0])", ceiling)
+    assert said == brief(ceiling) and said.endswith(
+        "; 1 only by interval overlap; 2 at the metric's best possible value)"), said
     # Against the untuned default (the second job ran it), in the words of `tuner tasks`
     from tuner.recommend import against_default
 

@@ -275,6 +275,12 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     not_tried = [f for f in FAMILIES if f not in tried] if by_family else []
     under_tuned = _under_tuned(ranking, leaders)
     wide = _tied_by_width(ranking, leaders, bar, direction) if verdict == VERDICT_TIED else []
+    # Families whose best configuration gave the metric's best possible value in every run
+    # (accuracy 1.0): the validation set cannot order them, however many runs are made.
+    best_possible = bounds[1] if sign > 0 else bounds[0]
+    at_ceiling = [e["optimizer"] for e in ranking if best_possible is not None
+                  and all(t.value == best_possible for t in best_of[e["optimizer"]].trials)]
+    at_ceiling = at_ceiling if len(at_ceiling) > 1 else []
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof, measured_on)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -284,10 +290,11 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "not_ranked": not_ranked,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
-            "under_tuned": under_tuned, "tied_by_width": wide,
+            "under_tuned": under_tuned, "tied_by_width": wide, "at_ceiling": at_ceiling,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
-                                direction=direction, tied_by_width=wide, bar=bar)}
+                                direction=direction, tied_by_width=wide, bar=bar,
+                                at_ceiling=at_ceiling)}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -922,8 +929,16 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              not_ranked: list[dict[str, Any]], sep: dict[str, Any] | None = None,
              not_tried: Sequence[str] = (), repeated: bool = False,
              under_tuned: Sequence[str] = (), direction: str = "maximize",
-             tied_by_width: Sequence[str] = (), bar: Bar | None = None) -> str:
+             tied_by_width: Sequence[str] = (), bar: Bar | None = None,
+             at_ceiling: Sequence[str] = ()) -> str:
     tail = ""
+    if at_ceiling:
+        # Said plainly: on mlp/wine (36 validation examples) four of six tied families scored
+        # 1.0 on every run, and the answer read as a tie the noise might yet part.
+        best = ranking[0]["best_trial_value"]
+        tail += (f"; {_names(list(at_ceiling))} scored {best:.4g}, the best the metric can "
+                 f"give, on every run of their best configurations: this validation set "
+                 f"cannot tell them apart, however many runs are made (a larger one could)")
     if under_tuned:
         by = {e["optimizer"]: e["evidence"]["configurations_tried"] for e in ranking}
         lead = ranking[0]
@@ -1328,8 +1343,10 @@ def _verdict_words(rec: dict[str, Any]) -> str:
         return f"{first} is best{where}: clear of every other family"
     if verdict == VERDICT_TIED:
         wide = len(rec.get("tied_by_width") or [])
+        ceiling = len(rec.get("at_ceiling") or [])
         return (f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked"
-                + (f"; {wide} only by interval overlap" if wide else "") + ")")
+                + (f"; {wide} only by interval overlap" if wide else "")
+                + (f"; {ceiling} at the metric's best possible value" if ceiling else "") + ")")
     if verdict == VERDICT_ONE_FAMILY:
         return f"only {first} completed a trial"
     if verdict == VERDICT_NOT_SEPARATED:

@@ -104,8 +104,9 @@ from tuner.trial import loop_note_gist
 # names the data split beside others, the noise what it was measured on, and a family's
 # interrupted trials (`n_interrupted`); 48: a family a split never ran is "not tried on this
 # data split", and the splits that ran it are named; 49: `loop_notes`, what a team's loop
-# never used of what keeps its runs what the budget says.)
-ANSWER_FORMAT = 50
+# never used of what keeps its runs what the budget says; 50: one learning rate's robustness in
+# words; 51: `at_ceiling`, families at the metric's best possible value on every run.)
+ANSWER_FORMAT = 51
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000

@@ -220,7 +220,7 @@ def _answer(ranked: dict[str, Any], direction: str, budget: dict[str, Any] | Non
             baseline: dict[str, Any], summary: str) -> dict[str, Any]:
     return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "tied_by_width",
-                                   "noise")} | {
+                                   "at_ceiling", "noise")} | {
         "summary": summary, "direction": direction, "budget": budget or {},
         "baseline": baseline,
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],

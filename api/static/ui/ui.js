@@ -741,9 +741,10 @@ function verdictText(rec) {
     return (rec.not_ranked || []).length || (rec.not_tried || []).length
       ? `${leaders[0]} is best of ${ranked} ranked${where}: clear of the others` : `${leaders[0]} is best${where}: clear of every other family`;
   }
-  const wide = (rec.tied_by_width || []).length;
+  const wide = (rec.tied_by_width || []).length, ceiling = (rec.at_ceiling || []).length;
   if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
-    + (wide ? `; ${wide} only by interval overlap` : "") + ")";
+    + (wide ? `; ${wide} only by interval overlap` : "")
+    + (ceiling ? `; ${ceiling} at the metric's best possible value` : "") + ")";
   if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
   if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`;
   return "no complete trial yet";
