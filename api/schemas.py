@@ -157,6 +157,19 @@ class RankedFamily(BaseModel):
     source_task: dict[str, Any] | None = None
 
 
+class NoSkill(BaseModel):
+    value: float = Field(description="what a model that ignores its inputs scores on this "
+                                     "data split's validation set")
+    predicts: str = Field(description="what that model predicts for every example")
+    verdict: str = Field(description=(
+        "the best family against it: above (its interval clear of it; with no noise "
+        "measured, every run of its best configuration), not_shown (better on the values "
+        "seen, not outside the noise) or no_better"))
+    clause: str = Field(description="the summary's words where the best family is not clear "
+                                    "of it (it leads the summary); empty where it is")
+    meaning: str
+
+
 class RecommendationPublic(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -189,6 +202,10 @@ class RecommendationPublic(BaseModel):
         "metric's best possible value (an accuracy of 1.0) on every run: the validation set "
         "cannot order them, however many runs are made"))
     summary: str | None = None
+    no_skill: NoSkill | None = Field(default=None, description=(
+        "direct answers on data held in memory (tables, built-in datasets): the best family "
+        "against a model that ignores its inputs (predicting the training set's most common "
+        "class, its class frequencies or its mean for every example); null where not known"))
     loop_notes: list[str] = Field(default_factory=list, description=(
         "direct answers about a team's own loop (a trainable): what the jobs at this budget "
         "noted at their end of what it never used (ctx.split_seed, ctx.batch_size, "

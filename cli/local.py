@@ -104,7 +104,7 @@ def _print_results(results: list[SearchResult], splits: int, as_json: bool) -> N
         return
     first = results[0]
     across = answer_across_splits([(r.budget["training_seed"], r.records) for r in results],
-                                  first.direction, first.metric, first.budget)
+                                  first.direction, first.metric, first.budget, first.no_skill)
     if as_json:  # each split's search and own answer, then the answer read across them
         print_json({"splits": summaries, "answer": across})
         return

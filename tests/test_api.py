@@ -184,6 +184,16 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
 
         rec = h.get("/v1/recommendations", params={"model": "mlp", "dataset": "iris"}).json()
         assert rec["method"] == "direct" and rec["metric"] == "val_accuracy"
+        # Held against a model that ignores its inputs, on this split's validation set: what
+        # predicting the training set's most common class scores there (the job stored it)
+        from tuner.datasets import load_dataset, no_skill
+
+        assert rec["no_skill"]["value"] == pytest.approx(
+            no_skill(load_dataset("iris", {}, 0), "val_accuracy")) and rec["no_skill"][
+            "predicts"] == "the training set's most common class"
+        # far above it (0.33 on iris's three balanced classes): nothing said of it
+        assert rec["no_skill"]["verdict"] == "above" and rec["no_skill"]["clause"] == ""
+        assert "predicting" not in rec["summary"] + rec["in_short"]
         assert rec["source"] == "team history" and rec["budget"] == {
             "epochs": 4, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
             "training_seed": 0, "training_format": 1}

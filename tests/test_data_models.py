@@ -65,6 +65,62 @@ def test_file_dataset_formats(data_root: Path) -> None:
     assert reg.info.kind == "regression"
 
 
+def test_no_skill_is_what_a_model_that_ignores_its_inputs_scores() -> None:
+    """`no_skill`: the training set's most common class (accuracy), its class frequencies (a
+    classification loss, add-one), its mean (a regression's loss and R², as the loop computes
+    them), scored on the validation set; None for data read from disk."""
+    import math
+
+    from tuner.datasets import DataSplit, DiskSplit, no_skill
+
+    info = DataInfo((1,), 2, "classification", 2, 4, 5)
+    x4, x5 = torch.zeros(4, 1), torch.zeros(5, 1)
+    cls = DataSplit(x4, torch.tensor([0, 0, 0, 1]), x5, torch.tensor([0, 1, 1, 0, 0]), info)
+    assert no_skill(cls, "val_accuracy") == pytest.approx(0.6)
+    p = [4 / 6, 2 / 6]  # (3 + 1, 1 + 1) over 4 + 2
+    assert no_skill(cls, "val_loss") == pytest.approx(
+        -(3 * math.log(p[0]) + 2 * math.log(p[1])) / 5)
+    rinfo = DataInfo((1,), 1, "regression", None, 3, 3)
+    reg = DataSplit(torch.zeros(3, 1), torch.tensor([1.0, 2.0, 3.0]), torch.zeros(3, 1),
+                    torch.tensor([1.0, 3.0, 5.0]), rinfo)
+    assert no_skill(reg, "val_loss") == pytest.approx(11 / 3)  # (1 + 1 + 9) / 3 about 2
+    assert no_skill(reg, "val_r2") == pytest.approx(1 - 11 / 8)  # val's own spread: 8
+    assert no_skill(DiskSplit(torch.utils.data.TensorDataset(x4), torch.utils.data.TensorDataset(
+        x5), info), "val_accuracy") is None
+    # A built-in's split: the share of iris's validation set in its training set's top class
+    iris = load_dataset("iris", {}, seed=0)
+    top = int(np.bincount(iris.y_train.numpy()).argmax())
+    assert no_skill(iris, "val_accuracy") == pytest.approx(float(
+        (iris.y_val.numpy() == top).mean()))
+
+
+def test_a_search_on_a_table_with_nothing_to_learn_says_so(data_root: Path) -> None:
+    """A team's table whose label is 93% one class and whose columns are noise: every family
+    "tied" or "level" at what predicting that class scores, and the answer never said that no
+    family had learned anything. It leads with it now, and its one line says it."""
+    from tuner.search import run_search
+    from tuner.spec import JobSpec
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.standard_normal((300, 4)), columns=list("abcd")).assign(
+        label=np.where(rng.random(300) < 0.93, "ok", "fraud")).to_csv(
+        data_root / "fraud.csv", index=False)
+    spec = JobSpec.model_validate({
+        "task": {"model": {"name": "linear"},
+                 "dataset": {"name": "file", "params": {"path": "fraud.csv", "target": "label"}}},
+        "space": {"optimizers": ["adam", "sgd"], "schedules": ["constant"]},
+        "training": {"epochs": 3}, "budget": {"n_trials": 4},
+        "search": {"confirm_top_k": 0}})
+    answer = run_search(spec).summary()["answer"]
+    ns = answer["no_skill"]
+    assert ns["predicts"] == "the training set's most common class" and ns["value"] > 0.85
+    assert ns["verdict"] == "no_better", (ns, answer["ranking"])
+    assert answer["summary"].startswith(ns["clause"]) and ns["clause"].endswith(
+        "no family is shown to have learned anything from the inputs")
+    assert f"no better than predicting the most common class ({ns['value']:.4g})" in \
+        answer["in_short"]
+
+
 def test_missing_values_in_a_file_are_named_by_column_and_row(data_root: Path) -> None:
     """A gap in a feature said "features contain NaN or inf", naming neither the column nor the
     row; a gap in a text target failed inside NumPy (comparing str and float), and one in a

@@ -1159,3 +1159,43 @@ def test_a_run_read_across_splits_whose_first_split_completed_nothing_says_the_o
     assert shown.startswith("answer: no complete trial in this history") and \
         "by data split (each ranked on its own): training.seed 0 (this answer): " in shown and \
         "training.seed 1: one family: adam (2 trials)" in shown, shown
+
+
+def test_the_best_family_is_held_against_a_model_that_ignores_its_inputs() -> None:
+    """A table whose label is 93% one class: every family scored 0.93, what predicting that
+    class for every example scores, and the answer said they were level, never that none
+    learned anything. The answer now leads with it; a family clear of it is not said to be."""
+    from tuner.recommend import in_short, versus_no_skill, with_no_skill
+
+    level = rank_families(confirmed("momentum", [0.93, 0.93]) + confirmed("adam", [0.93, 0.93])
+                          + [trial("sgd", 0.19)], "maximize", metric="val_accuracy")
+    blind = versus_no_skill(level, 0.93, "val_accuracy", "classification")
+    assert blind is not None and blind["verdict"] == "no_better"
+    assert blind["clause"] == (
+        "the best family, adam, at 0.93, does no better than predicting the training set's most "
+        "common class for every example (0.93 on this validation set): no family is shown to "
+        "have learned anything from the inputs")
+    assert with_no_skill(level["summary"], blind) == f"{blind['clause']}; {level['summary']}"
+    assert "; no better than predicting the most common class (0.93)" in in_short(
+        {**level, "method": "direct", "no_skill": blind})
+    # Ahead on the values seen, its interval reaching it: not shown; clear of it: nothing said.
+    near = rank_families(confirmed("adam", [0.94, 0.95, 0.92]), "maximize", metric="val_accuracy")
+    shown = versus_no_skill(near, 0.93, "val_accuracy", "classification")
+    assert shown is not None and shown["verdict"] == "not_shown" and shown["clause"].endswith(
+        "is not shown to do better than predicting the training set's most common class for "
+        "every example (0.93 on this validation set): its interval reaches it")
+    assert "; not shown to beat predicting the most common class (0.93)" in in_short(
+        {**near, "method": "direct", "no_skill": shown})
+    clear = versus_no_skill(near, 0.5, "val_accuracy", "classification")
+    assert clear is not None and (clear["verdict"], clear["clause"]) == ("above", "")
+    assert with_no_skill("s", clear) == "s" and "predicting" not in in_short(
+        {**near, "method": "direct", "no_skill": clear})
+    # A loss: lower is better, its interval's upper end held against it.
+    loss = rank_families(confirmed("adam", [0.80, 0.82, 0.81]), "minimize", metric="val_loss")
+    assert versus_no_skill(loss, 0.84, "val_loss", "regression")["verdict"] == "above"  # type: ignore[index]
+    worse = versus_no_skill(loss, 0.79, "val_loss", "regression")
+    assert worse is not None and worse["verdict"] == "no_better" and "the training set's mean" \
+        in worse["clause"]
+    # Not known (data read from disk, a team's loop), or a metric it has no meaning for: None.
+    assert versus_no_skill(level, None, "val_accuracy", "classification") is None
+    assert versus_no_skill(level, 0.5, "val_accuracy", "regression") is None

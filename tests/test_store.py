@@ -57,7 +57,7 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0014"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0015"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 
@@ -216,6 +216,33 @@ def test_two_first_submissions_of_a_task_at_once_make_one_task(
         job, created = create_job(s, team.id, spec, feats)
         assert created and raced and job.task_id == raced[0]
         assert len(s.scalars(select(Task).where(Task.fingerprint == feats.fingerprint)).all()) == 1
+
+
+def test_a_job_keeps_what_a_model_that_ignores_its_inputs_scores_on_its_split(
+        migrated_url: str) -> None:
+    """The submit check loads the job's data split and scores a model that ignores its inputs
+    on its validation set; the job keeps it, and the history reads it back at the budget (its
+    data split's), never another split's."""
+    from tuner.datasets import load_dataset, no_skill
+    from tuner.store import history as h
+
+    made = {}
+    with session_factory(migrated_url)() as s:
+        team = get_or_create_team(s, "a")
+        for seed in (0, 1):
+            spec = JobSpec.model_validate({**SPEC, "training": {"epochs": 3, "seed": seed}})
+            feats = inspect_task(spec)
+            assert feats.no_skill == pytest.approx(no_skill(load_dataset("iris", {}, seed),
+                                                            "val_accuracy"))
+            job, _ = create_job(s, team.id, spec, feats)
+            made[seed] = (job.task_id, feats.no_skill)
+        task_id = made[0][0]
+        assert made[1][0] == task_id  # one task, two splits
+        for seed in (0, 1):
+            at = h.Budget(3, 64, training_seed=seed)
+            assert h.no_skill(s, [task_id], at) == pytest.approx(made[seed][1])
+        assert h.no_skill(s, [task_id], h.Budget(3, 64, training_seed=2)) is None
+        assert h.no_skill(s, [task_id], h.Budget(4, 64)) is None
 
 
 def test_a_default_spelled_out_is_the_same_task(migrated_url: str) -> None:

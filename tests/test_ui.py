@@ -468,6 +468,14 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     said = browser.execute_script("return answerText(arguments[0])", ceiling)
     assert said == brief(ceiling) and said.endswith(
         "; 1 only by interval overlap; 2 at the metric's best possible value)"), said
+    # ... and of one whose best family is not clear of a model that ignores its inputs
+    for verdict, words in (("no_better", "no better than predicting the most common class"),
+                           ("not_shown", "not shown to beat predicting the mean")):
+        blind = {**rec, "splits": {"brief": "on 2 data splits, leading on all: adam"},
+                 "no_skill": {"value": 0.8375528, "verdict": verdict, "predicts":
+                              "the training set's " + words.rsplit(" the ", 1)[1]}}
+        said = browser.execute_script("return answerText(arguments[0])", blind)
+        assert said == brief(blind) and f"; {words} (0.8376); on 2 data splits" in said, said
     # Against the untuned default (the second job ran it), in the words of `tuner tasks`
     from tuner.recommend import against_default
 

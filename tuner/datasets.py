@@ -483,6 +483,36 @@ _SCOPE: ContextVar[str | None] = ContextVar("tuner_data_scope", default=None)
 Split = DataSplit | DiskSplit
 
 
+def no_skill(data: Split, metric: str) -> float | None:
+    """What a model that ignores its inputs scores on this validation set, by `metric`: one
+    that predicts the training set's most common class (accuracy) or its class frequencies
+    (a classification loss), or its mean (a regression's loss and R²) for every example. A
+    search whose best family scores no better learned nothing from the inputs: on a table
+    whose label is 93% one class, every family "tied" at 0.93 (2026-12-07). None where the
+    labels are not in memory (data read from disk example by example) or the metric is not
+    one of these."""
+    if not isinstance(data, DataSplit) or not len(data.y_train) or not len(data.y_val):
+        return None
+    y_train, y_val = data.y_train.detach().cpu(), data.y_val.detach().cpu()
+    if data.info.kind == "classification":
+        counts = torch.bincount(y_train.long(), minlength=int(data.info.n_classes or 0)).double()
+        if metric == "val_accuracy":
+            return float((y_val.long() == counts.argmax()).double().mean())
+        if metric == "val_loss":  # add-one: a class the training set lacks costs a finite loss
+            p = (counts + 1) / float(counts.sum() + len(counts))
+            if len(p) <= int(y_val.max()):
+                return None
+            return float(-p.log()[y_val.long()].mean())
+        return None
+    err = (y_val.double() - y_train.double().mean()) ** 2
+    if metric == "val_loss":
+        return float(err.mean())
+    if metric == "val_r2":  # as the loop computes it (tuner.training.Trainer.evaluate)
+        sst = float(((y_val.double() - y_val.double().mean()) ** 2).sum()) or 1.0
+        return 1.0 - float(err.sum()) / sst
+    return None
+
+
 def load_dataset(name: str, params: dict[str, Any], seed: int, *,
                  scope: str | None = None) -> Split:
     """The registered dataset `name`, split deterministically from `seed`; `scope`: the team

@@ -1245,6 +1245,70 @@ def read_across_splits(per_split: Sequence[tuple[int, int, dict[str, Any]]],
     return splits, follow, baseline
 
 
+# A model that ignores its inputs, by metric and kind: what it predicts (`tuner.datasets.no_skill`).
+NO_SKILL_PREDICTS = {
+    ("val_accuracy", "classification"): "the training set's most common class",
+    ("val_loss", "classification"): "the training set's class frequencies",
+    ("val_loss", "regression"): "the training set's mean",
+    ("val_r2", "regression"): "the training set's mean",
+}
+NO_SKILL_NONE = "no_better"          # the best family's value is no better than it
+NO_SKILL_UNSHOWN = "not_shown"       # better on the values seen, not outside the noise
+NO_SKILL_ABOVE = "above"             # better, its interval (or its runs' range) clear of it
+
+
+def versus_no_skill(ranked: dict[str, Any], value: float | None, metric: str | None,
+                    kind: str | None) -> dict[str, Any] | None:
+    """The answer's best family against a model that ignores its inputs (`value`: what one
+    scores on this data split's validation set; None when not known): a search whose best
+    family is no better learned nothing from the inputs, whatever its families' order says.
+    On a table whose label is 93% one class every family "tied" at 0.93, and the answer never
+    said that predicting that class scores 0.93 (2026-12-07). `clause`: the summary's words
+    where the best family is not clear of it ("" where it is)."""
+    predicts = NO_SKILL_PREDICTS.get((metric or "", kind or ""))
+    lead = next((e for e in ranked.get("ranking") or [] if e.get("expected")), None)
+    if value is None or predicts is None or lead is None:
+        return None
+    sign = 1.0 if ranked.get("direction", "maximize") == "maximize" else -1.0
+    # Its interval as the ranking gives it: a confidence interval where the noise was
+    # measured, else the range of its runs (the values seen: nothing more can be said).
+    x = lead["expected"]
+    worst = x["low"] if sign > 0 else x["high"]
+    verdict = (NO_SKILL_NONE if sign * x["value"] <= sign * value else
+               NO_SKILL_ABOVE if sign * worst > sign * value else NO_SKILL_UNSHOWN)
+    said = f"predicting {predicts} for every example"
+    clause = {
+        NO_SKILL_NONE: f"the best family, {lead['optimizer']}, at {x['value']:.4g}, does no "
+                       f"better than {said} ({value:.4g} on this validation set): no family is "
+                       f"shown to have learned anything from the inputs",
+        NO_SKILL_UNSHOWN: f"the best family, {lead['optimizer']}, at {x['value']:.4g}, is not "
+                          f"shown to do better than {said} ({value:.4g} on this validation "
+                          f"set): its interval reaches it",
+        NO_SKILL_ABOVE: ""}[verdict]
+    return {"value": value, "predicts": predicts, "verdict": verdict, "clause": clause,
+            "meaning": f"what {said} scores on this validation set"}
+
+
+def with_no_skill(summary: str, blind: dict[str, Any] | None) -> str:
+    """The summary led by what `versus_no_skill` found, where the best family is not clear of
+    a model that ignores its inputs: nothing after it matters as much."""
+    return f"{blind['clause']}; {summary}" if blind and blind["clause"] else summary
+
+
+def no_skill_words(rec: dict[str, Any]) -> str:
+    """The one line's word on the answer against a model that ignores its inputs ("" where the
+    best family is clear of it, or it is not known)."""
+    ns = rec.get("no_skill") or {}
+    short = {"the training set's most common class": "the most common class",
+             "the training set's class frequencies": "the class frequencies",
+             "the training set's mean": "the mean"}.get(ns.get("predicts", ""), "")
+    if ns.get("verdict") == NO_SKILL_NONE:
+        return f"no better than predicting {short} ({ns['value']:.4g})"
+    if ns.get("verdict") == NO_SKILL_UNSHOWN:
+        return f"not shown to beat predicting {short} ({ns['value']:.4g})"
+    return ""
+
+
 def one_split_note(ranked: dict[str, Any], training_seed: int,
                    how: str = "`tuner submit --splits 3` submits the job on 3") -> str:
     """What a winner on one data split does not show, for an answer with no other split: on
@@ -1264,9 +1328,11 @@ def brief(rec: dict[str, Any]) -> str:
     in ui.js): the verdict and its leaders, and which lead on every data split when the task
     was searched on several; for a transferred answer (no verdict: it predicts an order,
     nothing measured on the task), the first three of that order; for a prior one (literature
-    defaults in the catalogue's order), that nothing informs it."""
-    splits = rec.get("splits")
-    return _verdict_words(rec) + (f"; {splits['brief']}" if splits else "")
+    defaults in the catalogue's order), that nothing informs it. A best family not clear of a
+    model that ignores its inputs says so (`no_skill_words`)."""
+    splits, blind = rec.get("splits"), no_skill_words(rec)
+    return _verdict_words(rec) + (f"; {blind}" if blind else "") \
+        + (f"; {splits['brief']}" if splits else "")
 
 
 # The answer against the untuned default in a few words, for a list of tasks (`tuner tasks`;

@@ -43,6 +43,8 @@ from tuner.recommend import (
     transfer_neighbours,
     transfer_ranking,
     versus_baseline,
+    versus_no_skill,
+    with_no_skill,
 )
 from tuner.space import TrialConfig, baseline_keys, is_baseline
 from tuner.spec import PRECISIONS, TRAINING_FORMAT
@@ -105,8 +107,9 @@ from tuner.trial import loop_note_gist
 # interrupted trials (`n_interrupted`); 48: a family a split never ran is "not tried on this
 # data split", and the splits that ran it are named; 49: `loop_notes`, what a team's loop
 # never used of what keeps its runs what the budget says; 50: one learning rate's robustness in
-# words; 51: `at_ceiling`, families at the metric's best possible value on every run.)
-ANSWER_FORMAT = 51
+# words; 51: `at_ceiling`, families at the metric's best possible value on every run; 52:
+# `no_skill`, the best family against a model that ignores its inputs.)
+ANSWER_FORMAT = 52
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -352,12 +355,14 @@ def _compute(s: Session, team_id: int, tasks: list[Task], model: str | None,
         on = {b.training_seed: b for b, _, _ in on_split} | {budget.training_seed: budget}
         splits, follow, baseline = read_across_splits(per_split, lambda sd, r: against(on[sd], r))
         loop = h.loop_notes(s, tasks, budget, exclude_job)
+        blind = versus_no_skill(ranked, h.no_skill(s, ids, budget), tasks[0].metric,
+                                tasks[0].kind)
         return {**base, "method": "direct", "source": SOURCE_TEAM, "metric": tasks[0].metric,
                 "direction": direction, **ranked, "baseline": baseline, "splits": splits,
-                "loop_notes": loop,
-                "summary": ranked["summary"] + (f"; {splits['summary']}" if splits else
-                                                one_split_note(ranked, budget.training_seed))
-                + loop_clause(loop),
+                "loop_notes": loop, "no_skill": blind,
+                "summary": with_no_skill(ranked["summary"] + (
+                    f"; {splits['summary']}" if splits else
+                    one_split_note(ranked, budget.training_seed)) + loop_clause(loop), blind),
                 "start_from": _start_from(follow),
                 "explanation": f"from {count(n, 'complete trial')} in {count(jobs, 'job')} of "
                                f"this task at "

@@ -29,6 +29,8 @@ from tuner.recommend import (
     rank_families,
     read_across_splits,
     versus_baseline,
+    versus_no_skill,
+    with_no_skill,
 )
 from tuner.space import from_optuna_params
 from tuner.trial import DB_ERROR, SAME_FAILURE_TRIALS, SameFailure, TrialRecord, same_failure
@@ -169,7 +171,8 @@ def leaderboard(records: list[TrialRecord], direction: str) -> dict[str, Any]:
 
 def answer(records: list[TrialRecord], direction: str, metric: str | None = None,
            job_id: str = "local", budget: dict[str, Any] | None = None,
-           alone: bool = True) -> dict[str, Any]:
+           alone: bool = True, no_skill: tuple[float | None, str] | None = None
+           ) -> dict[str, Any]:
     """Which optimizer, judged on this search's trials alone by the rule the service's
     recommendations use (`tuner.recommend.rank_families`): each family's best configuration
     with its expected value and interval, a winner only outside the noise (the confirmation
@@ -177,18 +180,25 @@ def answer(records: list[TrialRecord], direction: str, metric: str | None = None
     in the space). The leaderboard's best trial is the luckiest run, not this. `alone`: no
     other split of the task was searched beside it (a winner then says what one split does
     not show: `one_split_note`); `tuner run --splits` reads its splits together
-    (`answer_across_splits`)."""
+    (`answer_across_splits`). `no_skill`: what a model that ignores its inputs scores on the
+    split's validation set, and the task's kind (`tuner.recommend.versus_no_skill`)."""
     trials, ranked = _judged(records, direction, metric, job_id)
     return _with_in_short(_answer(
         ranked, direction, budget, versus_baseline(trials, ranked, metric),
         ranked["summary"] + (one_split_note(
             ranked, int((budget or {}).get("training_seed") or 0),
-            "`tuner run --splits 3` runs the search on 3") if alone else "")))
+            "`tuner run --splits 3` runs the search on 3") if alone else ""),
+        _blind(ranked, no_skill, metric)))
+
+
+def _blind(ranked: dict[str, Any], no_skill: tuple[float | None, str] | None,
+           metric: str | None) -> dict[str, Any] | None:
+    return versus_no_skill(ranked, no_skill[0], metric, no_skill[1]) if no_skill else None
 
 
 def answer_across_splits(searches: Sequence[tuple[int, list[TrialRecord]]], direction: str,
-                         metric: str | None = None, budget: dict[str, Any] | None = None
-                         ) -> dict[str, Any]:
+                         metric: str | None = None, budget: dict[str, Any] | None = None,
+                         no_skill: tuple[float | None, str] | None = None) -> dict[str, Any]:
     """`tuner run --splits N`: the answer of the first of N searches of one task, each on its
     own data split (`searches`: (training.seed, its trials), the answer's first), read with the
     others as the service reads a task searched on several splits
@@ -203,7 +213,7 @@ def answer_across_splits(searches: Sequence[tuple[int, list[TrialRecord]]], dire
         lambda sd, r: versus_baseline(by_seed[sd], r, metric), "this run's")
     ranked = judged[0][2]
     out = _answer(ranked, direction, budget, baseline, ranked["summary"] + (
-        f"; {splits['summary']}" if splits else ""))
+        f"; {splits['summary']}" if splits else ""), _blind(ranked, no_skill, metric))
     start = follow[0] if follow else None
     return _with_in_short(out | {"splits": splits, "start_from": {
         "optimizer": start["optimizer"], "schedule": start["schedule"] or "constant",
@@ -217,11 +227,13 @@ def _with_in_short(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def _answer(ranked: dict[str, Any], direction: str, budget: dict[str, Any] | None,
-            baseline: dict[str, Any], summary: str) -> dict[str, Any]:
+            baseline: dict[str, Any], summary: str,
+            blind: dict[str, Any] | None = None) -> dict[str, Any]:
     return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "tied_by_width",
                                    "at_ceiling", "noise")} | {
-        "summary": summary, "direction": direction, "budget": budget or {},
+        "summary": with_no_skill(summary, blind), "no_skill": blind,
+        "direction": direction, "budget": budget or {},
         "baseline": baseline,
         "ranking": [{"optimizer": e["optimizer"], "schedule": e["schedule"],
                      "params": e["params"], "expected": e["expected"],

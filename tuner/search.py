@@ -402,6 +402,9 @@ class SearchResult:
     budget: dict[str, Any] = field(default_factory=dict)  # epochs, batch_size
     interrupted: bool = False  # stopped by Ctrl-C: `records` are the trials that ended
     late_notes: list[str] = field(default_factory=list)  # what its trials showed (`trial_notes`)
+    # What a model that ignores its inputs scores on its validation set, and the task's kind
+    # (`tuner.datasets.no_skill`); None for a team's own loop.
+    no_skill: tuple[float | None, str] | None = None
 
     def summary(self, alone: bool = True) -> dict[str, Any]:
         """The leaderboard and the answer (`alone`: as `tuner.results.answer` takes it)."""
@@ -413,7 +416,7 @@ class SearchResult:
             "interrupted": self.interrupted,
             **board,
             "answer": answer(self.records, self.direction, self.metric, budget=self.budget,
-                             alone=alone),
+                             alone=alone, no_skill=self.no_skill),
             "trials": [r.to_json() for r in self.records],
         }
 
@@ -521,10 +524,15 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     records = study_records(study)
     if interrupted:
         records = [r for r in records if r.number in ended]
+    blind = None
+    if spec.task.trainable is None:
+        from tuner.datasets import no_skill
+
+        blind = (no_skill(objective.data, objective.metric), objective.data.info.kind)
     return SearchResult(study, objective.metric, direction, records, notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
                          "training_seed": spec.training.seed}, interrupted,
-                        late_notes=trial_notes(spec, study))
+                        late_notes=trial_notes(spec, study), no_skill=blind)
 
 
 def trial_notes(spec: JobSpec, study: optuna.Study) -> list[str]:

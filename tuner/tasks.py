@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from tuner.datasets import Split, data_digest, load_dataset, model_digest, team_scope
+from tuner.datasets import Split, data_digest, load_dataset, model_digest, no_skill, team_scope
 from tuner.digests import awaited
 from tuner.errors import DataError, ModelError, SpecError
 from tuner.models import build_model, depth
@@ -43,11 +43,14 @@ class TaskFeatures:
     # The fingerprint with the params as written (the same where none equals its default):
     # tasks stored before 2026-12-06 were keyed so, and `tuner.store.jobs.upsert_task` finds them.
     written_fingerprint: str | None = None
+    # What a model that ignores its inputs scores on the job's validation set (its data split:
+    # `training.seed`), `tuner.datasets.no_skill`; kept on the job, not the task.
+    no_skill: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items()
                 if k not in ("dataset", "data_digest", "model_digest", "code_digest",
-                             "written_fingerprint")}
+                             "written_fingerprint", "no_skill")}
 
     def profile(self, model: str) -> TaskProfile:
         """The features the similarity of tasks compares, for a task not stored yet."""
@@ -313,5 +316,5 @@ def check_model(spec: JobSpec, data: Split) -> TaskFeatures:
         n_params=sum(p.numel() for p in model.parameters()), depth=depth(model),
         input_shape=list(data.info.input_shape), n_train=data.info.n_train,
         n_classes=data.info.n_classes, batch_size=spec.training.batch_size,
-        epochs=spec.training.epochs,
+        epochs=spec.training.epochs, no_skill=no_skill(data, metric),
     )

@@ -115,16 +115,20 @@ def budgets(s: Session, task_ids: Sequence[int]) -> list[tuple[Budget, int, date
     return out
 
 
+def _jobs_at(budget: Budget) -> Any:
+    """The jobs run at this budget."""
+    p = budget.early_stopping_patience
+    return and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size,
+                Job.early_stopping_patience.is_(None) if p is None
+                else Job.early_stopping_patience == p,
+                Job.precision == budget.precision, Job.training_seed == budget.training_seed,
+                Job.training_format == budget.training_format)
+
+
 def _where(task_ids: Sequence[int], budget: Budget | None, exclude_job: str | None) -> list[Any]:
     where: list[Any] = [Job.task_id.in_(task_ids), TrialRow.optimizer.is_not(None)]
     if budget is not None:
-        p = budget.early_stopping_patience
-        where.append(and_(Job.epochs == budget.epochs, Job.batch_size == budget.batch_size,
-                          Job.early_stopping_patience.is_(None) if p is None
-                          else Job.early_stopping_patience == p,
-                          Job.precision == budget.precision,
-                          Job.training_seed == budget.training_seed,
-                          Job.training_format == budget.training_format))
+        where.append(_jobs_at(budget))
     if exclude_job:
         where.append(TrialRow.job_id != exclude_job)
     return where
@@ -318,6 +322,16 @@ def loop_notes(s: Session, tasks: Sequence[Task], budget: Budget,
     rows = s.scalars(select(Job.notes).where(Job.id.in_(jobs))).all()
     return list(dict.fromkeys(n for notes in rows for n in notes or ()
                               if any(is_loop_note(n, name) for name in names)))
+
+
+def no_skill(s: Session, task_ids: Sequence[int], budget: Budget) -> float | None:
+    """What a model that ignores its inputs scores on the validation set of this budget's data
+    split (`Job.no_skill`, the same for every job of the task on it), or None where no job at
+    this budget knows it."""
+    value = s.scalar(select(Job.no_skill).where(
+        Job.task_id.in_(task_ids), Job.no_skill.is_not(None), _jobs_at(budget))
+        .order_by(Job.created_at.desc()).limit(1))
+    return None if value is None else float(value)
 
 
 def n_jobs_with_complete(s: Session, task_ids: Sequence[int], budget: Budget | None) -> int:

@@ -119,7 +119,7 @@ def _create_job(s: Session, team_id: int, spec: JobSpec, features: TaskFeatures,
               batch_size=spec.training.batch_size,
               early_stopping_patience=spec.training.early_stopping_patience,
               precision=spec.training.precision, training_seed=spec.training.seed,
-              training_format=TRAINING_FORMAT,
+              training_format=TRAINING_FORMAT, no_skill=features.no_skill,
               # The dispatcher orders the sweep again when the job starts (the notes say so).
               notes=sweep_plan(spec, provisional=True).notes())
     s.add(job)
