@@ -286,6 +286,17 @@ def test_data_digest_benchmark_smoke(tmp_path: Path) -> None:
     assert os.environ.get("TUNER_DATA_ROOT") == before  # the service's settings left as found
 
 
+def test_no_skill_benchmark_smoke(tmp_path: Path) -> None:
+    from benchmarks import no_skill
+
+    res = no_skill.main(["--smoke", "--out", str(tmp_path / "ns.json")])
+    assert len(res["tasks"]) == 3 and sum(res["verdicts"].values()) == 3
+    # linear on iris: a ranked family far above predicting the most common class (a third)
+    iris = res["tasks"][0]
+    assert iris["task"] == "linear-iris" and iris["no_skill"] == pytest.approx(1 / 3)
+    assert iris["verdict"] == "above" and iris["expected"] > 0.9
+
+
 def test_streaming_benchmark_smoke(tmp_path: Path) -> None:
     from benchmarks import streaming
 
