@@ -203,7 +203,8 @@ class RecommendationPublic(BaseModel):
         "cannot order them, however many runs are made"))
     summary: str | None = None
     no_skill: NoSkill | None = Field(default=None, description=(
-        "direct answers on data held in memory (tables, built-in datasets): the best family "
+        "direct answers on the service's data paths (tables, built-in datasets, image folders, "
+        "labelled datasets): the best family "
         "against a model that ignores its inputs (predicting the training set's most common "
         "class, its class frequencies or its mean for every example); null where not known"))
     loop_notes: list[str] = Field(default_factory=list, description=(

@@ -98,6 +98,12 @@ def test_an_image_folder_is_read_from_disk_split_and_augmented(images: str) -> N
     # stratified: 12 validation images of each class
     val_targets = [int(data.val[i][1]) for i in range(info.n_val)]
     assert np.bincount(val_targets).tolist() == [12, 12, 12]
+    # its labels known without decoding an image: what a model that ignores its inputs
+    # scores (the training set's most common class: a third of the validation set)
+    from tuner.datasets import no_skill
+
+    assert data.labels is not None and data.labels[1].tolist() == val_targets
+    assert no_skill(data, "val_accuracy") == pytest.approx(1 / 3)
     # augmentation on the training split only: two reads of one image differ, of a
     # validation image are equal
     torch.manual_seed(0)

@@ -82,6 +82,9 @@ class DiskSplit:
     train: torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]
     val: torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]
     info: DataInfo
+    # The training and validation labels, where the source gives them without decoding an
+    # example (an image folder's, a labelled dataset's): what `no_skill` reads.
+    labels: tuple[np.ndarray, np.ndarray] | None = None
 
     def nbytes(self) -> int:
         """What the examples take once decoded (fp32): too big to move, by design."""
@@ -489,11 +492,15 @@ def no_skill(data: Split, metric: str) -> float | None:
     (a classification loss), or its mean (a regression's loss and R²) for every example. A
     search whose best family scores no better learned nothing from the inputs: on a table
     whose label is 93% one class, every family "tied" at 0.93 (2026-12-07). None where the
-    labels are not in memory (data read from disk example by example) or the metric is not
-    one of these."""
-    if not isinstance(data, DataSplit) or not len(data.y_train) or not len(data.y_val):
+    labels are not known without reading every example, or the metric is not one of these."""
+    if isinstance(data, DiskSplit):
+        if data.labels is None:
+            return None
+        y_train, y_val = (torch.as_tensor(np.asarray(y)) for y in data.labels)
+    else:
+        y_train, y_val = data.y_train.detach().cpu(), data.y_val.detach().cpu()
+    if not len(y_train) or not len(y_val):
         return None
-    y_train, y_val = data.y_train.detach().cpu(), data.y_val.detach().cpu()
     if data.info.kind == "classification":
         counts = torch.bincount(y_train.long(), minlength=int(data.info.n_classes or 0)).double()
         if metric == "val_accuracy":

@@ -473,7 +473,8 @@ def _image_split(source: Any, targets: np.ndarray, classes: int, seed: int,
     idx_train, idx_val = split_indices(targets, seed, val_fraction, stratify=True)
     shape = tuple(val_t(first).shape)
     info = DataInfo(shape, classes, "classification", classes, len(idx_train), len(idx_val))
-    return DiskSplit(Samples(source, idx_train, train_t), Samples(source, idx_val, val_t), info)
+    return DiskSplit(Samples(source, idx_train, train_t), Samples(source, idx_val, val_t), info,
+                     labels=(targets[idx_train], targets[idx_val]))
 
 
 def imagefolder(seed: int = 0, path: str = "", image_size: int | None = 32,
@@ -588,7 +589,8 @@ def hf_dataset(name: str, seed: int = 0, split: str = "train", x: str | None = N
                         "example; give a column of arrays (or images)")
     info = DataInfo(shape, classes, "classification", classes, len(idx_train), len(idx_val))
     return DiskSplit(Samples(columns_view, idx_train, _as_tensor),
-                     Samples(columns_view, idx_val, _as_tensor), info)
+                     Samples(columns_view, idx_val, _as_tensor), info,
+                     labels=(targets[idx_train], targets[idx_val]))
 
 
 class _hf_offline:

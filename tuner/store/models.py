@@ -175,7 +175,7 @@ class Job(Base):
     training_format: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # What a model that ignores its inputs scores on this job's validation set (its data
     # split): the bar an answer's best family must clear to have learned anything (null where
-    # not known: data read from disk, a team's own loop, jobs before revision 0015).
+    # not known: a team's own loop, jobs before revision 0015).
     no_skill: Mapped[float | None] = mapped_column(Float, default=None)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(NulFreeText, default=None)
