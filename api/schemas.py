@@ -167,6 +167,7 @@ class NoSkill(BaseModel):
         "seen, not outside the noise) or no_better"))
     clause: str = Field(description="the summary's words where the best family is not clear "
                                     "of it (it leads the summary); empty where it is")
+    summary: str = Field(description="the comparison in words, whatever it found")
     meaning: str
 
 

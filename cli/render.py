@@ -277,6 +277,8 @@ def print_recommendation(rec: dict[str, Any]) -> None:
                       markup=True)
     if rec.get("baseline"):
         out.print(f"baseline: {rec['baseline']['summary']}", highlight=False)
+    if rec.get("no_skill"):  # against a model that ignores its inputs
+        out.print(f"no skill: {rec['no_skill']['summary']}", highlight=False)
     if method == "direct":
         out.print(f"noise: {_noise(rec['noise'])}", highlight=False)
     for note in rec.get("loop_notes") or []:  # the team's loop, as its jobs noted it

@@ -194,6 +194,7 @@ def test_submit_events_trials_recommendation(service: Service) -> None:
         # far above it (0.33 on iris's three balanced classes): nothing said of it
         assert rec["no_skill"]["verdict"] == "above" and rec["no_skill"]["clause"] == ""
         assert "predicting" not in rec["summary"] + rec["in_short"]
+        assert rec["no_skill"]["summary"].startswith(f"the best family, {rec['ranking'][0]['optimizer']}")
         assert rec["source"] == "team history" and rec["budget"] == {
             "epochs": 4, "batch_size": 64, "early_stopping_patience": None, "precision": "fp32",
             "training_seed": 0, "training_format": 1}

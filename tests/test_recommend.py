@@ -1186,8 +1186,12 @@ def test_the_best_family_is_held_against_a_model_that_ignores_its_inputs() -> No
         "every example (0.93 on this validation set): its interval reaches it")
     assert "; not shown to beat predicting the most common class (0.93)" in in_short(
         {**near, "method": "direct", "no_skill": shown})
+    assert shown["summary"] == shown["clause"]
     clear = versus_no_skill(near, 0.5, "val_accuracy", "classification")
     assert clear is not None and (clear["verdict"], clear["clause"]) == ("above", "")
+    assert clear["summary"] == ("the best family, adam, at 0.9367, is clear of predicting the "
+                                "training set's most common class for every example (0.5 on "
+                                "this validation set)")
     assert with_no_skill("s", clear) == "s" and "predicting" not in in_short(
         {**near, "method": "direct", "no_skill": clear})
     # A loss: lower is better, its interval's upper end held against it.

@@ -319,6 +319,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert rec["baseline"]["verdict"] != "not_run", rec["baseline"]
     assert browser.find_element("id", "baseline").text == \
         f"Against the untuned default: {rec['baseline']['summary']}"
+    # ... and against a model that ignores its inputs (predicting digits' most common class)
+    assert rec["no_skill"]["verdict"] == "above", rec["no_skill"]
+    assert browser.find_element("id", "no-skill").text == \
+        f"Against a model that ignores its inputs: {rec['no_skill']['summary']}"
     # ... and the configuration to train with, which the page never showed
     start, shown_start = rec["start_from"], browser.find_element("id", "start-from").text
     assert shown_start.startswith(f"Start from: {start['optimizer']} with {start['schedule']}, ")

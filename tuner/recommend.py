@@ -1264,7 +1264,8 @@ def versus_no_skill(ranked: dict[str, Any], value: float | None, metric: str | N
     family is no better learned nothing from the inputs, whatever its families' order says.
     On a table whose label is 93% one class every family "tied" at 0.93, and the answer never
     said that predicting that class scores 0.93 (2026-12-07). `clause`: the summary's words
-    where the best family is not clear of it ("" where it is)."""
+    where the best family is not clear of it ("" where it is); `summary`: the comparison in
+    words whatever it found (`tuner recommend`'s `no skill:` line, the task page's)."""
     predicts = NO_SKILL_PREDICTS.get((metric or "", kind or ""))
     lead = next((e for e in ranked.get("ranking") or [] if e.get("expected")), None)
     if value is None or predicts is None or lead is None:
@@ -1286,7 +1287,9 @@ def versus_no_skill(ranked: dict[str, Any], value: float | None, metric: str | N
                           f"set): its interval reaches it",
         NO_SKILL_ABOVE: ""}[verdict]
     return {"value": value, "predicts": predicts, "verdict": verdict, "clause": clause,
-            "meaning": f"what {said} scores on this validation set"}
+            "meaning": f"what {said} scores on this validation set",
+            "summary": clause or f"the best family, {lead['optimizer']}, at {x['value']:.4g}, "
+                                 f"is clear of {said} ({value:.4g} on this validation set)"}
 
 
 def with_no_skill(summary: str, blind: dict[str, Any] | None) -> str:

@@ -629,6 +629,8 @@ async function taskPage() {
        ...clauses(rec.summary || rec.note || "").map((c) => el("li", {}, c))),
     el("p", { id: "baseline", class: `baseline ${rec.baseline ? rec.baseline.verdict : "none"}` },
        rec.baseline ? `Against the untuned default: ${rec.baseline.summary}` : ""),
+    el("p", { id: "no-skill", class: `no-skill ${rec.no_skill ? rec.no_skill.verdict : "none"}`, hidden: !rec.no_skill },
+       rec.no_skill ? `Against a model that ignores its inputs: ${rec.no_skill.summary}` : ""),
     splitsBlock(rec.splits),
     el("p", { id: "start-from", hidden: !rec.start_from }, startFromText(rec)),
     // What the team's loop never used of what keeps its runs what the budget says.
