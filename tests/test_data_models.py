@@ -85,6 +85,9 @@ def test_no_skill_is_what_a_model_that_ignores_its_inputs_scores() -> None:
                     torch.tensor([1.0, 3.0, 5.0]), rinfo)
     assert no_skill(reg, "val_loss") == pytest.approx(11 / 3)  # (1 + 1 + 9) / 3 about 2
     assert no_skill(reg, "val_r2") == pytest.approx(1 - 11 / 8)  # val's own spread: 8
+    huge = DataSplit(reg.X_train, torch.tensor([1e300, -1e300, 1e300], dtype=torch.float64),
+                     reg.X_val, torch.tensor([1e300, 1e300, 1e300], dtype=torch.float64), rinfo)
+    assert no_skill(huge, "val_loss") is None  # inf: no NaN or inf in an answer's JSON
     disk = DiskSplit(torch.utils.data.TensorDataset(x4), torch.utils.data.TensorDataset(x5), info)
     assert no_skill(disk, "val_accuracy") is None  # labels not known without reading each
     disk.labels = (np.array([0, 0, 0, 1]), np.array([0, 1, 1, 0, 0]))

@@ -10,6 +10,7 @@ Plugins registered under `tuner.datasets` follow the same signature.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -492,7 +493,13 @@ def no_skill(data: Split, metric: str) -> float | None:
     (a classification loss), or its mean (a regression's loss and R²) for every example. A
     search whose best family scores no better learned nothing from the inputs: on a table
     whose label is 93% one class, every family "tied" at 0.93 (2026-12-07). None where the
-    labels are not known without reading every example, or the metric is not one of these."""
+    labels are not known without reading every example, or the metric is not one of these,
+    or it is not a finite number (an answer's JSON holds no NaN)."""
+    value = _no_skill(data, metric)
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _no_skill(data: Split, metric: str) -> float | None:
     if isinstance(data, DiskSplit):
         if data.labels is None:
             return None
