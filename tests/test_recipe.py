@@ -125,3 +125,20 @@ def test_a_recipe_says_which_of_the_teams_tasks_of_those_names_it_is_for() -> No
     rewritten = {**task(3, "houses.csv"), "data_digest": "bfacf2b3a216e179"}
     assert "; not on task 3 (hidden=[64] path=\"houses.csv\" data bfacf2b3a216e179): " in \
         recipe({**answer, "other_tasks": [rewritten]}).note
+
+
+def test_a_recipe_from_an_answer_that_learned_nothing_says_so() -> None:
+    """The answer's best family did no better than predicting the most common class (a table
+    whose label is 93% one class): the recipe trains with that configuration all the same,
+    and its note says what the answer found; an answer clear of it adds nothing."""
+    clause = ("the best family, momentum, at 0.93, does no better than predicting the training "
+              "set's most common class for every example (0.93 on this validation set): no "
+              "family is shown to have learned anything from the inputs")
+    answer = {"direction": "maximize", "budget": {"epochs": 8, "batch_size": 64},
+              "ranking": [{"optimizer": "momentum", "schedule": "constant",
+                           "params": {"momentum.lr": 0.02, "momentum.momentum": 0.9}}],
+              "no_skill": {"value": 0.93, "verdict": "no_better", "clause": clause}}
+    assert recipe(answer).note == clause
+    assert recipe({**answer, "no_skill": {"value": 0.5, "verdict": "above",
+                                          "clause": ""}}).note is None
+    assert recipe({**answer, "no_skill": None}).note is None  # not known

@@ -87,6 +87,11 @@ def recipe(answer: Mapping[str, Any], family: str | None = None) -> Recipe:
         row, note = rows[0], None
     if which := _which_task(answer):
         note = f"{note}; {which}" if note else which
+    # An answer whose best family did no better than a model that ignores its inputs: the
+    # recipe trains with a configuration that learned nothing there, and says so.
+    blind = answer.get("no_skill") or {}
+    if blind.get("clause"):
+        note = f"{note}; {blind['clause']}" if note else str(blind["clause"])
     return Recipe(str(row["optimizer"]), str(row.get("schedule") or "constant"),
                   dict(row.get("params") or {}),
                   str(answer.get("direction") or "maximize"), budget.get("epochs"),
