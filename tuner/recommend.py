@@ -294,7 +294,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
                                 direction=direction, tied_by_width=wide, bar=bar,
-                                at_ceiling=at_ceiling)}
+                                at_ceiling=(at_ceiling, best_possible))}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -930,13 +930,13 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              not_tried: Sequence[str] = (), repeated: bool = False,
              under_tuned: Sequence[str] = (), direction: str = "maximize",
              tied_by_width: Sequence[str] = (), bar: Bar | None = None,
-             at_ceiling: Sequence[str] = ()) -> str:
+             at_ceiling: tuple[Sequence[str], float | None] = ((), None)) -> str:
     tail = ""
-    if at_ceiling:
+    ceiling, best = at_ceiling
+    if ceiling and best is not None:
         # Said plainly: on mlp/wine (36 validation examples) four of six tied families scored
         # 1.0 on every run, and the answer read as a tie the noise might yet part.
-        best = ranking[0]["best_trial_value"]
-        tail += (f"; {_names(list(at_ceiling))} scored {best:.4g}, the best the metric can "
+        tail += (f"; {_names(list(ceiling))} scored {best:.4g}, the best the metric can "
                  f"give, on every run of their best configurations: this validation set "
                  f"cannot tell them apart, however many runs are made (a larger one could)")
     if under_tuned:
