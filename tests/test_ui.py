@@ -294,6 +294,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
                                              "n_confirmation_runs": 0, "n_jobs": 1}}
     assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
                                   one, rec).count("1 trial, 0 confirmation runs, 1 job") == 1
+    assert "; the metric's best possible value on every run: this validation set cannot order " \
+        "it against the others there" in browser.execute_script(
+            "return rankingRow(arguments[0], arguments[1]).textContent", one,
+            {**rec, "at_ceiling": [one["optimizer"], "other"]})
     barely = {**one, "evidence": {**one["evidence"], "configurations_tried": 1}}
     assert "; barely tuned (1 configuration tried)" in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", barely,

@@ -553,6 +553,7 @@ const tieWord = (rec) => (rec.verdict === "not_separated" ? "level" : "tied");
 function rankingRow(r, rec) {
   const underTuned = (rec.under_tuned || []).includes(r.optimizer);
   const byWidth = (rec.tied_by_width || []).includes(r.optimizer);
+  const atCeiling = (rec.at_ceiling || []).includes(r.optimizer);
   return el("tr", { "data-family": r.optimizer },
     el("td", {}, String(r.rank)),
     el("td", {}, el("span", { class: "swatch", style: `background:${COLORS[r.optimizer] || "#555"}` }), ` ${r.optimizer}`),
@@ -561,7 +562,8 @@ function rankingRow(r, rec) {
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? [count(r.evidence.n_trials, "trial"), count(r.evidence.n_confirmation_runs, "confirmation run"), count(r.evidence.n_jobs, "job")].join(", ")
       + (underTuned ? `; barely tuned (${count(r.evidence.configurations_tried, "configuration")} tried): may do better tuned` : "")
-      + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "") : "-"),
+      + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "")
+      + (atCeiling ? "; the metric's best possible value on every run: this validation set cannot order it against the others there" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate ran to the end (no range measured)" : r.robustness.bounded === false
       ? `at least ${r.robustness.lr_decades.toFixed(2)} decades (every learning rate tried was good)`
