@@ -92,6 +92,33 @@ def test_no_skill_is_what_a_model_that_ignores_its_inputs_scores() -> None:
     assert no_skill(disk, "val_accuracy") is None  # labels not known without reading each
     disk.labels = (np.array([0, 0, 0, 1]), np.array([0, 1, 1, 0, 0]))
     assert no_skill(disk, "val_accuracy") == pytest.approx(0.6)
+    # What the training loop itself scores for a model whose output is that constant (the
+    # training set's log class frequencies, or its mean): the same figures
+    from tuner.space import TrialConfig
+    from tuner.spec import TrainingSpec
+    from tuner.training import Trainer
+
+    class Constant(torch.nn.Module):
+        def __init__(self, out: torch.Tensor) -> None:
+            super().__init__()
+            self.out = torch.nn.Parameter(out)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out.expand(len(x), -1)
+
+    sgd = TrialConfig("sgd", "constant", {"sgd.lr": 0.1})
+    for split, metrics in ((load_dataset("wine", {}, seed=1), ("val_accuracy", "val_loss")),
+                           (load_dataset("diabetes", {}, seed=1), ("val_r2", "val_loss"))):
+        assert isinstance(split, DataSplit)
+        if split.info.kind == "classification":
+            counts = torch.bincount(split.y_train, minlength=split.info.n_classes).double()
+            out = ((counts + 1) / (counts.sum() + len(counts))).log().float()[None, :]
+        else:
+            out = split.y_train.mean().reshape(1, 1)
+        got = Trainer(Constant(out), split, sgd, TrainingSpec(), metrics[0],
+                      torch.device("cpu")).evaluate()
+        for m in metrics:
+            assert no_skill(split, m) == pytest.approx(got[m], rel=1e-4, abs=1e-5), (m, got)
     # A built-in's split: the share of iris's validation set in its training set's top class
     iris = load_dataset("iris", {}, seed=0)
     top = int(np.bincount(iris.y_train.numpy()).argmax())
