@@ -1302,9 +1302,7 @@ def no_skill_words(rec: dict[str, Any]) -> str:
     """The one line's word on the answer against a model that ignores its inputs ("" where the
     best family is clear of it, or it is not known)."""
     ns = rec.get("no_skill") or {}
-    short = {"the training set's most common class": "the most common class",
-             "the training set's class frequencies": "the class frequencies",
-             "the training set's mean": "the mean"}.get(ns.get("predicts", ""), "")
+    short = str(ns.get("predicts", "")).replace("the training set's ", "the ")
     if ns.get("verdict") == NO_SKILL_NONE:
         return f"no better than predicting {short} ({ns['value']:.4g})"
     if ns.get("verdict") == NO_SKILL_UNSHOWN:

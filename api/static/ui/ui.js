@@ -727,15 +727,14 @@ function answerText(rec) {
   // The verdict in a few words, and which families lead on every data split when the task was
   // searched on several, and a best family not clear of a model that ignores its inputs (as
   // tuner.recommend.brief).
-  return verdictText(rec) + (blindText(rec) ? `; ${blindText(rec)}` : "") + (rec.splits ? `; ${rec.splits.brief}` : "");
+  const blind = blindText(rec);
+  return verdictText(rec) + (blind ? `; ${blind}` : "") + (rec.splits ? `; ${rec.splits.brief}` : "");
 }
 
 function blindText(rec) {
   // The best family against a model that ignores its inputs (tuner.recommend.no_skill_words).
   const ns = rec.no_skill || {};
-  const short = { "the training set's most common class": "the most common class",
-                  "the training set's class frequencies": "the class frequencies",
-                  "the training set's mean": "the mean" }[ns.predicts] || "";
+  const short = (ns.predicts || "").replace("the training set's ", "the ");
   if (ns.verdict === "no_better") return `no better than predicting ${short} (${fmtParam(ns.value)})`;
   if (ns.verdict === "not_shown") return `not shown to beat predicting ${short} (${fmtParam(ns.value)})`;
   return "";
