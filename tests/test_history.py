@@ -1085,3 +1085,36 @@ def test_an_answer_says_what_the_teams_loop_never_used(
     monkeypatch.setenv("COLUMNS", "300")
     print_recommendation(rec)
     assert f"note: {split}" in capsys.readouterr().out
+
+
+def test_a_direct_answer_and_a_transfer_from_it_say_when_nothing_was_learned(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlp on iris where every family scored a third, what predicting the training set's most
+    common class scores on the job's validation set (kept on the job at submit): the direct
+    answer leads with it, and an answer at another budget, transferred from this one, says
+    that the task it is drawn from ranked failures (it predicted their order without a word)."""
+    from tuner.datasets import load_dataset, no_skill
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    chance = no_skill(load_dataset("iris", {}, 0), "val_accuracy")
+    assert chance is not None
+    write(migrated_url, job, [("adam", 1e-3, chance), ("adam", 1e-3, chance - 0.0333),
+                              ("sgd", 1e-2, chance - 0.0333), ("sgd", 1e-2, chance)],
+          seeds=[0, 1, 0, 1])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, job).task_id  # type: ignore[union-attr]
+        here = recommend(s, team, task_id=task_id)
+        there = recommend(s, team, task_id=task_id, epochs=9)
+    assert here["method"] == "direct" and here["no_skill"]["verdict"] == "no_better"
+    assert here["summary"].startswith(here["no_skill"]["clause"])
+    assert there["method"] == "transfer" and (
+        f"; on task {task_id} no family did better than a model that ignores its inputs, so its "
+        f"order says little of which optimizer learns;") in there["summary"], there["summary"]
+    # a transfer from a task whose families learned: nothing said of it
+    job2, _ = queue(migrated_url, "a", task_spec("linear", "iris"))
+    write(migrated_url, job2, [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.97)], seeds=[0, 1])
+    with session_factory(migrated_url)() as s:
+        linear = get_job(s, job2).task_id  # type: ignore[union-attr]
+        far = recommend(s, team, task_id=linear, epochs=9)
+    assert far["method"] == "transfer" and f"task {linear} no family" not in far["summary"]

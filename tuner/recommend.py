@@ -1619,6 +1619,14 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
                       "measures the families" if splits else
                       "; a prediction from similar tasks, not a measurement of this task at this "
                       "budget: a job on it measures the families"))
+    # A similar task whose best family did no better than a model that ignores its inputs
+    # ranked failures: said, as its own answer leads with it.
+    blind = [str(n.get("corpus_task") or f"task {n.get('task_id')}") for n, r in neighbours
+             if (r.get("no_skill") or {}).get("verdict") == NO_SKILL_NONE]
+    if summary and blind:
+        summary += (f"; on {_names(blind)} no family did better than a model that ignores its "
+                    f"inputs, so {'its' if len(blind) == 1 else 'their'} order says little of "
+                    f"which optimizer learns")
     # A family no similar task ranked is not predicted at all, not predicted to be worse.
     # (Until 2026-12-06 such families were left out without a word: an answer from a team task
     # where 4 families completed said nothing of the other 10.)

@@ -108,8 +108,9 @@ from tuner.trial import loop_note_gist
 # data split", and the splits that ran it are named; 49: `loop_notes`, what a team's loop
 # never used of what keeps its runs what the budget says; 50: one learning rate's robustness in
 # words; 51: `at_ceiling`, families at the metric's best possible value on every run; 52:
-# `no_skill`, the best family against a model that ignores its inputs.)
-ANSWER_FORMAT = 52
+# `no_skill`, the best family against a model that ignores its inputs; 53: a transfer says which
+# of its team tasks ranked families that learned nothing.)
+ANSWER_FORMAT = 53
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
@@ -504,8 +505,10 @@ def _transfer(query: TaskProfile, metric: str | None, corpus: reference.Corpus |
         n.update(task_id=t.id, model=t.model_name, dataset=t.dataset_name, metric=t.metric,
                  budget=b.to_json(), source=SOURCE_TEAM)
         assert s is not None
-        neighbours.append((n, rank_families(h.history(s, [t.id], b), t.direction,
-                                            h.evidence(s, [t.id], b), metric=t.metric)))
+        ranked = rank_families(h.history(s, [t.id], b), t.direction, h.evidence(s, [t.id], b),
+                               metric=t.metric)
+        ranked["no_skill"] = versus_no_skill(ranked, h.no_skill(s, [t.id], b), t.metric, t.kind)
+        neighbours.append((n, ranked))
         heads.append((t.metric, t.direction))
     if not neighbours:
         return None
