@@ -442,8 +442,10 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     check_local_device(spec)
     objective = Objective(spec)
     direction = objective.direction  # loads the dataset: fails early on bad data
+    blind = None  # what a model that ignores its inputs scores there, and the task's kind
     if spec.task.trainable is None:
-        check_model(spec, objective.data)
+        features = check_model(spec, objective.data)
+        blind = (features.no_skill, features.kind)
     else:
         from tuner.trainable import check_params
 
@@ -524,11 +526,6 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     records = study_records(study)
     if interrupted:
         records = [r for r in records if r.number in ended]
-    blind = None
-    if spec.task.trainable is None:
-        from tuner.datasets import no_skill
-
-        blind = (no_skill(objective.data, objective.metric), objective.data.info.kind)
     return SearchResult(study, objective.metric, direction, records, notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
                          "training_seed": spec.training.seed}, interrupted,
