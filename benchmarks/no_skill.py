@@ -3,7 +3,8 @@ corpus task, what predicting the training set's most common class, its class fre
 its mean scores on the task's validation set (`tuner.datasets.no_skill`), beside the answer's
 best family (`tuner.recommend.rank_families` on the task's trials, as the service ranks them)
 and `versus_no_skill`'s verdict. Runs no training: it loads each task's data and reads the
-corpus.
+corpus. It also checks the value the corpus file keeps for each task (`tuner corpus annotate`),
+which transfer answers read, against the one computed here (`stored_agrees`).
 
     .venv/bin/python -m benchmarks.no_skill          # every corpus task (~1 min)
     .venv/bin/python -m benchmarks.no_skill --smoke  # the first three
@@ -41,10 +42,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         assert ds is not None
         data = load_dataset(ds.name, ds.params, spec.training.seed)
         ranked = rank_families(task.trials, task.direction, metric=task.metric)
-        blind = versus_no_skill(ranked, no_skill(data, task.metric), task.metric,
-                                data.info.kind)
+        computed = no_skill(data, task.metric)
+        blind = versus_no_skill(ranked, computed, task.metric, data.info.kind)
         rows.append({"task": task.id, "metric": task.metric,
                      "no_skill": blind["value"] if blind else None,
+                     "stored": task.no_skill,
+                     "stored_agrees": task.no_skill is not None and computed is not None
+                     and abs(task.no_skill - computed) <= 1e-9 * max(1.0, abs(computed)),
                      "best_family": ranked["ranking"][0]["optimizer"],
                      "expected": ranked["ranking"][0]["expected"]["value"],
                      "best_trial": ranked["ranking"][0]["best_trial_value"],
@@ -55,8 +59,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{r['task']:32} {r['metric']:13} {r['no_skill']:9.4g} {r['best_family']:12} "
               f"{r['expected']:9.4g} {r['best_trial']:10.4g}  {r['verdict']}")
     counts = dict(Counter(str(r["verdict"]) for r in rows))
-    print(f"{len(rows)} tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    results: dict[str, Any] = {"corpus": loaded.digest, "tasks": rows, "verdicts": counts}
+    agree = sum(r["stored_agrees"] for r in rows)
+    print(f"{len(rows)} tasks: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+          + f"; the corpus file's stored value agrees on {agree} of {len(rows)}")
+    results: dict[str, Any] = {"corpus": loaded.digest, "tasks": rows, "verdicts": counts,
+                               "stored_agrees": agree}
     save(a.out, results)
     print(f"wrote {a.out}", file=sys.stderr)
     return results

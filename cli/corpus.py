@@ -40,6 +40,29 @@ def corpus_build(
                   f"{raw['built']['seconds']:.0f} s", highlight=False)
 
 
+@corpus_app.command("annotate")
+def corpus_annotate(
+    path: Annotated[Path | None, typer.Option("--file", help="The corpus file (default: the "
+                                                             "shipped one).")] = None,
+) -> None:
+    """Fill in, for each task that lacks it, what a model that ignores its inputs scores on
+    its validation set (from the data alone, no training): what a transfer answer reads to say
+    that a similar task's families learned nothing. `build` writes it; this brings an older
+    file up to date."""
+    from cli.common import out as console
+    from cli.common import user_errors
+    from tuner.corpus import PATH, annotate
+
+    target = path or PATH
+    with user_errors():
+        filled = annotate(target)
+    for task, value in filled:
+        console.print(f"{task}: no skill {value if value is None else f'{value:.4g}'}",
+                      highlight=False)
+    console.print(f"{target}: {len(filled)} tasks annotated" if filled else
+                  f"{target}: every task already has its no-skill value", highlight=False)
+
+
 @corpus_app.command("show")
 def corpus_show() -> None:
     """The corpus's tasks with their leading families and verdicts."""
@@ -51,14 +74,17 @@ def corpus_show() -> None:
         console.print("no reference corpus (run `tuner corpus build`)")
         raise typer.Exit(1)
     table = Table(title=f"Reference corpus ({len(corpus.tasks)} tasks, {corpus.digest})")
-    for col in ("task", "model/dataset", "epochs", "batch", "verdict", "leaders", "value"):
+    for col in ("task", "model/dataset", "epochs", "batch", "verdict", "leaders", "value",
+                "no skill"):
         table.add_column(col)
     for t in corpus.tasks:
         r = t.ranking()
         top = r["ranking"][0] if r["ranking"] else None
+        blind = r.get("no_skill")
         table.add_row(t.id, t.name, str(t.features["epochs"]), str(t.features["batch_size"]),
                       str(r["verdict"]), ", ".join(r["leaders"]),
-                      f"{top['expected']['value']:.4g}" if top else "-")
+                      f"{top['expected']['value']:.4g}" if top else "-",
+                      f"{blind['value']:.4g} ({blind['verdict']})" if blind else "-")
     console.print(table)
 
 

@@ -295,6 +295,8 @@ def test_no_skill_benchmark_smoke(tmp_path: Path) -> None:
     iris = res["tasks"][0]
     assert iris["task"] == "linear-iris" and iris["no_skill"] == pytest.approx(1 / 3)
     assert iris["verdict"] == "above" and iris["expected"] > 0.9
+    # the value the shipped corpus keeps for transfer answers is the one computed from the data
+    assert res["stored_agrees"] == 3 and iris["stored"] == pytest.approx(1 / 3)
 
 
 def test_streaming_benchmark_smoke(tmp_path: Path) -> None:

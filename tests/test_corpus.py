@@ -36,6 +36,34 @@ def test_shipped_corpus_covers_the_suite_with_equal_budgets_and_confirmations() 
         c.tasks[0].trials[0].value = 0.0  # type: ignore[misc]
 
 
+def test_a_transfer_from_the_corpus_says_where_its_source_learned_nothing() -> None:
+    """linear-quadratic-c1e4 (8 epochs): every family ends at a worse loss than predicting the
+    mean. A new team's answer drawn from it said nothing of that (the corpus kept no value to
+    compare with); each corpus task now carries it (`tuner corpus annotate`)."""
+    from tuner.datasets import load_dataset, no_skill
+    from tuner.recommendations import corpus_answer
+
+    c = reference.load()
+    assert c is not None and all(t.no_skill is not None for t in c.tasks)
+    verdicts = {t.id: t.ranking()["no_skill"]["verdict"] for t in c.tasks}
+    assert [k for k, v in verdicts.items() if v != "above"] == ["linear-quadratic-c1e4"]
+    blind = c.get("linear-quadratic-c1e4")
+    assert verdicts[blind.id] == "no_better"
+    # the value kept is what the data gives (the split of the task's training.seed)
+    data = load_dataset("quadratic", blind.spec["task"]["dataset"]["params"],
+                        blind.spec.get("training", {}).get("seed", 0))
+    assert blind.no_skill == pytest.approx(no_skill(data, blind.metric), rel=1e-12)
+    near = c.get("linear-quadratic-c10")
+    rec = corpus_answer(near.profile(), near.metric, c)
+    assert rec is not None and rec["similar_tasks"][0]["corpus_task"] == blind.id
+    assert ("on linear-quadratic-c1e4 no family did better than a model that ignores its "
+            "inputs, so its order says little of which optimizer learns") in rec["summary"]
+    # a transfer whose sources all learned something says nothing of it
+    clear = c.get("linear-iris")
+    assert "ignores its inputs" not in (corpus_answer(clear.profile(), clear.metric, c)
+                                        or {}).get("summary", "")
+
+
 def test_corpus_build_writes_a_file_the_service_reads(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "corpus.json"
@@ -47,6 +75,7 @@ def test_corpus_build_writes_a_file_the_service_reads(tmp_path: Path,
     raw = json.loads(out.read_text())
     assert [t["id"] for t in raw["tasks"]] == ["linear-iris"]
     assert raw["built"]["trials_per_family"] == 1
+    assert raw["tasks"][0]["no_skill"] == pytest.approx(1 / 3)  # the most common class: 10/30
     # Each family's search begins at its literature defaults (never at the starts learned from
     # the corpus itself), so the build repeats the shipped corpus's first trial of each family.
     shipped = reference.load()
@@ -64,6 +93,23 @@ def test_corpus_build_writes_a_file_the_service_reads(tmp_path: Path,
                            text=True, timeout=120, check=False,
                            env={**__import__("os").environ, "TUNER_REFERENCE_CORPUS": str(out)})
     assert shown.returncode == 0 and "linear-iris" in shown.stdout
+    assert "0.3333 (above)" in shown.stdout  # the no-skill column
+    # An older file without the value is brought up to date in place, and only once.
+    del raw["tasks"][0]["no_skill"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(raw))
+    cmd = [sys.executable, "-m", "cli", "corpus", "annotate", "--file", str(old)]
+    filled = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert filled.returncode == 0, filled.stderr
+    assert "linear-iris: no skill 0.3333" in filled.stdout and "1 tasks annotated" in filled.stdout
+    assert json.loads(old.read_text())["tasks"][0]["no_skill"] == pytest.approx(1 / 3)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0 and "every task already has" in again.stdout
+    (tmp_path / "junk.json").write_text('{"format": 9}')
+    junk = subprocess.run([*cmd[:-1], str(tmp_path / "junk.json")], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert junk.returncode == 2 and "not a reference corpus file" in junk.stderr
+    assert (tmp_path / "junk.json").read_text() == '{"format": 9}'
     bad = subprocess.run([sys.executable, "-m", "cli", "corpus", "build", "--tasks", "nope",
                           "--out", str(tmp_path / "x.json")], capture_output=True, text=True,
                          timeout=120, check=False)

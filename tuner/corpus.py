@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import SpecError, UnknownName, choices
-from tuner.recommend import HistoryTrial, TaskProfile, rank_families
+from tuner.recommend import HistoryTrial, TaskProfile, rank_families, versus_no_skill
 from tuner.space import FAMILIES
 
 PATH = Path(__file__).parent / "data" / "reference_corpus.json"
@@ -88,6 +88,10 @@ class CorpusTask:
     features: dict[str, Any]
     trials: tuple[HistoryTrial, ...]
     unfinished: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # What a model that ignores its inputs scores on the task's validation set
+    # (`tuner.datasets.no_skill`); None in a file written before 2026-12-07 and not annotated
+    # (`annotate`).
+    no_skill: float | None = None
 
     @property
     def name(self) -> str:
@@ -117,8 +121,13 @@ class CorpusTask:
 
 @lru_cache(maxsize=256)
 def _ranking(task: CorpusTask) -> dict[str, Any]:
-    return rank_families(task.trials, task.direction, incomplete=task.unfinished,
-                         metric=task.metric)
+    """The task's answer, as the service ranks a team's task, with its best family held
+    against a model that ignores its inputs (`no_skill`, as a team task's answer has it)."""
+    ranked = rank_families(task.trials, task.direction, incomplete=task.unfinished,
+                           metric=task.metric)
+    ranked["no_skill"] = versus_no_skill(ranked, task.no_skill, task.metric,
+                                         task.features["kind"])
+    return ranked
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ def parse(raw: dict[str, Any], digest: str = "") -> Corpus:
         f = t["features"]
         tasks.append(CorpusTask(
             id=t["id"], spec=t["spec"], metric=t["metric"], direction=t["direction"],
-            features=f, unfinished=t.get("unfinished", {}),
+            features=f, unfinished=t.get("unfinished", {}), no_skill=t.get("no_skill"),
             trials=tuple(_trial(d, t["id"], f["epochs"], f["batch_size"]) for d in t["trials"])))
     return Corpus(tuple(tasks), digest, raw.get("built", {}))
 
@@ -390,7 +399,37 @@ def run_task(task_id: str, base: dict[str, Any], families: Sequence[str], *,
             "direction": features.direction,
             "features": {k: v for k, v in features.to_json().items()
                          if k not in ("fingerprint", "metric", "direction")},
-            "trials": rows, "unfinished": unfinished}
+            "trials": rows, "unfinished": unfinished, "no_skill": features.no_skill}
+
+
+def annotate(path: Path) -> list[tuple[str, float | None]]:
+    """Fill in `no_skill` for every task of the corpus file at `path` that lacks it: what a
+    model that ignores its inputs scores on the task's validation set (`training.seed`'s split),
+    from its data alone (no training, ~1 min for the suite). Returns (task, value) for each task
+    filled in; the file is rewritten only when one was."""
+    from tuner.datasets import load_dataset, no_skill
+    from tuner.spec import JobSpec
+
+    try:
+        raw = json.loads(path.read_text())
+        parse(raw)  # a file this version cannot read is refused before anything is written
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SpecError("file", f"{path} is not a reference corpus file this version reads: "
+                                f"{type(exc).__name__}: {exc}") from exc
+    filled = []
+    for t in raw["tasks"]:
+        if t.get("no_skill") is not None:
+            continue
+        spec = JobSpec.model_validate(t["spec"])
+        ds = spec.task.dataset
+        assert ds is not None
+        t["no_skill"] = no_skill(load_dataset(ds.name, ds.params, spec.training.seed),
+                                 t["metric"])
+        filled.append((t["id"], t["no_skill"]))
+    if filled:
+        path.write_text(json.dumps(raw, separators=(",", ":")))
+        _load.cache_clear()
+    return filled
 
 
 def build(out: Path, *, tasks: Iterable[str] | None = None, trials_per_family: int = 6,
