@@ -202,6 +202,10 @@ class RecommendationPublic(BaseModel):
         "direct answers: ranked families (two or more) whose best configuration gave the "
         "metric's best possible value (an accuracy of 1.0) on every run: the validation set "
         "cannot order them, however many runs are made"))
+    baseline_only: list[str] = Field(default_factory=list, description=(
+        "direct answers: a family (adamw) whose one configuration run to the end at this budget "
+        "is the untuned baseline (`search.baseline`): its place is that of its defaults and "
+        "says nothing of it tuned (`evidence.baseline_only` on its ranking entry)"))
     summary: str | None = None
     no_skill: NoSkill | None = Field(default=None, description=(
         "direct answers on the service's data paths (tables, built-in datasets, image folders, "

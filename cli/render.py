@@ -257,7 +257,10 @@ def print_recommendation(rec: dict[str, Any]) -> None:
     # characters in a terminal of ordinary width.
     for r in rec["ranking"]:
         if r.get("params"):
-            out.print(f"  {r.get('rank') or '-'}. {r['optimizer']}: {params_brief(r['params'])}",
+            out.print(f"  {r.get('rank') or '-'}. {r['optimizer']}: {params_brief(r['params'])}"
+                      + ("  (the untuned baseline, its only configuration run to the end: its "
+                         "defaults, not it tuned)"
+                         if (r.get("evidence") or {}).get("baseline_only") else ""),
                       highlight=False)
     for r in rec.get("not_ranked") or []:
         ev = r["evidence"]

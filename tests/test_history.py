@@ -412,6 +412,12 @@ def test_the_answer_holds_its_leader_to_the_untuned_default_at_its_budget(
     assert (b3["verdict"], b3["leader"], b3["expected"]["n"]) == ("beaten", "adam", 3), b3
     assert b3["expected"]["value"] == pytest.approx(0.905) and b3["gain"] > 0.06
     assert at5["baseline"]["verdict"] == "is_leader", at5["baseline"]  # the only family there
+    # At 5 epochs adamw's only configuration is the baseline's: its place is its defaults'; at
+    # 3 it also ran at 2e-3, so it was tuned (a little), whichever configuration is its best.
+    assert at5["baseline_only"] == ["adamw"] and at3["baseline_only"] == []
+    assert at5["ranking"][0]["evidence"]["baseline_only"] is True
+    assert "says nothing of adamw tuned" in at5["summary"] and "untuned baseline, " not in \
+        at3["summary"]
 
 
 def test_early_stopping_is_part_of_the_budget(migrated_url: str,

@@ -542,6 +542,34 @@ def test_identical_runs_do_not_pull_the_pooled_noise_down() -> None:
     assert same["verdict"] == "not_separated"
 
 
+def test_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> None:
+    """mlp/breast_cancer with --baseline: adamw's tuned trial was pruned, and its one complete
+    run was the baseline's (AdamW at its defaults with cosine), which ranked adamw fifth of a
+    tie: read as tuned AdamW's place. The answer says that place is its defaults'."""
+    from tuner.space import baseline_values
+
+    base = {**baseline_values(), "adamw.lr": 1e-3}
+
+    def baseline_run(v: float, seed: int) -> HistoryTrial:
+        return HistoryTrial(job_id="j", number=next(_n), optimizer="adamw", schedule="cosine",
+                            params=base, value=v, config_key="baseline", seed=seed)
+
+    hist = [baseline_run(0.9561, 0)] + confirmed("lookahead", [0.9825, 0.9737, 0.9649, 0.9737])
+    r = rank_families(hist, "maximize", metric="val_accuracy")
+    assert r["baseline_only"] == ["adamw"] and by_name(r)["adamw"]["evidence"]["baseline_only"]
+    assert by_name(r)["lookahead"]["evidence"]["baseline_only"] is False
+    assert ("; adamw's only configuration run to the end is the untuned baseline, AdamW at lr "
+            "1e-3 with cosine decay (its defaults, no tuning): its place is that of its "
+            "defaults, and says nothing of adamw tuned") in r["summary"], r["summary"]
+    # a tuned adamw run to the end as well: the family was tuned, whichever configuration won
+    tuned = rank_families(hist + [trial("adamw", 0.95, 3e-3)], "maximize")
+    assert tuned["baseline_only"] == [] and "untuned baseline" not in tuned["summary"]
+    # the store passes each family's best trials with its counts: two configurations there
+    counted = rank_families(hist, "maximize", counts={"adamw": {
+        "n_trials": 2, "n_confirmation_runs": 0, "n_configurations": 2, "n_jobs": 1}})
+    assert counted["baseline_only"] == []
+
+
 def test_the_noise_says_which_configurations_it_was_measured_on() -> None:
     """mlp/wine at 8 epochs: the leaders' three seeds all at 1.0 (no spread), so the pooled
     noise is the untuned baseline's alone (AdamW at 1e-3 with cosine, 0.86 to 0.89), and the

@@ -298,6 +298,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         "it against the others there" in browser.execute_script(
             "return rankingRow(arguments[0], arguments[1]).textContent", one,
             {**rec, "at_ceiling": [one["optimizer"], "other"]})
+    untuned = {**one, "evidence": {**one["evidence"], "baseline_only": True}}
+    assert "; its only configuration run to the end is the untuned baseline: its place is that " \
+        "of its defaults, not of it tuned" in browser.execute_script(
+            "return rankingRow(arguments[0], arguments[1]).textContent", untuned, rec)
+    assert "untuned baseline" not in browser.execute_script(
+        "return rankingRow(arguments[0], arguments[1]).textContent", one, rec)
     barely = {**one, "evidence": {**one["evidence"], "configurations_tried": 1}}
     assert "; barely tuned (1 configuration tried)" in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", barely,

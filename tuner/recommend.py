@@ -252,6 +252,11 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
         complete = max(len(fam_configs), int(entry["evidence"].get("n_configurations") or 0))
         entry["evidence"]["configurations_tried"] = complete + int(
             ((incomplete or {}).get(family) or {}).get("n_trials", 0))
+        # Its one configuration run to the end is the untuned baseline's (AdamW at its
+        # defaults, `search.baseline`): its place is its defaults', not the family's tuned.
+        rep = best.trials[0]
+        entry["evidence"]["baseline_only"] = complete == 1 and is_baseline(
+            rep.optimizer, rep.schedule, rep.params)
         entries.append(entry)
     # Ranked by the value shown, best first; ties by the interval's lower end, then the name.
     entries.sort(key=lambda e: (-sign * e["expected"]["value"],
@@ -281,6 +286,7 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
     at_ceiling = [e["optimizer"] for e in ranking if best_possible is not None
                   and all(t.value == best_possible for t in best_of[e["optimizer"]].trials)]
     at_ceiling = at_ceiling if len(at_ceiling) > 1 else []
+    baseline_only = [e["optimizer"] for e in ranking if e["evidence"]["baseline_only"]]
     return {"noise": {"sigma": sigma, "dof": dof, "scale": scale,
                       "source": _noise_source(sigma, scale, dof, measured_on)},
             "robustness_tolerance": {"relative": ROBUSTNESS_REL_TOL,
@@ -291,10 +297,12 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
             "ties": [[e["optimizer"] for e in g] for g in groups if len(g) > 1],
             "verdict": verdict, "leaders": leaders, "to_separate": sep, "not_tried": not_tried,
             "under_tuned": under_tuned, "tied_by_width": wide, "at_ceiling": at_ceiling,
+            "baseline_only": baseline_only,
             "summary": _summary(ranking, verdict, leaders, not_ranked, sep, not_tried,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
                                 direction=direction, tied_by_width=wide, bar=bar,
-                                at_ceiling=(at_ceiling, best_possible))}
+                                at_ceiling=(at_ceiling, best_possible),
+                                baseline_only=baseline_only)}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -930,9 +938,16 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              not_tried: Sequence[str] = (), repeated: bool = False,
              under_tuned: Sequence[str] = (), direction: str = "maximize",
              tied_by_width: Sequence[str] = (), bar: Bar | None = None,
-             at_ceiling: tuple[Sequence[str], float | None] = ((), None)) -> str:
+             at_ceiling: tuple[Sequence[str], float | None] = ((), None),
+             baseline_only: Sequence[str] = ()) -> str:
     tail = ""
     ceiling, best = at_ceiling
+    for family in baseline_only:
+        # On mlp/breast_cancer with --baseline, adamw's tuned trial was pruned and its one
+        # complete run, the baseline's, ranked it last of the tie: read as tuned AdamW's place.
+        tail += (f"; {family}'s only configuration run to the end is the untuned baseline, "
+                 f"{BASELINE_LABEL}: its place is that of its defaults, and says nothing of "
+                 f"{family} tuned")
     if ceiling and best is not None:
         # Said plainly: on mlp/wine (36 validation examples) four of six tied families scored
         # 1.0 on every run, and the answer read as a tie the noise might yet part.

@@ -231,7 +231,7 @@ def _answer(ranked: dict[str, Any], direction: str, budget: dict[str, Any] | Non
             blind: dict[str, Any] | None = None) -> dict[str, Any]:
     return {k: ranked[k] for k in ("verdict", "leaders", "ties", "not_ranked",
                                    "not_tried", "under_tuned", "tied_by_width",
-                                   "at_ceiling", "noise")} | {
+                                   "at_ceiling", "baseline_only", "noise")} | {
         "summary": with_no_skill(summary, blind), "no_skill": blind,
         "direction": direction, "budget": budget or {},
         "baseline": baseline,

@@ -563,7 +563,8 @@ function rankingRow(r, rec) {
     el("td", {}, r.evidence ? [count(r.evidence.n_trials, "trial"), count(r.evidence.n_confirmation_runs, "confirmation run"), count(r.evidence.n_jobs, "job")].join(", ")
       + (underTuned ? `; barely tuned (${count(r.evidence.configurations_tried, "configuration")} tried): may do better tuned` : "")
       + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "")
-      + (atCeiling ? "; the metric's best possible value on every run: this validation set cannot order it against the others there" : "") : "-"),
+      + (atCeiling ? "; the metric's best possible value on every run: this validation set cannot order it against the others there" : "")
+      + (r.evidence.baseline_only ? "; its only configuration run to the end is the untuned baseline: its place is that of its defaults, not of it tuned" : "") : "-"),
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate ran to the end (no range measured)" : r.robustness.bounded === false
       ? `at least ${r.robustness.lr_decades.toFixed(2)} decades (every learning rate tried was good)`
