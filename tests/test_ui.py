@@ -333,6 +333,15 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     assert rec["no_skill"]["verdict"] == "above", rec["no_skill"]
     assert browser.find_element("id", "no-skill").text == \
         f"Against a model that ignores its inputs: {rec['no_skill']['summary']}"
+    # ... no notes of a team's loop on a built-in model's answer; an answer about a trainable
+    # whose loop never read what its budget sets (`loop_notes`) lists each on a line of its own
+    assert not rec.get("loop_notes") and browser.find_elements("css selector", "#loop-notes")
+    assert not browser.find_element("id", "loop-notes").is_displayed()
+    said = ["digits_loop never read ctx.split_seed in its 4 trials that ran: ...",
+            "digits_loop never read ctx.batch_size in its 4 trials that ran: ..."]
+    assert browser.execute_script(
+        "const u = loopNotes(arguments[0]); return [u.hidden, [...u.children].map("
+        "(li) => li.textContent)]", {**rec, "loop_notes": said}) == [False, said]
     # ... and the configuration to train with, which the page never showed
     start, shown_start = rec["start_from"], browser.find_element("id", "start-from").text
     assert shown_start.startswith(f"Start from: {start['optimizer']} with {start['schedule']}, ")

@@ -616,6 +616,13 @@ function startFromText(rec) {
     + " (tuner.recipe trains with it)";
 }
 
+function loopNotes(rec) {
+  // What the team's loop never used of what keeps its runs what the budget says (`loop_notes`),
+  // a line each; hidden where there are none.
+  return el("ul", { id: "loop-notes", class: "notes", hidden: !(rec.loop_notes || []).length },
+            ...(rec.loop_notes || []).map((n) => el("li", {}, n)));
+}
+
 async function taskPage() {
   const id = location.pathname.split("/").pop();
   // A budget and split asked in the page's query (a job page's link): the answer there.
@@ -636,9 +643,7 @@ async function taskPage() {
        rec.no_skill ? `Against a model that ignores its inputs: ${rec.no_skill.summary}` : ""),
     splitsBlock(rec.splits),
     el("p", { id: "start-from", hidden: !rec.start_from }, startFromText(rec)),
-    // What the team's loop never used of what keeps its runs what the budget says.
-    el("ul", { id: "loop-notes", class: "notes", hidden: !(rec.loop_notes || []).length },
-       ...(rec.loop_notes || []).map((n) => el("li", {}, n))),
+    loopNotes(rec),
     el("p", {}, `${rec.method} answer (${rec.source}); ${rec.explanation || ""}`),
     el("p", {}, `noise: ${rec.noise && rec.noise.sigma != null ? fmt(rec.noise.sigma) : "unknown"}`,
        rec.noise ? ` (${rec.noise.source})` : ""));
