@@ -304,6 +304,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             "return rankingRow(arguments[0], arguments[1]).textContent", untuned, rec)
     assert "untuned baseline" not in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", one, rec)
+    assert browser.execute_script(
+        "return [barLabel(arguments[0], arguments[2], new Set(['x', arguments[0].optimizer])), "
+        "barLabel(arguments[1], arguments[2], new Set()), barLabel(arguments[0], arguments[2], "
+        "new Set())]", untuned, one, {**rec, "verdict": "tied"}) == [
+        f"{one['optimizer']} (untuned, tied)", one["optimizer"], f"{one['optimizer']} (untuned)"]
     barely = {**one, "evidence": {**one["evidence"], "configurations_tried": 1}}
     assert "; barely tuned (1 configuration tried)" in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", barely,

@@ -616,6 +616,14 @@ function startFromText(rec) {
     + " (tuner.recipe trains with it)";
 }
 
+function barLabel(r, rec, leaders) {
+  // A family's bar on the ranking chart: `adam (tied)`; one ranked on the untuned baseline's
+  // runs alone says so, `adamw (untuned, tied)`: its bar is its defaults', not it tuned.
+  const marks = [r.evidence && r.evidence.baseline_only ? "untuned" : "",
+                 leaders.has(r.optimizer) && leaders.size > 1 ? tieWord(rec) : ""].filter(Boolean);
+  return marks.length ? `${r.optimizer} (${marks.join(", ")})` : r.optimizer;
+}
+
 function loopNotes(rec) {
   // What the team's loop never used of what keeps its runs what the budget says (`loop_notes`),
   // a line each; hidden where there are none.
@@ -653,7 +661,7 @@ async function taskPage() {
   const colors = ranked.map((r) => COLORS[r.optimizer] || "#555");
   const rankingChart = new Chart(bars, {
     type: "bar",
-    data: { labels: ranked.map((r) => (leaders.has(r.optimizer) && leaders.size > 1 ? `${r.optimizer} (${tieWord(rec)})` : r.optimizer)),
+    data: { labels: ranked.map((r) => barLabel(r, rec, leaders)),
             datasets: [{ label: "interval", data: ranked.map((r) => [r.expected.low, r.expected.high]),
                          backgroundColor: colors.map((c) => `${c}66`), borderColor: colors, borderWidth: 1, barPercentage: 0.5,
                          minBarLength: 3 },
