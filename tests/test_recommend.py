@@ -560,7 +560,15 @@ def test_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> None:
     assert by_name(r)["lookahead"]["evidence"]["baseline_only"] is False
     assert ("; adamw's only configuration run to the end is the untuned baseline, AdamW at lr "
             "1e-3 with cosine decay (its defaults, no tuning): its place is that of its "
-            "defaults, and says nothing of adamw tuned") in r["summary"], r["summary"]
+            "defaults, and says nothing of adamw tuned: no tuned adamw trial ran at this "
+            "budget") in r["summary"], r["summary"]
+    # its tuned trials stopped early are said, as a family's that never completed are
+    stopped = {"adamw": {"n_trials": 1, "n_pruned": 1, "max_stop_epoch": 3,
+                         "best_intermediate_value": 0.9649}}
+    pruned = rank_families(hist, "maximize", incomplete=stopped)
+    assert ("says nothing of adamw tuned: its tuned trials here were stopped before the end "
+            "(1 pruned, by epoch 3, best intermediate value 0.9649)") in pruned["summary"]
+    assert [n["optimizer"] for n in pruned["not_ranked"]] == []  # ranked, if by its defaults
     # a tuned adamw run to the end as well: the family was tuned, whichever configuration won
     tuned = rank_families(hist + [trial("adamw", 0.95, 3e-3)], "maximize")
     assert tuned["baseline_only"] == [] and "untuned baseline" not in tuned["summary"]

@@ -302,7 +302,8 @@ def rank_families(trials: Sequence[HistoryTrial], direction: str,
                                 repeated=sigma is None and dof > 0, under_tuned=under_tuned,
                                 direction=direction, tied_by_width=wide, bar=bar,
                                 at_ceiling=(at_ceiling, best_possible),
-                                baseline_only=baseline_only)}
+                                baseline_only={f: (incomplete or {}).get(f) or {}
+                                               for f in baseline_only})}
 
 
 def _under_tuned(ranking: list[dict[str, Any]], leaders: list[str]) -> list[str]:
@@ -939,15 +940,21 @@ def _summary(ranking: list[dict[str, Any]], verdict: str | None, leaders: list[s
              under_tuned: Sequence[str] = (), direction: str = "maximize",
              tied_by_width: Sequence[str] = (), bar: Bar | None = None,
              at_ceiling: tuple[Sequence[str], float | None] = ((), None),
-             baseline_only: Sequence[str] = ()) -> str:
+             baseline_only: dict[str, dict[str, Any]] | None = None) -> str:
     tail = ""
     ceiling, best = at_ceiling
-    for family in baseline_only:
+    for family, stopped in (baseline_only or {}).items():
         # On mlp/breast_cancer with --baseline, adamw's tuned trial was pruned and its one
         # complete run, the baseline's, ranked it last of the tie: read as tuned AdamW's place.
+        # Its tuned trials stopped early are said as a family's that never completed are.
+        value = stopped.get("best_intermediate_value")
+        tuned = (f"its tuned trials here were stopped before the end ({how_ended(stopped)}, by "
+                 f"epoch {stopped.get('max_stop_epoch', 0)}"
+                 + (f", best intermediate value {value:.4g}" if value is not None else "") + ")"
+                 if stopped.get("n_trials") else f"no tuned {family} trial ran at this budget")
         tail += (f"; {family}'s only configuration run to the end is the untuned baseline, "
                  f"{BASELINE_LABEL}: its place is that of its defaults, and says nothing of "
-                 f"{family} tuned")
+                 f"{family} tuned: {tuned}")
     if ceiling and best is not None:
         # Said plainly: on mlp/wine (36 validation examples) four of six tied families scored
         # 1.0 on every run, and the answer read as a tie the noise might yet part.
