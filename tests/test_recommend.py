@@ -1230,6 +1230,16 @@ def test_the_best_family_is_held_against_a_model_that_ignores_its_inputs() -> No
                                 "this validation set)")
     assert with_no_skill("s", clear) == "s" and "predicting" not in in_short(
         {**near, "method": "direct", "no_skill": clear})
+    # With no noise measured (one run each: mlp/wine, 3 trials), above on the values seen, and
+    # said so: "clear of" claimed a margin in an answer that could call no family better.
+    once = rank_families([trial("rmsprop", 1.0), trial("adamw", 0.72)], "maximize",
+                         metric="val_accuracy")
+    seen = versus_no_skill(once, 0.3889, "val_accuracy", "classification")
+    assert once["noise"]["sigma"] is None and seen is not None and seen["verdict"] == "above"
+    assert seen["clause"] == "" and seen["summary"] == (
+        "the best family, rmsprop, at 1, is above predicting the training set's most common "
+        "class for every example (0.3889 on this validation set) on the values seen, every run "
+        "of its best configuration: there is no noise estimate to say by more than the noise")
     # A loss: lower is better, its interval's upper end held against it.
     loss = rank_families(confirmed("adam", [0.80, 0.82, 0.81]), "minimize", metric="val_loss")
     assert versus_no_skill(loss, 0.84, "val_loss", "regression")["verdict"] == "above"  # type: ignore[index]

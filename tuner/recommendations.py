@@ -110,8 +110,9 @@ from tuner.trial import loop_note_gist
 # words; 51: `at_ceiling`, families at the metric's best possible value on every run; 52:
 # `no_skill`, the best family against a model that ignores its inputs; 53: a transfer says which
 # of its team tasks ranked families that learned nothing; 54: `baseline_only`, a family ranked
-# on the untuned baseline's runs alone.)
-ANSWER_FORMAT = 54
+# on the untuned baseline's runs alone; 55: with no noise measured, the best family is "above" a
+# model that ignores its inputs on the values seen, not "clear of" it.)
+ANSWER_FORMAT = 55
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
