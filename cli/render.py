@@ -183,6 +183,13 @@ def _tie_mark(r: dict[str, Any], leaders: set[str], level: bool = False) -> str:
             f"{f' +{len(tied) - 2}' if len(tied) > 2 else ''})")
 
 
+def _trials(r: dict[str, Any]) -> str:
+    """A family's complete trials, with how many were the untuned baseline's runs: `9 (5
+    baseline)` (adamw's 9 read as nine tuned trials)."""
+    n = (r.get("evidence") or {}).get("n_baseline_runs") or 0
+    return f"{r['n_trials']} ({n} baseline)" if n else str(r["n_trials"])
+
+
 def _expected(x: dict[str, Any]) -> str:
     """A family's expected value, its interval and the runs behind it; a `spread` (no repeats
     anywhere) is the range of its best trials, not a confidence interval, and says so."""
@@ -233,7 +240,7 @@ def print_recommendation(rec: dict[str, Any]) -> None:
             row += [_expected(x),
                     fmt(r["best_trial_value"]), lr_decades(r["robustness"]),
                     fmt(r["cost"]["state_bytes_per_param"]),
-                    fmt(r["cost"]["seconds_per_epoch"]), str(r["n_trials"]), str(r["n_jobs"])]
+                    fmt(r["cost"]["seconds_per_epoch"]), _trials(r), str(r["n_jobs"])]
         elif method == "transfer":
             src = r["source_task"]  # a corpus task's id is `ref:<name>`; the team's, a number
             if rec.get("from_splits"):  # the task itself, on another split: which one

@@ -49,7 +49,7 @@ def write(url: str, job_id: str, rows: list[tuple[str, float, float]],
 
 def write_baseline(url: str, job_id: str, runs: list[tuple[float, float, int]]) -> None:
     """Constructed runs of AdamW + cosine at its defaults but for the learning rate: (lr, value,
-    seed); at lr 1e-3 they are the baseline's (search.baseline)."""
+    seed); at lr 1e-3 they are the baseline's (search.baseline), and marked so as its runs are."""
     from tuner.space import baseline_values
 
     with session_factory(url)() as s:
@@ -58,7 +58,7 @@ def write_baseline(url: str, job_id: str, runs: list[tuple[float, float, int]]) 
             assert record_trial(s, job_id, TrialRecord(
                 number=start + i, state="complete", stop_reason="completed", stop_step=3,
                 optimizer="adamw", schedule="cosine", epochs_run=3, value=value, seed=seed,
-                params={**baseline_values(), "adamw.lr": lr}))
+                params={**baseline_values(), "adamw.lr": lr}, baseline=lr == 1e-3))
 
 
 def task_spec(model: str, dataset: str, **kw: Any) -> dict[str, Any]:
@@ -416,6 +416,14 @@ def test_the_answer_holds_its_leader_to_the_untuned_default_at_its_budget(
     # 3 it also ran at 2e-3, so it was tuned (a little), whichever configuration is its best.
     assert at5["baseline_only"] == ["adamw"] and at3["baseline_only"] == []
     assert at5["ranking"][0]["evidence"]["baseline_only"] is True
+    # adamw's trials counted with how many were the baseline's runs (the store's count: a seed
+    # run twice by two jobs is two trials, one run)
+    adamw3 = next(e for e in at3["ranking"] if e["optimizer"] == "adamw")
+    assert (adamw3["n_trials"], adamw3["evidence"]["n_baseline_runs"]) == (5, 4)
+    assert at5["ranking"][0]["evidence"]["n_baseline_runs"] == 2
+    from cli.render import _trials
+
+    assert _trials(adamw3) == "5 (4 baseline)" and _trials({"n_trials": 3}) == "3"
     assert "says nothing of adamw tuned" in at5["summary"] and "untuned baseline, " not in \
         at3["summary"]
 

@@ -557,6 +557,8 @@ def test_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> None:
     hist = [baseline_run(0.9561, 0)] + confirmed("lookahead", [0.9825, 0.9737, 0.9649, 0.9737])
     r = rank_families(hist, "maximize", metric="val_accuracy")
     assert r["baseline_only"] == ["adamw"] and by_name(r)["adamw"]["evidence"]["baseline_only"]
+    assert by_name(r)["adamw"]["evidence"]["n_baseline_runs"] == 1
+    assert by_name(r)["lookahead"]["evidence"]["n_baseline_runs"] == 0
     assert by_name(r)["lookahead"]["evidence"]["baseline_only"] is False
     assert ("; adamw's only configuration run to the end is the untuned baseline, AdamW at lr "
             "1e-3 with cosine decay (its defaults, no tuning): its place is that of its "

@@ -304,6 +304,9 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
             "return rankingRow(arguments[0], arguments[1]).textContent", untuned, rec)
     assert "untuned baseline" not in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", one, rec)
+    some = {**one, "evidence": {**one["evidence"], "n_trials": 9, "n_baseline_runs": 5}}
+    assert "9 trials (5 of the untuned baseline), 0 confirmation runs" in browser.execute_script(
+        "return rankingRow(arguments[0], arguments[1]).textContent", some, rec)
     assert browser.execute_script(
         "return [barLabel(arguments[0], arguments[2], new Set(['x', arguments[0].optimizer])), "
         "barLabel(arguments[1], arguments[2], new Set()), barLabel(arguments[0], arguments[2], "

@@ -587,6 +587,10 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
         "expected": expected,
         "evidence": {"n_trials": len(fam_trials),
                      "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
+                     # of them, runs of the untuned baseline (`search.baseline`): "adamw, 9
+                     # trials" read as nine tuned trials where five were the baseline's
+                     "n_baseline_runs": sum(is_baseline(t.optimizer, t.schedule, t.params)
+                                            for t in fam_trials),
                      "n_configurations": len(fam_configs),
                      "n_jobs": len({t.job_id for t in fam_trials}),
                      "latest": max(dates) if dates else None,

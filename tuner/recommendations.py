@@ -111,7 +111,8 @@ from tuner.trial import loop_note_gist
 # `no_skill`, the best family against a model that ignores its inputs; 53: a transfer says which
 # of its team tasks ranked families that learned nothing; 54: `baseline_only`, a family ranked
 # on the untuned baseline's runs alone; 55: with no noise measured, the best family is "above" a
-# model that ignores its inputs on the values seen, not "clear of" it.)
+# model that ignores its inputs on the values seen, not "clear of" it, and a family's evidence
+# counts its runs of the untuned baseline (`n_baseline_runs`).)
 ANSWER_FORMAT = 55
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.

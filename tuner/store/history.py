@@ -251,17 +251,18 @@ def seeds_used(s: Session, task_id: int, budget: Budget, exclude_job: str | None
 def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
              exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
     """Per family, over all its complete trials: trials, confirmation runs, configurations,
-    jobs, latest."""
+    jobs, latest, and runs of the untuned baseline (`search.baseline`)."""
     q = (select(TrialRow.optimizer, func.count(), func.count(TrialRow.confirm_of),
                 func.count(func.distinct(TrialRow.config_key)),
-                func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at))
+                func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at),
+                func.sum(case((TrialRow.baseline, 1), else_=0)))
          .join(Job, TrialRow.job_id == Job.id)
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
                 TrialRow.value.is_not(None))
          .group_by(TrialRow.optimizer))
     return {str(opt): {"n_trials": n, "n_confirmation_runs": nc, "n_configurations": ncfg,
-                       "n_jobs": nj, "latest": aware(latest)}
-            for opt, n, nc, ncfg, nj, latest in s.execute(q).all()}
+                       "n_jobs": nj, "latest": aware(latest), "n_baseline_runs": int(nb or 0)}
+            for opt, n, nc, ncfg, nj, latest, nb in s.execute(q).all()}
 
 
 # How a trial ended that another cause stopped (`unfinished_families`).
