@@ -55,6 +55,8 @@ class TrialBrief(BaseModel):
     schedule: str | None
     params: dict[str, Any]
     value: float | None
+    baseline: bool = Field(default=False, description=(
+        "a run of the untuned baseline (search.baseline: AdamW at its defaults with cosine)"))
 
 
 class FamilyCounts(BaseModel):

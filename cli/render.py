@@ -73,7 +73,9 @@ def optimizer_table(title: str, rows: list[dict[str, Any]]) -> Table:
     for e in rows:
         b = e["best"]
         lr = next((v for k, v in b["params"].items() if k.endswith(".lr")), None) if b else None
-        table.add_row(e["optimizer"], fmt(b["value"]) if b else "-",
+        # a family whose best run is the untuned baseline's (adamw) says so: not it tuned
+        table.add_row(e["optimizer"] + (" (baseline)" if b and b.get("baseline") else ""),
+                      fmt(b["value"]) if b else "-",
                       fmt(lr) if lr is not None else "-", b["schedule"] if b else "-",
                       str(e["trials"]), str(e["complete"]), str(e["pruned"]),
                       str(e["diverged"]), str(e["failed"]))

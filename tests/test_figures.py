@@ -61,6 +61,9 @@ def test_tuner_plot_says_what_every_line_and_mark_is() -> None:
     fig = job_figures(trials, "val_accuracy", "maximize")
     assert [c["confirmation"] for c in fig["curves"]] == [False, False, True, False]
     assert [c["baseline"] for c in fig["curves"]] == [False, False, False, True]
+    # the job page's best trial per family says where it is the untuned baseline's run
+    assert {f["optimizer"]: f["best"]["baseline"] for f in fig["families"] if f["best"]} == \
+        {"adam": False, "adamw": True}
     figure = draw(fig, "t")
     legend = figure.axes[1].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == \

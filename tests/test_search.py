@@ -745,6 +745,20 @@ def test_search_baseline_runs_the_untuned_default_first_and_never_prunes_it() ->
     assert [(r.state, r.stop_step) for r in runs[1:]] == [("pruned", 1), ("pruned", 1)]
     said = answer(runs, objective.direction)["baseline"]
     assert said["verdict"] == "is_leader", said  # the one complete trial
+    # the job's best run per family says it is the baseline's, in the table `tuner run`,
+    # `tuner status` and `tuner submit --wait` print
+    from rich.console import Console
+
+    from cli.render import optimizer_table
+    from tuner.results import best_per_family
+
+    families = best_per_family(runs, objective.direction)
+    assert [(e["optimizer"], bool(e["best"] and e["best"]["baseline"])) for e in families] \
+        == [("adamw", True), ("adam", False)]
+    console = Console(width=120, record=True)
+    console.print(optimizer_table("t", families))
+    assert "adamw (baseline)" in console.export_text() and "adam (baseline)" not in \
+        console.export_text()
     for space, words in [({"optimizers": ["adam"]}, "needs adamw in space.optimizers"),
                          ({"schedules": ["constant"]}, "cosine in space.schedules"),
                          ({"overrides": {"adamw.lr": {"low": 1e-2, "high": 1e-1}}},

@@ -83,7 +83,7 @@ def figures_of(trials: Iterable[Mapping[str, Any]], summary: StepSummary, steps_
         f["n_complete"] += 1
         if f["best"] is None or sign * value > sign * f["best"]["value"]:
             f["best"] = {"number": t["number"], "value": value, "schedule": t.get("schedule"),
-                         "params": t.get("params") or {}}
+                         "params": t.get("params") or {}, "baseline": bool(t.get("baseline"))}
     families = sorted(fams.values(), key=lambda f: (
         f["best"] is None, -sign * f["best"]["value"] if f["best"] else 0.0, f["optimizer"]))
     drawn = [t["number"] for t in ordered]

@@ -130,6 +130,7 @@ class _TrialLike(Protocol):
     schedule: str | None
     params: dict[str, Any]
     value: float | None
+    baseline: bool
 
 
 def best_per_family(rows: Iterable[_TrialLike], direction: str) -> list[dict[str, Any]]:
@@ -278,7 +279,7 @@ def _judged(records: list[TrialRecord], direction: str, metric: str | None,
 
 def _brief(r: _TrialLike) -> dict[str, Any]:
     return {"number": r.number, "optimizer": r.optimizer, "schedule": r.schedule,
-            "params": r.params, "value": r.value}
+            "params": r.params, "value": r.value, "baseline": bool(r.baseline)}
 
 
 def study_records(study: optuna.Study) -> list[TrialRecord]:

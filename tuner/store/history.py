@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from tuner.recommend import HistoryTrial, TaskProfile
+from tuner.space import baseline_keys
 from tuner.spec import TRAINING_FORMAT
 from tuner.store.jobs import aware
 from tuner.store.models import Job, RecommendationCache, Task, TrialRow, TrialStep
@@ -255,7 +256,9 @@ def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
     q = (select(TrialRow.optimizer, func.count(), func.count(TrialRow.confirm_of),
                 func.count(func.distinct(TrialRow.config_key)),
                 func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at),
-                func.sum(case((TrialRow.baseline, 1), else_=0)))
+                # the baseline's runs as the answer reads them (`baseline_keys`), not only
+                # those its job enqueued as such
+                func.sum(case((TrialRow.config_key.in_(baseline_keys()), 1), else_=0)))
          .join(Job, TrialRow.job_id == Job.id)
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
                 TrialRow.value.is_not(None))

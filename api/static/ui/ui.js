@@ -288,7 +288,7 @@ function drawJobFigures(fig) {
   table.replaceChildren(...fig.families.map((f) => el("tr", { "data-family": f.optimizer },
     el("td", {}, el("span", { class: "swatch", style: `background:${f.color}` }), ` ${f.optimizer}`),
     el("td", {}, f.best ? fmt(f.best.value) : "no complete trial"),
-    el("td", {}, f.best ? `#${f.best.number}` : "-"),
+    el("td", {}, f.best ? `#${f.best.number}` + (f.best.baseline ? " (the untuned baseline)" : "") : "-"),
     el("td", {}, f.best ? f.best.schedule || "constant" : "-"),
     el("td", { class: "params" }, f.best ? Object.entries(f.best.params).map(([k, v]) => `${k}=${fmtParam(v)}`).join(", ") : ""),
     el("td", {}, `${f.n_complete}/${f.n_trials}`))));
