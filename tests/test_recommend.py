@@ -540,6 +540,14 @@ def test_identical_runs_do_not_pull_the_pooled_noise_down() -> None:
     same = rank_families(hist[:8] + confirmed("momentum", [0.9667] * 4), "maximize")
     assert same["noise"]["sigma"] is None and same["noise"]["dof"] == 9
     assert same["verdict"] == "not_separated"
+    # ... and its one line counts those at the ceiling, as a tie's does (mlp/wine, 3 trials:
+    # "not separated (no noise estimate): rmsprop, adamw", both at 1.0 on every run)
+    blind = rank_families(hist[:8] + confirmed("momentum", [0.9667] * 4), "maximize",
+                          metric="val_accuracy")
+    assert blind["verdict"] == "not_separated" and len(blind["at_ceiling"]) == 2
+    assert brief({**blind, "method": "direct"}).endswith(
+        "(2 at the metric's best possible value)")
+    assert "best possible" not in brief({**same, "method": "direct"})
 
 
 def test_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> None:

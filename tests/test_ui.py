@@ -499,6 +499,11 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     said = browser.execute_script("return answerText(arguments[0])", ceiling)
     assert said == brief(ceiling) and said.endswith(
         "; 1 only by interval overlap; 2 at the metric's best possible value)"), said
+    level = {**ceiling, "verdict": "not_separated", "tied_by_width": []}
+    said = browser.execute_script("return answerText(arguments[0])", level)
+    assert said == brief(level) and said.startswith(
+        "not separated (no noise estimate): adam, nadam, sgd (2 at the metric's best possible "
+        "value)"), said
     # ... and of one whose best family is not clear of a model that ignores its inputs
     for verdict, words in (("no_better", "no better than predicting the most common class"),
                            ("not_shown", "not shown to beat predicting the mean")):

@@ -1451,7 +1451,10 @@ def _verdict_words(rec: dict[str, Any]) -> str:
     if verdict == VERDICT_ONE_FAMILY:
         return f"only {first} completed a trial"
     if verdict == VERDICT_NOT_SEPARATED:
-        return f"not separated (no noise estimate): {', '.join(leaders)}"
+        # (mlp/wine, 3 trials: both leaders at 1.0 read as a tie a noise estimate might part)
+        ceiling = len(rec.get("at_ceiling") or [])
+        return (f"not separated (no noise estimate): {', '.join(leaders)}"
+                + (f" ({ceiling} at the metric's best possible value)" if ceiling else ""))
     return "no complete trial yet"
 
 

@@ -112,7 +112,8 @@ from tuner.trial import loop_note_gist
 # of its team tasks ranked families that learned nothing; 54: `baseline_only`, a family ranked
 # on the untuned baseline's runs alone; 55: with no noise measured, the best family is "above" a
 # model that ignores its inputs on the values seen, not "clear of" it, and a family's evidence
-# counts its runs of the untuned baseline (`n_baseline_runs`).)
+# counts its runs of the untuned baseline (`n_baseline_runs`); a `not_separated` one line counts
+# the families at the metric's ceiling, as a tie's does.)
 ANSWER_FORMAT = 55
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.

@@ -776,7 +776,8 @@ function verdictText(rec) {
     + (wide ? `; ${wide} only by interval overlap` : "")
     + (ceiling ? `; ${ceiling} at the metric's best possible value` : "") + ")";
   if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
-  if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`;
+  if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`
+    + (ceiling ? ` (${ceiling} at the metric's best possible value)` : "");
   return "no complete trial yet";
 }
 
