@@ -142,3 +142,21 @@ def test_a_recipe_from_an_answer_that_learned_nothing_says_so() -> None:
     assert recipe({**answer, "no_skill": {"value": 0.5, "verdict": "above",
                                           "clause": ""}}).note is None
     assert recipe({**answer, "no_skill": None}).note is None  # not known
+
+
+def test_a_recipe_of_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> None:
+    """adamw's only configuration run to the end was the baseline's (its tuned trials pruned):
+    a recipe of it trains with AdamW's defaults, and says that is what it is."""
+    from tuner.space import baseline_values
+
+    answer = {"direction": "maximize", "budget": {"epochs": 10, "batch_size": 64},
+              "baseline_only": ["adamw"],
+              "ranking": [{"optimizer": "lookahead", "schedule": "step",
+                           "params": {"lookahead.base": "adam", "lookahead.adam.lr": 0.01}},
+                          {"optimizer": "adamw", "schedule": "cosine",
+                           "params": baseline_values()}]}
+    r = recipe(answer, family="adamw")
+    assert (r.family, r.schedule_name, r.note) == (
+        "adamw", "cosine", "adamw's configuration here is the untuned baseline (its defaults): "
+        "no tuned adamw configuration ran to the end")
+    assert recipe(answer).note is None  # lookahead, tuned

@@ -87,6 +87,11 @@ def recipe(answer: Mapping[str, Any], family: str | None = None) -> Recipe:
         row, note = rows[0], None
     if which := _which_task(answer):
         note = f"{note}; {which}" if note else which
+    # A family ranked on the untuned baseline's runs alone: its configuration is its defaults.
+    if row["optimizer"] in (answer.get("baseline_only") or ()):
+        untuned = (f"{row['optimizer']}'s configuration here is the untuned baseline (its "
+                   f"defaults): no tuned {row['optimizer']} configuration ran to the end")
+        note = f"{note}; {untuned}" if note else untuned
     # An answer whose best family did no better than a model that ignores its inputs: the
     # recipe trains with a configuration that learned nothing there, and says so.
     blind = answer.get("no_skill") or {}
