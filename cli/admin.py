@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,8 @@ from cli.common import (
 )
 from cli.render import print_job
 
-db_app = typer.Typer(no_args_is_help=True, help="Database: migrations.")
+db_app = typer.Typer(no_args_is_help=True, help="Database: migrations, and what older "
+                                                  "releases did not record.")
 job_app = typer.Typer(no_args_is_help=True, help="Jobs in the database (local/admin path).")
 admin_app = typer.Typer(no_args_is_help=True, help="Teams and API keys (writes the database).")
 
@@ -35,6 +36,54 @@ def db_upgrade(database_url: DbUrl = None) -> None:
     with user_errors():
         upgrade(url)
         out.print(f"database at revision {current(url)}")
+
+
+@db_app.command("backfill")
+def db_backfill(database_url: DbUrl = None) -> None:
+    """Fill in each job's `no_skill` where a release before 2026-12-07 recorded none: what a
+    model that ignores its inputs scores on the job's validation set, from its task's data
+    (run it where the service reads its teams' data, TUNER_DATA_ROOT). Answers about those
+    jobs' budgets then hold their best family against it. A job whose data is no longer what
+    it ran on, or a team's own loop, is left, and said why."""
+    from tuner.errors import TunerError
+    from tuner.spec import JobSpec
+    from tuner.store.auth import team_name
+    from tuner.store.db import transaction
+    from tuner.store.jobs import fill_no_skill, jobs_without_no_skill
+    from tuner.tasks import inspect_task
+
+    filled = left = 0
+    with user_errors(), transaction(sessions(database_url)) as s:
+        groups: dict[tuple[int, int, int], list[Any]] = {}
+        for job in jobs_without_no_skill(s):  # one data split of a task is scored once
+            groups.setdefault((job.team_id, job.task_id, job.training_seed), []).append(job)
+        for (team_id, _, seed), jobs in groups.items():
+            task, ids = jobs[0].task, [j.id for j in jobs]
+            what = f"task {task.id} ({task.model_name} / {task.dataset_name}), training.seed {seed}"
+            why, value = None, None
+            try:
+                spec = JobSpec.model_validate(jobs[0].spec)
+                if spec.task.trainable is not None:
+                    why = "a team's own loop: its data is its own"
+                else:
+                    features = inspect_task(spec, scope=team_name(s, team_id))
+                    if task.fingerprint not in (features.fingerprint,
+                                                features.written_fingerprint):
+                        why = ("its data or model is not what the jobs ran on (the task's "
+                               "fingerprint differs)")
+                    elif (value := features.no_skill) is None:
+                        why = f"no such figure for {task.metric}"
+            except (TunerError, ValueError) as exc:
+                why = f"its spec or data cannot be read now: {exc}"
+            if why is None and value is not None:
+                fill_no_skill(s, ids, value)
+                filled += len(ids)
+                out.print(f"{what}: no skill {value:.4g} for {len(ids)} job(s)", highlight=False)
+            else:
+                left += len(ids)
+                out.print(f"{what}: left {len(ids)} job(s): {why}", highlight=False)
+    out.print(f"filled {filled} job(s), left {left}" if filled or left else
+              "every job keeps its no-skill figure: nothing to fill", highlight=False)
 
 
 @job_app.command("create")

@@ -1132,3 +1132,68 @@ def test_a_direct_answer_and_a_transfer_from_it_say_when_nothing_was_learned(
         linear = get_job(s, job2).task_id  # type: ignore[union-attr]
         far = recommend(s, team, task_id=linear, epochs=9)
     assert far["method"] == "transfer" and f"task {linear} no family" not in far["summary"]
+
+
+def test_db_backfill_gives_older_jobs_their_no_skill_figure(
+        migrated_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    """Jobs recorded before revision 0015 keep no `no_skill`, so answers about their budgets
+    never held the best family against a model that ignores its inputs, however long the
+    history. `tuner db backfill` computes it from each task's data, once per data split; a
+    team's own loop, and a team file rewritten since, are left and said why."""
+    import os
+    import subprocess
+    import sys
+
+    from tuner.config import get_settings
+    from tuner.store.models import Job
+
+    monkeypatch.setenv("TUNER_REFERENCE_CORPUS", "none")
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    table = root / "a" / "t.csv"
+    table.write_text("x1,x2,y\n" + "".join(f"{i % 7},{i % 3},{i % 2}\n" for i in range(60)))
+    monkeypatch.setenv("TUNER_DATA_ROOT", str(root))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
+    iris, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    again, _ = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    other_split, _ = queue(migrated_url, "a", task_spec("mlp", "iris", training={
+        "epochs": 3, "seed": 1}))
+    loop, _ = queue(migrated_url, "a", {"task": {"trainable": {"name": "digits_loop"}},
+                                        "training": {"epochs": 3}, "budget": {"n_trials": 4}})
+    csv = JobSpec.model_validate(task_spec("linear", "file"))
+    csv.task.dataset.params = {"path": "t.csv", "target": "y"}  # type: ignore[union-attr]
+    with session_factory(migrated_url)() as s:
+        rewritten = create_job(s, team, csv, inspect_task(csv, scope="a"))[0].id
+        kept = {j.id: j.no_skill for j in s.scalars(select(Job)).all()}
+        s.execute(update(Job).values(no_skill=None))  # as a release before 0015 left them
+        s.commit()
+    assert kept[iris] == kept[again] and kept[iris] is not None and kept[loop] is None
+    table.write_text(table.read_text() + "1,1,1\n")  # the team's file changed since
+    write(migrated_url, iris, [("adam", 1e-3, 0.97), ("adam", 1e-3, 0.96), ("sgd", 1e-2, 0.9),
+                               ("sgd", 1e-2, 0.91)], seeds=[0, 1, 0, 1])
+    with session_factory(migrated_url)() as s:
+        task_id = get_job(s, iris).task_id  # type: ignore[union-attr]
+        before = recommend(s, team, task_id=task_id)
+    assert before["no_skill"] is None  # cached so, until the backfill
+    cmd = [sys.executable, "-m", "cli", "db", "backfill", "--database-url", migrated_url]
+    env = {**os.environ, "TUNER_DATA_ROOT": str(root)}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, check=False)
+    said = " ".join(run.stdout.split())
+    assert run.returncode == 0, run.stderr
+    assert f"task {task_id} (mlp / iris), training.seed 0: no skill {kept[iris]:.4g} for 2 " \
+        f"job(s)" in said, said
+    assert "training.seed 1: no skill" in said and "filled 3 job(s), left 2" in said, said
+    assert "left 1 job(s): a team's own loop: its data is its own" in said
+    assert "left 1 job(s): its data or model is not what the jobs ran on" in said
+    with session_factory(migrated_url)() as s:
+        now = {j.id: j.no_skill for j in s.scalars(select(Job)).all()}
+        after = recommend(s, team, task_id=task_id)
+    assert {k: now[k] for k in (iris, again, other_split)} == \
+        {k: kept[k] for k in (iris, again, other_split)}
+    assert now[loop] is None and now[rewritten] is None
+    assert after["no_skill"]["value"] == pytest.approx(kept[iris])  # computed again with it
+    twice = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
+                           check=False)
+    assert twice.returncode == 0 and "filled 0 job(s), left 2" in " ".join(twice.stdout.split())

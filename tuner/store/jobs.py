@@ -341,3 +341,21 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
         "by_optimizer": best_per_family(rows, job.task.direction), "spec": job.spec,
         "failed_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
+
+
+def jobs_without_no_skill(s: Session) -> list[Job]:
+    """Jobs that keep no `no_skill` (what a model that ignores its inputs scores on their
+    validation set), oldest first: those recorded before revision 0015, and those whose task's
+    data has none (a team's own loop, a metric it has no meaning for)."""
+    return list(s.scalars(select(Job).where(Job.no_skill.is_(None))
+                          .order_by(Job.created_at, Job.id)).all())
+
+
+def fill_no_skill(s: Session, job_ids: list[str], value: float) -> None:
+    """Record `value` as these jobs' `no_skill` (`tuner db backfill`) and move their tasks'
+    history versions on, so that cached answers about them are computed again with it."""
+    s.execute(update(Job).where(Job.id.in_(job_ids)).values(no_skill=value))
+    tasks = select(Job.task_id).where(Job.id.in_(job_ids)).distinct()
+    s.execute(update(Task).where(Task.id.in_(tasks))
+              .values(history_version=Task.history_version + 1))
+    s.commit()
