@@ -180,6 +180,44 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         ".filter((d) => d.family).map((d) => [d.label, d.borderDash])")
     assert [d for _, d in dashes if _.startswith("#0 ")] == [[1, 3]], dashes
     assert all(d != [1, 3] for _, d in dashes if not _.startswith("#0 ")), dashes
+    # ... and its best run per family names the baseline's run where it is adamw's best
+    cells = browser.execute_script("return [...document.querySelectorAll('#families tr')].map("
+                                   "(r) => [r.dataset.family, r.children[2].textContent])")
+    for _, cell in cells:
+        assert cell.endswith("(the untuned baseline)") == (cell.split()[0] == "#0"), cells
+    # The learning curves zoom to the trials run to the end, and back: on mlp/breast_cancer
+    # the curves that decide the answer lay in 0.93-0.98 of an axis from 0.2 that trials
+    # pruned after one epoch set. (Drawn from a figure of such a job.)
+    def curve(n: int, state: str, ys: list[float]) -> dict[str, Any]:
+        return {"number": n, "optimizer": "adam", "state": state, "color": "#c00",
+                "points": [[i + 1, y] for i, y in enumerate(ys)], "baseline": False,
+                "confirmation": False, "stop": [len(ys), ys[-1]] if state == "pruned" else None}
+
+    fig = {"metric": "val_accuracy", "y_scale": "linear", "n_trials": 3, "best_so_far": [[1, 0.9]],
+           "families": [], "curves": [curve(0, "complete", [0.5, 0.93, 0.96]),
+                                      curve(1, "complete", [0.6, 0.95, 0.98]),
+                                      curve(2, "pruned", [0.2])]}
+    y_range = ("const s = Chart.getChart(document.getElementById('curves-chart')).scales.y; "
+               "return [s.min, s.max]")
+    browser.execute_script("drawJobFigures(arguments[0])", fig)
+    zoom = browser.find_element("id", "curves-zoom")
+    assert zoom.is_displayed() and zoom.text == "Zoom to the trials run to the end"
+    assert browser.execute_script(y_range)[0] <= 0.2
+    zoom.click()
+    low, high = browser.execute_script(y_range)
+    assert (low, high) == (pytest.approx(0.925), pytest.approx(0.985)), (low, high)
+    assert zoom.text == "Show every trial"
+    zoom.click()
+    assert browser.execute_script(y_range)[0] <= 0.2
+    # on a loss's log axis, in decades; none where the complete trials span most of the axis
+    loss = {**fig, "y_scale": "log", "curves": [curve(0, "complete", [5.0, 0.02, 0.01]),
+                                                curve(1, "pruned", [40.0])]}
+    lo, hi = browser.execute_script("const r = zoomRange(arguments[0]); return [r.min, r.max]",
+                                    loss)
+    assert (lo, hi) == (pytest.approx(0.01 / 10 ** 0.0301, rel=1e-3),  # a tenth of its decades
+                        pytest.approx(0.02 * 10 ** 0.0301, rel=1e-3))
+    wide = {**fig, "curves": [curve(0, "complete", [0.1, 0.3, 0.9]), curve(1, "pruned", [0.2])]}
+    assert browser.execute_script("return zoomRange(arguments[0])", wide) is None
     # ... says the answer at its budget and data split in one line, and links the task page
     # there (it linked the task's default budget and split, which may be another job's)
     from cli.remote import _asked

@@ -240,6 +240,40 @@ function drawChart(canvas, config) {
   return new Chart(canvas, config);
 }
 
+function zoomRange(fig) {
+  // The learning-curve chart's y range around the trials run to the end, from their second
+  // epoch on (every run's first epoch is low), padded by a tenth (on a log axis, of its
+  // decades); null where that range is most of the axis anyway. On mlp/breast_cancer the
+  // curves that decide the answer lay in 0.93-0.98 of an axis from 0.2, set by trials pruned
+  // after one epoch.
+  const log = fig.y_scale === "log";
+  const to = (y) => (log ? Math.log10(y) : y), from = (v) => (log ? 10 ** v : v);
+  const done = fig.curves.filter((c) => c.state === "complete")
+    .flatMap((c) => c.points.filter(([x]) => x >= 2 || c.points.length === 1)).map(([, y]) => to(y));
+  const all = fig.curves.flatMap((c) => c.points).map(([, y]) => to(y));
+  if (done.length < 2 || !all.length) return null;
+  const lo = Math.min(...done), hi = Math.max(...done), alo = Math.min(...all), ahi = Math.max(...all);
+  const pad = (hi - lo) / 10 || Math.abs(hi) / 100 || 0.01;
+  const min = lo - pad, max = hi + pad;
+  return max - min > (ahi - alo) / 2 ? null : { min: from(min), max: from(max) };
+}
+
+// Whether the reader zoomed the learning curves in: kept while a running job's page redraws.
+let curvesZoomed = false;
+
+function zoomCurves(chart, range) {
+  const y = chart.options.scales.y;
+  y.min = curvesZoomed && range ? range.min : undefined;
+  y.max = curvesZoomed && range ? range.max : undefined;
+  y.ticks.includeBounds = !(curvesZoomed && range);  // no label at a bound beside a round one
+  const button = document.getElementById("curves-zoom");
+  if (button) {
+    button.hidden = !range;
+    button.textContent = curvesZoomed ? "Show every trial" : "Zoom to the trials run to the end";
+  }
+  chart.update();
+}
+
 function drawJobFigures(fig) {
   const metric = fig.metric;
   const best = document.getElementById("best-chart");
@@ -283,6 +317,10 @@ function drawJobFigures(fig) {
   }
   curves.dataset.stops = String(stops.length);
   mark(curves, curvesChart);
+  const range = zoomRange(fig);
+  zoomCurves(curvesChart, range);
+  const button = document.getElementById("curves-zoom");
+  if (button) button.onclick = () => { curvesZoomed = !curvesZoomed; zoomCurves(curvesChart, range); };
 
   const table = document.getElementById("families");
   table.replaceChildren(...fig.families.map((f) => el("tr", { "data-family": f.optimizer },
