@@ -160,3 +160,9 @@ def test_a_recipe_of_a_family_ranked_on_the_untuned_baseline_alone_says_so() -> 
         "adamw", "cosine", "adamw's configuration here is the untuned baseline (its defaults): "
         "no tuned adamw configuration ran to the end")
     assert recipe(answer).note is None  # lookahead, tuned
+    # a transferred answer's configuration from a task where adamw ran only the baseline: its
+    # ranking entry's evidence says so, and so does the recipe
+    moved = {"direction": "maximize", "budget": {"epochs": 20, "batch_size": 64},
+             "ranking": [{**answer["ranking"][1], "evidence": {"baseline_only": True}}]}
+    assert recipe(moved).note == r.note and recipe({**moved, "ranking": [
+        {**moved["ranking"][0], "evidence": {}}]}).note is None

@@ -412,7 +412,8 @@ def test_cli_run_json_finds_good_digits_config() -> None:
         capture_output=True, text=True, check=True, timeout=600)
     data = json.loads(proc.stdout)
     assert data["best"]["value"] >= 0.95, data["best"]
-    assert set(data["best"]) == {"number", "optimizer", "schedule", "params", "value"}
+    assert set(data["best"]) == {"number", "optimizer", "schedule", "params", "value",
+                                 "baseline"}
     # 12 search trials, then the confirmation race (at most 25% of the budget: 4 runs) re-runs
     # the leading families' best configurations with new seeds, unless the leader is separated
     # sooner.

@@ -87,8 +87,12 @@ def recipe(answer: Mapping[str, Any], family: str | None = None) -> Recipe:
         row, note = rows[0], None
     if which := _which_task(answer):
         note = f"{note}; {which}" if note else which
-    # A family ranked on the untuned baseline's runs alone: its configuration is its defaults.
-    if row["optimizer"] in (answer.get("baseline_only") or ()):
+    # A family ranked on the untuned baseline's runs alone (here, or on the task a transferred
+    # answer took its configuration from): its configuration is its defaults.
+    entry: Mapping[str, Any] = next(
+        (r for r in ranking if r.get("optimizer") == row["optimizer"]), {})
+    if row["optimizer"] in (answer.get("baseline_only") or ()) or \
+            (entry.get("evidence") or {}).get("baseline_only"):
         untuned = (f"{row['optimizer']}'s configuration here is the untuned baseline (its "
                    f"defaults): no tuned {row['optimizer']} configuration ran to the end")
         note = f"{note}; {untuned}" if note else untuned
