@@ -278,7 +278,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         one = by_family[row.get_attribute("data-family")]["robustness"]["n_learning_rates"] < 2
         assert ("one learning rate ran to the end (no range measured)" in row.text) == one, \
             row.text
-        assert one or "decades" in row.text
+        narrow = not one and by_family[row.get_attribute("data-family")]["robustness"][
+            "lr_decades"] < 0.005
+        assert one or ("one learning rate (others tried did worse)" if narrow else "decades") \
+            in row.text, row.text
         # a range no worse trial bounds is as wide as the learning rates tried, at least
         unbounded = not one and not by_family[row.get_attribute("data-family")]["robustness"][
             "bounded"]
@@ -329,7 +332,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         "shown to be "
         "behind it", "behind adam's best configuration at that epoch (0.5500)", ""]
     one = {**rec["ranking"][0], "evidence": {**rec["ranking"][0]["evidence"], "n_trials": 1,
-                                             "n_confirmation_runs": 0, "n_jobs": 1}}
+                                             "n_confirmation_runs": 0, "n_jobs": 1,
+                                             "n_baseline_runs": 0, "baseline_only": False}}
     assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
                                   one, rec).count("1 trial, 0 confirmation runs, 1 job") == 1
     assert "; the metric's best possible value on every run: this validation set cannot order " \
@@ -350,6 +354,16 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         "barLabel(arguments[1], arguments[2], new Set()), barLabel(arguments[0], arguments[2], "
         "new Set())]", untuned, one, {**rec, "verdict": "tied"}) == [
         f"{one['optimizer']} (untuned, tied)", one["optimizer"], f"{one['optimizer']} (untuned)"]
+    # a measured narrow range of one learning rate is said so (it read "0.00 decades")
+    narrow = {**one, "robustness": {**one["robustness"], "n_learning_rates": 3,
+                                    "bounded": True, "lr_decades": 0.0}}
+    assert browser.execute_script(
+        "return rankingRow(arguments[0], arguments[1]).lastChild.textContent", narrow, rec) \
+        == "one learning rate (others tried did worse)"
+    assert browser.execute_script(
+        "return rankingRow(arguments[0], arguments[1]).lastChild.textContent",
+        {**narrow, "robustness": {**narrow["robustness"], "lr_decades": 0.31}}, rec) \
+        == "0.31 decades"
     barely = {**one, "evidence": {**one["evidence"], "configurations_tried": 1}}
     assert "; barely tuned (1 configuration tried)" in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", barely,

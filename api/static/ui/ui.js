@@ -607,6 +607,8 @@ function rankingRow(r, rec) {
     el("td", {}, !r.robustness ? "-" : (r.robustness.n_learning_rates ?? 2) < 2
       ? "one learning rate ran to the end (no range measured)" : r.robustness.bounded === false
       ? `at least ${r.robustness.lr_decades.toFixed(2)} decades (every learning rate tried was good)`
+      // one good learning rate, others tried worse: it read "0.00 decades" (the demo's adamw)
+      : r.robustness.lr_decades < 0.005 ? "one learning rate (others tried did worse)"
       : `${r.robustness.lr_decades.toFixed(2)} decades`));
 }
 
