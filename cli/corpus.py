@@ -57,7 +57,8 @@ def corpus_annotate(
     with user_errors():
         filled = annotate(target)
     for task, value in filled:
-        console.print(f"{task}: no skill {value if value is None else f'{value:.4g}'}",
+        console.print(f"{task}: no skill " + ("- (no such figure for its metric)"
+                                              if value is None else f"{value:.4g}"),
                       highlight=False)
     console.print(f"{target}: {len(filled)} tasks annotated" if filled else
                   f"{target}: every task already has its no-skill value", highlight=False)
