@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tuner.digests import DataPending
 from tuner.errors import DataError, ModelError, NotFound, SpecError, TunerError
+from tuner.spec import error_message
 from tuner.store.db import schema_missing, transient
 
 PROBLEM = "application/problem+json"
@@ -76,8 +77,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e["loc"])),
-                   "message": str(e["msg"]).removeprefix("Value error, ")} for e in exc.errors()]
+        errors = [{"field": _field(tuple(e["loc"])), "message": error_message(e)}
+                  for e in exc.errors()]
         sent = request.headers.get("content-type", "").split(";")[0].strip()
         if any(e["field"] == "body" for e in errors) and not sent.endswith("json"):
             # FastAPI reads only JSON bodies: YAML or a form arrives as a string

@@ -33,8 +33,13 @@ def _api_errors() -> Iterator[None]:
         with user_errors():
             yield
     except ApiError as exc:
-        err.print(f"[red]error:[/red] {esc(str(exc.detail))}", highlight=False, markup=True)
-        for e in exc.body.get("errors") or []:
+        errors = exc.body.get("errors") or []
+        # Several problems: each once, on its own line (the detail joins them all in one line,
+        # which printed every message twice).
+        head = (f"{exc.body.get('title') or 'Bad request'}: {len(errors)} problems"
+                if len(errors) > 1 else str(exc.detail))
+        err.print(f"[red]error:[/red] {esc(head)}", highlight=False, markup=True)
+        for e in errors:
             said = f"{e.get('field')}: {e.get('message')}"
             if said != exc.detail:  # a detail that is the one error's whole message: once
                 err.print(f"  {said}", highlight=False)

@@ -531,7 +531,8 @@ BAD_FIELDS: list[tuple[dict[str, Any], str, str]] = [
     ({"search": {"warm_start": "maybe"}}, "search.warm_start", "'none', 'task' or 'similar'"),
     ({"resources": {"cpus_per_trial": 0}}, "resources.cpus_per_trial", "greater than 0"),
     ({"resources": {"gpus_per_trial": 2.5}}, "resources.gpus_per_trial", "whole number"),
-    ({"surprise": 1}, "surprise", "Extra inputs are not permitted"),
+    ({"surprise": 1}, "surprise", "no field 'surprise' in a job spec; its fields: task, space"),
+    ({"search": {"n_trials": 3}}, "search.n_trials", "did you mean budget.n_trials?"),
     # Checked against the real data, before anything is created:
     ({"task": {"model": {"name": "cnn"}, "dataset": {"name": "iris"}}}, "task.model",
      "cnn needs image-shaped input"),
@@ -854,6 +855,15 @@ def test_cli_and_python_client(service: Service, tmp_path: Any,
            f"({sum(e['evidence']['n_trials'] for e in rec['ranking'])} trials)" in shown.stdout
     bad = _cli(["submit", "--model", "linear", "--dataset", "wine", "--optimizers", "adamz"], env)
     assert bad.returncode == 2 and "unknown optimizer family 'adamz'" in bad.stderr
+    # Two fields one section off: each problem once, on its own line, with where it belongs
+    # (the joined detail printed both messages twice, as "Extra inputs are not permitted").
+    (tmp_path / "off.json").write_text(json.dumps(
+        {**FAST, "search": {"n_trials": 3, "optimizers": ["adam"]}}))
+    off = _cli(["submit", str(tmp_path / "off.json")], {**env, "COLUMNS": "300"})
+    lines = off.stderr.strip().splitlines()
+    assert off.returncode == 2 and lines[0] == "error: Invalid request: 2 problems", off.stderr
+    assert [ln.split(";")[-1] for ln in lines[1:]] == [
+        " did you mean budget.n_trials?", " did you mean space.optimizers?"], off.stderr
     nokey = _cli(["jobs"], {**env, "TUNER_API_KEY": "tk_nope"})
     assert nokey.returncode == 1 and "invalid or revoked API key" in nokey.stderr
     missing = _cli(["status", "nope"], env)  # as `tuner job show nope` on the database

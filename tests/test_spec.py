@@ -67,6 +67,23 @@ def _error(spec: dict[str, Any]) -> str:
     ({"training": {"epochs": True}}, "training.epochs", ["a number, not true"]),
     ({"budget": {"timeout_s": False}}, "budget.timeout_s", ["a number, not false"]),
     ({"resources": {"gpus_per_trial": True}}, "resources.gpus_per_trial", ["a number, not true"]),
+    # a field the spec has no place for: the section's own fields, and where it belongs (it
+    # read "Extra inputs are not permitted", though budget.n_trials is the trial count)
+    ({"search": {"n_trials": 20}}, "search.n_trials",
+     ["no field 'n_trials' in search; its fields: sampler, pruner, ", "confirm_share; did you "
+      "mean budget.n_trials?"]),
+    ({"search": {"optimizers": ["adam"]}}, "search.optimizers", ["did you mean space.optimizers?"]),
+    ({"search": {"prunr": "asha"}}, "search.prunr", ["did you mean 'pruner'?"]),
+    ({"epochs": 5}, "epochs", ["no field 'epochs' in a job spec; its fields: task, space, "
+                               "training, budget, search, resources; did you mean "
+                               "training.epochs?"]),
+    ({"task": {**TASK, "epoch": 5}}, "task.epoch", ["no field 'epoch' in task", "did you mean "
+                                                    "training.epochs?"]),
+    ({"training": {"lr": 0.1}}, "training.lr",
+     ["an optimizer's lr is its family's own, set in space.overrides: 'sgd.lr': a value pins "
+      "it"]),
+    ({"surprise": 1}, "surprise", ["no field 'surprise' in a job spec; its fields: task, space, "
+                                   "training, budget, search, resources"]),
 ])
 def test_invalid_spec_names_field_and_choices(spec: dict[str, Any], field: str,
                                               fragments: list[str]) -> None:

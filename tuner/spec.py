@@ -677,6 +677,50 @@ def format_validation_error(exc: Exception) -> str:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "spec"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
+        lines.append(f"{loc}: {error_message(err)}")
     return "\n".join(lines)
+
+
+def error_message(err: Any, root: type[BaseModel] | None = None) -> str:
+    """A pydantic error's message as a job spec's author should read it. A field the spec has
+    no place for names the fields its section has, and where the field is meant to go:
+    `search.n_trials` read "Extra inputs are not permitted", though `budget.n_trials` is the
+    number of trials (a field put one section off is the likely slip). `root`: the model the
+    error's path starts from (JobSpec; the API's body)."""
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err.get("type") != "extra_forbidden":
+        return msg
+    *path, name = [p for p in err["loc"] if p != "body"]
+    model: Any = root or JobSpec
+    for part in path:  # the section the field was put in
+        field = model.model_fields.get(str(part))
+        kinds = (get_args(field.annotation) or (field.annotation,)) if field else ()
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)),
+                     None)
+        if model is None:
+            return msg
+    own = list(model.model_fields)
+    where = "a job spec" if not path else ".".join(map(str, path))
+    # Another section's field of that name; else a near spelling of one of this section's;
+    # else of another section's (`task.epoch` for training.epochs).
+    elsewhere = [f"{s}.{name}" for s, cls in _SECTIONS.items()
+                 if str(name) in cls.model_fields and s != where]
+    near = [repr(n) for n in difflib.get_close_matches(str(name), own, n=2, cutoff=0.75)]
+    if not elsewhere and not near:
+        fields = {f: f"{s}.{f}" for s, cls in reversed(_SECTIONS.items()) for f in cls.model_fields
+                  if s != where}
+        elsewhere = [fields[f] for f in difflib.get_close_matches(str(name), list(fields), n=2,
+                                                                   cutoff=0.8)]
+    hint = f"; did you mean {' or '.join(elsewhere or near)}?" if elsewhere or near else ""
+    # An optimizer's parameter (`lr`): each family has its own, set in space.overrides.
+    owners = [f for f, fam in FAMILIES.items() if any(p.name == name for p in fam.params)]
+    if not hint and owners:
+        hint = (f"; an optimizer's {name} is its family's own, set in space.overrides: "
+                f"'{owners[0]}.{name}': a value pins it, {{low: ..., high: ...}} sets its range")
+    return f"no field {str(name)!r} in {where}; its fields: {', '.join(own)}{hint}"
+
+
+# Where a field of each section lives (`error_message`'s hint for one put in the wrong place).
+_SECTIONS: Final[dict[str, type[BaseModel]]] = {
+    "task": TaskSpec, "space": SpaceSpec, "training": TrainingSpec, "budget": BudgetSpec,
+    "search": SearchSpec, "resources": ResourcesSpec}
