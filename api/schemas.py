@@ -240,6 +240,10 @@ class RecommendationPublic(BaseModel):
         "not_separated or not_ranked), `lead_on_every_split`, `lead_on_most` (with none on "
         "every split, those leading on the most, when more than one), `start_from` (the family the "
         "answer's start_from takes), `brief` and `summary`; null on one split"))
+    learned_nothing_on: list[str] = Field(default_factory=list, description=(
+        "transfer answers: the similar tasks (a corpus task's name, or `task <id>`) where no "
+        "family did better than a model that ignores its inputs: their order is of failures "
+        "and says little of which optimizer learns (the summary and in_short say so)"))
     from_splits: list[int] | None = Field(default=None, description=(
         "transfer answers drawn only from the task asked about, at the budget asked about, on "
         "other data splits: their training seeds (each ranked on its own); null otherwise"))

@@ -41,6 +41,7 @@ def test_a_transfer_from_the_corpus_says_where_its_source_learned_nothing() -> N
     mean. A new team's answer drawn from it said nothing of that (the corpus kept no value to
     compare with); each corpus task now carries it (`tuner corpus annotate`)."""
     from tuner.datasets import load_dataset, no_skill
+    from tuner.recommend import in_short
     from tuner.recommendations import corpus_answer
 
     c = reference.load()
@@ -58,6 +59,9 @@ def test_a_transfer_from_the_corpus_says_where_its_source_learned_nothing() -> N
     assert rec is not None and rec["similar_tasks"][0]["corpus_task"] == blind.id
     assert ("on linear-quadratic-c1e4 no family did better than a model that ignores its "
             "inputs, so its order says little of which optimizer learns") in rec["summary"]
+    assert rec["learned_nothing_on"] == [blind.id]
+    assert in_short(rec).endswith(f"; on 1 of its {len(rec['similar_tasks'])} similar tasks no "
+                                  f"family beat a model that ignores its inputs"), in_short(rec)
     # a transfer whose sources all learned something says nothing of it
     clear = c.get("linear-iris")
     assert "ignores its inputs" not in (corpus_answer(clear.profile(), clear.metric, c)

@@ -1125,6 +1125,12 @@ def test_a_direct_answer_and_a_transfer_from_it_say_when_nothing_was_learned(
     assert there["method"] == "transfer" and (
         f"; on task {task_id} no family did better than a model that ignores its inputs, so its "
         f"order says little of which optimizer learns;") in there["summary"], there["summary"]
+    # and its one line too, counting such tasks among those it is drawn from (it said only the
+    # predicted order)
+    assert there["learned_nothing_on"] == [f"task {task_id}"]
+    assert there["in_short"].endswith(
+        f", …; on 1 of its {len(there['similar_tasks'])} similar tasks no family beat a model "
+        f"that ignores its inputs"), there["in_short"]
     # a transfer from a task whose families learned: nothing said of it
     job2, _ = queue(migrated_url, "a", task_spec("linear", "iris"))
     write(migrated_url, job2, [("adam", 1e-3, 0.95), ("adam", 1e-3, 0.97)], seeds=[0, 1])
@@ -1132,6 +1138,7 @@ def test_a_direct_answer_and_a_transfer_from_it_say_when_nothing_was_learned(
         linear = get_job(s, job2).task_id  # type: ignore[union-attr]
         far = recommend(s, team, task_id=linear, epochs=9)
     assert far["method"] == "transfer" and f"task {linear} no family" not in far["summary"]
+    assert f"task {linear}" not in far["learned_nothing_on"]
 
 
 def test_db_backfill_gives_older_jobs_their_no_skill_figure(

@@ -1079,6 +1079,18 @@ def test_an_answer_in_a_few_words() -> None:
     assert brief({**direct, "verdict": "tied", "leaders": ["adamw", "nadam", "sgd"],
                   "tied_by_width": ["nadam", "sgd"]}).endswith(
         "(3 of 3 ranked; 2 only by interval overlap)")
+    # families tried that never completed are counted; one already within the best leader's
+    # interval when stopped may be as good, whatever the verdict (mlp on a diabetes table: the
+    # line read "3 of 3 ranked" where 11 never completed, adagrad among them at 0.540)
+    stopped = {"not_ranked": [{"optimizer": "adam", "may_lead": True},
+                              {"optimizer": "sgd", "may_lead": False}]}
+    assert brief({**direct, **stopped, "verdict": "tied", "leaders": ["adamw", "nadam"]}) == (
+        "tied within the noise: adamw, nadam (2 of 3 ranked; 2 more never completed a trial); "
+        "stopped early yet possibly as good: adam")
+    assert brief({**direct, **stopped, "verdict": "winner", "leaders": ["adamw"]}) == (
+        "adamw is best of 3 ranked on one data split: clear of the others; stopped early yet "
+        "possibly as good: adam")
+    assert "possibly" not in brief({"method": "transfer", "ranking": ranked, **stopped})
     assert brief({**direct, "verdict": "one_family", "leaders": ["adamw"]}) == \
         "only adamw completed a trial"
     assert brief({**direct, "verdict": "not_separated", "leaders": ["adamw", "nadam"]}) == \

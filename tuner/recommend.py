@@ -1366,7 +1366,13 @@ def brief(rec: dict[str, Any]) -> str:
     defaults in the catalogue's order), that nothing informs it. A best family not clear of a
     model that ignores its inputs says so (`no_skill_words`)."""
     splits, blind = rec.get("splits"), no_skill_words(rec)
-    return _verdict_words(rec) + (f"; {blind}" if blind else "") \
+    # A family stopped before the end while already within the best leader's interval: the
+    # verdict is of the families ranked, and this one may be as good (the summary said so, the
+    # one line did not: "adadelta, nadam, adamw tied" where adagrad was at 0.540 by epoch 9).
+    close = [str(n["optimizer"]) for n in rec.get("not_ranked") or [] if n.get("may_lead")] \
+        if rec.get("method") == "direct" else []
+    maybe = f"; stopped early yet possibly as good: {', '.join(close)}" if close else ""
+    return _verdict_words(rec) + maybe + (f"; {blind}" if blind else "") \
         + (f"; {splits['brief']}" if splits else "")
 
 
@@ -1429,7 +1435,12 @@ def _verdict_words(rec: dict[str, Any]) -> str:
         return "nothing measured on this task or a similar one yet"
     if rec.get("method") != "direct":
         top = [r["optimizer"] for r in ranking[:3]]
-        return f"not measured here; predicted order: {', '.join(top)}, …" if top else \
+        # Similar tasks where no family learned: their order is of failures (the summary says
+        # which; the one line said nothing of it until 2026-12-07).
+        blind, of = len(rec.get("learned_nothing_on") or []), len(rec.get("similar_tasks") or [])
+        nothing = (f"; on {blind} of its {of} similar tasks no family beat a model that ignores "
+                   f"its inputs" if blind else "")
+        return f"not measured here; predicted order: {', '.join(top)}, …{nothing}" if top else \
             "no answer yet"
     leaders, verdict = list(rec.get("leaders") or []), rec.get("verdict")
     ranked = sum(r.get("expected") is not None for r in ranking)
@@ -1445,9 +1456,13 @@ def _verdict_words(rec: dict[str, Any]) -> str:
     if verdict == VERDICT_TIED:
         wide = len(rec.get("tied_by_width") or [])
         ceiling = len(rec.get("at_ceiling") or [])
+        # The families tried that never completed a trial, counted: "3 of 3 ranked" read as if
+        # 3 were all there were (mlp on a diabetes table: 11 of 14 stopped in the sweep).
+        unranked = len(rec.get("not_ranked") or [])
         return (f"tied within the noise: {', '.join(leaders)} ({len(leaders)} of {ranked} ranked"
                 + (f"; {wide} only by interval overlap" if wide else "")
-                + (f"; {ceiling} at the metric's best possible value" if ceiling else "") + ")")
+                + (f"; {ceiling} at the metric's best possible value" if ceiling else "")
+                + (f"; {unranked} more never completed a trial" if unranked else "") + ")")
     if verdict == VERDICT_ONE_FAMILY:
         return f"only {first} completed a trial"
     if verdict == VERDICT_NOT_SEPARATED:
@@ -1675,7 +1690,8 @@ def transfer_ranking(neighbours: Sequence[tuple[dict[str, Any], dict[str, Any]]]
                     if len(not_tried) > SUMMARY_NAMES else
                     f"; no complete trial on any of {these}, so nothing is predicted of "
                     f"them: {', '.join(not_tried)}")
-    return {"ranking": ranking, "summary": summary, "not_tried": not_tried}
+    return {"ranking": ranking, "summary": summary, "not_tried": not_tried,
+            "learned_nothing_on": blind}
 
 
 def _normalised_values(entries: list[dict[str, Any]], direction: str,

@@ -113,8 +113,11 @@ from tuner.trial import loop_note_gist
 # on the untuned baseline's runs alone; 55: with no noise measured, the best family is "above" a
 # model that ignores its inputs on the values seen, not "clear of" it, and a family's evidence
 # counts its runs of the untuned baseline (`n_baseline_runs`); a `not_separated` one line counts
-# the families at the metric's ceiling, as a tie's does.)
-ANSWER_FORMAT = 55
+# the families at the metric's ceiling, as a tie's does; 56: a transfer's `learned_nothing_on`,
+# and its one line counts the similar tasks where no family learned; a direct answer's one line
+# counts a tie's families that never completed a trial and names those stopped early yet
+# possibly as good.)
+ANSWER_FORMAT = 56
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000

@@ -783,7 +783,10 @@ function answerText(rec) {
   // searched on several, and a best family not clear of a model that ignores its inputs (as
   // tuner.recommend.brief).
   const blind = blindText(rec);
-  return verdictText(rec) + (blind ? `; ${blind}` : "") + (rec.splits ? `; ${rec.splits.brief}` : "");
+  // a family stopped early while already within the best leader's interval may be as good
+  const close = rec.method === "direct" ? (rec.not_ranked || []).filter((n) => n.may_lead).map((n) => n.optimizer) : [];
+  const maybe = close.length ? `; stopped early yet possibly as good: ${close.join(", ")}` : "";
+  return verdictText(rec) + maybe + (blind ? `; ${blind}` : "") + (rec.splits ? `; ${rec.splits.brief}` : "");
 }
 
 function blindText(rec) {
@@ -802,7 +805,9 @@ function verdictText(rec) {
   if (rec.method === "prior") return "nothing measured on this task or a similar one yet";
   if (rec.method !== "direct") {
     const top = (rec.ranking || []).slice(0, 3).map((r) => r.optimizer);
-    return top.length ? `not measured here; predicted order: ${top.join(", ")}, …` : "no answer yet";
+    const blind = (rec.learned_nothing_on || []).length, of = (rec.similar_tasks || []).length;
+    const nothing = blind ? `; on ${blind} of its ${of} similar tasks no family beat a model that ignores its inputs` : "";
+    return top.length ? `not measured here; predicted order: ${top.join(", ")}, …${nothing}` : "no answer yet";
   }
   const leaders = rec.leaders || [];
   const ranked = (rec.ranking || []).filter((r) => r.expected).length;
@@ -812,9 +817,11 @@ function verdictText(rec) {
       ? `${leaders[0]} is best of ${ranked} ranked${where}: clear of the others` : `${leaders[0]} is best${where}: clear of every other family`;
   }
   const wide = (rec.tied_by_width || []).length, ceiling = (rec.at_ceiling || []).length;
+  const unranked = (rec.not_ranked || []).length;  // tried, never completed a trial
   if (rec.verdict === "tied") return `tied within the noise: ${leaders.join(", ")} (${leaders.length} of ${ranked} ranked`
     + (wide ? `; ${wide} only by interval overlap` : "")
-    + (ceiling ? `; ${ceiling} at the metric's best possible value` : "") + ")";
+    + (ceiling ? `; ${ceiling} at the metric's best possible value` : "")
+    + (unranked ? `; ${unranked} more never completed a trial` : "") + ")";
   if (rec.verdict === "one_family") return `only ${leaders[0] || (rec.ranking || [])[0]?.optimizer} completed a trial`;
   if (rec.verdict === "not_separated") return `not separated (no noise estimate): ${leaders.join(", ")}`
     + (ceiling ? ` (${ceiling} at the metric's best possible value)` : "");
