@@ -129,6 +129,19 @@ def synthetic_run(description: str, out: Path, argv: list[str] | None, *, sample
     return a, data
 
 
+def job_grid_parser(doc: str, out: Path, splits: int = 4) -> argparse.ArgumentParser:
+    """The arguments of a benchmark that runs default jobs over tasks x data splits: --splits,
+    --trials, --epochs, --workers, --smoke and --out."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--splits", type=int, default=splits)
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path, default=out)
+    return ap
+
+
 def run_jobs(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], workers: int) -> list[Any]:
     """`fn(*job)` for each job, in `workers` processes when there are several of both (each
     job a search of its own: two at once use the two cores), in order."""

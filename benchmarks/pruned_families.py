@@ -26,13 +26,12 @@ leader's value is a mean over its runs), only not shown to be worse.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks._common import corpus_held_out, run_jobs, save
+from benchmarks._common import corpus_held_out, job_grid_parser, run_jobs, save
 from benchmarks.recommendation_quality import signed
 
 if TYPE_CHECKING:
@@ -96,14 +95,7 @@ def one_run(name: str, split: int, trials: int, epochs: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--splits", type=int, default=4)
-    ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
+    args = job_grid_parser(__doc__ or "", OUT).parse_args(argv)
     tasks = list(TASKS)
     if args.smoke:
         tasks, args.splits, args.trials, args.epochs = tasks[1:2], 1, 8, 3

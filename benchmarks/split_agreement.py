@@ -25,13 +25,12 @@ less every task on the run's dataset, the confirmation race) on one task and spl
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import run_jobs, save
+from benchmarks._common import job_grid_parser, run_jobs, save
 from benchmarks.pruned_families import TASKS, default_job
 
 OUT = Path(__file__).parent / "results" / "split_agreement.json"
@@ -82,14 +81,7 @@ def read_task(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--splits", type=int, default=4)
-    ap.add_argument("--trials", type=int, default=30)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--smoke", action="store_true")
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
+    args = job_grid_parser(__doc__ or "", OUT).parse_args(argv)
     tasks = list(TASKS)
     if args.smoke:  # in this process: no worker processes forked from the test's
         tasks, args.splits, args.trials, args.epochs, args.workers = tasks[1:2], 2, 8, 3, 1

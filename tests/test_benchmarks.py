@@ -437,6 +437,21 @@ def test_baseline_check_on_new_splits_smoke(tmp_path: Path) -> None:
     assert len(run["fresh_leader"]) == len(run["fresh_baseline"]) == 2
 
 
+def test_second_look_benchmark_smoke(tmp_path: Path) -> None:
+    """Both arms run the same job; the race-only arm takes no second look, and a family
+    looked at is ranked in its answer."""
+    from benchmarks import second_look
+
+    res = second_look.main(["--smoke", "--out", str(tmp_path / "sl.json")])
+    looks, plain = res["runs"]
+    assert (looks["arm"], plain["arm"]) == ("second_look", "race_only") and not plain["looked"]
+    # a family looked at has a complete run: the answer ranks it
+    assert set(looks["looked"]) <= set(looks["ranked"])
+    assert set(looks["looked_leading"]) == set(looks["looked"]) & set(looks["leaders"])
+    assert looks["epochs_trained"] > 0 and plain["n_ranked"] == len(plain["ranked"]) >= 1
+    assert set(res["summary"]) == {"mlp/diabetes second_look", "mlp/diabetes race_only"}
+
+
 def test_pruned_families_benchmark_smoke(tmp_path: Path) -> None:
     """Each pruned-only family of the answer is run to the end again, from its best pruned
     trial, and judged against the leader's interval; the counts add up."""

@@ -166,3 +166,127 @@ def test_minimize_direction() -> None:
     a, r = search("adam", 0.30), search("rmsprop", 0.10)
     runs, _ = next_round([a, r], "minimize", top_k=1, max_seeds=3, budget_left=5, base_seed=0)
     assert [x.confirm_of for x in runs] == [r.number]
+
+
+def stopped(opt: str, steps: dict[int, float]) -> RaceTrial:
+    """A search trial pruned after the epochs `steps` gives (its best value so far by each)."""
+    n = next(_n)
+    return RaceTrial(number=n, optimizer=opt, config_key=f"{opt}-{n}", value=None,
+                     complete=False, finished=True, params={"optimizer": opt, "n": n},
+                     intermediate=steps)
+
+
+def test_a_family_stopped_while_level_with_the_leader_gets_a_second_look() -> None:
+    """mlp on a team's diabetes table: rmsprop pruned at epoch 1 inside the leader's interval,
+    and the answer could only say a complete run would tell. The race first runs each family
+    stopped early while level with the leader's runs at that epoch to the end, then races it
+    like a search run."""
+    lead = RaceTrial(number=next(_n), optimizer="adam", config_key="adam-best", value=0.95,
+                     complete=True, finished=True, params={"optimizer": "adam"},
+                     intermediate={1: 0.80, 2: 0.90, 3: 0.95})
+    other = RaceTrial(number=next(_n), optimizer="sgd", config_key="sgd-1", value=0.90,
+                      complete=True, finished=True, params={"optimizer": "sgd"},
+                      intermediate={1: 0.60, 2: 0.80, 3: 0.90})
+    ahead = stopped("rmsprop", {1: 0.85})            # ahead of the leader at epoch 1
+    level = stopped("nadam", {1: 0.70, 2: 0.92})     # ahead at epoch 2, by less
+    behind = stopped("momentum", {1: 0.70})          # behind it at epoch 1
+    ranked = stopped("sgd", {1: 0.99})               # sgd completed a trial: ranked already
+    diverged = stopped("adagrad", {})                # no epoch where it stood (race_trials)
+    trials = [lead, other, ahead, level, behind, ranked, diverged]
+    runs, why = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=7,
+                           base_seed=5)
+    assert why is None
+    assert [(r.confirm_of, r.seed, r.params) for r in runs] == [
+        (ahead.number, 1005, ahead.params), (level.number, 1005, level.params)]
+    # off: the race as before (the leader and sgd confirmed)
+    plain, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=7,
+                          base_seed=5, second_look=False)
+    assert [r.confirm_of for r in plain] == [lead.number, other.number]
+    # within what is left of the reserve, the furthest ahead first
+    one, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=1, base_seed=5)
+    assert [r.confirm_of for r in one] == [ahead.number]
+    # the race waits for the looks in flight, and never looks at a family twice
+    looks = [RaceTrial(number=next(_n), optimizer=t.optimizer, config_key=t.config_key,
+                       value=None, complete=False, finished=False, confirm_of=t.number,
+                       params=t.params) for t in (ahead, level)]
+    assert next_round(trials + looks, "maximize", top_k=3, max_seeds=3, budget_left=5,
+                      base_seed=5) == ([], None)
+    # rmsprop's look ends ahead of the leader, nadam's behind: rmsprop races as a search run
+    done = [RaceTrial(number=lk.number, optimizer=lk.optimizer, config_key=lk.config_key,
+                      value=v, complete=True, finished=True, confirm_of=lk.confirm_of,
+                      params=lk.params, intermediate={3: v})
+            for lk, v in zip(looks, (0.97, 0.6), strict=True)]
+    runs, why = next_round(trials + done, "maximize", top_k=3, max_seeds=3, budget_left=5,
+                           base_seed=5)
+    assert why is None and [r.confirm_of for r in runs][:2] == [done[0].number, lead.number]
+    assert all(r.confirm_of not in (ahead.number, level.number) for r in runs)
+
+
+def test_second_looks_for_a_loss() -> None:
+    lead = RaceTrial(number=next(_n), optimizer="adam", config_key="adam-best", value=0.5,
+                     complete=True, finished=True, params={"optimizer": "adam"},
+                     intermediate={1: 0.9, 2: 0.5})
+    ahead, behind = stopped("rmsprop", {1: 0.85}), stopped("sgd", {1: 1.2})
+    runs, _ = next_round([lead, ahead, behind], "minimize", top_k=3, max_seeds=3,
+                         budget_left=5, base_seed=0)
+    assert [r.confirm_of for r in runs] == [ahead.number]
+
+
+def test_second_looks_are_read_from_a_real_study_and_enqueued_there() -> None:
+    """`confirm_round` on an Optuna study: the pruned trials' epochs are read from their
+    intermediate values, a diverged trial (pruned with NaN at its last epoch) is no family's
+    standing, and the look is enqueued as a confirmation run of the pruned trial; once it has
+    run, the job's note names it."""
+    import math
+
+    import optuna
+
+    from tuner.attrs import ATTR_CONFIG, ATTR_CONFIRM_OF
+    from tuner.confirm import confirm_note, looked_at
+    from tuner.search import confirm_round, race_trials
+    from tuner.spec import JobSpec
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    state = optuna.trial.TrialState
+
+    def add(opt: str, x: float, steps: dict[int, float], done: bool) -> None:
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": x}, distributions=dist, intermediate_values=steps,
+            state=state.COMPLETE if done else state.PRUNED,
+            value=steps[max(steps)] if done else None,
+            user_attrs={ATTR_CONFIG: {"optimizer": opt, "schedule": "constant",
+                                      "params": {f"{opt}.lr": x}}}))
+
+    add("adam", 0.1, {1: 0.80, 2: 0.90, 3: 0.95}, True)
+    add("rmsprop", 0.2, {1: 0.85}, False)                  # ahead at epoch 1: looked at
+    add("nadam", 0.3, {1: 0.90, 2: math.nan}, False)       # diverged: not
+    add("sgd", 0.4, {1: 0.50}, False)                      # behind: not
+    spec = JobSpec.model_validate({"task": {"model": {"name": "mlp"},
+                                            "dataset": {"name": "iris"}},
+                                   "training": {"epochs": 3, "seed": 2}})
+    assert confirm_round(study, spec, budget_left=7) == (1, None)
+    (look,) = study.get_trials(states=(state.WAITING,))
+    assert look.user_attrs[ATTR_CONFIRM_OF] == 1
+    assert look.system_attrs["fixed_params"] == {"x": 0.2}  # the pruned trial's configuration
+    assert look.user_attrs["seed"] == 1002
+    # run to the end (as a worker would), it is the family's second look
+    trial = study.ask()
+    assert trial.number == look.number
+    trial.set_user_attr(ATTR_CONFIG, {"optimizer": "rmsprop", "schedule": "constant",
+                                      "params": {"rmsprop.lr": 0.2}})
+    study.tell(trial, 0.97)
+    assert looked_at(race_trials(study.get_trials())) == ["rmsprop"]
+    assert confirm_note(7, 30, "the reserved share of the budget is spent", ["rmsprop"]) == (
+        "confirmation: 7 runs (23% of the budget), 1 of them a second look at a family "
+        "stopped early while level with the leader, run to the end (rmsprop); stopped: the "
+        "reserved share of the budget is spent")
+    # with second looks off the round confirms the leader alone
+    off = JobSpec.model_validate({**spec.model_dump(), "search": {"second_look": False}})
+    fresh = optuna.create_study(direction="maximize")
+    for t in study.get_trials()[:4]:
+        fresh.add_trial(t)
+    assert confirm_round(fresh, off, budget_left=7) == (1, None)
+    (again,) = fresh.get_trials(states=(state.WAITING,))
+    assert again.user_attrs[ATTR_CONFIRM_OF] == 0

@@ -70,8 +70,8 @@ def _error(spec: dict[str, Any]) -> str:
     # a field the spec has no place for: the section's own fields, and where it belongs (it
     # read "Extra inputs are not permitted", though budget.n_trials is the trial count)
     ({"search": {"n_trials": 20}}, "search.n_trials",
-     ["no field 'n_trials' in search; its fields: sampler, pruner, ", "confirm_share; did you "
-      "mean budget.n_trials?"]),
+     ["no field 'n_trials' in search; its fields: sampler, pruner, ", "confirm_share, "
+      "second_look; did you mean budget.n_trials?"]),
     ({"search": {"optimizers": ["adam"]}}, "search.optimizers", ["did you mean space.optimizers?"]),
     ({"search": {"prunr": "asha"}}, "search.prunr", ["did you mean 'pruner'?"]),
     ({"epochs": 5}, "epochs", ["no field 'epochs' in a job spec; its fields: task, space, "

@@ -55,6 +55,8 @@ class RaceTrial:
     finished: bool
     confirm_of: int | None = None
     params: dict[str, Any] = field(default_factory=dict)  # Optuna parameters, to enqueue
+    # Its reported values by epoch (Optuna's intermediate values): where a pruned trial stood.
+    intermediate: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,12 +78,21 @@ class _Candidate:
         return statistics.fmean(self.values)
 
 
+def _looks(trials: Sequence[RaceTrial]) -> set[int]:
+    """The trials that are second looks: confirmation runs of a trial that did not complete
+    (`second_looks`); the race takes them as search runs of their configuration."""
+    complete = {t.number for t in trials if t.complete}
+    return {t.number for t in trials if t.confirm_of is not None and t.confirm_of not in complete}
+
+
 def candidates(trials: Sequence[RaceTrial], direction: str, top_k: int) -> list[_Candidate]:
     """The best search configuration of each of the top `top_k` families (the comparison a
     recommendation makes), topped up with the next-best configurations when fewer families ran;
-    each with its values over seeds so far."""
-    search = sorted((t for t in trials if t.confirm_of is None and t.complete
-                     and t.value is not None and t.config_key is not None),
+    each with its values over seeds so far. A second look's complete run counts as a search
+    run of its configuration."""
+    looks = _looks(trials)
+    search = sorted((t for t in trials if (t.confirm_of is None or t.number in looks)
+                     and t.complete and t.value is not None and t.config_key is not None),
                     key=lambda t: (-(t.value or 0.0) if direction == "maximize" else t.value or 0.0,
                                    t.number))
     chosen: list[RaceTrial] = []
@@ -160,15 +171,90 @@ def still_racing(cands: Sequence[_Candidate], direction: str,
             if i == lead or (bounds(v)[0] <= hi and lo <= bounds(v)[1])]
 
 
+def looked_at(trials: Sequence[RaceTrial]) -> list[str]:
+    """The families given a second look (`second_looks`), in the order they were run."""
+    looks = _looks(trials)
+    return list(dict.fromkeys(str(t.optimizer) for t in sorted(trials, key=lambda t: t.number)
+                              if t.number in looks and t.optimizer is not None))
+
+
+def confirm_note(total: int, n_trials: int, why: str, looked: Sequence[str]) -> str:
+    """The job's note on its confirmation runs: how many, why the race ended, and the families
+    given a second look among them."""
+    return (f"confirmation: {total} runs ({total / max(n_trials, 1):.0%} of the budget)"
+            + (f", {len(looked)} of them a second look at a family stopped early while level "
+               f"with the leader, run to the end ({', '.join(looked)})" if looked else "")
+            + f"; stopped: {why}")
+
+
+def _best_so_far(values: dict[int, float], epoch: int, direction: str) -> float | None:
+    seen = [v for e, v in values.items() if e <= epoch and math.isfinite(v)]
+    if not seen:
+        return None
+    return max(seen) if direction == "maximize" else min(seen)
+
+
+def second_looks(trials: Sequence[RaceTrial], direction: str, cands: Sequence[_Candidate],
+                 limit: int) -> list[RaceTrial]:
+    """Families the search stopped before any of their trials completed, one of which was level
+    with the leader when it was stopped: at its last epoch, its best value so far at least as
+    good as that of the worst of the leader's runs by the same epoch (the answer's
+    `level_at_stop`). The pruner judged it against the trials beside it (its Hyperband bracket),
+    not against the leader, so nothing says it is behind; a complete run of it, out of the
+    reserved runs, says where it ends. Each family's most advanced such trial, at most `limit`,
+    those furthest ahead first; none for a family that had one already. (mlp on a team's
+    diabetes table, 30 trials: rmsprop pruned at epoch 1 at 0.538, inside the leader's interval,
+    adam and lookahead level with it, and the answer could only say "a complete run would
+    tell".)"""
+    if not cands or limit <= 0:
+        return []
+    sign = 1.0 if direction == "maximize" else -1.0
+    lead = max(cands, key=lambda c: sign * c.mean)
+    runs = [lead.trial.intermediate] + [t.intermediate for t in trials if t.complete and (
+        t.confirm_of == lead.trial.number
+        or (t.config_key == lead.trial.config_key and t.number != lead.trial.number))]
+    done = {t.optimizer for t in trials if t.complete}
+    looked = {t.optimizer for t in trials if t.number in _looks(trials)}
+    found: dict[str, tuple[float, RaceTrial]] = {}
+    for t in trials:
+        if not t.finished or t.complete or not t.intermediate or t.optimizer is None \
+                or t.optimizer in done or t.optimizer in looked or t.confirm_of is not None:
+            continue
+        epoch = max(t.intermediate)
+        mine = _best_so_far(t.intermediate, epoch, direction)
+        theirs = [v for r in runs if (v := _best_so_far(r, epoch, direction)) is not None]
+        if mine is None or not theirs:
+            continue
+        worst = min(theirs) if direction == "maximize" else max(theirs)
+        if better(worst, mine, direction):
+            continue  # behind every run of the leader by then
+        ahead = sign * (mine - worst)
+        if t.optimizer not in found or (epoch, ahead) > (max(found[t.optimizer][1].intermediate),
+                                                         found[t.optimizer][0]):
+            found[t.optimizer] = (ahead, t)
+    chosen = sorted(found.values(), key=lambda x: -x[0])[:limit]
+    return [t for _, t in chosen]
+
+
 def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_seeds: int,
-               budget_left: int, base_seed: int) -> tuple[list[ConfirmRun], str | None]:
+               budget_left: int, base_seed: int,
+               second_look: bool = True) -> tuple[list[ConfirmRun], str | None]:
     """The next round of confirmation runs, or ([], why the race is over). While a round's runs
-    are still pending, ([], None): wait for them."""
+    are still pending, ([], None): wait for them. First, out of the same reserve, one complete
+    run of each family stopped early while level with the leader (`second_looks`, at most
+    `top_k`), unless `second_look` is off; they then race like search runs."""
     cands = candidates(trials, direction, top_k)
     if not cands:
         return [], STOP_NOTHING
-    if any(c.pending for c in cands):
+    looks = _looks(trials)
+    if any(c.pending for c in cands) or any(
+            t.number in looks and not t.finished for t in trials):
         return [], None
+    if second_look and budget_left > 0:
+        again = second_looks(trials, direction, cands, min(top_k, budget_left))
+        if again:
+            return [ConfirmRun(dict(t.params), t.number, base_seed + CONFIRM_SEED_OFFSET)
+                    for t in again], None
     racing = still_racing(cands, direction, repeats(trials))
     # The leader runs again at least once, separated or not, unless it ran over several seeds
     # already: one search run is the best of many, lucky by selection, and only a fresh seed

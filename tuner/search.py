@@ -362,12 +362,18 @@ def race_trials(trials: Sequence[optuna.trial.FrozenTrial]) -> list[RaceTrial]:
         # An enqueued trial not started yet has no configuration of its own (None).
         key = config_key(cfg.get("optimizer"), cfg.get("schedule"), cfg.get("params", {})) \
             if cfg else None
+        complete = t.state == optuna.trial.TrialState.COMPLETE
+        steps = t.intermediate_values
+        # Where a trial stood by epoch: complete ones, and those pruned (a diverged trial is
+        # pruned with NaN at its last epoch, and is not where a family stood: left out).
+        stood = complete or (t.state == optuna.trial.TrialState.PRUNED and bool(steps)
+                             and math.isfinite(steps[max(steps)]))
         out.append(RaceTrial(
             number=t.number, optimizer=cfg.get("optimizer"), config_key=key,
-            value=t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
-            complete=t.state == optuna.trial.TrialState.COMPLETE, finished=t.state.is_finished(),
+            value=t.value if complete else None,
+            complete=complete, finished=t.state.is_finished(),
             confirm_of=int(confirm_of) if confirm_of is not None else None,
-            params=dict(t.params)))
+            params=dict(t.params), intermediate=dict(steps) if stood else {}))
     return out
 
 
@@ -380,7 +386,8 @@ def confirm_round(study: optuna.Study, spec: JobSpec, budget_left: int) -> tuple
     trials = study.get_trials(deepcopy=False)
     runs, done = next_round(race_trials(trials), study.direction.name.lower(),
                             top_k=s.confirm_top_k, max_seeds=s.confirm_seeds,
-                            budget_left=budget_left, base_seed=spec.training.seed)
+                            budget_left=budget_left, base_seed=spec.training.seed,
+                            second_look=s.second_look)
     for r in runs:
         study.enqueue_trial(r.params, user_attrs={ATTR_CONFIRM_OF: r.confirm_of,
                                                   ATTR_SEED: r.seed})

@@ -590,6 +590,11 @@ class SearchSpec(_Strict):
     confirm_share: float = Field(default=0.25, ge=0.0, le=0.9, description=(
         "share of budget.n_trials reserved for confirmation runs (the search gets the rest); "
         "the race stops early once the leader is separated"))
+    second_look: bool = Field(default=True, description=(
+        "before the race, out of its reserved runs: one complete run of each family (at most "
+        "confirm_top_k) whose trials were all stopped early, one of them while level with the "
+        "leader's runs at the same epoch (the pruner judged it against the trials beside it, "
+        "not against the leader); it then races like a search run"))
 
     @model_validator(mode="before")
     @classmethod

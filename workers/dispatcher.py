@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tuner import mlflow_log
 from tuner.attrs import ATTR_BEATS, ATTR_ENDED_BY, ATTR_RECORD, ATTR_WORKER, STUDY_SEEDS_USED
-from tuner.confirm import STOP_NOTHING
+from tuner.confirm import STOP_NOTHING, confirm_note, looked_at
 from tuner.corpus import SOURCE as CORPUS
 from tuner.errors import TunerError
 from tuner.metrics import JOBS_CLAIMED, TRIALS_STALLED, WORKERS_RUNNING, WORKERS_STARTED
@@ -30,6 +30,7 @@ from tuner.search import (
     confirm_round,
     confirmation_count,
     create_study,
+    race_trials,
     sweep_plan,
     trial_notes,
 )
@@ -645,9 +646,8 @@ class Dispatcher:
                 job.n_trials += job.confirm_budget - total
                 job.confirm_budget = total
             if why is not None and job.confirm_note is None:
-                job.confirm_note = (f"confirmation: {total} runs "
-                                    f"({total / max(spec.budget.n_trials, 1):.0%} of the "
-                                    f"budget); stopped: {why}")
+                job.confirm_note = confirm_note(total, spec.budget.n_trials, why, looked_at(
+                    race_trials(study.get_trials(deepcopy=False))))
 
         if total != counted or why is not None:
             in_transaction(self.sessions, txn, what="add confirmation runs")
