@@ -202,9 +202,11 @@ def test_a_family_stopped_while_level_with_the_leader_gets_a_second_look() -> No
     plain, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=7,
                           base_seed=5, second_look=False)
     assert [r.confirm_of for r in plain] == [lead.number, other.number]
-    # within what is left of the reserve, the furthest ahead first
-    one, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=1, base_seed=5)
+    # within a third of the reserve, the furthest ahead first; the rest stays with the race
+    one, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=3, base_seed=5)
     assert [r.confirm_of for r in one] == [ahead.number]
+    none, _ = next_round(trials, "maximize", top_k=3, max_seeds=3, budget_left=2, base_seed=5)
+    assert [r.confirm_of for r in none] == [lead.number, other.number]
     # the race waits for the looks in flight, and never looks at a family twice
     looks = [RaceTrial(number=next(_n), optimizer=t.optimizer, config_key=t.config_key,
                        value=None, complete=False, finished=False, confirm_of=t.number,

@@ -434,6 +434,8 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     assert all(t["defaults_sweep"] for t in data["trials"][:4])
     assert {e["optimizer"] for e in data["by_optimizer"]} >= set(sweep)
     assert "left to the sampler" in data["notes"][1]
+    # the race in words at the end, as a service job's confirmation note
+    assert data["notes"][-1].startswith(f"confirmation: {len(confirms)} runs ("), data["notes"]
     assert "trials" in proc.stderr  # progress bar goes to stderr
     assert "Warning" not in proc.stderr, proc.stderr  # Optuna's experimental notice is not shown
     # The answer judges the runs, not the luckiest trial: the confirmed families' best
@@ -442,7 +444,10 @@ def test_cli_run_json_finds_good_digits_config() -> None:
     assert answer["verdict"] in ("winner", "tied", "not_separated", "one_family")
     assert answer["ranking"][0]["optimizer"] == answer["leaders"][0]
     assert (answer["verdict"] == "winner") == (len(answer["leaders"]) == 1)
-    confirmed = {t["optimizer"] for t in confirms if t["state"] == "complete"}
+    # (a second look, a confirmation run of a pruned trial, is its family's one complete run)
+    complete = {t["number"] for t in data["trials"] if t["state"] == "complete"}
+    confirmed = {t["optimizer"] for t in confirms if t["state"] == "complete"
+                 and t["confirm_of"] in complete}
     runs = {e["optimizer"]: e["runs"] for e in answer["ranking"]}
     assert confirmed and all(runs[f] >= 2 for f in confirmed), (confirmed, runs)
     assert answer["summary"].startswith(tuple(answer["leaders"]))

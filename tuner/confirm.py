@@ -27,6 +27,7 @@ STOP_SEPARATED = "the leader is separated from the other candidates"
 STOP_BUDGET = "the reserved share of the budget is spent"
 STOP_SEEDS = "every candidate has its confirm_seeds extra runs"
 STOP_NOTHING = "no complete trial to confirm"
+LOOK_SHARE = 3  # second looks take at most 1/LOOK_SHARE of the race's reserved runs
 
 
 def confirm_reserve(n_trials: int, top_k: int, share: float) -> int:
@@ -251,7 +252,13 @@ def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_s
             t.number in looks and not t.finished for t in trials):
         return [], None
     if second_look and budget_left > 0:
-        again = second_looks(trials, direction, cands, min(top_k, budget_left))
+        # At most a third of the reserve: the rest stays with the race, whose repeats of the
+        # leaders measure the noise every verdict rests on (with 3 of 7 runs on second looks,
+        # one mlp/digits job's pooled noise rested on 2 degrees of freedom, and its answer
+        # no longer beat the untuned baseline outside it: benchmarks.baseline_check).
+        reserve = budget_left + sum(t.confirm_of is not None for t in trials)
+        cap = reserve // LOOK_SHARE - len(looks)
+        again = second_looks(trials, direction, cands, min(top_k, budget_left, cap))
         if again:
             return [ConfirmRun(dict(t.params), t.number, base_seed + CONFIRM_SEED_OFFSET)
                     for t in again], None

@@ -23,7 +23,15 @@ from tuner.attrs import (
     ATTR_SWEEP,
     ATTR_WARM_START,
 )
-from tuner.confirm import STOP_NOTHING, RaceTrial, job_confirm_reserve, next_round
+from tuner.confirm import (
+    STOP_BUDGET,
+    STOP_NOTHING,
+    RaceTrial,
+    confirm_note,
+    job_confirm_reserve,
+    looked_at,
+    next_round,
+)
 from tuner.errors import DataChanged, DataError, SpecError, TrialsFailed, TunerError, UnknownName
 from tuner.objective import Objective, Provenance
 from tuner.results import answer, failing_alike, leaderboard, study_records, trial_record
@@ -509,9 +517,9 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
             raise TrialsFailed(same.message("search"))
 
     interrupted = False
+    used, why = 0, None
     try:
         optimize(spec.budget.n_trials - reserve)
-        used = 0
         while used < reserve and ((t := left()) is None or t > 0):  # the race, round by round
             n, why = confirm_round(study, spec, reserve - used)
             if why == STOP_NOTHING:  # nothing completed: the reserve goes back to the search
@@ -533,10 +541,16 @@ def run_search(spec: JobSpec, *, storage: str | None = None, study_name: str | N
     records = study_records(study)
     if interrupted:
         records = [r for r in records if r.number in ended]
+    # The race in words, as a service job's `confirm_note` says it (`tuner run` printed
+    # nothing of it, and of the families it gave a second look).
+    raced = [confirm_note(used, spec.budget.n_trials, why or (
+        STOP_BUDGET if used >= reserve else "the job's timeout"),
+        looked_at(race_trials(study.get_trials(deepcopy=False))))] \
+        if used and not interrupted else []
     return SearchResult(study, objective.metric, direction, records, notes,
                         {"epochs": spec.training.epochs, "batch_size": spec.training.batch_size,
                          "training_seed": spec.training.seed}, interrupted,
-                        late_notes=trial_notes(spec, study), no_skill=blind)
+                        late_notes=raced + trial_notes(spec, study), no_skill=blind)
 
 
 def trial_notes(spec: JobSpec, study: optuna.Study) -> list[str]:
