@@ -110,6 +110,10 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     task_id = final["task"]["id"]
 
     _open(browser, f"{service.url}/ui/jobs/{job['id']}")
+    # the confirmation race's note with the job's notes, as `tuner status` prints it (the page
+    # said nothing of the race, nor of the families it gave a second look)
+    assert final["confirmation"]["note"], final["confirmation"]
+    assert browser.find_element("id", "confirm-note").text == final["confirmation"]["note"]
     charts = _charts(browser)
     # One best-so-far series; one curve per trial plus one marker series per kind of stop.
     kinds = {t["state"] for t in trials if t["state"] in ("pruned", "diverged")

@@ -391,7 +391,10 @@ async function jobPage() {
       el("p", { id: "job-answer", class: `headline ${answer ? answerClass(answer) : "none"}`, hidden: !answer?.in_short },
          answer?.in_short ? `The answer at this job's budget and data split (every job of the task there): ${answer.in_short}` : ""),
       ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
-      el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n))));
+      el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n)),
+         // the confirmation race's note once it has ended (its runs, the families given a
+         // second look, why it stopped), as `tuner status` prints it
+         ...(j.confirmation?.note ? [el("li", { id: "confirm-note" }, j.confirmation.note)] : [])));
   };
   render(job);
   // An ended job's answer is read beside its figures and trials, not before them: an answer
