@@ -638,6 +638,9 @@ class Dispatcher:
         total = in_study + n
 
         give_back = why == STOP_NOTHING and reserve > total  # nothing to confirm: search on
+        # the families the race gave a second look, read before the transaction (the study is
+        # another connection's)
+        looked = looked_at(race_trials(study.get_trials(deepcopy=False))) if why else []
 
         def txn(s: Session) -> None:
             job = get_job(s, job_id)
@@ -646,8 +649,7 @@ class Dispatcher:
                 job.n_trials += job.confirm_budget - total
                 job.confirm_budget = total
             if why is not None and job.confirm_note is None:
-                job.confirm_note = confirm_note(total, spec.budget.n_trials, why, looked_at(
-                    race_trials(study.get_trials(deepcopy=False))))
+                job.confirm_note = confirm_note(total, spec.budget.n_trials, why, looked)
 
         if total != counted or why is not None:
             in_transaction(self.sessions, txn, what="add confirmation runs")
