@@ -187,9 +187,12 @@ def _tie_mark(r: dict[str, Any], leaders: set[str], level: bool = False) -> str:
 
 def _trials(r: dict[str, Any]) -> str:
     """A family's complete trials, with how many were the untuned baseline's runs: `9 (5
-    baseline)` (adamw's 9 read as nine tuned trials)."""
-    n = (r.get("evidence") or {}).get("n_baseline_runs") or 0
-    return f"{r['n_trials']} ({n} baseline)" if n else str(r["n_trials"])
+    baseline)` (adamw's 9 read as nine tuned trials), and how many second looks (runs to the
+    end of a trial the pruner stopped): `3 (1 second look)`."""
+    ev = r.get("evidence") or {}
+    n, looks = ev.get("n_baseline_runs") or 0, ev.get("n_second_looks") or 0
+    said = [f"{n} baseline"] * bool(n) + [f"{looks} second look{'s' * (looks > 1)}"] * bool(looks)
+    return f"{r['n_trials']} ({', '.join(said)})" if said else str(r["n_trials"])
 
 
 def _expected(x: dict[str, Any]) -> str:

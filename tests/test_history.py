@@ -1204,3 +1204,41 @@ def test_db_backfill_gives_older_jobs_their_no_skill_figure(
     twice = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env,
                            check=False)
     assert twice.returncode == 0 and "filled 0 job(s), left 2" in " ".join(twice.stdout.split())
+
+
+def test_a_second_look_is_counted_apart_from_the_confirmation_runs(migrated_url: str) -> None:
+    """A run to the end of a trial the pruner stopped (the race's second look) is a
+    confirmation run of a trial the answer never had: "radam: 1 trial, 1 confirmation run" read
+    as confirming something. The store's evidence and a local run's count them apart
+    (`n_second_looks`), and `tuner recommend` and the task page say so."""
+    from cli.render import _trials
+    from tuner.results import _judged
+
+    job, team = queue(migrated_url, "a", task_spec("mlp", "iris"))
+    recs = [TrialRecord(number=0, state="complete", stop_reason="completed", stop_step=3,
+                        optimizer="adam", schedule="constant", params={"adam.lr": 1e-3},
+                        value=0.95, epochs_run=3, seed=0),
+            TrialRecord(number=1, state="pruned", stop_reason="pruned", stop_step=1,
+                        optimizer="radam", schedule="constant", params={"radam.lr": 1e-2},
+                        value=0.90, epochs_run=1, seed=0),
+            TrialRecord(number=2, state="complete", stop_reason="completed", stop_step=3,
+                        optimizer="adam", schedule="constant", params={"adam.lr": 1e-3},
+                        value=0.94, epochs_run=3, seed=1000, confirm_of=0),
+            TrialRecord(number=3, state="complete", stop_reason="completed", stop_step=3,
+                        optimizer="radam", schedule="constant", params={"radam.lr": 1e-2},
+                        value=0.96, epochs_run=3, seed=1000, confirm_of=1)]
+    with session_factory(migrated_url)() as s:
+        for r in recs:
+            assert record_trial(s, job, r)
+        rec = recommend(s, team, model="mlp", dataset="iris")
+    assert rec["method"] == "direct", (rec["method"], rec.get("explanation"))
+    ev = {e["optimizer"]: e["evidence"] for e in rec["ranking"]}
+    assert (ev["radam"]["n_confirmation_runs"], ev["radam"]["n_second_looks"]) == (1, 1)
+    assert (ev["adam"]["n_confirmation_runs"], ev["adam"]["n_second_looks"]) == (1, 0)
+    local = {e["optimizer"]: e["evidence"] for e in _judged(recs, "maximize", "val_accuracy",
+                                                            "local")[1]["ranking"]}
+    assert (local["radam"]["n_second_looks"], local["adam"]["n_second_looks"]) == (1, 0)
+    radam = next(e for e in rec["ranking"] if e["optimizer"] == "radam")
+    assert _trials(radam) == "1 (1 second look)"
+    assert _trials({"n_trials": 9, "evidence": {"n_baseline_runs": 5, "n_second_looks": 2}}) \
+        == "9 (5 baseline, 2 second looks)"

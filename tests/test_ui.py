@@ -337,7 +337,8 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         "behind it", "behind adam's best configuration at that epoch (0.5500)", ""]
     one = {**rec["ranking"][0], "evidence": {**rec["ranking"][0]["evidence"], "n_trials": 1,
                                              "n_confirmation_runs": 0, "n_jobs": 1,
-                                             "n_baseline_runs": 0, "baseline_only": False}}
+                                             "n_baseline_runs": 0, "baseline_only": False,
+                                             "n_second_looks": 0}}
     assert browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
                                   one, rec).count("1 trial, 0 confirmation runs, 1 job") == 1
     assert "; the metric's best possible value on every run: this validation set cannot order " \
@@ -353,6 +354,12 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
     some = {**one, "evidence": {**one["evidence"], "n_trials": 9, "n_baseline_runs": 5}}
     assert "9 trials (5 of the untuned baseline), 0 confirmation runs" in browser.execute_script(
         "return rankingRow(arguments[0], arguments[1]).textContent", some, rec)
+    # a second look is a confirmation run of a pruned trial, said so
+    looked = {**one, "evidence": {**one["evidence"], "n_confirmation_runs": 1,
+                                  "n_second_looks": 1}}
+    assert "1 trial, 1 confirmation run (1 a second look at a pruned trial), 1 job" in \
+        browser.execute_script("return rankingRow(arguments[0], arguments[1]).textContent",
+                               looked, rec)
     assert browser.execute_script(
         "return [barLabel(arguments[0], arguments[2], new Set(['x', arguments[0].optimizer])), "
         "barLabel(arguments[1], arguments[2], new Set()), barLabel(arguments[0], arguments[2], "

@@ -116,6 +116,9 @@ class HistoryTrial:
     value: float
     config_key: str
     confirmation: bool = False
+    # a confirmation run of a trial that never completed: the race's second look at a family
+    # stopped early while level with the leader (`tuner.confirm.second_looks`)
+    second_look: bool = False
     seed: int | None = None
     created_at: datetime | None = None
     state_bytes_per_param: float = 0.0
@@ -587,6 +590,9 @@ def _family_entry(family: str, best: _Config, fam_configs: list[_Config],
         "expected": expected,
         "evidence": {"n_trials": len(fam_trials),
                      "n_confirmation_runs": sum(t.confirmation for t in fam_trials),
+                     # of them, second looks: a run to the end of a trial the pruner stopped
+                     # ("1 confirmation run" read as confirming a trial the answer never had)
+                     "n_second_looks": sum(t.second_look for t in fam_trials),
                      # of them, runs of the untuned baseline (`search.baseline`): "adamw, 9
                      # trials" read as nine tuned trials where five were the baseline's
                      "n_baseline_runs": sum(is_baseline(t.optimizer, t.schedule, t.params)

@@ -248,6 +248,7 @@ def _judged(records: list[TrialRecord], direction: str, metric: str | None,
     """A search's complete trials as history, and `rank_families` of them."""
     trials: list[HistoryTrial] = []
     incomplete: dict[str, dict[str, Any]] = {}
+    complete = {r.number for r in records if r.state == "complete"}
     for r in records:
         if r.optimizer is None:
             continue
@@ -256,6 +257,7 @@ def _judged(records: list[TrialRecord], direction: str, metric: str | None,
                 job_id=job_id, number=r.number, optimizer=r.optimizer, schedule=r.schedule,
                 params=r.params, value=r.value, config_key=r.config_key() or str(r.number),
                 confirmation=r.confirm_of is not None, seed=r.seed,
+                second_look=r.confirm_of is not None and r.confirm_of not in complete,
                 state_bytes_per_param=r.state_bytes_per_param,
                 seconds_per_epoch=r.seconds_per_epoch))
             continue

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Select, String, Text, and_, case, cast, delete, func, not_, or_, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from tuner.recommend import HistoryTrial, TaskProfile
 from tuner.space import baseline_keys
@@ -251,21 +251,28 @@ def seeds_used(s: Session, task_id: int, budget: Budget, exclude_job: str | None
 
 def evidence(s: Session, task_ids: Sequence[int], budget: Budget | None = None,
              exclude_job: str | None = None) -> dict[str, dict[str, Any]]:
-    """Per family, over all its complete trials: trials, confirmation runs, configurations,
-    jobs, latest, and runs of the untuned baseline (`search.baseline`)."""
+    """Per family, over all its complete trials: trials, confirmation runs (and of them second
+    looks: runs of a trial of the same job that never completed), configurations, jobs,
+    latest, and runs of the untuned baseline (`search.baseline`)."""
+    stopped = aliased(TrialRow)  # the trial a confirmation run repeats, where it did not complete
     q = (select(TrialRow.optimizer, func.count(), func.count(TrialRow.confirm_of),
                 func.count(func.distinct(TrialRow.config_key)),
                 func.count(func.distinct(TrialRow.job_id)), func.max(TrialRow.created_at),
                 # the baseline's runs as the answer reads them (`baseline_keys`), not only
                 # those its job enqueued as such
-                func.sum(case((TrialRow.config_key.in_(baseline_keys()), 1), else_=0)))
+                func.sum(case((TrialRow.config_key.in_(baseline_keys()), 1), else_=0)),
+                func.count(stopped.id))
          .join(Job, TrialRow.job_id == Job.id)
+         .outerjoin(stopped, and_(stopped.job_id == TrialRow.job_id,
+                                  stopped.number == TrialRow.confirm_of,
+                                  stopped.state != "complete"))
          .where(*_where(task_ids, budget, exclude_job), TrialRow.state == "complete",
                 TrialRow.value.is_not(None))
          .group_by(TrialRow.optimizer))
     return {str(opt): {"n_trials": n, "n_confirmation_runs": nc, "n_configurations": ncfg,
-                       "n_jobs": nj, "latest": aware(latest), "n_baseline_runs": int(nb or 0)}
-            for opt, n, nc, ncfg, nj, latest, nb in s.execute(q).all()}
+                       "n_jobs": nj, "latest": aware(latest), "n_baseline_runs": int(nb or 0),
+                       "n_second_looks": int(looks or 0)}
+            for opt, n, nc, ncfg, nj, latest, nb, looks in s.execute(q).all()}
 
 
 # How a trial ended that another cause stopped (`unfinished_families`).

@@ -602,7 +602,10 @@ function rankingRow(r, rec) {
     el("td", {}, r.expected.kind),
     el("td", {}, (r.tied_with || []).join(", ") || "-"),
     el("td", {}, r.evidence ? [count(r.evidence.n_trials, "trial") + (r.evidence.n_baseline_runs ? ` (${r.evidence.n_baseline_runs} of the untuned baseline)` : ""),
-                               count(r.evidence.n_confirmation_runs, "confirmation run"), count(r.evidence.n_jobs, "job")].join(", ")
+                               count(r.evidence.n_confirmation_runs, "confirmation run")
+                               // a second look: a run to the end of a trial the pruner stopped
+                               + (r.evidence.n_second_looks ? ` (${r.evidence.n_second_looks} a second look at a pruned trial)` : ""),
+                               count(r.evidence.n_jobs, "job")].join(", ")
       + (underTuned ? `; barely tuned (${count(r.evidence.configurations_tried, "configuration")} tried): may do better tuned` : "")
       + (byWidth ? "; tied only by its interval reaching the best leader's: not shown to be as good (more runs would tell)" : "")
       + (atCeiling ? "; the metric's best possible value on every run: this validation set cannot order it against the others there" : "")
