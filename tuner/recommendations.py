@@ -116,8 +116,8 @@ from tuner.trial import loop_note_gist
 # the families at the metric's ceiling, as a tie's does; 56: a transfer's `learned_nothing_on`,
 # and its one line counts the similar tasks where no family learned; a direct answer's one line
 # counts a tie's families that never completed a trial and names those stopped early yet
-# possibly as good.)
-ANSWER_FORMAT = 56
+# possibly as good; 57: a family's evidence counts its second looks, `n_second_looks`.)
+ANSWER_FORMAT = 57
 SOURCE_TEAM = "team history"
 # The learning-rate picture shows each family's most recent complete trials, this many.
 LR_POINTS_PER_FAMILY = 1000
