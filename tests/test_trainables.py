@@ -610,7 +610,9 @@ def test_a_trainables_runs_of_a_job_share_its_data_split(monkeypatch: pytest.Mon
     seeds = sorted(r.seed for r in result.records)
     assert seeds[0] == 3 and max(seeds) >= 1003, seeds  # search trials and confirmation runs
     assert split_seeds == [3] * len(result.records), split_seeds
-    assert result.late_notes == [] and result.summary()["notes"] == result.notes
+    # no note of the loop's (it read ctx.split_seed): only the race's, as every run ends with
+    (race,) = result.late_notes
+    assert race.startswith("confirmation: ") and result.summary()["notes"] == result.notes + [race]
 
 
 def test_a_trainable_that_never_reads_its_split_seed_is_said_to(tmp_path: Path) -> None:
