@@ -243,7 +243,8 @@ def next_round(trials: Sequence[RaceTrial], direction: str, *, top_k: int, max_s
     """The next round of confirmation runs, or ([], why the race is over). While a round's runs
     are still pending, ([], None): wait for them. First, out of the same reserve, one complete
     run of each family stopped early while level with the leader (`second_looks`, at most
-    `top_k`), unless `second_look` is off; they then race like search runs."""
+    `top_k` and a third of the reserve, looks already taken counted), unless `second_look` is
+    off; they then race like search runs."""
     cands = candidates(trials, direction, top_k)
     if not cands:
         return [], STOP_NOTHING

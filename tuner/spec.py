@@ -592,7 +592,8 @@ class SearchSpec(_Strict):
         "the race stops early once the leader is separated"))
     second_look: bool = Field(default=True, description=(
         "before the race, out of its reserved runs: one complete run of each family (at most "
-        "confirm_top_k) whose trials were all stopped early, one of them while level with the "
+        "confirm_top_k, and a third of the reserved runs) whose trials were all stopped early, "
+        "one of them while level with the "
         "leader's runs at the same epoch (the pruner judged it against the trials beside it, "
         "not against the leader); it then races like a search run"))
 
@@ -686,17 +687,18 @@ def format_validation_error(exc: Exception) -> str:
     return "\n".join(lines)
 
 
-def error_message(err: Any, root: type[BaseModel] | None = None) -> str:
+def error_message(err: Any) -> str:
     """A pydantic error's message as a job spec's author should read it. A field the spec has
     no place for names the fields its section has, and where the field is meant to go:
     `search.n_trials` read "Extra inputs are not permitted", though `budget.n_trials` is the
-    number of trials (a field put one section off is the likely slip). `root`: the model the
-    error's path starts from (JobSpec; the API's body)."""
+    number of trials (a field put one section off is the likely slip). The error's path is read
+    from the JobSpec (the API's body: its `body` part is skipped); an error of another model
+    (only the spec forbids extra fields) keeps pydantic's message."""
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err.get("type") != "extra_forbidden":
         return msg
     *path, name = [p for p in err["loc"] if p != "body"]
-    model: Any = root or JobSpec
+    model: Any = JobSpec
     for part in path:  # the section the field was put in
         field = model.model_fields.get(str(part))
         kinds = (get_args(field.annotation) or (field.annotation,)) if field else ()
