@@ -558,10 +558,22 @@ def test_ui_pages_in_a_real_browser(service: Service, browser: Any) -> None:  # 
         assert said == brief(several) and (said.endswith("leading on all: adam") == bool(splits))
     # ... and of a tie whose leaders are at the metric's ceiling, with one only by overlap
     ceiling = {**rec, "verdict": "tied", "leaders": ["adam", "nadam", "sgd"],
-               "tied_by_width": ["sgd"], "at_ceiling": ["adam", "nadam"]}
+               "tied_by_width": ["sgd"], "at_ceiling": ["adam", "nadam"], "not_ranked": []}
     said = browser.execute_script("return answerText(arguments[0])", ceiling)
     assert said == brief(ceiling) and said.endswith(
         "; 1 only by interval overlap; 2 at the metric's best possible value)"), said
+    # ... and of one whose tie leaves families unranked, one of them possibly as good, and of a
+    # transfer drawn partly from a task where nothing learned
+    stopped = {**ceiling, "at_ceiling": [], "not_ranked": [
+        {"optimizer": "rmsprop", "may_lead": True}, {"optimizer": "sgd", "may_lead": False}]}
+    said = browser.execute_script("return answerText(arguments[0])", stopped)
+    assert said == brief(stopped) and "; 2 more never completed a trial); stopped early yet " \
+        "possibly as good: rmsprop" in said, said
+    blind_source = {"method": "transfer", "ranking": [{"optimizer": "sgd"}],
+                    "learned_nothing_on": ["task 3"], "similar_tasks": [{}, {}]}
+    said = browser.execute_script("return answerText(arguments[0])", blind_source)
+    assert said == brief(blind_source) and said.endswith(
+        "; on 1 of its 2 similar tasks no family beat a model that ignores its inputs"), said
     level = {**ceiling, "verdict": "not_separated", "tied_by_width": []}
     said = browser.execute_script("return answerText(arguments[0])", level)
     assert said == brief(level) and said.startswith(
