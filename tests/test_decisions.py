@@ -18,6 +18,7 @@ from workers.decisions import (
     conclusion,
     next_step,
     on_job_row,
+    orphaned,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -258,3 +259,18 @@ def test_a_gpu_never_seen_is_allowed_twenty_times_the_waits_seen_on_others() -> 
     p.observe({"a": (0, 0, h100), "b": (1, 1, t4)}, {"a", "b"}, T0 + 900 * s)  # b's first
     assert p.limit(None, t4) == 4500 * s  # from now on, its own hardware's: 5 x 900 s
     assert p.limit(None, h100) == STALL_MIN  # unchanged: the H100's own
+
+
+def test_a_silent_trial_is_orphaned_only_when_its_worker_is_not_on_it() -> None:
+    """Running trials that never recorded a heartbeat: lost when no worker reached them, when
+    their worker is gone, or when their worker runs a later trial; left to the stall check while
+    their worker is still on them; left alone when marked by a worker that gave no task id."""
+    running = {0: "a", 1: None, 2: "b", 3: "c", 4: "c", 5: "", 6: "d"}
+    silent = {n: running[n] for n in (0, 1, 2, 3, 5)}
+    lost = orphaned(silent, running, live={"a", "c", "d"})
+    assert sorted(lost) == [1, 2, 3]
+    assert lost[1].startswith("worker lost: no worker started the trial")
+    assert lost[2].startswith("worker lost: its worker ended before")
+    assert lost[3] == ("worker lost: its worker went on to trial 4 before this trial recorded a "
+                       "heartbeat or a result")
+    assert orphaned({}, running, live=set()) == {}

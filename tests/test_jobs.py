@@ -668,11 +668,16 @@ def test_bad_specs_are_refused_before_queueing(migrated_url: str, tmp_path: Path
         assert s.scalars(select(Job)).all() == []
 
 
+@pytest.mark.parametrize("marked", [False, True], ids=["before-the-objective", "worker-gone"])
 def test_trial_orphaned_before_its_first_heartbeat_is_retried(
-        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch, marked: bool) -> None:
     """A worker killed right after Optuna created its trial leaves it RUNNING without any
-    heartbeat, which Optuna's stale check skips; the dispatcher fails and retries it."""
+    heartbeat, which Optuna's stale check skips; the dispatcher fails and retries it. So too
+    when the worker had marked the trial as its own and is gone (its process died holding the
+    interpreter before the first heartbeat, and Ray ran the task again; the write of the
+    trial's end failed and the worker ended): the job waited for that trial forever."""
     import workers.dispatcher as wd
+    from tuner.attrs import ATTR_WORKER
     from tuner.search import create_study
 
     monkeypatch.setattr(wd, "ORPHAN_MIN_AGE_S", 1.0)
@@ -681,6 +686,9 @@ def test_trial_orphaned_before_its_first_heartbeat_is_retried(
     study = create_study(JobSpec.model_validate(job.spec), "maximize",
                          optuna.storages.RDBStorage(migrated_url), job.study_name)
     orphan = study.ask()  # RUNNING, and no heartbeat was ever recorded
+    if marked:  # by a worker no longer running (its Ray task id is none of the job's workers')
+        orphan.set_user_attr(ATTR_WORKER, {"pid": 1, "host": "gone", "device": "cpu",
+                                           "hardware": "cpu", "task": "ab" * 14})
     with session_factory(migrated_url)() as s:  # the dead worker held one ticket
         get_job(s, job_id).trials_claimed = 1
         s.commit()
@@ -690,6 +698,9 @@ def test_trial_orphaned_before_its_first_heartbeat_is_retried(
     recs = assert_consistent_with_optuna(migrated_url, job_id)
     lost = next(r for r in recs if r.number == orphan.number)
     assert lost.state == "failed" and lost.stop_reason == "worker_lost"
+    assert lost.detail == ("worker lost: its worker ended before the trial recorded a heartbeat "
+                           "or a result" if marked else "worker lost: no worker started the "
+                           "trial (its worker was killed before the trial reached it)")
     retry = [t for t in study_of(migrated_url, job).trials
              if optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
              == orphan.number]

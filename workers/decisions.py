@@ -23,7 +23,7 @@ trial never holds its job forever.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
@@ -248,3 +248,32 @@ class Progress:
         return {task: (number, now - since, hardware)
                 for task, (number, _, since, hardware) in self.seen.items()
                 if now - since > self.limit(stall_s, hardware)}
+
+
+def orphaned(silent: Mapping[int, str | None], running: Mapping[int, str | None],
+             live: Collection[str]) -> dict[int, str]:
+    """Which running trials that never recorded a heartbeat have lost their worker, and why
+    (by trial number). `silent`: those trials (old enough to have beaten), each with the Ray
+    task id of the worker that marked it as its own (None: no worker marked it; "": one that
+    did not say its task, which is left alone); `running`: every running trial of the job and
+    its worker's task id alike; `live`: the task ids of the job's workers still running. A
+    trial is orphaned when no worker reached it (killed between Optuna creating it and its
+    objective), when its worker is no longer running (ended, killed, or retried by Ray after
+    its process died), or when its worker runs a later trial (the write of this one's end
+    failed and the worker went on)."""
+    newest: dict[str, int] = {}
+    for number, task in running.items():
+        if task:
+            newest[task] = max(number, newest.get(task, number))
+    lost = {}
+    for number, task in silent.items():
+        if task is None:
+            lost[number] = "worker lost: no worker started the trial (its worker was killed " \
+                "before the trial reached it)"
+        elif task and task not in live:
+            lost[number] = "worker lost: its worker ended before the trial recorded a " \
+                "heartbeat or a result"
+        elif task and newest[task] > number:
+            lost[number] = f"worker lost: its worker went on to trial {newest[task]} before " \
+                "this trial recorded a heartbeat or a result"
+    return lost

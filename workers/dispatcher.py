@@ -61,7 +61,7 @@ from tuner.store.recorder import (
     with_heartbeat,
 )
 from tuner.store.trials import first_failure, longest_epoch_wait, refresh_counters
-from tuner.trial import DATA_ERROR, SameFailure
+from tuner.trial import DATA_ERROR, WORKER_LOST, SameFailure
 from workers.decisions import (
     CANCELLED,
     SAME_FAILURE,
@@ -72,6 +72,7 @@ from workers.decisions import (
     conclusion,
     next_step,
     on_job_row,
+    orphaned,
 )
 from workers.trial_worker import WorkerConfig, provenance, remote_worker
 
@@ -183,9 +184,12 @@ def _trial_worker() -> Any:
 
 
 def _task_of(t: FrozenTrial) -> str | None:
-    """The Ray task id of the worker running trial `t` (None until the worker marks it)."""
+    """The Ray task id of the worker running trial `t` (None until the worker marks it; "" when
+    a worker marked it without saying its task)."""
+    if ATTR_WORKER not in t.user_attrs:
+        return None
     task = (t.user_attrs.get(ATTR_WORKER) or {}).get("task")
-    return str(task) if task else None
+    return str(task) if task else ""
 
 
 def _progress_count(t: FrozenTrial) -> int:
@@ -406,11 +410,12 @@ class Dispatcher:
                 log.warning("job %s: %s", job.id, alike.message())
                 stopping = Stopping(SAME_FAILURE, cfg.clock())
                 w.kill_workers()
-            with_retries(partial(self._fail_unstarted, study, w.storage, in_flight),
-                         what="fail orphaned trials")
+            live = {ref.task_id().hex() for ref in workers}
+            with_retries(partial(self._fail_orphaned, study, w.storage, w.recorder, in_flight,
+                                 live), what="fail orphaned trials")
             progress.observe({task: (t.number, _progress_count(t), _hardware_of(t))
                               for t in in_flight if (task := _task_of(t))},
-                             {ref.task_id().hex() for ref in workers}, cfg.clock())
+                             live, cfg.clock())
             stalled = progress.stalled(cfg.clock(), spec.budget.stall_s) \
                 if stopping.reason is None else {}
             if stalled:
@@ -683,33 +688,38 @@ class Dispatcher:
         in_transaction(self.sessions, lambda s: refresh_counters(s, job_id, n_running=running),
                        what="update progress")
 
-    def _fail_unstarted(self, study: optuna.Study, rdb: optuna.storages.RDBStorage,
-                        running: list[FrozenTrial]) -> None:
-        """A worker killed between Optuna creating its trial and the trial's first heartbeat
-        leaves a RUNNING trial that Optuna's stale check never sees (it skips trials without a
-        heartbeat). Such a trial has no heartbeat row and never reached the objective (no
-        `worker` attribute); after max(2 x grace period, 30 s), so that a worker merely slowed
-        by a locked database is left alone, fail and retry it like any stale trial."""
+    def _fail_orphaned(self, study: optuna.Study, rdb: optuna.storages.RDBStorage,
+                       recorder: TrialRecorder, running: list[FrozenTrial],
+                       live: set[str]) -> None:
+        """A RUNNING trial that never recorded a heartbeat is one that Optuna's stale check
+        never sees (it skips trials without one). When its worker is gone (`orphaned`: killed
+        before the trial reached the objective, ended or retried by Ray, or moved on to another
+        trial after a write of this one's end failed) nothing else would ever end it, and the
+        job would wait for it forever. After max(2 x grace period, 30 s), so that a worker
+        merely slowed by a locked database is left alone, fail it `worker_lost`, saying why,
+        and run it again like any stale trial. (A trial without a heartbeat whose worker is
+        still on it is the stall check's: it stops a worker that makes no progress.)"""
         storage = study._storage
-        handler = rdb.get_heartbeat_stale_trial_callback()
         limit = timedelta(seconds=max(2 * self.config.grace_period, ORPHAN_MIN_AGE_S))
         # Optuna's own timestamps (naive local time, written by the workers): the real clock.
         now = datetime.now()
-        candidates = [t for t in running if ATTR_WORKER not in t.user_attrs and t.datetime_start is not None
-                      and now - t.datetime_start >= limit]
-        beating = with_heartbeat(rdb, [t._trial_id for t in candidates])
-        for t in candidates:
-            if t._trial_id in beating:
-                continue  # Optuna's heartbeat check owns it
-            try:
+        old = [t for t in running if t.datetime_start is not None and now - t.datetime_start >= limit]
+        beating = with_heartbeat(rdb, [t._trial_id for t in old])
+        lost = orphaned({t.number: _task_of(t) for t in old if t._trial_id not in beating},
+                        {t.number: _task_of(t) for t in running}, live)
+        for t in old:
+            if (why := lost.get(t.number)) is None:
+                continue
+            try:  # why first: a sync records it so if the write below meets an outage
+                storage.set_trial_system_attr(t._trial_id, ATTR_ENDED_BY,
+                                              {"reason": WORKER_LOST, "detail": why})
                 storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             except Exception as exc:  # finished or failed meanwhile (a blip: retried whole)
                 if transient(exc):
                     raise
                 continue
-            log.warning("trial %d never started on its worker; failing and retrying it", t.number)
-            if handler is not None:
-                handler(study, storage.get_trial(t._trial_id))
+            log.warning("trial %d: %s; failing and retrying it", t.number, why)
+            recorder.write(storage.get_trial(t._trial_id), study=study)
 
     def _stop_stalled(self, w: _Watch, in_flight: list[FrozenTrial],
                       stalled: dict[str, tuple[int, timedelta, str]],
