@@ -19,7 +19,15 @@ from tuner.search import run_search
 from tuner.spec import JobSpec
 from tuner.store.auth import create_api_key, get_or_create_team, revoke_key, team_for_key
 from tuner.store.db import engine_for, session_factory
-from tuner.store.jobs import claim_job, create_job, get_job, request_cancel, take_ticket
+from tuner.store.jobs import (
+    aware,
+    claim_job,
+    create_job,
+    finish_job,
+    get_job,
+    request_cancel,
+    take_ticket,
+)
 from tuner.store.migrate import VERSION_TABLE, include_object, upgrade
 from tuner.store.models import Job, TrialRow, TrialStep, metadata, utcnow
 from tuner.store.recorder import TrialRecorder
@@ -306,6 +314,8 @@ def test_concurrent_claims_never_share_a_job(migrated_url: str) -> None:
                 try:
                     with sessions() as s:
                         job = claim_job(s, f"d{i}", lease_s=60)
+                        if job is not None:  # run (a dispatcher claims again once it is done)
+                            finish_job(s, job.id, "completed", None)
                     break
                 except Exception:
                     time.sleep(0.05)
@@ -337,6 +347,26 @@ def test_expired_lease_is_reclaimed_and_tickets_bound_the_budget(migrated_url: s
         assert [take_ticket(s, job_id) for _ in range(4)] == [True, True, True, False]
         request_cancel(s, job_id)
         assert get_job(s, job_id).cancel_requested
+
+
+def test_a_claim_whose_reply_was_lost_is_claimed_again_by_its_dispatcher(
+        migrated_url: str) -> None:
+    """A claim that committed while the connection dropped before its reply is retried whole
+    (`with_retries`); the retry takes that job again: it found nothing to claim, and the job sat
+    leased to a dispatcher that never watched it (a `--once` dispatcher then quit, the job left
+    `running` until its lease ran out). Another dispatcher still cannot take it."""
+    (job_id,) = _queue(migrated_url)
+    sessions = session_factory(migrated_url)
+    t0 = utcnow()
+    with sessions() as s:
+        assert claim_job(s, "d1", lease_s=60, now=t0) is not None  # the reply that was lost
+    with sessions() as s:
+        assert claim_job(s, "d2", lease_s=60, now=t0 + timedelta(seconds=1)) is None
+        job = claim_job(s, "d1", lease_s=60, now=t0 + timedelta(seconds=1))
+        assert job is not None and (job.id, job.claimed_by, job.status) == (job_id, "d1",
+                                                                            "running")
+        assert aware(job.lease_until) == t0 + timedelta(seconds=61)  # the lease from now
+        assert aware(job.started_at) == t0  # started when first claimed
 
 
 def _real_trial() -> optuna.trial.FrozenTrial:

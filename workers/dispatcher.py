@@ -256,7 +256,7 @@ class Dispatcher:
         """Claim and run jobs until stopped; `once`: until no job is left to claim."""
         from tuner.store.migrate import require_migrated
 
-        require_migrated(self.config.db_url)
+        with_retries(lambda: require_migrated(self.config.db_url), what="check the schema")
         ensure_ray(self.config.ray_address, self.config.num_cpus)
         while not self.stop_event.is_set():
             job = self._claim()
@@ -298,10 +298,12 @@ class Dispatcher:
                                               job.task.metric, team)
         mlflow_log.prepare(mlflow_target)
         recorder = TrialRecorder(self.config.db_url, job.id, mlflow_log.hook(mlflow_target))
-        storage = optuna_storage(self.config.db_url,
-                                 heartbeat_interval=self.config.heartbeat_interval,
-                                 grace_period=self.config.grace_period,
-                                 stale_trial_callback=StaleTrialHandler(recorder))
+        # It reads Optuna's schema version: a blip is waited out, not a crash of the job's
+        # watch (three of which fail the job).
+        storage = with_retries(lambda: optuna_storage(
+            self.config.db_url, heartbeat_interval=self.config.heartbeat_interval,
+            grace_period=self.config.grace_period,
+            stale_trial_callback=StaleTrialHandler(recorder)), what="open Optuna's storage")
         try:
             self._run_job(job, team, recorder, storage)
         finally:
@@ -461,7 +463,8 @@ class Dispatcher:
                 return
 
         w.recorder.sync(study)
-        if late := trial_notes(spec, study):  # what its trials showed, beside its notes
+        # what its trials showed, beside its notes
+        if late := with_retries(lambda: trial_notes(spec, study), what="read the study"):
             in_transaction(self.sessions, lambda s: add_notes(s, job.id, late),
                            what="add to the job's notes")
         self._conclude(job.id, stopping.reason, worker_errors,

@@ -157,26 +157,31 @@ def job_spec(job: Job) -> JobSpec:
     return JobSpec.model_validate(job.spec)
 
 
-def _claimable(now: datetime) -> Any:
+def _claimable(now: datetime, owner: str) -> Any:
     return or_(Job.status == "queued",
                and_(Job.status == "running", or_(Job.lease_until.is_(None),
-                                                 Job.lease_until < now)))
+                                                 Job.lease_until < now,
+                                                 Job.claimed_by == owner)))
 
 
 def claim_job(s: Session, owner: str, lease_s: float, *,
               now: datetime | None = None) -> Job | None:
     """Take the oldest queued job, or a running one whose dispatcher's lease ran out (`now`:
-    the dispatcher's clock). PostgreSQL: FOR UPDATE SKIP LOCKED, so dispatchers never wait on or
-    take the same job; SQLite: the conditional UPDATE decides (one writer at a time)."""
+    the dispatcher's clock), or one leased to `owner` itself: a dispatcher claims only while it
+    watches no job, so such a job is one whose claim committed while the reply was lost (a
+    dropped connection; `with_retries` claims again), which would otherwise sit leased to a
+    dispatcher that never watched it until the lease ran out. PostgreSQL: FOR UPDATE SKIP
+    LOCKED, so dispatchers never wait on or take the same job; SQLite: the conditional UPDATE
+    decides (one writer at a time)."""
     now = now or utcnow()
-    q = select(Job.id).where(_claimable(now)).order_by(Job.created_at).limit(1)
+    q = select(Job.id).where(_claimable(now, owner)).order_by(Job.created_at).limit(1)
     if s.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     job_id = s.scalar(q)
     if job_id is None:
         s.rollback()
         return None
-    res = s.execute(update(Job).where(Job.id == job_id, _claimable(now)).values(
+    res = s.execute(update(Job).where(Job.id == job_id, _claimable(now, owner)).values(
         status="running", claimed_by=owner, lease_until=now + timedelta(seconds=lease_s),
         started_at=func.coalesce(Job.started_at, now), updated_at=now))
     if res.rowcount != 1:  # type: ignore[attr-defined]

@@ -196,7 +196,10 @@ class TrialRecorder:
                               what="read recorded trials")
         now = datetime.now()  # Optuna's times are the failing process's local clock
         n = 0
-        for t in study.get_trials(deepcopy=False) if trials is None else trials:
+        if trials is None:
+            trials = with_retries(lambda: study.get_trials(deepcopy=False),
+                                  what="read the study")
+        for t in trials:
             if t.state.is_finished() and t.number not in have \
                     and not (settle_s and _settling(t, now, settle_s)):
                 n += self.write(t, study=study)
