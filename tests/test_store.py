@@ -755,6 +755,41 @@ def test_a_trial_failed_with_no_record_is_lost_and_run_again_once_whoever_record
     assert retried == [handled.number, unhandled.number]  # each once; the cancelled one not
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask(), here
+def test_a_failed_trial_is_run_again_once_however_often_asked(migrated_url: str) -> None:
+    """`run_again` retried after its enqueue landed with the reply lost (a dropped connection)
+    enqueues nothing more; a retry that fails is run again in its turn, its history growing by
+    one each time (Optuna's callback appended to the failed trial's own list, so a trial read
+    from the cache grew there on every call), up to the limit of three."""
+    from optuna.trial import TrialState
+
+    from tuner.store.recorder import optuna_storage, run_again
+
+    study = optuna.create_study(storage=optuna_storage(migrated_url), study_name="again")
+    first = study.ask()
+    study._storage.set_trial_state_values(first._trial_id, TrialState.FAIL)
+    failed = study._storage.get_trial(first._trial_id)
+    run_again(study, failed)
+    run_again(study, failed)  # the reply of the first was lost: asked again
+    (retry,) = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert retry.system_attrs["retry_history"] == [first.number]
+    assert failed.system_attrs.get("retry_history") is None  # the failed trial's own untouched
+    chain = [first.number]
+    for _ in range(3):
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not waiting:
+            break
+        run = study.ask()  # takes the waiting retry
+        assert run.number == waiting[0].number
+        study._storage.set_trial_state_values(run._trial_id, TrialState.FAIL)
+        again = study._storage.get_trial(run._trial_id)
+        run_again(study, again)
+        run_again(study, again)
+        chain.append(run.number)
+        assert again.system_attrs["retry_history"] == chain[:-1]
+    assert len(chain) == 4 and not study.get_trials(states=(TrialState.WAITING,))  # 3 retries
+
+
 def test_a_trial_heartbeat_outlives_a_dropped_connection(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Optuna's heartbeat thread writes in a bare loop: a beat that met a dropped connection

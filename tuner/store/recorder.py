@@ -46,9 +46,17 @@ RUN_ATTRS = (ATTR_RECORD, ATTR_WORKER, ATTR_BEATS)
 
 def run_again(study: optuna.Study, t: FrozenTrial) -> None:
     """Enqueue failed trial `t` once more (Optuna's retry: at most `max_retry` times, and the
-    retry says which trial it repeats), without what its run wrote about itself."""
+    retry says which trial it repeats), without what its run wrote about itself. Once: a call
+    retried after its enqueue landed with the reply lost (`with_retries`) finds the retry in
+    the study and enqueues nothing more (it enqueued a second run of the configuration)."""
+    if any(o.number != t.number and (o.system_attrs.get("retry_history") or [None])[-1]
+           == t.number for o in study.get_trials(deepcopy=False)):
+        return
     fresh = copy.copy(t)
     fresh.user_attrs = {k: v for k, v in t.user_attrs.items() if k not in RUN_ATTRS}
+    # Optuna's callback appends to the failed trial's own `retry_history` list: on a trial read
+    # from the cached storage that grew the cache's copy, each call a step nearer `max_retry`.
+    fresh.system_attrs = copy.deepcopy(t.system_attrs)
     _RETRY(study, fresh)
 
 
