@@ -85,6 +85,12 @@ RECORD_SETTLE_S = 10.0
 # A job whose watch crashes the dispatcher this many times (not a database blip: those are
 # retried) ends failed; before that it is handed back and claimed again.
 MAX_JOB_CRASHES = 3
+# The longest wait between two tries of a dispatcher whose database is down.
+OUTAGE_WAIT_MAX_S = 60.0
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _owner() -> str:
@@ -258,8 +264,17 @@ class Dispatcher:
 
         with_retries(lambda: require_migrated(self.config.db_url), what="check the schema")
         ensure_ray(self.config.ray_address, self.config.num_cpus)
+        outage = 0  # claims in a row that met the database down, past their retries
         while not self.stop_event.is_set():
-            job = self._claim()
+            try:
+                job = self._claim()
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                outage += 1
+                self._wait_out(outage, exc)
+                continue
+            outage = 0
             if job is None:
                 if once:
                     break
@@ -271,6 +286,20 @@ class Dispatcher:
             try:
                 self.run_job(job)  # disposes the job's Optuna storage when it returns
             except Exception as exc:  # never leave a job running without an owner
+                if transient(exc):
+                    # The database, past its retries: not the job's fault, never counted
+                    # against it. Hand it back (or, the database still down, claim it again
+                    # once it is back: a job leased to us is ours to claim) and wait.
+                    log.warning("job %s: the database failed under its watch (%s); handing it "
+                                "back", job.id, _first_line(exc))
+                    try:
+                        self._release(job.id)
+                    except Exception as again:
+                        if not transient(again):
+                            raise
+                    outage += 1
+                    self._wait_out(outage, exc)
+                    continue
                 n = self.crashes[job.id] = self.crashes.get(job.id, 0) + 1
                 log.exception("job %s crashed the dispatcher loop (%d of %d)", job.id, n,
                               MAX_JOB_CRASHES)
@@ -280,9 +309,25 @@ class Dispatcher:
                 else:  # hand it back (its workers were killed): claimed again, resumed
                     self._release(job.id)
         if self.stop_event.is_set():
-            in_transaction(self.sessions, lambda s: release_leases(s, self.config.owner),
-                           what="hand the leases back")
+            try:
+                in_transaction(self.sessions, lambda s: release_leases(s, self.config.owner),
+                               what="hand the leases back")
+            except Exception as exc:  # the database down: the leases run out on their own
+                if not transient(exc):
+                    raise
+                log.warning("could not hand the jobs back (%s); their leases run out in %.0f s",
+                            _first_line(exc), self.config.lease_s)
         return self.jobs_run
+
+    def _wait_out(self, outage: int, exc: BaseException) -> None:
+        """The database is down past `with_retries`' attempts (the `outage`-th time in a row):
+        wait, backing off to a minute, and go on. (The loop ended there: a `tuner dispatcher`
+        exited, and `tuner serve`'s dispatcher thread died while its API went on taking jobs
+        that nothing would run.)"""
+        wait = min(self.config.poll_s * 2 ** outage, OUTAGE_WAIT_MAX_S)
+        log.warning("the database cannot be reached (%s); trying again in %.0f s",
+                    _first_line(exc), wait)
+        self.stop_event.wait(wait)
 
     def _claim(self) -> Job | None:
         cfg = self.config
