@@ -103,7 +103,8 @@ def next_step(stopping: Stopping, *, workers: int, running: int, worker_errors: 
     launches when budget or a confirmation round is left, else concludes), or end the job.
 
     A RUNNING trial without a live worker belongs to a dead worker: wait until its heartbeat goes
-    stale and Optuna fails (and retries) it. A job stopped for its data (`DATA_ERROR`: a trial
+    stale and Optuna fails (and retries) it, or, one that never recorded a heartbeat, until the
+    dispatcher finds it `orphaned` and does the same. A job stopped for its data (`DATA_ERROR`: a trial
     could not read the task's files, which every trial reads) ends as a cancelled one does, and
     so do one whose workers never started (`UNSCHEDULABLE`) and one whose trials failed the same
     way (`SAME_FAILURE`)."""
