@@ -790,6 +790,50 @@ def test_a_failed_trial_is_run_again_once_however_often_asked(migrated_url: str)
     assert len(chain) == 4 and not study.get_trials(states=(TrialState.WAITING,))  # 3 retries
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")  # ask(), here
+def test_a_lost_trial_whose_records_reply_was_lost_is_still_run_again(
+        migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit of a lost trial's record lands and its reply is lost (the connection drops):
+    the write is retried, finds the row and took it for another recorder's, so the trial was
+    never run again (its ticket given back, a fresh sample ran instead). Now the recorder
+    knows the row for its own and enqueues the retry, once."""
+    from optuna.trial import TrialState
+    from sqlalchemy.exc import OperationalError
+
+    import tuner.store.recorder as recorder_module
+    from tuner.store.recorder import optuna_storage
+
+    (job_id,) = _queue(migrated_url)
+    study = optuna.create_study(storage=optuna_storage(migrated_url), study_name="lost-reply")
+    lost = study.ask()
+    study._storage.set_trial_state_values(lost._trial_id, TrialState.FAIL)  # no record: lost
+    real, replies = recorder_module.record_trial, []
+
+    def reply_lost_once(s: Any, job: str, rec: Any) -> bool:
+        wrote = real(s, job, rec)  # committed
+        if not replies:
+            replies.append("lost")
+            raise OperationalError("COMMIT", {}, Exception(
+                "terminating connection due to administrator command"))
+        return wrote
+
+    monkeypatch.setattr(recorder_module, "record_trial", reply_lost_once)
+    recorded: list[int] = []
+    rec = TrialRecorder(migrated_url, job_id, on_recorded=lambda r: recorded.append(r.number))
+    assert rec.write(study._storage.get_trial(lost._trial_id), study=study) is True
+    assert replies == ["lost"] and recorded == [lost.number]
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == \
+        lost.number
+    with session_factory(migrated_url)() as s:
+        assert [(r.number, r.stop_reason) for r in s.scalars(select(TrialRow))] == \
+            [(lost.number, "worker_lost")]
+    # Another recorder coming later (the heartbeat check's handler) does nothing more.
+    assert TrialRecorder(migrated_url, job_id).write(
+        study._storage.get_trial(lost._trial_id), study=study) is False
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+
+
 def test_a_trial_heartbeat_outlives_a_dropped_connection(
         migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Optuna's heartbeat thread writes in a bare loop: a beat that met a dropped connection

@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session
 
 from tuner.attrs import ATTR_BEATS, ATTR_ENDED_BY, ATTR_RECORD, ATTR_WORKER
 from tuner.results import trial_record
@@ -24,7 +25,7 @@ from tuner.store.db import (
     transient,
     with_retries,
 )
-from tuner.store.trials import out_of_memory_before, record_trial, recorded_numbers
+from tuner.store.trials import out_of_memory_before, record_trial, recorded_as, recorded_numbers
 from tuner.trial import DATA_ERROR, DB_ERROR, OUT_OF_MEMORY, WORKER_LOST, TrialRecord
 
 with warnings.catch_warnings():  # "experimental since 2.8": every dispatcher's start said so
@@ -179,8 +180,23 @@ class TrialRecorder:
             again = first is None
             if first is not None:
                 rec.detail = f"{rec.detail}; {OUT_OF_MEMORY_AGAIN.format(first=first)}"
-        new = in_transaction(self.sessions, lambda s: record_trial(s, self.job_id, rec),
+        attempts: list[None] = []
+
+        def record(s: Session) -> bool:
+            attempts.append(None)
+            return record_trial(s, self.job_id, rec)
+
+        new = in_transaction(self.sessions, record,
                              what=f"record trial {t.number} of job {self.job_id}")
+        if not new and len(attempts) > 1:
+            # An attempt met the database and the next found the row written: most likely our
+            # own commit, its reply lost (the row says what we wrote), and then the retry and
+            # the hook are ours to do (they were never done: the trial was not run again).
+            # Another recorder's row written at that very moment is done by it as well: the
+            # retry's enqueue looks for one already there (the hook may then run twice).
+            new = in_transaction(self.sessions, lambda s: recorded_as(
+                s, self.job_id, rec.number), what="read a trial's record") == (
+                    rec.state, rec.stop_reason)
         if new and study is not None and again:
             with_retries(lambda: run_again(study, t), what=f"enqueue trial {t.number} again")
         if new and self.on_recorded is not None:

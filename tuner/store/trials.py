@@ -132,6 +132,13 @@ def recorded_numbers(s: Session, job_id: str) -> set[int]:
     return set(s.scalars(select(TrialRow.number).where(TrialRow.job_id == job_id)))
 
 
+def recorded_as(s: Session, job_id: str, number: int) -> tuple[str, str | None] | None:
+    """How trial `number` of the job was recorded (its state and stop reason); None if not."""
+    row = s.execute(select(TrialRow.state, TrialRow.stop_reason).where(
+        TrialRow.job_id == job_id, TrialRow.number == number)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def refresh_counters(s: Session, job_id: str, n_running: int | None = None) -> None:
     """Recompute the job's progress from its trial rows (never incremented blindly, so a retried
     write cannot count twice). Does not commit."""
