@@ -58,7 +58,7 @@ def user_errors() -> Iterator[None]:
 
     from tuner.errors import NotFound, TunerError
     from tuner.spec import format_validation_error
-    from tuner.store.db import transient
+    from tuner.store.db import first_line, transient
 
     try:
         yield
@@ -88,12 +88,6 @@ def user_errors() -> Iterator[None]:
     except (TunerError, ValueError) as exc:
         err.print(f"[red]error:[/red] {esc(str(exc))}", highlight=False, markup=True)
         raise typer.Exit(1 if isinstance(exc, NotFound) else 2) from None
-
-
-def first_line(exc: Exception) -> str:
-    """The first line of what the database driver said (SQLAlchemy adds its SQL and a link)."""
-    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def csv_list(value: str | None) -> list[str] | None:

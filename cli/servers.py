@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DbUrl, err, esc, first_line, resolve_db_url, user_errors
+from cli.common import DbUrl, err, esc, resolve_db_url, user_errors
 
 
 def dispatcher(
@@ -66,7 +66,7 @@ def api_server(host: Annotated[str, typer.Option()] = "127.0.0.1",
     from sqlalchemy.exc import DBAPIError
 
     from api.app import create_app
-    from tuner.store.db import transient
+    from tuner.store.db import first_line, transient
     from tuner.store.migrate import require_migrated
 
     url = resolve_db_url(database_url)

@@ -253,8 +253,9 @@ class Progress:
 
 def orphaned(silent: Mapping[int, str | None], running: Mapping[int, str | None],
              live: Collection[str]) -> dict[int, str]:
-    """Which running trials that never recorded a heartbeat have lost their worker, and why
-    (by trial number). `silent`: those trials (old enough to have beaten), each with the Ray
+    """Which of these running trials have lost their worker, and why (by trial number): those
+    that never recorded a heartbeat are then orphans (the dispatcher reads the heartbeats of
+    these only). `silent`: the trials to judge (old enough to have beaten), each with the Ray
     task id of the worker that marked it as its own (None: no worker marked it; "": one that
     did not say its task, which is left alone); `running`: every running trial of the job and
     its worker's task id alike; `live`: the task ids of the job's workers still running. A

@@ -36,7 +36,13 @@ from tuner.search import (
 )
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
-from tuner.store.db import in_transaction, session_factory, transient, with_retries
+from tuner.store.db import (
+    first_line,
+    in_transaction,
+    session_factory,
+    transient,
+    with_retries,
+)
 from tuner.store.jobs import (
     add_notes,
     aware,
@@ -87,10 +93,6 @@ RECORD_SETTLE_S = 10.0
 MAX_JOB_CRASHES = 3
 # The longest wait between two tries of a dispatcher whose database is down.
 OUTAGE_WAIT_MAX_S = 60.0
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _owner() -> str:
@@ -291,7 +293,7 @@ class Dispatcher:
                     # against it. Hand it back (or, the database still down, claim it again
                     # once it is back: a job leased to us is ours to claim) and wait.
                     log.warning("job %s: the database failed under its watch (%s); handing it "
-                                "back", job.id, _first_line(exc))
+                                "back", job.id, first_line(exc))
                     try:
                         self._release(job.id)
                     except Exception as again:
@@ -316,7 +318,7 @@ class Dispatcher:
                 if not transient(exc):
                     raise
                 log.warning("could not hand the jobs back (%s); their leases run out in %.0f s",
-                            _first_line(exc), self.config.lease_s)
+                            first_line(exc), self.config.lease_s)
         return self.jobs_run
 
     def _wait_out(self, outage: int, exc: BaseException) -> None:
@@ -326,7 +328,7 @@ class Dispatcher:
         that nothing would run.)"""
         wait = min(self.config.poll_s * 2 ** outage, OUTAGE_WAIT_MAX_S)
         log.warning("the database cannot be reached (%s); trying again in %.0f s",
-                    _first_line(exc), wait)
+                    first_line(exc), wait)
         self.stop_event.wait(wait)
 
     def _claim(self) -> Job | None:
@@ -752,12 +754,14 @@ class Dispatcher:
         # Optuna's own timestamps (naive local time, written by the workers): the real clock.
         now = datetime.now()
         old = [t for t in running if t.datetime_start is not None and now - t.datetime_start >= limit]
-        beating = with_heartbeat(rdb, [t._trial_id for t in old])
-        lost = orphaned({t.number: _task_of(t) for t in old if t._trial_id not in beating},
+        # Whose worker is gone first, from what the tick read; the heartbeat table only for those
+        # (a running job's trials are past the limit most ticks, their workers on them).
+        lost = orphaned({t.number: _task_of(t) for t in old},
                         {t.number: _task_of(t) for t in running}, live)
+        beating = with_heartbeat(rdb, [t._trial_id for t in old if t.number in lost])
         for t in old:
-            if (why := lost.get(t.number)) is None:
-                continue
+            if (why := lost.get(t.number)) is None or t._trial_id in beating:
+                continue  # its worker is on it, or Optuna's heartbeat check owns it
             try:  # why first: a sync records it so if the write below meets an outage
                 storage.set_trial_system_attr(t._trial_id, ATTR_ENDED_BY,
                                               {"reason": WORKER_LOST, "detail": why})

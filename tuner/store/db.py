@@ -157,6 +157,12 @@ def schema_missing(exc: BaseException) -> bool:
     return False
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of what the database driver said (SQLAlchemy adds its SQL and a link)."""
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def transient(exc: BaseException) -> bool:
     """A database error worth retrying: connection lost, refused or reset by the server, database
     locked, a serialization failure; also when wrapped (Optuna raises `StorageInternalError`
