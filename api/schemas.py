@@ -77,8 +77,25 @@ class TrialSummary(TrialRecord):
     steps: list[StepRecord] = Field(default_factory=list, exclude=True)
 
 
+class Waiting(BaseModel):
+    """Why a job is not running, while it is not: queued, or let go by its dispatcher."""
+
+    ahead: int = Field(description="jobs that are claimed before it (one queue serves every team)")
+    dispatchers: dict[str, int] = Field(description=(
+        "dispatchers `running` now (each said so within the last 90 s) and how many of them "
+        "are `busy` with a job (each runs one at a time)"))
+    last_dispatcher: dict[str, Any] | None = Field(description=(
+        "the dispatcher heard from last: its `state` (running, stopped, crashed, or gone: "
+        "unheard from for 90 s without saying it ended), `seen_at`, and the `error` it crashed "
+        "on; null when none has ever run on this database"))
+    note: str = Field(description="all that in words, with what to do")
+
+
 class JobPublic(JobBrief):
     study_name: str
+    waiting: Waiting | None = Field(default=None, description=(
+        "why the job is not running, while it is queued (or its dispatcher let it go); null "
+        "once a dispatcher runs it, and after it ended"))
     best: TrialSummary | None = Field(description="the best complete trial (without its steps)")
     by_optimizer: list[FamilyCounts]
     spec: dict[str, Any]

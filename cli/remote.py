@@ -166,9 +166,15 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
                   TimeElapsedColumn(), TextColumn("{task.description}"), console=err) as bar:
         task = bar.add_task("", total=job["progress"]["n_trials"], status=job["status"])
         said = list(job.get("notes") or [])
+        waiting = None
 
         def update(ev: dict[str, Any]) -> None:
-            nonlocal said
+            nonlocal said, waiting
+            note = (ev.get("waiting") or {}).get("note")
+            if note and note != waiting:  # why it is not running: said again when that changes
+                bar.console.print(f"[yellow]waiting:[/yellow] {esc(note)}", highlight=False,
+                                  markup=True)
+            waiting = note
             if ev.get("notes") and ev["notes"] != said:  # the job's start ordered its sweep
                 for note in ev["notes"]:
                     if note not in said:

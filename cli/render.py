@@ -143,6 +143,9 @@ def print_job(summary: dict[str, Any]) -> None:
     p, t = summary["progress"], summary["task"]
     out.print(f"[bold]job {summary['id']}[/bold]  {summary['status']}"
               + (f"  ({esc(summary['error'])})" if summary["error"] else ""), markup=True)
+    if summary.get("waiting"):  # why it is not running: no dispatcher, or all busy
+        out.print(f"[yellow]waiting:[/yellow] {esc(summary['waiting']['note'])}", markup=True,
+                  highlight=False)
     model, dataset = task_refs(t)
     out.print(f"task: {model} on {dataset}, {t['metric']} ({t['direction']})")
     reasons = summary.get("failed_reasons") or {}

@@ -6,11 +6,14 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import DbUrl, err, esc, resolve_db_url, user_errors
+
+if TYPE_CHECKING:
+    from workers.dispatcher import Dispatcher
 
 
 def dispatcher(
@@ -133,6 +136,32 @@ def _local_key(db_url: str, server_url: str) -> tuple[str, Path, bool]:
     return key, save_credentials(server_url, key), True
 
 
+# `tuner serve`'s dispatcher, ended by an error, starts again after this long, doubling to a
+# minute while it keeps ending.
+RESTART_WAIT_S = (5.0, 60.0)
+
+
+def _supervised(d: Dispatcher) -> None:
+    """Run `tuner serve`'s dispatcher `d` until it is stopped, starting it again whenever it
+    ends on an error: its thread died silently before, while the API went on taking jobs that
+    nothing would run. (Each end is logged with its traceback, and said in the database, so a
+    queued job's page says why it waits; `tuner dispatcher` exits instead, for whatever
+    supervises it to start again.)"""
+    import logging
+
+    log = logging.getLogger("tuner.serve")
+    wait, most = RESTART_WAIT_S
+    while not d.stop_event.is_set():
+        try:
+            d.run()
+            return
+        except Exception:
+            log.exception("the dispatcher ended on an error; it starts again in %.0f s (the API "
+                          "goes on taking jobs meanwhile)", wait)
+        d.stop_event.wait(wait)
+        wait = min(wait * 2, most)
+
+
 def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8000, database_url: DbUrl = None,
           num_cpus: Annotated[int | None, typer.Option(help="CPUs for the local Ray.")] = None,
@@ -160,7 +189,7 @@ def serve(host: Annotated[str, typer.Option()] = "127.0.0.1",
               f"(the tuner CLI reads it; or export TUNER_API_KEY)")
     ensure_ray(None, num_cpus)
     d = Dispatcher(DispatcherConfig.from_settings(url, num_cpus=num_cpus))
-    thread = threading.Thread(target=d.run, name="dispatcher", daemon=True)
+    thread = threading.Thread(target=_supervised, args=(d,), name="dispatcher", daemon=True)
     thread.start()
     err.print(f"serving {server_url}: the pages at {server_url}/ui (they ask for the API key), "
               f"the API's docs at {server_url}/docs; Ctrl-C to stop", highlight=False)

@@ -614,7 +614,7 @@ def test_cli_db_upgrade_job_create_dispatch_show(db_url: str, ray_session: str,
                                                  tmp_path: Path) -> None:
     env = {**os.environ, "TUNER_DATABASE_URL": db_url, "RAY_ADDRESS": ray_session,
            "TUNER_POLL_S": "0.3"}
-    assert "revision 0015" in _cli(["db", "upgrade"], env).stdout  # the newest migration
+    assert "revision 0016" in _cli(["db", "upgrade"], env).stdout  # the newest migration
     spec = tmp_path / "job.yaml"
     spec.write_text("task: {model: {name: linear}, dataset: {name: wine}}\n"
                     "training: {epochs: 3}\nbudget: {n_trials: 5, parallelism: 2}\n"

@@ -63,9 +63,10 @@ def test_migrations_match_models_and_leave_optuna_alone(db_url: str) -> None:
         tables = set(inspect(conn).get_table_names())
         assert {"tuner_jobs", "tuner_trials", "tuner_trial_steps", "tuner_tasks", "tuner_teams",
                 "tuner_api_keys", "tuner_recommendation_cache", "tuner_alembic_version", "trials",
+                "tuner_dispatchers",
                 "studies",
                 "alembic_version"} <= tables
-        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0015"
+        assert conn.execute(text("select version_num from tuner_alembic_version")).scalar() == "0016"
     assert optuna.load_study(study_name="other", storage=db_url).study_name == "other"
 
 

@@ -794,6 +794,16 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
         _set_key(browser, url, key)
         _open(browser, f"{url}/ui/jobs/{job_id}")
         assert browser.execute_script(status) == "queued"  # no dispatcher: it stays queued
+        # It says why it waits, and says it again when that changes (a dispatcher started).
+        waiting = "const w = document.getElementById('job-waiting'); return w && w.textContent"
+        assert browser.execute_script(waiting).startswith(
+            "No dispatcher has ever run on this database. Start one (`tuner dispatcher`")
+        from tuner.store.dispatchers import dispatcher_seen
+
+        with session_factory(migrated_url)() as s:
+            dispatcher_seen(s, "host:1:ui")
+        _until(browser, waiting, "1 dispatcher is running, 1 of them free: it is claimed "
+               "within seconds.", "the waiting job's page after a dispatcher started")
         notes = "return [...document.querySelectorAll('#job-head .notes li')].map(li => " \
                 "li.textContent)"
         assert "planned at submit" in browser.execute_script(notes)[0]
@@ -817,6 +827,7 @@ def test_a_job_page_follows_its_job_through_a_restart_of_the_service(
             time.sleep(0.2)
         _open(browser, f"{url}/ui/jobs/{job_id}")  # the reload the end event made
         assert browser.find_element("id", "error").get_attribute("hidden")
+        assert browser.execute_script(waiting) is None  # an ended job waits for nothing
 
 
 def _until(driver: Any, script: str, want: Any, what: str, timeout: float = 30.0) -> None:

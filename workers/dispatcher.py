@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,9 +41,11 @@ from tuner.store.db import (
     first_line,
     in_transaction,
     session_factory,
+    transaction,
     transient,
     with_retries,
 )
+from tuner.store.dispatchers import SEEN_EVERY_S, dispatcher_ended, dispatcher_seen
 from tuner.store.jobs import (
     add_notes,
     aware,
@@ -258,6 +261,7 @@ class Dispatcher:
         self.stop_event = threading.Event()
         self.jobs_run: list[str] = []
         self.crashes: dict[str, int] = {}
+        self._seen_next = 0.0  # when `_seen` next writes (monotonic)
 
     # main loop ------------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> list[str]:
@@ -265,10 +269,24 @@ class Dispatcher:
         from tuner.store.migrate import require_migrated
 
         with_retries(lambda: require_migrated(self.config.db_url), what="check the schema")
-        ensure_ray(self.config.ray_address, self.config.num_cpus)
+        self._seen(now=True)
+        try:
+            ensure_ray(self.config.ray_address, self.config.num_cpus)
+            self._loop(once)
+        except Exception as exc:
+            self._ended(f"{type(exc).__name__}: {first_line(exc)}")
+            raise
+        except BaseException:  # Ctrl-C, or the process exiting
+            self._ended(None)
+            raise
+        self._ended(None)
+        return self.jobs_run
+
+    def _loop(self, once: bool) -> None:
         outage = 0  # claims in a row that met the database down, past their retries
         while not self.stop_event.is_set():
             try:
+                self._seen()
                 job = self._claim()
             except Exception as exc:
                 if not transient(exc):
@@ -319,7 +337,29 @@ class Dispatcher:
                     raise
                 log.warning("could not hand the jobs back (%s); their leases run out in %.0f s",
                             first_line(exc), self.config.lease_s)
-        return self.jobs_run
+
+    def _seen(self, *, now: bool = False) -> None:
+        """Say that this dispatcher runs (`tuner.store.dispatchers`: what a queued job's
+        submitter is told), at most every `SEEN_EVERY_S` unless `now`. Never raises and never
+        retries: a dispatcher that cannot say so goes on with its work (the database down is
+        met, and waited out, by what it does next)."""
+        if not now and time.monotonic() < self._seen_next:
+            return
+        self._seen_next = time.monotonic() + SEEN_EVERY_S
+        try:
+            with transaction(self.sessions) as s:
+                dispatcher_seen(s, self.config.owner, self.config.clock())
+        except Exception as exc:
+            log.debug("could not say this dispatcher runs: %s", first_line(exc))
+
+    def _ended(self, error: str | None) -> None:
+        """Say that this dispatcher has stopped, or crashed on `error` (once; never raises)."""
+        try:
+            with transaction(self.sessions) as s:
+                dispatcher_ended(s, self.config.owner, error, self.config.clock())
+        except Exception as exc:
+            log.warning("could not say this dispatcher %s: %s",
+                        "crashed" if error else "stopped", first_line(exc))
 
     def _wait_out(self, outage: int, exc: BaseException) -> None:
         """The database is down past `with_retries`' attempts (the `outage`-th time in a row):
@@ -422,6 +462,7 @@ class Dispatcher:
         self._launch(w)
         while True:
             lease_held = self._renew(job.id)
+            self._seen()
             current = self._job(job.id) if lease_held else None
             d = on_job_row(stopping, lease_held=lease_held,
                            final=current is not None and current.status in FINAL_STATUSES,

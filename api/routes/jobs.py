@@ -22,6 +22,7 @@ from tuner.exports import TABLE_LIMIT, trials_table
 from tuner.figures import figures_of
 from tuner.spec import INT64_MAX, JobSpec
 from tuner.store.db import transient
+from tuner.store.dispatchers import job_waiting
 from tuner.store.jobs import create_job, get_job, job_brief, job_for_key, job_summary, request_cancel
 from tuner.store.models import FINAL_STATUSES, ID_MAX, JOB_STATUSES, TRIAL_STATES, Job
 from tuner.store.queries import count_trials, list_jobs
@@ -180,13 +181,15 @@ def read_figures(job: TeamJob, session: SessionDep) -> dict[str, Any]:
         job.task.metric, job.task.direction)}
 
 
-def _event_id(status: str, progress: dict[str, Any], notes: list[str]) -> str:
+def _event_id(status: str, progress: dict[str, Any], notes: list[str],
+              waiting: dict[str, Any] | None = None) -> str:
     """What a progress event says, as its SSE id: a client that reconnects with this id as
     `Last-Event-ID` is sent nothing until the job has moved on. The notes count too (by a
     checksum): the job's start rewrites them, and a follower hears it then. So do failed
     trials, which are not `done` (their tickets go back to the budget): a trial that failed
-    was heard of only with the next one to finish, and a job page drew it no sooner."""
-    said = zlib.crc32(json.dumps(notes).encode())
+    was heard of only with the next one to finish, and a job page drew it no sooner. And so
+    does why a waiting job waits (`waiting`'s note: a dispatcher started, or crashed)."""
+    said = zlib.crc32(json.dumps([notes, (waiting or {}).get("note")]).encode())
     return (f"{status}.{progress['done']}.{progress['running']}.{progress['n_trials']}."
             f"{progress['failed']}.{said:x}")
 
@@ -203,9 +206,10 @@ async def job_events(job: TeamJob, request: Request,
     poll = request.app.state.settings.poll_s
     job_id = job.id
 
-    def brief() -> dict[str, Any]:  # the job row only: cheap enough to poll
+    def brief() -> dict[str, Any]:  # the job row (and, while it waits, why): cheap to poll
         with sessions() as s:
-            return job_brief(get_job(s, job_id))
+            job = get_job(s, job_id)
+            return {**job_brief(job), "waiting": job_waiting(s, job)}
 
     def full() -> dict[str, Any]:
         with sessions() as s:
@@ -226,12 +230,13 @@ async def job_events(job: TeamJob, request: Request,
                 return
             await asyncio.sleep(poll)
             continue
-        event_id = _event_id(current["status"], current["progress"], current["notes"])
+        event_id = _event_id(current["status"], current["progress"], current["notes"],
+                             current["waiting"])
         if event_id != last:
             last = event_id
             yield ServerSentEvent(event="progress", id=event_id, data={
                 "id": job_id, "status": current["status"], "progress": current["progress"],
-                "notes": current["notes"]})
+                "notes": current["notes"], "waiting": current["waiting"]})
         if current["status"] in FINAL_STATUSES:
             final = await run_in_threadpool(full)
             yield ServerSentEvent(event="end", id=f"end.{event_id}",

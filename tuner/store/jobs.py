@@ -20,6 +20,7 @@ from tuner.confirm import job_confirm_reserve
 from tuner.errors import JobIdAmbiguous, JobNotFound
 from tuner.spec import TRAINING_FORMAT, JobSpec
 from tuner.store.auth import team_name
+from tuner.store.dispatchers import job_waiting
 from tuner.store.models import (
     FINAL_STATUSES,
     Job,
@@ -345,6 +346,7 @@ def job_summary(s: Session, job: Job) -> dict[str, Any]:
         "best": trial_json(best_row, with_steps=False) if best_row else None,
         "by_optimizer": best_per_family(rows, job.task.direction), "spec": job.spec,
         "failed_reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "waiting": job_waiting(s, job),
     }
 
 

@@ -271,3 +271,20 @@ class TrialStep(Base):
     val_loss: Mapped[float | None] = mapped_column(Float, default=None)
     lr: Mapped[float | None] = mapped_column(Float, default=None)
     elapsed_s: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class DispatcherRecord(Base):
+    """A dispatcher process, as it last said of itself: what tells a queued job's submitter
+    whether anything will run it (`tuner.store.dispatchers`). `seen_at` moves on while it runs
+    (claiming, or watching a job); a stop or a crash is written as it ends. One row per process
+    (`owner`, as its job leases name it); ended rows are pruned after a week."""
+
+    __tablename__ = "tuner_dispatchers"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # running | stopped | crashed
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    error: Mapped[str | None] = mapped_column(NulFreeText, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -391,6 +391,8 @@ async function jobPage() {
       el("p", { id: "job-answer", class: `headline ${answer ? answerClass(answer) : "none"}`, hidden: !answer?.in_short },
          answer?.in_short ? `The answer at this job's budget and data split (every job of the task there): ${answer.in_short}` : ""),
       ...(j.error ? [el("p", { id: "job-error", class: "status failed" }, j.error)] : []),
+      // why a queued job waits (no dispatcher running, or every one busy), until it runs
+      ...(j.waiting && !FINAL.includes(j.status) ? [el("p", { id: "job-waiting", class: "waiting" }, j.waiting.note)] : []),
       el("ul", { class: "notes" }, ...(j.notes || []).map((n) => el("li", {}, n)),
          // the confirmation race's note once it has ended (its runs, the families given a
          // second look, why it stopped), as `tuner status` prints it
@@ -431,7 +433,7 @@ async function jobPage() {
     const again = throttled(show);
     follow(`/v1/jobs/${id}/events`, (event, d) => {
       const { done, failed } = job.progress;
-      job = event === "end" ? d : { ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes };
+      job = event === "end" ? d : { ...job, status: d.status, progress: d.progress, notes: d.notes ?? job.notes, waiting: d.waiting };
       render(job);
       if (event === "end") readAnswer().then(() => render(job));
       if (event === "end" || job.progress.done !== done || job.progress.failed !== failed) again();
