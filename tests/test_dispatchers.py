@@ -4,7 +4,11 @@ starts again instead of leaving the API taking jobs that nothing runs."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from typing import Any
@@ -213,3 +217,41 @@ def test_tuner_status_prints_why_a_job_waits(capsys: pytest.CaptureFixture[str])
     print_job(job)
     out = capsys.readouterr().out
     assert "waiting: No dispatcher has ever run on this database. Start one." in out
+
+
+def test_tuner_submit_wait_says_why_the_job_waits_and_again_when_that_changes(
+        migrated_url: str, tmp_path: Any) -> None:
+    from tests.test_hostile import serving
+
+    with session_factory(migrated_url)() as s:
+        key = create_api_key(s, get_or_create_team(s, "t"))
+        s.commit()
+    spec = tmp_path / "one.json"
+    spec.write_text(json.dumps(ONE))
+    with serving(migrated_url, poll_s=0.1) as url:
+        env = {**os.environ, "TUNER_URL": url, "TUNER_API_KEY": key,
+               "TUNER_HOME": str(tmp_path), "COLUMNS": "400"}
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "submit", str(spec), "--wait"],
+                                env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                                  daemon=True)  # type: ignore[union-attr]
+        reader.start()
+
+        def said() -> list[str]:
+            return [" ".join(line.split()) for line in list(lines)
+                    if line.startswith("waiting:")]
+
+        wait_for(lambda: len(said()) == 1, 60, "the first word of why it waits")
+        with session_factory(migrated_url)() as s:
+            dispatcher_seen(s, "host:8:y")
+        wait_for(lambda: len(said()) == 2, 30, "the word that a dispatcher started")
+        c = Client(url, key)
+        c.cancel(c.jobs()["data"][0]["id"])
+        assert proc.wait(60) == 1  # the job did not complete (cancelled)
+        reader.join(10)
+    assert said() == [
+        "waiting: No dispatcher has ever run on this database. Start one (`tuner dispatcher` on "
+        "this database, or `tuner serve`, which runs one) and it runs the job.",
+        "waiting: 1 dispatcher is running, 1 of them free: it is claimed within seconds."], lines
