@@ -82,8 +82,9 @@ class Waiting(BaseModel):
 
     ahead: int = Field(description="jobs that are claimed before it (one queue serves every team)")
     dispatchers: dict[str, int] = Field(description=(
-        "dispatchers `running` now (each said so within the last 90 s) and how many of them "
-        "are `busy` with a job (each runs one at a time)"))
+        "dispatchers `running` now (each said so within the last 90 s), how many of them are "
+        "`busy` with a job (each runs one at a time), and how many are `blocked`: running but "
+        "unable to start a trial now (Ray down; the `note` says why)"))
     last_dispatcher: dict[str, Any] | None = Field(description=(
         "the dispatcher heard from last: its `state` (running, stopped, crashed, or gone: "
         "unheard from for 90 s without saying it ended), `seen_at`, and the `error` it crashed "

@@ -50,7 +50,7 @@ def test_a_queued_job_says_whether_anything_will_run_it(migrated_url: str) -> No
     first, second = queue(url, ONE), queue(url, ONE)
     w = _waiting(url, second)
     assert w is not None and w["ahead"] == 1 and w["last_dispatcher"] is None
-    assert w["dispatchers"] == {"running": 0, "busy": 0}
+    assert w["dispatchers"] == {"running": 0, "busy": 0, "blocked": 0}
     assert w["note"] == ("1 job waits ahead of it. No dispatcher has ever run on this database. "
                          "Start one (`tuner dispatcher` on this database, or `tuner serve`, "
                          "which runs one) and it runs the job.")
@@ -59,7 +59,7 @@ def test_a_queued_job_says_whether_anything_will_run_it(migrated_url: str) -> No
     with sessions() as s:
         dispatcher_seen(s, "host:1:a", now)
     w = _waiting(url, second, now)
-    assert w is not None and w["dispatchers"] == {"running": 1, "busy": 0}
+    assert w is not None and w["dispatchers"] == {"running": 1, "busy": 0, "blocked": 0}
     assert w["note"] == ("1 job waits ahead of it. 1 dispatcher is running, 1 of them free: it "
                          "is claimed within seconds.")
     with sessions() as s:
@@ -67,10 +67,21 @@ def test_a_queued_job_says_whether_anything_will_run_it(migrated_url: str) -> No
     assert claimed is not None and claimed.id == first
     assert _waiting(url, first, now) is None  # being run
     w = _waiting(url, second, now)
-    assert w is not None and w["ahead"] == 0 and w["dispatchers"] == {"running": 1, "busy": 1}
+    assert w is not None and w["ahead"] == 0 and w["dispatchers"] == {"running": 1, "busy": 1, "blocked": 0}
     assert w["note"] == ("1 dispatcher is running, busy with another job (a dispatcher runs one "
                          "job at a time): it runs when one is free, or when another dispatcher "
                          "starts.")
+    # Running, but unable to start a trial (Ray down): the queue says so, and why.
+    with sessions() as s:
+        dispatcher_seen(s, "host:1:a", now, "the local Ray's raylet process ended")
+    w = _waiting(url, second, now)
+    assert w is not None and w["dispatchers"] == {"running": 1, "busy": 1, "blocked": 1}
+    assert w["note"] == ("1 dispatcher is running, but cannot start a trial now: the local "
+                         "Ray's raylet process ended. It takes the job once it can (it tries "
+                         "again, backing off to a minute), or another dispatcher does.")
+    with sessions() as s:
+        dispatcher_seen(s, "host:1:a", now)  # Ray back
+    assert "busy with another job" in _waiting(url, second, now)["note"]  # type: ignore[index]
     # Unheard from past ALIVE_WITHIN_S (killed outright: it said nothing), its lease run out:
     # the job it ran waits to be claimed again, ahead of the other.
     later = now + timedelta(seconds=ALIVE_WITHIN_S + 1)
@@ -181,7 +192,7 @@ def test_the_api_says_why_a_job_waits_and_its_events_say_when_that_changes(
     with serving(migrated_url, poll_s=0.1) as url:
         c = Client(url, key)
         job = c.job(job_id)
-        assert job["waiting"]["dispatchers"] == {"running": 0, "busy": 0}
+        assert job["waiting"]["dispatchers"] == {"running": 0, "busy": 0, "blocked": 0}
         assert job["waiting"]["note"].startswith("No dispatcher has ever run on this database.")
         # The event stream says it, and says it again when it changes (a dispatcher started).
         seen: list[str] = []

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -174,3 +175,69 @@ def test_serve_on_a_port_in_use_stops_before_it_starts_anything(tmp_path: Path) 
             assert f"error: cannot serve on 127.0.0.1:{port}: Address already in use" in said
             assert "Traceback" not in said and "Ray" not in said
     assert not (tmp_path / "home").exists() and not (tmp_path / "tuner.db").exists()
+
+
+def _raylet_of(pid: int) -> Any:
+    import psutil
+
+    return next(p for p in psutil.Process(pid).children(recursive=True)
+                if "raylet" in " ".join(p.cmdline()[:1]))
+
+
+def test_serve_starts_its_local_ray_again_when_its_raylet_dies(tmp_path: Path) -> None:
+    """The local Ray that `tuner serve` started loses its raylet (the OOM killer, say): the
+    job it ran is handed back, Ray is started again (before any job is claimed: the loop
+    checks Ray first), and the job resumes and completes. (Every job claimed after the raylet died failed at
+    once, its spec blamed: "1.0 CPUs per trial but the Ray cluster has 0".)"""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TUNER_") and k != "RAY_ADDRESS"}  # its own local Ray
+    env.update(TUNER_HOME=str(tmp_path / "home"), TUNER_URL=f"http://127.0.0.1:{port}",
+               TUNER_POLL_S="0.3", TUNER_HEARTBEAT_INTERVAL="1", TUNER_GRACE_PERIOD="3",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:  # not a pipe: a dying raylet's dump would fill it
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "serve", "--port", str(port),
+                                 "--num-cpus", "1"], cwd=tmp_path, env=env, text=True,
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < end, log.read_text()
+            time.sleep(0.3)
+        waits = tmp_path / "waits.json"
+        waits.write_text(json.dumps({**SLEEPS, "training": {"epochs": 3},
+                                     "budget": {"n_trials": 2, "parallelism": 1}}))
+        from tuner.client import Client
+
+        key = json.loads((tmp_path / "home" / "credentials.json").read_text())[env["TUNER_URL"]]
+        client = Client(env["TUNER_URL"], key)
+        job_id = client.submit(json.loads(waits.read_text()))["id"]
+
+        def status(job: str) -> dict[str, Any]:
+            return dict(client.job(job))
+
+        end = time.monotonic() + 120
+        while status(job_id)["progress"]["running"] < 1:  # a trial is on the raylet
+            assert time.monotonic() < end, log.read_text()
+            time.sleep(0.5)
+        _raylet_of(proc.pid).kill()
+        end = time.monotonic() + 180
+        while (job := status(job_id))["status"] == "running":
+            assert proc.poll() is None and time.monotonic() < end, log.read_text()
+            time.sleep(0.5)
+        assert job["status"] == "completed", (job["error"], log.read_text())
+        assert job["progress"]["done"] == 2
+        said = log.read_text()
+        assert f"job {job_id}: Ray failed under its watch (the local Ray's raylet process " \
+               "ended); handing it back" in said
+        assert "starting the local Ray again" in said and "the local Ray is running again" in said
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(90)
+    assert proc.returncode == 0, log.read_text()[-3000:]

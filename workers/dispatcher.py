@@ -155,6 +155,37 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
 
 
+class RayDown(TunerError):
+    """The Ray this dispatcher runs trials on cannot run them now: not the job's fault."""
+
+
+def _local_ray_node() -> Any:
+    """The Ray node this process started itself (a local Ray: `ensure_ray` without an
+    address), or None (joined a cluster, or none)."""
+    from ray._private import worker as ray_worker
+
+    node = getattr(ray_worker, "_global_node", None)
+    return node if node is not None and getattr(node, "all_processes", None) else None
+
+
+def ray_problem() -> str | None:
+    """Why Ray cannot run trials now, or None: a process of the local Ray this process started
+    has ended (its raylet killed: by the OOM killer, say), or the cluster has no live node, or
+    does not answer. (A job claimed then failed at once, blaming its spec: "1.0 CPUs per trial
+    but the Ray cluster has 0", and every queued job after it the same.)"""
+    import ray
+
+    node = _local_ray_node()
+    dead = sorted({name for name, _ in node.dead_processes()}) if node is not None else []
+    if dead:
+        return f"the local Ray's {', '.join(dead)} process ended"
+    try:
+        alive = any(n.get("Alive") for n in ray.nodes())  # type: ignore[no-untyped-call]
+    except Exception as exc:
+        return f"the Ray cluster does not answer ({type(exc).__name__}: {first_line(exc)})"
+    return None if alive else "the Ray cluster has no live node"
+
+
 class RayUnreachable(TunerError):
     """The Ray cluster named by RAY_ADDRESS (or --ray-address) does not answer."""
 
@@ -262,6 +293,7 @@ class Dispatcher:
         self.jobs_run: list[str] = []
         self.crashes: dict[str, int] = {}
         self._seen_next = 0.0  # when `_seen` next writes (monotonic)
+        self._ray_down: str | None = None  # why Ray cannot run trials, while it cannot
 
     # main loop ------------------------------------------------------------------------------
     def run(self, *, once: bool = False) -> list[str]:
@@ -283,8 +315,14 @@ class Dispatcher:
         return self.jobs_run
 
     def _loop(self, once: bool) -> None:
-        outage = 0  # claims in a row that met the database down, past their retries
+        outage = 0  # claims in a row that met the database (or Ray) down, past their retries
         while not self.stop_event.is_set():
+            if (problem := self._ray_ready()) is not None:
+                # No job is claimed that Ray cannot run (each failed at once, blamed on its
+                # spec); the queue waits, and says why (`tuner.store.dispatchers`).
+                outage += 1
+                self._wait_out(outage, RayDown(problem))
+                continue
             try:
                 self._seen()
                 job = self._claim()
@@ -306,12 +344,13 @@ class Dispatcher:
             try:
                 self.run_job(job)  # disposes the job's Optuna storage when it returns
             except Exception as exc:  # never leave a job running without an owner
-                if transient(exc):
-                    # The database, past its retries: not the job's fault, never counted
-                    # against it. Hand it back (or, the database still down, claim it again
-                    # once it is back: a job leased to us is ours to claim) and wait.
-                    log.warning("job %s: the database failed under its watch (%s); handing it "
-                                "back", job.id, first_line(exc))
+                if transient(exc) or isinstance(exc, RayDown):
+                    # The database past its retries, or Ray gone: not the job's fault, never
+                    # counted against it. Hand it back (or, the database still down, claim it
+                    # again once it is back: a job leased to us is ours to claim) and wait.
+                    log.warning("job %s: %s under its watch (%s); handing it back", job.id,
+                                "Ray failed" if isinstance(exc, RayDown) else
+                                "the database failed", first_line(exc))
                     try:
                         self._release(job.id)
                     except Exception as again:
@@ -348,7 +387,7 @@ class Dispatcher:
         self._seen_next = time.monotonic() + SEEN_EVERY_S
         try:
             with transaction(self.sessions) as s:
-                dispatcher_seen(s, self.config.owner, self.config.clock())
+                dispatcher_seen(s, self.config.owner, self.config.clock(), self._ray_down)
         except Exception as exc:
             log.debug("could not say this dispatcher runs: %s", first_line(exc))
 
@@ -362,14 +401,41 @@ class Dispatcher:
                         "crashed" if error else "stopped", first_line(exc))
 
     def _wait_out(self, outage: int, exc: BaseException) -> None:
-        """The database is down past `with_retries`' attempts (the `outage`-th time in a row):
-        wait, backing off to a minute, and go on. (The loop ended there: a `tuner dispatcher`
-        exited, and `tuner serve`'s dispatcher thread died while its API went on taking jobs
-        that nothing would run.)"""
+        """The database is down past `with_retries`' attempts, or Ray cannot run trials
+        (`RayDown`), the `outage`-th time in a row: wait, backing off to a minute, and go on.
+        (The loop ended there: a `tuner dispatcher` exited, and `tuner serve`'s dispatcher
+        thread died while its API went on taking jobs that nothing would run.)"""
         wait = min(self.config.poll_s * 2 ** outage, OUTAGE_WAIT_MAX_S)
-        log.warning("the database cannot be reached (%s); trying again in %.0f s",
-                    first_line(exc), wait)
+        log.warning("%s (%s); trying again in %.0f s",
+                    "Ray cannot run trials" if isinstance(exc, RayDown) else
+                    "the database cannot be reached", first_line(exc), wait)
         self.stop_event.wait(wait)
+
+    def _ray_ready(self) -> str | None:
+        """None when Ray can run trials; else why not. A local Ray this process started, one
+        of whose processes ended (its raylet killed), is started again first: its workers died
+        with it, and the jobs they ran are handed back and resumed."""
+        import ray
+
+        problem = ray_problem()
+        if problem is not None and _local_ray_node() is not None:
+            log.warning("%s: starting the local Ray again", problem)
+            first = problem
+            try:
+                ray.shutdown()  # stops what is left of it
+                ensure_ray(None, self.config.num_cpus)
+                problem = ray_problem()
+                if problem is None:
+                    log.warning("the local Ray is running again")
+            except Exception as exc:
+                problem = (f"{first}; starting it again failed ({type(exc).__name__}: "
+                           f"{first_line(exc)})")
+        if problem != self._ray_down:
+            if problem is None:
+                log.warning("Ray can run trials again")
+            self._ray_down = problem
+            self._seen(now=True)  # the queue's waiting jobs say why, or no longer
+        return problem
 
     def _claim(self) -> Job | None:
         cfg = self.config
@@ -461,6 +527,8 @@ class Dispatcher:
         last_running = -1
         self._launch(w)
         while True:
+            if (problem := ray_problem()) is not None:  # its workers are gone with it
+                raise RayDown(problem)
             lease_held = self._renew(job.id)
             self._seen()
             current = self._job(job.id) if lease_held else None
@@ -897,6 +965,8 @@ class Dispatcher:
     def _infeasible(cpus: float, gpus: float) -> str | None:
         import ray
 
+        if (problem := ray_problem()) is not None:  # a cluster gone has no resources either
+            raise RayDown(problem)
         total: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
         if cpus > total.get("CPU", 0):
             return (f"resources.cpus_per_trial: {cpus} CPUs per trial but the Ray cluster has "

@@ -30,13 +30,17 @@ KEPT_FOR = timedelta(days=7)
 RUNNING, STOPPED, CRASHED = "running", "stopped", "crashed"
 
 
-def dispatcher_seen(s: Session, owner: str, now: datetime | None = None) -> None:
-    """`owner` is running (its first call: it has started). Commits."""
+def dispatcher_seen(s: Session, owner: str, now: datetime | None = None,
+                    problem: str | None = None) -> None:
+    """`owner` is running (its first call: it has started); `problem`: why it cannot start
+    trials now (Ray down), kept as its `error` while it runs. Commits."""
     now = now or utcnow()
+    problem = problem[:2000] if problem else None
     res = s.execute(update(DispatcherRecord).where(DispatcherRecord.owner == owner)
-                    .values(seen_at=now, state=RUNNING, error=None, ended_at=None))
+                    .values(seen_at=now, state=RUNNING, error=problem, ended_at=None))
     if res.rowcount == 0:  # type: ignore[attr-defined]
-        s.add(DispatcherRecord(owner=owner, started_at=now, seen_at=now, state=RUNNING))
+        s.add(DispatcherRecord(owner=owner, started_at=now, seen_at=now, state=RUNNING,
+                               error=problem))
     s.commit()
 
 
@@ -79,8 +83,12 @@ def job_waiting(s: Session, job: Job, now: datetime | None = None) -> dict[str, 
     if job.status not in ("queued", "running"):
         return None
     alive_since = now - timedelta(seconds=ALIVE_WITHIN_S)
-    alive = s.scalar(select(func.count()).select_from(DispatcherRecord).where(
-        DispatcherRecord.state == RUNNING, DispatcherRecord.seen_at >= alive_since)) or 0
+    latest = select(DispatcherRecord).order_by(DispatcherRecord.seen_at.desc())
+    running = list(s.scalars(latest.where(DispatcherRecord.state == RUNNING,
+                                          DispatcherRecord.seen_at >= alive_since)))
+    # Running, but unable to start a trial now (Ray down): they say why as their `error`.
+    blocked = [r for r in running if r.error]
+    alive = len(running)
     busy = s.scalar(select(func.count(func.distinct(Job.claimed_by))).where(
         Job.status == "running", Job.claimed_by.is_not(None), Job.lease_until >= now)) or 0
     ahead = s.scalar(select(func.count()).select_from(Job).where(
@@ -89,16 +97,19 @@ def job_waiting(s: Session, job: Job, now: datetime | None = None) -> dict[str, 
             (Job.status == "running") & (or_(Job.claimed_by.is_(None),
                                              Job.lease_until < now))))) or 0
     # The dispatcher heard from last: a running one before any that has ended since.
-    latest = select(DispatcherRecord).order_by(DispatcherRecord.seen_at.desc()).limit(1)
-    last = (s.scalars(latest.where(DispatcherRecord.state == RUNNING,
-                                   DispatcherRecord.seen_at >= alive_since)).first()
-            if alive else None) or s.scalars(latest).first()
+    last = running[0] if running else s.scalars(latest.limit(1)).first()
     lead = ("Its dispatcher let it go (stopped, or lost), so it waits to be claimed again, "
             "and resumes where it stopped. " if job.status == "running" else "")
     ahead_words = (f"{ahead} job{'s' if ahead != 1 else ''} wait{'s' if ahead == 1 else ''} "
                    f"ahead of it. " if ahead else "")
-    if alive:
-        idle = max(alive - busy, 0)
+    if alive and len(blocked) == alive:
+        these = ("1 dispatcher is running" if alive == 1 else
+                 f"{alive} dispatchers are running")
+        note = (f"{ahead_words}{these}, but cannot start a trial now: {blocked[0].error}. It "
+                f"takes the job once it can (it tries again, backing off to a minute), or "
+                f"another dispatcher does.")
+    elif alive:
+        idle = max(alive - busy - len(blocked), 0)
         if idle:
             note = (f"{ahead_words}{alive} dispatcher{'s are' if alive != 1 else ' is'} "
                     f"running, {idle} of them free: it is claimed within seconds"
@@ -121,7 +132,8 @@ def job_waiting(s: Session, job: Job, now: datetime | None = None) -> dict[str, 
             how = (f"the last one was last heard from at {_when(seen)} and has said nothing "
                    f"since (killed, or cut off from the database)")
         note = f"{ahead_words}No dispatcher is running: {how}. {_start_one()}"
-    return {"ahead": ahead, "dispatchers": {"running": alive, "busy": min(busy, alive)},
+    return {"ahead": ahead, "dispatchers": {"running": alive, "busy": min(busy, alive),
+                                            "blocked": len(blocked)},
             "last_dispatcher": None if last is None else {
                 "state": last.state if alive or last.state != RUNNING else "gone",
                 "seen_at": aware(last.seen_at), "error": last.error},
