@@ -170,11 +170,11 @@ def _follow(c: Any, job: dict[str, Any]) -> dict[str, Any]:
 
         def update(ev: dict[str, Any]) -> None:
             nonlocal said, waiting
-            note = (ev.get("waiting") or {}).get("note")
-            if note and note != waiting:  # why it is not running: said again when that changes
-                bar.console.print(f"[yellow]waiting:[/yellow] {esc(note)}", highlight=False,
+            why = (ev.get("waiting") or {}).get("note")
+            if why and why != waiting:  # why it is not running: said again when that changes
+                bar.console.print(f"[yellow]waiting:[/yellow] {esc(why)}", highlight=False,
                                   markup=True)
-            waiting = note
+            waiting = why
             if ev.get("notes") and ev["notes"] != said:  # the job's start ordered its sweep
                 for note in ev["notes"]:
                     if note not in said:

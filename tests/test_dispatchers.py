@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import cli.servers
 import workers.dispatcher
@@ -29,8 +29,8 @@ from tuner.store.dispatchers import (
     dispatcher_seen,
     job_waiting,
 )
-from tuner.store.jobs import claim_job, get_job, request_cancel
-from tuner.store.models import DispatcherRecord, utcnow
+from tuner.store.jobs import claim_job, get_job, release_leases, request_cancel
+from tuner.store.models import DispatcherRecord, Job, utcnow
 
 ONE = _merge(SLEEPS, training={"epochs": 1}, budget={"n_trials": 1})
 
@@ -56,6 +56,16 @@ def test_a_queued_job_says_whether_anything_will_run_it(migrated_url: str) -> No
                          "which runs one) and it runs the job.")
     sessions = session_factory(url)
     now = utcnow()
+    # A dispatcher of a release before revision 0016 writes no row, but its lease says it runs.
+    with sessions() as s:
+        assert claim_job(s, "old:1:x", 60, now=now) is not None
+    w = _waiting(url, second, now)
+    assert w is not None and w["dispatchers"] == {"running": 1, "busy": 1, "blocked": 0}
+    assert w["note"].startswith("1 dispatcher is running, busy with another job")
+    with sessions() as s:
+        release_leases(s, "old:1:x")
+        s.execute(update(Job).where(Job.id == first).values(status="queued", started_at=None))
+        s.commit()
     with sessions() as s:
         dispatcher_seen(s, "host:1:a", now)
     w = _waiting(url, second, now)

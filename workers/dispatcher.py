@@ -161,11 +161,13 @@ class RayDown(TunerError):
 
 def _local_ray_node() -> Any:
     """The Ray node this process started itself (a local Ray: `ensure_ray` without an
-    address), or None (joined a cluster, or none)."""
+    address), or None (joined a cluster, or none). Ray's own private handle on it (stable since
+    Ray 1.x); were it renamed, only the cluster check of `ray_problem` would be left."""
     from ray._private import worker as ray_worker
 
     node = getattr(ray_worker, "_global_node", None)
-    return node if node is not None and getattr(node, "all_processes", None) else None
+    return node if getattr(node, "all_processes", None) and \
+        hasattr(node, "dead_processes") else None
 
 
 def ray_problem() -> str | None:
@@ -417,6 +419,11 @@ class Dispatcher:
         with it, and the jobs they ran are handed back and resumed."""
         import ray
 
+        if not ray.is_initialized():  # shut down by a start again that then failed
+            try:
+                ensure_ray(self.config.ray_address, self.config.num_cpus)
+            except Exception as exc:
+                log.warning("Ray could not be started: %s", first_line(exc))
         problem = ray_problem()
         if problem is not None and _local_ray_node() is not None:
             log.warning("%s: starting the local Ray again", problem)

@@ -88,9 +88,12 @@ def job_waiting(s: Session, job: Job, now: datetime | None = None) -> dict[str, 
                                           DispatcherRecord.seen_at >= alive_since)))
     # Running, but unable to start a trial now (Ray down): they say why as their `error`.
     blocked = [r for r in running if r.error]
-    alive = len(running)
-    busy = s.scalar(select(func.count(func.distinct(Job.claimed_by))).where(
-        Job.status == "running", Job.claimed_by.is_not(None), Job.lease_until >= now)) or 0
+    holders = set(s.scalars(select(Job.claimed_by).distinct().where(
+        Job.status == "running", Job.claimed_by.is_not(None), Job.lease_until >= now)))
+    # A dispatcher holding a job's lease runs, whether it said so or not (one of a release
+    # before revision 0016 writes no row; a rolling deploy runs both).
+    alive = len({r.owner for r in running} | holders)
+    busy = len(holders)
     ahead = s.scalar(select(func.count()).select_from(Job).where(
         Job.id != job.id, Job.created_at < job.created_at,
         or_(Job.status == "queued",
