@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -14,6 +14,27 @@ from cli.common import DbUrl, err, esc, resolve_db_url, user_errors
 
 if TYPE_CHECKING:
     from workers.dispatcher import Dispatcher
+
+
+def start_again(why: BaseException) -> NoReturn:
+    """The local Ray of this command lost a process (`workers.dispatcher.LocalRayLost`; its
+    jobs are handed back): end what is left of that Ray, and run this same command again in
+    this process (exec: the same pid, arguments and environment), with a new Ray. Ray cannot
+    be started again in place: shutting down a driver whose raylet died may end the process."""
+    import sys
+
+    from workers.dispatcher import local_ray_node
+
+    err.print(f"{esc(str(why))}: starting this command again, with a new Ray (its jobs were "
+              "handed back and resume)", highlight=False)
+    try:  # plain kills of its processes: no word to the dead raylet
+        if (node := local_ray_node()) is not None:
+            node.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+    except Exception as exc:
+        err.print(f"could not end the local Ray's processes: {esc(str(exc))}", highlight=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def dispatcher(
@@ -55,7 +76,12 @@ def dispatcher(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    ran = d.run(once=once)
+    from workers.dispatcher import LocalRayLost
+
+    try:
+        ran = d.run(once=once)
+    except LocalRayLost as exc:
+        start_again(exc)
     err.print(f"dispatcher {d.config.owner} ran {len(ran)} job(s)")
 
 
@@ -151,10 +177,14 @@ def _supervised(d: Dispatcher) -> None:
 
     log = logging.getLogger("tuner.serve")
     wait, most = RESTART_WAIT_S
+    from workers.dispatcher import LocalRayLost
+
     while not d.stop_event.is_set():
         try:
             d.run()
             return
+        except LocalRayLost as exc:
+            start_again(exc)
         except Exception:
             log.exception("the dispatcher ended on an error; it starts again in %.0f s (the API "
                           "goes on taking jobs meanwhile)", wait)

@@ -159,7 +159,7 @@ class RayDown(TunerError):
     """The Ray this dispatcher runs trials on cannot run them now: not the job's fault."""
 
 
-def _local_ray_node() -> Any:
+def local_ray_node() -> Any:
     """The Ray node this process started itself (a local Ray: `ensure_ray` without an
     address), or None (joined a cluster, or none). Ray's own private handle on it (stable since
     Ray 1.x); were it renamed, only the cluster check of `ray_problem` would be left."""
@@ -177,7 +177,7 @@ def ray_problem() -> str | None:
     but the Ray cluster has 0", and every queued job after it the same.)"""
     import ray
 
-    node = _local_ray_node()
+    node = local_ray_node()
     dead = sorted({name for name, _ in node.dead_processes()}) if node is not None else []
     if dead:
         return f"the local Ray's {', '.join(dead)} process ended"
@@ -186,6 +186,15 @@ def ray_problem() -> str | None:
     except Exception as exc:
         return f"the Ray cluster does not answer ({type(exc).__name__}: {first_line(exc)})"
     return None if alive else "the Ray cluster has no live node"
+
+
+class LocalRayLost(RayDown):
+    """A process of the local Ray this process started has ended. Ray cannot be started again
+    in this process: `ray.shutdown()` of a driver whose raylet is dead may end the process
+    outright (Ray exits it when the driver's goodbye meets the dead raylet: "Exiting because
+    the Raylet IPC connection failed and the local Raylet is dead"), as it did to one `tuner
+    serve` in four on 2026-12-07. The command starts itself again instead
+    (`cli.servers.start_again`)."""
 
 
 class RayUnreachable(TunerError):
@@ -414,29 +423,13 @@ class Dispatcher:
         self.stop_event.wait(wait)
 
     def _ray_ready(self) -> str | None:
-        """None when Ray can run trials; else why not. A local Ray this process started, one
-        of whose processes ended (its raylet killed), is started again first: its workers died
-        with it, and the jobs they ran are handed back and resumed."""
-        import ray
-
-        if not ray.is_initialized():  # shut down by a start again that then failed
-            try:
-                ensure_ray(self.config.ray_address, self.config.num_cpus)
-            except Exception as exc:
-                log.warning("Ray could not be started: %s", first_line(exc))
+        """None when Ray can run trials; else why not (a cluster with no live node: waited
+        out). A local Ray this process started, one of whose processes ended (its raylet
+        killed), raises `LocalRayLost` once the job it ran has been handed back (`_loop`): the
+        command starts itself again, with a new Ray, and the job resumes."""
         problem = ray_problem()
-        if problem is not None and _local_ray_node() is not None:
-            log.warning("%s: starting the local Ray again", problem)
-            first = problem
-            try:
-                ray.shutdown()  # stops what is left of it
-                ensure_ray(None, self.config.num_cpus)
-                problem = ray_problem()
-                if problem is None:
-                    log.warning("the local Ray is running again")
-            except Exception as exc:
-                problem = (f"{first}; starting it again failed ({type(exc).__name__}: "
-                           f"{first_line(exc)})")
+        if problem is not None and local_ray_node() is not None:
+            raise LocalRayLost(problem)
         if problem != self._ray_down:
             if problem is None:
                 log.warning("Ray can run trials again")
