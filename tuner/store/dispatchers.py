@@ -30,17 +30,22 @@ KEPT_FOR = timedelta(days=7)
 RUNNING, STOPPED, CRASHED = "running", "stopped", "crashed"
 
 
+def _say(s: Session, owner: str, now: datetime, state: str, error: str | None,
+         ended_at: datetime | None) -> None:
+    """`owner`'s row as it says now: updated, or made (its first word: it has started then)."""
+    values: dict[str, Any] = dict(seen_at=now, state=state, error=error[:2000] if error else None,
+                                  ended_at=ended_at)
+    res = s.execute(update(DispatcherRecord).where(DispatcherRecord.owner == owner)
+                    .values(**values))
+    if res.rowcount == 0:  # type: ignore[attr-defined]
+        s.add(DispatcherRecord(owner=owner, started_at=now, **values))
+
+
 def dispatcher_seen(s: Session, owner: str, now: datetime | None = None,
                     problem: str | None = None) -> None:
     """`owner` is running (its first call: it has started); `problem`: why it cannot start
     trials now (Ray down), kept as its `error` while it runs. Commits."""
-    now = now or utcnow()
-    problem = problem[:2000] if problem else None
-    res = s.execute(update(DispatcherRecord).where(DispatcherRecord.owner == owner)
-                    .values(seen_at=now, state=RUNNING, error=problem, ended_at=None))
-    if res.rowcount == 0:  # type: ignore[attr-defined]
-        s.add(DispatcherRecord(owner=owner, started_at=now, seen_at=now, state=RUNNING,
-                               error=problem))
+    _say(s, owner, now or utcnow(), RUNNING, problem, None)
     s.commit()
 
 
@@ -48,12 +53,7 @@ def dispatcher_ended(s: Session, owner: str, error: str | None = None,
                      now: datetime | None = None) -> None:
     """`owner` has stopped, or crashed on `error`; ended rows older than `KEPT_FOR` go. Commits."""
     now = now or utcnow()
-    values: dict[str, Any] = dict(seen_at=now, ended_at=now, state=CRASHED if error else STOPPED,
-                                  error=error[:2000] if error else None)
-    res = s.execute(update(DispatcherRecord).where(DispatcherRecord.owner == owner)
-                    .values(**values))
-    if res.rowcount == 0:  # type: ignore[attr-defined]
-        s.add(DispatcherRecord(owner=owner, started_at=now, **values))
+    _say(s, owner, now, CRASHED if error else STOPPED, error, now)
     s.execute(delete(DispatcherRecord).where(DispatcherRecord.seen_at < now - KEPT_FOR))
     s.commit()
 
